@@ -1,0 +1,314 @@
+//! The named actions menus use: effects (which change something, inside the hop's
+//! transaction) and reads. Each is plain SQL over sqlx.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::{
+    domain::{money::format_amount, Language, Phone},
+    engine::Vars,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("unknown action {0:?}")]
+    Unknown(String),
+    #[error("action {action} needs {var}")]
+    MissingVar { action: String, var: &'static str },
+    #[error("the caller has no household")]
+    NotRegistered,
+    #[error("project {0} is not open for pledges from this caller")]
+    ProjectNotOpen(i64),
+    #[error("no such community {0}")]
+    NoCommunity(i64),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl ActionError {
+    /// A text for the caller when the action cannot be done, if there is a specific one.
+    pub fn text_key(&self) -> Option<&'static str> {
+        match self {
+            ActionError::ProjectNotOpen(_) => Some("pledge.closed"),
+            _ => None,
+        }
+    }
+}
+
+/// Who asked, and how, for effects.
+pub struct EffectCtx<'a> {
+    pub phone: &'a Phone,
+    pub channel: &'static str,
+    /// Unique per (session, step): makes the effect happen once.
+    pub idempotency_key: &'a str,
+    pub language: Language,
+}
+
+fn var<'v>(vars: &'v Vars, action: &str, name: &'static str) -> Result<&'v str, ActionError> {
+    vars.get(name).map(String::as_str).ok_or_else(|| ActionError::MissingVar {
+        action: action.to_owned(),
+        var: name,
+    })
+}
+
+fn id_var(vars: &Vars, action: &str, name: &'static str) -> Result<i64, ActionError> {
+    var(vars, action, name)?.parse().map_err(|_| ActionError::MissingVar {
+        action: action.to_owned(),
+        var: name,
+    })
+}
+
+/// The caller's household and community, if registered.
+pub async fn household_of(conn: &mut PgConnection, phone: &Phone) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    let row = sqlx::query(
+        "select h.id, h.community_id from phones ph join households h on h.id = ph.household_id where ph.phone = $1",
+    )
+    .bind(phone.as_str())
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// Runs an effect inside the caller's transaction and returns the values it adds.
+pub async fn run_effect(
+    conn: &mut PgConnection,
+    ctx: &EffectCtx<'_>,
+    action: &str,
+    arg: Option<&str>,
+    vars: &Vars,
+) -> Result<Vars, ActionError> {
+    match action {
+        "set_language" => {
+            let lang = arg.and_then(|a| Language::from_str(a).ok()).ok_or(ActionError::MissingVar {
+                action: action.into(),
+                var: "arg",
+            })?;
+            sqlx::query(
+                "update households set language = $2
+                 where id = (select household_id from phones where phone = $1)",
+            )
+            .bind(ctx.phone.as_str())
+            .bind(lang.code())
+            .execute(&mut *conn)
+            .await?;
+            Ok(Vars::new())
+        }
+        "register" => {
+            let community = id_var(vars, action, "community_id")?;
+            if household_of(conn, ctx.phone).await?.is_some() {
+                // Registered meanwhile (another session): nothing to do.
+                return Ok(Vars::new());
+            }
+            let household: Option<i64> = sqlx::query_scalar(
+                "insert into households (community_id, language, registered_via)
+                 select id, $2, 'ussd' from communities where id = $1 returning id",
+            )
+            .bind(community)
+            .bind(ctx.language.code())
+            .fetch_optional(&mut *conn)
+            .await?;
+            let household = household.ok_or(ActionError::NoCommunity(community))?;
+            sqlx::query("insert into phones (phone, household_id) values ($1, $2)")
+                .bind(ctx.phone.as_str())
+                .bind(household)
+                .execute(&mut *conn)
+                .await?;
+            tracing::info!(phone = %ctx.phone, household, community, "household registered");
+            Ok(Vars::new())
+        }
+        "create_pledge" => {
+            let project = id_var(vars, action, "project_id")?;
+            let amount = Decimal::from_str(var(vars, action, "amount")?).map_err(|_| ActionError::MissingVar {
+                action: action.into(),
+                var: "amount",
+            })?;
+            let (household, community) = household_of(conn, ctx.phone).await?.ok_or(ActionError::NotRegistered)?;
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
+                 select p.id, $2, $3, $4, p.currency, $5, $6
+                 from projects p where p.id = $1 and p.community_id = $7 and p.status = 'open'
+                 on conflict (idempotency_key) do nothing
+                 returning id",
+            )
+            .bind(project)
+            .bind(household)
+            .bind(ctx.phone.as_str())
+            .bind(amount)
+            .bind(ctx.channel)
+            .bind(ctx.idempotency_key)
+            .bind(community)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if inserted.is_none() {
+                let exists: bool = sqlx::query_scalar("select exists (select 1 from pledges where idempotency_key = $1)")
+                    .bind(ctx.idempotency_key)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if !exists {
+                    return Err(ActionError::ProjectNotOpen(project));
+                }
+            } else {
+                tracing::info!(phone = %ctx.phone, project, amount = %amount, "pledge recorded");
+            }
+            project_total(&mut *conn, project).await
+        }
+        "request_callback" => {
+            let household = household_of(conn, ctx.phone).await?.map(|(h, _)| h);
+            sqlx::query(
+                "insert into callback_requests (phone, household_id, language, channel, idempotency_key)
+                 values ($1, $2, $3, $4, $5) on conflict (idempotency_key) do nothing",
+            )
+            .bind(ctx.phone.as_str())
+            .bind(household)
+            .bind(ctx.language.code())
+            .bind(ctx.channel)
+            .bind(ctx.idempotency_key)
+            .execute(&mut *conn)
+            .await?;
+            Ok(Vars::new())
+        }
+        "next_tip" => next_tip(conn, ctx).await,
+        other => Err(ActionError::Unknown(other.to_owned())),
+    }
+}
+
+/// Runs a read action.
+pub async fn run_read(pool: &PgPool, action: &str, vars: &Vars) -> Result<Vars, ActionError> {
+    match action {
+        "project_total" => {
+            let project = id_var(vars, action, "project_id")?;
+            let mut conn = pool.acquire().await?;
+            project_total(&mut conn, project).await
+        }
+        other => Err(ActionError::Unknown(other.to_owned())),
+    }
+}
+
+/// A project's figures from the `project_totals` view, formatted for a screen.
+pub async fn project_total(conn: &mut PgConnection, project: i64) -> Result<Vars, ActionError> {
+    let row = sqlx::query(
+        "select pledged, received, matched, matched_total, target, percent, currency
+         from project_totals where project_id = $1",
+    )
+    .bind(project)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(ActionError::ProjectNotOpen(project))?;
+    let mut out = Vars::new();
+    for name in ["pledged", "received", "matched", "matched_total", "target"] {
+        let v: Decimal = row.try_get(name)?;
+        out.insert(name.to_owned(), format_amount(v));
+    }
+    let percent: Decimal = row.try_get("percent")?;
+    out.insert("percent".into(), percent.normalize().to_string());
+    out.insert("currency".into(), row.try_get("currency")?);
+    Ok(out)
+}
+
+/// The next tip this household has not seen in the current round; a new round starts
+/// once every active tip was seen. Callers without a household get the first tip.
+async fn next_tip(conn: &mut PgConnection, ctx: &EffectCtx<'_>) -> Result<Vars, ActionError> {
+    let household = household_of(conn, ctx.phone).await?.map(|(h, _)| h);
+    let pick = |round_filter: bool| {
+        let sql = if round_filter {
+            "select t.id, t.text_tg, t.text_ru, t.text_en from tips t
+             where t.active and not exists (
+                 select 1 from tip_views v where v.household_id = $1 and v.round = $2 and v.tip_id = t.id)
+             order by t.position, t.id limit 1"
+        } else {
+            "select t.id, t.text_tg, t.text_ru, t.text_en from tips t where t.active order by t.position, t.id limit 1"
+        };
+        sqlx::query(sql)
+    };
+    let Some(household) = household else {
+        let row = pick(false).fetch_optional(&mut *conn).await?;
+        return Ok(tip_vars(row));
+    };
+    // Serialise concurrent sessions of one household on its row.
+    sqlx::query("select 1 from households where id = $1 for update")
+        .bind(household)
+        .execute(&mut *conn)
+        .await?;
+    let mut round: i32 = sqlx::query_scalar("select coalesce(max(round), 1) from tip_views where household_id = $1")
+        .bind(household)
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut row = pick(true).bind(household).bind(round).fetch_optional(&mut *conn).await?;
+    if row.is_none() {
+        round += 1;
+        row = pick(true).bind(household).bind(round).fetch_optional(&mut *conn).await?;
+    }
+    if let Some(r) = &row {
+        let tip: i64 = r.get(0);
+        sqlx::query("insert into tip_views (household_id, round, tip_id) values ($1, $2, $3) on conflict do nothing")
+            .bind(household)
+            .bind(round)
+            .bind(tip)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(tip_vars(row))
+}
+
+fn tip_vars(row: Option<sqlx::postgres::PgRow>) -> Vars {
+    let mut out = Vars::new();
+    // No active tip at all: an empty text rather than a visible placeholder.
+    out.insert("tip".into(), String::new());
+    if let Some(r) = row {
+        for (i, lang) in Language::ALL.iter().enumerate() {
+            out.insert(format!("tip.{lang}"), r.get::<String, _>(i + 1));
+        }
+    }
+    out
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct TipsFile {
+    tip: Vec<TipEntry>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TipEntry {
+    code: String,
+    tg: String,
+    ru: String,
+    en: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TipsError {
+    #[error("{0}: {1}")]
+    Read(std::path::PathBuf, std::io::Error),
+    #[error("{0}: {1}")]
+    Parse(std::path::PathBuf, String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Adds the tips of `menus/tips.toml` that the database does not have yet (by code).
+/// Tips already there are left alone, so edits made by coordinators are kept.
+pub async fn sync_tips(pool: &PgPool, path: &std::path::Path) -> Result<u64, TipsError> {
+    let source = std::fs::read_to_string(path).map_err(|e| TipsError::Read(path.to_owned(), e))?;
+    let file: TipsFile = toml::from_str(&source).map_err(|e| TipsError::Parse(path.to_owned(), e.message().to_owned()))?;
+    let mut added = 0;
+    let mut tx = pool.begin().await?;
+    for (i, tip) in file.tip.iter().enumerate() {
+        added += sqlx::query(
+            "insert into tips (code, position, text_tg, text_ru, text_en) values ($1, $2, $3, $4, $5)
+             on conflict (code) do nothing",
+        )
+        .bind(&tip.code)
+        .bind(i32::try_from(i).unwrap_or(i32::MAX))
+        .bind(&tip.tg)
+        .bind(&tip.ru)
+        .bind(&tip.en)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(added)
+}

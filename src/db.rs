@@ -1,0 +1,193 @@
+//! Getting a database: connect, create it if missing, start a private cluster when nothing
+//! listens, migrate.
+
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    time::Duration,
+};
+
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    ConnectOptions, Connection, PgPool,
+};
+
+use crate::config::{Config, DEFAULT_DATABASE_URL};
+
+/// Port of the private cluster, chosen away from 5432 so it never fights a system server.
+pub const PRIVATE_PORT: u16 = 54329;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("bad DATABASE_URL: {0}")]
+    BadUrl(sqlx::Error),
+    #[error("cannot reach PostgreSQL at {host}:{port}: {source}")]
+    Unreachable {
+        host: String,
+        port: u16,
+        source: sqlx::Error,
+    },
+    #[error("creating database {name}: {source}")]
+    Create { name: String, source: sqlx::Error },
+    #[error("migrating: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("private PostgreSQL cluster: {0}")]
+    Cluster(String),
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+}
+
+/// Connects to the configured database, creating and migrating it as needed.
+pub async fn prepare(config: &Config) -> Result<PgPool, DbError> {
+    let mut options = PgConnectOptions::from_str(&config.database_url).map_err(DbError::BadUrl)?;
+    if let Err(e) = ensure_database(&options).await {
+        let refused = matches!(&e, DbError::Unreachable { source: sqlx::Error::Io(_), .. });
+        if refused && config.private_cluster && config.database_url == DEFAULT_DATABASE_URL {
+            tracing::warn!(error = %e, "no PostgreSQL at the default address; trying a private cluster");
+            let dir = config.data_dir.join("pgdata");
+            start_private_cluster(&dir, PRIVATE_PORT).await?;
+            options = options.host("127.0.0.1").port(PRIVATE_PORT);
+            ensure_database(&options).await?;
+            tracing::info!(dir = %dir.display(), port = PRIVATE_PORT, "using a private PostgreSQL cluster");
+        } else {
+            return Err(e);
+        }
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(config.db_pool_size)
+        .acquire_timeout(Duration::from_millis(config.db_timeout_ms.max(100)))
+        .connect_with(options)
+        .await?;
+    crate::MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// Creates the database named in `options` when it does not exist.
+pub async fn ensure_database(options: &PgConnectOptions) -> Result<(), DbError> {
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let host = options.get_host().to_owned();
+    let port = options.get_port();
+    let unreachable = |source| DbError::Unreachable {
+        host: host.clone(),
+        port,
+        source,
+    };
+    let maintenance = options.clone().database("postgres");
+    let mut conn = match maintenance.connect().await {
+        Ok(c) => c,
+        Err(source) => return Err(unreachable(source)),
+    };
+    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await?;
+    if !exists {
+        // Identifiers cannot be bound; quote it the way PostgreSQL does.
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(&format!("create database {quoted}")).execute(&mut conn).await {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            // Another process created it between our check and our create.
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => {}
+            Err(source) => return Err(DbError::Create { name, source }),
+        }
+    }
+    conn.close().await.ok();
+    Ok(())
+}
+
+/// Finds PostgreSQL's server binaries: on PATH, or in Debian's versioned directories.
+fn find_pg_bin(name: &str) -> Option<PathBuf> {
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
+        .filter(|p| p.is_file())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+/// Initialises (once) and starts a PostgreSQL cluster in `dir`, listening on 127.0.0.1:`port`.
+///
+/// PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user.
+pub async fn start_private_cluster(dir: &Path, port: u16) -> Result<(), DbError> {
+    let initdb = find_pg_bin("initdb").ok_or_else(|| DbError::Cluster("initdb not found".into()))?;
+    let pg_ctl = find_pg_bin("pg_ctl").ok_or_else(|| DbError::Cluster("pg_ctl not found".into()))?;
+    std::fs::create_dir_all(dir).map_err(|e| DbError::Cluster(format!("{}: {e}", dir.display())))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| DbError::Cluster(format!("{}: {e}", dir.display())))?;
+    let as_root = is_root().await;
+    let run = |program: &Path, args: Vec<String>| {
+        let mut cmd = if as_root {
+            let mut c = tokio::process::Command::new("runuser");
+            c.arg("-u").arg("postgres").arg("--").arg(program);
+            c
+        } else {
+            tokio::process::Command::new(program)
+        };
+        cmd.args(args).kill_on_drop(false);
+        cmd
+    };
+    if as_root {
+        let status = tokio::process::Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .await
+            .map_err(|e| DbError::Cluster(format!("chown: {e}")))?;
+        if !status.success() {
+            return Err(DbError::Cluster("cannot give the data directory to user postgres".into()));
+        }
+    }
+    let d = dir.display().to_string();
+    if !dir.join("PG_VERSION").exists() {
+        let out = run(&initdb, vec!["-D".into(), d.clone(), "-U".into(), "postgres".into(), "--auth=trust".into()])
+            .output()
+            .await
+            .map_err(|e| DbError::Cluster(format!("initdb: {e}")))?;
+        if !out.status.success() {
+            return Err(DbError::Cluster(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr))));
+        }
+    }
+    let opts = format!("-p {port} -k {d} -c listen_addresses=127.0.0.1");
+    let out = run(
+        &pg_ctl,
+        vec!["-D".into(), d.clone(), "-o".into(), opts, "-l".into(), format!("{d}/server.log"), "-w".into(), "start".into()],
+    )
+    .output()
+    .await
+    .map_err(|e| DbError::Cluster(format!("pg_ctl: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Already running from an earlier start: fine.
+        if !stderr.contains("another server might be running") {
+            return Err(DbError::Cluster(format!("pg_ctl start failed: {stderr}")));
+        }
+    }
+    Ok(())
+}
+
+async fn is_root() -> bool {
+    match tokio::process::Command::new("id").arg("-u").output().await {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).trim() == "0",
+        Err(_) => false,
+    }
+}
+
+/// Whether every embedded migration has been applied to this database.
+pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let latest = crate::MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let applied: Option<i64> =
+        sqlx::query_scalar("select max(version) from _sqlx_migrations where success")
+            .fetch_one(pool)
+            .await?;
+    Ok(applied.unwrap_or(0) >= latest)
+}

@@ -1,0 +1,11 @@
+//! Domain types parsed once at the edge: phone numbers, languages, money and SMS text measures.
+
+pub mod language;
+pub mod money;
+pub mod phone;
+pub mod text;
+
+pub use language::Language;
+pub use money::{AmountError, Currency, Money};
+pub use phone::{Phone, PhoneError};
+pub use text::{Encoding, TextMeasure};

@@ -1,0 +1,206 @@
+use std::{fmt, str::FromStr};
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// An ISO 4217 currency code such as `TJS` or `RUB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Currency([u8; 3]);
+
+impl Currency {
+    pub const TJS: Currency = Currency(*b"TJS");
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII upper-case letters are ever stored (see `FromStr`).
+        std::str::from_utf8(&self.0).unwrap_or("???")
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a currency code: {0:?} (expected three letters such as TJS)")]
+pub struct BadCurrency(pub String);
+
+impl FromStr for Currency {
+    type Err = BadCurrency;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let up = s.trim().to_ascii_uppercase();
+        let bytes = up.as_bytes();
+        if bytes.len() == 3 && bytes.iter().all(u8::is_ascii_uppercase) {
+            Ok(Currency([bytes[0], bytes[1], bytes[2]]))
+        } else {
+            Err(BadCurrency(s.to_owned()))
+        }
+    }
+}
+
+impl TryFrom<String> for Currency {
+    type Error = BadCurrency;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Currency> for String {
+    fn from(c: Currency) -> String {
+        c.as_str().to_owned()
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An exact amount in a currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    pub amount: Decimal,
+    pub currency: Currency,
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", format_amount(self.amount), self.currency)
+    }
+}
+
+/// Why a typed amount was refused; each maps to a retry text in the caller's language.
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
+pub enum AmountError {
+    #[error("not a number")]
+    NotANumber,
+    #[error("amount must be more than zero")]
+    NotPositive,
+    #[error("at most two digits after the decimal point")]
+    TooManyDecimals,
+    #[error("amount is above the allowed maximum")]
+    TooLarge,
+}
+
+impl AmountError {
+    /// The locale key of the retry text.
+    pub fn text_key(self) -> &'static str {
+        match self {
+            AmountError::NotANumber => "amount.not_a_number",
+            AmountError::NotPositive => "amount.not_positive",
+            AmountError::TooManyDecimals => "amount.too_many_decimals",
+            AmountError::TooLarge => "amount.too_large",
+        }
+    }
+}
+
+/// Parses an amount typed by a person: `500`, `1500.50`, `1500,50`, `1 500`.
+///
+/// Digits with at most one decimal separator (`.` or `,`) and at most two decimals; spaces
+/// between digit groups are ignored. The result is > 0 and at most `max`.
+pub fn parse_amount(input: &str, max: Decimal) -> Result<Decimal, AmountError> {
+    let compact: String = input.trim().chars().filter(|c| *c != ' ' && *c != '\u{a0}').collect();
+    if compact.starts_with('-') {
+        // A sign is a number the person meant; say why it is refused, not that it is garbage.
+        let rest = &compact[1..];
+        if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',') {
+            return Err(AmountError::NotPositive);
+        }
+        return Err(AmountError::NotANumber);
+    }
+    let normalized = compact.replace(',', ".");
+    let mut parts = normalized.split('.');
+    let whole = parts.next().unwrap_or("");
+    let frac = parts.next();
+    if parts.next().is_some()
+        || whole.is_empty()
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || frac.is_some_and(|f| f.is_empty() || !f.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(AmountError::NotANumber);
+    }
+    if whole.len() > 15 {
+        return Err(AmountError::TooLarge);
+    }
+    if frac.is_some_and(|f| f.trim_end_matches('0').len() > 2) {
+        return Err(AmountError::TooManyDecimals);
+    }
+    let value = Decimal::from_str(&normalized).map_err(|_| AmountError::NotANumber)?;
+    if value <= Decimal::ZERO {
+        return Err(AmountError::NotPositive);
+    }
+    if value > max {
+        return Err(AmountError::TooLarge);
+    }
+    Ok(value.normalize())
+}
+
+/// Formats an amount for a phone screen: no trailing zeros for whole amounts
+/// (`1500`), otherwise two decimals (`1500.50`).
+pub fn format_amount(amount: Decimal) -> String {
+    let rounded = amount.round_dp(2);
+    if rounded.fract().is_zero() {
+        rounded.trunc().normalize().to_string()
+    } else {
+        let mut s = rounded.to_string();
+        if let Some(dot) = s.find('.') {
+            while s.len() - dot - 1 < 2 {
+                s.push('0');
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn parses_good_amounts() {
+        let max = dec!(100000);
+        assert_eq!(parse_amount("500", max), Ok(dec!(500)));
+        assert_eq!(parse_amount(" 1500.50 ", max), Ok(dec!(1500.5)));
+        assert_eq!(parse_amount("1500,50", max), Ok(dec!(1500.5)));
+        assert_eq!(parse_amount("1 500", max), Ok(dec!(1500)));
+        assert_eq!(parse_amount("0.01", max), Ok(dec!(0.01)));
+        assert_eq!(parse_amount("100000", max), Ok(dec!(100000)));
+        assert_eq!(parse_amount("12.500", max), Ok(dec!(12.5)));
+    }
+
+    #[test]
+    fn refuses_bad_amounts_with_a_reason() {
+        let max = dec!(100000);
+        let cases = [
+            ("abc", AmountError::NotANumber),
+            ("", AmountError::NotANumber),
+            ("5OO", AmountError::NotANumber),
+            ("1.2.3", AmountError::NotANumber),
+            ("12.", AmountError::NotANumber),
+            (".5", AmountError::NotANumber),
+            ("-5", AmountError::NotPositive),
+            ("0", AmountError::NotPositive),
+            ("0.00", AmountError::NotPositive),
+            ("1.234", AmountError::TooManyDecimals),
+            ("100000.01", AmountError::TooLarge),
+            ("99999999999999999999999", AmountError::TooLarge),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_amount(input, max), Err(want), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn formats_for_screens() {
+        assert_eq!(format_amount(dec!(1500)), "1500");
+        assert_eq!(format_amount(dec!(1500.00)), "1500");
+        assert_eq!(format_amount(dec!(1500.5)), "1500.50");
+        assert_eq!(format_amount(dec!(0.333)), "0.33");
+    }
+
+    #[test]
+    fn currency_codes() {
+        assert_eq!("tjs".parse::<Currency>(), Ok(Currency::TJS));
+        assert!("TJ".parse::<Currency>().is_err());
+        assert!("T1S".parse::<Currency>().is_err());
+    }
+}

@@ -1,0 +1,124 @@
+use std::fmt;
+
+use phonenumber::{country, Mode};
+use serde::{Serialize, Serializer};
+
+/// A phone number in E.164 form (`+992901234567`), parsed once at the edge.
+///
+/// A number without a country code is read as Tajik. `Display` and `Debug` mask the middle
+/// digits so that a number never reaches a log in full; use [`Phone::as_str`] for storage.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Phone(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PhoneError {
+    #[error("phone number is empty")]
+    Empty,
+    #[error("not a phone number: {0}")]
+    Unparseable(String),
+    #[error("not a valid phone number for its country")]
+    Invalid,
+}
+
+impl Phone {
+    /// Parses any common spelling (`+992 90 123 4567`, `00992901234567`, `901234567`).
+    pub fn parse(raw: &str) -> Result<Phone, PhoneError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(PhoneError::Empty);
+        }
+        // Aggregators such as Infobip send international numbers without the `+`.
+        let digits_only = trimmed.chars().all(|c| c.is_ascii_digit());
+        let candidate = if digits_only && trimmed.len() > 9 && !trimmed.starts_with('0') {
+            format!("+{trimmed}")
+        } else if let Some(rest) = trimmed.strip_prefix("00") {
+            format!("+{rest}")
+        } else {
+            trimmed.to_owned()
+        };
+        let number = phonenumber::parse(Some(country::Id::TJ), &candidate)
+            .map_err(|e| PhoneError::Unparseable(e.to_string()))?;
+        if !phonenumber::is_valid(&number) {
+            return Err(PhoneError::Invalid);
+        }
+        Ok(Phone(number.format().mode(Mode::E164).to_string()))
+    }
+
+    /// Wraps a value read back from the database, where only E.164 numbers are stored.
+    pub fn from_e164_unchecked(e164: String) -> Phone {
+        Phone(e164)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `+99290*****67`: country and operator prefix, then the last two digits.
+    pub fn masked(&self) -> String {
+        mask(&self.0)
+    }
+}
+
+/// Masks a phone-like string for logs: keeps the first 6 and the last 2 characters.
+pub fn mask(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= 8 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..6].iter().collect();
+    let tail: String = chars[chars.len() - 2..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 8))
+}
+
+impl fmt::Display for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl fmt::Debug for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Phone({})", self.masked())
+    }
+}
+
+impl Serialize for Phone {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tajik_and_foreign_numbers() {
+        let cases = [
+            ("+992901234567", "+992901234567"),
+            ("+992 90 123 4567", "+992901234567"),
+            ("00992901234567", "+992901234567"),
+            ("992901234567", "+992901234567"),
+            ("901234567", "+992901234567"),
+            ("+79161234567", "+79161234567"),
+            ("79161234567", "+79161234567"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(Phone::parse(raw).map(|p| p.as_str().to_owned()), Ok(want.to_owned()), "{raw}");
+        }
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert_eq!(Phone::parse("  "), Err(PhoneError::Empty));
+        assert!(Phone::parse("hello").is_err());
+        assert!(Phone::parse("+9921").is_err());
+    }
+
+    #[test]
+    fn masks_for_logs() {
+        let p = Phone::parse("+992901234567").expect("valid");
+        assert_eq!(p.to_string(), "+99290*****67");
+        assert_eq!(format!("{p:?}"), "Phone(+99290*****67)");
+    }
+}

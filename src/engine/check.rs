@@ -1,0 +1,324 @@
+//! `hashar menus check`: everything that can be wrong with a menu, found before a caller
+//! finds it. The server runs the same check at start and refuses to start on any error.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use rust_decimal::Decimal;
+
+use super::{
+    action_kind,
+    menu::{placeholders, MenuDef, MenuSet, ScreenDef},
+    ActionKind, Caller, Engine, ListItem, Stop, Vars, World, CONDITIONS, SOURCES,
+};
+use crate::domain::{text::ScreenLimits, Language};
+
+/// Longest project name, community name and tip that the database accepts (see the check
+/// constraints in `migrations/`); screens are checked with these.
+pub const MAX_PROJECT_NAME: usize = 24;
+pub const MAX_COMMUNITY_NAME: usize = 20;
+pub const MAX_TIP: usize = 300;
+
+/// Texts the engine itself uses, whatever the menu.
+const ENGINE_KEYS: &[&str] = &[
+    "nav.back",
+    "nav.more",
+    "nav.yes",
+    "nav.no",
+    "nav.invalid",
+    "nav.busy",
+    "amount.not_a_number",
+    "amount.not_positive",
+    "amount.too_many_decimals",
+    "amount.too_large",
+];
+
+/// Every placeholder a text may use, with the widest value it can take.
+pub fn worst_case_values() -> Vars {
+    let wide = |n: usize| "Ж".repeat(n);
+    let mut v = Vars::new();
+    for lang in Language::ALL {
+        v.insert(format!("project.{lang}"), wide(MAX_PROJECT_NAME));
+        v.insert(format!("community.{lang}"), wide(MAX_COMMUNITY_NAME));
+    }
+    for money in ["amount", "pledged", "received", "matched", "matched_total", "target"] {
+        v.insert(money.into(), "99999999.99".into());
+    }
+    v.insert("currency".into(), "TJS".into());
+    v.insert("percent".into(), "100.0".into());
+    v.insert("max".into(), "100000".into());
+    v.insert("tip".into(), wide(MAX_TIP));
+    v.insert("hotline".into(), "+992 00 000 00 00, +7 000 000 00 00".into());
+    v
+}
+
+fn allowed_placeholder(name: &str, known: &Vars) -> bool {
+    known.contains_key(name) || known.contains_key(&format!("{name}.en"))
+}
+
+/// Checks every menu of the set; returns all problems, one line each, in a stable order.
+pub fn check(set: &MenuSet, limits: ScreenLimits) -> Vec<String> {
+    let mut errors = Vec::new();
+    let known = worst_case_values();
+    for lang in Language::ALL {
+        for key in ENGINE_KEYS {
+            if set.locales.get(&lang).and_then(|l| l.get(key)).is_none() {
+                errors.push(format!("locale {lang}: text {key:?} is missing"));
+            }
+        }
+    }
+    for menu in set.menus.values() {
+        check_menu(set, menu, &known, limits, &mut errors);
+    }
+    errors
+}
+
+fn check_menu(set: &MenuSet, menu: &MenuDef, known: &Vars, limits: ScreenLimits, errors: &mut Vec<String>) {
+    let id = &menu.id;
+    let mut structural = false;
+    let mut err = |e: String| errors.push(e);
+    if !menu.screens.contains_key(&menu.start) {
+        err(format!("menu {id}: start screen {:?} does not exist", menu.start));
+        structural = true;
+    }
+    for guard in &menu.entry {
+        if !CONDITIONS.contains(&guard.unless.as_str()) {
+            err(format!("menu {id}: entry: unknown condition {:?}", guard.unless));
+            structural = true;
+        }
+        if !menu.screens.contains_key(&guard.screen) {
+            err(format!("menu {id}: entry: screen {:?} does not exist", guard.screen));
+            structural = true;
+        }
+    }
+    let stored: BTreeSet<&str> = menu
+        .screens
+        .values()
+        .filter_map(|s| match s {
+            ScreenDef::List { store, .. } | ScreenDef::Input { store, .. } => Some(store.as_str()),
+            _ => None,
+        })
+        .collect();
+    for (name, screen) in &menu.screens {
+        for target in screen.targets() {
+            if !menu.screens.contains_key(target) {
+                err(format!("menu {id}, screen {name}: next screen {target:?} does not exist"));
+                structural = true;
+            }
+        }
+        // (action, arg, whether it runs on a choice: those must be effects)
+        let mut actions: Vec<(&str, Option<&str>, bool)> = screen
+            .options()
+            .iter()
+            .filter_map(|o| o.action.as_deref().map(|a| (a, o.arg.as_deref(), true)))
+            .collect();
+        match screen {
+            ScreenDef::Confirm { action, .. } => actions.push((action, None, true)),
+            ScreenDef::Info { data: Some(action), .. } => actions.push((action, None, false)),
+            ScreenDef::List { source, .. } if !SOURCES.contains(&source.as_str()) => {
+                err(format!("menu {id}, screen {name}: unknown list source {source:?}"));
+                structural = true;
+            }
+            _ => {}
+        }
+        for (action, arg, on_choice) in actions {
+            match action_kind(action) {
+                None => {
+                    err(format!("menu {id}, screen {name}: unknown action {action:?}"));
+                    structural = true;
+                }
+                Some(ActionKind::Read) if on_choice => {
+                    err(format!("menu {id}, screen {name}: action {action:?} only reads and cannot be chosen"));
+                    structural = true;
+                }
+                Some(_) => {}
+            }
+            if action == "set_language" && arg.and_then(|a| a.parse::<Language>().ok()).is_none() {
+                err(format!("menu {id}, screen {name}: set_language needs arg tg, ru or en"));
+                structural = true;
+            }
+            let needs: &[&str] = match action {
+                "register" => &["community"],
+                "create_pledge" => &["project", "amount"],
+                "project_total" => &["project"],
+                _ => &[],
+            };
+            for var in needs {
+                if !stored.contains(var) {
+                    err(format!("menu {id}, screen {name}: action {action:?} needs {var:?}, which no screen stores"));
+                    structural = true;
+                }
+            }
+        }
+        for key in screen.text_keys() {
+            for lang in Language::ALL {
+                match set.locales.get(&lang).and_then(|l| l.get(key)) {
+                    None => {
+                        err(format!("menu {id}, screen {name}: text {key:?} is missing in {lang}"));
+                        structural = true;
+                    }
+                    Some(text) => {
+                        for p in placeholders(text) {
+                            if !allowed_placeholder(&p, known) {
+                                err(format!(
+                                    "menu {id}, screen {name}: text {key:?} in {lang} uses unknown placeholder {{{p}}}"
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Reachability from the start and the entry screens.
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut queue: VecDeque<&str> = VecDeque::new();
+    queue.push_back(&menu.start);
+    queue.extend(menu.entry.iter().map(|g| g.screen.as_str()));
+    while let Some(s) = queue.pop_front() {
+        if !seen.insert(s) {
+            continue;
+        }
+        if let Some(screen) = menu.screens.get(s) {
+            queue.extend(screen.targets());
+        }
+    }
+    for name in menu.screens.keys() {
+        if !seen.contains(name.as_str()) {
+            errors.push(format!("menu {id}: screen {name:?} is unreachable"));
+        }
+    }
+    if structural {
+        // Rendering a menu with dangling parts would only repeat the errors above.
+        return;
+    }
+    render_all(set, menu, known, limits, errors);
+}
+
+/// Renders every screen in every language with the widest values and a full list.
+fn render_all(set: &MenuSet, menu: &MenuDef, known: &Vars, limits: ScreenLimits, errors: &mut Vec<String>) {
+    let Ok(engine) = Engine::new(set, &menu.id) else {
+        return;
+    };
+    let wide_item = |i: usize, n: usize| ListItem {
+        id: i.to_string(),
+        labels: [
+            "Ж".repeat(n),
+            "Ж".repeat(n),
+            "W".repeat(n),
+        ],
+        extra: Vars::from([("currency".to_owned(), "TJS".to_owned())]),
+    };
+    let lists = move |source: &str| -> Vec<ListItem> {
+        let n = if source == "communities" { MAX_COMMUNITY_NAME } else { MAX_PROJECT_NAME };
+        (1..=15).map(|i| wide_item(i, n)).collect()
+    };
+    let effect_result: Vars = known
+        .iter()
+        .filter(|(k, _)| !k.contains('.'))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for lang in Language::ALL {
+        for name in menu.screens.keys() {
+            let Some((world_caller, path)) = route_to(menu, name, lang) else {
+                continue;
+            };
+            // Replay the path to the screen with every effect answered by worst-case values.
+            let results: BTreeMap<usize, Vars> = (0..=path.len() + 1).map(|s| (s, effect_result.clone())).collect();
+            let mut reads: HashMap<String, Vars> = HashMap::new();
+            let mut inputs: Vec<&str> = path.iter().map(String::as_str).collect();
+            let try_inputs = |inputs: &[&str], reads: &mut HashMap<String, Vars>| -> Result<String, String> {
+                loop {
+                    let world = World {
+                        caller: world_caller.clone(),
+                        lists: &lists,
+                        results: &results,
+                        reads,
+                        globals: known,
+                        default_language: lang,
+                        max_amount: Decimal::from(100_000),
+                        limits,
+                    };
+                    match engine.replay(&world, 0, inputs) {
+                        Ok(reply) => return Ok(reply.text),
+                        Err(Stop::Need(super::Need::Read { key, .. })) => {
+                            reads.insert(key, effect_result.clone());
+                        }
+                        Err(Stop::Need(other)) => return Err(format!("unexpected need {other:?}")),
+                        Err(Stop::Broken(message)) => return Err(message),
+                    }
+                }
+            };
+            if let Err(message) = try_inputs(&inputs, &mut reads) {
+                errors.push(format!("menu {}, screen {name} in {lang}: {message}", menu.id));
+                continue;
+            }
+            // The same screen with an error notice above it (a wrong input).
+            inputs.push("x");
+            if let Err(message) = try_inputs(&inputs, &mut reads) {
+                errors.push(format!("menu {}, screen {name} in {lang} (after a wrong input): {message}", menu.id));
+            }
+        }
+    }
+}
+
+/// A caller and a sequence of inputs that lead to `target`: from the start for a known,
+/// registered caller, or from an entry screen for a caller that fails its guard.
+fn route_to(menu: &MenuDef, target: &str, lang: Language) -> Option<(Caller, Vec<String>)> {
+    let full = Caller {
+        language: Some(lang),
+        registered: true,
+    };
+    if let Some(path) = path_to(menu, &menu.start, target) {
+        return Some((full, path));
+    }
+    for guard in &menu.entry {
+        let mut caller = full.clone();
+        match guard.unless.as_str() {
+            "has_language" => caller.language = None,
+            "registered" => caller.registered = false,
+            _ => continue,
+        }
+        if let Some(path) = path_to(menu, &guard.screen, target) {
+            return Some((caller, path));
+        }
+    }
+    None
+}
+
+/// The shortest sequence of inputs from screen `from` to `target`.
+fn path_to(menu: &MenuDef, from: &str, target: &str) -> Option<Vec<String>> {
+    let mut queue: VecDeque<(String, Vec<String>)> = VecDeque::new();
+    let mut seen = BTreeSet::new();
+    queue.push_back((from.to_owned(), Vec::new()));
+    while let Some((screen, path)) = queue.pop_front() {
+        if screen == target {
+            return Some(path);
+        }
+        if !seen.insert(screen.clone()) {
+            continue;
+        }
+        let Some(def) = menu.screens.get(&screen) else {
+            continue;
+        };
+        let mut step = |next: &str, input: String| {
+            let mut p = path.clone();
+            p.push(input);
+            queue.push_back((next.to_owned(), p));
+        };
+        for (i, o) in def.options().iter().enumerate() {
+            if let Some(next) = &o.next {
+                step(next, (i + 1).to_string());
+            }
+        }
+        match def {
+            ScreenDef::List { next, .. } => step(next, "1".into()),
+            ScreenDef::Input { next, .. } => step(next, "1".into()),
+            ScreenDef::Confirm { next, no, .. } => {
+                step(next, "1".into());
+                step(no, "2".into());
+            }
+            _ => {}
+        }
+    }
+    None
+}

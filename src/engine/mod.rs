@@ -1,0 +1,564 @@
+//! The menu engine: a pure function from (menu, caller, input history) to a screen.
+//!
+//! A USSD aggregator sends the whole input history with every hop, so the engine rebuilds a
+//! session's position by replaying that history from the first screen. It never touches the
+//! database: when the replay reaches an effect (a pledge) or a screen that shows data (a
+//! project's total) whose result it has not been given, it stops and returns a [`Need`]. The
+//! caller runs that action (in a transaction keyed by session and step, so a repeated hop
+//! cannot apply it twice), adds the result and replays again. A hop that only navigates
+//! therefore needs nothing but the caller's context.
+
+pub mod check;
+pub mod menu;
+pub mod render;
+
+use std::collections::{BTreeMap, HashMap};
+
+use rust_decimal::Decimal;
+
+pub use menu::{MenuDef, MenuSet, ScreenDef};
+
+use crate::domain::{money, text::ScreenLimits, Language};
+use menu::{fill, InputKind, OptionDef};
+use render::{paginate, Unit};
+
+/// Values carried through a session (choices, typed input, action results).
+pub type Vars = BTreeMap<String, String>;
+
+pub const KEY_BACK: &str = "0";
+pub const KEY_HOME: &str = "00";
+pub const KEY_MORE: &str = "99";
+
+/// What the engine knows about the caller when a session starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Caller {
+    pub language: Option<Language>,
+    pub registered: bool,
+}
+
+/// An entry of a list screen (a project, a community).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListItem {
+    pub id: String,
+    /// The label in tg, ru, en order (see [`Language::ALL`]).
+    pub labels: [String; 3],
+    /// Extra values stored with the choice (e.g. a project's currency).
+    pub extra: Vars,
+}
+
+impl ListItem {
+    pub fn label(&self, lang: Language) -> &str {
+        let i = Language::ALL.iter().position(|l| *l == lang).unwrap_or(2);
+        &self.labels[i]
+    }
+}
+
+/// What an action does, as far as the engine is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    /// Changes something: run once per (session, step), its result recorded.
+    Effect,
+    /// Only reads: run whenever its screen must be shown.
+    Read,
+}
+
+/// The named actions menus may use. Each is implemented in `crate::actions`.
+pub fn action_kind(name: &str) -> Option<ActionKind> {
+    match name {
+        "set_language" | "register" | "create_pledge" | "request_callback" | "next_tip" => {
+            Some(ActionKind::Effect)
+        }
+        "project_total" => Some(ActionKind::Read),
+        _ => None,
+    }
+}
+
+/// Named list sources.
+pub const SOURCES: &[&str] = &["communities", "open_projects"];
+/// Named conditions for entry guards.
+pub const CONDITIONS: &[&str] = &["has_language", "registered"];
+
+fn condition(name: &str, caller: &Caller) -> bool {
+    match name {
+        "has_language" => caller.language.is_some(),
+        "registered" => caller.registered,
+        _ => false,
+    }
+}
+
+/// Something the replay cannot go past without the outside world.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// Run an effect for this step and replay with its result.
+    Effect {
+        step: usize,
+        action: String,
+        arg: Option<String>,
+        vars: Vars,
+        language: Language,
+    },
+    /// Read data for a screen and replay with it under `key`.
+    Read {
+        key: String,
+        action: String,
+        vars: Vars,
+        language: Language,
+    },
+}
+
+/// The screen to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub text: String,
+    /// The session is over (`END`).
+    pub end: bool,
+    pub language: Language,
+}
+
+/// Everything the replay may use besides the input history.
+pub struct World<'a> {
+    pub caller: Caller,
+    pub lists: &'a (dyn Fn(&str) -> Vec<ListItem> + Sync),
+    /// Results of effects, by step.
+    pub results: &'a BTreeMap<usize, Vars>,
+    /// Results of reads, by key.
+    pub reads: &'a HashMap<String, Vars>,
+    /// Values every text may use (hotline, maximum amount).
+    pub globals: &'a Vars,
+    pub default_language: Language,
+    pub max_amount: Decimal,
+    pub limits: ScreenLimits,
+}
+
+#[derive(Debug, Clone)]
+struct Frame {
+    screen: String,
+    page: usize,
+}
+
+#[derive(Debug, Clone)]
+struct State {
+    stack: Vec<Frame>,
+    vars: Vars,
+    caller: Caller,
+    notice: Option<String>,
+}
+
+impl State {
+    fn language(&self, world: &World<'_>) -> Language {
+        self.caller.language.unwrap_or(world.default_language)
+    }
+}
+
+/// The engine for one menu of a [`MenuSet`].
+pub struct Engine<'m> {
+    set: &'m MenuSet,
+    menu: &'m MenuDef,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EngineError {
+    #[error("no menu named {0:?}")]
+    NoMenu(String),
+    #[error("menu {menu}: screen {screen:?} does not exist")]
+    NoScreen { menu: String, screen: String },
+    #[error("menu {menu}, screen {screen}: {message}")]
+    Render {
+        menu: String,
+        screen: String,
+        message: String,
+    },
+}
+
+/// Either the engine needs something, or the menu itself is broken (which `menus check`
+/// rules out before the server starts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    Need(Need),
+    Broken(String),
+}
+
+impl From<Need> for Stop {
+    fn from(n: Need) -> Stop {
+        Stop::Need(n)
+    }
+}
+
+impl<'m> Engine<'m> {
+    pub fn new(set: &'m MenuSet, menu_id: &str) -> Result<Engine<'m>, EngineError> {
+        let menu = set
+            .menu(menu_id)
+            .ok_or_else(|| EngineError::NoMenu(menu_id.to_owned()))?;
+        Ok(Engine { set, menu })
+    }
+
+    pub fn menu(&self) -> &MenuDef {
+        self.menu
+    }
+
+    /// Replays `inputs` (the tokens after the session's base step `base`) and returns the
+    /// screen to show, or what is needed to go on. Step numbers are `base + 1 + index`.
+    pub fn replay(&self, world: &World<'_>, base: usize, inputs: &[&str]) -> Result<Reply, Stop> {
+        let mut st = State {
+            stack: Vec::new(),
+            vars: Vars::new(),
+            caller: world.caller.clone(),
+            notice: None,
+        };
+        self.enter_start(world, &mut st, base)?;
+        for (i, token) in inputs.iter().enumerate() {
+            let step = base + 1 + i;
+            st.notice = None;
+            self.apply(world, &mut st, step, token.trim())?;
+        }
+        self.render_current(world, &st)
+    }
+
+    fn screen(&self, id: &str) -> Result<&'m ScreenDef, Stop> {
+        self.menu
+            .screens
+            .get(id)
+            .ok_or_else(|| Stop::Broken(format!("screen {id:?} does not exist")))
+    }
+
+    fn top(&self, st: &State) -> Result<(&'m ScreenDef, usize), Stop> {
+        let frame = st
+            .stack
+            .last()
+            .ok_or_else(|| Stop::Broken("empty screen stack".into()))?;
+        Ok((self.screen(&frame.screen)?, frame.page))
+    }
+
+    fn enter_start(&self, world: &World<'_>, st: &mut State, step: usize) -> Result<(), Stop> {
+        st.stack.clear();
+        let target = self
+            .menu
+            .entry
+            .iter()
+            .find(|g| !condition(&g.unless, &st.caller))
+            .map(|g| g.screen.as_str())
+            .unwrap_or(self.menu.start.as_str());
+        self.enter(world, st, target, step)
+    }
+
+    fn goto(&self, world: &World<'_>, st: &mut State, target: &str, step: usize) -> Result<(), Stop> {
+        if target == self.menu.start {
+            return self.enter_start(world, st, step);
+        }
+        if let Some(pos) = st.stack.iter().position(|f| f.screen == target) {
+            // Going to a screen already open returns to it (and runs its data again).
+            st.stack.truncate(pos);
+        }
+        self.enter(world, st, target, step)
+    }
+
+    fn enter(&self, world: &World<'_>, st: &mut State, target: &str, step: usize) -> Result<(), Stop> {
+        let screen = self.screen(target)?;
+        st.stack.push(Frame {
+            screen: target.to_owned(),
+            page: 0,
+        });
+        if let ScreenDef::Info { data: Some(action), .. } = screen {
+            if action_kind(action) == Some(ActionKind::Effect) {
+                self.effect(world, st, step, action, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs (or recalls) an effect at `step` and folds its result into the state.
+    fn effect(
+        &self,
+        world: &World<'_>,
+        st: &mut State,
+        step: usize,
+        action: &str,
+        arg: Option<&str>,
+    ) -> Result<(), Stop> {
+        let Some(result) = world.results.get(&step) else {
+            return Err(Need::Effect {
+                step,
+                action: action.to_owned(),
+                arg: arg.map(str::to_owned),
+                vars: st.vars.clone(),
+                language: st.language(world),
+            }
+            .into());
+        };
+        st.vars.extend(result.iter().map(|(k, v)| (k.clone(), v.clone())));
+        match action {
+            "set_language" => {
+                if let Some(lang) = arg.and_then(|a| a.parse().ok()) {
+                    st.caller.language = Some(lang);
+                }
+            }
+            "register" => st.caller.registered = true,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn invalid(&self, world: &World<'_>, st: &mut State) {
+        st.notice = Some(self.set.text(st.language(world), "nav.invalid").to_owned());
+    }
+
+    fn apply(&self, world: &World<'_>, st: &mut State, step: usize, token: &str) -> Result<(), Stop> {
+        let (screen, page) = self.top(st)?;
+        if matches!(screen, ScreenDef::End { .. }) && self.is_last_page(world, st)? {
+            // Input after the last screen: the person starts over.
+            return self.enter_start(world, st, step);
+        }
+        match token {
+            KEY_HOME => return self.enter_start(world, st, step),
+            KEY_BACK => {
+                if page > 0 {
+                    set_page(st, page - 1);
+                } else if st.stack.len() > 1 && !matches!(screen, ScreenDef::End { .. }) {
+                    st.stack.pop();
+                } else {
+                    self.invalid(world, st);
+                }
+                return Ok(());
+            }
+            KEY_MORE => {
+                if self.is_last_page(world, st)? {
+                    self.invalid(world, st);
+                } else {
+                    set_page(st, page + 1);
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        match screen {
+            ScreenDef::Menu { options, .. } | ScreenDef::Info { options, .. } => {
+                match choose(token, options.len()) {
+                    Some(i) => self.follow(world, st, step, &options[i])?,
+                    None => self.invalid(world, st),
+                }
+            }
+            ScreenDef::List { source, store, next, .. } => {
+                let items = (world.lists)(source);
+                match choose(token, items.len()) {
+                    Some(i) => {
+                        let item = &items[i];
+                        st.vars.insert(format!("{store}_id"), item.id.clone());
+                        for (lang, label) in Language::ALL.iter().zip(item.labels.iter()) {
+                            st.vars.insert(format!("{store}.{lang}"), label.clone());
+                        }
+                        st.vars.extend(item.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        self.goto(world, st, next, step)?;
+                    }
+                    None => self.invalid(world, st),
+                }
+            }
+            ScreenDef::Input { input, store, next, .. } => match input {
+                InputKind::Amount => match money::parse_amount(token, world.max_amount) {
+                    Ok(value) => {
+                        st.vars.insert(store.clone(), money::format_amount(value));
+                        self.goto(world, st, next, step)?;
+                    }
+                    Err(e) => {
+                        let lang = st.language(world);
+                        let text = self.set.text(lang, e.text_key());
+                        st.notice = Some(self.fill(world, st, text));
+                    }
+                },
+            },
+            ScreenDef::Confirm { action, next, no, .. } => match token {
+                "1" => {
+                    self.effect(world, st, step, action, None)?;
+                    self.goto(world, st, next, step)?;
+                }
+                "2" => self.goto(world, st, no, step)?,
+                _ => self.invalid(world, st),
+            },
+            ScreenDef::End { .. } => self.invalid(world, st),
+        }
+        Ok(())
+    }
+
+    fn follow(&self, world: &World<'_>, st: &mut State, step: usize, option: &OptionDef) -> Result<(), Stop> {
+        if let Some(action) = &option.action {
+            self.effect(world, st, step, action, option.arg.as_deref())?;
+        }
+        match &option.next {
+            Some(next) => self.goto(world, st, next, step),
+            None => Ok(()),
+        }
+    }
+
+    fn is_last_page(&self, world: &World<'_>, st: &State) -> Result<bool, Stop> {
+        let (_, page) = self.top(st)?;
+        let pages = self.pages(world, st)?;
+        Ok(page + 1 >= pages.len())
+    }
+
+    fn fill(&self, world: &World<'_>, st: &State, template: &str) -> String {
+        let lang = st.language(world);
+        fill(template, |name| lookup(world, st, lang, name))
+    }
+
+    /// The pages of the screen on top of the stack.
+    fn pages(&self, world: &World<'_>, st: &State) -> Result<Vec<String>, Stop> {
+        let (screen, _) = self.top(st)?;
+        let lang = st.language(world);
+        let t = |key: &'m str| -> &'m str { self.set.text(lang, key) };
+        let mut units = Vec::new();
+        let numbered = |units: &mut Vec<Unit>, options: &'m [OptionDef]| {
+            for (i, o) in options.iter().enumerate() {
+                units.push(Unit::Option(format!("{} {}", i + 1, t(&o.label))));
+            }
+        };
+        let mut data_vars: Option<Vars> = None;
+        match screen {
+            ScreenDef::Menu { title, options } => {
+                units.push(Unit::Text(self.fill(world, st, t(title))));
+                numbered(&mut units, options);
+            }
+            ScreenDef::List { title, source, empty, .. } => {
+                let items = (world.lists)(source);
+                if items.is_empty() {
+                    units.push(Unit::Text(self.fill(world, st, t(empty))));
+                } else {
+                    units.push(Unit::Text(self.fill(world, st, t(title))));
+                    for (i, item) in items.iter().enumerate() {
+                        units.push(Unit::Option(format!("{} {}", i + 1, item.label(lang))));
+                    }
+                }
+            }
+            ScreenDef::Input { prompt, .. } => units.push(Unit::Text(self.fill(world, st, t(prompt)))),
+            ScreenDef::Confirm { prompt, .. } => {
+                units.push(Unit::Text(self.fill(world, st, t(prompt))));
+                units.push(Unit::Option(t("nav.yes").to_owned()));
+                units.push(Unit::Option(t("nav.no").to_owned()));
+            }
+            ScreenDef::Info { text, data, options } => {
+                if let Some(action) = data {
+                    if action_kind(action) == Some(ActionKind::Read) {
+                        let key = read_key(action, &st.vars);
+                        match world.reads.get(&key) {
+                            Some(v) => data_vars = Some(v.clone()),
+                            None => {
+                                return Err(Need::Read {
+                                    key,
+                                    action: action.clone(),
+                                    vars: st.vars.clone(),
+                                    language: lang,
+                                }
+                                .into())
+                            }
+                        }
+                    }
+                }
+                let filled = match &data_vars {
+                    Some(extra) => {
+                        let mut with = st.clone();
+                        with.vars.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        self.fill(world, &with, t(text))
+                    }
+                    None => self.fill(world, st, t(text)),
+                };
+                units.push(Unit::Text(filled));
+                numbered(&mut units, options);
+            }
+            ScreenDef::End { text } => units.push(Unit::Text(self.fill(world, st, t(text)))),
+        }
+        let back_on_first = st.stack.len() > 1 && !matches!(screen, ScreenDef::End { .. });
+        paginate(&units, t("nav.back"), t("nav.more"), back_on_first, &world.limits)
+            .map_err(|e| Stop::Broken(e.to_string()))
+    }
+
+    fn render_current(&self, world: &World<'_>, st: &State) -> Result<Reply, Stop> {
+        let (screen, page) = self.top(st)?;
+        let pages = self.pages(world, st)?;
+        let last = pages.len().saturating_sub(1);
+        let shown = page.min(last);
+        let mut text = pages.get(shown).cloned().unwrap_or_default();
+        // A notice (wrong input) goes above the page it concerns when it fits there; it never
+        // changes how the screen is paged, so "99" and "0" keep meaning the same page.
+        if let Some(notice) = &st.notice {
+            let with = format!("{notice}\n{text}");
+            if world.limits.fits(&with) {
+                text = with;
+            } else {
+                text = notice_first(notice, &text, &world.limits);
+            }
+        }
+        Ok(Reply {
+            text,
+            end: matches!(screen, ScreenDef::End { .. }) && shown == last,
+            language: st.language(world),
+        })
+    }
+}
+
+/// When the notice and the whole page do not fit together, keep the notice and the page's
+/// navigation lines (the last lines, which start with a digit) and drop body lines from the top.
+fn notice_first(notice: &str, page: &str, limits: &ScreenLimits) -> String {
+    let mut lines: Vec<&str> = page.lines().collect();
+    while !lines.is_empty() {
+        let candidate = format!("{notice}\n{}", lines.join("\n"));
+        if limits.fits(&candidate) {
+            return candidate;
+        }
+        lines.remove(0);
+    }
+    notice.to_owned()
+}
+
+fn set_page(st: &mut State, page: usize) {
+    if let Some(f) = st.stack.last_mut() {
+        f.page = page;
+    }
+}
+
+/// `"3"` → index 2, when 1 ≤ 3 ≤ len.
+fn choose(token: &str, len: usize) -> Option<usize> {
+    if token.is_empty() || token.len() > 3 || !token.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let n: usize = token.parse().ok()?;
+    (1..=len).contains(&n).then(|| n - 1)
+}
+
+/// The key a read is cached under: the action and the ids chosen so far.
+pub fn read_key(action: &str, vars: &Vars) -> String {
+    let mut key = action.to_owned();
+    for (k, v) in vars.iter().filter(|(k, _)| k.ends_with("_id")) {
+        key.push_str(&format!(":{k}={v}"));
+    }
+    key
+}
+
+fn lookup(world: &World<'_>, st: &State, lang: Language, name: &str) -> Option<String> {
+    st.vars
+        .get(&format!("{name}.{lang}"))
+        .or_else(|| st.vars.get(name))
+        .or_else(|| world.globals.get(name))
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choose_parses_numbers_in_range() {
+        assert_eq!(choose("1", 3), Some(0));
+        assert_eq!(choose("3", 3), Some(2));
+        assert_eq!(choose("4", 3), None);
+        assert_eq!(choose("0", 3), None);
+        assert_eq!(choose("x", 3), None);
+        assert_eq!(choose("", 3), None);
+        assert_eq!(choose("01", 3), Some(0));
+    }
+
+    #[test]
+    fn read_key_uses_ids_only() {
+        let mut v = Vars::new();
+        v.insert("project_id".into(), "7".into());
+        v.insert("amount".into(), "500".into());
+        assert_eq!(read_key("project_total", &v), "project_total:project_id=7");
+    }
+}

@@ -1,0 +1,21 @@
+//! Hashar: the phone side of a community remittance-matching programme.
+//!
+//! Households walk USSD menus (and, later, SMS conversations) to pledge money to their
+//! village's projects, see matched totals, read budgeting tips and safe-migration advice.
+//! See `docs/ARCHITECTURE.md` for the map of this crate.
+
+pub mod actions;
+pub mod app;
+pub mod channels;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod engine;
+pub mod http;
+pub mod phone_cli;
+pub mod ussd;
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -1,0 +1,116 @@
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hashar::{
+    app::{self, AppState},
+    config::Config,
+    db, demo,
+    engine::{check, MenuSet},
+    http, phone_cli,
+};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "hashar", version, about = "SMS/USSD gateway for community pledges and matching")]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (webhooks, health).
+    Serve,
+    /// Create the database if needed and apply migrations.
+    Migrate,
+    /// Menu tools.
+    Menus {
+        #[command(subcommand)]
+        command: MenusCommand,
+    },
+    /// Load the demo programme: 15 Zarafshon valley communities, projects, households.
+    DemoData,
+    /// A console feature phone that dials the running server.
+    Phone {
+        /// The caller's number.
+        #[arg(long, default_value = "+992900000001")]
+        phone: String,
+        /// The USSD code dialled.
+        #[arg(long, default_value = "*384*4274#")]
+        code: String,
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum MenusCommand {
+    /// Load every menu, render every screen in every language; fail on any problem.
+    Check,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
+        .init();
+    let cli = Cli::parse();
+    let config = cli.config;
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let pool = db::prepare(&config).await.context("preparing the database")?;
+            let added = hashar::actions::sync_tips(&pool, &config.menus_dir.join("tips.toml")).await?;
+            println!("database ready; {added} new tips loaded");
+            Ok(())
+        }
+        Command::Menus { command: MenusCommand::Check } => {
+            let set = MenuSet::load_dir(&config.menus_dir).context("loading menus")?;
+            let errors = check::check(&set, config.screen_limits());
+            if errors.is_empty() {
+                let screens: usize = set.menus.values().map(|m| m.screens.len()).sum();
+                println!("menus ok: {} menus, {screens} screens, 3 languages", set.menus.len());
+                Ok(())
+            } else {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                anyhow::bail!("{} problem(s) in the menus", errors.len())
+            }
+        }
+        Command::DemoData => {
+            let pool = db::prepare(&config).await.context("preparing the database")?;
+            hashar::actions::sync_tips(&pool, &config.menus_dir.join("tips.toml")).await?;
+            let added = demo::load(&pool).await?;
+            println!(
+                "demo data: {} communities, {} projects, {} households added",
+                added.communities, added.projects, added.households
+            );
+            Ok(())
+        }
+        Command::Phone { phone, code, url } => {
+            phone_cli::run(phone_cli::Dial { url, phone, code }).await?;
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let menus = app::load_checked_menus(&config)?;
+    let pool = db::prepare(&config).await.context("preparing the database")?;
+    hashar::actions::sync_tips(&pool, &config.menus_dir.join("tips.toml")).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(addr = %config.listen, "hashar listening; dial it with `hashar phone`");
+    let state = AppState::new(pool, menus, config);
+    let router = http::router(state);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
