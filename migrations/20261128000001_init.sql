@@ -45,9 +45,25 @@ create table projects (
     match_ratio  numeric(8, 4) not null check (match_ratio >= 0),
     match_cap    numeric(14, 2) check (match_cap is null or match_cap >= 0),
     status       text not null default 'open' check (status in ('open', 'closed')),
+    -- when it was closed: sessions that started before still see it in their lists, so a
+    -- list position a caller chose keeps pointing at the same project
+    closed_at    timestamptz,
     created_at   timestamptz not null default now(),
-    unique (community_id, code)
+    unique (community_id, code),
+    check ((status = 'closed') = (closed_at is not null))
 );
+
+create function projects_closed_at() returns trigger language plpgsql as $$
+begin
+    if new.status = 'closed' and new.closed_at is null then
+        new.closed_at := now();
+    elsif new.status = 'open' then
+        new.closed_at := null;
+    end if;
+    return new;
+end $$;
+create trigger projects_closed_at before insert or update of status on projects
+    for each row execute function projects_closed_at();
 create index projects_community_idx on projects (community_id) where status = 'open';
 
 -- A promise of money. Never deleted: a status change records who and when.
@@ -107,6 +123,8 @@ end $$;
 create trigger pledges_no_delete before delete on pledges
     for each row execute function forbid_delete();
 create trigger receipts_no_delete before delete on receipts
+    for each row execute function forbid_delete();
+create trigger projects_no_delete before delete on projects
     for each row execute function forbid_delete();
 
 -- The one place totals are computed; every screen and report reads it.

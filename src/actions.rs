@@ -47,21 +47,28 @@ pub struct EffectCtx<'a> {
 }
 
 fn var<'v>(vars: &'v Vars, action: &str, name: &'static str) -> Result<&'v str, ActionError> {
-    vars.get(name).map(String::as_str).ok_or_else(|| ActionError::MissingVar {
-        action: action.to_owned(),
-        var: name,
-    })
+    vars.get(name)
+        .map(String::as_str)
+        .ok_or_else(|| ActionError::MissingVar {
+            action: action.to_owned(),
+            var: name,
+        })
 }
 
 fn id_var(vars: &Vars, action: &str, name: &'static str) -> Result<i64, ActionError> {
-    var(vars, action, name)?.parse().map_err(|_| ActionError::MissingVar {
-        action: action.to_owned(),
-        var: name,
-    })
+    var(vars, action, name)?
+        .parse()
+        .map_err(|_| ActionError::MissingVar {
+            action: action.to_owned(),
+            var: name,
+        })
 }
 
 /// The caller's household and community, if registered.
-pub async fn household_of(conn: &mut PgConnection, phone: &Phone) -> Result<Option<(i64, i64)>, sqlx::Error> {
+pub async fn household_of(
+    conn: &mut PgConnection,
+    phone: &Phone,
+) -> Result<Option<(i64, i64)>, sqlx::Error> {
     let row = sqlx::query(
         "select h.id, h.community_id from phones ph join households h on h.id = ph.household_id where ph.phone = $1",
     )
@@ -81,10 +88,12 @@ pub async fn run_effect(
 ) -> Result<Vars, ActionError> {
     match action {
         "set_language" => {
-            let lang = arg.and_then(|a| Language::from_str(a).ok()).ok_or(ActionError::MissingVar {
-                action: action.into(),
-                var: "arg",
-            })?;
+            let lang =
+                arg.and_then(|a| Language::from_str(a).ok())
+                    .ok_or(ActionError::MissingVar {
+                        action: action.into(),
+                        var: "arg",
+                    })?;
             sqlx::query(
                 "update households set language = $2
                  where id = (select household_id from phones where phone = $1)",
@@ -120,11 +129,15 @@ pub async fn run_effect(
         }
         "create_pledge" => {
             let project = id_var(vars, action, "project_id")?;
-            let amount = Decimal::from_str(var(vars, action, "amount")?).map_err(|_| ActionError::MissingVar {
-                action: action.into(),
-                var: "amount",
+            let amount = Decimal::from_str(var(vars, action, "amount")?).map_err(|_| {
+                ActionError::MissingVar {
+                    action: action.into(),
+                    var: "amount",
+                }
             })?;
-            let (household, community) = household_of(conn, ctx.phone).await?.ok_or(ActionError::NotRegistered)?;
+            let (household, community) = household_of(conn, ctx.phone)
+                .await?
+                .ok_or(ActionError::NotRegistered)?;
             let inserted: Option<i64> = sqlx::query_scalar(
                 "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
                  select p.id, $2, $3, $4, p.currency, $5, $6
@@ -142,10 +155,12 @@ pub async fn run_effect(
             .fetch_optional(&mut *conn)
             .await?;
             if inserted.is_none() {
-                let exists: bool = sqlx::query_scalar("select exists (select 1 from pledges where idempotency_key = $1)")
-                    .bind(ctx.idempotency_key)
-                    .fetch_one(&mut *conn)
-                    .await?;
+                let exists: bool = sqlx::query_scalar(
+                    "select exists (select 1 from pledges where idempotency_key = $1)",
+                )
+                .bind(ctx.idempotency_key)
+                .fetch_one(&mut *conn)
+                .await?;
                 if !exists {
                     return Err(ActionError::ProjectNotOpen(project));
                 }
@@ -231,14 +246,23 @@ async fn next_tip(conn: &mut PgConnection, ctx: &EffectCtx<'_>) -> Result<Vars, 
         .bind(household)
         .execute(&mut *conn)
         .await?;
-    let mut round: i32 = sqlx::query_scalar("select coalesce(max(round), 1) from tip_views where household_id = $1")
+    let mut round: i32 =
+        sqlx::query_scalar("select coalesce(max(round), 1) from tip_views where household_id = $1")
+            .bind(household)
+            .fetch_one(&mut *conn)
+            .await?;
+    let mut row = pick(true)
         .bind(household)
-        .fetch_one(&mut *conn)
+        .bind(round)
+        .fetch_optional(&mut *conn)
         .await?;
-    let mut row = pick(true).bind(household).bind(round).fetch_optional(&mut *conn).await?;
     if row.is_none() {
         round += 1;
-        row = pick(true).bind(household).bind(round).fetch_optional(&mut *conn).await?;
+        row = pick(true)
+            .bind(household)
+            .bind(round)
+            .fetch_optional(&mut *conn)
+            .await?;
     }
     if let Some(r) = &row {
         let tip: i64 = r.get(0);
@@ -292,7 +316,8 @@ pub enum TipsError {
 /// Tips already there are left alone, so edits made by coordinators are kept.
 pub async fn sync_tips(pool: &PgPool, path: &std::path::Path) -> Result<u64, TipsError> {
     let source = std::fs::read_to_string(path).map_err(|e| TipsError::Read(path.to_owned(), e))?;
-    let file: TipsFile = toml::from_str(&source).map_err(|e| TipsError::Parse(path.to_owned(), e.message().to_owned()))?;
+    let file: TipsFile = toml::from_str(&source)
+        .map_err(|e| TipsError::Parse(path.to_owned(), e.message().to_owned()))?;
     let mut added = 0;
     let mut tx = pool.begin().await?;
     for (i, tip) in file.tip.iter().enumerate() {

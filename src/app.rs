@@ -46,10 +46,18 @@ impl AppState {
         AppState::with_clock(pool, menus, config, Arc::new(SystemClock))
     }
 
-    pub fn with_clock(pool: PgPool, menus: MenuSet, config: Config, clock: Arc<dyn Clock>) -> AppState {
+    pub fn with_clock(
+        pool: PgPool,
+        menus: MenuSet,
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> AppState {
         let mut globals = Vars::new();
         globals.insert("hotline".into(), config.hotline.clone());
-        globals.insert("max".into(), crate::domain::money::format_amount(config.max_pledge));
+        globals.insert(
+            "max".into(),
+            crate::domain::money::format_amount(config.max_pledge),
+        );
         AppState {
             pool,
             menus: Arc::new(menus),

@@ -54,7 +54,11 @@ pub struct Config {
     pub db_pool_size: u32,
 
     /// The Information Centre hotline shown on the safe-migration screens.
-    #[arg(long, env = "HASHAR_HOTLINE", default_value = "ask your resource centre")]
+    #[arg(
+        long,
+        env = "HASHAR_HOTLINE",
+        default_value = "ask your resource centre"
+    )]
     pub hotline: String,
 
     /// Largest USSD screen in GSM-7 septets (protocol maximum 182).

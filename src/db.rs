@@ -41,7 +41,13 @@ pub enum DbError {
 pub async fn prepare(config: &Config) -> Result<PgPool, DbError> {
     let mut options = PgConnectOptions::from_str(&config.database_url).map_err(DbError::BadUrl)?;
     if let Err(e) = ensure_database(&options).await {
-        let refused = matches!(&e, DbError::Unreachable { source: sqlx::Error::Io(_), .. });
+        let refused = matches!(
+            &e,
+            DbError::Unreachable {
+                source: sqlx::Error::Io(_),
+                ..
+            }
+        );
         if refused && config.private_cluster && config.database_url == DEFAULT_DATABASE_URL {
             tracing::warn!(error = %e, "no PostgreSQL at the default address; trying a private cluster");
             let dir = config.data_dir.join("pgdata");
@@ -77,14 +83,18 @@ pub async fn ensure_database(options: &PgConnectOptions) -> Result<(), DbError> 
         Ok(c) => c,
         Err(source) => return Err(unreachable(source)),
     };
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         // Identifiers cannot be bound; quote it the way PostgreSQL does.
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        match sqlx::query(&format!("create database {quoted}")).execute(&mut conn).await {
+        match sqlx::query(&format!("create database {quoted}"))
+            .execute(&mut conn)
+            .await
+        {
             Ok(_) => tracing::info!(database = %name, "created database"),
             // Another process created it between our check and our create.
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => {}
@@ -118,9 +128,12 @@ fn find_pg_bin(name: &str) -> Option<PathBuf> {
 ///
 /// PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user.
 pub async fn start_private_cluster(dir: &Path, port: u16) -> Result<(), DbError> {
-    let initdb = find_pg_bin("initdb").ok_or_else(|| DbError::Cluster("initdb not found".into()))?;
-    let pg_ctl = find_pg_bin("pg_ctl").ok_or_else(|| DbError::Cluster("pg_ctl not found".into()))?;
-    std::fs::create_dir_all(dir).map_err(|e| DbError::Cluster(format!("{}: {e}", dir.display())))?;
+    let initdb =
+        find_pg_bin("initdb").ok_or_else(|| DbError::Cluster("initdb not found".into()))?;
+    let pg_ctl =
+        find_pg_bin("pg_ctl").ok_or_else(|| DbError::Cluster("pg_ctl not found".into()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| DbError::Cluster(format!("{}: {e}", dir.display())))?;
     let dir = dir
         .canonicalize()
         .map_err(|e| DbError::Cluster(format!("{}: {e}", dir.display())))?;
@@ -144,23 +157,46 @@ pub async fn start_private_cluster(dir: &Path, port: u16) -> Result<(), DbError>
             .await
             .map_err(|e| DbError::Cluster(format!("chown: {e}")))?;
         if !status.success() {
-            return Err(DbError::Cluster("cannot give the data directory to user postgres".into()));
+            return Err(DbError::Cluster(
+                "cannot give the data directory to user postgres".into(),
+            ));
         }
     }
     let d = dir.display().to_string();
     if !dir.join("PG_VERSION").exists() {
-        let out = run(&initdb, vec!["-D".into(), d.clone(), "-U".into(), "postgres".into(), "--auth=trust".into()])
-            .output()
-            .await
-            .map_err(|e| DbError::Cluster(format!("initdb: {e}")))?;
+        let out = run(
+            &initdb,
+            vec![
+                "-D".into(),
+                d.clone(),
+                "-U".into(),
+                "postgres".into(),
+                "--auth=trust".into(),
+            ],
+        )
+        .output()
+        .await
+        .map_err(|e| DbError::Cluster(format!("initdb: {e}")))?;
         if !out.status.success() {
-            return Err(DbError::Cluster(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr))));
+            return Err(DbError::Cluster(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
         }
     }
     let opts = format!("-p {port} -k {d} -c listen_addresses=127.0.0.1");
     let out = run(
         &pg_ctl,
-        vec!["-D".into(), d.clone(), "-o".into(), opts, "-l".into(), format!("{d}/server.log"), "-w".into(), "start".into()],
+        vec![
+            "-D".into(),
+            d.clone(),
+            "-o".into(),
+            opts,
+            "-l".into(),
+            format!("{d}/server.log"),
+            "-w".into(),
+            "start".into(),
+        ],
     )
     .output()
     .await

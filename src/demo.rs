@@ -72,7 +72,8 @@ pub struct DemoSummary {
 /// Loads the demo programme. Whatever exists already (by community code, project code,
 /// phone) is left as it is, so running it twice changes nothing.
 pub async fn load(pool: &PgPool) -> Result<DemoSummary, DemoError> {
-    let file: DemoFile = toml::from_str(DEMO).map_err(|e| DemoError::Parse(e.message().to_owned()))?;
+    let file: DemoFile =
+        toml::from_str(DEMO).map_err(|e| DemoError::Parse(e.message().to_owned()))?;
     let mut added = DemoSummary::default();
     let mut tx = pool.begin().await?;
     for c in &file.community {
@@ -127,10 +128,11 @@ pub async fn load(pool: &PgPool) -> Result<DemoSummary, DemoError> {
         }
         for h in &c.household {
             let phone = Phone::parse(&h.phone).map_err(|e| DemoError::Phone(h.phone.clone(), e))?;
-            let known: bool = sqlx::query_scalar("select exists (select 1 from phones where phone = $1)")
-                .bind(phone.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
+            let known: bool =
+                sqlx::query_scalar("select exists (select 1 from phones where phone = $1)")
+                    .bind(phone.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
             if known {
                 continue;
             }

@@ -21,7 +21,12 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn plain(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 async fn healthz() -> Response {
@@ -32,19 +37,33 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let timeout = std::time::Duration::from_millis(state.config.db_timeout_ms);
     match tokio::time::timeout(timeout, db::migrations_applied(&state.pool)).await {
         Ok(Ok(true)) => plain(StatusCode::OK, "ready\n".into()),
-        Ok(Ok(false)) => plain(StatusCode::SERVICE_UNAVAILABLE, "migrations not applied\n".into()),
+        Ok(Ok(false)) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "migrations not applied\n".into(),
+        ),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database error");
-            plain(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n".into())
+            plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database unavailable\n".into(),
+            )
         }
         Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "database timeout\n".into()),
     }
 }
 
-async fn at_ussd(State(state): State<AppState>, form: Result<Form<africastalking::UssdForm>, axum::extract::rejection::FormRejection>) -> Response {
+async fn at_ussd(
+    State(state): State<AppState>,
+    form: Result<Form<africastalking::UssdForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
     let form = match form {
         Ok(Form(f)) => f,
-        Err(e) => return plain(StatusCode::BAD_REQUEST, format!("bad request: {}\n", e.body_text())),
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                format!("bad request: {}\n", e.body_text()),
+            )
+        }
     };
     let hop = match africastalking::parse_ussd(form) {
         Ok(h) => h,

@@ -10,7 +10,11 @@ use hashar::{
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "hashar", version, about = "SMS/USSD gateway for community pledges and matching")]
+#[command(
+    name = "hashar",
+    version,
+    about = "SMS/USSD gateway for community pledges and matching"
+)]
 struct Cli {
     #[command(flatten)]
     config: Config,
@@ -54,24 +58,34 @@ enum MenusCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
         .init();
     let cli = Cli::parse();
     let config = cli.config;
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate => {
-            let pool = db::prepare(&config).await.context("preparing the database")?;
-            let added = hashar::actions::sync_tips(&pool, &config.menus_dir.join("tips.toml")).await?;
+            let pool = db::prepare(&config)
+                .await
+                .context("preparing the database")?;
+            let added =
+                hashar::actions::sync_tips(&pool, &config.menus_dir.join("tips.toml")).await?;
             println!("database ready; {added} new tips loaded");
             Ok(())
         }
-        Command::Menus { command: MenusCommand::Check } => {
+        Command::Menus {
+            command: MenusCommand::Check,
+        } => {
             let set = MenuSet::load_dir(&config.menus_dir).context("loading menus")?;
             let errors = check::check(&set, config.screen_limits());
             if errors.is_empty() {
                 let screens: usize = set.menus.values().map(|m| m.screens.len()).sum();
-                println!("menus ok: {} menus, {screens} screens, 3 languages", set.menus.len());
+                println!(
+                    "menus ok: {} menus, {screens} screens, 3 languages",
+                    set.menus.len()
+                );
                 Ok(())
             } else {
                 for e in &errors {
@@ -81,7 +95,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::DemoData => {
-            let pool = db::prepare(&config).await.context("preparing the database")?;
+            let pool = db::prepare(&config)
+                .await
+                .context("preparing the database")?;
             hashar::actions::sync_tips(&pool, &config.menus_dir.join("tips.toml")).await?;
             let added = demo::load(&pool).await?;
             println!(
@@ -99,7 +115,9 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let menus = app::load_checked_menus(&config)?;
-    let pool = db::prepare(&config).await.context("preparing the database")?;
+    let pool = db::prepare(&config)
+        .await
+        .context("preparing the database")?;
     hashar::actions::sync_tips(&pool, &config.menus_dir.join("tips.toml")).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

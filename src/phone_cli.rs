@@ -26,7 +26,10 @@ pub struct Dial {
 /// Runs sessions until the person types `q` (or input ends).
 pub async fn run(dial: Dial) -> Result<(), PhoneCliError> {
     let client = reqwest::Client::new();
-    let endpoint = format!("{}/webhooks/africastalking/ussd", dial.url.trim_end_matches('/'));
+    let endpoint = format!(
+        "{}/webhooks/africastalking/ussd",
+        dial.url.trim_end_matches('/')
+    );
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut session_no = 0u32;
     loop {
@@ -48,12 +51,15 @@ pub async fn run(dial: Dial) -> Result<(), PhoneCliError> {
                 .form(&form)
                 .send()
                 .await
-                .map_err(|source| PhoneCliError::Http { url: endpoint.clone(), source })?;
+                .map_err(|source| PhoneCliError::Http {
+                    url: endpoint.clone(),
+                    source,
+                })?;
             let status = resp.status().as_u16();
-            let body = resp
-                .text()
-                .await
-                .map_err(|source| PhoneCliError::Http { url: endpoint.clone(), source })?;
+            let body = resp.text().await.map_err(|source| PhoneCliError::Http {
+                url: endpoint.clone(),
+                source,
+            })?;
             if status != 200 {
                 return Err(PhoneCliError::Status { status, body });
             }

@@ -109,14 +109,19 @@ select
      from ss) as session,
     (select json_agg(json_build_object('id', p.id, 'tg', p.name_tg, 'ru', p.name_ru, 'en', p.name_en,
                                        'currency', p.currency) order by p.id)
-     from projects p where p.status = 'open' and p.community_id = (select community_id from hh)) as projects,
+     from projects p
+     where (p.status = 'open' or p.closed_at > $3) and p.community_id = (select community_id from hh)) as projects,
     (select json_agg(json_build_object('id', c.id, 'tg', c.name_tg, 'ru', c.name_ru, 'en', c.name_en)
                      order by c.id)
      from communities c
      where not exists (select 1 from hh) or exists (select 1 from ss)) as communities
 "#;
 
-async fn load_context(pool: &PgPool, hop: &Hop, expired_before: chrono::DateTime<chrono::Utc>) -> Result<HopContext, sqlx::Error> {
+async fn load_context(
+    pool: &PgPool,
+    hop: &Hop,
+    expired_before: chrono::DateTime<chrono::Utc>,
+) -> Result<HopContext, sqlx::Error> {
     let row = sqlx::query(CONTEXT_SQL)
         .bind(hop.phone.as_str())
         .bind(hop.session_key())
@@ -128,7 +133,8 @@ async fn load_context(pool: &PgPool, hop: &Hop, expired_before: chrono::DateTime
     let projects: Option<Json<Vec<ItemRow>>> = row.try_get("projects")?;
     let communities: Option<Json<Vec<ItemRow>>> = row.try_get("communities")?;
     let items = |v: Option<Json<Vec<ItemRow>>>| -> Vec<ListItem> {
-        v.map(|j| j.0.into_iter().map(ListItem::from).collect()).unwrap_or_default()
+        v.map(|j| j.0.into_iter().map(ListItem::from).collect())
+            .unwrap_or_default()
     };
     Ok(HopContext {
         household: household.map(|j| j.0),
@@ -157,7 +163,12 @@ impl LanguageHints {
 
     /// The remembered language, else one guessed from the country code.
     pub fn guess(&self, phone: &Phone, default: Language) -> Language {
-        if let Some(l) = self.0.lock().ok().and_then(|m| m.get(phone.as_str()).copied()) {
+        if let Some(l) = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(phone.as_str()).copied())
+        {
             return l;
         }
         let p = phone.as_str();
@@ -209,7 +220,9 @@ const MAX_NEEDS: usize = 16;
 
 async fn answer_inner(state: &AppState, hop: &Hop) -> Result<Reply, HopError> {
     let now = state.clock.now();
-    let ttl = chrono::Duration::seconds(i64::try_from(state.config.ussd_session_ttl_secs).unwrap_or(i64::MAX / 2_000));
+    let ttl = chrono::Duration::seconds(
+        i64::try_from(state.config.ussd_session_ttl_secs).unwrap_or(i64::MAX / 2_000),
+    );
     let ctx = load_context(&state.pool, hop, now - ttl).await?;
     let tokens: Vec<&str> = if hop.text.is_empty() {
         Vec::new()
@@ -242,7 +255,8 @@ async fn answer_inner(state: &AppState, hop: &Hop) -> Result<Reply, HopError> {
         base = 0;
         results.clear();
     }
-    let engine = Engine::new(&state.menus, "household").map_err(|e| HopError::Menu(e.to_string()))?;
+    let engine =
+        Engine::new(&state.menus, "household").map_err(|e| HopError::Menu(e.to_string()))?;
     let lists = |source: &str| -> Vec<ListItem> {
         match source {
             "communities" => ctx.communities.clone(),
@@ -268,7 +282,9 @@ async fn answer_inner(state: &AppState, hop: &Hop) -> Result<Reply, HopError> {
         match outcome {
             Ok(reply) => return Ok(reply),
             Err(Stop::Broken(message)) => return Err(HopError::Menu(message)),
-            Err(Stop::Need(Need::Read { key, action, vars, .. })) => {
+            Err(Stop::Need(Need::Read {
+                key, action, vars, ..
+            })) => {
                 let data = actions::run_read(&state.pool, &action, &vars).await?;
                 reads.insert(key, data);
             }
@@ -279,7 +295,18 @@ async fn answer_inner(state: &AppState, hop: &Hop) -> Result<Reply, HopError> {
                 vars,
                 language,
             })) => {
-                let result = apply_effect(state, hop, &caller, now, step, &action, arg.as_deref(), &vars, language).await?;
+                let result = apply_effect(
+                    state,
+                    hop,
+                    &caller,
+                    now,
+                    step,
+                    &action,
+                    arg.as_deref(),
+                    &vars,
+                    language,
+                )
+                .await?;
                 results.insert(step, result);
             }
         }
@@ -352,12 +379,13 @@ async fn apply_effect(
     .rows_affected()
         == 1;
     if !claimed {
-        let Json(result): Json<Vars> =
-            sqlx::query_scalar("select result from ussd_effects where session_key = $1 and step = $2")
-                .bind(&key)
-                .bind(step_i32)
-                .fetch_one(&mut *tx)
-                .await?;
+        let Json(result): Json<Vars> = sqlx::query_scalar(
+            "select result from ussd_effects where session_key = $1 and step = $2",
+        )
+        .bind(&key)
+        .bind(step_i32)
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         return Ok(result);
     }

@@ -36,7 +36,9 @@ pub fn parse_ussd(form: UssdForm) -> Result<Hop, InboundError> {
             message: "longer than 200 characters".into(),
         });
     }
-    let raw_phone = form.phone_number.ok_or(InboundError::Missing("phoneNumber"))?;
+    let raw_phone = form
+        .phone_number
+        .ok_or(InboundError::Missing("phoneNumber"))?;
     let phone = Phone::parse(&raw_phone).map_err(|e| InboundError::Invalid {
         field: "phoneNumber",
         message: e.to_string(),
@@ -76,7 +78,9 @@ mod tests {
 
     // Decode the way axum's `Form` does (serde over application/x-www-form-urlencoded).
     fn serde_urlencoded_like(body: &str) -> UssdForm {
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
         let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         UssdForm {
             session_id: get("sessionId"),
@@ -97,12 +101,22 @@ mod tests {
         let cases = [
             Case {
                 name: "first hop",
-                fields: &[("sessionId", "ATUid_1"), ("serviceCode", "*384*4274#"), ("phoneNumber", "+992901234567"), ("networkCode", "43604"), ("text", "")],
+                fields: &[
+                    ("sessionId", "ATUid_1"),
+                    ("serviceCode", "*384*4274#"),
+                    ("phoneNumber", "+992901234567"),
+                    ("networkCode", "43604"),
+                    ("text", ""),
+                ],
                 want: Ok(("ATUid_1", "+992901234567", "")),
             },
             Case {
                 name: "history",
-                fields: &[("sessionId", "ATUid_1"), ("phoneNumber", "+992901234567"), ("text", "1*2*500")],
+                fields: &[
+                    ("sessionId", "ATUid_1"),
+                    ("phoneNumber", "+992901234567"),
+                    ("text", "1*2*500"),
+                ],
                 want: Ok(("ATUid_1", "+992901234567", "1*2*500")),
             },
             Case {
@@ -123,7 +137,10 @@ mod tests {
             Case {
                 name: "bad phone",
                 fields: &[("sessionId", "s"), ("phoneNumber", "hello"), ("text", "")],
-                want: Err(InboundError::Invalid { field: "phoneNumber", message: "not a phone number: invalid country code".into() }),
+                want: Err(InboundError::Invalid {
+                    field: "phoneNumber",
+                    message: "not a phone number: invalid country code".into(),
+                }),
             },
         ];
         for case in cases {
@@ -136,7 +153,11 @@ mod tests {
                     assert_eq!(hop.provider, PROVIDER);
                 }
                 (Err(e), Err(want)) => {
-                    if let (InboundError::Invalid { field: f1, .. }, InboundError::Invalid { field: f2, .. }) = (e, want) {
+                    if let (
+                        InboundError::Invalid { field: f1, .. },
+                        InboundError::Invalid { field: f2, .. },
+                    ) = (e, want)
+                    {
                         assert_eq!(f1, f2, "{}", case.name);
                     } else {
                         assert_eq!(e, want, "{}", case.name);
@@ -149,7 +170,11 @@ mod tests {
 
     #[test]
     fn renders_con_and_end() {
-        let r = |end| Reply { text: "Hi\n1 A".into(), end, language: Language::En };
+        let r = |end| Reply {
+            text: "Hi\n1 A".into(),
+            end,
+            language: Language::En,
+        };
         assert_eq!(render_ussd(&r(false)), "CON Hi\n1 A");
         assert_eq!(render_ussd(&r(true)), "END Hi\n1 A");
     }

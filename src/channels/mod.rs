@@ -9,5 +9,8 @@ pub enum InboundError {
     #[error("missing field {0}")]
     Missing(&'static str),
     #[error("field {field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }

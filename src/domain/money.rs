@@ -97,11 +97,18 @@ impl AmountError {
 /// Digits with at most one decimal separator (`.` or `,`) and at most two decimals; spaces
 /// between digit groups are ignored. The result is > 0 and at most `max`.
 pub fn parse_amount(input: &str, max: Decimal) -> Result<Decimal, AmountError> {
-    let compact: String = input.trim().chars().filter(|c| *c != ' ' && *c != '\u{a0}').collect();
-    if compact.starts_with('-') {
+    let compact: String = input
+        .trim()
+        .chars()
+        .filter(|c| *c != ' ' && *c != '\u{a0}')
+        .collect();
+    if let Some(rest) = compact.strip_prefix('-') {
         // A sign is a number the person meant; say why it is refused, not that it is garbage.
-        let rest = &compact[1..];
-        if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',') {
+        if !rest.is_empty()
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+        {
             return Err(AmountError::NotPositive);
         }
         return Err(AmountError::NotANumber);

@@ -104,7 +104,11 @@ mod tests {
             ("79161234567", "+79161234567"),
         ];
         for (raw, want) in cases {
-            assert_eq!(Phone::parse(raw).map(|p| p.as_str().to_owned()), Ok(want.to_owned()), "{raw}");
+            assert_eq!(
+                Phone::parse(raw).map(|p| p.as_str().to_owned()),
+                Ok(want.to_owned()),
+                "{raw}"
+            );
         }
     }
 

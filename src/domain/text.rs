@@ -78,7 +78,10 @@ pub struct ScreenLimits {
 impl Default for ScreenLimits {
     fn default() -> Self {
         // 182 septets is the protocol maximum; 160 leaves room for networks that cut earlier.
-        ScreenLimits { gsm7: 160, ucs2: 80 }
+        ScreenLimits {
+            gsm7: 160,
+            ucs2: 80,
+        }
     }
 }
 
@@ -98,7 +101,13 @@ mod tests {
 
     #[test]
     fn measures_gsm7_with_extension_characters() {
-        assert_eq!(TextMeasure::of("Hello"), TextMeasure { encoding: Encoding::Gsm7, units: 5 });
+        assert_eq!(
+            TextMeasure::of("Hello"),
+            TextMeasure {
+                encoding: Encoding::Gsm7,
+                units: 5
+            }
+        );
         assert_eq!(TextMeasure::of("5€ {x}").units, 9);
         assert_eq!(TextMeasure::of("a\nb").units, 3);
     }

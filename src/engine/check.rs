@@ -40,14 +40,24 @@ pub fn worst_case_values() -> Vars {
         v.insert(format!("project.{lang}"), wide(MAX_PROJECT_NAME));
         v.insert(format!("community.{lang}"), wide(MAX_COMMUNITY_NAME));
     }
-    for money in ["amount", "pledged", "received", "matched", "matched_total", "target"] {
+    for money in [
+        "amount",
+        "pledged",
+        "received",
+        "matched",
+        "matched_total",
+        "target",
+    ] {
         v.insert(money.into(), "99999999.99".into());
     }
     v.insert("currency".into(), "TJS".into());
     v.insert("percent".into(), "100.0".into());
     v.insert("max".into(), "100000".into());
     v.insert("tip".into(), wide(MAX_TIP));
-    v.insert("hotline".into(), "+992 00 000 00 00, +7 000 000 00 00".into());
+    v.insert(
+        "hotline".into(),
+        "+992 00 000 00 00, +7 000 000 00 00".into(),
+    );
     v
 }
 
@@ -72,21 +82,36 @@ pub fn check(set: &MenuSet, limits: ScreenLimits) -> Vec<String> {
     errors
 }
 
-fn check_menu(set: &MenuSet, menu: &MenuDef, known: &Vars, limits: ScreenLimits, errors: &mut Vec<String>) {
+fn check_menu(
+    set: &MenuSet,
+    menu: &MenuDef,
+    known: &Vars,
+    limits: ScreenLimits,
+    errors: &mut Vec<String>,
+) {
     let id = &menu.id;
     let mut structural = false;
     let mut err = |e: String| errors.push(e);
     if !menu.screens.contains_key(&menu.start) {
-        err(format!("menu {id}: start screen {:?} does not exist", menu.start));
+        err(format!(
+            "menu {id}: start screen {:?} does not exist",
+            menu.start
+        ));
         structural = true;
     }
     for guard in &menu.entry {
         if !CONDITIONS.contains(&guard.unless.as_str()) {
-            err(format!("menu {id}: entry: unknown condition {:?}", guard.unless));
+            err(format!(
+                "menu {id}: entry: unknown condition {:?}",
+                guard.unless
+            ));
             structural = true;
         }
         if !menu.screens.contains_key(&guard.screen) {
-            err(format!("menu {id}: entry: screen {:?} does not exist", guard.screen));
+            err(format!(
+                "menu {id}: entry: screen {:?} does not exist",
+                guard.screen
+            ));
             structural = true;
         }
     }
@@ -101,7 +126,9 @@ fn check_menu(set: &MenuSet, menu: &MenuDef, known: &Vars, limits: ScreenLimits,
     for (name, screen) in &menu.screens {
         for target in screen.targets() {
             if !menu.screens.contains_key(target) {
-                err(format!("menu {id}, screen {name}: next screen {target:?} does not exist"));
+                err(format!(
+                    "menu {id}, screen {name}: next screen {target:?} does not exist"
+                ));
                 structural = true;
             }
         }
@@ -113,9 +140,13 @@ fn check_menu(set: &MenuSet, menu: &MenuDef, known: &Vars, limits: ScreenLimits,
             .collect();
         match screen {
             ScreenDef::Confirm { action, .. } => actions.push((action, None, true)),
-            ScreenDef::Info { data: Some(action), .. } => actions.push((action, None, false)),
+            ScreenDef::Info {
+                data: Some(action), ..
+            } => actions.push((action, None, false)),
             ScreenDef::List { source, .. } if !SOURCES.contains(&source.as_str()) => {
-                err(format!("menu {id}, screen {name}: unknown list source {source:?}"));
+                err(format!(
+                    "menu {id}, screen {name}: unknown list source {source:?}"
+                ));
                 structural = true;
             }
             _ => {}
@@ -123,7 +154,9 @@ fn check_menu(set: &MenuSet, menu: &MenuDef, known: &Vars, limits: ScreenLimits,
         for (action, arg, on_choice) in actions {
             match action_kind(action) {
                 None => {
-                    err(format!("menu {id}, screen {name}: unknown action {action:?}"));
+                    err(format!(
+                        "menu {id}, screen {name}: unknown action {action:?}"
+                    ));
                     structural = true;
                 }
                 Some(ActionKind::Read) if on_choice => {
@@ -133,7 +166,9 @@ fn check_menu(set: &MenuSet, menu: &MenuDef, known: &Vars, limits: ScreenLimits,
                 Some(_) => {}
             }
             if action == "set_language" && arg.and_then(|a| a.parse::<Language>().ok()).is_none() {
-                err(format!("menu {id}, screen {name}: set_language needs arg tg, ru or en"));
+                err(format!(
+                    "menu {id}, screen {name}: set_language needs arg tg, ru or en"
+                ));
                 structural = true;
             }
             let needs: &[&str] = match action {
@@ -153,7 +188,9 @@ fn check_menu(set: &MenuSet, menu: &MenuDef, known: &Vars, limits: ScreenLimits,
             for lang in Language::ALL {
                 match set.locales.get(&lang).and_then(|l| l.get(key)) {
                     None => {
-                        err(format!("menu {id}, screen {name}: text {key:?} is missing in {lang}"));
+                        err(format!(
+                            "menu {id}, screen {name}: text {key:?} is missing in {lang}"
+                        ));
                         structural = true;
                     }
                     Some(text) => {
@@ -195,21 +232,27 @@ fn check_menu(set: &MenuSet, menu: &MenuDef, known: &Vars, limits: ScreenLimits,
 }
 
 /// Renders every screen in every language with the widest values and a full list.
-fn render_all(set: &MenuSet, menu: &MenuDef, known: &Vars, limits: ScreenLimits, errors: &mut Vec<String>) {
+fn render_all(
+    set: &MenuSet,
+    menu: &MenuDef,
+    known: &Vars,
+    limits: ScreenLimits,
+    errors: &mut Vec<String>,
+) {
     let Ok(engine) = Engine::new(set, &menu.id) else {
         return;
     };
     let wide_item = |i: usize, n: usize| ListItem {
         id: i.to_string(),
-        labels: [
-            "Ж".repeat(n),
-            "Ж".repeat(n),
-            "W".repeat(n),
-        ],
+        labels: ["Ж".repeat(n), "Ж".repeat(n), "W".repeat(n)],
         extra: Vars::from([("currency".to_owned(), "TJS".to_owned())]),
     };
     let lists = move |source: &str| -> Vec<ListItem> {
-        let n = if source == "communities" { MAX_COMMUNITY_NAME } else { MAX_PROJECT_NAME };
+        let n = if source == "communities" {
+            MAX_COMMUNITY_NAME
+        } else {
+            MAX_PROJECT_NAME
+        };
         (1..=15).map(|i| wide_item(i, n)).collect()
     };
     let effect_result: Vars = known
@@ -223,10 +266,14 @@ fn render_all(set: &MenuSet, menu: &MenuDef, known: &Vars, limits: ScreenLimits,
                 continue;
             };
             // Replay the path to the screen with every effect answered by worst-case values.
-            let results: BTreeMap<usize, Vars> = (0..=path.len() + 1).map(|s| (s, effect_result.clone())).collect();
+            let results: BTreeMap<usize, Vars> = (0..=path.len() + 1)
+                .map(|s| (s, effect_result.clone()))
+                .collect();
             let mut reads: HashMap<String, Vars> = HashMap::new();
             let mut inputs: Vec<&str> = path.iter().map(String::as_str).collect();
-            let try_inputs = |inputs: &[&str], reads: &mut HashMap<String, Vars>| -> Result<String, String> {
+            let try_inputs = |inputs: &[&str],
+                              reads: &mut HashMap<String, Vars>|
+             -> Result<String, String> {
                 loop {
                     let world = World {
                         caller: world_caller.clone(),
@@ -249,13 +296,19 @@ fn render_all(set: &MenuSet, menu: &MenuDef, known: &Vars, limits: ScreenLimits,
                 }
             };
             if let Err(message) = try_inputs(&inputs, &mut reads) {
-                errors.push(format!("menu {}, screen {name} in {lang}: {message}", menu.id));
+                errors.push(format!(
+                    "menu {}, screen {name} in {lang}: {message}",
+                    menu.id
+                ));
                 continue;
             }
             // The same screen with an error notice above it (a wrong input).
             inputs.push("x");
             if let Err(message) = try_inputs(&inputs, &mut reads) {
-                errors.push(format!("menu {}, screen {name} in {lang} (after a wrong input): {message}", menu.id));
+                errors.push(format!(
+                    "menu {}, screen {name} in {lang} (after a wrong input): {message}",
+                    menu.id
+                ));
             }
         }
     }

@@ -34,7 +34,10 @@ pub struct EntryDef {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ScreenDef {
     /// A static menu: a title and numbered options.
-    Menu { title: String, options: Vec<OptionDef> },
+    Menu {
+        title: String,
+        options: Vec<OptionDef>,
+    },
     /// A numbered list filled by a named source; the choice is stored in `store`.
     List {
         title: String,
@@ -145,6 +148,11 @@ impl Locale {
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.texts.get(key).map(String::as_str)
+    }
+
+    /// Adds or replaces one text (used by tests to build broken cases).
+    pub fn insert(&mut self, key: &str, text: &str) {
+        self.texts.insert(key.to_owned(), text.to_owned());
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
@@ -328,7 +336,10 @@ mod tests {
     #[test]
     fn fills_placeholders() {
         let v = |n: &str| (n == "amount").then(|| "500".to_owned());
-        assert_eq!(fill("Pledge {amount} {currency}?", v), "Pledge 500 {currency}?");
+        assert_eq!(
+            fill("Pledge {amount} {currency}?", v),
+            "Pledge 500 {currency}?"
+        );
         assert_eq!(fill("a {b c} {", v), "a {b c} {");
         assert_eq!(placeholders("{a} and {b_c} not {D}"), vec!["a", "b_c"]);
     }

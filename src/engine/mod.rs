@@ -241,7 +241,13 @@ impl<'m> Engine<'m> {
         self.enter(world, st, target, step)
     }
 
-    fn goto(&self, world: &World<'_>, st: &mut State, target: &str, step: usize) -> Result<(), Stop> {
+    fn goto(
+        &self,
+        world: &World<'_>,
+        st: &mut State,
+        target: &str,
+        step: usize,
+    ) -> Result<(), Stop> {
         if target == self.menu.start {
             return self.enter_start(world, st, step);
         }
@@ -252,13 +258,22 @@ impl<'m> Engine<'m> {
         self.enter(world, st, target, step)
     }
 
-    fn enter(&self, world: &World<'_>, st: &mut State, target: &str, step: usize) -> Result<(), Stop> {
+    fn enter(
+        &self,
+        world: &World<'_>,
+        st: &mut State,
+        target: &str,
+        step: usize,
+    ) -> Result<(), Stop> {
         let screen = self.screen(target)?;
         st.stack.push(Frame {
             screen: target.to_owned(),
             page: 0,
         });
-        if let ScreenDef::Info { data: Some(action), .. } = screen {
+        if let ScreenDef::Info {
+            data: Some(action), ..
+        } = screen
+        {
             if action_kind(action) == Some(ActionKind::Effect) {
                 self.effect(world, st, step, action, None)?;
             }
@@ -285,7 +300,8 @@ impl<'m> Engine<'m> {
             }
             .into());
         };
-        st.vars.extend(result.iter().map(|(k, v)| (k.clone(), v.clone())));
+        st.vars
+            .extend(result.iter().map(|(k, v)| (k.clone(), v.clone())));
         match action {
             "set_language" => {
                 if let Some(lang) = arg.and_then(|a| a.parse().ok()) {
@@ -302,7 +318,13 @@ impl<'m> Engine<'m> {
         st.notice = Some(self.set.text(st.language(world), "nav.invalid").to_owned());
     }
 
-    fn apply(&self, world: &World<'_>, st: &mut State, step: usize, token: &str) -> Result<(), Stop> {
+    fn apply(
+        &self,
+        world: &World<'_>,
+        st: &mut State,
+        step: usize,
+        token: &str,
+    ) -> Result<(), Stop> {
         let (screen, page) = self.top(st)?;
         if matches!(screen, ScreenDef::End { .. }) && self.is_last_page(world, st)? {
             // Input after the last screen: the person starts over.
@@ -337,7 +359,12 @@ impl<'m> Engine<'m> {
                     None => self.invalid(world, st),
                 }
             }
-            ScreenDef::List { source, store, next, .. } => {
+            ScreenDef::List {
+                source,
+                store,
+                next,
+                ..
+            } => {
                 let items = (world.lists)(source);
                 match choose(token, items.len()) {
                     Some(i) => {
@@ -346,13 +373,16 @@ impl<'m> Engine<'m> {
                         for (lang, label) in Language::ALL.iter().zip(item.labels.iter()) {
                             st.vars.insert(format!("{store}.{lang}"), label.clone());
                         }
-                        st.vars.extend(item.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        st.vars
+                            .extend(item.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
                         self.goto(world, st, next, step)?;
                     }
                     None => self.invalid(world, st),
                 }
             }
-            ScreenDef::Input { input, store, next, .. } => match input {
+            ScreenDef::Input {
+                input, store, next, ..
+            } => match input {
                 InputKind::Amount => match money::parse_amount(token, world.max_amount) {
                     Ok(value) => {
                         st.vars.insert(store.clone(), money::format_amount(value));
@@ -365,7 +395,9 @@ impl<'m> Engine<'m> {
                     }
                 },
             },
-            ScreenDef::Confirm { action, next, no, .. } => match token {
+            ScreenDef::Confirm {
+                action, next, no, ..
+            } => match token {
                 "1" => {
                     self.effect(world, st, step, action, None)?;
                     self.goto(world, st, next, step)?;
@@ -378,7 +410,13 @@ impl<'m> Engine<'m> {
         Ok(())
     }
 
-    fn follow(&self, world: &World<'_>, st: &mut State, step: usize, option: &OptionDef) -> Result<(), Stop> {
+    fn follow(
+        &self,
+        world: &World<'_>,
+        st: &mut State,
+        step: usize,
+        option: &OptionDef,
+    ) -> Result<(), Stop> {
         if let Some(action) = &option.action {
             self.effect(world, st, step, action, option.arg.as_deref())?;
         }
@@ -416,7 +454,12 @@ impl<'m> Engine<'m> {
                 units.push(Unit::Text(self.fill(world, st, t(title))));
                 numbered(&mut units, options);
             }
-            ScreenDef::List { title, source, empty, .. } => {
+            ScreenDef::List {
+                title,
+                source,
+                empty,
+                ..
+            } => {
                 let items = (world.lists)(source);
                 if items.is_empty() {
                     units.push(Unit::Text(self.fill(world, st, t(empty))));
@@ -427,13 +470,19 @@ impl<'m> Engine<'m> {
                     }
                 }
             }
-            ScreenDef::Input { prompt, .. } => units.push(Unit::Text(self.fill(world, st, t(prompt)))),
+            ScreenDef::Input { prompt, .. } => {
+                units.push(Unit::Text(self.fill(world, st, t(prompt))))
+            }
             ScreenDef::Confirm { prompt, .. } => {
                 units.push(Unit::Text(self.fill(world, st, t(prompt))));
                 units.push(Unit::Option(t("nav.yes").to_owned()));
                 units.push(Unit::Option(t("nav.no").to_owned()));
             }
-            ScreenDef::Info { text, data, options } => {
+            ScreenDef::Info {
+                text,
+                data,
+                options,
+            } => {
                 if let Some(action) = data {
                     if action_kind(action) == Some(ActionKind::Read) {
                         let key = read_key(action, &st.vars);
@@ -454,7 +503,8 @@ impl<'m> Engine<'m> {
                 let filled = match &data_vars {
                     Some(extra) => {
                         let mut with = st.clone();
-                        with.vars.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        with.vars
+                            .extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
                         self.fill(world, &with, t(text))
                     }
                     None => self.fill(world, st, t(text)),
@@ -465,8 +515,14 @@ impl<'m> Engine<'m> {
             ScreenDef::End { text } => units.push(Unit::Text(self.fill(world, st, t(text)))),
         }
         let back_on_first = st.stack.len() > 1 && !matches!(screen, ScreenDef::End { .. });
-        paginate(&units, t("nav.back"), t("nav.more"), back_on_first, &world.limits)
-            .map_err(|e| Stop::Broken(e.to_string()))
+        paginate(
+            &units,
+            t("nav.back"),
+            t("nav.more"),
+            back_on_first,
+            &world.limits,
+        )
+        .map_err(|e| Stop::Broken(e.to_string()))
     }
 
     fn render_current(&self, world: &World<'_>, st: &State) -> Result<Reply, Stop> {

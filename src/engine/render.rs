@@ -109,7 +109,7 @@ fn split_words(
         } else {
             format!("{current} {word}")
         };
-        if fits(&[candidate.clone()]) {
+        if fits(std::slice::from_ref(&candidate)) {
             current = candidate;
             continue;
         }
@@ -123,7 +123,7 @@ fn split_words(
             for c in word.chars() {
                 let mut candidate = current.clone();
                 candidate.push(c);
-                if fits(&[candidate.clone()]) {
+                if fits(std::slice::from_ref(&candidate)) {
                     current = candidate;
                 } else if current.is_empty() {
                     return Err(TooLong(word.to_owned()));
@@ -146,7 +146,8 @@ mod tests {
     #[test]
     fn short_screen_is_one_page() {
         let units = [Unit::Text("Hi".into()), Unit::Option("1 A".into())];
-        let pages = paginate(&units, "0 Back", "99 More", true, &ScreenLimits::default()).expect("fits");
+        let pages =
+            paginate(&units, "0 Back", "99 More", true, &ScreenLimits::default()).expect("fits");
         assert_eq!(pages, vec!["Hi\n1 A\n0 Back"]);
     }
 
@@ -167,10 +168,16 @@ mod tests {
 
     #[test]
     fn options_are_never_split() {
-        let units: Vec<Unit> = (1..=12).map(|i| Unit::Option(format!("{i} Проект номер {i}"))).collect();
+        let units: Vec<Unit> = (1..=12)
+            .map(|i| Unit::Option(format!("{i} Проект номер {i}")))
+            .collect();
         let limits = ScreenLimits::default();
         let pages = paginate(&units, "0 Назад", "99 Ещё", true, &limits).expect("pages");
-        let all: Vec<&str> = pages.iter().flat_map(|p| p.lines()).filter(|l| l.contains("Проект")).collect();
+        let all: Vec<&str> = pages
+            .iter()
+            .flat_map(|p| p.lines())
+            .filter(|l| l.contains("Проект"))
+            .collect();
         assert_eq!(all.len(), 12);
     }
 

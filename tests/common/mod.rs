@@ -1,0 +1,272 @@
+//! Test harness: the real router over a fresh PostgreSQL database (from `#[sqlx::test]`),
+//! a clock the test moves, and a few fixtures with known figures.
+
+#![allow(dead_code)]
+
+use std::{path::Path, sync::Arc};
+
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+    Router,
+};
+use chrono::{TimeZone, Utc};
+use hashar::{
+    app::{load_checked_menus, AppState},
+    clock::ManualClock,
+    config::Config,
+    http::router,
+};
+use http_body_util::BodyExt;
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+pub struct TestApp {
+    pub router: Router,
+    pub pool: PgPool,
+    pub clock: ManualClock,
+}
+
+pub fn test_config() -> Config {
+    let mut config = Config::from_env();
+    config.menus_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("menus");
+    config.default_language = hashar::domain::Language::Tg;
+    config.hotline = "1313".into();
+    config.max_pledge = 100_000.into();
+    config.ussd_session_ttl_secs = 300;
+    config.db_timeout_ms = 800;
+    config
+}
+
+pub async fn app(pool: PgPool) -> TestApp {
+    app_with(pool, test_config()).await
+}
+
+pub async fn app_with(pool: PgPool, config: Config) -> TestApp {
+    let menus = load_checked_menus(&config).expect("menus pass the check");
+    let clock = ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 28, 9, 0, 0)
+            .single()
+            .expect("valid time"),
+    );
+    let state = AppState::with_clock(pool.clone(), menus, config, Arc::new(clock.clone()));
+    TestApp {
+        router: router(state),
+        pool,
+        clock,
+    }
+}
+
+impl TestApp {
+    /// One Africa's Talking USSD callback; returns the status and the body.
+    pub async fn hop(&self, session: &str, phone: &str, text: &str) -> (StatusCode, String) {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("sessionId", session)
+            .append_pair("serviceCode", "*384*4274#")
+            .append_pair("phoneNumber", phone)
+            .append_pair("networkCode", "43604")
+            .append_pair("text", text)
+            .finish();
+        self.post_form("/webhooks/africastalking/ussd", body).await
+    }
+
+    pub async fn post_form(&self, path: &str, body: String) -> (StatusCode, String) {
+        let req = Request::post(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .expect("request");
+        self.send(req).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, String) {
+        self.send(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+    }
+
+    async fn send(&self, req: Request<Body>) -> (StatusCode, String) {
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router answers");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (
+            status,
+            String::from_utf8(bytes.to_vec()).expect("utf-8 body"),
+        )
+    }
+
+    /// Walks a session input by input (as the aggregator would send it) and returns the
+    /// last screen.
+    pub async fn session(&self, session: &str, phone: &str, inputs: &[&str]) -> String {
+        let (status, mut body) = self.hop(session, phone, "").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for i in 1..=inputs.len() {
+            let (status, b) = self.hop(session, phone, &inputs[..i].join("*")).await;
+            assert_eq!(status, StatusCode::OK, "{b}");
+            body = b;
+        }
+        body
+    }
+}
+
+/// Ids of the fixture rows.
+pub struct Seed {
+    pub community: i64,
+    pub other_community: i64,
+    /// 1:1 match, no cap, target 10 000 TJS.
+    pub bridge: i64,
+    /// 2:1 match, cap 3 000, target 20 000 TJS.
+    pub roof: i64,
+    /// Closed project in the same community.
+    pub closed: i64,
+    pub household: i64,
+}
+
+pub const PHONE_TG: &str = "+992901112233";
+pub const PHONE_RU: &str = "+992911112233";
+pub const PHONE_EN: &str = "+992921112233";
+pub const PHONE_NO_LANGUAGE: &str = "+992931112233";
+
+pub async fn seed(pool: &PgPool) -> Seed {
+    let community: i64 = sqlx::query_scalar(
+        "insert into communities (code, district, name_tg, name_ru, name_en)
+         values ('anzob', 'Ayni', 'Анзоб', 'Анзоб', 'Anzob') returning id",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("community");
+    let other_community: i64 = sqlx::query_scalar(
+        "insert into communities (code, district, name_tg, name_ru, name_en)
+         values ('sarazm', 'Panjakent', 'Саразм', 'Саразм', 'Sarazm') returning id",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("community");
+    let project = |code: &'static str,
+                   tg: &'static str,
+                   ru: &'static str,
+                   en: &'static str,
+                   target: &'static str,
+                   ratio: &'static str,
+                   cap: Option<&'static str>,
+                   status: &'static str,
+                   community: i64| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "insert into projects (community_id, code, kind, name_tg, name_ru, name_en, target, match_ratio, match_cap, status, closed_at)
+                 values ($1, $2, 'infrastructure', $3, $4, $5, $6::numeric, $7::numeric, $8::numeric, $9,
+                         case when $9 = 'closed' then timestamptz '2026-01-01 00:00Z' end) returning id",
+            )
+            .bind(community)
+            .bind(code)
+            .bind(tg)
+            .bind(ru)
+            .bind(en)
+            .bind(target)
+            .bind(ratio)
+            .bind(cap)
+            .bind(status)
+            .fetch_one(&pool)
+            .await
+            .expect("project")
+        }
+    };
+    let bridge = project(
+        "BRIDGE", "Пул", "Мост", "Bridge", "10000", "1", None, "open", community,
+    )
+    .await;
+    let roof = project(
+        "ROOF",
+        "Боми мактаб",
+        "Крыша школы",
+        "School roof",
+        "20000",
+        "2",
+        Some("3000"),
+        "open",
+        community,
+    )
+    .await;
+    let closed = project(
+        "OLD",
+        "Кӯҳна",
+        "Старый",
+        "Old",
+        "5000",
+        "1",
+        None,
+        "closed",
+        community,
+    )
+    .await;
+    project(
+        "WATER",
+        "Об",
+        "Вода",
+        "Water",
+        "8000",
+        "1",
+        None,
+        "open",
+        other_community,
+    )
+    .await;
+    let household = add_household(pool, community, Some("tg"), PHONE_TG).await;
+    add_household(pool, community, Some("ru"), PHONE_RU).await;
+    add_household(pool, community, Some("en"), PHONE_EN).await;
+    add_household(pool, community, None, PHONE_NO_LANGUAGE).await;
+    Seed {
+        community,
+        other_community,
+        bridge,
+        roof,
+        closed,
+        household,
+    }
+}
+
+pub async fn add_household(
+    pool: &PgPool,
+    community: i64,
+    language: Option<&str>,
+    phone: &str,
+) -> i64 {
+    let id: i64 = sqlx::query_scalar(
+        "insert into households (community_id, language) values ($1, $2) returning id",
+    )
+    .bind(community)
+    .bind(language)
+    .fetch_one(pool)
+    .await
+    .expect("household");
+    sqlx::query("insert into phones (phone, household_id) values ($1, $2)")
+        .bind(phone)
+        .bind(id)
+        .execute(pool)
+        .await
+        .expect("phone");
+    id
+}
+
+pub async fn receive(pool: &PgPool, project: i64, amount: &str) {
+    sqlx::query(
+        "insert into receipts (project_id, amount, currency, received_on, method, recorded_by)
+         values ($1, $2::numeric, 'TJS', '2026-11-01', 'cash', 'test')",
+    )
+    .bind(project)
+    .bind(amount)
+    .execute(pool)
+    .await
+    .expect("receipt");
+}
+
+pub async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .expect("count query")
+}

@@ -1,0 +1,417 @@
+//! Pure engine tests over the real menus: no HTTP, no database. Effects and reads are
+//! answered by a fake world, so every path can be walked in every language.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::Path,
+};
+
+use hashar::{
+    domain::{text::ScreenLimits, Language},
+    engine::{Caller, Engine, ListItem, MenuSet, Need, Reply, Stop, Vars, World},
+};
+use rust_decimal::Decimal;
+
+fn menus() -> MenuSet {
+    MenuSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("menus")).expect("menus load")
+}
+
+fn projects() -> Vec<ListItem> {
+    let item = |id: &str, tg: &str, ru: &str, en: &str| ListItem {
+        id: id.into(),
+        labels: [tg.into(), ru.into(), en.into()],
+        extra: Vars::from([("currency".to_owned(), "TJS".to_owned())]),
+    };
+    vec![
+        item("11", "Пули пиёдагард", "Пешеходный мост", "Footbridge"),
+        item("12", "Боми мактаб", "Крыша школы", "School roof"),
+    ]
+}
+
+fn communities() -> Vec<ListItem> {
+    (1..=15)
+        .map(|i| ListItem {
+            id: i.to_string(),
+            labels: [
+                format!("Деҳа {i}"),
+                format!("Село {i}"),
+                format!("Village {i}"),
+            ],
+            extra: Vars::new(),
+        })
+        .collect()
+}
+
+/// What a fake world answers to each action.
+fn fake_effect(action: &str, vars: &Vars) -> Vars {
+    let mut out = Vars::new();
+    match action {
+        "create_pledge" => {
+            out.insert(
+                "pledged".into(),
+                vars.get("amount").cloned().unwrap_or_default(),
+            );
+            out.insert("received".into(), "1000".into());
+            out.insert("matched".into(), "500".into());
+            out.insert("matched_total".into(), "1500".into());
+            out.insert("target".into(), "10000".into());
+            out.insert("percent".into(), "15".into());
+        }
+        "next_tip" => {
+            for l in Language::ALL {
+                out.insert(format!("tip.{l}"), format!("tip text {l}"));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+struct Sim {
+    set: MenuSet,
+    caller: Caller,
+    results: BTreeMap<usize, Vars>,
+    effects: Vec<(usize, String, Option<String>)>,
+    globals: Vars,
+}
+
+impl Sim {
+    fn new(caller: Caller) -> Sim {
+        Sim {
+            set: menus(),
+            caller,
+            results: BTreeMap::new(),
+            effects: Vec::new(),
+            globals: Vars::from([
+                ("hotline".to_owned(), "1313".to_owned()),
+                ("max".to_owned(), "100000".to_owned()),
+            ]),
+        }
+    }
+
+    fn known(lang: Language) -> Sim {
+        Sim::new(Caller {
+            language: Some(lang),
+            registered: true,
+        })
+    }
+
+    /// Answers the history `inputs` (as one hop would), running effects as needed.
+    fn hop(&mut self, inputs: &[&str]) -> Reply {
+        let engine = Engine::new(&self.set, "household").expect("household menu");
+        let projects = projects();
+        let communities = communities();
+        let lists = move |s: &str| match s {
+            "open_projects" => projects.clone(),
+            "communities" => communities.clone(),
+            _ => Vec::new(),
+        };
+        let mut reads: HashMap<String, Vars> = HashMap::new();
+        for _ in 0..10 {
+            let world = World {
+                caller: self.caller.clone(),
+                lists: &lists,
+                results: &self.results,
+                reads: &reads,
+                globals: &self.globals,
+                default_language: Language::Tg,
+                max_amount: Decimal::from(100_000),
+                limits: ScreenLimits::default(),
+            };
+            match engine.replay(&world, 0, inputs) {
+                Ok(r) => return r,
+                Err(Stop::Need(Need::Effect {
+                    step,
+                    action,
+                    arg,
+                    vars,
+                    ..
+                })) => {
+                    self.effects.push((step, action.clone(), arg));
+                    self.results.insert(step, fake_effect(&action, &vars));
+                }
+                Err(Stop::Need(Need::Read { key, .. })) => {
+                    reads.insert(
+                        key,
+                        fake_effect(
+                            "create_pledge",
+                            &Vars::from([("amount".to_owned(), "0".to_owned())]),
+                        ),
+                    );
+                }
+                Err(Stop::Broken(m)) => panic!("broken menu: {m}"),
+            }
+        }
+        panic!("too many needs");
+    }
+
+    /// Answers each prefix of `path` in turn, like a real session, returning the last screen.
+    fn walk(&mut self, path: &[&str]) -> Reply {
+        let mut last = self.hop(&[]);
+        for i in 1..=path.len() {
+            last = self.hop(&path[..i]);
+        }
+        last
+    }
+}
+
+fn assert_screen_ok(reply: &Reply, context: &str) {
+    let limits = ScreenLimits::default();
+    assert!(!reply.text.trim().is_empty(), "{context}: empty screen");
+    assert!(
+        limits.fits(&reply.text),
+        "{context}: screen too long: {:?}",
+        reply.text
+    );
+    assert!(
+        !reply.text.contains('{'),
+        "{context}: unfilled placeholder in {:?}",
+        reply.text
+    );
+    for line in reply.text.lines() {
+        let looks_like_key = line.contains('.')
+            && !line.contains(' ')
+            && line
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_');
+        assert!(
+            !looks_like_key,
+            "{context}: text key shown instead of a text: {line}"
+        );
+    }
+}
+
+/// Walks every path up to a depth from the main menu in every language, pressing every
+/// option, back, home, more and a wrong input: every screen renders, fits and is filled.
+#[test]
+fn every_path_in_every_language_renders() {
+    for lang in Language::ALL {
+        let mut seen_screens = BTreeSet::new();
+        let mut frontier: Vec<Vec<String>> = vec![Vec::new()];
+        for _depth in 0..6 {
+            let mut next = Vec::new();
+            for path in &frontier {
+                let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+                let mut sim = Sim::known(lang);
+                let reply = sim.hop(&refs);
+                assert_screen_ok(&reply, &format!("{lang} {path:?}"));
+                if !seen_screens.insert(reply.text.clone()) || reply.end {
+                    continue;
+                }
+                for input in ["1", "2", "3", "4", "5", "0", "00", "99", "x", "500"] {
+                    let mut p = path.clone();
+                    p.push(input.to_owned());
+                    next.push(p);
+                }
+            }
+            frontier = next;
+        }
+        assert!(
+            seen_screens.len() > 25,
+            "{lang}: only {} distinct screens reached",
+            seen_screens.len()
+        );
+    }
+}
+
+#[test]
+fn pledge_flow_in_each_language() {
+    let want = [
+        (Language::Tg, "Ташаккур"),
+        (Language::Ru, "Спасибо"),
+        (Language::En, "Thank you"),
+    ];
+    for (lang, thanks) in want {
+        let mut sim = Sim::known(lang);
+        let confirm = sim.walk(&["1", "2", "1500,50"]);
+        assert!(!confirm.end);
+        assert!(confirm.text.contains("1500.50"), "{lang}: {}", confirm.text);
+        assert!(
+            confirm
+                .text
+                .contains(["Боми мактаб", "Крыша школы", "School roof"][lang as usize]),
+            "{lang}: {}",
+            confirm.text
+        );
+        let mut done = sim.hop(&["1", "2", "1500,50", "1"]);
+        let mut path = vec!["1", "2", "1500,50", "1"];
+        let mut pages = vec![done.text.clone()];
+        while !done.end {
+            path.push("99");
+            done = sim.hop(&path);
+            pages.push(done.text.clone());
+            assert!(pages.len() < 5, "{lang}: END never reached");
+        }
+        let all = pages.join(" ");
+        assert!(all.contains(thanks), "{lang}: {all}");
+        assert!(all.contains("1500"), "{lang}: {all}");
+        assert_eq!(
+            sim.effects,
+            vec![(4, "create_pledge".to_owned(), None)],
+            "{lang}: pledged exactly once"
+        );
+    }
+}
+
+#[test]
+fn amount_errors_give_a_retry_screen_in_the_callers_language() {
+    let cases = [
+        (
+            "abc",
+            ["Танҳо рақам", "Введите только цифры", "Enter digits only"],
+        ),
+        ("-5", ["аз 0 зиёд", "больше 0", "more than 0"]),
+        // "0" alone is the back key, so zero is typed as 0.00 to reach the check
+        ("0.00", ["аз 0 зиёд", "больше 0", "more than 0"]),
+        ("1.234", ["2 рақам", "2 цифр", "2 digits"]),
+        ("100001", ["100000", "100000", "100000"]),
+    ];
+    for (input, texts) in cases {
+        for (i, lang) in Language::ALL.iter().enumerate() {
+            let mut sim = Sim::known(*lang);
+            let reply = sim.walk(&["1", "1", input]);
+            assert!(!reply.end);
+            assert!(
+                reply.text.contains(texts[i]),
+                "{lang} {input:?}: {}",
+                reply.text
+            );
+            // still on the amount prompt: a good amount now goes on to the confirmation
+            let ok = sim.hop(&["1", "1", input, "500"]);
+            assert!(ok.text.contains("500"), "{lang}: {}", ok.text);
+            assert!(sim.effects.is_empty(), "no effect from a wrong amount");
+        }
+    }
+}
+
+#[test]
+fn back_and_home_keys() {
+    let mut sim = Sim::known(Language::En);
+    let main = sim.hop(&[]);
+    assert!(main.text.starts_with("Hashar"));
+    let list = sim.hop(&["1"]);
+    assert!(list.text.contains("Choose a project"));
+    assert_eq!(sim.hop(&["1", "0"]).text, main.text, "0 goes back");
+    assert_eq!(
+        sim.hop(&["1", "1", "00"]).text,
+        main.text,
+        "00 goes to the main menu"
+    );
+    assert_eq!(
+        sim.hop(&["1", "1", "0"]).text,
+        list.text,
+        "back from the amount prompt"
+    );
+    let invalid = sim.hop(&["0"]);
+    assert!(
+        invalid.text.starts_with("Invalid choice."),
+        "{}",
+        invalid.text
+    );
+    let invalid = sim.hop(&["9"]);
+    assert!(
+        invalid.text.starts_with("Invalid choice."),
+        "{}",
+        invalid.text
+    );
+    // declining a pledge goes back to the main menu and pledges nothing
+    assert_eq!(sim.hop(&["1", "1", "500", "2"]).text, main.text);
+    assert!(sim.effects.is_empty());
+}
+
+#[test]
+fn long_lists_are_paged_and_numbered_across_pages() {
+    let mut sim = Sim::new(Caller {
+        language: Some(Language::Tg),
+        registered: false,
+    });
+    let first = sim.hop(&[]);
+    assert!(first.text.contains("1 Деҳа 1"), "{}", first.text);
+    assert!(first.text.ends_with("99 Давом"), "{}", first.text);
+    let mut path = vec!["99"];
+    let mut page = sim.hop(&path);
+    let mut seen: Vec<String> = first
+        .text
+        .lines()
+        .filter(|l| l.contains(" Деҳа "))
+        .map(str::to_owned)
+        .collect();
+    while page.text.contains("99 Давом") {
+        seen.extend(
+            page.text
+                .lines()
+                .filter(|l| l.contains(" Деҳа "))
+                .map(str::to_owned),
+        );
+        path.push("99");
+        page = sim.hop(&path);
+    }
+    seen.extend(
+        page.text
+            .lines()
+            .filter(|l| l.contains(" Деҳа "))
+            .map(str::to_owned),
+    );
+    let want: Vec<String> = (1..=15).map(|i| format!("{i} Деҳа {i}")).collect();
+    assert_eq!(seen, want, "every village once, numbered across pages");
+    // "99" on the last page is refused, "0" goes back a page
+    path.push("99");
+    assert!(sim.hop(&path).text.starts_with("Интихоби нодуруст."));
+    // choosing number 14 from the last page registers in village 14
+    let confirm = sim.hop(&["99", "99", "14"]);
+    assert!(confirm.text.contains("Деҳа 14"), "{}", confirm.text);
+}
+
+#[test]
+fn first_contact_asks_language_then_village() {
+    let mut sim = Sim::new(Caller::default());
+    let first = sim.hop(&[]);
+    assert!(
+        first.text.contains("1 Тоҷикӣ")
+            && first.text.contains("2 Русский")
+            && first.text.contains("3 English"),
+        "{}",
+        first.text
+    );
+    let village = sim.hop(&["2"]);
+    assert!(
+        village.text.contains("Выберите"),
+        "Russian after choosing it: {}",
+        village.text
+    );
+    let confirm = sim.hop(&["2", "3"]);
+    assert!(confirm.text.contains("Село 3"), "{}", confirm.text);
+    let main = sim.hop(&["2", "3", "1"]);
+    assert!(main.text.starts_with("Хашар"), "{}", main.text);
+    assert_eq!(
+        sim.effects,
+        vec![
+            (1, "set_language".to_owned(), Some("ru".to_owned())),
+            (3, "register".to_owned(), None)
+        ]
+    );
+}
+
+#[test]
+fn tips_and_callback_are_effects_once_per_step() {
+    let mut sim = Sim::known(Language::En);
+    let tip = sim.walk(&["3"]);
+    assert!(tip.text.contains("tip text en"), "{}", tip.text);
+    let next = sim.hop(&["3", "1"]);
+    assert!(next.text.contains("tip text en"));
+    let done = sim.walk(&["4", "5", "1"]);
+    assert!(
+        done.end && done.text.contains("counsellor"),
+        "{}",
+        done.text
+    );
+    let actions: Vec<&str> = sim.effects.iter().map(|(_, a, _)| a.as_str()).collect();
+    assert_eq!(actions, vec!["next_tip", "next_tip", "request_callback"]);
+}
+
+#[test]
+fn input_after_the_end_starts_over() {
+    let mut sim = Sim::known(Language::En);
+    let reply = sim.walk(&["4", "5", "1", "1"]);
+    assert!(reply.text.starts_with("Hashar"), "{}", reply.text);
+}

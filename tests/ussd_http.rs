@@ -1,0 +1,455 @@
+//! Whole USSD sessions over HTTP against a real PostgreSQL database (one per test).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use common::*;
+use hashar::clock::Clock;
+use rust_decimal::Decimal;
+use sqlx::{postgres::PgPoolOptions, PgPool, Row};
+
+fn dec(s: &str) -> Decimal {
+    s.parse().expect("decimal literal")
+}
+
+/// Presses "99" until the session ends; returns every page joined.
+async fn until_end(app: &TestApp, session: &str, phone: &str, inputs: &[&str]) -> String {
+    let mut path: Vec<&str> = inputs.to_vec();
+    let mut pages = Vec::new();
+    loop {
+        let (status, body) = app.hop(session, phone, &path.join("*")).await;
+        assert_eq!(status, StatusCode::OK);
+        pages.push(body.clone());
+        if body.starts_with("END ") {
+            return pages.join("\n");
+        }
+        assert!(
+            body.contains("\n99 "),
+            "neither END nor a next page: {body}"
+        );
+        assert!(pages.len() < 6, "END never reached: {pages:?}");
+        path.push("99");
+    }
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn health_and_readiness(pool: PgPool) {
+    let app = app(pool).await;
+    assert_eq!(
+        app.get("/healthz").await,
+        (StatusCode::OK, "ok\n".to_owned())
+    );
+    assert_eq!(
+        app.get("/readyz").await,
+        (StatusCode::OK, "ready\n".to_owned())
+    );
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn pledge_sessions_in_each_language(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let cases = [
+        (PHONE_TG, "Ҳашар", "Ташаккур", "Пул"),
+        (PHONE_RU, "Хашар", "Спасибо", "Мост"),
+        (PHONE_EN, "Hashar", "Thank you", "Bridge"),
+    ];
+    for (i, (phone, title, thanks, project)) in cases.iter().enumerate() {
+        let session = format!("pledge-{i}");
+        let (_, main) = app.hop(&session, phone, "").await;
+        assert!(main.starts_with(&format!("CON {title}")), "{main}");
+        let confirm = app.session(&session, phone, &["1", "1", "500"]).await;
+        assert!(
+            confirm.starts_with("CON ") && confirm.contains("500") && confirm.contains(project),
+            "{confirm}"
+        );
+        let done = until_end(&app, &session, phone, &["1", "1", "500", "1"]).await;
+        assert!(done.contains(thanks), "{done}");
+        // 1:1 match, nothing received yet: the matched total is still 0 of 10000
+        assert!(done.contains("0") && done.contains("10000"), "{done}");
+    }
+    let rows =
+        sqlx::query("select phone, amount, currency, status, channel from pledges order by id")
+            .fetch_all(&pool)
+            .await
+            .expect("pledges");
+    assert_eq!(rows.len(), 3);
+    for (row, (phone, ..)) in rows.iter().zip(cases.iter()) {
+        assert_eq!(row.get::<String, _>("phone"), *phone);
+        assert_eq!(row.get::<Decimal, _>("amount"), dec("500"));
+        assert_eq!(row.get::<String, _>("currency"), "TJS");
+        assert_eq!(row.get::<String, _>("status"), "pledged");
+        assert_eq!(row.get::<String, _>("channel"), "ussd");
+    }
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_repeated_hop_gets_the_same_answer_and_pledges_once(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    app.session("dup", PHONE_EN, &["1", "2", "250,50"]).await;
+    let first = app.hop("dup", PHONE_EN, "1*2*250,50*1").await;
+    let second = app.hop("dup", PHONE_EN, "1*2*250,50*1").await;
+    assert_eq!(first, second);
+    assert!(
+        first
+            .1
+            .starts_with("END Thank you! Pledged 250.50 TJS to School roof."),
+        "{}",
+        first.1
+    );
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 1);
+    let amount: Decimal = sqlx::query_scalar("select amount from pledges")
+        .fetch_one(&pool)
+        .await
+        .expect("pledge");
+    assert_eq!(amount, dec("250.50"));
+    // concurrent duplicates: still one pledge
+    let (a, b) = tokio::join!(
+        app.hop("dup2", PHONE_EN, "1*1*70*1"),
+        app.hop("dup2", PHONE_EN, "1*1*70*1")
+    );
+    assert_eq!(a, b);
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 2);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn lost_hops_follow_the_history(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    // Hops "1" and "1*1" never reached us (another instance, or lost): the history decides.
+    app.hop("lost", PHONE_EN, "").await;
+    let (_, confirm) = app.hop("lost", PHONE_EN, "1*1*300").await;
+    assert!(
+        confirm.starts_with("CON Pledge 300 TJS to Bridge?"),
+        "{confirm}"
+    );
+    // Only the final hop arrives: the pledge still happens, once.
+    let (_, done) = app.hop("lost-2", PHONE_EN, "1*1*300*1").await;
+    assert!(done.starts_with("END Thank you!"), "{done}");
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 1);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn an_expired_session_starts_cleanly(pool: PgPool) {
+    seed(&pool).await;
+    sync_tips(&pool).await;
+    let app = app(pool.clone()).await;
+    let (_, tip) = app.hop("exp", PHONE_EN, "3").await;
+    assert!(tip.starts_with("CON "), "{tip}");
+    assert_eq!(count(&pool, "select count(*) from ussd_sessions").await, 1);
+    app.clock.advance(chrono::Duration::minutes(10));
+    let (_, restarted) = app.hop("exp", PHONE_EN, "3*1").await;
+    assert!(
+        restarted.starts_with("CON Hashar\n1 Pledge"),
+        "back at the main menu: {restarted}"
+    );
+    // inputs now count from the restart: "2" opens the totals list
+    let (_, totals) = app.hop("exp", PHONE_EN, "3*1*2").await;
+    assert!(totals.starts_with("CON Which project?"), "{totals}");
+    // an unknown session with an empty history simply starts
+    let (_, fresh) = app.hop("never-seen", PHONE_EN, "").await;
+    assert!(fresh.starts_with("CON Hashar"), "{fresh}");
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn an_unknown_caller_registers_first(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let phone = "+992935556677";
+    let (_, first) = app.hop("reg", phone, "").await;
+    assert!(
+        first.contains("1 Тоҷикӣ") && first.contains("2 Русский") && first.contains("3 English"),
+        "{first}"
+    );
+    let villages = app.session("reg", phone, &["2"]).await;
+    assert!(
+        villages.contains("1 Анзоб") && villages.contains("2 Саразм"),
+        "{villages}"
+    );
+    // nothing is stored before the village is confirmed
+    assert_eq!(count(&pool, "select count(*) from households").await, 4);
+    let main = app.session("reg", phone, &["2", "1", "1"]).await;
+    assert!(main.starts_with("CON Хашар"), "{main}");
+    let row = sqlx::query(
+        "select h.community_id, h.language, h.registered_via from phones p join households h on h.id = p.household_id where p.phone = $1",
+    )
+    .bind(phone)
+    .fetch_one(&pool)
+    .await
+    .expect("registered");
+    assert_eq!(row.get::<i64, _>(0), seed.community);
+    assert_eq!(row.get::<Option<String>, _>(1).as_deref(), Some("ru"));
+    assert_eq!(row.get::<String, _>(2), "ussd");
+    // the rest of the session replays through the registration without repeating it
+    let list = app.session("reg", phone, &["2", "1", "1", "1"]).await;
+    assert!(
+        list.contains("1 Мост") && list.contains("2 Крыша школы"),
+        "{list}"
+    );
+    assert_eq!(count(&pool, "select count(*) from households").await, 5);
+    // a later session goes straight to the main menu, in Russian
+    let (_, again) = app.hop("reg-2", phone, "").await;
+    assert!(again.starts_with("CON Хашар"), "{again}");
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_household_without_a_language_chooses_one_and_it_is_remembered(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let (_, first) = app.hop("lang", PHONE_NO_LANGUAGE, "").await;
+    assert!(first.contains("3 English"), "{first}");
+    let (_, main) = app.hop("lang", PHONE_NO_LANGUAGE, "3").await;
+    assert!(
+        main.starts_with("CON Hashar"),
+        "registered already, so no village step: {main}"
+    );
+    let lang: Option<String> = sqlx::query_scalar("select h.language from phones p join households h on h.id = p.household_id where p.phone = $1")
+        .bind(PHONE_NO_LANGUAGE)
+        .fetch_one(&pool)
+        .await
+        .expect("household");
+    assert_eq!(lang.as_deref(), Some("en"));
+    // changing language from the main menu
+    let (_, ru) = app
+        .session("lang-2", PHONE_NO_LANGUAGE, &["5", "2"])
+        .await
+        .split_once(' ')
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .expect("screen");
+    assert!(ru.starts_with("Хашар"), "{ru}");
+}
+
+async fn sync_tips(pool: &PgPool) -> u64 {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("menus/tips.toml");
+    hashar::actions::sync_tips(pool, &path)
+        .await
+        .expect("tips load")
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn tips_rotate_without_repeats_until_all_were_seen(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let total = sync_tips(&pool).await as usize;
+    assert!(total >= 12, "at least 12 tips, got {total}");
+    assert_eq!(sync_tips(&pool).await, 0, "loading twice adds nothing");
+    let app = app(pool.clone()).await;
+    let mut path = vec!["3"];
+    let mut screens = Vec::new();
+    for _ in 0..=total {
+        let (_, screen) = app.hop("tips", PHONE_EN, &path.join("*")).await;
+        assert!(screen.starts_with("CON "), "{screen}");
+        screens.push(screen);
+        path.push("1");
+    }
+    let rows: Vec<(i32, i64)> = sqlx::query_as("select round, tip_id from tip_views where household_id = $1 order by seen_at, round, tip_id")
+        .bind(seed.household + 2) // the English household
+        .fetch_all(&pool)
+        .await
+        .expect("views");
+    let round1: std::collections::BTreeSet<i64> =
+        rows.iter().filter(|r| r.0 == 1).map(|r| r.1).collect();
+    assert_eq!(round1.len(), total, "every tip once in the first round");
+    assert_eq!(
+        rows.iter().filter(|r| r.0 == 2).count(),
+        1,
+        "then a new round starts"
+    );
+    // the first tip of round 2 is the first tip again
+    let first_tip_text: String =
+        sqlx::query_scalar("select text_en from tips order by position limit 1")
+            .fetch_one(&pool)
+            .await
+            .expect("tip");
+    let first_words: String = first_tip_text
+        .split(' ')
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        screens[0].contains(&first_words) && screens[total].contains(&first_words),
+        "{}",
+        screens[total]
+    );
+    // a repeated hop does not count as another view
+    app.hop("tips", PHONE_EN, "3").await;
+    assert_eq!(
+        count(&pool, "select count(*) from tip_views").await as usize,
+        total + 1
+    );
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn totals_are_exact_with_ratios_and_caps(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    receive(&pool, seed.roof, "1000.50").await;
+    receive(&pool, seed.roof, "700.25").await;
+    receive(&pool, seed.bridge, "333.33").await;
+    until_end(&app, "p1", PHONE_EN, &["1", "2", "500", "1"]).await;
+    until_end(&app, "p2", PHONE_RU, &["1", "2", "250.5", "1"]).await;
+    let row = sqlx::query("select pledged, outstanding, received, matched, matched_total, percent from project_totals where project_id = $1")
+        .bind(seed.roof)
+        .fetch_one(&pool)
+        .await
+        .expect("totals");
+    // received 1700.75 × 2 = 3401.50, capped at 3000
+    let got: Vec<Decimal> = (0..6).map(|i| row.get(i)).collect();
+    assert_eq!(
+        got,
+        vec![
+            dec("750.50"),
+            dec("750.50"),
+            dec("1700.75"),
+            dec("3000.00"),
+            dec("4700.75"),
+            dec("23.5")
+        ]
+    );
+    let row = sqlx::query("select received, matched, matched_total, percent from project_totals where project_id = $1")
+        .bind(seed.bridge)
+        .fetch_one(&pool)
+        .await
+        .expect("totals");
+    let got: Vec<Decimal> = (0..4).map(|i| row.get(i)).collect();
+    assert_eq!(
+        got,
+        vec![dec("333.33"), dec("333.33"), dec("666.66"), dec("6.7")]
+    );
+    // the screen shows the same figures, from the same view
+    let screen = app.session("t1", PHONE_EN, &["2", "2"]).await;
+    assert!(screen.starts_with("CON School roof: pledged 750.50, received 1700.75, matched 3000, total 4700.75 of 20000 TJS (23.5%)."), "{screen}");
+    // a pledge's END screen shows the new total
+    let done = until_end(&app, "p3", PHONE_EN, &["1", "1", "100", "1"]).await;
+    assert!(done.contains("Now 666.66 of 10000 TJS (6.7%)"), "{done}");
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn closed_projects_are_not_offered_and_cannot_be_pledged(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let list = app.session("c", PHONE_EN, &["1"]).await;
+    assert!(
+        !list.contains("Old") && !list.contains("Water"),
+        "only this village's open projects: {list}"
+    );
+    app.session("c2", PHONE_EN, &["1", "1", "500"]).await;
+    // closed while the caller is on the confirmation screen (at the test clock's time)
+    sqlx::query("update projects set status = 'closed', closed_at = $2 where id = $1")
+        .bind(seed.bridge)
+        .bind(app.clock.now())
+        .execute(&pool)
+        .await
+        .expect("close");
+    let (_, refused) = app.hop("c2", PHONE_EN, "1*1*500*1").await;
+    assert_eq!(refused, "END This project is not open for pledges now.");
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 0);
+    // the list keeps its numbering for sessions that saw it; new sessions no longer see it
+    let (_, same) = app.hop("c2", PHONE_EN, "1*1*500*0*0").await;
+    assert!(
+        same.contains("1 Bridge") && same.contains("2 School roof"),
+        "{same}"
+    );
+    app.clock.advance(chrono::Duration::minutes(10));
+    let list = app.session("c3", PHONE_EN, &["1"]).await;
+    assert!(
+        list.contains("1 School roof") && !list.contains("Bridge"),
+        "{list}"
+    );
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn callback_requests_are_stored_once(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let done = app.session("cb", PHONE_TG, &["4", "5", "1"]).await;
+    assert!(done.starts_with("END "), "{done}");
+    app.hop("cb", PHONE_TG, "4*5*1").await;
+    let row = sqlx::query("select phone, language, status, channel from callback_requests")
+        .fetch_all(&pool)
+        .await
+        .expect("requests");
+    assert_eq!(row.len(), 1);
+    assert_eq!(row[0].get::<String, _>(0), PHONE_TG);
+    assert_eq!(row[0].get::<String, _>(1), "tg");
+    assert_eq!(row[0].get::<String, _>(2), "open");
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn bad_requests_get_a_clear_error(pool: PgPool) {
+    let app = app(pool).await;
+    let (status, body) = app
+        .post_form(
+            "/webhooks/africastalking/ussd",
+            "phoneNumber=%2B992901112233&text=".into(),
+        )
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            "bad request: missing field sessionId\n"
+        )
+    );
+    let (status, body) = app
+        .post_form(
+            "/webhooks/africastalking/ussd",
+            "sessionId=s&phoneNumber=hello&text=".into(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.starts_with("bad request: field phoneNumber:"),
+        "{body}"
+    );
+}
+
+/// A database that accepts connections and never answers, or refuses them: the caller gets
+/// END with "service busy" in their language, quickly, never a 500 or a hang.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_database_outage_answers_busy(pool: PgPool) {
+    drop(pool);
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let refused_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    for (port, what) in [(silent_port, "silent"), (refused_port, "refused")] {
+        let mut config = test_config();
+        config.db_timeout_ms = 300;
+        let dead = PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(300))
+            .connect_lazy(&format!("postgres://postgres@127.0.0.1:{port}/nothing"))
+            .expect("lazy pool");
+        let app = app_with(dead, config).await;
+        for (phone, busy) in [
+            (PHONE_TG, "END Хизматрасонӣ банд аст"),
+            ("+79161234567", "END Сервис занят"),
+            ("+4915112345678", "END Service busy"),
+        ] {
+            let started = Instant::now();
+            let (status, body) = app.hop("outage", phone, "1*1").await;
+            assert_eq!(status, StatusCode::OK, "{what}");
+            assert!(body.starts_with(busy), "{what}: {body}");
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{what}: took {:?}",
+                started.elapsed()
+            );
+        }
+        let (status, _) = app.get("/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{what}");
+    }
+    holder.abort();
+}
