@@ -211,6 +211,39 @@ pub async fn start_private_cluster(dir: &Path, port: u16) -> Result<(), DbError>
     Ok(())
 }
 
+/// Stops a cluster started by [`start_private_cluster`].
+pub async fn stop_private_cluster(dir: &Path) -> Result<(), DbError> {
+    let pg_ctl =
+        find_pg_bin("pg_ctl").ok_or_else(|| DbError::Cluster("pg_ctl not found".into()))?;
+    let mut cmd = if is_root().await {
+        let mut c = tokio::process::Command::new("runuser");
+        c.arg("-u").arg("postgres").arg("--").arg(&pg_ctl);
+        c
+    } else {
+        tokio::process::Command::new(&pg_ctl)
+    };
+    let out = cmd
+        .arg("-D")
+        .arg(dir)
+        .args(["-m", "fast", "-w", "stop"])
+        .output()
+        .await
+        .map_err(|e| DbError::Cluster(format!("pg_ctl: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(DbError::Cluster(format!(
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )))
+    }
+}
+
+/// Whether PostgreSQL's server binaries are installed here.
+pub fn server_binaries_installed() -> bool {
+    find_pg_bin("initdb").is_some() && find_pg_bin("pg_ctl").is_some()
+}
+
 async fn is_root() -> bool {
     match tokio::process::Command::new("id").arg("-u").output().await {
         Ok(out) => String::from_utf8_lossy(&out.stdout).trim() == "0",

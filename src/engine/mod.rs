@@ -514,15 +514,25 @@ impl<'m> Engine<'m> {
             }
             ScreenDef::End { text } => units.push(Unit::Text(self.fill(world, st, t(text)))),
         }
-        let back_on_first = st.stack.len() > 1 && !matches!(screen, ScreenDef::End { .. });
-        paginate(
+        let is_end = matches!(screen, ScreenDef::End { .. });
+        let back_on_first = st.stack.len() > 1 && !is_end;
+        let mut pages = paginate(
             &units,
             t("nav.back"),
             t("nav.more"),
             back_on_first,
             &world.limits,
         )
-        .map_err(|e| Stop::Broken(e.to_string()))
+        .map_err(|e| Stop::Broken(e.to_string()))?;
+        if is_end && pages.len() > 1 {
+            // The last page of an END screen closes the session: no key can follow it.
+            if let Some(last) = pages.last_mut() {
+                if let Some(stripped) = last.strip_suffix(&format!("\n{}", t("nav.back"))) {
+                    *last = stripped.to_owned();
+                }
+            }
+        }
+        Ok(pages)
     }
 
     fn render_current(&self, world: &World<'_>, st: &State) -> Result<Reply, Stop> {
