@@ -139,14 +139,8 @@ pub async fn start_private_cluster(dir: &Path, port: u16) -> Result<(), DbError>
         .map_err(|e| DbError::Cluster(format!("{}: {e}", dir.display())))?;
     let as_root = is_root().await;
     let run = |program: &Path, args: Vec<String>| {
-        let mut cmd = if as_root {
-            let mut c = tokio::process::Command::new("runuser");
-            c.arg("-u").arg("postgres").arg("--").arg(program);
-            c
-        } else {
-            tokio::process::Command::new(program)
-        };
-        cmd.args(args).kill_on_drop(false);
+        let mut cmd = pg_command(program, as_root);
+        cmd.args(args);
         cmd
     };
     if as_root {
@@ -215,13 +209,7 @@ pub async fn start_private_cluster(dir: &Path, port: u16) -> Result<(), DbError>
 pub async fn stop_private_cluster(dir: &Path) -> Result<(), DbError> {
     let pg_ctl =
         find_pg_bin("pg_ctl").ok_or_else(|| DbError::Cluster("pg_ctl not found".into()))?;
-    let mut cmd = if is_root().await {
-        let mut c = tokio::process::Command::new("runuser");
-        c.arg("-u").arg("postgres").arg("--").arg(&pg_ctl);
-        c
-    } else {
-        tokio::process::Command::new(&pg_ctl)
-    };
+    let mut cmd = pg_command(&pg_ctl, is_root().await);
     let out = cmd
         .arg("-D")
         .arg(dir)
@@ -236,6 +224,18 @@ pub async fn stop_private_cluster(dir: &Path) -> Result<(), DbError> {
             "pg_ctl stop failed: {}",
             String::from_utf8_lossy(&out.stderr)
         )))
+    }
+}
+
+/// A PostgreSQL server program, run as user `postgres` when we are root (PostgreSQL
+/// refuses to run as root).
+fn pg_command(program: &Path, as_root: bool) -> tokio::process::Command {
+    if as_root {
+        let mut c = tokio::process::Command::new("runuser");
+        c.arg("-u").arg("postgres").arg("--").arg(program);
+        c
+    } else {
+        tokio::process::Command::new(program)
     }
 }
 
