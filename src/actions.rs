@@ -135,26 +135,28 @@ pub async fn run_effect(
                     var: "amount",
                 }
             })?;
-            let (household, community) = household_of(conn, ctx.phone)
-                .await?
-                .ok_or(ActionError::NotRegistered)?;
+            // One statement: the caller's household must be in the project's community and
+            // the project open; the idempotency key makes a repeated step a no-op.
             let inserted: Option<i64> = sqlx::query_scalar(
                 "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
-                 select p.id, $2, $3, $4, p.currency, $5, $6
-                 from projects p where p.id = $1 and p.community_id = $7 and p.status = 'open'
+                 select p.id, h.id, ph.phone, $3, p.currency, $4, $5
+                 from projects p
+                 join households h on h.community_id = p.community_id
+                 join phones ph on ph.household_id = h.id and ph.phone = $2
+                 where p.id = $1 and p.status = 'open'
                  on conflict (idempotency_key) do nothing
                  returning id",
             )
             .bind(project)
-            .bind(household)
             .bind(ctx.phone.as_str())
             .bind(amount)
             .bind(ctx.channel)
             .bind(ctx.idempotency_key)
-            .bind(community)
             .fetch_optional(&mut *conn)
             .await?;
-            if inserted.is_none() {
+            if inserted.is_some() {
+                tracing::info!(phone = %ctx.phone, project, amount = %amount, "pledge recorded");
+            } else {
                 let exists: bool = sqlx::query_scalar(
                     "select exists (select 1 from pledges where idempotency_key = $1)",
                 )
@@ -162,10 +164,11 @@ pub async fn run_effect(
                 .fetch_one(&mut *conn)
                 .await?;
                 if !exists {
+                    if household_of(conn, ctx.phone).await?.is_none() {
+                        return Err(ActionError::NotRegistered);
+                    }
                     return Err(ActionError::ProjectNotOpen(project));
                 }
-            } else {
-                tracing::info!(phone = %ctx.phone, project, amount = %amount, "pledge recorded");
             }
             project_total(&mut *conn, project).await
         }

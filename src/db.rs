@@ -61,6 +61,9 @@ pub async fn prepare(config: &Config) -> Result<PgPool, DbError> {
     }
     let pool = PgPoolOptions::new()
         .max_connections(config.db_pool_size)
+        // A broken connection shows up as a query error, answered "busy"; pinging before
+        // every checkout would cost a round trip on every hop.
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_millis(config.db_timeout_ms.max(100)))
         .connect_with(options)
         .await?;

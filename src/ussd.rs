@@ -114,7 +114,10 @@ select
     (select json_agg(json_build_object('id', c.id, 'tg', c.name_tg, 'ru', c.name_ru, 'en', c.name_en)
                      order by c.id)
      from communities c
-     where not exists (select 1 from hh) or exists (select 1 from ss)) as communities
+     -- only while registering: the caller is unknown, or this session began before they were
+     where not exists (select 1 from hh)
+        or exists (select 1 from ss where not coalesce((ss.start_caller->>'registered')::boolean, false))
+    ) as communities
 "#;
 
 async fn load_context(
@@ -356,22 +359,22 @@ async fn apply_effect(
     let key = hop.session_key();
     let step_i32 = i32::try_from(step).map_err(|_| HopError::Menu("step out of range".into()))?;
     let mut tx = state.pool.begin().await?;
-    sqlx::query(
-        "insert into ussd_sessions (session_key, phone, start_caller, started_at, updated_at)
-         values ($1, $2, $3, $4, $4)
-         on conflict (session_key) do update set updated_at = excluded.updated_at",
+    // One statement makes sure the session row exists and claims this step.
+    let claimed = sqlx::query(
+        "with s as (
+             insert into ussd_sessions (session_key, phone, start_caller, started_at, updated_at)
+             values ($1, $2, $3, $4, $4)
+             on conflict (session_key) do update set updated_at = excluded.updated_at
+             returning session_key
+         )
+         insert into ussd_effects (session_key, step, action, result)
+         select session_key, $5, $6, '{}' from s
+         on conflict do nothing",
     )
     .bind(&key)
     .bind(hop.phone.as_str())
     .bind(Json(start_caller))
     .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    let claimed = sqlx::query(
-        "insert into ussd_effects (session_key, step, action, result) values ($1, $2, $3, '{}')
-         on conflict do nothing",
-    )
-    .bind(&key)
     .bind(step_i32)
     .bind(action)
     .execute(&mut *tx)

@@ -285,6 +285,19 @@ fn amount_errors_give_a_retry_screen_in_the_callers_language() {
 }
 
 #[test]
+fn ninety_nine_is_an_amount_on_a_one_page_input_screen() {
+    let mut sim = Sim::known(Language::En);
+    let confirm = sim.walk(&["1", "1", "99"]);
+    assert!(
+        confirm.text.starts_with("Pledge 99 TJS to Footbridge?"),
+        "{}",
+        confirm.text
+    );
+    // but on a one-page menu it is not an option
+    assert!(sim.hop(&["99"]).text.starts_with("Invalid choice."));
+}
+
+#[test]
 fn back_and_home_keys() {
     let mut sim = Sim::known(Language::En);
     let main = sim.hop(&[]);

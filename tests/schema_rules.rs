@@ -88,3 +88,72 @@ async fn direct_writes_that_break_the_rules_fail(pool: PgPool) {
     )
     .await;
 }
+
+/// The running sums behind `project_totals` always equal the sums of the rows themselves.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn running_totals_match_the_rows(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let mut n = 0;
+    let mut pledge = |project: i64, amount: &str| {
+        n += 1;
+        format!(
+            "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
+             values ({project}, {}, '{PHONE_TG}', {amount}, 'TJS', 'api', 'k{n}')",
+            seed.household
+        )
+    };
+    for (project, amount) in [
+        (seed.bridge, "100.10"),
+        (seed.bridge, "0.90"),
+        (seed.roof, "5000"),
+        (seed.roof, "12.34"),
+    ] {
+        sqlx::query(&pledge(project, amount))
+            .execute(&pool)
+            .await
+            .expect("pledge");
+    }
+    sqlx::query("update pledges set status = 'cancelled', status_changed_at = now(), status_changed_by = 't' where idempotency_key = 'k3'")
+        .execute(&pool)
+        .await
+        .expect("cancel");
+    sqlx::query("update pledges set status = 'received', status_changed_at = now(), status_changed_by = 't' where idempotency_key = 'k1'")
+        .execute(&pool)
+        .await
+        .expect("receive");
+    receive(&pool, seed.roof, "10.01").await;
+    receive(&pool, seed.roof, "0.99").await;
+    let mismatches: i64 = sqlx::query_scalar(
+        "select count(*) from project_totals t
+         where t.pledged <> coalesce((select sum(amount) from pledges where project_id = t.project_id and status <> 'cancelled'), 0)
+            or t.outstanding <> coalesce((select sum(amount) from pledges where project_id = t.project_id and status = 'pledged'), 0)
+            or t.received <> coalesce((select sum(amount) from receipts where project_id = t.project_id), 0)",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("compare");
+    assert_eq!(mismatches, 0);
+    assert_eq!(
+        count(&pool, "select count(*) from project_sums").await,
+        count(&pool, "select count(*) from projects").await
+    );
+    let (pledged, outstanding, received): (
+        rust_decimal::Decimal,
+        rust_decimal::Decimal,
+        rust_decimal::Decimal,
+    ) = sqlx::query_as(
+        "select pledged, outstanding, received from project_totals where project_id = $1",
+    )
+    .bind(seed.roof)
+    .fetch_one(&pool)
+    .await
+    .expect("roof");
+    assert_eq!(
+        (
+            pledged.to_string(),
+            outstanding.to_string(),
+            received.to_string()
+        ),
+        ("12.34".into(), "12.34".into(), "11.00".into())
+    );
+}

@@ -342,12 +342,14 @@ impl<'m> Engine<'m> {
                 }
                 return Ok(());
             }
-            KEY_MORE => {
-                if self.is_last_page(world, st)? {
-                    self.invalid(world, st);
-                } else {
-                    set_page(st, page + 1);
-                }
+            // "99" turns the page when there is one; on a one-page input screen it is input
+            // (someone may well pledge 99).
+            KEY_MORE if !self.is_last_page(world, st)? => {
+                set_page(st, page + 1);
+                return Ok(());
+            }
+            KEY_MORE if !matches!(screen, ScreenDef::Input { .. }) => {
+                self.invalid(world, st);
                 return Ok(());
             }
             _ => {}
