@@ -4,10 +4,10 @@
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{types::Json, PgConnection, PgPool, Row};
 
 use crate::{
-    domain::{money::format_amount, Language, Phone},
+    domain::{Language, Phone},
     engine::Vars,
 };
 
@@ -135,42 +135,18 @@ pub async fn run_effect(
                     var: "amount",
                 }
             })?;
-            // One statement: the caller's household must be in the project's community and
-            // the project open; the idempotency key makes a repeated step a no-op.
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
-                 select p.id, h.id, ph.phone, $3, p.currency, $4, $5
-                 from projects p
-                 join households h on h.community_id = p.community_id
-                 join phones ph on ph.household_id = h.id and ph.phone = $2
-                 where p.id = $1 and p.status = 'open'
-                 on conflict (idempotency_key) do nothing
-                 returning id",
-            )
-            .bind(project)
-            .bind(ctx.phone.as_str())
-            .bind(amount)
-            .bind(ctx.channel)
-            .bind(ctx.idempotency_key)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if inserted.is_some() {
-                tracing::info!(phone = %ctx.phone, project, amount = %amount, "pledge recorded");
-            } else {
-                let exists: bool = sqlx::query_scalar(
-                    "select exists (select 1 from pledges where idempotency_key = $1)",
-                )
-                .bind(ctx.idempotency_key)
-                .fetch_one(&mut *conn)
-                .await?;
-                if !exists {
-                    if household_of(conn, ctx.phone).await?.is_none() {
-                        return Err(ActionError::NotRegistered);
-                    }
-                    return Err(ActionError::ProjectNotOpen(project));
-                }
-            }
-            project_total(&mut *conn, project).await
+            let Json(totals): Json<Vars> =
+                sqlx::query_scalar("select create_pledge($1, $2, $3, $4, $5)")
+                    .bind(project)
+                    .bind(ctx.phone.as_str())
+                    .bind(amount)
+                    .bind(ctx.channel)
+                    .bind(ctx.idempotency_key)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(|e| pledge_error(e, project))?;
+            tracing::info!(phone = %ctx.phone, project, amount = %amount, "pledge recorded");
+            Ok(totals)
         }
         "request_callback" => {
             let household = household_of(conn, ctx.phone).await?.map(|(h, _)| h);
@@ -192,6 +168,19 @@ pub async fn run_effect(
     }
 }
 
+/// The SQLSTATE `create_pledge` raises when the project is closed or not the caller's.
+pub const PROJECT_NOT_OPEN: &str = "HS001";
+
+/// Maps a failed pledge call: "not open" becomes [`ActionError::ProjectNotOpen`].
+pub fn pledge_error(e: sqlx::Error, project: i64) -> ActionError {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some(PROJECT_NOT_OPEN) => {
+            ActionError::ProjectNotOpen(project)
+        }
+        _ => ActionError::Db(e),
+    }
+}
+
 /// Runs a read action.
 pub async fn run_read(pool: &PgPool, action: &str, vars: &Vars) -> Result<Vars, ActionError> {
     match action {
@@ -206,23 +195,13 @@ pub async fn run_read(pool: &PgPool, action: &str, vars: &Vars) -> Result<Vars, 
 
 /// A project's figures from the `project_totals` view, formatted for a screen.
 pub async fn project_total(conn: &mut PgConnection, project: i64) -> Result<Vars, ActionError> {
-    let row = sqlx::query(
-        "select pledged, received, matched, matched_total, target, percent, currency
-         from project_totals where project_id = $1",
-    )
-    .bind(project)
-    .fetch_optional(conn)
-    .await?
-    .ok_or(ActionError::ProjectNotOpen(project))?;
-    let mut out = Vars::new();
-    for name in ["pledged", "received", "matched", "matched_total", "target"] {
-        let v: Decimal = row.try_get(name)?;
-        out.insert(name.to_owned(), format_amount(v));
-    }
-    let percent: Decimal = row.try_get("percent")?;
-    out.insert("percent".into(), percent.normalize().to_string());
-    out.insert("currency".into(), row.try_get("currency")?);
-    Ok(out)
+    let totals: Option<Json<Vars>> = sqlx::query_scalar("select project_total_texts($1)")
+        .bind(project)
+        .fetch_one(conn)
+        .await?;
+    totals
+        .map(|Json(v)| v)
+        .ok_or(ActionError::ProjectNotOpen(project))
 }
 
 /// The next tip this household has not seen in the current round; a new round starts

@@ -50,7 +50,7 @@ pub struct Config {
     pub db_timeout_ms: u64,
 
     /// Database connections per server process.
-    #[arg(long, env = "HASHAR_DB_POOL_SIZE", default_value_t = 16)]
+    #[arg(long, env = "HASHAR_DB_POOL_SIZE", default_value_t = 8)]
     pub db_pool_size: u32,
 
     /// The Information Centre hotline shown on the safe-migration screens.

@@ -59,6 +59,9 @@ pub async fn prepare(config: &Config) -> Result<PgPool, DbError> {
             return Err(e);
         }
     }
+    // Every hot query is a short point lookup run thousands of times a second: plan it once
+    // per connection instead of re-planning on each execution.
+    let options = options.options([("plan_cache_mode", "force_generic_plan")]);
     let pool = PgPoolOptions::new()
         .max_connections(config.db_pool_size)
         // A broken connection shows up as a query error, answered "busy"; pinging before

@@ -358,6 +358,32 @@ async fn apply_effect(
 ) -> Result<Vars, HopError> {
     let key = hop.session_key();
     let step_i32 = i32::try_from(step).map_err(|_| HopError::Menu("step out of range".into()))?;
+    if action == "create_pledge" {
+        // The hot path: the whole step in one server-side call (see migrations/*pledge_functions).
+        let project = vars
+            .get("project_id")
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(|| HopError::Menu("create_pledge needs a project".into()))?;
+        let amount = vars
+            .get("amount")
+            .and_then(|v| v.parse::<rust_decimal::Decimal>().ok())
+            .ok_or_else(|| HopError::Menu("create_pledge needs an amount".into()))?;
+        let Json(result): Json<Vars> =
+            sqlx::query_scalar("select ussd_pledge($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(&key)
+                .bind(hop.phone.as_str())
+                .bind(Json(start_caller))
+                .bind(now)
+                .bind(step_i32)
+                .bind(project)
+                .bind(amount)
+                .bind(format!("ussd:{key}:{step}"))
+                .fetch_one(&state.pool)
+                .await
+                .map_err(|e| actions::pledge_error(e, project))?;
+        tracing::info!(phone = %hop.phone, project, amount = %amount, "pledge recorded");
+        return Ok(result);
+    }
     let mut tx = state.pool.begin().await?;
     // One statement makes sure the session row exists and claims this step.
     let claimed = sqlx::query(

@@ -157,3 +157,31 @@ async fn running_totals_match_the_rows(pool: PgPool) {
         ("12.34".into(), "12.34".into(), "11.00".into())
     );
 }
+
+/// Screens show amounts the same way whether Rust or PostgreSQL formatted them.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn amounts_are_formatted_alike_in_sql_and_rust(pool: PgPool) {
+    for text in [
+        "0",
+        "0.01",
+        "0.5",
+        "1",
+        "99.99",
+        "1500",
+        "1500.00",
+        "1500.5",
+        "1500.50",
+        "12345678.9",
+        "99999999.99",
+        "0.333",
+        "2.005",
+    ] {
+        let value: rust_decimal::Decimal = text.parse().expect("decimal");
+        let sql: String = sqlx::query_scalar("select screen_amount($1)")
+            .bind(value)
+            .fetch_one(&pool)
+            .await
+            .expect("format");
+        assert_eq!(sql, hashar::domain::money::format_amount(value), "{text}");
+    }
+}

@@ -141,9 +141,11 @@ pub fn parse_amount(input: &str, max: Decimal) -> Result<Decimal, AmountError> {
 }
 
 /// Formats an amount for a phone screen: no trailing zeros for whole amounts
-/// (`1500`), otherwise two decimals (`1500.50`).
+/// (`1500`), otherwise two decimals (`1500.50`). Halves round away from zero, as
+/// PostgreSQL's `round` does (the SQL `screen_amount` must agree).
 pub fn format_amount(amount: Decimal) -> String {
-    let rounded = amount.round_dp(2);
+    let rounded =
+        amount.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
     if rounded.fract().is_zero() {
         rounded.trunc().normalize().to_string()
     } else {
