@@ -182,12 +182,27 @@ pub fn pledge_error(e: sqlx::Error, project: i64) -> ActionError {
 }
 
 /// Runs a read action.
-pub async fn run_read(pool: &PgPool, action: &str, vars: &Vars) -> Result<Vars, ActionError> {
+pub async fn run_read(
+    conn: &mut PgConnection,
+    phone: &Phone,
+    action: &str,
+    vars: &Vars,
+) -> Result<Vars, ActionError> {
     match action {
         "project_total" => {
             let project = id_var(vars, action, "project_id")?;
-            let mut conn = pool.acquire().await?;
-            project_total(&mut conn, project).await
+            project_total(conn, project).await
+        }
+        "join_code" => {
+            let code: Option<String> = sqlx::query_scalar(
+                "select h.join_code from phones p join households h on h.id = p.household_id where p.phone = $1",
+            )
+            .bind(phone.as_str())
+            .fetch_optional(conn)
+            .await?
+            .flatten();
+            let code = code.ok_or(ActionError::NotRegistered)?;
+            Ok(Vars::from([("join_code".to_owned(), code)]))
         }
         other => Err(ActionError::Unknown(other.to_owned())),
     }

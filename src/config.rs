@@ -68,6 +68,121 @@ pub struct Config {
     /// Largest USSD screen in UCS-2 characters (protocol maximum 80).
     #[arg(long, env = "HASHAR_USSD_LIMIT_UCS2", default_value_t = 80)]
     pub ussd_limit_ucs2: usize,
+
+    /// The number or short code people text (shown to households with their join code).
+    #[arg(long, env = "HASHAR_SMS_NUMBER", default_value = "4274")]
+    pub sms_number: String,
+
+    /// Who sends SMS: console, africastalking, twilio, infobip or kannel.
+    #[arg(long, env = "HASHAR_SMS_PROVIDER", default_value = "console")]
+    pub sms_provider: SmsProvider,
+
+    /// This service's public base URL, as the aggregators call it (Twilio signatures,
+    /// delivery-report URLs).
+    #[arg(
+        long,
+        env = "HASHAR_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
+
+    /// Shared secret for webhooks of providers that do not sign requests (Africa's Talking,
+    /// Infobip, Kannel): `?secret=…` in the URL or the password of HTTP basic auth. Unset:
+    /// not checked.
+    #[arg(long, env = "HASHAR_WEBHOOK_SECRET")]
+    pub webhook_secret: Option<String>,
+
+    /// Messages per second to the SMS provider.
+    #[arg(long, env = "HASHAR_SMS_RATE", default_value_t = 20)]
+    pub sms_rate: u32,
+
+    /// Longest outgoing SMS, in segments (concatenated SMS); longer texts are cut at a word.
+    #[arg(long, env = "HASHAR_SMS_MAX_SEGMENTS", default_value_t = 3)]
+    pub sms_max_segments: u32,
+
+    /// Attempts before a message that keeps failing temporarily is marked failed.
+    #[arg(long, env = "HASHAR_SMS_MAX_ATTEMPTS", default_value_t = 8)]
+    pub sms_max_attempts: i32,
+
+    /// An SMS conversation expires after this much silence.
+    #[arg(long, env = "HASHAR_SMS_CONVERSATION_TTL_SECS", default_value_t = 1800)]
+    pub sms_conversation_ttl_secs: u64,
+
+    /// Dispatcher tasks in this process (0: this instance sends nothing).
+    #[arg(long, env = "HASHAR_DISPATCHERS", default_value_t = 1)]
+    pub dispatchers: u32,
+
+    #[arg(long, env = "HASHAR_AT_USERNAME", default_value = "sandbox")]
+    pub at_username: String,
+    #[arg(long, env = "HASHAR_AT_API_KEY")]
+    pub at_api_key: Option<String>,
+    #[arg(long, env = "HASHAR_AT_SENDER")]
+    pub at_sender: Option<String>,
+    #[arg(
+        long,
+        env = "HASHAR_AT_BASE_URL",
+        default_value = "https://api.africastalking.com"
+    )]
+    pub at_base_url: String,
+
+    #[arg(long, env = "HASHAR_TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+    /// Also the key Twilio signs its webhooks with.
+    #[arg(long, env = "HASHAR_TWILIO_AUTH_TOKEN")]
+    pub twilio_auth_token: Option<String>,
+    #[arg(long, env = "HASHAR_TWILIO_FROM")]
+    pub twilio_from: Option<String>,
+    #[arg(
+        long,
+        env = "HASHAR_TWILIO_BASE_URL",
+        default_value = "https://api.twilio.com"
+    )]
+    pub twilio_base_url: String,
+
+    #[arg(long, env = "HASHAR_INFOBIP_API_KEY")]
+    pub infobip_api_key: Option<String>,
+    #[arg(long, env = "HASHAR_INFOBIP_SENDER", default_value = "Hashar")]
+    pub infobip_sender: String,
+    #[arg(
+        long,
+        env = "HASHAR_INFOBIP_BASE_URL",
+        default_value = "https://api.infobip.com"
+    )]
+    pub infobip_base_url: String,
+
+    #[arg(
+        long,
+        env = "HASHAR_KANNEL_SENDSMS_URL",
+        default_value = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    )]
+    pub kannel_sendsms_url: String,
+    #[arg(long, env = "HASHAR_KANNEL_USERNAME", default_value = "hashar")]
+    pub kannel_username: String,
+    #[arg(long, env = "HASHAR_KANNEL_PASSWORD")]
+    pub kannel_password: Option<String>,
+    #[arg(long, env = "HASHAR_KANNEL_SENDER")]
+    pub kannel_sender: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SmsProvider {
+    Console,
+    Africastalking,
+    Twilio,
+    Infobip,
+    Kannel,
+}
+
+impl SmsProvider {
+    pub fn name(self) -> &'static str {
+        match self {
+            SmsProvider::Console => "console",
+            SmsProvider::Africastalking => "africastalking",
+            SmsProvider::Twilio => "twilio",
+            SmsProvider::Infobip => "infobip",
+            SmsProvider::Kannel => "kannel",
+        }
+    }
 }
 
 #[derive(clap::Parser)]

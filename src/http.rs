@@ -1,21 +1,34 @@
 //! HTTP routes: health, readiness and the aggregator webhooks.
 
 use axum::{
-    extract::{Form, State},
-    http::{header, StatusCode},
+    body::Bytes,
+    extract::{Form, OriginalUri, State},
+    http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Router,
 };
 use tower_http::trace::TraceLayer;
 
-use crate::{app::AppState, channels::africastalking, db, ussd};
+use crate::{
+    app::AppState,
+    channels::{africastalking, infobip, kannel, twilio, DeliveryReport, InboundError, InboundSms},
+    db, outbox, sms, ussd,
+};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/webhooks/africastalking/ussd", post(at_ussd))
+        .route("/webhooks/africastalking/sms", post(at_sms))
+        .route("/webhooks/africastalking/delivery", post(at_delivery))
+        .route("/webhooks/twilio/sms", post(twilio_sms))
+        .route("/webhooks/twilio/status", post(twilio_status))
+        .route("/webhooks/infobip/sms", post(infobip_sms))
+        .route("/webhooks/infobip/delivery", post(infobip_delivery))
+        .route("/webhooks/kannel/sms", get(kannel_sms))
+        .route("/webhooks/kannel/delivery", get(kannel_delivery))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -54,8 +67,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn at_ussd(
     State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
     form: Result<Form<africastalking::UssdForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    if let Some(refused) = check_secret(&state, &uri, &headers) {
+        return refused;
+    }
     let form = match form {
         Ok(Form(f)) => f,
         Err(e) => {
@@ -71,4 +89,346 @@ async fn at_ussd(
     };
     let reply = ussd::answer(&state, &hop).await;
     plain(StatusCode::OK, africastalking::render_ussd(&reply))
+}
+
+// ---------------------------------------------------------------------------------------
+// SMS and delivery-report webhooks. Each checks the provider's signature or our shared
+// secret first (a refused request gets 403 and is stored nowhere), then stores the raw
+// message, deduplicated, and answers 200 quickly; a retry of a stored message gets 200 too.
+
+fn forbidden() -> Response {
+    plain(StatusCode::FORBIDDEN, "forbidden\n".into())
+}
+
+fn bad(e: InboundError) -> Response {
+    plain(StatusCode::BAD_REQUEST, format!("bad request: {e}\n"))
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "{what} failed");
+    plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "temporary failure, please retry\n".into(),
+    )
+}
+
+/// Compares in constant time (the length is not secret).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The shared secret of providers that do not sign: `?secret=…` or the password of HTTP
+/// basic auth. Not checked when none is configured.
+fn check_secret(state: &AppState, uri: &OriginalUri, headers: &HeaderMap) -> Option<Response> {
+    let secret = state.config.webhook_secret.as_deref()?;
+    let in_query = uri
+        .0
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .any(|(k, v)| k == "secret" && same(v.as_bytes(), secret.as_bytes()))
+        })
+        .unwrap_or(false);
+    let in_basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b64| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|pair| {
+            pair.split_once(':')
+                .map(|(_, pass)| same(pass.as_bytes(), secret.as_bytes()))
+        })
+        .unwrap_or(false);
+    if in_query || in_basic {
+        None
+    } else {
+        tracing::warn!(path = %uri.0.path(), "webhook refused: missing or wrong shared secret");
+        Some(forbidden())
+    }
+}
+
+fn form_pairs(body: &Bytes) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn pairs_json(pairs: &[(String, String)]) -> serde_json::Value {
+    serde_json::Value::Array(
+        pairs
+            .iter()
+            .map(|(k, v)| serde_json::json!([k, v]))
+            .collect(),
+    )
+}
+
+/// Handles each message; `Some` is the error answer (the provider will retry).
+async fn receive_all(
+    state: &AppState,
+    messages: Vec<(InboundSms, serde_json::Value)>,
+) -> Option<Response> {
+    for (msg, raw) in messages {
+        if let Err(e) = sms::receive(state, &msg, raw).await {
+            return Some(internal("handling an inbound sms", e));
+        }
+    }
+    None
+}
+
+/// Stores a delivery report raw (deduplicated on message and status) and applies it.
+async fn deliver_all(
+    state: &AppState,
+    reports: Vec<DeliveryReport>,
+    raw: serde_json::Value,
+) -> Option<Response> {
+    let now = state.clock.now();
+    for report in reports {
+        let key = match &report.message {
+            crate::channels::MessageRef::Ours(id) => {
+                format!("ours:{id}:{}", report.provider_status)
+            }
+            crate::channels::MessageRef::Provider(id) => format!("{id}:{}", report.provider_status),
+        };
+        let fresh: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
+            "insert into inbound_messages (provider, kind, provider_msg_id, raw, received_at, outcome)
+             values ($1, 'delivery', $2, $3, $4, $5)
+             on conflict (provider, kind, provider_msg_id) do nothing returning id",
+        )
+        .bind(report.provider)
+        .bind(&key)
+        .bind(sqlx::types::Json(&raw))
+        .bind(now)
+        .bind(report.state.as_str())
+        .fetch_optional(&state.pool)
+        .await;
+        let fresh = match fresh {
+            Ok(f) => f,
+            Err(e) => return Some(internal("storing a delivery report", e)),
+        };
+        if fresh.is_none() {
+            continue;
+        }
+        let found = match outbox::apply_delivery(&state.pool, &report, now).await {
+            Ok(f) => f,
+            Err(e) => return Some(internal("applying a delivery report", e)),
+        };
+        if !found {
+            tracing::warn!(
+                provider = report.provider,
+                "delivery report for an unknown message"
+            );
+        }
+    }
+    None
+}
+
+fn ok_empty() -> Response {
+    plain(StatusCode::OK, String::new())
+}
+
+async fn at_sms(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = check_secret(&state, &uri, &headers) {
+        return r;
+    }
+    let pairs = form_pairs(&body);
+    let msg = match africastalking::parse_sms(&pairs) {
+        Ok(m) => m,
+        Err(e) => return bad(e),
+    };
+    receive_all(&state, vec![(msg, pairs_json(&pairs))])
+        .await
+        .unwrap_or_else(ok_empty)
+}
+
+async fn at_delivery(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = check_secret(&state, &uri, &headers) {
+        return r;
+    }
+    let pairs = form_pairs(&body);
+    let report = match africastalking::parse_delivery(&pairs) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    deliver_all(&state, vec![report], pairs_json(&pairs))
+        .await
+        .unwrap_or_else(ok_empty)
+}
+
+/// Twilio signs every request; without a valid `X-Twilio-Signature` nothing is stored.
+fn check_twilio(
+    state: &AppState,
+    uri: &OriginalUri,
+    headers: &HeaderMap,
+    pairs: &[(String, String)],
+) -> Option<Response> {
+    let Some(token) = state.config.twilio_auth_token.as_deref() else {
+        tracing::warn!("twilio webhook refused: HASHAR_TWILIO_AUTH_TOKEN is not set");
+        return Some(forbidden());
+    };
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut url = format!(
+        "{}{}",
+        state.config.public_url.trim_end_matches('/'),
+        uri.0.path()
+    );
+    if let Some(q) = uri.0.query() {
+        url.push('?');
+        url.push_str(q);
+    }
+    if twilio::verify_signature(token, &url, pairs, signature) {
+        None
+    } else {
+        tracing::warn!(path = %uri.0.path(), "twilio webhook refused: bad signature");
+        Some(forbidden())
+    }
+}
+
+fn twiml(body: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn twilio_sms(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let pairs = form_pairs(&body);
+    if let Some(r) = check_twilio(&state, &uri, &headers, &pairs) {
+        return r;
+    }
+    let msg = match twilio::parse_sms(&pairs) {
+        Ok(m) => m,
+        Err(e) => return bad(e),
+    };
+    receive_all(&state, vec![(msg, pairs_json(&pairs))])
+        .await
+        .unwrap_or_else(|| twiml(twilio::twiml_empty().to_owned()))
+}
+
+async fn twilio_status(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let pairs = form_pairs(&body);
+    if let Some(r) = check_twilio(&state, &uri, &headers, &pairs) {
+        return r;
+    }
+    let report = match twilio::parse_status(&pairs) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    deliver_all(&state, vec![report], pairs_json(&pairs))
+        .await
+        .unwrap_or_else(ok_empty)
+}
+
+fn json_raw(body: &Bytes) -> serde_json::Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()))
+}
+
+async fn infobip_sms(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = check_secret(&state, &uri, &headers) {
+        return r;
+    }
+    let messages = match infobip::parse_sms(&body) {
+        Ok(m) => m,
+        Err(e) => return bad(e),
+    };
+    let raw = json_raw(&body);
+    receive_all(
+        &state,
+        messages.into_iter().map(|m| (m, raw.clone())).collect(),
+    )
+    .await
+    .unwrap_or_else(ok_empty)
+}
+
+async fn infobip_delivery(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = check_secret(&state, &uri, &headers) {
+        return r;
+    }
+    let reports = match infobip::parse_delivery(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    deliver_all(&state, reports, json_raw(&body))
+        .await
+        .unwrap_or_else(ok_empty)
+}
+
+async fn kannel_sms(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = check_secret(&state, &uri, &headers) {
+        return r;
+    }
+    let query = uri.0.query().unwrap_or("");
+    let msg = match kannel::parse_sms_query(query) {
+        Ok(m) => m,
+        Err(e) => return bad(e),
+    };
+    let raw = serde_json::Value::String(query.to_owned());
+    receive_all(&state, vec![(msg, raw)])
+        .await
+        .unwrap_or_else(ok_empty)
+}
+
+async fn kannel_delivery(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = check_secret(&state, &uri, &headers) {
+        return r;
+    }
+    let query = uri.0.query().unwrap_or("");
+    let report = match kannel::parse_delivery_query(query) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    deliver_all(
+        &state,
+        vec![report],
+        serde_json::Value::String(query.to_owned()),
+    )
+    .await
+    .unwrap_or_else(ok_empty)
 }

@@ -14,7 +14,10 @@ pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod http;
+pub mod keywords;
+pub mod outbox;
 pub mod phone_cli;
+pub mod sms;
 pub mod ussd;
 
 /// The migrations in `migrations/`, embedded in the binary.

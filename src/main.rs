@@ -1,11 +1,16 @@
+use std::{num::NonZeroU32, sync::Arc};
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hashar::{
     app::{self, AppState},
+    channels::Sender,
     config::Config,
     db, demo,
     engine::{check, MenuSet},
-    http, phone_cli,
+    http,
+    outbox::{DispatchConfig, Dispatcher, Gateway},
+    phone_cli,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -115,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let menus = app::load_checked_menus(&config)?;
+    hashar::domain::Phone::warm_up();
     let pool = db::prepare(&config)
         .await
         .context("preparing the database")?;
@@ -123,11 +129,45 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(addr = %config.listen, "hashar listening; dial it with `hashar phone`");
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(15))
+        .build()
+        .context("building the HTTP client")?;
+    let sender = Arc::new(Sender::from_config(&config, http).context("SMS provider settings")?);
+    let dispatch = DispatchConfig {
+        rate_per_sec: NonZeroU32::new(config.sms_rate).unwrap_or(NonZeroU32::MIN),
+        max_attempts: config.sms_max_attempts,
+        ..DispatchConfig::default()
+    };
+    let dispatchers = config.dispatchers;
     let state = AppState::new(pool, menus, config);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for _ in 0..dispatchers {
+        let dispatcher = Dispatcher::new(
+            state.pool.clone(),
+            sender.clone(),
+            state.clock.clone(),
+            dispatch.clone(),
+        );
+        let mut rx = stop_rx.clone();
+        workers.push(tokio::spawn(dispatcher.run(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })));
+    }
+    tracing::info!(
+        provider = sender.name(),
+        dispatchers,
+        "sms dispatcher running"
+    );
     let router = http::router(state);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
     Ok(())
 }
 

@@ -288,7 +288,8 @@ async fn answer_inner(state: &AppState, hop: &Hop) -> Result<Reply, HopError> {
             Err(Stop::Need(Need::Read {
                 key, action, vars, ..
             })) => {
-                let data = actions::run_read(&state.pool, &action, &vars).await?;
+                let mut conn = state.pool.acquire().await?;
+                let data = actions::run_read(&mut conn, &hop.phone, &action, &vars).await?;
                 reads.insert(key, data);
             }
             Err(Stop::Need(Need::Effect {

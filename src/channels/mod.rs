@@ -4,6 +4,10 @@
 //! `crate::http`.
 
 pub mod africastalking;
+pub mod console;
+pub mod infobip;
+pub mod kannel;
+pub mod twilio;
 
 use chrono::{DateTime, Utc};
 
@@ -116,4 +120,123 @@ pub fn status_error(status: reqwest::StatusCode, body: &str) -> SendError {
 /// Maps a transport error: timeouts and connection failures are retryable.
 pub fn transport_error(e: reqwest::Error) -> SendError {
     SendError::Retryable(format!("transport: {e}"))
+}
+
+/// The configured outbound provider.
+pub enum Sender {
+    Console(console::Client),
+    AfricasTalking(africastalking::Client),
+    Twilio(twilio::Client),
+    Infobip(infobip::Client),
+    Kannel(kannel::Client),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("HASHAR_SMS_PROVIDER={provider} needs {missing}")]
+pub struct MissingSetting {
+    pub provider: &'static str,
+    pub missing: &'static str,
+}
+
+impl Sender {
+    /// Builds the client `config` asks for; a provider without its credentials is an error.
+    pub fn from_config(
+        config: &crate::config::Config,
+        http: reqwest::Client,
+    ) -> Result<Sender, MissingSetting> {
+        use crate::config::SmsProvider;
+        let need = |value: &Option<String>, missing: &'static str| {
+            value.clone().ok_or(MissingSetting {
+                provider: config.sms_provider.name(),
+                missing,
+            })
+        };
+        let public = config.public_url.trim_end_matches('/');
+        Ok(match config.sms_provider {
+            SmsProvider::Console => Sender::Console(console::Client::new()),
+            SmsProvider::Africastalking => Sender::AfricasTalking(africastalking::Client::new(
+                africastalking::Settings {
+                    username: config.at_username.clone(),
+                    api_key: need(&config.at_api_key, "HASHAR_AT_API_KEY")?,
+                    sender: config.at_sender.clone(),
+                    base_url: config.at_base_url.clone(),
+                },
+                http,
+            )),
+            SmsProvider::Twilio => Sender::Twilio(twilio::Client::new(
+                twilio::Settings {
+                    account_sid: need(&config.twilio_account_sid, "HASHAR_TWILIO_ACCOUNT_SID")?,
+                    auth_token: need(&config.twilio_auth_token, "HASHAR_TWILIO_AUTH_TOKEN")?,
+                    from: need(&config.twilio_from, "HASHAR_TWILIO_FROM")?,
+                    base_url: config.twilio_base_url.clone(),
+                    status_callback: Some(format!("{public}/webhooks/twilio/status")),
+                },
+                http,
+            )),
+            SmsProvider::Infobip => Sender::Infobip(infobip::Client::new(
+                infobip::Settings {
+                    api_key: need(&config.infobip_api_key, "HASHAR_INFOBIP_API_KEY")?,
+                    sender: config.infobip_sender.clone(),
+                    base_url: config.infobip_base_url.clone(),
+                    delivery_url: Some(with_secret(
+                        &format!("{public}/webhooks/infobip/delivery"),
+                        config,
+                    )),
+                },
+                http,
+            )),
+            SmsProvider::Kannel => Sender::Kannel(kannel::Client::new(
+                kannel::Settings {
+                    sendsms_url: config.kannel_sendsms_url.clone(),
+                    username: config.kannel_username.clone(),
+                    password: need(&config.kannel_password, "HASHAR_KANNEL_PASSWORD")?,
+                    sender: config.kannel_sender.clone(),
+                    dlr_url_base: Some(with_secret(
+                        &format!("{public}/webhooks/kannel/delivery"),
+                        config,
+                    )),
+                },
+                http,
+            )),
+        })
+    }
+}
+
+/// A webhook URL we hand to a provider, with the shared secret when one is set.
+fn with_secret(url: &str, config: &crate::config::Config) -> String {
+    match &config.webhook_secret {
+        Some(secret) => {
+            let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+            format!("{url}?secret={encoded}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl crate::outbox::Gateway for Sender {
+    fn name(&self) -> &'static str {
+        match self {
+            Sender::Console(_) => console::PROVIDER,
+            Sender::AfricasTalking(_) => africastalking::PROVIDER,
+            Sender::Twilio(_) => twilio::PROVIDER,
+            Sender::Infobip(_) => infobip::PROVIDER,
+            Sender::Kannel(_) => kannel::PROVIDER,
+        }
+    }
+
+    fn send<'a>(
+        &'a self,
+        msg: &'a OutboundSms,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Accepted, SendError>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            match self {
+                Sender::Console(c) => c.send(msg).await,
+                Sender::AfricasTalking(c) => c.send(msg).await,
+                Sender::Twilio(c) => c.send(msg).await,
+                Sender::Infobip(c) => c.send(msg).await,
+                Sender::Kannel(c) => c.send(msg).await,
+            }
+        })
+    }
 }

@@ -44,6 +44,12 @@ impl Phone {
         Ok(Phone(number.format().mode(Mode::E164).to_string()))
     }
 
+    /// Loads the numbering-plan metadata now (it is loaded lazily on the first parse, which
+    /// takes a noticeable moment), so that no caller's first request pays for it.
+    pub fn warm_up() {
+        let _ = Phone::parse("+992901234567");
+    }
+
     /// Wraps a value read back from the database, where only E.164 numbers are stored.
     pub fn from_e164_unchecked(e164: String) -> Phone {
         Phone(e164)

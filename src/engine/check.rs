@@ -58,6 +58,8 @@ pub fn worst_case_values() -> Vars {
         "hotline".into(),
         "+992 00 000 00 00, +7 000 000 00 00".into(),
     );
+    v.insert("join_code".into(), "999999".into());
+    v.insert("sms_number".into(), "+992 00 000 00 00".into());
     v
 }
 
@@ -194,7 +196,11 @@ fn check_menu(
                         structural = true;
                     }
                     Some(text) => {
-                        for p in placeholders(text) {
+                        let mut names = placeholders(text);
+                        names.dedup();
+                        names.sort();
+                        names.dedup();
+                        for p in names {
                             if !allowed_placeholder(&p, known) {
                                 err(format!(
                                     "menu {id}, screen {name}: text {key:?} in {lang} uses unknown placeholder {{{p}}}"

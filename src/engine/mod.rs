@@ -68,7 +68,7 @@ pub fn action_kind(name: &str) -> Option<ActionKind> {
         "set_language" | "register" | "create_pledge" | "request_callback" | "next_tip" => {
             Some(ActionKind::Effect)
         }
-        "project_total" => Some(ActionKind::Read),
+        "project_total" | "join_code" => Some(ActionKind::Read),
         _ => None,
     }
 }

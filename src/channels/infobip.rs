@@ -1,0 +1,770 @@
+//! Infobip (aggregators.md §4): inbound SMS forwards, delivery reports and the
+//! `POST /sms/3/messages` client.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    status_error, transport_error, Accepted, DeliveryReport, DeliveryState, InboundError,
+    InboundSms, MessageRef, OutboundSms, SendError,
+};
+use crate::domain::phone::mask;
+
+pub const PROVIDER: &str = "infobip";
+pub const DEFAULT_BASE_URL: &str = "https://api.infobip.com";
+
+// ---------------------------------------------------------------------------------------
+// Inbound SMS (§4.3)
+
+#[derive(Debug, Deserialize)]
+struct MoEnvelope {
+    results: Option<Vec<MoResult>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MoResult {
+    message_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    text: Option<String>,
+    received_at: Option<String>,
+}
+
+fn bad_json(e: serde_json::Error) -> InboundError {
+    InboundError::Invalid {
+        field: "body",
+        message: format!("not valid JSON: {e}"),
+    }
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+/// Infobip's timestamps: `2016-10-06T09:28:39.220+0000` (RFC 3339 is accepted too).
+fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| DateTime::parse_from_rfc3339(raw))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Parses an inbound SMS forward; one body may carry several messages. A message without
+/// `messageId` or `from` refuses the whole body. An unreadable `receivedAt` is dropped
+/// (logged) rather than losing the message.
+pub fn parse_sms(body: &[u8]) -> Result<Vec<InboundSms>, InboundError> {
+    let envelope: MoEnvelope = serde_json::from_slice(body).map_err(bad_json)?;
+    let results = envelope.results.ok_or(InboundError::Missing("results"))?;
+    results
+        .into_iter()
+        .map(|r| {
+            let provider_msg_id =
+                non_empty(r.message_id).ok_or(InboundError::Missing("messageId"))?;
+            let from = non_empty(r.from).ok_or(InboundError::Missing("from"))?;
+            let received_at = match r.received_at.as_deref() {
+                None | Some("") => None,
+                Some(raw) => {
+                    let parsed = parse_time(raw);
+                    if parsed.is_none() {
+                        tracing::warn!(
+                            provider = PROVIDER,
+                            message_id = %provider_msg_id,
+                            received_at = %raw,
+                            "unreadable receivedAt, ignored"
+                        );
+                    }
+                    parsed
+                }
+            };
+            Ok(InboundSms {
+                provider: PROVIDER,
+                provider_msg_id,
+                from,
+                to: r.to.unwrap_or_default(),
+                text: r.text.unwrap_or_default(),
+                received_at,
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Delivery reports (§4.2)
+
+#[derive(Debug, Deserialize)]
+struct DlrEnvelope {
+    results: Option<Vec<DlrResult>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DlrResult {
+    message_id: Option<String>,
+    status: Option<Status>,
+    error: Option<ErrorInfo>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    group_id: Option<i64>,
+    group_name: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorInfo {
+    group_id: Option<i64>,
+    name: Option<String>,
+    description: Option<String>,
+}
+
+/// Maps a status group (by name, else by id) to our state.
+fn group_state(status: &Status) -> Option<DeliveryState> {
+    let by_name =
+        status
+            .group_name
+            .as_deref()
+            .and_then(|n| match n.to_ascii_uppercase().as_str() {
+                "PENDING" | "ACCEPTED" => Some(DeliveryState::Sent),
+                "DELIVERED" => Some(DeliveryState::Delivered),
+                "UNDELIVERABLE" | "EXPIRED" | "REJECTED" => Some(DeliveryState::Failed),
+                _ => None,
+            });
+    by_name.or(match status.group_id {
+        Some(1) => Some(DeliveryState::Sent),
+        Some(3) => Some(DeliveryState::Delivered),
+        Some(2 | 4 | 5) => Some(DeliveryState::Failed),
+        _ => None,
+    })
+}
+
+fn join_reason(name: Option<&str>, description: Option<&str>) -> Option<String> {
+    let name = name.filter(|s| !s.is_empty());
+    let description = description.filter(|s| !s.is_empty());
+    match (name, description) {
+        (Some(n), Some(d)) => Some(format!("{n}: {d}")),
+        (Some(one), None) | (None, Some(one)) => Some(one.to_owned()),
+        (None, None) => None,
+    }
+}
+
+/// Parses a delivery report POST (up to 100 reports). `messageId` is our outbox id when it
+/// is a number (we send it), else the provider's.
+pub fn parse_delivery(body: &[u8]) -> Result<Vec<DeliveryReport>, InboundError> {
+    let envelope: DlrEnvelope = serde_json::from_slice(body).map_err(bad_json)?;
+    let results = envelope.results.ok_or(InboundError::Missing("results"))?;
+    results
+        .into_iter()
+        .map(|r| {
+            let message_id = non_empty(r.message_id).ok_or(InboundError::Missing("messageId"))?;
+            let message = match message_id.trim().parse::<i64>() {
+                Ok(id) => MessageRef::Ours(id),
+                Err(_) => MessageRef::Provider(message_id),
+            };
+            let status = r.status.ok_or(InboundError::Missing("status"))?;
+            let state = group_state(&status).ok_or_else(|| InboundError::Invalid {
+                field: "status",
+                message: format!(
+                    "unknown status group {:?} ({:?})",
+                    status.group_name, status.group_id
+                ),
+            })?;
+            let provider_status = non_empty(status.name.clone())
+                .or_else(|| status.group_name.clone())
+                .or_else(|| status.group_id.map(|g| g.to_string()))
+                .unwrap_or_default();
+            let error_reason = r
+                .error
+                .filter(|e| e.group_id.unwrap_or(0) != 0)
+                .and_then(|e| join_reason(e.name.as_deref(), e.description.as_deref()));
+            let reason = match (error_reason, state) {
+                (Some(reason), _) => Some(reason),
+                (None, DeliveryState::Failed) => {
+                    join_reason(status.name.as_deref(), status.description.as_deref())
+                }
+                (None, _) => None,
+            };
+            Ok(DeliveryReport {
+                provider: PROVIDER,
+                message,
+                state,
+                provider_status,
+                reason,
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Sending (§4.1, v3)
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub api_key: String,
+    pub sender: String,
+    /// `https://<id>.api.infobip.com` or [`DEFAULT_BASE_URL`].
+    pub base_url: String,
+    /// Where Infobip posts delivery reports for our messages; the account default otherwise.
+    pub delivery_url: Option<String>,
+}
+
+pub struct Client {
+    settings: Settings,
+    http: reqwest::Client,
+}
+
+#[derive(Serialize)]
+struct SendRequest<'a> {
+    messages: [SendMessage<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct SendMessage<'a> {
+    sender: &'a str,
+    destinations: [Destination<'a>; 1],
+    content: Content<'a>,
+    webhooks: Webhooks<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Destination<'a> {
+    to: &'a str,
+    message_id: String,
+}
+
+#[derive(Serialize)]
+struct Content<'a> {
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Webhooks<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<DeliveryHook<'a>>,
+    content_type: &'static str,
+}
+
+#[derive(Serialize)]
+struct DeliveryHook<'a> {
+    url: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+struct SendResponse {
+    #[serde(default)]
+    messages: Vec<SentMessage>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SentMessage {
+    message_id: Option<String>,
+    status: Option<Status>,
+}
+
+impl Client {
+    pub fn new(settings: Settings, http: reqwest::Client) -> Client {
+        Client { settings, http }
+    }
+
+    pub async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
+        let e164 = msg.to.as_str();
+        let to = e164.strip_prefix('+').unwrap_or(e164);
+        let request = SendRequest {
+            messages: [SendMessage {
+                sender: &self.settings.sender,
+                destinations: [Destination {
+                    to,
+                    message_id: msg.id.to_string(),
+                }],
+                content: Content { text: &msg.text },
+                webhooks: Webhooks {
+                    delivery: self
+                        .settings
+                        .delivery_url
+                        .as_deref()
+                        .map(|url| DeliveryHook { url }),
+                    content_type: "application/json",
+                },
+            }],
+        };
+        let url = format!(
+            "{}/sms/3/messages",
+            self.settings.base_url.trim_end_matches('/')
+        );
+        tracing::debug!(
+            provider = PROVIDER,
+            id = msg.id,
+            to = %mask(e164),
+            encoding = ?msg.encoding,
+            segments = msg.segments,
+            "sending"
+        );
+        let response = self
+            .http
+            .post(&url)
+            .header(
+                reqwest::header::AUTHORIZATION,
+                format!("App {}", self.settings.api_key),
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+            .json(&request)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let body = response.text().await.map_err(transport_error)?;
+        if !status.is_success() {
+            return Err(status_error(status, &body));
+        }
+        interpret_answer(&body)
+    }
+}
+
+/// Reads a 2xx answer: accepted when the first message's status group is PENDING (1),
+/// DELIVERED (3) or ACCEPTED.
+fn interpret_answer(body: &str) -> Result<Accepted, SendError> {
+    let snippet = || body.chars().take(300).collect::<String>();
+    let parsed: SendResponse = serde_json::from_str(body)
+        .map_err(|e| SendError::Fatal(format!("unreadable answer ({e}): {}", snippet())))?;
+    let first = parsed
+        .messages
+        .into_iter()
+        .next()
+        .ok_or_else(|| SendError::Fatal(format!("no message in answer: {}", snippet())))?;
+    let status = first.status.unwrap_or_default();
+    let accepted = matches!(status.group_id, Some(1 | 3))
+        || status
+            .group_name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case("ACCEPTED"));
+    if accepted {
+        Ok(Accepted {
+            provider_msg_id: non_empty(first.message_id),
+        })
+    } else {
+        let what = [
+            status.group_name.as_deref(),
+            status.name.as_deref(),
+            status.description.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ");
+        Err(SendError::Fatal(if what.is_empty() {
+            format!("not accepted: {}", snippet())
+        } else {
+            what
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Encoding, Phone};
+    use chrono::TimeZone;
+    use serde_json::json;
+    use std::time::Duration;
+    use wiremock::matchers::{body_json, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    type SmsCase = (&'static str, String, Result<Vec<InboundSms>, InboundError>);
+    type DlrCase = (
+        &'static str,
+        serde_json::Value,
+        Result<Vec<DeliveryReport>, InboundError>,
+    );
+
+    fn sms(id: &str, from: &str, to: &str, text: &str, at: Option<DateTime<Utc>>) -> InboundSms {
+        InboundSms {
+            provider: PROVIDER,
+            provider_msg_id: id.into(),
+            from: from.into(),
+            to: to.into(),
+            text: text.into(),
+            received_at: at,
+        }
+    }
+
+    #[test]
+    fn inbound_sms_cases() {
+        let at = Utc
+            .with_ymd_and_hms(2016, 10, 6, 9, 28, 39)
+            .single()
+            .map(|t| t + chrono::Duration::milliseconds(220));
+        let cases: Vec<SmsCase> = vec![
+            (
+                "single",
+                json!({"results":[{"messageId":"817790313235066447","from":"992901234567","to":"4444",
+                    "text":"QUIZ Paris","cleanText":"Paris","keyword":"QUIZ",
+                    "receivedAt":"2016-10-06T09:28:39.220+0000","smsCount":1,
+                    "price":{"pricePerMessage":0,"currency":"EUR"}}],
+                    "messageCount":1,"pendingMessageCount":0})
+                .to_string(),
+                Ok(vec![sms("817790313235066447", "992901234567", "4444", "QUIZ Paris", at)]),
+            ),
+            (
+                "several, Cyrillic, other offset",
+                json!({"results":[
+                    {"messageId":"a","from":"992901234567","to":"4444","text":"Салом ҳҷ",
+                     "receivedAt":"2016-10-06T12:28:39.220+0300"},
+                    {"messageId":"b","from":"79161234567","to":"4444","text":""}],
+                    "messageCount":2,"pendingMessageCount":0})
+                .to_string(),
+                Ok(vec![
+                    sms("a", "992901234567", "4444", "Салом ҳҷ", at),
+                    sms("b", "79161234567", "4444", "", None),
+                ]),
+            ),
+            (
+                "unreadable receivedAt is dropped",
+                json!({"results":[{"messageId":"a","from":"992901234567","to":"4444","text":"hi",
+                    "receivedAt":"yesterday"}]})
+                .to_string(),
+                Ok(vec![sms("a", "992901234567", "4444", "hi", None)]),
+            ),
+            (
+                "empty batch",
+                json!({"results":[],"messageCount":0,"pendingMessageCount":0}).to_string(),
+                Ok(vec![]),
+            ),
+            (
+                "no messageId",
+                json!({"results":[{"from":"992901234567","to":"4444","text":"hi"}]}).to_string(),
+                Err(InboundError::Missing("messageId")),
+            ),
+            (
+                "no from",
+                json!({"results":[{"messageId":"a","to":"4444","text":"hi"}]}).to_string(),
+                Err(InboundError::Missing("from")),
+            ),
+            (
+                "no results",
+                json!({"messageCount":0}).to_string(),
+                Err(InboundError::Missing("results")),
+            ),
+        ];
+        for (name, body, want) in cases {
+            assert_eq!(parse_sms(body.as_bytes()), want, "{name}");
+        }
+        for bad in ["{not json", "", "[1,2]", r#"{"results":"x"}"#] {
+            assert!(
+                matches!(
+                    parse_sms(bad.as_bytes()),
+                    Err(InboundError::Invalid { field: "body", .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    fn dlr(
+        message: MessageRef,
+        state: DeliveryState,
+        status: &str,
+        reason: Option<&str>,
+    ) -> DeliveryReport {
+        DeliveryReport {
+            provider: PROVIDER,
+            message,
+            state,
+            provider_status: status.into(),
+            reason: reason.map(Into::into),
+        }
+    }
+
+    fn report(id: &str, status: serde_json::Value, error: serde_json::Value) -> serde_json::Value {
+        json!({"bulkId":"b1","messageId":id,"to":"992901234567","sender":"InfoSMS",
+            "sentAt":"2024-01-01T10:00:00.000+0000","doneAt":"2024-01-01T10:00:05.000+0000",
+            "messageCount":1,"mccMnc":"43604","price":{"pricePerMessage":0.01,"currency":"EUR"},
+            "status":status,"error":error})
+    }
+
+    #[test]
+    fn delivery_report_cases() {
+        let no_error = json!({"groupId":0,"groupName":"OK","id":0,"name":"NO_ERROR",
+            "description":"No Error","permanent":false});
+        let delivered = json!({"groupId":3,"groupName":"DELIVERED","id":5,
+            "name":"DELIVERED_TO_HANDSET","description":"Message delivered to handset"});
+        let pending = json!({"groupId":1,"groupName":"PENDING","id":3,
+            "name":"PENDING_WAITING_DELIVERY","description":"Message sent, waiting for delivery report"});
+        let undeliverable = json!({"groupId":2,"groupName":"UNDELIVERABLE","id":9,
+            "name":"UNDELIVERABLE_NOT_DELIVERED","description":"Message sent not delivered"});
+        let absent = json!({"groupId":1,"groupName":"HANDSET_ERRORS","id":27,
+            "name":"EC_ABSENT_SUBSCRIBER","description":"Absent Subscriber","permanent":false});
+        let expired = json!({"groupId":4,"groupName":"EXPIRED","id":15,
+            "name":"EXPIRED_EXPIRED","description":"Message expired"});
+        let rejected_by_id = json!({"groupId":5,"id":12,"name":"REJECTED_NOT_ENOUGH_CREDITS"});
+
+        let cases: Vec<DlrCase> = vec![
+            (
+                "delivered, our id",
+                json!({"results":[report("42", delivered.clone(), no_error.clone())]}),
+                Ok(vec![dlr(
+                    MessageRef::Ours(42),
+                    DeliveryState::Delivered,
+                    "DELIVERED_TO_HANDSET",
+                    None,
+                )]),
+            ),
+            (
+                "batch: pending, undeliverable with error, expired, rejected by group id, foreign id",
+                json!({"results":[
+                    report("1", pending, no_error.clone()),
+                    report("2", undeliverable, absent),
+                    report("3", expired, no_error.clone()),
+                    report("4", rejected_by_id, json!(null)),
+                    report("2034072219640523072", delivered.clone(), no_error.clone()),
+                    report("ib-uuid-1", delivered.clone(), no_error.clone()),
+                ]}),
+                Ok(vec![
+                    dlr(MessageRef::Ours(1), DeliveryState::Sent, "PENDING_WAITING_DELIVERY", None),
+                    dlr(
+                        MessageRef::Ours(2),
+                        DeliveryState::Failed,
+                        "UNDELIVERABLE_NOT_DELIVERED",
+                        Some("EC_ABSENT_SUBSCRIBER: Absent Subscriber"),
+                    ),
+                    dlr(
+                        MessageRef::Ours(3),
+                        DeliveryState::Failed,
+                        "EXPIRED_EXPIRED",
+                        Some("EXPIRED_EXPIRED: Message expired"),
+                    ),
+                    dlr(
+                        MessageRef::Ours(4),
+                        DeliveryState::Failed,
+                        "REJECTED_NOT_ENOUGH_CREDITS",
+                        Some("REJECTED_NOT_ENOUGH_CREDITS"),
+                    ),
+                    dlr(
+                        MessageRef::Ours(2034072219640523072),
+                        DeliveryState::Delivered,
+                        "DELIVERED_TO_HANDSET",
+                        None,
+                    ),
+                    dlr(
+                        MessageRef::Provider("ib-uuid-1".into()),
+                        DeliveryState::Delivered,
+                        "DELIVERED_TO_HANDSET",
+                        None,
+                    ),
+                ]),
+            ),
+            (
+                "no messageId",
+                json!({"results":[{"status":delivered.clone()}]}),
+                Err(InboundError::Missing("messageId")),
+            ),
+            (
+                "no status",
+                json!({"results":[{"messageId":"1"}]}),
+                Err(InboundError::Missing("status")),
+            ),
+            ("no results", json!({}), Err(InboundError::Missing("results"))),
+        ];
+        for (name, body, want) in cases {
+            assert_eq!(parse_delivery(body.to_string().as_bytes()), want, "{name}");
+        }
+        let unknown =
+            json!({"results":[{"messageId":"1","status":{"groupId":9,"groupName":"ODD"}}]});
+        assert!(matches!(
+            parse_delivery(unknown.to_string().as_bytes()),
+            Err(InboundError::Invalid {
+                field: "status",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_delivery(b"{\"results\":[{"),
+            Err(InboundError::Invalid { field: "body", .. })
+        ));
+    }
+
+    // ---- outbound ----
+
+    fn outbound(text: &str, encoding: Encoding) -> OutboundSms {
+        OutboundSms {
+            id: 42,
+            to: Phone::parse("+79161234567").expect("test number"),
+            text: text.into(),
+            encoding,
+            segments: 1,
+        }
+    }
+
+    fn client(server: &MockServer, delivery_url: Option<&str>) -> Client {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(200))
+            .build()
+            .expect("http client");
+        Client::new(
+            Settings {
+                api_key: "secret-key".into(),
+                sender: "InfoSMS".into(),
+                base_url: format!("{}/", server.uri()),
+                delivery_url: delivery_url.map(Into::into),
+            },
+            http,
+        )
+    }
+
+    fn answer(group_id: i64, group_name: &str, name: &str) -> serde_json::Value {
+        json!({"bulkId":"bulk-1","messages":[{"messageId":"42","destination":"79161234567",
+            "status":{"groupId":group_id,"groupName":group_name,"id":26,"name":name,
+                      "description":"Message sent to next instance"},
+            "details":{"messageCount":1}}]})
+    }
+
+    #[tokio::test]
+    async fn send_builds_the_v3_request() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/sms/3/messages"))
+            .and(header("authorization", "App secret-key"))
+            .and(header("content-type", "application/json"))
+            .and(body_json(json!({"messages":[{
+                "sender":"InfoSMS",
+                "destinations":[{"to":"79161234567","messageId":"42"}],
+                "content":{"text":"Салом ҳҷ"},
+                "webhooks":{"delivery":{"url":"https://gw.example/webhooks/infobip/delivery"},
+                            "contentType":"application/json"}}]})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer(
+                1,
+                "PENDING",
+                "PENDING_ACCEPTED",
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let got = client(
+            &server,
+            Some("https://gw.example/webhooks/infobip/delivery"),
+        )
+        .send(&outbound("Салом ҳҷ", Encoding::Ucs2))
+        .await;
+        assert_eq!(
+            got,
+            Ok(Accepted {
+                provider_msg_id: Some("42".into())
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn send_without_delivery_url_omits_it() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/sms/3/messages"))
+            .and(body_json(json!({"messages":[{
+                "sender":"InfoSMS",
+                "destinations":[{"to":"79161234567","messageId":"42"}],
+                "content":{"text":"hello"},
+                "webhooks":{"contentType":"application/json"}}]})))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(answer(0, "ACCEPTED", "ACCEPTED")),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let got = client(&server, None)
+            .send(&outbound("hello", Encoding::Gsm7))
+            .await;
+        assert!(got.is_ok(), "{got:?}");
+    }
+
+    async fn send_answered(template: ResponseTemplate) -> Result<Accepted, SendError> {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/sms/3/messages"))
+            .respond_with(template)
+            .mount(&server)
+            .await;
+        client(&server, None)
+            .send(&outbound("hello", Encoding::Gsm7))
+            .await
+    }
+
+    #[tokio::test]
+    async fn answers() {
+        let ok = send_answered(ResponseTemplate::new(200).set_body_json(answer(
+            3,
+            "DELIVERED",
+            "DELIVERED_TO_HANDSET",
+        )))
+        .await;
+        assert!(ok.is_ok(), "{ok:?}");
+
+        let rejected = send_answered(ResponseTemplate::new(200).set_body_json(answer(
+            5,
+            "REJECTED",
+            "REJECTED_DESTINATION_NOT_REGISTERED",
+        )))
+        .await;
+        assert!(
+            matches!(&rejected, Err(SendError::Fatal(m)) if m.contains("REJECTED_DESTINATION_NOT_REGISTERED")),
+            "{rejected:?}"
+        );
+
+        let garbage = send_answered(ResponseTemplate::new(200).set_body_string("<html>")).await;
+        assert!(matches!(garbage, Err(SendError::Fatal(_))), "{garbage:?}");
+
+        let unauthorized = send_answered(ResponseTemplate::new(401).set_body_json(
+            json!({"requestError":{"serviceException":{"messageId":"UNAUTHORIZED","text":"Invalid login details"}}}),
+        ))
+        .await;
+        assert!(
+            matches!(&unauthorized, Err(SendError::Fatal(m)) if m.contains("401")),
+            "{unauthorized:?}"
+        );
+
+        let bad_request = send_answered(ResponseTemplate::new(400).set_body_string("{}")).await;
+        assert!(matches!(bad_request, Err(SendError::Fatal(_))));
+
+        for code in [429, 500, 503] {
+            let got = send_answered(ResponseTemplate::new(code)).await;
+            assert!(
+                matches!(got, Err(SendError::Retryable(_))),
+                "{code}: {got:?}"
+            );
+        }
+
+        let slow = send_answered(
+            ResponseTemplate::new(200)
+                .set_body_json(answer(1, "PENDING", "PENDING_ACCEPTED"))
+                .set_delay(Duration::from_millis(1_000)),
+        )
+        .await;
+        assert!(matches!(slow, Err(SendError::Retryable(_))), "{slow:?}");
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_retryable() {
+        // A port nobody listens on (wiremock pools its servers, so dropping one does not
+        // close it).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let c = Client::new(
+            Settings {
+                api_key: "k".into(),
+                sender: "s".into(),
+                base_url: format!("http://127.0.0.1:{port}"),
+                delivery_url: None,
+            },
+            reqwest::Client::new(),
+        );
+        let got = c.send(&outbound("hello", Encoding::Gsm7)).await;
+        assert!(matches!(got, Err(SendError::Retryable(_))), "{got:?}");
+    }
+}

@@ -1,0 +1,453 @@
+//! The outbox: every outgoing SMS is a row, written in the same transaction as the change
+//! that caused it, and sent by the dispatcher.
+//!
+//! The dispatcher claims due rows with `FOR UPDATE SKIP LOCKED` and marks them `sending`
+//! under a lease, so any number of dispatchers (in any number of server instances) share
+//! the work and never send the same message; a message whose sender died mid-send is taken
+//! again once its lease expires. Failures that may pass (timeouts, connection errors, 429,
+//! 5xx) are retried with exponential backoff and jitter up to a maximum number of attempts;
+//! any other refusal fails the message at once, with the reason kept.
+
+use std::{future::Future, num::NonZeroU32, pin::Pin, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::{
+    channels::{Accepted, DeliveryReport, DeliveryState, MessageRef, OutboundSms, SendError},
+    clock::Clock,
+    domain::{Encoding, Phone, TextMeasure},
+};
+
+/// Something that sends one SMS: each provider's client (see `crate::channels::Sender`).
+pub trait Gateway: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn send<'a>(
+        &'a self,
+        msg: &'a OutboundSms,
+    ) -> Pin<Box<dyn Future<Output = Result<Accepted, SendError>> + Send + 'a>>;
+}
+
+/// Why a message is sent; a STOP confirmation is the one message an opted-out number gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Reply,
+    StopConfirmation,
+    Broadcast,
+    Receipt,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Reply => "reply",
+            Kind::StopConfirmation => "stop_confirmation",
+            Kind::Broadcast => "broadcast",
+            Kind::Receipt => "receipt",
+        }
+    }
+}
+
+/// A message to queue.
+pub struct NewMessage<'a> {
+    pub to: &'a Phone,
+    pub body: &'a str,
+    pub kind: Kind,
+    pub inbound_id: Option<i64>,
+}
+
+/// Cuts `body` so that it fits `max_segments` SMS, at a word boundary, marked with "…".
+pub fn fit_segments(body: &str, max_segments: u32) -> String {
+    let fits = |s: &str| TextMeasure::of(s).sms_segments() <= max_segments as usize;
+    if fits(body) {
+        return body.to_owned();
+    }
+    let mut cut = body.to_owned();
+    while !cut.is_empty() {
+        // drop the last word (or character, for a single long word)
+        match cut.trim_end().rfind(' ') {
+            Some(i) if i > 0 => cut.truncate(i),
+            _ => {
+                cut.pop();
+            }
+        }
+        let candidate = format!("{}…", cut.trim_end());
+        if fits(&candidate) {
+            return candidate;
+        }
+    }
+    "…".to_owned()
+}
+
+/// Queues a message inside the caller's transaction. A number that texted STOP gets
+/// nothing but the STOP confirmation: anything else is stored as `suppressed`.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    msg: &NewMessage<'_>,
+    provider: &str,
+    max_segments: u32,
+    now: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    let body = fit_segments(msg.body, max_segments);
+    let measure = TextMeasure::of(&body);
+    let encoding = match measure.encoding {
+        Encoding::Gsm7 => "gsm7",
+        Encoding::Ucs2 => "ucs2",
+    };
+    let segments = i32::try_from(measure.sms_segments()).unwrap_or(i32::MAX);
+    sqlx::query_scalar(
+        "insert into outbox (phone, body, encoding, segments, provider, kind, status, next_attempt_at,
+                             inbound_id, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6,
+                 case when $6 <> 'stop_confirmation' and exists (select 1 from sms_optouts where phone = $1)
+                      then 'suppressed' else 'queued' end,
+                 $7, $8, $7, $7)
+         returning id",
+    )
+    .bind(msg.to.as_str())
+    .bind(&body)
+    .bind(encoding)
+    .bind(segments)
+    .bind(provider)
+    .bind(msg.kind.as_str())
+    .bind(now)
+    .bind(msg.inbound_id)
+    .fetch_one(conn)
+    .await
+}
+
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    /// Rows claimed per round.
+    pub batch: i64,
+    /// How long a claimed row is ours; longer than a send can take.
+    pub lease: Duration,
+    pub max_attempts: i32,
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Messages per second to the provider.
+    pub rate_per_sec: NonZeroU32,
+    /// How long an idle dispatcher waits before looking again.
+    pub idle_poll: Duration,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            batch: 50,
+            lease: Duration::from_secs(60),
+            max_attempts: 8,
+            base_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(30 * 60),
+            rate_per_sec: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
+            idle_poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The wait before attempt `attempts + 1`: base × 2^(attempts−1), capped, with full jitter
+/// between half and all of it so that retries from many messages spread out.
+pub fn backoff(cfg: &DispatchConfig, attempts: i32, jitter: f64) -> Duration {
+    let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    let raw = cfg.base_backoff.saturating_mul(2u32.saturating_pow(exp));
+    let capped = raw.min(cfg.max_backoff);
+    capped.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+pub struct Dispatcher {
+    pool: PgPool,
+    gateway: Arc<dyn Gateway>,
+    clock: Arc<dyn Clock>,
+    cfg: DispatchConfig,
+    limiter: DefaultDirectRateLimiter,
+}
+
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    pub claimed: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+}
+
+struct Claimed {
+    id: i64,
+    phone: String,
+    body: String,
+    encoding: String,
+    segments: i32,
+    attempts: i32,
+    opted_out: bool,
+    kind: String,
+}
+
+impl Dispatcher {
+    pub fn new(
+        pool: PgPool,
+        gateway: Arc<dyn Gateway>,
+        clock: Arc<dyn Clock>,
+        cfg: DispatchConfig,
+    ) -> Dispatcher {
+        // A burst of 1/20 of the rate: over any second at most rate × 1.05 messages leave.
+        let burst =
+            NonZeroU32::new((cfg.rate_per_sec.get() / 20).max(1)).unwrap_or(NonZeroU32::MIN);
+        let limiter = RateLimiter::direct(Quota::per_second(cfg.rate_per_sec).allow_burst(burst));
+        Dispatcher {
+            pool,
+            gateway,
+            clock,
+            cfg,
+            limiter,
+        }
+    }
+
+    /// Claims due messages and sends them; returns what happened.
+    pub async fn run_once(&self) -> Result<Round, sqlx::Error> {
+        let now = self.clock.now();
+        let lease =
+            chrono::Duration::from_std(self.cfg.lease).unwrap_or(chrono::Duration::seconds(60));
+        let rows = sqlx::query(
+            "with due as (
+                 select id from outbox
+                 where provider = $4
+                   and ((status = 'queued' and next_attempt_at <= $1) or (status = 'sending' and lease_until < $1))
+                 order by next_attempt_at, id
+                 limit $2
+                 for update skip locked
+             )
+             update outbox o
+                set status = 'sending', lease_until = $3, attempts = o.attempts + 1, updated_at = $1
+               from due
+              where o.id = due.id
+             returning o.id, o.phone, o.body, o.encoding, o.segments, o.attempts, o.kind,
+                       exists (select 1 from sms_optouts s where s.phone = o.phone) as opted_out",
+        )
+        .bind(now)
+        .bind(self.cfg.batch)
+        .bind(now + lease)
+        .bind(self.gateway.name())
+        .fetch_all(&self.pool)
+        .await?;
+        let claimed: Vec<Claimed> = rows
+            .iter()
+            .map(|r| Claimed {
+                id: r.get("id"),
+                phone: r.get("phone"),
+                body: r.get("body"),
+                encoding: r.get("encoding"),
+                segments: r.get("segments"),
+                attempts: r.get("attempts"),
+                opted_out: r.get("opted_out"),
+                kind: r.get("kind"),
+            })
+            .collect();
+        let mut round = Round {
+            claimed: claimed.len(),
+            ..Round::default()
+        };
+        for msg in claimed {
+            match self.deliver(&msg).await? {
+                Outcome::Sent => round.sent += 1,
+                Outcome::Retry => round.retried += 1,
+                Outcome::Failed => round.failed += 1,
+            }
+        }
+        Ok(round)
+    }
+
+    /// Sends everything that is due now, round after round (tests and the benchmark).
+    pub async fn drain(&self) -> Result<Round, sqlx::Error> {
+        let mut total = Round::default();
+        loop {
+            let r = self.run_once().await?;
+            total.claimed += r.claimed;
+            total.sent += r.sent;
+            total.retried += r.retried;
+            total.failed += r.failed;
+            if r.claimed == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let idle = match self.run_once().await {
+                Ok(r) => r.claimed == 0,
+                Err(e) => {
+                    tracing::error!(error = %e, "dispatcher round failed");
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(self.cfg.idle_poll) => {}
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, msg: &Claimed) -> Result<Outcome, sqlx::Error> {
+        let phone = Phone::from_e164_unchecked(msg.phone.clone());
+        if msg.opted_out && msg.kind != Kind::StopConfirmation.as_str() {
+            // The number texted STOP after this was queued.
+            self.finish(msg, "suppressed", None, Some("recipient opted out (STOP)"))
+                .await?;
+            return Ok(Outcome::Failed);
+        }
+        self.limiter.until_ready().await;
+        let out = OutboundSms {
+            id: msg.id,
+            to: phone.clone(),
+            text: msg.body.clone(),
+            encoding: if msg.encoding == "ucs2" {
+                Encoding::Ucs2
+            } else {
+                Encoding::Gsm7
+            },
+            segments: u32::try_from(msg.segments).unwrap_or(1),
+        };
+        match self.gateway.send(&out).await {
+            Ok(accepted) => {
+                self.finish(msg, "sent", accepted.provider_msg_id.as_deref(), None)
+                    .await?;
+                tracing::debug!(outbox.id = msg.id, phone = %phone, "sms sent");
+                Ok(Outcome::Sent)
+            }
+            Err(SendError::Retryable(reason)) if msg.attempts < self.cfg.max_attempts => {
+                let wait = backoff(&self.cfg, msg.attempts, rand::random::<f64>());
+                let at = self.clock.now()
+                    + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(60));
+                sqlx::query(
+                    "update outbox set status = 'queued', next_attempt_at = $3, lease_until = null,
+                            last_error = $4, updated_at = $5
+                      where id = $1 and status = 'sending' and attempts = $2",
+                )
+                .bind(msg.id)
+                .bind(msg.attempts)
+                .bind(at)
+                .bind(&reason)
+                .bind(self.clock.now())
+                .execute(&self.pool)
+                .await?;
+                tracing::warn!(outbox.id = msg.id, attempts = msg.attempts, error = %reason, "sms send failed; will retry");
+                Ok(Outcome::Retry)
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                self.finish(msg, "failed", None, Some(&reason)).await?;
+                tracing::warn!(outbox.id = msg.id, attempts = msg.attempts, error = %reason, "sms failed");
+                Ok(Outcome::Failed)
+            }
+        }
+    }
+
+    /// Records the end of an attempt, if the row is still ours (same attempt, still sending).
+    async fn finish(
+        &self,
+        msg: &Claimed,
+        status: &str,
+        provider_msg_id: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "update outbox
+                set status = $3, provider_msg_id = coalesce($4, provider_msg_id), last_error = coalesce($5, last_error),
+                    lease_until = null, updated_at = $6,
+                    sent_at = case when $3 = 'sent' then $6 else sent_at end,
+                    failed_at = case when $3 in ('failed', 'suppressed') then $6 else failed_at end
+              where id = $1 and status = 'sending' and attempts = $2",
+        )
+        .bind(msg.id)
+        .bind(msg.attempts)
+        .bind(status)
+        .bind(provider_msg_id)
+        .bind(error)
+        .bind(self.clock.now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+enum Outcome {
+    Sent,
+    Retry,
+    Failed,
+}
+
+/// Applies a delivery report: finds the message, moves its status forward only (reports can
+/// come twice or out of order), keeps the provider's status and reason. Returns whether a
+/// message was found.
+pub async fn apply_delivery(
+    pool: &PgPool,
+    report: &DeliveryReport,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let (by_id, by_provider_id) = match &report.message {
+        MessageRef::Ours(id) => (Some(*id), None),
+        MessageRef::Provider(pid) => (None, Some(pid.as_str())),
+    };
+    let target = report.state.as_str();
+    let rank = |s: DeliveryState| match s {
+        DeliveryState::Sent => 1,
+        DeliveryState::Delivered | DeliveryState::Failed => 2,
+    };
+    let found = sqlx::query(
+        "update outbox
+            set status = case
+                    when status in ('delivered', 'failed', 'suppressed') then status
+                    when $4 = 2 or status in ('queued', 'sending', 'sent') then $3
+                    else status end,
+                provider_status = case when status in ('delivered', 'failed', 'suppressed') then provider_status else $5 end,
+                last_error = case when $3 = 'failed' and status not in ('delivered', 'failed', 'suppressed')
+                                  then coalesce($6, last_error) else last_error end,
+                delivered_at = case when $3 = 'delivered' and status not in ('delivered', 'failed', 'suppressed') then $7 else delivered_at end,
+                failed_at = case when $3 = 'failed' and status not in ('delivered', 'failed', 'suppressed') then $7 else failed_at end,
+                sent_at = coalesce(sent_at, $7),
+                lease_until = case when status = 'sending' then lease_until else null end,
+                updated_at = $7
+          where provider = $8 and (id = $1 or provider_msg_id = $2)
+          returning id",
+    )
+    .bind(by_id)
+    .bind(by_provider_id)
+    .bind(target)
+    .bind(rank(report.state))
+    .bind(&report.provider_status)
+    .bind(report.reason.as_deref())
+    .bind(now)
+    .bind(report.provider)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let cfg = DispatchConfig::default();
+        assert_eq!(backoff(&cfg, 1, 1.0), Duration::from_secs(5));
+        assert_eq!(backoff(&cfg, 2, 1.0), Duration::from_secs(10));
+        assert_eq!(backoff(&cfg, 3, 1.0), Duration::from_secs(20));
+        assert_eq!(backoff(&cfg, 3, 0.0), Duration::from_secs(10));
+        assert_eq!(backoff(&cfg, 30, 1.0), Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn long_texts_are_cut_to_the_segment_limit_at_a_word() {
+        let long = "слово ".repeat(100);
+        let cut = fit_segments(long.trim(), 3);
+        assert!(TextMeasure::of(&cut).sms_segments() <= 3);
+        assert!(cut.ends_with("слово…"), "{cut}");
+        assert_eq!(fit_segments("short", 1), "short");
+    }
+}

@@ -1,0 +1,753 @@
+//! An inbound text, from the stored raw message to the reply in the outbox, in one
+//! transaction: a keyword command, a join code, STOP/START, or a step of the same household
+//! menus USSD uses, run as an SMS conversation.
+
+use std::{collections::BTreeMap, str::FromStr};
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::{types::Json, PgConnection, Postgres, Row, Transaction};
+
+use crate::{
+    actions::{self, ActionError, EffectCtx},
+    app::AppState,
+    channels::InboundSms,
+    domain::{money::format_amount, Currency, Language, Phone},
+    engine::{menu::fill, Caller, Engine, ListItem, Need, Stop, Vars, World},
+    keywords::{self, Command, CommandError},
+    outbox::{self, Kind, NewMessage},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SmsError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("action: {0}")]
+    Action(#[from] ActionError),
+    #[error("menu: {0}")]
+    Menu(String),
+}
+
+/// What became of an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// A retry of a message already stored: nothing done again.
+    Duplicate,
+    /// Stored, but the sender is not a phone number: nothing is answered.
+    UnparseableSender { inbound_id: i64 },
+    /// Handled; the reply (if any) is in the outbox.
+    Handled { inbound_id: i64, reply: Option<i64> },
+}
+
+/// Wrong join codes allowed per number per hour.
+const JOIN_FAILURES_PER_HOUR: i64 = 5;
+
+/// Stores `msg` (raw first, deduplicated on provider and message id) and handles it.
+pub async fn receive(
+    state: &AppState,
+    msg: &InboundSms,
+    raw: serde_json::Value,
+) -> Result<Received, SmsError> {
+    let now = state.clock.now();
+    let mut tx = state.pool.begin().await?;
+    let inbound_id: Option<i64> = sqlx::query_scalar(
+        "insert into inbound_messages (provider, kind, provider_msg_id, sender, raw, text, received_at)
+         values ($1, 'sms', $2, $3, $4, $5, $6)
+         on conflict (provider, kind, provider_msg_id) do nothing
+         returning id",
+    )
+    .bind(msg.provider)
+    .bind(&msg.provider_msg_id)
+    .bind(&msg.from)
+    .bind(Json(&raw))
+    .bind(&msg.text)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(inbound_id) = inbound_id else {
+        tx.commit().await?;
+        tracing::info!(provider = msg.provider, "duplicate inbound sms ignored");
+        return Ok(Received::Duplicate);
+    };
+    let phone = match Phone::parse(&msg.from) {
+        Ok(p) => p,
+        Err(e) => {
+            mark(
+                &mut tx,
+                inbound_id,
+                None,
+                &format!("unparseable sender: {e}"),
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::warn!(provider = msg.provider, sender = %crate::domain::phone::mask(&msg.from), "sms from an unparseable sender stored, not answered");
+            return Ok(Received::UnparseableSender { inbound_id });
+        }
+    };
+    let mut turn = Turn {
+        state,
+        phone: &phone,
+        now,
+        inbound_id,
+        provider_msg: &msg.provider_msg_id,
+        provider: msg.provider,
+    };
+    let (body, kind, outcome) = turn.handle(&mut tx, msg.text.trim()).await?;
+    let reply = match body {
+        Some(body) => Some(
+            outbox::enqueue(
+                &mut tx,
+                &NewMessage {
+                    to: &phone,
+                    body: &body,
+                    kind,
+                    inbound_id: Some(inbound_id),
+                },
+                state.config.sms_provider.name(),
+                state.config.sms_max_segments,
+                now,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    mark(&mut tx, inbound_id, Some(&phone), &outcome, now).await?;
+    tx.commit().await?;
+    Ok(Received::Handled { inbound_id, reply })
+}
+
+async fn mark(
+    tx: &mut PgConnection,
+    id: i64,
+    phone: Option<&Phone>,
+    outcome: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update inbound_messages set sender_e164 = $2, outcome = $3, handled_at = $4 where id = $1",
+    )
+    .bind(id)
+    .bind(phone.map(Phone::as_str))
+    .bind(outcome)
+    .bind(now)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// The caller as the database knows them.
+struct Known {
+    household: Option<i64>,
+    community: Option<i64>,
+    language: Option<Language>,
+}
+
+struct Turn<'a> {
+    state: &'a AppState,
+    phone: &'a Phone,
+    now: DateTime<Utc>,
+    inbound_id: i64,
+    provider_msg: &'a str,
+    provider: &'static str,
+}
+
+type Reply = (Option<String>, Kind, String);
+
+impl Turn<'_> {
+    fn text(&self, lang: Language, key: &str, vars: &Vars) -> String {
+        let template = self.state.menus.text(lang, key);
+        fill(template, |name| {
+            vars.get(name)
+                .or_else(|| self.state.globals.get(name))
+                .cloned()
+        })
+    }
+
+    fn reply(&self, lang: Language, key: &str, vars: &Vars, outcome: &str) -> Reply {
+        (
+            Some(self.text(lang, key, vars)),
+            Kind::Reply,
+            outcome.to_owned(),
+        )
+    }
+
+    async fn known(&self, tx: &mut PgConnection) -> Result<Known, sqlx::Error> {
+        let row = sqlx::query(
+            "select h.id, h.community_id, h.language from phones p join households h on h.id = p.household_id where p.phone = $1",
+        )
+        .bind(self.phone.as_str())
+        .fetch_optional(tx)
+        .await?;
+        Ok(match row {
+            Some(r) => Known {
+                household: Some(r.get(0)),
+                community: Some(r.get(1)),
+                language: r.get::<Option<String>, _>(2).and_then(|l| l.parse().ok()),
+            },
+            None => Known {
+                household: None,
+                community: None,
+                language: None,
+            },
+        })
+    }
+
+    async fn handle(
+        &mut self,
+        tx: &mut Transaction<'_, Postgres>,
+        text: &str,
+    ) -> Result<Reply, SmsError> {
+        let known = self.known(tx).await?;
+        let lang = known.language.unwrap_or_else(|| {
+            self.state
+                .hints
+                .guess(self.phone, self.state.config.default_language)
+        });
+        let none = Vars::new();
+        let Some(command) = keywords::parse(text) else {
+            return self.conversation(tx, text, &known).await;
+        };
+        let command = match command {
+            Ok(c) => c,
+            Err(CommandError::PledgeAmount(_)) => {
+                let example = self.example_project(tx, &known).await?;
+                let vars = Vars::from([("example".to_owned(), example)]);
+                return Ok(self.reply(lang, "sms.pledge_example", &vars, "pledge: bad amount"));
+            }
+            Err(CommandError::JoinCode) => {
+                return Ok(self.reply(lang, "sms.join_example", &none, "join: no code"))
+            }
+        };
+        match command {
+            Command::Stop => {
+                sqlx::query("insert into sms_optouts (phone, opted_out_at) values ($1, $2) on conflict do nothing")
+                    .bind(self.phone.as_str())
+                    .bind(self.now)
+                    .execute(&mut **tx)
+                    .await?;
+                // The conversation, if any, ends too.
+                sqlx::query("delete from sms_conversations where phone = $1")
+                    .bind(self.phone.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                tracing::info!(phone = %self.phone, "opted out (STOP)");
+                Ok((
+                    Some(self.text(lang, "sms.stop_ok", &none)),
+                    Kind::StopConfirmation,
+                    "stop".into(),
+                ))
+            }
+            Command::Start => {
+                sqlx::query("delete from sms_optouts where phone = $1")
+                    .bind(self.phone.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(self.reply(lang, "sms.start_ok", &none, "start"))
+            }
+            Command::Help => Ok(self.reply(lang, "sms.help", &none, "help")),
+            Command::Language(None) => {
+                Ok(self.reply(lang, "sms.language_choose", &none, "language: ask"))
+            }
+            Command::Language(Some(new_lang)) => {
+                sqlx::query("update households set language = $2 where id = $1")
+                    .bind(known.household)
+                    .bind(new_lang.code())
+                    .execute(&mut **tx)
+                    .await?;
+                self.state.hints.remember(self.phone, new_lang);
+                Ok(self.reply(new_lang, "sms.language_ok", &none, "language: set"))
+            }
+            Command::Join(code) => self.join(tx, &code, &known, lang).await,
+            Command::Tip => {
+                let key = format!("sms:{}:{}", self.provider, self.provider_msg);
+                let ctx = EffectCtx {
+                    phone: self.phone,
+                    channel: "sms",
+                    idempotency_key: &key,
+                    language: lang,
+                };
+                let vars = actions::run_effect(tx, &ctx, "next_tip", None, &none).await?;
+                let tip = vars
+                    .get(&format!("tip.{lang}"))
+                    .cloned()
+                    .unwrap_or_default();
+                Ok((Some(tip), Kind::Reply, "tip".into()))
+            }
+            Command::Total { project } => {
+                let Some(community) = known.community else {
+                    return Ok(self.reply(
+                        lang,
+                        "sms.not_registered",
+                        &none,
+                        "total: not registered",
+                    ));
+                };
+                let projects = open_projects(tx, community).await?;
+                if projects.is_empty() {
+                    return Ok(self.reply(lang, "sms.no_projects", &none, "total: no projects"));
+                }
+                let chosen: Vec<&ProjectRow> = match &project {
+                    Some(word) => match find_project(&projects, word) {
+                        Some(p) => vec![p],
+                        None => {
+                            let vars = Vars::from([
+                                ("word".to_owned(), word.clone()),
+                                ("projects".to_owned(), codes(&projects)),
+                            ]);
+                            return Ok(self.reply(
+                                lang,
+                                "sms.unknown_project",
+                                &vars,
+                                "total: unknown project",
+                            ));
+                        }
+                    },
+                    None => projects.iter().collect(),
+                };
+                let mut lines = Vec::new();
+                for p in chosen {
+                    let t = actions::project_total(tx, p.id).await?;
+                    lines.push(format!(
+                        "{}: {}/{} {} ({}%)",
+                        p.name(lang),
+                        t.get("matched_total").map(String::as_str).unwrap_or("?"),
+                        t.get("target").map(String::as_str).unwrap_or("?"),
+                        t.get("currency").map(String::as_str).unwrap_or(""),
+                        t.get("percent").map(String::as_str).unwrap_or("?"),
+                    ));
+                }
+                let vars = Vars::from([("lines".to_owned(), lines.join("; "))]);
+                Ok(self.reply(lang, "sms.totals", &vars, "total"))
+            }
+            Command::Pledge {
+                amount,
+                currency,
+                project,
+            } => {
+                self.pledge(tx, &known, lang, amount, currency, project)
+                    .await
+            }
+        }
+    }
+
+    async fn example_project(
+        &self,
+        tx: &mut PgConnection,
+        known: &Known,
+    ) -> Result<String, sqlx::Error> {
+        Ok(match known.community {
+            Some(c) => open_projects(tx, c)
+                .await?
+                .first()
+                .map(|p| p.code.clone())
+                .unwrap_or_else(|| "BRIDGE".into()),
+            None => "BRIDGE".into(),
+        })
+    }
+
+    async fn join(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        code: &str,
+        known: &Known,
+        lang: Language,
+    ) -> Result<Reply, SmsError> {
+        let none = Vars::new();
+        if known.household.is_some() {
+            return Ok(self.reply(lang, "sms.join_already", &none, "join: already registered"));
+        }
+        let hour_ago = self.now - chrono::Duration::hours(1);
+        let failures: i64 = sqlx::query_scalar(
+            "select count(*) from join_attempts where phone = $1 and not succeeded and attempted_at > $2",
+        )
+        .bind(self.phone.as_str())
+        .bind(hour_ago)
+        .fetch_one(&mut **tx)
+        .await?;
+        if failures >= JOIN_FAILURES_PER_HOUR {
+            return Ok(self.reply(lang, "sms.join_limited", &none, "join: rate limited"));
+        }
+        let found = sqlx::query(
+            "select h.id, c.name_tg, c.name_ru, c.name_en, h.language
+             from households h join communities c on c.id = h.community_id where h.join_code = $1",
+        )
+        .bind(code)
+        .fetch_optional(&mut **tx)
+        .await?;
+        sqlx::query(
+            "insert into join_attempts (phone, succeeded, attempted_at) values ($1, $2, $3)",
+        )
+        .bind(self.phone.as_str())
+        .bind(found.is_some())
+        .bind(self.now)
+        .execute(&mut **tx)
+        .await?;
+        let Some(row) = found else {
+            tracing::info!(phone = %self.phone, "wrong join code");
+            return Ok(self.reply(lang, "sms.join_bad", &none, "join: wrong code"));
+        };
+        let household: i64 = row.get(0);
+        sqlx::query("insert into phones (phone, household_id) values ($1, $2)")
+            .bind(self.phone.as_str())
+            .bind(household)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("delete from sms_conversations where phone = $1")
+            .bind(self.phone.as_str())
+            .execute(&mut **tx)
+            .await?;
+        // A migrant keeps the language they wrote in, unless the household has one.
+        let lang = row
+            .get::<Option<String>, _>(4)
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(lang);
+        let community: String = row.get(match lang {
+            Language::Tg => 1,
+            Language::Ru => 2,
+            Language::En => 3,
+        });
+        tracing::info!(phone = %self.phone, household, "number joined a household");
+        Ok(self.reply(
+            lang,
+            "sms.join_ok",
+            &Vars::from([("community".to_owned(), community)]),
+            "join: ok",
+        ))
+    }
+
+    async fn pledge(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        known: &Known,
+        lang: Language,
+        said: Decimal,
+        said_currency: Option<Currency>,
+        word: Option<String>,
+    ) -> Result<Reply, SmsError> {
+        let none = Vars::new();
+        let Some(community) = known.community else {
+            return Ok(self.reply(lang, "sms.not_registered", &none, "pledge: not registered"));
+        };
+        let projects = open_projects(tx, community).await?;
+        let project = match (&word, projects.len()) {
+            (_, 0) => return Ok(self.reply(lang, "sms.no_projects", &none, "pledge: no projects")),
+            (None, 1) => &projects[0],
+            (None, _) => {
+                let vars = Vars::from([
+                    ("amount".to_owned(), format_amount(said)),
+                    ("example".to_owned(), projects[0].code.clone()),
+                    ("projects".to_owned(), codes(&projects)),
+                ]);
+                return Ok(self.reply(lang, "sms.which_project", &vars, "pledge: which project"));
+            }
+            (Some(w), _) => match find_project(&projects, w) {
+                Some(p) => p,
+                None => {
+                    let vars = Vars::from([
+                        ("word".to_owned(), w.clone()),
+                        ("projects".to_owned(), codes(&projects)),
+                    ]);
+                    return Ok(self.reply(
+                        lang,
+                        "sms.unknown_project",
+                        &vars,
+                        "pledge: unknown project",
+                    ));
+                }
+            },
+        };
+        let project_currency = Currency::from_str(&project.currency).unwrap_or(Currency::TJS);
+        let said_currency = said_currency.unwrap_or(project_currency);
+        let (amount, rate) = if said_currency == project_currency {
+            (said, None)
+        } else {
+            let rate: Option<Decimal> = sqlx::query_scalar(
+                "select rate from exchange_rates where base = $1 and quote = $2 and valid_from <= $3::date
+                 order by valid_from desc limit 1",
+            )
+            .bind(said_currency.as_str())
+            .bind(project_currency.as_str())
+            .bind(self.now)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let Some(rate) = rate else {
+                let vars = Vars::from([
+                    ("said_currency".to_owned(), said_currency.to_string()),
+                    ("currency".to_owned(), project_currency.to_string()),
+                ]);
+                return Ok(self.reply(lang, "sms.no_rate", &vars, "pledge: no rate"));
+            };
+            let converted = (said * rate)
+                .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+            (converted, Some(rate))
+        };
+        if amount > self.state.config.max_pledge || amount <= Decimal::ZERO {
+            let vars = Vars::from([("currency".to_owned(), project_currency.to_string())]);
+            return Ok(self.reply(lang, "sms.too_large", &vars, "pledge: too large"));
+        }
+        let key = format!("sms:{}:{}", self.provider, self.provider_msg);
+        let totals: Result<Json<Vars>, sqlx::Error> =
+            sqlx::query_scalar("select create_pledge($1, $2, $3, 'sms', $4, $5, $6, $7)")
+                .bind(project.id)
+                .bind(self.phone.as_str())
+                .bind(amount)
+                .bind(&key)
+                .bind(rate.map(|_| said))
+                .bind(rate.map(|_| said_currency.to_string()))
+                .bind(rate)
+                .fetch_one(&mut **tx)
+                .await;
+        let Json(mut vars) =
+            totals.map_err(|e| SmsError::Action(actions::pledge_error(e, project.id)))?;
+        vars.insert("amount".into(), format_amount(amount));
+        vars.insert("project".into(), project.name(lang).to_owned());
+        tracing::info!(phone = %self.phone, project = project.id, amount = %amount, "pledge recorded by sms");
+        match rate {
+            None => Ok(self.reply(lang, "sms.pledge_ok", &vars, "pledge")),
+            Some(rate) => {
+                vars.insert("said_amount".into(), format_amount(said));
+                vars.insert("said_currency".into(), said_currency.to_string());
+                vars.insert("rate".into(), rate.normalize().to_string());
+                Ok(self.reply(lang, "sms.pledge_converted", &vars, "pledge: converted"))
+            }
+        }
+    }
+
+    /// Any other text: a step of the household menus, kept as an SMS conversation.
+    async fn conversation(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        text: &str,
+        known: &Known,
+    ) -> Result<Reply, SmsError> {
+        let ttl = chrono::Duration::seconds(
+            i64::try_from(self.state.config.sms_conversation_ttl_secs).unwrap_or(1800),
+        );
+        let row = sqlx::query(
+            "select inputs, start_caller, results, started_at, updated_at from sms_conversations where phone = $1 for update",
+        )
+        .bind(self.phone.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+        let current = Caller {
+            language: known.language,
+            registered: known.household.is_some(),
+        };
+        let (mut inputs, caller, mut results, started_at) = match row {
+            Some(r) if r.get::<DateTime<Utc>, _>("updated_at") > self.now - ttl => {
+                let Json(caller): Json<Caller> = r.get("start_caller");
+                let Json(results): Json<BTreeMap<String, Vars>> = r.get("results");
+                let results: BTreeMap<usize, Vars> = results
+                    .into_iter()
+                    .filter_map(|(k, v)| k.parse().ok().map(|k| (k, v)))
+                    .collect();
+                let mut inputs: Vec<String> = r.get("inputs");
+                inputs.push(text.to_owned());
+                (
+                    inputs,
+                    caller,
+                    results,
+                    r.get::<DateTime<Utc>, _>("started_at"),
+                )
+            }
+            // A new conversation: the text that opens it is not an answer to anything.
+            _ => (Vec::new(), current.clone(), BTreeMap::new(), self.now),
+        };
+        let projects = match known.community {
+            Some(c) => open_projects(tx, c)
+                .await?
+                .into_iter()
+                .map(ProjectRow::item)
+                .collect(),
+            None => Vec::new(),
+        };
+        let communities = if caller.registered {
+            Vec::new()
+        } else {
+            all_communities(tx).await?
+        };
+        let engine = Engine::new(&self.state.menus, "household")
+            .map_err(|e| SmsError::Menu(e.to_string()))?;
+        let lists = |source: &str| -> Vec<ListItem> {
+            match source {
+                "communities" => communities.clone(),
+                "open_projects" => projects.clone(),
+                _ => Vec::new(),
+            }
+        };
+        let mut reads = std::collections::HashMap::new();
+        let limits = crate::domain::text::ScreenLimits {
+            gsm7: 153 * self.state.config.sms_max_segments as usize,
+            ucs2: 67 * self.state.config.sms_max_segments as usize,
+        };
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let reply = loop {
+            let outcome = {
+                let world = World {
+                    caller: caller.clone(),
+                    lists: &lists,
+                    results: &results,
+                    reads: &reads,
+                    globals: &self.state.globals,
+                    default_language: known.language.unwrap_or_else(|| {
+                        self.state
+                            .hints
+                            .guess(self.phone, self.state.config.default_language)
+                    }),
+                    max_amount: self.state.config.max_pledge,
+                    limits,
+                };
+                engine.replay(&world, 0, &refs)
+            };
+            match outcome {
+                Ok(reply) => break reply,
+                Err(Stop::Broken(m)) => return Err(SmsError::Menu(m)),
+                Err(Stop::Need(Need::Read {
+                    key, action, vars, ..
+                })) => {
+                    let data = actions::run_read(tx, self.phone, &action, &vars).await?;
+                    reads.insert(key, data);
+                }
+                Err(Stop::Need(Need::Effect {
+                    step,
+                    action,
+                    arg,
+                    vars,
+                    language,
+                })) => {
+                    let key = format!(
+                        "sms:{}:{}:{}",
+                        self.phone.as_str(),
+                        started_at.timestamp_micros(),
+                        step
+                    );
+                    let ctx = EffectCtx {
+                        phone: self.phone,
+                        channel: "sms",
+                        idempotency_key: &key,
+                        language,
+                    };
+                    let result =
+                        actions::run_effect(tx, &ctx, &action, arg.as_deref(), &vars).await?;
+                    results.insert(step, result);
+                }
+            }
+        };
+        if reply.end {
+            sqlx::query("delete from sms_conversations where phone = $1")
+                .bind(self.phone.as_str())
+                .execute(&mut **tx)
+                .await?;
+            inputs.clear();
+        } else {
+            let results: BTreeMap<String, Vars> = results
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            sqlx::query(
+                "insert into sms_conversations (phone, menu, inputs, start_caller, results, started_at, updated_at)
+                 values ($1, 'household', $2, $3, $4, $5, $6)
+                 on conflict (phone) do update set inputs = excluded.inputs, start_caller = excluded.start_caller,
+                     results = excluded.results, started_at = excluded.started_at, updated_at = excluded.updated_at",
+            )
+            .bind(self.phone.as_str())
+            .bind(&inputs)
+            .bind(Json(&caller))
+            .bind(Json(&results))
+            .bind(started_at)
+            .bind(self.now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        let mut body = reply.text;
+        if !caller.registered && inputs.is_empty() {
+            body.push('\n');
+            body.push_str(&self.text(reply.language, "sms.join_hint", &Vars::new()));
+        }
+        self.state.hints.remember(self.phone, reply.language);
+        let _ = self.inbound_id;
+        Ok((Some(body), Kind::Reply, "conversation".into()))
+    }
+}
+
+struct ProjectRow {
+    id: i64,
+    code: String,
+    names: [String; 3],
+    currency: String,
+}
+
+impl ProjectRow {
+    fn name(&self, lang: Language) -> &str {
+        match lang {
+            Language::Tg => &self.names[0],
+            Language::Ru => &self.names[1],
+            Language::En => &self.names[2],
+        }
+    }
+
+    fn item(self) -> ListItem {
+        ListItem {
+            id: self.id.to_string(),
+            labels: self.names,
+            extra: Vars::from([("currency".to_owned(), self.currency)]),
+        }
+    }
+}
+
+async fn open_projects(
+    tx: &mut PgConnection,
+    community: i64,
+) -> Result<Vec<ProjectRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select id, code, name_tg, name_ru, name_en, currency from projects
+         where community_id = $1 and status = 'open' order by id",
+    )
+    .bind(community)
+    .fetch_all(tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ProjectRow {
+            id: r.get(0),
+            code: r.get(1),
+            names: [r.get(2), r.get(3), r.get(4)],
+            currency: r.get(5),
+        })
+        .collect())
+}
+
+async fn all_communities(tx: &mut PgConnection) -> Result<Vec<ListItem>, sqlx::Error> {
+    let rows = sqlx::query("select id, name_tg, name_ru, name_en from communities order by id")
+        .fetch_all(tx)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ListItem {
+            id: r.get::<i64, _>(0).to_string(),
+            labels: [r.get(1), r.get(2), r.get(3)],
+            extra: Vars::new(),
+        })
+        .collect())
+}
+
+/// A project by its code (`BRIDGE`) or by a word of its name in any language (`МОСТ`).
+fn find_project<'p>(projects: &'p [ProjectRow], word: &str) -> Option<&'p ProjectRow> {
+    let w = word.to_uppercase();
+    projects.iter().find(|p| p.code == w).or_else(|| {
+        projects.iter().find(|p| {
+            p.names.iter().any(|n| {
+                n.to_uppercase() == w || n.to_uppercase().split_whitespace().any(|part| part == w)
+            })
+        })
+    })
+}
+
+fn codes(projects: &[ProjectRow]) -> String {
+    projects
+        .iter()
+        .map(|p| p.code.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

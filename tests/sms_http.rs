@@ -1,0 +1,657 @@
+//! Texts from migrants abroad over each aggregator's webhook, against a real PostgreSQL:
+//! keyword commands, JOIN, STOP/START, SMS conversations, currencies, signatures, secrets,
+//! deduplication and delivery reports.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+use hashar::{channels::twilio, clock::Clock, config::SmsProvider};
+use rust_decimal::Decimal;
+use sqlx::{PgPool, Row};
+
+const MIGRANT: &str = "+79161234567";
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+impl TestApp {
+    /// An Africa's Talking inbound SMS.
+    async fn text(&self, id: &str, from: &str, text: &str) -> StatusCode {
+        let body = form(&[
+            ("id", id),
+            ("from", from),
+            ("to", "4274"),
+            ("text", text),
+            ("date", "2026-11-28T09:00:00Z"),
+        ]);
+        self.post_form("/webhooks/africastalking/sms", body).await.0
+    }
+
+    /// The replies queued for a number, oldest first: (body, status, kind).
+    async fn replies(&self, phone: &str) -> Vec<(String, String, String)> {
+        sqlx::query_as("select body, status, kind from outbox where phone = $1 order by id")
+            .bind(phone)
+            .fetch_all(&self.pool)
+            .await
+            .expect("outbox")
+    }
+
+    async fn last_reply(&self, phone: &str) -> String {
+        self.replies(phone)
+            .await
+            .pop()
+            .map(|r| r.0)
+            .unwrap_or_default()
+    }
+}
+
+async fn add_migrant(pool: &PgPool, household_phone: &str, migrant: &str) {
+    sqlx::query("insert into phones (phone, household_id) select $2, household_id from phones where phone = $1")
+        .bind(household_phone)
+        .bind(migrant)
+        .execute(pool)
+        .await
+        .expect("migrant phone");
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_keyword_pledge_is_stored_once_and_answered_in_the_households_language(pool: PgPool) {
+    let seed = seed(&pool).await;
+    add_migrant(&pool, PHONE_RU, MIGRANT).await;
+    let app = app(pool.clone()).await;
+    assert_eq!(
+        app.text("ATXid_1", MIGRANT, "ОБЕЩАЮ 1 500 МОСТ").await,
+        StatusCode::OK
+    );
+    // the aggregator retries the same message: answered 200, handled once
+    assert_eq!(
+        app.text("ATXid_1", MIGRANT, "ОБЕЩАЮ 1 500 МОСТ").await,
+        StatusCode::OK
+    );
+    let pledges = sqlx::query("select project_id, amount, channel, phone from pledges")
+        .fetch_all(&pool)
+        .await
+        .expect("pledges");
+    assert_eq!(pledges.len(), 1);
+    assert_eq!(pledges[0].get::<i64, _>(0), seed.bridge);
+    assert_eq!(pledges[0].get::<Decimal, _>(1), Decimal::from(1500));
+    assert_eq!(pledges[0].get::<String, _>(2), "sms");
+    assert_eq!(pledges[0].get::<String, _>(3), MIGRANT);
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from inbound_messages where kind = 'sms'"
+        )
+        .await,
+        1
+    );
+    let replies = app.replies(MIGRANT).await;
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(
+        replies[0].0.starts_with("Спасибо!") && replies[0].0.contains("1500"),
+        "{}",
+        replies[0].0
+    );
+    assert_eq!(replies[0].1, "queued");
+    let (encoding, segments): (String, i32) =
+        sqlx::query_as("select encoding, segments from outbox")
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+    assert_eq!(encoding, "ucs2");
+    assert!(segments >= 1);
+    let inbound =
+        sqlx::query("select sender_e164, outcome, handled_at is not null from inbound_messages")
+            .fetch_one(&pool)
+            .await
+            .expect("inbound");
+    assert_eq!(
+        inbound.get::<Option<String>, _>(0).as_deref(),
+        Some(MIGRANT)
+    );
+    assert_eq!(
+        inbound.get::<Option<String>, _>(1).as_deref(),
+        Some("pledge")
+    );
+    assert!(inbound.get::<bool, _>(2));
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn amounts_projects_and_helpful_errors(pool: PgPool) {
+    seed(&pool).await;
+    add_migrant(&pool, PHONE_EN, MIGRANT).await;
+    let app = app(pool.clone()).await;
+    let cases = [
+        ("PLEDGE 500 BRIDGE", "Thank you! Pledged 500 TJS to Bridge."),
+        (
+            "pledge 1500,50 roof",
+            "Thank you! Pledged 1500.50 TJS to School roof.",
+        ),
+        (
+            "Pledge 250.5 school",
+            "Thank you! Pledged 250.50 TJS to School roof.",
+        ),
+        (
+            "PLEDGE 500",
+            "Which project? Text e.g. PLEDGE 500 BRIDGE. Projects: BRIDGE, ROOF.",
+        ),
+        (
+            "PLEDGE 500 PARTY",
+            "No open project called PARTY. Projects: BRIDGE, ROOF.",
+        ),
+        (
+            "PLEDGE abc",
+            "To pledge, text the amount and the project, e.g. PLEDGE 500 BRIDGE.",
+        ),
+        (
+            "PLEDGE -5 BRIDGE",
+            "To pledge, text the amount and the project, e.g. PLEDGE 500 BRIDGE.",
+        ),
+        (
+            "PLEDGE 200000 BRIDGE",
+            "The most you can pledge at once is 100000 TJS.",
+        ),
+        (
+            "PLEDGE 5000 RUB BRIDGE",
+            "Pledges in RUB are not possible yet. Please pledge in TJS.",
+        ),
+        ("TOTAL BRIDGE", "Bridge: "),
+        ("HELP", "Hashar by SMS:"),
+        ("JOIN 12", "Text JOIN and your family's 6-digit code"),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        assert_eq!(
+            app.text(&format!("m{i}"), MIGRANT, text).await,
+            StatusCode::OK
+        );
+        let reply = app.last_reply(MIGRANT).await;
+        assert!(reply.starts_with(want), "{text:?} → {reply:?}");
+    }
+    let amounts: Vec<Decimal> = sqlx::query_scalar("select amount from pledges order by id")
+        .fetch_all(&pool)
+        .await
+        .expect("pledges");
+    assert_eq!(
+        amounts,
+        vec![
+            Decimal::from(500),
+            "1500.50".parse().expect("d"),
+            "250.50".parse().expect("d")
+        ]
+    );
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn pledges_in_another_currency_need_a_rate_and_keep_what_was_said(pool: PgPool) {
+    let seed = seed(&pool).await;
+    add_migrant(&pool, PHONE_EN, MIGRANT).await;
+    let app = app(pool.clone()).await;
+    let today = app.clock.now().date_naive();
+    sqlx::query("insert into exchange_rates (base, quote, rate, valid_from) values ('RUB', 'TJS', 0.1150, $1), ('RUB', 'TJS', 0.2, $1 + 10)")
+        .bind(today)
+        .execute(&pool)
+        .await
+        .expect("rates");
+    app.text("r1", MIGRANT, "PLEDGE 5000 RUB BRIDGE").await;
+    let reply = app.last_reply(MIGRANT).await;
+    assert!(
+        reply.starts_with("Thank you! Pledged 5000 RUB = 575 TJS (rate 0.115) to Bridge."),
+        "{reply}"
+    );
+    let row = sqlx::query(
+        "select amount, currency, said_amount, said_currency, rate, project_id from pledges",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("pledge");
+    assert_eq!(row.get::<Decimal, _>(0), Decimal::from(575));
+    assert_eq!(row.get::<String, _>(1), "TJS");
+    assert_eq!(row.get::<Option<Decimal>, _>(2), Some(Decimal::from(5000)));
+    assert_eq!(row.get::<Option<String>, _>(3).as_deref(), Some("RUB"));
+    assert_eq!(
+        row.get::<Option<Decimal>, _>(4),
+        Some("0.115".parse().expect("d"))
+    );
+    assert_eq!(row.get::<i64, _>(5), seed.bridge);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn join_links_a_number_abroad_and_wrong_codes_are_rate_limited(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let code: String = sqlx::query_scalar("select h.join_code from phones p join households h on h.id = p.household_id where p.phone = $1")
+        .bind(PHONE_RU)
+        .fetch_one(&pool)
+        .await
+        .expect("code");
+    assert_eq!(code.len(), 6);
+    let wrong = if code == "111111" { "222222" } else { "111111" };
+    for i in 0..5 {
+        app.text(&format!("w{i}"), MIGRANT, &format!("JOIN {wrong}"))
+            .await;
+        assert!(
+            app.last_reply(MIGRANT).await.starts_with("Неверный код")
+                || app.last_reply(MIGRANT).await.contains("код"),
+            "{}",
+            app.last_reply(MIGRANT).await
+        );
+    }
+    // the sixth try within the hour is refused even with the right code
+    app.text("w5", MIGRANT, &format!("JOIN {code}")).await;
+    let limited = app.last_reply(MIGRANT).await;
+    assert_eq!(
+        count(
+            &pool,
+            &format!("select count(*) from phones where phone = '{MIGRANT}'")
+        )
+        .await,
+        0,
+        "{limited}"
+    );
+    // an hour later it works, and the number now belongs to the Russian-speaking household
+    app.clock.advance(chrono::Duration::minutes(61));
+    app.text("ok", MIGRANT, &format!("JOIN {code}")).await;
+    let household: i64 = sqlx::query_scalar("select household_id from phones where phone = $1")
+        .bind(MIGRANT)
+        .fetch_one(&pool)
+        .await
+        .expect("joined");
+    let expected: i64 = sqlx::query_scalar("select household_id from phones where phone = $1")
+        .bind(PHONE_RU)
+        .fetch_one(&pool)
+        .await
+        .expect("household");
+    assert_eq!(household, expected);
+    assert!(
+        app.last_reply(MIGRANT).await.contains("Анзоб"),
+        "{}",
+        app.last_reply(MIGRANT).await
+    );
+    assert_ne!(limited, app.last_reply(MIGRANT).await);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn after_stop_only_the_confirmation_is_sent_until_start(pool: PgPool) {
+    seed(&pool).await;
+    add_migrant(&pool, PHONE_EN, MIGRANT).await;
+    let app = app(pool.clone()).await;
+    app.text("s1", MIGRANT, "STOP").await;
+    app.text("s2", MIGRANT, "TOTAL").await;
+    app.text("s3", MIGRANT, "PLEDGE 100 BRIDGE").await;
+    app.text("s4", MIGRANT, "START").await;
+    app.text("s5", MIGRANT, "HELP").await;
+    let replies = app.replies(MIGRANT).await;
+    let statuses: Vec<(&str, &str)> = replies
+        .iter()
+        .map(|r| (r.1.as_str(), r.2.as_str()))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ("queued", "stop_confirmation"),
+            ("suppressed", "reply"),
+            ("suppressed", "reply"),
+            ("queued", "reply"),
+            ("queued", "reply")
+        ]
+    );
+    assert!(replies[0].0.contains("START"), "{}", replies[0].0);
+    // the pledge itself still counts: STOP silences messages, not the household
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 1);
+    // Cyrillic СТОП works the same
+    app.text("s6", MIGRANT, "стоп").await;
+    assert_eq!(
+        count(
+            &pool,
+            &format!("select count(*) from sms_optouts where phone = '{MIGRANT}'")
+        )
+        .await,
+        1
+    );
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn an_unknown_number_registers_by_sms_conversation_then_pledges(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    app.text("c1", MIGRANT, "Салом").await;
+    let first = app.last_reply(MIGRANT).await;
+    assert!(
+        first.contains("1 Тоҷикӣ") && first.contains("JOIN"),
+        "{first}"
+    );
+    app.text("c2", MIGRANT, "2").await;
+    assert!(
+        app.last_reply(MIGRANT).await.contains("1 Анзоб"),
+        "{}",
+        app.last_reply(MIGRANT).await
+    );
+    app.text("c3", MIGRANT, "1").await;
+    app.text("c4", MIGRANT, "1").await;
+    let main = app.last_reply(MIGRANT).await;
+    assert!(main.starts_with("Хашар"), "{main}");
+    let community: i64 = sqlx::query_scalar("select h.community_id from phones p join households h on h.id = p.household_id where p.phone = $1")
+        .bind(MIGRANT)
+        .fetch_one(&pool)
+        .await
+        .expect("registered by sms");
+    assert_eq!(community, seed.community);
+    // the same menus as USSD: pledge → project 1 → amount → confirm
+    for (i, input) in ["1", "1", "300", "1"].iter().enumerate() {
+        app.text(&format!("p{i}"), MIGRANT, input).await;
+    }
+    let done = app.last_reply(MIGRANT).await;
+    assert!(done.starts_with("Спасибо!"), "{done}");
+    let amount: Decimal = sqlx::query_scalar("select amount from pledges where phone = $1")
+        .bind(MIGRANT)
+        .fetch_one(&pool)
+        .await
+        .expect("pledge");
+    assert_eq!(amount, Decimal::from(300));
+    assert_eq!(
+        count(&pool, "select count(*) from sms_conversations").await,
+        0,
+        "the conversation ended with the END screen"
+    );
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn an_sms_conversation_expires_after_thirty_minutes(pool: PgPool) {
+    seed(&pool).await;
+    add_migrant(&pool, PHONE_EN, MIGRANT).await;
+    let app = app(pool.clone()).await;
+    app.text("e1", MIGRANT, "hi").await;
+    app.text("e2", MIGRANT, "1").await;
+    assert!(app
+        .last_reply(MIGRANT)
+        .await
+        .starts_with("Choose a project"));
+    app.clock.advance(chrono::Duration::minutes(31));
+    app.text("e3", MIGRANT, "1").await;
+    // a new conversation: the text opens the main menu instead of choosing project 1
+    assert!(
+        app.last_reply(MIGRANT)
+            .await
+            .starts_with("Hashar\n1 Pledge"),
+        "{}",
+        app.last_reply(MIGRANT).await
+    );
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn an_unparseable_sender_is_stored_and_not_answered(pool: PgPool) {
+    let app = app(pool.clone()).await;
+    assert_eq!(app.text("u1", "MPESA", "hello").await, StatusCode::OK);
+    let outcome: Option<String> = sqlx::query_scalar("select outcome from inbound_messages")
+        .fetch_one(&pool)
+        .await
+        .expect("stored");
+    assert!(outcome
+        .unwrap_or_default()
+        .starts_with("unparseable sender"));
+    assert_eq!(count(&pool, "select count(*) from outbox").await, 0);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn twilio_requests_need_a_valid_signature(pool: PgPool) {
+    seed(&pool).await;
+    add_migrant(&pool, PHONE_EN, MIGRANT).await;
+    let mut config = test_config();
+    config.twilio_auth_token = Some("token-123".into());
+    config.public_url = "https://hashar.example.org".into();
+    let app = app_with(pool.clone(), config).await;
+    let params: Vec<(String, String)> = [
+        ("MessageSid", "SM0001"),
+        ("AccountSid", "AC1"),
+        ("From", MIGRANT),
+        ("To", "+12025550100"),
+        ("Body", "TOTAL"),
+        ("NumSegments", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&params)
+        .finish();
+    let post = |sig: Option<String>| {
+        let body = body.clone();
+        let router = app.router.clone();
+        async move {
+            let mut req = axum::http::Request::post("/webhooks/twilio/sms")
+                .header("content-type", "application/x-www-form-urlencoded");
+            if let Some(s) = sig {
+                req = req.header("x-twilio-signature", s);
+            }
+            let resp = tower::ServiceExt::oneshot(
+                router,
+                req.body(axum::body::Body::from(body)).expect("request"),
+            )
+            .await
+            .expect("answer");
+            let status = resp.status();
+            let bytes = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .expect("body")
+                .to_bytes();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    assert_eq!(post(None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(post(Some("bm90IGl0".into())).await.0, StatusCode::FORBIDDEN);
+    let wrong_url = twilio::signature(
+        "token-123",
+        "https://elsewhere.example.org/webhooks/twilio/sms",
+        &params,
+    );
+    assert_eq!(post(Some(wrong_url)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        count(&pool, "select count(*) from inbound_messages").await,
+        0,
+        "refused requests are stored nowhere"
+    );
+    let good = twilio::signature(
+        "token-123",
+        "https://hashar.example.org/webhooks/twilio/sms",
+        &params,
+    );
+    let (status, twiml) = post(Some(good)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(twiml.contains("<Response"), "{twiml}");
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from inbound_messages where provider = 'twilio'"
+        )
+        .await,
+        1
+    );
+    assert!(
+        app.last_reply(MIGRANT).await.starts_with("Bridge: "),
+        "{}",
+        app.last_reply(MIGRANT).await
+    );
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_shared_secret_protects_unsigned_providers(pool: PgPool) {
+    seed(&pool).await;
+    let mut config = test_config();
+    config.webhook_secret = Some("s3cret".into());
+    let app = app_with(pool.clone(), config).await;
+    let body = form(&[
+        ("id", "x1"),
+        ("from", MIGRANT),
+        ("to", "4274"),
+        ("text", "HELP"),
+    ]);
+    assert_eq!(
+        app.post_form("/webhooks/africastalking/sms", body.clone())
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.post_form("/webhooks/africastalking/sms?secret=wrong", body.clone())
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get("/webhooks/kannel/sms?id=k1&from=79161234567&text=HELP")
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        count(&pool, "select count(*) from inbound_messages").await,
+        0
+    );
+    assert_eq!(
+        app.post_form("/webhooks/africastalking/sms?secret=s3cret", body)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let basic = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode("kannel:s3cret")
+    };
+    let req = axum::http::Request::get(
+        "/webhooks/kannel/sms?id=k1&from=%2B79161234568&to=4274&text=HELP",
+    )
+    .header("authorization", format!("Basic {basic}"))
+    .body(axum::body::Body::empty())
+    .expect("request");
+    let resp = tower::ServiceExt::oneshot(app.router.clone(), req)
+        .await
+        .expect("answer");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        count(&pool, "select count(*) from inbound_messages").await,
+        2
+    );
+    // and the USSD webhook of the same unsigned provider
+    let (status, _) = app
+        .post_form(
+            "/webhooks/africastalking/ussd",
+            form(&[("sessionId", "s"), ("phoneNumber", PHONE_EN), ("text", "")]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn infobip_and_kannel_inbound(pool: PgPool) {
+    seed(&pool).await;
+    add_migrant(&pool, PHONE_EN, MIGRANT).await;
+    add_migrant(&pool, PHONE_RU, "+79031112233").await;
+    let app = app(pool.clone()).await;
+    let json = serde_json::json!({"results": [
+        {"messageId": "ib-1", "from": "79161234567", "to": "4274", "text": "TOTAL BRIDGE", "receivedAt": "2026-11-28T09:28:39.220+0000", "smsCount": 1},
+        {"messageId": "ib-2", "from": "79031112233", "to": "4274", "text": "ИТОГ", "receivedAt": "2026-11-28T09:28:40.220+0000", "smsCount": 1}
+    ], "messageCount": 2, "pendingMessageCount": 0});
+    let req = axum::http::Request::post("/webhooks/infobip/sms")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(json.to_string()))
+        .expect("request");
+    let resp = tower::ServiceExt::oneshot(app.router.clone(), req)
+        .await
+        .expect("answer");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(app.last_reply(MIGRANT).await.starts_with("Bridge: "));
+    assert!(
+        app.last_reply("+79031112233").await.starts_with("Мост: "),
+        "{}",
+        app.last_reply("+79031112233").await
+    );
+    let (status, _) = app
+        .get("/webhooks/kannel/sms?id=6f1c-uuid&from=%2B79161234567&to=4274&text=%D0%98%D0%A2%D0%9E%D0%93&coding=0&charset=UTF-8")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from inbound_messages where kind = 'sms'"
+        )
+        .await,
+        3
+    );
+    let bad = app
+        .get("/webhooks/kannel/sms?from=%2B79161234567&text=x")
+        .await;
+    assert_eq!(bad.0, StatusCode::BAD_REQUEST, "{}", bad.1);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn delivery_reports_move_status_forward_only(pool: PgPool) {
+    seed(&pool).await;
+    add_migrant(&pool, PHONE_EN, MIGRANT).await;
+    let app = app(pool.clone()).await;
+    app.text("d1", MIGRANT, "HELP").await;
+    app.text("d2", MIGRANT, "HELP ME").await;
+    let ids: Vec<i64> = sqlx::query_scalar("select id from outbox order by id")
+        .fetch_all(&pool)
+        .await
+        .expect("ids");
+    // pretend the provider took both (the dispatcher tests cover sending)
+    sqlx::query("update outbox set status = 'sent', provider = 'africastalking', provider_msg_id = 'ATXid_' || id")
+        .execute(&pool)
+        .await
+        .expect("sent");
+    let dlr = |id: i64, status: &str| {
+        form(&[
+            ("id", &format!("ATXid_{id}")),
+            ("status", status),
+            ("phoneNumber", MIGRANT),
+            ("retryCount", "0"),
+        ])
+    };
+    assert_eq!(
+        app.post_form("/webhooks/africastalking/delivery", dlr(ids[0], "Success"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // a late "Sent" must not move it back; a repeat is ignored
+    app.post_form("/webhooks/africastalking/delivery", dlr(ids[0], "Sent"))
+        .await;
+    app.post_form("/webhooks/africastalking/delivery", dlr(ids[0], "Success"))
+        .await;
+    let mut failed = dlr(ids[1], "Failed");
+    failed.push_str("&failureReason=UserInBlackList");
+    app.post_form("/webhooks/africastalking/delivery", failed)
+        .await;
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as("select status, last_error from outbox order by id")
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
+    assert_eq!(rows[0].0, "delivered");
+    assert_eq!(
+        rows[1],
+        ("failed".to_owned(), Some("UserInBlackList".to_owned()))
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from inbound_messages where kind = 'delivery'"
+        )
+        .await,
+        3
+    );
+    // Kannel and Infobip name the message by our id
+    let (status, _) = app
+        .get(&format!(
+            "/webhooks/kannel/delivery?msg={}&type=8&reply=ACK%2F&smsc=FAKE&ts=1",
+            ids[0]
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let _ = SmsProvider::Console;
+    let _ = app.clock.now();
+}
