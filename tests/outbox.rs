@@ -1,0 +1,302 @@
+//! The outbox and its dispatcher against a real PostgreSQL and a provider on a local mock
+//! server (Africa's Talking's real client pointed at wiremock).
+
+mod common;
+
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
+
+use chrono::{TimeZone, Utc};
+use hashar::{
+    channels::{africastalking, Sender},
+    clock::{Clock, ManualClock},
+    domain::Phone,
+    outbox::{self, DispatchConfig, Dispatcher, Kind, NewMessage},
+};
+use sqlx::PgPool;
+use wiremock::{
+    matchers::{method, path},
+    Mock, MockServer, Request, Respond, ResponseTemplate,
+};
+
+fn accepted(id: &str) -> ResponseTemplate {
+    ResponseTemplate::new(201).set_body_json(serde_json::json!({"SMSMessageData": {
+        "Message": "Sent to 1/1 Total Cost: KES 0.8000",
+        "Recipients": [{"statusCode": 101, "number": "+79161234567", "status": "Success", "cost": "KES 0.8000", "messageId": id}]
+    }}))
+}
+
+/// Answers each request with a fresh message id, counting them.
+struct Counting(std::sync::atomic::AtomicU64);
+
+impl Respond for Counting {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        accepted(&format!("ATXid_{n}"))
+    }
+}
+
+fn at_sender(server: &MockServer) -> Arc<Sender> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .expect("client");
+    Arc::new(Sender::AfricasTalking(africastalking::Client::new(
+        africastalking::Settings {
+            username: "sandbox".into(),
+            api_key: "key".into(),
+            sender: None,
+            base_url: server.uri(),
+        },
+        http,
+    )))
+}
+
+fn fast() -> DispatchConfig {
+    DispatchConfig {
+        batch: 20,
+        lease: Duration::from_secs(60),
+        max_attempts: 3,
+        base_backoff: Duration::from_secs(5),
+        max_backoff: Duration::from_secs(60),
+        rate_per_sec: NonZeroU32::new(100_000).expect("non-zero"),
+        idle_poll: Duration::from_millis(10),
+    }
+}
+
+fn clock() -> ManualClock {
+    ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 28, 9, 0, 0)
+            .single()
+            .expect("time"),
+    )
+}
+
+async fn queue(pool: &PgPool, clock: &ManualClock, n: usize, body: &str) -> Vec<i64> {
+    let phone = Phone::parse("+79161234567").expect("phone");
+    let mut ids = Vec::new();
+    let mut conn = pool.acquire().await.expect("conn");
+    for _ in 0..n {
+        let msg = NewMessage {
+            to: &phone,
+            body,
+            kind: Kind::Reply,
+            inbound_id: None,
+        };
+        ids.push(
+            outbox::enqueue(&mut conn, &msg, "africastalking", 3, clock.now())
+                .await
+                .expect("enqueue"),
+        );
+    }
+    ids
+}
+
+async fn statuses(pool: &PgPool) -> Vec<(String, i32)> {
+    sqlx::query_as("select status, attempts from outbox order by id")
+        .fetch_all(pool)
+        .await
+        .expect("rows")
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn two_dispatchers_on_one_database_never_send_a_message_twice(pool: PgPool) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/version1/messaging"))
+        .respond_with(Counting(Default::default()))
+        .mount(&server)
+        .await;
+    let clock = clock();
+    queue(&pool, &clock, 300, "Hello from Hashar").await;
+    let sender = at_sender(&server);
+    let a = Dispatcher::new(
+        pool.clone(),
+        sender.clone(),
+        Arc::new(clock.clone()),
+        fast(),
+    );
+    let b = Dispatcher::new(pool.clone(), sender, Arc::new(clock.clone()), fast());
+    let (ra, rb) = tokio::join!(a.drain(), b.drain());
+    let (ra, rb) = (ra.expect("a"), rb.expect("b"));
+    assert_eq!(ra.sent + rb.sent, 300);
+    assert!(ra.sent > 0 && rb.sent > 0, "both took part: {ra:?} {rb:?}");
+    let requests = server.received_requests().await.expect("recorded");
+    assert_eq!(requests.len(), 300, "each message sent exactly once");
+    let distinct: i64 = common::count(
+        &pool,
+        "select count(distinct provider_msg_id) from outbox where status = 'sent'",
+    )
+    .await;
+    assert_eq!(distinct, 300);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn temporary_failures_are_retried_with_backoff_and_refusals_are_not(pool: PgPool) {
+    let server = MockServer::start().await;
+    // first answer 503, then accepted
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(accepted("ATXid_ok"))
+        .mount(&server)
+        .await;
+    let clock = clock();
+    queue(&pool, &clock, 1, "retry me").await;
+    let d = Dispatcher::new(
+        pool.clone(),
+        at_sender(&server),
+        Arc::new(clock.clone()),
+        fast(),
+    );
+    let r = d.run_once().await.expect("round");
+    assert_eq!(r.retried, 1);
+    let (next, error): (chrono::DateTime<Utc>, Option<String>) =
+        sqlx::query_as("select next_attempt_at, last_error from outbox")
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+    let wait = next - clock.now();
+    assert!(
+        wait >= chrono::Duration::milliseconds(2500) && wait <= chrono::Duration::seconds(5),
+        "backoff {wait}"
+    );
+    assert!(error.unwrap_or_default().contains("503"));
+    // not due yet: nothing happens
+    assert_eq!(d.run_once().await.expect("round").claimed, 0);
+    clock.advance(chrono::Duration::seconds(6));
+    assert_eq!(d.run_once().await.expect("round").sent, 1);
+    assert_eq!(statuses(&pool).await, vec![("sent".to_owned(), 2)]);
+
+    // a refusal (bad number) fails at once, reason kept
+    let server2 = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"SMSMessageData": {
+            "Message": "Sent to 0/1", "Recipients": [{"statusCode": 403, "number": "+79161234567", "status": "InvalidPhoneNumber", "cost": "0", "messageId": "None"}]}})))
+        .mount(&server2)
+        .await;
+    queue(&pool, &clock, 1, "bad number").await;
+    let d2 = Dispatcher::new(
+        pool.clone(),
+        at_sender(&server2),
+        Arc::new(clock.clone()),
+        fast(),
+    );
+    assert_eq!(d2.run_once().await.expect("round").failed, 1);
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("select status, last_error from outbox order by id desc limit 1")
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+    assert_eq!(status, "failed");
+    assert!(error.unwrap_or_default().contains("InvalidPhoneNumber"));
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_message_that_keeps_failing_is_failed_after_the_last_attempt(pool: PgPool) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429))
+        .mount(&server)
+        .await;
+    let clock = clock();
+    queue(&pool, &clock, 1, "throttled").await;
+    let d = Dispatcher::new(
+        pool.clone(),
+        at_sender(&server),
+        Arc::new(clock.clone()),
+        fast(),
+    );
+    for _ in 0..3 {
+        d.run_once().await.expect("round");
+        clock.advance(chrono::Duration::minutes(5));
+    }
+    assert_eq!(statuses(&pool).await, vec![("failed".to_owned(), 3)]);
+    assert_eq!(server.received_requests().await.expect("recorded").len(), 3);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_message_interrupted_mid_send_is_retried_after_its_lease(pool: PgPool) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(accepted("ATXid_1"))
+        .mount(&server)
+        .await;
+    let clock = clock();
+    let ids = queue(&pool, &clock, 1, "lost in flight").await;
+    // a dispatcher claimed it and died: status sending, lease until a minute from now
+    sqlx::query(
+        "update outbox set status = 'sending', attempts = 1, lease_until = $2 where id = $1",
+    )
+    .bind(ids[0])
+    .bind(clock.now() + chrono::Duration::seconds(60))
+    .execute(&pool)
+    .await
+    .expect("claim");
+    let d = Dispatcher::new(
+        pool.clone(),
+        at_sender(&server),
+        Arc::new(clock.clone()),
+        fast(),
+    );
+    assert_eq!(
+        d.run_once().await.expect("round").claimed,
+        0,
+        "the lease still holds"
+    );
+    clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(d.run_once().await.expect("round").sent, 1);
+    assert_eq!(statuses(&pool).await, vec![("sent".to_owned(), 2)]);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn encoding_and_segments_are_stored_and_long_texts_cut(pool: PgPool) {
+    let clock = clock();
+    queue(&pool, &clock, 1, "Hello {friend} €5").await;
+    queue(&pool, &clock, 1, &"Салом ".repeat(20)).await;
+    queue(&pool, &clock, 1, &"Салом ".repeat(100)).await;
+    let rows: Vec<(String, i32, i32)> =
+        sqlx::query_as("select encoding, segments, char_length(body) from outbox order by id")
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
+    assert_eq!((rows[0].0.as_str(), rows[0].1), ("gsm7", 1));
+    assert_eq!((rows[1].0.as_str(), rows[1].1), ("ucs2", 2));
+    assert_eq!(
+        (rows[2].0.as_str(), rows[2].1),
+        ("ucs2", 3),
+        "cut to the 3-segment maximum"
+    );
+    assert!(rows[2].2 <= 201);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_number_that_opts_out_after_queueing_gets_nothing(pool: PgPool) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(accepted("ATXid_1"))
+        .mount(&server)
+        .await;
+    let clock = clock();
+    queue(&pool, &clock, 1, "meeting on Friday").await;
+    sqlx::query("insert into sms_optouts (phone, opted_out_at) values ('+79161234567', $1)")
+        .bind(clock.now())
+        .execute(&pool)
+        .await
+        .expect("optout");
+    let d = Dispatcher::new(
+        pool.clone(),
+        at_sender(&server),
+        Arc::new(clock.clone()),
+        fast(),
+    );
+    d.drain().await.expect("drain");
+    assert_eq!(statuses(&pool).await, vec![("suppressed".to_owned(), 1)]);
+    assert!(server
+        .received_requests()
+        .await
+        .expect("recorded")
+        .is_empty());
+}
