@@ -54,6 +54,7 @@ impl AppState {
     ) -> AppState {
         let mut globals = Vars::new();
         globals.insert("hotline".into(), config.hotline.clone());
+        globals.insert("sms_number".into(), config.sms_number.clone());
         globals.insert(
             "max".into(),
             crate::domain::money::format_amount(config.max_pledge),

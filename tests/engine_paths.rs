@@ -85,6 +85,7 @@ impl Sim {
             globals: Vars::from([
                 ("hotline".to_owned(), "1313".to_owned()),
                 ("max".to_owned(), "100000".to_owned()),
+                ("sms_number".to_owned(), "4274".to_owned()),
             ]),
         }
     }
@@ -130,14 +131,16 @@ impl Sim {
                     self.effects.push((step, action.clone(), arg));
                     self.results.insert(step, fake_effect(&action, &vars));
                 }
-                Err(Stop::Need(Need::Read { key, .. })) => {
-                    reads.insert(
-                        key,
+                Err(Stop::Need(Need::Read { key, action, .. })) => {
+                    let data = if action == "join_code" {
+                        Vars::from([("join_code".to_owned(), "482113".to_owned())])
+                    } else {
                         fake_effect(
                             "create_pledge",
                             &Vars::from([("amount".to_owned(), "0".to_owned())]),
-                        ),
-                    );
+                        )
+                    };
+                    reads.insert(key, data);
                 }
                 Err(Stop::Broken(m)) => panic!("broken menu: {m}"),
             }
@@ -198,7 +201,7 @@ fn every_path_in_every_language_renders() {
                 if !seen_screens.insert(reply.text.clone()) || reply.end {
                     continue;
                 }
-                for input in ["1", "2", "3", "4", "5", "0", "00", "99", "x", "500"] {
+                for input in ["1", "2", "3", "4", "5", "6", "0", "00", "99", "x", "500"] {
                     let mut p = path.clone();
                     p.push(input.to_owned());
                     next.push(p);

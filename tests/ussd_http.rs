@@ -455,3 +455,23 @@ async fn a_database_outage_answers_busy(pool: PgPool) {
     }
     holder.abort();
 }
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn the_menu_shows_the_family_code_for_relatives_abroad(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let code: String = sqlx::query_scalar(
+        "select h.join_code from phones p join households h on h.id = p.household_id where p.phone = $1",
+    )
+    .bind(PHONE_EN)
+    .fetch_one(&pool)
+    .await
+    .expect("code");
+    let screen = app.session("fc", PHONE_EN, &["4", "99", "6"]).await;
+    assert!(
+        screen.starts_with(&format!(
+            "CON Your family code is {code}. A family member abroad texts JOIN {code} to 4274"
+        )),
+        "{screen}"
+    );
+}
