@@ -153,6 +153,15 @@ fn check_secret(state: &AppState, uri: &OriginalUri, headers: &HeaderMap) -> Opt
     }
 }
 
+/// A query string to store: everything but our shared secret.
+fn without_secret(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| !pair.starts_with("secret="))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 fn form_pairs(body: &Bytes) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
@@ -405,7 +414,7 @@ async fn kannel_sms(
         Ok(m) => m,
         Err(e) => return bad(e),
     };
-    let raw = serde_json::Value::String(query.to_owned());
+    let raw = serde_json::Value::String(without_secret(query));
     receive_all(&state, vec![(msg, raw)])
         .await
         .unwrap_or_else(ok_empty)
@@ -427,7 +436,7 @@ async fn kannel_delivery(
     deliver_all(
         &state,
         vec![report],
-        serde_json::Value::String(query.to_owned()),
+        serde_json::Value::String(without_secret(query)),
     )
     .await
     .unwrap_or_else(ok_empty)

@@ -535,6 +535,19 @@ async fn a_shared_secret_protects_unsigned_providers(pool: PgPool) {
         count(&pool, "select count(*) from inbound_messages").await,
         2
     );
+    let (status, _) = app
+        .get("/webhooks/kannel/sms?secret=s3cret&id=k2&from=%2B79161234568&to=4274&text=HELP")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from inbound_messages where raw::text like '%s3cret%'"
+        )
+        .await,
+        0,
+        "the secret is not stored"
+    );
     // and the USSD webhook of the same unsigned provider
     let (status, _) = app
         .post_form(

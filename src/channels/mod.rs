@@ -190,7 +190,13 @@ impl Sender {
                     sendsms_url: config.kannel_sendsms_url.clone(),
                     username: config.kannel_username.clone(),
                     password: need(&config.kannel_password, "HASHAR_KANNEL_PASSWORD")?,
-                    sender: config.kannel_sender.clone(),
+                    // Kannel refuses a sendsms without `from` unless it has a global-sender.
+                    sender: Some(
+                        config
+                            .kannel_sender
+                            .clone()
+                            .unwrap_or_else(|| config.sms_number.clone()),
+                    ),
                     dlr_url_base: Some(with_secret(
                         &format!("{public}/webhooks/kannel/delivery"),
                         config,
