@@ -89,7 +89,6 @@ pub async fn receive(
         state,
         phone: &phone,
         now,
-        inbound_id,
         provider_msg: &msg.provider_msg_id,
         provider: msg.provider,
     };
@@ -147,7 +146,6 @@ struct Turn<'a> {
     state: &'a AppState,
     phone: &'a Phone,
     now: DateTime<Utc>,
-    inbound_id: i64,
     provider_msg: &'a str,
     provider: &'static str,
 }
@@ -666,7 +664,6 @@ impl Turn<'_> {
             body.push_str(&self.text(reply.language, "sms.join_hint", &Vars::new()));
         }
         self.state.hints.remember(self.phone, reply.language);
-        let _ = self.inbound_id;
         Ok((Some(body), Kind::Reply, "conversation".into()))
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use axum::http::StatusCode;
 use common::*;
-use hashar::{channels::twilio, clock::Clock, config::SmsProvider};
+use hashar::{channels::twilio, clock::Clock};
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
 
@@ -658,6 +658,17 @@ async fn delivery_reports_move_status_forward_only(pool: PgPool) {
         3
     );
     // Kannel and Infobip name the message by our id
+    // Kannel and Infobip name the message by our outbox id
+    sqlx::query("update outbox set provider = 'kannel' where id = $1")
+        .bind(ids[0])
+        .execute(&pool)
+        .await
+        .expect("kannel");
+    sqlx::query("update outbox set provider = 'infobip', status = 'sent' where id = $1")
+        .bind(ids[1])
+        .execute(&pool)
+        .await
+        .expect("infobip");
     let (status, _) = app
         .get(&format!(
             "/webhooks/kannel/delivery?msg={}&type=8&reply=ACK%2F&smsc=FAKE&ts=1",
@@ -665,6 +676,28 @@ async fn delivery_reports_move_status_forward_only(pool: PgPool) {
         ))
         .await;
     assert_eq!(status, StatusCode::OK);
-    let _ = SmsProvider::Console;
-    let _ = app.clock.now();
+    let report = serde_json::json!({"results": [{"bulkId": "b", "messageId": ids[1].to_string(), "to": "79161234567",
+        "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5, "name": "DELIVERED_TO_HANDSET", "description": "ok"},
+        "error": {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR", "description": "No Error", "permanent": false}}]});
+    let req = axum::http::Request::post("/webhooks/infobip/delivery")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(report.to_string()))
+        .expect("request");
+    let resp = tower::ServiceExt::oneshot(app.router.clone(), req)
+        .await
+        .expect("answer");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("select provider, status from outbox order by id")
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
+    // the Kannel "sent to SMSC" report does not move a delivered message back
+    assert_eq!(
+        rows,
+        vec![
+            ("kannel".to_owned(), "delivered".to_owned()),
+            ("infobip".to_owned(), "delivered".to_owned())
+        ]
+    );
 }
