@@ -29,8 +29,9 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/infobip/delivery", post(infobip_delivery))
         .route("/webhooks/kannel/sms", get(kannel_sms))
         .route("/webhooks/kannel/delivery", get(kannel_delivery))
+        .with_state(state.clone())
+        .merge(crate::api::router(state))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 fn plain(status: StatusCode, body: String) -> Response {

@@ -5,6 +5,7 @@
 //! See `docs/ARCHITECTURE.md` for the map of this crate.
 
 pub mod actions;
+pub mod api;
 pub mod app;
 pub mod channels;
 pub mod clock;

@@ -40,6 +40,11 @@ enum Command {
     },
     /// Load the demo programme: 15 Zarafshon valley communities, projects, households.
     DemoData,
+    /// Coordinators and their API tokens.
+    Coordinator {
+        #[command(subcommand)]
+        command: CoordinatorCommand,
+    },
     /// A console feature phone that dials the running server.
     Phone {
         /// The caller's number.
@@ -51,6 +56,28 @@ enum Command {
         /// The server's base URL.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CoordinatorCommand {
+    /// Add a coordinator (or a new token for an existing one, by phone); prints the token once.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        phone: String,
+        /// A community code this coordinator works for (repeat for several).
+        #[arg(long = "community")]
+        communities: Vec<String>,
+        /// May see and do everything.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Revoke an API token by its id (printed when it was created).
+    Revoke {
+        #[arg(long)]
+        token_id: i64,
     },
 }
 
@@ -109,6 +136,36 @@ async fn main() -> anyhow::Result<()> {
                 "demo data: {} communities, {} projects, {} households added",
                 added.communities, added.projects, added.households
             );
+            Ok(())
+        }
+        Command::Coordinator { command } => {
+            let pool = db::prepare(&config)
+                .await
+                .context("preparing the database")?;
+            match command {
+                CoordinatorCommand::Add {
+                    name,
+                    phone,
+                    communities,
+                    admin,
+                } => {
+                    let (id, token_id, token) = hashar::api::auth::add_coordinator(
+                        &pool,
+                        &name,
+                        &phone,
+                        &communities,
+                        admin,
+                    )
+                    .await?;
+                    println!(
+                        "coordinator {id}, token {token_id} (shown once, keep it safe):\n{token}"
+                    );
+                }
+                CoordinatorCommand::Revoke { token_id } => {
+                    hashar::api::auth::revoke_token(&pool, token_id).await?;
+                    println!("token {token_id} revoked");
+                }
+            }
             Ok(())
         }
         Command::Phone { phone, code, url } => {

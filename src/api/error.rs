@@ -1,0 +1,86 @@
+//! API errors: JSON `{"error": {"code", "message", "field"}}` with a stable code.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401: no token, or an unknown or revoked one.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// 403: the token's coordinator may not act on this community.
+    #[error("not allowed for this coordinator")]
+    Forbidden,
+    /// 404: no such resource (or not one this coordinator may see).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 422: a field is missing or wrong.
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// 409: the request conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// 500: logged, never shown.
+    #[error("internal error")]
+    Internal(#[from] sqlx::Error),
+}
+
+impl ApiError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code: unauthorized, forbidden, not_found, invalid, conflict, internal.
+    pub code: &'static str,
+    pub message: String,
+    /// The field a validation error is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, field) = match &self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", None),
+            ApiError::Invalid { field, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some(*field))
+            }
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, "api: database error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
+            }
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+                field,
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,323 @@
+//! Projects: list with their totals, create, read, edit target / ratio / cap, open / close.
+
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    Json,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{
+    auth::Auth,
+    error::{ApiError, ApiResult, ErrorBody},
+};
+use crate::app::AppState;
+
+/// A project with its figures from the `project_totals` view.
+#[derive(Debug, Serialize, FromRow, ToSchema)]
+pub struct Project {
+    pub id: i64,
+    pub community_id: i64,
+    pub code: String,
+    pub kind: String,
+    pub name_tg: String,
+    pub name_ru: String,
+    pub name_en: String,
+    pub currency: String,
+    #[serde(serialize_with = "super::two_dp")]
+    pub target: Decimal,
+    pub match_ratio: Decimal,
+    #[serde(serialize_with = "super::opt_two_dp")]
+    pub match_cap: Option<Decimal>,
+    pub status: String,
+    #[serde(serialize_with = "super::two_dp")]
+    pub pledged: Decimal,
+    #[serde(serialize_with = "super::two_dp")]
+    pub outstanding: Decimal,
+    #[serde(serialize_with = "super::two_dp")]
+    pub received: Decimal,
+    #[serde(serialize_with = "super::two_dp")]
+    pub matched: Decimal,
+    #[serde(serialize_with = "super::two_dp")]
+    pub matched_total: Decimal,
+    pub percent: Decimal,
+}
+
+const SELECT: &str =
+    "select p.id, p.community_id, p.code, p.kind, p.name_tg, p.name_ru, p.name_en, p.currency,
+        p.target, p.match_ratio, p.match_cap, p.status,
+        t.pledged, t.outstanding, t.received, t.matched, t.matched_total, t.percent
+    from projects p join project_totals t on t.project_id = p.id";
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Only this community's projects.
+    pub community: Option<i64>,
+    /// `open` or `closed`.
+    pub status: Option<String>,
+}
+
+/// Projects this coordinator may see, with their totals.
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", params(ListQuery),
+    responses((status = 200, body = [Project]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<Project>>> {
+    if let Some(c) = q.community {
+        auth.require(c)?;
+    }
+    if let Some(s) = &q.status {
+        if s != "open" && s != "closed" {
+            return Err(ApiError::invalid("status", "status is open or closed"));
+        }
+    }
+    let rows = sqlx::query_as::<_, Project>(&format!(
+        "{SELECT} where ($1::bigint[] is null or p.community_id = any($1))
+           and ($2::bigint is null or p.community_id = $2)
+           and ($3::text is null or p.status = $3)
+         order by p.community_id, p.id"
+    ))
+    .bind(auth.scope())
+    .bind(q.community)
+    .bind(q.status)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(rows))
+}
+
+async fn load(state: &AppState, auth: &Auth, id: i64) -> ApiResult<Project> {
+    let project = sqlx::query_as::<_, Project>(&format!("{SELECT} where p.id = $1"))
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or(ApiError::NotFound("project"))?;
+    if !auth.may(project.community_id) {
+        return Err(ApiError::NotFound("project"));
+    }
+    Ok(project)
+}
+
+/// One project with its totals.
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects",
+    params(("id" = i64, Path, description = "project id")),
+    responses((status = 200, body = Project), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Project>> {
+    Ok(Json(load(&state, &auth, id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    pub community_id: i64,
+    /// Short code people text, `^[A-Z0-9]{2,12}$`, unique in the community.
+    pub code: String,
+    /// `infrastructure` or `business`.
+    pub kind: String,
+    pub name_tg: String,
+    pub name_ru: String,
+    pub name_en: String,
+    pub target: Decimal,
+    /// Defaults to TJS.
+    pub currency: Option<String>,
+    /// Partners add `ratio` × what households pay (1 = 1:1).
+    pub match_ratio: Decimal,
+    pub match_cap: Option<Decimal>,
+}
+
+fn check_money(field: &'static str, v: Decimal, positive: bool) -> ApiResult<()> {
+    if v.scale() > 2 && v.normalize().scale() > 2 {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} has more than two decimals"),
+        ));
+    }
+    if (positive && v <= Decimal::ZERO) || v < Decimal::ZERO {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "{field} must be {}",
+                if positive { "more than 0" } else { "0 or more" }
+            ),
+        ));
+    }
+    if v >= Decimal::from(1_000_000_000_000i64) {
+        return Err(ApiError::invalid(field, format!("{field} is too large")));
+    }
+    Ok(())
+}
+
+fn check_name(field: &'static str, v: &str) -> ApiResult<()> {
+    let n = v.trim().chars().count();
+    if n == 0 || n > crate::engine::check::MAX_PROJECT_NAME {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "{field} must be 1 to {} characters (it is shown on a phone screen)",
+                crate::engine::check::MAX_PROJECT_NAME
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_ratio(v: Decimal) -> ApiResult<()> {
+    if v < Decimal::ZERO || v > Decimal::from(100) || v.normalize().scale() > 4 {
+        return Err(ApiError::invalid(
+            "match_ratio",
+            "match_ratio must be between 0 and 100, at most 4 decimals",
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a project (open).
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = NewProject,
+    responses((status = 201, body = Project), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(p): Json<NewProject>,
+) -> ApiResult<(StatusCode, Json<Project>)> {
+    auth.require(p.community_id)?;
+    let code = p.code.trim().to_uppercase();
+    if !(2..=12).contains(&code.len())
+        || !code
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
+        return Err(ApiError::invalid(
+            "code",
+            "code is 2 to 12 letters or digits, e.g. BRIDGE",
+        ));
+    }
+    if p.kind != "infrastructure" && p.kind != "business" {
+        return Err(ApiError::invalid(
+            "kind",
+            "kind is infrastructure or business",
+        ));
+    }
+    check_name("name_tg", &p.name_tg)?;
+    check_name("name_ru", &p.name_ru)?;
+    check_name("name_en", &p.name_en)?;
+    check_money("target", p.target, true)?;
+    check_ratio(p.match_ratio)?;
+    if let Some(cap) = p.match_cap {
+        check_money("match_cap", cap, false)?;
+    }
+    let currency: crate::domain::Currency = p
+        .currency
+        .as_deref()
+        .unwrap_or("TJS")
+        .parse()
+        .map_err(|_| {
+            ApiError::invalid("currency", "currency is a three-letter code such as TJS")
+        })?;
+    let id: Result<i64, sqlx::Error> = sqlx::query_scalar(
+        "insert into projects (community_id, code, kind, name_tg, name_ru, name_en, target, currency, match_ratio, match_cap)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id",
+    )
+    .bind(p.community_id)
+    .bind(&code)
+    .bind(&p.kind)
+    .bind(p.name_tg.trim())
+    .bind(p.name_ru.trim())
+    .bind(p.name_en.trim())
+    .bind(p.target)
+    .bind(currency.as_str())
+    .bind(p.match_ratio)
+    .bind(p.match_cap)
+    .fetch_one(&state.pool)
+    .await;
+    let id = match id {
+        Ok(id) => id,
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            return Err(ApiError::Conflict(format!(
+                "the community already has a project {code}"
+            )))
+        }
+        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+            return Err(ApiError::invalid("community_id", "no such community"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(
+        coordinator = auth.coordinator_id,
+        project = id,
+        "project created"
+    );
+    Ok((StatusCode::CREATED, Json(load(&state, &auth, id).await?)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectChange {
+    pub target: Option<Decimal>,
+    pub match_ratio: Option<Decimal>,
+    /// A number sets the cap; `null` removes it; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub match_cap: Option<Option<Decimal>>,
+    /// `open` or `closed`.
+    pub status: Option<String>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Decimal>>, D::Error> {
+    Option::<Decimal>::deserialize(d).map(Some)
+}
+
+/// Edits a project's target, ratio or cap, or opens / closes it.
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects", request_body = ProjectChange,
+    params(("id" = i64, Path, description = "project id")),
+    responses((status = 200, body = Project), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+    Json(c): Json<ProjectChange>,
+) -> ApiResult<Json<Project>> {
+    load(&state, &auth, id).await?;
+    if let Some(t) = c.target {
+        check_money("target", t, true)?;
+    }
+    if let Some(r) = c.match_ratio {
+        check_ratio(r)?;
+    }
+    if let Some(Some(cap)) = c.match_cap {
+        check_money("match_cap", cap, false)?;
+    }
+    if let Some(s) = &c.status {
+        if s != "open" && s != "closed" {
+            return Err(ApiError::invalid("status", "status is open or closed"));
+        }
+    }
+    sqlx::query(
+        "update projects set target = coalesce($2, target), match_ratio = coalesce($3, match_ratio),
+                match_cap = case when $4 then $5 else match_cap end, status = coalesce($6, status)
+         where id = $1",
+    )
+    .bind(id)
+    .bind(c.target)
+    .bind(c.match_ratio)
+    .bind(c.match_cap.is_some())
+    .bind(c.match_cap.flatten())
+    .bind(c.status)
+    .execute(&state.pool)
+    .await?;
+    tracing::info!(
+        coordinator = auth.coordinator_id,
+        project = id,
+        "project changed"
+    );
+    Ok(Json(load(&state, &auth, id).await?))
+}
