@@ -128,6 +128,68 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
             )
         }),
     );
+    // money: pledges in community A to receive and cancel, and money on the bridge to match
+    let mut pledges = Vec::new();
+    for i in 0..5 {
+        let id: i64 = sqlx::query_scalar(
+            "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
+             values ($1, $2, $3, 1000, 'TJS', 'api', $4) returning id",
+        )
+        .bind(project)
+        .bind(seed.household)
+        .bind(PHONE_TG)
+        .bind(format!("auth-{i}"))
+        .fetch_one(&pool)
+        .await
+        .expect("pledge");
+        pledges.push(id);
+    }
+    receive(&pool, project, "5000").await;
+    let first = pledges[0];
+    table.insert(
+        "get /api/v1/pledges/{id}".into(),
+        Box::new(move || (format!("/api/v1/pledges/{first}"), None)),
+    );
+    table.insert(
+        "post /api/v1/pledges/{id}/receipts".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/pledges/{first}/receipts"),
+                Some(serde_json::json!({"amount": "10", "received_on": "2026-11-20", "method": "cash", "receipt_no": "R-1"})),
+            )
+        }),
+    );
+    let mut next = 1;
+    table.insert(
+        "post /api/v1/pledges/{id}/cancel".into(),
+        Box::new(move || {
+            // each call a pledge of its own, so that the own coordinator and the admin both succeed
+            let id = pledges[next.min(4)];
+            next += 1;
+            (
+                format!("/api/v1/pledges/{id}/cancel"),
+                Some(serde_json::json!({"reason": "moved to Dushanbe"})),
+            )
+        }),
+    );
+    table.insert(
+        "post /api/v1/receipts".into(),
+        Box::new(move || {
+            (
+                "/api/v1/receipts".into(),
+                Some(serde_json::json!({"project_id": project, "amount": "25.50", "received_on": "2026-11-20", "method": "bank"})),
+            )
+        }),
+    );
+    table.insert(
+        "post /api/v1/projects/{id}/disbursements".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/projects/{project}/disbursements"),
+                Some(serde_json::json!({"amount": "100", "disbursed_on": "2026-11-21", "partner": "Aga Khan Foundation"})),
+            )
+        }),
+    );
     table.insert(
         "get /api/v1/pledges".into(),
         Box::new(move || (format!("/api/v1/pledges?community={a}"), None)),

@@ -113,20 +113,37 @@ async fn running_totals_match_the_rows(pool: PgPool) {
             .await
             .expect("pledge");
     }
-    sqlx::query("update pledges set status = 'cancelled', status_changed_at = now(), status_changed_by = 't' where idempotency_key = 'k3'")
+    // the rows that change a pledge: a cancellation, a full and a partial receipt
+    sqlx::query("insert into pledge_cancellations (pledge_id, reason, cancelled_by) select id, 'moved away', 't' from pledges where idempotency_key = 'k3'")
         .execute(&pool)
         .await
         .expect("cancel");
-    sqlx::query("update pledges set status = 'received', status_changed_at = now(), status_changed_by = 't' where idempotency_key = 'k1'")
+    sqlx::query("insert into receipts (project_id, pledge_id, amount, currency, received_on, method, recorded_by)
+                 select project_id, id, amount, 'TJS', '2026-11-01', 'cash', 't' from pledges where idempotency_key = 'k1'")
         .execute(&pool)
         .await
-        .expect("receive");
+        .expect("receive in full");
+    sqlx::query("insert into receipts (project_id, pledge_id, amount, currency, received_on, method, recorded_by)
+                 select project_id, id, 2.34, 'TJS', '2026-11-01', 'cash', 't' from pledges where idempotency_key = 'k4'")
+        .execute(&pool)
+        .await
+        .expect("receive in part");
     receive(&pool, seed.roof, "10.01").await;
     receive(&pool, seed.roof, "0.99").await;
+    let statuses: Vec<String> =
+        sqlx::query_scalar("select status from pledges order by idempotency_key")
+            .fetch_all(&pool)
+            .await
+            .expect("statuses");
+    assert_eq!(
+        statuses,
+        vec!["received", "pledged", "cancelled", "pledged"]
+    );
     let mismatches: i64 = sqlx::query_scalar(
         "select count(*) from project_totals t
          where t.pledged <> coalesce((select sum(amount) from pledges where project_id = t.project_id and status <> 'cancelled'), 0)
-            or t.outstanding <> coalesce((select sum(amount) from pledges where project_id = t.project_id and status = 'pledged'), 0)
+            or t.outstanding <> coalesce((select sum(amount) from pledges where project_id = t.project_id and status <> 'cancelled'), 0)
+                               - coalesce((select sum(amount) from receipts where project_id = t.project_id and pledge_id is not null), 0)
             or t.received <> coalesce((select sum(amount) from receipts where project_id = t.project_id), 0)",
     )
     .fetch_one(&pool)
@@ -154,7 +171,7 @@ async fn running_totals_match_the_rows(pool: PgPool) {
             outstanding.to_string(),
             received.to_string()
         ),
-        ("12.34".into(), "12.34".into(), "11.00".into())
+        ("12.34".into(), "10.00".into(), "13.34".into())
     );
 }
 
@@ -184,4 +201,96 @@ async fn amounts_are_formatted_alike_in_sql_and_rust(pool: PgPool) {
             .expect("format");
         assert_eq!(sql, hashar::domain::money::format_amount(value), "{text}");
     }
+}
+
+/// Money rules hold against direct SQL: a write that breaks one fails.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn money_rules_hold_in_the_database(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let pledge: i64 = sqlx::query_scalar(
+        "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
+         values ($1, $2, $3, 100, 'TJS', 'api', 'm1') returning id",
+    )
+    .bind(seed.bridge)
+    .bind(seed.household)
+    .bind(PHONE_TG)
+    .fetch_one(&pool)
+    .await
+    .expect("pledge");
+    let receipt = |amount: &str, project: i64| {
+        format!(
+            "insert into receipts (project_id, pledge_id, amount, currency, received_on, method, recorded_by)
+             values ({project}, {pledge}, {amount}, 'TJS', '2026-11-01', 'cash', 't')"
+        )
+    };
+    // a new pledge cannot start received; a status cannot be set by hand
+    fails(&pool, &format!("insert into pledges (project_id, household_id, phone, amount, currency, channel, status, status_changed_at, status_changed_by, idempotency_key) values ({}, {}, '{PHONE_TG}', 5, 'TJS', 'api', 'received', now(), 'x', 'm2')", seed.bridge, seed.household)).await;
+    fails(&pool, &format!("update pledges set status = 'received', status_changed_at = now(), status_changed_by = 'x' where id = {pledge}")).await;
+    fails(
+        &pool,
+        &format!("update pledges set amount = 1 where id = {pledge}"),
+    )
+    .await;
+    // receipts: the pledge's project, never more than pledged
+    fails(&pool, &receipt("10", seed.roof)).await;
+    sqlx::query(&receipt("60", seed.bridge))
+        .execute(&pool)
+        .await
+        .expect("part");
+    fails(&pool, &receipt("40.01", seed.bridge)).await;
+    // received money cannot be cancelled away
+    fails(&pool, &format!("insert into pledge_cancellations (pledge_id, reason, cancelled_by) values ({pledge}, 'x', 't')")).await;
+    sqlx::query(&receipt("40", seed.bridge))
+        .execute(&pool)
+        .await
+        .expect("rest");
+    let status: String = sqlx::query_scalar("select status from pledges where id = $1")
+        .bind(pledge)
+        .fetch_one(&pool)
+        .await
+        .expect("status");
+    assert_eq!(status, "received");
+    fails(&pool, "update receipts set amount = 1").await;
+    // a cancelled pledge receives nothing
+    let other: i64 = sqlx::query_scalar(
+        "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
+         values ($1, $2, $3, 50, 'TJS', 'api', 'm3') returning id",
+    )
+    .bind(seed.bridge)
+    .bind(seed.household)
+    .bind(PHONE_TG)
+    .fetch_one(&pool)
+    .await
+    .expect("pledge");
+    sqlx::query("insert into pledge_cancellations (pledge_id, reason, cancelled_by) values ($1, 'changed mind', 't')")
+        .bind(other)
+        .execute(&pool)
+        .await
+        .expect("cancel");
+    fails(&pool, &format!("insert into receipts (project_id, pledge_id, amount, currency, received_on, method, recorded_by) values ({}, {other}, 1, 'TJS', '2026-11-01', 'cash', 't')", seed.bridge)).await;
+    fails(&pool, "delete from pledge_cancellations").await;
+    // matching: bridge is 1:1 without a cap and has 100 received → at most 100 due
+    let disburse = |amount: &str| {
+        format!("insert into match_disbursements (project_id, amount, currency, disbursed_on, partner, recorded_by) values ({}, {amount}, 'TJS', '2026-11-02', 'Partner', 't')", seed.bridge)
+    };
+    sqlx::query(&disburse("70"))
+        .execute(&pool)
+        .await
+        .expect("within what is due");
+    fails(&pool, &disburse("30.01")).await;
+    // roof: 2:1 capped at 3000; 5000 received → 3000 due at most
+    receive(&pool, seed.roof, "5000").await;
+    let cap = format!("insert into match_disbursements (project_id, amount, currency, disbursed_on, partner, recorded_by) values ({}, 3000.01, 'TJS', '2026-11-02', 'Partner', 't')", seed.roof);
+    fails(&pool, &cap).await;
+    fails(&pool, "delete from match_disbursements").await;
+    let (disbursed, due): (rust_decimal::Decimal, rust_decimal::Decimal) =
+        sqlx::query_as("select disbursed, match_due from project_totals where project_id = $1")
+            .bind(seed.bridge)
+            .fetch_one(&pool)
+            .await
+            .expect("totals");
+    assert_eq!(
+        (disbursed.to_string(), due.to_string()),
+        ("70.00".into(), "30.00".into())
+    );
 }

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod communities;
 pub mod error;
+pub mod money;
 pub mod pledges;
 pub mod projects;
 
@@ -46,6 +47,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(projects::list, projects::create))
         .routes(routes!(projects::get_one, projects::update))
         .routes(routes!(pledges::list))
+        .routes(routes!(money::get_pledge))
+        .routes(routes!(money::receive_for_pledge))
+        .routes(routes!(money::cancel))
+        .routes(routes!(money::receive_without_pledge))
+        .routes(routes!(money::disburse))
         .with_state(state)
         .split_for_parts();
     router.route(

@@ -112,3 +112,15 @@ pub async fn list(
     .await?;
     Ok(Json(rows))
 }
+
+/// One pledge (no scope check: callers check it).
+pub async fn one(conn: &mut sqlx::PgConnection, id: i64) -> Result<Option<Pledge>, sqlx::Error> {
+    sqlx::query_as::<_, Pledge>(
+        "select pl.id, pl.project_id, p.community_id, pl.household_id, pl.phone, pl.amount, pl.currency,
+                pl.said_amount, pl.said_currency, pl.rate, pl.channel, pl.status, pl.created_at
+         from pledges pl join projects p on p.id = pl.project_id where pl.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}

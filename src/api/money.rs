@@ -1,0 +1,481 @@
+//! Recording money: receipts for pledges (fully or partly) and without one, cancellations,
+//! partners' matching disbursements. Every change is an appended row with who and when; the
+//! database refuses anything inconsistent (see migrations/*_money.sql), which is answered
+//! 409 with the reason. A receipt for a pledge sends the household an SMS receipt with the
+//! project's new matched total, in its language, through the outbox, in the same
+//! transaction.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::{FromRow, PgConnection, Row};
+use utoipa::ToSchema;
+
+use super::{
+    auth::Auth,
+    error::{ApiError, ApiResult, ErrorBody},
+};
+use crate::{
+    actions,
+    app::AppState,
+    domain::{Language, Phone},
+    engine::{menu::fill, Vars},
+    outbox::{self, Kind, NewMessage},
+};
+
+const METHODS: &[&str] = &["cash", "bank", "mobile_money", "remittance", "other"];
+
+/// A rule the database enforces, as a 409 with its reason; other errors as usual.
+fn rule(e: sqlx::Error) -> ApiError {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23514") => {
+            ApiError::Conflict(db.message().to_owned())
+        }
+        _ => ApiError::Internal(e),
+    }
+}
+
+fn who(auth: &Auth) -> String {
+    format!("coordinator:{}", auth.coordinator_id)
+}
+
+fn check_amount(field: &'static str, v: Decimal) -> ApiResult<()> {
+    if v <= Decimal::ZERO || v.normalize().scale() > 2 || v >= Decimal::from(1_000_000_000_000i64) {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be more than 0, with at most two decimals"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize, FromRow, ToSchema)]
+pub struct Receipt {
+    pub id: i64,
+    pub project_id: i64,
+    pub pledge_id: Option<i64>,
+    pub household_id: Option<i64>,
+    #[serde(serialize_with = "super::two_dp")]
+    pub amount: Decimal,
+    pub currency: String,
+    pub received_on: NaiveDate,
+    pub method: String,
+    pub receipt_no: Option<String>,
+    pub recorded_by: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPledgeReceipt {
+    /// Defaults to what is still outstanding on the pledge.
+    pub amount: Option<Decimal>,
+    pub received_on: NaiveDate,
+    /// cash, bank, mobile_money, remittance or other
+    pub method: String,
+    pub receipt_no: Option<String>,
+}
+
+struct PledgeRow {
+    project_id: i64,
+    community_id: i64,
+    phone: String,
+    currency: String,
+    outstanding: Decimal,
+}
+
+async fn pledge_for(conn: &mut PgConnection, auth: &Auth, id: i64) -> ApiResult<PledgeRow> {
+    let row = sqlx::query(
+        "select pl.project_id, p.community_id, pl.phone, pl.currency,
+                pl.amount - coalesce((select sum(amount) from receipts r where r.pledge_id = pl.id), 0)
+         from pledges pl join projects p on p.id = pl.project_id where pl.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(ApiError::NotFound("pledge"))?;
+    let p = PledgeRow {
+        project_id: row.get(0),
+        community_id: row.get(1),
+        phone: row.get(2),
+        currency: row.get(3),
+        outstanding: row.get(4),
+    };
+    if !auth.may(p.community_id) {
+        return Err(ApiError::NotFound("pledge"));
+    }
+    Ok(p)
+}
+
+fn check_method(method: &str) -> ApiResult<()> {
+    if METHODS.contains(&method) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "method",
+            "method is cash, bank, mobile_money, remittance or other",
+        ))
+    }
+}
+
+/// Records money received for a pledge (all of what is outstanding, or part of it).
+#[utoipa::path(post, path = "/api/v1/pledges/{id}/receipts", tag = "money", request_body = NewPledgeReceipt,
+    params(("id" = i64, Path, description = "pledge id")),
+    responses((status = 201, body = Receipt), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn receive_for_pledge(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+    Json(r): Json<NewPledgeReceipt>,
+) -> ApiResult<(StatusCode, Json<Receipt>)> {
+    check_method(&r.method)?;
+    let mut tx = state.pool.begin().await?;
+    let pledge = pledge_for(&mut tx, &auth, id).await?;
+    let amount = r.amount.unwrap_or(pledge.outstanding);
+    check_amount("amount", amount)?;
+    let receipt = sqlx::query_as::<_, Receipt>(
+        "insert into receipts (project_id, pledge_id, amount, currency, received_on, method, receipt_no, recorded_by, recorded_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         returning id, project_id, pledge_id, household_id, amount, currency, received_on, method, receipt_no, recorded_by, recorded_at",
+    )
+    .bind(pledge.project_id)
+    .bind(id)
+    .bind(amount)
+    .bind(&pledge.currency)
+    .bind(r.received_on)
+    .bind(&r.method)
+    .bind(r.receipt_no.as_deref().map(str::trim))
+    .bind(who(&auth))
+    .bind(state.clock.now())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(rule)?;
+    send_receipt(&state, &mut tx, &pledge.phone, &receipt).await?;
+    tx.commit().await?;
+    tracing::info!(coordinator = auth.coordinator_id, pledge = id, amount = %amount, "money received for a pledge");
+    Ok((StatusCode::CREATED, Json(receipt)))
+}
+
+/// The household's SMS receipt, queued with the change.
+async fn send_receipt(
+    state: &AppState,
+    tx: &mut PgConnection,
+    phone: &str,
+    receipt: &Receipt,
+) -> ApiResult<()> {
+    let row = sqlx::query(
+        "select h.language, p.name_tg, p.name_ru, p.name_en from phones ph join households h on h.id = ph.household_id
+         join projects p on p.id = $2 where ph.phone = $1",
+    )
+    .bind(phone)
+    .bind(receipt.project_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(()); // the number left the household: nobody to tell
+    };
+    let phone = Phone::from_e164_unchecked(phone.to_owned());
+    let lang = row
+        .get::<Option<String>, _>(0)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| state.hints.guess(&phone, state.config.default_language));
+    let mut vars: Vars = actions::project_total(tx, receipt.project_id)
+        .await
+        .map_err(|e| match e {
+            actions::ActionError::Db(db) => ApiError::Internal(db),
+            _ => ApiError::NotFound("project"),
+        })?;
+    let name: String = row.get(match lang {
+        Language::Tg => 1,
+        Language::Ru => 2,
+        Language::En => 3,
+    });
+    vars.insert("project".into(), name);
+    vars.insert(
+        "amount".into(),
+        crate::domain::money::format_amount(receipt.amount),
+    );
+    vars.insert(
+        "receipt_no".into(),
+        receipt
+            .receipt_no
+            .clone()
+            .unwrap_or_else(|| format!("#{}", receipt.id)),
+    );
+    let text = fill(state.menus.text(lang, "sms.receipt"), |n| {
+        vars.get(n).cloned()
+    });
+    outbox::enqueue(
+        tx,
+        &NewMessage {
+            to: &phone,
+            body: &text,
+            kind: Kind::Receipt,
+            inbound_id: None,
+        },
+        state.config.sms_provider.name(),
+        state.config.sms_max_segments,
+        state.clock.now(),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cancellation {
+    pub reason: String,
+}
+
+/// Cancels a pledge nothing was received for.
+#[utoipa::path(post, path = "/api/v1/pledges/{id}/cancel", tag = "money", request_body = Cancellation,
+    params(("id" = i64, Path, description = "pledge id")),
+    responses((status = 200, body = PledgeHistory), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+    Json(c): Json<Cancellation>,
+) -> ApiResult<Json<PledgeHistory>> {
+    let reason = c.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::invalid("reason", "reason is 1 to 500 characters"));
+    }
+    let mut tx = state.pool.begin().await?;
+    pledge_for(&mut tx, &auth, id).await?;
+    let done = sqlx::query(
+        "insert into pledge_cancellations (pledge_id, reason, cancelled_by, cancelled_at) values ($1, $2, $3, $4)
+         on conflict (pledge_id) do nothing",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(who(&auth))
+    .bind(state.clock.now())
+    .execute(&mut *tx)
+    .await
+    .map_err(rule)?
+    .rows_affected();
+    if done == 0 {
+        return Err(ApiError::Conflict(format!(
+            "pledge {id} is already cancelled"
+        )));
+    }
+    tx.commit().await?;
+    tracing::info!(
+        coordinator = auth.coordinator_id,
+        pledge = id,
+        "pledge cancelled"
+    );
+    history(&state, &auth, id).await.map(Json)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PledgeHistory {
+    pub pledge: super::pledges::Pledge,
+    pub receipts: Vec<Receipt>,
+    pub cancellation: Option<CancellationRow>,
+    #[serde(serialize_with = "super::two_dp")]
+    pub outstanding: Decimal,
+}
+
+#[derive(Debug, Serialize, FromRow, ToSchema)]
+pub struct CancellationRow {
+    pub reason: String,
+    pub cancelled_by: String,
+    pub cancelled_at: DateTime<Utc>,
+}
+
+async fn history(state: &AppState, auth: &Auth, id: i64) -> ApiResult<PledgeHistory> {
+    let mut conn = state.pool.acquire().await?;
+    let p = pledge_for(&mut conn, auth, id).await?;
+    let pledge = super::pledges::one(&mut conn, id)
+        .await?
+        .ok_or(ApiError::NotFound("pledge"))?;
+    let receipts = sqlx::query_as::<_, Receipt>(
+        "select id, project_id, pledge_id, household_id, amount, currency, received_on, method, receipt_no, recorded_by, recorded_at
+         from receipts where pledge_id = $1 order by id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let cancellation = sqlx::query_as::<_, CancellationRow>(
+        "select reason, cancelled_by, cancelled_at from pledge_cancellations where pledge_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(PledgeHistory {
+        pledge,
+        receipts,
+        outstanding: if cancellation.is_some() {
+            Decimal::ZERO
+        } else {
+            p.outstanding
+        },
+        cancellation,
+    })
+}
+
+/// A pledge with everything that happened to it.
+#[utoipa::path(get, path = "/api/v1/pledges/{id}", tag = "money",
+    params(("id" = i64, Path, description = "pledge id")),
+    responses((status = 200, body = PledgeHistory), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_pledge(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<PledgeHistory>> {
+    history(&state, &auth, id).await.map(Json)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReceipt {
+    pub project_id: i64,
+    pub household_id: Option<i64>,
+    pub amount: Decimal,
+    pub received_on: NaiveDate,
+    pub method: String,
+    pub receipt_no: Option<String>,
+}
+
+async fn project_scope(
+    conn: &mut PgConnection,
+    auth: &Auth,
+    project: i64,
+) -> ApiResult<(i64, String)> {
+    let row = sqlx::query("select community_id, currency from projects where id = $1")
+        .bind(project)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(ApiError::invalid("project_id", "no such project"))?;
+    let community: i64 = row.get(0);
+    auth.require(community)?;
+    Ok((community, row.get(1)))
+}
+
+/// Records money received for a project without a pledge.
+#[utoipa::path(post, path = "/api/v1/receipts", tag = "money", request_body = NewReceipt,
+    responses((status = 201, body = Receipt), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn receive_without_pledge(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(r): Json<NewReceipt>,
+) -> ApiResult<(StatusCode, Json<Receipt>)> {
+    check_method(&r.method)?;
+    check_amount("amount", r.amount)?;
+    let mut tx = state.pool.begin().await?;
+    let (community, currency) = project_scope(&mut tx, &auth, r.project_id).await?;
+    if let Some(h) = r.household_id {
+        let same: Option<i64> =
+            sqlx::query_scalar("select community_id from households where id = $1")
+                .bind(h)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if same != Some(community) {
+            return Err(ApiError::invalid(
+                "household_id",
+                "no such household in the project's community",
+            ));
+        }
+    }
+    let receipt = sqlx::query_as::<_, Receipt>(
+        "insert into receipts (project_id, household_id, amount, currency, received_on, method, receipt_no, recorded_by, recorded_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         returning id, project_id, pledge_id, household_id, amount, currency, received_on, method, receipt_no, recorded_by, recorded_at",
+    )
+    .bind(r.project_id)
+    .bind(r.household_id)
+    .bind(r.amount)
+    .bind(&currency)
+    .bind(r.received_on)
+    .bind(&r.method)
+    .bind(r.receipt_no.as_deref().map(str::trim))
+    .bind(who(&auth))
+    .bind(state.clock.now())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(rule)?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(receipt)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDisbursement {
+    pub amount: Decimal,
+    pub disbursed_on: NaiveDate,
+    pub partner: String,
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Serialize, FromRow, ToSchema)]
+pub struct Disbursement {
+    pub id: i64,
+    pub project_id: i64,
+    #[serde(serialize_with = "super::two_dp")]
+    pub amount: Decimal,
+    pub currency: String,
+    pub disbursed_on: NaiveDate,
+    pub partner: String,
+    pub reference: Option<String>,
+    pub recorded_by: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Records a partner's matching disbursement for a project (never beyond what is due).
+#[utoipa::path(post, path = "/api/v1/projects/{id}/disbursements", tag = "money", request_body = NewDisbursement,
+    params(("id" = i64, Path, description = "project id")),
+    responses((status = 201, body = Disbursement), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn disburse(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+    Json(d): Json<NewDisbursement>,
+) -> ApiResult<(StatusCode, Json<Disbursement>)> {
+    check_amount("amount", d.amount)?;
+    let partner = d.partner.trim();
+    if partner.is_empty() || partner.chars().count() > 200 {
+        return Err(ApiError::invalid(
+            "partner",
+            "partner is 1 to 200 characters",
+        ));
+    }
+    let mut tx = state.pool.begin().await?;
+    let row = sqlx::query("select community_id, currency from projects where id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(ApiError::NotFound("project"))?;
+    if !auth.may(row.get(0)) {
+        return Err(ApiError::NotFound("project"));
+    }
+    let currency: String = row.get(1);
+    let disbursement = sqlx::query_as::<_, Disbursement>(
+        "insert into match_disbursements (project_id, amount, currency, disbursed_on, partner, reference, recorded_by, recorded_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         returning id, project_id, amount, currency, disbursed_on, partner, reference, recorded_by, recorded_at",
+    )
+    .bind(id)
+    .bind(d.amount)
+    .bind(&currency)
+    .bind(d.disbursed_on)
+    .bind(partner)
+    .bind(d.reference.as_deref().map(str::trim))
+    .bind(who(&auth))
+    .bind(state.clock.now())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(rule)?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(disbursement)))
+}
