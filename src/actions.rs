@@ -39,6 +39,8 @@ impl ActionError {
 
 /// Who asked, and how, for effects.
 pub struct EffectCtx<'a> {
+    pub state: &'a crate::app::AppState,
+    pub now: chrono::DateTime<chrono::Utc>,
     pub phone: &'a Phone,
     pub channel: &'static str,
     /// Unique per (session, step): makes the effect happen once.
@@ -164,6 +166,18 @@ pub async fn run_effect(
             Ok(Vars::new())
         }
         "next_tip" => next_tip(conn, ctx).await,
+        "verify_pin" => verify_pin(conn, ctx, var(vars, action, "pin")?).await,
+        "find_pledge" => find_pledge(conn, ctx, var(vars, action, "pledge_code")?).await,
+        "record_cash" => {
+            let pledge = id_var(vars, action, "pledge_id")?;
+            let amount = Decimal::from_str(var(vars, action, "cash_amount")?).map_err(|_| {
+                ActionError::MissingVar {
+                    action: action.into(),
+                    var: "cash_amount",
+                }
+            })?;
+            record_cash(conn, ctx, pledge, amount).await
+        }
         other => Err(ActionError::Unknown(other.to_owned())),
     }
 }
@@ -333,4 +347,270 @@ pub async fn sync_tips(pool: &PgPool, path: &std::path::Path) -> Result<u64, Tip
     }
     tx.commit().await?;
     Ok(added)
+}
+
+/// Wrong PINs before a 15-minute lock.
+pub const PIN_TRIES: i32 = 5;
+pub const PIN_LOCK_MINUTES: i64 = 15;
+
+fn refused(key: &str) -> Vars {
+    Vars::from([("refused".to_owned(), key.to_owned())])
+}
+
+/// Checks a coordinator's PIN (argon2). Five wrong PINs lock the number for 15 minutes; the
+/// count and the lock are rows, so a restart changes nothing.
+async fn verify_pin(
+    conn: &mut PgConnection,
+    ctx: &EffectCtx<'_>,
+    pin: &str,
+) -> Result<Vars, ActionError> {
+    use argon2::{password_hash::PasswordHash, Argon2, PasswordVerifier};
+    let row = sqlx::query("select id, pin_hash, pin_failures, locked_until from coordinators where phone = $1 for update")
+        .bind(ctx.phone.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else {
+        return Ok(refused("refused.no_pin"));
+    };
+    let id: i64 = row.get(0);
+    let Some(hash) = row.get::<Option<String>, _>(1) else {
+        return Ok(refused("refused.no_pin"));
+    };
+    let failures: i32 = row.get(2);
+    let locked_until: Option<chrono::DateTime<chrono::Utc>> = row.get(3);
+    if locked_until.is_some_and(|t| t > ctx.now) {
+        return Ok(refused("refused.pin_locked"));
+    }
+    let ok = PasswordHash::new(&hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(pin.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false);
+    if ok {
+        sqlx::query("update coordinators set pin_failures = 0, locked_until = null where id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(Vars::from([("ok".to_owned(), "1".to_owned())]));
+    }
+    let failures = failures + 1;
+    if failures >= PIN_TRIES {
+        sqlx::query("update coordinators set pin_failures = 0, locked_until = $2 where id = $1")
+            .bind(id)
+            .bind(ctx.now + chrono::Duration::minutes(PIN_LOCK_MINUTES))
+            .execute(&mut *conn)
+            .await?;
+        tracing::warn!(phone = %ctx.phone, "coordinator PIN locked after {PIN_TRIES} wrong tries");
+        return Ok(refused("refused.pin_locked"));
+    }
+    sqlx::query("update coordinators set pin_failures = $2 where id = $1")
+        .bind(id)
+        .bind(failures)
+        .execute(&mut *conn)
+        .await?;
+    Ok(refused("refused.pin_wrong"))
+}
+
+/// Sets (or replaces) a coordinator's PIN: 4 to 6 digits, stored as an argon2 hash.
+pub async fn set_pin(pool: &PgPool, phone: &Phone, pin: &str) -> Result<(), PinError> {
+    use argon2::{
+        password_hash::{rand_core::OsRng, SaltString},
+        Argon2, PasswordHasher,
+    };
+    if !(4..=6).contains(&pin.len()) || !pin.chars().all(|c| c.is_ascii_digit()) {
+        return Err(PinError::Format);
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = Argon2::default()
+        .hash_password(pin.as_bytes(), &salt)
+        .map_err(|e| PinError::Hash(e.to_string()))?
+        .to_string();
+    let done = sqlx::query("update coordinators set pin_hash = $2, pin_failures = 0, locked_until = null where phone = $1")
+        .bind(phone.as_str())
+        .bind(hash)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    if done == 1 {
+        Ok(())
+    } else {
+        Err(PinError::NoCoordinator)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error("a PIN is 4 to 6 digits")]
+    Format,
+    #[error("no coordinator with that phone")]
+    NoCoordinator,
+    #[error("hashing the PIN: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// The coordinator behind this phone and whether they are an admin.
+async fn coordinator_of(
+    conn: &mut PgConnection,
+    phone: &Phone,
+) -> Result<Option<(i64, bool)>, sqlx::Error> {
+    let row = sqlx::query("select id, is_admin from coordinators where phone = $1")
+        .bind(phone.as_str())
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// An open pledge by its code, in the coordinator's communities.
+async fn find_pledge(
+    conn: &mut PgConnection,
+    ctx: &EffectCtx<'_>,
+    code: &str,
+) -> Result<Vars, ActionError> {
+    let Some((coordinator, admin)) = coordinator_of(conn, ctx.phone).await? else {
+        return Ok(refused("refused.no_pledge"));
+    };
+    let row = sqlx::query(
+        "select pl.id, pl.amount, pl.amount - coalesce((select sum(amount) from receipts r where r.pledge_id = pl.id), 0),
+                pl.currency, p.name_tg, p.name_ru, p.name_en, p.id
+         from pledges pl join projects p on p.id = pl.project_id
+         where pl.code = $1 and pl.status = 'pledged'
+           and ($3 or p.community_id in (select community_id from coordinator_communities where coordinator_id = $2))",
+    )
+    .bind(code)
+    .bind(coordinator)
+    .bind(admin)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(r) = row else {
+        return Ok(refused("refused.no_pledge"));
+    };
+    let mut out = Vars::new();
+    out.insert("pledge_id".into(), r.get::<i64, _>(0).to_string());
+    out.insert(
+        "pledge_amount".into(),
+        crate::domain::money::format_amount(r.get(1)),
+    );
+    out.insert(
+        "outstanding".into(),
+        crate::domain::money::format_amount(r.get(2)),
+    );
+    out.insert("currency".into(), r.get(3));
+    for (i, lang) in Language::ALL.iter().enumerate() {
+        out.insert(format!("project.{lang}"), r.get(4 + i));
+    }
+    out.insert("project_id".into(), r.get::<i64, _>(7).to_string());
+    Ok(out)
+}
+
+/// Cash a coordinator received for a pledge: a receipt, and the household's SMS receipt.
+async fn record_cash(
+    conn: &mut PgConnection,
+    ctx: &EffectCtx<'_>,
+    pledge: i64,
+    amount: Decimal,
+) -> Result<Vars, ActionError> {
+    let Some((coordinator, _)) = coordinator_of(conn, ctx.phone).await? else {
+        return Ok(refused("refused.no_pledge"));
+    };
+    let row = sqlx::query(
+        "select project_id, phone, currency, amount - coalesce((select sum(amount) from receipts r where r.pledge_id = pledges.id), 0)
+         from pledges where id = $1 and status = 'pledged' for update",
+    )
+    .bind(pledge)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(refused("refused.no_pledge"));
+    };
+    let project: i64 = row.get(0);
+    let household_phone: String = row.get(1);
+    let outstanding: Decimal = row.get(3);
+    if amount > outstanding {
+        return Ok(refused("refused.too_much"));
+    }
+    let receipt: i64 = sqlx::query_scalar(
+        "insert into receipts (project_id, pledge_id, amount, currency, received_on, method, recorded_by, recorded_at)
+         values ($1, $2, $3, $4, $5::date, 'cash', $6, $5) returning id",
+    )
+    .bind(project)
+    .bind(pledge)
+    .bind(amount)
+    .bind(row.get::<String, _>(2))
+    .bind(ctx.now)
+    .bind(format!("coordinator:{coordinator}"))
+    .fetch_one(&mut *conn)
+    .await?;
+    send_receipt(
+        ctx.state,
+        conn,
+        &household_phone,
+        project,
+        amount,
+        &format!("#{receipt}"),
+        ctx.now,
+    )
+    .await?;
+    tracing::info!(phone = %ctx.phone, pledge, amount = %amount, "cash recorded by phone");
+    project_total(conn, project).await
+}
+
+/// Queues the household's SMS receipt for money received, in its language, with the
+/// project's new matched total.
+pub async fn send_receipt(
+    state: &crate::app::AppState,
+    conn: &mut PgConnection,
+    phone: &str,
+    project: i64,
+    amount: Decimal,
+    receipt_no: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ActionError> {
+    let row = sqlx::query(
+        "select h.language, p.name_tg, p.name_ru, p.name_en from phones ph join households h on h.id = ph.household_id
+         join projects p on p.id = $2 where ph.phone = $1",
+    )
+    .bind(phone)
+    .bind(project)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(()); // the number left the household: nobody to tell
+    };
+    let phone = Phone::from_e164_unchecked(phone.to_owned());
+    let lang = row
+        .get::<Option<String>, _>(0)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| state.hints.guess(&phone, state.config.default_language));
+    let mut vars = project_total(conn, project).await?;
+    vars.insert(
+        "project".into(),
+        row.get(match lang {
+            Language::Tg => 1,
+            Language::Ru => 2,
+            Language::En => 3,
+        }),
+    );
+    vars.insert("amount".into(), crate::domain::money::format_amount(amount));
+    vars.insert("receipt_no".into(), receipt_no.to_owned());
+    let text = crate::engine::menu::fill(state.menus.text(lang, "sms.receipt"), |n| {
+        vars.get(n).cloned()
+    });
+    crate::outbox::enqueue(
+        conn,
+        &crate::outbox::NewMessage {
+            to: &phone,
+            body: &text,
+            kind: crate::outbox::Kind::Receipt,
+            inbound_id: None,
+        },
+        state.config.sms_provider.name(),
+        state.config.sms_max_segments,
+        now,
+    )
+    .await?;
+    Ok(())
 }

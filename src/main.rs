@@ -74,6 +74,14 @@ enum CoordinatorCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// Set a coordinator's PIN for the phone menu (4 to 6 digits; stored as an argon2 hash).
+    SetPin {
+        #[arg(long)]
+        phone: String,
+        /// Read from standard input when left out, so it stays out of the shell history.
+        #[arg(long)]
+        pin: Option<String>,
+    },
     /// Revoke an API token by its id (printed when it was created).
     Revoke {
         #[arg(long)]
@@ -160,6 +168,19 @@ async fn main() -> anyhow::Result<()> {
                     println!(
                         "coordinator {id}, token {token_id} (shown once, keep it safe):\n{token}"
                     );
+                }
+                CoordinatorCommand::SetPin { phone, pin } => {
+                    let phone = hashar::domain::Phone::parse(&phone)?;
+                    let pin = match pin {
+                        Some(p) => p,
+                        None => {
+                            let mut line = String::new();
+                            std::io::stdin().read_line(&mut line)?;
+                            line.trim().to_owned()
+                        }
+                    };
+                    hashar::actions::set_pin(&pool, &phone, &pin).await?;
+                    println!("PIN set for {phone}");
                 }
                 CoordinatorCommand::Revoke { token_id } => {
                     hashar::api::auth::revoke_token(&pool, token_id).await?;

@@ -260,6 +260,8 @@ impl Turn<'_> {
             Command::Tip => {
                 let key = format!("sms:{}:{}", self.provider, self.provider_msg);
                 let ctx = EffectCtx {
+                    state: self.state,
+                    now: self.now,
                     phone: self.phone,
                     channel: "sms",
                     idempotency_key: &key,
@@ -531,6 +533,7 @@ impl Turn<'_> {
         let current = Caller {
             language: known.language,
             registered: known.household.is_some(),
+            pin_ok: false,
         };
         let (mut inputs, caller, mut results, started_at) = match row {
             Some(r) if r.get::<DateTime<Utc>, _>("updated_at") > self.now - ttl => {
@@ -621,6 +624,8 @@ impl Turn<'_> {
                         step
                     );
                     let ctx = EffectCtx {
+                        state: self.state,
+                        now: self.now,
                         phone: self.phone,
                         channel: "sms",
                         idempotency_key: &key,

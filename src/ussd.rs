@@ -86,6 +86,9 @@ impl From<ItemRow> for ListItem {
 /// Everything a hop needs to know, in one round trip.
 struct HopContext {
     household: Option<HouseholdRow>,
+    /// The caller is a coordinator: the coordinator menu, behind a PIN.
+    coordinator: Option<i64>,
+    coord_projects: Vec<ListItem>,
     session: Option<SessionRow>,
     projects: Vec<ListItem>,
     communities: Vec<ListItem>,
@@ -99,8 +102,17 @@ with hh as (
 ), ss as (
     select s.session_key, s.start_caller, s.base_step, s.started_at < $3 as expired
     from ussd_sessions s where s.session_key = $2
+), co as (
+    select c.id, c.is_admin from coordinators c where c.phone = $1
 )
 select
+    (select co.id from co) as coordinator,
+    (select json_agg(json_build_object('id', p.id, 'tg', p.name_tg, 'ru', p.name_ru, 'en', p.name_en,
+                                       'currency', p.currency) order by p.id)
+     from projects p, co
+     where (p.status = 'open' or p.closed_at > $3)
+       and (co.is_admin or p.community_id in (select community_id from coordinator_communities where coordinator_id = co.id))
+    ) as coord_projects,
     (select json_build_object('language', hh.language) from hh) as household,
     (select json_build_object(
         'start_caller', ss.start_caller, 'base_step', ss.base_step, 'expired', ss.expired,
@@ -135,12 +147,16 @@ async fn load_context(
     let session: Option<Json<SessionRow>> = row.try_get("session")?;
     let projects: Option<Json<Vec<ItemRow>>> = row.try_get("projects")?;
     let communities: Option<Json<Vec<ItemRow>>> = row.try_get("communities")?;
+    let coordinator: Option<i64> = row.try_get("coordinator")?;
+    let coord_projects: Option<Json<Vec<ItemRow>>> = row.try_get("coord_projects")?;
     let items = |v: Option<Json<Vec<ItemRow>>>| -> Vec<ListItem> {
         v.map(|j| j.0.into_iter().map(ListItem::from).collect())
             .unwrap_or_default()
     };
     Ok(HopContext {
         household: household.map(|j| j.0),
+        coordinator,
+        coord_projects: items(coord_projects),
         session: session.map(|j| j.0),
         projects: items(projects),
         communities: items(communities),
@@ -232,9 +248,23 @@ async fn answer_inner(state: &AppState, hop: &Hop) -> Result<Reply, HopError> {
     } else {
         hop.text.split('*').collect()
     };
-    let current = Caller {
-        language: ctx.household.as_ref().and_then(|h| h.language),
-        registered: ctx.household.is_some(),
+    let (menu, current) = match ctx.coordinator {
+        Some(_) => (
+            "coordinator",
+            Caller {
+                language: Some(state.config.default_language),
+                registered: true,
+                pin_ok: false,
+            },
+        ),
+        None => (
+            "household",
+            Caller {
+                language: ctx.household.as_ref().and_then(|h| h.language),
+                registered: ctx.household.is_some(),
+                pin_ok: false,
+            },
+        ),
     };
     let (caller, mut base, mut results) = match ctx.session {
         Some(s) if s.expired => {
@@ -258,12 +288,12 @@ async fn answer_inner(state: &AppState, hop: &Hop) -> Result<Reply, HopError> {
         base = 0;
         results.clear();
     }
-    let engine =
-        Engine::new(&state.menus, "household").map_err(|e| HopError::Menu(e.to_string()))?;
+    let engine = Engine::new(&state.menus, menu).map_err(|e| HopError::Menu(e.to_string()))?;
     let lists = |source: &str| -> Vec<ListItem> {
         match source {
             "communities" => ctx.communities.clone(),
             "open_projects" => ctx.projects.clone(),
+            "coord_projects" => ctx.coord_projects.clone(),
             _ => Vec::new(),
         }
     };
@@ -421,6 +451,8 @@ async fn apply_effect(
     }
     let idempotency_key = format!("ussd:{key}:{step}");
     let ctx = EffectCtx {
+        state,
+        now,
         phone: &hop.phone,
         channel: "ussd",
         idempotency_key: &idempotency_key,

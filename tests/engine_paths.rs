@@ -56,6 +56,31 @@ fn fake_effect(action: &str, vars: &Vars) -> Vars {
             out.insert("matched_total".into(), "1500".into());
             out.insert("target".into(), "10000".into());
             out.insert("percent".into(), "15".into());
+            out.insert("pledge_code".into(), "1234567".into());
+        }
+        // the fake coordinator's PIN is 2468; pledge 1234567 exists, with 600 due
+        "verify_pin" if vars.get("pin").map(String::as_str) == Some("2468") => {
+            out.insert("ok".into(), "1".into());
+        }
+        "verify_pin" => {
+            out.insert("refused".into(), "refused.pin_wrong".into());
+        }
+        "find_pledge" if vars.get("pledge_code").map(String::as_str) == Some("1234567") => {
+            out.insert("pledge_id".into(), "9".into());
+            out.insert("pledge_amount".into(), "1000".into());
+            out.insert("outstanding".into(), "600".into());
+            out.insert("currency".into(), "TJS".into());
+            for l in Language::ALL {
+                out.insert(format!("project.{l}"), format!("Project {l}"));
+            }
+        }
+        "find_pledge" => {
+            out.insert("refused".into(), "refused.no_pledge".into());
+        }
+        "record_cash" => {
+            out.insert("matched_total".into(), "1500".into());
+            out.insert("target".into(), "10000".into());
+            out.insert("percent".into(), "15".into());
         }
         "next_tip" => {
             for l in Language::ALL {
@@ -68,6 +93,7 @@ fn fake_effect(action: &str, vars: &Vars) -> Vars {
 }
 
 struct Sim {
+    menu: &'static str,
     set: MenuSet,
     caller: Caller,
     results: BTreeMap<usize, Vars>,
@@ -78,6 +104,7 @@ struct Sim {
 impl Sim {
     fn new(caller: Caller) -> Sim {
         Sim {
+            menu: "household",
             set: menus(),
             caller,
             results: BTreeMap::new(),
@@ -94,17 +121,19 @@ impl Sim {
         Sim::new(Caller {
             language: Some(lang),
             registered: true,
+            pin_ok: false,
         })
     }
 
     /// Answers the history `inputs` (as one hop would), running effects as needed.
     fn hop(&mut self, inputs: &[&str]) -> Reply {
-        let engine = Engine::new(&self.set, "household").expect("household menu");
+        let engine = Engine::new(&self.set, self.menu).expect("menu");
         let projects = projects();
         let communities = communities();
         let lists = move |s: &str| match s {
             "open_projects" => projects.clone(),
             "communities" => communities.clone(),
+            "coord_projects" => projects.clone(),
             _ => Vec::new(),
         };
         let mut reads: HashMap<String, Vars> = HashMap::new();
@@ -340,6 +369,7 @@ fn long_lists_are_paged_and_numbered_across_pages() {
     let mut sim = Sim::new(Caller {
         language: Some(Language::Tg),
         registered: false,
+        pin_ok: false,
     });
     let first = sim.hop(&[]);
     assert!(first.text.contains("1 Деҳа 1"), "{}", first.text);
@@ -430,4 +460,83 @@ fn input_after_the_end_starts_over() {
     let mut sim = Sim::known(Language::En);
     let reply = sim.walk(&["4", "5", "1", "1"]);
     assert!(reply.text.starts_with("Hashar"), "{}", reply.text);
+}
+
+/// The coordinator menu, every path in every language, behind its PIN.
+#[test]
+fn every_coordinator_path_in_every_language_renders() {
+    for lang in Language::ALL {
+        let mut seen = BTreeSet::new();
+        let mut frontier: Vec<Vec<String>> = vec![Vec::new()];
+        for _depth in 0..6 {
+            let mut next = Vec::new();
+            for path in &frontier {
+                let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+                let mut sim = Sim::known(lang);
+                sim.menu = "coordinator";
+                let reply = sim.hop(&refs);
+                assert_screen_ok(&reply, &format!("coordinator {lang} {path:?}"));
+                if !seen.insert(reply.text.clone()) || reply.end {
+                    continue;
+                }
+                for input in [
+                    "1", "2", "0", "00", "99", "x", "2468", "1111", "1234567", "7654321", "300",
+                    "700",
+                ] {
+                    let mut p = path.clone();
+                    p.push(input.to_owned());
+                    next.push(p);
+                }
+            }
+            frontier = next;
+        }
+        assert!(
+            seen.len() > 12,
+            "{lang}: only {} coordinator screens",
+            seen.len()
+        );
+    }
+}
+
+#[test]
+fn the_coordinator_menu_needs_the_pin_first() {
+    // one simulated session per history, as each would be a session of its own
+    let hop = |inputs: &[&str]| {
+        let mut sim = Sim::known(Language::En);
+        sim.menu = "coordinator";
+        sim.hop(inputs)
+    };
+    assert!(hop(&[])
+        .text
+        .starts_with("Hashar coordinator. Enter your PIN:"));
+    assert!(hop(&["12"]).text.starts_with("The PIN is 4 to 6 digits."));
+    assert!(hop(&["1111"]).text.starts_with("Wrong PIN."));
+    assert!(
+        hop(&["1111", "00"]).text.starts_with("Hashar coordinator"),
+        "home is the PIN until it is right"
+    );
+    let main = hop(&["1111", "2468"]);
+    assert!(
+        main.text
+            .starts_with("Coordinator\n1 Project totals\n2 Record cash"),
+        "{}",
+        main.text
+    );
+    let amount = hop(&["2468", "2", "1234567"]);
+    assert!(
+        amount.text.starts_with("Project en: pledged 1000, due 600"),
+        "{}",
+        amount.text
+    );
+    assert!(hop(&["2468", "2", "7654321"])
+        .text
+        .starts_with("No open pledge with that code"));
+    let confirm = hop(&["2468", "2", "1234567", "300"]);
+    assert!(confirm.text.starts_with("Record 300"), "{}", confirm.text);
+    let done = hop(&["2468", "2", "1234567", "300", "1"]);
+    assert!(
+        done.end && done.text.starts_with("Recorded."),
+        "{}",
+        done.text
+    );
 }

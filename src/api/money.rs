@@ -20,13 +20,7 @@ use super::{
     auth::Auth,
     error::{ApiError, ApiResult, ErrorBody},
 };
-use crate::{
-    actions,
-    app::AppState,
-    domain::{Language, Phone},
-    engine::{menu::fill, Vars},
-    outbox::{self, Kind, NewMessage},
-};
+use crate::{actions, app::AppState};
 
 const METHODS: &[&str] = &["cash", "bank", "mobile_money", "remittance", "other"];
 
@@ -169,62 +163,24 @@ async fn send_receipt(
     phone: &str,
     receipt: &Receipt,
 ) -> ApiResult<()> {
-    let row = sqlx::query(
-        "select h.language, p.name_tg, p.name_ru, p.name_en from phones ph join households h on h.id = ph.household_id
-         join projects p on p.id = $2 where ph.phone = $1",
-    )
-    .bind(phone)
-    .bind(receipt.project_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
-        return Ok(()); // the number left the household: nobody to tell
-    };
-    let phone = Phone::from_e164_unchecked(phone.to_owned());
-    let lang = row
-        .get::<Option<String>, _>(0)
-        .and_then(|l| l.parse().ok())
-        .unwrap_or_else(|| state.hints.guess(&phone, state.config.default_language));
-    let mut vars: Vars = actions::project_total(tx, receipt.project_id)
-        .await
-        .map_err(|e| match e {
-            actions::ActionError::Db(db) => ApiError::Internal(db),
-            _ => ApiError::NotFound("project"),
-        })?;
-    let name: String = row.get(match lang {
-        Language::Tg => 1,
-        Language::Ru => 2,
-        Language::En => 3,
-    });
-    vars.insert("project".into(), name);
-    vars.insert(
-        "amount".into(),
-        crate::domain::money::format_amount(receipt.amount),
-    );
-    vars.insert(
-        "receipt_no".into(),
-        receipt
-            .receipt_no
-            .clone()
-            .unwrap_or_else(|| format!("#{}", receipt.id)),
-    );
-    let text = fill(state.menus.text(lang, "sms.receipt"), |n| {
-        vars.get(n).cloned()
-    });
-    outbox::enqueue(
+    let receipt_no = receipt
+        .receipt_no
+        .clone()
+        .unwrap_or_else(|| format!("#{}", receipt.id));
+    actions::send_receipt(
+        state,
         tx,
-        &NewMessage {
-            to: &phone,
-            body: &text,
-            kind: Kind::Receipt,
-            inbound_id: None,
-        },
-        state.config.sms_provider.name(),
-        state.config.sms_max_segments,
+        phone,
+        receipt.project_id,
+        receipt.amount,
+        &receipt_no,
         state.clock.now(),
     )
-    .await?;
-    Ok(())
+    .await
+    .map_err(|e| match e {
+        actions::ActionError::Db(db) => ApiError::Internal(db),
+        _ => ApiError::NotFound("project"),
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 
 use super::{
     action_kind,
-    menu::{placeholders, MenuDef, MenuSet, ScreenDef},
+    menu::{placeholders, InputKind, MenuDef, MenuSet, ScreenDef},
     ActionKind, Caller, Engine, ListItem, Stop, Vars, World, CONDITIONS, SOURCES,
 };
 use crate::domain::{text::ScreenLimits, Language};
@@ -30,6 +30,8 @@ const ENGINE_KEYS: &[&str] = &[
     "amount.not_positive",
     "amount.too_many_decimals",
     "amount.too_large",
+    "input.pin",
+    "input.code",
 ];
 
 /// Every placeholder a text may use, with the widest value it can take.
@@ -60,6 +62,10 @@ pub fn worst_case_values() -> Vars {
     );
     v.insert("join_code".into(), "999999".into());
     v.insert("sms_number".into(), "+992 00 000 00 00".into());
+    v.insert("pledge_code".into(), "9999999".into());
+    v.insert("cash_amount".into(), "99999999.99".into());
+    v.insert("pledge_amount".into(), "99999999.99".into());
+    v.insert("outstanding".into(), "99999999.99".into());
     v
 }
 
@@ -142,6 +148,10 @@ fn check_menu(
             .collect();
         match screen {
             ScreenDef::Confirm { action, .. } => actions.push((action, None, true)),
+            ScreenDef::Input {
+                action: Some(action),
+                ..
+            } => actions.push((action, None, true)),
             ScreenDef::Info {
                 data: Some(action), ..
             } => actions.push((action, None, false)),
@@ -177,6 +187,9 @@ fn check_menu(
                 "register" => &["community"],
                 "create_pledge" => &["project", "amount"],
                 "project_total" => &["project"],
+                "verify_pin" => &["pin"],
+                "find_pledge" => &["pledge_code"],
+                "record_cash" => &["pledge_code", "cash_amount"],
                 _ => &[],
             };
             for var in needs {
@@ -326,6 +339,7 @@ fn route_to(menu: &MenuDef, target: &str, lang: Language) -> Option<(Caller, Vec
     let full = Caller {
         language: Some(lang),
         registered: true,
+        pin_ok: true,
     };
     if let Some(path) = path_to(menu, &menu.start, target) {
         return Some((full, path));
@@ -335,6 +349,7 @@ fn route_to(menu: &MenuDef, target: &str, lang: Language) -> Option<(Caller, Vec
         match guard.unless.as_str() {
             "has_language" => caller.language = None,
             "registered" => caller.registered = false,
+            "pin_ok" => caller.pin_ok = false,
             _ => continue,
         }
         if let Some(path) = path_to(menu, &guard.screen, target) {
@@ -371,7 +386,14 @@ fn path_to(menu: &MenuDef, from: &str, target: &str) -> Option<Vec<String>> {
         }
         match def {
             ScreenDef::List { next, .. } => step(next, "1".into()),
-            ScreenDef::Input { next, .. } => step(next, "1".into()),
+            ScreenDef::Input { next, input, .. } => {
+                let sample = match input {
+                    InputKind::Amount => "1",
+                    InputKind::Pin => "1234",
+                    InputKind::Code => "1234567",
+                };
+                step(next, sample.into())
+            }
             ScreenDef::Confirm { next, no, .. } => {
                 step(next, "1".into());
                 step(no, "2".into());

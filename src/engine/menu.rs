@@ -52,6 +52,10 @@ pub enum ScreenDef {
         input: InputKind,
         store: String,
         next: String,
+        /// An effect that checks the input; a result with `refused` (a text key) keeps the
+        /// caller on this screen with that text.
+        #[serde(default)]
+        action: Option<String>,
     },
     /// `1` runs `action` then goes to `next`; `2` goes to `no`.
     Confirm {
@@ -88,6 +92,10 @@ pub struct OptionDef {
 #[serde(rename_all = "lowercase")]
 pub enum InputKind {
     Amount,
+    /// 4 to 6 digits.
+    Pin,
+    /// A pledge code: 7 digits.
+    Code,
 }
 
 impl ScreenDef {

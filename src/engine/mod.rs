@@ -34,6 +34,9 @@ pub const KEY_MORE: &str = "99";
 pub struct Caller {
     pub language: Option<Language>,
     pub registered: bool,
+    /// A coordinator who entered the right PIN in this session.
+    #[serde(default)]
+    pub pin_ok: bool,
 }
 
 /// An entry of a list screen (a project, a community).
@@ -65,23 +68,23 @@ pub enum ActionKind {
 /// The named actions menus may use. Each is implemented in `crate::actions`.
 pub fn action_kind(name: &str) -> Option<ActionKind> {
     match name {
-        "set_language" | "register" | "create_pledge" | "request_callback" | "next_tip" => {
-            Some(ActionKind::Effect)
-        }
+        "set_language" | "register" | "create_pledge" | "request_callback" | "next_tip"
+        | "verify_pin" | "find_pledge" | "record_cash" => Some(ActionKind::Effect),
         "project_total" | "join_code" => Some(ActionKind::Read),
         _ => None,
     }
 }
 
 /// Named list sources.
-pub const SOURCES: &[&str] = &["communities", "open_projects"];
+pub const SOURCES: &[&str] = &["communities", "open_projects", "coord_projects"];
 /// Named conditions for entry guards.
-pub const CONDITIONS: &[&str] = &["has_language", "registered"];
+pub const CONDITIONS: &[&str] = &["has_language", "registered", "pin_ok"];
 
 fn condition(name: &str, caller: &Caller) -> bool {
     match name {
         "has_language" => caller.language.is_some(),
         "registered" => caller.registered,
+        "pin_ok" => caller.pin_ok,
         _ => false,
     }
 }
@@ -309,9 +312,22 @@ impl<'m> Engine<'m> {
                 }
             }
             "register" => st.caller.registered = true,
+            "verify_pin" => st.caller.pin_ok = result.get("ok").is_some_and(|v| v == "1"),
             _ => {}
         }
         Ok(())
+    }
+
+    /// An action may refuse (a wrong PIN, an unknown code, too much money): its result then
+    /// names the text (`refused`), shown above the same screen.
+    fn refused(&self, world: &World<'_>, st: &mut State, step: usize) -> bool {
+        let Some(key) = world.results.get(&step).and_then(|r| r.get("refused")) else {
+            return false;
+        };
+        let text = self.set.text(st.language(world), key);
+        st.notice = Some(self.fill(world, st, text));
+        st.vars.remove("refused");
+        true
     }
 
     fn invalid(&self, world: &World<'_>, st: &mut State) {
@@ -383,26 +399,36 @@ impl<'m> Engine<'m> {
                 }
             }
             ScreenDef::Input {
-                input, store, next, ..
-            } => match input {
-                InputKind::Amount => match money::parse_amount(token, world.max_amount) {
-                    Ok(value) => {
-                        st.vars.insert(store.clone(), money::format_amount(value));
-                        self.goto(world, st, next, step)?;
+                input,
+                store,
+                next,
+                action,
+                ..
+            } => match validate(*input, token, world.max_amount) {
+                Ok(value) => {
+                    st.vars.insert(store.clone(), value);
+                    if let Some(action) = action {
+                        self.effect(world, st, step, action, None)?;
+                        if self.refused(world, st, step) {
+                            return Ok(());
+                        }
                     }
-                    Err(e) => {
-                        let lang = st.language(world);
-                        let text = self.set.text(lang, e.text_key());
-                        st.notice = Some(self.fill(world, st, text));
-                    }
-                },
+                    self.goto(world, st, next, step)?;
+                }
+                Err(key) => {
+                    let lang = st.language(world);
+                    let text = self.set.text(lang, key);
+                    st.notice = Some(self.fill(world, st, text));
+                }
             },
             ScreenDef::Confirm {
                 action, next, no, ..
             } => match token {
                 "1" => {
                     self.effect(world, st, step, action, None)?;
-                    self.goto(world, st, next, step)?;
+                    if !self.refused(world, st, step) {
+                        self.goto(world, st, next, step)?;
+                    }
                 }
                 "2" => self.goto(world, st, no, step)?,
                 _ => self.invalid(world, st),
@@ -573,6 +599,22 @@ fn notice_first(notice: &str, page: &str, limits: &ScreenLimits) -> String {
         lines.remove(0);
     }
     notice.to_owned()
+}
+
+/// Checks typed input by kind; the error is the key of the retry text.
+fn validate(kind: InputKind, token: &str, max_amount: Decimal) -> Result<String, &'static str> {
+    let digits = |min: usize, max: usize| {
+        (min..=max).contains(&token.len()) && token.chars().all(|c| c.is_ascii_digit())
+    };
+    match kind {
+        InputKind::Amount => money::parse_amount(token, max_amount)
+            .map(money::format_amount)
+            .map_err(|e| e.text_key()),
+        InputKind::Pin if digits(4, 6) => Ok(token.to_owned()),
+        InputKind::Pin => Err("input.pin"),
+        InputKind::Code if digits(7, 7) => Ok(token.to_owned()),
+        InputKind::Code => Err("input.code"),
+    }
 }
 
 fn set_page(st: &mut State, page: usize) {

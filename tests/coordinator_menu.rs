@@ -1,0 +1,147 @@
+//! The coordinator phone menu: PIN (argon2; locked for 15 minutes after 5 wrong PINs, and
+//! the lock survives a restart), project totals of their communities, cash by pledge code.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+use hashar::domain::Phone;
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+
+const COORD: &str = "+992900000301";
+
+async fn coordinator(pool: &PgPool) {
+    hashar::api::auth::add_coordinator(pool, "Anzob coordinator", COORD, &["anzob".into()], false)
+        .await
+        .expect("coordinator");
+    hashar::actions::set_pin(pool, &Phone::parse(COORD).expect("phone"), "2468")
+        .await
+        .expect("pin");
+}
+
+async fn pledge(pool: &PgPool, project: i64, phone: &str, amount: &str, key: &str) -> String {
+    sqlx::query_scalar(
+        "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
+         select $1, household_id, $2, $3::numeric, 'TJS', 'ussd', $4 from phones where phone = $2 returning code",
+    )
+    .bind(project)
+    .bind(phone)
+    .bind(amount)
+    .bind(key)
+    .fetch_one(pool)
+    .await
+    .expect("pledge")
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_coordinator_records_cash_by_pledge_code(pool: PgPool) {
+    let seed = seed(&pool).await;
+    coordinator(&pool).await;
+    let code = pledge(&pool, seed.bridge, PHONE_RU, "1000", "k1").await;
+    let elsewhere_household =
+        add_household(&pool, seed.other_community, Some("tg"), "+992939998877").await;
+    let _ = elsewhere_household;
+    let water: i64 = sqlx::query_scalar("select id from projects where code = 'WATER'")
+        .fetch_one(&pool)
+        .await
+        .expect("water");
+    let foreign = pledge(&pool, water, "+992939998877", "50", "k2").await;
+    let app = app(pool.clone()).await;
+
+    let (_, first) = app.hop("c1", COORD, "").await;
+    assert!(
+        first.starts_with("CON Ҳашар, ҳамоҳангсоз. PIN-ро ворид кунед:"),
+        "{first}"
+    );
+    let (_, bad) = app.hop("c1", COORD, "12").await;
+    assert!(bad.contains("PIN аз 4 то 6 рақам аст."), "{bad}");
+    let main = app.session("c2", COORD, &["2468"]).await;
+    assert!(
+        main.starts_with("CON Ҳамоҳангсоз\n1 Ҳисоби лоиҳаҳо\n2 Қабули пули нақд"),
+        "{main}"
+    );
+    // totals of their own communities only
+    let list = app.session("c2", COORD, &["2468", "1"]).await;
+    assert!(list.contains("Пул") && !list.contains("Об"), "{list}");
+    // a code from another village is refused, on the same screen
+    let refused = app.session("c3", COORD, &["2468", "2", &foreign]).await;
+    assert!(
+        refused.contains("ваъдаи кушода бо ин рамз нест"),
+        "{refused}"
+    );
+    // cash for our pledge
+    let amount = app.session("c4", COORD, &["2468", "2", &code]).await;
+    assert!(amount.contains("ваъда 1000, бақия 1000 TJS"), "{amount}");
+    let too_much = app
+        .session("c4", COORD, &["2468", "2", &code, "1200", "1"])
+        .await;
+    assert!(too_much.contains("Аз бақияи ваъда зиёд аст"), "{too_much}");
+    assert_eq!(count(&pool, "select count(*) from receipts").await, 0);
+    let done = app
+        .session("c5", COORD, &["2468", "2", &code, "300", "1"])
+        .await;
+    assert!(
+        done.starts_with("END Сабт шуд. Пул: 600 аз 10000 TJS (6%)."),
+        "{done}"
+    );
+    // the same hop again records nothing more
+    let (_, again) = app
+        .hop("c5", COORD, &["2468", "2", &code, "300", "1"].join("*"))
+        .await;
+    assert_eq!(again, done);
+    let (amount, method, by): (Decimal, String, String) =
+        sqlx::query_as("select amount, method, recorded_by from receipts")
+            .fetch_one(&pool)
+            .await
+            .expect("receipt");
+    assert_eq!((amount, method.as_str()), (Decimal::from(300), "cash"));
+    assert!(by.starts_with("coordinator:"));
+    let sms: String =
+        sqlx::query_scalar("select body from outbox where phone = $1 and kind = 'receipt'")
+            .bind(PHONE_RU)
+            .fetch_one(&pool)
+            .await
+            .expect("receipt sms");
+    assert!(sms.starts_with("Получено 300 TJS для Мост"), "{sms}");
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn five_wrong_pins_lock_the_menu_for_fifteen_minutes_even_across_a_restart(pool: PgPool) {
+    seed(&pool).await;
+    coordinator(&pool).await;
+    let app = app(pool.clone()).await;
+    for i in 0..4 {
+        let (status, wrong) = app.hop(&format!("w{i}"), COORD, "1111").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(wrong.contains("PIN нодуруст."), "{wrong}");
+    }
+    let (_, locked) = app.hop("w4", COORD, "1111").await;
+    assert!(locked.contains("Пас аз 15 дақиқа"), "{locked}");
+    let (_, still) = app.hop("w5", COORD, "2468").await;
+    assert!(
+        still.contains("Пас аз 15 дақиқа"),
+        "the right PIN while locked: {still}"
+    );
+    // a restart: a new server on the same database, same clock time
+    let restarted = app_with(pool.clone(), test_config()).await;
+    restarted.clock.advance(chrono::Duration::minutes(14));
+    let (_, after_restart) = restarted.hop("w6", COORD, "2468").await;
+    assert!(
+        after_restart.contains("Пас аз 15 дақиқа"),
+        "{after_restart}"
+    );
+    restarted.clock.advance(chrono::Duration::minutes(2));
+    let (_, open) = restarted.hop("w7", COORD, "2468").await;
+    assert!(open.starts_with("CON Ҳамоҳангсоз"), "{open}");
+    let failures: i32 = sqlx::query_scalar("select pin_failures from coordinators")
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    assert_eq!(failures, 0);
+    let hash: String = sqlx::query_scalar("select pin_hash from coordinators")
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    assert!(hash.starts_with("$argon2") && !hash.contains("2468"));
+}
