@@ -112,6 +112,22 @@ pub struct Config {
     #[arg(long, env = "HASHAR_DISPATCHERS", default_value_t = 1)]
     pub dispatchers: u32,
 
+    /// The programme's time zone: broadcast times and quiet hours are local to it.
+    #[arg(long, env = "HASHAR_TIMEZONE", default_value = "Asia/Dushanbe")]
+    pub timezone: chrono_tz::Tz,
+
+    /// Local hours during which no broadcast message is sent (`HH:MM-HH:MM`).
+    #[arg(long, env = "HASHAR_QUIET_HOURS", default_value = "21:00-07:00")]
+    pub quiet_hours: String,
+
+    /// Price of one SMS segment, for broadcast cost estimates.
+    #[arg(long, env = "HASHAR_SMS_PRICE_PER_SEGMENT", default_value = "0.03")]
+    pub sms_price_per_segment: Decimal,
+
+    /// Currency of that price.
+    #[arg(long, env = "HASHAR_SMS_PRICE_CURRENCY", default_value = "USD")]
+    pub sms_price_currency: String,
+
     #[arg(long, env = "HASHAR_AT_USERNAME", default_value = "sandbox")]
     pub at_username: String,
     #[arg(long, env = "HASHAR_AT_API_KEY")]
@@ -196,6 +212,11 @@ impl Config {
     pub fn from_env() -> Config {
         use clap::Parser;
         DefaultsOnly::parse_from(["hashar"]).config
+    }
+
+    /// The quiet hours, checked (`hashar serve` refuses to start on a bad window).
+    pub fn quiet(&self) -> Result<crate::broadcasts::QuietHours, crate::broadcasts::BadQuietHours> {
+        crate::broadcasts::QuietHours::parse(&self.quiet_hours, self.timezone)
     }
 
     pub fn screen_limits(&self) -> ScreenLimits {

@@ -31,7 +31,18 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/kannel/delivery", get(kannel_delivery))
         .with_state(state.clone())
         .merge(crate::api::router(state))
-        .layer(TraceLayer::new_for_http())
+        // The span names the route pattern, never the URI: query strings and paths carry
+        // phone numbers (and, for Kannel, the shared secret).
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &axum::http::Request<axum::body::Body>| {
+                let route = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_else(|| "unmatched".to_owned());
+                tracing::debug_span!("request", method = %req.method(), route = %route)
+            },
+        ))
 }
 
 fn plain(status: StatusCode, body: String) -> Response {

@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod api;
 pub mod app;
+pub mod broadcasts;
 pub mod channels;
 pub mod clock;
 pub mod config;

@@ -212,9 +212,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .build()
         .context("building the HTTP client")?;
     let sender = Arc::new(Sender::from_config(&config, http).context("SMS provider settings")?);
+    let quiet = config.quiet().context("HASHAR_QUIET_HOURS")?;
     let dispatch = DispatchConfig {
         rate_per_sec: NonZeroU32::new(config.sms_rate).unwrap_or(NonZeroU32::MIN),
         max_attempts: config.sms_max_attempts,
+        quiet: Some(quiet),
         ..DispatchConfig::default()
     };
     let dispatchers = config.dispatchers;
@@ -238,6 +240,32 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         dispatchers,
         "sms dispatcher running"
     );
+    // Scheduled broadcasts are queued when their time comes (outside quiet hours).
+    {
+        let state = state.clone();
+        let mut rx = stop_rx.clone();
+        workers.push(tokio::spawn(async move {
+            loop {
+                let now = state.clock.now();
+                if let Err(e) = hashar::broadcasts::run_due(
+                    &state.pool,
+                    now,
+                    &quiet,
+                    state.config.default_language,
+                    state.config.sms_provider.name(),
+                    state.config.sms_max_segments,
+                )
+                .await
+                {
+                    tracing::error!(error = %e, "broadcast scheduler failed");
+                }
+                tokio::select! {
+                    _ = rx.wait_for(|stop| *stop) => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(15)) => {}
+                }
+            }
+        }));
+    }
     let router = http::router(state);
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())

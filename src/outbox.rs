@@ -130,6 +130,8 @@ pub struct DispatchConfig {
     pub rate_per_sec: NonZeroU32,
     /// How long an idle dispatcher waits before looking again.
     pub idle_poll: Duration,
+    /// Broadcast messages wait while it is quiet hours (replies and receipts do not).
+    pub quiet: Option<crate::broadcasts::QuietHours>,
 }
 
 impl Default for DispatchConfig {
@@ -142,6 +144,7 @@ impl Default for DispatchConfig {
             max_backoff: Duration::from_secs(30 * 60),
             rate_per_sec: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
             idle_poll: Duration::from_millis(500),
+            quiet: None,
         }
     }
 }
@@ -213,6 +216,7 @@ impl Dispatcher {
                  select id from outbox
                  where provider = $4
                    and ((status = 'queued' and next_attempt_at <= $1) or (status = 'sending' and lease_until < $1))
+                   and (kind <> 'broadcast' or not $5)
                  order by next_attempt_at, id
                  limit $2
                  for update skip locked
@@ -228,6 +232,7 @@ impl Dispatcher {
         .bind(self.cfg.batch)
         .bind(now + lease)
         .bind(self.gateway.name())
+        .bind(self.cfg.quiet.is_some_and(|q| q.contains(now)))
         .fetch_all(&self.pool)
         .await?;
         let claimed: Vec<Claimed> = rows

@@ -89,6 +89,7 @@ pub async fn receive(
         state,
         phone: &phone,
         now,
+        inbound_id,
         provider_msg: &msg.provider_msg_id,
         provider: msg.provider,
     };
@@ -146,6 +147,7 @@ struct Turn<'a> {
     state: &'a AppState,
     phone: &'a Phone,
     now: DateTime<Utc>,
+    inbound_id: i64,
     provider_msg: &'a str,
     provider: &'static str,
 }
@@ -203,6 +205,18 @@ impl Turn<'_> {
                 .guess(self.phone, self.state.config.default_language)
         });
         let none = Vars::new();
+        // An answer to a meeting notice (1/2, yes/no in any language) while its window is open.
+        if let Some((broadcast, answer)) =
+            crate::broadcasts::record_rsvp(tx, self.phone, text, self.now, self.inbound_id).await?
+        {
+            tracing::info!(phone = %self.phone, broadcast, answer, "rsvp");
+            let key = if answer == "yes" {
+                "sms.rsvp_yes"
+            } else {
+                "sms.rsvp_no"
+            };
+            return Ok(self.reply(lang, key, &none, "rsvp"));
+        }
         let Some(command) = keywords::parse(text) else {
             return self.conversation(tx, text, &known).await;
         };

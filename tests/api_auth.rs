@@ -194,6 +194,215 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
         "get /api/v1/pledges".into(),
         Box::new(move || (format!("/api/v1/pledges?community={a}"), None)),
     );
+    table.insert(
+        "get /api/v1/exports/pledges.csv".into(),
+        Box::new(move || (format!("/api/v1/exports/pledges.csv?community={a}"), None)),
+    );
+    table.insert(
+        "get /api/v1/exports/project-totals.csv".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/exports/project-totals.csv?community={a}"),
+                None,
+            )
+        }),
+    );
+    table.insert(
+        "get /api/v1/exports/households.csv".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/exports/households.csv?community={a}"),
+                None,
+            )
+        }),
+    );
+
+    // households: community A's seeded household, with spare numbers to unlink
+    let household = seed.household;
+    table.insert(
+        "get /api/v1/households".into(),
+        Box::new(move || (format!("/api/v1/households?community={a}"), None)),
+    );
+    let mut registered = 0;
+    table.insert(
+        "post /api/v1/households".into(),
+        Box::new(move || {
+            registered += 1;
+            (
+                "/api/v1/households".into(),
+                Some(
+                    serde_json::json!({"community_id": a, "name": "Rahimov", "language": "tg",
+                    "phones": [format!("+99290555000{registered}")]}),
+                ),
+            )
+        }),
+    );
+    table.insert(
+        "get /api/v1/households/{id}".into(),
+        Box::new(move || (format!("/api/v1/households/{household}"), None)),
+    );
+    table.insert(
+        "patch /api/v1/households/{id}".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/households/{household}"),
+                Some(serde_json::json!({"name": "Karimov", "language": "ru"})),
+            )
+        }),
+    );
+    let mut linked = 0;
+    table.insert(
+        "post /api/v1/households/{id}/phones".into(),
+        Box::new(move || {
+            linked += 1;
+            (
+                format!("/api/v1/households/{household}/phones"),
+                Some(serde_json::json!({"phone": format!("+7916555000{linked}")})),
+            )
+        }),
+    );
+    for i in 1..=3 {
+        sqlx::query("insert into phones (phone, household_id) values ($1, $2)")
+            .bind(format!("+99291777000{i}"))
+            .bind(household)
+            .execute(&pool)
+            .await
+            .expect("spare phone");
+    }
+    let mut unlinked = 0;
+    table.insert(
+        "delete /api/v1/households/{id}/phones/{phone}".into(),
+        Box::new(move || {
+            // each call a number of its own, so that the own coordinator and the admin both succeed
+            unlinked += 1;
+            (
+                format!("/api/v1/households/{household}/phones/%2B99291777000{unlinked}"),
+                None,
+            )
+        }),
+    );
+    table.insert(
+        "put /api/v1/phones/{phone}/opt-out".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/phones/{}/opt-out", PHONE_TG.replace('+', "%2B")),
+                Some(serde_json::json!({"opted_out": true})),
+            )
+        }),
+    );
+    // tips and exchange rates: global data, read by all, written by admins only
+    let tip: i64 = sqlx::query_scalar(
+        "insert into tips (code, position, text_tg, text_ru, text_en)
+         values ('auth-tip', 1, 'Маслиҳат', 'Совет', 'Tip') returning id",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("tip");
+    table.insert(
+        "get /api/v1/tips".into(),
+        Box::new(move || ("/api/v1/tips".into(), None)),
+    );
+    let mut tips = 0;
+    table.insert(
+        "post /api/v1/tips".into(),
+        Box::new(move || {
+            tips += 1;
+            (
+                "/api/v1/tips".into(),
+                Some(serde_json::json!({"code": format!("new-tip-{tips}"), "text_tg": "Пасандоз кунед",
+                    "text_ru": "Копите", "text_en": "Save"})),
+            )
+        }),
+    );
+    table.insert(
+        "patch /api/v1/tips/{id}".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/tips/{tip}"),
+                Some(serde_json::json!({"active": false})),
+            )
+        }),
+    );
+    table.insert(
+        "get /api/v1/exchange-rates".into(),
+        Box::new(move || ("/api/v1/exchange-rates?base=RUB".into(), None)),
+    );
+    let mut rates = 0;
+    table.insert(
+        "post /api/v1/exchange-rates".into(),
+        Box::new(move || {
+            rates += 1;
+            (
+                "/api/v1/exchange-rates".into(),
+                Some(
+                    serde_json::json!({"base": "RUB", "quote": "TJS", "rate": "0.1234",
+                    "valid_from": format!("2026-11-{:02}", rates)}),
+                ),
+            )
+        }),
+    );
+    // broadcasts: one per call that changes its state, so each succeeds for its caller
+    let mut drafts = Vec::new();
+    for _ in 0..8 {
+        let id: i64 = sqlx::query_scalar(
+            "insert into broadcasts (created_by, communities, text_tg, text_ru, text_en, created_at)
+             values ('test', array[$1::bigint], 'Ҷаласа', 'Собрание', 'Meeting', now()) returning id",
+        )
+        .bind(a)
+        .fetch_one(&pool)
+        .await
+        .expect("broadcast");
+        drafts.push(id);
+    }
+    let shown = drafts[0];
+    table.insert(
+        "post /api/v1/broadcasts".into(),
+        Box::new(move || {
+            (
+                "/api/v1/broadcasts".into(),
+                Some(serde_json::json!({"communities": [a], "texts": {"tg": "Ҷаласа {date}", "ru": "Собрание {date}",
+                    "en": "Meeting {date}"}, "vars": {"date": "1.12"}})),
+            )
+        }),
+    );
+    table.insert(
+        "get /api/v1/broadcasts/{id}".into(),
+        Box::new(move || (format!("/api/v1/broadcasts/{shown}"), None)),
+    );
+    table.insert(
+        "get /api/v1/broadcasts/{id}/rsvps".into(),
+        Box::new(move || (format!("/api/v1/broadcasts/{shown}/rsvps"), None)),
+    );
+    let (send_ids, cancel_ids) = (drafts[1..4].to_vec(), drafts[4..7].to_vec());
+    let mut s = 0;
+    table.insert(
+        "post /api/v1/broadcasts/{id}/send".into(),
+        Box::new(move || {
+            let id = send_ids[s.min(2)];
+            s += 1;
+            (
+                format!("/api/v1/broadcasts/{id}/send"),
+                Some(serde_json::json!({})),
+            )
+        }),
+    );
+    let mut c = 0;
+    table.insert(
+        "post /api/v1/broadcasts/{id}/cancel".into(),
+        Box::new(move || {
+            let id = cancel_ids[c.min(2)];
+            c += 1;
+            (format!("/api/v1/broadcasts/{id}/cancel"), None)
+        }),
+    );
+    // Global data (the same for every community): any coordinator reads it.
+    let global_reads = ["get /api/v1/tips", "get /api/v1/exchange-rates"];
+    // Global data written by admins only: a community's own coordinator gets 403 too.
+    let admin_only = [
+        "post /api/v1/tips",
+        "patch /api/v1/tips/{id}",
+        "post /api/v1/exchange-rates",
+    ];
 
     let paths = spec["paths"].as_object().expect("paths in the spec");
     let mut covered = 0;
@@ -223,6 +432,13 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
                     .map(|c| c["id"].as_i64().unwrap_or(0))
                     .collect();
                 assert_eq!(ids, vec![seed.other_community], "{key}");
+            } else if global_reads.contains(&key.as_str()) {
+                assert_eq!(
+                    status,
+                    StatusCode::OK,
+                    "{key} by another community's coordinator"
+                );
+                assert!(json.is_array(), "{key}: {json}");
             } else {
                 assert!(
                     status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
@@ -236,6 +452,10 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
             for (who, token) in [("own coordinator", &t.own), ("admin", &t.admin)] {
                 let (uri, body) = make();
                 let (status, json) = call(&app, &upper, &uri, body.as_ref(), Some(token)).await;
+                if who == "own coordinator" && admin_only.contains(&key.as_str()) {
+                    assert_eq!(status, StatusCode::FORBIDDEN, "{key} by {who}: {json}");
+                    continue;
+                }
                 assert!(status.is_success(), "{key} by {who}: {status} {json}");
             }
             covered += 1;

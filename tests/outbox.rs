@@ -60,6 +60,7 @@ fn fast() -> DispatchConfig {
         max_backoff: Duration::from_secs(60),
         rate_per_sec: NonZeroU32::new(100_000).expect("non-zero"),
         idle_poll: Duration::from_millis(10),
+        quiet: None,
     }
 }
 

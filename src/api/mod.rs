@@ -4,11 +4,16 @@
 //! that document, so a new route cannot be added without being covered.
 
 pub mod auth;
+pub mod broadcasts;
 pub mod communities;
 pub mod error;
+pub mod exports;
+pub mod households;
 pub mod money;
 pub mod pledges;
 pub mod projects;
+pub mod rates;
+pub mod tips;
 
 use axum::{routing::get, Json, Router};
 use utoipa::{
@@ -52,6 +57,22 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(money::cancel))
         .routes(routes!(money::receive_without_pledge))
         .routes(routes!(money::disburse))
+        .routes(routes!(broadcasts::create))
+        .routes(routes!(broadcasts::get_one))
+        .routes(routes!(broadcasts::send))
+        .routes(routes!(broadcasts::cancel))
+        .routes(routes!(broadcasts::rsvps))
+        .routes(routes!(households::list, households::create))
+        .routes(routes!(households::get_one, households::update))
+        .routes(routes!(households::add_phone))
+        .routes(routes!(households::remove_phone))
+        .routes(routes!(households::set_opt_out))
+        .routes(routes!(tips::list, tips::create))
+        .routes(routes!(tips::update))
+        .routes(routes!(rates::list, rates::create))
+        .routes(routes!(exports::pledges))
+        .routes(routes!(exports::project_totals))
+        .routes(routes!(exports::households))
         .with_state(state)
         .split_for_parts();
     router.route(

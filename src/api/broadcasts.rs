@@ -1,0 +1,369 @@
+//! Broadcast meeting notices: create (with a preview), send now or at a time, follow the
+//! progress, cancel, read the RSVPs.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{types::Json as DbJson, PgConnection, Row};
+use utoipa::ToSchema;
+
+use super::{
+    auth::Auth,
+    error::{ApiError, ApiResult, ErrorBody},
+};
+use crate::{
+    app::AppState,
+    broadcasts::{self, Broadcast, Preview, Progress, PLACEHOLDERS},
+    engine::{menu::placeholders, Vars},
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Texts {
+    pub tg: String,
+    pub ru: String,
+    pub en: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBroadcast {
+    pub communities: Vec<i64>,
+    /// Only households with a number abroad.
+    #[serde(default)]
+    pub only_migrants: bool,
+    /// Only households that pledged to this project.
+    pub only_project: Option<i64>,
+    /// Only households speaking this language (tg, ru, en).
+    pub only_language: Option<String>,
+    /// The text per language; placeholders {date}, {time}, {place}, {project}.
+    pub texts: Texts,
+    /// Values of the placeholders.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub vars: Vars,
+    /// How long answers (1/2, yes/no) count, in hours (default 72).
+    pub rsvp_hours: Option<i32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BroadcastView {
+    #[schema(value_type = Object)]
+    pub broadcast: Broadcast,
+    pub preview: Option<Preview>,
+    pub progress: Progress,
+}
+
+fn check_scope(auth: &Auth, communities: &[i64]) -> ApiResult<()> {
+    communities.iter().try_for_each(|c| auth.require(*c))
+}
+
+async fn view(
+    conn: &mut PgConnection,
+    state: &AppState,
+    auth: &Auth,
+    id: i64,
+) -> ApiResult<BroadcastView> {
+    let b = broadcasts::load(conn, id)
+        .await?
+        .ok_or(ApiError::NotFound("broadcast"))?;
+    if !b.communities.iter().all(|c| auth.may(*c)) {
+        return Err(ApiError::NotFound("broadcast"));
+    }
+    let preview = if b.status == "draft" || b.status == "scheduled" {
+        let people = broadcasts::recipients(conn, &b, state.config.default_language).await?;
+        Some(broadcasts::preview(
+            &b,
+            &people,
+            state.config.sms_price_per_segment,
+            &state.config.sms_price_currency,
+        ))
+    } else {
+        None
+    };
+    let progress = broadcasts::progress(conn, id).await?;
+    Ok(BroadcastView {
+        broadcast: b,
+        preview,
+        progress,
+    })
+}
+
+/// Creates a draft broadcast and returns it with its preview.
+#[utoipa::path(post, path = "/api/v1/broadcasts", tag = "broadcasts", request_body = NewBroadcast,
+    responses((status = 201, body = BroadcastView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(b): Json<NewBroadcast>,
+) -> ApiResult<(StatusCode, Json<BroadcastView>)> {
+    if b.communities.is_empty() {
+        return Err(ApiError::invalid(
+            "communities",
+            "name at least one community",
+        ));
+    }
+    check_scope(&auth, &b.communities)?;
+    if let Some(l) = &b.only_language {
+        if l.parse::<crate::domain::Language>().is_err() {
+            return Err(ApiError::invalid(
+                "only_language",
+                "only_language is tg, ru or en",
+            ));
+        }
+    }
+    let rsvp_hours = b.rsvp_hours.unwrap_or(72);
+    if !(0..=720).contains(&rsvp_hours) {
+        return Err(ApiError::invalid("rsvp_hours", "rsvp_hours is 0 to 720"));
+    }
+    for (field, text) in [
+        ("texts.tg", &b.texts.tg),
+        ("texts.ru", &b.texts.ru),
+        ("texts.en", &b.texts.en),
+    ] {
+        let n = text.trim().chars().count();
+        if n == 0 || n > 1000 {
+            return Err(ApiError::invalid(
+                field,
+                format!("{field} is 1 to 1000 characters"),
+            ));
+        }
+        for p in placeholders(text) {
+            if !PLACEHOLDERS.contains(&p.as_str()) {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("unknown placeholder {{{p}}}: use date, time, place or project"),
+                ));
+            }
+            if !b.vars.contains_key(&p) {
+                return Err(ApiError::invalid(
+                    "vars",
+                    format!("{{{p}}} is used but has no value"),
+                ));
+            }
+        }
+    }
+    if let Some(k) = b.vars.keys().find(|k| !PLACEHOLDERS.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            "vars",
+            format!("unknown value {k}: use date, time, place or project"),
+        ));
+    }
+    let mut tx = state.pool.begin().await?;
+    if let Some(p) = b.only_project {
+        let c: Option<i64> = sqlx::query_scalar("select community_id from projects where id = $1")
+            .bind(p)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if c.is_none_or(|c| !b.communities.contains(&c)) {
+            return Err(ApiError::invalid(
+                "only_project",
+                "no such project in these communities",
+            ));
+        }
+    }
+    let id: i64 = sqlx::query_scalar(
+        "insert into broadcasts (created_by, communities, only_migrants, only_project, only_language,
+                                 text_tg, text_ru, text_en, vars, rsvp_hours, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning id",
+    )
+    .bind(format!("coordinator:{}", auth.coordinator_id))
+    .bind(&b.communities)
+    .bind(b.only_migrants)
+    .bind(b.only_project)
+    .bind(&b.only_language)
+    .bind(b.texts.tg.trim())
+    .bind(b.texts.ru.trim())
+    .bind(b.texts.en.trim())
+    .bind(DbJson(&b.vars))
+    .bind(rsvp_hours)
+    .bind(state.clock.now())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => ApiError::invalid("communities", "no such community"),
+        _ => ApiError::Internal(e),
+    })?;
+    let v = view(&mut tx, &state, &auth, id).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// A broadcast, its preview (before it is queued) and its progress and RSVP counts.
+#[utoipa::path(get, path = "/api/v1/broadcasts/{id}", tag = "broadcasts",
+    params(("id" = i64, Path, description = "broadcast id")),
+    responses((status = 200, body = BroadcastView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<BroadcastView>> {
+    let mut conn = state.pool.acquire().await?;
+    Ok(Json(view(&mut conn, &state, &auth, id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// When to send (RFC 3339 with an offset, e.g. `2026-12-01T09:00:00+05:00`); now when
+    /// left out. A time in the quiet hours moves to their end.
+    pub at: Option<DateTime<chrono::FixedOffset>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Scheduled {
+    pub send_at: DateTime<Utc>,
+    /// The same time in the programme's time zone.
+    pub send_at_local: String,
+    /// How many messages were queued now (0 when scheduled for later or held by quiet hours).
+    pub queued: usize,
+}
+
+/// Sends a draft now or schedules it.
+#[utoipa::path(post, path = "/api/v1/broadcasts/{id}/send", tag = "broadcasts", request_body = SendRequest,
+    params(("id" = i64, Path, description = "broadcast id")),
+    responses((status = 200, body = Scheduled), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn send(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+    Json(r): Json<SendRequest>,
+) -> ApiResult<Json<Scheduled>> {
+    let quiet = state.config.quiet().map_err(|e| {
+        ApiError::Conflict(format!("the server's quiet hours are misconfigured: {e}"))
+    })?;
+    let now = state.clock.now();
+    let wanted = r.at.map(|t| t.with_timezone(&Utc)).unwrap_or(now);
+    if wanted < now - chrono::Duration::minutes(5) {
+        return Err(ApiError::invalid("at", "that time has passed"));
+    }
+    let send_at = quiet.next_allowed(wanted.max(now));
+    let mut tx = state.pool.begin().await?;
+    let b: Broadcast = broadcasts::load(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("broadcast"))?;
+    if !b.communities.iter().all(|c| auth.may(*c)) {
+        return Err(ApiError::NotFound("broadcast"));
+    }
+    if b.status != "draft" && b.status != "scheduled" {
+        return Err(ApiError::Conflict(format!(
+            "broadcast {id} is {}",
+            b.status
+        )));
+    }
+    sqlx::query("update broadcasts set status = 'scheduled', send_at = $2 where id = $1")
+        .bind(id)
+        .bind(send_at)
+        .execute(&mut *tx)
+        .await?;
+    let queued = if send_at <= now {
+        broadcasts::queue(
+            &mut tx,
+            &b,
+            state.config.default_language,
+            state.config.sms_provider.name(),
+            state.config.sms_max_segments,
+            now,
+        )
+        .await?
+    } else {
+        0
+    };
+    tx.commit().await?;
+    tracing::info!(
+        coordinator = auth.coordinator_id,
+        broadcast = id,
+        queued,
+        "broadcast sent or scheduled"
+    );
+    Ok(Json(Scheduled {
+        send_at,
+        send_at_local: send_at.with_timezone(&state.config.timezone).to_rfc3339(),
+        queued,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cancelled {
+    /// Messages that were still waiting and will not be sent.
+    pub stopped: u64,
+}
+
+/// Cancels a broadcast; messages still waiting in the outbox are not sent.
+#[utoipa::path(post, path = "/api/v1/broadcasts/{id}/cancel", tag = "broadcasts",
+    params(("id" = i64, Path, description = "broadcast id")),
+    responses((status = 200, body = Cancelled), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Cancelled>> {
+    let mut conn = state.pool.acquire().await?;
+    let b = broadcasts::load(&mut conn, id)
+        .await?
+        .ok_or(ApiError::NotFound("broadcast"))?;
+    if !b.communities.iter().all(|c| auth.may(*c)) {
+        return Err(ApiError::NotFound("broadcast"));
+    }
+    if b.status == "cancelled" {
+        return Err(ApiError::Conflict(format!(
+            "broadcast {id} is already cancelled"
+        )));
+    }
+    drop(conn);
+    let stopped = broadcasts::cancel(&state.pool, id, state.clock.now()).await?;
+    Ok(Json(Cancelled { stopped }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rsvp {
+    pub phone: String,
+    pub community_id: i64,
+    pub language: String,
+    pub answer: String,
+    pub answered_at: DateTime<Utc>,
+}
+
+/// The answers, latest per number.
+#[utoipa::path(get, path = "/api/v1/broadcasts/{id}/rsvps", tag = "broadcasts",
+    params(("id" = i64, Path, description = "broadcast id")),
+    responses((status = 200, body = [Rsvp]), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn rsvps(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<Rsvp>>> {
+    let mut conn = state.pool.acquire().await?;
+    let b = broadcasts::load(&mut conn, id)
+        .await?
+        .ok_or(ApiError::NotFound("broadcast"))?;
+    if !b.communities.iter().all(|c| auth.may(*c)) {
+        return Err(ApiError::NotFound("broadcast"));
+    }
+    let rows = sqlx::query(
+        "select v.phone, r.community_id, r.language, v.answer, v.answered_at
+         from rsvps v join broadcast_recipients r on r.broadcast_id = v.broadcast_id and r.phone = v.phone
+         where v.broadcast_id = $1 order by v.answered_at, v.phone",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| Rsvp {
+                phone: r.get(0),
+                community_id: r.get(1),
+                language: r.get(2),
+                answer: r.get(3),
+                answered_at: r.get(4),
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,527 @@
+//! CSV exports for coordinators: pledges with their history, project totals, households.
+//!
+//! `GET /api/v1/exports/pledges.csv`, `GET /api/v1/exports/project-totals.csv`,
+//! `GET /api/v1/exports/households.csv`.
+//!
+//! The format:
+//! - UTF-8 (no byte-order mark), a header row, RFC 4180: comma-separated, CRLF line ends,
+//!   a cell quoted when it holds a comma, a quote or a line break (the `csv` crate's writer).
+//! - Amounts exact with two decimals (`1500.50`, `0.00`); ratios and exchange rates exact
+//!   without trailing zeros (`0.5`, `10.7178`); the percentage as the totals view rounds it
+//!   (`30.0`).
+//! - Instants in ISO 8601 UTC to the second (`2026-11-20T08:30:00Z`), days as `YYYY-MM-DD`.
+//!   The pledges export's `from`/`to` filters are UTC days too.
+//! - An empty cell for a missing value.
+//!
+//! Spreadsheet formula injection (OWASP "CSV injection"): every text cell — anything that
+//! comes from the database as text, including names, reasons, codes and phone numbers —
+//! whose first character is `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed with
+//! a single quote, so a spreadsheet shows it as text instead of evaluating it. Phone numbers
+//! are E.164 and start with `+`, so they appear as `'+992901112233`: that is what OWASP
+//! recommends (a `+…` cell is a formula to Excel), and it also keeps spreadsheets from
+//! turning the number into `9.92901E+11`. Numbers and dates are formatted here from typed
+//! values (digits, `.`, `-`, `:`, `T`, `Z`), cannot carry a formula, and are not prefixed —
+//! so a negative `match_due` (possible when a project's cap is lowered after matching was
+//! paid) stays a number.
+//!
+//! Pledges are one row per pledge with its history folded in (sum of receipts, the last
+//! receipt's day, the cancellation), which is what a coordinator reconciling a ledger
+//! wants; `GET /api/v1/pledges/{id}` has the full event list of one pledge.
+//!
+//! Streaming: the rows are read from PostgreSQL as a stream (`sqlx::query(..).fetch`) by a
+//! task that owns a clone of the pool, written as CSV into chunks of about 32 KiB, and
+//! handed to the response body through a bounded channel; at most a few chunks are in
+//! memory whatever the number of rows, and a slow client slows the query down instead of
+//! filling memory. The export holds one pool connection until it ends; a client that goes
+//! away ends the task and frees the connection.
+//!
+//! Errors: one before the first chunk (the query itself failing) is a normal JSON 500. One
+//! in the middle of the file is logged, and the body then ends with an error, so the
+//! server aborts the transfer (no final chunk): the client sees a failed download, never a
+//! file that looks complete but is short.
+//!
+//! Scope: a coordinator gets rows of their own communities only (an admin: all); a
+//! `community` filter outside their scope is 403. A `project` filter outside their scope
+//! gives a file with only the header row, as `GET /api/v1/pledges` gives an empty list.
+//!
+//! Not here yet: broadcasts with delivery and RSVP counts (there are no broadcasts yet).
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{Query, State},
+    http::header,
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use futures_util::{stream, StreamExt};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::Deserialize;
+use sqlx::{
+    postgres::{PgArguments, PgRow},
+    PgPool, Postgres, Row,
+};
+use utoipa::IntoParams;
+
+use super::{
+    auth::Auth,
+    error::{ApiError, ApiResult, ErrorBody},
+};
+use crate::app::AppState;
+
+/// About this many bytes per body chunk.
+const CHUNK: usize = 32 * 1024;
+/// Chunks written ahead of the client at most.
+const AHEAD: usize = 2;
+
+type Sql = sqlx::query::Query<'static, Postgres, PgArguments>;
+type Record = Vec<String>;
+type RowToRecord = fn(&PgRow) -> Result<Record, sqlx::Error>;
+
+/// A text cell, with a leading `=`, `+`, `-`, `@`, tab or carriage return neutralised.
+fn text(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    }
+}
+
+fn opt_text(s: Option<String>) -> String {
+    s.as_deref().map(text).unwrap_or_default()
+}
+
+fn amount(d: Decimal) -> String {
+    format!(
+        "{:.2}",
+        d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    )
+}
+
+fn opt_amount(d: Option<Decimal>) -> String {
+    d.map(amount).unwrap_or_default()
+}
+
+/// Exact, without trailing zeros (`1.0000` → `1`).
+fn exact(d: Decimal) -> String {
+    d.normalize().to_string()
+}
+
+/// One decimal, as the totals view rounds it (`30.0`, `0.0`: a zero loses its scale on the
+/// way from the database).
+fn percent(d: Decimal) -> String {
+    format!(
+        "{:.1}",
+        d.round_dp_with_strategy(1, RoundingStrategy::MidpointAwayFromZero)
+    )
+}
+
+fn instant(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn opt_instant(t: Option<DateTime<Utc>>) -> String {
+    t.map(instant).unwrap_or_default()
+}
+
+fn day(d: Option<NaiveDate>) -> String {
+    d.map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+/// A CSV writer over the chunk being filled.
+struct Chunks(csv::Writer<Vec<u8>>);
+
+impl Chunks {
+    fn writer() -> csv::Writer<Vec<u8>> {
+        csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::with_capacity(CHUNK + 8 * 1024))
+    }
+
+    fn new() -> Chunks {
+        Chunks(Chunks::writer())
+    }
+
+    fn write<I, S>(&mut self, record: I) -> Result<(), sqlx::Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<[u8]>,
+    {
+        self.0
+            .write_record(record)
+            .map_err(|e| sqlx::Error::Io(e.into()))
+    }
+
+    /// Bytes written out of the csv writer's own buffer so far.
+    fn len(&self) -> usize {
+        self.0.get_ref().len()
+    }
+
+    /// Everything written so far; the next record starts a new chunk.
+    fn take(&mut self) -> Result<Bytes, sqlx::Error> {
+        std::mem::replace(&mut self.0, Chunks::writer())
+            .into_inner()
+            .map(Bytes::from)
+            .map_err(|e| sqlx::Error::Io(e.into_error()))
+    }
+}
+
+/// Reads `sql` row by row into CSV chunks sent on `tx`, until the rows end, the client goes
+/// away (the receiver is dropped) or an error (sent on, after logging).
+async fn produce(
+    pool: PgPool,
+    what: &'static str,
+    header: &'static [&'static str],
+    sql: Sql,
+    to_record: RowToRecord,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, sqlx::Error>>,
+) {
+    let mut out = Chunks::new();
+    let mut rows = sql.fetch(&pool);
+    let mut sent_any = false;
+    let mut count: u64 = 0;
+    let result: Result<(), sqlx::Error> = async {
+        out.write(header)?;
+        while let Some(row) = rows.next().await {
+            let record = to_record(&row?)?;
+            out.write(&record)?;
+            count += 1;
+            // the first row goes out at once, so the answer starts as soon as the query does
+            if out.len() >= CHUNK || !sent_any {
+                sent_any = true;
+                if tx.send(Ok(out.take()?)).await.is_err() {
+                    tracing::info!(export = what, rows = count, "export: client went away");
+                    return Ok(());
+                }
+            }
+        }
+        let last = out.take()?;
+        // the receiver may be gone already; nothing to do about it then
+        let _ = tx.send(Ok(last)).await;
+        tracing::info!(export = what, rows = count, "export done");
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(export = what, rows = count, error = %e, "export failed");
+        let _ = tx.send(Err(e)).await;
+    }
+}
+
+/// The streamed CSV answer: a 500 if the query fails before its first row, else 200 and the
+/// file as it is read.
+async fn csv_response(
+    state: &AppState,
+    what: &'static str,
+    header: &'static [&'static str],
+    sql: Sql,
+    to_record: RowToRecord,
+) -> ApiResult<Response> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(AHEAD);
+    tokio::spawn(produce(
+        state.pool.clone(),
+        what,
+        header,
+        sql,
+        to_record,
+        tx,
+    ));
+    let first = match rx.recv().await {
+        Some(Ok(chunk)) => chunk,
+        Some(Err(e)) => return Err(ApiError::Internal(e)),
+        // the task ended without a word: it panicked
+        None => return Err(ApiError::Internal(sqlx::Error::WorkerCrashed)),
+    };
+    let rest = stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let body = Body::from_stream(stream::once(async move { Ok(first) }).chain(rest));
+    let filename = format!("{what}-{}.csv", state.clock.now().format("%Y%m%d"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PledgeExportQuery {
+    pub community: Option<i64>,
+    pub project: Option<i64>,
+    /// First day (inclusive, UTC), `YYYY-MM-DD`.
+    pub from: Option<NaiveDate>,
+    /// Last day (inclusive, UTC), `YYYY-MM-DD`.
+    pub to: Option<NaiveDate>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CommunityExportQuery {
+    pub community: Option<i64>,
+}
+
+const PLEDGE_HEADER: &[&str] = &[
+    "id",
+    "created_at",
+    "community",
+    "project",
+    "household_id",
+    "phone",
+    "amount",
+    "currency",
+    "said_amount",
+    "said_currency",
+    "rate",
+    "channel",
+    "status",
+    "received",
+    "last_received_on",
+    "cancelled_at",
+    "cancel_reason",
+];
+
+const PLEDGE_SQL: &str = "
+select pl.id, pl.created_at, c.code, p.code, pl.household_id, pl.phone, pl.amount, pl.currency,
+       pl.said_amount, pl.said_currency, pl.rate, pl.channel, pl.status,
+       coalesce(r.received, 0)::numeric(14, 2), r.last_received_on, pc.cancelled_at, pc.reason
+from pledges pl
+join projects p on p.id = pl.project_id
+join communities c on c.id = p.community_id
+left join (select pledge_id, sum(amount) as received, max(received_on) as last_received_on
+           from receipts where pledge_id is not null group by pledge_id) r on r.pledge_id = pl.id
+left join pledge_cancellations pc on pc.pledge_id = pl.id
+where ($1::bigint[] is null or p.community_id = any($1))
+  and ($2::bigint is null or p.community_id = $2)
+  and ($3::bigint is null or pl.project_id = $3)
+  and ($4::date is null or pl.created_at >= $4::date::timestamp at time zone 'UTC')
+  and ($5::date is null or pl.created_at < ($5::date + 1)::timestamp at time zone 'UTC')
+order by pl.id";
+
+fn pledge_record(row: &PgRow) -> Result<Record, sqlx::Error> {
+    Ok(vec![
+        row.try_get::<i64, _>(0)?.to_string(),
+        instant(row.try_get(1)?),
+        text(row.try_get(2)?),
+        text(row.try_get(3)?),
+        row.try_get::<i64, _>(4)?.to_string(),
+        text(row.try_get(5)?),
+        amount(row.try_get(6)?),
+        text(row.try_get(7)?),
+        opt_amount(row.try_get(8)?),
+        opt_text(row.try_get(9)?),
+        row.try_get::<Option<Decimal>, _>(10)?
+            .map(exact)
+            .unwrap_or_default(),
+        text(row.try_get(11)?),
+        text(row.try_get(12)?),
+        amount(row.try_get(13)?),
+        day(row.try_get(14)?),
+        opt_instant(row.try_get(15)?),
+        opt_text(row.try_get(16)?),
+    ])
+}
+
+/// Pledges with their history, one row per pledge, oldest first.
+#[utoipa::path(get, path = "/api/v1/exports/pledges.csv", tag = "exports", params(PledgeExportQuery),
+    responses((status = 200, description = "CSV file, streamed: id, created_at, community, project, household_id, phone, \
+amount, currency, said_amount, said_currency, rate, channel, status, received, last_received_on, cancelled_at, cancel_reason",
+               content_type = "text/csv", body = String),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn pledges(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<PledgeExportQuery>,
+) -> ApiResult<Response> {
+    if let Some(c) = q.community {
+        auth.require(c)?;
+    }
+    if let (Some(from), Some(to)) = (q.from, q.to) {
+        if from > to {
+            return Err(ApiError::invalid("to", "to is on or after from"));
+        }
+    }
+    let sql = sqlx::query(PLEDGE_SQL)
+        .bind(auth.scope().map(<[i64]>::to_vec))
+        .bind(q.community)
+        .bind(q.project)
+        .bind(q.from)
+        .bind(q.to);
+    csv_response(&state, "pledges", PLEDGE_HEADER, sql, pledge_record).await
+}
+
+const TOTALS_HEADER: &[&str] = &[
+    "project_id",
+    "community",
+    "code",
+    "name_tg",
+    "name_ru",
+    "name_en",
+    "status",
+    "currency",
+    "target",
+    "match_ratio",
+    "match_cap",
+    "pledged",
+    "outstanding",
+    "received",
+    "matched",
+    "matched_total",
+    "percent",
+    "disbursed",
+    "match_due",
+];
+
+const TOTALS_SQL: &str = "
+select t.project_id, c.code, t.code, t.name_tg, t.name_ru, t.name_en, t.status, t.currency,
+       t.target, t.match_ratio, t.match_cap, t.pledged, t.outstanding, t.received, t.matched,
+       t.matched_total, t.percent, t.disbursed, t.match_due
+from project_totals t
+join communities c on c.id = t.community_id
+where ($1::bigint[] is null or t.community_id = any($1))
+  and ($2::bigint is null or t.community_id = $2)
+order by c.code, t.code";
+
+fn totals_record(row: &PgRow) -> Result<Record, sqlx::Error> {
+    Ok(vec![
+        row.try_get::<i64, _>(0)?.to_string(),
+        text(row.try_get(1)?),
+        text(row.try_get(2)?),
+        text(row.try_get(3)?),
+        text(row.try_get(4)?),
+        text(row.try_get(5)?),
+        text(row.try_get(6)?),
+        text(row.try_get(7)?),
+        amount(row.try_get(8)?),
+        exact(row.try_get(9)?),
+        opt_amount(row.try_get(10)?),
+        amount(row.try_get(11)?),
+        amount(row.try_get(12)?),
+        amount(row.try_get(13)?),
+        amount(row.try_get(14)?),
+        amount(row.try_get(15)?),
+        percent(row.try_get(16)?),
+        amount(row.try_get(17)?),
+        amount(row.try_get(18)?),
+    ])
+}
+
+/// Every project's totals (from the one totals view), by community and project code.
+#[utoipa::path(get, path = "/api/v1/exports/project-totals.csv", tag = "exports", params(CommunityExportQuery),
+    responses((status = 200, description = "CSV file, streamed: project_id, community, code, name_tg, name_ru, name_en, \
+status, currency, target, match_ratio, match_cap, pledged, outstanding, received, matched, matched_total, percent, disbursed, \
+match_due", content_type = "text/csv", body = String),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn project_totals(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<CommunityExportQuery>,
+) -> ApiResult<Response> {
+    if let Some(c) = q.community {
+        auth.require(c)?;
+    }
+    let sql = sqlx::query(TOTALS_SQL)
+        .bind(auth.scope().map(<[i64]>::to_vec))
+        .bind(q.community);
+    csv_response(&state, "project-totals", TOTALS_HEADER, sql, totals_record).await
+}
+
+const HOUSEHOLD_HEADER: &[&str] = &[
+    "household_id",
+    "community",
+    "name",
+    "language",
+    "join_code",
+    "phones",
+    "opted_out_phones",
+];
+
+const HOUSEHOLD_SQL: &str = "
+select h.id, c.code, h.name, h.language, h.join_code,
+       coalesce((select string_agg(ph.phone, ' ' order by ph.phone)
+                 from phones ph where ph.household_id = h.id), ''),
+       coalesce((select string_agg(ph.phone, ' ' order by ph.phone)
+                 from phones ph join sms_optouts o on o.phone = ph.phone
+                 where ph.household_id = h.id), '')
+from households h
+join communities c on c.id = h.community_id
+where ($1::bigint[] is null or h.community_id = any($1))
+  and ($2::bigint is null or h.community_id = $2)
+order by h.id";
+
+fn household_record(row: &PgRow) -> Result<Record, sqlx::Error> {
+    Ok(vec![
+        row.try_get::<i64, _>(0)?.to_string(),
+        text(row.try_get(1)?),
+        opt_text(row.try_get(2)?),
+        opt_text(row.try_get(3)?),
+        opt_text(row.try_get(4)?),
+        text(row.try_get(5)?),
+        text(row.try_get(6)?),
+    ])
+}
+
+/// Households with their phones (space-separated) and which of them texted STOP.
+#[utoipa::path(get, path = "/api/v1/exports/households.csv", tag = "exports", params(CommunityExportQuery),
+    responses((status = 200, description = "CSV file, streamed: household_id, community, name, language, join_code, \
+phones, opted_out_phones", content_type = "text/csv", body = String),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn households(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<CommunityExportQuery>,
+) -> ApiResult<Response> {
+    if let Some(c) = q.community {
+        auth.require(c)?;
+    }
+    let sql = sqlx::query(HOUSEHOLD_SQL)
+        .bind(auth.scope().map(<[i64]>::to_vec))
+        .bind(q.community);
+    csv_response(
+        &state,
+        "households",
+        HOUSEHOLD_HEADER,
+        sql,
+        household_record,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_and_plain_text_kept() {
+        for (raw, want) in [
+            (
+                "=HYPERLINK(\"http://evil\")",
+                "'=HYPERLINK(\"http://evil\")",
+            ),
+            ("+992901112233", "'+992901112233"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("Хонаводаи Раҳимов", "Хонаводаи Раҳимов"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(text(raw), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_exact() {
+        assert_eq!(amount(Decimal::new(150050, 2)), "1500.50");
+        assert_eq!(amount(Decimal::ZERO), "0.00");
+        assert_eq!(amount(Decimal::new(-100, 0)), "-100.00");
+        assert_eq!(exact(Decimal::new(10000, 4)), "1");
+        assert_eq!(exact(Decimal::new(1071780000, 8)), "10.7178");
+    }
+}

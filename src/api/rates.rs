@@ -1,0 +1,144 @@
+//! Exchange rates used to convert a pledge said in another currency (`500 RUB`): 1 `base`
+//! = `rate` `quote`, from `valid_from` on. Every coordinator may read them (they are the
+//! same for every community); only an admin adds one (403 for anyone else). A rate is never
+//! edited: a new one from a later date replaces it, and a pledge keeps the rate it used.
+
+use axum::{
+    extract::{Query, State},
+    http::StatusCode,
+    Json,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{
+    auth::Auth,
+    error::{ApiError, ApiResult, ErrorBody},
+};
+use crate::{app::AppState, domain::Currency};
+
+#[derive(Debug, Serialize, FromRow, ToSchema)]
+pub struct ExchangeRate {
+    pub base: String,
+    pub quote: String,
+    /// 1 base = rate quote, e.g. `"0.1234"` for RUB→TJS.
+    #[schema(value_type = String)]
+    pub rate: Decimal,
+    pub valid_from: NaiveDate,
+    pub created_at: DateTime<Utc>,
+}
+
+fn currency(field: &'static str, v: &str) -> ApiResult<Currency> {
+    v.parse().map_err(|_| {
+        ApiError::invalid(
+            field,
+            format!("{field} is a three-letter currency code such as RUB"),
+        )
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RateQuery {
+    /// Only rates from this currency, e.g. RUB.
+    pub base: Option<String>,
+    /// Only rates to this currency, e.g. TJS.
+    pub quote: Option<String>,
+}
+
+/// Exchange rates, newest first for each pair.
+#[utoipa::path(get, path = "/api/v1/exchange-rates", tag = "exchange rates", params(RateQuery),
+    responses((status = 200, body = [ExchangeRate]), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    _auth: Auth,
+    Query(q): Query<RateQuery>,
+) -> ApiResult<Json<Vec<ExchangeRate>>> {
+    let base = q.base.as_deref().map(|b| currency("base", b)).transpose()?;
+    let quote = q
+        .quote
+        .as_deref()
+        .map(|b| currency("quote", b))
+        .transpose()?;
+    let mut rows = sqlx::query_as::<_, ExchangeRate>(
+        "select base, quote, rate, valid_from, created_at from exchange_rates
+         where ($1::text is null or base = $1) and ($2::text is null or quote = $2)
+         order by base, quote, valid_from desc",
+    )
+    .bind(base.as_ref().map(Currency::as_str))
+    .bind(quote.as_ref().map(Currency::as_str))
+    .fetch_all(&state.pool)
+    .await?;
+    for r in &mut rows {
+        r.rate = r.rate.normalize();
+    }
+    Ok(Json(rows))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewExchangeRate {
+    /// Three letters, e.g. RUB.
+    pub base: String,
+    /// Three letters, e.g. TJS; not the base.
+    pub quote: String,
+    /// More than 0, at most 8 decimals.
+    #[schema(value_type = String)]
+    pub rate: Decimal,
+    /// The first day the rate applies, `YYYY-MM-DD`.
+    pub valid_from: NaiveDate,
+}
+
+/// Adds a rate (admins only); the same pair from the same day twice answers 409.
+#[utoipa::path(post, path = "/api/v1/exchange-rates", tag = "exchange rates", request_body = NewExchangeRate,
+    responses((status = 201, body = ExchangeRate), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(r): Json<NewExchangeRate>,
+) -> ApiResult<(StatusCode, Json<ExchangeRate>)> {
+    if !auth.admin {
+        return Err(ApiError::Forbidden);
+    }
+    let base = currency("base", &r.base)?;
+    let quote = currency("quote", &r.quote)?;
+    if base == quote {
+        return Err(ApiError::invalid("quote", "quote must differ from base"));
+    }
+    if r.rate <= Decimal::ZERO
+        || r.rate.normalize().scale() > 8
+        || r.rate >= Decimal::from(1_000_000_000_000i64)
+    {
+        return Err(ApiError::invalid(
+            "rate",
+            "rate must be more than 0 and less than 10^12, with at most 8 decimals",
+        ));
+    }
+    let row = sqlx::query_as::<_, ExchangeRate>(
+        "insert into exchange_rates (base, quote, rate, valid_from) values ($1, $2, $3, $4)
+         returning base, quote, rate, valid_from, created_at",
+    )
+    .bind(base.as_str())
+    .bind(quote.as_str())
+    .bind(r.rate)
+    .bind(r.valid_from)
+    .fetch_one(&state.pool)
+    .await;
+    let mut row = match row {
+        Ok(row) => row,
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            return Err(ApiError::Conflict(format!(
+                "there is already a {base}→{quote} rate from {}",
+                r.valid_from
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    row.rate = row.rate.normalize();
+    tracing::info!(coordinator = auth.coordinator_id, base = %base, quote = %quote, rate = %row.rate,
+        valid_from = %r.valid_from, "exchange rate added");
+    Ok((StatusCode::CREATED, Json(row)))
+}

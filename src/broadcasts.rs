@@ -1,0 +1,519 @@
+//! Meeting notices: a broadcast to one or more communities, narrowed to households with a
+//! number abroad, households that pledged to a project, or one language; each recipient
+//! gets their language's text. Previewed (recipients, encodings, segments, cost), sent now
+//! or scheduled (time-zone aware, never in the quiet hours), cancelled while messages still
+//! wait, and answered with RSVPs.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::{types::Json, PgConnection, PgPool, Row};
+
+use crate::{
+    domain::{Encoding, Language, Phone, TextMeasure},
+    engine::{menu::fill, Vars},
+    outbox::{self, Kind, NewMessage},
+};
+
+/// The placeholders a notice may use.
+pub const PLACEHOLDERS: &[&str] = &["date", "time", "place", "project"];
+
+/// A daily window, in local time, during which no broadcast message is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+    pub tz: Tz,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("quiet hours are HH:MM-HH:MM, e.g. 21:00-07:00: {0:?}")]
+pub struct BadQuietHours(pub String);
+
+impl QuietHours {
+    pub fn parse(window: &str, tz: Tz) -> Result<QuietHours, BadQuietHours> {
+        let bad = || BadQuietHours(window.to_owned());
+        let (a, b) = window.split_once('-').ok_or_else(bad)?;
+        let t = |s: &str| NaiveTime::parse_from_str(s.trim(), "%H:%M").map_err(|_| bad());
+        Ok(QuietHours {
+            start: t(a)?,
+            end: t(b)?,
+            tz,
+        })
+    }
+
+    /// Whether `at` falls in the window (which may cross midnight).
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        let local = at.with_timezone(&self.tz).time();
+        if self.start <= self.end {
+            local >= self.start && local < self.end
+        } else {
+            local >= self.start || local < self.end
+        }
+    }
+
+    /// `at`, or the end of the quiet window it falls in.
+    pub fn next_allowed(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        if !self.contains(at) {
+            return at;
+        }
+        let local = at.with_timezone(&self.tz);
+        let mut day = local.date_naive();
+        if self.start > self.end && local.time() >= self.start {
+            day = day.succ_opt().unwrap_or(day);
+        }
+        self.tz
+            .from_local_datetime(&day.and_time(self.end))
+            .earliest()
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or(at + Duration::hours(1))
+    }
+}
+
+/// What a broadcast is, as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Broadcast {
+    pub id: i64,
+    pub communities: Vec<i64>,
+    pub only_migrants: bool,
+    pub only_project: Option<i64>,
+    pub only_language: Option<String>,
+    pub texts: BTreeMap<String, String>,
+    pub vars: Vars,
+    pub status: String,
+    pub send_at: Option<DateTime<Utc>>,
+    pub rsvp_hours: i32,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn load(conn: &mut PgConnection, id: i64) -> Result<Option<Broadcast>, sqlx::Error> {
+    let row = sqlx::query(
+        "select id, communities, only_migrants, only_project, only_language, text_tg, text_ru, text_en, vars,
+                status, send_at, rsvp_hours, created_by, created_at
+         from broadcasts where id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| {
+        let Json(vars): Json<Vars> = r.get("vars");
+        Broadcast {
+            id: r.get("id"),
+            communities: r.get("communities"),
+            only_migrants: r.get("only_migrants"),
+            only_project: r.get("only_project"),
+            only_language: r.get("only_language"),
+            texts: BTreeMap::from([
+                ("tg".to_owned(), r.get::<String, _>("text_tg")),
+                ("ru".to_owned(), r.get::<String, _>("text_ru")),
+                ("en".to_owned(), r.get::<String, _>("text_en")),
+            ]),
+            vars,
+            status: r.get("status"),
+            send_at: r.get("send_at"),
+            rsvp_hours: r.get("rsvp_hours"),
+            created_by: r.get("created_by"),
+            created_at: r.get("created_at"),
+        }
+    }))
+}
+
+impl Broadcast {
+    /// The text for one language with its placeholders filled.
+    pub fn text(&self, lang: Language) -> String {
+        let template = self
+            .texts
+            .get(lang.code())
+            .map(String::as_str)
+            .unwrap_or("");
+        fill(template, |name| self.vars.get(name).cloned())
+    }
+}
+
+/// One number a broadcast goes to.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub phone: String,
+    pub household: i64,
+    pub community: i64,
+    pub language: Language,
+    pub opted_out: bool,
+}
+
+/// Every number of every household the broadcast targets.
+pub async fn recipients(
+    conn: &mut PgConnection,
+    b: &Broadcast,
+    default: Language,
+) -> Result<Vec<Recipient>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select ph.phone, h.id, h.community_id, h.language,
+                exists (select 1 from sms_optouts o where o.phone = ph.phone) as opted_out
+         from households h join phones ph on ph.household_id = h.id
+         where h.community_id = any($1)
+           and ($2::text is null or coalesce(h.language, $5) = $2)
+           and (not $3 or exists (select 1 from phones x where x.household_id = h.id and x.phone not like '+992%'))
+           and ($4::bigint is null or exists (select 1 from pledges pl where pl.household_id = h.id
+                                              and pl.project_id = $4 and pl.status <> 'cancelled'))
+         order by h.community_id, h.id, ph.phone",
+    )
+    .bind(&b.communities)
+    .bind(&b.only_language)
+    .bind(b.only_migrants)
+    .bind(b.only_project)
+    .bind(default.code())
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Recipient {
+            phone: r.get(0),
+            household: r.get(1),
+            community: r.get(2),
+            language: r
+                .get::<Option<String>, _>(3)
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(default),
+            opted_out: r.get(4),
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LanguagePreview {
+    pub recipients: usize,
+    pub skipped_opted_out: usize,
+    /// gsm7 or ucs2
+    pub encoding: String,
+    pub segments_each: usize,
+    pub segments_total: usize,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Preview {
+    pub languages: BTreeMap<String, LanguagePreview>,
+    pub recipients: usize,
+    pub skipped_opted_out: usize,
+    pub segments_total: usize,
+    #[serde(serialize_with = "crate::api::two_dp")]
+    pub estimated_cost: Decimal,
+    pub cost_currency: String,
+}
+
+/// Who would get what, and what it would cost (opted-out numbers are counted apart).
+pub fn preview(
+    b: &Broadcast,
+    recipients: &[Recipient],
+    price_per_segment: Decimal,
+    currency: &str,
+) -> Preview {
+    let mut languages = BTreeMap::new();
+    for lang in Language::ALL {
+        let text = b.text(lang);
+        let m = TextMeasure::of(&text);
+        let count = recipients
+            .iter()
+            .filter(|r| r.language == lang && !r.opted_out)
+            .count();
+        let skipped = recipients
+            .iter()
+            .filter(|r| r.language == lang && r.opted_out)
+            .count();
+        let each = m.sms_segments();
+        languages.insert(
+            lang.code().to_owned(),
+            LanguagePreview {
+                recipients: count,
+                skipped_opted_out: skipped,
+                encoding: match m.encoding {
+                    Encoding::Gsm7 => "gsm7".into(),
+                    Encoding::Ucs2 => "ucs2".into(),
+                },
+                segments_each: each,
+                segments_total: each * count,
+                text,
+            },
+        );
+    }
+    let segments_total: usize = languages.values().map(|l| l.segments_total).sum();
+    Preview {
+        recipients: languages.values().map(|l| l.recipients).sum(),
+        skipped_opted_out: languages.values().map(|l| l.skipped_opted_out).sum(),
+        segments_total,
+        estimated_cost: price_per_segment * Decimal::from(segments_total as u64),
+        cost_currency: currency.to_owned(),
+        languages,
+    }
+}
+
+/// Queues every message of a scheduled broadcast, in one transaction: recipients recorded,
+/// one outbox row each (numbers that opted out are recorded as skipped, sent nothing).
+pub async fn queue(
+    conn: &mut PgConnection,
+    b: &Broadcast,
+    default: Language,
+    provider: &str,
+    max_segments: u32,
+    now: DateTime<Utc>,
+) -> Result<usize, sqlx::Error> {
+    let people = recipients(conn, b, default).await?;
+    let until = now + Duration::hours(i64::from(b.rsvp_hours));
+    let mut queued = 0;
+    for r in &people {
+        let outbox_id = if r.opted_out {
+            None
+        } else {
+            let phone = Phone::from_e164_unchecked(r.phone.clone());
+            queued += 1;
+            Some(
+                outbox::enqueue(
+                    conn,
+                    &NewMessage {
+                        to: &phone,
+                        body: &b.text(r.language),
+                        kind: Kind::Broadcast,
+                        inbound_id: None,
+                    },
+                    provider,
+                    max_segments,
+                    now,
+                )
+                .await?,
+            )
+        };
+        sqlx::query(
+            "insert into broadcast_recipients (broadcast_id, phone, household_id, community_id, language, outbox_id, skipped, rsvp_until)
+             values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict do nothing",
+        )
+        .bind(b.id)
+        .bind(&r.phone)
+        .bind(r.household)
+        .bind(r.community)
+        .bind(r.language.code())
+        .bind(outbox_id)
+        .bind(r.opted_out.then_some("opted_out"))
+        .bind(until)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("update broadcasts set status = 'queued', queued_at = $2 where id = $1")
+        .bind(b.id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(queued)
+}
+
+/// Queues the broadcasts whose time has come, unless it is quiet hours now. Several server
+/// instances can run this: each broadcast is taken by one (row locks, SKIP LOCKED).
+pub async fn run_due(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    quiet: &QuietHours,
+    default: Language,
+    provider: &str,
+    max_segments: u32,
+) -> Result<usize, sqlx::Error> {
+    if quiet.contains(now) {
+        return Ok(0);
+    }
+    let mut done = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "select id from broadcasts where status = 'scheduled' and send_at <= $1
+             order by send_at, id limit 1 for update skip locked",
+        )
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            tx.commit().await?;
+            return Ok(done);
+        };
+        if let Some(b) = load(&mut tx, id).await? {
+            let n = queue(&mut tx, &b, default, provider, max_segments, now).await?;
+            tracing::info!(broadcast = id, messages = n, "broadcast queued");
+        }
+        tx.commit().await?;
+        done += 1;
+    }
+}
+
+/// Cancels a broadcast: what still waits in the outbox is not sent. Returns how many
+/// messages were stopped.
+pub async fn cancel(pool: &PgPool, id: i64, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("update broadcasts set status = 'cancelled', cancelled_at = $2 where id = $1 and status <> 'cancelled'")
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let stopped = sqlx::query(
+        "update outbox set status = 'cancelled', updated_at = $2
+         where id in (select outbox_id from broadcast_recipients where broadcast_id = $1 and outbox_id is not null)
+           and status = 'queued'",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(stopped)
+}
+
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct Progress {
+    /// Messages by outbox status (queued, sending, sent, delivered, failed, suppressed, cancelled).
+    pub messages: BTreeMap<String, i64>,
+    pub skipped_opted_out: i64,
+    /// RSVP answers per community id: yes, no.
+    pub rsvps: BTreeMap<String, RsvpCount>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
+pub struct RsvpCount {
+    pub yes: i64,
+    pub no: i64,
+}
+
+pub async fn progress(conn: &mut PgConnection, id: i64) -> Result<Progress, sqlx::Error> {
+    let mut p = Progress::default();
+    let rows = sqlx::query(
+        "select coalesce(o.status, 'skipped'), count(*) from broadcast_recipients r
+         left join outbox o on o.id = r.outbox_id where r.broadcast_id = $1 group by 1",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        let status: String = r.get(0);
+        let n: i64 = r.get(1);
+        if status == "skipped" {
+            p.skipped_opted_out = n;
+        } else {
+            p.messages.insert(status, n);
+        }
+    }
+    let rows = sqlx::query(
+        "select r.community_id, count(*) filter (where v.answer = 'yes'), count(*) filter (where v.answer = 'no')
+         from rsvps v join broadcast_recipients r on r.broadcast_id = v.broadcast_id and r.phone = v.phone
+         where v.broadcast_id = $1 group by r.community_id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        p.rsvps.insert(
+            r.get::<i64, _>(0).to_string(),
+            RsvpCount {
+                yes: r.get(1),
+                no: r.get(2),
+            },
+        );
+    }
+    Ok(p)
+}
+
+/// Reads a text as an RSVP answer: `1`/`2` or yes/no in any of the three languages.
+pub fn rsvp_answer(text: &str) -> Option<&'static str> {
+    let word = text.trim().trim_end_matches(['.', '!']).to_uppercase();
+    match word.as_str() {
+        "1" | "YES" | "Y" | "ДА" | "ҲА" | "ХА" | "HA" | "DA" => Some("yes"),
+        "2" | "NO" | "N" | "НЕТ" | "НЕ" | "NE" | "NET" => Some("no"),
+        _ => None,
+    }
+}
+
+/// Records an RSVP if `text` is one and this number has a broadcast whose answer window is
+/// open and that came after the number's last SMS conversation step. Returns the broadcast
+/// and the answer.
+pub async fn record_rsvp(
+    conn: &mut PgConnection,
+    phone: &Phone,
+    text: &str,
+    now: DateTime<Utc>,
+    inbound_id: i64,
+) -> Result<Option<(i64, &'static str)>, sqlx::Error> {
+    let Some(answer) = rsvp_answer(text) else {
+        return Ok(None);
+    };
+    let broadcast: Option<i64> = sqlx::query_scalar(
+        "select r.broadcast_id from broadcast_recipients r join broadcasts b on b.id = r.broadcast_id
+         where r.phone = $1 and r.rsvp_until > $2 and r.skipped is null and b.status = 'queued'
+           and not exists (select 1 from sms_conversations c where c.phone = r.phone and c.updated_at > b.queued_at)
+         order by b.queued_at desc limit 1",
+    )
+    .bind(phone.as_str())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(broadcast) = broadcast else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "insert into rsvps (broadcast_id, phone, answer, answered_at, inbound_id) values ($1, $2, $3, $4, $5)
+         on conflict (broadcast_id, phone) do update set answer = excluded.answer, answered_at = excluded.answered_at,
+             inbound_id = excluded.inbound_id",
+    )
+    .bind(broadcast)
+    .bind(phone.as_str())
+    .bind(answer)
+    .bind(now)
+    .bind(inbound_id)
+    .execute(conn)
+    .await?;
+    Ok(Some((broadcast, answer)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .expect("time")
+    }
+
+    #[test]
+    fn quiet_hours_in_dushanbe_time() {
+        let q = QuietHours::parse("21:00-07:00", chrono_tz::Asia::Dushanbe).expect("window");
+        // Dushanbe is UTC+5
+        assert!(!q.contains(at("2026-11-28T15:59:00Z"))); // 20:59 local
+        assert!(q.contains(at("2026-11-28T16:00:00Z"))); // 21:00
+        assert!(q.contains(at("2026-11-29T01:30:00Z"))); // 06:30
+        assert!(!q.contains(at("2026-11-29T02:00:00Z"))); // 07:00
+        assert_eq!(
+            q.next_allowed(at("2026-11-28T17:00:00Z")),
+            at("2026-11-29T02:00:00Z")
+        );
+        assert_eq!(
+            q.next_allowed(at("2026-11-29T00:00:00Z")),
+            at("2026-11-29T02:00:00Z")
+        );
+        assert_eq!(
+            q.next_allowed(at("2026-11-28T10:00:00Z")),
+            at("2026-11-28T10:00:00Z")
+        );
+        assert!(QuietHours::parse("9pm-7am", chrono_tz::Asia::Dushanbe).is_err());
+    }
+
+    #[test]
+    fn rsvp_words() {
+        for yes in ["1", "yes", "Да", "ҳа", "YES!"] {
+            assert_eq!(rsvp_answer(yes), Some("yes"), "{yes}");
+        }
+        for no in ["2", "no", "НЕТ", "не"] {
+            assert_eq!(rsvp_answer(no), Some("no"), "{no}");
+        }
+        assert_eq!(rsvp_answer("maybe"), None);
+        assert_eq!(rsvp_answer("3"), None);
+    }
+}

@@ -1,0 +1,594 @@
+//! CSV exports: exact output (header, Cyrillic, two-decimal amounts, ISO 8601 dates, RFC 4180
+//! quoting), formula injection neutralised, scope, and a large export that arrives as a
+//! stream of many body chunks.
+
+mod common;
+
+use axum::{
+    body::Body,
+    http::{header, HeaderMap, Request, StatusCode},
+};
+use common::*;
+use http_body_util::BodyExt;
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+    /// Data frames the body arrived in.
+    frames: usize,
+    largest_frame: usize,
+}
+
+async fn get(app: &TestApp, uri: &str, token: &str) -> Answer {
+    let req = Request::get(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request");
+    let resp = app.router.clone().oneshot(req).await.expect("answer");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let mut body = resp.into_body();
+    let mut bytes = Vec::new();
+    let mut frames = 0;
+    let mut largest_frame = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.expect("body frame");
+        if let Some(data) = frame.data_ref() {
+            frames += 1;
+            largest_frame = largest_frame.max(data.len());
+            bytes.extend_from_slice(data);
+        }
+    }
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8(bytes).expect("utf-8 body"),
+        frames,
+        largest_frame,
+    }
+}
+
+async fn coordinator(pool: &PgPool, phone: &str, community: Option<&str>) -> String {
+    let communities: Vec<String> = community.map(|c| vec![c.to_owned()]).unwrap_or_default();
+    hashar::api::auth::add_coordinator(
+        pool,
+        "Coordinator",
+        phone,
+        &communities,
+        community.is_none(),
+    )
+    .await
+    .expect("coordinator")
+    .2
+}
+
+struct Tokens {
+    admin: String,
+    anzob: String,
+    sarazm: String,
+}
+
+async fn tokens(pool: &PgPool) -> Tokens {
+    Tokens {
+        admin: coordinator(pool, "+992900000301", None).await,
+        anzob: coordinator(pool, "+992900000302", Some("anzob")).await,
+        sarazm: coordinator(pool, "+992900000303", Some("sarazm")).await,
+    }
+}
+
+async fn project_id(pool: &PgPool, code: &str) -> i64 {
+    sqlx::query_scalar("select id from projects where code = $1")
+        .bind(code)
+        .fetch_one(pool)
+        .await
+        .expect("project")
+}
+
+fn csv(lines: &[&str]) -> String {
+    lines.iter().map(|l| format!("{l}\r\n")).collect()
+}
+
+fn assert_forbidden(a: &Answer, what: &str) {
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{what}: {}", a.body);
+    let json: serde_json::Value = serde_json::from_str(&a.body).expect("json error");
+    assert_eq!(json["error"]["code"], "forbidden", "{what}");
+}
+
+const PLEDGE_HEADER: &str = "id,created_at,community,project,household_id,phone,amount,currency,said_amount,said_currency,rate,channel,status,received,last_received_on,cancelled_at,cancel_reason";
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn pledges_export_is_exact_and_scoped(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    let water = project_id(&pool, "WATER").await;
+    let sarazm_phone = "+992941112233";
+    let sarazm_household =
+        add_household(&pool, seed.other_community, Some("ru"), sarazm_phone).await;
+    let h = seed.household;
+    let pledge = |project: i64,
+                  household: i64,
+                  phone: &'static str,
+                  amount: &'static str,
+                  channel: &'static str,
+                  key: &'static str,
+                  created: &'static str,
+                  said: Option<(&'static str, &'static str, &'static str)>| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key, created_at,
+                                      said_amount, said_currency, rate)
+                 values ($1, $2, $3, $4::numeric, 'TJS', $5, $6, $7::timestamptz, $8::numeric, $9, $10::numeric) returning id",
+            )
+            .bind(project)
+            .bind(household)
+            .bind(phone)
+            .bind(amount)
+            .bind(channel)
+            .bind(key)
+            .bind(created)
+            .bind(said.map(|s| s.0))
+            .bind(said.map(|s| s.1))
+            .bind(said.map(|s| s.2))
+            .fetch_one(&pool)
+            .await
+            .expect("pledge")
+        }
+    };
+    let p1 = pledge(
+        seed.bridge,
+        h,
+        PHONE_TG,
+        "1500.50",
+        "ussd",
+        "x1",
+        "2026-11-20 08:30:00+00",
+        Some(("140.00", "USD", "10.71785714")),
+    )
+    .await;
+    let p2 = pledge(
+        seed.roof,
+        h,
+        PHONE_TG,
+        "200",
+        "sms",
+        "x2",
+        "2026-11-21 23:59:59+00",
+        None,
+    )
+    .await;
+    let p3 = pledge(
+        water,
+        sarazm_household,
+        sarazm_phone,
+        "300",
+        "api",
+        "x3",
+        "2026-11-22 00:00:00+00",
+        None,
+    )
+    .await;
+    for (amount, day) in [("500.25", "2026-11-21"), ("1000.25", "2026-11-22")] {
+        sqlx::query(
+            "insert into receipts (project_id, pledge_id, amount, currency, received_on, method, recorded_by)
+             values ($1, $2, $3::numeric, 'TJS', $4::date, 'cash', 'test')",
+        )
+        .bind(seed.bridge)
+        .bind(p1)
+        .bind(amount)
+        .bind(day)
+        .execute(&pool)
+        .await
+        .expect("receipt");
+    }
+    sqlx::query(
+        "insert into pledge_cancellations (pledge_id, reason, cancelled_by, cancelled_at)
+         values ($1, $2, 'test', '2026-11-23 10:00:00+00')",
+    )
+    .bind(p2)
+    .bind("Ба Душанбе кӯчид, \"ҳама\" рафтанд")
+    .execute(&pool)
+    .await
+    .expect("cancel");
+
+    let row1 = format!("{p1},2026-11-20T08:30:00Z,anzob,BRIDGE,{h},'+992901112233,1500.50,TJS,140.00,USD,10.71785714,ussd,received,1500.50,2026-11-22,,");
+    let row2 = format!("{p2},2026-11-21T23:59:59Z,anzob,ROOF,{h},'+992901112233,200.00,TJS,,,,sms,cancelled,0.00,,2026-11-23T10:00:00Z,\"Ба Душанбе кӯчид, \"\"ҳама\"\" рафтанд\"");
+    let row3 = format!("{p3},2026-11-22T00:00:00Z,sarazm,WATER,{sarazm_household},'+992941112233,300.00,TJS,,,,api,pledged,0.00,,,");
+    let header = PLEDGE_HEADER.to_owned();
+
+    let a = get(&app, "/api/v1/exports/pledges.csv", &t.admin).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert_eq!(
+        a.headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"pledges-20261128.csv\""
+    );
+    assert_eq!(a.body, csv(&[&header, &row1, &row2, &row3]));
+
+    // a coordinator sees their own community only, with or without the filter
+    let a = get(&app, "/api/v1/exports/pledges.csv", &t.anzob).await;
+    assert_eq!(a.body, csv(&[&header, &row1, &row2]));
+    let a = get(
+        &app,
+        &format!("/api/v1/exports/pledges.csv?community={}", seed.community),
+        &t.anzob,
+    )
+    .await;
+    assert_eq!(a.body, csv(&[&header, &row1, &row2]));
+    let a = get(&app, "/api/v1/exports/pledges.csv", &t.sarazm).await;
+    assert_eq!(a.body, csv(&[&header, &row3]));
+    let a = get(
+        &app,
+        &format!(
+            "/api/v1/exports/pledges.csv?community={}",
+            seed.other_community
+        ),
+        &t.anzob,
+    )
+    .await;
+    assert_forbidden(&a, "another community's pledges");
+    // another community's project: nothing but the header
+    let a = get(
+        &app,
+        &format!("/api/v1/exports/pledges.csv?project={water}"),
+        &t.anzob,
+    )
+    .await;
+    assert_eq!(a.body, csv(&[&header]));
+    let a = get(
+        &app,
+        &format!("/api/v1/exports/pledges.csv?project={}", seed.roof),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(a.body, csv(&[&header, &row2]));
+
+    // days are UTC days, both ends inclusive
+    let a = get(
+        &app,
+        "/api/v1/exports/pledges.csv?from=2026-11-21&to=2026-11-21",
+        &t.admin,
+    )
+    .await;
+    assert_eq!(a.body, csv(&[&header, &row2]));
+    let a = get(
+        &app,
+        "/api/v1/exports/pledges.csv?from=2026-11-22",
+        &t.admin,
+    )
+    .await;
+    assert_eq!(a.body, csv(&[&header, &row3]));
+    let a = get(&app, "/api/v1/exports/pledges.csv?to=2026-11-20", &t.admin).await;
+    assert_eq!(a.body, csv(&[&header, &row1]));
+    let a = get(
+        &app,
+        "/api/v1/exports/pledges.csv?from=2026-11-22&to=2026-11-21",
+        &t.admin,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
+
+    // a standard CSV reader gets the cells back, quotes and commas included
+    let a = get(&app, "/api/v1/exports/pledges.csv", &t.anzob).await;
+    let mut reader = csv::Reader::from_reader(a.body.as_bytes());
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(&records[1][16], "Ба Душанбе кӯчид, \"ҳама\" рафтанд");
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn project_totals_export_is_exact_and_scoped(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    let water = project_id(&pool, "WATER").await;
+    receive(&pool, seed.bridge, "1500.50").await;
+    sqlx::query(
+        "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
+         values ($1, $2, $3, 2000, 'TJS', 'ussd', 'totals-1')",
+    )
+    .bind(seed.bridge)
+    .bind(seed.household)
+    .bind(PHONE_TG)
+    .execute(&pool)
+    .await
+    .expect("pledge");
+    sqlx::query(
+        "insert into match_disbursements (project_id, amount, currency, disbursed_on, partner, recorded_by)
+         values ($1, 500, 'TJS', '2026-11-25', 'Aga Khan Foundation', 'test')",
+    )
+    .bind(seed.bridge)
+    .execute(&pool)
+    .await
+    .expect("disbursement");
+
+    let header = "project_id,community,code,name_tg,name_ru,name_en,status,currency,target,match_ratio,match_cap,pledged,outstanding,received,matched,matched_total,percent,disbursed,match_due".to_owned();
+    let bridge = format!("{},anzob,BRIDGE,Пул,Мост,Bridge,open,TJS,10000.00,1,,2000.00,2000.00,1500.50,1500.50,3001.00,30.0,500.00,1000.50", seed.bridge);
+    let old = format!("{},anzob,OLD,Кӯҳна,Старый,Old,closed,TJS,5000.00,1,,0.00,0.00,0.00,0.00,0.00,0.0,0.00,0.00", seed.closed);
+    let roof = format!("{},anzob,ROOF,Боми мактаб,Крыша школы,School roof,open,TJS,20000.00,2,3000.00,0.00,0.00,0.00,0.00,0.00,0.0,0.00,0.00", seed.roof);
+    let water = format!("{water},sarazm,WATER,Об,Вода,Water,open,TJS,8000.00,1,,0.00,0.00,0.00,0.00,0.00,0.0,0.00,0.00");
+
+    let a = get(&app, "/api/v1/exports/project-totals.csv", &t.anzob).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert_eq!(
+        a.headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"project-totals-20261128.csv\""
+    );
+    assert_eq!(a.body, csv(&[&header, &bridge, &old, &roof]));
+    let a = get(&app, "/api/v1/exports/project-totals.csv", &t.admin).await;
+    assert_eq!(a.body, csv(&[&header, &bridge, &old, &roof, &water]));
+    let a = get(
+        &app,
+        &format!(
+            "/api/v1/exports/project-totals.csv?community={}",
+            seed.other_community
+        ),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(a.body, csv(&[&header, &water]));
+    let a = get(&app, "/api/v1/exports/project-totals.csv", &t.sarazm).await;
+    assert_eq!(a.body, csv(&[&header, &water]));
+    let a = get(
+        &app,
+        &format!(
+            "/api/v1/exports/project-totals.csv?community={}",
+            seed.community
+        ),
+        &t.sarazm,
+    )
+    .await;
+    assert_forbidden(&a, "another community's totals");
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn households_export_neutralises_formulas(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    let sarazm = seed.other_community;
+    let household = |name: &'static str,
+                     language: Option<&'static str>,
+                     join_code: &'static str,
+                     phones: &'static [&'static str]| {
+        let pool = pool.clone();
+        async move {
+            let id: i64 = sqlx::query_scalar(
+                "insert into households (community_id, name, language, join_code) values ($1, $2, $3, $4) returning id",
+            )
+            .bind(sarazm)
+            .bind(name)
+            .bind(language)
+            .bind(join_code)
+            .fetch_one(&pool)
+            .await
+            .expect("household");
+            for phone in phones {
+                sqlx::query("insert into phones (phone, household_id) values ($1, $2)")
+                    .bind(phone)
+                    .bind(id)
+                    .execute(&pool)
+                    .await
+                    .expect("phone");
+            }
+            id
+        }
+    };
+    let evil = household(
+        "=HYPERLINK(\"http://evil\")",
+        Some("tg"),
+        "111111",
+        &["+992941000002", "+992941000001"],
+    )
+    .await;
+    let sum = household("@SUM(A1)", None, "222222", &[]).await;
+    let plus = household(
+        "+7 (912) 000-00-00",
+        Some("ru"),
+        "333333",
+        &["+79120000000"],
+    )
+    .await;
+    let minus = household("-2+3", Some("en"), "444444", &[]).await;
+    let tab = household("\t=1+1", Some("en"), "555555", &[]).await;
+    let plain = household(
+        "Хонаводаи Раҳимов, Саразм",
+        Some("tg"),
+        "666666",
+        &["+992941000003"],
+    )
+    .await;
+    sqlx::query("insert into sms_optouts (phone, opted_out_at) values ('+992941000002', now()), ('+992941000003', now())")
+        .execute(&pool)
+        .await
+        .expect("opt-outs");
+
+    let header =
+        "household_id,community,name,language,join_code,phones,opted_out_phones".to_owned();
+    let rows = [
+        header.clone(),
+        format!("{evil},sarazm,\"'=HYPERLINK(\"\"http://evil\"\")\",tg,111111,'+992941000001 +992941000002,'+992941000002"),
+        format!("{sum},sarazm,'@SUM(A1),,222222,,"),
+        format!("{plus},sarazm,'+7 (912) 000-00-00,ru,333333,'+79120000000,"),
+        format!("{minus},sarazm,'-2+3,en,444444,,"),
+        format!("{tab},sarazm,'\t=1+1,en,555555,,"),
+        format!("{plain},sarazm,\"Хонаводаи Раҳимов, Саразм\",tg,666666,'+992941000003,'+992941000003"),
+    ];
+    let a = get(
+        &app,
+        &format!("/api/v1/exports/households.csv?community={sarazm}"),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert_eq!(
+        a.headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"households-20261128.csv\""
+    );
+    assert_eq!(a.body, csv(&rows.each_ref().map(String::as_str)));
+    let a = get(&app, "/api/v1/exports/households.csv", &t.sarazm).await;
+    assert_eq!(a.body, csv(&rows.each_ref().map(String::as_str)));
+    // no cell a spreadsheet would evaluate
+    let mut reader = csv::Reader::from_reader(a.body.as_bytes());
+    for record in reader.records() {
+        let record = record.expect("record");
+        for cell in record.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?}"
+            );
+        }
+    }
+
+    // the other community's coordinator: their four seeded households, none of these
+    let a = get(&app, "/api/v1/exports/households.csv", &t.anzob).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let mut reader = csv::Reader::from_reader(a.body.as_bytes());
+    let communities: Vec<String> = reader
+        .records()
+        .map(|r| r.expect("record")[1].to_owned())
+        .collect();
+    assert_eq!(communities, vec!["anzob"; 4]);
+    let a = get(
+        &app,
+        &format!("/api/v1/exports/households.csv?community={sarazm}"),
+        &t.anzob,
+    )
+    .await;
+    assert_forbidden(&a, "another community's households");
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_query_that_fails_at_once_is_a_json_500(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    sqlx::query("alter table sms_optouts rename to sms_optouts_gone")
+        .execute(&pool)
+        .await
+        .expect("rename");
+    let a = get(&app, "/api/v1/exports/households.csv", &t.admin).await;
+    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", a.body);
+    let json: serde_json::Value = serde_json::from_str(&a.body).expect("json error");
+    assert_eq!(json["error"]["code"], "internal");
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_large_export_streams_in_many_chunks(pool: PgPool) {
+    const N: i64 = 100_000;
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    // One statement for all the pledges. The running-sums trigger is switched off for it and
+    // the project's sums are added once afterwards: row by row it would update the same
+    // `project_sums` row 100,000 times in one transaction, and each update walks that row's
+    // growing chain of versions (about two minutes in total instead of a second).
+    let mut tx = pool.begin().await.expect("transaction");
+    sqlx::query("alter table pledges disable trigger pledges_sums")
+        .execute(&mut *tx)
+        .await
+        .expect("trigger off");
+    sqlx::query(
+        "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key, created_at)
+         select $1, $2, $3, (g % 1000) + 1.50, 'TJS', 'ussd', 'bulk-' || g,
+                timestamptz '2026-11-01 00:00:00+00' + g * interval '1 second'
+         from generate_series(1, $4::bigint) g",
+    )
+    .bind(seed.bridge)
+    .bind(seed.household)
+    .bind(PHONE_TG)
+    .bind(N)
+    .execute(&mut *tx)
+    .await
+    .expect("bulk pledges");
+    sqlx::query("alter table pledges enable trigger pledges_sums")
+        .execute(&mut *tx)
+        .await
+        .expect("trigger on");
+    sqlx::query(
+        "update project_sums s set pledged = pledged + b.total, outstanding = outstanding + b.total
+         from (select sum(amount) as total from pledges where project_id = $1) b where s.project_id = $1",
+    )
+    .bind(seed.bridge)
+    .execute(&mut *tx)
+    .await
+    .expect("sums");
+    tx.commit().await.expect("commit");
+
+    let a = get(&app, "/api/v1/exports/pledges.csv", &t.admin).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let totals = get(&app, "/api/v1/exports/project-totals.csv", &t.admin).await;
+    let bridge = format!("{},anzob,BRIDGE,", seed.bridge);
+    let cents: i64 = (1..=N).map(|g| (g % 1000) * 100 + 150).sum();
+    let pledged = format!("{}.{:02}", cents / 100, cents % 100);
+    assert!(
+        totals
+            .body
+            .lines()
+            .any(|l| l.starts_with(&bridge) && l.contains(&format!(",{pledged},{pledged},"))),
+        "sums kept: {}",
+        totals.body
+    );
+    let lines: Vec<&str> = a.body.split_terminator("\r\n").collect();
+    assert_eq!(lines.len() as i64, N + 1, "header and one line per pledge");
+    assert_eq!(lines[0], PLEDGE_HEADER);
+    assert!(
+        lines[N as usize].contains(",2026-11-02T03:46:40Z,anzob,BRIDGE,"),
+        "{}",
+        lines[N as usize]
+    );
+    assert!(
+        lines[N as usize].contains(",1.50,TJS,"),
+        "{}",
+        lines[N as usize]
+    );
+    // ~90 bytes a line in chunks of about 32 KiB: hundreds of frames, never one big body
+    assert!(
+        a.frames > 100,
+        "{} frames for {} bytes",
+        a.frames,
+        a.body.len()
+    );
+    assert!(
+        a.largest_frame < 64 * 1024,
+        "largest frame {} bytes",
+        a.largest_frame
+    );
+
+    // The database connection lost in the middle of the file: the body ends with an error
+    // (the server aborts the transfer), not with a clean end that would look complete.
+    let req = Request::get("/api/v1/exports/pledges.csv")
+        .header("authorization", format!("Bearer {}", t.admin))
+        .body(Body::empty())
+        .expect("request");
+    let resp = app.router.clone().oneshot(req).await.expect("answer");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let first = body.frame().await.expect("a first frame").expect("data");
+    assert!(first.data_ref().is_some());
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity
+         where datname = current_database() and pid <> pg_backend_pid()
+           and state = 'active' and query like '%left join pledge_cancellations%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("terminate");
+    assert_eq!(killed, vec![true], "the export's connection");
+    let mut received = first.data_ref().map_or(0, |d| d.len());
+    let ended_with = loop {
+        match body.frame().await {
+            Some(Ok(frame)) => received += frame.data_ref().map_or(0, |d| d.len()),
+            Some(Err(e)) => break Some(e),
+            None => break None,
+        }
+    };
+    assert!(ended_with.is_some(), "an error, after {received} bytes");
+    assert!(received < a.body.len(), "a part of the file only");
+}

@@ -1,0 +1,851 @@
+//! Households, their numbers and STOP states, tips and exchange rates through the admin API:
+//! registering, searching, moving between communities, linking and unlinking numbers,
+//! opt-outs the outbox honours, admin-only tips and rates — and every refusal.
+
+mod common;
+
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+};
+use common::*;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+async fn call(
+    app: &TestApp,
+    method: &str,
+    uri: &str,
+    body: Value,
+    token: &str,
+) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(if body.is_null() {
+            Body::empty()
+        } else {
+            Body::from(body.to_string())
+        })
+        .expect("request");
+    let resp = app.router.clone().oneshot(req).await.expect("answer");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+struct Tokens {
+    admin: String,
+    /// Anzob (community A) only.
+    own: String,
+    /// Sarazm only.
+    other: String,
+    /// Anzob and Sarazm.
+    both: String,
+}
+
+async fn tokens(pool: &PgPool) -> Tokens {
+    let add = |name: &'static str, phone: &'static str, communities: Vec<String>, admin: bool| {
+        let pool = pool.clone();
+        async move {
+            hashar::api::auth::add_coordinator(&pool, name, phone, &communities, admin)
+                .await
+                .expect("coordinator")
+                .2
+        }
+    };
+    Tokens {
+        admin: add("Admin", "+992900000301", vec![], true).await,
+        own: add("Anzob", "+992900000302", vec!["anzob".into()], false).await,
+        other: add("Sarazm", "+992900000303", vec!["sarazm".into()], false).await,
+        both: add(
+            "District",
+            "+992900000304",
+            vec!["anzob".into(), "sarazm".into()],
+            false,
+        )
+        .await,
+    }
+}
+
+fn ids(list: &Value) -> Vec<i64> {
+    list.as_array()
+        .map(|a| a.iter().filter_map(|h| h["id"].as_i64()).collect())
+        .unwrap_or_default()
+}
+
+fn numbers(household: &Value) -> Vec<String> {
+    household["phones"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["phone"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn enc(phone: &str) -> String {
+    phone.replace('+', "%2B")
+}
+
+const MIGRANT: &str = "+79161234567";
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn register_list_and_filter(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    let body = json!({"community_id": seed.community, "name": "  Nazarov family ", "language": "tg",
+        "phones": ["90 123 4500", "+7 916 123-45-67"]});
+    let (status, h) = call(&app, "POST", "/api/v1/households", body, &t.own).await;
+    assert_eq!(status, StatusCode::CREATED, "{h}");
+    assert_eq!(
+        numbers(&h),
+        vec!["+992901234500".to_owned(), MIGRANT.to_owned()],
+        "stored as E.164: {h}"
+    );
+    assert_eq!(h["name"], "Nazarov family");
+    assert_eq!(h["language"], "tg");
+    assert_eq!(h["registered_via"], "coordinator");
+    assert_eq!(h["community_id"], seed.community);
+    assert_eq!(h["phones"][1]["opted_out"], false);
+    let join_code = h["join_code"].as_str().unwrap_or("").to_owned();
+    assert!(
+        join_code.len() == 6 && join_code.chars().all(|c| c.is_ascii_digit()),
+        "{h}"
+    );
+    let id = h["id"].as_i64().unwrap_or(0);
+
+    // the whole community: the four seeded households and the new one
+    let uri = format!("/api/v1/households?community={}", seed.community);
+    let (status, list) = call(&app, "GET", &uri, Value::Null, &t.own).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(ids(&list).len(), 5);
+    assert!(ids(&list).contains(&seed.household));
+    // by part of the name, any case; by digits of a number; by the join code
+    for q in ["nazarov", "916123", join_code.as_str(), "%2B79161234567"] {
+        let (status, list) = call(
+            &app,
+            "GET",
+            &format!("/api/v1/households?q={q}"),
+            Value::Null,
+            &t.own,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        assert_eq!(ids(&list), vec![id], "q={q}: {list}");
+    }
+    // `%` is a character, not a wildcard
+    let (_, list) = call(&app, "GET", "/api/v1/households?q=%25", Value::Null, &t.own).await;
+    assert_eq!(ids(&list), Vec::<i64>::new(), "{list}");
+    // paging
+    let (_, page) = call(
+        &app,
+        "GET",
+        &format!("{uri}&limit=2&offset=4"),
+        Value::Null,
+        &t.own,
+    )
+    .await;
+    assert_eq!(ids(&page), vec![id]);
+    for (query, field) in [("limit=0", "limit"), ("offset=-1", "offset")] {
+        let (status, e) = call(
+            &app,
+            "GET",
+            &format!("/api/v1/households?{query}"),
+            Value::Null,
+            &t.own,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        assert_eq!(e["error"]["field"], field);
+    }
+    let long = "x".repeat(101);
+    let (status, e) = call(
+        &app,
+        "GET",
+        &format!("/api/v1/households?q={long}"),
+        Value::Null,
+        &t.own,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("q"))
+    );
+
+    // another community's coordinator: 403 on the filter, nothing of A in the plain list,
+    // 404 on the household
+    let (status, _) = call(&app, "GET", &uri, Value::Null, &t.other).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, list) = call(&app, "GET", "/api/v1/households", Value::Null, &t.other).await;
+    assert_eq!(ids(&list), Vec::<i64>::new());
+    let (status, _) = call(
+        &app,
+        "GET",
+        &format!("/api/v1/households/{id}"),
+        Value::Null,
+        &t.other,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, one) = call(
+        &app,
+        "GET",
+        &format!("/api/v1/households/{id}"),
+        Value::Null,
+        &t.admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(numbers(&one), numbers(&h));
+    // registering in another community
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/api/v1/households",
+        json!({"community_id": seed.community, "phones": ["+992905550001"]}),
+        &t.other,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn registration_is_validated_field_by_field(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    let base = json!({"community_id": seed.community, "name": "Saidov", "language": "ru",
+        "phones": ["+992905550001"]});
+    let cases = [
+        ("phones", json!(["hello"]), "phones"),
+        ("phones", json!(["+9921"]), "phones"),
+        ("phones", json!([]), "phones"),
+        ("phones", json!(["+992905550001", "905550001"]), "phones"),
+        ("name", json!("   "), "name"),
+        ("name", json!("N".repeat(121)), "name"),
+        ("language", json!("de"), "language"),
+        ("community_id", json!(999_999), "community_id"),
+    ];
+    for (field, value, want) in cases {
+        let mut body = base.clone();
+        body[field] = value;
+        let (status, json) = call(&app, "POST", "/api/v1/households", body, &t.admin).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {json}");
+        assert_eq!(json["error"]["field"], want, "{json}");
+    }
+    // a number that is another household's: 409 naming the number and the household
+    let mut body = base.clone();
+    body["phones"] = json!(["+992905550002", PHONE_RU]);
+    let before = count(&pool, "select count(*) from households").await;
+    let (status, e) = call(&app, "POST", "/api/v1/households", body, &t.own).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    let message = e["error"]["message"].as_str().unwrap_or("");
+    let owner: i64 = sqlx::query_scalar("select household_id from phones where phone = $1")
+        .bind(PHONE_RU)
+        .fetch_one(&pool)
+        .await
+        .expect("owner");
+    assert!(
+        message.contains(PHONE_RU) && message.contains(&format!("household {owner}")),
+        "{e}"
+    );
+    assert_eq!(
+        count(&pool, "select count(*) from households").await,
+        before,
+        "nothing registered"
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from phones where phone = '+992905550002'"
+        )
+        .await,
+        0
+    );
+    // the same seen from another community: the number, not the household it belongs to
+    let mut body = base.clone();
+    body["community_id"] = json!(seed.other_community);
+    body["phones"] = json!([PHONE_RU]);
+    let (status, e) = call(&app, "POST", "/api/v1/households", body, &t.other).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(
+        e["error"]["message"],
+        format!("{PHONE_RU} is already registered to another household")
+    );
+    // without a name or language is fine
+    let (status, h) = call(
+        &app,
+        "POST",
+        "/api/v1/households",
+        json!({"community_id": seed.community, "phones": ["+992905550003"]}),
+        &t.own,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{h}");
+    assert!(h["name"].is_null() && h["language"].is_null(), "{h}");
+    // unknown fields are refused
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/api/v1/households",
+        json!({"community_id": seed.community, "phones": ["+992905550004"], "colour": "red"}),
+        &t.own,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn move_rename_link_and_unlink(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    let (_, h) = call(
+        &app,
+        "POST",
+        "/api/v1/households",
+        json!({"community_id": seed.community, "name": "Rahimov", "phones": ["+992905551000"]}),
+        &t.own,
+    )
+    .await;
+    let id = h["id"].as_i64().unwrap_or(0);
+    let uri = format!("/api/v1/households/{id}");
+
+    // rename and set the language; null clears the language
+    let (status, h) = call(
+        &app,
+        "PATCH",
+        &uri,
+        json!({"name": "Rahimovs", "language": "en"}),
+        &t.own,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{h}");
+    assert_eq!(
+        (h["name"].as_str(), h["language"].as_str()),
+        (Some("Rahimovs"), Some("en"))
+    );
+    let (_, h) = call(&app, "PATCH", &uri, json!({"language": null}), &t.own).await;
+    assert!(h["language"].is_null() && h["name"] == "Rahimovs", "{h}");
+    for (body, field) in [
+        (json!({"language": "fr"}), "language"),
+        (json!({"name": ""}), "name"),
+    ] {
+        let (status, e) = call(&app, "PATCH", &uri, body, &t.own).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        assert_eq!(e["error"]["field"], field);
+    }
+
+    // link the migrant's number; again is a no-op; a bad one names the field
+    let phones = format!("{uri}/phones");
+    let (status, h) = call(
+        &app,
+        "POST",
+        &phones,
+        json!({"phone": "+7 916 123 45 67"}),
+        &t.own,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{h}");
+    assert_eq!(
+        numbers(&h),
+        vec!["+992905551000".to_owned(), MIGRANT.to_owned()]
+    );
+    let (status, h) = call(&app, "POST", &phones, json!({"phone": MIGRANT}), &t.own).await;
+    assert_eq!(status, StatusCode::OK, "{h}");
+    assert_eq!(numbers(&h).len(), 2);
+    let (status, e) = call(&app, "POST", &phones, json!({"phone": "12"}), &t.own).await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("phone"))
+    );
+    // a number that belongs elsewhere: 409, and it stays where it was
+    let (status, e) = call(&app, "POST", &phones, json!({"phone": PHONE_EN}), &t.own).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains(PHONE_EN),
+        "{e}"
+    );
+    let en_owner: i64 = sqlx::query_scalar("select household_id from phones where phone = $1")
+        .bind(PHONE_EN)
+        .fetch_one(&pool)
+        .await
+        .expect("owner");
+    assert_ne!(en_owner, id);
+    // another community's coordinator cannot see the household at all
+    let (status, _) = call(
+        &app,
+        "POST",
+        &phones,
+        json!({"phone": "+79031234567"}),
+        &t.other,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // moving: refused to a coordinator of one community, allowed to one of both
+    let (status, e) = call(
+        &app,
+        "PATCH",
+        &uri,
+        json!({"community_id": seed.other_community}),
+        &t.own,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+    let (status, _) = call(
+        &app,
+        "PATCH",
+        &uri,
+        json!({"community_id": seed.community}),
+        &t.other,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not Sarazm's household");
+    let (status, h) = call(
+        &app,
+        "PATCH",
+        &uri,
+        json!({"community_id": seed.other_community}),
+        &t.both,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{h}");
+    assert_eq!(h["community_id"], seed.other_community);
+    assert_eq!(numbers(&h).len(), 2, "the numbers move with it");
+    let (status, _) = call(&app, "GET", &uri, Value::Null, &t.own).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no longer Anzob's");
+    let (status, _) = call(&app, "GET", &uri, Value::Null, &t.other).await;
+    assert_eq!(status, StatusCode::OK, "now Sarazm's");
+    let (status, e) = call(
+        &app,
+        "PATCH",
+        &uri,
+        json!({"community_id": 999_999}),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("community_id"))
+    );
+
+    // unlinking: a number not on the household is 404; the last number stays (409)
+    let (status, _) = call(
+        &app,
+        "DELETE",
+        &format!("{phones}/{}", enc(PHONE_EN)),
+        Value::Null,
+        &t.other,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, e) = call(
+        &app,
+        "DELETE",
+        &format!("{phones}/garbage"),
+        Value::Null,
+        &t.other,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("phone"))
+    );
+    let (status, h) = call(
+        &app,
+        "DELETE",
+        &format!("{phones}/{}", enc(MIGRANT)),
+        Value::Null,
+        &t.other,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{h}");
+    assert_eq!(numbers(&h), vec!["+992905551000".to_owned()]);
+    let (status, e) = call(
+        &app,
+        "DELETE",
+        &format!("{phones}/{}", enc("+992905551000")),
+        Value::Null,
+        &t.other,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(
+        count(
+            &pool,
+            &format!("select count(*) from phones where household_id = {id}")
+        )
+        .await,
+        1
+    );
+    // the freed number can join another household
+    let (status, h) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/households/{}/phones", seed.household),
+        json!({"phone": MIGRANT}),
+        &t.own,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{h}");
+}
+
+async fn outbox_status(pool: &PgPool, phone: &str, body: &str) -> String {
+    let phone = hashar::domain::Phone::parse(phone).expect("phone");
+    let mut conn = pool.acquire().await.expect("connection");
+    let id = hashar::outbox::enqueue(
+        &mut conn,
+        &hashar::outbox::NewMessage {
+            to: &phone,
+            body,
+            kind: hashar::outbox::Kind::Broadcast,
+            inbound_id: None,
+        },
+        "test",
+        3,
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("enqueue");
+    sqlx::query_scalar("select status from outbox where id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("status")
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn opt_out_is_visible_and_honoured(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    let uri = format!("/api/v1/phones/{}/opt-out", enc(PHONE_TG));
+    let (status, o) = call(&app, "PUT", &uri, json!({"opted_out": true}), &t.own).await;
+    assert_eq!(status, StatusCode::OK, "{o}");
+    assert_eq!(o["opted_out"], true);
+    assert_eq!(o["household_id"], seed.household);
+    assert_eq!(o["phone"], PHONE_TG);
+    assert!(o["opted_out_at"].is_string(), "{o}");
+    assert_eq!(
+        count(
+            &pool,
+            &format!("select count(*) from sms_optouts where phone = '{PHONE_TG}'")
+        )
+        .await,
+        1
+    );
+    // again: unchanged, the first time kept
+    let (status, again) = call(&app, "PUT", &uri, json!({"opted_out": true}), &t.own).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["opted_out_at"], o["opted_out_at"]);
+    // visible on the household and in the list
+    let (_, h) = call(
+        &app,
+        "GET",
+        &format!("/api/v1/households/{}", seed.household),
+        Value::Null,
+        &t.own,
+    )
+    .await;
+    assert_eq!(h["phones"][0]["phone"], PHONE_TG);
+    assert_eq!(h["phones"][0]["opted_out"], true, "{h}");
+    let (_, list) = call(
+        &app,
+        "GET",
+        &format!("/api/v1/households?community={}", seed.community),
+        Value::Null,
+        &t.own,
+    )
+    .await;
+    let opted: Vec<&str> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|h| h["phones"].as_array().into_iter().flatten())
+        .filter(|p| p["opted_out"] == true)
+        .filter_map(|p| p["phone"].as_str())
+        .collect();
+    assert_eq!(opted, vec![PHONE_TG]);
+    // honoured: a message to the number is suppressed, others are queued
+    assert_eq!(
+        outbox_status(&pool, PHONE_TG, "Jamoat meeting").await,
+        "suppressed"
+    );
+    assert_eq!(
+        outbox_status(&pool, PHONE_RU, "Jamoat meeting").await,
+        "queued"
+    );
+    // cleared (START)
+    let (status, o) = call(&app, "PUT", &uri, json!({"opted_out": false}), &t.own).await;
+    assert_eq!(status, StatusCode::OK, "{o}");
+    assert_eq!(
+        (o["opted_out"].as_bool(), o["opted_out_at"].is_null()),
+        (Some(false), true)
+    );
+    assert_eq!(count(&pool, "select count(*) from sms_optouts").await, 0);
+    assert_eq!(
+        outbox_status(&pool, PHONE_TG, "Jamoat meeting").await,
+        "queued"
+    );
+    // another community's number, an unknown number, and a bad one
+    let (status, _) = call(&app, "PUT", &uri, json!({"opted_out": true}), &t.other).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &app,
+        "PUT",
+        &format!("/api/v1/phones/{}/opt-out", enc("+992909999999")),
+        json!({"opted_out": true}),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, e) = call(
+        &app,
+        "PUT",
+        "/api/v1/phones/not-a-number/opt-out",
+        json!({"opted_out": true}),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("phone"))
+    );
+    assert_eq!(
+        count(&pool, "select count(*) from sms_optouts").await,
+        0,
+        "nothing stored by the refusals"
+    );
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn tips_are_read_by_all_and_written_by_admins(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    let tip = json!({"code": "save-share", "text_tg": "Аввал пасандоз кунед.",
+        "text_ru": "Сначала отложите.", "text_en": "Save first."});
+    let (status, e) = call(&app, "POST", "/api/v1/tips", tip.clone(), &t.own).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(e["error"]["code"], "forbidden");
+    let (status, first) = call(&app, "POST", "/api/v1/tips", tip.clone(), &t.admin).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(
+        (first["position"].as_i64(), first["active"].as_bool()),
+        (Some(0), Some(true))
+    );
+    let (status, _) = call(&app, "POST", "/api/v1/tips", tip.clone(), &t.admin).await;
+    assert_eq!(status, StatusCode::CONFLICT, "same code twice");
+    // 300 characters (Cyrillic) fit; 301 do not
+    let mut second = tip.clone();
+    second["code"] = json!("emergency-fund");
+    second["text_ru"] = json!("Ж".repeat(300));
+    second["active"] = json!(false);
+    let (status, s) = call(&app, "POST", "/api/v1/tips", second, &t.admin).await;
+    assert_eq!(status, StatusCode::CREATED, "{s}");
+    assert_eq!(s["position"], 1, "after the last one");
+    let cases = [
+        ("text_ru", json!("Ж".repeat(301)), "text_ru"),
+        ("text_tg", json!("  "), "text_tg"),
+        ("text_en", json!(""), "text_en"),
+        ("code", json!("Save Share"), "code"),
+        ("code", json!("x"), "code"),
+        ("code", json!("-dash"), "code"),
+    ];
+    for (field, value, want) in cases {
+        let mut body = tip.clone();
+        body["code"] = json!("another");
+        body[field] = value;
+        let (status, e) = call(&app, "POST", "/api/v1/tips", body, &t.admin).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {e}");
+        assert_eq!(e["error"]["field"], want, "{e}");
+    }
+    // every coordinator reads them, in order; filtered by active
+    let (status, list) = call(&app, "GET", "/api/v1/tips", Value::Null, &t.other).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        ids(&list),
+        vec![
+            first["id"].as_i64().unwrap_or(0),
+            s["id"].as_i64().unwrap_or(0)
+        ]
+    );
+    let (_, active) = call(&app, "GET", "/api/v1/tips?active=true", Value::Null, &t.own).await;
+    assert_eq!(ids(&active), vec![first["id"].as_i64().unwrap_or(0)]);
+    // edits: admins only; the code never changes
+    let uri = format!("/api/v1/tips/{}", first["id"]);
+    let (status, _) = call(&app, "PATCH", &uri, json!({"active": false}), &t.own).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, p) = call(
+        &app,
+        "PATCH",
+        &uri,
+        json!({"active": false, "text_en": " Save a share first. ", "position": 5}),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    assert_eq!(
+        (
+            p["active"].as_bool(),
+            p["text_en"].as_str(),
+            p["position"].as_i64(),
+            p["text_tg"].as_str()
+        ),
+        (
+            Some(false),
+            Some("Save a share first."),
+            Some(5),
+            Some("Аввал пасандоз кунед.")
+        )
+    );
+    let (status, e) = call(
+        &app,
+        "PATCH",
+        &uri,
+        json!({"text_tg": "Ж".repeat(301)}),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("text_tg"))
+    );
+    let (status, _) = call(&app, "PATCH", &uri, json!({"code": "renamed"}), &t.admin).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = call(
+        &app,
+        "PATCH",
+        "/api/v1/tips/999999",
+        json!({"active": true}),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn exchange_rates_are_read_by_all_and_written_by_admins(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    let rate =
+        json!({"base": "rub", "quote": "TJS", "rate": "0.12345678", "valid_from": "2026-11-01"});
+    let (status, e) = call(&app, "POST", "/api/v1/exchange-rates", rate.clone(), &t.own).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+    let (status, r) = call(
+        &app,
+        "POST",
+        "/api/v1/exchange-rates",
+        rate.clone(),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{r}");
+    assert_eq!(
+        (
+            r["base"].as_str(),
+            r["quote"].as_str(),
+            r["rate"].as_str(),
+            r["valid_from"].as_str()
+        ),
+        (
+            Some("RUB"),
+            Some("TJS"),
+            Some("0.12345678"),
+            Some("2026-11-01")
+        )
+    );
+    let (status, e) = call(
+        &app,
+        "POST",
+        "/api/v1/exchange-rates",
+        rate.clone(),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("2026-11-01"),
+        "{e}"
+    );
+    let mut later = rate.clone();
+    later["valid_from"] = json!("2026-11-15");
+    later["rate"] = json!("0.125");
+    let (status, _) = call(&app, "POST", "/api/v1/exchange-rates", later, &t.admin).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let cases = [
+        ("rate", json!("0"), "rate"),
+        ("rate", json!("-1.5"), "rate"),
+        ("rate", json!("0.123456789"), "rate"),
+        ("base", json!("RUBL"), "base"),
+        ("base", json!("R1B"), "base"),
+        ("quote", json!("rub"), "quote"),
+    ];
+    for (field, value, want) in cases {
+        let mut body = rate.clone();
+        body["valid_from"] = json!("2026-12-01");
+        body[field] = value;
+        let (status, e) = call(&app, "POST", "/api/v1/exchange-rates", body, &t.admin).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {e}");
+        assert_eq!(e["error"]["field"], want, "{e}");
+    }
+    // read by any coordinator, newest first, filtered by pair
+    let (status, list) = call(
+        &app,
+        "GET",
+        "/api/v1/exchange-rates?base=RUB&quote=tjs",
+        Value::Null,
+        &t.other,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let got: Vec<(&str, &str)> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((r["valid_from"].as_str()?, r["rate"].as_str()?)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("2026-11-15", "0.125"), ("2026-11-01", "0.12345678")]
+    );
+    let (_, none) = call(
+        &app,
+        "GET",
+        "/api/v1/exchange-rates?base=USD",
+        Value::Null,
+        &t.own,
+    )
+    .await;
+    assert_eq!(none, json!([]));
+    let (status, e) = call(
+        &app,
+        "GET",
+        "/api/v1/exchange-rates?quote=T1",
+        Value::Null,
+        &t.own,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("quote"))
+    );
+}
