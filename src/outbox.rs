@@ -11,6 +11,7 @@
 use std::{future::Future, num::NonZeroU32, pin::Pin, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -132,6 +133,8 @@ pub struct DispatchConfig {
     pub idle_poll: Duration,
     /// Broadcast messages wait while it is quiet hours (replies and receipts do not).
     pub quiet: Option<crate::broadcasts::QuietHours>,
+    /// Sends in flight at once per dispatcher.
+    pub concurrency: usize,
 }
 
 impl Default for DispatchConfig {
@@ -145,6 +148,7 @@ impl Default for DispatchConfig {
             rate_per_sec: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
             idle_poll: Duration::from_millis(500),
             quiet: None,
+            concurrency: 32,
         }
     }
 }
@@ -252,8 +256,16 @@ impl Dispatcher {
             claimed: claimed.len(),
             ..Round::default()
         };
-        for msg in claimed {
-            match self.deliver(&msg).await? {
+        // Several sends in flight at once (the rate limiter still paces them): a provider
+        // answers in tens of milliseconds, so one at a time would cap a dispatcher at a few
+        // dozen messages a second. Each result is recorded as soon as it is known.
+        let outcomes: Vec<Result<Outcome, sqlx::Error>> = futures_util::stream::iter(claimed)
+            .map(|msg| async move { self.deliver(&msg).await })
+            .buffer_unordered(self.cfg.concurrency.max(1))
+            .collect()
+            .await;
+        for outcome in outcomes {
+            match outcome? {
                 Outcome::Sent => round.sent += 1,
                 Outcome::Retry => round.retried += 1,
                 Outcome::Failed => round.failed += 1,

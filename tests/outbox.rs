@@ -61,6 +61,7 @@ fn fast() -> DispatchConfig {
         rate_per_sec: NonZeroU32::new(100_000).expect("non-zero"),
         idle_poll: Duration::from_millis(10),
         quiet: None,
+        concurrency: 8,
     }
 }
 
