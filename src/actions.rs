@@ -167,6 +167,14 @@ pub async fn run_effect(
         }
         "next_tip" => next_tip(conn, ctx).await,
         "verify_pin" => verify_pin(conn, ctx, var(vars, action, "pin")?).await,
+        "preview_notice" | "send_notice" => {
+            let community = id_var(vars, action, "community_id")?;
+            let mut values = Vars::new();
+            for name in ["date", "time", "place"] {
+                values.insert(name.to_owned(), var(vars, action, name)?.to_owned());
+            }
+            notice(conn, ctx, community, values, action == "send_notice").await
+        }
         "find_pledge" => find_pledge(conn, ctx, var(vars, action, "pledge_code")?).await,
         "record_cash" => {
             let pledge = id_var(vars, action, "pledge_id")?;
@@ -613,4 +621,106 @@ pub async fn send_receipt(
     )
     .await?;
     Ok(())
+}
+
+/// A meeting notice from the coordinator's phone: the template of each language with the
+/// day, time and place typed on the phone, to every household of one community. Without
+/// `send`, only the preview (numbers and SMS segments); with it, the broadcast is created
+/// and queued now, or at the end of the quiet hours.
+async fn notice(
+    conn: &mut PgConnection,
+    ctx: &EffectCtx<'_>,
+    community: i64,
+    values: Vars,
+    send: bool,
+) -> Result<Vars, ActionError> {
+    let Some((coordinator, admin)) = coordinator_of(conn, ctx.phone).await? else {
+        return Ok(refused("refused.no_pin"));
+    };
+    let allowed: bool = sqlx::query_scalar(
+        "select $3 or exists (select 1 from coordinator_communities where coordinator_id = $1 and community_id = $2)",
+    )
+    .bind(coordinator)
+    .bind(community)
+    .bind(admin)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !allowed {
+        return Ok(refused("refused.no_pledge"));
+    }
+    let state = ctx.state;
+    let texts: std::collections::BTreeMap<String, String> = Language::ALL
+        .iter()
+        .map(|l| {
+            (
+                l.code().to_owned(),
+                state.menus.text(*l, "coord.notice_template").to_owned(),
+            )
+        })
+        .collect();
+    let mut b = crate::broadcasts::Broadcast {
+        id: 0,
+        communities: vec![community],
+        only_migrants: false,
+        only_project: None,
+        only_language: None,
+        texts,
+        vars: values,
+        status: "draft".into(),
+        send_at: None,
+        rsvp_hours: 72,
+        created_by: format!("coordinator:{coordinator}"),
+        created_at: ctx.now,
+    };
+    let people = crate::broadcasts::recipients(conn, &b, state.config.default_language).await?;
+    let preview = crate::broadcasts::preview(
+        &b,
+        &people,
+        state.config.sms_price_per_segment,
+        &state.config.sms_price_currency,
+    );
+    let mut out = Vars::from([
+        ("recipients".to_owned(), preview.recipients.to_string()),
+        ("segments".to_owned(), preview.segments_total.to_string()),
+    ]);
+    if !send {
+        return Ok(out);
+    }
+    let quiet = state.config.quiet().ok();
+    let send_at = quiet.map(|q| q.next_allowed(ctx.now)).unwrap_or(ctx.now);
+    b.id = sqlx::query_scalar(
+        "insert into broadcasts (created_by, communities, text_tg, text_ru, text_en, vars, rsvp_hours, created_at, status, send_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, 'scheduled', $9) returning id",
+    )
+    .bind(&b.created_by)
+    .bind(&b.communities)
+    .bind(b.texts.get("tg"))
+    .bind(b.texts.get("ru"))
+    .bind(b.texts.get("en"))
+    .bind(sqlx::types::Json(&b.vars))
+    .bind(b.rsvp_hours)
+    .bind(ctx.now)
+    .bind(send_at)
+    .fetch_one(&mut *conn)
+    .await?;
+    if send_at <= ctx.now {
+        crate::broadcasts::queue(
+            conn,
+            &b,
+            state.config.default_language,
+            state.config.sms_provider.name(),
+            state.config.sms_max_segments,
+            ctx.now,
+        )
+        .await?;
+    }
+    tracing::info!(phone = %ctx.phone, broadcast = b.id, "meeting notice from the phone menu");
+    out.insert(
+        "when".to_owned(),
+        send_at
+            .with_timezone(&state.config.timezone)
+            .format("%d.%m %H:%M")
+            .to_string(),
+    );
+    Ok(out)
 }

@@ -89,6 +89,7 @@ struct HopContext {
     /// The caller is a coordinator: the coordinator menu, behind a PIN.
     coordinator: Option<i64>,
     coord_projects: Vec<ListItem>,
+    coord_communities: Vec<ListItem>,
     session: Option<SessionRow>,
     projects: Vec<ListItem>,
     communities: Vec<ListItem>,
@@ -113,6 +114,10 @@ select
      where (p.status = 'open' or p.closed_at > $3)
        and (co.is_admin or p.community_id in (select community_id from coordinator_communities where coordinator_id = co.id))
     ) as coord_projects,
+    (select json_agg(json_build_object('id', c.id, 'tg', c.name_tg, 'ru', c.name_ru, 'en', c.name_en) order by c.id)
+     from communities c, co
+     where co.is_admin or c.id in (select community_id from coordinator_communities where coordinator_id = co.id)
+    ) as coord_communities,
     (select json_build_object('language', hh.language) from hh) as household,
     (select json_build_object(
         'start_caller', ss.start_caller, 'base_step', ss.base_step, 'expired', ss.expired,
@@ -149,6 +154,7 @@ async fn load_context(
     let communities: Option<Json<Vec<ItemRow>>> = row.try_get("communities")?;
     let coordinator: Option<i64> = row.try_get("coordinator")?;
     let coord_projects: Option<Json<Vec<ItemRow>>> = row.try_get("coord_projects")?;
+    let coord_communities: Option<Json<Vec<ItemRow>>> = row.try_get("coord_communities")?;
     let items = |v: Option<Json<Vec<ItemRow>>>| -> Vec<ListItem> {
         v.map(|j| j.0.into_iter().map(ListItem::from).collect())
             .unwrap_or_default()
@@ -157,6 +163,7 @@ async fn load_context(
         household: household.map(|j| j.0),
         coordinator,
         coord_projects: items(coord_projects),
+        coord_communities: items(coord_communities),
         session: session.map(|j| j.0),
         projects: items(projects),
         communities: items(communities),
@@ -294,6 +301,7 @@ async fn answer_inner(state: &AppState, hop: &Hop) -> Result<Reply, HopError> {
             "communities" => ctx.communities.clone(),
             "open_projects" => ctx.projects.clone(),
             "coord_projects" => ctx.coord_projects.clone(),
+            "coord_communities" => ctx.coord_communities.clone(),
             _ => Vec::new(),
         }
     };

@@ -395,6 +395,15 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
             (format!("/api/v1/broadcasts/{id}/cancel"), None)
         }),
     );
+    table.insert(
+        "get /api/v1/exports/broadcasts.csv".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/exports/broadcasts.csv?community={a}"),
+                None,
+            )
+        }),
+    );
     // Global data (the same for every community): any coordinator reads it.
     let global_reads = ["get /api/v1/tips", "get /api/v1/exchange-rates"];
     // Global data written by admins only: a community's own coordinator gets 403 too.

@@ -262,6 +262,34 @@ async fn a_notice_to_a_village_in_three_languages(pool: PgPool) {
         !total_reply.contains("noted"),
         "TOTAL is not an RSVP: {total_reply}"
     );
+    // the export: one row with the same counts
+    let req = Request::get(format!(
+        "/api/v1/exports/broadcasts.csv?community={}",
+        seed.community
+    ))
+    .header("authorization", format!("Bearer {token}"))
+    .body(Body::empty())
+    .expect("request");
+    let resp = app.router.clone().oneshot(req).await.expect("answer");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let csv = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec(),
+    )
+    .expect("utf-8");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "broadcast_id,created_at,created_by,communities,status,send_at,queued_at,recipients,skipped_opted_out,queued,sent,delivered,failed,suppressed,cancelled,rsvp_yes,rsvp_no");
+    assert!(
+        lines[1].ends_with(
+            ",anzob,queued,2026-11-28T09:00:00Z,2026-11-28T09:00:00Z,334,3,0,291,40,0,0,0,3,2"
+        ),
+        "{}",
+        lines[1]
+    );
     // sent already: cannot be sent again
     assert_eq!(
         call(

@@ -145,3 +145,50 @@ async fn five_wrong_pins_lock_the_menu_for_fifteen_minutes_even_across_a_restart
         .expect("row");
     assert!(hash.starts_with("$argon2") && !hash.contains("2468"));
 }
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_meeting_notice_from_the_phone(pool: PgPool) {
+    let seed = seed(&pool).await;
+    coordinator(&pool).await;
+    let app = app(pool.clone()).await; // 09:00 UTC = 14:00 in Dushanbe
+    let path = ["2468", "3", "1", "0112", "1000", "Мактаб"];
+    let confirm = app.session("n1", COORD, &path).await;
+    // the four households of Anzob, one number each; every text fits one UCS-2 SMS or two
+    assert!(
+        confirm.starts_with("CON 01.12 10:00, Мактаб: 4 рақам,"),
+        "{confirm}"
+    );
+    let mut all = path.to_vec();
+    all.push("1");
+    let done = app.session("n1", COORD, &all).await;
+    assert_eq!(done, "END Эълон 28.11 14:00 фиристода мешавад.");
+    let (texts, status): (String, String) =
+        sqlx::query_as("select text_ru, status from broadcasts")
+            .fetch_one(&pool)
+            .await
+            .expect("broadcast");
+    assert_eq!(status, "queued");
+    assert!(
+        texts.contains("{date}"),
+        "the template is stored, filled per recipient"
+    );
+    let bodies: Vec<String> =
+        sqlx::query_scalar("select body from outbox where kind = 'broadcast' order by phone")
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
+    assert_eq!(bodies.len(), 4);
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.starts_with("Хашар: собрание 01.12 в 10:00, Мактаб.")),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.starts_with("Hashar meeting: 01.12 at 10:00, Мактаб.")),
+        "{bodies:?}"
+    );
+    let _ = seed;
+}

@@ -82,6 +82,11 @@ fn fake_effect(action: &str, vars: &Vars) -> Vars {
             out.insert("target".into(), "10000".into());
             out.insert("percent".into(), "15".into());
         }
+        "preview_notice" | "send_notice" => {
+            out.insert("recipients".into(), "12".into());
+            out.insert("segments".into(), "24".into());
+            out.insert("when".into(), "01.12 10:00".into());
+        }
         "next_tip" => {
             for l in Language::ALL {
                 out.insert(format!("tip.{l}"), format!("tip text {l}"));
@@ -134,6 +139,7 @@ impl Sim {
             "open_projects" => projects.clone(),
             "communities" => communities.clone(),
             "coord_projects" => projects.clone(),
+            "coord_communities" => communities.clone(),
             _ => Vec::new(),
         };
         let mut reads: HashMap<String, Vars> = HashMap::new();
@@ -533,6 +539,20 @@ fn the_coordinator_menu_needs_the_pin_first() {
         .starts_with("No open pledge with that code"));
     let confirm = hop(&["2468", "2", "1234567", "300"]);
     assert!(confirm.text.starts_with("Record 300"), "{}", confirm.text);
+    let confirm = hop(&["2468", "3", "1", "0112", "1000", "School"]);
+    assert!(
+        confirm
+            .text
+            .starts_with("01.12 10:00, School: 12 numbers, 24 SMS. Send?"),
+        "{}",
+        confirm.text
+    );
+    assert!(hop(&["2468", "3", "1", "3212"])
+        .text
+        .starts_with("Enter the day as DDMM"));
+    assert!(hop(&["2468", "3", "1", "0112", "2500"])
+        .text
+        .starts_with("Enter the time as HHMM"));
     let done = hop(&["2468", "2", "1234567", "300", "1"]);
     assert!(
         done.end && done.text.starts_with("Recorded."),

@@ -1,4 +1,5 @@
-//! CSV exports for coordinators: pledges with their history, project totals, households.
+//! CSV exports for coordinators: pledges with their history, project totals, households,
+//! broadcasts with their delivery and RSVP counts.
 //!
 //! `GET /api/v1/exports/pledges.csv`, `GET /api/v1/exports/project-totals.csv`,
 //! `GET /api/v1/exports/households.csv`.
@@ -524,4 +525,87 @@ mod tests {
         assert_eq!(exact(Decimal::new(10000, 4)), "1");
         assert_eq!(exact(Decimal::new(1071780000, 8)), "10.7178");
     }
+}
+
+const BROADCAST_HEADER: &[&str] = &[
+    "broadcast_id",
+    "created_at",
+    "created_by",
+    "communities",
+    "status",
+    "send_at",
+    "queued_at",
+    "recipients",
+    "skipped_opted_out",
+    "queued",
+    "sent",
+    "delivered",
+    "failed",
+    "suppressed",
+    "cancelled",
+    "rsvp_yes",
+    "rsvp_no",
+];
+
+// A coordinator sees a broadcast when every community it went to is theirs.
+const BROADCAST_SQL: &str = "
+select b.id, b.created_at, b.created_by,
+       (select string_agg(c.code, ' ' order by c.code) from communities c where c.id = any(b.communities)),
+       b.status, b.send_at, b.queued_at,
+       count(r.phone),
+       count(r.phone) filter (where r.skipped is not null),
+       count(o.id) filter (where o.status in ('queued', 'sending')),
+       count(o.id) filter (where o.status = 'sent'),
+       count(o.id) filter (where o.status = 'delivered'),
+       count(o.id) filter (where o.status = 'failed'),
+       count(o.id) filter (where o.status = 'suppressed'),
+       count(o.id) filter (where o.status = 'cancelled'),
+       (select count(*) from rsvps v where v.broadcast_id = b.id and v.answer = 'yes'),
+       (select count(*) from rsvps v where v.broadcast_id = b.id and v.answer = 'no')
+from broadcasts b
+left join broadcast_recipients r on r.broadcast_id = b.id
+left join outbox o on o.id = r.outbox_id
+where ($1::bigint[] is null or b.communities <@ $1)
+  and ($2::bigint is null or $2 = any(b.communities))
+group by b.id
+order by b.id";
+
+fn broadcast_record(row: &PgRow) -> Result<Record, sqlx::Error> {
+    let mut out = vec![
+        row.try_get::<i64, _>(0)?.to_string(),
+        instant(row.try_get(1)?),
+        text(row.try_get(2)?),
+        opt_text(row.try_get(3)?),
+        text(row.try_get(4)?),
+        opt_instant(row.try_get(5)?),
+        opt_instant(row.try_get(6)?),
+    ];
+    for i in 7..17 {
+        out.push(row.try_get::<i64, _>(i)?.to_string());
+    }
+    Ok(out)
+}
+
+/// Broadcasts with their delivery and RSVP counts.
+#[utoipa::path(get, path = "/api/v1/exports/broadcasts.csv", tag = "exports", params(CommunityExportQuery),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn broadcasts(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<CommunityExportQuery>,
+) -> ApiResult<Response> {
+    if let Some(c) = q.community {
+        auth.require(c)?;
+    }
+    let sql = sqlx::query(BROADCAST_SQL)
+        .bind(auth.scope().map(<[i64]>::to_vec))
+        .bind(q.community);
+    csv_response(
+        &state,
+        "broadcasts",
+        BROADCAST_HEADER,
+        sql,
+        broadcast_record,
+    )
+    .await
 }

@@ -73,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(exports::pledges))
         .routes(routes!(exports::project_totals))
         .routes(routes!(exports::households))
+        .routes(routes!(exports::broadcasts))
         .with_state(state)
         .split_for_parts();
     router.route(

@@ -32,6 +32,9 @@ const ENGINE_KEYS: &[&str] = &[
     "amount.too_large",
     "input.pin",
     "input.code",
+    "input.date",
+    "input.time",
+    "input.text",
 ];
 
 /// Every placeholder a text may use, with the widest value it can take.
@@ -63,6 +66,12 @@ pub fn worst_case_values() -> Vars {
     v.insert("join_code".into(), "999999".into());
     v.insert("sms_number".into(), "+992 00 000 00 00".into());
     v.insert("pledge_code".into(), "9999999".into());
+    v.insert("date".into(), "31.12".into());
+    v.insert("time".into(), "23:59".into());
+    v.insert("place".into(), "Ж".repeat(40));
+    v.insert("recipients".into(), "99999".into());
+    v.insert("segments".into(), "999999".into());
+    v.insert("when".into(), "31.12 23:59".into());
     v.insert("cash_amount".into(), "99999999.99".into());
     v.insert("pledge_amount".into(), "99999999.99".into());
     v.insert("outstanding".into(), "99999999.99".into());
@@ -190,6 +199,7 @@ fn check_menu(
                 "verify_pin" => &["pin"],
                 "find_pledge" => &["pledge_code"],
                 "record_cash" => &["pledge_code", "cash_amount"],
+                "preview_notice" | "send_notice" => &["community", "date", "time", "place"],
                 _ => &[],
             };
             for var in needs {
@@ -391,6 +401,9 @@ fn path_to(menu: &MenuDef, from: &str, target: &str) -> Option<Vec<String>> {
                     InputKind::Amount => "1",
                     InputKind::Pin => "1234",
                     InputKind::Code => "1234567",
+                    InputKind::Date => "0112",
+                    InputKind::Time => "1000",
+                    InputKind::Text => "School",
                 };
                 step(next, sample.into())
             }

@@ -96,6 +96,12 @@ pub enum InputKind {
     Pin,
     /// A pledge code: 7 digits.
     Code,
+    /// A day: `DDMM` → `DD.MM`.
+    Date,
+    /// A time: `HHMM` → `HH:MM`.
+    Time,
+    /// Free text, 2 to 40 characters.
+    Text,
 }
 
 impl ScreenDef {

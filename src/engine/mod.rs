@@ -69,14 +69,21 @@ pub enum ActionKind {
 pub fn action_kind(name: &str) -> Option<ActionKind> {
     match name {
         "set_language" | "register" | "create_pledge" | "request_callback" | "next_tip"
-        | "verify_pin" | "find_pledge" | "record_cash" => Some(ActionKind::Effect),
+        | "verify_pin" | "find_pledge" | "record_cash" | "preview_notice" | "send_notice" => {
+            Some(ActionKind::Effect)
+        }
         "project_total" | "join_code" => Some(ActionKind::Read),
         _ => None,
     }
 }
 
 /// Named list sources.
-pub const SOURCES: &[&str] = &["communities", "open_projects", "coord_projects"];
+pub const SOURCES: &[&str] = &[
+    "communities",
+    "open_projects",
+    "coord_projects",
+    "coord_communities",
+];
 /// Named conditions for entry guards.
 pub const CONDITIONS: &[&str] = &["has_language", "registered", "pin_ok"];
 
@@ -614,6 +621,34 @@ fn validate(kind: InputKind, token: &str, max_amount: Decimal) -> Result<String,
         InputKind::Pin => Err("input.pin"),
         InputKind::Code if digits(7, 7) => Ok(token.to_owned()),
         InputKind::Code => Err("input.code"),
+        InputKind::Date if digits(4, 4) => {
+            let (d, m) = (
+                token[..2].parse::<u32>().unwrap_or(0),
+                token[2..].parse::<u32>().unwrap_or(0),
+            );
+            if (1..=31).contains(&d) && (1..=12).contains(&m) {
+                Ok(format!("{}.{}", &token[..2], &token[2..]))
+            } else {
+                Err("input.date")
+            }
+        }
+        InputKind::Date => Err("input.date"),
+        InputKind::Time if digits(4, 4) => {
+            let (h, m) = (
+                token[..2].parse::<u32>().unwrap_or(99),
+                token[2..].parse::<u32>().unwrap_or(99),
+            );
+            if h < 24 && m < 60 {
+                Ok(format!("{}:{}", &token[..2], &token[2..]))
+            } else {
+                Err("input.time")
+            }
+        }
+        InputKind::Time => Err("input.time"),
+        InputKind::Text if (2..=40).contains(&token.trim().chars().count()) => {
+            Ok(token.trim().to_owned())
+        }
+        InputKind::Text => Err("input.text"),
     }
 }
 
