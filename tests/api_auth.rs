@@ -595,4 +595,31 @@ async fn projects_are_validated_field_by_field_and_totals_are_exact(pool: PgPool
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+    assert_eq!(
+        (
+            json["error"]["code"].as_str(),
+            json["error"]["field"].as_str()
+        ),
+        (Some("invalid"), Some("body")),
+        "{json}"
+    );
+    let (status, json) = call(&app, "GET", "/api/v1/projects/abc", None, Some(&t.own)).await;
+    assert_eq!(
+        (status, json["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("path")),
+        "{json}"
+    );
+    let (status, json) = call(
+        &app,
+        "GET",
+        "/api/v1/pledges?limit=many",
+        None,
+        Some(&t.own),
+    )
+    .await;
+    assert_eq!(
+        (status, json["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("query")),
+        "{json}"
+    );
 }

@@ -1,11 +1,7 @@
 //! Broadcast meeting notices: create (with a preview), send now or at a time, follow the
 //! progress, cancel, read the RSVPs.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{types::Json as DbJson, PgConnection, Row};
@@ -13,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::{
     auth::Auth,
-    error::{ApiError, ApiResult, ErrorBody},
+    error::{ApiError, ApiResult, Body, ErrorBody, Segments},
 };
 use crate::{
     app::AppState,
@@ -100,7 +96,7 @@ async fn view(
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
-    Json(b): Json<NewBroadcast>,
+    Body(b): Body<NewBroadcast>,
 ) -> ApiResult<(StatusCode, Json<BroadcastView>)> {
     if b.communities.is_empty() {
         return Err(ApiError::invalid(
@@ -201,7 +197,7 @@ pub async fn create(
 pub async fn get_one(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Segments(id): Segments<i64>,
 ) -> ApiResult<Json<BroadcastView>> {
     let mut conn = state.pool.acquire().await?;
     Ok(Json(view(&mut conn, &state, &auth, id).await?))
@@ -232,8 +228,8 @@ pub struct Scheduled {
 pub async fn send(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
-    Json(r): Json<SendRequest>,
+    Segments(id): Segments<i64>,
+    Body(r): Body<SendRequest>,
 ) -> ApiResult<Json<Scheduled>> {
     let quiet = state.config.quiet().map_err(|e| {
         ApiError::Conflict(format!("the server's quiet hours are misconfigured: {e}"))
@@ -303,7 +299,7 @@ pub struct Cancelled {
 pub async fn cancel(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Segments(id): Segments<i64>,
 ) -> ApiResult<Json<Cancelled>> {
     let mut conn = state.pool.acquire().await?;
     let b = broadcasts::load(&mut conn, id)
@@ -338,7 +334,7 @@ pub struct Rsvp {
 pub async fn rsvps(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Segments(id): Segments<i64>,
 ) -> ApiResult<Json<Vec<Rsvp>>> {
     let mut conn = state.pool.acquire().await?;
     let b = broadcasts::load(&mut conn, id)

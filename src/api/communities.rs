@@ -1,16 +1,13 @@
 //! `GET /api/v1/communities`, `GET /api/v1/communities/{id}`.
 
-use axum::{
-    extract::{Path, State},
-    Json,
-};
+use axum::{extract::State, Json};
 use serde::Serialize;
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
 use super::{
     auth::Auth,
-    error::{ApiError, ApiResult, ErrorBody},
+    error::{ApiError, ApiResult, ErrorBody, Segments},
 };
 use crate::app::AppState;
 
@@ -46,7 +43,7 @@ pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<V
 pub async fn get_one(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Segments(id): Segments<i64>,
 ) -> ApiResult<Json<Community>> {
     if !auth.may(id) {
         return Err(ApiError::NotFound("community"));

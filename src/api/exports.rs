@@ -49,7 +49,7 @@
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Query, State},
+    extract::State,
     http::header,
     response::{IntoResponse, Response},
 };
@@ -65,7 +65,7 @@ use utoipa::IntoParams;
 
 use super::{
     auth::Auth,
-    error::{ApiError, ApiResult, ErrorBody},
+    error::{ApiError, ApiResult, ErrorBody, Params},
 };
 use crate::app::AppState;
 
@@ -337,7 +337,7 @@ amount, currency, said_amount, said_currency, rate, channel, status, received, l
 pub async fn pledges(
     State(state): State<AppState>,
     auth: Auth,
-    Query(q): Query<PledgeExportQuery>,
+    Params(q): Params<PledgeExportQuery>,
 ) -> ApiResult<Response> {
     if let Some(c) = q.community {
         auth.require(c)?;
@@ -421,7 +421,7 @@ match_due", content_type = "text/csv", body = String),
 pub async fn project_totals(
     State(state): State<AppState>,
     auth: Auth,
-    Query(q): Query<CommunityExportQuery>,
+    Params(q): Params<CommunityExportQuery>,
 ) -> ApiResult<Response> {
     if let Some(c) = q.community {
         auth.require(c)?;
@@ -475,7 +475,7 @@ phones, opted_out_phones", content_type = "text/csv", body = String),
 pub async fn households(
     State(state): State<AppState>,
     auth: Auth,
-    Query(q): Query<CommunityExportQuery>,
+    Params(q): Params<CommunityExportQuery>,
 ) -> ApiResult<Response> {
     if let Some(c) = q.community {
         auth.require(c)?;
@@ -592,7 +592,7 @@ fn broadcast_record(row: &PgRow) -> Result<Record, sqlx::Error> {
 pub async fn broadcasts(
     State(state): State<AppState>,
     auth: Auth,
-    Query(q): Query<CommunityExportQuery>,
+    Params(q): Params<CommunityExportQuery>,
 ) -> ApiResult<Response> {
     if let Some(c) = q.community {
         auth.require(c)?;

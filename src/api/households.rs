@@ -19,11 +19,7 @@
 //!   is a promise to a project, and the old community's coordinator still records its money.
 //! - Numbers are never logged in full (`Phone`'s `Display` masks them).
 
-use axum::{
-    extract::{Path, Query, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgConnection};
@@ -31,7 +27,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{
     auth::Auth,
-    error::{ApiError, ApiResult, ErrorBody},
+    error::{ApiError, ApiResult, Body, ErrorBody, Params, Segments},
 };
 use crate::{
     app::AppState,
@@ -277,7 +273,7 @@ pub struct HouseholdQuery {
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
-    Query(q): Query<HouseholdQuery>,
+    Params(q): Params<HouseholdQuery>,
 ) -> ApiResult<Json<Vec<Household>>> {
     if let Some(c) = q.community {
         auth.require(c)?;
@@ -360,7 +356,7 @@ pub struct NewHousehold {
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
-    Json(h): Json<NewHousehold>,
+    Body(h): Body<NewHousehold>,
 ) -> ApiResult<(StatusCode, Json<Household>)> {
     auth.require(h.community_id)?;
     let name = h.name.as_deref().map(check_name).transpose()?;
@@ -423,7 +419,7 @@ pub async fn create(
 pub async fn get_one(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Segments(id): Segments<i64>,
 ) -> ApiResult<Json<Household>> {
     let mut conn = state.pool.acquire().await?;
     Ok(Json(load(&mut conn, &auth, id).await?))
@@ -456,8 +452,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
-    Json(c): Json<HouseholdChange>,
+    Segments(id): Segments<i64>,
+    Body(c): Body<HouseholdChange>,
 ) -> ApiResult<Json<Household>> {
     let name = match &c.name {
         Some(Some(n)) => Some(Some(check_name(n)?)),
@@ -549,8 +545,8 @@ pub struct NewPhone {
 pub async fn add_phone(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
-    Json(p): Json<NewPhone>,
+    Segments(id): Segments<i64>,
+    Body(p): Body<NewPhone>,
 ) -> ApiResult<(StatusCode, Json<Household>)> {
     let phone = parse_phone("phone", &p.phone)?;
     let mut tx = state.pool.begin().await?;
@@ -586,7 +582,7 @@ pub async fn add_phone(
 pub async fn remove_phone(
     State(state): State<AppState>,
     auth: Auth,
-    Path((id, raw)): Path<(i64, String)>,
+    Segments((id, raw)): Segments<(i64, String)>,
 ) -> ApiResult<Json<Household>> {
     let phone = parse_phone("phone", &raw)?;
     let mut tx = state.pool.begin().await?;
@@ -640,8 +636,8 @@ pub struct PhoneOptOut {
 pub async fn set_opt_out(
     State(state): State<AppState>,
     auth: Auth,
-    Path(raw): Path<String>,
-    Json(c): Json<OptOutChange>,
+    Segments(raw): Segments<String>,
+    Body(c): Body<OptOutChange>,
 ) -> ApiResult<Json<PhoneOptOut>> {
     let phone = parse_phone("phone", &raw)?;
     let mut tx = state.pool.begin().await?;

@@ -5,11 +5,7 @@
 //! project's new matched total, in its language, through the outbox, in the same
 //! transaction.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -18,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::{
     auth::Auth,
-    error::{ApiError, ApiResult, ErrorBody},
+    error::{ApiError, ApiResult, Body, ErrorBody, Segments},
 };
 use crate::{actions, app::AppState};
 
@@ -125,8 +121,8 @@ fn check_method(method: &str) -> ApiResult<()> {
 pub async fn receive_for_pledge(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
-    Json(r): Json<NewPledgeReceipt>,
+    Segments(id): Segments<i64>,
+    Body(r): Body<NewPledgeReceipt>,
 ) -> ApiResult<(StatusCode, Json<Receipt>)> {
     check_method(&r.method)?;
     let mut tx = state.pool.begin().await?;
@@ -197,8 +193,8 @@ pub struct Cancellation {
 pub async fn cancel(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
-    Json(c): Json<Cancellation>,
+    Segments(id): Segments<i64>,
+    Body(c): Body<Cancellation>,
 ) -> ApiResult<Json<PledgeHistory>> {
     let reason = c.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
@@ -286,7 +282,7 @@ async fn history(state: &AppState, auth: &Auth, id: i64) -> ApiResult<PledgeHist
 pub async fn get_pledge(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Segments(id): Segments<i64>,
 ) -> ApiResult<Json<PledgeHistory>> {
     history(&state, &auth, id).await.map(Json)
 }
@@ -324,7 +320,7 @@ async fn project_scope(
 pub async fn receive_without_pledge(
     State(state): State<AppState>,
     auth: Auth,
-    Json(r): Json<NewReceipt>,
+    Body(r): Body<NewReceipt>,
 ) -> ApiResult<(StatusCode, Json<Receipt>)> {
     check_method(&r.method)?;
     check_amount("amount", r.amount)?;
@@ -395,8 +391,8 @@ pub struct Disbursement {
 pub async fn disburse(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
-    Json(d): Json<NewDisbursement>,
+    Segments(id): Segments<i64>,
+    Body(d): Body<NewDisbursement>,
 ) -> ApiResult<(StatusCode, Json<Disbursement>)> {
     check_amount("amount", d.amount)?;
     let partner = d.partner.trim();

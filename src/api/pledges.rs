@@ -1,9 +1,6 @@
 //! `GET /api/v1/pledges`: pledges filtered by community, project, status, channel and date.
 
-use axum::{
-    extract::{Query, State},
-    Json,
-};
+use axum::{extract::State, Json};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -12,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{
     auth::Auth,
-    error::{ApiError, ApiResult, ErrorBody},
+    error::{ApiError, ApiResult, ErrorBody, Params},
 };
 use crate::app::AppState;
 
@@ -59,7 +56,7 @@ pub struct PledgeQuery {
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
-    Query(q): Query<PledgeQuery>,
+    Params(q): Params<PledgeQuery>,
 ) -> ApiResult<Json<Vec<Pledge>>> {
     if let Some(c) = q.community {
         auth.require(c)?;

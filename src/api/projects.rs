@@ -1,10 +1,6 @@
 //! Projects: list with their totals, create, read, edit target / ratio / cap, open / close.
 
-use axum::{
-    extract::{Path, Query, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
@@ -12,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{
     auth::Auth,
-    error::{ApiError, ApiResult, ErrorBody},
+    error::{ApiError, ApiResult, Body, ErrorBody, Params, Segments},
 };
 use crate::app::AppState;
 
@@ -66,7 +62,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
-    Query(q): Query<ListQuery>,
+    Params(q): Params<ListQuery>,
 ) -> ApiResult<Json<Vec<Project>>> {
     if let Some(c) = q.community {
         auth.require(c)?;
@@ -109,7 +105,7 @@ async fn load(state: &AppState, auth: &Auth, id: i64) -> ApiResult<Project> {
 pub async fn get_one(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
+    Segments(id): Segments<i64>,
 ) -> ApiResult<Json<Project>> {
     Ok(Json(load(&state, &auth, id).await?))
 }
@@ -186,7 +182,7 @@ fn check_ratio(v: Decimal) -> ApiResult<()> {
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
-    Json(p): Json<NewProject>,
+    Body(p): Body<NewProject>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
     auth.require(p.community_id)?;
     let code = p.code.trim().to_uppercase();
@@ -283,8 +279,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Decim
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
-    Json(c): Json<ProjectChange>,
+    Segments(id): Segments<i64>,
+    Body(c): Body<ProjectChange>,
 ) -> ApiResult<Json<Project>> {
     load(&state, &auth, id).await?;
     if let Some(t) = c.target {

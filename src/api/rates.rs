@@ -3,11 +3,7 @@
 //! same for every community); only an admin adds one (403 for anyone else). A rate is never
 //! edited: a new one from a later date replaces it, and a pledge keeps the rate it used.
 
-use axum::{
-    extract::{Query, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -16,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{
     auth::Auth,
-    error::{ApiError, ApiResult, ErrorBody},
+    error::{ApiError, ApiResult, Body, ErrorBody, Params},
 };
 use crate::{app::AppState, domain::Currency};
 
@@ -54,7 +50,7 @@ pub struct RateQuery {
 pub async fn list(
     State(state): State<AppState>,
     _auth: Auth,
-    Query(q): Query<RateQuery>,
+    Params(q): Params<RateQuery>,
 ) -> ApiResult<Json<Vec<ExchangeRate>>> {
     let base = q.base.as_deref().map(|b| currency("base", b)).transpose()?;
     let quote = q
@@ -98,7 +94,7 @@ pub struct NewExchangeRate {
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
-    Json(r): Json<NewExchangeRate>,
+    Body(r): Body<NewExchangeRate>,
 ) -> ApiResult<(StatusCode, Json<ExchangeRate>)> {
     if !auth.admin {
         return Err(ApiError::Forbidden);

@@ -4,18 +4,14 @@
 //! Its `code` does not change either: `menus/tips.toml` is synced by code at start, so a
 //! renamed tip would come back under its old code.
 
-use axum::{
-    extract::{Path, Query, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgConnection};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
     auth::Auth,
-    error::{ApiError, ApiResult, ErrorBody},
+    error::{ApiError, ApiResult, Body, ErrorBody, Params, Segments},
 };
 use crate::{app::AppState, engine::check::MAX_TIP};
 
@@ -89,7 +85,7 @@ pub struct TipQuery {
 pub async fn list(
     State(state): State<AppState>,
     _auth: Auth,
-    Query(q): Query<TipQuery>,
+    Params(q): Params<TipQuery>,
 ) -> ApiResult<Json<Vec<Tip>>> {
     let rows = sqlx::query_as::<_, Tip>(&format!(
         "{SELECT} where $1::boolean is null or active = $1 order by position, id"
@@ -122,7 +118,7 @@ pub struct NewTip {
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
-    Json(t): Json<NewTip>,
+    Body(t): Body<NewTip>,
 ) -> ApiResult<(StatusCode, Json<Tip>)> {
     admin(&auth)?;
     let code = check_code(&t.code)?;
@@ -172,8 +168,8 @@ pub struct TipChange {
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<i64>,
-    Json(c): Json<TipChange>,
+    Segments(id): Segments<i64>,
+    Body(c): Body<TipChange>,
 ) -> ApiResult<Json<Tip>> {
     admin(&auth)?;
     let text_tg = c
