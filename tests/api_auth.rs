@@ -395,6 +395,29 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
             (format!("/api/v1/broadcasts/{id}/cancel"), None)
         }),
     );
+    let mut new_community = 0;
+    table.insert(
+        "post /api/v1/communities".into(),
+        Box::new(move || {
+            new_community += 1;
+            (
+                "/api/v1/communities".into(),
+                Some(
+                    serde_json::json!({"code": format!("new-{new_community}"), "district": "Ayni",
+                    "name_tg": "Деҳа", "name_ru": "Село", "name_en": "Village"}),
+                ),
+            )
+        }),
+    );
+    table.insert(
+        "patch /api/v1/communities/{id}".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/communities/{a}"),
+                Some(serde_json::json!({"name_en": "Anzob village"})),
+            )
+        }),
+    );
     table.insert(
         "get /api/v1/exports/broadcasts.csv".into(),
         Box::new(move || {
@@ -408,6 +431,8 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
     let global_reads = ["get /api/v1/tips", "get /api/v1/exchange-rates"];
     // Global data written by admins only: a community's own coordinator gets 403 too.
     let admin_only = [
+        "post /api/v1/communities",
+        "patch /api/v1/communities/{id}",
         "post /api/v1/tips",
         "patch /api/v1/tips/{id}",
         "post /api/v1/exchange-rates",

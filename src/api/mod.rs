@@ -47,8 +47,8 @@ impl Modify for BearerAuth {
 /// The API routes and their OpenAPI document.
 pub fn router(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(communities::list))
-        .routes(routes!(communities::get_one))
+        .routes(routes!(communities::list, communities::create))
+        .routes(routes!(communities::get_one, communities::update))
         .routes(routes!(projects::list, projects::create))
         .routes(routes!(projects::get_one, projects::update))
         .routes(routes!(pledges::list))
