@@ -7,14 +7,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use axum::{
-    body::Body,
-    http::{Request, StatusCode},
-};
+use axum::http::StatusCode;
 use common::*;
-use http_body_util::BodyExt;
 use sqlx::PgPool;
-use tower::ServiceExt;
 
 /// Builds the request (path and JSON body) that reaches community A through one route.
 type MakeRequest = Box<dyn FnMut() -> (String, Option<serde_json::Value>)>;
@@ -61,22 +56,7 @@ async fn call(
     body: Option<&serde_json::Value>,
     token: Option<&str>,
 ) -> (StatusCode, serde_json::Value) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(Body::from(b.to_string())),
-        None => req.body(Body::empty()),
-    }
-    .expect("request");
-    let resp = app.router.clone().oneshot(req).await.expect("answer");
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    (status, json)
+    app.api(method, uri, body, token).await
 }
 
 #[sqlx::test(migrator = "hashar::MIGRATOR")]

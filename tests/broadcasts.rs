@@ -24,25 +24,15 @@ use wiremock::{
     matchers::method, Mock, MockServer, Request as MockRequest, Respond, ResponseTemplate,
 };
 
-async fn call(app: &TestApp, m: &str, uri: &str, body: Value, token: &str) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(m)
-        .uri(uri)
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(if body.is_null() {
-            Body::empty()
-        } else {
-            Body::from(body.to_string())
-        })
-        .expect("request");
-    let resp = app.router.clone().oneshot(req).await.expect("answer");
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+async fn call(
+    app: &TestApp,
+    method: &str,
+    uri: &str,
+    body: Value,
+    token: &str,
+) -> (StatusCode, Value) {
+    app.api(method, uri, (!body.is_null()).then_some(&body), Some(token))
+        .await
 }
 
 /// 300 households: 150 Tajik, 100 Russian, 50 English; every tenth also has a +7 number;

@@ -3,15 +3,10 @@
 
 mod common;
 
-use axum::{
-    body::Body,
-    http::{Request, StatusCode},
-};
+use axum::http::StatusCode;
 use common::*;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use tower::ServiceExt;
 
 async fn call(
     app: &TestApp,
@@ -20,24 +15,8 @@ async fn call(
     body: Value,
     token: &str,
 ) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(if body.is_null() {
-            Body::empty()
-        } else {
-            Body::from(body.to_string())
-        })
-        .expect("request");
-    let resp = app.router.clone().oneshot(req).await.expect("answer");
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    app.api(method, uri, (!body.is_null()).then_some(&body), Some(token))
+        .await
 }
 
 async fn pledge(

@@ -98,6 +98,35 @@ impl TestApp {
         )
     }
 
+    /// An admin API call: a JSON body (or none) and a bearer token (or none); the status
+    /// and the answer as JSON (`Null` when it is not JSON).
+    pub async fn api(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<&serde_json::Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .expect("request");
+        let resp = self.router.clone().oneshot(req).await.expect("answer");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     /// Walks a session input by input (as the aggregator would send it) and returns the
     /// last screen.
     pub async fn session(&self, session: &str, phone: &str, inputs: &[&str]) -> String {
