@@ -264,14 +264,48 @@ impl Dispatcher {
             .buffer_unordered(self.cfg.concurrency.max(1))
             .collect()
             .await;
+        let (mut ids, mut attempts, mut provider_ids) = (Vec::new(), Vec::new(), Vec::new());
+        let mut first_error = None;
         for outcome in outcomes {
-            match outcome? {
-                Outcome::Sent => round.sent += 1,
-                Outcome::Retry => round.retried += 1,
-                Outcome::Failed => round.failed += 1,
+            match outcome {
+                Ok(Outcome::Sent {
+                    id,
+                    attempts: n,
+                    provider_msg_id,
+                }) => {
+                    ids.push(id);
+                    attempts.push(n);
+                    provider_ids.push(provider_msg_id);
+                }
+                Ok(Outcome::Retry) => round.retried += 1,
+                Ok(Outcome::Failed) => round.failed += 1,
+                Err(e) => first_error = first_error.or(Some(e)),
             }
         }
-        Ok(round)
+        // The accepted messages of the round are recorded together: one statement, one
+        // commit. (A crash between a provider's acceptance and this record resends after the
+        // lease, as a crash right after any single send would: delivery is at least once.)
+        if !ids.is_empty() {
+            let now = self.clock.now();
+            sqlx::query(
+                "update outbox o
+                    set status = 'sent', provider_msg_id = coalesce(u.pid, o.provider_msg_id),
+                        lease_until = null, updated_at = $1, sent_at = $1
+                   from unnest($2::bigint[], $3::int[], $4::text[]) as u(id, attempts, pid)
+                  where o.id = u.id and o.status = 'sending' and o.attempts = u.attempts",
+            )
+            .bind(now)
+            .bind(&ids)
+            .bind(&attempts)
+            .bind(&provider_ids)
+            .execute(&self.pool)
+            .await?;
+            round.sent += ids.len();
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(round),
+        }
     }
 
     /// Sends everything that is due now, round after round (tests and the benchmark).
@@ -331,10 +365,12 @@ impl Dispatcher {
         };
         match self.gateway.send(&out).await {
             Ok(accepted) => {
-                self.finish(msg, "sent", accepted.provider_msg_id.as_deref(), None)
-                    .await?;
                 tracing::debug!(outbox.id = msg.id, phone = %phone, "sms sent");
-                Ok(Outcome::Sent)
+                Ok(Outcome::Sent {
+                    id: msg.id,
+                    attempts: msg.attempts,
+                    provider_msg_id: accepted.provider_msg_id,
+                })
             }
             Err(SendError::Retryable(reason)) if msg.attempts < self.cfg.max_attempts => {
                 let wait = backoff(&self.cfg, msg.attempts, rand::random::<f64>());
@@ -393,7 +429,12 @@ impl Dispatcher {
 }
 
 enum Outcome {
-    Sent,
+    /// Accepted by the provider; recorded with the others of the round.
+    Sent {
+        id: i64,
+        attempts: i32,
+        provider_msg_id: Option<String>,
+    },
     Retry,
     Failed,
 }
