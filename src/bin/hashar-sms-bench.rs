@@ -46,9 +46,10 @@
 //! mock drain the outbox concurrently. Each `Dispatcher` has its own rate limiter, so each
 //! gets `--rate / --dispatchers` per second (reported as `rate_per_dispatcher`).
 //!
-//! It uses its own database (default `hashar_smsbench`, created and migrated if missing) and
-//! truncates its `outbox` first (`truncate` is not stopped by the no-delete trigger), so it
-//! never touches other data.
+//! It uses its own database (default `hashar_smsbench`, created and migrated if missing; its
+//! name must contain `bench`) and first empties its `outbox` with `truncate … cascade` (not
+//! stopped by the no-delete trigger; `cascade` also empties tables that point at outbox rows,
+//! such as broadcast recipients), so it never touches other data.
 //!
 //! ONE JSON line on stdout:
 //! `{"messages":…,"dispatchers":2,"rate_limit":2500,"rate_per_dispatcher":1250,
@@ -166,6 +167,10 @@ struct OutboxArgs {
     /// Rows each dispatcher claims per round.
     #[arg(long, default_value_t = 100)]
     batch: i64,
+    /// Database connections shared by the dispatchers (as `hashar serve` shares its pool,
+    /// `HASHAR_DB_POOL_SIZE`, default 8).
+    #[arg(long, default_value_t = 8)]
+    pool_size: u32,
     /// A database of its own: created and migrated if missing; its outbox is truncated.
     #[arg(
         long,
@@ -783,15 +788,21 @@ async fn outbox(args: OutboxArgs) -> anyhow::Result<()> {
     let messages = i64::try_from(args.messages).context("--messages")?;
 
     // Database: our own, migrated, its outbox emptied.
+    let name = db.get_database().unwrap_or_default();
+    if !name.contains("bench") {
+        bail!("--database-url: the outbox benchmark empties the outbox of its database; refusing {name:?} (its name must contain \"bench\")");
+    }
     hashar::db::ensure_database(&db)
         .await
         .context("creating the benchmark database")?;
-    let pool = connect(db, args.dispatchers + 2).await?;
+    let pool = connect(db, args.pool_size.max(1)).await?;
     hashar::MIGRATOR
         .run(&pool)
         .await
         .context("migrating the benchmark database")?;
-    sqlx::query("truncate outbox restart identity")
+    // `cascade`: tables that point at outbox rows (e.g. broadcast recipients) go too; this
+    // is why the database must be the benchmark's own.
+    sqlx::query("truncate outbox restart identity cascade")
         .execute(&pool)
         .await
         .context("emptying the outbox")?;
@@ -905,6 +916,20 @@ async fn outbox(args: OutboxArgs) -> anyhow::Result<()> {
         _ => 0.0,
     };
     let max_second = max_in_any_second(&times);
+    if let Some(first) = times.first() {
+        // Requests per whole second since the first, for the record (stderr).
+        let mut per_second: Vec<u64> = Vec::new();
+        for t in &times {
+            let slot = usize::try_from(t.saturating_duration_since(*first).as_secs()).unwrap_or(0);
+            if per_second.len() <= slot {
+                per_second.resize(slot + 1, 0);
+            }
+            if let Some(n) = per_second.get_mut(slot) {
+                *n += 1;
+            }
+        }
+        eprintln!("requests per second since the first: {per_second:?}");
+    }
     let mut answered: HashMap<i64, String> = HashMap::new();
     let (mut duplicates, mut errors) = (0u64, 0u64);
     for s in &seen {
