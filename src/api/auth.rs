@@ -30,6 +30,20 @@ impl Auth {
         }
     }
 
+    /// 403 unless an admin is calling (global data: communities, tips, rates).
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+
+    /// How rows this coordinator writes name who did it (`recorded_by`, `created_by`).
+    pub fn who(&self) -> String {
+        format!("coordinator:{}", self.coordinator_id)
+    }
+
     /// The communities a list may show: `None` for all (admins).
     pub fn scope(&self) -> Option<&[i64]> {
         (!self.admin).then_some(self.communities.as_slice())

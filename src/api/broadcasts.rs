@@ -168,7 +168,7 @@ pub async fn create(
                                  text_tg, text_ru, text_en, vars, rsvp_hours, created_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning id",
     )
-    .bind(format!("coordinator:{}", auth.coordinator_id))
+    .bind(auth.who())
     .bind(&b.communities)
     .bind(b.only_migrants)
     .bind(b.only_project)

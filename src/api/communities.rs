@@ -79,14 +79,6 @@ pub struct CommunityChange {
     pub name_en: Option<String>,
 }
 
-fn admin(auth: &Auth) -> ApiResult<()> {
-    if auth.admin {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden)
-    }
-}
-
 /// Names are shown in 80-character USSD lists: at most 20 characters.
 fn check_name(field: &'static str, v: &str) -> ApiResult<()> {
     let n = v.trim().chars().count();
@@ -122,7 +114,7 @@ pub async fn create(
     auth: Auth,
     Body(c): Body<NewCommunity>,
 ) -> ApiResult<(StatusCode, Json<Community>)> {
-    admin(&auth)?;
+    auth.require_admin()?;
     let code = c.code.trim().to_lowercase();
     let ok = (2..=40).contains(&code.len())
         && code
@@ -173,7 +165,7 @@ pub async fn update(
     Segments(id): Segments<i64>,
     Body(c): Body<CommunityChange>,
 ) -> ApiResult<Json<Community>> {
-    admin(&auth)?;
+    auth.require_admin()?;
     if let Some(d) = &c.district {
         check_district(d)?;
     }

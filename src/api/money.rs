@@ -30,10 +30,6 @@ fn rule(e: sqlx::Error) -> ApiError {
     }
 }
 
-fn who(auth: &Auth) -> String {
-    format!("coordinator:{}", auth.coordinator_id)
-}
-
 fn check_amount(field: &'static str, v: Decimal) -> ApiResult<()> {
     if v <= Decimal::ZERO || v.normalize().scale() > 2 || v >= Decimal::from(1_000_000_000_000i64) {
         return Err(ApiError::invalid(
@@ -141,7 +137,7 @@ pub async fn receive_for_pledge(
     .bind(r.received_on)
     .bind(&r.method)
     .bind(r.receipt_no.as_deref().map(str::trim))
-    .bind(who(&auth))
+    .bind(auth.who())
     .bind(state.clock.now())
     .fetch_one(&mut *tx)
     .await
@@ -208,7 +204,7 @@ pub async fn cancel(
     )
     .bind(id)
     .bind(reason)
-    .bind(who(&auth))
+    .bind(auth.who())
     .bind(state.clock.now())
     .execute(&mut *tx)
     .await
@@ -351,7 +347,7 @@ pub async fn receive_without_pledge(
     .bind(r.received_on)
     .bind(&r.method)
     .bind(r.receipt_no.as_deref().map(str::trim))
-    .bind(who(&auth))
+    .bind(auth.who())
     .bind(state.clock.now())
     .fetch_one(&mut *tx)
     .await
@@ -423,7 +419,7 @@ pub async fn disburse(
     .bind(d.disbursed_on)
     .bind(partner)
     .bind(d.reference.as_deref().map(str::trim))
-    .bind(who(&auth))
+    .bind(auth.who())
     .bind(state.clock.now())
     .fetch_one(&mut *tx)
     .await

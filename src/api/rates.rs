@@ -96,9 +96,7 @@ pub async fn create(
     auth: Auth,
     Body(r): Body<NewExchangeRate>,
 ) -> ApiResult<(StatusCode, Json<ExchangeRate>)> {
-    if !auth.admin {
-        return Err(ApiError::Forbidden);
-    }
+    auth.require_admin()?;
     let base = currency("base", &r.base)?;
     let quote = currency("quote", &r.quote)?;
     if base == quote {

@@ -29,14 +29,6 @@ pub struct Tip {
 
 const SELECT: &str = "select id, code, position, active, text_tg, text_ru, text_en from tips";
 
-fn admin(auth: &Auth) -> ApiResult<()> {
-    if auth.admin {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden)
-    }
-}
-
 fn check_text(field: &'static str, v: &str) -> ApiResult<String> {
     let v = v.trim();
     let n = v.chars().count();
@@ -120,7 +112,7 @@ pub async fn create(
     auth: Auth,
     Body(t): Body<NewTip>,
 ) -> ApiResult<(StatusCode, Json<Tip>)> {
-    admin(&auth)?;
+    auth.require_admin()?;
     let code = check_code(&t.code)?;
     let text_tg = check_text("text_tg", &t.text_tg)?;
     let text_ru = check_text("text_ru", &t.text_ru)?;
@@ -171,7 +163,7 @@ pub async fn update(
     Segments(id): Segments<i64>,
     Body(c): Body<TipChange>,
 ) -> ApiResult<Json<Tip>> {
-    admin(&auth)?;
+    auth.require_admin()?;
     let text_tg = c
         .text_tg
         .as_deref()
