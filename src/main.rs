@@ -267,7 +267,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }));
     }
     let router = http::router(state);
-    axum::serve(listener, router)
+    axum::serve(listener, router.into_make_service())
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     let _ = stop_tx.send(true);
