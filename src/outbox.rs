@@ -197,9 +197,12 @@ impl Dispatcher {
         clock: Arc<dyn Clock>,
         cfg: DispatchConfig,
     ) -> Dispatcher {
-        // A burst of 1/20 of the rate: over any second at most rate × 1.05 messages leave.
+        // A burst of 1/50 of the rate: over any second at most rate × 1.02 messages are
+        // granted. The margin to the 5 % allowed is for what the provider sees: sends granted
+        // over slightly more than a second can arrive within one (with 1/20 the benchmark
+        // measured 105.2 % once, against 104.96 % granted).
         let burst =
-            NonZeroU32::new((cfg.rate_per_sec.get() / 20).max(1)).unwrap_or(NonZeroU32::MIN);
+            NonZeroU32::new((cfg.rate_per_sec.get() / 50).max(1)).unwrap_or(NonZeroU32::MIN);
         let limiter = RateLimiter::direct(Quota::per_second(cfg.rate_per_sec).allow_burst(burst));
         Dispatcher {
             pool,
