@@ -191,64 +191,100 @@ fn pairs_json(pairs: &[(String, String)]) -> serde_json::Value {
     )
 }
 
+/// The answer when the database did not finish within `HASHAR_DB_TIMEOUT_MS`: the
+/// unfinished transaction is dropped (rolled back), so nothing half-done stays, and the
+/// provider retries; a retry of a message that did commit after all is a duplicate and is
+/// handled once.
+fn too_slow(what: &str) -> Response {
+    tracing::warn!("{what} did not finish in time; asking the provider to retry");
+    plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporary failure, please retry\n".into(),
+    )
+}
+
 /// Handles each message; `Some` is the error answer (the provider will retry).
 async fn receive_all(
     state: &AppState,
     messages: Vec<(InboundSms, serde_json::Value)>,
 ) -> Option<Response> {
+    let timeout = std::time::Duration::from_millis(state.config.db_timeout_ms);
     for (msg, raw) in messages {
-        if let Err(e) = sms::receive(state, &msg, raw).await {
-            return Some(internal("handling an inbound sms", e));
+        match tokio::time::timeout(timeout, sms::receive(state, &msg, raw)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Some(internal("handling an inbound sms", e)),
+            Err(_) => return Some(too_slow("handling an inbound sms")),
         }
     }
     None
 }
 
-/// Stores a delivery report raw (deduplicated on message and status) and applies it.
+/// Stores each delivery report raw (deduplicated on message and status) and applies it,
+/// within `HASHAR_DB_TIMEOUT_MS` like an inbound text.
 async fn deliver_all(
+    state: &AppState,
+    reports: Vec<DeliveryReport>,
+    raw: serde_json::Value,
+) -> Option<Response> {
+    let timeout = std::time::Duration::from_millis(state.config.db_timeout_ms);
+    match tokio::time::timeout(timeout, deliver_each(state, reports, raw)).await {
+        Ok(answer) => answer,
+        Err(_) => Some(too_slow("applying a delivery report")),
+    }
+}
+
+async fn deliver_each(
     state: &AppState,
     reports: Vec<DeliveryReport>,
     raw: serde_json::Value,
 ) -> Option<Response> {
     let now = state.clock.now();
     for report in reports {
-        let key = match &report.message {
-            crate::channels::MessageRef::Ours(id) => {
-                format!("ours:{id}:{}", report.provider_status)
-            }
-            crate::channels::MessageRef::Provider(id) => format!("{id}:{}", report.provider_status),
-        };
-        let fresh: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
-            "insert into inbound_messages (provider, kind, provider_msg_id, raw, received_at, outcome)
-             values ($1, 'delivery', $2, $3, $4, $5)
-             on conflict (provider, kind, provider_msg_id) do nothing returning id",
-        )
-        .bind(report.provider)
-        .bind(&key)
-        .bind(sqlx::types::Json(&raw))
-        .bind(now)
-        .bind(report.state.as_str())
-        .fetch_optional(&state.pool)
-        .await;
-        let fresh = match fresh {
-            Ok(f) => f,
-            Err(e) => return Some(internal("storing a delivery report", e)),
-        };
-        if fresh.is_none() {
-            continue;
-        }
-        let found = match outbox::apply_delivery(&state.pool, &report, now).await {
-            Ok(f) => f,
-            Err(e) => return Some(internal("applying a delivery report", e)),
-        };
-        if !found {
-            tracing::warn!(
+        match deliver_one(state, &report, &raw, now).await {
+            Ok(Some(false)) => tracing::warn!(
                 provider = report.provider,
                 "delivery report for an unknown message"
-            );
+            ),
+            Ok(_) => {}
+            Err(e) => return Some(internal("storing a delivery report", e)),
         }
     }
     None
+}
+
+/// One report in one transaction: stored raw and applied together, so a report whose
+/// update failed is not left stored (a retry would be taken for a duplicate and never
+/// applied). `None`: a duplicate; `Some(found)`: applied, to a known message or not.
+async fn deliver_one(
+    state: &AppState,
+    report: &DeliveryReport,
+    raw: &serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<bool>, sqlx::Error> {
+    let key = match &report.message {
+        crate::channels::MessageRef::Ours(id) => format!("ours:{id}:{}", report.provider_status),
+        crate::channels::MessageRef::Provider(id) => format!("{id}:{}", report.provider_status),
+    };
+    let mut tx = state.pool.begin().await?;
+    let fresh: Option<i64> = sqlx::query_scalar(
+        "insert into inbound_messages (provider, kind, provider_msg_id, raw, received_at, outcome)
+         values ($1, 'delivery', $2, $3, $4, $5)
+         on conflict (provider, kind, provider_msg_id) do nothing returning id",
+    )
+    .bind(report.provider)
+    .bind(&key)
+    .bind(sqlx::types::Json(raw))
+    .bind(now)
+    .bind(report.state.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if fresh.is_none() {
+        tx.commit().await?;
+        return Ok(None);
+    }
+    let found = outbox::apply_delivery(&mut tx, report, now).await?;
+    tx.commit().await?;
+    Ok(Some(found))
 }
 
 fn ok_empty() -> Response {

@@ -446,7 +446,7 @@ enum Outcome {
 /// come twice or out of order), keeps the provider's status and reason. Returns whether a
 /// message was found.
 pub async fn apply_delivery(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     report: &DeliveryReport,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
@@ -484,7 +484,7 @@ pub async fn apply_delivery(
     .bind(report.reason.as_deref())
     .bind(now)
     .bind(report.provider)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     Ok(found.is_some())
 }

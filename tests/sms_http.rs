@@ -9,6 +9,7 @@ use common::*;
 use hashar::{channels::twilio, clock::Clock};
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
+use std::time::{Duration, Instant};
 
 const MIGRANT: &str = "+79161234567";
 
@@ -660,7 +661,6 @@ async fn delivery_reports_move_status_forward_only(pool: PgPool) {
         .await,
         3
     );
-    // Kannel and Infobip name the message by our id
     // Kannel and Infobip name the message by our outbox id
     sqlx::query("update outbox set provider = 'kannel' where id = $1")
         .bind(ids[0])
@@ -703,4 +703,108 @@ async fn delivery_reports_move_status_forward_only(pool: PgPool) {
             ("infobip".to_owned(), "delivered".to_owned())
         ]
     );
+}
+
+/// A database that stalls mid-request (here: a table locked by someone else) gets the
+/// provider a 503 within `HASHAR_DB_TIMEOUT_MS`, nothing half-done is kept, and the
+/// provider's retry after the stall is handled once — for texts and delivery reports.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_stalled_database_gets_a_quick_retry_answer_and_keeps_nothing_half_done(pool: PgPool) {
+    seed(&pool).await;
+    add_migrant(&pool, PHONE_EN, MIGRANT).await;
+    let mut config = test_config();
+    config.db_timeout_ms = 300;
+    let app = app_with(pool.clone(), config).await;
+    app.text("s0", MIGRANT, "HELP").await;
+    let reply_id: i64 = sqlx::query_scalar("select id from outbox")
+        .fetch_one(&pool)
+        .await
+        .expect("reply");
+    sqlx::query("update outbox set status = 'sent', provider = 'africastalking', provider_msg_id = 'ATXid_s0'")
+        .execute(&pool)
+        .await
+        .expect("sent");
+
+    // 1. An inbound text while `inbound_messages` is locked.
+    let mut locker = pool.begin().await.expect("begin");
+    sqlx::query("lock table inbound_messages in access exclusive mode")
+        .execute(&mut *locker)
+        .await
+        .expect("lock");
+    let started = Instant::now();
+    let status = app.text("s1", MIGRANT, "PLEDGE 300 BRIDGE").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    locker.rollback().await.expect("unlock");
+    assert_eq!(
+        count(&pool, "select count(*) from pledges where amount = 300").await,
+        0
+    );
+    assert_eq!(
+        app.text("s1", MIGRANT, "PLEDGE 300 BRIDGE").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.text("s1", MIGRANT, "PLEDGE 300 BRIDGE").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        count(&pool, "select count(*) from pledges where amount = 300").await,
+        1
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from inbound_messages where provider_msg_id = 's1'"
+        )
+        .await,
+        1
+    );
+
+    // 2. A delivery report while `outbox` is locked: the raw report must not stay stored
+    //    without its update, or the retry would be taken for a duplicate and never applied.
+    let mut locker = pool.begin().await.expect("begin");
+    sqlx::query("lock table outbox in access exclusive mode")
+        .execute(&mut *locker)
+        .await
+        .expect("lock");
+    let dlr = form(&[
+        ("id", "ATXid_s0"),
+        ("status", "Success"),
+        ("phoneNumber", MIGRANT),
+        ("retryCount", "0"),
+    ]);
+    let started = Instant::now();
+    let (status, _) = app
+        .post_form("/webhooks/africastalking/delivery", dlr.clone())
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    locker.rollback().await.expect("unlock");
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from inbound_messages where kind = 'delivery'"
+        )
+        .await,
+        0
+    );
+    let (status, _) = app
+        .post_form("/webhooks/africastalking/delivery", dlr)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let state: String = sqlx::query_scalar("select status from outbox where id = $1")
+        .bind(reply_id)
+        .fetch_one(&pool)
+        .await
+        .expect("status");
+    assert_eq!(state, "delivered");
 }
