@@ -45,7 +45,8 @@ pub struct Config {
     #[arg(long, env = "HASHAR_USSD_SESSION_TTL_SECS", default_value_t = 300)]
     pub ussd_session_ttl_secs: u64,
 
-    /// How long a hop may wait for the database before the caller is told to try again.
+    /// How long a USSD hop or an SMS/delivery webhook may wait for the database before the
+    /// caller or provider is told to try again.
     #[arg(long, env = "HASHAR_DB_TIMEOUT_MS", default_value_t = 800)]
     pub db_timeout_ms: u64,
 
