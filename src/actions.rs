@@ -540,17 +540,26 @@ async fn record_cash(
     if amount > outstanding {
         return Ok(refused("refused.too_much"));
     }
-    let receipt: i64 = sqlx::query_scalar(
-        "insert into receipts (project_id, pledge_id, amount, currency, received_on, method, recorded_by, recorded_at)
-         values ($1, $2, $3, $4, $5::date, 'cash', $6, $5) returning id",
+    let currency: String = row.get(2);
+    let receipt = crate::receipts::insert(
+        conn,
+        &crate::receipts::ReceiptInsert {
+            project_id: project,
+            pledge_id: Some(pledge),
+            household_id: None,
+            amount,
+            currency: &currency,
+            // the programme's local date (a UTC date is the day before until 05:00 in Dushanbe)
+            received_on: ctx
+                .now
+                .with_timezone(&ctx.state.config.timezone)
+                .date_naive(),
+            method: "cash",
+            receipt_no: None,
+            recorded_by: &format!("coordinator:{coordinator}"),
+            recorded_at: ctx.now,
+        },
     )
-    .bind(project)
-    .bind(pledge)
-    .bind(amount)
-    .bind(row.get::<String, _>(2))
-    .bind(ctx.now)
-    .bind(format!("coordinator:{coordinator}"))
-    .fetch_one(&mut *conn)
     .await?;
     send_receipt(
         ctx.state,
@@ -558,7 +567,7 @@ async fn record_cash(
         &household_phone,
         project,
         amount,
-        &format!("#{receipt}"),
+        &receipt.label(),
         ctx.now,
     )
     .await?;

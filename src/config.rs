@@ -113,7 +113,8 @@ pub struct Config {
     #[arg(long, env = "HASHAR_DISPATCHERS", default_value_t = 1)]
     pub dispatchers: u32,
 
-    /// The programme's time zone: broadcast times and quiet hours are local to it.
+    /// The programme's time zone: broadcast times, quiet hours and the date of cash recorded
+    /// by phone are local to it.
     #[arg(long, env = "HASHAR_TIMEZONE", default_value = "Asia/Dushanbe")]
     pub timezone: chrono_tz::Tz,
 

@@ -19,6 +19,7 @@ pub mod http;
 pub mod keywords;
 pub mod outbox;
 pub mod phone_cli;
+pub mod receipts;
 pub mod sms;
 pub mod ussd;
 

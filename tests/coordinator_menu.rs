@@ -76,6 +76,8 @@ async fn a_coordinator_records_cash_by_pledge_code(pool: PgPool) {
         .await;
     assert!(too_much.contains("Аз бақияи ваъда зиёд аст"), "{too_much}");
     assert_eq!(count(&pool, "select count(*) from receipts").await, 0);
+    // 20:30 UTC is 01:30 the next day in Dushanbe: the receipt carries the local date
+    app.clock.advance(chrono::Duration::minutes(11 * 60 + 30));
     let done = app
         .session("c5", COORD, &["2468", "2", &code, "300", "1"])
         .await;
@@ -88,12 +90,13 @@ async fn a_coordinator_records_cash_by_pledge_code(pool: PgPool) {
         .hop("c5", COORD, &["2468", "2", &code, "300", "1"].join("*"))
         .await;
     assert_eq!(again, done);
-    let (amount, method, by): (Decimal, String, String) =
-        sqlx::query_as("select amount, method, recorded_by from receipts")
+    let (amount, method, by, on): (Decimal, String, String, chrono::NaiveDate) =
+        sqlx::query_as("select amount, method, recorded_by, received_on from receipts")
             .fetch_one(&pool)
             .await
             .expect("receipt");
     assert_eq!((amount, method.as_str()), (Decimal::from(300), "cash"));
+    assert_eq!(on.to_string(), "2026-11-29");
     assert!(by.starts_with("coordinator:"));
     let sms: String =
         sqlx::query_scalar("select body from outbox where phone = $1 and kind = 'receipt'")

@@ -16,7 +16,11 @@ use super::{
     auth::Auth,
     error::{ApiError, ApiResult, Body, ErrorBody, Segments},
 };
-use crate::{actions, app::AppState};
+use crate::{
+    actions,
+    app::AppState,
+    receipts::{self, ReceiptInsert},
+};
 
 const METHODS: &[&str] = &["cash", "bank", "mobile_money", "remittance", "other"];
 
@@ -40,21 +44,7 @@ fn check_amount(field: &'static str, v: Decimal) -> ApiResult<()> {
     Ok(())
 }
 
-#[derive(Debug, Serialize, FromRow, ToSchema)]
-pub struct Receipt {
-    pub id: i64,
-    pub project_id: i64,
-    pub pledge_id: Option<i64>,
-    pub household_id: Option<i64>,
-    #[serde(serialize_with = "super::two_dp")]
-    pub amount: Decimal,
-    pub currency: String,
-    pub received_on: NaiveDate,
-    pub method: String,
-    pub receipt_no: Option<String>,
-    pub recorded_by: String,
-    pub recorded_at: DateTime<Utc>,
-}
+pub use crate::receipts::Receipt;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -125,21 +115,21 @@ pub async fn receive_for_pledge(
     let pledge = pledge_for(&mut tx, &auth, id).await?;
     let amount = r.amount.unwrap_or(pledge.outstanding);
     check_amount("amount", amount)?;
-    let receipt = sqlx::query_as::<_, Receipt>(
-        "insert into receipts (project_id, pledge_id, amount, currency, received_on, method, receipt_no, recorded_by, recorded_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         returning id, project_id, pledge_id, household_id, amount, currency, received_on, method, receipt_no, recorded_by, recorded_at",
+    let receipt = receipts::insert(
+        &mut tx,
+        &ReceiptInsert {
+            project_id: pledge.project_id,
+            pledge_id: Some(id),
+            household_id: None,
+            amount,
+            currency: &pledge.currency,
+            received_on: r.received_on,
+            method: &r.method,
+            receipt_no: r.receipt_no.as_deref(),
+            recorded_by: &auth.who(),
+            recorded_at: state.clock.now(),
+        },
     )
-    .bind(pledge.project_id)
-    .bind(id)
-    .bind(amount)
-    .bind(&pledge.currency)
-    .bind(r.received_on)
-    .bind(&r.method)
-    .bind(r.receipt_no.as_deref().map(str::trim))
-    .bind(auth.who())
-    .bind(state.clock.now())
-    .fetch_one(&mut *tx)
     .await
     .map_err(rule)?;
     send_receipt(&state, &mut tx, &pledge.phone, &receipt).await?;
@@ -155,17 +145,13 @@ async fn send_receipt(
     phone: &str,
     receipt: &Receipt,
 ) -> ApiResult<()> {
-    let receipt_no = receipt
-        .receipt_no
-        .clone()
-        .unwrap_or_else(|| format!("#{}", receipt.id));
     actions::send_receipt(
         state,
         tx,
         phone,
         receipt.project_id,
         receipt.amount,
-        &receipt_no,
+        &receipt.label(),
         state.clock.now(),
     )
     .await
@@ -335,21 +321,21 @@ pub async fn receive_without_pledge(
             ));
         }
     }
-    let receipt = sqlx::query_as::<_, Receipt>(
-        "insert into receipts (project_id, household_id, amount, currency, received_on, method, receipt_no, recorded_by, recorded_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         returning id, project_id, pledge_id, household_id, amount, currency, received_on, method, receipt_no, recorded_by, recorded_at",
+    let receipt = receipts::insert(
+        &mut tx,
+        &ReceiptInsert {
+            project_id: r.project_id,
+            pledge_id: None,
+            household_id: r.household_id,
+            amount: r.amount,
+            currency: &currency,
+            received_on: r.received_on,
+            method: &r.method,
+            receipt_no: r.receipt_no.as_deref(),
+            recorded_by: &auth.who(),
+            recorded_at: state.clock.now(),
+        },
     )
-    .bind(r.project_id)
-    .bind(r.household_id)
-    .bind(r.amount)
-    .bind(&currency)
-    .bind(r.received_on)
-    .bind(&r.method)
-    .bind(r.receipt_no.as_deref().map(str::trim))
-    .bind(auth.who())
-    .bind(state.clock.now())
-    .fetch_one(&mut *tx)
     .await
     .map_err(rule)?;
     tx.commit().await?;
