@@ -254,7 +254,8 @@ async fn deliver_each(
 
 /// One report in one transaction: stored raw and applied together, so a report whose
 /// update failed is not left stored (a retry would be taken for a duplicate and never
-/// applied). `None`: a duplicate; `Some(found)`: applied, to a known message or not.
+/// applied). `None`: a duplicate; `Some(found)`: applied (or kept until the provider id it
+/// names is recorded), or `Some(false)` for a report naming none of our messages.
 async fn deliver_one(
     state: &AppState,
     report: &DeliveryReport,
@@ -278,11 +279,15 @@ async fn deliver_one(
     .bind(report.state.as_str())
     .fetch_optional(&mut *tx)
     .await?;
-    if fresh.is_none() {
+    let Some(inbound_id) = fresh else {
         tx.commit().await?;
         return Ok(None);
+    };
+    let mut found = outbox::apply_delivery(&mut tx, report, now).await?;
+    if !found {
+        // Perhaps the dispatcher has not recorded the provider's id yet: keep it for then.
+        found = outbox::keep_early_report(&mut tx, inbound_id, report, now).await?;
     }
-    let found = outbox::apply_delivery(&mut tx, report, now).await?;
     tx.commit().await?;
     Ok(Some(found))
 }

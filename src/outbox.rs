@@ -16,7 +16,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::{
-    channels::{Accepted, DeliveryReport, DeliveryState, MessageRef, OutboundSms, SendError},
+    channels::{Accepted, DeliveryReport, MessageRef, OutboundSms, SendError},
     clock::Clock,
     domain::{Encoding, Phone, TextMeasure},
 };
@@ -177,6 +177,9 @@ pub struct Round {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
+    /// Delivery reports that had arrived before their message's provider id was recorded,
+    /// applied in this round.
+    pub early_reports: i32,
 }
 
 struct Claimed {
@@ -305,6 +308,11 @@ impl Dispatcher {
             .await?;
             round.sent += ids.len();
         }
+        // Reports that came before the ids they name were recorded: those of this round, or
+        // (when idle) of an earlier one whose report was committed after its sweep.
+        if !ids.is_empty() || round.claimed == 0 {
+            round.early_reports = apply_early_reports(&self.pool, self.clock.now()).await?;
+        }
         match first_error {
             Some(e) => Err(e),
             None => Ok(round),
@@ -320,6 +328,7 @@ impl Dispatcher {
             total.sent += r.sent;
             total.retried += r.retried;
             total.failed += r.failed;
+            total.early_reports += r.early_reports;
             if r.claimed == 0 {
                 return Ok(total);
             }
@@ -454,39 +463,54 @@ pub async fn apply_delivery(
         MessageRef::Ours(id) => (Some(*id), None),
         MessageRef::Provider(pid) => (None, Some(pid.as_str())),
     };
-    let target = report.state.as_str();
-    let rank = |s: DeliveryState| match s {
-        DeliveryState::Sent => 1,
-        DeliveryState::Delivered | DeliveryState::Failed => 2,
+    let found: Option<i64> =
+        sqlx::query_scalar("select apply_delivery($1, $2, $3, $4, $5, $6, $7)")
+            .bind(report.provider)
+            .bind(by_id)
+            .bind(by_provider_id)
+            .bind(report.state.as_str())
+            .bind(&report.provider_status)
+            .bind(report.reason.as_deref())
+            .bind(now)
+            .fetch_one(conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Keeps a report that names a provider id no message has yet (the dispatcher records a
+/// round's ids after the round): `apply_early_reports` applies it once the id is known.
+pub async fn keep_early_report(
+    conn: &mut sqlx::PgConnection,
+    inbound_id: i64,
+    report: &DeliveryReport,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let MessageRef::Provider(pid) = &report.message else {
+        return Ok(false);
     };
-    let found = sqlx::query(
-        "update outbox
-            set status = case
-                    when status in ('delivered', 'failed', 'suppressed') then status
-                    when $4 = 2 or status in ('queued', 'sending', 'sent') then $3
-                    else status end,
-                provider_status = case when status in ('delivered', 'failed', 'suppressed') then provider_status else $5 end,
-                last_error = case when $3 = 'failed' and status not in ('delivered', 'failed', 'suppressed')
-                                  then coalesce($6, last_error) else last_error end,
-                delivered_at = case when $3 = 'delivered' and status not in ('delivered', 'failed', 'suppressed') then $7 else delivered_at end,
-                failed_at = case when $3 = 'failed' and status not in ('delivered', 'failed', 'suppressed') then $7 else failed_at end,
-                sent_at = coalesce(sent_at, $7),
-                lease_until = case when status = 'sending' then lease_until else null end,
-                updated_at = $7
-          where provider = $8 and (id = $1 or provider_msg_id = $2)
-          returning id",
+    sqlx::query(
+        "insert into early_delivery_reports
+             (inbound_id, provider, provider_msg_id, state, provider_status, reason, received_at)
+         values ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(by_id)
-    .bind(by_provider_id)
-    .bind(target)
-    .bind(rank(report.state))
+    .bind(inbound_id)
+    .bind(report.provider)
+    .bind(pid)
+    .bind(report.state.as_str())
     .bind(&report.provider_status)
     .bind(report.reason.as_deref())
     .bind(now)
-    .bind(report.provider)
-    .fetch_optional(conn)
+    .execute(conn)
     .await?;
-    Ok(found.is_some())
+    Ok(true)
+}
+
+/// Applies the waiting early reports whose messages now have their provider ids.
+pub async fn apply_early_reports(pool: &PgPool, now: DateTime<Utc>) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("select apply_early_delivery_reports($1)")
+        .bind(now)
+        .fetch_one(pool)
+        .await
 }
 
 #[cfg(test)]

@@ -302,3 +302,127 @@ async fn a_number_that_opts_out_after_queueing_gets_nothing(pool: PgPool) {
         .expect("recorded")
         .is_empty());
 }
+
+/// A provider whose delivery report reaches Hashar's webhook while the send is still in
+/// flight, before the dispatcher has recorded the provider's message id (Twilio's "sent"
+/// callback can come that fast): the report waits and is applied when the id is recorded.
+struct ReportsBeforeAnswering {
+    app: common::TestApp,
+}
+
+impl outbox::Gateway for ReportsBeforeAnswering {
+    fn name(&self) -> &'static str {
+        "africastalking"
+    }
+
+    fn send<'a>(
+        &'a self,
+        msg: &'a hashar::channels::OutboundSms,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<hashar::channels::Accepted, hashar::channels::SendError>,
+                > + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            let pid = format!("ATXid_{}", msg.id);
+            let dlr = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("id", pid.as_str()),
+                    ("status", "Success"),
+                    ("phoneNumber", msg.to.as_str()),
+                    ("retryCount", "0"),
+                ])
+                .finish();
+            let (status, body) = self
+                .app
+                .post_form("/webhooks/africastalking/delivery", dlr)
+                .await;
+            assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+            Ok(hashar::channels::Accepted {
+                provider_msg_id: Some(pid),
+            })
+        })
+    }
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_delivery_report_that_comes_before_the_provider_id_is_recorded_is_applied(pool: PgPool) {
+    let app = common::app(pool.clone()).await;
+    let clock = app.clock.clone();
+    let ids = queue(&pool, &clock, 3, "Hello from Hashar").await;
+    let gateway = Arc::new(ReportsBeforeAnswering { app });
+    let dispatcher = Dispatcher::new(pool.clone(), gateway, Arc::new(clock.clone()), fast());
+    let round = dispatcher.drain().await.expect("drain");
+    assert_eq!((round.sent, round.early_reports), (3, 3), "{round:?}");
+    let rows: Vec<(String, Option<String>, bool)> = sqlx::query_as(
+        "select status, provider_status, delivered_at is not null from outbox order by id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rows");
+    assert_eq!(
+        rows,
+        vec![("delivered".to_owned(), Some("Success".to_owned()), true); 3]
+    );
+    // each report stored once and marked applied to its message
+    let applied: Vec<(i64, bool)> = sqlx::query_as(
+        "select outbox_id, applied_at is not null from early_delivery_reports order by outbox_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("early");
+    assert_eq!(
+        applied,
+        ids.iter().map(|&id| (id, true)).collect::<Vec<_>>()
+    );
+
+    // A report that names no message of ours waits, harmlessly; one whose id is recorded
+    // later (by another instance's dispatcher, say) is applied by an idle round.
+    let app = common::app(pool.clone()).await;
+    for pid in ["ATXid_unknown", "ATXid_later"] {
+        let dlr = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("id", pid),
+                ("status", "Failed"),
+                ("failureReason", "UserInBlackList"),
+            ])
+            .finish();
+        let (status, _) = app
+            .post_form("/webhooks/africastalking/delivery", dlr)
+            .await;
+        assert_eq!(status, axum::http::StatusCode::OK);
+    }
+    let later = queue(&pool, &clock, 1, "Later").await[0];
+    sqlx::query(
+        "update outbox set status = 'sent', provider_msg_id = 'ATXid_later', sent_at = $2, updated_at = $2
+          where id = $1",
+    )
+    .bind(later)
+    .bind(clock.now())
+    .execute(&pool)
+    .await
+    .expect("sent elsewhere");
+    let idle = dispatcher.run_once().await.expect("idle round");
+    assert_eq!((idle.claimed, idle.early_reports), (0, 1));
+    let (status, error): (String, Option<String>) =
+        sqlx::query_as("select status, last_error from outbox where id = $1")
+            .bind(later)
+            .fetch_one(&pool)
+            .await
+            .expect("later");
+    assert_eq!(
+        (status.as_str(), error.as_deref()),
+        ("failed", Some("UserInBlackList"))
+    );
+    assert_eq!(
+        common::count(
+            &pool,
+            "select count(*) from early_delivery_reports where applied_at is null"
+        )
+        .await,
+        1
+    );
+}
