@@ -97,7 +97,7 @@ fn assert_forbidden(a: &Answer, what: &str) {
     assert_eq!(json["error"]["code"], "forbidden", "{what}");
 }
 
-const PLEDGE_HEADER: &str = "id,created_at,community,project,household_id,phone,amount,currency,said_amount,said_currency,rate,channel,status,received,last_received_on,cancelled_at,cancel_reason";
+const PLEDGE_HEADER: &str = "id,created_at,community,project,household_id,phone,amount,currency,said_amount,said_currency,rate,channel,status,received,last_received_on,cancelled_at,cancel_reason,code";
 
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn pledges_export_is_exact_and_scoped(pool: PgPool) {
@@ -195,9 +195,20 @@ async fn pledges_export_is_exact_and_scoped(pool: PgPool) {
     .await
     .expect("cancel");
 
-    let row1 = format!("{p1},2026-11-20T08:30:00Z,anzob,BRIDGE,{h},'+992901112233,1500.50,TJS,140.00,USD,10.71785714,ussd,received,1500.50,2026-11-22,,");
-    let row2 = format!("{p2},2026-11-21T23:59:59Z,anzob,ROOF,{h},'+992901112233,200.00,TJS,,,,sms,cancelled,0.00,,2026-11-23T10:00:00Z,\"Ба Душанбе кӯчид, \"\"ҳама\"\" рафтанд\"");
-    let row3 = format!("{p3},2026-11-22T00:00:00Z,sarazm,WATER,{sarazm_household},'+992941112233,300.00,TJS,,,,api,pledged,0.00,,,");
+    let code = |id: i64| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("select code from pledges where id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .expect("code")
+        }
+    };
+    let (c1, c2, c3) = (code(p1).await, code(p2).await, code(p3).await);
+    let row1 = format!("{p1},2026-11-20T08:30:00Z,anzob,BRIDGE,{h},'+992901112233,1500.50,TJS,140.00,USD,10.71785714,ussd,received,1500.50,2026-11-22,,,{c1}");
+    let row2 = format!("{p2},2026-11-21T23:59:59Z,anzob,ROOF,{h},'+992901112233,200.00,TJS,,,,sms,cancelled,0.00,,2026-11-23T10:00:00Z,\"Ба Душанбе кӯчид, \"\"ҳама\"\" рафтанд\",{c2}");
+    let row3 = format!("{p3},2026-11-22T00:00:00Z,sarazm,WATER,{sarazm_household},'+992941112233,300.00,TJS,,,,api,pledged,0.00,,,,{c3}");
     let header = PLEDGE_HEADER.to_owned();
 
     let a = get(&app, "/api/v1/exports/pledges.csv", &t.admin).await;
@@ -208,6 +219,25 @@ async fn pledges_export_is_exact_and_scoped(pool: PgPool) {
         "attachment; filename=\"pledges-20261128.csv\""
     );
     assert_eq!(a.body, csv(&[&header, &row1, &row2, &row3]));
+    // for Excel on Windows: the same file after a UTF-8 byte-order mark, on every export
+    let a = get(&app, "/api/v1/exports/pledges.csv?bom=true", &t.admin).await;
+    assert_eq!(
+        a.body,
+        format!("\u{feff}{}", csv(&[&header, &row1, &row2, &row3]))
+    );
+    for export in ["project-totals", "households", "broadcasts"] {
+        let a = get(
+            &app,
+            &format!("/api/v1/exports/{export}.csv?bom=true"),
+            &t.admin,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{export}");
+        assert!(a.body.starts_with('\u{feff}'), "{export}");
+        assert!(!a.body[3..].contains('\u{feff}'), "{export}");
+    }
+    let a = get(&app, "/api/v1/exports/pledges.csv?bom=yes", &t.admin).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
 
     // a coordinator sees their own community only, with or without the filter
     let a = get(&app, "/api/v1/exports/pledges.csv", &t.anzob).await;

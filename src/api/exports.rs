@@ -2,10 +2,11 @@
 //! broadcasts with their delivery and RSVP counts.
 //!
 //! `GET /api/v1/exports/pledges.csv`, `GET /api/v1/exports/project-totals.csv`,
-//! `GET /api/v1/exports/households.csv`.
+//! `GET /api/v1/exports/households.csv`, `GET /api/v1/exports/broadcasts.csv`.
 //!
 //! The format:
-//! - UTF-8 (no byte-order mark), a header row, RFC 4180: comma-separated, CRLF line ends,
+//! - UTF-8 (no byte-order mark unless `?bom=true`, which Excel on Windows needs to read
+//!   Cyrillic), a header row, RFC 4180: comma-separated, CRLF line ends,
 //!   a cell quoted when it holds a comma, a quote or a line break (the `csv` crate's writer).
 //! - Amounts exact with two decimals (`1500.50`, `0.00`); ratios and exchange rates exact
 //!   without trailing zeros (`0.5`, `10.7178`); the percentage as the totals view rounds it
@@ -45,7 +46,8 @@
 //! `community` filter outside their scope is 403. A `project` filter outside their scope
 //! gives a file with only the header row, as `GET /api/v1/pledges` gives an empty list.
 //!
-//! Not here yet: broadcasts with delivery and RSVP counts (there are no broadcasts yet).
+//! `GET /api/v1/exports/broadcasts.csv` lists broadcasts with their delivery and RSVP
+//! counts.
 
 use axum::{
     body::{Body, Bytes},
@@ -209,6 +211,10 @@ async fn produce(
     }
 }
 
+/// What `?bom=true` puts first: Excel on Windows reads a CSV without it in the local
+/// code page, which turns Tajik and Russian names into mojibake.
+const UTF8_BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+
 /// The streamed CSV answer: a 500 if the query fails before its first row, else 200 and the
 /// file as it is read.
 async fn csv_response(
@@ -217,6 +223,7 @@ async fn csv_response(
     header: &'static [&'static str],
     sql: Sql,
     to_record: RowToRecord,
+    bom: bool,
 ) -> ApiResult<Response> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(AHEAD);
     tokio::spawn(produce(
@@ -228,6 +235,7 @@ async fn csv_response(
         tx,
     ));
     let first = match rx.recv().await {
+        Some(Ok(chunk)) if bom => Bytes::from([UTF8_BOM.as_slice(), &chunk].concat()),
         Some(Ok(chunk)) => chunk,
         Some(Err(e)) => return Err(ApiError::Internal(e)),
         // the task ended without a word: it panicked
@@ -260,11 +268,17 @@ pub struct PledgeExportQuery {
     pub from: Option<NaiveDate>,
     /// Last day (inclusive, UTC), `YYYY-MM-DD`.
     pub to: Option<NaiveDate>,
+    /// `true`: start the file with a UTF-8 byte-order mark, for Excel on Windows.
+    #[serde(default)]
+    pub bom: bool,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct CommunityExportQuery {
     pub community: Option<i64>,
+    /// `true`: start the file with a UTF-8 byte-order mark, for Excel on Windows.
+    #[serde(default)]
+    pub bom: bool,
 }
 
 const PLEDGE_HEADER: &[&str] = &[
@@ -285,12 +299,14 @@ const PLEDGE_HEADER: &[&str] = &[
     "last_received_on",
     "cancelled_at",
     "cancel_reason",
+    "code",
 ];
 
 const PLEDGE_SQL: &str = "
 select pl.id, pl.created_at, c.code, p.code, pl.household_id, pl.phone, pl.amount, pl.currency,
        pl.said_amount, pl.said_currency, pl.rate, pl.channel, pl.status,
-       coalesce(r.received, 0)::numeric(14, 2), r.last_received_on, pc.cancelled_at, pc.reason
+       coalesce(r.received, 0)::numeric(14, 2), r.last_received_on, pc.cancelled_at, pc.reason,
+       pl.code
 from pledges pl
 join projects p on p.id = pl.project_id
 join communities c on c.id = p.community_id
@@ -325,13 +341,16 @@ fn pledge_record(row: &PgRow) -> Result<Record, sqlx::Error> {
         day(row.try_get(14)?),
         opt_instant(row.try_get(15)?),
         opt_text(row.try_get(16)?),
+        // the 7-digit code the household is told (never a leading zero: see new_pledge_code)
+        opt_text(row.try_get(17)?),
     ])
 }
 
 /// Pledges with their history, one row per pledge, oldest first.
 #[utoipa::path(get, path = "/api/v1/exports/pledges.csv", tag = "exports", params(PledgeExportQuery),
     responses((status = 200, description = "CSV file, streamed: id, created_at, community, project, household_id, phone, \
-amount, currency, said_amount, said_currency, rate, channel, status, received, last_received_on, cancelled_at, cancel_reason",
+amount, currency, said_amount, said_currency, rate, channel, status, received, last_received_on, cancelled_at, cancel_reason, \
+code (the pledge's 7-digit code, as the household was told it)",
                content_type = "text/csv", body = String),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn pledges(
@@ -353,7 +372,7 @@ pub async fn pledges(
         .bind(q.project)
         .bind(q.from)
         .bind(q.to);
-    csv_response(&state, "pledges", PLEDGE_HEADER, sql, pledge_record).await
+    csv_response(&state, "pledges", PLEDGE_HEADER, sql, pledge_record, q.bom).await
 }
 
 const TOTALS_HEADER: &[&str] = &[
@@ -429,7 +448,15 @@ pub async fn project_totals(
     let sql = sqlx::query(TOTALS_SQL)
         .bind(auth.scope().map(<[i64]>::to_vec))
         .bind(q.community);
-    csv_response(&state, "project-totals", TOTALS_HEADER, sql, totals_record).await
+    csv_response(
+        &state,
+        "project-totals",
+        TOTALS_HEADER,
+        sql,
+        totals_record,
+        q.bom,
+    )
+    .await
 }
 
 const HOUSEHOLD_HEADER: &[&str] = &[
@@ -489,6 +516,7 @@ pub async fn households(
         HOUSEHOLD_HEADER,
         sql,
         household_record,
+        q.bom,
     )
     .await
 }
@@ -606,6 +634,7 @@ pub async fn broadcasts(
         BROADCAST_HEADER,
         sql,
         broadcast_record,
+        q.bom,
     )
     .await
 }
