@@ -294,3 +294,96 @@ async fn money_rules_hold_in_the_database(pool: PgPool) {
         ("70.00".into(), "30.00".into())
     );
 }
+
+/// Two transactions that draw the same random pledge code at the same moment (here: the
+/// same random seed) both get a pledge, with different codes — the second waits for the
+/// first instead of failing on the unique index. The same holds for family join codes.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn concurrent_pledges_that_draw_the_same_code_both_succeed(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let insert = |key: &'static str| {
+        format!(
+            "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
+             values ({}, {}, '{PHONE_TG}', 10, 'TJS', 'ussd', '{key}') returning code",
+            seed.bridge, seed.household
+        )
+    };
+    let mut first = pool.begin().await.expect("begin");
+    sqlx::query("select setseed(0.25)")
+        .execute(&mut *first)
+        .await
+        .expect("seed");
+    let code1: String = sqlx::query_scalar(&insert("same-1"))
+        .fetch_one(&mut *first)
+        .await
+        .expect("first pledge");
+    let second = {
+        let pool = pool.clone();
+        let sql = insert("same-2");
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await.expect("begin");
+            sqlx::query("select setseed(0.25)")
+                .execute(&mut *tx)
+                .await
+                .expect("seed");
+            let code: String = sqlx::query_scalar(&sql)
+                .fetch_one(&mut *tx)
+                .await
+                .expect("second pledge, same first draw");
+            tx.commit().await.expect("commit");
+            code
+        })
+    };
+    // let the second transaction reach the code it shares with the first
+    // (any lock: without the advisory lock it would wait on the unique index, then fail)
+    let waiting = "select count(*) from pg_locks where not granted";
+    while count(&pool, waiting).await == 0 {
+        tokio::task::yield_now().await;
+    }
+    first.commit().await.expect("commit");
+    let code2 = second.await.expect("task");
+    assert_ne!(code1, code2);
+    assert_eq!(
+        count(&pool, "select count(distinct code) from pledges").await,
+        2
+    );
+
+    // family join codes: the same race, on households
+    let household = |key: &str| {
+        format!(
+            "insert into households (community_id, language, registered_via) values ({}, 'tg', '{key}') returning join_code",
+            seed.community
+        )
+    };
+    let mut first = pool.begin().await.expect("begin");
+    sqlx::query("select setseed(0.5)")
+        .execute(&mut *first)
+        .await
+        .expect("seed");
+    let join1: String = sqlx::query_scalar(&household("ussd"))
+        .fetch_one(&mut *first)
+        .await
+        .expect("first household");
+    let second = {
+        let pool = pool.clone();
+        let sql = household("sms");
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await.expect("begin");
+            sqlx::query("select setseed(0.5)")
+                .execute(&mut *tx)
+                .await
+                .expect("seed");
+            let code: String = sqlx::query_scalar(&sql)
+                .fetch_one(&mut *tx)
+                .await
+                .expect("second household, same first draw");
+            tx.commit().await.expect("commit");
+            code
+        })
+    };
+    while count(&pool, waiting).await == 0 {
+        tokio::task::yield_now().await;
+    }
+    first.commit().await.expect("commit");
+    assert_ne!(join1, second.await.expect("task"));
+}
