@@ -3,7 +3,8 @@
 //! What it measures: N virtual feature phones (tokio tasks sharing one keep-alive HTTP
 //! client) dial the Africa's Talking USSD callback (`POST /webhooks/africastalking/ussd`)
 //! as fast as the server answers, one hop at a time, each waiting for its answer before the
-//! next hop (a closed loop, like real callers). Each phone runs sessions back to back:
+//! next hop (a closed loop; `--rate` paces it instead, see below). Each phone runs
+//! sessions back to back:
 //!
 //! * 80 % pledge sessions: `""` (main menu) → `1` (projects) → `1*P` (amount prompt) →
 //!   `1*P*AMOUNT` (confirm) → `1*P*AMOUNT*1` (`END` "Thank you! Pledged …"), where P is
@@ -34,9 +35,19 @@
 //!
 //! The result is ONE JSON line on stdout:
 //! `{"phones":64,"duration_s":20.0,"sessions":…,"sessions_per_s":…,"hops":…,"hops_per_s":…,
-//!   "p50_ms":…,"p99_ms":…,"max_ms":…,"errors":…,"server_rss_kib":…,"server_hwm_kib":…}`
-//! where the last two are VmRSS and VmHWM from `/proc/PID/status` of `--server-pid` at the
-//! end of the run (null without `--server-pid`).
+//!   "p50_ms":…,"p99_ms":…,"max_ms":…,"errors":…,"server_rss_kib":…,"server_hwm_kib":…,
+//!   "paced_rate":…}`
+//! where the server_* fields are VmRSS and VmHWM from `/proc/PID/status` of `--server-pid`
+//! at the end of the run (null without `--server-pid`), and `paced_rate` is `--rate`.
+//!
+//! With `--rate R` the load is paced (open loop) instead: all phones together send R hops a
+//! second, each phone one hop every phones ÷ R seconds on a fixed schedule, and a hop's
+//! latency runs from when it was due, not from when it could be sent — a phone still
+//! waiting for its previous answer sends late, and that lateness counts (the correction
+//! for "coordinated omission" that wrk2 and HdrHistogram's authors describe). This answers
+//! "what latency do callers see at R hops a second"; the closed loop answers "how many
+//! hops a second at most". (tokio's timer has millisecond resolution, so a hop may leave up
+//! to about 1 ms after it was due; that is counted against the server too.)
 //!
 //! How to run (only loopback URLs are accepted: 127.0.0.1, localhost or [::1]):
 //!
@@ -91,6 +102,12 @@ struct Args {
     /// Phone i is +99293 followed by (phone_base + i) in 7 digits.
     #[arg(long, default_value_t = 1_000_000)]
     phone_base: u64,
+    /// Paced (open loop) instead of as fast as the server answers: all phones together
+    /// send this many hops a second, each phone one hop every phones ÷ rate seconds on a
+    /// fixed schedule; a hop's latency is counted from its scheduled time, so a server that
+    /// falls behind is charged for the wait (no coordinated omission).
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 /// How many error bodies to print to stderr.
@@ -164,6 +181,8 @@ struct Phone {
     number: String,
     rng: SplitMix64,
     session_no: u64,
+    /// With `--rate`: this phone's time between hops, and when its next hop is due.
+    pace: Option<(Duration, Instant)>,
 }
 
 impl Phone {
@@ -301,8 +320,21 @@ impl Phone {
         for k in 0..=inputs.len() {
             let text = inputs[..k].join("*");
             let last = k == inputs.len();
-            let sent = Instant::now();
+            let sent = match &mut self.pace {
+                Some((every, next)) => {
+                    let due = *next;
+                    *next += *every;
+                    tokio::time::sleep_until(due.into()).await;
+                    due
+                }
+                None => Instant::now(),
+            };
             let (answer, latency) = self.hop(&session_id, &text).await;
+            // paced: from when the hop was due, which includes any wait for the previous one
+            let latency = match self.pace {
+                Some(_) => sent.elapsed(),
+                None => latency,
+            };
             let problem = match (&answer, last && pledge) {
                 (Err(e), _) => Some(e.clone()),
                 (Ok(Answer::Con(_)), false) => None,
@@ -367,6 +399,8 @@ struct Summary {
     errors: u64,
     server_rss_kib: Option<u64>,
     server_hwm_kib: Option<u64>,
+    /// `--rate`, when paced; null when as fast as the server answers.
+    paced_rate: Option<f64>,
 }
 
 fn new_histogram() -> anyhow::Result<Histogram<u64>> {
@@ -463,6 +497,7 @@ async fn main() -> anyhow::Result<()> {
             number: format!("+99293{:07}", args.phone_base + index),
             rng: SplitMix64(args.seed.wrapping_add(index)),
             session_no: 0,
+            pace: None,
         };
         tasks.spawn(async move {
             let english = phone.register().await?;
@@ -482,8 +517,22 @@ async fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     let measure_from = start + Duration::from_secs(args.warmup_secs);
     let until = measure_from + Duration::from_secs(args.duration_secs);
+    let every = match args.rate {
+        Some(r) if r.is_finite() && r > 0.0 => {
+            Some(Duration::from_secs_f64(args.phones as f64 / r))
+        }
+        Some(r) => bail!("--rate must be a positive number of hops a second, not {r}"),
+        None => None,
+    };
     let mut tasks = tokio::task::JoinSet::new();
-    for (phone, english) in ready {
+    for (mut phone, english) in ready {
+        // phones start spread over one interval, so the hops arrive evenly
+        phone.pace = every.map(|e| {
+            (
+                e,
+                start + e.mul_f64(phone.index as f64 / args.phones as f64),
+            )
+        });
         tasks.spawn(phone.run(english, measure_from, until));
     }
     let mut hist = new_histogram()?;
@@ -522,6 +571,7 @@ async fn main() -> anyhow::Result<()> {
         errors: shared.errors.load(Ordering::Relaxed),
         server_rss_kib: memory("VmRSS"),
         server_hwm_kib: memory("VmHWM"),
+        paced_rate: args.rate,
     };
     let line = serde_json::to_string(&result).context("encoding the result")?;
     println!("{line}");
