@@ -93,7 +93,8 @@ pub struct Config {
     #[arg(long, env = "HASHAR_WEBHOOK_SECRET")]
     pub webhook_secret: Option<String>,
 
-    /// Messages per second to the SMS provider.
+    /// Messages per second the SMS provider allows, for the whole deployment (shared by
+    /// this process's dispatchers and split with other sending instances).
     #[arg(long, env = "HASHAR_SMS_RATE", default_value_t = 20)]
     pub sms_rate: u32,
 

@@ -9,7 +9,7 @@ use hashar::{
     db, demo,
     engine::{check, MenuSet},
     http,
-    outbox::{DispatchConfig, Dispatcher, Gateway},
+    outbox::{run_dispatchers, DispatchConfig, Dispatcher, Gateway, RateShare},
     phone_cli,
 };
 use tracing_subscriber::EnvFilter;
@@ -223,23 +223,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::new(pool, menus, config);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
-    for _ in 0..dispatchers {
-        let dispatcher = Dispatcher::new(
-            state.pool.clone(),
-            sender.clone(),
-            state.clock.clone(),
-            dispatch.clone(),
-        );
-        let mut rx = stop_rx.clone();
-        workers.push(tokio::spawn(dispatcher.run(async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        })));
+    {
+        // HASHAR_SMS_RATE is the provider's limit for the whole deployment: this process's
+        // dispatchers share one limiter, and its share shrinks while other instances send.
+        let rate = RateShare::coordinated(state.pool.clone(), sender.name(), dispatch.rate_per_sec);
+        let (pool, clock, sender) = (state.pool.clone(), state.clock.clone(), sender.clone());
+        let make = {
+            let (pool, clock, rate) = (pool.clone(), clock.clone(), rate.clone());
+            move || {
+                Dispatcher::sharing(
+                    pool.clone(),
+                    sender.clone(),
+                    clock.clone(),
+                    dispatch.clone(),
+                    rate.clone(),
+                )
+            }
+        };
+        workers.push(tokio::spawn(run_dispatchers(
+            dispatchers,
+            make,
+            rate,
+            clock,
+            stop_rx.clone(),
+        )));
     }
-    tracing::info!(
-        provider = sender.name(),
-        dispatchers,
-        "sms dispatcher running"
-    );
     // Scheduled broadcasts are queued when their time comes (outside quiet hours).
     {
         let state = state.clone();

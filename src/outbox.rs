@@ -12,8 +12,10 @@ use std::{future::Future, num::NonZeroU32, pin::Pin, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sqlx::{PgConnection, PgPool, Row};
+
+mod rate;
+pub use rate::{RateShare, HEARTBEAT, STALE_AFTER};
 
 use crate::{
     channels::{Accepted, DeliveryReport, MessageRef, OutboundSms, SendError},
@@ -127,7 +129,8 @@ pub struct DispatchConfig {
     pub max_attempts: i32,
     pub base_backoff: Duration,
     pub max_backoff: Duration,
-    /// Messages per second to the provider.
+    /// Messages per second to the provider, for [`Dispatcher::new`]'s own limiter
+    /// (dispatchers built with [`Dispatcher::sharing`] use their [`RateShare`]).
     pub rate_per_sec: NonZeroU32,
     /// How long an idle dispatcher waits before looking again.
     pub idle_poll: Duration,
@@ -167,7 +170,7 @@ pub struct Dispatcher {
     gateway: Arc<dyn Gateway>,
     clock: Arc<dyn Clock>,
     cfg: DispatchConfig,
-    limiter: DefaultDirectRateLimiter,
+    rate: Arc<RateShare>,
 }
 
 /// What one round did.
@@ -194,25 +197,32 @@ struct Claimed {
 }
 
 impl Dispatcher {
+    /// A dispatcher with a limiter of its own at `cfg.rate_per_sec`.
     pub fn new(
         pool: PgPool,
         gateway: Arc<dyn Gateway>,
         clock: Arc<dyn Clock>,
         cfg: DispatchConfig,
     ) -> Dispatcher {
-        // A burst of 1/50 of the rate: over any second at most rate × 1.02 messages are
-        // granted. The margin to the 5 % allowed is for what the provider sees: sends granted
-        // over slightly more than a second can arrive within one (with 1/20 the benchmark
-        // measured 105.2 % once, against 104.96 % granted).
-        let burst =
-            NonZeroU32::new((cfg.rate_per_sec.get() / 50).max(1)).unwrap_or(NonZeroU32::MIN);
-        let limiter = RateLimiter::direct(Quota::per_second(cfg.rate_per_sec).allow_burst(burst));
+        let rate = RateShare::local(cfg.rate_per_sec);
+        Dispatcher::sharing(pool, gateway, clock, cfg, rate)
+    }
+
+    /// A dispatcher that waits on `rate`'s limiter, shared with the other dispatchers of
+    /// this process (and coordinated with other instances, if `rate` is).
+    pub fn sharing(
+        pool: PgPool,
+        gateway: Arc<dyn Gateway>,
+        clock: Arc<dyn Clock>,
+        cfg: DispatchConfig,
+        rate: Arc<RateShare>,
+    ) -> Dispatcher {
         Dispatcher {
             pool,
             gateway,
             clock,
             cfg,
-            limiter,
+            rate,
         }
     }
 
@@ -363,7 +373,7 @@ impl Dispatcher {
                 .await?;
             return Ok(Outcome::Failed);
         }
-        self.limiter.until_ready().await;
+        self.rate.limiter().until_ready().await;
         let out = OutboundSms {
             id: msg.id,
             to: phone.clone(),
@@ -449,6 +459,53 @@ enum Outcome {
     },
     Retry,
     Failed,
+}
+
+/// Runs `count` dispatchers, all waiting on `rate`, until `stop` turns true: first joins
+/// the other sending instances (see [`RateShare::join`]), then renews the heartbeat every
+/// [`HEARTBEAT`] while they run, and leaves when they have finished their rounds.
+pub async fn run_dispatchers(
+    count: u32,
+    make: impl Fn() -> Dispatcher,
+    rate: Arc<RateShare>,
+    clock: Arc<dyn Clock>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    if count == 0 {
+        return;
+    }
+    if let Err(e) = rate.join(clock.now()).await {
+        tracing::error!(error = %e, "could not register with the other sending instances");
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let mut rx = stop.clone();
+        tasks.spawn(make().run(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }));
+    }
+    tracing::info!(
+        dispatchers = count,
+        rate = rate.rate().get(),
+        "sms dispatchers running"
+    );
+    loop {
+        tokio::select! {
+            // (the guard `wait_for` returns must not live across the select: not Send)
+            _ = async {
+                let _ = stop.wait_for(|stop| *stop).await;
+            } => break,
+            _ = tokio::time::sleep(HEARTBEAT) => {
+                if let Err(e) = rate.heartbeat(clock.now()).await {
+                    tracing::warn!(error = %e, "sms rate heartbeat failed; keeping the current share");
+                }
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    if let Err(e) = rate.leave().await {
+        tracing::warn!(error = %e, "could not leave the sending instances");
+    }
 }
 
 /// Applies a delivery report: finds the message, moves its status forward only (reports can

@@ -426,3 +426,101 @@ async fn a_delivery_report_that_comes_before_the_provider_id_is_recorded_is_appl
         1
     );
 }
+
+/// HASHAR_SMS_RATE is the provider's limit for the whole deployment: instances sending
+/// through the same provider on one database split it by their heartbeats; one that stops
+/// or dies gives its share back.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn instances_sending_through_one_provider_share_its_rate(pool: PgPool) {
+    use hashar::outbox::{RateShare, STALE_AFTER};
+    let clock = clock();
+    let rate = NonZeroU32::new(100).expect("non-zero");
+    let a = RateShare::coordinated(pool.clone(), "africastalking", rate);
+    let b = RateShare::coordinated(pool.clone(), "africastalking", rate);
+    let c = RateShare::coordinated(pool.clone(), "africastalking", rate);
+    let elsewhere = RateShare::coordinated(pool.clone(), "twilio", rate);
+    let beat = |share: &Arc<RateShare>| {
+        let (share, now) = (share.clone(), clock.now());
+        async move { share.heartbeat(now).await.expect("heartbeat") }
+    };
+
+    assert_eq!((beat(&a).await, a.rate().get()), (1, 100));
+    assert_eq!((beat(&elsewhere).await, elsewhere.rate().get()), (1, 100));
+    assert_eq!((beat(&b).await, b.rate().get()), (2, 50));
+    assert_eq!((beat(&a).await, a.rate().get()), (2, 50));
+    assert_eq!((beat(&c).await, c.rate().get()), (3, 33));
+    assert_eq!((beat(&a).await, a.rate().get()), (3, 33));
+    // the limiter all dispatchers of one instance wait on changes with the share
+    let before = a.limiter();
+    c.leave().await.expect("leave");
+    assert_eq!((beat(&a).await, a.rate().get()), (2, 50));
+    assert!(!Arc::ptr_eq(&before, &a.limiter()));
+    // b dies without leaving: once its heartbeat is stale, a has the whole rate again
+    let stale = chrono::Duration::from_std(STALE_AFTER).expect("duration");
+    clock.advance(stale - chrono::Duration::seconds(1));
+    assert_eq!((beat(&a).await, a.rate().get()), (2, 50));
+    clock.advance(chrono::Duration::seconds(1));
+    assert_eq!((beat(&a).await, a.rate().get()), (1, 100));
+    assert_eq!(elsewhere.rate().get(), 100);
+    // without coordination (tests, benchmarks): always the whole rate
+    let alone = RateShare::local(rate);
+    assert_eq!((beat(&alone).await, alone.rate().get()), (1, 100));
+}
+
+/// What `hashar serve` runs: dispatchers sharing one coordinated rate, registered while
+/// they send and gone from `dispatcher_instances` once stopped.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn serve_s_dispatchers_register_send_and_leave(pool: PgPool) {
+    use hashar::outbox::{run_dispatchers, RateShare};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/version1/messaging"))
+        .respond_with(Counting(Default::default()))
+        .mount(&server)
+        .await;
+    let clock = clock();
+    queue(&pool, &clock, 5, "Hello from Hashar").await;
+    let sender = at_sender(&server);
+    let rate = RateShare::coordinated(
+        pool.clone(),
+        "africastalking",
+        NonZeroU32::new(1000).expect("non-zero"),
+    );
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let running = {
+        let (pool, clock, rate) = (pool.clone(), clock.clone(), rate.clone());
+        let make = {
+            let (pool, clock, rate) = (pool.clone(), clock.clone(), rate.clone());
+            move || {
+                Dispatcher::sharing(
+                    pool.clone(),
+                    sender.clone(),
+                    Arc::new(clock.clone()),
+                    fast(),
+                    rate.clone(),
+                )
+            }
+        };
+        tokio::spawn(run_dispatchers(2, make, rate, Arc::new(clock), stop_rx))
+    };
+    // wait (bounded) for the five to be sent
+    let sent = "select count(*) from outbox where status = 'sent'";
+    for _ in 0..500 {
+        if common::count(&pool, sent).await == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(common::count(&pool, sent).await, 5);
+    assert_eq!(
+        common::count(&pool, "select count(*) from dispatcher_instances").await,
+        1
+    );
+    stop.send(true).expect("stop");
+    running.await.expect("dispatchers end");
+    assert_eq!(
+        common::count(&pool, "select count(*) from dispatcher_instances").await,
+        0
+    );
+    assert_eq!(server.received_requests().await.expect("recorded").len(), 5);
+}

@@ -43,8 +43,10 @@
 //! names); `--messages` rows are queued into `outbox` with one SQL statement (status
 //! `queued`, provider `africastalking`, gsm7, 1 segment, body `bench-<outbox id> …`), then
 //! `--dispatchers` real [`Dispatcher`]s with the real Africa's Talking client pointed at the
-//! mock drain the outbox concurrently. Each `Dispatcher` has its own rate limiter, so each
-//! gets `--rate / --dispatchers` per second (reported as `rate_per_dispatcher`).
+//! mock drain the outbox concurrently. Each `Dispatcher` plays a separate server instance:
+//! it is configured with the whole `--rate` and coordinates with the others through
+//! `dispatcher_instances` heartbeats, as `hashar serve` does (see `src/outbox/rate.rs`), so
+//! each ends up with `--rate / --dispatchers` per second (reported as `rate_per_dispatcher`).
 //!
 //! It uses its own database (default `hashar_smsbench`, created and migrated if missing; its
 //! name must contain `bench`) and first empties its `outbox` with `truncate … cascade` (not
@@ -95,8 +97,8 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 use hashar::{
     channels::{africastalking, Sender},
-    clock::SystemClock,
-    outbox::{DispatchConfig, Dispatcher, Round},
+    clock::{Clock, SystemClock},
+    outbox::{DispatchConfig, Dispatcher, RateShare, Round},
 };
 use hdrhistogram::Histogram;
 use sqlx::{
@@ -161,7 +163,8 @@ struct OutboxArgs {
     /// The configured rate limit, messages per second over all dispatchers.
     #[arg(long, default_value_t = 2_500)]
     rate: u32,
-    /// Concurrent dispatchers (each limited to rate / dispatchers).
+    /// Concurrent dispatchers, each as a separate instance given the whole rate (they
+    /// share it through their heartbeats).
     #[arg(long, default_value_t = 2)]
     dispatchers: u32,
     /// Rows each dispatcher claims per round.
@@ -783,8 +786,10 @@ async fn outbox(args: OutboxArgs) -> anyhow::Result<()> {
     if args.messages == 0 || args.dispatchers == 0 || args.batch < 1 {
         bail!("--messages, --dispatchers and --batch must be at least 1");
     }
-    let per_dispatcher = NonZeroU32::new(args.rate / args.dispatchers)
-        .ok_or_else(|| anyhow!("--rate must be at least --dispatchers"))?;
+    let rate = NonZeroU32::new(args.rate).ok_or_else(|| anyhow!("--rate must be at least 1"))?;
+    if args.rate < args.dispatchers {
+        bail!("--rate must be at least --dispatchers");
+    }
     let messages = i64::try_from(args.messages).context("--messages")?;
 
     // Database: our own, migrated, its outbox emptied.
@@ -864,22 +869,53 @@ async fn outbox(args: OutboxArgs) -> anyhow::Result<()> {
         http,
     )));
     let config = DispatchConfig {
-        rate_per_sec: per_dispatcher,
+        rate_per_sec: rate,
         batch: args.batch,
         ..DispatchConfig::default()
     };
+    // One coordinated share per dispatcher, as if each were its own server instance: two
+    // heartbeats each, so every one has seen all the others before sending.
+    sqlx::query("truncate dispatcher_instances")
+        .execute(&pool)
+        .await
+        .context("emptying dispatcher_instances")?;
+    let shares: Vec<Arc<RateShare>> = (0..args.dispatchers)
+        .map(|_| RateShare::coordinated(pool.clone(), "africastalking", rate))
+        .collect();
+    for _ in 0..2 {
+        for share in &shares {
+            share
+                .heartbeat(SystemClock.now())
+                .await
+                .context("heartbeat")?;
+        }
+    }
+    let per_dispatcher = shares[0].rate();
+    let beats: Vec<_> = shares
+        .iter()
+        .map(|share| {
+            let share = share.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(hashar::outbox::HEARTBEAT).await;
+                    let _ = share.heartbeat(SystemClock.now()).await;
+                }
+            })
+        })
+        .collect();
     eprintln!(
         "draining with {} dispatchers at {} messages/s each (mock at {mock_addr}) …",
         args.dispatchers, per_dispatcher
     );
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..args.dispatchers {
-        let dispatcher = Dispatcher::new(
+    for share in &shares {
+        let dispatcher = Dispatcher::sharing(
             pool.clone(),
             sender.clone(),
             Arc::new(SystemClock),
             config.clone(),
+            share.clone(),
         );
         tasks.spawn(async move { dispatcher.drain().await });
     }
@@ -900,6 +936,15 @@ async fn outbox(args: OutboxArgs) -> anyhow::Result<()> {
         total.failed
     );
     mock_server.abort();
+    for beat in beats {
+        beat.abort();
+    }
+    for share in &shares {
+        share
+            .leave()
+            .await
+            .context("leaving dispatcher_instances")?;
+    }
 
     // What the mock saw.
     let seen = {
