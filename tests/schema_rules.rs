@@ -295,95 +295,98 @@ async fn money_rules_hold_in_the_database(pool: PgPool) {
     );
 }
 
-/// Two transactions that draw the same random pledge code at the same moment (here: the
-/// same random seed) both get a pledge, with different codes — the second waits for the
-/// first instead of failing on the unique index. The same holds for family join codes.
+/// Pledge codes (7 digits) and family join codes (6 digits) come from a sequence through a
+/// keyed permutation: unique by construction, so concurrent transactions never collide and
+/// never wait for each other, and a bulk insert takes no lock per row; a number equal to a
+/// code already stored (from the earlier random scheme) is skipped.
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
-async fn concurrent_pledges_that_draw_the_same_code_both_succeed(pool: PgPool) {
+async fn codes_are_unique_without_locks(pool: PgPool) {
     let seed = seed(&pool).await;
-    let insert = |key: &'static str| {
+    // the permutation is a bijection on its domain, for the real sizes too (a sample)
+    for (bits, domain, n) in [
+        (10, 1000, 1000),
+        (24, 9_000_000, 200_000),
+        (20, 900_000, 200_000),
+    ] {
+        let (distinct, max): (i64, i64) = sqlx::query_as(
+            "select count(distinct keyed_permutation(g, $1, $2, 123456789)), max(keyed_permutation(g, $1, $2, 123456789))
+             from generate_series(0, $3 - 1) g",
+        )
+        .bind(bits)
+        .bind(domain)
+        .bind(n)
+        .fetch_one(&pool)
+        .await
+        .expect("permutation");
+        assert_eq!(distinct, n, "{bits} bits");
+        assert!(max < domain, "{bits} bits: {max}");
+    }
+    let insert_for = |project: i64, key: &str| {
         format!(
             "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
-             values ({}, {}, '{PHONE_TG}', 10, 'TJS', 'ussd', '{key}') returning code",
-            seed.bridge, seed.household
+             values ({project}, {}, '{PHONE_TG}', 10, 'TJS', 'ussd', '{key}') returning code",
+            seed.household
         )
     };
+    let insert = |key: &str| insert_for(seed.bridge, key);
+    // two open transactions (on two projects: pledges to one project wait for each other
+    // on its running sums): neither waits for the other's code, the codes differ
     let mut first = pool.begin().await.expect("begin");
-    sqlx::query("select setseed(0.25)")
-        .execute(&mut *first)
-        .await
-        .expect("seed");
-    let code1: String = sqlx::query_scalar(&insert("same-1"))
+    let code1: String = sqlx::query_scalar(&insert("c-1"))
         .fetch_one(&mut *first)
         .await
-        .expect("first pledge");
-    let second = {
-        let pool = pool.clone();
-        let sql = insert("same-2");
-        tokio::spawn(async move {
-            let mut tx = pool.begin().await.expect("begin");
-            sqlx::query("select setseed(0.25)")
-                .execute(&mut *tx)
-                .await
-                .expect("seed");
-            let code: String = sqlx::query_scalar(&sql)
-                .fetch_one(&mut *tx)
-                .await
-                .expect("second pledge, same first draw");
-            tx.commit().await.expect("commit");
-            code
-        })
-    };
-    // let the second transaction reach the code it shares with the first
-    // (any lock: without the advisory lock it would wait on the unique index, then fail)
-    let waiting = "select count(*) from pg_locks where not granted";
-    while count(&pool, waiting).await == 0 {
-        tokio::task::yield_now().await;
-    }
+        .expect("first");
+    let mut second = pool.begin().await.expect("begin");
+    let code2: String = sqlx::query_scalar(&insert_for(seed.roof, "c-2"))
+        .fetch_one(&mut *second)
+        .await
+        .expect("second, while the first is open");
     first.commit().await.expect("commit");
-    let code2 = second.await.expect("task");
+    second.commit().await.expect("commit");
     assert_ne!(code1, code2);
+    for code in [&code1, &code2] {
+        assert!(code.len() == 7 && !code.starts_with('0'), "{code}");
+    }
+    // the next number's code is already taken (as by the random scheme): it is skipped
+    let next: String = sqlx::query_scalar(
+        "select (1000000 + keyed_permutation(case when is_called then last_value + 1 else last_value end,
+                                             24, 9000000, (select key from code_keys where kind = 'pledge')))::text
+         from pledge_code_seq",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("next code");
+    sqlx::query(
+        "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key, code)
+         values ($1, $2, $3, 10, 'TJS', 'ussd', 'c-3', $4)",
+    )
+    .bind(seed.bridge)
+    .bind(seed.household)
+    .bind(PHONE_TG)
+    .bind(&next)
+    .execute(&pool)
+    .await
+    .expect("a pledge holding the next code");
+    let code4: String = sqlx::query_scalar(&insert("c-4"))
+        .fetch_one(&pool)
+        .await
+        .expect("the one after");
+    assert_ne!(code4, next);
     assert_eq!(
         count(&pool, "select count(distinct code) from pledges").await,
-        2
+        4
     );
 
-    // family join codes: the same race, on households
-    let household = |key: &str| {
-        format!(
-            "insert into households (community_id, language, registered_via) values ({}, 'tg', '{key}') returning join_code",
-            seed.community
-        )
-    };
-    let mut first = pool.begin().await.expect("begin");
-    sqlx::query("select setseed(0.5)")
-        .execute(&mut *first)
-        .await
-        .expect("seed");
-    let join1: String = sqlx::query_scalar(&household("ussd"))
-        .fetch_one(&mut *first)
-        .await
-        .expect("first household");
-    let second = {
-        let pool = pool.clone();
-        let sql = household("sms");
-        tokio::spawn(async move {
-            let mut tx = pool.begin().await.expect("begin");
-            sqlx::query("select setseed(0.5)")
-                .execute(&mut *tx)
-                .await
-                .expect("seed");
-            let code: String = sqlx::query_scalar(&sql)
-                .fetch_one(&mut *tx)
-                .await
-                .expect("second household, same first draw");
-            tx.commit().await.expect("commit");
-            code
-        })
-    };
-    while count(&pool, waiting).await == 0 {
-        tokio::task::yield_now().await;
-    }
-    first.commit().await.expect("commit");
-    assert_ne!(join1, second.await.expect("task"));
+    // join codes: 6 digits, distinct
+    let joins: Vec<String> = sqlx::query_scalar(
+        "insert into households (community_id, language, registered_via)
+         select $1, 'tg', 'ussd' from generate_series(1, 50) returning join_code",
+    )
+    .bind(seed.community)
+    .fetch_all(&pool)
+    .await
+    .expect("households");
+    let distinct: std::collections::HashSet<&String> = joins.iter().collect();
+    assert_eq!(distinct.len(), 50);
+    assert!(joins.iter().all(|c| c.len() == 6 && !c.starts_with('0')));
 }
