@@ -63,7 +63,6 @@
 //! See docs/PERFORMANCE.md for recorded results.
 
 use std::{
-    net::{Ipv4Addr, Ipv6Addr},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -71,8 +70,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{anyhow, bail, Context};
+mod common;
+
+use anyhow::{bail, Context};
 use clap::Parser;
+use common::{
+    loopback_endpoint, ms, new_histogram, proc_status_kib, round2, SplitMix64, MAX_PRINTED_ERRORS,
+    REQUEST_TIMEOUT,
+};
 use hdrhistogram::Histogram;
 
 #[derive(Debug, Parser)]
@@ -110,10 +115,6 @@ struct Args {
     rate: Option<f64>,
 }
 
-/// How many error bodies to print to stderr.
-const MAX_PRINTED_ERRORS: u64 = 5;
-/// Per-request timeout: a hop slower than this is an error.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The English main-menu title, and its Russian and Tajik counterparts.
 const MAIN_TITLES: [&str; 3] = ["Hashar", "Хашар", "Ҳашар"];
 /// Title of the language screen (the same in every language).
@@ -124,24 +125,6 @@ const VILLAGE_TITLES: [&str; 3] = [
     "Хашар. Выберите ваше село:",
     "Ҳашар. Деҳаро интихоб кунед:",
 ];
-
-/// splitmix64: a tiny, good-enough deterministic generator (no dependency needed).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
 
 /// Shared by all phones.
 struct Shared {
@@ -403,59 +386,10 @@ struct Summary {
     paced_rate: Option<f64>,
 }
 
-fn new_histogram() -> anyhow::Result<Histogram<u64>> {
-    // 1 µs .. 60 s, 3 significant digits.
-    Histogram::new_with_bounds(1, 60_000_000, 3).context("creating a histogram")
-}
-
-/// Refuses anything but a plain-HTTP loopback URL.
-fn check_url(raw: &str) -> anyhow::Result<String> {
-    let url = url::Url::parse(raw).with_context(|| format!("--url {raw:?} is not a URL"))?;
-    if url.scheme() != "http" {
-        bail!("--url {raw:?}: only http:// is supported");
-    }
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip == Ipv4Addr::LOCALHOST,
-        Some(url::Host::Ipv6(ip)) => ip == Ipv6Addr::LOCALHOST,
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    };
-    if !loopback {
-        bail!("--url {raw:?}: refusing a non-loopback host; only 127.0.0.1, localhost or [::1] may be benchmarked");
-    }
-    Ok(format!(
-        "{}/webhooks/africastalking/ussd",
-        raw.trim_end_matches('/')
-    ))
-}
-
-/// A `kB` field of `/proc/PID/status` (VmRSS, VmHWM).
-fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .ok_or_else(|| anyhow!("{path} has no {field}"))?;
-    let number = line.trim().trim_end_matches("kB").trim();
-    number
-        .parse()
-        .with_context(|| format!("{path}: {field} {line:?}"))
-}
-
-/// Microseconds as milliseconds (3 decimals, i.e. exact).
-fn ms(micros: u64) -> f64 {
-    micros as f64 / 1000.0
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let endpoint = check_url(&args.url)?;
+    let endpoint = loopback_endpoint(&args.url, "/webhooks/africastalking/ussd")?;
     if args.phones == 0 || args.duration_secs == 0 {
         bail!("--phones and --duration-secs must be at least 1");
     }

@@ -83,7 +83,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::{Ipv4Addr, SocketAddr},
     num::NonZeroU32,
     str::FromStr,
     sync::{
@@ -93,8 +93,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod common;
+
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
+use common::{
+    is_loopback_host, loopback_endpoint, ms, new_histogram, proc_status_kib, round2, SplitMix64,
+    MAX_PRINTED_ERRORS, REQUEST_TIMEOUT,
+};
 use hashar::{
     channels::{africastalking, Sender},
     clock::{Clock, SystemClock},
@@ -182,65 +188,8 @@ struct OutboxArgs {
     database_url: String,
 }
 
-/// How many error details to print to stderr.
-const MAX_PRINTED_ERRORS: u64 = 5;
-/// Per-request timeout: a text answered slower than this is an error.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Outcomes (`inbound_messages.outcome`) the bench's texts must get.
 const EXPECTED_OUTCOMES: [&str; 2] = ["pledge", "total"];
-
-/// splitmix64: a tiny, good-enough deterministic generator (no dependency needed).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
-fn new_histogram() -> anyhow::Result<Histogram<u64>> {
-    // 1 µs .. 60 s, 3 significant digits.
-    Histogram::new_with_bounds(1, 60_000_000, 3).context("creating a histogram")
-}
-
-fn is_loopback_host(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    match bare.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(ip)) => ip == Ipv4Addr::LOCALHOST,
-        Ok(std::net::IpAddr::V6(ip)) => ip == Ipv6Addr::LOCALHOST,
-        Err(_) => bare == "localhost",
-    }
-}
-
-/// Refuses anything but a plain-HTTP loopback URL; returns the SMS webhook's URL.
-fn check_url(raw: &str) -> anyhow::Result<String> {
-    let url = url::Url::parse(raw).with_context(|| format!("--url {raw:?} is not a URL"))?;
-    if url.scheme() != "http" {
-        bail!("--url {raw:?}: only http:// is supported");
-    }
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip == Ipv4Addr::LOCALHOST,
-        Some(url::Host::Ipv6(ip)) => ip == Ipv6Addr::LOCALHOST,
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    };
-    if !loopback {
-        bail!("--url {raw:?}: refusing a non-loopback host; only 127.0.0.1, localhost or [::1] may be benchmarked");
-    }
-    Ok(format!(
-        "{}/webhooks/africastalking/sms",
-        raw.trim_end_matches('/')
-    ))
-}
 
 /// Parses a database URL and refuses a host that is not loopback (a Unix socket is fine).
 fn check_database_url(raw: &str) -> anyhow::Result<PgConnectOptions> {
@@ -260,29 +209,6 @@ async fn connect(options: PgConnectOptions, size: u32) -> anyhow::Result<PgPool>
         .connect_with(options)
         .await
         .context("connecting to the database")
-}
-
-/// A `kB` field of `/proc/PID/status` (VmRSS, VmHWM).
-fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .ok_or_else(|| anyhow!("{path} has no {field}"))?;
-    let number = line.trim().trim_end_matches("kB").trim();
-    number
-        .parse()
-        .with_context(|| format!("{path}: {field} {line:?}"))
-}
-
-/// Microseconds as milliseconds (3 decimals, i.e. exact).
-fn ms(micros: u64) -> f64 {
-    micros as f64 / 1000.0
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 fn nonce() -> String {
@@ -558,7 +484,7 @@ struct InboundSummary {
 }
 
 async fn inbound(args: InboundArgs) -> anyhow::Result<()> {
-    let endpoint = check_url(&args.url)?;
+    let endpoint = loopback_endpoint(&args.url, "/webhooks/africastalking/sms")?;
     let db = check_database_url(&args.database_url)?;
     if args.senders == 0 || args.duration_secs == 0 {
         bail!("--senders and --duration-secs must be at least 1");
