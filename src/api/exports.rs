@@ -260,6 +260,27 @@ async fn csv_response(
         .into_response())
 }
 
+/// The exports filtered by community only (project totals, households, broadcasts): `sql`
+/// takes the caller's scope as `$1` and the `community` filter as `$2`; a filter outside
+/// the scope is 403.
+async fn community_export(
+    state: &AppState,
+    auth: &Auth,
+    q: &CommunityExportQuery,
+    what: &'static str,
+    header: &'static [&'static str],
+    sql: &'static str,
+    to_record: RowToRecord,
+) -> ApiResult<Response> {
+    if let Some(c) = q.community {
+        auth.require(c)?;
+    }
+    let sql = sqlx::query(sql)
+        .bind(auth.scope().map(<[i64]>::to_vec))
+        .bind(q.community);
+    csv_response(state, what, header, sql, to_record, q.bom).await
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PledgeExportQuery {
     pub community: Option<i64>,
@@ -442,19 +463,14 @@ pub async fn project_totals(
     auth: Auth,
     Params(q): Params<CommunityExportQuery>,
 ) -> ApiResult<Response> {
-    if let Some(c) = q.community {
-        auth.require(c)?;
-    }
-    let sql = sqlx::query(TOTALS_SQL)
-        .bind(auth.scope().map(<[i64]>::to_vec))
-        .bind(q.community);
-    csv_response(
+    community_export(
         &state,
+        &auth,
+        &q,
         "project-totals",
         TOTALS_HEADER,
-        sql,
+        TOTALS_SQL,
         totals_record,
-        q.bom,
     )
     .await
 }
@@ -504,55 +520,16 @@ pub async fn households(
     auth: Auth,
     Params(q): Params<CommunityExportQuery>,
 ) -> ApiResult<Response> {
-    if let Some(c) = q.community {
-        auth.require(c)?;
-    }
-    let sql = sqlx::query(HOUSEHOLD_SQL)
-        .bind(auth.scope().map(<[i64]>::to_vec))
-        .bind(q.community);
-    csv_response(
+    community_export(
         &state,
+        &auth,
+        &q,
         "households",
         HOUSEHOLD_HEADER,
-        sql,
+        HOUSEHOLD_SQL,
         household_record,
-        q.bom,
     )
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formulas_are_neutralised_and_plain_text_kept() {
-        for (raw, want) in [
-            (
-                "=HYPERLINK(\"http://evil\")",
-                "'=HYPERLINK(\"http://evil\")",
-            ),
-            ("+992901112233", "'+992901112233"),
-            ("-2+3", "'-2+3"),
-            ("@SUM(A1)", "'@SUM(A1)"),
-            ("\tx", "'\tx"),
-            ("\rx", "'\rx"),
-            ("Хонаводаи Раҳимов", "Хонаводаи Раҳимов"),
-            ("a=b", "a=b"),
-            ("", ""),
-        ] {
-            assert_eq!(text(raw), want, "{raw:?}");
-        }
-    }
-
-    #[test]
-    fn numbers_are_exact() {
-        assert_eq!(amount(Decimal::new(150050, 2)), "1500.50");
-        assert_eq!(amount(Decimal::ZERO), "0.00");
-        assert_eq!(amount(Decimal::new(-100, 0)), "-100.00");
-        assert_eq!(exact(Decimal::new(10000, 4)), "1");
-        assert_eq!(exact(Decimal::new(1071780000, 8)), "10.7178");
-    }
 }
 
 const BROADCAST_HEADER: &[&str] = &[
@@ -622,19 +599,48 @@ pub async fn broadcasts(
     auth: Auth,
     Params(q): Params<CommunityExportQuery>,
 ) -> ApiResult<Response> {
-    if let Some(c) = q.community {
-        auth.require(c)?;
-    }
-    let sql = sqlx::query(BROADCAST_SQL)
-        .bind(auth.scope().map(<[i64]>::to_vec))
-        .bind(q.community);
-    csv_response(
+    community_export(
         &state,
+        &auth,
+        &q,
         "broadcasts",
         BROADCAST_HEADER,
-        sql,
+        BROADCAST_SQL,
         broadcast_record,
-        q.bom,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_and_plain_text_kept() {
+        for (raw, want) in [
+            (
+                "=HYPERLINK(\"http://evil\")",
+                "'=HYPERLINK(\"http://evil\")",
+            ),
+            ("+992901112233", "'+992901112233"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("Хонаводаи Раҳимов", "Хонаводаи Раҳимов"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(text(raw), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_exact() {
+        assert_eq!(amount(Decimal::new(150050, 2)), "1500.50");
+        assert_eq!(amount(Decimal::ZERO), "0.00");
+        assert_eq!(amount(Decimal::new(-100, 0)), "-100.00");
+        assert_eq!(exact(Decimal::new(10000, 4)), "1");
+        assert_eq!(exact(Decimal::new(1071780000, 8)), "10.7178");
+    }
 }
