@@ -203,33 +203,44 @@ fn too_slow(what: &str) -> Response {
     )
 }
 
-/// Handles each message; `Some` is the error answer (the provider will retry).
+/// Handles each parsed message (each with its raw form), then answers `done()`; a request
+/// that did not parse is 400, and a failure is an error answer the provider retries.
 async fn receive_all(
     state: &AppState,
-    messages: Vec<(InboundSms, serde_json::Value)>,
-) -> Option<Response> {
+    parsed: Result<Vec<(InboundSms, serde_json::Value)>, InboundError>,
+    done: fn() -> Response,
+) -> Response {
+    let messages = match parsed {
+        Ok(m) => m,
+        Err(e) => return bad(e),
+    };
     let timeout = std::time::Duration::from_millis(state.config.db_timeout_ms);
     for (msg, raw) in messages {
         match tokio::time::timeout(timeout, sms::receive(state, &msg, raw)).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Some(internal("handling an inbound sms", e)),
-            Err(_) => return Some(too_slow("handling an inbound sms")),
+            Ok(Err(e)) => return internal("handling an inbound sms", e),
+            Err(_) => return too_slow("handling an inbound sms"),
         }
     }
-    None
+    done()
 }
 
 /// Stores each delivery report raw (deduplicated on message and status) and applies it,
 /// within `HASHAR_DB_TIMEOUT_MS` like an inbound text.
 async fn deliver_all(
     state: &AppState,
-    reports: Vec<DeliveryReport>,
+    parsed: Result<Vec<DeliveryReport>, InboundError>,
     raw: serde_json::Value,
-) -> Option<Response> {
+) -> Response {
+    let reports = match parsed {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
     let timeout = std::time::Duration::from_millis(state.config.db_timeout_ms);
     match tokio::time::timeout(timeout, deliver_each(state, reports, raw)).await {
-        Ok(answer) => answer,
-        Err(_) => Some(too_slow("applying a delivery report")),
+        Ok(Some(error)) => error,
+        Ok(None) => ok_empty(),
+        Err(_) => too_slow("applying a delivery report"),
     }
 }
 
@@ -306,13 +317,8 @@ async fn at_sms(
         return r;
     }
     let pairs = form_pairs(&body);
-    let msg = match africastalking::parse_sms(&pairs) {
-        Ok(m) => m,
-        Err(e) => return bad(e),
-    };
-    receive_all(&state, vec![(msg, pairs_json(&pairs))])
-        .await
-        .unwrap_or_else(ok_empty)
+    let parsed = africastalking::parse_sms(&pairs).map(|m| vec![(m, pairs_json(&pairs))]);
+    receive_all(&state, parsed, ok_empty).await
 }
 
 async fn at_delivery(
@@ -325,13 +331,8 @@ async fn at_delivery(
         return r;
     }
     let pairs = form_pairs(&body);
-    let report = match africastalking::parse_delivery(&pairs) {
-        Ok(r) => r,
-        Err(e) => return bad(e),
-    };
-    deliver_all(&state, vec![report], pairs_json(&pairs))
-        .await
-        .unwrap_or_else(ok_empty)
+    let parsed = africastalking::parse_delivery(&pairs).map(|r| vec![r]);
+    deliver_all(&state, parsed, pairs_json(&pairs)).await
 }
 
 /// Twilio signs every request; without a valid `X-Twilio-Signature` nothing is stored.
@@ -385,13 +386,8 @@ async fn twilio_sms(
     if let Some(r) = check_twilio(&state, &uri, &headers, &pairs) {
         return r;
     }
-    let msg = match twilio::parse_sms(&pairs) {
-        Ok(m) => m,
-        Err(e) => return bad(e),
-    };
-    receive_all(&state, vec![(msg, pairs_json(&pairs))])
-        .await
-        .unwrap_or_else(|| twiml(twilio::twiml_empty().to_owned()))
+    let parsed = twilio::parse_sms(&pairs).map(|m| vec![(m, pairs_json(&pairs))]);
+    receive_all(&state, parsed, || twiml(twilio::twiml_empty().to_owned())).await
 }
 
 async fn twilio_status(
@@ -404,13 +400,8 @@ async fn twilio_status(
     if let Some(r) = check_twilio(&state, &uri, &headers, &pairs) {
         return r;
     }
-    let report = match twilio::parse_status(&pairs) {
-        Ok(r) => r,
-        Err(e) => return bad(e),
-    };
-    deliver_all(&state, vec![report], pairs_json(&pairs))
-        .await
-        .unwrap_or_else(ok_empty)
+    let parsed = twilio::parse_status(&pairs).map(|r| vec![r]);
+    deliver_all(&state, parsed, pairs_json(&pairs)).await
 }
 
 fn json_raw(body: &Bytes) -> serde_json::Value {
@@ -427,17 +418,10 @@ async fn infobip_sms(
     if let Some(r) = check_secret(&state, &uri, &headers) {
         return r;
     }
-    let messages = match infobip::parse_sms(&body) {
-        Ok(m) => m,
-        Err(e) => return bad(e),
-    };
     let raw = json_raw(&body);
-    receive_all(
-        &state,
-        messages.into_iter().map(|m| (m, raw.clone())).collect(),
-    )
-    .await
-    .unwrap_or_else(ok_empty)
+    let parsed = infobip::parse_sms(&body)
+        .map(|messages| messages.into_iter().map(|m| (m, raw.clone())).collect());
+    receive_all(&state, parsed, ok_empty).await
 }
 
 async fn infobip_delivery(
@@ -449,13 +433,7 @@ async fn infobip_delivery(
     if let Some(r) = check_secret(&state, &uri, &headers) {
         return r;
     }
-    let reports = match infobip::parse_delivery(&body) {
-        Ok(r) => r,
-        Err(e) => return bad(e),
-    };
-    deliver_all(&state, reports, json_raw(&body))
-        .await
-        .unwrap_or_else(ok_empty)
+    deliver_all(&state, infobip::parse_delivery(&body), json_raw(&body)).await
 }
 
 async fn kannel_sms(
@@ -467,14 +445,9 @@ async fn kannel_sms(
         return r;
     }
     let query = uri.0.query().unwrap_or("");
-    let msg = match kannel::parse_sms_query(query) {
-        Ok(m) => m,
-        Err(e) => return bad(e),
-    };
     let raw = serde_json::Value::String(without_secret(query));
-    receive_all(&state, vec![(msg, raw)])
-        .await
-        .unwrap_or_else(ok_empty)
+    let parsed = kannel::parse_sms_query(query).map(|m| vec![(m, raw)]);
+    receive_all(&state, parsed, ok_empty).await
 }
 
 async fn kannel_delivery(
@@ -486,15 +459,7 @@ async fn kannel_delivery(
         return r;
     }
     let query = uri.0.query().unwrap_or("");
-    let report = match kannel::parse_delivery_query(query) {
-        Ok(r) => r,
-        Err(e) => return bad(e),
-    };
-    deliver_all(
-        &state,
-        vec![report],
-        serde_json::Value::String(without_secret(query)),
-    )
-    .await
-    .unwrap_or_else(ok_empty)
+    let parsed = kannel::parse_delivery_query(query).map(|r| vec![r]);
+    let raw = serde_json::Value::String(without_secret(query));
+    deliver_all(&state, parsed, raw).await
 }
