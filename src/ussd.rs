@@ -83,7 +83,8 @@ impl From<ItemRow> for ListItem {
     }
 }
 
-/// Everything a hop needs to know, in one round trip.
+/// Everything a hop needs to know, in one round trip (a second one for a coordinator's
+/// lists).
 struct HopContext {
     household: Option<HouseholdRow>,
     /// The caller is a coordinator: the coordinator menu, behind a PIN.
@@ -103,21 +104,9 @@ with hh as (
 ), ss as (
     select s.session_key, s.start_caller, s.base_step, s.started_at < $3 as expired
     from ussd_sessions s where s.session_key = $2
-), co as (
-    select c.id, c.is_admin from coordinators c where c.phone = $1
 )
 select
-    (select co.id from co) as coordinator,
-    (select json_agg(json_build_object('id', p.id, 'tg', p.name_tg, 'ru', p.name_ru, 'en', p.name_en,
-                                       'currency', p.currency) order by p.id)
-     from projects p, co
-     where (p.status = 'open' or p.closed_at > $3)
-       and (co.is_admin or p.community_id in (select community_id from coordinator_communities where coordinator_id = co.id))
-    ) as coord_projects,
-    (select json_agg(json_build_object('id', c.id, 'tg', c.name_tg, 'ru', c.name_ru, 'en', c.name_en) order by c.id)
-     from communities c, co
-     where co.is_admin or c.id in (select community_id from coordinator_communities where coordinator_id = co.id)
-    ) as coord_communities,
+    (select c.id from coordinators c where c.phone = $1) as coordinator,
     (select json_build_object('language', hh.language) from hh) as household,
     (select json_build_object(
         'start_caller', ss.start_caller, 'base_step', ss.base_step, 'expired', ss.expired,
@@ -137,6 +126,22 @@ select
     ) as communities
 "#;
 
+/// What a coordinator's menu lists: the projects and communities they may see.
+const COORDINATOR_LISTS_SQL: &str = r#"
+with co as (select c.id, c.is_admin from coordinators c where c.id = $1)
+select
+    (select json_agg(json_build_object('id', p.id, 'tg', p.name_tg, 'ru', p.name_ru, 'en', p.name_en,
+                                       'currency', p.currency) order by p.id)
+     from projects p, co
+     where (p.status = 'open' or p.closed_at > $2)
+       and (co.is_admin or p.community_id in (select community_id from coordinator_communities where coordinator_id = co.id))
+    ) as coord_projects,
+    (select json_agg(json_build_object('id', c.id, 'tg', c.name_tg, 'ru', c.name_ru, 'en', c.name_en) order by c.id)
+     from communities c, co
+     where co.is_admin or c.id in (select community_id from coordinator_communities where coordinator_id = co.id)
+    ) as coord_communities
+"#;
+
 async fn load_context(
     pool: &PgPool,
     hop: &Hop,
@@ -153,11 +158,25 @@ async fn load_context(
     let projects: Option<Json<Vec<ItemRow>>> = row.try_get("projects")?;
     let communities: Option<Json<Vec<ItemRow>>> = row.try_get("communities")?;
     let coordinator: Option<i64> = row.try_get("coordinator")?;
-    let coord_projects: Option<Json<Vec<ItemRow>>> = row.try_get("coord_projects")?;
-    let coord_communities: Option<Json<Vec<ItemRow>>> = row.try_get("coord_communities")?;
     let items = |v: Option<Json<Vec<ItemRow>>>| -> Vec<ListItem> {
         v.map(|j| j.0.into_iter().map(ListItem::from).collect())
             .unwrap_or_default()
+    };
+    // The coordinator's lists only for a coordinator: a household's hop (nearly all of
+    // them) does not pay for them.
+    let (coord_projects, coord_communities) = match coordinator {
+        Some(id) => {
+            let lists = sqlx::query(COORDINATOR_LISTS_SQL)
+                .bind(id)
+                .bind(expired_before)
+                .fetch_one(pool)
+                .await?;
+            (
+                lists.try_get("coord_projects")?,
+                lists.try_get("coord_communities")?,
+            )
+        }
+        None => (None, None),
     };
     Ok(HopContext {
         household: household.map(|j| j.0),
@@ -183,7 +202,10 @@ impl LanguageHints {
             if m.len() >= HINTS_CAP && !m.contains_key(phone.as_str()) {
                 m.clear();
             }
-            m.insert(phone.as_str().to_owned(), lang);
+            // nearly every hop repeats what is known: no new key string for it
+            if m.get(phone.as_str()) != Some(&lang) {
+                m.insert(phone.as_str().to_owned(), lang);
+            }
         }
     }
 
