@@ -592,12 +592,10 @@ impl Turn<'_> {
             }
         };
         let mut reads = std::collections::HashMap::new();
-        let limits = crate::domain::text::ScreenLimits {
-            gsm7: 153 * self.state.config.sms_max_segments as usize,
-            ucs2: 67 * self.state.config.sms_max_segments as usize,
-        };
+        let limits = crate::domain::text::ScreenLimits::sms(self.state.config.sms_max_segments);
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        let reply = loop {
+        let mut replied = None;
+        for _ in 0..crate::engine::MAX_NEEDS {
             let outcome = {
                 let world = World {
                     caller: caller.clone(),
@@ -616,7 +614,10 @@ impl Turn<'_> {
                 engine.replay(&world, 0, &refs)
             };
             match outcome {
-                Ok(reply) => break reply,
+                Ok(reply) => {
+                    replied = Some(reply);
+                    break;
+                }
                 Err(Stop::Broken(m)) => return Err(SmsError::Menu(m)),
                 Err(Stop::Need(Need::Read {
                     key, action, vars, ..
@@ -650,7 +651,9 @@ impl Turn<'_> {
                     results.insert(step, result);
                 }
             }
-        };
+        }
+        let reply =
+            replied.ok_or_else(|| SmsError::Menu("too many actions for one text".into()))?;
         if reply.end {
             sqlx::query("delete from sms_conversations where phone = $1")
                 .bind(self.phone.as_str())

@@ -263,9 +263,6 @@ pub async fn answer(state: &AppState, hop: &Hop) -> Reply {
     }
 }
 
-/// Replays at most this many needs per hop; a correct menu needs one or two.
-const MAX_NEEDS: usize = 16;
-
 async fn answer_inner(state: &AppState, hop: &Hop) -> Result<Reply, HopError> {
     let now = state.clock.now();
     let ttl = chrono::Duration::seconds(
@@ -328,7 +325,7 @@ async fn answer_inner(state: &AppState, hop: &Hop) -> Result<Reply, HopError> {
         }
     };
     let mut reads: HashMap<String, Vars> = HashMap::new();
-    for _ in 0..MAX_NEEDS {
+    for _ in 0..crate::engine::MAX_NEEDS {
         let outcome = {
             let world = World {
                 caller: caller.clone(),

@@ -16,6 +16,10 @@ pub enum Encoding {
     Ucs2,
 }
 
+/// Units per segment of a concatenated SMS (the rest of 140 bytes is the UDH).
+const GSM7_PER_SEGMENT: usize = 153;
+const UCS2_PER_SEGMENT: usize = 67;
+
 /// The size of a text in the units of the encoding it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TextMeasure {
@@ -57,8 +61,8 @@ impl TextMeasure {
     /// SMS segments for this text (aggregators.md §5.2).
     pub fn sms_segments(&self) -> usize {
         let (single, multi) = match self.encoding {
-            Encoding::Gsm7 => (160, 153),
-            Encoding::Ucs2 => (70, 67),
+            Encoding::Gsm7 => (160, GSM7_PER_SEGMENT),
+            Encoding::Ucs2 => (70, UCS2_PER_SEGMENT),
         };
         if self.units <= single {
             1
@@ -86,6 +90,15 @@ impl Default for ScreenLimits {
 }
 
 impl ScreenLimits {
+    /// A menu screen sent as an SMS of at most `segments` concatenated parts.
+    pub fn sms(segments: u32) -> ScreenLimits {
+        let n = segments.max(1) as usize;
+        ScreenLimits {
+            gsm7: GSM7_PER_SEGMENT * n,
+            ucs2: UCS2_PER_SEGMENT * n,
+        }
+    }
+
     pub fn fits(&self, text: &str) -> bool {
         let m = TextMeasure::of(text);
         match m.encoding {

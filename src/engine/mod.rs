@@ -180,6 +180,10 @@ pub enum EngineError {
     },
 }
 
+/// The most needs (reads and effects) a driver satisfies for one input before it gives up
+/// on the menu; a correct menu needs one or two.
+pub const MAX_NEEDS: usize = 16;
+
 /// Either the engine needs something, or the menu itself is broken (which `menus check`
 /// rules out before the server starts).
 #[derive(Debug, Clone, PartialEq, Eq)]
