@@ -35,6 +35,17 @@ impl Respond for Counting {
     }
 }
 
+/// A local Africa's Talking that answers every POST to its messaging path with `answer`.
+async fn provider(answer: impl Respond + 'static) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/version1/messaging"))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    server
+}
+
 fn at_sender(server: &MockServer) -> Arc<Sender> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_millis(500))
@@ -102,12 +113,7 @@ async fn statuses(pool: &PgPool) -> Vec<(String, i32)> {
 
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn two_dispatchers_on_one_database_never_send_a_message_twice(pool: PgPool) {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/version1/messaging"))
-        .respond_with(Counting(Default::default()))
-        .mount(&server)
-        .await;
+    let server = provider(Counting(Default::default())).await;
     let clock = clock();
     queue(&pool, &clock, 300, "Hello from Hashar").await;
     let sender = at_sender(&server);
@@ -198,11 +204,7 @@ async fn temporary_failures_are_retried_with_backoff_and_refusals_are_not(pool: 
 
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn a_message_that_keeps_failing_is_failed_after_the_last_attempt(pool: PgPool) {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429))
-        .mount(&server)
-        .await;
+    let server = provider(ResponseTemplate::new(429)).await;
     let clock = clock();
     queue(&pool, &clock, 1, "throttled").await;
     let d = Dispatcher::new(
@@ -221,11 +223,7 @@ async fn a_message_that_keeps_failing_is_failed_after_the_last_attempt(pool: PgP
 
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn a_message_interrupted_mid_send_is_retried_after_its_lease(pool: PgPool) {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(accepted("ATXid_1"))
-        .mount(&server)
-        .await;
+    let server = provider(accepted("ATXid_1")).await;
     let clock = clock();
     let ids = queue(&pool, &clock, 1, "lost in flight").await;
     // a dispatcher claimed it and died: status sending, lease until a minute from now
@@ -276,11 +274,7 @@ async fn encoding_and_segments_are_stored_and_long_texts_cut(pool: PgPool) {
 
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn a_number_that_opts_out_after_queueing_gets_nothing(pool: PgPool) {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(accepted("ATXid_1"))
-        .mount(&server)
-        .await;
+    let server = provider(accepted("ATXid_1")).await;
     let clock = clock();
     queue(&pool, &clock, 1, "meeting on Friday").await;
     sqlx::query("insert into sms_optouts (phone, opted_out_at) values ('+79161234567', $1)")
@@ -472,12 +466,7 @@ async fn instances_sending_through_one_provider_share_its_rate(pool: PgPool) {
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn serve_s_dispatchers_register_send_and_leave(pool: PgPool) {
     use hashar::outbox::{run_dispatchers, RateShare};
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/version1/messaging"))
-        .respond_with(Counting(Default::default()))
-        .mount(&server)
-        .await;
+    let server = provider(Counting(Default::default())).await;
     let clock = clock();
     queue(&pool, &clock, 5, "Hello from Hashar").await;
     let sender = at_sender(&server);
