@@ -172,6 +172,21 @@ impl Turn<'_> {
         )
     }
 
+    /// "No project called WORD; say one of CODES".
+    fn unknown_project(
+        &self,
+        lang: Language,
+        word: &str,
+        projects: &[ProjectRow],
+        outcome: &str,
+    ) -> Reply {
+        let vars = Vars::from([
+            ("word".to_owned(), word.to_owned()),
+            ("projects".to_owned(), codes(projects)),
+        ]);
+        self.reply(lang, "sms.unknown_project", &vars, outcome)
+    }
+
     async fn known(&self, tx: &mut PgConnection) -> Result<Known, sqlx::Error> {
         let row = sqlx::query(
             "select h.id, h.community_id, h.language from phones p join households h on h.id = p.household_id where p.phone = $1",
@@ -305,16 +320,12 @@ impl Turn<'_> {
                     Some(word) => match find_project(&projects, word) {
                         Some(p) => vec![p],
                         None => {
-                            let vars = Vars::from([
-                                ("word".to_owned(), word.clone()),
-                                ("projects".to_owned(), codes(&projects)),
-                            ]);
-                            return Ok(self.reply(
+                            return Ok(self.unknown_project(
                                 lang,
-                                "sms.unknown_project",
-                                &vars,
+                                word,
+                                &projects,
                                 "total: unknown project",
-                            ));
+                            ))
                         }
                     },
                     None => projects.iter().collect(),
@@ -458,16 +469,7 @@ impl Turn<'_> {
             (Some(w), _) => match find_project(&projects, w) {
                 Some(p) => p,
                 None => {
-                    let vars = Vars::from([
-                        ("word".to_owned(), w.clone()),
-                        ("projects".to_owned(), codes(&projects)),
-                    ]);
-                    return Ok(self.reply(
-                        lang,
-                        "sms.unknown_project",
-                        &vars,
-                        "pledge: unknown project",
-                    ));
+                    return Ok(self.unknown_project(lang, w, &projects, "pledge: unknown project"))
                 }
             },
         };
