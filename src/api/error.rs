@@ -33,6 +33,19 @@ pub enum ApiError {
     Internal(#[from] sqlx::Error),
 }
 
+/// `limit` (1 to 1000, default 100) and `offset` (0 or more, default 0) of a list.
+pub fn paging(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "limit is 1 to 1000"));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::invalid("offset", "offset is 0 or more"));
+    }
+    Ok((limit, offset))
+}
+
 impl ApiError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::Invalid {

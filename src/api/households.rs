@@ -278,14 +278,7 @@ pub async fn list(
     if let Some(c) = q.community {
         auth.require(c)?;
     }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "limit is 1 to 1000"));
-    }
-    let offset = q.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::invalid("offset", "offset is 0 or more"));
-    }
+    let (limit, offset) = super::error::paging(q.limit, q.offset)?;
     let text =
         q.q.as_deref()
             .map(str::trim)

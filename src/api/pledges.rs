@@ -74,14 +74,7 @@ pub async fn list(
             return Err(ApiError::invalid("channel", "channel is ussd, sms or api"));
         }
     }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "limit is 1 to 1000"));
-    }
-    let offset = q.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::invalid("offset", "offset is 0 or more"));
-    }
+    let (limit, offset) = super::error::paging(q.limit, q.offset)?;
     let rows = sqlx::query_as::<_, Pledge>(
         "select pl.id, pl.project_id, p.community_id, pl.household_id, pl.phone, pl.amount, pl.currency,
                 pl.said_amount, pl.said_currency, pl.rate, pl.channel, pl.status, pl.created_at
