@@ -9,7 +9,7 @@ use hashar::{
     db, demo,
     engine::{check, MenuSet},
     http,
-    outbox::{run_dispatchers, DispatchConfig, Dispatcher, Gateway, RateShare},
+    outbox::{run_dispatchers, DispatchConfig, Gateway, RateShare},
     phone_cli,
 };
 use tracing_subscriber::EnvFilter;
@@ -223,31 +223,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::new(pool, menus, config);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
-    {
-        // HASHAR_SMS_RATE is the provider's limit for the whole deployment: this process's
-        // dispatchers share one limiter, and its share shrinks while other instances send.
-        let rate = RateShare::coordinated(state.pool.clone(), sender.name(), dispatch.rate_per_sec);
-        let (pool, clock, sender) = (state.pool.clone(), state.clock.clone(), sender.clone());
-        let make = {
-            let (pool, clock, rate) = (pool.clone(), clock.clone(), rate.clone());
-            move || {
-                Dispatcher::sharing(
-                    pool.clone(),
-                    sender.clone(),
-                    clock.clone(),
-                    dispatch.clone(),
-                    rate.clone(),
-                )
-            }
-        };
-        workers.push(tokio::spawn(run_dispatchers(
-            dispatchers,
-            make,
-            rate,
-            clock,
-            stop_rx.clone(),
-        )));
-    }
+    // HASHAR_SMS_RATE is the provider's limit for the whole deployment: this process's
+    // dispatchers share one limiter, and its share shrinks while other instances send.
+    let rate = RateShare::coordinated(state.pool.clone(), sender.name(), dispatch.rate_per_sec);
+    workers.push(tokio::spawn(run_dispatchers(
+        dispatchers,
+        state.pool.clone(),
+        sender.clone(),
+        state.clock.clone(),
+        dispatch,
+        rate,
+        stop_rx.clone(),
+    )));
     // Scheduled broadcasts are queued when their time comes (outside quiet hours).
     {
         let state = state.clone();

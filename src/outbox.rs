@@ -466,9 +466,11 @@ enum Outcome {
 /// [`HEARTBEAT`] while they run, and leaves when they have finished their rounds.
 pub async fn run_dispatchers(
     count: u32,
-    make: impl Fn() -> Dispatcher,
-    rate: Arc<RateShare>,
+    pool: PgPool,
+    gateway: Arc<dyn Gateway>,
     clock: Arc<dyn Clock>,
+    cfg: DispatchConfig,
+    rate: Arc<RateShare>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     if count == 0 {
@@ -480,7 +482,14 @@ pub async fn run_dispatchers(
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..count {
         let mut rx = stop.clone();
-        tasks.spawn(make().run(async move {
+        let dispatcher = Dispatcher::sharing(
+            pool.clone(),
+            gateway.clone(),
+            clock.clone(),
+            cfg.clone(),
+            rate.clone(),
+        );
+        tasks.spawn(dispatcher.run(async move {
             let _ = rx.wait_for(|stop| *stop).await;
         }));
     }

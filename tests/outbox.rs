@@ -476,22 +476,15 @@ async fn serve_s_dispatchers_register_send_and_leave(pool: PgPool) {
         NonZeroU32::new(1000).expect("non-zero"),
     );
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let running = {
-        let (pool, clock, rate) = (pool.clone(), clock.clone(), rate.clone());
-        let make = {
-            let (pool, clock, rate) = (pool.clone(), clock.clone(), rate.clone());
-            move || {
-                Dispatcher::sharing(
-                    pool.clone(),
-                    sender.clone(),
-                    Arc::new(clock.clone()),
-                    fast(),
-                    rate.clone(),
-                )
-            }
-        };
-        tokio::spawn(run_dispatchers(2, make, rate, Arc::new(clock), stop_rx))
-    };
+    let running = tokio::spawn(run_dispatchers(
+        2,
+        pool.clone(),
+        sender,
+        Arc::new(clock.clone()),
+        fast(),
+        rate,
+        stop_rx,
+    ));
     // wait (bounded) for the five to be sent
     let sent = "select count(*) from outbox where status = 'sent'";
     for _ in 0..500 {
