@@ -49,22 +49,12 @@ async fn tokens(pool: &PgPool) -> Tokens {
     }
 }
 
-async fn call(
-    app: &TestApp,
-    method: &str,
-    uri: &str,
-    body: Option<&serde_json::Value>,
-    token: Option<&str>,
-) -> (StatusCode, serde_json::Value) {
-    app.api(method, uri, body, token).await
-}
-
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn every_route_checks_who_is_calling(pool: PgPool) {
     let seed = seed(&pool).await;
     let app = app(pool.clone()).await;
     let t = tokens(&pool).await;
-    let (status, spec) = call(&app, "GET", "/api/v1/openapi.json", None, None).await;
+    let (status, spec) = app.api("GET", "/api/v1/openapi.json", None, None).await;
     assert_eq!(status, StatusCode::OK);
     let a = seed.community;
     let project = seed.bridge;
@@ -428,14 +418,15 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
                 .unwrap_or_else(|| panic!("route {key} is not in the authorisation table"));
             let upper = method.to_uppercase();
             let (uri, body) = make();
-            let (status, json) = call(&app, &upper, &uri, body.as_ref(), None).await;
+            let (status, json) = app.api(&upper, &uri, body.as_ref(), None).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{key} without a token");
             assert_eq!(json["error"]["code"], "unauthorized", "{key}");
-            let (status, json) =
-                call(&app, &upper, &uri, body.as_ref(), Some("hsr_not-a-token")).await;
+            let (status, json) = app
+                .api(&upper, &uri, body.as_ref(), Some("hsr_not-a-token"))
+                .await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{key} with a bad token");
             assert!(json.get("error").is_some());
-            let (status, json) = call(&app, &upper, &uri, body.as_ref(), Some(&t.other)).await;
+            let (status, json) = app.api(&upper, &uri, body.as_ref(), Some(&t.other)).await;
             if key == "get /api/v1/communities" {
                 // a list without a filter: only the caller's own community, never A
                 assert_eq!(status, StatusCode::OK);
@@ -465,7 +456,7 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
             }
             for (who, token) in [("own coordinator", &t.own), ("admin", &t.admin)] {
                 let (uri, body) = make();
-                let (status, json) = call(&app, &upper, &uri, body.as_ref(), Some(token)).await;
+                let (status, json) = app.api(&upper, &uri, body.as_ref(), Some(token)).await;
                 if who == "own coordinator" && admin_only.contains(&key.as_str()) {
                     assert_eq!(status, StatusCode::FORBIDDEN, "{key} by {who}: {json}");
                     continue;
@@ -496,7 +487,7 @@ async fn a_revoked_token_no_longer_works(pool: PgPool) {
     .await
     .expect("coordinator");
     assert_eq!(
-        call(&app, "GET", "/api/v1/communities", None, Some(&token))
+        app.api("GET", "/api/v1/communities", None, Some(&token))
             .await
             .0,
         StatusCode::OK
@@ -505,7 +496,7 @@ async fn a_revoked_token_no_longer_works(pool: PgPool) {
         .await
         .expect("revoke");
     assert_eq!(
-        call(&app, "GET", "/api/v1/communities", None, Some(&token))
+        app.api("GET", "/api/v1/communities", None, Some(&token))
             .await
             .0,
         StatusCode::UNAUTHORIZED
@@ -547,15 +538,20 @@ async fn projects_are_validated_field_by_field_and_totals_are_exact(pool: PgPool
     for (field, value, want) in cases {
         let mut body = base.clone();
         body[field] = value;
-        let (status, json) =
-            call(&app, "POST", "/api/v1/projects", Some(&body), Some(&t.own)).await;
+        let (status, json) = app
+            .api("POST", "/api/v1/projects", Some(&body), Some(&t.own))
+            .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {json}");
         assert_eq!(json["error"]["field"], want, "{json}");
     }
-    let (status, created) = call(&app, "POST", "/api/v1/projects", Some(&base), Some(&t.own)).await;
+    let (status, created) = app
+        .api("POST", "/api/v1/projects", Some(&base), Some(&t.own))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(created["matched_total"], "0.00");
-    let (status, _) = call(&app, "POST", "/api/v1/projects", Some(&base), Some(&t.own)).await;
+    let (status, _) = app
+        .api("POST", "/api/v1/projects", Some(&base), Some(&t.own))
+        .await;
     assert_eq!(
         status,
         StatusCode::CONFLICT,
@@ -564,7 +560,7 @@ async fn projects_are_validated_field_by_field_and_totals_are_exact(pool: PgPool
     // a cap, then removing it
     receive(&pool, seed.roof, "5000").await;
     let uri = format!("/api/v1/projects/{}", seed.roof);
-    let (_, p) = call(&app, "GET", &uri, None, Some(&t.own)).await;
+    let (_, p) = app.api("GET", &uri, None, Some(&t.own)).await;
     assert_eq!(
         (
             p["received"].as_str(),
@@ -573,32 +569,32 @@ async fn projects_are_validated_field_by_field_and_totals_are_exact(pool: PgPool
         ),
         (Some("5000.00"), Some("3000.00"), Some("8000.00"))
     );
-    let (_, p) = call(
-        &app,
-        "PATCH",
-        &uri,
-        Some(&serde_json::json!({"match_cap": null})),
-        Some(&t.own),
-    )
-    .await;
+    let (_, p) = app
+        .api(
+            "PATCH",
+            &uri,
+            Some(&serde_json::json!({"match_cap": null})),
+            Some(&t.own),
+        )
+        .await;
     assert_eq!(p["matched"], "10000.00", "2:1 without a cap: {p}");
-    let (_, p) = call(
-        &app,
-        "PATCH",
-        &uri,
-        Some(&serde_json::json!({"status": "closed"})),
-        Some(&t.own),
-    )
-    .await;
+    let (_, p) = app
+        .api(
+            "PATCH",
+            &uri,
+            Some(&serde_json::json!({"status": "closed"})),
+            Some(&t.own),
+        )
+        .await;
     assert_eq!(p["status"], "closed");
-    let (status, json) = call(
-        &app,
-        "PATCH",
-        &uri,
-        Some(&serde_json::json!({"colour": "red"})),
-        Some(&t.own),
-    )
-    .await;
+    let (status, json) = app
+        .api(
+            "PATCH",
+            &uri,
+            Some(&serde_json::json!({"colour": "red"})),
+            Some(&t.own),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
     assert_eq!(
         (
@@ -608,20 +604,17 @@ async fn projects_are_validated_field_by_field_and_totals_are_exact(pool: PgPool
         (Some("invalid"), Some("body")),
         "{json}"
     );
-    let (status, json) = call(&app, "GET", "/api/v1/projects/abc", None, Some(&t.own)).await;
+    let (status, json) = app
+        .api("GET", "/api/v1/projects/abc", None, Some(&t.own))
+        .await;
     assert_eq!(
         (status, json["error"]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("path")),
         "{json}"
     );
-    let (status, json) = call(
-        &app,
-        "GET",
-        "/api/v1/pledges?limit=many",
-        None,
-        Some(&t.own),
-    )
-    .await;
+    let (status, json) = app
+        .api("GET", "/api/v1/pledges?limit=many", None, Some(&t.own))
+        .await;
     assert_eq!(
         (status, json["error"]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("query")),

@@ -9,17 +9,6 @@ use common::*;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-async fn call(
-    app: &TestApp,
-    method: &str,
-    uri: &str,
-    body: Value,
-    token: &str,
-) -> (StatusCode, Value) {
-    app.api(method, uri, (!body.is_null()).then_some(&body), Some(token))
-        .await
-}
-
 struct Tokens {
     admin: String,
     /// Anzob (community A) only.

@@ -24,17 +24,6 @@ use wiremock::{
     matchers::method, Mock, MockServer, Request as MockRequest, Respond, ResponseTemplate,
 };
 
-async fn call(
-    app: &TestApp,
-    method: &str,
-    uri: &str,
-    body: Value,
-    token: &str,
-) -> (StatusCode, Value) {
-    app.api(method, uri, (!body.is_null()).then_some(&body), Some(token))
-        .await
-}
-
 /// 300 households: 150 Tajik, 100 Russian, 50 English; every tenth also has a +7 number;
 /// three numbers opted out.
 async fn village(pool: &PgPool, community: i64) {

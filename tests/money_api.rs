@@ -8,17 +8,6 @@ use common::*;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-async fn call(
-    app: &TestApp,
-    method: &str,
-    uri: &str,
-    body: Value,
-    token: &str,
-) -> (StatusCode, Value) {
-    app.api(method, uri, (!body.is_null()).then_some(&body), Some(token))
-        .await
-}
-
 async fn pledge(
     pool: &PgPool,
     project: i64,

@@ -293,6 +293,18 @@ pub async fn receive(pool: &PgPool, project: i64, amount: &str) {
     .expect("receipt");
 }
 
+/// An admin API call with a token; a `Null` body sends none.
+pub async fn call(
+    app: &TestApp,
+    method: &str,
+    uri: &str,
+    body: serde_json::Value,
+    token: &str,
+) -> (StatusCode, serde_json::Value) {
+    app.api(method, uri, (!body.is_null()).then_some(&body), Some(token))
+        .await
+}
+
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(pool)
