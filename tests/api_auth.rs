@@ -14,41 +14,6 @@ use sqlx::PgPool;
 /// Builds the request (path and JSON body) that reaches community A through one route.
 type MakeRequest = Box<dyn FnMut() -> (String, Option<serde_json::Value>)>;
 
-struct Tokens {
-    admin: String,
-    own: String,
-    other: String,
-}
-
-async fn tokens(pool: &PgPool) -> Tokens {
-    let add = |name: &'static str, phone: &'static str, communities: Vec<String>, admin: bool| {
-        let pool = pool.clone();
-        async move {
-            hashar::api::auth::add_coordinator(&pool, name, phone, &communities, admin)
-                .await
-                .expect("coordinator")
-                .2
-        }
-    };
-    Tokens {
-        admin: add("Admin", "+992900000101", vec![], true).await,
-        own: add(
-            "Anzob coordinator",
-            "+992900000102",
-            vec!["anzob".into()],
-            false,
-        )
-        .await,
-        other: add(
-            "Sarazm coordinator",
-            "+992900000103",
-            vec!["sarazm".into()],
-            false,
-        )
-        .await,
-    }
-}
-
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn every_route_checks_who_is_calling(pool: PgPool) {
     let seed = seed(&pool).await;

@@ -51,34 +51,6 @@ async fn get(app: &TestApp, uri: &str, token: &str) -> Answer {
     }
 }
 
-async fn coordinator(pool: &PgPool, phone: &str, community: Option<&str>) -> String {
-    let communities: Vec<String> = community.map(|c| vec![c.to_owned()]).unwrap_or_default();
-    hashar::api::auth::add_coordinator(
-        pool,
-        "Coordinator",
-        phone,
-        &communities,
-        community.is_none(),
-    )
-    .await
-    .expect("coordinator")
-    .2
-}
-
-struct Tokens {
-    admin: String,
-    anzob: String,
-    sarazm: String,
-}
-
-async fn tokens(pool: &PgPool) -> Tokens {
-    Tokens {
-        admin: coordinator(pool, "+992900000301", None).await,
-        anzob: coordinator(pool, "+992900000302", Some("anzob")).await,
-        sarazm: coordinator(pool, "+992900000303", Some("sarazm")).await,
-    }
-}
-
 async fn project_id(pool: &PgPool, code: &str) -> i64 {
     sqlx::query_scalar("select id from projects where code = $1")
         .bind(code)
@@ -240,16 +212,16 @@ async fn pledges_export_is_exact_and_scoped(pool: PgPool) {
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
 
     // a coordinator sees their own community only, with or without the filter
-    let a = get(&app, "/api/v1/exports/pledges.csv", &t.anzob).await;
+    let a = get(&app, "/api/v1/exports/pledges.csv", &t.own).await;
     assert_eq!(a.body, csv(&[&header, &row1, &row2]));
     let a = get(
         &app,
         &format!("/api/v1/exports/pledges.csv?community={}", seed.community),
-        &t.anzob,
+        &t.own,
     )
     .await;
     assert_eq!(a.body, csv(&[&header, &row1, &row2]));
-    let a = get(&app, "/api/v1/exports/pledges.csv", &t.sarazm).await;
+    let a = get(&app, "/api/v1/exports/pledges.csv", &t.other).await;
     assert_eq!(a.body, csv(&[&header, &row3]));
     let a = get(
         &app,
@@ -257,7 +229,7 @@ async fn pledges_export_is_exact_and_scoped(pool: PgPool) {
             "/api/v1/exports/pledges.csv?community={}",
             seed.other_community
         ),
-        &t.anzob,
+        &t.own,
     )
     .await;
     assert_forbidden(&a, "another community's pledges");
@@ -265,7 +237,7 @@ async fn pledges_export_is_exact_and_scoped(pool: PgPool) {
     let a = get(
         &app,
         &format!("/api/v1/exports/pledges.csv?project={water}"),
-        &t.anzob,
+        &t.own,
     )
     .await;
     assert_eq!(a.body, csv(&[&header]));
@@ -303,7 +275,7 @@ async fn pledges_export_is_exact_and_scoped(pool: PgPool) {
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
 
     // a standard CSV reader gets the cells back, quotes and commas included
-    let a = get(&app, "/api/v1/exports/pledges.csv", &t.anzob).await;
+    let a = get(&app, "/api/v1/exports/pledges.csv", &t.own).await;
     let mut reader = csv::Reader::from_reader(a.body.as_bytes());
     let records: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("record")).collect();
     assert_eq!(records.len(), 2);
@@ -342,7 +314,7 @@ async fn project_totals_export_is_exact_and_scoped(pool: PgPool) {
     let roof = format!("{},anzob,ROOF,Боми мактаб,Крыша школы,School roof,open,TJS,20000.00,2,3000.00,0.00,0.00,0.00,0.00,0.00,0.0,0.00,0.00", seed.roof);
     let water = format!("{water},sarazm,WATER,Об,Вода,Water,open,TJS,8000.00,1,,0.00,0.00,0.00,0.00,0.00,0.0,0.00,0.00");
 
-    let a = get(&app, "/api/v1/exports/project-totals.csv", &t.anzob).await;
+    let a = get(&app, "/api/v1/exports/project-totals.csv", &t.own).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
     assert_eq!(
@@ -362,7 +334,7 @@ async fn project_totals_export_is_exact_and_scoped(pool: PgPool) {
     )
     .await;
     assert_eq!(a.body, csv(&[&header, &water]));
-    let a = get(&app, "/api/v1/exports/project-totals.csv", &t.sarazm).await;
+    let a = get(&app, "/api/v1/exports/project-totals.csv", &t.other).await;
     assert_eq!(a.body, csv(&[&header, &water]));
     let a = get(
         &app,
@@ -370,7 +342,7 @@ async fn project_totals_export_is_exact_and_scoped(pool: PgPool) {
             "/api/v1/exports/project-totals.csv?community={}",
             seed.community
         ),
-        &t.sarazm,
+        &t.other,
     )
     .await;
     assert_forbidden(&a, "another community's totals");
@@ -462,7 +434,7 @@ async fn households_export_neutralises_formulas(pool: PgPool) {
         "attachment; filename=\"households-20261128.csv\""
     );
     assert_eq!(a.body, csv(&rows.each_ref().map(String::as_str)));
-    let a = get(&app, "/api/v1/exports/households.csv", &t.sarazm).await;
+    let a = get(&app, "/api/v1/exports/households.csv", &t.other).await;
     assert_eq!(a.body, csv(&rows.each_ref().map(String::as_str)));
     // no cell a spreadsheet would evaluate
     let mut reader = csv::Reader::from_reader(a.body.as_bytes());
@@ -477,7 +449,7 @@ async fn households_export_neutralises_formulas(pool: PgPool) {
     }
 
     // the other community's coordinator: their four seeded households, none of these
-    let a = get(&app, "/api/v1/exports/households.csv", &t.anzob).await;
+    let a = get(&app, "/api/v1/exports/households.csv", &t.own).await;
     assert_eq!(a.status, StatusCode::OK);
     let mut reader = csv::Reader::from_reader(a.body.as_bytes());
     let communities: Vec<String> = reader
@@ -488,7 +460,7 @@ async fn households_export_neutralises_formulas(pool: PgPool) {
     let a = get(
         &app,
         &format!("/api/v1/exports/households.csv?community={sarazm}"),
-        &t.anzob,
+        &t.own,
     )
     .await;
     assert_forbidden(&a, "another community's households");

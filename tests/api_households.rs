@@ -9,40 +9,6 @@ use common::*;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-struct Tokens {
-    admin: String,
-    /// Anzob (community A) only.
-    own: String,
-    /// Sarazm only.
-    other: String,
-    /// Anzob and Sarazm.
-    both: String,
-}
-
-async fn tokens(pool: &PgPool) -> Tokens {
-    let add = |name: &'static str, phone: &'static str, communities: Vec<String>, admin: bool| {
-        let pool = pool.clone();
-        async move {
-            hashar::api::auth::add_coordinator(&pool, name, phone, &communities, admin)
-                .await
-                .expect("coordinator")
-                .2
-        }
-    };
-    Tokens {
-        admin: add("Admin", "+992900000301", vec![], true).await,
-        own: add("Anzob", "+992900000302", vec!["anzob".into()], false).await,
-        other: add("Sarazm", "+992900000303", vec!["sarazm".into()], false).await,
-        both: add(
-            "District",
-            "+992900000304",
-            vec!["anzob".into(), "sarazm".into()],
-            false,
-        )
-        .await,
-    }
-}
-
 fn ids(list: &Value) -> Vec<i64> {
     list.as_array()
         .map(|a| a.iter().filter_map(|h| h["id"].as_i64()).collect())

@@ -293,6 +293,39 @@ pub async fn receive(pool: &PgPool, project: i64, amount: &str) {
     .expect("receipt");
 }
 
+/// API tokens of four coordinators of the seeded communities.
+pub struct Tokens {
+    pub admin: String,
+    /// Anzob (the seed's `community`) only.
+    pub own: String,
+    /// Sarazm (the seed's `other_community`) only.
+    pub other: String,
+    /// Anzob and Sarazm.
+    pub both: String,
+}
+
+pub async fn tokens(pool: &PgPool) -> Tokens {
+    let add = |name: &'static str,
+               phone: &'static str,
+               communities: &'static [&'static str],
+               admin: bool| {
+        let pool = pool.clone();
+        async move {
+            let communities: Vec<String> = communities.iter().map(|c| (*c).to_owned()).collect();
+            hashar::api::auth::add_coordinator(&pool, name, phone, &communities, admin)
+                .await
+                .expect("coordinator")
+                .2
+        }
+    };
+    Tokens {
+        admin: add("Admin", "+992900000301", &[], true).await,
+        own: add("Anzob", "+992900000302", &["anzob"], false).await,
+        other: add("Sarazm", "+992900000303", &["sarazm"], false).await,
+        both: add("District", "+992900000304", &["anzob", "sarazm"], false).await,
+    }
+}
+
 /// An admin API call with a token; a `Null` body sends none.
 pub async fn call(
     app: &TestApp,
