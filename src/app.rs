@@ -52,6 +52,8 @@ impl AppState {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> AppState {
+        // The first text or hop would otherwise pay for loading the numbering plans.
+        crate::domain::Phone::warm_up();
         let mut globals = Vars::new();
         globals.insert("hotline".into(), config.hotline.clone());
         globals.insert("sms_number".into(), config.sms_number.clone());

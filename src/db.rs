@@ -68,10 +68,28 @@ pub async fn prepare(config: &Config) -> Result<PgPool, DbError> {
         // every checkout would cost a round trip on every hop.
         .test_before_acquire(false)
         .acquire_timeout(Duration::from_millis(config.db_timeout_ms.max(100)))
-        .connect_with(options)
+        .connect_with(options.clone())
         .await?;
+    let before = applied_migrations(&pool).await;
     crate::MIGRATOR.run(&pool).await?;
+    let after = applied_migrations(&pool).await;
+    tracing::info!(
+        database = options.get_database().unwrap_or("postgres"),
+        host = options.get_host(),
+        port = options.get_port(),
+        migrations = after,
+        newly_applied = after.saturating_sub(before),
+        "database ready"
+    );
     Ok(pool)
+}
+
+/// How many migrations the database records as applied (0 before the first run).
+async fn applied_migrations(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("select count(*) from _sqlx_migrations where success")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0)
 }
 
 /// Creates the database named in `options` when it does not exist.

@@ -198,11 +198,23 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let menus = app::load_checked_menus(&config)?;
-    hashar::domain::Phone::warm_up();
+    tracing::info!(
+        dir = %config.menus_dir.display(),
+        menus = menus.menus.len(),
+        screens = menus.menus.values().map(|m| m.screens.len()).sum::<usize>(),
+        "menus loaded and checked"
+    );
     let pool = db::prepare(&config)
         .await
         .context("preparing the database")?;
-    hashar::actions::sync_tips(&pool, &config.menus_dir.join("tips.toml")).await?;
+    let tips = hashar::actions::sync_tips(&pool, &config.menus_dir.join("tips.toml")).await?;
+    tracing::info!(new = tips, "tips loaded");
+    tracing::info!(
+        provider = config.sms_provider.name(),
+        rate_per_sec = config.sms_rate,
+        dispatchers = config.dispatchers,
+        "SMS provider"
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -3,8 +3,8 @@
 //! on a real TCP port, Hashar's reply leaves through Kannel's sendsms and reaches the fake
 //! SMSC as UCS-2 Cyrillic, and the delivery reports come back and mark it delivered.
 //!
-//! Everything listens on 127.0.0.1, on ports picked free at run time. When the Kannel
-//! binaries are missing the test installs the packages (as root) or says what to install.
+//! Everything listens on 127.0.0.1, on ports picked free at run time. The Kannel binaries
+//! come from `.ci/install-test-deps`; when they are missing the test says what to install.
 //!
 //! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo test --test kannel_e2e`
 //! (`KANNEL_E2E_KEEP=1` keeps Kannel's configuration and logs; they are always kept, and
@@ -18,7 +18,7 @@ use std::{
     net::{SocketAddr, TcpListener as StdTcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, ChildStdin, Command, Stdio},
-    sync::{Arc, OnceLock},
+    sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -62,67 +62,17 @@ fn missing_binaries() -> Vec<&'static str> {
         .collect()
 }
 
-fn running_as_root() -> bool {
-    // The effective uid is the second number of the `Uid:` line.
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn apt_get(args: &[&str]) -> Result<(), String> {
-    let status = Command::new("apt-get")
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|e| format!("running apt-get {}: {e}", args.join(" ")))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("apt-get {} failed: {status}", args.join(" ")))
-    }
-}
-
-/// Makes sure bearerbox, smsbox and fakesmsc are there: installs `kannel` and
-/// `kannel-extras` when running as root (with one `apt-get update`), fails clearly otherwise.
+/// Fails clearly when bearerbox, smsbox or fakesmsc is missing. The test installs nothing
+/// itself: `.ci/install-test-deps` (run by `.ci/run`) installs the Debian packages.
 fn ensure_kannel() {
-    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = INSTALLED.get_or_init(|| {
-        let missing = missing_binaries();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        if !running_as_root() {
-            return Err(format!(
-                "Kannel is not installed (missing {}). Install the Debian packages `kannel` \
-                 (bearerbox, smsbox) and `kannel-extras` (fakesmsc): \
-                 `sudo apt-get install -y kannel kannel-extras`, or run this test as root \
-                 to have it install them.",
-                missing.join(", ")
-            ));
-        }
-        eprintln!("kannel_e2e: installing kannel and kannel-extras (missing {missing:?})");
-        apt_get(&["update"])?;
-        apt_get(&["install", "-y", "kannel", "kannel-extras"])?;
-        let still = missing_binaries();
-        if still.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "apt-get installed kannel and kannel-extras but {} is still missing",
-                still.join(", ")
-            ))
-        }
-    });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
+    let missing = missing_binaries();
+    assert!(
+        missing.is_empty(),
+        "Kannel is not installed (missing {}). Install the Debian packages `kannel` \
+         (bearerbox, smsbox) and `kannel-extras` (fakesmsc): run `bash .ci/install-test-deps` \
+         as root, or `sudo apt-get install -y kannel kannel-extras`.",
+        missing.join(", ")
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -411,8 +411,6 @@ async fn bad_requests_get_a_clear_error(pool: PgPool) {
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn a_database_outage_answers_busy(pool: PgPool) {
     drop(pool);
-    // as `hashar serve` does at start: the phone-number metadata loads once per process
-    hashar::domain::Phone::warm_up();
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

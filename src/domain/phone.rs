@@ -44,10 +44,25 @@ impl Phone {
         Ok(Phone(number.format().mode(Mode::E164).to_string()))
     }
 
-    /// Loads the numbering-plan metadata now (it is loaded lazily on the first parse, which
-    /// takes a noticeable moment), so that no caller's first request pays for it.
+    /// Loads the numbering-plan metadata now, and compiles the patterns of the countries
+    /// the programme's callers come from (both are done lazily on first use, which takes a
+    /// noticeable moment, most of a second unoptimised), so that no caller's first request
+    /// pays for it. Called when the application state is built; cheap after the first call.
     pub fn warm_up() {
-        let _ = Phone::parse("+992901234567");
+        static WARM: std::sync::Once = std::sync::Once::new();
+        WARM.call_once(|| {
+            // Tajikistan, Russia, Kazakhstan, Uzbekistan, Kyrgyzstan, Turkey.
+            for example in [
+                "+992901234567",
+                "+79161234567",
+                "+77012345678",
+                "+998901234567",
+                "+996700123456",
+                "+905321234567",
+            ] {
+                let _ = Phone::parse(example);
+            }
+        });
     }
 
     /// Wraps a value read back from the database, where only E.164 numbers are stored.
