@@ -20,6 +20,11 @@ pub struct Config {
     #[arg(long, env = "HASHAR_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Address of the Prometheus metrics listener (`GET /metrics`), apart from the public
+    /// one so that it is never exposed by accident; `off` turns it off.
+    #[arg(long, env = "HASHAR_METRICS_LISTEN", default_value = "127.0.0.1:9464", value_parser = parse_metrics_listen)]
+    pub metrics_listen: MetricsListen,
+
     /// Directory with the menus (`*.toml`, `locales/`, `tips.toml`).
     #[arg(long, env = "HASHAR_MENUS_DIR", default_value = "menus")]
     pub menus_dir: PathBuf,
@@ -228,4 +233,21 @@ impl Config {
             ucs2: self.ussd_limit_ucs2.min(80),
         }
     }
+}
+
+/// Where the metrics listener binds, or nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsListen {
+    Off,
+    At(SocketAddr),
+}
+
+fn parse_metrics_listen(raw: &str) -> Result<MetricsListen, String> {
+    if raw.trim().eq_ignore_ascii_case("off") {
+        return Ok(MetricsListen::Off);
+    }
+    raw.trim()
+        .parse()
+        .map(MetricsListen::At)
+        .map_err(|e| format!("{e}: expected an address such as 127.0.0.1:9464, or off"))
 }

@@ -13,7 +13,7 @@ use tower_http::trace::TraceLayer;
 use crate::{
     app::AppState,
     channels::{africastalking, infobip, kannel, twilio, DeliveryReport, InboundError, InboundSms},
-    db, outbox, sms, ussd,
+    db, metrics, outbox, sms, ussd,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -217,9 +217,19 @@ async fn receive_all(
     let timeout = std::time::Duration::from_millis(state.config.db_timeout_ms);
     for (msg, raw) in messages {
         match tokio::time::timeout(timeout, sms::receive(state, &msg, raw)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return internal("handling an inbound sms", e),
-            Err(_) => return too_slow("handling an inbound sms"),
+            Ok(Ok(sms::Received::Duplicate)) => metrics::inbound_sms(msg.provider, "duplicate"),
+            Ok(Ok(_)) => metrics::inbound_sms(msg.provider, "handled"),
+            Ok(Err(e)) => {
+                metrics::inbound_sms(msg.provider, "error");
+                if let sms::SmsError::Db(e) = &e {
+                    metrics::pool_timeout(e);
+                }
+                return internal("handling an inbound sms", e);
+            }
+            Err(_) => {
+                metrics::inbound_sms(msg.provider, "timeout");
+                return too_slow("handling an inbound sms");
+            }
         }
     }
     done()
@@ -237,10 +247,16 @@ async fn deliver_all(
         Err(e) => return bad(e),
     };
     let timeout = std::time::Duration::from_millis(state.config.db_timeout_ms);
+    let provider = reports.first().map(|r| r.provider);
     match tokio::time::timeout(timeout, deliver_each(state, reports, raw)).await {
         Ok(Some(error)) => error,
         Ok(None) => ok_empty(),
-        Err(_) => too_slow("applying a delivery report"),
+        Err(_) => {
+            if let Some(provider) = provider {
+                metrics::delivery_report(provider, "timeout");
+            }
+            too_slow("applying a delivery report")
+        }
     }
 }
 
@@ -252,12 +268,20 @@ async fn deliver_each(
     let now = state.clock.now();
     for report in reports {
         match deliver_one(state, &report, &raw, now).await {
-            Ok(Some(false)) => tracing::warn!(
-                provider = report.provider,
-                "delivery report for an unknown message"
-            ),
-            Ok(_) => {}
-            Err(e) => return Some(internal("storing a delivery report", e)),
+            Ok(Some(false)) => {
+                metrics::delivery_report(report.provider, "unknown_message");
+                tracing::warn!(
+                    provider = report.provider,
+                    "delivery report for an unknown message"
+                )
+            }
+            Ok(Some(true)) => metrics::delivery_report(report.provider, "applied"),
+            Ok(None) => metrics::delivery_report(report.provider, "duplicate"),
+            Err(e) => {
+                metrics::delivery_report(report.provider, "error");
+                metrics::pool_timeout(&e);
+                return Some(internal("storing a delivery report", e));
+            }
         }
     }
     None

@@ -17,6 +17,7 @@ pub mod domain;
 pub mod engine;
 pub mod http;
 pub mod keywords;
+pub mod metrics;
 pub mod outbox;
 pub mod phone_cli;
 pub mod receipts;

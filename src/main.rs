@@ -1,11 +1,11 @@
-use std::{num::NonZeroU32, sync::Arc};
+use std::{future::IntoFuture, num::NonZeroU32, sync::Arc};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hashar::{
     app::{self, AppState},
     channels::Sender,
-    config::Config,
+    config::{Config, MetricsListen},
     db, demo,
     engine::{check, MenuSet},
     http,
@@ -232,9 +232,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ..DispatchConfig::default()
     };
     let dispatchers = config.dispatchers;
+    let metrics_listen = config.metrics_listen;
     let state = AppState::new(pool, menus, config);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
+    match metrics_listen {
+        MetricsListen::At(addr) => {
+            let mut rx = stop_rx.clone();
+            let (bound, task) = hashar::metrics::install(addr, async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await?;
+            tracing::info!(addr = %bound, "metrics at /metrics");
+            workers.push(task);
+            workers.push(tokio::spawn(hashar::metrics::sample(
+                state.pool.clone(),
+                std::time::Duration::from_secs(10),
+                stop_rx.clone(),
+            )));
+        }
+        MetricsListen::Off => tracing::info!("metrics listener off"),
+    }
     // HASHAR_SMS_RATE is the provider's limit for the whole deployment: this process's
     // dispatchers share one limiter, and its share shrinks while other instances send.
     let rate = RateShare::coordinated(state.pool.clone(), sender.name(), dispatch.rate_per_sec);
@@ -273,16 +291,44 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }));
     }
+    // On SIGTERM or Ctrl-C everything stops at once: the listener takes no new connection,
+    // requests in flight are answered, the dispatchers finish the message they are sending
+    // and give back the rest of their claim, and the process exits within 10 s.
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
     let router = http::router(state);
-    axum::serve(listener, router.into_make_service())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    let _ = stop_tx.send(true);
-    for w in workers {
-        let _ = w.await;
+    let mut rx = stop_rx.clone();
+    let server = axum::serve(listener, router.into_make_service())
+        .with_graceful_shutdown(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        })
+        .into_future();
+    let mut rx = stop_rx.clone();
+    let grace_over = async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+        tokio::time::sleep(REQUEST_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        _ = grace_over => tracing::warn!(
+            "requests still open {} s after the signal; closing them",
+            REQUEST_GRACE.as_secs()
+        ),
     }
+    let workers = futures_util::future::join_all(workers);
+    if tokio::time::timeout(WORKER_GRACE, workers).await.is_err() {
+        tracing::warn!("workers still busy after the grace period; exiting anyway");
+    }
+    tracing::info!("stopped");
     Ok(())
 }
+
+/// How long requests in flight may take after SIGTERM, and then the workers: 10 s in all,
+/// what systemd and container runtimes wait before SIGKILL.
+const REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(7);
+const WORKER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Ctrl-C or SIGTERM (what systemd and container runtimes send): stop accepting, finish
 /// the requests in flight.

@@ -16,6 +16,7 @@ use crate::{
     app::AppState,
     domain::{Language, Phone},
     engine::{Caller, Engine, ListItem, Need, Reply, Stop, Vars, World},
+    metrics::HopOutcome,
 };
 
 /// A hop as every provider module hands it over.
@@ -233,6 +234,7 @@ impl LanguageHints {
 /// Answers one hop. Never fails: a database that is down or slow gets the caller a short
 /// "service busy" screen in their language within the configured timeout.
 pub async fn answer(state: &AppState, hop: &Hop) -> Reply {
+    let started = std::time::Instant::now();
     let timeout = Duration::from_millis(state.config.db_timeout_ms);
     let outcome = match tokio::time::timeout(timeout, answer_inner(state, hop)).await {
         Ok(r) => r,
@@ -241,6 +243,12 @@ pub async fn answer(state: &AppState, hop: &Hop) -> Reply {
     match outcome {
         Ok(reply) => {
             state.hints.remember(&hop.phone, reply.language);
+            let outcome = if reply.end {
+                HopOutcome::End
+            } else {
+                HopOutcome::Continue
+            };
+            crate::metrics::ussd_hop(outcome, started.elapsed());
             reply
         }
         Err(e) => {
@@ -250,9 +258,14 @@ pub async fn answer(state: &AppState, hop: &Hop) -> Reply {
                 _ => "nav.busy",
             };
             if key == "nav.busy" {
+                if let HopError::Db(e) = &e {
+                    crate::metrics::pool_timeout(e);
+                }
                 tracing::error!(phone = %hop.phone, session = %hop.session_id, error = %e, "USSD hop failed");
+                crate::metrics::ussd_hop(HopOutcome::Busy, started.elapsed());
             } else {
                 tracing::info!(phone = %hop.phone, error = %e, "USSD hop refused");
+                crate::metrics::ussd_hop(HopOutcome::Refused, started.elapsed());
             }
             Reply {
                 text: state.menus.text(language, key).to_owned(),

@@ -236,13 +236,21 @@ impl crate::outbox::Gateway for Sender {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Accepted, SendError>> + Send + 'a>>
     {
         Box::pin(async move {
-            match self {
+            let started = std::time::Instant::now();
+            let result = match self {
                 Sender::Console(c) => c.send(msg).await,
                 Sender::AfricasTalking(c) => c.send(msg).await,
                 Sender::Twilio(c) => c.send(msg).await,
                 Sender::Infobip(c) => c.send(msg).await,
                 Sender::Kannel(c) => c.send(msg).await,
-            }
+            };
+            let outcome = match &result {
+                Ok(_) => "accepted",
+                Err(SendError::Retryable(_)) => "retryable",
+                Err(SendError::Fatal(_)) => "fatal",
+            };
+            crate::metrics::provider_send(self.name(), outcome, started.elapsed());
+            result
         })
     }
 }
