@@ -2,7 +2,7 @@
 
 use axum::{
     body::Bytes,
-    extract::{Form, OriginalUri, State},
+    extract::{DefaultBodyLimit, Form, OriginalUri, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -12,21 +12,34 @@ use tower_http::trace::TraceLayer;
 
 use crate::{
     app::AppState,
-    channels::{africastalking, infobip, kannel, twilio, DeliveryReport, InboundError, InboundSms},
+    channels::{
+        africastalking, infobip, kannel, twilio, DeliveryReport, InboundError, InboundSms,
+        FORM_BODY_LIMIT, JSON_BODY_LIMIT,
+    },
     db, metrics, outbox, sms, ussd,
 };
 
 pub fn router(state: AppState) -> Router {
+    // Every webhook body is bounded (a larger one is answered 413 before it is read whole):
+    // forms by FORM_BODY_LIMIT, Infobip's JSON by JSON_BODY_LIMIT.
+    let form = || DefaultBodyLimit::max(FORM_BODY_LIMIT);
+    let json = || DefaultBodyLimit::max(JSON_BODY_LIMIT);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/webhooks/africastalking/ussd", post(at_ussd))
-        .route("/webhooks/africastalking/sms", post(at_sms))
-        .route("/webhooks/africastalking/delivery", post(at_delivery))
-        .route("/webhooks/twilio/sms", post(twilio_sms))
-        .route("/webhooks/twilio/status", post(twilio_status))
-        .route("/webhooks/infobip/sms", post(infobip_sms))
-        .route("/webhooks/infobip/delivery", post(infobip_delivery))
+        .route("/webhooks/africastalking/ussd", post(at_ussd).layer(form()))
+        .route("/webhooks/africastalking/sms", post(at_sms).layer(form()))
+        .route(
+            "/webhooks/africastalking/delivery",
+            post(at_delivery).layer(form()),
+        )
+        .route("/webhooks/twilio/sms", post(twilio_sms).layer(form()))
+        .route("/webhooks/twilio/status", post(twilio_status).layer(form()))
+        .route("/webhooks/infobip/sms", post(infobip_sms).layer(json()))
+        .route(
+            "/webhooks/infobip/delivery",
+            post(infobip_delivery).layer(json()),
+        )
         .route("/webhooks/kannel/sms", get(kannel_sms))
         .route("/webhooks/kannel/delivery", get(kannel_delivery))
         .with_state(state.clone())
@@ -117,7 +130,10 @@ fn forbidden() -> Response {
 }
 
 fn bad(e: InboundError) -> Response {
-    plain(StatusCode::BAD_REQUEST, format!("bad request: {e}\n"))
+    match e {
+        InboundError::TooLarge(_) => plain(StatusCode::PAYLOAD_TOO_LARGE, format!("{e}\n")),
+        _ => plain(StatusCode::BAD_REQUEST, format!("bad request: {e}\n")),
+    }
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Response {
@@ -203,8 +219,10 @@ fn too_slow(what: &str) -> Response {
     )
 }
 
-/// Handles each parsed message (each with its raw form), then answers `done()`; a request
-/// that did not parse is 400, and a failure is an error answer the provider retries.
+/// Handles each parsed message (each with its own raw form), then answers `done()`; a
+/// request that did not parse is 400, one with a text longer than
+/// [`crate::channels::MAX_TEXT_CHARS`] is 413 (nothing of it is stored), and a failure is an
+/// error answer the provider retries.
 async fn receive_all(
     state: &AppState,
     parsed: Result<Vec<(InboundSms, serde_json::Value)>, InboundError>,
@@ -214,6 +232,12 @@ async fn receive_all(
         Ok(m) => m,
         Err(e) => return bad(e),
     };
+    if let Err(e) = messages
+        .iter()
+        .try_for_each(|(msg, _)| crate::channels::check_text(msg))
+    {
+        return bad(e);
+    }
     let timeout = std::time::Duration::from_millis(state.config.db_timeout_ms);
     for (msg, raw) in messages {
         match tokio::time::timeout(timeout, sms::receive(state, &msg, raw)).await {
@@ -235,20 +259,19 @@ async fn receive_all(
     done()
 }
 
-/// Stores each delivery report raw (deduplicated on message and status) and applies it,
-/// within `HASHAR_DB_TIMEOUT_MS` like an inbound text.
+/// Stores each delivery report with its own raw form (deduplicated on message and status)
+/// and applies it, within `HASHAR_DB_TIMEOUT_MS` like an inbound text.
 async fn deliver_all(
     state: &AppState,
-    parsed: Result<Vec<DeliveryReport>, InboundError>,
-    raw: serde_json::Value,
+    parsed: Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError>,
 ) -> Response {
     let reports = match parsed {
         Ok(r) => r,
         Err(e) => return bad(e),
     };
     let timeout = std::time::Duration::from_millis(state.config.db_timeout_ms);
-    let provider = reports.first().map(|r| r.provider);
-    match tokio::time::timeout(timeout, deliver_each(state, reports, raw)).await {
+    let provider = reports.first().map(|r| r.0.provider);
+    match tokio::time::timeout(timeout, deliver_each(state, reports)).await {
         Ok(Some(error)) => error,
         Ok(None) => ok_empty(),
         Err(_) => {
@@ -262,11 +285,10 @@ async fn deliver_all(
 
 async fn deliver_each(
     state: &AppState,
-    reports: Vec<DeliveryReport>,
-    raw: serde_json::Value,
+    reports: Vec<(DeliveryReport, serde_json::Value)>,
 ) -> Option<Response> {
     let now = state.clock.now();
-    for report in reports {
+    for (report, raw) in reports {
         match deliver_one(state, &report, &raw, now).await {
             Ok(Some(false)) => {
                 metrics::delivery_report(report.provider, "unknown_message");
@@ -355,8 +377,8 @@ async fn at_delivery(
         return r;
     }
     let pairs = form_pairs(&body);
-    let parsed = africastalking::parse_delivery(&pairs).map(|r| vec![r]);
-    deliver_all(&state, parsed, pairs_json(&pairs)).await
+    let parsed = africastalking::parse_delivery(&pairs).map(|r| vec![(r, pairs_json(&pairs))]);
+    deliver_all(&state, parsed).await
 }
 
 /// Twilio signs every request; without a valid `X-Twilio-Signature` nothing is stored.
@@ -424,13 +446,8 @@ async fn twilio_status(
     if let Some(r) = check_twilio(&state, &uri, &headers, &pairs) {
         return r;
     }
-    let parsed = twilio::parse_status(&pairs).map(|r| vec![r]);
-    deliver_all(&state, parsed, pairs_json(&pairs)).await
-}
-
-fn json_raw(body: &Bytes) -> serde_json::Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()))
+    let parsed = twilio::parse_status(&pairs).map(|r| vec![(r, pairs_json(&pairs))]);
+    deliver_all(&state, parsed).await
 }
 
 async fn infobip_sms(
@@ -442,10 +459,8 @@ async fn infobip_sms(
     if let Some(r) = check_secret(&state, &uri, &headers) {
         return r;
     }
-    let raw = json_raw(&body);
-    let parsed = infobip::parse_sms(&body)
-        .map(|messages| messages.into_iter().map(|m| (m, raw.clone())).collect());
-    receive_all(&state, parsed, ok_empty).await
+    // each message is stored with its own JSON, never the whole body once per message
+    receive_all(&state, infobip::parse_sms_with_raw(&body), ok_empty).await
 }
 
 async fn infobip_delivery(
@@ -457,7 +472,7 @@ async fn infobip_delivery(
     if let Some(r) = check_secret(&state, &uri, &headers) {
         return r;
     }
-    deliver_all(&state, infobip::parse_delivery(&body), json_raw(&body)).await
+    deliver_all(&state, infobip::parse_delivery_with_raw(&body)).await
 }
 
 async fn kannel_sms(
@@ -483,7 +498,7 @@ async fn kannel_delivery(
         return r;
     }
     let query = uri.0.query().unwrap_or("");
-    let parsed = kannel::parse_delivery_query(query).map(|r| vec![r]);
     let raw = serde_json::Value::String(without_secret(query));
-    deliver_all(&state, parsed, raw).await
+    let parsed = kannel::parse_delivery_query(query).map(|r| vec![(r, raw)]);
+    deliver_all(&state, parsed).await
 }

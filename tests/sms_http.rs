@@ -814,3 +814,112 @@ async fn a_stalled_database_gets_a_quick_retry_answer_and_keeps_nothing_half_don
         .expect("status");
     assert_eq!(state, "delivered");
 }
+
+async fn post_json(app: &TestApp, path: &str, body: String) -> StatusCode {
+    let req = axum::http::Request::post(path)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .expect("request");
+    tower::ServiceExt::oneshot(app.router.clone(), req)
+        .await
+        .expect("answer")
+        .status()
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn texts_and_bodies_are_bounded(pool: PgPool) {
+    use hashar::channels::{FORM_BODY_LIMIT, MAX_TEXT_CHARS};
+    seed(&pool).await;
+    add_migrant(&pool, PHONE_EN, MIGRANT).await;
+    let app = app(pool.clone()).await;
+    // the longest text is taken (Cyrillic: two bytes a character), one more is refused
+    let longest = "ж".repeat(MAX_TEXT_CHARS);
+    assert_eq!(app.text("long-1", MIGRANT, &longest).await, StatusCode::OK);
+    let longer = format!("{longest}ж");
+    let (status, body) = app
+        .post_form(
+            "/webhooks/africastalking/sms",
+            form(&[
+                ("id", "long-2"),
+                ("from", MIGRANT),
+                ("to", "4274"),
+                ("text", &longer),
+            ]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body.contains("1600"), "{body}");
+    // the 1.9 MB text that was accepted: refused by the body limit
+    let huge = "x".repeat(1_900_000);
+    assert_eq!(
+        app.text("huge", MIGRANT, &huge).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let just_over = "x".repeat(FORM_BODY_LIMIT);
+    assert_eq!(
+        app.text("over", MIGRANT, &just_over).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    // Kannel's query and Infobip's JSON are held to the same text limit
+    let (status, _) = app
+        .get(&format!(
+            "/webhooks/kannel/sms?id=k-long&from=%2B79161234567&to=4274&text={}",
+            "x".repeat(MAX_TEXT_CHARS + 1)
+        ))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let json = serde_json::json!({"results": [
+        {"messageId": "ib-ok", "from": "79161234567", "to": "4274", "text": "TOTAL"},
+        {"messageId": "ib-long", "from": "79161234567", "to": "4274", "text": longer}
+    ]});
+    assert_eq!(
+        post_json(&app, "/webhooks/infobip/sms", json.to_string()).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    // a refused request is stored nowhere, not even its short messages
+    let stored: Vec<String> = sqlx::query_scalar(
+        "select provider_msg_id from inbound_messages where kind = 'sms' order by id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("stored");
+    assert_eq!(stored, vec!["long-1".to_owned()]);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn each_infobip_report_is_stored_with_its_own_json(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let report = |id: &str| {
+        serde_json::json!({"bulkId": "b", "messageId": id, "to": "79161234567",
+            "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5, "name": "DELIVERED_TO_HANDSET"}})
+    };
+    let body = serde_json::json!({"results": [report("ib-a"), report("ib-b"), report("ib-c")]});
+    assert_eq!(
+        post_json(&app, "/webhooks/infobip/delivery", body.to_string()).await,
+        StatusCode::OK
+    );
+    let raws: Vec<serde_json::Value> =
+        sqlx::query_scalar("select raw from inbound_messages where kind = 'delivery' order by id")
+            .fetch_all(&pool)
+            .await
+            .expect("raw");
+    assert_eq!(raws, vec![report("ib-a"), report("ib-b"), report("ib-c")]);
+    // more reports than one request may carry: refused whole
+    let many: Vec<_> = (0..=hashar::channels::MAX_MESSAGES_PER_REQUEST)
+        .map(|i| report(&format!("many-{i}")))
+        .collect();
+    assert_eq!(
+        post_json(
+            &app,
+            "/webhooks/infobip/delivery",
+            serde_json::json!({ "results": many }).to_string()
+        )
+        .await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(
+        count(&pool, "select count(*) from inbound_messages").await,
+        3
+    );
+}

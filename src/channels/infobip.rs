@@ -4,9 +4,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use serde_json::value::RawValue;
+
 use super::{
     status_error, transport_error, Accepted, DeliveryReport, DeliveryState, InboundError,
-    InboundSms, MessageRef, OutboundSms, SendError,
+    InboundSms, MessageRef, OutboundSms, SendError, MAX_MESSAGES_PER_REQUEST,
 };
 use crate::domain::phone::mask;
 
@@ -16,9 +18,31 @@ pub const DEFAULT_BASE_URL: &str = "https://api.infobip.com";
 // ---------------------------------------------------------------------------------------
 // Inbound SMS (§4.3)
 
+/// A forward or report body: its `results` kept as raw JSON, so that each message can be
+/// stored on its own (never the whole body once per message) and their number is checked
+/// before any of them is parsed.
 #[derive(Debug, Deserialize)]
-struct MoEnvelope {
-    results: Option<Vec<MoResult>>,
+struct Envelope<'a> {
+    #[serde(borrow)]
+    results: Option<Vec<&'a RawValue>>,
+}
+
+/// The `results` of a body, at most [`MAX_MESSAGES_PER_REQUEST`] of them.
+fn results(body: &[u8]) -> Result<Vec<&RawValue>, InboundError> {
+    let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(bad_json)?;
+    let results = envelope.results.ok_or(InboundError::Missing("results"))?;
+    if results.len() > MAX_MESSAGES_PER_REQUEST {
+        return Err(InboundError::TooLarge(format!(
+            "{} results in one request; at most {MAX_MESSAGES_PER_REQUEST}",
+            results.len()
+        )));
+    }
+    Ok(results)
+}
+
+/// One result as it is stored: its own JSON, not the body it came in.
+fn stored(raw: &RawValue) -> Result<serde_json::Value, InboundError> {
+    serde_json::from_str(raw.get()).map_err(bad_json)
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,11 +78,21 @@ fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
 /// `messageId` or `from` refuses the whole body. An unreadable `receivedAt` is dropped
 /// (logged) rather than losing the message.
 pub fn parse_sms(body: &[u8]) -> Result<Vec<InboundSms>, InboundError> {
-    let envelope: MoEnvelope = serde_json::from_slice(body).map_err(bad_json)?;
-    let results = envelope.results.ok_or(InboundError::Missing("results"))?;
-    results
+    Ok(parse_sms_with_raw(body)?
         .into_iter()
-        .map(|r| {
+        .map(|(m, _)| m)
+        .collect())
+}
+
+/// [`parse_sms`], each message with its own JSON (what is stored for it); more than
+/// [`MAX_MESSAGES_PER_REQUEST`] messages refuse the body.
+pub fn parse_sms_with_raw(
+    body: &[u8],
+) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
+    results(body)?
+        .into_iter()
+        .map(|raw| {
+            let r: MoResult = serde_json::from_str(raw.get()).map_err(bad_json)?;
             let provider_msg_id =
                 non_empty(r.message_id).ok_or(InboundError::Missing("messageId"))?;
             let from = non_empty(r.from).ok_or(InboundError::Missing("from"))?;
@@ -77,25 +111,21 @@ pub fn parse_sms(body: &[u8]) -> Result<Vec<InboundSms>, InboundError> {
                     parsed
                 }
             };
-            Ok(InboundSms {
+            let msg = InboundSms {
                 provider: PROVIDER,
                 provider_msg_id,
                 from,
                 to: r.to.unwrap_or_default(),
                 text: r.text.unwrap_or_default(),
                 received_at,
-            })
+            };
+            Ok((msg, stored(raw)?))
         })
         .collect()
 }
 
 // ---------------------------------------------------------------------------------------
 // Delivery reports (§4.2)
-
-#[derive(Debug, Deserialize)]
-struct DlrEnvelope {
-    results: Option<Vec<DlrResult>>,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -155,11 +185,21 @@ fn join_reason(name: Option<&str>, description: Option<&str>) -> Option<String> 
 /// Parses a delivery report POST (up to 100 reports). `messageId` is our outbox id when it
 /// is a number (we send it), else the provider's.
 pub fn parse_delivery(body: &[u8]) -> Result<Vec<DeliveryReport>, InboundError> {
-    let envelope: DlrEnvelope = serde_json::from_slice(body).map_err(bad_json)?;
-    let results = envelope.results.ok_or(InboundError::Missing("results"))?;
-    results
+    Ok(parse_delivery_with_raw(body)?
         .into_iter()
-        .map(|r| {
+        .map(|(r, _)| r)
+        .collect())
+}
+
+/// [`parse_delivery`], each report with its own JSON (what is stored for it); more than
+/// [`MAX_MESSAGES_PER_REQUEST`] reports refuse the body.
+pub fn parse_delivery_with_raw(
+    body: &[u8],
+) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
+    results(body)?
+        .into_iter()
+        .map(|raw| {
+            let r: DlrResult = serde_json::from_str(raw.get()).map_err(bad_json)?;
             let message_id = non_empty(r.message_id).ok_or(InboundError::Missing("messageId"))?;
             let message = match message_id.trim().parse::<i64>() {
                 Ok(id) => MessageRef::Ours(id),
@@ -188,13 +228,14 @@ pub fn parse_delivery(body: &[u8]) -> Result<Vec<DeliveryReport>, InboundError> 
                 }
                 (None, _) => None,
             };
-            Ok(DeliveryReport {
+            let report = DeliveryReport {
                 provider: PROVIDER,
                 message,
                 state,
                 provider_status,
                 reason,
-            })
+            };
+            Ok((report, stored(raw)?))
         })
         .collect()
 }

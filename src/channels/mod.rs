@@ -13,6 +13,23 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{Encoding, Phone};
 
+/// Longest inbound SMS text taken, in characters: about ten concatenated segments
+/// (10 × 153 GSM-7 characters, 10 × 67 UCS-2), more than any phone sends as one message. A
+/// longer text is refused whole (413) and stored nowhere, so a provider's retry of it is
+/// refused again; nothing real is that long.
+pub const MAX_TEXT_CHARS: usize = 1600;
+
+/// Most messages (or delivery reports) one webhook request may carry: Infobip sends at most
+/// 100 per request; the form and query providers send one.
+pub const MAX_MESSAGES_PER_REQUEST: usize = 100;
+
+/// Largest body of a form webhook (USSD hops, Africa's Talking and Twilio texts and reports).
+pub const FORM_BODY_LIMIT: usize = 64 * 1024;
+
+/// Largest body of an Infobip JSON webhook: 100 messages of [`MAX_TEXT_CHARS`] each, every
+/// character escaped as `\uXXXX`, with room for the other fields.
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+
 /// Why an inbound request was refused; the message is returned to the sender as is.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InboundError {
@@ -23,6 +40,21 @@ pub enum InboundError {
         field: &'static str,
         message: String,
     },
+    /// More than the limits above: answered 413.
+    #[error("too large: {0}")]
+    TooLarge(String),
+}
+
+/// Refuses a text longer than [`MAX_TEXT_CHARS`].
+pub fn check_text(msg: &InboundSms) -> Result<(), InboundError> {
+    // counting stops at the limit: a huge text costs no more than a long one
+    if msg.text.chars().nth(MAX_TEXT_CHARS).is_some() {
+        Err(InboundError::TooLarge(format!(
+            "text longer than {MAX_TEXT_CHARS} characters"
+        )))
+    } else {
+        Ok(())
+    }
 }
 
 /// An SMS as a provider handed it over, before anything else is done with it. The sender is
