@@ -1,12 +1,22 @@
 //! The outbox: every outgoing SMS is a row, written in the same transaction as the change
 //! that caused it, and sent by the dispatcher.
 //!
-//! The dispatcher claims due rows with `FOR UPDATE SKIP LOCKED` and marks them `sending`
-//! under a lease, so any number of dispatchers (in any number of server instances) share
-//! the work and never send the same message; a message whose sender died mid-send is taken
-//! again once its lease expires. Failures that may pass (timeouts, connection errors, 429,
-//! 5xx) are retried with exponential backoff and jitter up to a maximum number of attempts;
-//! any other refusal fails the message at once, with the reason kept.
+//! Claims and leases: a dispatcher claims due rows with `FOR UPDATE SKIP LOCKED` and marks
+//! them `sending`, leased until now + `lease`, with itself as `lease_owner` and the attempt
+//! number raised; (owner, attempts) is the claim's token. It never claims more than its
+//! process's share of the provider rate sends in half a lease (counting what the process's
+//! other dispatchers hold), so claimed rows do not wait in the rate limiter until their lease
+//! runs out. Right before each send, one statement checks that the row still carries the
+//! claim's token and renews its lease: a row whose lease ran out may have been taken over by
+//! another dispatcher (in this or another instance), and then only that one sends it. Each
+//! accepted send is recorded at once. So a message is sent twice only if a single send
+//! outlasts the lease (the provider client's timeout must be well below it) or the process
+//! dies between the provider's acceptance and the record (then it is sent again after the
+//! lease: delivery is at least once).
+//!
+//! Failures that may pass (timeouts, connection errors, 429, 5xx) are retried with
+//! exponential backoff and jitter up to a maximum number of attempts; any other refusal
+//! fails the message at once, with the reason kept.
 
 use std::{future::Future, num::NonZeroU32, pin::Pin, sync::Arc, time::Duration};
 
@@ -122,9 +132,11 @@ pub async fn enqueue(
 
 #[derive(Debug, Clone)]
 pub struct DispatchConfig {
-    /// Rows claimed per round.
+    /// Rows claimed per round, at most (fewer when the rate share sends fewer in half a
+    /// lease).
     pub batch: i64,
-    /// How long a claimed row is ours; longer than a send can take.
+    /// How long a claimed row is ours before another dispatcher may take it over; renewed
+    /// right before its send, so it must be well above the provider client's timeout.
     pub lease: Duration,
     pub max_attempts: i32,
     pub base_backoff: Duration,
@@ -171,6 +183,9 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     cfg: DispatchConfig,
     rate: Arc<RateShare>,
+    /// Written to `outbox.lease_owner` with every claim: together with the attempt number it
+    /// says whether a claimed row is still this dispatcher's (see [`Dispatcher::claim`]).
+    owner: String,
 }
 
 /// What one round did.
@@ -180,9 +195,23 @@ pub struct Round {
     pub sent: usize,
     pub retried: usize,
     pub failed: usize,
+    /// Claimed messages not sent by this dispatcher because, when their turn came, another
+    /// dispatcher had taken them over (their lease had run out); that one sends them.
+    pub lost: usize,
     /// Delivery reports that had arrived before their message's provider id was recorded,
     /// applied in this round.
     pub early_reports: i32,
+}
+
+impl Round {
+    fn add(&mut self, r: Round) {
+        self.claimed += r.claimed;
+        self.sent += r.sent;
+        self.retried += r.retried;
+        self.failed += r.failed;
+        self.lost += r.lost;
+        self.early_reports += r.early_reports;
+    }
 }
 
 struct Claimed {
@@ -194,6 +223,38 @@ struct Claimed {
     attempts: i32,
     opted_out: bool,
     kind: String,
+}
+
+/// Gives back one message's room in the process's claim budget when dropped (sent, failed,
+/// lost, or never sent at all).
+struct Slot(Arc<RateShare>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.release(1);
+    }
+}
+
+/// Messages claimed by one dispatcher, to be sent with [`Dispatcher::send`]. Dropping it
+/// unsent gives back their room in the claim budget; the rows themselves are taken again by
+/// any dispatcher once their lease runs out.
+pub struct Claim {
+    rows: Vec<(Claimed, Slot)>,
+}
+
+impl Claim {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The outbox ids claimed.
+    pub fn ids(&self) -> Vec<i64> {
+        self.rows.iter().map(|(m, _)| m.id).collect()
+    }
 }
 
 impl Dispatcher {
@@ -223,14 +284,32 @@ impl Dispatcher {
             clock,
             cfg,
             rate,
+            owner: format!("{:016x}", rand::random::<u64>()),
         }
+    }
+
+    /// What this dispatcher writes to `outbox.lease_owner` for the rows it claims.
+    pub fn owner(&self) -> &str {
+        &self.owner
     }
 
     /// Claims due messages and sends them; returns what happened.
     pub async fn run_once(&self) -> Result<Round, sqlx::Error> {
+        let claim = self.claim().await?;
+        self.send(claim).await
+    }
+
+    /// Claims due messages: at most `cfg.batch`, and never more than the process's share of
+    /// the rate sends in half a lease, counting what its other dispatchers hold (waits while
+    /// they hold all of it). Each row is marked `sending`, leased until now + `cfg.lease`,
+    /// with this dispatcher as `lease_owner` and its attempt number raised by one: the pair
+    /// (owner, attempts) is the claim's token. A row whose lease has run out is due again,
+    /// for any dispatcher.
+    pub async fn claim(&self) -> Result<Claim, sqlx::Error> {
+        let want = usize::try_from(self.cfg.batch.max(1)).unwrap_or(1);
+        let room = self.rate.reserve_waiting(want, self.cfg.lease).await;
+        let slots: Vec<Slot> = (0..room).map(|_| Slot(self.rate.clone())).collect();
         let now = self.clock.now();
-        let lease =
-            chrono::Duration::from_std(self.cfg.lease).unwrap_or(chrono::Duration::seconds(60));
         let rows = sqlx::query(
             "with due as (
                  select id from outbox
@@ -242,85 +321,75 @@ impl Dispatcher {
                  for update skip locked
              )
              update outbox o
-                set status = 'sending', lease_until = $3, attempts = o.attempts + 1, updated_at = $1
+                set status = 'sending', lease_until = $3, lease_owner = $6, attempts = o.attempts + 1,
+                    updated_at = $1
                from due
               where o.id = due.id
              returning o.id, o.phone, o.body, o.encoding, o.segments, o.attempts, o.kind,
                        exists (select 1 from sms_optouts s where s.phone = o.phone) as opted_out",
         )
         .bind(now)
-        .bind(self.cfg.batch)
-        .bind(now + lease)
+        .bind(i64::try_from(room).unwrap_or(i64::MAX))
+        .bind(now + self.lease())
         .bind(self.gateway.name())
         .bind(self.cfg.quiet.is_some_and(|q| q.contains(now)))
+        .bind(&self.owner)
         .fetch_all(&self.pool)
         .await?;
-        let claimed: Vec<Claimed> = rows
-            .iter()
-            .map(|r| Claimed {
-                id: r.get("id"),
-                phone: r.get("phone"),
-                body: r.get("body"),
-                encoding: r.get("encoding"),
-                segments: r.get("segments"),
-                attempts: r.get("attempts"),
-                opted_out: r.get("opted_out"),
-                kind: r.get("kind"),
-            })
-            .collect();
+        // (the slots not matched by a row are dropped here: their room goes back)
+        Ok(Claim {
+            rows: rows
+                .iter()
+                .map(|r| Claimed {
+                    id: r.get("id"),
+                    phone: r.get("phone"),
+                    body: r.get("body"),
+                    encoding: r.get("encoding"),
+                    segments: r.get("segments"),
+                    attempts: r.get("attempts"),
+                    opted_out: r.get("opted_out"),
+                    kind: r.get("kind"),
+                })
+                .zip(slots)
+                .collect(),
+        })
+    }
+
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.cfg.lease).unwrap_or(chrono::Duration::seconds(60))
+    }
+
+    /// Sends what [`Dispatcher::claim`] took; returns what happened.
+    pub async fn send(&self, claim: Claim) -> Result<Round, sqlx::Error> {
         let mut round = Round {
-            claimed: claimed.len(),
+            claimed: claim.len(),
             ..Round::default()
         };
         // Several sends in flight at once (the rate limiter still paces them): a provider
         // answers in tens of milliseconds, so one at a time would cap a dispatcher at a few
         // dozen messages a second. Each result is recorded as soon as it is known.
-        let outcomes: Vec<Result<Outcome, sqlx::Error>> = futures_util::stream::iter(claimed)
-            .map(|msg| async move { self.deliver(&msg).await })
+        let outcomes: Vec<Result<Outcome, sqlx::Error>> = futures_util::stream::iter(claim.rows)
+            .map(|(msg, slot)| async move {
+                let outcome = self.deliver(&msg).await;
+                drop(slot);
+                outcome
+            })
             .buffer_unordered(self.cfg.concurrency.max(1))
             .collect()
             .await;
-        let (mut ids, mut attempts, mut provider_ids) = (Vec::new(), Vec::new(), Vec::new());
         let mut first_error = None;
         for outcome in outcomes {
             match outcome {
-                Ok(Outcome::Sent {
-                    id,
-                    attempts: n,
-                    provider_msg_id,
-                }) => {
-                    ids.push(id);
-                    attempts.push(n);
-                    provider_ids.push(provider_msg_id);
-                }
+                Ok(Outcome::Sent) => round.sent += 1,
                 Ok(Outcome::Retry) => round.retried += 1,
                 Ok(Outcome::Failed) => round.failed += 1,
+                Ok(Outcome::Lost) => round.lost += 1,
                 Err(e) => first_error = first_error.or(Some(e)),
             }
         }
-        // The accepted messages of the round are recorded together: one statement, one
-        // commit. (A crash between a provider's acceptance and this record resends after the
-        // lease, as a crash right after any single send would: delivery is at least once.)
-        if !ids.is_empty() {
-            let now = self.clock.now();
-            sqlx::query(
-                "update outbox o
-                    set status = 'sent', provider_msg_id = coalesce(u.pid, o.provider_msg_id),
-                        lease_until = null, updated_at = $1, sent_at = $1
-                   from unnest($2::bigint[], $3::int[], $4::text[]) as u(id, attempts, pid)
-                  where o.id = u.id and o.status = 'sending' and o.attempts = u.attempts",
-            )
-            .bind(now)
-            .bind(&ids)
-            .bind(&attempts)
-            .bind(&provider_ids)
-            .execute(&self.pool)
-            .await?;
-            round.sent += ids.len();
-        }
         // Reports that came before the ids they name were recorded: those of this round, or
         // (when idle) of an earlier one whose report was committed after its sweep.
-        if !ids.is_empty() || round.claimed == 0 {
+        if round.sent > 0 || round.claimed == 0 {
             round.early_reports = apply_early_reports(&self.pool, self.clock.now()).await?;
         }
         match first_error {
@@ -334,11 +403,7 @@ impl Dispatcher {
         let mut total = Round::default();
         loop {
             let r = self.run_once().await?;
-            total.claimed += r.claimed;
-            total.sent += r.sent;
-            total.retried += r.retried;
-            total.failed += r.failed;
-            total.early_reports += r.early_reports;
+            total.add(r);
             if r.claimed == 0 {
                 return Ok(total);
             }
@@ -365,6 +430,28 @@ impl Dispatcher {
         }
     }
 
+    /// Right before a send: whether the row is still ours (same owner, same attempt, still
+    /// `sending`), renewing its lease for the send if so — one statement, so no other
+    /// dispatcher can take it between the check and the send. Ownership is the token, not
+    /// the clock: a row whose lease ran out but that nobody took over is still ours; one
+    /// that was taken over is not, and then the other dispatcher sends it.
+    async fn still_ours(&self, msg: &Claimed) -> Result<bool, sqlx::Error> {
+        let now = self.clock.now();
+        let renewed = sqlx::query(
+            "update outbox set lease_until = $4, updated_at = $5
+              where id = $1 and attempts = $2 and lease_owner = $3 and status = 'sending'",
+        )
+        .bind(msg.id)
+        .bind(msg.attempts)
+        .bind(&self.owner)
+        .bind(now + self.lease())
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(renewed == 1)
+    }
+
     async fn deliver(&self, msg: &Claimed) -> Result<Outcome, sqlx::Error> {
         let phone = Phone::from_e164_unchecked(msg.phone.clone());
         if msg.opted_out && msg.kind != Kind::StopConfirmation.as_str() {
@@ -374,6 +461,14 @@ impl Dispatcher {
             return Ok(Outcome::Failed);
         }
         self.rate.limiter().until_ready().await;
+        if !self.still_ours(msg).await? {
+            tracing::warn!(
+                outbox.id = msg.id,
+                attempts = msg.attempts,
+                "sms claim taken over by another dispatcher before its send; not sending it here"
+            );
+            return Ok(Outcome::Lost);
+        }
         let out = OutboundSms {
             id: msg.id,
             to: phone.clone(),
@@ -387,12 +482,23 @@ impl Dispatcher {
         };
         match self.gateway.send(&out).await {
             Ok(accepted) => {
-                tracing::debug!(outbox.id = msg.id, phone = %phone, "sms sent");
-                Ok(Outcome::Sent {
-                    id: msg.id,
-                    attempts: msg.attempts,
-                    provider_msg_id: accepted.provider_msg_id,
-                })
+                // Recorded at once, not with the rest of the round: the lease renewed before
+                // the send covers the send, not a whole round. (A crash between the
+                // provider's acceptance and this record resends after the lease: delivery is
+                // at least once.)
+                let recorded = self
+                    .finish(msg, "sent", accepted.provider_msg_id.as_deref(), None)
+                    .await?;
+                if recorded {
+                    tracing::debug!(outbox.id = msg.id, phone = %phone, "sms sent");
+                } else {
+                    tracing::warn!(
+                        outbox.id = msg.id,
+                        phone = %phone,
+                        "sms sent, but its claim was taken over meanwhile (the send outlasted the lease): it may go out twice"
+                    );
+                }
+                Ok(Outcome::Sent)
             }
             Err(SendError::Retryable(reason)) if msg.attempts < self.cfg.max_attempts => {
                 let wait = backoff(&self.cfg, msg.attempts, rand::random::<f64>());
@@ -401,13 +507,14 @@ impl Dispatcher {
                 sqlx::query(
                     "update outbox set status = 'queued', next_attempt_at = $3, lease_until = null,
                             last_error = $4, updated_at = $5
-                      where id = $1 and status = 'sending' and attempts = $2",
+                      where id = $1 and status = 'sending' and attempts = $2 and lease_owner = $6",
                 )
                 .bind(msg.id)
                 .bind(msg.attempts)
                 .bind(at)
                 .bind(&reason)
                 .bind(self.clock.now())
+                .bind(&self.owner)
                 .execute(&self.pool)
                 .await?;
                 tracing::warn!(outbox.id = msg.id, attempts = msg.attempts, error = %reason, "sms send failed; will retry");
@@ -422,21 +529,22 @@ impl Dispatcher {
         }
     }
 
-    /// Records the end of an attempt, if the row is still ours (same attempt, still sending).
+    /// Records the end of an attempt, if the row is still ours (same owner, same attempt,
+    /// still sending). Returns whether it was.
     async fn finish(
         &self,
         msg: &Claimed,
         status: &str,
         provider_msg_id: Option<&str>,
         error: Option<&str>,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
             "update outbox
                 set status = $3, provider_msg_id = coalesce($4, provider_msg_id), last_error = coalesce($5, last_error),
                     lease_until = null, updated_at = $6,
                     sent_at = case when $3 = 'sent' then $6 else sent_at end,
                     failed_at = case when $3 in ('failed', 'suppressed') then $6 else failed_at end
-              where id = $1 and status = 'sending' and attempts = $2",
+              where id = $1 and status = 'sending' and attempts = $2 and lease_owner = $7",
         )
         .bind(msg.id)
         .bind(msg.attempts)
@@ -444,21 +552,21 @@ impl Dispatcher {
         .bind(provider_msg_id)
         .bind(error)
         .bind(self.clock.now())
+        .bind(&self.owner)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(done == 1)
     }
 }
 
 enum Outcome {
-    /// Accepted by the provider; recorded with the others of the round.
-    Sent {
-        id: i64,
-        attempts: i32,
-        provider_msg_id: Option<String>,
-    },
+    /// Accepted by the provider (and recorded).
+    Sent,
     Retry,
     Failed,
+    /// Taken over by another dispatcher before this one sent it.
+    Lost,
 }
 
 /// Runs `count` dispatchers, all waiting on `rate`, until `stop` turns true: first joins

@@ -506,3 +506,159 @@ async fn serve_s_dispatchers_register_send_and_leave(pool: PgPool) {
     );
     assert_eq!(server.received_requests().await.expect("recorded").len(), 5);
 }
+
+/// A provider reached at the pace the rate limiter allows: each send moves the test's clock
+/// on by one interval of the rate (1/rate), as the limiter would in production, so leases
+/// run out exactly as they would there — with no sleep.
+struct Paced {
+    inner: Arc<Sender>,
+    clock: ManualClock,
+    step: chrono::Duration,
+}
+
+impl outbox::Gateway for Paced {
+    fn name(&self) -> &'static str {
+        "africastalking"
+    }
+
+    fn send<'a>(
+        &'a self,
+        msg: &'a hashar::channels::OutboundSms,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<hashar::channels::Accepted, hashar::channels::SendError>,
+                > + Send
+                + 'a,
+        >,
+    > {
+        self.clock.advance(self.step);
+        outbox::Gateway::send(&*self.inner, msg)
+    }
+}
+
+/// How many times each message's text reached the provider.
+async fn sends_per_text(server: &MockServer) -> std::collections::BTreeMap<String, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    for r in server.received_requests().await.expect("recorded") {
+        let form: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(&r.body).into_owned().collect();
+        *seen
+            .entry(form.get("message").cloned().unwrap_or_default())
+            .or_insert(0) += 1;
+    }
+    seen
+}
+
+async fn queue_numbered(pool: &PgPool, clock: &ManualClock, n: usize) {
+    let phone = Phone::parse("+79161234567").expect("phone");
+    let mut conn = pool.acquire().await.expect("conn");
+    for i in 0..n {
+        let body = format!("Message {i}");
+        let msg = NewMessage {
+            to: &phone,
+            body: &body,
+            kind: Kind::Reply,
+            inbound_id: None,
+        };
+        outbox::enqueue(&mut conn, &msg, "africastalking", 3, clock.now())
+            .await
+            .expect("enqueue");
+    }
+}
+
+/// Issue 8, point 5: claimed rows used to wait in the rate limiter longer than their lease,
+/// another dispatcher took them over, and both sent them. A backlog of ten times what the
+/// rate sends in a lease, two dispatchers of one process sharing the rate, a short lease and
+/// the old default batch (larger than what a lease covers): every message reaches the
+/// provider exactly once, and none is ever taken over.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_backlog_of_ten_leases_is_sent_exactly_once_by_two_dispatchers(pool: PgPool) {
+    use hashar::outbox::RateShare;
+    let server = provider(Counting(Default::default())).await;
+    let clock = clock();
+    let rate = 200u32;
+    let lease = Duration::from_millis(100);
+    let per_lease = (f64::from(rate) * lease.as_secs_f64()) as usize; // 20
+    let backlog = 10 * per_lease;
+    queue_numbered(&pool, &clock, backlog).await;
+    let gateway = Arc::new(Paced {
+        inner: at_sender(&server),
+        clock: clock.clone(),
+        step: chrono::Duration::milliseconds(1000 / i64::from(rate)),
+    });
+    let cfg = DispatchConfig {
+        batch: 50,
+        lease,
+        rate_per_sec: NonZeroU32::new(rate).expect("non-zero"),
+        ..fast()
+    };
+    let share = RateShare::local(cfg.rate_per_sec);
+    let dispatcher = |concurrency| {
+        Dispatcher::sharing(
+            pool.clone(),
+            gateway.clone(),
+            Arc::new(clock.clone()),
+            DispatchConfig {
+                concurrency,
+                ..cfg.clone()
+            },
+            share.clone(),
+        )
+    };
+    // b has one send in flight at a time, a eight: a finishes its rounds first and finds
+    // b's claims waiting
+    let (a, b) = (dispatcher(8), dispatcher(1));
+    let (ra, rb) = tokio::join!(a.drain(), b.drain());
+    let (ra, rb) = (ra.expect("a"), rb.expect("b"));
+    assert_eq!(ra.sent + rb.sent, backlog, "{ra:?} {rb:?}");
+
+    let seen = sends_per_text(&server).await;
+    assert_eq!(seen.len(), backlog);
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    let sent = common::count(&pool, "select count(*) from outbox where status = 'sent'").await;
+    assert_eq!(usize::try_from(sent).ok(), Some(backlog));
+}
+
+/// The check right before each send: a dispatcher whose claimed rows outlived their lease
+/// (stuck in the limiter, say) and were taken over by another sends none of them; rows whose
+/// lease ran out but that nobody took over are still its own to send.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_claim_taken_over_after_its_lease_is_not_sent_by_its_first_owner(pool: PgPool) {
+    let server = provider(Counting(Default::default())).await;
+    let clock = clock();
+    queue_numbered(&pool, &clock, 5).await;
+    let sender = at_sender(&server);
+    let dispatcher = || {
+        Dispatcher::new(
+            pool.clone(),
+            sender.clone(),
+            Arc::new(clock.clone()),
+            fast(),
+        )
+    };
+    let (a, b) = (dispatcher(), dispatcher());
+    assert_ne!(a.owner(), b.owner());
+    let claim = a.claim().await.expect("claim");
+    assert_eq!(claim.len(), 5);
+    // a's rows wait past their lease; b takes them over and sends them
+    clock.advance(chrono::Duration::seconds(61));
+    let rb = b.drain().await.expect("b");
+    assert_eq!((rb.claimed, rb.sent), (5, 5), "{rb:?}");
+    let ra = a.send(claim).await.expect("a");
+    assert_eq!((ra.claimed, ra.sent, ra.lost), (5, 0, 5), "{ra:?}");
+    assert_eq!(statuses(&pool).await, vec![("sent".to_owned(), 2); 5]);
+    let seen = sends_per_text(&server).await;
+    assert_eq!((seen.len(), seen.values().max().copied()), (5, Some(1)));
+
+    // a lease that ran out without anyone taking the rows over: still a's to send, once
+    queue_numbered(&pool, &clock, 3).await;
+    let claim = a.claim().await.expect("claim");
+    assert_eq!(claim.len(), 3);
+    clock.advance(chrono::Duration::seconds(61));
+    let ra = a.send(claim).await.expect("a");
+    assert_eq!((ra.sent, ra.lost), (3, 0), "{ra:?}");
+    assert_eq!(b.drain().await.expect("b").claimed, 0);
+    assert_eq!(server.received_requests().await.expect("recorded").len(), 8);
+}
