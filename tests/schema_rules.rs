@@ -296,30 +296,31 @@ async fn money_rules_hold_in_the_database(pool: PgPool) {
 }
 
 /// Pledge codes (7 digits) and family join codes (6 digits) come from a sequence through a
-/// keyed permutation: unique by construction, so concurrent transactions never collide and
+/// keyed permutation (FF1-AES-256, see tests/codes.rs): unique by construction, so concurrent transactions never collide and
 /// never wait for each other, and a bulk insert takes no lock per row; a number equal to a
 /// code already stored (from the earlier random scheme) is skipped.
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn codes_are_unique_without_locks(pool: PgPool) {
     let seed = seed(&pool).await;
-    // the permutation is a bijection on its domain, for the real sizes too (a sample)
-    for (bits, domain, n) in [
-        (10, 1000, 1000),
-        (24, 9_000_000, 200_000),
-        (20, 900_000, 200_000),
-    ] {
-        let (distinct, max): (i64, i64) = sqlx::query_as(
-            "select count(distinct keyed_permutation(g, $1, $2, 123456789)), max(keyed_permutation(g, $1, $2, 123456789))
-             from generate_series(0, $3 - 1) g",
+    // the permutation (FF1 since 20261130000300) is a bijection on its domain, for the
+    // real sizes (a sample)
+    for (digits, low, n) in [(6, 100_000i64, 20_000i64), (7, 1_000_000, 20_000)] {
+        let (distinct, min, max): (i64, i64, i64) = sqlx::query_as(
+            "select count(distinct c), min(c), max(c) from (
+                 select ff1_code($2 + g, $1, $2, (select key from code_secret)) c
+                 from generate_series(0, $3 - 1) g) s",
         )
-        .bind(bits)
-        .bind(domain)
+        .bind(digits)
+        .bind(low)
         .bind(n)
         .fetch_one(&pool)
         .await
         .expect("permutation");
-        assert_eq!(distinct, n, "{bits} bits");
-        assert!(max < domain, "{bits} bits: {max}");
+        assert_eq!(distinct, n, "{digits} digits");
+        assert!(
+            min >= low && max < low * 10,
+            "{digits} digits: {min}..{max}"
+        );
     }
     let insert_for = |project: i64, key: &str| {
         format!(
@@ -349,8 +350,8 @@ async fn codes_are_unique_without_locks(pool: PgPool) {
     }
     // the next number's code is already taken (as by the random scheme): it is skipped
     let next: String = sqlx::query_scalar(
-        "select (1000000 + keyed_permutation(case when is_called then last_value + 1 else last_value end,
-                                             24, 9000000, (select key from code_keys where kind = 'pledge')))::text
+        "select ff1_code(1000000 + case when is_called then last_value + 1 else last_value end,
+                         7, 1000000, (select key from code_secret))::text
          from pledge_code_seq",
     )
     .fetch_one(&pool)

@@ -1,0 +1,183 @@
+//! Pledge and join codes: FF1 (AES-256) of a sequence under a 256-bit secret drawn once.
+
+mod common;
+
+use aes::Aes256;
+use common::*;
+use fpe::ff1::{FlexibleNumeralString, FF1};
+use sqlx::PgPool;
+
+fn digits(x: u64, n: usize) -> Vec<u16> {
+    let s = format!("{x:0n$}");
+    s.bytes().map(|b| u16::from(b - b'0')).collect()
+}
+
+fn number(ds: &[u16]) -> u64 {
+    ds.iter().fold(0, |acc, d| acc * 10 + u64::from(*d))
+}
+
+/// FF1 by the `fpe` crate, walked again while below `low` (as `ff1_code` in SQL).
+fn reference_code(key: &[u8], x: u64, n: usize, low: u64) -> u64 {
+    let ff1 = FF1::<Aes256>::new(key, 10).expect("radix");
+    let mut v = x;
+    loop {
+        let out = ff1
+            .encrypt(&[], &FlexibleNumeralString::from(digits(v, n)))
+            .expect("encrypt");
+        v = number(&Vec::<u16>::from(out));
+        if v >= low {
+            return v;
+        }
+    }
+}
+
+async fn secret(pool: &PgPool) -> Vec<u8> {
+    sqlx::query_scalar("select key from code_secret")
+        .fetch_one(pool)
+        .await
+        .expect("code secret")
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn the_sql_ff1_agrees_with_nist_and_the_fpe_crate(pool: PgPool) {
+    // NIST SP 800-38G samples 1 (AES-128) and 7 (AES-256): radix 10, empty tweak.
+    let nist: Vec<(i64, i64)> = sqlx::query_as(
+        "select ff1_encrypt_decimal(0123456789, 10, '\\x2B7E151628AED2A6ABF7158809CF4F3C'),
+                ff1_encrypt_decimal(0123456789, 10,
+                    '\\x2B7E151628AED2A6ABF7158809CF4F3CEF4359D8D580AA4F7F036D6F04FC6A94')",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("nist");
+    assert_eq!(nist, vec![(2433477484, 6657667009)]);
+
+    let key = secret(&pool).await;
+    assert_eq!(key.len(), 32, "a 256-bit secret");
+    for (n, low) in [(6usize, 100_000u64), (7, 1_000_000)] {
+        let step = (10i64.pow(n as u32) - low as i64) / 200;
+        let xs: Vec<i64> = (0..200).map(|i| low as i64 + i * step + i).collect();
+        let got: Vec<i64> =
+            sqlx::query_scalar("select ff1_code(x, $2, $3, $4) from unnest($1::bigint[]) x")
+                .bind(&xs)
+                .bind(n as i32)
+                .bind(low as i64)
+                .bind(&key)
+                .fetch_all(&pool)
+                .await
+                .expect("ff1_code");
+        for (x, code) in xs.iter().zip(got) {
+            assert_eq!(
+                code as u64,
+                reference_code(&key, *x as u64, n, low),
+                "n={n} x={x}"
+            );
+        }
+    }
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn codes_are_ff1_of_the_sequence_under_the_secret_and_show_no_structure(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let key = secret(&pool).await;
+    let first_seq: i64 = sqlx::query_scalar(
+        "select case when is_called then last_value + 1 else last_value end from join_code_seq",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("seq");
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        let phone = format!("+99290700000{i}");
+        let id = add_household(&pool, seed.community, Some("tg"), &phone).await;
+        let code: String = sqlx::query_scalar("select join_code from households where id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("code");
+        assert!(code.len() == 6 && !code.starts_with('0'), "{code}");
+        let code: u64 = code.parse().expect("digits");
+        // exactly FF1-AES-256 of 100,000 + the sequence number, under this database's secret
+        assert_eq!(
+            code,
+            reference_code(&key, 100_000 + (first_seq + i) as u64, 6, 100_000)
+        );
+        codes.push(code as i64);
+    }
+    let diffs: Vec<i64> = codes.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        diffs.iter().any(|d| *d > 0) && diffs.iter().any(|d| *d < 0),
+        "not monotonic: {codes:?}"
+    );
+    assert!(
+        diffs.windows(2).any(|w| w[0] != w[1]),
+        "not affine: {codes:?}"
+    );
+
+    // Another secret (another database) gives other codes for the same sequence numbers.
+    let other: Vec<u8> = (0u8..32).collect();
+    let same = codes
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            reference_code(&other, 100_000 + (first_seq + *i as i64) as u64, 6, 100_000)
+                == **c as u64
+        })
+        .count();
+    assert_eq!(same, 0);
+
+    // The secret was drawn once: running the migrations again (a second start) keeps it.
+    hashar::MIGRATOR.run(&pool).await.expect("migrate again");
+    let _second = app(pool.clone()).await;
+    assert_eq!(secret(&pool).await, key);
+    assert_eq!(count(&pool, "select count(*) from code_secret").await, 1);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn bulk_inserts_get_unique_codes_and_skip_old_ones(pool: PgPool) {
+    let seed = seed(&pool).await;
+    // A code from before (random scheme) equal to what the next sequence number encrypts to.
+    let taken: String = sqlx::query_scalar(
+        "select ff1_code(100000 + case when is_called then last_value + 1 else last_value end,
+                         6, 100000, (select key from code_secret))::text from join_code_seq",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("next code");
+    sqlx::query("insert into households (community_id, join_code) values ($1, $2)")
+        .bind(seed.community)
+        .bind(&taken)
+        .execute(&pool)
+        .await
+        .expect("old code");
+
+    sqlx::query("insert into households (community_id) select $1 from generate_series(1, 20000)")
+        .bind(seed.community)
+        .execute(&pool)
+        .await
+        .expect("bulk households");
+    let n = count(
+        &pool,
+        "select count(distinct join_code) from households where join_code ~ '^[1-9][0-9]{5}$'",
+    )
+    .await;
+    let all = count(&pool, "select count(*) from households").await;
+    assert_eq!(n, all, "every household has its own 6-digit code");
+
+    sqlx::query(
+        "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
+         select $1, $2, $3, 10, 'TJS', 'api', 'bulk-' || g from generate_series(1, 20000) g",
+    )
+    .bind(seed.bridge)
+    .bind(seed.household)
+    .bind(PHONE_TG)
+    .execute(&pool)
+    .await
+    .expect("bulk pledges");
+    let n = count(
+        &pool,
+        "select count(distinct code) from pledges where code ~ '^[1-9][0-9]{6}$'",
+    )
+    .await;
+    assert_eq!(n, count(&pool, "select count(*) from pledges").await);
+    assert!(n >= 20000);
+}
