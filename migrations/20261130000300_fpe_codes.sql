@@ -119,3 +119,7 @@ begin
     end loop;
     return candidate;
 end $$;
+
+-- Wrong join codes from all numbers in the last hour (src/sms.rs counts them under one
+-- lock with the per-number ones).
+create index join_attempts_wrong_idx on join_attempts (attempted_at) where not succeeded;

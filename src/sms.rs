@@ -42,6 +42,22 @@ pub enum Received {
 /// Wrong join codes allowed per number per hour.
 const JOIN_FAILURES_PER_HOUR: i64 = 5;
 
+/// Wrong join codes allowed per hour from all numbers together. A wrong code names no
+/// household, so a limit "per target" cannot see an attacker who spreads guesses over many
+/// numbers (each one a new per-number budget): with H households among the 900,000 codes,
+/// every wrong try is a hit with probability H/900,000. This budget bounds the guesses the
+/// whole world gets in an hour (at most ~H/15,000 households found per hour: one in a few
+/// hours for a few thousand households); when it is spent, JOIN is refused for everyone
+/// until the hour has passed (a migrant retries later; an attacker learns nothing). Honest
+/// typos are rare and one-off, so the budget is far above their rate.
+const JOIN_FAILURES_PER_HOUR_ALL: i64 = 60;
+
+/// The advisory lock that makes the JOIN check-and-count atomic: every JOIN takes it for
+/// its transaction, so concurrent tries are counted one after the other (9 concurrent
+/// wrong tries from one number used to pass a check of 5). JOINs are rare (once per
+/// migrant), so one lock for all of them costs nothing.
+const JOIN_LOCK: i64 = 0x6a6f696e; // "join"
+
 /// Stores `msg` (raw first, deduplicated on provider and message id) and handles it.
 pub async fn receive(
     state: &AppState,
@@ -383,15 +399,34 @@ impl Turn<'_> {
             return Ok(self.reply(lang, "sms.join_already", &none, "join: already registered"));
         }
         let hour_ago = self.now - chrono::Duration::hours(1);
-        let failures: i64 = sqlx::query_scalar(
-            "select count(*) from join_attempts where phone = $1 and not succeeded and attempted_at > $2",
+        sqlx::query("select pg_advisory_xact_lock($1)")
+            .bind(JOIN_LOCK)
+            .execute(&mut **tx)
+            .await?;
+        // Read after the lock: each statement sees what the tries before it committed.
+        let (mine, all): (i64, i64) = sqlx::query_as(
+            "select count(*) filter (where phone = $1), count(*)
+             from join_attempts where not succeeded and attempted_at > $2",
         )
         .bind(self.phone.as_str())
         .bind(hour_ago)
         .fetch_one(&mut **tx)
         .await?;
-        if failures >= JOIN_FAILURES_PER_HOUR {
+        if mine >= JOIN_FAILURES_PER_HOUR {
             return Ok(self.reply(lang, "sms.join_limited", &none, "join: rate limited"));
+        }
+        if all >= JOIN_FAILURES_PER_HOUR_ALL {
+            tracing::warn!(
+                phone = %self.phone,
+                failures = all,
+                "join refused: the hour's budget of wrong codes from all numbers is spent"
+            );
+            return Ok(self.reply(
+                lang,
+                "sms.join_limited",
+                &none,
+                "join: rate limited (all numbers)",
+            ));
         }
         let found = sqlx::query(
             "select h.id, c.name_tg, c.name_ru, c.name_en, h.language

@@ -220,6 +220,112 @@ async fn pledges_in_another_currency_need_a_rate_and_keep_what_was_said(pool: Pg
     assert_eq!(row.get::<i64, _>(5), seed.bridge);
 }
 
+/// Issue 8, point 3: the check and the count of wrong codes are one atomic step, so
+/// concurrent tries from one number get exactly five wrong answers.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn concurrent_wrong_join_codes_are_counted_exactly(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let code: String = sqlx::query_scalar("select h.join_code from phones p join households h on h.id = p.household_id where p.phone = $1")
+        .bind(PHONE_RU)
+        .fetch_one(&pool)
+        .await
+        .expect("code");
+    let wrong = if code == "111111" { "222222" } else { "111111" };
+    let ids: Vec<String> = (0..9).map(|i| format!("c{i}")).collect();
+    let text = format!("JOIN {wrong}");
+    let statuses =
+        futures_util::future::join_all(ids.iter().map(|id| app.text(id, MIGRANT, &text))).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    let replies = app.replies(MIGRANT).await;
+    let wrong_answers = replies
+        .iter()
+        .filter(|r| r.0.starts_with("Неверный код"))
+        .count();
+    let limited = replies
+        .iter()
+        .filter(|r| r.0.starts_with("Слишком много неверных кодов"))
+        .count();
+    assert_eq!((wrong_answers, limited), (5, 4), "{replies:?}");
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from join_attempts where not succeeded"
+        )
+        .await,
+        5
+    );
+    // the next try, even with the right code, is refused
+    app.text("c9", MIGRANT, &format!("JOIN {code}")).await;
+    assert!(app
+        .last_reply(MIGRANT)
+        .await
+        .starts_with("Слишком много неверных кодов"));
+    assert_eq!(
+        count(
+            &pool,
+            &format!("select count(*) from phones where phone = '{MIGRANT}'")
+        )
+        .await,
+        0
+    );
+}
+
+/// Issue 8, point 3: an attacker who spreads guesses over many numbers gets at most the
+/// hour's budget of wrong codes for all numbers (60); then JOIN is refused for every
+/// number, whatever the code, until the hour has passed.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn wrong_join_codes_from_many_numbers_spend_one_budget(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let code: String = sqlx::query_scalar("select h.join_code from phones p join households h on h.id = p.household_id where p.phone = $1")
+        .bind(PHONE_RU)
+        .fetch_one(&pool)
+        .await
+        .expect("code");
+    let mut wrong = 100_000u32;
+    for n in 0..12 {
+        let phone = format!("+7916000{n:04}");
+        for i in 0..5 {
+            wrong += 1;
+            if wrong.to_string() == code {
+                wrong += 1;
+            }
+            app.text(&format!("g{n}-{i}"), &phone, &format!("JOIN {wrong}"))
+                .await;
+            assert!(app.last_reply(&phone).await.starts_with("Неверный код"));
+        }
+    }
+    // a thirteenth number with the right code: refused, not linked
+    app.text("right", MIGRANT, &format!("JOIN {code}")).await;
+    assert!(app
+        .last_reply(MIGRANT)
+        .await
+        .starts_with("Слишком много неверных кодов"));
+    assert_eq!(
+        count(
+            &pool,
+            &format!("select count(*) from phones where phone = '{MIGRANT}'")
+        )
+        .await,
+        0
+    );
+    app.clock.advance(chrono::Duration::minutes(61));
+    app.text("right-later", MIGRANT, &format!("JOIN {code}"))
+        .await;
+    assert_eq!(
+        count(
+            &pool,
+            &format!("select count(*) from phones where phone = '{MIGRANT}'")
+        )
+        .await,
+        1
+    );
+}
+
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn join_links_a_number_abroad_and_wrong_codes_are_rate_limited(pool: PgPool) {
     seed(&pool).await;
