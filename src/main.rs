@@ -74,7 +74,7 @@ enum CoordinatorCommand {
         #[arg(long)]
         admin: bool,
     },
-    /// Set a coordinator's PIN for the phone menu (4 to 6 digits; stored as an argon2 hash).
+    /// Set a coordinator's PIN for the phone menu (6 digits, not all the same and not a run; stored as an argon2 hash).
     SetPin {
         #[arg(long)]
         phone: String,

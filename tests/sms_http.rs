@@ -450,6 +450,13 @@ async fn an_unknown_number_registers_by_sms_conversation_then_pledges(pool: PgPo
         .await
         .expect("registered by sms");
     assert_eq!(community, seed.community);
+    // issue 8, point 13: recorded as registered by SMS, not USSD
+    let via: String = sqlx::query_scalar("select h.registered_via from phones p join households h on h.id = p.household_id where p.phone = $1")
+        .bind(MIGRANT)
+        .fetch_one(&pool)
+        .await
+        .expect("registered_via");
+    assert_eq!(via, "sms");
     // the same menus as USSD: pledge → project 1 → amount → confirm
     for (i, input) in ["1", "1", "300", "1"].iter().enumerate() {
         app.text(&format!("p{i}"), MIGRANT, input).await;
