@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Args;
 use rust_decimal::Decimal;
+use secrecy::SecretString;
 
 use crate::domain::{text::ScreenLimits, Language};
 
@@ -13,8 +14,9 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/hasha
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// PostgreSQL URL; the database is created if missing and migrated at start.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
-    pub database_url: String,
+    /// Held as a secret: the URL may carry the database password.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = secret, hide_env_values = true, hide_default_value = true)]
+    pub database_url: SecretString,
 
     /// Address the HTTP server listens on.
     #[arg(long, env = "HASHAR_LISTEN", default_value = "127.0.0.1:8080")]
@@ -93,10 +95,35 @@ pub struct Config {
     pub public_url: String,
 
     /// Shared secret for webhooks of providers that do not sign requests (Africa's Talking,
-    /// Infobip, Kannel): `?secret=…` in the URL or the password of HTTP basic auth. Unset:
-    /// not checked.
-    #[arg(long, env = "HASHAR_WEBHOOK_SECRET")]
-    pub webhook_secret: Option<String>,
+    /// Infobip, Kannel): `?secret=…` in the URL or the password of HTTP basic auth. At least
+    /// 16 characters. Unset: not checked, and `serve` refuses a non-loopback address unless
+    /// `HASHAR_INSECURE_WEBHOOKS=true`.
+    #[arg(long, env = "HASHAR_WEBHOOK_SECRET", value_parser = secret, hide_env_values = true)]
+    pub webhook_secret: Option<SecretString>,
+
+    /// Run with the unsigned providers' webhooks open to anyone (no `HASHAR_WEBHOOK_SECRET`)
+    /// on a non-loopback address. Logged as a warning at every start.
+    #[arg(long, env = "HASHAR_INSECURE_WEBHOOKS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub insecure_webhooks: bool,
+
+    /// Replies at most this many texts per hour to a number that is not registered (no
+    /// household, no coordinator): SMS pumping through invented numbers costs money. 0: none.
+    #[arg(long, env = "HASHAR_SMS_UNKNOWN_REPLIES_PER_HOUR", default_value_t = 3)]
+    pub sms_unknown_replies_per_hour: u32,
+
+    /// A client has this long to send a request's headers (slow or unfinished requests are
+    /// cut off).
+    #[arg(long, env = "HASHAR_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_timeout_secs: u64,
+
+    /// A request (its body included) must be answered within this long; slower ones get 408.
+    /// Covers reading the body and the handler, not the streaming of a long export.
+    #[arg(long, env = "HASHAR_HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub http_request_timeout_secs: u64,
+
+    /// Open HTTP connections at most; further clients wait in the listen backlog.
+    #[arg(long, env = "HASHAR_HTTP_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub http_max_connections: usize,
 
     /// Messages per second the SMS provider allows, for the whole deployment (shared by
     /// this process's dispatchers and split with other sending instances).
@@ -138,8 +165,8 @@ pub struct Config {
 
     #[arg(long, env = "HASHAR_AT_USERNAME", default_value = "sandbox")]
     pub at_username: String,
-    #[arg(long, env = "HASHAR_AT_API_KEY")]
-    pub at_api_key: Option<String>,
+    #[arg(long, env = "HASHAR_AT_API_KEY", value_parser = secret, hide_env_values = true)]
+    pub at_api_key: Option<SecretString>,
     #[arg(long, env = "HASHAR_AT_SENDER")]
     pub at_sender: Option<String>,
     #[arg(
@@ -152,8 +179,8 @@ pub struct Config {
     #[arg(long, env = "HASHAR_TWILIO_ACCOUNT_SID")]
     pub twilio_account_sid: Option<String>,
     /// Also the key Twilio signs its webhooks with.
-    #[arg(long, env = "HASHAR_TWILIO_AUTH_TOKEN")]
-    pub twilio_auth_token: Option<String>,
+    #[arg(long, env = "HASHAR_TWILIO_AUTH_TOKEN", value_parser = secret, hide_env_values = true)]
+    pub twilio_auth_token: Option<SecretString>,
     #[arg(long, env = "HASHAR_TWILIO_FROM")]
     pub twilio_from: Option<String>,
     #[arg(
@@ -163,8 +190,8 @@ pub struct Config {
     )]
     pub twilio_base_url: String,
 
-    #[arg(long, env = "HASHAR_INFOBIP_API_KEY")]
-    pub infobip_api_key: Option<String>,
+    #[arg(long, env = "HASHAR_INFOBIP_API_KEY", value_parser = secret, hide_env_values = true)]
+    pub infobip_api_key: Option<SecretString>,
     #[arg(long, env = "HASHAR_INFOBIP_SENDER", default_value = "Hashar")]
     pub infobip_sender: String,
     #[arg(
@@ -182,8 +209,8 @@ pub struct Config {
     pub kannel_sendsms_url: String,
     #[arg(long, env = "HASHAR_KANNEL_USERNAME", default_value = "hashar")]
     pub kannel_username: String,
-    #[arg(long, env = "HASHAR_KANNEL_PASSWORD")]
-    pub kannel_password: Option<String>,
+    #[arg(long, env = "HASHAR_KANNEL_PASSWORD", value_parser = secret, hide_env_values = true)]
+    pub kannel_password: Option<SecretString>,
     #[arg(long, env = "HASHAR_KANNEL_SENDER")]
     pub kannel_sender: Option<String>,
 }
@@ -209,6 +236,66 @@ impl SmsProvider {
     }
 }
 
+/// Reads a secret setting: held so that `Debug` never prints it.
+fn secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(raw))
+}
+
+/// A setting outside what Hashar can work with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadSetting {
+    /// The environment variable.
+    pub setting: &'static str,
+    /// What is wrong, with the accepted range.
+    pub problem: String,
+}
+
+impl std::fmt::Display for BadSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.setting, self.problem)
+    }
+}
+
+/// Every setting `serve` refuses, each on its own line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} bad setting(s):\n{}", .0.len(), .0.iter().map(|b| format!("  {b}")).collect::<Vec<_>>().join("\n"))]
+pub struct InvalidSettings(pub Vec<BadSetting>);
+
+impl InvalidSettings {
+    /// Whether `setting` is among the refused ones.
+    pub fn names(&self, setting: &str) -> bool {
+        self.0.iter().any(|b| b.setting == setting)
+    }
+}
+
+/// Who can reach the webhooks of providers that do not sign their requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookExposure {
+    /// `HASHAR_WEBHOOK_SECRET` is set: those webhooks check it.
+    Protected,
+    /// No secret, but only this machine can connect (a warning is logged).
+    OpenOnLoopback,
+    /// No secret on a reachable address, because `HASHAR_INSECURE_WEBHOOKS=true` says so
+    /// (a warning is logged at every start).
+    OpenByChoice,
+}
+
+/// `serve` refuses to start: the unsigned webhooks would be open to anyone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refusing to listen on {listen} without HASHAR_WEBHOOK_SECRET: the webhooks of Africa's \
+     Talking, Infobip and Kannel (providers that do not sign requests) would take pledges, \
+     STOPs and delivery reports from anyone. Set HASHAR_WEBHOOK_SECRET (and add it to those \
+     providers' callback URLs), listen on a loopback address behind a proxy that checks \
+     callers, or set HASHAR_INSECURE_WEBHOOKS=true to accept the risk"
+)]
+pub struct OpenWebhooks {
+    pub listen: SocketAddr,
+}
+
+/// Shortest accepted `HASHAR_WEBHOOK_SECRET`.
+pub const MIN_WEBHOOK_SECRET_CHARS: usize = 16;
+
 #[derive(clap::Parser)]
 struct DefaultsOnly {
     #[command(flatten)]
@@ -225,6 +312,169 @@ impl Config {
     /// The quiet hours, checked (`hashar serve` refuses to start on a bad window).
     pub fn quiet(&self) -> Result<crate::broadcasts::QuietHours, crate::broadcasts::BadQuietHours> {
         crate::broadcasts::QuietHours::parse(&self.quiet_hours, self.timezone)
+    }
+
+    /// The webhook secret, when one is set (an empty one counts as none).
+    pub fn webhook_secret(&self) -> Option<&str> {
+        use secrecy::ExposeSecret;
+        self.webhook_secret
+            .as_ref()
+            .map(|s| s.expose_secret())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Whether `serve` may start given who can reach the unsigned providers' webhooks
+    /// (Africa's Talking, Infobip and Kannel routes are always mounted, and the USSD webhook
+    /// is Africa's Talking's): without a secret only on a loopback address, or on any
+    /// address when `HASHAR_INSECURE_WEBHOOKS=true`.
+    pub fn webhook_exposure(&self) -> Result<WebhookExposure, OpenWebhooks> {
+        if self.webhook_secret().is_some() {
+            Ok(WebhookExposure::Protected)
+        } else if self.listen.ip().is_loopback() {
+            Ok(WebhookExposure::OpenOnLoopback)
+        } else if self.insecure_webhooks {
+            Ok(WebhookExposure::OpenByChoice)
+        } else {
+            Err(OpenWebhooks {
+                listen: self.listen,
+            })
+        }
+    }
+
+    /// Checks every setting against what Hashar can work with; `serve` refuses to start on
+    /// any problem (instead of failing, or panicking, later in a hop or the dispatcher).
+    pub fn validate(&self) -> Result<(), InvalidSettings> {
+        let mut bad = Vec::new();
+        let mut range = |setting: &'static str, value: u64, min: u64, max: u64| {
+            if value < min || value > max {
+                bad.push(BadSetting {
+                    setting,
+                    problem: format!("{value} is outside {min}..={max}"),
+                });
+            }
+        };
+        const DAY: u64 = 24 * 3600;
+        range(
+            "HASHAR_USSD_SESSION_TTL_SECS",
+            self.ussd_session_ttl_secs,
+            10,
+            DAY,
+        );
+        range("HASHAR_DB_TIMEOUT_MS", self.db_timeout_ms, 10, 60_000);
+        range("HASHAR_DB_POOL_SIZE", self.db_pool_size.into(), 1, 1_000);
+        // Protocol maxima: 182 GSM-7 septets, 80 UCS-2 characters per USSD screen.
+        range(
+            "HASHAR_USSD_LIMIT_GSM7",
+            self.ussd_limit_gsm7 as u64,
+            40,
+            182,
+        );
+        range(
+            "HASHAR_USSD_LIMIT_UCS2",
+            self.ussd_limit_ucs2 as u64,
+            20,
+            80,
+        );
+        range("HASHAR_SMS_RATE", self.sms_rate.into(), 1, 10_000);
+        range(
+            "HASHAR_SMS_MAX_SEGMENTS",
+            self.sms_max_segments.into(),
+            1,
+            10,
+        );
+        range(
+            "HASHAR_SMS_MAX_ATTEMPTS",
+            self.sms_max_attempts.max(0) as u64,
+            1,
+            100,
+        );
+        range(
+            "HASHAR_SMS_CONVERSATION_TTL_SECS",
+            self.sms_conversation_ttl_secs,
+            10,
+            7 * DAY,
+        );
+        range("HASHAR_DISPATCHERS", self.dispatchers.into(), 0, 64);
+        range(
+            "HASHAR_SMS_UNKNOWN_REPLIES_PER_HOUR",
+            self.sms_unknown_replies_per_hour.into(),
+            0,
+            100,
+        );
+        range(
+            "HASHAR_HTTP_HEADER_TIMEOUT_SECS",
+            self.http_header_timeout_secs,
+            1,
+            300,
+        );
+        range(
+            "HASHAR_HTTP_REQUEST_TIMEOUT_SECS",
+            self.http_request_timeout_secs,
+            1,
+            3_600,
+        );
+        range(
+            "HASHAR_HTTP_MAX_CONNECTIONS",
+            self.http_max_connections as u64,
+            1,
+            100_000,
+        );
+        if self.max_pledge <= Decimal::ZERO {
+            bad.push(BadSetting {
+                setting: "HASHAR_MAX_PLEDGE",
+                problem: format!("{} is not a positive amount", self.max_pledge),
+            });
+        }
+        if self.sms_price_per_segment < Decimal::ZERO {
+            bad.push(BadSetting {
+                setting: "HASHAR_SMS_PRICE_PER_SEGMENT",
+                problem: format!("{} is negative", self.sms_price_per_segment),
+            });
+        }
+        if !(self.sms_price_currency.len() == 3
+            && self
+                .sms_price_currency
+                .bytes()
+                .all(|b| b.is_ascii_uppercase()))
+        {
+            bad.push(BadSetting {
+                setting: "HASHAR_SMS_PRICE_CURRENCY",
+                problem: format!(
+                    "{:?} is not a three-letter currency code",
+                    self.sms_price_currency
+                ),
+            });
+        }
+        if let Err(e) = self.quiet() {
+            bad.push(BadSetting {
+                setting: "HASHAR_QUIET_HOURS",
+                problem: e.to_string(),
+            });
+        }
+        match url::Url::parse(&self.public_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => bad.push(BadSetting {
+                setting: "HASHAR_PUBLIC_URL",
+                problem: format!("{:?} is not an http(s) URL", self.public_url),
+            }),
+        }
+        if let Some(secret) = &self.webhook_secret {
+            use secrecy::ExposeSecret;
+            let chars = secret.expose_secret().chars().count();
+            if chars < MIN_WEBHOOK_SECRET_CHARS {
+                bad.push(BadSetting {
+                    setting: "HASHAR_WEBHOOK_SECRET",
+                    problem: format!(
+                        "{chars} characters; use at least {MIN_WEBHOOK_SECRET_CHARS} (e.g. `openssl rand -hex 16`)"
+                    ),
+                });
+            }
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(InvalidSettings(bad))
+        }
     }
 
     pub fn screen_limits(&self) -> ScreenLimits {
@@ -250,4 +500,175 @@ fn parse_metrics_listen(raw: &str) -> Result<MetricsListen, String> {
         .parse()
         .map(MetricsListen::At)
         .map_err(|e| format!("{e}: expected an address such as 127.0.0.1:9464, or off"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The settings `hashar serve` would see with these arguments (environment ignored
+    /// for the ones given).
+    fn config(args: &[&str]) -> Config {
+        let mut argv = vec!["hashar"];
+        argv.extend_from_slice(args);
+        DefaultsOnly::try_parse_from(argv)
+            .expect("arguments")
+            .config
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert_eq!(config(&[]).validate(), Ok(()));
+    }
+
+    #[test]
+    fn out_of_range_settings_are_refused_each_by_name() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "--ussd-session-ttl-secs",
+                "18446744073709551615",
+                "HASHAR_USSD_SESSION_TTL_SECS",
+            ),
+            (
+                "--ussd-session-ttl-secs",
+                "0",
+                "HASHAR_USSD_SESSION_TTL_SECS",
+            ),
+            ("--sms-rate", "0", "HASHAR_SMS_RATE"),
+            ("--db-pool-size", "0", "HASHAR_DB_POOL_SIZE"),
+            ("--db-timeout-ms", "0", "HASHAR_DB_TIMEOUT_MS"),
+            ("--ussd-limit-gsm7", "183", "HASHAR_USSD_LIMIT_GSM7"),
+            ("--ussd-limit-ucs2", "81", "HASHAR_USSD_LIMIT_UCS2"),
+            ("--sms-max-segments", "0", "HASHAR_SMS_MAX_SEGMENTS"),
+            ("--sms-max-attempts", "-1", "HASHAR_SMS_MAX_ATTEMPTS"),
+            (
+                "--sms-conversation-ttl-secs",
+                "99999999999",
+                "HASHAR_SMS_CONVERSATION_TTL_SECS",
+            ),
+            ("--dispatchers", "1000", "HASHAR_DISPATCHERS"),
+            ("--max-pledge", "0", "HASHAR_MAX_PLEDGE"),
+            (
+                "--sms-price-per-segment",
+                "-1",
+                "HASHAR_SMS_PRICE_PER_SEGMENT",
+            ),
+            (
+                "--sms-price-currency",
+                "dollars",
+                "HASHAR_SMS_PRICE_CURRENCY",
+            ),
+            ("--quiet-hours", "25:00-07:00", "HASHAR_QUIET_HOURS"),
+            ("--public-url", "not a url", "HASHAR_PUBLIC_URL"),
+            (
+                "--http-header-timeout-secs",
+                "0",
+                "HASHAR_HTTP_HEADER_TIMEOUT_SECS",
+            ),
+            (
+                "--http-request-timeout-secs",
+                "0",
+                "HASHAR_HTTP_REQUEST_TIMEOUT_SECS",
+            ),
+            ("--http-max-connections", "0", "HASHAR_HTTP_MAX_CONNECTIONS"),
+            (
+                "--sms-unknown-replies-per-hour",
+                "1000",
+                "HASHAR_SMS_UNKNOWN_REPLIES_PER_HOUR",
+            ),
+            ("--webhook-secret", "short", "HASHAR_WEBHOOK_SECRET"),
+            ("--webhook-secret", "", "HASHAR_WEBHOOK_SECRET"),
+        ];
+        for (flag, value, setting) in cases {
+            let arg = format!("{flag}={value}");
+            let err = config(&[&arg])
+                .validate()
+                .expect_err(&format!("{arg} accepted"));
+            assert_eq!(err.0.len(), 1, "{arg}: {err}");
+            assert!(err.names(setting), "{arg}: {err}");
+            assert!(err.to_string().contains(setting), "{err}");
+        }
+    }
+
+    #[test]
+    fn every_bad_setting_is_listed_at_once() {
+        let err = config(&["--sms-rate=0", "--db-pool-size=0"])
+            .validate()
+            .expect_err("refused");
+        assert!(err.names("HASHAR_SMS_RATE") && err.names("HASHAR_DB_POOL_SIZE"));
+        assert!(err.to_string().starts_with("2 bad setting(s):"), "{err}");
+    }
+
+    #[test]
+    fn unsigned_webhooks_may_be_open_only_on_loopback_or_by_choice() {
+        let secret = "--webhook-secret=0123456789abcdef";
+        let public = "--listen=0.0.0.0:8080";
+        assert_eq!(
+            config(&[]).webhook_exposure(),
+            Ok(WebhookExposure::OpenOnLoopback)
+        );
+        assert_eq!(
+            config(&["--listen=[::1]:8080"]).webhook_exposure(),
+            Ok(WebhookExposure::OpenOnLoopback)
+        );
+        assert_eq!(
+            config(&[public]).webhook_exposure(),
+            Err(OpenWebhooks {
+                listen: "0.0.0.0:8080".parse().expect("addr")
+            })
+        );
+        assert!(config(&["--listen=192.0.2.7:80"])
+            .webhook_exposure()
+            .is_err());
+        // An empty secret is no secret.
+        assert!(config(&[public, "--webhook-secret="])
+            .webhook_exposure()
+            .is_err());
+        assert_eq!(
+            config(&[public, secret]).webhook_exposure(),
+            Ok(WebhookExposure::Protected)
+        );
+        assert_eq!(
+            config(&[public, "--insecure-webhooks=true"]).webhook_exposure(),
+            Ok(WebhookExposure::OpenByChoice)
+        );
+        let message = config(&[public])
+            .webhook_exposure()
+            .expect_err("refused")
+            .to_string();
+        assert!(message.contains("HASHAR_WEBHOOK_SECRET"), "{message}");
+        assert!(
+            message.contains("HASHAR_INSECURE_WEBHOOKS=true"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn debug_of_the_settings_shows_no_secret() {
+        let secrets = [
+            "webhook-secret-0123456789",
+            "at-api-key-0123456789",
+            "twilio-token-0123456789",
+            "infobip-key-0123456789",
+            "kannel-password-0123456789",
+            "db-password-0123456789",
+        ];
+        let database_url = format!("--database-url=postgres://hashar:{}@db/hashar", secrets[5]);
+        let c = config(&[
+            &format!("--webhook-secret={}", secrets[0]),
+            &format!("--at-api-key={}", secrets[1]),
+            &format!("--twilio-auth-token={}", secrets[2]),
+            &format!("--infobip-api-key={}", secrets[3]),
+            &format!("--kannel-password={}", secrets[4]),
+            &database_url,
+        ]);
+        let debug = format!("{c:?} {c:#?}");
+        for s in secrets {
+            assert!(!debug.contains(s), "{s} in {debug}");
+        }
+        assert!(debug.contains("REDACTED"), "{debug}");
+        // and the values are there for those who need them
+        assert_eq!(c.webhook_secret(), Some(secrets[0]));
+    }
 }

@@ -39,7 +39,9 @@ pub enum DbError {
 
 /// Connects to the configured database, creating and migrating it as needed.
 pub async fn prepare(config: &Config) -> Result<PgPool, DbError> {
-    let mut options = PgConnectOptions::from_str(&config.database_url).map_err(DbError::BadUrl)?;
+    use secrecy::ExposeSecret;
+    let url = config.database_url.expose_secret();
+    let mut options = PgConnectOptions::from_str(url).map_err(DbError::BadUrl)?;
     if let Err(e) = ensure_database(&options).await {
         let refused = matches!(
             &e,
@@ -48,7 +50,7 @@ pub async fn prepare(config: &Config) -> Result<PgPool, DbError> {
                 ..
             }
         );
-        if refused && config.private_cluster && config.database_url == DEFAULT_DATABASE_URL {
+        if refused && config.private_cluster && url == DEFAULT_DATABASE_URL {
             tracing::warn!(error = %e, "no PostgreSQL at the default address; trying a private cluster");
             let dir = config.data_dir.join("pgdata");
             start_private_cluster(&dir, PRIVATE_PORT).await?;

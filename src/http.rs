@@ -150,9 +150,10 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The shared secret of providers that do not sign: `?secret=…` or the password of HTTP
-/// basic auth. Not checked when none is configured.
+/// basic auth. Not checked when none is configured, which `serve` allows only on a loopback
+/// address or with `HASHAR_INSECURE_WEBHOOKS=true` (see `Config::webhook_exposure`).
 fn check_secret(state: &AppState, uri: &OriginalUri, headers: &HeaderMap) -> Option<Response> {
-    let secret = state.config.webhook_secret.as_deref()?;
+    let secret = state.config.webhook_secret()?;
     let in_query = uri
         .0
         .query()
@@ -388,7 +389,12 @@ fn check_twilio(
     headers: &HeaderMap,
     pairs: &[(String, String)],
 ) -> Option<Response> {
-    let Some(token) = state.config.twilio_auth_token.as_deref() else {
+    let Some(token) = state
+        .config
+        .twilio_auth_token
+        .as_ref()
+        .map(secrecy::ExposeSecret::expose_secret)
+    else {
         tracing::warn!("twilio webhook refused: HASHAR_TWILIO_AUTH_TOKEN is not set");
         return Some(forbidden());
     };

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod phone_cli;
 pub mod receipts;
+pub mod server;
 pub mod sms;
 pub mod ussd;
 

@@ -1,11 +1,11 @@
-use std::{future::IntoFuture, num::NonZeroU32, sync::Arc};
+use std::{num::NonZeroU32, sync::Arc};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hashar::{
     app::{self, AppState},
     channels::Sender,
-    config::{Config, MetricsListen},
+    config::{Config, MetricsListen, WebhookExposure},
     db, demo,
     engine::{check, MenuSet},
     http,
@@ -196,7 +196,28 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Refuses settings `serve` cannot work with, and unsigned webhooks open to anyone;
+/// warns about them open on loopback or by choice.
+fn check_settings(config: &Config) -> anyhow::Result<()> {
+    config.validate()?;
+    match config.webhook_exposure()? {
+        WebhookExposure::Protected => {
+            tracing::info!("webhooks of unsigned providers check HASHAR_WEBHOOK_SECRET")
+        }
+        WebhookExposure::OpenOnLoopback => tracing::warn!(
+            listen = %config.listen,
+            "HASHAR_WEBHOOK_SECRET is not set: the Africa's Talking, Infobip and Kannel webhooks accept any request from this machine"
+        ),
+        WebhookExposure::OpenByChoice => tracing::warn!(
+            listen = %config.listen,
+            "HASHAR_INSECURE_WEBHOOKS=true and no HASHAR_WEBHOOK_SECRET: the Africa's Talking, Infobip and Kannel webhooks accept requests from anyone who can reach this address (forged pledges, STOPs, delivery reports, SMS pumping)"
+        ),
+    }
+    Ok(())
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
+    check_settings(&config)?;
     let menus = app::load_checked_menus(&config)?;
     tracing::info!(
         dir = %config.menus_dir.display(),
@@ -298,13 +319,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
+    let limits = hashar::server::HttpLimits::from_config(&state.config);
     let router = http::router(state);
     let mut rx = stop_rx.clone();
-    let server = axum::serve(listener, router.into_make_service())
-        .with_graceful_shutdown(async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        })
-        .into_future();
+    let server = hashar::server::serve(listener, router, limits, async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    });
     let mut rx = stop_rx.clone();
     let grace_over = async move {
         let _ = rx.wait_for(|stop| *stop).await;

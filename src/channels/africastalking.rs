@@ -4,9 +4,11 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use super::{
-    status_error, transport_error, Accepted, DeliveryReport, DeliveryState, InboundError,
-    InboundSms, MessageRef, OutboundSms, SendError,
+    read_capped, status_error, transport_error, Accepted, DeliveryReport, DeliveryState,
+    InboundError, InboundSms, MessageRef, OutboundSms, SendError,
 };
 use crate::{
     domain::{phone::mask, Phone},
@@ -170,7 +172,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.africastalking.com";
 pub struct Settings {
     /// The app username (`sandbox` in the sandbox).
     pub username: String,
-    pub api_key: String,
+    pub api_key: SecretString,
     /// Sender ID or short code; `None` on shared short codes.
     pub sender: Option<String>,
     /// [`DEFAULT_BASE_URL`], the sandbox host, or a test server.
@@ -252,14 +254,14 @@ impl Client {
         let response = self
             .http
             .post(url)
-            .header("apiKey", &self.settings.api_key)
+            .header("apiKey", self.settings.api_key.expose_secret())
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&form)
             .send()
             .await
             .map_err(transport_error)?;
         let status = response.status();
-        let body = response.text().await.map_err(transport_error)?;
+        let body = read_capped(response).await?;
         if !status.is_success() {
             tracing::warn!(provider = PROVIDER, outbox_id = msg.id, to = %msg.to, %status, "send refused");
             return Err(status_error(status, &body));

@@ -4,11 +4,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::value::RawValue;
 
 use super::{
-    status_error, transport_error, Accepted, DeliveryReport, DeliveryState, InboundError,
-    InboundSms, MessageRef, OutboundSms, SendError, MAX_MESSAGES_PER_REQUEST,
+    read_capped, status_error, transport_error, Accepted, DeliveryReport, DeliveryState,
+    InboundError, InboundSms, MessageRef, OutboundSms, SendError, MAX_MESSAGES_PER_REQUEST,
 };
 use crate::domain::phone::mask;
 
@@ -245,12 +246,12 @@ pub fn parse_delivery_with_raw(
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub api_key: String,
+    pub api_key: SecretString,
     pub sender: String,
     /// `https://<id>.api.infobip.com` or [`DEFAULT_BASE_URL`].
     pub base_url: String,
     /// Where Infobip posts delivery reports for our messages; the account default otherwise.
-    pub delivery_url: Option<String>,
+    pub delivery_url: Option<SecretString>,
 }
 
 pub struct Client {
@@ -326,11 +327,9 @@ impl Client {
                 }],
                 content: Content { text: &msg.text },
                 webhooks: Webhooks {
-                    delivery: self
-                        .settings
-                        .delivery_url
-                        .as_deref()
-                        .map(|url| DeliveryHook { url }),
+                    delivery: self.settings.delivery_url.as_ref().map(|url| DeliveryHook {
+                        url: url.expose_secret(),
+                    }),
                     content_type: "application/json",
                 },
             }],
@@ -352,7 +351,7 @@ impl Client {
             .post(&url)
             .header(
                 reqwest::header::AUTHORIZATION,
-                format!("App {}", self.settings.api_key),
+                format!("App {}", self.settings.api_key.expose_secret()),
             )
             .header(reqwest::header::ACCEPT, "application/json")
             .json(&request)
@@ -360,7 +359,7 @@ impl Client {
             .await
             .map_err(transport_error)?;
         let status = response.status();
-        let body = response.text().await.map_err(transport_error)?;
+        let body = read_capped(response).await?;
         if !status.is_success() {
             return Err(status_error(status, &body));
         }

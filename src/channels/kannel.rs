@@ -15,9 +15,11 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
+use secrecy::{ExposeSecret, SecretString};
+
 use super::{
-    status_error, transport_error, Accepted, DeliveryReport, DeliveryState, InboundError,
-    InboundSms, MessageRef, OutboundSms, SendError,
+    read_capped, status_error, transport_error, Accepted, DeliveryReport, DeliveryState,
+    InboundError, InboundSms, MessageRef, OutboundSms, SendError,
 };
 use crate::domain::{phone::mask, Encoding};
 
@@ -217,11 +219,11 @@ pub struct Settings {
     /// `http://127.0.0.1:13013/cgi-bin/sendsms`
     pub sendsms_url: String,
     pub username: String,
-    pub password: String,
+    pub password: SecretString,
     /// `from`; Kannel's `faked-sender`/`global-sender` otherwise.
     pub sender: Option<String>,
     /// `{public_url}/webhooks/kannel/delivery`; no delivery reports are asked for without it.
-    pub dlr_url_base: Option<String>,
+    pub dlr_url_base: Option<SecretString>,
 }
 
 pub struct Client {
@@ -240,7 +242,8 @@ impl Client {
     /// The dlr-url for one message. Kannel fills in the `%` escapes; they reach it literally
     /// because the whole URL is one (percent-encoded) query value.
     fn dlr_url(&self, id: i64) -> Option<String> {
-        self.settings.dlr_url_base.as_deref().map(|base| {
+        self.settings.dlr_url_base.as_ref().map(|base| {
+            let base = base.expose_secret();
             let sep = if base.contains('?') { '&' } else { '?' };
             format!("{base}{sep}msg={id}&type=%d&reply=%A&smsc=%i&ts=%T")
         })
@@ -257,7 +260,7 @@ impl Client {
         };
         let mut query: Vec<(&str, Cow<'_, str>)> = vec![
             ("username", s.username.as_str().into()),
-            ("password", s.password.as_str().into()),
+            ("password", s.password.expose_secret().into()),
             ("to", to.into()),
             ("text", msg.text.as_str().into()),
             ("coding", coding.into()),
@@ -286,7 +289,7 @@ impl Client {
             .await
             .map_err(transport_error)?;
         let status = response.status();
-        let body = response.text().await.map_err(transport_error)?;
+        let body = read_capped(response).await?;
         if !status.is_success() {
             return Err(status_error(status, &body));
         }
@@ -497,6 +500,87 @@ mod tests {
 
     const DLR_URL: &str =
         "https://gw.example/webhooks/kannel/delivery?msg=42&type=%d&reply=%A&smsc=%i&ts=%T";
+
+    /// A port on 127.0.0.1 that nothing listens on (bound, then closed).
+    fn closed_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    }
+
+    #[tokio::test]
+    async fn a_connection_error_names_no_password_secret_number_or_text() {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("http client");
+        let client = Client::new(
+            Settings {
+                sendsms_url: format!("http://127.0.0.1:{}/cgi-bin/sendsms", closed_port()),
+                username: "tester".into(),
+                password: "kannel-password-123".into(),
+                sender: Some("4274".into()),
+                dlr_url_base: Some(
+                    "https://gw.example/webhooks/kannel/delivery?secret=webhook-secret-456".into(),
+                ),
+            },
+            http,
+        );
+        let got = client
+            .send(&outbound("pledge 500 for the school", Encoding::Gsm7))
+            .await;
+        let Err(SendError::Retryable(message)) = &got else {
+            panic!("expected a retryable error, got {got:?}");
+        };
+        let shown = format!("{} {:?}", got.clone().expect_err("error"), got);
+        for leak in [
+            "kannel-password-123",
+            "webhook-secret-456",
+            "79161234567",
+            "pledge",
+            "school",
+            "sendsms",
+        ] {
+            assert!(!shown.contains(leak), "{leak:?} in {shown}");
+        }
+        // still says what went wrong
+        assert!(message.contains("transport"), "{message}");
+        assert!(message.to_lowercase().contains("connect"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_huge_answer_is_read_only_up_to_the_cap() {
+        let server = MockServer::start().await;
+        let mut body = String::from("0: Accepted for delivery ");
+        body.push_str(&"x".repeat(8 * 1024 * 1024));
+        Mock::given(method("GET"))
+            .and(path("/cgi-bin/sendsms"))
+            .respond_with(ResponseTemplate::new(202).set_body_string(body))
+            .mount(&server)
+            .await;
+        let got = client(&server, None, false)
+            .send(&outbound("hi", Encoding::Gsm7))
+            .await;
+        assert_eq!(
+            got,
+            Ok(Accepted {
+                provider_msg_id: None
+            })
+        );
+        // a refusal with a huge body keeps only a snippet
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/cgi-bin/sendsms"))
+            .respond_with(ResponseTemplate::new(400).set_body_string("y".repeat(8 * 1024 * 1024)))
+            .mount(&server)
+            .await;
+        let got = client(&server, None, false)
+            .send(&outbound("hi", Encoding::Gsm7))
+            .await;
+        let Err(SendError::Fatal(message)) = got else {
+            panic!("expected a refusal, got {got:?}");
+        };
+        assert!(message.len() < 400, "{}", message.len());
+    }
 
     #[tokio::test]
     async fn send_cyrillic_with_coding_2_and_literal_escapes() {

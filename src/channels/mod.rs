@@ -10,6 +10,7 @@ pub mod kannel;
 pub mod twilio;
 
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 
 use crate::domain::{Encoding, Phone};
 
@@ -149,9 +150,45 @@ pub fn status_error(status: reqwest::StatusCode, body: &str) -> SendError {
     }
 }
 
-/// Maps a transport error: timeouts and connection failures are retryable.
+/// Maps a transport error: timeouts and connection failures are retryable. The URL is
+/// dropped first: reqwest's message names the request URL, which for Kannel holds the
+/// password, the recipient, the text and the delivery URL with our webhook secret (and for
+/// Twilio the account id). What remains is stored in `outbox.last_error` and logged.
 pub fn transport_error(e: reqwest::Error) -> SendError {
-    SendError::Retryable(format!("transport: {e}"))
+    let e = e.without_url();
+    // The chain of causes says why (refused, reset, timed out), and names no URL.
+    let mut message = format!("transport: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    SendError::Retryable(message)
+}
+
+/// Most of a provider's answer we read: a status line or a small JSON document is all we
+/// need, and a broken or hostile endpoint must not make us buffer an unbounded body.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// Reads a provider's answer, at most [`MAX_RESPONSE_BYTES`] of it (the rest is dropped
+/// unread, and the answer is then judged on what was read: a cut JSON answer does not
+/// parse, and is refused as unreadable like any other).
+pub async fn read_capped(mut response: reqwest::Response) -> Result<String, SendError> {
+    let mut body: Vec<u8> = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+        let room = MAX_RESPONSE_BYTES - body.len();
+        if chunk.len() >= room {
+            body.extend_from_slice(&chunk[..room]);
+            tracing::warn!(
+                limit = MAX_RESPONSE_BYTES,
+                "provider answer longer than the limit; the rest is not read"
+            );
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The configured outbound provider.
@@ -183,13 +220,19 @@ impl Sender {
                 missing,
             })
         };
+        let need_secret = |value: &Option<SecretString>, missing: &'static str| {
+            value.clone().ok_or(MissingSetting {
+                provider: config.sms_provider.name(),
+                missing,
+            })
+        };
         let public = config.public_url.trim_end_matches('/');
         Ok(match config.sms_provider {
             SmsProvider::Console => Sender::Console(console::Client::new()),
             SmsProvider::Africastalking => Sender::AfricasTalking(africastalking::Client::new(
                 africastalking::Settings {
                     username: config.at_username.clone(),
-                    api_key: need(&config.at_api_key, "HASHAR_AT_API_KEY")?,
+                    api_key: need_secret(&config.at_api_key, "HASHAR_AT_API_KEY")?,
                     sender: config.at_sender.clone(),
                     base_url: config.at_base_url.clone(),
                 },
@@ -198,7 +241,7 @@ impl Sender {
             SmsProvider::Twilio => Sender::Twilio(twilio::Client::new(
                 twilio::Settings {
                     account_sid: need(&config.twilio_account_sid, "HASHAR_TWILIO_ACCOUNT_SID")?,
-                    auth_token: need(&config.twilio_auth_token, "HASHAR_TWILIO_AUTH_TOKEN")?,
+                    auth_token: need_secret(&config.twilio_auth_token, "HASHAR_TWILIO_AUTH_TOKEN")?,
                     from: need(&config.twilio_from, "HASHAR_TWILIO_FROM")?,
                     base_url: config.twilio_base_url.clone(),
                     status_callback: Some(format!("{public}/webhooks/twilio/status")),
@@ -207,7 +250,7 @@ impl Sender {
             )),
             SmsProvider::Infobip => Sender::Infobip(infobip::Client::new(
                 infobip::Settings {
-                    api_key: need(&config.infobip_api_key, "HASHAR_INFOBIP_API_KEY")?,
+                    api_key: need_secret(&config.infobip_api_key, "HASHAR_INFOBIP_API_KEY")?,
                     sender: config.infobip_sender.clone(),
                     base_url: config.infobip_base_url.clone(),
                     delivery_url: Some(with_secret(
@@ -221,7 +264,7 @@ impl Sender {
                 kannel::Settings {
                     sendsms_url: config.kannel_sendsms_url.clone(),
                     username: config.kannel_username.clone(),
-                    password: need(&config.kannel_password, "HASHAR_KANNEL_PASSWORD")?,
+                    password: need_secret(&config.kannel_password, "HASHAR_KANNEL_PASSWORD")?,
                     // Kannel refuses a sendsms without `from` unless it has a global-sender.
                     sender: Some(
                         config
@@ -240,14 +283,15 @@ impl Sender {
     }
 }
 
-/// A webhook URL we hand to a provider, with the shared secret when one is set.
-fn with_secret(url: &str, config: &crate::config::Config) -> String {
-    match &config.webhook_secret {
+/// A webhook URL we hand to a provider, with the shared secret when one is set. It is a
+/// secret itself: it is only ever sent to the provider, never logged.
+fn with_secret(url: &str, config: &crate::config::Config) -> SecretString {
+    match config.webhook_secret() {
         Some(secret) => {
             let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-            format!("{url}?secret={encoded}")
+            SecretString::from(format!("{url}?secret={encoded}"))
         }
-        None => url.to_owned(),
+        None => SecretString::from(url),
     }
 }
 
@@ -284,5 +328,52 @@ impl crate::outbox::Gateway for Sender {
             crate::metrics::provider_send(self.name(), outcome, started.elapsed());
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::{matchers::method, Mock, MockServer, ResponseTemplate};
+
+    #[tokio::test]
+    async fn a_provider_answer_is_read_up_to_the_cap_only() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("z".repeat(16 * 1024 * 1024)))
+            .mount(&server)
+            .await;
+        let response = reqwest::get(server.uri()).await.expect("answer");
+        let body = read_capped(response).await.expect("read");
+        assert_eq!(body.len(), MAX_RESPONSE_BYTES);
+        // a small one is read whole
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("0: Accepted"))
+            .mount(&server)
+            .await;
+        let response = reqwest::get(server.uri()).await.expect("answer");
+        assert_eq!(read_capped(response).await.expect("read"), "0: Accepted");
+    }
+
+    #[test]
+    fn provider_settings_print_no_secret() {
+        let kannel = kannel::Settings {
+            sendsms_url: "http://127.0.0.1:13013/cgi-bin/sendsms".into(),
+            username: "hashar".into(),
+            password: "kannel-password-123".into(),
+            sender: None,
+            dlr_url_base: Some("https://x/webhooks/kannel/delivery?secret=hook-secret-456".into()),
+        };
+        let infobip = infobip::Settings {
+            api_key: "infobip-key-789".into(),
+            sender: "Hashar".into(),
+            base_url: "https://api.infobip.com".into(),
+            delivery_url: Some("https://x/webhooks/infobip/delivery?secret=hook-secret-456".into()),
+        };
+        let shown = format!("{kannel:?} {infobip:?}");
+        for leak in ["kannel-password-123", "hook-secret-456", "infobip-key-789"] {
+            assert!(!shown.contains(leak), "{leak} in {shown}");
+        }
     }
 }

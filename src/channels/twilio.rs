@@ -6,9 +6,11 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha1::Sha1;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use super::{
-    status_error, transport_error, Accepted, DeliveryReport, DeliveryState, InboundError,
-    InboundSms, MessageRef, OutboundSms, SendError,
+    read_capped, status_error, transport_error, Accepted, DeliveryReport, DeliveryState,
+    InboundError, InboundSms, MessageRef, OutboundSms, SendError,
 };
 
 pub const PROVIDER: &str = "twilio";
@@ -209,7 +211,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
 #[derive(Clone)]
 pub struct Settings {
     pub account_sid: String,
-    pub auth_token: String,
+    pub auth_token: SecretString,
     /// The sending number (E.164) or alphanumeric sender.
     pub from: String,
     /// [`DEFAULT_BASE_URL`] or a test server.
@@ -275,14 +277,17 @@ impl Client {
         let response = self
             .http
             .post(url)
-            .basic_auth(&self.settings.account_sid, Some(&self.settings.auth_token))
+            .basic_auth(
+                &self.settings.account_sid,
+                Some(self.settings.auth_token.expose_secret()),
+            )
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&form)
             .send()
             .await
             .map_err(transport_error)?;
         let status = response.status();
-        let body = response.text().await.map_err(transport_error)?;
+        let body = read_capped(response).await?;
         let result = interpret(status, &body);
         match &result {
             Ok(a) => tracing::debug!(
