@@ -108,7 +108,9 @@ pub struct Config {
 
     /// Replies at most this many texts per hour to a number that is not registered (no
     /// household, no coordinator): SMS pumping through invented numbers costs money. 0: none.
-    #[arg(long, env = "HASHAR_SMS_UNKNOWN_REPLIES_PER_HOUR", default_value_t = 3)]
+    /// Registering by SMS takes three replies while the number is still unknown (language,
+    /// community, confirmation), so the default leaves room for a page or a mistake.
+    #[arg(long, env = "HASHAR_SMS_UNKNOWN_REPLIES_PER_HOUR", default_value_t = 5)]
     pub sms_unknown_replies_per_hour: u32,
 
     /// A client has this long to send a request's headers (slow or unfinished requests are

@@ -109,7 +109,27 @@ pub async fn receive(
         provider_msg: &msg.provider_msg_id,
         provider: msg.provider,
     };
-    let (body, kind, outcome) = turn.handle(&mut tx, msg.text.trim()).await?;
+    let (body, kind, mut outcome) = turn.handle(&mut tx, msg.text.trim()).await?;
+    // A number nobody registered gets a few replies an hour at most (checked after the
+    // turn, so a JOIN or registration that just made it known is answered).
+    let body = match body {
+        Some(body) if !registered(&mut tx, &phone).await? => {
+            let cap = state.config.sms_unknown_replies_per_hour;
+            if unknown_reply_allowed(&mut tx, &phone, now, cap).await? {
+                Some(body)
+            } else {
+                tracing::info!(
+                    provider = msg.provider,
+                    sender = %phone,
+                    cap,
+                    "unregistered number over its hourly reply cap: not answered"
+                );
+                outcome.push_str("; not answered: unregistered number over its hourly reply cap");
+                None
+            }
+        }
+        other => other,
+    };
     let reply = match body {
         Some(body) => Some(
             outbox::enqueue(
@@ -131,6 +151,49 @@ pub async fn receive(
     mark(&mut tx, inbound_id, Some(&phone), &outcome, now).await?;
     tx.commit().await?;
     Ok(Received::Handled { inbound_id, reply })
+}
+
+/// Whether `phone` belongs to a household or a coordinator.
+async fn registered(tx: &mut PgConnection, phone: &Phone) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (select 1 from phones where phone = $1)
+             or exists (select 1 from coordinators where phone = $1)",
+    )
+    .bind(phone.as_str())
+    .fetch_one(tx)
+    .await
+}
+
+/// Counts a reply to the unregistered `phone` and says whether it is within `cap` for the
+/// current hour. One upsert: concurrent texts from one number wait for each other on the
+/// row and each sees its own count (no read-then-write race); a rolled-back turn takes its
+/// count back with it.
+async fn unknown_reply_allowed(
+    tx: &mut PgConnection,
+    phone: &Phone,
+    now: DateTime<Utc>,
+    cap: u32,
+) -> Result<bool, sqlx::Error> {
+    if cap == 0 {
+        return Ok(false);
+    }
+    let cap = i32::try_from(cap).unwrap_or(i32::MAX - 1);
+    let replies: i32 = sqlx::query_scalar(
+        "insert into sms_unknown_replies as r (phone, window_start, replies)
+         values ($1, $2, 1)
+         on conflict (phone) do update set
+             window_start = case when r.window_start <= $2 - interval '1 hour'
+                                 then $2 else r.window_start end,
+             replies = case when r.window_start <= $2 - interval '1 hour'
+                            then 1 else least(r.replies + 1, $3 + 1) end
+         returning replies",
+    )
+    .bind(phone.as_str())
+    .bind(now)
+    .bind(cap)
+    .fetch_one(tx)
+    .await?;
+    Ok(replies <= cap)
 }
 
 async fn mark(
