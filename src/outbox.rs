@@ -186,6 +186,9 @@ pub struct Dispatcher {
     /// Written to `outbox.lease_owner` with every claim: together with the attempt number it
     /// says whether a claimed row is still this dispatcher's (see [`Dispatcher::claim`]).
     owner: String,
+    /// Turns true when the process is stopping (set by [`Dispatcher::run`]): the message
+    /// being sent is finished, the rest of the claim is given back at once.
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// What one round did.
@@ -198,6 +201,9 @@ pub struct Round {
     /// Claimed messages not sent by this dispatcher because, when their turn came, another
     /// dispatcher had taken them over (their lease had run out); that one sends them.
     pub lost: usize,
+    /// Claimed messages given back unsent because the process is stopping: queued again
+    /// at once, for any dispatcher, with the attempt not counted.
+    pub released: usize,
     /// Delivery reports that had arrived before their message's provider id was recorded,
     /// applied in this round.
     pub early_reports: i32,
@@ -210,6 +216,7 @@ impl Round {
         self.retried += r.retried;
         self.failed += r.failed;
         self.lost += r.lost;
+        self.released += r.released;
         self.early_reports += r.early_reports;
     }
 }
@@ -285,6 +292,7 @@ impl Dispatcher {
             cfg,
             rate,
             owner: format!("{:016x}", rand::random::<u64>()),
+            stop: None,
         }
     }
 
@@ -384,6 +392,7 @@ impl Dispatcher {
                 Ok(Outcome::Retry) => round.retried += 1,
                 Ok(Outcome::Failed) => round.failed += 1,
                 Ok(Outcome::Lost) => round.lost += 1,
+                Ok(Outcome::Released) => round.released += 1,
                 Err(e) => first_error = first_error.or(Some(e)),
             }
         }
@@ -410,10 +419,20 @@ impl Dispatcher {
         }
     }
 
-    /// Runs until `shutdown` resolves.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    /// Runs until `stop` turns true. Then the message being sent is finished and recorded,
+    /// and what else this dispatcher had claimed is given back (queued again, its lease
+    /// released), so that another instance sends it now rather than after the lease.
+    pub async fn run(mut self, stop: tokio::sync::watch::Receiver<bool>) {
+        let mut shutdown = stop.clone();
+        let shutdown = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
         tokio::pin!(shutdown);
+        self.stop = Some(stop);
         loop {
+            if self.stopping() {
+                return;
+            }
             let idle = match self.run_once().await {
                 Ok(r) => r.claimed == 0,
                 Err(e) => {
@@ -452,6 +471,37 @@ impl Dispatcher {
         Ok(renewed == 1)
     }
 
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+
+    /// Resolves when the process starts stopping (never for a dispatcher without `run`).
+    async fn stopped(&self) {
+        match self.stop.clone() {
+            Some(mut s) => {
+                let _ = s.wait_for(|stop| *stop).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Gives a claimed, unsent message back: queued again at once, lease and attempt
+    /// released, if it is still ours.
+    async fn release(&self, msg: &Claimed) -> Result<Outcome, sqlx::Error> {
+        sqlx::query(
+            "update outbox set status = 'queued', lease_until = null, lease_owner = null,
+                    attempts = attempts - 1, updated_at = $4
+              where id = $1 and attempts = $2 and lease_owner = $3 and status = 'sending'",
+        )
+        .bind(msg.id)
+        .bind(msg.attempts)
+        .bind(&self.owner)
+        .bind(self.clock.now())
+        .execute(&self.pool)
+        .await?;
+        Ok(Outcome::Released)
+    }
+
     async fn deliver(&self, msg: &Claimed) -> Result<Outcome, sqlx::Error> {
         let phone = Phone::from_e164_unchecked(msg.phone.clone());
         if msg.opted_out && msg.kind != Kind::StopConfirmation.as_str() {
@@ -460,7 +510,14 @@ impl Dispatcher {
                 .await?;
             return Ok(Outcome::Failed);
         }
-        self.rate.limiter().until_ready().await;
+        if self.stopping() {
+            return self.release(msg).await;
+        }
+        let limiter = self.rate.limiter();
+        tokio::select! {
+            _ = limiter.until_ready() => {}
+            _ = self.stopped() => return self.release(msg).await,
+        }
         if !self.still_ours(msg).await? {
             tracing::warn!(
                 outbox.id = msg.id,
@@ -567,6 +624,8 @@ enum Outcome {
     Failed,
     /// Taken over by another dispatcher before this one sent it.
     Lost,
+    /// Given back unsent: the process is stopping.
+    Released,
 }
 
 /// Runs `count` dispatchers, all waiting on `rate`, until `stop` turns true: first joins
@@ -589,7 +648,6 @@ pub async fn run_dispatchers(
     }
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..count {
-        let mut rx = stop.clone();
         let dispatcher = Dispatcher::sharing(
             pool.clone(),
             gateway.clone(),
@@ -597,9 +655,7 @@ pub async fn run_dispatchers(
             cfg.clone(),
             rate.clone(),
         );
-        tasks.spawn(dispatcher.run(async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }));
+        tasks.spawn(dispatcher.run(stop.clone()));
     }
     tracing::info!(
         dispatchers = count,

@@ -662,3 +662,74 @@ async fn a_claim_taken_over_after_its_lease_is_not_sent_by_its_first_owner(pool:
     assert_eq!(b.drain().await.expect("b").claimed, 0);
     assert_eq!(server.received_requests().await.expect("recorded").len(), 8);
 }
+
+/// On shutdown a dispatcher finishes the message it is sending and gives the rest of its
+/// claim back at once (queued, lease and attempt released), instead of leaving them leased
+/// until the lease runs out.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_stopping_dispatcher_gives_its_unsent_claim_back(pool: PgPool) {
+    let clock = clock();
+    let server = provider(Counting(std::sync::atomic::AtomicU64::new(0))).await;
+    queue(&pool, &clock, 10, "hello").await;
+    // One message a second: the first goes at once, the others wait on the limiter.
+    let cfg = DispatchConfig {
+        rate_per_sec: NonZeroU32::new(1).expect("non-zero"),
+        ..fast()
+    };
+    let dispatcher = Dispatcher::new(
+        pool.clone(),
+        at_sender(&server),
+        Arc::new(clock.clone()),
+        cfg,
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(dispatcher.run(stop_rx));
+    // Wait (bounded) for the first send to reach the provider.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.received_requests().await.map_or(0, |r| r.len()) == 0 {
+        assert!(std::time::Instant::now() < deadline, "nothing was sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_tx.send(true).expect("stop");
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the dispatcher stops without waiting for its lease")
+        .expect("dispatcher task");
+
+    let sent = server.received_requests().await.map_or(0, |r| r.len());
+    let rows: Vec<(String, i32, Option<String>, bool)> = sqlx::query_as(
+        "select status, attempts, lease_owner, lease_until is null from outbox order by id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rows");
+    assert_eq!(
+        rows.iter().filter(|r| r.0 == "sent").count(),
+        sent,
+        "{rows:?}"
+    );
+    assert!(sent < 10, "the stop came before the limiter let all ten go");
+    for (status, attempts, owner, no_lease) in rows.iter().filter(|r| r.0 != "sent") {
+        assert_eq!(status, "queued", "{rows:?}");
+        assert_eq!(
+            *attempts, 0,
+            "an unsent message's attempt is not counted: {rows:?}"
+        );
+        assert!(owner.is_none() && *no_lease, "{rows:?}");
+    }
+
+    // Another dispatcher sends the rest at once, without waiting for a lease to expire.
+    let other = Dispatcher::new(
+        pool.clone(),
+        at_sender(&server),
+        Arc::new(clock.clone()),
+        fast(),
+    );
+    let round = other.drain().await.expect("drain");
+    assert_eq!(round.sent, 10 - sent);
+    assert_eq!(
+        server.received_requests().await.map_or(0, |r| r.len()),
+        10,
+        "each message reached the provider exactly once"
+    );
+}
