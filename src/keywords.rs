@@ -256,11 +256,14 @@ mod tests {
                 )))),
             ),
             (
-                "PLEDGE 1.234",
+                // (`1.234` is 1234 since issue 8: three digits after a separator group thousands)
+                "PLEDGE 1.2345",
                 Some(Err(CommandError::PledgeAmount(Some(
                     AmountError::TooManyDecimals,
                 )))),
             ),
+            ("PLEDGE 1,500 BRIDGE", pledge("1500", None, Some("BRIDGE"))),
+            ("PLEDGE 1.500,50", pledge("1500.5", None, None)),
             (
                 "PLEDGE 1.2.3",
                 Some(Err(CommandError::PledgeAmount(Some(

@@ -24,7 +24,16 @@ pub struct Receipt {
     pub receipt_no: Option<String>,
     pub recorded_by: String,
     pub recorded_at: DateTime<Utc>,
+    /// On a reversal: the receipt it cancels (its amount is that receipt's, negated).
+    pub reverses: Option<i64>,
+    /// On a reversal: why.
+    pub reason: Option<String>,
 }
+
+/// The columns of a [`Receipt`], for `select` and `returning`.
+pub const COLUMNS: &str =
+    "id, project_id, pledge_id, household_id, amount, currency, received_on, \
+     method, receipt_no, recorded_by, recorded_at, reverses, reason";
 
 impl Receipt {
     /// What the household's SMS receipt calls it: the coordinator's number, else ours.
@@ -56,13 +65,12 @@ pub async fn insert(
     conn: &mut PgConnection,
     r: &ReceiptInsert<'_>,
 ) -> Result<Receipt, sqlx::Error> {
-    sqlx::query_as::<_, Receipt>(
+    sqlx::query_as::<_, Receipt>(&format!(
         "insert into receipts (project_id, pledge_id, household_id, amount, currency, received_on,
                                method, receipt_no, recorded_by, recorded_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         returning id, project_id, pledge_id, household_id, amount, currency, received_on,
-                   method, receipt_no, recorded_by, recorded_at",
-    )
+         returning {COLUMNS}"
+    ))
     .bind(r.project_id)
     .bind(r.pledge_id)
     .bind(r.household_id)
@@ -74,5 +82,32 @@ pub async fn insert(
     .bind(r.recorded_by)
     .bind(r.recorded_at)
     .fetch_one(conn)
+    .await
+}
+
+/// Appends the reversal of receipt `id` (the same receipt with its amount negated, a reason,
+/// who and when) in the caller's transaction. The database refuses a second reversal, the
+/// reversal of a reversal, and one that would leave partners' matching above what is due
+/// (`check_violation`); `None` when there is no such receipt.
+pub async fn reverse(
+    conn: &mut PgConnection,
+    id: i64,
+    reason: &str,
+    recorded_by: &str,
+    recorded_at: DateTime<Utc>,
+) -> Result<Option<Receipt>, sqlx::Error> {
+    sqlx::query_as::<_, Receipt>(&format!(
+        "insert into receipts (project_id, pledge_id, household_id, amount, currency, received_on,
+                               method, receipt_no, recorded_by, recorded_at, reverses, reason)
+         select project_id, pledge_id, household_id, -amount, currency, received_on,
+                method, null, $2, $3, id, $4
+         from receipts where id = $1
+         returning {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(recorded_by)
+    .bind(recorded_at)
+    .bind(reason)
+    .fetch_optional(conn)
     .await
 }

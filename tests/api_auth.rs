@@ -85,12 +85,15 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
         "get /api/v1/pledges/{id}".into(),
         Box::new(move || (format!("/api/v1/pledges/{first}"), None)),
     );
+    // (receipt numbers are unique per community since issue 8: one per call)
+    let mut receipt_no = 0;
     table.insert(
         "post /api/v1/pledges/{id}/receipts".into(),
         Box::new(move || {
+            receipt_no += 1;
             (
                 format!("/api/v1/pledges/{first}/receipts"),
-                Some(serde_json::json!({"amount": "10", "received_on": "2026-11-20", "method": "cash", "receipt_no": "R-1"})),
+                Some(serde_json::json!({"amount": "10", "received_on": "2026-11-20", "method": "cash", "receipt_no": format!("R-{receipt_no}")})),
             )
         }),
     );
@@ -362,6 +365,39 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
             )
         }),
     );
+    // Reversals (admins only): a receipt and a disbursement of community A to reverse.
+    receive(&pool, project, "1000").await;
+    receive(&pool, project, "1").await;
+    let receipt: i64 = sqlx::query_scalar("select max(id) from receipts")
+        .fetch_one(&pool)
+        .await
+        .expect("receipt");
+    let disbursement: i64 = sqlx::query_scalar(
+        "insert into match_disbursements (project_id, amount, currency, disbursed_on, partner, recorded_by)
+         values ($1, 1, 'TJS', '2026-11-21', 'Partner', 'test') returning id",
+    )
+    .bind(project)
+    .fetch_one(&pool)
+    .await
+    .expect("disbursement");
+    table.insert(
+        "post /api/v1/receipts/{id}/reversal".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/receipts/{receipt}/reversal"),
+                Some(serde_json::json!({"reason": "recorded twice"})),
+            )
+        }),
+    );
+    table.insert(
+        "post /api/v1/disbursements/{id}/reversal".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/disbursements/{disbursement}/reversal"),
+                Some(serde_json::json!({"reason": "wrong project"})),
+            )
+        }),
+    );
     // Global data (the same for every community): any coordinator reads it.
     let global_reads = ["get /api/v1/tips", "get /api/v1/exchange-rates"];
     // Global data written by admins only: a community's own coordinator gets 403 too.
@@ -371,6 +407,8 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
         "post /api/v1/tips",
         "patch /api/v1/tips/{id}",
         "post /api/v1/exchange-rates",
+        "post /api/v1/receipts/{id}/reversal",
+        "post /api/v1/disbursements/{id}/reversal",
     ];
 
     let paths = spec["paths"].as_object().expect("paths in the spec");

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// 500: logged, never shown.
     #[error("internal error")]
     Internal(#[from] sqlx::Error),
+    /// 500: an answer could not be encoded (logged, never shown).
+    #[error("internal error")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// `limit` (1 to 1000, default 100) and `offset` (0 or more, default 0) of a list.
@@ -44,6 +47,48 @@ pub fn paging(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), Api
         return Err(ApiError::invalid("offset", "offset is 0 or more"));
     }
     Ok((limit, offset))
+}
+
+/// A text field of a request: trimmed, required, at most `max` characters (422 otherwise).
+pub fn text<'a>(field: &'static str, value: &'a str, max: usize) -> Result<&'a str, ApiError> {
+    let v = value.trim();
+    if v.is_empty() || v.chars().count() > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} is 1 to {max} characters"),
+        ));
+    }
+    Ok(v)
+}
+
+/// An optional text field: trimmed, empty as none, at most `max` characters.
+pub fn opt_text<'a>(
+    field: &'static str,
+    value: Option<&'a str>,
+    max: usize,
+) -> Result<Option<&'a str>, ApiError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => text(field, v, max).map(Some),
+    }
+}
+
+/// A date of money changing hands: not before 2020-01-01 (the programme did not exist) and
+/// not after tomorrow by the service's clock (a day of slack for time zones).
+pub fn money_date(
+    field: &'static str,
+    date: chrono::NaiveDate,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::NaiveDate, ApiError> {
+    let earliest = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or(chrono::NaiveDate::MIN);
+    let latest = now.date_naive() + chrono::Duration::days(1);
+    if date < earliest || date > latest {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be between {earliest} and {latest}"),
+        ));
+    }
+    Ok(date)
 }
 
 impl ApiError {
@@ -82,6 +127,10 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "api: database error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
+            }
+            ApiError::Encode(e) => {
+                tracing::error!(error = %e, "api: encoding an answer");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
             }
         };

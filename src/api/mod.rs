@@ -9,6 +9,7 @@ pub mod communities;
 pub mod error;
 pub mod exports;
 pub mod households;
+pub mod idempotency;
 pub mod money;
 pub mod pledges;
 pub mod projects;
@@ -76,8 +77,18 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(exports::project_totals))
         .routes(routes!(exports::households))
         .routes(routes!(exports::broadcasts))
-        .with_state(state)
+        .routes(routes!(money::reverse_receipt))
+        .routes(routes!(money::reverse_disbursement))
+        .with_state(state.clone())
         .split_for_parts();
+    // Every POST may carry an Idempotency-Key (see `idempotency`); no body is larger than
+    // 64 KiB (a bigger one is refused before it is read whole).
+    let router = router
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            idempotency::layer,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(idempotency::MAX_BODY));
     // axum clones the whole router for every connection it accepts, so a route must not
     // own anything big: the document lives behind an `Arc` and is serialised per request
     // (the benchmark found ~1 MiB per open connection when the handler owned it).

@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 
 use super::{
     auth::Auth,
-    error::{ApiError, ApiResult, Body, ErrorBody, Segments},
+    error::{money_date, opt_text, text, ApiError, ApiResult, Body, ErrorBody, Segments},
+    idempotency::Idempotent,
 };
 use crate::{
     actions,
@@ -24,11 +25,30 @@ use crate::{
 
 const METHODS: &[&str] = &["cash", "bank", "mobile_money", "remittance", "other"];
 
+/// Longest receipt number, partner reference and reason.
+const MAX_RECEIPT_NO: usize = 50;
+const MAX_REFERENCE: usize = 200;
+const MAX_REASON: usize = 500;
+
 /// A rule the database enforces, as a 409 with its reason; other errors as usual.
 fn rule(e: sqlx::Error) -> ApiError {
     match &e {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("23514") => {
             ApiError::Conflict(db.message().to_owned())
+        }
+        sqlx::Error::Database(db) if db.constraint() == Some("receipt_numbers_pkey") => {
+            ApiError::Conflict(
+                "this receipt number is already recorded in the project's community (reverse that receipt first if it was wrong)"
+                    .into(),
+            )
+        }
+        sqlx::Error::Database(db)
+            if matches!(
+                db.constraint(),
+                Some("receipts_reverses_key" | "match_disbursements_reverses_key")
+            ) =>
+        {
+            ApiError::Conflict("this entry is already reversed".into())
         }
         _ => ApiError::Internal(e),
     }
@@ -54,6 +74,7 @@ pub struct NewPledgeReceipt {
     pub received_on: NaiveDate,
     /// cash, bank, mobile_money, remittance or other
     pub method: String,
+    /// The paper receipt's number, unique in the community (1 to 50 characters).
     pub receipt_no: Option<String>,
 }
 
@@ -100,17 +121,21 @@ fn check_method(method: &str) -> ApiResult<()> {
 }
 
 /// Records money received for a pledge (all of what is outstanding, or part of it).
+/// Requires an `Idempotency-Key`; a retry with the same key returns the first answer.
 #[utoipa::path(post, path = "/api/v1/pledges/{id}/receipts", tag = "money", request_body = NewPledgeReceipt,
-    params(("id" = i64, Path, description = "pledge id")),
+    params(("id" = i64, Path, description = "pledge id"), IdempotencyKeyHeader),
     responses((status = 201, body = Receipt), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn receive_for_pledge(
     State(state): State<AppState>,
     auth: Auth,
     Segments(id): Segments<i64>,
+    Idempotent(key): Idempotent,
     Body(r): Body<NewPledgeReceipt>,
 ) -> ApiResult<(StatusCode, Json<Receipt>)> {
     check_method(&r.method)?;
+    let received_on = money_date("received_on", r.received_on, state.clock.now())?;
+    let receipt_no = opt_text("receipt_no", r.receipt_no.as_deref(), MAX_RECEIPT_NO)?;
     let mut tx = state.pool.begin().await?;
     let pledge = pledge_for(&mut tx, &auth, id).await?;
     let amount = r.amount.unwrap_or(pledge.outstanding);
@@ -123,9 +148,9 @@ pub async fn receive_for_pledge(
             household_id: None,
             amount,
             currency: &pledge.currency,
-            received_on: r.received_on,
+            received_on,
             method: &r.method,
-            receipt_no: r.receipt_no.as_deref(),
+            receipt_no,
             recorded_by: &auth.who(),
             recorded_at: state.clock.now(),
         },
@@ -133,6 +158,7 @@ pub async fn receive_for_pledge(
     .await
     .map_err(rule)?;
     send_receipt(&state, &mut tx, &pledge.phone, &receipt).await?;
+    key.save(&mut tx, StatusCode::CREATED, &receipt).await?;
     tx.commit().await?;
     tracing::info!(coordinator = auth.coordinator_id, pledge = id, amount = %amount, "money received for a pledge");
     Ok((StatusCode::CREATED, Json(receipt)))
@@ -178,10 +204,7 @@ pub async fn cancel(
     Segments(id): Segments<i64>,
     Body(c): Body<Cancellation>,
 ) -> ApiResult<Json<PledgeHistory>> {
-    let reason = c.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::invalid("reason", "reason is 1 to 500 characters"));
-    }
+    let reason = text("reason", &c.reason, MAX_REASON)?;
     let mut tx = state.pool.begin().await?;
     pledge_for(&mut tx, &auth, id).await?;
     let done = sqlx::query(
@@ -232,10 +255,10 @@ async fn history(state: &AppState, auth: &Auth, id: i64) -> ApiResult<PledgeHist
     let pledge = super::pledges::one(&mut conn, id)
         .await?
         .ok_or(ApiError::NotFound("pledge"))?;
-    let receipts = sqlx::query_as::<_, Receipt>(
-        "select id, project_id, pledge_id, household_id, amount, currency, received_on, method, receipt_no, recorded_by, recorded_at
-         from receipts where pledge_id = $1 order by id",
-    )
+    let receipts = sqlx::query_as::<_, Receipt>(&format!(
+        "select {} from receipts where pledge_id = $1 order by id",
+        receipts::COLUMNS
+    ))
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
@@ -277,6 +300,7 @@ pub struct NewReceipt {
     pub amount: Decimal,
     pub received_on: NaiveDate,
     pub method: String,
+    /// The paper receipt's number, unique in the community (1 to 50 characters).
     pub receipt_no: Option<String>,
 }
 
@@ -296,16 +320,21 @@ async fn project_scope(
 }
 
 /// Records money received for a project without a pledge.
+/// Requires an `Idempotency-Key`; a retry with the same key returns the first answer.
 #[utoipa::path(post, path = "/api/v1/receipts", tag = "money", request_body = NewReceipt,
+    params(IdempotencyKeyHeader),
     responses((status = 201, body = Receipt), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn receive_without_pledge(
     State(state): State<AppState>,
     auth: Auth,
+    Idempotent(key): Idempotent,
     Body(r): Body<NewReceipt>,
 ) -> ApiResult<(StatusCode, Json<Receipt>)> {
     check_method(&r.method)?;
     check_amount("amount", r.amount)?;
+    let received_on = money_date("received_on", r.received_on, state.clock.now())?;
+    let receipt_no = opt_text("receipt_no", r.receipt_no.as_deref(), MAX_RECEIPT_NO)?;
     let mut tx = state.pool.begin().await?;
     let (community, currency) = project_scope(&mut tx, &auth, r.project_id).await?;
     if let Some(h) = r.household_id {
@@ -329,15 +358,16 @@ pub async fn receive_without_pledge(
             household_id: r.household_id,
             amount: r.amount,
             currency: &currency,
-            received_on: r.received_on,
+            received_on,
             method: &r.method,
-            receipt_no: r.receipt_no.as_deref(),
+            receipt_no,
             recorded_by: &auth.who(),
             recorded_at: state.clock.now(),
         },
     )
     .await
     .map_err(rule)?;
+    key.save(&mut tx, StatusCode::CREATED, &receipt).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(receipt)))
 }
@@ -347,7 +377,9 @@ pub async fn receive_without_pledge(
 pub struct NewDisbursement {
     pub amount: Decimal,
     pub disbursed_on: NaiveDate,
+    /// 1 to 200 characters.
     pub partner: String,
+    /// At most 200 characters.
     pub reference: Option<String>,
 }
 
@@ -363,27 +395,33 @@ pub struct Disbursement {
     pub reference: Option<String>,
     pub recorded_by: String,
     pub recorded_at: DateTime<Utc>,
+    /// On a reversal: the disbursement it cancels (its amount is that one's, negated).
+    pub reverses: Option<i64>,
+    /// On a reversal: why.
+    pub reason: Option<String>,
 }
 
+const DISBURSEMENT_COLUMNS: &str =
+    "id, project_id, amount, currency, disbursed_on, partner, reference, \
+     recorded_by, recorded_at, reverses, reason";
+
 /// Records a partner's matching disbursement for a project (never beyond what is due).
+/// Requires an `Idempotency-Key`; a retry with the same key returns the first answer.
 #[utoipa::path(post, path = "/api/v1/projects/{id}/disbursements", tag = "money", request_body = NewDisbursement,
-    params(("id" = i64, Path, description = "project id")),
+    params(("id" = i64, Path, description = "project id"), IdempotencyKeyHeader),
     responses((status = 201, body = Disbursement), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn disburse(
     State(state): State<AppState>,
     auth: Auth,
     Segments(id): Segments<i64>,
+    Idempotent(key): Idempotent,
     Body(d): Body<NewDisbursement>,
 ) -> ApiResult<(StatusCode, Json<Disbursement>)> {
     check_amount("amount", d.amount)?;
-    let partner = d.partner.trim();
-    if partner.is_empty() || partner.chars().count() > 200 {
-        return Err(ApiError::invalid(
-            "partner",
-            "partner is 1 to 200 characters",
-        ));
-    }
+    let partner = text("partner", &d.partner, 200)?;
+    let reference = opt_text("reference", d.reference.as_deref(), MAX_REFERENCE)?;
+    let disbursed_on = money_date("disbursed_on", d.disbursed_on, state.clock.now())?;
     let mut tx = state.pool.begin().await?;
     let row = sqlx::query("select community_id, currency from projects where id = $1")
         .bind(id)
@@ -394,22 +432,122 @@ pub async fn disburse(
         return Err(ApiError::NotFound("project"));
     }
     let currency: String = row.get(1);
-    let disbursement = sqlx::query_as::<_, Disbursement>(
+    let disbursement = sqlx::query_as::<_, Disbursement>(&format!(
         "insert into match_disbursements (project_id, amount, currency, disbursed_on, partner, reference, recorded_by, recorded_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8)
-         returning id, project_id, amount, currency, disbursed_on, partner, reference, recorded_by, recorded_at",
-    )
+         returning {DISBURSEMENT_COLUMNS}"
+    ))
     .bind(id)
     .bind(d.amount)
     .bind(&currency)
-    .bind(d.disbursed_on)
+    .bind(disbursed_on)
     .bind(partner)
-    .bind(d.reference.as_deref().map(str::trim))
+    .bind(reference)
     .bind(auth.who())
     .bind(state.clock.now())
     .fetch_one(&mut *tx)
     .await
     .map_err(rule)?;
+    key.save(&mut tx, StatusCode::CREATED, &disbursement)
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(disbursement)))
+}
+
+/// The `Idempotency-Key` header, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    /// A unique string per request (e.g. a UUID, 1 to 200 visible ASCII characters), sent
+    /// again unchanged when retrying: the retry gets the first answer and nothing is
+    /// recorded twice; the same key with a different request is refused (422); while the
+    /// first request runs, a retry gets 409. Remembered for 24 hours per token. Required
+    /// on the routes that record money, optional on every other POST.
+    #[param(rename = "Idempotency-Key")]
+    #[allow(dead_code)]
+    idempotency_key: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reversal {
+    /// Why the entry is reversed (1 to 500 characters).
+    pub reason: String,
+}
+
+/// Reverses a receipt recorded by mistake (admins only): appends a reversal row (the same
+/// receipt with its amount negated, the reason, who and when); totals, the pledge's
+/// outstanding amount and its status follow. Nothing is deleted. A receipt is reversed at
+/// most once, a reversal never; a reversal that would leave partners' matching above what
+/// is due is refused (reverse the disbursement first). The receipt number is freed.
+/// Requires an `Idempotency-Key`.
+#[utoipa::path(post, path = "/api/v1/receipts/{id}/reversal", tag = "money", request_body = Reversal,
+    params(("id" = i64, Path, description = "receipt id"), IdempotencyKeyHeader),
+    responses((status = 201, body = Receipt), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn reverse_receipt(
+    State(state): State<AppState>,
+    auth: Auth,
+    Segments(id): Segments<i64>,
+    Idempotent(key): Idempotent,
+    Body(r): Body<Reversal>,
+) -> ApiResult<(StatusCode, Json<Receipt>)> {
+    auth.require_admin()?;
+    let reason = text("reason", &r.reason, MAX_REASON)?;
+    let mut tx = state.pool.begin().await?;
+    let reversal = receipts::reverse(&mut tx, id, reason, &auth.who(), state.clock.now())
+        .await
+        .map_err(rule)?
+        .ok_or(ApiError::NotFound("receipt"))?;
+    key.save(&mut tx, StatusCode::CREATED, &reversal).await?;
+    tx.commit().await?;
+    tracing::info!(
+        coordinator = auth.coordinator_id,
+        receipt = id,
+        "receipt reversed"
+    );
+    Ok((StatusCode::CREATED, Json(reversal)))
+}
+
+/// Reverses a partner's matching disbursement recorded by mistake (admins only): appends
+/// a reversal row (amount negated, reason, who, when); what is disbursed and still due
+/// follow. A disbursement is reversed at most once, a reversal never. Requires an
+/// `Idempotency-Key`.
+#[utoipa::path(post, path = "/api/v1/disbursements/{id}/reversal", tag = "money", request_body = Reversal,
+    params(("id" = i64, Path, description = "disbursement id"), IdempotencyKeyHeader),
+    responses((status = 201, body = Disbursement), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn reverse_disbursement(
+    State(state): State<AppState>,
+    auth: Auth,
+    Segments(id): Segments<i64>,
+    Idempotent(key): Idempotent,
+    Body(r): Body<Reversal>,
+) -> ApiResult<(StatusCode, Json<Disbursement>)> {
+    auth.require_admin()?;
+    let reason = text("reason", &r.reason, MAX_REASON)?;
+    let mut tx = state.pool.begin().await?;
+    let reversal = sqlx::query_as::<_, Disbursement>(&format!(
+        "insert into match_disbursements (project_id, amount, currency, disbursed_on, partner, reference,
+                                          recorded_by, recorded_at, reverses, reason)
+         select project_id, -amount, currency, disbursed_on, partner, reference, $2, $3, id, $4
+         from match_disbursements where id = $1
+         returning {DISBURSEMENT_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(auth.who())
+    .bind(state.clock.now())
+    .bind(reason)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(rule)?
+    .ok_or(ApiError::NotFound("disbursement"))?;
+    key.save(&mut tx, StatusCode::CREATED, &reversal).await?;
+    tx.commit().await?;
+    tracing::info!(
+        coordinator = auth.coordinator_id,
+        disbursement = id,
+        "disbursement reversed"
+    );
+    Ok((StatusCode::CREATED, Json(reversal)))
 }

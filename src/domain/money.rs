@@ -92,10 +92,20 @@ impl AmountError {
     }
 }
 
-/// Parses an amount typed by a person: `500`, `1500.50`, `1500,50`, `1 500`.
+/// Parses an amount typed by a person: `500`, `1500.50`, `1500,50`, `1 500`, `1,500`,
+/// `1.500`, `1.500,50`, `1,500.50`.
 ///
-/// Digits with at most one decimal separator (`.` or `,`) and at most two decimals; spaces
-/// between digit groups are ignored. The result is > 0 and at most `max`.
+/// Spaces between digit groups are ignored. `.` and `,` are both separators; a separator
+/// followed by exactly three digits (and no more) is a thousands separator when the digits
+/// before it are a group of one to three (not starting with 0) and every separator of its
+/// kind is followed by a group of three: `1,500` and `1.500` are 1500, `1.500.000` is a
+/// million, `0.500` is a half. Otherwise the last separator is the decimal point, with at most
+/// two decimals (`1,50` is 1.50), and any earlier ones must be thousands separators of the
+/// other kind (`1.500,50` and `1,500.50` are 1500.50; `1.500.50` is refused). The result is
+/// > 0 and at most `max`.
+///
+/// Hand-written: locale-aware number crates pick one convention per locale, but a person
+/// texting from Russia or Tajikistan may type either.
 pub fn parse_amount(input: &str, max: Decimal) -> Result<Decimal, AmountError> {
     let compact: String = input
         .trim()
@@ -113,23 +123,55 @@ pub fn parse_amount(input: &str, max: Decimal) -> Result<Decimal, AmountError> {
         }
         return Err(AmountError::NotANumber);
     }
-    let normalized = compact.replace(',', ".");
-    let mut parts = normalized.split('.');
-    let whole = parts.next().unwrap_or("");
-    let frac = parts.next();
-    if parts.next().is_some()
-        || whole.is_empty()
-        || !whole.chars().all(|c| c.is_ascii_digit())
-        || frac.is_some_and(|f| f.is_empty() || !f.chars().all(|c| c.is_ascii_digit()))
+    if compact.is_empty()
+        || !compact
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
     {
         return Err(AmountError::NotANumber);
     }
+    let groups: Vec<&str> = compact.split(['.', ',']).collect();
+    let seps: Vec<char> = compact.chars().filter(|c| *c == '.' || *c == ',').collect();
+    if groups.iter().any(|g| g.is_empty()) {
+        return Err(AmountError::NotANumber);
+    }
+    let grouped_thousands = |groups: &[&str]| {
+        groups
+            .first()
+            .is_some_and(|g| g.len() <= 3 && !g.starts_with('0'))
+            && groups.iter().skip(1).all(|g| g.len() == 3)
+    };
+    let (whole, frac): (String, Option<&str>) = match seps.last() {
+        None => (compact.clone(), None),
+        Some(&last) => {
+            let all_same = seps.iter().all(|c| *c == last);
+            if all_same && grouped_thousands(&groups) {
+                (groups.concat(), None)
+            } else {
+                // the last separator is the decimal point; earlier ones group thousands
+                let (int_groups, frac) = groups.split_at(groups.len() - 1);
+                let earlier = &seps[..seps.len() - 1];
+                if earlier.contains(&last)
+                    || (int_groups.len() > 1 && !grouped_thousands(int_groups))
+                {
+                    return Err(AmountError::NotANumber);
+                }
+                (int_groups.concat(), frac.first().copied())
+            }
+        }
+    };
     if whole.len() > 15 {
         return Err(AmountError::TooLarge);
     }
-    if frac.is_some_and(|f| f.trim_end_matches('0').len() > 2) {
+    // Three digits after the decimal point would have been thousands, were the grouping
+    // right (`1500.500`, `1,500.500`): ambiguous, so asked again (but `0.500` is a half).
+    if frac.is_some_and(|f| f.trim_end_matches('0').len() > 2 || (f.len() == 3 && whole != "0")) {
         return Err(AmountError::TooManyDecimals);
     }
+    let normalized = match frac {
+        Some(f) => format!("{whole}.{f}"),
+        None => whole,
+    };
     let value = Decimal::from_str(&normalized).map_err(|_| AmountError::NotANumber)?;
     if value <= Decimal::ZERO {
         return Err(AmountError::NotPositive);
@@ -173,7 +215,47 @@ mod tests {
         assert_eq!(parse_amount("1 500", max), Ok(dec!(1500)));
         assert_eq!(parse_amount("0.01", max), Ok(dec!(0.01)));
         assert_eq!(parse_amount("100000", max), Ok(dec!(100000)));
-        assert_eq!(parse_amount("12.500", max), Ok(dec!(12.5)));
+        // (was 12.5 before issue 8: a separator followed by three digits groups thousands)
+        assert_eq!(parse_amount("12.500", max), Ok(dec!(12500)));
+        assert_eq!(parse_amount("12.5000", max), Ok(dec!(12.5)));
+    }
+
+    /// Issue 8, point 13: `1,500` and `1.500` were read as 1.50.
+    #[test]
+    fn thousands_separators_and_decimal_points() {
+        let max = dec!(10000000);
+        let cases = [
+            ("1,500", dec!(1500)),
+            ("1.500", dec!(1500)),
+            ("1500,50", dec!(1500.50)),
+            ("1500.50", dec!(1500.50)),
+            ("1,50", dec!(1.50)),
+            ("1.5", dec!(1.5)),
+            ("1.500,50", dec!(1500.50)),
+            ("1,500.50", dec!(1500.50)),
+            ("1.500.000", dec!(1500000)),
+            ("1,500,000", dec!(1500000)),
+            ("1,500,000.5", dec!(1500000.5)),
+            ("1 500,50", dec!(1500.50)),
+            ("0.500", dec!(0.5)),
+            ("0,50", dec!(0.5)),
+            ("999,999", dec!(999999)),
+            ("1,5000", dec!(1.5)),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_amount(input, max), Ok(want), "{input:?}");
+        }
+        let refused = [
+            ("1.500.50", AmountError::NotANumber),
+            ("1,500,50", AmountError::NotANumber),
+            ("1,500.500", AmountError::TooManyDecimals),
+            ("1500.500", AmountError::TooManyDecimals),
+            ("15,00.50", AmountError::NotANumber),
+            ("1,5,0", AmountError::NotANumber),
+        ];
+        for (input, want) in refused {
+            assert_eq!(parse_amount(input, max), Err(want), "{input:?}");
+        }
     }
 
     #[test]
@@ -189,7 +271,8 @@ mod tests {
             ("-5", AmountError::NotPositive),
             ("0", AmountError::NotPositive),
             ("0.00", AmountError::NotPositive),
-            ("1.234", AmountError::TooManyDecimals),
+            ("1234.567", AmountError::TooManyDecimals),
+            ("1.2345", AmountError::TooManyDecimals),
             ("100000.01", AmountError::TooLarge),
             ("99999999999999999999999", AmountError::TooLarge),
         ];

@@ -105,6 +105,10 @@ impl TestApp {
 
     /// An admin API call: a JSON body (or none) and a bearer token (or none); the status
     /// and the answer as JSON (`Null` when it is not JSON).
+    ///
+    /// A POST carries a fresh `Idempotency-Key` (as a client library would send), so routes
+    /// that require one are called as a client would call them; [`TestApp::api_keyed`]
+    /// sends a chosen key, or none.
     pub async fn api(
         &self,
         method: &str,
@@ -112,7 +116,33 @@ impl TestApp {
         body: Option<&serde_json::Value>,
         token: Option<&str>,
     ) -> (StatusCode, serde_json::Value) {
+        let key = (method == "POST").then(|| {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            format!(
+                "test-{}",
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )
+        });
+        let (status, _, body) = self
+            .api_keyed(method, uri, body, token, key.as_deref())
+            .await;
+        (status, body)
+    }
+
+    /// An admin API call with a chosen `Idempotency-Key` (or none); the status, whether the
+    /// answer was replayed, and the answer as JSON.
+    pub async fn api_keyed(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<&serde_json::Value>,
+        token: Option<&str>,
+        key: Option<&str>,
+    ) -> (StatusCode, bool, serde_json::Value) {
         let mut req = Request::builder().method(method).uri(uri);
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
@@ -125,9 +155,11 @@ impl TestApp {
         .expect("request");
         let resp = self.router.clone().oneshot(req).await.expect("answer");
         let status = resp.status();
+        let replayed = resp.headers().contains_key("idempotent-replayed");
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
         (
             status,
+            replayed,
             serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
         )
     }
