@@ -639,8 +639,10 @@ async fn a_stalled_pledge_answers_busy_and_records_nothing(pool: PgPool) {
 async fn a_pledge_committed_after_the_deadline_is_told_by_sms(pool: PgPool) {
     seed(&pool).await;
     let app = app(pool.clone()).await;
+    // Long enough for the hop to reach its COMMIT on a loaded machine; the COMMIT then waits
+    // past it.
     let mut config = test_config();
-    config.db_timeout_ms = 300;
+    config.db_timeout_ms = 1_500;
     let impatient = app_with(pool.clone(), config).await;
     sqlx::raw_sql(
         "create function test_stall_commit() returns trigger language plpgsql as $$
