@@ -133,7 +133,7 @@ pub async fn run_effect(
             tracing::info!(phone = %ctx.phone, household, community, "household registered");
             Ok(Vars::new())
         }
-        "create_pledge" => {
+        "create_pledge" | "create_pledge_again" => {
             let project = id_var(vars, action, "project_id")?;
             let amount = Decimal::from_str(var(vars, action, "amount")?).map_err(|_| {
                 ActionError::MissingVar {
@@ -141,17 +141,25 @@ pub async fn run_effect(
                     var: "amount",
                 }
             })?;
+            // `create_pledge` asks first ({ask, minutes}) when the same pledge was made in
+            // the last 10 minutes; `create_pledge_again` is the caller's "yes".
             let Json(totals): Json<Vars> =
-                sqlx::query_scalar("select create_pledge($1, $2, $3, $4, $5)")
+                sqlx::query_scalar("select pledge_at($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(ctx.now)
                     .bind(project)
                     .bind(ctx.phone.as_str())
                     .bind(amount)
                     .bind(ctx.channel)
                     .bind(ctx.idempotency_key)
+                    .bind(action == "create_pledge_again")
                     .fetch_one(&mut *conn)
                     .await
                     .map_err(|e| pledge_error(e, project))?;
-            tracing::info!(phone = %ctx.phone, project, amount = %amount, "pledge recorded");
+            if totals.contains_key("ask") {
+                tracing::info!(phone = %ctx.phone, project, amount = %amount, "pledge repeats a recent one: asking");
+            } else {
+                tracing::info!(phone = %ctx.phone, project, amount = %amount, "pledge recorded");
+            }
             Ok(totals)
         }
         "request_callback" => {

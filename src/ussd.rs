@@ -1,15 +1,25 @@
 //! One USSD hop, from the parsed request to the screen: load the caller's context (one
 //! read), replay the input history through the pure engine, run any effect it reaches (one
-//! transaction, once per session and step), and render.
+//! transaction, once per session, step and input history), and render.
+//!
+//! A session belongs to its caller: it is keyed by (provider, phone, session id), and an
+//! effect recorded at a step is reused only by a hop whose inputs up to that step are the
+//! same (a SHA-256 of them is kept with the effect). A hop whose history disagrees with what
+//! the session recorded is a new dialogue that reuses the id: the session starts over for
+//! it, as a caller who dialled again expects, and its pledge is a new pledge (the effect's
+//! idempotency key holds the history's hash too).
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
+use rust_decimal::Decimal;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use sqlx::{types::Json, PgPool, Row};
+use tokio::time::Instant;
 
 use crate::{
     actions::{self, ActionError, EffectCtx},
@@ -30,9 +40,26 @@ pub struct Hop {
 }
 
 impl Hop {
+    /// The session's key: the same id from another phone is another session. (Neither a
+    /// provider name nor an E.164 number holds `:`, so keys cannot collide.)
     fn session_key(&self) -> String {
-        format!("{}:{}", self.provider, self.session_id)
+        format!(
+            "{}:{}:{}",
+            self.provider,
+            self.phone.as_str(),
+            self.session_id
+        )
     }
+}
+
+/// SHA-256 of the inputs up to and including `step` (the first `step` tokens), hex.
+fn inputs_hash(tokens: &[&str], step: usize) -> [u8; 32] {
+    let upto = &tokens[..step.min(tokens.len())];
+    Sha256::digest(upto.join("*").as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +84,14 @@ struct SessionRow {
     start_caller: Caller,
     base_step: usize,
     expired: bool,
-    effects: BTreeMap<String, Vars>,
+    effects: BTreeMap<String, EffectRow>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EffectRow {
+    result: Vars,
+    /// Hex SHA-256 of the inputs up to the step; none for rows older than the column.
+    hash: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,8 +145,9 @@ select
     (select json_build_object('language', hh.language) from hh) as household,
     (select json_build_object(
         'start_caller', ss.start_caller, 'base_step', ss.base_step, 'expired', ss.expired,
-        'effects', coalesce((select json_object_agg(e.step, e.result) from ussd_effects e
-                             where e.session_key = ss.session_key), '{}'::json))
+        'effects', coalesce((select json_object_agg(e.step, json_build_object(
+                                 'result', e.result, 'hash', encode(e.inputs_hash, 'hex')))
+                             from ussd_effects e where e.session_key = ss.session_key), '{}'::json))
      from ss) as session,
     (select json_agg(json_build_object('id', p.id, 'tg', p.name_tg, 'ru', p.name_ru, 'en', p.name_en,
                                        'currency', p.currency) order by p.id)
@@ -231,12 +266,82 @@ impl LanguageHints {
     }
 }
 
+/// The time a hop keeps between the last moment a pledge may be committed and its deadline:
+/// a quarter of the deadline, at most 200 ms (the COMMIT and the answer fit in it).
+fn commit_reserve(timeout: Duration) -> Duration {
+    (timeout / 4).min(Duration::from_millis(200))
+}
+
+/// The deadline of one hop and what became of the pledges it made.
+struct HopRun {
+    deadline: Instant,
+    reserve: Duration,
+    watch: Watch,
+}
+
+/// A pledge committed for a hop, kept until the hop is answered: if the answer is an error
+/// ("busy"), the household is told by SMS that the pledge was recorded after all.
+#[derive(Debug, Clone)]
+struct LatePledge {
+    phone: Phone,
+    project: i64,
+    amount: Decimal,
+    pledge_code: String,
+}
+
+#[derive(Debug, Default)]
+struct WatchState {
+    /// The hop was answered with an error: a pledge committed from now on was not shown.
+    abandoned: bool,
+    committed: Vec<LatePledge>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Watch(Arc<Mutex<WatchState>>);
+
+impl Watch {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WatchState> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The hop is answered with an error; returns the pledges already committed for it.
+    fn abandon(&self) -> Vec<LatePledge> {
+        let mut w = self.lock();
+        w.abandoned = true;
+        std::mem::take(&mut w.committed)
+    }
+
+    /// A pledge of this hop committed; true when the hop had already been abandoned (then
+    /// nobody will show it, and the caller must be told otherwise).
+    fn committed(&self, pledge: LatePledge) -> bool {
+        let mut w = self.lock();
+        if w.abandoned {
+            return true;
+        }
+        w.committed.push(pledge);
+        false
+    }
+}
+
 /// Answers one hop. Never fails: a database that is down or slow gets the caller a short
 /// "service busy" screen in their language within the configured timeout.
+///
+/// A pledge either commits inside the deadline and is shown, or is not recorded: its
+/// transaction gets a statement and idle timeout from the time left and is committed only
+/// while time remains (see [`pledge_tx`]). Should its COMMIT complete after the hop was
+/// answered "busy" anyway, the household gets an SMS with the pledge and its code.
 pub async fn answer(state: &AppState, hop: &Hop) -> Reply {
     let started = std::time::Instant::now();
     let timeout = Duration::from_millis(state.config.db_timeout_ms);
-    let outcome = match tokio::time::timeout(timeout, answer_inner(state, hop)).await {
+    let run = HopRun {
+        deadline: Instant::now() + timeout,
+        reserve: commit_reserve(timeout),
+        watch: Watch::default(),
+    };
+    let outcome = match tokio::time::timeout_at(run.deadline, answer_inner(state, hop, &run)).await
+    {
         Ok(r) => r,
         Err(_) => Err(HopError::Timeout),
     };
@@ -252,6 +357,9 @@ pub async fn answer(state: &AppState, hop: &Hop) -> Reply {
             reply
         }
         Err(e) => {
+            for late in run.watch.abandon() {
+                tokio::spawn(notify_late(state.clone(), late));
+            }
             let language = state.hints.guess(&hop.phone, state.config.default_language);
             let key = match &e {
                 HopError::Action(a) => a.text_key().unwrap_or("nav.busy"),
@@ -276,7 +384,7 @@ pub async fn answer(state: &AppState, hop: &Hop) -> Reply {
     }
 }
 
-async fn answer_inner(state: &AppState, hop: &Hop) -> Result<Reply, HopError> {
+async fn answer_inner(state: &AppState, hop: &Hop, run: &HopRun) -> Result<Reply, HopError> {
     let now = state.clock.now();
     let ttl = chrono::Duration::seconds(
         i64::try_from(state.config.ussd_session_ttl_secs).unwrap_or(i64::MAX / 2_000),
@@ -312,12 +420,29 @@ async fn answer_inner(state: &AppState, hop: &Hop) -> Result<Reply, HopError> {
             (current.clone(), tokens.len(), BTreeMap::new())
         }
         Some(s) => {
-            let results = s
-                .effects
-                .into_iter()
-                .filter_map(|(k, v)| k.parse::<usize>().ok().map(|k| (k, v)))
-                .collect();
-            (s.start_caller, s.base_step, results)
+            // An effect recorded for other inputs up to its step: this history is another
+            // dialogue that reuses the session id (its pledge is not the recorded one). It
+            // starts over from its first input, as the caller who dialled again expects.
+            let other_dialogue = s.effects.iter().any(|(k, e)| {
+                k.parse::<usize>().is_ok_and(|step| {
+                    step <= tokens.len()
+                        && e.hash.as_deref() != Some(hex(&inputs_hash(&tokens, step)).as_str())
+                })
+            });
+            if other_dialogue {
+                tracing::info!(phone = %hop.phone, session = %hop.session_id, "USSD session id reused with other inputs: a new session");
+                restart_session(&state.pool, hop, &current, 0, now).await?;
+                (current.clone(), 0, BTreeMap::new())
+            } else {
+                // Steps beyond this history (a late copy of an earlier hop) are not used.
+                let results = s
+                    .effects
+                    .into_iter()
+                    .filter_map(|(k, e)| k.parse::<usize>().ok().map(|k| (k, e.result)))
+                    .filter(|(k, _)| *k <= tokens.len())
+                    .collect();
+                (s.start_caller, s.base_step, results)
+            }
         }
         None => (current.clone(), 0, BTreeMap::new()),
     };
@@ -369,18 +494,17 @@ async fn answer_inner(state: &AppState, hop: &Hop) -> Result<Reply, HopError> {
                 vars,
                 language,
             })) => {
-                let result = apply_effect(
-                    state,
-                    hop,
-                    &caller,
+                let effect = EffectCall {
+                    start_caller: &caller,
                     now,
                     step,
-                    &action,
-                    arg.as_deref(),
-                    &vars,
+                    hash: inputs_hash(&tokens, step),
+                    action: &action,
+                    arg: arg.as_deref(),
+                    vars: &vars,
                     language,
-                )
-                .await?;
+                };
+                let result = apply_effect(state, hop, run, &effect).await?;
                 results.insert(step, result);
             }
         }
@@ -413,50 +537,81 @@ async fn restart_session(
     tx.commit().await
 }
 
-/// Runs an effect once per (session, step): the first hop to get here runs it and records
-/// its result; a repeated or concurrent hop waits for that and reads the same result.
-#[allow(clippy::too_many_arguments)]
+/// An effect the replay reached, with the inputs that led to it.
+struct EffectCall<'a> {
+    start_caller: &'a Caller,
+    now: chrono::DateTime<chrono::Utc>,
+    step: usize,
+    /// SHA-256 of the inputs up to the step.
+    hash: [u8; 32],
+    action: &'a str,
+    arg: Option<&'a str>,
+    vars: &'a Vars,
+    language: Language,
+}
+
+impl EffectCall<'_> {
+    /// Unique per (session, step, inputs up to the step): the effect happens once for one
+    /// history, and another history at the same step is another effect.
+    fn idempotency_key(&self, session_key: &str) -> String {
+        format!(
+            "ussd:{session_key}:{}:{}",
+            self.step,
+            &hex(&self.hash)[..16]
+        )
+    }
+}
+
+/// Runs an effect once per (session, step, inputs up to the step): the first hop to get
+/// here runs it and records its result; a repeated or concurrent hop with the same inputs
+/// waits for that and reads the same result, and a hop with other inputs runs its own.
 async fn apply_effect(
     state: &AppState,
     hop: &Hop,
-    start_caller: &Caller,
-    now: chrono::DateTime<chrono::Utc>,
-    step: usize,
-    action: &str,
-    arg: Option<&str>,
-    vars: &Vars,
-    language: Language,
+    run: &HopRun,
+    effect: &EffectCall<'_>,
 ) -> Result<Vars, HopError> {
     let key = hop.session_key();
-    let step_i32 = i32::try_from(step).map_err(|_| HopError::Menu("step out of range".into()))?;
-    if action == "create_pledge" {
-        // The hot path: the whole step in one server-side call (see migrations/*pledge_functions).
-        let project = vars
+    let step_i32 =
+        i32::try_from(effect.step).map_err(|_| HopError::Menu("step out of range".into()))?;
+    let idempotency_key = effect.idempotency_key(&key);
+    if effect.action == "create_pledge" || effect.action == "create_pledge_again" {
+        let project = effect
+            .vars
             .get("project_id")
             .and_then(|v| v.parse::<i64>().ok())
             .ok_or_else(|| HopError::Menu("create_pledge needs a project".into()))?;
-        let amount = vars
+        let amount = effect
+            .vars
             .get("amount")
-            .and_then(|v| v.parse::<rust_decimal::Decimal>().ok())
+            .and_then(|v| v.parse::<Decimal>().ok())
             .ok_or_else(|| HopError::Menu("create_pledge needs an amount".into()))?;
-        let Json(result): Json<Vars> =
-            sqlx::query_scalar("select ussd_pledge($1, $2, $3, $4, $5, $6, $7, $8)")
-                .bind(&key)
-                .bind(hop.phone.as_str())
-                .bind(Json(start_caller))
-                .bind(now)
-                .bind(step_i32)
-                .bind(project)
-                .bind(amount)
-                .bind(format!("ussd:{key}:{step}"))
-                .fetch_one(&state.pool)
-                .await
-                .map_err(|e| actions::pledge_error(e, project))?;
-        tracing::info!(phone = %hop.phone, project, amount = %amount, "pledge recorded");
-        return Ok(result);
+        let call = PledgeCall {
+            session_key: key,
+            phone: hop.phone.clone(),
+            start_caller: effect.start_caller.clone(),
+            now: effect.now,
+            step: step_i32,
+            project,
+            amount,
+            idempotency_key,
+            hash: effect.hash,
+            again: effect.action == "create_pledge_again",
+        };
+        let commit_by = run
+            .deadline
+            .checked_sub(run.reserve)
+            .unwrap_or(run.deadline);
+        // Its own task: the hop's deadline may drop this hop at any await, but never between
+        // the COMMIT and knowing whether it was made.
+        let task = tokio::spawn(pledge_tx(state.clone(), call, commit_by, run.watch.clone()));
+        return task
+            .await
+            .map_err(|e| HopError::Menu(format!("the pledge task ended: {e}")))?;
     }
     let mut tx = state.pool.begin().await?;
-    // One statement makes sure the session row exists and claims this step.
+    // One statement makes sure the session row exists and claims this step for this
+    // history (taking it over from another history).
     let claimed = sqlx::query(
         "with s as (
              insert into ussd_sessions (session_key, phone, start_caller, started_at, updated_at)
@@ -464,16 +619,19 @@ async fn apply_effect(
              on conflict (session_key) do update set updated_at = excluded.updated_at
              returning session_key
          )
-         insert into ussd_effects (session_key, step, action, result)
-         select session_key, $5, $6, '{}' from s
-         on conflict do nothing",
+         insert into ussd_effects (session_key, step, action, result, inputs_hash)
+         select session_key, $5, $6, '{}', $7 from s
+         on conflict (session_key, step) do update
+             set action = excluded.action, result = '{}', inputs_hash = excluded.inputs_hash, created_at = now()
+             where ussd_effects.inputs_hash is distinct from excluded.inputs_hash",
     )
     .bind(&key)
     .bind(hop.phone.as_str())
-    .bind(Json(start_caller))
-    .bind(now)
+    .bind(Json(effect.start_caller))
+    .bind(effect.now)
     .bind(step_i32)
-    .bind(action)
+    .bind(effect.action)
+    .bind(&effect.hash[..])
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -489,17 +647,16 @@ async fn apply_effect(
         tx.commit().await?;
         return Ok(result);
     }
-    let idempotency_key = format!("ussd:{key}:{step}");
     let ctx = EffectCtx {
         state,
-        now,
+        now: effect.now,
         phone: &hop.phone,
         channel: "ussd",
         idempotency_key: &idempotency_key,
-        language,
+        language: effect.language,
     };
     // Dropping `tx` on error rolls the claim back, so a retry can run the effect again.
-    let result = actions::run_effect(&mut tx, &ctx, action, arg, vars).await?;
+    let result = actions::run_effect(&mut tx, &ctx, effect.action, effect.arg, effect.vars).await?;
     sqlx::query("update ussd_effects set result = $3 where session_key = $1 and step = $2")
         .bind(&key)
         .bind(step_i32)
@@ -508,4 +665,201 @@ async fn apply_effect(
         .await?;
     tx.commit().await?;
     Ok(result)
+}
+
+/// The pledge step of a hop, owned by its own task.
+struct PledgeCall {
+    session_key: String,
+    phone: Phone,
+    start_caller: Caller,
+    now: chrono::DateTime<chrono::Utc>,
+    step: i32,
+    project: i64,
+    amount: Decimal,
+    idempotency_key: String,
+    hash: [u8; 32],
+    again: bool,
+}
+
+/// SQLSTATE of a statement cut by `statement_timeout`.
+const QUERY_CANCELED: &str = "57014";
+
+/// The pledge step in one transaction that commits only inside the hop's deadline: the
+/// statement may not run, nor the transaction sit idle, past `commit_by` (server-side
+/// timeouts from the time left), and COMMIT is sent only while time is left. Dropping the
+/// transaction at any point before rolls it back: not recorded, and the caller is told
+/// "busy". The COMMIT itself cannot be cut reliably (the WAL flush is not interruptible), so
+/// it runs without a statement timeout; one that completes after the hop was answered
+/// "busy" (a slow disk, a lost answer) is told to the household by SMS.
+async fn pledge_tx(
+    state: AppState,
+    call: PledgeCall,
+    commit_by: Instant,
+    watch: Watch,
+) -> Result<Vars, HopError> {
+    let work = async {
+        let mut tx = state.pool.begin().await?;
+        let left = commit_by
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .max(1);
+        sqlx::query(
+            "select set_config('statement_timeout', $1, true),
+                    set_config('idle_in_transaction_session_timeout', $1, true)",
+        )
+        .bind(format!("{left}ms"))
+        .execute(&mut *tx)
+        .await?;
+        // The statement's own timer is set when it starts; the setting made here is for the
+        // COMMIT that follows.
+        let Json(result): Json<Vars> = sqlx::query_scalar(
+            "select ussd_pledge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10),
+                    set_config('statement_timeout', '0', true)",
+        )
+        .bind(&call.session_key)
+        .bind(call.phone.as_str())
+        .bind(Json(&call.start_caller))
+        .bind(call.now)
+        .bind(call.step)
+        .bind(call.project)
+        .bind(call.amount)
+        .bind(&call.idempotency_key)
+        .bind(&call.hash[..])
+        .bind(call.again)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED) => {
+                HopError::Timeout
+            }
+            _ => HopError::Action(actions::pledge_error(e, call.project)),
+        })?;
+        Ok::<_, HopError>((tx, result))
+    };
+    let (tx, mut result) = match tokio::time::timeout_at(commit_by, work).await {
+        Ok(done) => done?,
+        Err(_) => return Err(HopError::Timeout),
+    };
+    if Instant::now() >= commit_by {
+        return Err(HopError::Timeout);
+    }
+    let fresh = result.remove("fresh").is_some();
+    let late = match result.get("pledge_code") {
+        Some(code) if fresh => Some(LatePledge {
+            phone: call.phone.clone(),
+            project: call.project,
+            amount: call.amount,
+            pledge_code: code.clone(),
+        }),
+        _ => None,
+    };
+    if let Err(e) = tx.commit().await {
+        // Whether the COMMIT was made is unknown (the connection broke): look again later,
+        // and tell the household if it was.
+        if let Some(late) = late {
+            tokio::spawn(notify_if_recorded(
+                state.clone(),
+                late,
+                call.idempotency_key.clone(),
+            ));
+        }
+        return Err(HopError::Db(e));
+    }
+    match late {
+        Some(late) => {
+            tracing::info!(phone = %call.phone, project = call.project, amount = %call.amount, "pledge recorded");
+            if watch.committed(late.clone()) {
+                notify_late(state, late).await;
+            }
+        }
+        None if result.contains_key("ask") => {
+            tracing::info!(phone = %call.phone, project = call.project, amount = %call.amount, "pledge repeats a recent one: asking");
+        }
+        None => {}
+    }
+    Ok(result)
+}
+
+/// A pledge whose COMMIT failed with an unknown outcome: if it was recorded after all, the
+/// household is told.
+async fn notify_if_recorded(state: AppState, late: LatePledge, idempotency_key: String) {
+    let recorded: Result<bool, sqlx::Error> =
+        sqlx::query_scalar("select exists (select 1 from pledges where idempotency_key = $1)")
+            .bind(&idempotency_key)
+            .fetch_one(&state.pool)
+            .await;
+    match recorded {
+        Ok(true) => notify_late(state, late).await,
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(phone = %late.phone, error = %e, "could not look up a pledge whose COMMIT failed")
+        }
+    }
+}
+
+/// Queues the SMS for a pledge recorded although its hop answered "busy".
+async fn notify_late(state: AppState, late: LatePledge) {
+    match queue_late_sms(&state, &late).await {
+        Ok(()) => {
+            tracing::warn!(phone = %late.phone, project = late.project, "pledge recorded after its hop answered busy: the household is told by SMS")
+        }
+        Err(e) => {
+            tracing::error!(phone = %late.phone, project = late.project, error = %e, "pledge recorded after its hop answered busy, and its SMS could not be queued")
+        }
+    }
+}
+
+async fn queue_late_sms(state: &AppState, late: &LatePledge) -> Result<(), sqlx::Error> {
+    let mut tx = state.pool.begin().await?;
+    let row = sqlx::query(
+        "select h.language, p.name_tg, p.name_ru, p.name_en, p.currency
+         from phones ph join households h on h.id = ph.household_id
+         join projects p on p.id = $2 where ph.phone = $1",
+    )
+    .bind(late.phone.as_str())
+    .bind(late.project)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(()); // the number left the household: nobody to tell
+    };
+    let lang = row
+        .get::<Option<String>, _>(0)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| {
+            state
+                .hints
+                .guess(&late.phone, state.config.default_language)
+        });
+    let project: String = row.get(match lang {
+        Language::Tg => 1,
+        Language::Ru => 2,
+        Language::En => 3,
+    });
+    let vars = Vars::from([
+        ("project".to_owned(), project),
+        (
+            "amount".to_owned(),
+            crate::domain::money::format_amount(late.amount),
+        ),
+        ("currency".to_owned(), row.get::<String, _>(4)),
+        ("pledge_code".to_owned(), late.pledge_code.clone()),
+    ]);
+    let text = crate::engine::menu::fill(state.menus.text(lang, "sms.pledge_late"), |n| {
+        vars.get(n).cloned()
+    });
+    crate::outbox::enqueue(
+        &mut tx,
+        &crate::outbox::NewMessage {
+            to: &late.phone,
+            body: &text,
+            kind: crate::outbox::Kind::Reply,
+            inbound_id: None,
+        },
+        state.config.sms_provider.name(),
+        state.config.sms_max_segments,
+        state.clock.now(),
+    )
+    .await?;
+    tx.commit().await
 }

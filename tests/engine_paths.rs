@@ -46,7 +46,12 @@ fn communities() -> Vec<ListItem> {
 fn fake_effect(action: &str, vars: &Vars) -> Vars {
     let mut out = Vars::new();
     match action {
-        "create_pledge" => {
+        // the fake household pledged 777 a few minutes ago
+        "create_pledge" if vars.get("amount").map(String::as_str) == Some("777") => {
+            out.insert("ask".into(), "1".into());
+            out.insert("minutes".into(), "3".into());
+        }
+        "create_pledge" | "create_pledge_again" => {
             out.insert(
                 "pledged".into(),
                 vars.get("amount").cloned().unwrap_or_default(),
@@ -560,4 +565,42 @@ fn the_coordinator_menu_needs_the_pin_first() {
         "{}",
         done.text
     );
+}
+
+/// Issue 8, point 9: a pledge that repeats one made minutes ago goes to the question
+/// screen; "yes" runs `create_pledge_again` at the next step, "no" goes to the main menu.
+#[test]
+fn a_repeated_pledge_asks_before_pledging_again() {
+    let want = [
+        (Language::Tg, "3 дақиқа пеш 777 TJS", "Ташаккур"),
+        (Language::Ru, "777 TJS 3 мин назад", "Спасибо"),
+        (
+            Language::En,
+            "You pledged 777 TJS to Footbridge 3 min ago",
+            "Thank you",
+        ),
+    ];
+    for (lang, question, thanks) in want {
+        let mut sim = Sim::known(lang);
+        let asked = sim.walk(&["1", "1", "777", "1"]);
+        assert!(
+            !asked.end && asked.text.contains(question),
+            "{lang}: {}",
+            asked.text
+        );
+        assert_screen_ok(&asked, "question");
+        let done = sim.hop(&["1", "1", "777", "1", "1"]);
+        assert!(done.text.contains(thanks), "{lang}: {}", done.text);
+        assert_eq!(
+            sim.effects,
+            vec![
+                (4, "create_pledge".to_owned(), None),
+                (5, "create_pledge_again".to_owned(), None)
+            ],
+            "{lang}"
+        );
+        let no = sim.hop(&["1", "1", "777", "1", "2"]);
+        assert!(!no.end && no.text.contains("1 "), "{lang}: {}", no.text);
+        assert_eq!(sim.effects.len(), 2, "{lang}: no only navigates");
+    }
 }

@@ -473,3 +473,283 @@ async fn the_menu_shows_the_family_code_for_relatives_abroad(pool: PgPool) {
         "{screen}"
     );
 }
+
+async fn code_of(pool: &PgPool, phone: &str) -> Vec<String> {
+    sqlx::query_scalar("select code from pledges where phone = $1 order by id")
+        .bind(phone)
+        .fetch_all(pool)
+        .await
+        .expect("codes")
+}
+
+/// Issue 8, point 8: the same session id from another phone is that phone's own, fresh
+/// session; it never sees the first caller's pledge or code.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_session_id_from_another_phone_is_its_own_session(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    app.session("shared", PHONE_EN, &["1", "1", "500"]).await;
+    let first = until_end(&app, "shared", PHONE_EN, &["1", "1", "500", "1"]).await;
+    let en_code = code_of(&pool, PHONE_EN).await;
+    assert_eq!(en_code.len(), 1);
+    assert!(first.contains(&en_code[0]), "{first}");
+
+    // Another phone, the same id and the same keys: its own session, in its own language.
+    let (_, start) = app.hop("shared", PHONE_RU, "").await;
+    assert!(start.starts_with("CON Хашар"), "{start}");
+    app.session("shared", PHONE_RU, &["1", "1", "500"]).await;
+    let second = until_end(&app, "shared", PHONE_RU, &["1", "1", "500", "1"]).await;
+    let ru_code = code_of(&pool, PHONE_RU).await;
+    assert_eq!(ru_code.len(), 1, "the second phone's pledge is recorded");
+    assert_ne!(ru_code[0], en_code[0]);
+    assert!(second.starts_with("END Спасибо!"), "{second}");
+    assert!(second.contains(&ru_code[0]), "{second}");
+    assert!(
+        !second.contains(&en_code[0]),
+        "never the other's code: {second}"
+    );
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 2);
+    // and the first caller's session is untouched: a repeated hop still shows their code
+    let again = until_end(&app, "shared", PHONE_EN, &["1", "1", "500", "1"]).await;
+    assert_eq!(again, first);
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 2);
+}
+
+/// Issue 8, point 8: the same phone reusing a session id for a new dialogue (other inputs)
+/// gets its new pledge recorded and shown, never the first one's answer.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_reused_session_id_with_other_inputs_records_the_new_pledge(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    app.session("reused", PHONE_EN, &["1", "1", "500"]).await;
+    until_end(&app, "reused", PHONE_EN, &["1", "1", "500", "1"]).await;
+    // A new dialogue with the same id: another project and amount at the same steps.
+    let confirm = app.session("reused", PHONE_EN, &["1", "2", "300"]).await;
+    assert!(
+        confirm.starts_with("CON Pledge 300 TJS to School roof?"),
+        "{confirm}"
+    );
+    let done = until_end(&app, "reused", PHONE_EN, &["1", "2", "300", "1"]).await;
+    let codes = code_of(&pool, PHONE_EN).await;
+    assert_eq!(codes.len(), 2, "the new pledge is recorded, not dropped");
+    assert!(
+        done.starts_with("END Thank you! Pledged 300 TJS to School roof."),
+        "{done}"
+    );
+    assert!(
+        done.contains(&codes[1]) && !done.contains(&codes[0]),
+        "{done}"
+    );
+    let amounts: Vec<Decimal> = sqlx::query_scalar("select amount from pledges order by id")
+        .fetch_all(&pool)
+        .await
+        .expect("amounts");
+    assert_eq!(amounts, vec![dec("500"), dec("300")]);
+    // Each history's retry still gets its own answer, once.
+    let retry = until_end(&app, "reused", PHONE_EN, &["1", "2", "300", "1"]).await;
+    assert_eq!(retry, done);
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 2);
+}
+
+/// Holds a lock from another transaction while `request` runs, then releases it and waits
+/// (bounded) until no other statement of this database is still running, so that anything
+/// the request left behind in the server has finished or failed.
+async fn while_locked<T>(
+    pool: &PgPool,
+    lock_sql: &str,
+    request: impl std::future::Future<Output = T>,
+) -> T {
+    let mut locker = pool.begin().await.expect("begin");
+    sqlx::query(lock_sql)
+        .execute(&mut *locker)
+        .await
+        .expect("lock");
+    let started = Instant::now();
+    let answer = request.await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    locker.rollback().await.expect("unlock");
+    settle(pool).await;
+    answer
+}
+
+/// Waits (bounded) until no other backend of this database runs a statement.
+async fn settle(pool: &PgPool) {
+    for _ in 0..250 {
+        let busy = count(
+            pool,
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and pid <> pg_backend_pid() and state = 'active'",
+        )
+        .await;
+        if busy == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("statements still running after 5 s");
+}
+
+/// Issue 8, point 9: a pledge that cannot commit inside the hop's deadline (the pledges
+/// table is locked by someone else) is answered "busy" and is not recorded, not even once
+/// the lock is gone; the caller's next try pledges once.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_stalled_pledge_answers_busy_and_records_nothing(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let mut config = test_config();
+    config.db_timeout_ms = 300;
+    let impatient = app_with(pool.clone(), config).await;
+    impatient
+        .session("stall", PHONE_EN, &["1", "1", "500"])
+        .await;
+    let (status, busy) = while_locked(
+        &pool,
+        "lock table pledges in access exclusive mode",
+        impatient.hop("stall", PHONE_EN, "1*1*500*1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(busy.starts_with("END Service busy"), "{busy}");
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 0);
+    // the same for the project's totals row (the pledge's other write)
+    let seed_bridge: i64 = sqlx::query_scalar("select id from projects where code = 'BRIDGE'")
+        .fetch_one(&pool)
+        .await
+        .expect("bridge");
+    let (_, busy) = while_locked(
+        &pool,
+        &format!("select 1 from project_sums where project_id = {seed_bridge} for update"),
+        impatient.hop("stall-2", PHONE_EN, "1*1*500*1"),
+    )
+    .await;
+    assert!(busy.starts_with("END Service busy"), "{busy}");
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 0);
+    assert_eq!(count(&pool, "select count(*) from outbox").await, 0);
+    // the caller dials again: one pledge, no question (nothing was recorded before)
+    let done = until_end(&app, "stall-3", PHONE_EN, &["1", "1", "500", "1"]).await;
+    assert!(done.starts_with("END Thank you!"), "{done}");
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 1);
+}
+
+/// Issue 8, point 9: a COMMIT that completes only after the hop was answered "busy" (here
+/// held back by a deferred trigger waiting for a lock) is told to the household by SMS with
+/// the pledge and its code; dialling again, the caller is asked before pledging twice.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_pledge_committed_after_the_deadline_is_told_by_sms(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    // Long enough for the hop to reach its COMMIT on a loaded machine; the COMMIT then waits
+    // past it.
+    let mut config = test_config();
+    config.db_timeout_ms = 1_500;
+    let impatient = app_with(pool.clone(), config).await;
+    sqlx::raw_sql(
+        "create function test_stall_commit() returns trigger language plpgsql as $$
+         begin perform pg_advisory_xact_lock(8008); return null; end $$;
+         create constraint trigger pledges_stall_commit after insert on pledges
+             deferrable initially deferred for each row execute function test_stall_commit();",
+    )
+    .execute(&pool)
+    .await
+    .expect("stalling trigger");
+    impatient
+        .session("late", PHONE_EN, &["1", "1", "500"])
+        .await;
+    let mut holder = pool.acquire().await.expect("connection");
+    sqlx::query("select pg_advisory_lock(8008)")
+        .execute(&mut *holder)
+        .await
+        .expect("advisory lock");
+    let (_, busy) = impatient.hop("late", PHONE_EN, "1*1*500*1").await;
+    assert!(busy.starts_with("END Service busy"), "{busy}");
+    sqlx::query("select pg_advisory_unlock(8008)")
+        .execute(&mut *holder)
+        .await
+        .expect("advisory unlock");
+    // The COMMIT completes now; the SMS is queued by the task that waited for it.
+    let mut sms: Option<(String, String)> = None;
+    for _ in 0..250 {
+        sms = sqlx::query_as("select phone, body from outbox")
+            .fetch_optional(&pool)
+            .await
+            .expect("outbox");
+        if sms.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (phone, body) = sms.expect("an SMS about the pledge recorded late");
+    let codes = code_of(&pool, PHONE_EN).await;
+    assert_eq!(codes.len(), 1);
+    assert_eq!(phone, PHONE_EN);
+    assert_eq!(
+        body,
+        format!(
+            "The line was busy, but your pledge was recorded: 500 TJS to Bridge. Code {}.",
+            codes[0]
+        )
+    );
+    // Dialling again with the same pledge: asked first.
+    let (_, question) = app.hop("late-2", PHONE_EN, "1*1*500*1").await;
+    assert!(
+        question.starts_with("CON You pledged 500 TJS to Bridge 1 min ago. Pledge again?"),
+        "{question}"
+    );
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 1);
+}
+
+/// Issue 8, point 9: the same pledge (household, project, amount) within 10 minutes asks
+/// "You pledged X n min ago. Pledge again?"; yes records it, no records nothing; after 10
+/// minutes, or for another amount, nothing is asked.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_repeated_pledge_within_ten_minutes_asks_first(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let done = until_end(&app, "r1", PHONE_EN, &["1", "1", "500", "1"]).await;
+    assert!(done.starts_with("END Thank you!"), "{done}");
+    app.clock.advance(chrono::Duration::minutes(3));
+    let question = app.session("r2", PHONE_EN, &["1", "1", "500", "1"]).await;
+    assert_eq!(
+        question,
+        "CON You pledged 500 TJS to Bridge 3 min ago. Pledge again?\n1 Yes\n2 No\n0 Back"
+    );
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 1);
+    // a repeated hop asks the same, and still records nothing
+    let (_, same) = app.hop("r2", PHONE_EN, "1*1*500*1").await;
+    assert_eq!(same, question);
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 1);
+    // "yes" records the second pledge, once
+    let yes = until_end(&app, "r2", PHONE_EN, &["1", "1", "500", "1", "1"]).await;
+    assert!(
+        yes.starts_with("END Thank you! Pledged 500 TJS to Bridge."),
+        "{yes}"
+    );
+    until_end(&app, "r2", PHONE_EN, &["1", "1", "500", "1", "1"]).await;
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 2);
+    let codes = code_of(&pool, PHONE_EN).await;
+    assert!(yes.contains(&codes[1]), "{yes}");
+    // "no" goes back to the main menu and records nothing
+    let no = app
+        .session("r3", PHONE_EN, &["1", "1", "500", "1", "2"])
+        .await;
+    assert!(no.starts_with("CON Hashar\n1 Pledge"), "{no}");
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 2);
+    // another amount, or another household: not the same pledge
+    let other = until_end(&app, "r4", PHONE_EN, &["1", "1", "501", "1"]).await;
+    assert!(other.starts_with("END Thank you!"), "{other}");
+    let other = until_end(&app, "r5", PHONE_RU, &["1", "1", "500", "1"]).await;
+    assert!(other.starts_with("END Спасибо!"), "{other}");
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 4);
+    // 10 minutes after the last one (at 3 min), no question
+    app.clock.advance(chrono::Duration::minutes(9));
+    let (_, still) = app.hop("r6", PHONE_EN, "1*1*500*1").await;
+    assert!(
+        still.starts_with("CON You pledged 500 TJS to Bridge 9 min ago."),
+        "{still}"
+    );
+    app.clock.advance(chrono::Duration::minutes(1));
+    let after = until_end(&app, "r7", PHONE_EN, &["1", "1", "500", "1"]).await;
+    assert!(after.starts_with("END Thank you!"), "{after}");
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 5);
+}

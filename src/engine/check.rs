@@ -75,6 +75,7 @@ pub fn worst_case_values() -> Vars {
     v.insert("cash_amount".into(), "99999999.99".into());
     v.insert("pledge_amount".into(), "99999999.99".into());
     v.insert("outstanding".into(), "99999999.99".into());
+    v.insert("minutes".into(), "10".into());
     v
 }
 
@@ -155,8 +156,32 @@ fn check_menu(
             .iter()
             .filter_map(|o| o.action.as_deref().map(|a| (a, o.arg.as_deref(), true)))
             .collect();
+        if let ScreenDef::Input {
+            action: Some(action),
+            ..
+        } = screen
+        {
+            if action == "create_pledge" {
+                err(format!("menu {id}, screen {name}: create_pledge may ask first, so only a confirm screen with `ask` can run it"));
+                structural = true;
+            }
+        }
+        if screen
+            .options()
+            .iter()
+            .any(|o| o.action.as_deref() == Some("create_pledge"))
+        {
+            err(format!("menu {id}, screen {name}: create_pledge may ask first, so only a confirm screen with `ask` can run it"));
+            structural = true;
+        }
         match screen {
-            ScreenDef::Confirm { action, .. } => actions.push((action, None, true)),
+            ScreenDef::Confirm { action, ask, .. } => {
+                actions.push((action, None, true));
+                if action == "create_pledge" && ask.is_none() {
+                    err(format!("menu {id}, screen {name}: create_pledge may ask first (a repeated pledge), so its screen needs `ask`"));
+                    structural = true;
+                }
+            }
             ScreenDef::Input {
                 action: Some(action),
                 ..
@@ -194,7 +219,7 @@ fn check_menu(
             }
             let needs: &[&str] = match action {
                 "register" => &["community"],
-                "create_pledge" => &["project", "amount"],
+                "create_pledge" | "create_pledge_again" => &["project", "amount"],
                 "project_total" => &["project"],
                 "verify_pin" => &["pin"],
                 "find_pledge" => &["pledge_code"],
@@ -294,12 +319,19 @@ fn render_all(
             let Some((world_caller, path)) = route_to(menu, name, lang) else {
                 continue;
             };
-            // Replay the path to the screen with every effect answered by worst-case values.
+            // Replay the path to the screen with every effect answered by worst-case values
+            // (and asking where the path goes to a confirm screen's `ask`).
             let results: BTreeMap<usize, Vars> = (0..=path.len() + 1)
-                .map(|s| (s, effect_result.clone()))
+                .map(|s| {
+                    let mut r = effect_result.clone();
+                    if s >= 1 && path.get(s - 1).is_some_and(|(_, asks)| *asks) {
+                        r.insert("ask".into(), "1".into());
+                    }
+                    (s, r)
+                })
                 .collect();
             let mut reads: HashMap<String, Vars> = HashMap::new();
-            let mut inputs: Vec<&str> = path.iter().map(String::as_str).collect();
+            let mut inputs: Vec<&str> = path.iter().map(|(i, _)| i.as_str()).collect();
             let try_inputs = |inputs: &[&str],
                               reads: &mut HashMap<String, Vars>|
              -> Result<String, String> {
@@ -343,9 +375,12 @@ fn render_all(
     }
 }
 
+/// An input, and whether the effect it runs asks first (leads to a confirm screen's `ask`).
+type PathStep = (String, bool);
+
 /// A caller and a sequence of inputs that lead to `target`: from the start for a known,
 /// registered caller, or from an entry screen for a caller that fails its guard.
-fn route_to(menu: &MenuDef, target: &str, lang: Language) -> Option<(Caller, Vec<String>)> {
+fn route_to(menu: &MenuDef, target: &str, lang: Language) -> Option<(Caller, Vec<PathStep>)> {
     let full = Caller {
         language: Some(lang),
         registered: true,
@@ -370,8 +405,8 @@ fn route_to(menu: &MenuDef, target: &str, lang: Language) -> Option<(Caller, Vec
 }
 
 /// The shortest sequence of inputs from screen `from` to `target`.
-fn path_to(menu: &MenuDef, from: &str, target: &str) -> Option<Vec<String>> {
-    let mut queue: VecDeque<(String, Vec<String>)> = VecDeque::new();
+fn path_to(menu: &MenuDef, from: &str, target: &str) -> Option<Vec<PathStep>> {
+    let mut queue: VecDeque<(String, Vec<PathStep>)> = VecDeque::new();
     let mut seen = BTreeSet::new();
     queue.push_back((from.to_owned(), Vec::new()));
     while let Some((screen, path)) = queue.pop_front() {
@@ -384,18 +419,18 @@ fn path_to(menu: &MenuDef, from: &str, target: &str) -> Option<Vec<String>> {
         let Some(def) = menu.screens.get(&screen) else {
             continue;
         };
-        let mut step = |next: &str, input: String| {
+        let mut step = |next: &str, input: String, asks: bool| {
             let mut p = path.clone();
-            p.push(input);
+            p.push((input, asks));
             queue.push_back((next.to_owned(), p));
         };
         for (i, o) in def.options().iter().enumerate() {
             if let Some(next) = &o.next {
-                step(next, (i + 1).to_string());
+                step(next, (i + 1).to_string(), false);
             }
         }
         match def {
-            ScreenDef::List { next, .. } => step(next, "1".into()),
+            ScreenDef::List { next, .. } => step(next, "1".into(), false),
             ScreenDef::Input { next, input, .. } => {
                 let sample = match input {
                     InputKind::Amount => "1",
@@ -405,11 +440,14 @@ fn path_to(menu: &MenuDef, from: &str, target: &str) -> Option<Vec<String>> {
                     InputKind::Time => "1000",
                     InputKind::Text => "School",
                 };
-                step(next, sample.into())
+                step(next, sample.into(), false)
             }
-            ScreenDef::Confirm { next, no, .. } => {
-                step(next, "1".into());
-                step(no, "2".into());
+            ScreenDef::Confirm { next, no, ask, .. } => {
+                step(next, "1".into(), false);
+                step(no, "2".into(), false);
+                if let Some(ask) = ask {
+                    step(ask, "1".into(), true);
+                }
             }
             _ => {}
         }

@@ -57,12 +57,16 @@ pub enum ScreenDef {
         #[serde(default)]
         action: Option<String>,
     },
-    /// `1` runs `action` then goes to `next`; `2` goes to `no`.
+    /// `1` runs `action` then goes to `next`; `2` goes to `no`. An action whose result
+    /// holds `ask` (a pledge that repeats one made minutes ago) goes to the screen `ask`
+    /// instead, which asks the caller first.
     Confirm {
         prompt: String,
         action: String,
         next: String,
         no: String,
+        #[serde(default)]
+        ask: Option<String>,
     },
     /// A text, optionally filled by a named data action, with optional options.
     Info {
@@ -121,9 +125,10 @@ impl ScreenDef {
             .collect();
         match self {
             ScreenDef::List { next, .. } | ScreenDef::Input { next, .. } => out.push(next),
-            ScreenDef::Confirm { next, no, .. } => {
+            ScreenDef::Confirm { next, no, ask, .. } => {
                 out.push(next);
                 out.push(no);
+                out.extend(ask.as_deref());
             }
             _ => {}
         }

@@ -68,10 +68,17 @@ pub enum ActionKind {
 /// The named actions menus may use. Each is implemented in `crate::actions`.
 pub fn action_kind(name: &str) -> Option<ActionKind> {
     match name {
-        "set_language" | "register" | "create_pledge" | "request_callback" | "next_tip"
-        | "verify_pin" | "find_pledge" | "record_cash" | "preview_notice" | "send_notice" => {
-            Some(ActionKind::Effect)
-        }
+        "set_language"
+        | "register"
+        | "create_pledge"
+        | "create_pledge_again"
+        | "request_callback"
+        | "next_tip"
+        | "verify_pin"
+        | "find_pledge"
+        | "record_cash"
+        | "preview_notice"
+        | "send_notice" => Some(ActionKind::Effect),
         "project_total" | "join_code" => Some(ActionKind::Read),
         _ => None,
     }
@@ -433,12 +440,27 @@ impl<'m> Engine<'m> {
                 }
             },
             ScreenDef::Confirm {
-                action, next, no, ..
+                action,
+                next,
+                no,
+                ask,
+                ..
             } => match token {
                 "1" => {
                     self.effect(world, st, step, action, None)?;
-                    if !self.refused(world, st, step) {
-                        self.goto(world, st, next, step)?;
+                    if self.refused(world, st, step) {
+                        return Ok(());
+                    }
+                    // The action did nothing yet and asks the caller first (`menus check`
+                    // makes sure an action that may ask has somewhere to ask).
+                    match (st.vars.remove("ask"), ask) {
+                        (Some(_), Some(ask)) => self.goto(world, st, ask, step)?,
+                        (Some(_), None) => {
+                            return Err(Stop::Broken(format!(
+                                "action {action:?} asks, and its screen has no `ask`"
+                            )))
+                        }
+                        (None, _) => self.goto(world, st, next, step)?,
                     }
                 }
                 "2" => self.goto(world, st, no, step)?,
