@@ -13,7 +13,13 @@ use crate::{
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The webhooks' pool (USSD hops, SMS and delivery reports, dispatchers). Inside the
+    /// admin API's routes this is the API's pool: see [`AppState::for_api`].
     pub pool: PgPool,
+    /// The admin API's own pool (the same as `pool` unless [`AppState::with_api_pool`]).
+    pub api_pool: PgPool,
+    /// CSV exports reading from the database now (`HASHAR_EXPORTS_MAX_CONCURRENT`).
+    pub exports: Arc<tokio::sync::Semaphore>,
     pub menus: Arc<MenuSet>,
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
@@ -61,13 +67,31 @@ impl AppState {
             "max".into(),
             crate::domain::money::format_amount(config.max_pledge),
         );
+        let exports = usize::try_from(config.exports_max_concurrent).unwrap_or(1);
         AppState {
+            api_pool: pool.clone(),
             pool,
+            exports: Arc::new(tokio::sync::Semaphore::new(exports)),
             menus: Arc::new(menus),
             config: Arc::new(config),
             clock,
             hints: Arc::new(LanguageHints::default()),
             globals: Arc::new(globals),
+        }
+    }
+
+    /// The admin API's connections come from `api`, apart from the webhooks'.
+    pub fn with_api_pool(mut self, api: PgPool) -> AppState {
+        self.api_pool = api;
+        self
+    }
+
+    /// The state the admin API's routes see: `pool` is the API's pool, so that no API
+    /// handler can take a webhook connection.
+    pub fn for_api(&self) -> AppState {
+        AppState {
+            pool: self.api_pool.clone(),
+            ..self.clone()
         }
     }
 }

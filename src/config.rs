@@ -57,9 +57,39 @@ pub struct Config {
     #[arg(long, env = "HASHAR_DB_TIMEOUT_MS", default_value_t = 800)]
     pub db_timeout_ms: u64,
 
-    /// Database connections per server process.
-    #[arg(long, env = "HASHAR_DB_POOL_SIZE", default_value_t = 8)]
+    /// Database connections per server process for USSD hops, SMS and delivery-report
+    /// webhooks and the dispatchers; the admin API has a pool of its own.
+    #[arg(long, env = "HASHAR_DB_POOL_SIZE", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_pool_size: u32,
+
+    /// Database connections per server process for the admin API and CSV exports, apart
+    /// from the webhooks' so that the API can never starve them.
+    #[arg(long, env = "HASHAR_DB_API_POOL_SIZE", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_api_pool_size: u32,
+
+    /// PostgreSQL's `statement_timeout` on every pooled connection: a statement running
+    /// longer is cancelled by the server.
+    #[arg(long, env = "HASHAR_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub db_statement_timeout_ms: u64,
+
+    /// PostgreSQL's `idle_in_transaction_session_timeout` on every pooled connection: a
+    /// transaction left open and idle longer is ended by the server.
+    #[arg(long, env = "HASHAR_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub db_idle_in_transaction_timeout_ms: u64,
+
+    /// The statement timeout of a CSV export's query (exports read more than any other).
+    #[arg(long, env = "HASHAR_EXPORT_STATEMENT_TIMEOUT_MS", default_value_t = 120_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub export_statement_timeout_ms: u64,
+
+    /// CSV exports read from the database at the same time; one more is answered 503.
+    #[arg(long, env = "HASHAR_EXPORTS_MAX_CONCURRENT", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub exports_max_concurrent: u32,
 
     /// The Information Centre hotline shown on the safe-migration screens.
     #[arg(

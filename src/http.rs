@@ -43,7 +43,8 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/kannel/sms", get(kannel_sms))
         .route("/webhooks/kannel/delivery", get(kannel_delivery))
         .with_state(state.clone())
-        .merge(crate::api::router(state))
+        // the admin API gets its own pool: no API call or export can take a webhook's connection
+        .merge(crate::api::router(state.for_api()))
         // The span names the route pattern, never the URI: query strings and paths carry
         // phone numbers (and, for Kannel, the shared secret).
         .layer(TraceLayer::new_for_http().make_span_with(
@@ -144,6 +145,55 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Response {
     )
 }
 
+/// A webhook's database failure: 503 (as documented) when the database is only
+/// unavailable for now — refused, restarting, the pool timed out — so that the provider
+/// retries; 500 for anything else.
+fn db_failure(what: &str, e: Option<&sqlx::Error>, shown: &dyn std::fmt::Display) -> Response {
+    match e {
+        Some(e) if db::is_temporary(e) => {
+            tracing::warn!(error = %e, "{what}: database unavailable; asking the provider to retry");
+            plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporary failure, please retry\n".into(),
+            )
+        }
+        _ => internal(what, shown),
+    }
+}
+
+/// The database error behind an SMS handling error, if it is one.
+fn sms_db_error(e: &sms::SmsError) -> Option<&sqlx::Error> {
+    match e {
+        sms::SmsError::Db(e) | sms::SmsError::Action(crate::actions::ActionError::Db(e)) => Some(e),
+        _ => None,
+    }
+}
+
+fn itself(e: &sqlx::Error) -> Option<&sqlx::Error> {
+    Some(e)
+}
+
+/// Runs `attempt` again, once, when its connection turned out to be dead (a database
+/// restart leaves every pooled connection dead): the handling of a webhook is one
+/// transaction, deduplicated on the message, so a second try is safe.
+async fn once_more_if_lost<T, E, F, Fut>(
+    attempt: F,
+    db_error: fn(&E) -> Option<&sqlx::Error>,
+) -> Result<T, E>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    match attempt().await {
+        Err(e) if db_error(&e).is_some_and(db::is_connection_lost) => {
+            db::note_connection_lost();
+            tracing::warn!("database connection lost; trying once more on another");
+            attempt().await
+        }
+        other => other,
+    }
+}
+
 /// Compares in constant time (the length is not secret).
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -241,7 +291,8 @@ async fn receive_all(
     }
     let timeout = std::time::Duration::from_millis(state.config.db_timeout_ms);
     for (msg, raw) in messages {
-        match tokio::time::timeout(timeout, sms::receive(state, &msg, raw)).await {
+        let handled = once_more_if_lost(|| sms::receive(state, &msg, raw.clone()), sms_db_error);
+        match tokio::time::timeout(timeout, handled).await {
             Ok(Ok(sms::Received::Duplicate)) => metrics::inbound_sms(msg.provider, "duplicate"),
             Ok(Ok(_)) => metrics::inbound_sms(msg.provider, "handled"),
             Ok(Err(e)) => {
@@ -249,7 +300,7 @@ async fn receive_all(
                 if let sms::SmsError::Db(e) = &e {
                     metrics::pool_timeout(e);
                 }
-                return internal("handling an inbound sms", e);
+                return db_failure("handling an inbound sms", sms_db_error(&e), &e);
             }
             Err(_) => {
                 metrics::inbound_sms(msg.provider, "timeout");
@@ -290,7 +341,8 @@ async fn deliver_each(
 ) -> Option<Response> {
     let now = state.clock.now();
     for (report, raw) in reports {
-        match deliver_one(state, &report, &raw, now).await {
+        let applied = once_more_if_lost(|| deliver_one(state, &report, &raw, now), itself);
+        match applied.await {
             Ok(Some(false)) => {
                 metrics::delivery_report(report.provider, "unknown_message");
                 tracing::warn!(
@@ -303,7 +355,7 @@ async fn deliver_each(
             Err(e) => {
                 metrics::delivery_report(report.provider, "error");
                 metrics::pool_timeout(&e);
-                return Some(internal("storing a delivery report", e));
+                return Some(db_failure("storing a delivery report", Some(&e), &e));
             }
         }
     }

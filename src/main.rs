@@ -225,9 +225,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         screens = menus.menus.values().map(|m| m.screens.len()).sum::<usize>(),
         "menus loaded and checked"
     );
-    let pool = db::prepare(&config)
+    let pools = db::prepare_pools(&config)
         .await
         .context("preparing the database")?;
+    let pool = pools.webhooks.clone();
     let tips = hashar::actions::sync_tips(&pool, &config.menus_dir.join("tips.toml")).await?;
     tracing::info!(new = tips, "tips loaded");
     tracing::info!(
@@ -254,7 +255,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let dispatchers = config.dispatchers;
     let metrics_listen = config.metrics_listen;
-    let state = AppState::new(pool, menus, config);
+    let state = AppState::new(pool, menus, config).with_api_pool(pools.api);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     match metrics_listen {

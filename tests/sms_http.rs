@@ -1036,3 +1036,102 @@ async fn each_infobip_report_is_stored_with_its_own_json(pool: PgPool) {
         3
     );
 }
+
+/// SMS and delivery webhooks answer 503 (the documented "retry"), not 500, when the
+/// database refuses connections or the pool times out.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_database_outage_answers_503_to_sms_and_delivery_webhooks(pool: PgPool) {
+    drop(pool);
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let _holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let refused_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    for (port, what) in [(silent_port, "silent"), (refused_port, "refused")] {
+        let mut config = test_config();
+        config.db_timeout_ms = 2_000;
+        let dead = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(300))
+            .connect_lazy(&format!("postgres://postgres@127.0.0.1:{port}/nothing"))
+            .expect("lazy pool");
+        let app = app_with(dead, config).await;
+        assert_eq!(
+            app.text("outage-1", MIGRANT, "TOTAL").await,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{what}"
+        );
+        let (status, body) = app
+            .post_form(
+                "/webhooks/africastalking/delivery",
+                form(&[
+                    ("id", "ATXid_1"),
+                    ("status", "Success"),
+                    ("phoneNumber", MIGRANT),
+                ]),
+            )
+            .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {body}");
+        assert_eq!(body, "temporary failure, please retry\n");
+    }
+}
+
+/// After a database restart (every backend terminated), no request fails: a webhook whose
+/// pooled connection turns out dead is handled once more on a live one.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn after_a_database_restart_the_next_requests_succeed(pool: PgPool) {
+    seed(&pool).await;
+    add_migrant(&pool, PHONE_EN, MIGRANT).await;
+    let app = app_as_served(pool.clone(), test_config()).await;
+    // fill the pool with several connections
+    let ids: Vec<String> = (0..6).map(|i| format!("warm-{i}")).collect();
+    let texts = ids.iter().map(|id| app.text(id, MIGRANT, "TOTAL"));
+    for status in futures_util::future::join_all(texts).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    let terminate = "select count(pg_terminate_backend(pid)) from pg_stat_activity
+                     where datname = current_database() and pid <> pg_backend_pid()";
+    let killed: i64 = sqlx::query_scalar(terminate)
+        .fetch_one(&pool)
+        .await
+        .expect("terminate");
+    assert!(killed >= 2, "{killed}");
+    for i in 0..10 {
+        assert_eq!(
+            app.text(&format!("after-{i}"), MIGRANT, "TOTAL").await,
+            StatusCode::OK,
+            "text {i} after the restart"
+        );
+    }
+    let _: i64 = sqlx::query_scalar(terminate)
+        .fetch_one(&pool)
+        .await
+        .expect("terminate");
+    let (status, body) = app
+        .post_form(
+            "/webhooks/africastalking/delivery",
+            form(&[
+                ("id", "ATXid_9"),
+                ("status", "Success"),
+                ("phoneNumber", MIGRANT),
+            ]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from inbound_messages where provider_msg_id like 'after-%'"
+        )
+        .await,
+        10
+    );
+}

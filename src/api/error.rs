@@ -28,7 +28,11 @@ pub enum ApiError {
     /// 409: the request conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),
-    /// 500: logged, never shown.
+    /// 503 with `Retry-After`: the server is busy (too many exports, the API's database
+    /// connections all taken, the database restarting); the same request later will do.
+    #[error("{0}")]
+    Busy(&'static str),
+    /// 500: logged, never shown (503 when the database is only unavailable for now).
     #[error("internal error")]
     Internal(#[from] sqlx::Error),
     /// 500: an answer could not be encoded (logged, never shown).
@@ -107,7 +111,7 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code: unauthorized, forbidden, not_found, invalid, conflict, internal.
+    /// Stable machine-readable code: unauthorized, forbidden, not_found, invalid, conflict, busy, internal.
     pub code: &'static str,
     pub message: String,
     /// The field a validation error is about.
@@ -125,6 +129,11 @@ impl IntoResponse for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some(*field))
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
+            ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy", None),
+            ApiError::Internal(e) if crate::db::is_temporary(e) => {
+                tracing::warn!(error = %e, "api: database unavailable for now");
+                return ApiError::Busy("the database is busy; retry in a moment").into_response();
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "api: database error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
@@ -134,6 +143,21 @@ impl IntoResponse for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
             }
         };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            let body = ErrorBody {
+                error: ErrorDetail {
+                    code,
+                    message: self.to_string(),
+                    field,
+                },
+            };
+            return (
+                status,
+                [(axum::http::header::RETRY_AFTER, "30")],
+                Json(body),
+            )
+                .into_response();
+        }
         let body = ErrorBody {
             error: ErrorDetail {
                 code,

@@ -30,17 +30,19 @@
 //! receipt's day, the cancellation), which is what a coordinator reconciling a ledger
 //! wants; `GET /api/v1/pledges/{id}` has the full event list of one pledge.
 //!
-//! Streaming: the rows are read from PostgreSQL as a stream (`sqlx::query(..).fetch`) by a
-//! task that owns a clone of the pool, written as CSV into chunks of about 32 KiB, and
-//! handed to the response body through a bounded channel; at most a few chunks are in
-//! memory whatever the number of rows, and a slow client slows the query down instead of
-//! filling memory. The export holds one pool connection until it ends; a client that goes
-//! away ends the task and frees the connection.
+//! Reading and sending apart (issue 8, point 7): the rows are read from PostgreSQL as a
+//! stream (`sqlx::query(..).fetch`) inside one read transaction with its own statement
+//! timeout (`HASHAR_EXPORT_STATEMENT_TIMEOUT_MS`), written as CSV into an anonymous
+//! temporary file (deleted when closed) in chunks of about 32 KiB, and only then sent from
+//! that file. The database connection is back in the API's pool before the first byte
+//! goes out, so a client that downloads slowly, or stops reading, holds a file and never a
+//! connection; memory stays at a chunk or two whatever the number of rows. At most
+//! `HASHAR_EXPORTS_MAX_CONCURRENT` exports read from the database at a time; one more is
+//! answered 503 (`busy`, `Retry-After`) at once instead of queueing for a connection.
 //!
-//! Errors: one before the first chunk (the query itself failing) is a normal JSON 500. One
-//! in the middle of the file is logged, and the body then ends with an error, so the
-//! server aborts the transfer (no final chunk): the client sees a failed download, never a
-//! file that looks complete but is short.
+//! Errors: any (the query failing or timing out, the disk) come before the answer starts,
+//! as a JSON 500 (503 when the database is only unavailable for now); a file that is sent
+//! is complete.
 //!
 //! Scope: a coordinator gets rows of their own communities only (an admin: all); a
 //! `community` filter outside their scope is 403. A `project` filter outside their scope
@@ -56,13 +58,14 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use futures_util::{stream, StreamExt};
+use futures_util::StreamExt;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
 use sqlx::{
     postgres::{PgArguments, PgRow},
-    PgPool, Postgres, Row,
+    Postgres, Row,
 };
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use utoipa::IntoParams;
 
 use super::{
@@ -73,8 +76,6 @@ use crate::app::AppState;
 
 /// About this many bytes per body chunk.
 const CHUNK: usize = 32 * 1024;
-/// Chunks written ahead of the client at most.
-const AHEAD: usize = 2;
 
 type Sql = sqlx::query::Query<'static, Postgres, PgArguments>;
 type Record = Vec<String>;
@@ -169,54 +170,56 @@ impl Chunks {
     }
 }
 
-/// Reads `sql` row by row into CSV chunks sent on `tx`, until the rows end, the client goes
-/// away (the receiver is dropped) or an error (sent on, after logging).
-async fn produce(
-    pool: PgPool,
+/// Reads `sql` row by row into CSV in an anonymous temporary file, in one read
+/// transaction with the export statement timeout, and returns the file rewound; the
+/// connection is released when this returns.
+async fn spool(
+    state: &AppState,
     what: &'static str,
     header: &'static [&'static str],
     sql: Sql,
     to_record: RowToRecord,
-    tx: tokio::sync::mpsc::Sender<Result<Bytes, sqlx::Error>>,
-) {
+    bom: bool,
+) -> Result<tokio::fs::File, sqlx::Error> {
+    let file = tokio::task::spawn_blocking(tempfile::tempfile)
+        .await
+        .map_err(|_| sqlx::Error::WorkerCrashed)??;
+    let mut file = tokio::fs::File::from_std(file);
     let mut out = Chunks::new();
-    let mut rows = sql.fetch(&pool);
-    let mut sent_any = false;
+    if bom {
+        file.write_all(&UTF8_BOM).await?;
+    }
+    out.write(header)?;
     let mut count: u64 = 0;
-    let result: Result<(), sqlx::Error> = async {
-        out.write(header)?;
+    let mut tx = state.pool.begin().await?;
+    sqlx::query("select set_config('statement_timeout', $1, true)")
+        .bind(format!("{}ms", state.config.export_statement_timeout_ms))
+        .execute(&mut *tx)
+        .await?;
+    {
+        let mut rows = sql.fetch(&mut *tx);
         while let Some(row) = rows.next().await {
-            let record = to_record(&row?)?;
-            out.write(&record)?;
+            out.write(&to_record(&row?)?)?;
             count += 1;
-            // the first row goes out at once, so the answer starts as soon as the query does
-            if out.len() >= CHUNK || !sent_any {
-                sent_any = true;
-                if tx.send(Ok(out.take()?)).await.is_err() {
-                    tracing::info!(export = what, rows = count, "export: client went away");
-                    return Ok(());
-                }
+            if out.len() >= CHUNK {
+                file.write_all(&out.take()?).await?;
             }
         }
-        let last = out.take()?;
-        // the receiver may be gone already; nothing to do about it then
-        let _ = tx.send(Ok(last)).await;
-        tracing::info!(export = what, rows = count, "export done");
-        Ok(())
     }
-    .await;
-    if let Err(e) = result {
-        tracing::error!(export = what, rows = count, error = %e, "export failed");
-        let _ = tx.send(Err(e)).await;
-    }
+    tx.commit().await?;
+    file.write_all(&out.take()?).await?;
+    file.flush().await?;
+    file.seek(std::io::SeekFrom::Start(0)).await?;
+    tracing::info!(export = what, rows = count, "export read");
+    Ok(file)
 }
 
 /// What `?bom=true` puts first: Excel on Windows reads a CSV without it in the local
 /// code page, which turns Tajik and Russian names into mojibake.
 const UTF8_BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
-/// The streamed CSV answer: a 500 if the query fails before its first row, else 200 and the
-/// file as it is read.
+/// The CSV answer: read whole into a temporary file first (the connection released), then
+/// sent from it; 503 when too many exports are being read, 500 when reading failed.
 async fn csv_response(
     state: &AppState,
     what: &'static str,
@@ -225,26 +228,21 @@ async fn csv_response(
     to_record: RowToRecord,
     bom: bool,
 ) -> ApiResult<Response> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(AHEAD);
-    tokio::spawn(produce(
-        state.pool.clone(),
-        what,
-        header,
-        sql,
-        to_record,
-        tx,
-    ));
-    let first = match rx.recv().await {
-        Some(Ok(chunk)) if bom => Bytes::from([UTF8_BOM.as_slice(), &chunk].concat()),
-        Some(Ok(chunk)) => chunk,
-        Some(Err(e)) => return Err(ApiError::Internal(e)),
-        // the task ended without a word: it panicked
-        None => return Err(ApiError::Internal(sqlx::Error::WorkerCrashed)),
+    // Bounded, and never queued: a coordinator told "busy, retry" is better than exports
+    // piling up behind each other.
+    let Ok(permit) = state.exports.clone().try_acquire_owned() else {
+        tracing::warn!(export = what, "export refused: too many running");
+        return Err(ApiError::Busy(
+            "too many exports are being prepared; retry in a minute",
+        ));
     };
-    let rest = stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let body = Body::from_stream(stream::once(async move { Ok(first) }).chain(rest));
+    let file = spool(state, what, header, sql, to_record, bom).await;
+    drop(permit);
+    let file = file.map_err(|e| {
+        tracing::error!(export = what, error = %e, "export failed");
+        ApiError::Internal(e)
+    })?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, CHUNK));
     let filename = format!("{what}-{}.csv", state.clock.now().format("%Y%m%d"));
     Ok((
         [

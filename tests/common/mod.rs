@@ -48,13 +48,29 @@ pub async fn app(pool: PgPool) -> TestApp {
 }
 
 pub async fn app_with(pool: PgPool, config: Config) -> TestApp {
+    let api = pool.clone();
+    app_with_pools(pool, api, config).await
+}
+
+/// The pools a server builds (`hashar::db::pools`: its sizes, timeouts and session settings)
+/// over the test's database, instead of the test's own pool.
+pub async fn app_as_served(pool: PgPool, config: Config) -> TestApp {
+    let pools = hashar::db::pools(&pool.connect_options(), &config);
+    let mut app = app_with_pools(pools.webhooks, pools.api, config).await;
+    // fixtures and checks go through the test's pool, apart from the server's
+    app.pool = pool;
+    app
+}
+
+pub async fn app_with_pools(pool: PgPool, api: PgPool, config: Config) -> TestApp {
     let menus = load_checked_menus(&config).expect("menus pass the check");
     let clock = ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 28, 9, 0, 0)
             .single()
             .expect("valid time"),
     );
-    let state = AppState::with_clock(pool.clone(), menus, config, Arc::new(clock.clone()));
+    let state = AppState::with_clock(pool.clone(), menus, config, Arc::new(clock.clone()))
+        .with_api_pool(api);
     TestApp {
         router: router(state),
         pool,
