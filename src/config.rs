@@ -178,6 +178,32 @@ pub struct Config {
     #[arg(long, env = "HASHAR_DISPATCHERS", default_value_t = 1)]
     pub dispatchers: u32,
 
+    /// How long a dispatcher holds the messages it claimed; a message whose dispatcher died
+    /// is sent again once this has passed.
+    #[arg(long, env = "HASHAR_SMS_LEASE_SECS", default_value_t = 60)]
+    pub sms_lease_secs: u64,
+
+    /// Messages a dispatcher claims per round (at most 1000).
+    #[arg(long, env = "HASHAR_SMS_BATCH", default_value_t = 50)]
+    pub sms_batch: u32,
+
+    /// First wait before a temporarily failed message is tried again (it doubles per
+    /// attempt, up to 30 minutes); a provider's `Retry-After` is waited for in any case.
+    #[arg(long, env = "HASHAR_SMS_RETRY_BASE_MS", default_value_t = 5000)]
+    pub sms_retry_base_ms: u64,
+
+    /// How long an idle dispatcher waits before looking for messages again.
+    #[arg(long, env = "HASHAR_SMS_IDLE_POLL_MS", default_value_t = 500)]
+    pub sms_idle_poll_ms: u64,
+
+    /// How long a send to the provider may take before it counts as a timeout (retried).
+    #[arg(long, env = "HASHAR_SMS_HTTP_TIMEOUT_MS", default_value_t = 15000)]
+    pub sms_http_timeout_ms: u64,
+
+    /// How often scheduled broadcasts are looked for.
+    #[arg(long, env = "HASHAR_BROADCAST_POLL_MS", default_value_t = 15000)]
+    pub broadcast_poll_ms: u64,
+
     /// The programme's time zone: broadcast times, quiet hours and the date of cash recorded
     /// by phone are local to it.
     #[arg(long, env = "HASHAR_TIMEZONE", default_value = "Asia/Dushanbe")]

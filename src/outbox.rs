@@ -557,8 +557,19 @@ impl Dispatcher {
                 }
                 Ok(Outcome::Sent)
             }
-            Err(SendError::Retryable(reason)) if msg.attempts < self.cfg.max_attempts => {
-                let wait = backoff(&self.cfg, msg.attempts, rand::random::<f64>());
+            Err(e @ (SendError::Retryable(_) | SendError::RetryAfter { .. }))
+                if msg.attempts < self.cfg.max_attempts =>
+            {
+                let mut wait = backoff(&self.cfg, msg.attempts, rand::random::<f64>());
+                // The provider said when to come back: not before (it may be longer than
+                // our backoff, never shorter).
+                let reason = match e {
+                    SendError::RetryAfter { reason, after } => {
+                        wait = wait.max(after);
+                        reason
+                    }
+                    SendError::Retryable(reason) | SendError::Fatal(reason) => reason,
+                };
                 let at = self.clock.now()
                     + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(60));
                 sqlx::query(

@@ -261,10 +261,11 @@ impl Client {
             .await
             .map_err(transport_error)?;
         let status = response.status();
+        let retry_after = super::retry_after(status, response.headers(), chrono::Utc::now());
         let body = read_capped(response).await?;
         if !status.is_success() {
             tracing::warn!(provider = PROVIDER, outbox_id = msg.id, to = %msg.to, %status, "send refused");
-            return Err(status_error(status, &body));
+            return Err(status_error(status, &body).retry_after(retry_after));
         }
         let result = interpret(&body);
         match &result {

@@ -359,9 +359,10 @@ impl Client {
             .await
             .map_err(transport_error)?;
         let status = response.status();
+        let retry_after = super::retry_after(status, response.headers(), chrono::Utc::now());
         let body = read_capped(response).await?;
         if !status.is_success() {
-            return Err(status_error(status, &body));
+            return Err(status_error(status, &body).retry_after(retry_after));
         }
         interpret_answer(&body)
     }

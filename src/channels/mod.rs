@@ -137,6 +137,54 @@ pub enum SendError {
     /// Any other refusal (bad number, bad credentials, blacklisted): do not try again.
     #[error("rejected: {0}")]
     Fatal(String),
+    /// A temporary failure (429 or 503) whose answer said when to come back (`Retry-After`):
+    /// try again, but not before `after` has passed.
+    #[error("temporary failure, retry after {}s: {reason}", .after.as_secs())]
+    RetryAfter {
+        reason: String,
+        after: std::time::Duration,
+    },
+}
+
+/// The longest `Retry-After` waited for; a longer one (or a date far ahead) is cut to this.
+pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl SendError {
+    /// A retryable error that came with a `Retry-After` becomes [`SendError::RetryAfter`];
+    /// any other error is returned as it is.
+    pub fn retry_after(self, after: Option<std::time::Duration>) -> SendError {
+        match (self, after) {
+            (SendError::Retryable(reason), Some(after)) => SendError::RetryAfter { reason, after },
+            (e, _) => e,
+        }
+    }
+}
+
+/// The `Retry-After` of a 429 or 503 answer (seconds or an HTTP date), at most
+/// [`MAX_RETRY_AFTER`]; `None` for other statuses or a missing or unreadable header.
+pub fn retry_after(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    now: DateTime<Utc>,
+) -> Option<std::time::Duration> {
+    if status != reqwest::StatusCode::TOO_MANY_REQUESTS
+        && status != reqwest::StatusCode::SERVICE_UNAVAILABLE
+    {
+        return None;
+    }
+    let raw = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let after = match raw.parse::<u64>() {
+        Ok(secs) => std::time::Duration::from_secs(secs),
+        Err(_) => {
+            let at = DateTime::parse_from_rfc2822(raw).ok()?.with_timezone(&Utc);
+            (at - now).to_std().unwrap_or(std::time::Duration::ZERO)
+        }
+    };
+    Some(after.min(MAX_RETRY_AFTER))
 }
 
 /// Maps an HTTP status to the retry decision every provider shares: 429 and 5xx are worth
@@ -322,7 +370,7 @@ impl crate::outbox::Gateway for Sender {
             };
             let outcome = match &result {
                 Ok(_) => "accepted",
-                Err(SendError::Retryable(_)) => "retryable",
+                Err(SendError::Retryable(_) | SendError::RetryAfter { .. }) => "retryable",
                 Err(SendError::Fatal(_)) => "fatal",
             };
             crate::metrics::provider_send(self.name(), outcome, started.elapsed());
@@ -375,5 +423,88 @@ mod tests {
         for leak in ["kannel-password-123", "hook-secret-456", "infobip-key-789"] {
             assert!(!shown.contains(leak), "{leak} in {shown}");
         }
+    }
+}
+
+#[cfg(test)]
+mod retry_after_tests {
+    use super::*;
+    use reqwest::{header::HeaderMap, StatusCode};
+    use std::time::Duration;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            value.parse().expect("header value"),
+        );
+        h
+    }
+
+    #[test]
+    fn retry_after_is_read_from_429_and_503_in_seconds_or_as_a_date() {
+        let now = DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let cases: [(StatusCode, &str, Option<Duration>); 7] = [
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                "2",
+                Some(Duration::from_secs(2)),
+            ),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                " 30 ",
+                Some(Duration::from_secs(30)),
+            ),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Wed, 21 Oct 2015 07:28:10 GMT",
+                Some(Duration::from_secs(10)),
+            ),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Wed, 21 Oct 2015 07:27:00 GMT",
+                Some(Duration::ZERO),
+            ),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                "99999999",
+                Some(MAX_RETRY_AFTER),
+            ),
+            (StatusCode::TOO_MANY_REQUESTS, "soon", None),
+            (StatusCode::INTERNAL_SERVER_ERROR, "2", None),
+        ];
+        for (status, value, want) in cases {
+            assert_eq!(
+                retry_after(status, &headers(value), now),
+                want,
+                "{status} {value}"
+            );
+        }
+        assert_eq!(
+            retry_after(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), now),
+            None
+        );
+    }
+
+    #[test]
+    fn only_retryable_errors_take_a_retry_after() {
+        let after = Some(Duration::from_secs(3));
+        assert_eq!(
+            SendError::Retryable("HTTP 429".into()).retry_after(after),
+            SendError::RetryAfter {
+                reason: "HTTP 429".into(),
+                after: Duration::from_secs(3)
+            }
+        );
+        assert_eq!(
+            SendError::Fatal("HTTP 400".into()).retry_after(after),
+            SendError::Fatal("HTTP 400".into())
+        );
+        assert_eq!(
+            SendError::Retryable("HTTP 500".into()).retry_after(None),
+            SendError::Retryable("HTTP 500".into())
+        );
     }
 }

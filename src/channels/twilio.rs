@@ -287,8 +287,9 @@ impl Client {
             .await
             .map_err(transport_error)?;
         let status = response.status();
+        let retry_after = super::retry_after(status, response.headers(), chrono::Utc::now());
         let body = read_capped(response).await?;
-        let result = interpret(status, &body);
+        let result = interpret(status, &body).map_err(|e| e.retry_after(retry_after));
         match &result {
             Ok(a) => tracing::debug!(
                 provider = PROVIDER,
