@@ -67,8 +67,17 @@ pub fn phone(data: &[u8]) {
         Ok(&phone),
         "{e164:?} does not parse to itself"
     );
-    // Without the `+` (as Infobip sends numbers) it is still the same number.
-    assert_eq!(Phone::parse(digits).as_ref(), Ok(&phone), "{digits:?}");
+    // Without the `+` it is still the same number when it is longer than a Tajik national
+    // number (a person's 9 digits are read as Tajik: see docs/FUZZING.md, findings).
+    if digits.len() > 9 {
+        assert_eq!(Phone::parse(digits).as_ref(), Ok(&phone), "{digits:?}");
+    }
+    // Read as international (Infobip's senders), it always is.
+    assert_eq!(
+        Phone::parse_international(digits).as_ref(),
+        Ok(&phone),
+        "{digits:?}"
+    );
     let shown = phone.to_string();
     assert!(!shown.contains(digits), "a full number reached Display");
     assert!(
@@ -321,6 +330,12 @@ fn shipped() -> &'static MenuSet {
     })
 }
 
+/// `check::worst_case_values()`, built once.
+fn widest() -> &'static Vars {
+    static VARS: OnceLock<Vars> = OnceLock::new();
+    VARS.get_or_init(worst_case_values)
+}
+
 /// Lists as long and as wide as the database allows (what `menus check` assumes).
 fn wide_lists(source: &str) -> Vec<ListItem> {
     let n = if source == "communities" || source == "coord_communities" {
@@ -340,9 +355,10 @@ fn wide_lists(source: &str) -> Vec<ListItem> {
 /// What the fake world answers to an effect: the widest values `menus check` knows, and a
 /// refusal for a wrong PIN or an unknown pledge code.
 fn fake_effect(action: &str, vars: &Vars) -> Vars {
-    let mut out: Vars = worst_case_values()
-        .into_iter()
+    let mut out: Vars = widest()
+        .iter()
         .filter(|(k, _)| !k.contains('.'))
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     match action {
         "verify_pin" if vars.get("pin").map(String::as_str) == Some("246810") => {
@@ -368,7 +384,7 @@ fn drive(set: &MenuSet, menu: &str, caller: &Caller, inputs: &[&str], lang: Lang
     let Ok(engine) = Engine::new(set, menu) else {
         panic!("menu {menu} missing");
     };
-    let globals = worst_case_values();
+    let globals = widest();
     let lists = wide_lists;
     let mut results: BTreeMap<usize, Vars> = BTreeMap::new();
     let mut reads: HashMap<String, Vars> = HashMap::new();
@@ -378,7 +394,7 @@ fn drive(set: &MenuSet, menu: &str, caller: &Caller, inputs: &[&str], lang: Lang
             lists: &lists,
             results: &results,
             reads: &reads,
-            globals: &globals,
+            globals,
             default_language: lang,
             max_amount: Decimal::from(MAXES[0]),
             limits,

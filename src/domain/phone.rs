@@ -44,6 +44,21 @@ impl Phone {
         Ok(Phone(number.format().mode(Mode::E164).to_string()))
     }
 
+    /// Parses a number that is known to be in international form, with or without the `+`
+    /// (Infobip sends `992901234567`, aggregators.md §5.5). [`Phone::parse`] has to guess
+    /// for bare digits and reads nine or fewer as a Tajik national number, which would turn
+    /// a short foreign number (`988364467`, +98…) into a Tajik one.
+    pub fn parse_international(raw: &str) -> Result<Phone, PhoneError> {
+        let trimmed = raw.trim();
+        if !trimmed.is_empty()
+            && !trimmed.starts_with('0')
+            && trimmed.chars().all(|c| c.is_ascii_digit())
+        {
+            return Phone::parse(&format!("+{trimmed}"));
+        }
+        Phone::parse(trimmed)
+    }
+
     /// Loads the numbering-plan metadata now, and compiles the patterns of the countries
     /// the programme's callers come from (both are done lazily on first use, which takes a
     /// noticeable moment, most of a second unoptimised), so that no caller's first request
@@ -131,6 +146,29 @@ mod tests {
                 "{raw}"
             );
         }
+    }
+
+    /// Found by the `phone` fuzz target: `+988364467` written without its `+` (as Infobip
+    /// writes every number) was read as the Tajik `+992988364467`.
+    #[test]
+    fn international_digits_keep_their_country() {
+        assert_eq!(
+            Phone::parse("988364467").map(|p| p.as_str().to_owned()),
+            Ok("+992988364467".to_owned()),
+            "bare nine digits are Tajik for a person typing"
+        );
+        for raw in ["988364467", "+988364467", " 988364467 "] {
+            assert_eq!(
+                Phone::parse_international(raw).map(|p| p.as_str().to_owned()),
+                Ok("+988364467".to_owned()),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            Phone::parse_international("992901234567").map(|p| p.as_str().to_owned()),
+            Ok("+992901234567".to_owned())
+        );
+        assert_eq!(Phone::parse_international(" "), Err(PhoneError::Empty));
     }
 
     #[test]
