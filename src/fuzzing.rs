@@ -47,8 +47,8 @@ fn text(data: &[u8]) -> Option<&str> {
 // ---------------------------------------------------------------------------------------
 // Phone numbers
 
-/// `Phone::parse` never panics; what it accepts is E.164 (`+`, a non-zero digit, at most 15
-/// digits in all), parses again to itself, and is masked in logs.
+/// `Phone::parse` never panics; what it accepts is E.164 as the database stores it (`+`, a
+/// non-zero digit, 7 to 15 digits in all), parses again to itself, and is masked in logs.
 pub fn phone(data: &[u8]) {
     let Some(raw) = text(data) else { return };
     let masked = mask(raw);
@@ -58,7 +58,7 @@ pub fn phone(data: &[u8]) {
     let digits = &e164[1..];
     assert!(e164.starts_with('+'), "{e164:?} is not E.164");
     assert!(
-        (2..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()),
+        (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()),
         "{e164:?} is not E.164"
     );
     assert!(!digits.starts_with('0'), "{e164:?} has no country code");

@@ -41,7 +41,14 @@ impl Phone {
         if !phonenumber::is_valid(&number) {
             return Err(PhoneError::Invalid);
         }
-        Ok(Phone(number.format().mode(Mode::E164).to_string()))
+        let e164 = number.format().mode(Mode::E164).to_string();
+        // E.164 allows at most 15 digits, and the database stores 7 to 15 (every phone
+        // column checks `^\+[1-9][0-9]{6,14}$`); the metadata accepts some longer German
+        // numbers, which would otherwise fail at the insert.
+        if !(8..=16).contains(&e164.len()) {
+            return Err(PhoneError::Invalid);
+        }
+        Ok(Phone(e164))
     }
 
     /// Parses a number that is known to be in international form, with or without the `+`
@@ -169,6 +176,17 @@ mod tests {
             Ok("+992901234567".to_owned())
         );
         assert_eq!(Phone::parse_international(" "), Err(PhoneError::Empty));
+    }
+
+    /// Found by the `phone` fuzz target: `+4960406640928007` (16 digits) was valid for the
+    /// metadata but not E.164, and every phone column refuses it.
+    #[test]
+    fn more_than_fifteen_digits_is_not_a_number() {
+        assert_eq!(Phone::parse("+4960406640928007"), Err(PhoneError::Invalid));
+        assert_eq!(
+            Phone::parse_international("4960406640928007"),
+            Err(PhoneError::Invalid)
+        );
     }
 
     #[test]
