@@ -15,6 +15,8 @@ pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod keywords;
 pub mod metrics;

@@ -85,7 +85,7 @@ pub async fn receive(
         tracing::info!(provider = msg.provider, "duplicate inbound sms ignored");
         return Ok(Received::Duplicate);
     };
-    let phone = match Phone::parse(&msg.from) {
+    let phone = match msg.sender() {
         Ok(p) => p,
         Err(e) => {
             mark(

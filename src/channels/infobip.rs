@@ -215,7 +215,7 @@ pub fn parse_delivery_with_raw(
                 ),
             })?;
             let provider_status = non_empty(status.name.clone())
-                .or_else(|| status.group_name.clone())
+                .or_else(|| non_empty(status.group_name.clone()))
                 .or_else(|| status.group_id.map(|g| g.to_string()))
                 .unwrap_or_default();
             let error_reason = r
@@ -528,6 +528,31 @@ mod tests {
             "sentAt":"2024-01-01T10:00:00.000+0000","doneAt":"2024-01-01T10:00:05.000+0000",
             "messageCount":1,"mccMnc":"43604","price":{"pricePerMessage":0.01,"currency":"EUR"},
             "status":status,"error":error})
+    }
+
+    /// Found by the `phone` fuzz target: a short foreign sender written without `+` (as
+    /// Infobip writes numbers) was read as a Tajik national number. The raw `from` is kept.
+    #[test]
+    fn a_short_infobip_sender_keeps_its_country() {
+        let body =
+            br#"{"results":[{"messageId":"m1","from":"988364467","to":"4274","text":"HELP"}]}"#;
+        let messages = parse_sms(body).expect("parsed");
+        assert_eq!(messages[0].from, "988364467");
+        assert_eq!(
+            messages[0].sender().map(|p| p.as_str().to_owned()),
+            Ok("+988364467".to_owned())
+        );
+    }
+
+    /// Found by the `infobip` fuzz target: a blank `groupName` with a known `groupId` gave
+    /// a report with an empty status word; the group id is the status then.
+    #[test]
+    fn a_blank_group_name_falls_back_to_the_group_id() {
+        let body = br#"{"results":[{"messageId":"abc","status":{"groupId":5,"groupName":"","sdescription":"Absent"}}]}"#;
+        let reports = parse_delivery(body).expect("parsed");
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].state, DeliveryState::Failed);
+        assert_eq!(reports[0].provider_status, "5");
     }
 
     #[test]

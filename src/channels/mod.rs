@@ -71,6 +71,18 @@ pub struct InboundSms {
     pub received_at: Option<DateTime<Utc>>,
 }
 
+impl InboundSms {
+    /// The sender as a phone number. Infobip always writes numbers in international form
+    /// without the `+`; the others send E.164 or what the operator gave (Kannel).
+    pub fn sender(&self) -> Result<Phone, crate::domain::PhoneError> {
+        if self.provider == infobip::PROVIDER {
+            Phone::parse_international(&self.from)
+        } else {
+            Phone::parse(&self.from)
+        }
+    }
+}
+
 /// How a provider names the message a delivery report is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageRef {

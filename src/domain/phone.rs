@@ -41,7 +41,29 @@ impl Phone {
         if !phonenumber::is_valid(&number) {
             return Err(PhoneError::Invalid);
         }
-        Ok(Phone(number.format().mode(Mode::E164).to_string()))
+        let e164 = number.format().mode(Mode::E164).to_string();
+        // E.164 allows at most 15 digits, and the database stores 7 to 15 (every phone
+        // column checks `^\+[1-9][0-9]{6,14}$`); the metadata accepts some longer German
+        // numbers, which would otherwise fail at the insert.
+        if !(8..=16).contains(&e164.len()) {
+            return Err(PhoneError::Invalid);
+        }
+        Ok(Phone(e164))
+    }
+
+    /// Parses a number that is known to be in international form, with or without the `+`
+    /// (Infobip sends `992901234567`, aggregators.md §5.5). [`Phone::parse`] has to guess
+    /// for bare digits and reads nine or fewer as a Tajik national number, which would turn
+    /// a short foreign number (`988364467`, +98…) into a Tajik one.
+    pub fn parse_international(raw: &str) -> Result<Phone, PhoneError> {
+        let trimmed = raw.trim();
+        if !trimmed.is_empty()
+            && !trimmed.starts_with('0')
+            && trimmed.chars().all(|c| c.is_ascii_digit())
+        {
+            return Phone::parse(&format!("+{trimmed}"));
+        }
+        Phone::parse(trimmed)
     }
 
     /// Loads the numbering-plan metadata now, and compiles the patterns of the countries
@@ -131,6 +153,40 @@ mod tests {
                 "{raw}"
             );
         }
+    }
+
+    /// Found by the `phone` fuzz target: `+988364467` written without its `+` (as Infobip
+    /// writes every number) was read as the Tajik `+992988364467`.
+    #[test]
+    fn international_digits_keep_their_country() {
+        assert_eq!(
+            Phone::parse("988364467").map(|p| p.as_str().to_owned()),
+            Ok("+992988364467".to_owned()),
+            "bare nine digits are Tajik for a person typing"
+        );
+        for raw in ["988364467", "+988364467", " 988364467 "] {
+            assert_eq!(
+                Phone::parse_international(raw).map(|p| p.as_str().to_owned()),
+                Ok("+988364467".to_owned()),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            Phone::parse_international("992901234567").map(|p| p.as_str().to_owned()),
+            Ok("+992901234567".to_owned())
+        );
+        assert_eq!(Phone::parse_international(" "), Err(PhoneError::Empty));
+    }
+
+    /// Found by the `phone` fuzz target: `+4960406640928007` (16 digits) was valid for the
+    /// metadata but not E.164, and every phone column refuses it.
+    #[test]
+    fn more_than_fifteen_digits_is_not_a_number() {
+        assert_eq!(Phone::parse("+4960406640928007"), Err(PhoneError::Invalid));
+        assert_eq!(
+            Phone::parse_international("4960406640928007"),
+            Err(PhoneError::Invalid)
+        );
     }
 
     #[test]

@@ -219,6 +219,21 @@ pub enum LoadError {
     MissingLocale(PathBuf, Language),
 }
 
+/// Reads one menu file's text (`path` only names it in errors).
+pub fn parse_menu(path: &Path, source: &str) -> Result<MenuDef, LoadError> {
+    let def: MenuDef = toml::from_str(source).map_err(|e| LoadError::Parse {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })?;
+    if def.spec_version != SPEC_VERSION {
+        return Err(LoadError::Version {
+            path: path.to_owned(),
+            found: def.spec_version,
+        });
+    }
+    Ok(def)
+}
+
 fn read(path: &Path) -> Result<String, LoadError> {
     std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.to_owned(),
@@ -253,17 +268,7 @@ impl MenuSet {
     pub fn load_files(menu_files: &[PathBuf], locales_dir: &Path) -> Result<MenuSet, LoadError> {
         let mut menus = BTreeMap::new();
         for path in menu_files {
-            let source = read(path)?;
-            let def: MenuDef = toml::from_str(&source).map_err(|e| LoadError::Parse {
-                path: path.clone(),
-                message: e.message().to_owned(),
-            })?;
-            if def.spec_version != SPEC_VERSION {
-                return Err(LoadError::Version {
-                    path: path.clone(),
-                    found: def.spec_version,
-                });
-            }
+            let def = parse_menu(path, &read(path)?)?;
             menus.insert(def.id.clone(), def);
         }
         let mut locales = HashMap::new();
