@@ -869,6 +869,7 @@ async fn notice(
         crate::broadcasts::queue(
             conn,
             &b,
+            None,
             state.config.default_language,
             state.config.sms_provider.name(),
             state.config.sms_max_segments,

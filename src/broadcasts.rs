@@ -251,16 +251,35 @@ pub fn preview(
     }
 }
 
-/// Queues every message of a scheduled broadcast, in one transaction: recipients recorded,
-/// one outbox row each (numbers that opted out are recorded as skipped, sent nothing).
+/// Queues every message of a broadcast, inside the caller's transaction: first moves it
+/// from draft or scheduled to queued in one conditional update (so of two callers at once
+/// — a double click, the API and the scheduler — exactly one gets it; the other waits for
+/// the first's transaction and finds it queued), then records the recipients and one outbox
+/// row each (numbers that opted out are recorded as skipped, sent nothing). `send_at`, when
+/// given, is recorded as the time it was sent for. Returns how many messages were queued,
+/// or `None` if the broadcast was no longer a draft or scheduled.
 pub async fn queue(
     conn: &mut PgConnection,
     b: &Broadcast,
+    send_at: Option<DateTime<Utc>>,
     default: Language,
     provider: &str,
     max_segments: u32,
     now: DateTime<Utc>,
-) -> Result<usize, sqlx::Error> {
+) -> Result<Option<usize>, sqlx::Error> {
+    let taken = sqlx::query(
+        "update broadcasts set status = 'queued', queued_at = $2, send_at = coalesce($3, send_at)
+          where id = $1 and status in ('draft', 'scheduled')",
+    )
+    .bind(b.id)
+    .bind(now)
+    .bind(send_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if taken == 0 {
+        return Ok(None);
+    }
     let people = recipients(conn, b, default).await?;
     let until = now + Duration::hours(i64::from(b.rsvp_hours));
     let mut queued = 0;
@@ -271,7 +290,7 @@ pub async fn queue(
             let phone = Phone::from_e164_unchecked(r.phone.clone());
             queued += 1;
             Some(
-                outbox::enqueue(
+                outbox::enqueue_broadcast(
                     conn,
                     &NewMessage {
                         to: &phone,
@@ -279,6 +298,7 @@ pub async fn queue(
                         kind: Kind::Broadcast,
                         inbound_id: None,
                     },
+                    b.id,
                     provider,
                     max_segments,
                     now,
@@ -301,12 +321,7 @@ pub async fn queue(
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query("update broadcasts set status = 'queued', queued_at = $2 where id = $1")
-        .bind(b.id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    Ok(queued)
+    Ok(Some(queued))
 }
 
 /// Queues the broadcasts whose time has come, unless it is quiet hours now. Several server
@@ -337,8 +352,9 @@ pub async fn run_due(
             return Ok(done);
         };
         if let Some(b) = load(&mut tx, id).await? {
-            let n = queue(&mut tx, &b, default, provider, max_segments, now).await?;
-            tracing::info!(broadcast = id, messages = n, "broadcast queued");
+            if let Some(n) = queue(&mut tx, &b, None, default, provider, max_segments, now).await? {
+                tracing::info!(broadcast = id, messages = n, "broadcast queued");
+            }
         }
         tx.commit().await?;
         done += 1;

@@ -102,6 +102,31 @@ pub async fn enqueue(
     max_segments: u32,
     now: DateTime<Utc>,
 ) -> Result<i64, sqlx::Error> {
+    insert(conn, msg, None, provider, max_segments, now).await
+}
+
+/// Queues one message of broadcast `broadcast`, as [`enqueue`]. The database holds at most
+/// one message per broadcast and number (a unique index): a second one fails with a unique
+/// violation, and the caller's transaction with it.
+pub async fn enqueue_broadcast(
+    conn: &mut PgConnection,
+    msg: &NewMessage<'_>,
+    broadcast: i64,
+    provider: &str,
+    max_segments: u32,
+    now: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    insert(conn, msg, Some(broadcast), provider, max_segments, now).await
+}
+
+async fn insert(
+    conn: &mut PgConnection,
+    msg: &NewMessage<'_>,
+    broadcast: Option<i64>,
+    provider: &str,
+    max_segments: u32,
+    now: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
     let body = fit_segments(msg.body, max_segments);
     let measure = TextMeasure::of(&body);
     let encoding = match measure.encoding {
@@ -111,11 +136,11 @@ pub async fn enqueue(
     let segments = i32::try_from(measure.sms_segments()).unwrap_or(i32::MAX);
     sqlx::query_scalar(
         "insert into outbox (phone, body, encoding, segments, provider, kind, status, next_attempt_at,
-                             inbound_id, created_at, updated_at)
+                             inbound_id, created_at, updated_at, broadcast_id)
          values ($1, $2, $3, $4, $5, $6,
                  case when $6 <> 'stop_confirmation' and exists (select 1 from sms_optouts where phone = $1)
                       then 'suppressed' else 'queued' end,
-                 $7, $8, $7, $7)
+                 $7, $8, $7, $7, $9)
          returning id",
     )
     .bind(msg.to.as_str())
@@ -126,6 +151,7 @@ pub async fn enqueue(
     .bind(msg.kind.as_str())
     .bind(now)
     .bind(msg.inbound_id)
+    .bind(broadcast)
     .fetch_one(conn)
     .await
 }

@@ -414,3 +414,161 @@ async fn schedules_respect_quiet_hours_and_a_queued_broadcast_can_be_cancelled(p
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+/// How many outbox rows each recipient number of broadcast `id` has (broadcast messages to
+/// the numbers recorded as its recipients), and how many rows there are in all.
+async fn rows_per_recipient(pool: &PgPool, id: i64) -> (Vec<i64>, i64) {
+    let per: Vec<i64> = sqlx::query_scalar(
+        "select count(o.id) from broadcast_recipients r
+           left join outbox o on o.phone = r.phone and o.kind = 'broadcast'
+          where r.broadcast_id = $1 and r.skipped is null
+          group by r.phone",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .expect("rows");
+    let all = count(pool, "select count(*) from outbox where kind = 'broadcast'").await;
+    (per, all)
+}
+
+/// Issue 8, point 6: two "send" calls at once (a double click) queued every message twice.
+/// Now one of them queues, the other gets 409, and each recipient has one message.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn two_sends_at_once_queue_each_message_once(pool: PgPool) {
+    let seed = seed(&pool).await;
+    village(&pool, seed.community).await;
+    let app = app(pool.clone()).await;
+    let (_, _, token) =
+        hashar::api::auth::add_coordinator(&pool, "C", "+992900000403", &["anzob".into()], false)
+            .await
+            .expect("coordinator");
+    let mut body = notice();
+    body["communities"] = json!([seed.community]);
+    let (_, created) = call(&app, "POST", "/api/v1/broadcasts", body, &token).await;
+    let id = created["broadcast"]["id"].as_i64().expect("id");
+    let send = format!("/api/v1/broadcasts/{id}/send");
+    let (first, second) = tokio::join!(
+        call(&app, "POST", &send, json!({}), &token),
+        call(&app, "POST", &send, json!({}), &token)
+    );
+    let mut answers = [first.0, second.0];
+    answers.sort();
+    assert_eq!(
+        answers,
+        [StatusCode::OK, StatusCode::CONFLICT],
+        "{first:?} {second:?}"
+    );
+    let queued = [first, second]
+        .iter()
+        .find(|(s, _)| *s == StatusCode::OK)
+        .and_then(|(_, v)| v["queued"].as_i64());
+    assert_eq!(queued, Some(331));
+    let (per, all) = rows_per_recipient(&pool, id).await;
+    assert_eq!(per.len(), 331);
+    assert!(
+        per.iter().all(|n| *n == 1),
+        "a recipient with more than one message"
+    );
+    assert_eq!(all, 331);
+    // and the database refuses a second message for a recipient of the same broadcast
+    let phone: String = sqlx::query_scalar(
+        "select phone from broadcast_recipients where broadcast_id = $1 and skipped is null limit 1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .expect("phone");
+    let phone = hashar::domain::Phone::parse(&phone).expect("phone");
+    let mut conn = pool.acquire().await.expect("conn");
+    let again = hashar::outbox::enqueue_broadcast(
+        &mut conn,
+        &hashar::outbox::NewMessage {
+            to: &phone,
+            body: "again",
+            kind: hashar::outbox::Kind::Broadcast,
+            inbound_id: None,
+        },
+        id,
+        "console",
+        3,
+        app.clock.now(),
+    )
+    .await;
+    assert!(
+        matches!(&again, Err(sqlx::Error::Database(e)) if e.is_unique_violation()),
+        "{again:?}"
+    );
+}
+
+/// Issue 8, point 6: the scheduler (`broadcasts::run_due`) and an API "send now" racing for
+/// a broadcast whose time has come: exactly one of them queues it, once.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn the_scheduler_racing_the_api_queues_each_message_once(pool: PgPool) {
+    let seed = seed(&pool).await;
+    village(&pool, seed.community).await;
+    let app = app(pool.clone()).await; // 09:00 UTC = 14:00 in Dushanbe
+    let (_, _, token) =
+        hashar::api::auth::add_coordinator(&pool, "C", "+992900000404", &["anzob".into()], false)
+            .await
+            .expect("coordinator");
+    let mut body = notice();
+    body["communities"] = json!([seed.community]);
+    let (_, created) = call(&app, "POST", "/api/v1/broadcasts", body, &token).await;
+    let id = created["broadcast"]["id"].as_i64().expect("id");
+    let send = format!("/api/v1/broadcasts/{id}/send");
+    let (status, s) = call(
+        &app,
+        "POST",
+        &send,
+        json!({"at": "2026-11-28T15:00:00+05:00"}),
+        &token,
+    )
+    .await;
+    assert_eq!(
+        (status, s["queued"].as_i64()),
+        (StatusCode::OK, Some(0)),
+        "{s}"
+    );
+    app.clock.advance(chrono::Duration::hours(1)); // its time has come
+    let quiet = app_quiet();
+    let now = app.clock.now();
+    let (api, scheduler) = tokio::join!(
+        call(&app, "POST", &send, json!({}), &token),
+        hashar::broadcasts::run_due(
+            &pool,
+            now,
+            &quiet,
+            hashar::domain::Language::Tg,
+            "console",
+            3
+        )
+    );
+    let scheduler = scheduler.expect("scheduler");
+    match api.0 {
+        StatusCode::OK => assert_eq!((api.1["queued"].as_i64(), scheduler), (Some(331), 0)),
+        StatusCode::CONFLICT => assert_eq!(scheduler, 1),
+        other => panic!("{other}: {}", api.1),
+    }
+    let (per, all) = rows_per_recipient(&pool, id).await;
+    assert_eq!(per.len(), 331);
+    assert!(
+        per.iter().all(|n| *n == 1),
+        "a recipient with more than one message"
+    );
+    assert_eq!(all, 331);
+    // nothing left for a later run
+    assert_eq!(
+        hashar::broadcasts::run_due(
+            &pool,
+            app.clock.now(),
+            &quiet,
+            hashar::domain::Language::Tg,
+            "console",
+            3
+        )
+        .await
+        .expect("run"),
+        0
+    );
+}

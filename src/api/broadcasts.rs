@@ -253,22 +253,35 @@ pub async fn send(
             b.status
         )));
     }
-    sqlx::query("update broadcasts set status = 'scheduled', send_at = $2 where id = $1")
-        .bind(id)
-        .bind(send_at)
-        .execute(&mut *tx)
-        .await?;
+    // Each transition is one conditional update: of two sends at once (a double click, or
+    // this and the scheduler), the second waits for the first's transaction and then finds
+    // the broadcast queued (409).
+    let already = || ApiError::Conflict(format!("broadcast {id} is already queued or cancelled"));
     let queued = if send_at <= now {
         broadcasts::queue(
             &mut tx,
             &b,
+            Some(send_at),
             state.config.default_language,
             state.config.sms_provider.name(),
             state.config.sms_max_segments,
             now,
         )
         .await?
+        .ok_or_else(already)?
     } else {
+        let scheduled = sqlx::query(
+            "update broadcasts set status = 'scheduled', send_at = $2
+              where id = $1 and status in ('draft', 'scheduled')",
+        )
+        .bind(id)
+        .bind(send_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if scheduled == 0 {
+            return Err(already());
+        }
         0
     };
     tx.commit().await?;
