@@ -59,36 +59,38 @@ pub struct Config {
 
     /// Database connections per server process for USSD hops, SMS and delivery-report
     /// webhooks and the dispatchers; the admin API has a pool of its own.
-    #[arg(long, env = "HASHAR_DB_POOL_SIZE", default_value_t = 8,
-          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, env = "HASHAR_DB_POOL_SIZE", default_value_t = 8)]
     pub db_pool_size: u32,
 
     /// Database connections per server process for the admin API and CSV exports, apart
     /// from the webhooks' so that the API can never starve them.
-    #[arg(long, env = "HASHAR_DB_API_POOL_SIZE", default_value_t = 4,
-          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, env = "HASHAR_DB_API_POOL_SIZE", default_value_t = 4)]
     pub db_api_pool_size: u32,
 
     /// PostgreSQL's `statement_timeout` on every pooled connection: a statement running
     /// longer is cancelled by the server.
-    #[arg(long, env = "HASHAR_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5_000,
-          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    #[arg(long, env = "HASHAR_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5_000)]
     pub db_statement_timeout_ms: u64,
 
     /// PostgreSQL's `idle_in_transaction_session_timeout` on every pooled connection: a
     /// transaction left open and idle longer is ended by the server.
-    #[arg(long, env = "HASHAR_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    #[arg(
+        long,
+        env = "HASHAR_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
     pub db_idle_in_transaction_timeout_ms: u64,
 
     /// The statement timeout of a CSV export's query (exports read more than any other).
-    #[arg(long, env = "HASHAR_EXPORT_STATEMENT_TIMEOUT_MS", default_value_t = 120_000,
-          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    #[arg(
+        long,
+        env = "HASHAR_EXPORT_STATEMENT_TIMEOUT_MS",
+        default_value_t = 120_000
+    )]
     pub export_statement_timeout_ms: u64,
 
     /// CSV exports read from the database at the same time; one more is answered 503.
-    #[arg(long, env = "HASHAR_EXPORTS_MAX_CONCURRENT", default_value_t = 2,
-          value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, env = "HASHAR_EXPORTS_MAX_CONCURRENT", default_value_t = 2)]
     pub exports_max_concurrent: u32,
 
     /// The Information Centre hotline shown on the safe-migration screens.
@@ -420,6 +422,58 @@ impl Config {
         );
         range("HASHAR_DB_TIMEOUT_MS", self.db_timeout_ms, 10, 60_000);
         range("HASHAR_DB_POOL_SIZE", self.db_pool_size.into(), 1, 1_000);
+        range(
+            "HASHAR_DB_API_POOL_SIZE",
+            self.db_api_pool_size.into(),
+            1,
+            1_000,
+        );
+        const HOUR_MS: u64 = 3_600_000;
+        range(
+            "HASHAR_DB_STATEMENT_TIMEOUT_MS",
+            self.db_statement_timeout_ms,
+            100,
+            HOUR_MS,
+        );
+        range(
+            "HASHAR_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+            self.db_idle_in_transaction_timeout_ms,
+            100,
+            HOUR_MS,
+        );
+        range(
+            "HASHAR_EXPORT_STATEMENT_TIMEOUT_MS",
+            self.export_statement_timeout_ms,
+            100,
+            HOUR_MS,
+        );
+        range("HASHAR_SMS_LEASE_SECS", self.sms_lease_secs, 1, 3_600);
+        range("HASHAR_SMS_BATCH", self.sms_batch.into(), 1, 1_000);
+        range(
+            "HASHAR_SMS_RETRY_BASE_MS",
+            self.sms_retry_base_ms,
+            1,
+            HOUR_MS,
+        );
+        range("HASHAR_SMS_IDLE_POLL_MS", self.sms_idle_poll_ms, 10, 60_000);
+        range(
+            "HASHAR_SMS_HTTP_TIMEOUT_MS",
+            self.sms_http_timeout_ms,
+            100,
+            120_000,
+        );
+        range(
+            "HASHAR_BROADCAST_POLL_MS",
+            self.broadcast_poll_ms,
+            10,
+            HOUR_MS,
+        );
+        range(
+            "HASHAR_EXPORTS_MAX_CONCURRENT",
+            self.exports_max_concurrent.into(),
+            1,
+            100,
+        );
         // Protocol maxima: 182 GSM-7 septets, 80 UCS-2 characters per USSD screen.
         range(
             "HASHAR_USSD_LIMIT_GSM7",
