@@ -396,7 +396,14 @@ async fn deliver_one(
     let mut found = outbox::apply_delivery(&mut tx, report, now).await?;
     if !found {
         // Perhaps the dispatcher has not recorded the provider's id yet: keep it for then.
-        found = outbox::keep_early_report(&mut tx, inbound_id, report, now).await?;
+        found = outbox::keep_early_report(
+            &mut tx,
+            inbound_id,
+            report,
+            state.config.sms_provider.name(),
+            now,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(Some(found))

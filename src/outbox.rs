@@ -744,32 +744,47 @@ pub async fn apply_delivery(
     Ok(found.is_some())
 }
 
-/// Keeps a report that names a provider id no message has yet (the dispatcher records a
-/// round's ids after the round): `apply_early_reports` applies it once the id is known.
+/// Keeps a report that could not be applied yet, to be applied once its message is
+/// recorded sent (`apply_early_reports`, after each round and when idle): one naming a
+/// provider id no message has yet (Africa's Talking and Twilio name messages by their own
+/// id, recorded right after the send), or one naming our id for a message still being sent
+/// (a fast operator). Kept only for the configured provider `configured`; a report naming
+/// a message that was never handed to the provider (`queued`), or no message at all by our
+/// id, is not kept: it could only cancel a message before it goes out. Returns whether it
+/// was kept.
 pub async fn keep_early_report(
     conn: &mut sqlx::PgConnection,
     inbound_id: i64,
     report: &DeliveryReport,
+    configured: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let MessageRef::Provider(pid) = &report.message else {
+    if report.provider != configured {
         return Ok(false);
+    }
+    let (pid, ours) = match &report.message {
+        MessageRef::Provider(pid) => (Some(pid.as_str()), None),
+        MessageRef::Ours(id) => (None, Some(*id)),
     };
-    sqlx::query(
+    let kept = sqlx::query(
         "insert into early_delivery_reports
-             (inbound_id, provider, provider_msg_id, state, provider_status, reason, received_at)
-         values ($1, $2, $3, $4, $5, $6, $7)",
+             (inbound_id, provider, provider_msg_id, outbox_ref, state, provider_status, reason, received_at)
+         select $1, $2, $3, $4, $5, $6, $7, $8
+          where $4::bigint is null
+             or exists (select 1 from outbox where id = $4 and provider = $2 and status = 'sending')",
     )
     .bind(inbound_id)
     .bind(report.provider)
     .bind(pid)
+    .bind(ours)
     .bind(report.state.as_str())
     .bind(&report.provider_status)
     .bind(report.reason.as_deref())
     .bind(now)
     .execute(conn)
-    .await?;
-    Ok(true)
+    .await?
+    .rows_affected();
+    Ok(kept == 1)
 }
 
 /// Applies the waiting early reports whose messages now have their provider ids.

@@ -203,3 +203,61 @@ async fn a_failing_provider_gets_every_message_once_and_retry_after_is_respected
     );
     drop(serve);
 }
+/// Two `serve` processes on one database, each with two dispatchers and the broadcast
+/// scheduler: a broadcast sent through both at once and scheduled as well (a double click
+/// across instances, and the schedulers racing the API), and claims that would take longer
+/// to send at each instance's rate share than the lease: every message reaches the provider
+/// exactly once.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn two_instances_send_every_message_exactly_once(pool: PgPool) {
+    const RECIPIENTS: usize = 600;
+    let (community, _, phones) = community_with(&pool, RECIPIENTS).await;
+    let token = admin_token(&pool).await;
+    let provider = Provider::start().await;
+    // a batch of 200 at a share of 50/s would take 4 s: twice the 2 s lease
+    let opts = |name: &str| {
+        serve_options(&pool, name)
+            .infobip(&provider.url())
+            .set("HASHAR_SMS_RATE", 100)
+            .set("HASHAR_SMS_BATCH", 200)
+            .set("HASHAR_DISPATCHERS", 2)
+    };
+    let a = Serve::start(&opts("twin-a")).await;
+    let b = Serve::start(&opts("twin-b")).await;
+    let id = draft_broadcast(&a, &token, community).await;
+    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(300)).to_rfc3339();
+    let (x, y, z) = tokio::join!(
+        send_broadcast(&a, &token, id, None),
+        send_broadcast(&b, &token, id, None),
+        send_broadcast(&a, &token, id, Some(soon)),
+    );
+    println!("two instances: the three sends answered {} {} {}", x.0, y.0, z.0);
+    assert!(
+        [&x, &y, &z].iter().any(|(s, _)| *s == 200),
+        "no send accepted: {x:?} {y:?} {z:?}"
+    );
+    // bounded: until everything queued is sent, or 90 s (then the counts below say why)
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while std::time::Instant::now() < deadline {
+        let queued = count(&pool, "select count(*) from outbox").await;
+        if queued >= RECIPIENTS as i64 && not_yet_sent(&pool).await == 0 {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let (missed, duplicates) = missed_and_duplicates(&provider, &phones);
+    let rows = count(&pool, "select count(*) from outbox").await;
+    let waiting = not_yet_sent(&pool).await;
+    println!(
+        "two instances: {} sends for {RECIPIENTS} recipients, {duplicates} duplicate(s), {} missed, \
+         {rows} outbox rows, {waiting} not sent",
+        provider.accepted_total(),
+        missed.len()
+    );
+    assert_eq!(rows, RECIPIENTS as i64, "one outbox row per recipient");
+    assert_eq!(duplicates, 0, "messages sent more than once");
+    assert!(missed.is_empty(), "{} recipients missed", missed.len());
+    assert_eq!(waiting, 0, "messages still waiting after 90 s");
+    drop((a, b));
+}
+
