@@ -347,7 +347,7 @@ async fn deliver_each(
                 metrics::delivery_report(report.provider, "unknown_message");
                 tracing::warn!(
                     provider = report.provider,
-                    "delivery report for an unknown message"
+                    "delivery report refused: it names no message of ours that was sent"
                 )
             }
             Ok(Some(true)) => metrics::delivery_report(report.provider, "applied"),
@@ -364,8 +364,9 @@ async fn deliver_each(
 
 /// One report in one transaction: stored raw and applied together, so a report whose
 /// update failed is not left stored (a retry would be taken for a duplicate and never
-/// applied). `None`: a duplicate; `Some(found)`: applied (or kept until the provider id it
-/// names is recorded), or `Some(false)` for a report naming none of our messages.
+/// applied). `None`: a duplicate; `Some(true)`: applied, or kept until the send it names is
+/// recorded; `Some(false)`: refused and not stored (by our id it names no message, or one
+/// never handed to the provider).
 async fn deliver_one(
     state: &AppState,
     report: &DeliveryReport,
@@ -396,17 +397,16 @@ async fn deliver_one(
     let mut found = outbox::apply_delivery(&mut tx, report, now).await?;
     if !found {
         // Perhaps the dispatcher has not recorded the provider's id yet: keep it for then.
-        found = outbox::keep_early_report(
-            &mut tx,
-            inbound_id,
-            report,
-            state.config.sms_provider.name(),
-            now,
-        )
-        .await?;
+        found = outbox::keep_early_report(&mut tx, inbound_id, report, now).await?;
+    }
+    if !found {
+        // Neither applied nor kept: refused. Nothing of it is stored, so that it cannot
+        // pass for a duplicate of a genuine report that comes later.
+        tx.rollback().await?;
+        return Ok(Some(false));
     }
     tx.commit().await?;
-    Ok(Some(found))
+    Ok(Some(true))
 }
 
 fn ok_empty() -> Response {

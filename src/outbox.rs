@@ -748,20 +748,16 @@ pub async fn apply_delivery(
 /// recorded sent (`apply_early_reports`, after each round and when idle): one naming a
 /// provider id no message has yet (Africa's Talking and Twilio name messages by their own
 /// id, recorded right after the send), or one naming our id for a message still being sent
-/// (a fast operator). Kept only for the configured provider `configured`; a report naming
-/// a message that was never handed to the provider (`queued`), or no message at all by our
-/// id, is not kept: it could only cancel a message before it goes out. Returns whether it
-/// was kept.
+/// (a fast operator). A report naming by our id a message that was never handed to the
+/// provider (`queued`), or no message at all, is not kept: it could only cancel a message
+/// before it goes out. A kept report that never finds its message is pruned after 7 days.
+/// Returns whether it was kept.
 pub async fn keep_early_report(
     conn: &mut sqlx::PgConnection,
     inbound_id: i64,
     report: &DeliveryReport,
-    configured: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    if report.provider != configured {
-        return Ok(false);
-    }
     let (pid, ours) = match &report.message {
         MessageRef::Provider(pid) => (Some(pid.as_str()), None),
         MessageRef::Ours(id) => (None, Some(*id)),

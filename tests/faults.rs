@@ -231,7 +231,10 @@ async fn two_instances_send_every_message_exactly_once(pool: PgPool) {
         send_broadcast(&b, &token, id, None),
         send_broadcast(&a, &token, id, Some(soon)),
     );
-    println!("two instances: the three sends answered {} {} {}", x.0, y.0, z.0);
+    println!(
+        "two instances: the three sends answered {} {} {}",
+        x.0, y.0, z.0
+    );
     assert!(
         [&x, &y, &z].iter().any(|(s, _)| *s == 200),
         "no send accepted: {x:?} {y:?} {z:?}"
@@ -260,4 +263,3 @@ async fn two_instances_send_every_message_exactly_once(pool: PgPool) {
     assert_eq!(waiting, 0, "messages still waiting after 90 s");
     drop((a, b));
 }
-
