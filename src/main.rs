@@ -242,9 +242,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(addr = %config.listen, "hashar listening; dial it with `hashar phone`");
     let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_millis(
-            config.sms_http_timeout_ms.max(1),
-        ))
+        .timeout(std::time::Duration::from_millis(config.sms_http_timeout_ms))
         .build()
         .context("building the HTTP client")?;
     let sender = Arc::new(Sender::from_config(&config, http).context("SMS provider settings")?);
@@ -253,10 +251,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         rate_per_sec: NonZeroU32::new(config.sms_rate).unwrap_or(NonZeroU32::MIN),
         max_attempts: config.sms_max_attempts,
         quiet: Some(quiet),
-        lease: std::time::Duration::from_secs(config.sms_lease_secs.max(1)),
-        batch: i64::from(config.sms_batch.clamp(1, 1000)),
-        base_backoff: std::time::Duration::from_millis(config.sms_retry_base_ms.max(1)),
-        idle_poll: std::time::Duration::from_millis(config.sms_idle_poll_ms.max(1)),
+        lease: std::time::Duration::from_secs(config.sms_lease_secs),
+        batch: i64::from(config.sms_batch),
+        base_backoff: std::time::Duration::from_millis(config.sms_retry_base_ms),
+        idle_poll: std::time::Duration::from_millis(config.sms_idle_poll_ms),
         ..DispatchConfig::default()
     };
     let dispatchers = config.dispatchers;
@@ -297,7 +295,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     {
         let state = state.clone();
         let mut rx = stop_rx.clone();
-        let poll = std::time::Duration::from_millis(state.config.broadcast_poll_ms.max(1));
+        let poll = std::time::Duration::from_millis(state.config.broadcast_poll_ms);
         workers.push(tokio::spawn(async move {
             loop {
                 let now = state.clock.now();

@@ -1042,21 +1042,8 @@ async fn each_infobip_report_is_stored_with_its_own_json(pool: PgPool) {
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn a_database_outage_answers_503_to_sms_and_delivery_webhooks(pool: PgPool) {
     drop(pool);
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let silent_port = silent.local_addr().expect("addr").port();
-    let _holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = silent.accept().await {
-            held.push(sock);
-        }
-    });
-    let refused_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
-    for (port, what) in [(silent_port, "silent"), (refused_port, "refused")] {
+    let (ports, _holder) = dead_database_ports().await;
+    for (port, what) in ports {
         let mut config = test_config();
         config.db_timeout_ms = 2_000;
         let dead = sqlx::postgres::PgPoolOptions::new()

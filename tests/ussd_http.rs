@@ -411,21 +411,8 @@ async fn bad_requests_get_a_clear_error(pool: PgPool) {
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn a_database_outage_answers_busy(pool: PgPool) {
     drop(pool);
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let silent_port = silent.local_addr().expect("addr").port();
-    let holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = silent.accept().await {
-            held.push(sock);
-        }
-    });
-    let refused_port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
-    for (port, what) in [(silent_port, "silent"), (refused_port, "refused")] {
+    let (ports, holder) = dead_database_ports().await;
+    for (port, what) in ports {
         let mut config = test_config();
         config.db_timeout_ms = 300;
         let dead = PgPoolOptions::new()

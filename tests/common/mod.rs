@@ -397,3 +397,24 @@ pub async fn count(pool: &PgPool, sql: &str) -> i64 {
         .await
         .expect("count query")
 }
+
+/// Two databases that are down: a port that accepts connections and never answers, and
+/// one that refuses them; `(port, "silent" | "refused")`. The silent one lives as long as
+/// the returned task.
+pub async fn dead_database_ports() -> ([(u16, &'static str); 2], tokio::task::JoinHandle<()>) {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let refused_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    ([(silent_port, "silent"), (refused_port, "refused")], holder)
+}
