@@ -780,19 +780,34 @@ async fn pledge_tx(
     Ok(result)
 }
 
+/// How long a pledge whose COMMIT had an unknown outcome is looked for: the database may be
+/// unreachable for a while (that is usually why the outcome is unknown).
+const LOOK_AGAIN_FOR: Duration = Duration::from_secs(600);
+
 /// A pledge whose COMMIT failed with an unknown outcome: if it was recorded after all, the
-/// household is told.
+/// household is told. Looked up again (100 ms, doubling to 10 s) until the database answers,
+/// for up to 10 minutes; a process that stops before then cannot tell (each failed look is
+/// logged with the masked number, so that an operator can find the pledge).
 async fn notify_if_recorded(state: AppState, late: LatePledge, idempotency_key: String) {
-    let recorded: Result<bool, sqlx::Error> =
-        sqlx::query_scalar("select exists (select 1 from pledges where idempotency_key = $1)")
-            .bind(&idempotency_key)
-            .fetch_one(&state.pool)
-            .await;
-    match recorded {
-        Ok(true) => notify_late(state, late).await,
-        Ok(false) => {}
-        Err(e) => {
-            tracing::error!(phone = %late.phone, error = %e, "could not look up a pledge whose COMMIT failed")
+    let give_up = Instant::now() + LOOK_AGAIN_FOR;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let recorded: Result<bool, sqlx::Error> =
+            sqlx::query_scalar("select exists (select 1 from pledges where idempotency_key = $1)")
+                .bind(&idempotency_key)
+                .fetch_one(&state.pool)
+                .await;
+        match recorded {
+            Ok(true) => return notify_late(state, late).await,
+            Ok(false) => return,
+            Err(e) if Instant::now() + wait < give_up => {
+                tracing::warn!(phone = %late.phone, error = %e, retry_in_ms = wait.as_millis() as u64, "a pledge's COMMIT had an unknown outcome; looking again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => {
+                return tracing::error!(phone = %late.phone, project = late.project, error = %e, "gave up looking for a pledge whose COMMIT had an unknown outcome: if it was recorded, the household was not told")
+            }
         }
     }
 }
