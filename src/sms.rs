@@ -650,7 +650,10 @@ impl Turn<'_> {
             pin_ok: false,
         };
         let (mut inputs, caller, mut results, started_at) = match row {
-            Some(r) if r.get::<DateTime<Utc>, _>("updated_at") > self.now - ttl => {
+            Some(r)
+                if r.get::<DateTime<Utc>, _>("updated_at") > self.now - ttl
+                    && r.get::<Vec<String>, _>("inputs").len() < MAX_CONVERSATION_TEXTS =>
+            {
                 let Json(caller): Json<Caller> = r.get("start_caller");
                 let Json(results): Json<BTreeMap<String, Vars>> = r.get("results");
                 let results: BTreeMap<usize, Vars> = results
@@ -658,7 +661,7 @@ impl Turn<'_> {
                     .filter_map(|(k, v)| k.parse().ok().map(|k| (k, v)))
                     .collect();
                 let mut inputs: Vec<String> = r.get("inputs");
-                inputs.push(text.to_owned());
+                inputs.push(stored_answer(text));
                 (
                     inputs,
                     caller,
@@ -666,7 +669,8 @@ impl Turn<'_> {
                     r.get::<DateTime<Utc>, _>("started_at"),
                 )
             }
-            // A new conversation: the text that opens it is not an answer to anything.
+            // A new conversation: the text that opens it is not an answer to anything. A
+            // conversation that already holds MAX_CONVERSATION_TEXTS answers starts over too.
             _ => (Vec::new(), current.clone(), BTreeMap::new(), self.now),
         };
         let projects = match known.community {
@@ -787,6 +791,27 @@ impl Turn<'_> {
         }
         self.state.hints.remember(self.phone, reply.language);
         Ok((Some(body), Kind::Reply, "conversation".into()))
+    }
+}
+
+/// The most answers an SMS conversation keeps: the menus are walked from the start at each
+/// text, so a conversation that goes on and on (a phone answering "Invalid choice" to itself,
+/// say) would cost more at every text. The next text after that many starts over at the
+/// main menu; no walk through the household menus needs a tenth of it.
+pub const MAX_CONVERSATION_TEXTS: usize = 30;
+
+/// The longest answer a conversation keeps as typed. No answer in the menus is longer (an
+/// option number, an amount, a 7-digit code); a longer text is kept as `~`, which no screen
+/// accepts either, so the walk is the same and the conversation does not hold the text.
+pub const MAX_ANSWER_CHARS: usize = 64;
+
+/// The answer as the conversation keeps it: trimmed (the engine trims each answer), or `~`.
+fn stored_answer(text: &str) -> String {
+    let text = text.trim();
+    if text.chars().count() > MAX_ANSWER_CHARS {
+        "~".to_owned()
+    } else {
+        text.to_owned()
     }
 }
 

@@ -1122,3 +1122,49 @@ async fn after_a_database_restart_the_next_requests_succeed(pool: PgPool) {
         10
     );
 }
+
+/// An SMS conversation keeps short answers only, and a bounded number of them: a long text
+/// is kept as `~` (invalid everywhere, like the text itself), and after
+/// `MAX_CONVERSATION_TEXTS` answers the next text starts over at the main menu.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn an_sms_conversation_keeps_few_and_short_answers(pool: PgPool) {
+    seed(&pool).await;
+    add_migrant(&pool, PHONE_EN, MIGRANT).await;
+    let app = app(pool.clone()).await;
+    app.text("k0", MIGRANT, "hi").await;
+    app.text("k1", MIGRANT, "1").await;
+    let long = "7".repeat(1500);
+    assert_eq!(app.text("k2", MIGRANT, &long).await, StatusCode::OK);
+    let reply = app.last_reply(MIGRANT).await;
+    assert!(reply.starts_with("Invalid choice"), "{reply}");
+    let inputs: Vec<String> = sqlx::query_scalar("select inputs from sms_conversations")
+        .fetch_one(&pool)
+        .await
+        .expect("conversation");
+    assert_eq!(inputs, vec!["1".to_owned(), "~".to_owned()]);
+    // the same screen as the long text gave: the walk did not change
+    app.text("k3", MIGRANT, "x").await;
+    assert_eq!(app.last_reply(MIGRANT).await, reply);
+    for i in 4..=hashar::sms::MAX_CONVERSATION_TEXTS {
+        app.text(&format!("k{i}"), MIGRANT, "x").await;
+    }
+    let kept: Vec<String> = sqlx::query_scalar("select inputs from sms_conversations")
+        .fetch_one(&pool)
+        .await
+        .expect("conversation");
+    assert_eq!(kept.len(), hashar::sms::MAX_CONVERSATION_TEXTS);
+    // one more answer would make too many: it opens the main menu instead
+    app.text("over", MIGRANT, "1").await;
+    assert!(
+        app.last_reply(MIGRANT)
+            .await
+            .starts_with("Hashar\n1 Pledge"),
+        "{}",
+        app.last_reply(MIGRANT).await
+    );
+    let restarted: Vec<String> = sqlx::query_scalar("select inputs from sms_conversations")
+        .fetch_one(&pool)
+        .await
+        .expect("conversation");
+    assert!(restarted.is_empty(), "{restarted:?}");
+}
