@@ -7,7 +7,7 @@
 //! `docs/FUZZING.md`.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     path::Path,
     sync::OnceLock,
 };
@@ -27,8 +27,9 @@ use crate::{
     },
     engine::{
         check::{self, worst_case_values, MAX_COMMUNITY_NAME, MAX_PROJECT_NAME},
+        drive::{self as driver, ready, DriveError, EffectNeed, ReadNeed, Scene, Transport},
         menu::{parse_menu, Locale},
-        Caller, Engine, ListItem, MenuSet, Need, Reply, Stop, Vars, World, MAX_NEEDS,
+        Caller, Engine, ListItem, MenuSet, Reply, Vars, MAX_NEEDS,
     },
     keywords::{self, Command},
 };
@@ -386,53 +387,76 @@ fn drive(set: &MenuSet, menu: &str, caller: &Caller, inputs: &[&str], lang: Lang
     };
     let globals = widest();
     let lists = wide_lists;
+    let scene = Scene {
+        caller: caller.clone(),
+        lists: &lists,
+        globals,
+        default_language: lang,
+        max_amount: Decimal::from(MAXES[0]),
+        limits,
+    };
     let mut results: BTreeMap<usize, Vars> = BTreeMap::new();
     let mut reads: HashMap<String, Vars> = HashMap::new();
-    for _ in 0..MAX_NEEDS * (inputs.len() + 1) {
-        let world = World {
-            caller: caller.clone(),
-            lists: &lists,
-            results: &results,
-            reads: &reads,
-            globals,
-            default_language: lang,
-            max_amount: Decimal::from(MAXES[0]),
-            limits,
-        };
-        match engine.replay(&world, 0, inputs) {
-            Ok(reply) => {
-                assert!(
-                    !reply.text.trim().is_empty(),
-                    "empty screen after {inputs:?}"
-                );
-                assert!(
-                    limits.fits(&reply.text),
-                    "screen after {inputs:?} does not fit: {:?}",
-                    reply.text
-                );
-                // The same history gives the same screen.
-                assert_eq!(engine.replay(&world, 0, inputs).as_ref(), Ok(&reply));
-                return reply;
-            }
-            Err(Stop::Need(Need::Effect {
-                step, action, vars, ..
-            })) => {
-                assert!(
-                    !results.contains_key(&step),
-                    "effect at step {step} asked for twice"
-                );
-                results.insert(step, fake_effect(&action, &vars));
-            }
-            Err(Stop::Need(Need::Read {
-                key, action, vars, ..
-            })) => {
-                assert!(!reads.contains_key(&key), "read {key} asked for twice");
-                reads.insert(key, fake_effect(&action, &vars));
-            }
-            Err(Stop::Broken(message)) => panic!("menu {menu} broke after {inputs:?}: {message}"),
-        }
+    let reply = ready(driver::drive(
+        &engine,
+        &scene,
+        0,
+        inputs,
+        &mut results,
+        &mut reads,
+        MAX_NEEDS * (inputs.len() + 1),
+        &mut Fakes {
+            effects: BTreeSet::new(),
+            reads: BTreeSet::new(),
+        },
+    ))
+    .unwrap_or_else(|e| panic!("menu {menu} after {inputs:?}: {e}"));
+    assert!(
+        !reply.text.trim().is_empty(),
+        "empty screen after {inputs:?}"
+    );
+    assert!(
+        limits.fits(&reply.text),
+        "screen after {inputs:?} does not fit: {:?}",
+        reply.text
+    );
+    // The same history gives the same screen.
+    assert_eq!(
+        engine
+            .replay(&scene.world(&results, &reads), 0, inputs)
+            .as_ref(),
+        Ok(&reply)
+    );
+    reply
+}
+
+/// The fuzz targets' transport: fake results, and a panic when the driver asks for the
+/// same effect or read twice.
+struct Fakes {
+    effects: BTreeSet<usize>,
+    reads: BTreeSet<String>,
+}
+
+impl Transport for Fakes {
+    type Error = DriveError;
+
+    async fn read(&mut self, need: ReadNeed<'_>) -> Result<Vars, DriveError> {
+        assert!(
+            self.reads.insert(need.key.to_owned()),
+            "read {} asked for twice",
+            need.key
+        );
+        Ok(fake_effect(need.action, need.vars))
     }
-    panic!("more than {MAX_NEEDS} needs per input after {inputs:?}");
+
+    async fn effect(&mut self, need: EffectNeed<'_>) -> Result<Vars, DriveError> {
+        assert!(
+            self.effects.insert(need.step),
+            "effect at step {} asked for twice",
+            need.step
+        );
+        Ok(fake_effect(need.action, need.vars))
+    }
 }
 
 /// A caller from flag bits: language known or not, registered, PIN entered.

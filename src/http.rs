@@ -162,9 +162,12 @@ fn db_failure(what: &str, e: Option<&sqlx::Error>, shown: &dyn std::fmt::Display
 }
 
 /// The database error behind an SMS handling error, if it is one.
-fn sms_db_error(e: &sms::SmsError) -> Option<&sqlx::Error> {
+fn sms_db_error(e: &crate::conversation::ConversationError) -> Option<&sqlx::Error> {
     match e {
-        sms::SmsError::Db(e) | sms::SmsError::Action(crate::actions::ActionError::Db(e)) => Some(e),
+        crate::conversation::ConversationError::Db(e)
+        | crate::conversation::ConversationError::Action(crate::actions::ActionError::Db(e)) => {
+            Some(e)
+        }
         _ => None,
     }
 }
@@ -297,7 +300,7 @@ async fn receive_all(
             Ok(Ok(_)) => metrics::inbound_sms(msg.provider, "handled"),
             Ok(Err(e)) => {
                 metrics::inbound_sms(msg.provider, "error");
-                if let sms::SmsError::Db(e) = &e {
+                if let crate::conversation::ConversationError::Db(e) = &e {
                     metrics::pool_timeout(e);
                 }
                 return db_failure("handling an inbound sms", sms_db_error(&e), &e);

@@ -9,24 +9,19 @@ use rust_decimal::Decimal;
 use sqlx::{types::Json, PgConnection, Postgres, Row, Transaction};
 
 use crate::{
-    actions::{self, ActionError, EffectCtx},
+    actions::{self, EffectCtx},
     app::AppState,
     channels::InboundSms,
+    conversation::ConversationError,
     domain::{money::format_amount, Currency, Language, Phone},
-    engine::{menu::fill, Caller, Engine, ListItem, Need, Stop, Vars, World},
+    engine::{
+        drive::{drive, EffectNeed, ReadNeed, Scene, Transport},
+        menu::fill,
+        Caller, Engine, ListItem, Vars,
+    },
     keywords::{self, Command, CommandError},
     outbox::{self, Kind, NewMessage},
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum SmsError {
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("action: {0}")]
-    Action(#[from] ActionError),
-    #[error("menu: {0}")]
-    Menu(String),
-}
 
 /// What became of an inbound message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +58,7 @@ pub async fn receive(
     state: &AppState,
     msg: &InboundSms,
     raw: serde_json::Value,
-) -> Result<Received, SmsError> {
+) -> Result<Received, ConversationError> {
     let now = state.clock.now();
     let mut tx = state.pool.begin().await?;
     let inbound_id: Option<i64> = sqlx::query_scalar(
@@ -291,7 +286,7 @@ impl Turn<'_> {
         &mut self,
         tx: &mut Transaction<'_, Postgres>,
         text: &str,
-    ) -> Result<Reply, SmsError> {
+    ) -> Result<Reply, ConversationError> {
         let known = self.known(tx).await?;
         let lang = known.language.unwrap_or_else(|| {
             self.state
@@ -456,7 +451,7 @@ impl Turn<'_> {
         code: &str,
         known: &Known,
         lang: Language,
-    ) -> Result<Reply, SmsError> {
+    ) -> Result<Reply, ConversationError> {
         let none = Vars::new();
         if known.household.is_some() {
             return Ok(self.reply(lang, "sms.join_already", &none, "join: already registered"));
@@ -547,7 +542,7 @@ impl Turn<'_> {
         said: Decimal,
         said_currency: Option<Currency>,
         word: Option<String>,
-    ) -> Result<Reply, SmsError> {
+    ) -> Result<Reply, ConversationError> {
         let none = Vars::new();
         let Some(community) = known.community else {
             return Ok(self.reply(lang, "sms.not_registered", &none, "pledge: not registered"));
@@ -613,7 +608,7 @@ impl Turn<'_> {
                 .fetch_one(&mut **tx)
                 .await;
         let Json(mut vars) =
-            totals.map_err(|e| SmsError::Action(actions::pledge_error(e, project.id)))?;
+            totals.map_err(|e| ConversationError::Action(actions::pledge_error(e, project.id)))?;
         vars.insert("amount".into(), format_amount(amount));
         vars.insert("project".into(), project.name(lang).to_owned());
         tracing::info!(phone = %self.phone, project = project.id, amount = %amount, "pledge recorded by sms");
@@ -634,7 +629,7 @@ impl Turn<'_> {
         tx: &mut Transaction<'_, Postgres>,
         text: &str,
         known: &Known,
-    ) -> Result<Reply, SmsError> {
+    ) -> Result<Reply, ConversationError> {
         let ttl = chrono::Duration::seconds(
             i64::try_from(self.state.config.sms_conversation_ttl_secs).unwrap_or(1800),
         );
@@ -687,7 +682,7 @@ impl Turn<'_> {
             all_communities(tx).await?
         };
         let engine = Engine::new(&self.state.menus, "household")
-            .map_err(|e| SmsError::Menu(e.to_string()))?;
+            .map_err(|e| ConversationError::Menu(e.to_string()))?;
         let lists = |source: &str| -> Vec<ListItem> {
             match source {
                 "communities" => communities.clone(),
@@ -695,69 +690,37 @@ impl Turn<'_> {
                 _ => Vec::new(),
             }
         };
-        let mut reads = std::collections::HashMap::new();
-        let limits = crate::domain::text::ScreenLimits::sms(self.state.config.sms_max_segments);
+        let scene = Scene {
+            caller: caller.clone(),
+            lists: &lists,
+            globals: &self.state.globals,
+            default_language: known.language.unwrap_or_else(|| {
+                self.state
+                    .hints
+                    .guess(self.phone, self.state.config.default_language)
+            }),
+            max_amount: self.state.config.max_pledge,
+            limits: crate::domain::text::ScreenLimits::sms(self.state.config.sms_max_segments),
+        };
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        let mut replied = None;
-        for _ in 0..crate::engine::MAX_NEEDS {
-            let outcome = {
-                let world = World {
-                    caller: caller.clone(),
-                    lists: &lists,
-                    results: &results,
-                    reads: &reads,
-                    globals: &self.state.globals,
-                    default_language: known.language.unwrap_or_else(|| {
-                        self.state
-                            .hints
-                            .guess(self.phone, self.state.config.default_language)
-                    }),
-                    max_amount: self.state.config.max_pledge,
-                    limits,
-                };
-                engine.replay(&world, 0, &refs)
-            };
-            match outcome {
-                Ok(reply) => {
-                    replied = Some(reply);
-                    break;
-                }
-                Err(Stop::Broken(m)) => return Err(SmsError::Menu(m)),
-                Err(Stop::Need(Need::Read {
-                    key, action, vars, ..
-                })) => {
-                    let data = actions::run_read(tx, self.phone, &action, &vars).await?;
-                    reads.insert(key, data);
-                }
-                Err(Stop::Need(Need::Effect {
-                    step,
-                    action,
-                    arg,
-                    vars,
-                    language,
-                })) => {
-                    let key = format!(
-                        "sms:{}:{}:{}",
-                        self.phone.as_str(),
-                        started_at.timestamp_micros(),
-                        step
-                    );
-                    let ctx = EffectCtx {
-                        state: self.state,
-                        now: self.now,
-                        phone: self.phone,
-                        channel: "sms",
-                        idempotency_key: &key,
-                        language,
-                    };
-                    let result =
-                        actions::run_effect(tx, &ctx, &action, arg.as_deref(), &vars).await?;
-                    results.insert(step, result);
-                }
-            }
-        }
-        let reply =
-            replied.ok_or_else(|| SmsError::Menu("too many actions for one text".into()))?;
+        let mut transport = TextSteps {
+            tx,
+            state: self.state,
+            now: self.now,
+            phone: self.phone,
+            started_at,
+        };
+        let reply = drive(
+            &engine,
+            &scene,
+            0,
+            &refs,
+            &mut results,
+            &mut std::collections::HashMap::new(),
+            crate::engine::MAX_NEEDS,
+            &mut transport,
+        )
+        .await?;
         if reply.end {
             sqlx::query("delete from sms_conversations where phone = $1")
                 .bind(self.phone.as_str())
@@ -791,6 +754,41 @@ impl Turn<'_> {
         }
         self.state.hints.remember(self.phone, reply.language);
         Ok((Some(body), Kind::Reply, "conversation".into()))
+    }
+}
+
+/// An SMS conversation's reads and effects: all in the text's transaction.
+struct TextSteps<'a, 'c> {
+    tx: &'a mut Transaction<'c, Postgres>,
+    state: &'a AppState,
+    now: DateTime<Utc>,
+    phone: &'a Phone,
+    started_at: DateTime<Utc>,
+}
+
+impl Transport for TextSteps<'_, '_> {
+    type Error = ConversationError;
+
+    async fn read(&mut self, need: ReadNeed<'_>) -> Result<Vars, ConversationError> {
+        Ok(actions::run_read(self.tx, self.phone, need.action, need.vars).await?)
+    }
+
+    async fn effect(&mut self, need: EffectNeed<'_>) -> Result<Vars, ConversationError> {
+        let key = format!(
+            "sms:{}:{}:{}",
+            self.phone.as_str(),
+            self.started_at.timestamp_micros(),
+            need.step
+        );
+        let ctx = EffectCtx {
+            state: self.state,
+            now: self.now,
+            phone: self.phone,
+            channel: "sms",
+            idempotency_key: &key,
+            language: need.language,
+        };
+        Ok(actions::run_effect(self.tx, &ctx, need.action, need.arg, need.vars).await?)
     }
 }
 

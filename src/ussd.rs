@@ -22,10 +22,14 @@ use sqlx::{types::Json, PgPool, Row};
 use tokio::time::Instant;
 
 use crate::{
-    actions::{self, ActionError, EffectCtx},
+    actions::{self, EffectCtx},
     app::AppState,
+    conversation::ConversationError,
     domain::{Language, Phone},
-    engine::{Caller, Engine, ListItem, Need, Reply, Stop, Vars, World},
+    engine::{
+        drive::{drive, EffectNeed, ReadNeed, Scene, Transport},
+        Caller, Engine, ListItem, Reply, Vars,
+    },
     metrics::HopOutcome,
 };
 
@@ -60,18 +64,6 @@ fn inputs_hash(tokens: &[&str], step: usize) -> [u8; 32] {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum HopError {
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("action: {0}")]
-    Action(#[from] ActionError),
-    #[error("menu: {0}")]
-    Menu(String),
-    #[error("the database did not answer in time")]
-    Timeout,
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,7 +335,7 @@ pub async fn answer(state: &AppState, hop: &Hop) -> Reply {
     let outcome = match tokio::time::timeout_at(run.deadline, answer_inner(state, hop, &run)).await
     {
         Ok(r) => r,
-        Err(_) => Err(HopError::Timeout),
+        Err(_) => Err(ConversationError::Timeout),
     };
     match outcome {
         Ok(reply) => {
@@ -362,11 +354,11 @@ pub async fn answer(state: &AppState, hop: &Hop) -> Reply {
             }
             let language = state.hints.guess(&hop.phone, state.config.default_language);
             let key = match &e {
-                HopError::Action(a) => a.text_key().unwrap_or("nav.busy"),
+                ConversationError::Action(a) => a.text_key().unwrap_or("nav.busy"),
                 _ => "nav.busy",
             };
             if key == "nav.busy" {
-                if let HopError::Db(e) = &e {
+                if let ConversationError::Db(e) = &e {
                     crate::metrics::pool_timeout(e);
                 }
                 tracing::error!(phone = %hop.phone, session = %hop.session_id, error = %e, "USSD hop failed");
@@ -384,7 +376,11 @@ pub async fn answer(state: &AppState, hop: &Hop) -> Reply {
     }
 }
 
-async fn answer_inner(state: &AppState, hop: &Hop, run: &HopRun) -> Result<Reply, HopError> {
+async fn answer_inner(
+    state: &AppState,
+    hop: &Hop,
+    run: &HopRun,
+) -> Result<Reply, ConversationError> {
     let now = state.clock.now();
     let ttl = chrono::Duration::seconds(
         i64::try_from(state.config.ussd_session_ttl_secs).unwrap_or(i64::MAX / 2_000),
@@ -452,7 +448,8 @@ async fn answer_inner(state: &AppState, hop: &Hop, run: &HopRun) -> Result<Reply
         base = 0;
         results.clear();
     }
-    let engine = Engine::new(&state.menus, menu).map_err(|e| HopError::Menu(e.to_string()))?;
+    let engine =
+        Engine::new(&state.menus, menu).map_err(|e| ConversationError::Menu(e.to_string()))?;
     let lists = |source: &str| -> Vec<ListItem> {
         match source {
             "communities" => ctx.communities.clone(),
@@ -462,54 +459,66 @@ async fn answer_inner(state: &AppState, hop: &Hop, run: &HopRun) -> Result<Reply
             _ => Vec::new(),
         }
     };
-    let mut reads: HashMap<String, Vars> = HashMap::new();
-    for _ in 0..crate::engine::MAX_NEEDS {
-        let outcome = {
-            let world = World {
-                caller: caller.clone(),
-                lists: &lists,
-                results: &results,
-                reads: &reads,
-                globals: &state.globals,
-                default_language: state.config.default_language,
-                max_amount: state.config.max_pledge,
-                limits: state.config.screen_limits(),
-            };
-            engine.replay(&world, base, &tokens[base..])
-        };
-        match outcome {
-            Ok(reply) => return Ok(reply),
-            Err(Stop::Broken(message)) => return Err(HopError::Menu(message)),
-            Err(Stop::Need(Need::Read {
-                key, action, vars, ..
-            })) => {
-                let mut conn = state.pool.acquire().await?;
-                let data = actions::run_read(&mut conn, &hop.phone, &action, &vars).await?;
-                reads.insert(key, data);
-            }
-            Err(Stop::Need(Need::Effect {
-                step,
-                action,
-                arg,
-                vars,
-                language,
-            })) => {
-                let effect = EffectCall {
-                    start_caller: &caller,
-                    now,
-                    step,
-                    hash: inputs_hash(&tokens, step),
-                    action: &action,
-                    arg: arg.as_deref(),
-                    vars: &vars,
-                    language,
-                };
-                let result = apply_effect(state, hop, run, &effect).await?;
-                results.insert(step, result);
-            }
-        }
+    let scene = Scene {
+        caller: caller.clone(),
+        lists: &lists,
+        globals: &state.globals,
+        default_language: state.config.default_language,
+        max_amount: state.config.max_pledge,
+        limits: state.config.screen_limits(),
+    };
+    let mut transport = HopSteps {
+        state,
+        hop,
+        run,
+        caller: &caller,
+        now,
+        tokens: &tokens,
+    };
+    drive(
+        &engine,
+        &scene,
+        base,
+        &tokens,
+        &mut results,
+        &mut HashMap::new(),
+        crate::engine::MAX_NEEDS,
+        &mut transport,
+    )
+    .await
+}
+
+/// A hop's reads (on the pool) and effects (each once per session, step and history).
+struct HopSteps<'a> {
+    state: &'a AppState,
+    hop: &'a Hop,
+    run: &'a HopRun,
+    caller: &'a Caller,
+    now: chrono::DateTime<chrono::Utc>,
+    tokens: &'a [&'a str],
+}
+
+impl Transport for HopSteps<'_> {
+    type Error = ConversationError;
+
+    async fn read(&mut self, need: ReadNeed<'_>) -> Result<Vars, ConversationError> {
+        let mut conn = self.state.pool.acquire().await?;
+        Ok(actions::run_read(&mut conn, &self.hop.phone, need.action, need.vars).await?)
     }
-    Err(HopError::Menu("too many actions in one hop".into()))
+
+    async fn effect(&mut self, need: EffectNeed<'_>) -> Result<Vars, ConversationError> {
+        let effect = EffectCall {
+            start_caller: self.caller,
+            now: self.now,
+            step: need.step,
+            hash: inputs_hash(self.tokens, need.step),
+            action: need.action,
+            arg: need.arg,
+            vars: need.vars,
+            language: need.language,
+        };
+        apply_effect(self.state, self.hop, self.run, &effect).await
+    }
 }
 
 async fn restart_session(
@@ -570,22 +579,22 @@ async fn apply_effect(
     hop: &Hop,
     run: &HopRun,
     effect: &EffectCall<'_>,
-) -> Result<Vars, HopError> {
+) -> Result<Vars, ConversationError> {
     let key = hop.session_key();
-    let step_i32 =
-        i32::try_from(effect.step).map_err(|_| HopError::Menu("step out of range".into()))?;
+    let step_i32 = i32::try_from(effect.step)
+        .map_err(|_| ConversationError::Menu("step out of range".into()))?;
     let idempotency_key = effect.idempotency_key(&key);
     if effect.action == "create_pledge" || effect.action == "create_pledge_again" {
         let project = effect
             .vars
             .get("project_id")
             .and_then(|v| v.parse::<i64>().ok())
-            .ok_or_else(|| HopError::Menu("create_pledge needs a project".into()))?;
+            .ok_or_else(|| ConversationError::Menu("create_pledge needs a project".into()))?;
         let amount = effect
             .vars
             .get("amount")
             .and_then(|v| v.parse::<Decimal>().ok())
-            .ok_or_else(|| HopError::Menu("create_pledge needs an amount".into()))?;
+            .ok_or_else(|| ConversationError::Menu("create_pledge needs an amount".into()))?;
         let call = PledgeCall {
             session_key: key,
             phone: hop.phone.clone(),
@@ -607,7 +616,7 @@ async fn apply_effect(
         let task = tokio::spawn(pledge_tx(state.clone(), call, commit_by, run.watch.clone()));
         return task
             .await
-            .map_err(|e| HopError::Menu(format!("the pledge task ended: {e}")))?;
+            .map_err(|e| ConversationError::Menu(format!("the pledge task ended: {e}")))?;
     }
     let mut tx = state.pool.begin().await?;
     // One statement makes sure the session row exists and claims this step for this
@@ -696,7 +705,7 @@ async fn pledge_tx(
     call: PledgeCall,
     commit_by: Instant,
     watch: Watch,
-) -> Result<Vars, HopError> {
+) -> Result<Vars, ConversationError> {
     let work = async {
         let mut tx = state.pool.begin().await?;
         let left = commit_by
@@ -730,18 +739,18 @@ async fn pledge_tx(
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED) => {
-                HopError::Timeout
+                ConversationError::Timeout
             }
-            _ => HopError::Action(actions::pledge_error(e, call.project)),
+            _ => ConversationError::Action(actions::pledge_error(e, call.project)),
         })?;
-        Ok::<_, HopError>((tx, result))
+        Ok::<_, ConversationError>((tx, result))
     };
     let (tx, mut result) = match tokio::time::timeout_at(commit_by, work).await {
         Ok(done) => done?,
-        Err(_) => return Err(HopError::Timeout),
+        Err(_) => return Err(ConversationError::Timeout),
     };
     if Instant::now() >= commit_by {
-        return Err(HopError::Timeout);
+        return Err(ConversationError::Timeout);
     }
     let fresh = result.remove("fresh").is_some();
     let late = match result.get("pledge_code") {
@@ -763,7 +772,7 @@ async fn pledge_tx(
                 call.idempotency_key.clone(),
             ));
         }
-        return Err(HopError::Db(e));
+        return Err(ConversationError::Db(e));
     }
     match late {
         Some(late) => {

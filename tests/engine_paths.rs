@@ -8,7 +8,10 @@ use std::{
 
 use hashar::{
     domain::{text::ScreenLimits, Language},
-    engine::{Caller, Engine, ListItem, MenuSet, Need, Reply, Stop, Vars, World},
+    engine::{
+        drive::{drive, ready, DriveError, EffectNeed, ReadNeed, Scene, Transport},
+        Caller, Engine, ListItem, MenuSet, Reply, Vars,
+    },
 };
 use rust_decimal::Decimal;
 
@@ -102,6 +105,33 @@ fn fake_effect(action: &str, vars: &Vars) -> Vars {
     out
 }
 
+/// The simulated transport: effects are recorded and answered by the fake world.
+struct SimSteps<'a>(&'a mut Vec<(usize, String, Option<String>)>);
+
+impl Transport for SimSteps<'_> {
+    type Error = DriveError;
+
+    async fn read(&mut self, need: ReadNeed<'_>) -> Result<Vars, DriveError> {
+        Ok(if need.action == "join_code" {
+            Vars::from([("join_code".to_owned(), "482113".to_owned())])
+        } else {
+            fake_effect(
+                "create_pledge",
+                &Vars::from([("amount".to_owned(), "0".to_owned())]),
+            )
+        })
+    }
+
+    async fn effect(&mut self, need: EffectNeed<'_>) -> Result<Vars, DriveError> {
+        self.0.push((
+            need.step,
+            need.action.to_owned(),
+            need.arg.map(str::to_owned),
+        ));
+        Ok(fake_effect(need.action, need.vars))
+    }
+}
+
 struct Sim {
     menu: &'static str,
     set: MenuSet,
@@ -147,45 +177,25 @@ impl Sim {
             "coord_communities" => communities.clone(),
             _ => Vec::new(),
         };
-        let mut reads: HashMap<String, Vars> = HashMap::new();
-        for _ in 0..10 {
-            let world = World {
-                caller: self.caller.clone(),
-                lists: &lists,
-                results: &self.results,
-                reads: &reads,
-                globals: &self.globals,
-                default_language: Language::Tg,
-                max_amount: Decimal::from(100_000),
-                limits: ScreenLimits::default(),
-            };
-            match engine.replay(&world, 0, inputs) {
-                Ok(r) => return r,
-                Err(Stop::Need(Need::Effect {
-                    step,
-                    action,
-                    arg,
-                    vars,
-                    ..
-                })) => {
-                    self.effects.push((step, action.clone(), arg));
-                    self.results.insert(step, fake_effect(&action, &vars));
-                }
-                Err(Stop::Need(Need::Read { key, action, .. })) => {
-                    let data = if action == "join_code" {
-                        Vars::from([("join_code".to_owned(), "482113".to_owned())])
-                    } else {
-                        fake_effect(
-                            "create_pledge",
-                            &Vars::from([("amount".to_owned(), "0".to_owned())]),
-                        )
-                    };
-                    reads.insert(key, data);
-                }
-                Err(Stop::Broken(m)) => panic!("broken menu: {m}"),
-            }
-        }
-        panic!("too many needs");
+        let scene = Scene {
+            caller: self.caller.clone(),
+            lists: &lists,
+            globals: &self.globals,
+            default_language: Language::Tg,
+            max_amount: Decimal::from(100_000),
+            limits: ScreenLimits::default(),
+        };
+        ready(drive(
+            &engine,
+            &scene,
+            0,
+            inputs,
+            &mut self.results,
+            &mut HashMap::new(),
+            10,
+            &mut SimSteps(&mut self.effects),
+        ))
+        .unwrap_or_else(|e| panic!("broken menu: {e}"))
     }
 
     /// Answers each prefix of `path` in turn, like a real session, returning the last screen.

@@ -7,8 +7,9 @@ use rust_decimal::Decimal;
 
 use super::{
     action_kind,
+    drive::{drive, ready, DriveError, EffectNeed, ReadNeed, Scene, Transport},
     menu::{placeholders, InputKind, MenuDef, MenuSet, ScreenDef},
-    ActionKind, Caller, Engine, ListItem, Stop, Vars, World, CONDITIONS, SOURCES,
+    ActionKind, Caller, Engine, ListItem, Vars, CONDITIONS, MAX_NEEDS, SOURCES,
 };
 use crate::domain::{text::ScreenLimits, Language};
 
@@ -332,30 +333,30 @@ fn render_all(
                 .collect();
             let mut reads: HashMap<String, Vars> = HashMap::new();
             let mut inputs: Vec<&str> = path.iter().map(|(i, _)| i.as_str()).collect();
-            let try_inputs = |inputs: &[&str],
-                              reads: &mut HashMap<String, Vars>|
-             -> Result<String, String> {
-                loop {
-                    let world = World {
-                        caller: world_caller.clone(),
-                        lists: &lists,
-                        results: &results,
-                        reads,
-                        globals: known,
-                        default_language: lang,
-                        max_amount: Decimal::from(100_000),
-                        limits,
-                    };
-                    match engine.replay(&world, 0, inputs) {
-                        Ok(reply) => return Ok(reply.text),
-                        Err(Stop::Need(super::Need::Read { key, .. })) => {
-                            reads.insert(key, effect_result.clone());
-                        }
-                        Err(Stop::Need(other)) => return Err(format!("unexpected need {other:?}")),
-                        Err(Stop::Broken(message)) => return Err(message),
-                    }
-                }
+            let scene = Scene {
+                caller: world_caller.clone(),
+                lists: &lists,
+                globals: known,
+                default_language: lang,
+                max_amount: Decimal::from(100_000),
+                limits,
             };
+            let try_inputs =
+                |inputs: &[&str], reads: &mut HashMap<String, Vars>| -> Result<String, String> {
+                    let mut transport = WorstCase(&effect_result);
+                    ready(drive(
+                        &engine,
+                        &scene,
+                        0,
+                        inputs,
+                        &mut results.clone(),
+                        reads,
+                        MAX_NEEDS,
+                        &mut transport,
+                    ))
+                    .map(|reply| reply.text)
+                    .map_err(|e| e.to_string())
+                };
             if let Err(message) = try_inputs(&inputs, &mut reads) {
                 errors.push(format!(
                     "menu {}, screen {name} in {lang}: {message}",
@@ -372,6 +373,25 @@ fn render_all(
                 ));
             }
         }
+    }
+}
+
+/// The checker's transport: every read answers the widest values; effects are answered in
+/// advance (by step), so one asked for is a path the checker did not foresee.
+struct WorstCase<'a>(&'a Vars);
+
+impl Transport for WorstCase<'_> {
+    type Error = DriveError;
+
+    async fn read(&mut self, _: ReadNeed<'_>) -> Result<Vars, DriveError> {
+        Ok(self.0.clone())
+    }
+
+    async fn effect(&mut self, need: EffectNeed<'_>) -> Result<Vars, DriveError> {
+        Err(DriveError::Broken(format!(
+            "unexpected effect {} at step {}",
+            need.action, need.step
+        )))
     }
 }
 

@@ -9,6 +9,7 @@
 //! therefore needs nothing but the caller's context.
 
 pub mod check;
+pub mod drive;
 pub mod menu;
 pub mod render;
 
