@@ -1,7 +1,7 @@
 //! What the two transports of the household and coordinator menus (a USSD hop, an SMS
 //! conversation) share around the engine's driver ([`crate::engine::drive`]): one error
 //! type. The rule for which projects a conversation lists is one SQL function,
-//! `listed_projects(community, since)` (migration `20261130000900_listed_projects.sql`):
+//! `listed_projects(community, since)` (migration `20261130001000_listed_projects.sql`):
 //! open projects, and those closed after `since` (the start of the window a conversation
 //! may have begun in), so that the numbers a caller saw stay the same while they answer.
 

@@ -7,7 +7,7 @@
 //! `docs/FUZZING.md`.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap},
     path::Path,
     sync::OnceLock,
 };
@@ -27,7 +27,9 @@ use crate::{
     },
     engine::{
         check::{self, worst_case_values, MAX_COMMUNITY_NAME, MAX_PROJECT_NAME},
-        drive::{self as driver, ready, DriveError, EffectNeed, ReadNeed, Scene, Transport},
+        drive::{
+            self as driver, ready, Answers, DriveError, EffectNeed, ReadNeed, Scene, Transport,
+        },
         menu::{parse_menu, Locale},
         Caller, Engine, ListItem, MenuSet, Reply, Vars, MAX_NEEDS,
     },
@@ -395,15 +397,13 @@ fn drive(set: &MenuSet, menu: &str, caller: &Caller, inputs: &[&str], lang: Lang
         max_amount: Decimal::from(MAXES[0]),
         limits,
     };
-    let mut results: BTreeMap<usize, Vars> = BTreeMap::new();
-    let mut reads: HashMap<String, Vars> = HashMap::new();
+    let mut answers = Answers::default();
     let reply = ready(driver::drive(
         &engine,
         &scene,
         0,
         inputs,
-        &mut results,
-        &mut reads,
+        &mut answers,
         MAX_NEEDS * (inputs.len() + 1),
         &mut Fakes {
             effects: BTreeSet::new(),
@@ -423,7 +423,7 @@ fn drive(set: &MenuSet, menu: &str, caller: &Caller, inputs: &[&str], lang: Lang
     // The same history gives the same screen.
     assert_eq!(
         engine
-            .replay(&scene.world(&results, &reads), 0, inputs)
+            .replay(&scene.world(&answers.results, &answers.reads), 0, inputs)
             .as_ref(),
         Ok(&reply)
     );

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, str::FromStr};
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sqlx::{types::Json, PgConnection, Postgres, Row, Transaction};
+use sqlx::{types::Json, Acquire, PgConnection, Postgres, Row, Transaction};
 
 use crate::{
     actions::{self, EffectCtx},
@@ -15,7 +15,7 @@ use crate::{
     conversation::ConversationError,
     domain::{money::format_amount, Currency, Language, Phone},
     engine::{
-        drive::{drive, EffectNeed, ReadNeed, Scene, Transport},
+        drive::{drive, Answers, EffectNeed, ReadNeed, Scene, Transport},
         menu::fill,
         Caller, Engine, ListItem, Vars,
     },
@@ -644,7 +644,7 @@ impl Turn<'_> {
             registered: known.household.is_some(),
             pin_ok: false,
         };
-        let (mut inputs, caller, mut results, started_at) = match row {
+        let (mut inputs, caller, results, started_at) = match row {
             Some(r)
                 if r.get::<DateTime<Utc>, _>("updated_at") > self.now - ttl
                     && r.get::<Vec<String>, _>("inputs").len() < MAX_CONVERSATION_TEXTS =>
@@ -669,7 +669,8 @@ impl Turn<'_> {
             _ => (Vec::new(), current.clone(), BTreeMap::new(), self.now),
         };
         let projects = match known.community {
-            Some(c) => open_projects(tx, c)
+            // those closed while a conversation of this length may have run keep their place
+            Some(c) => listed_projects(tx, c, self.now - ttl)
                 .await?
                 .into_iter()
                 .map(ProjectRow::item)
@@ -703,6 +704,7 @@ impl Turn<'_> {
             limits: crate::domain::text::ScreenLimits::sms(self.state.config.sms_max_segments),
         };
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let mut answers = Answers::with_results(results);
         let mut transport = TextSteps {
             tx,
             state: self.state,
@@ -710,17 +712,32 @@ impl Turn<'_> {
             phone: self.phone,
             started_at,
         };
-        let reply = drive(
+        let driven = drive(
             &engine,
             &scene,
             0,
             &refs,
-            &mut results,
-            &mut std::collections::HashMap::new(),
+            &mut answers,
             crate::engine::MAX_NEEDS,
             &mut transport,
         )
-        .await?;
+        .await;
+        let reply = match driven {
+            Ok(reply) => reply,
+            // An effect refused with a reason the caller should hear (the project closed
+            // while they answered): said, and the conversation ends, as a USSD session does.
+            Err(ConversationError::Action(refused)) if refused.text_key().is_some() => {
+                let language = caller.language.unwrap_or(scene.default_language);
+                let key = refused.text_key().unwrap_or("nav.busy");
+                tracing::info!(phone = %self.phone, error = %refused, "sms conversation: effect refused");
+                crate::engine::Reply {
+                    text: self.text(language, key, &Vars::new()),
+                    end: true,
+                    language,
+                }
+            }
+            Err(e) => return Err(e),
+        };
         if reply.end {
             sqlx::query("delete from sms_conversations where phone = $1")
                 .bind(self.phone.as_str())
@@ -728,7 +745,8 @@ impl Turn<'_> {
                 .await?;
             inputs.clear();
         } else {
-            let results: BTreeMap<String, Vars> = results
+            let results: BTreeMap<String, Vars> = answers
+                .results
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect();
@@ -773,6 +791,7 @@ impl Transport for TextSteps<'_, '_> {
         Ok(actions::run_read(self.tx, self.phone, need.action, need.vars).await?)
     }
 
+    /// In a savepoint: a refused effect leaves the text's transaction usable for the reply.
     async fn effect(&mut self, need: EffectNeed<'_>) -> Result<Vars, ConversationError> {
         let key = format!(
             "sms:{}:{}:{}",
@@ -788,7 +807,17 @@ impl Transport for TextSteps<'_, '_> {
             idempotency_key: &key,
             language: need.language,
         };
-        Ok(actions::run_effect(self.tx, &ctx, need.action, need.arg, need.vars).await?)
+        let mut savepoint = self.tx.begin().await?;
+        match actions::run_effect(&mut savepoint, &ctx, need.action, need.arg, need.vars).await {
+            Ok(result) => {
+                savepoint.commit().await?;
+                Ok(result)
+            }
+            Err(refused) => {
+                savepoint.rollback().await?;
+                Err(refused.into())
+            }
+        }
     }
 }
 
@@ -838,17 +867,41 @@ impl ProjectRow {
     }
 }
 
+/// The community's open projects (what a keyword names: a keyword has no conversation whose
+/// list must keep its numbers).
 async fn open_projects(
     tx: &mut PgConnection,
     community: i64,
 ) -> Result<Vec<ProjectRow>, sqlx::Error> {
+    project_rows(
+        sqlx::query(
+            "select id, code, name_tg, name_ru, name_en, currency from projects
+             where community_id = $1 and status = 'open' order by id",
+        )
+        .bind(community)
+        .fetch_all(tx)
+        .await?,
+    )
+}
+
+/// The projects a conversation lists: open ones and those closed after `since` (the rule
+/// USSD follows too: SQL function `listed_projects`).
+async fn listed_projects(
+    tx: &mut PgConnection,
+    community: i64,
+    since: DateTime<Utc>,
+) -> Result<Vec<ProjectRow>, sqlx::Error> {
     let rows = sqlx::query(
-        "select id, code, name_tg, name_ru, name_en, currency from projects
-         where community_id = $1 and status = 'open' order by id",
+        "select id, code, name_tg, name_ru, name_en, currency from listed_projects($1, $2)",
     )
     .bind(community)
+    .bind(since)
     .fetch_all(tx)
     .await?;
+    project_rows(rows)
+}
+
+fn project_rows(rows: Vec<sqlx::postgres::PgRow>) -> Result<Vec<ProjectRow>, sqlx::Error> {
     Ok(rows
         .into_iter()
         .map(|r| ProjectRow {

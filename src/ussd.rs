@@ -27,7 +27,7 @@ use crate::{
     conversation::ConversationError,
     domain::{Language, Phone},
     engine::{
-        drive::{drive, EffectNeed, ReadNeed, Scene, Transport},
+        drive::{drive, Answers, EffectNeed, ReadNeed, Scene, Transport},
         Caller, Engine, ListItem, Reply, Vars,
     },
     metrics::HopOutcome,
@@ -143,8 +143,7 @@ select
      from ss) as session,
     (select json_agg(json_build_object('id', p.id, 'tg', p.name_tg, 'ru', p.name_ru, 'en', p.name_en,
                                        'currency', p.currency) order by p.id)
-     from projects p
-     where (p.status = 'open' or p.closed_at > $3) and p.community_id = (select community_id from hh)) as projects,
+     from listed_projects((select community_id from hh), $3) p) as projects,
     (select json_agg(json_build_object('id', c.id, 'tg', c.name_tg, 'ru', c.name_ru, 'en', c.name_en)
                      order by c.id)
      from communities c
@@ -480,8 +479,7 @@ async fn answer_inner(
         &scene,
         base,
         &tokens,
-        &mut results,
-        &mut HashMap::new(),
+        &mut Answers::with_results(results),
         crate::engine::MAX_NEEDS,
         &mut transport,
     )

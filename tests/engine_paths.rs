@@ -2,14 +2,14 @@
 //! answered by a fake world, so every path can be walked in every language.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet},
     path::Path,
 };
 
 use hashar::{
     domain::{text::ScreenLimits, Language},
     engine::{
-        drive::{drive, ready, DriveError, EffectNeed, ReadNeed, Scene, Transport},
+        drive::{drive, ready, Answers, DriveError, EffectNeed, ReadNeed, Scene, Transport},
         Caller, Engine, ListItem, MenuSet, Reply, Vars,
     },
 };
@@ -185,17 +185,18 @@ impl Sim {
             max_amount: Decimal::from(100_000),
             limits: ScreenLimits::default(),
         };
-        ready(drive(
+        let mut answers = Answers::with_results(std::mem::take(&mut self.results));
+        let reply = ready(drive(
             &engine,
             &scene,
             0,
             inputs,
-            &mut self.results,
-            &mut HashMap::new(),
+            &mut answers,
             10,
             &mut SimSteps(&mut self.effects),
-        ))
-        .unwrap_or_else(|e| panic!("broken menu: {e}"))
+        ));
+        self.results = answers.results;
+        reply.unwrap_or_else(|e| panic!("broken menu: {e}"))
     }
 
     /// Answers each prefix of `path` in turn, like a real session, returning the last screen.

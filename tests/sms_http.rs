@@ -1168,3 +1168,45 @@ async fn an_sms_conversation_keeps_few_and_short_answers(pool: PgPool) {
         .expect("conversation");
     assert!(restarted.is_empty(), "{restarted:?}");
 }
+
+/// The SMS conversation lists projects by the rule USSD follows (`listed_projects`): a
+/// project closed while the migrant answers keeps its number, so "1" still means the bridge
+/// (and the pledge is refused as closed) instead of whatever moved up to its place.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_project_closed_during_an_sms_conversation_keeps_its_number(pool: PgPool) {
+    let seed = seed(&pool).await;
+    add_migrant(&pool, PHONE_EN, MIGRANT).await;
+    let app = app(pool.clone()).await;
+    app.text("l0", MIGRANT, "hi").await;
+    app.text("l1", MIGRANT, "1").await;
+    let list = app.last_reply(MIGRANT).await;
+    assert!(
+        list.contains("1 Bridge") && list.contains("2 School roof"),
+        "{list}"
+    );
+    sqlx::query("update projects set status = 'closed', closed_at = $2 where id = $1")
+        .bind(seed.bridge)
+        .bind(app.clock.now())
+        .execute(&pool)
+        .await
+        .expect("close");
+    app.text("l2", MIGRANT, "1").await;
+    let amount = app.last_reply(MIGRANT).await;
+    assert!(amount.starts_with("Amount in TJS for Bridge"), "{amount}");
+    app.text("l3", MIGRANT, "500").await;
+    app.text("l4", MIGRANT, "1").await;
+    assert_eq!(
+        app.last_reply(MIGRANT).await,
+        "This project is not open for pledges now."
+    );
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 0);
+    // a conversation begun after the closing window no longer lists it
+    app.clock.advance(chrono::Duration::hours(2));
+    app.text("l5", MIGRANT, "hi").await;
+    app.text("l6", MIGRANT, "1").await;
+    let fresh = app.last_reply(MIGRANT).await;
+    assert!(
+        fresh.contains("1 School roof") && !fresh.contains("Bridge"),
+        "{fresh}"
+    );
+}

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 
 use super::{
     action_kind,
-    drive::{drive, ready, DriveError, EffectNeed, ReadNeed, Scene, Transport},
+    drive::{drive, ready, Answers, DriveError, EffectNeed, ReadNeed, Scene, Transport},
     menu::{placeholders, InputKind, MenuDef, MenuSet, ScreenDef},
     ActionKind, Caller, Engine, ListItem, Vars, CONDITIONS, MAX_NEEDS, SOURCES,
 };
@@ -344,18 +344,21 @@ fn render_all(
             let try_inputs =
                 |inputs: &[&str], reads: &mut HashMap<String, Vars>| -> Result<String, String> {
                     let mut transport = WorstCase(&effect_result);
-                    ready(drive(
+                    let mut answers = Answers {
+                        results: results.clone(),
+                        reads: std::mem::take(reads),
+                    };
+                    let reply = ready(drive(
                         &engine,
                         &scene,
                         0,
                         inputs,
-                        &mut results.clone(),
-                        reads,
+                        &mut answers,
                         MAX_NEEDS,
                         &mut transport,
-                    ))
-                    .map(|reply| reply.text)
-                    .map_err(|e| e.to_string())
+                    ));
+                    *reads = answers.reads;
+                    reply.map(|reply| reply.text).map_err(|e| e.to_string())
                 };
             if let Err(message) = try_inputs(&inputs, &mut reads) {
                 errors.push(format!(

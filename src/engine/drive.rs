@@ -47,6 +47,23 @@ impl Scene<'_> {
     }
 }
 
+/// What the transport answered so far: effects by step, reads by key.
+#[derive(Debug, Clone, Default)]
+pub struct Answers {
+    pub results: BTreeMap<usize, Vars>,
+    pub reads: HashMap<String, Vars>,
+}
+
+impl Answers {
+    /// Answers that start from recorded effects (a USSD session's).
+    pub fn with_results(results: BTreeMap<usize, Vars>) -> Answers {
+        Answers {
+            results,
+            reads: HashMap::new(),
+        }
+    }
+}
+
 /// A read the replay needs for a screen.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadNeed<'a> {
@@ -89,21 +106,23 @@ pub enum DriveError {
 
 /// Answers the history `inputs` (after the `base` inputs a restarted session ignores):
 /// replays, and for every read or effect the replay stops at, asks `transport` and replays
-/// again, at most `max_needs` times. `results` (effects by step) and `reads` (by key) hold
-/// what was answered before (a USSD session's recorded effects, say) and gain what is
-/// answered now.
+/// again, at most `max_needs` times. `answers` holds what was answered before (a USSD
+/// session's recorded effects, say) and gains what is answered now.
 pub async fn drive<T: Transport>(
     engine: &Engine<'_>,
     scene: &Scene<'_>,
     base: usize,
     inputs: &[&str],
-    results: &mut BTreeMap<usize, Vars>,
-    reads: &mut HashMap<String, Vars>,
+    answers: &mut Answers,
     max_needs: usize,
     transport: &mut T,
 ) -> Result<Reply, T::Error> {
     for _ in 0..max_needs {
-        let stop = match engine.replay(&scene.world(results, reads), base, &inputs[base..]) {
+        let stop = match engine.replay(
+            &scene.world(&answers.results, &answers.reads),
+            base,
+            &inputs[base..],
+        ) {
             Ok(reply) => return Ok(reply),
             Err(stop) => stop,
         };
@@ -123,7 +142,7 @@ pub async fn drive<T: Transport>(
                         language,
                     })
                     .await?;
-                reads.insert(key, data);
+                answers.reads.insert(key, data);
             }
             Stop::Need(Need::Effect {
                 step,
@@ -141,7 +160,7 @@ pub async fn drive<T: Transport>(
                         language,
                     })
                     .await?;
-                results.insert(step, result);
+                answers.results.insert(step, result);
             }
         }
     }
