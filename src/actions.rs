@@ -839,7 +839,7 @@ async fn notice(
         &b,
         &people,
         state.config.sms_price_per_segment,
-        &state.config.sms_price_currency,
+        state.settings.sms_price_currency,
     );
     let mut out = Vars::from([
         ("recipients".to_owned(), preview.recipients.to_string()),
@@ -848,8 +848,7 @@ async fn notice(
     if !send {
         return Ok(out);
     }
-    let quiet = state.config.quiet().ok();
-    let send_at = quiet.map(|q| q.next_allowed(ctx.now)).unwrap_or(ctx.now);
+    let send_at = state.settings.quiet_hours.next_allowed(ctx.now);
     b.id = sqlx::query_scalar(
         "insert into broadcasts (created_by, communities, text_tg, text_ru, text_en, vars, rsvp_hours, created_at, status, send_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, 'scheduled', $9) returning id",

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 
 use crate::{
     clock::{Clock, SystemClock},
-    config::Config,
+    config::{Config, InvalidSettings, Settings},
     engine::{check, MenuSet, Vars},
     ussd::LanguageHints,
 };
@@ -22,6 +22,9 @@ pub struct AppState {
     pub exports: Arc<tokio::sync::Semaphore>,
     pub menus: Arc<MenuSet>,
     pub config: Arc<Config>,
+    /// The settings that are text in `config`, parsed once (quiet hours, SMS rate, price
+    /// currency): use these, not their text.
+    pub settings: Settings,
     pub clock: Arc<dyn Clock>,
     pub hints: Arc<LanguageHints>,
     /// Values every text may use.
@@ -48,7 +51,9 @@ pub fn load_checked_menus(config: &Config) -> Result<MenuSet, StartError> {
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, menus: MenuSet, config: Config) -> AppState {
+    /// The state of a server with these settings; refused, naming every bad one, like
+    /// `serve` refuses them at start.
+    pub fn new(pool: PgPool, menus: MenuSet, config: Config) -> Result<AppState, InvalidSettings> {
         AppState::with_clock(pool, menus, config, Arc::new(SystemClock))
     }
 
@@ -57,7 +62,8 @@ impl AppState {
         menus: MenuSet,
         config: Config,
         clock: Arc<dyn Clock>,
-    ) -> AppState {
+    ) -> Result<AppState, InvalidSettings> {
+        let settings = config.settings()?;
         // The first text or hop would otherwise pay for loading the numbering plans.
         crate::domain::Phone::warm_up();
         let mut globals = Vars::new();
@@ -67,17 +73,19 @@ impl AppState {
             "max".into(),
             crate::domain::money::format_amount(config.max_pledge),
         );
-        let exports = usize::try_from(config.exports_max_concurrent).unwrap_or(1);
-        AppState {
+        // Validated: 1 to 100.
+        let exports = config.exports_max_concurrent as usize;
+        Ok(AppState {
             api_pool: pool.clone(),
             pool,
             exports: Arc::new(tokio::sync::Semaphore::new(exports)),
             menus: Arc::new(menus),
             config: Arc::new(config),
+            settings,
             clock,
             hints: Arc::new(LanguageHints::default()),
             globals: Arc::new(globals),
-        }
+        })
     }
 
     /// The admin API's connections come from `api`, apart from the webhooks'.

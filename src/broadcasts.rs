@@ -13,7 +13,7 @@ use serde::Serialize;
 use sqlx::{types::Json, PgConnection, PgPool, Row};
 
 use crate::{
-    domain::{Encoding, Language, Phone, TextMeasure},
+    domain::{Currency, Encoding, Language, Phone, TextMeasure},
     engine::{menu::fill, Vars},
     outbox::{self, Kind, NewMessage},
 };
@@ -210,7 +210,7 @@ pub fn preview(
     b: &Broadcast,
     recipients: &[Recipient],
     price_per_segment: Decimal,
-    currency: &str,
+    currency: Currency,
 ) -> Preview {
     let mut languages = BTreeMap::new();
     for lang in Language::ALL {
@@ -246,7 +246,7 @@ pub fn preview(
         skipped_opted_out: languages.values().map(|l| l.skipped_opted_out).sum(),
         segments_total,
         estimated_cost: price_per_segment * Decimal::from(segments_total as u64),
-        cost_currency: currency.to_owned(),
+        cost_currency: currency.to_string(),
         languages,
     }
 }

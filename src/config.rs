@@ -1,13 +1,16 @@
 //! Settings: every one has a default that works on a developer's machine, and an
 //! environment variable that overrides it (listed in the README).
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, num::NonZeroU32, path::PathBuf};
 
 use clap::Args;
 use rust_decimal::Decimal;
 use secrecy::SecretString;
 
-use crate::domain::{text::ScreenLimits, Language};
+use crate::{
+    broadcasts::QuietHours,
+    domain::{text::ScreenLimits, Currency, Language},
+};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/hashar";
 
@@ -160,7 +163,9 @@ pub struct Config {
     pub http_max_connections: usize,
 
     /// Messages per second the SMS provider allows, for the whole deployment (shared by
-    /// this process's dispatchers and split with other sending instances).
+    /// this process's dispatchers and split with other sending instances); 1 to 10000 (an
+    /// instance that must send nothing has `HASHAR_DISPATCHERS=0`). Used as
+    /// [`Settings::sms_rate`].
     #[arg(long, env = "HASHAR_SMS_RATE", default_value_t = 20)]
     pub sms_rate: u32,
 
@@ -211,7 +216,8 @@ pub struct Config {
     #[arg(long, env = "HASHAR_TIMEZONE", default_value = "Asia/Dushanbe")]
     pub timezone: chrono_tz::Tz,
 
-    /// Local hours during which no broadcast message is sent (`HH:MM-HH:MM`).
+    /// Local hours during which no broadcast message is sent (`HH:MM-HH:MM`, 24-hour;
+    /// `00:00-00:00`: none). Used as [`Settings::quiet_hours`].
     #[arg(long, env = "HASHAR_QUIET_HOURS", default_value = "21:00-07:00")]
     pub quiet_hours: String,
 
@@ -219,7 +225,8 @@ pub struct Config {
     #[arg(long, env = "HASHAR_SMS_PRICE_PER_SEGMENT", default_value = "0.03")]
     pub sms_price_per_segment: Decimal,
 
-    /// Currency of that price.
+    /// Currency of that price (a three-letter code). Used as
+    /// [`Settings::sms_price_currency`].
     #[arg(long, env = "HASHAR_SMS_PRICE_CURRENCY", default_value = "USD")]
     pub sms_price_currency: String,
 
@@ -316,6 +323,19 @@ impl std::fmt::Display for BadSetting {
     }
 }
 
+/// The settings that are text in the environment but values to Hashar, parsed once at start
+/// by [`Config::settings`] (a bad one is refused there, with the others): the code uses these
+/// and never reads the text again, so no bad value can turn into a default later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// `HASHAR_QUIET_HOURS`, local to `HASHAR_TIMEZONE`.
+    pub quiet_hours: QuietHours,
+    /// `HASHAR_SMS_RATE`.
+    pub sms_rate: NonZeroU32,
+    /// `HASHAR_SMS_PRICE_CURRENCY`.
+    pub sms_price_currency: Currency,
+}
+
 /// Every setting `serve` refuses, each on its own line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} bad setting(s):\n{}", .0.len(), .0.iter().map(|b| format!("  {b}")).collect::<Vec<_>>().join("\n"))]
@@ -369,11 +389,6 @@ impl Config {
         DefaultsOnly::parse_from(["hashar"]).config
     }
 
-    /// The quiet hours, checked (`hashar serve` refuses to start on a bad window).
-    pub fn quiet(&self) -> Result<crate::broadcasts::QuietHours, crate::broadcasts::BadQuietHours> {
-        crate::broadcasts::QuietHours::parse(&self.quiet_hours, self.timezone)
-    }
-
     /// The webhook secret, when one is set (an empty one counts as none).
     pub fn webhook_secret(&self) -> Option<&str> {
         use secrecy::ExposeSecret;
@@ -404,6 +419,12 @@ impl Config {
     /// Checks every setting against what Hashar can work with; `serve` refuses to start on
     /// any problem (instead of failing, or panicking, later in a hop or the dispatcher).
     pub fn validate(&self) -> Result<(), InvalidSettings> {
+        self.settings().map(|_| ())
+    }
+
+    /// Checks every setting (see [`Config::validate`]) and parses the ones that are text into
+    /// their values, listing every bad one at once.
+    pub fn settings(&self) -> Result<Settings, InvalidSettings> {
         let mut bad = Vec::new();
         let mut range = |setting: &'static str, value: u64, min: u64, max: u64| {
             if value < min || value > max {
@@ -543,26 +564,34 @@ impl Config {
                 problem: format!("{} is negative", self.sms_price_per_segment),
             });
         }
-        if !(self.sms_price_currency.len() == 3
-            && self
-                .sms_price_currency
-                .bytes()
-                .all(|b| b.is_ascii_uppercase()))
-        {
-            bad.push(BadSetting {
-                setting: "HASHAR_SMS_PRICE_CURRENCY",
-                problem: format!(
-                    "{:?} is not a three-letter currency code",
-                    self.sms_price_currency
-                ),
-            });
-        }
-        if let Err(e) = self.quiet() {
-            bad.push(BadSetting {
-                setting: "HASHAR_QUIET_HOURS",
-                problem: e.to_string(),
-            });
-        }
+        let sms_rate = NonZeroU32::new(self.sms_rate);
+        let sms_price_currency = match self.sms_price_currency.parse::<Currency>() {
+            Ok(c) => Some(c),
+            Err(_) => {
+                bad.push(BadSetting {
+                    setting: "HASHAR_SMS_PRICE_CURRENCY",
+                    problem: format!(
+                        "{:?} is not a currency: use a three-letter code such as USD, EUR, RUB or TJS",
+                        self.sms_price_currency
+                    ),
+                });
+                None
+            }
+        };
+        let quiet_hours = match QuietHours::parse(&self.quiet_hours, self.timezone) {
+            Ok(q) => Some(q),
+            Err(_) => {
+                bad.push(BadSetting {
+                    setting: "HASHAR_QUIET_HOURS",
+                    problem: format!(
+                        "{:?} is not a window HH:MM-HH:MM (24-hour, local to HASHAR_TIMEZONE), \
+                         e.g. 21:00-07:00; 00:00-00:00 for none",
+                        self.quiet_hours
+                    ),
+                });
+                None
+            }
+        };
         match url::Url::parse(&self.public_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
             _ => bad.push(BadSetting {
@@ -582,17 +611,25 @@ impl Config {
                 });
             }
         }
-        if bad.is_empty() {
-            Ok(())
-        } else {
-            Err(InvalidSettings(bad))
+        match (quiet_hours, sms_rate, sms_price_currency) {
+            (Some(quiet_hours), Some(sms_rate), Some(sms_price_currency)) if bad.is_empty() => {
+                Ok(Settings {
+                    quiet_hours,
+                    sms_rate,
+                    sms_price_currency,
+                })
+            }
+            // A missing value was listed when it was parsed (HASHAR_SMS_RATE by its range).
+            _ => Err(InvalidSettings(bad)),
         }
     }
 
+    /// The USSD screen limits, as set: [`Config::validate`] refuses them above the protocol
+    /// maxima (182 GSM-7 septets, 80 UCS-2 characters).
     pub fn screen_limits(&self) -> ScreenLimits {
         ScreenLimits {
-            gsm7: self.ussd_limit_gsm7.min(182),
-            ucs2: self.ussd_limit_ucs2.min(80),
+            gsm7: self.ussd_limit_gsm7,
+            ucs2: self.ussd_limit_ucs2,
         }
     }
 }
@@ -710,6 +747,143 @@ mod tests {
             .expect_err("refused");
         assert!(err.names("HASHAR_SMS_RATE") && err.names("HASHAR_DB_POOL_SIZE"));
         assert!(err.to_string().starts_with("2 bad setting(s):"), "{err}");
+    }
+
+    #[test]
+    fn settings_given_as_text_are_parsed_once_into_values() {
+        let defaults = config(&[]).settings().expect("defaults");
+        assert_eq!(
+            defaults,
+            Settings {
+                quiet_hours: QuietHours::parse("21:00-07:00", chrono_tz::Asia::Dushanbe)
+                    .expect("window"),
+                sms_rate: NonZeroU32::new(20).expect("non-zero"),
+                sms_price_currency: "USD".parse().expect("currency"),
+            }
+        );
+        let s = config(&[
+            "--quiet-hours=22:30-06:15",
+            "--timezone=Europe/Moscow",
+            "--sms-rate=1",
+            "--sms-price-currency=eur",
+        ])
+        .settings()
+        .expect("valid");
+        assert_eq!(
+            s.quiet_hours,
+            QuietHours::parse("22:30-06:15", chrono_tz::Europe::Moscow).expect("window")
+        );
+        assert_eq!(s.sms_rate.get(), 1);
+        assert_eq!(s.sms_price_currency.as_str(), "EUR");
+        // 00:00-00:00 is no quiet hours at all, not a bad window
+        let none = config(&["--quiet-hours=00:00-00:00"])
+            .settings()
+            .expect("valid")
+            .quiet_hours;
+        let now = chrono::Utc::now();
+        assert!(!none.contains(now));
+        assert_eq!(none.next_allowed(now), now);
+    }
+
+    #[test]
+    fn unparsable_settings_are_refused_naming_what_is_accepted() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "--quiet-hours",
+                "9pm-7am",
+                "HASHAR_QUIET_HOURS",
+                "HH:MM-HH:MM",
+            ),
+            (
+                "--quiet-hours",
+                "21:00",
+                "HASHAR_QUIET_HOURS",
+                "HH:MM-HH:MM",
+            ),
+            (
+                "--quiet-hours",
+                "",
+                "HASHAR_QUIET_HOURS",
+                "00:00-00:00 for none",
+            ),
+            (
+                "--quiet-hours",
+                "21:00-24:00",
+                "HASHAR_QUIET_HOURS",
+                "24-hour",
+            ),
+            (
+                "--sms-price-currency",
+                "US",
+                "HASHAR_SMS_PRICE_CURRENCY",
+                "three-letter code",
+            ),
+            (
+                "--sms-price-currency",
+                "",
+                "HASHAR_SMS_PRICE_CURRENCY",
+                "three-letter code",
+            ),
+            (
+                "--sms-price-currency",
+                "US$",
+                "HASHAR_SMS_PRICE_CURRENCY",
+                "such as USD",
+            ),
+            ("--sms-rate", "0", "HASHAR_SMS_RATE", "outside 1..=10000"),
+            (
+                "--sms-rate",
+                "10001",
+                "HASHAR_SMS_RATE",
+                "outside 1..=10000",
+            ),
+        ];
+        for (flag, value, setting, accepted) in cases {
+            let arg = format!("{flag}={value}");
+            let err = config(&[&arg])
+                .settings()
+                .expect_err(&format!("{arg} accepted"));
+            assert_eq!(err.0.len(), 1, "{arg}: {err}");
+            assert!(err.names(setting), "{arg}: {err}");
+            let message = err.to_string();
+            assert!(message.contains(setting), "{message}");
+            assert!(message.contains(accepted), "{arg}: {message}");
+            assert!(message.contains(&format!("{value:?}")) || setting == &"HASHAR_SMS_RATE");
+            // validate is the same check
+            assert_eq!(config(&[&arg]).validate(), Err(err));
+        }
+    }
+
+    #[test]
+    fn unparsable_and_out_of_range_settings_are_listed_together() {
+        let err = config(&[
+            "--quiet-hours=late",
+            "--sms-price-currency=dollars",
+            "--sms-rate=0",
+            "--db-pool-size=0",
+        ])
+        .settings()
+        .expect_err("refused");
+        for setting in [
+            "HASHAR_QUIET_HOURS",
+            "HASHAR_SMS_PRICE_CURRENCY",
+            "HASHAR_SMS_RATE",
+            "HASHAR_DB_POOL_SIZE",
+        ] {
+            assert!(err.names(setting), "{setting}: {err}");
+        }
+        assert!(err.to_string().starts_with("4 bad setting(s):"), "{err}");
+    }
+
+    #[test]
+    fn screen_limits_are_the_settings_unclamped() {
+        let limits = config(&["--ussd-limit-gsm7=182", "--ussd-limit-ucs2=70"]).screen_limits();
+        assert_eq!((limits.gsm7, limits.ucs2), (182, 70));
+        // above the protocol maxima they are refused, not cut to them
+        assert!(config(&["--ussd-limit-gsm7=500"])
+            .validate()
+            .expect_err("refused")
+            .names("HASHAR_USSD_LIMIT_GSM7"));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-use std::{num::NonZeroU32, sync::Arc};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -118,6 +118,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Menus {
             command: MenusCommand::Check,
         } => {
+            // The screens are checked against the limits `serve` would use, so the same
+            // settings are refused here.
+            config.validate()?;
             let set = MenuSet::load_dir(&config.menus_dir).context("loading menus")?;
             let errors = check::check(&set, config.screen_limits());
             if errors.is_empty() {
@@ -246,9 +249,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .build()
         .context("building the HTTP client")?;
     let sender = Arc::new(Sender::from_config(&config, http).context("SMS provider settings")?);
-    let quiet = config.quiet().context("HASHAR_QUIET_HOURS")?;
+    let state = AppState::new(pool, menus, config)?.with_api_pool(pools.api);
+    let (config, settings) = (state.config.clone(), state.settings);
+    let quiet = settings.quiet_hours;
     let dispatch = DispatchConfig {
-        rate_per_sec: NonZeroU32::new(config.sms_rate).unwrap_or(NonZeroU32::MIN),
+        rate_per_sec: settings.sms_rate,
         max_attempts: config.sms_max_attempts,
         quiet: Some(quiet),
         lease: std::time::Duration::from_secs(config.sms_lease_secs),
@@ -259,7 +264,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let dispatchers = config.dispatchers;
     let metrics_listen = config.metrics_listen;
-    let state = AppState::new(pool, menus, config).with_api_pool(pools.api);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     match metrics_listen {

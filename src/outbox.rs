@@ -119,6 +119,34 @@ pub async fn enqueue_broadcast(
     insert(conn, msg, Some(broadcast), provider, max_segments, now).await
 }
 
+/// How an encoding is stored in `outbox.encoding`.
+fn encoding_name(encoding: Encoding) -> &'static str {
+    match encoding {
+        Encoding::Gsm7 => "gsm7",
+        Encoding::Ucs2 => "ucs2",
+    }
+}
+
+/// The encoding of a stored message. Hashar writes only `gsm7` and `ucs2`; anything else (a
+/// row written by hand) is measured from the body again, never taken for GSM-7 (which would
+/// garble a Cyrillic text at providers that are told the coding, such as Kannel).
+fn stored_encoding(id: i64, stored: &str, body: &str) -> Encoding {
+    match stored {
+        "gsm7" => Encoding::Gsm7,
+        "ucs2" => Encoding::Ucs2,
+        other => {
+            let measured = TextMeasure::of(body).encoding;
+            tracing::warn!(
+                outbox.id = id,
+                encoding = other,
+                measured = encoding_name(measured),
+                "outbox message with an unknown encoding; sent in the one its text needs"
+            );
+            measured
+        }
+    }
+}
+
 async fn insert(
     conn: &mut PgConnection,
     msg: &NewMessage<'_>,
@@ -129,10 +157,7 @@ async fn insert(
 ) -> Result<i64, sqlx::Error> {
     let body = fit_segments(msg.body, max_segments);
     let measure = TextMeasure::of(&body);
-    let encoding = match measure.encoding {
-        Encoding::Gsm7 => "gsm7",
-        Encoding::Ucs2 => "ucs2",
-    };
+    let encoding = encoding_name(measure.encoding);
     let segments = i32::try_from(measure.sms_segments()).unwrap_or(i32::MAX);
     sqlx::query_scalar(
         "insert into outbox (phone, body, encoding, segments, provider, kind, status, next_attempt_at,
@@ -556,11 +581,7 @@ impl Dispatcher {
             id: msg.id,
             to: phone.clone(),
             text: msg.body.clone(),
-            encoding: if msg.encoding == "ucs2" {
-                Encoding::Ucs2
-            } else {
-                Encoding::Gsm7
-            },
+            encoding: stored_encoding(msg.id, &msg.encoding, &msg.body),
             segments: u32::try_from(msg.segments).unwrap_or(1),
         };
         match self.gateway.send(&out).await {
@@ -812,5 +833,15 @@ mod tests {
         assert!(TextMeasure::of(&cut).sms_segments() <= 3);
         assert!(cut.ends_with("слово…"), "{cut}");
         assert_eq!(fit_segments("short", 1), "short");
+    }
+
+    #[test]
+    fn a_stored_encoding_is_read_back_and_an_unknown_one_is_measured() {
+        for e in [Encoding::Gsm7, Encoding::Ucs2] {
+            assert_eq!(stored_encoding(1, encoding_name(e), "hello"), e);
+        }
+        // not GSM-7 by default: the text says what it needs
+        assert_eq!(stored_encoding(1, "UCS2 ", "Салом"), Encoding::Ucs2);
+        assert_eq!(stored_encoding(1, "", "hello"), Encoding::Gsm7);
     }
 }

@@ -289,7 +289,7 @@ fn urlencode(s: &str) -> String {
 }
 
 fn app_quiet() -> hashar::broadcasts::QuietHours {
-    test_config().quiet().expect("quiet hours")
+    test_config().settings().expect("settings").quiet_hours
 }
 
 #[sqlx::test(migrator = "hashar::MIGRATOR")]

@@ -711,7 +711,7 @@ async fn sms_from_a_plus7_number_through_kannel_and_back(pool: PgPool) {
     config.kannel_sender = Some(config.sms_number.clone());
     let short_code = config.sms_number.clone();
     let menus = load_checked_menus(&config).expect("menus pass the check");
-    let state = AppState::new(pool.clone(), menus, config.clone());
+    let state = AppState::new(pool.clone(), menus, config.clone()).expect("valid settings");
     let server = tokio::spawn(async move { axum::serve(listener, router(state)).await });
 
     let http = reqwest::Client::builder()

@@ -13,8 +13,13 @@ fn free_port() -> u16 {
 
 /// `hashar serve` with a clean environment of Hashar settings plus `env`.
 fn serve(env: &[(&str, String)]) -> Command {
+    hashar(&["serve"], env)
+}
+
+/// `hashar <args>` with a clean environment of Hashar settings plus `env`.
+fn hashar(args: &[&str], env: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hashar"));
-    cmd.arg("serve")
+    cmd.args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("RUST_LOG", "info")
         .env("HASHAR_PRIVATE_CLUSTER", "false")
@@ -84,6 +89,53 @@ fn serve_refuses_out_of_range_settings_naming_each() {
         assert!(out.contains(setting), "{setting} not named:\n{out}");
     }
     assert!(!out.contains("panicked"), "{out}");
+}
+
+#[test]
+fn serve_refuses_settings_it_cannot_parse_naming_each_and_what_it_accepts() {
+    // Listed together, each with what it accepts; none of them may reach the code that used
+    // to turn it into a default (no quiet hours for a notice sent from a phone, 1 message a
+    // second).
+    let (status, out) = run_to_end(serve(&[
+        ("HASHAR_QUIET_HOURS", "9pm-7am".into()),
+        ("HASHAR_SMS_PRICE_CURRENCY", "dollars".into()),
+        ("HASHAR_SMS_RATE", "0".into()),
+    ]));
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("3 bad setting(s)"), "{out}");
+    for (setting, accepted) in [
+        ("HASHAR_QUIET_HOURS", "HH:MM-HH:MM"),
+        ("HASHAR_SMS_PRICE_CURRENCY", "three-letter code"),
+        ("HASHAR_SMS_RATE", "1..=10000"),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(setting))
+            .unwrap_or_else(|| panic!("{setting} not named:\n{out}"));
+        assert!(line.contains(accepted), "{setting}: {line}");
+    }
+    assert!(!out.contains("panicked"), "{out}");
+    assert!(!out.contains("hashar listening"), "{out}");
+}
+
+#[test]
+fn menus_check_refuses_the_screen_limits_serve_refuses() {
+    // It used to check the menus against 182 septets while the setting said 500.
+    let (status, out) = run_to_end(hashar(
+        &["menus", "check"],
+        &[("HASHAR_USSD_LIMIT_GSM7", "500".into())],
+    ));
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("HASHAR_USSD_LIMIT_GSM7"), "{out}");
+    assert!(out.contains("500 is outside 40..=182"), "{out}");
+    assert!(!out.contains("menus ok"), "{out}");
+    // and with the limit in range the menus pass
+    let (status, out) = run_to_end(hashar(
+        &["menus", "check"],
+        &[("HASHAR_USSD_LIMIT_GSM7", "182".into())],
+    ));
+    assert!(status.success(), "{out}");
+    assert!(out.contains("menus ok"), "{out}");
 }
 
 /// The `postgres` database of `DATABASE_URL`'s server, with another database name.

@@ -76,7 +76,7 @@ async fn view(
             &b,
             &people,
             state.config.sms_price_per_segment,
-            &state.config.sms_price_currency,
+            state.settings.sms_price_currency,
         ))
     } else {
         None
@@ -231,9 +231,7 @@ pub async fn send(
     Segments(id): Segments<i64>,
     Body(r): Body<SendRequest>,
 ) -> ApiResult<Json<Scheduled>> {
-    let quiet = state.config.quiet().map_err(|e| {
-        ApiError::Conflict(format!("the server's quiet hours are misconfigured: {e}"))
-    })?;
+    let quiet = state.settings.quiet_hours;
     let now = state.clock.now();
     let wanted = r.at.map(|t| t.with_timezone(&Utc)).unwrap_or(now);
     if wanted < now - chrono::Duration::minutes(5) {

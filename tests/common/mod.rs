@@ -70,6 +70,7 @@ pub async fn app_with_pools(pool: PgPool, api: PgPool, config: Config) -> TestAp
             .expect("valid time"),
     );
     let state = AppState::with_clock(pool.clone(), menus, config, Arc::new(clock.clone()))
+        .expect("valid settings")
         .with_api_pool(api);
     TestApp {
         router: router(state),
