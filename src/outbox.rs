@@ -49,6 +49,8 @@ pub enum Kind {
     StopConfirmation,
     Broadcast,
     Receipt,
+    /// The code that confirms linking a number to a household (admin API).
+    LinkCode,
 }
 
 impl Kind {
@@ -58,6 +60,7 @@ impl Kind {
             Kind::StopConfirmation => "stop_confirmation",
             Kind::Broadcast => "broadcast",
             Kind::Receipt => "receipt",
+            Kind::LinkCode => "link_code",
         }
     }
 }

@@ -199,6 +199,32 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
             )
         }),
     );
+    // codes sent for numbers to link (as `POST …/phones` would have sent them), one per
+    // call, all `123456`
+    for i in 1..=5 {
+        sqlx::query(
+            "insert into phone_link_codes (household_id, phone, code_salt, code_sha256, created_by, created_at, expires_at)
+             select $1, $2, salt, sha256(salt || convert_to('123456', 'UTF8')), (select min(id) from coordinators),
+                    timestamptz '2026-11-28 09:00Z', timestamptz '2026-11-28 09:15Z'
+             from (select gen_random_bytes(16) as salt) s",
+        )
+        .bind(household)
+        .bind(format!("+7916666000{i}"))
+        .execute(&pool)
+        .await
+        .expect("pending code");
+    }
+    let mut confirmed = 0;
+    table.insert(
+        "post /api/v1/households/{id}/phones/confirm".into(),
+        Box::new(move || {
+            confirmed += 1;
+            (
+                format!("/api/v1/households/{household}/phones/confirm"),
+                Some(serde_json::json!({"phone": format!("+7916666000{confirmed}"), "code": "123456"})),
+            )
+        }),
+    );
     for i in 1..=3 {
         sqlx::query("insert into phones (phone, household_id) values ($1, $2)")
             .bind(format!("+99291777000{i}"))

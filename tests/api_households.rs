@@ -32,6 +32,79 @@ fn enc(phone: &str) -> String {
 
 const MIGRANT: &str = "+79161234567";
 
+/// The body of the last link-code SMS queued to `phone`, and the code in it.
+async fn last_code(pool: &PgPool, phone: &str) -> (String, String) {
+    let body: String = sqlx::query_scalar(
+        "select body from outbox where phone = $1 and kind = 'link_code' order by id desc limit 1",
+    )
+    .bind(phone)
+    .fetch_one(pool)
+    .await
+    .expect("a link code SMS");
+    let code = body
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .expect("6 digits in the SMS")
+        .to_owned();
+    (body, code)
+}
+
+async fn link_codes_to(pool: &PgPool, phone: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from outbox where phone = $1 and kind = 'link_code'")
+        .bind(phone)
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
+async fn confirm(
+    app: &TestApp,
+    token: &str,
+    household: i64,
+    phone: &str,
+    code: &str,
+) -> (StatusCode, Value) {
+    call(
+        app,
+        "POST",
+        &format!("/api/v1/households/{household}/phones/confirm"),
+        json!({"phone": phone, "code": code}),
+        token,
+    )
+    .await
+}
+
+/// A coordinator links a number: asks for a code (202), reads it from the SMS queued to the
+/// number (as the person would tell it) and confirms it; the confirmation's answer.
+async fn link_with_code(
+    app: &TestApp,
+    pool: &PgPool,
+    token: &str,
+    household: i64,
+    phone: &str,
+) -> (StatusCode, Value) {
+    let (status, sent) = call(
+        app,
+        "POST",
+        &format!("/api/v1/households/{household}/phones"),
+        json!({ "phone": phone }),
+        token,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
+    let e164 = sent["phone"].as_str().expect("the number").to_owned();
+    let (_, code) = last_code(pool, &e164).await;
+    confirm(app, token, household, &e164, &code).await
+}
+
+/// Another code than `code` (the next one).
+fn wrong(code: &str) -> String {
+    format!(
+        "{:06}",
+        (code.parse::<u32>().expect("digits") + 1) % 1_000_000
+    )
+}
+
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn register_list_and_filter(pool: PgPool) {
     let seed = seed(&pool).await;
@@ -280,16 +353,10 @@ async fn move_rename_link_and_unlink(pool: PgPool) {
         assert_eq!(e["error"]["field"], field);
     }
 
-    // link the migrant's number; again is a no-op; a bad one names the field
+    // link the migrant's number (with the code it gets by SMS); again is a no-op; a bad one
+    // names the field
     let phones = format!("{uri}/phones");
-    let (status, h) = call(
-        &app,
-        "POST",
-        &phones,
-        json!({"phone": "+7 916 123 45 67"}),
-        &t.own,
-    )
-    .await;
+    let (status, h) = link_with_code(&app, &pool, &t.own, id, "+7 916 123 45 67").await;
     assert_eq!(status, StatusCode::CREATED, "{h}");
     assert_eq!(
         numbers(&h),
@@ -427,14 +494,7 @@ async fn move_rename_link_and_unlink(pool: PgPool) {
         1
     );
     // the freed number can join another household
-    let (status, h) = call(
-        &app,
-        "POST",
-        &format!("/api/v1/households/{}/phones", seed.household),
-        json!({"phone": MIGRANT}),
-        &t.own,
-    )
-    .await;
+    let (status, h) = link_with_code(&app, &pool, &t.own, seed.household, MIGRANT).await;
     assert_eq!(status, StatusCode::CREATED, "{h}");
 }
 
@@ -782,4 +842,534 @@ async fn exchange_rates_are_read_by_all_and_written_by_admins(pool: PgPool) {
         (status, e["error"]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("quote"))
     );
+}
+
+/// A number of a household in Sarazm (community B): Anzob's coordinator cannot see it.
+const SARAZM_NUMBER: &str = "+992935550001";
+/// A number of no household.
+const FREE_NUMBER: &str = "+992935550002";
+
+/// The answer with the values that differ between two numbers (the number itself and the
+/// time the code expires) blanked.
+fn shape(v: &Value) -> Value {
+    let mut v = v.clone();
+    for field in ["phone", "expires_at"] {
+        if v.get(field).is_some() {
+            v[field] = json!("…");
+        }
+    }
+    v
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn linking_a_number_tells_nothing_about_other_communities(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    let sarazm = add_household(&pool, seed.other_community, Some("ru"), SARAZM_NUMBER).await;
+    let phones = format!("/api/v1/households/{}/phones", seed.household);
+
+    // the same status and the same body for a free number and for one registered in Sarazm
+    let (s_free, free) = call(&app, "POST", &phones, json!({"phone": FREE_NUMBER}), &t.own).await;
+    let (s_taken, taken) = call(
+        &app,
+        "POST",
+        &phones,
+        json!({"phone": SARAZM_NUMBER}),
+        &t.own,
+    )
+    .await;
+    assert_eq!(
+        (s_free, s_taken),
+        (StatusCode::ACCEPTED, StatusCode::ACCEPTED),
+        "{free} {taken}"
+    );
+    assert_eq!(shape(&free), shape(&taken));
+    assert_eq!(
+        shape(&free),
+        json!({"status": "code_sent", "phone": "…", "expires_at": "…"})
+    );
+    assert_eq!(
+        (free["phone"].as_str(), taken["phone"].as_str()),
+        (Some(FREE_NUMBER), Some(SARAZM_NUMBER))
+    );
+    assert_eq!(free["expires_at"], "2026-11-28T09:15:00Z", "15 minutes");
+    assert_eq!(free["expires_at"], taken["expires_at"]);
+
+    // both numbers get an SMS with a code, in their language: the Sarazm household's
+    // (Russian), and for a stranger's Tajik number the default (Tajik); both name Anzob
+    let (free_sms, free_code) = last_code(&pool, FREE_NUMBER).await;
+    let (taken_sms, taken_code) = last_code(&pool, SARAZM_NUMBER).await;
+    assert!(
+        free_sms.starts_with(&format!("Рамзи {free_code} ")) && free_sms.contains("Анзоб"),
+        "{free_sms}"
+    );
+    assert!(
+        taken_sms.starts_with(&format!("Код {taken_code} ")) && taken_sms.contains("Анзоб"),
+        "{taken_sms}"
+    );
+    let queued = count(
+        &pool,
+        "select count(*) from outbox where kind = 'link_code' and status = 'queued'",
+    )
+    .await;
+    assert_eq!(queued, 2);
+    // the requests are stored with a salted hash of the code, never the code
+    let stored: Vec<(String, bool)> = sqlx::query_as(
+        "select phone, code_sha256 = sha256(code_salt || convert_to(case phone when $1 then $2 else $3 end, 'UTF8'))
+         from phone_link_codes order by id",
+    )
+    .bind(FREE_NUMBER)
+    .bind(&free_code)
+    .bind(&taken_code)
+    .fetch_all(&pool)
+    .await
+    .expect("requests");
+    assert_eq!(
+        stored,
+        vec![
+            (FREE_NUMBER.to_owned(), true),
+            (SARAZM_NUMBER.to_owned(), true)
+        ]
+    );
+    let plain = count(
+        &pool,
+        &format!(
+            "select count(*) from phone_link_codes t where strpos(t::text, '{free_code}') > 0 or strpos(t::text, '{taken_code}') > 0"
+        ),
+    )
+    .await;
+    assert_eq!(plain, 0, "no code in clear");
+
+    // the right code links the free number
+    let (status, h) = confirm(&app, &t.own, seed.household, FREE_NUMBER, &free_code).await;
+    assert_eq!(status, StatusCode::CREATED, "{h}");
+    assert_eq!(
+        numbers(&h),
+        vec![PHONE_TG.to_owned(), FREE_NUMBER.to_owned()]
+    );
+    // confirming again: it is this household's already
+    let (status, _) = confirm(&app, &t.own, seed.household, FREE_NUMBER, &free_code).await;
+    assert_eq!(status, StatusCode::OK);
+    // … and asking again is the old no-op
+    let (status, h) = call(&app, "POST", &phones, json!({"phone": FREE_NUMBER}), &t.own).await;
+    assert_eq!(status, StatusCode::OK, "{h}");
+    assert_eq!(link_codes_to(&pool, FREE_NUMBER).await, 1);
+
+    // the right code for the Sarazm number: taken, without naming Sarazm's household
+    let (status, e) = confirm(&app, &t.own, seed.household, SARAZM_NUMBER, &taken_code).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(
+        e["error"]["message"],
+        format!(
+            "{SARAZM_NUMBER} is registered to another household; it must be unlinked there first"
+        )
+    );
+    assert!(
+        !e.to_string().contains(&format!("household {sarazm}")),
+        "{e}"
+    );
+    let owner: i64 = sqlx::query_scalar("select household_id from phones where phone = $1")
+        .bind(SARAZM_NUMBER)
+        .fetch_one(&pool)
+        .await
+        .expect("owner");
+    assert_eq!(owner, sarazm, "it stays where it was");
+    // unlinked there (Sarazm's coordinator links another number first), the same code links it
+    let (status, _) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/households/{sarazm}/phones"),
+        json!({"phone": "+992935550003"}),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = call(
+        &app,
+        "DELETE",
+        &format!("/api/v1/households/{sarazm}/phones/{}", enc(SARAZM_NUMBER)),
+        Value::Null,
+        &t.other,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, h) = confirm(&app, &t.own, seed.household, SARAZM_NUMBER, &taken_code).await;
+    assert_eq!(status, StatusCode::CREATED, "{h}");
+    assert!(numbers(&h).contains(&SARAZM_NUMBER.to_owned()), "{h}");
+
+    // another community's coordinator: 404 for Anzob's household, before anything else
+    let (status, e) = call(
+        &app,
+        "POST",
+        &phones,
+        json!({"phone": "+992935550004"}),
+        &t.other,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
+    let (status, e) = confirm(&app, &t.other, seed.household, FREE_NUMBER, &free_code).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
+    assert_eq!(link_codes_to(&pool, "+992935550004").await, 0);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn wrong_expired_and_replaced_codes(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    let id = seed.household;
+    let phones = format!("/api/v1/households/{id}/phones");
+    let ask = || call(&app, "POST", &phones, json!({"phone": FREE_NUMBER}), &t.own);
+    let tries = || async {
+        sqlx::query_as::<_, (i32, String)>(
+            "select wrong_tries, state from phone_link_codes order by id desc limit 1",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("request")
+    };
+
+    // nothing asked for yet: 404
+    let (status, e) = confirm(&app, &t.own, id, FREE_NUMBER, "123456").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
+
+    // wrong codes: 422, counted; a malformed one is not counted; the 5th voids the request
+    let (status, _) = ask().await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, code) = last_code(&pool, FREE_NUMBER).await;
+    let (status, e) = confirm(&app, &t.own, id, FREE_NUMBER, &wrong(&code)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["error"]["field"], "code");
+    assert_eq!(
+        e["error"]["message"],
+        "the code is not right (4 tries left)"
+    );
+    assert_eq!(tries().await, (1, "pending".to_owned()));
+    for bad in ["12345", "12a456", ""] {
+        let (status, e) = confirm(&app, &t.own, id, FREE_NUMBER, bad).await;
+        assert_eq!(
+            (status, e["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("code")),
+            "{bad}: {e}"
+        );
+    }
+    assert_eq!(
+        tries().await,
+        (1, "pending".to_owned()),
+        "malformed codes are not counted"
+    );
+    for left in (0..4).rev() {
+        let (status, e) = confirm(&app, &t.own, id, FREE_NUMBER, &wrong(&code)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        if left == 0 {
+            assert_eq!(
+                e["error"]["message"],
+                "the code is not right, and that was the last try: ask for a new code"
+            );
+        }
+    }
+    assert_eq!(tries().await, (5, "void".to_owned()));
+    // void: even the right code is refused (410), and nothing is linked
+    let (status, e) = confirm(&app, &t.own, id, FREE_NUMBER, &code).await;
+    assert_eq!(status, StatusCode::GONE, "{e}");
+    assert_eq!(e["error"]["code"], "gone");
+    assert_eq!(
+        count(
+            &pool,
+            &format!("select count(*) from phones where phone = '{FREE_NUMBER}'")
+        )
+        .await,
+        0
+    );
+
+    // a new code replaces the pending one: the older code no longer links
+    let (status, _) = ask().await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, older) = last_code(&pool, FREE_NUMBER).await;
+    let (status, _) = ask().await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, newer) = last_code(&pool, FREE_NUMBER).await;
+    let states: Vec<String> = sqlx::query_scalar("select state from phone_link_codes order by id")
+        .fetch_all(&pool)
+        .await
+        .expect("states");
+    assert_eq!(states, vec!["void", "replaced", "pending"]);
+    if older != newer {
+        let (status, _) = confirm(&app, &t.own, id, FREE_NUMBER, &older).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // expired after 15 minutes: 410
+    app.clock.advance(chrono::Duration::minutes(15));
+    let (status, e) = confirm(&app, &t.own, id, FREE_NUMBER, &newer).await;
+    assert_eq!(status, StatusCode::GONE, "{e}");
+    assert_eq!(
+        e["error"]["message"],
+        "the code has expired: ask for a new one"
+    );
+
+    // a number gets at most 3 codes an hour (the void, the replaced, the expired one)
+    let (status, e) = ask().await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{e}");
+    assert_eq!(e["error"]["code"], "too_many_requests");
+    assert_eq!(
+        link_codes_to(&pool, FREE_NUMBER).await,
+        3,
+        "the refusal sent nothing"
+    );
+    // an hour after the first one, it may get a code again
+    app.clock.advance(chrono::Duration::minutes(45));
+    let (status, _) = ask().await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, code) = last_code(&pool, FREE_NUMBER).await;
+    let (status, h) = confirm(&app, &t.own, id, FREE_NUMBER, &code).await;
+    assert_eq!(status, StatusCode::CREATED, "{h}");
+    // requests are kept for audit, and pruned 7 days after they expired
+    assert_eq!(
+        count(&pool, "select count(*) from phone_link_codes").await,
+        4
+    );
+    app.clock.advance(chrono::Duration::days(8));
+    let (status, _) = call(
+        &app,
+        "POST",
+        &phones,
+        json!({"phone": "+992935550009"}),
+        &t.own,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(
+        count(&pool, "select count(*) from phone_link_codes").await,
+        1
+    );
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn link_codes_are_limited_per_coordinator_and_per_number_under_concurrency(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    // 12 households of Anzob, each asking for a code for a number of its own, all at once:
+    // exactly 10 codes are sent for the coordinator
+    let mut households = Vec::new();
+    for i in 0..12 {
+        households
+            .push(add_household(&pool, seed.community, None, &format!("+99293444{i:04}")).await);
+    }
+    let asks = households.iter().enumerate().map(|(i, h)| {
+        let uri = format!("/api/v1/households/{h}/phones");
+        let body = json!({"phone": format!("+99293555{i:04}")});
+        let token = t.own.clone();
+        let app = &app;
+        async move { call(app, "POST", &uri, body, &token).await }
+    });
+    let answers = futures_util::future::join_all(asks).await;
+    let statuses: Vec<StatusCode> = answers.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::ACCEPTED)
+            .count(),
+        10,
+        "{answers:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        2,
+        "{answers:?}"
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from outbox where kind = 'link_code'"
+        )
+        .await,
+        10
+    );
+    // another coordinator has a budget of their own; five households ask for one number at
+    // once: it gets exactly 3 codes
+    let asks = households[..5].iter().map(|h| {
+        let uri = format!("/api/v1/households/{h}/phones");
+        let token = t.both.clone();
+        let app = &app;
+        async move { call(app, "POST", &uri, json!({"phone": MIGRANT}), &token).await }
+    });
+    let answers = futures_util::future::join_all(asks).await;
+    let accepted = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::ACCEPTED)
+        .count();
+    let limited: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .map(|(_, e)| e)
+        .collect();
+    assert_eq!((accepted, limited.len()), (3, 2), "{answers:?}");
+    assert_eq!(
+        limited[0]["error"]["message"],
+        "at most 3 codes an hour may be sent to one number; try again later"
+    );
+    assert_eq!(link_codes_to(&pool, MIGRANT).await, 3);
+    // an hour later the coordinator may ask again
+    let uri = format!("/api/v1/households/{}/phones", households[11]);
+    let (status, e) = call(
+        &app,
+        "POST",
+        &uri,
+        json!({"phone": "+992935559999"}),
+        &t.own,
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{e}");
+    assert_eq!(
+        e["error"]["message"],
+        "at most 10 codes an hour may be sent for one coordinator; try again later"
+    );
+    app.clock.advance(chrono::Duration::minutes(61));
+    let (status, _) = call(
+        &app,
+        "POST",
+        &uri,
+        json!({"phone": "+992935559999"}),
+        &t.own,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn admins_link_at_once(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    let sarazm = add_household(&pool, seed.other_community, None, SARAZM_NUMBER).await;
+    let phones = format!("/api/v1/households/{}/phones", seed.household);
+    let (status, h) = call(
+        &app,
+        "POST",
+        &phones,
+        json!({"phone": FREE_NUMBER}),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{h}");
+    assert!(numbers(&h).contains(&FREE_NUMBER.to_owned()), "{h}");
+    let (status, e) = call(
+        &app,
+        "POST",
+        &phones,
+        json!({"phone": SARAZM_NUMBER}),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(
+        e["error"]["message"],
+        format!("{SARAZM_NUMBER} is already registered to household {sarazm}")
+    );
+    // a coordinator of both communities sees the Sarazm household too: 409 at once
+    let (status, e) = call(
+        &app,
+        "POST",
+        &phones,
+        json!({"phone": SARAZM_NUMBER}),
+        &t.both,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from outbox where kind = 'link_code'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(&pool, "select count(*) from phone_link_codes").await,
+        0
+    );
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn registering_numbers_of_other_communities_is_capped(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let t = tokens(&pool).await;
+    let register = |phone: String| {
+        let app = &app;
+        let token = t.own.clone();
+        let body = json!({"community_id": seed.community, "phones": [phone]});
+        async move { call(app, "POST", "/api/v1/households", body, &token).await }
+    };
+    // a number of a household the coordinator may see: named, and not counted
+    let (status, e) = register(PHONE_RU.to_owned()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("household "),
+        "{e}"
+    );
+    assert_eq!(
+        count(&pool, "select count(*) from taken_number_answers").await,
+        0
+    );
+    // eight Sarazm numbers at once: five answers "another household" (not named), then 429
+    let mut sarazm = Vec::new();
+    for i in 0..8 {
+        let phone = format!("+99293666{i:04}");
+        add_household(&pool, seed.other_community, None, &phone).await;
+        sarazm.push(phone);
+    }
+    let answers = futures_util::future::join_all(sarazm.iter().cloned().map(register)).await;
+    let conflicts: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CONFLICT)
+        .map(|(_, e)| e)
+        .collect();
+    let limited = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((conflicts.len(), limited), (5, 3), "{answers:?}");
+    for e in conflicts {
+        let message = e["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            message.ends_with("is already registered to another household"),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        count(&pool, "select count(*) from taken_number_answers").await,
+        5
+    );
+    // now paused whatever the numbers (a free one too), for 24 hours after the first
+    let before = count(&pool, "select count(*) from households").await;
+    let (status, e) = register(FREE_NUMBER.to_owned()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{e}");
+    assert_eq!(e["error"]["code"], "too_many_requests");
+    assert_eq!(
+        count(&pool, "select count(*) from households").await,
+        before,
+        "nothing registered"
+    );
+    // other coordinators and admins are not paused
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/api/v1/households",
+        json!({"community_id": seed.community, "phones": [FREE_NUMBER]}),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    app.clock.advance(chrono::Duration::hours(24));
+    let (status, h) = register("+992935550007".to_owned()).await;
+    assert_eq!(status, StatusCode::CREATED, "{h}");
 }

@@ -28,6 +28,12 @@ pub enum ApiError {
     /// 409: the request conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),
+    /// 410: what the request refers to is no more (an expired or spent code).
+    #[error("{0}")]
+    Gone(String),
+    /// 429 with `Retry-After` (seconds): a limit on how often this may be done is reached.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     /// 503 with `Retry-After`: the server is busy (too many exports, the API's database
     /// connections all taken, the database restarting); the same request later will do.
     #[error("{0}")]
@@ -111,7 +117,8 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code: unauthorized, forbidden, not_found, invalid, conflict, busy, internal.
+    /// Stable machine-readable code: unauthorized, forbidden, not_found, invalid, conflict, gone,
+    /// too_many_requests, busy, internal.
     pub code: &'static str,
     pub message: String,
     /// The field a validation error is about.
@@ -129,6 +136,25 @@ impl IntoResponse for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid", Some(*field))
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
+            ApiError::Gone(_) => (StatusCode::GONE, "gone", None),
+            ApiError::TooManyRequests { retry_after, .. } => {
+                let body = ErrorBody {
+                    error: ErrorDetail {
+                        code: "too_many_requests",
+                        message: self.to_string(),
+                        field: None,
+                    },
+                };
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(
+                        axum::http::header::RETRY_AFTER,
+                        (*retry_after).max(1).to_string(),
+                    )],
+                    Json(body),
+                )
+                    .into_response();
+            }
             ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy", None),
             ApiError::Internal(e) if crate::db::is_temporary(e) => {
                 tracing::warn!(error = %e, "api: database unavailable for now");
@@ -202,5 +228,28 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 impl From<axum::extract::rejection::PathRejection> for ApiError {
     fn from(r: axum::extract::rejection::PathRejection) -> ApiError {
         ApiError::invalid("path", r.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_many_requests_says_when_to_retry() {
+        let resp = ApiError::TooManyRequests {
+            message: "at most 3 codes an hour".into(),
+            retry_after: 42,
+        }
+        .into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            resp.headers()
+                .get(axum::http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("42")
+        );
+        let gone = ApiError::Gone("the code has expired".into()).into_response();
+        assert_eq!(gone.status(), StatusCode::GONE);
     }
 }

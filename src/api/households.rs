@@ -5,23 +5,64 @@
 //! Scope: a coordinator sees only the households of their communities; another community's
 //! household (or number) answers 404, and acting on another community (registering a
 //! household there, moving one there) answers 403. A number belongs to at most one
-//! household: linking one that belongs to another household answers 409.
+//! household.
+//!
+//! Linking a number (`POST /households/{id}/phones`) must not tell a coordinator whether a
+//! number they cannot see belongs to a household elsewhere (a programme member: migrant
+//! families, remittances). So:
+//! - the number is already this household's: 200; it is the number of a household the
+//!   caller may see: 409 naming that household (nothing new is learnt);
+//! - otherwise — the number is free, *or* it is a household's in a community the caller
+//!   cannot see — the answer is the same 202 `{"status": "code_sent", "phone", "expires_at"}`
+//!   and the same work is done (the request is stored and an SMS with a random 6-digit code
+//!   is queued to the number, in the language of its household if it has one, else the one
+//!   guessed for a stranger), so neither the answer nor its timing tells the two apart.
+//!   `POST /households/{id}/phones/confirm` with `{"phone", "code"}` links it: 201; 409 if
+//!   the number is (still, or meanwhile) another household's — said only once the right
+//!   code, i.e. the owner's consent, is given, and the household named only if the caller
+//!   may see it. A wrong code is 422 and counted; the 5th wrong one voids the request; a
+//!   void or expired request (15 minutes) is 410 (ask for a new code); with none pending,
+//!   404. A new code for the same household and number replaces the pending one. At most
+//!   [`LINK_CODES_PER_COORDINATOR_HOUR`] codes per coordinator and
+//!   [`LINK_CODES_PER_PHONE_HOUR`] per number (from all coordinators together) an hour:
+//!   429 beyond. Requests are kept (only a salted SHA-256 of the code) for audit and
+//!   deleted 7 days after they expired, by the next request for a code.
+//! - admins may see every household: they learn nothing from the answer, so they link at
+//!   once (201, or 409 naming the household), without a code.
+//!
+//! Known residual risk: registering a household (`POST /households` with its numbers) still
+//! answers 409 "already registered to another household" (without naming it) for a number
+//! of a household the coordinator cannot see, and so tells "taken" from "free". Registration
+//! is done in person with the family, whose numbers are at hand, and a code round trip for
+//! every number would slow down registering a village; instead such answers are counted:
+//! a coordinator who got [`TAKEN_ANSWERS_PER_DAY`] of them in 24 hours cannot register
+//! households (429, whatever the numbers) until the oldest is 24 hours old, and each is
+//! logged as a WARN with the coordinator's id (the number masked). A free number, on the
+//! other hand, only ever answers by registering a household, which stays on record.
 //!
 //! Decisions:
 //! - A household keeps at least one number: unlinking its last one answers 409 (link the new
 //!   number first, then unlink the old one). A household without a number could not pledge,
 //!   get a receipt or a tip, and nobody could find it by phone.
-//! - Linking a number already on the same household is a no-op answered 200 (201 when new).
+//! - Linking a number already on the same household is a no-op answered 200.
+//! - A number that texted STOP gets no code either (the outbox suppresses it): the person
+//!   texts START first. The answer is the same 202.
 //! - The STOP state belongs to the number, not to the household: unlinking a number keeps
 //!   it, and `PUT /api/v1/phones/{phone}/opt-out` records what the person asked for (in
 //!   person or by phone) exactly as texting STOP or START would.
 //! - Moving a household leaves its past pledges and receipts with their projects: a pledge
 //!   is a promise to a project, and the old community's coordinator still records its money.
-//! - Numbers are never logged in full (`Phone`'s `Display` masks them).
+//! - Numbers are never logged in full (`Phone`'s `Display` masks them); codes never are.
 
-use axum::{extract::State, http::StatusCode, Json};
-use chrono::{DateTime, Utc};
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use sqlx::{FromRow, PgConnection};
 use utoipa::{IntoParams, ToSchema};
 
@@ -185,26 +226,23 @@ fn check_language(raw: &str) -> ApiResult<Language> {
         .map_err(|_| ApiError::invalid("language", "language is tg, ru or en"))
 }
 
-/// 409 if `phone` belongs to a household other than `household` (`None`: any household).
-/// The other household is named only when this coordinator may see it.
-async fn check_free(
-    conn: &mut PgConnection,
-    auth: &Auth,
-    phone: &Phone,
-    household: Option<i64>,
-) -> ApiResult<bool> {
-    let owner: Option<(i64, i64)> = sqlx::query_as(
-        "select h.id, h.community_id from phones p join households h on h.id = p.household_id
+/// The household a number belongs to, with its community and language.
+#[derive(Debug, FromRow)]
+struct Owner {
+    household: i64,
+    community: i64,
+    language: Option<String>,
+}
+
+async fn owner(conn: &mut PgConnection, phone: &Phone) -> Result<Option<Owner>, sqlx::Error> {
+    sqlx::query_as::<_, Owner>(
+        "select h.id as household, h.community_id as community, h.language
+         from phones p join households h on h.id = p.household_id
          where p.phone = $1",
     )
     .bind(phone.as_str())
     .fetch_optional(conn)
-    .await?;
-    match owner {
-        None => Ok(true),
-        Some((id, _)) if Some(id) == household => Ok(false),
-        Some((id, community)) => Err(taken(auth, phone, Some((id, community)))),
-    }
+    .await
 }
 
 fn taken(auth: &Auth, phone: &Phone, owner: Option<(i64, i64)>) -> ApiError {
@@ -342,10 +380,12 @@ pub struct NewHousehold {
     pub phones: Vec<String>,
 }
 
-/// Registers a household with its numbers.
+/// Registers a household with its numbers. A number of another household answers 409 (the
+/// household named only if the caller may see it); a coordinator who got that answer for
+/// households they cannot see 5 times in 24 hours cannot register for a while (429).
 #[utoipa::path(post, path = "/api/v1/households", tag = "households", request_body = NewHousehold,
     responses((status = 201, body = Household), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
@@ -371,9 +411,32 @@ pub async fn create(
         }
         phones.push(phone);
     }
+    let now = state.clock.now();
     let mut tx = state.pool.begin().await?;
+    if auth.scope().is_some() {
+        // Paused after too many "registered elsewhere" answers, whatever the numbers are
+        // (a refusal only for a taken number would answer the question all the same).
+        taken_answers_below_cap(&mut tx, &auth, now).await?;
+    }
     for phone in &phones {
-        check_free(&mut tx, &auth, phone, None).await?;
+        match owner(&mut tx, phone).await? {
+            None => {}
+            Some(o) if auth.may(o.community) => {
+                return Err(taken(&auth, phone, Some((o.household, o.community))))
+            }
+            Some(_) => {
+                // A household this coordinator cannot see: the answer is counted (see the
+                // module doc), and nothing else is written.
+                count_taken_answer(&mut tx, &auth, now).await?;
+                tx.commit().await?;
+                tracing::warn!(
+                    coordinator = auth.coordinator_id,
+                    phone = %phone,
+                    "registration refused: the number belongs to a household in a community this coordinator cannot see"
+                );
+                return Err(taken(&auth, phone, None));
+            }
+        }
     }
     let id: Result<i64, sqlx::Error> = sqlx::query_scalar(
         "insert into households (community_id, name, language, registered_via)
@@ -529,40 +592,443 @@ pub struct NewPhone {
     pub phone: String,
 }
 
-/// Links a number (a member's, at home or abroad) to a household: 201 when new, 200 when it
-/// was already this household's, 409 when it is another household's.
+/// The answer when a code was sent to the number (202).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkCodeSent {
+    /// Always `code_sent`.
+    pub status: String,
+    /// The number, E.164.
+    pub phone: String,
+    /// Until when the code links the number (`POST …/phones/confirm`).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Links a number (a member's, at home or abroad) to a household. 200 when it already is
+/// this household's; 409 when it is the number of a household the caller may see (named).
+/// Otherwise a coordinator gets 202 and the number an SMS with a code that links it (`POST
+/// …/phones/confirm`), whether the number is free or belongs to a household in a community
+/// the coordinator cannot see — the answer does not tell. An admin, who may see every
+/// household, gets 201 at once (or 409). 429: too many codes this hour (10 per coordinator,
+/// 3 per number).
 #[utoipa::path(post, path = "/api/v1/households/{id}/phones", tag = "households", request_body = NewPhone,
     params(("id" = i64, Path, description = "household id")),
-    responses((status = 201, body = Household), (status = 200, body = Household), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = LinkCodeSent), (status = 201, body = Household), (status = 200, body = Household),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn add_phone(
     State(state): State<AppState>,
     auth: Auth,
     Segments(id): Segments<i64>,
     Body(p): Body<NewPhone>,
-) -> ApiResult<(StatusCode, Json<Household>)> {
+) -> ApiResult<Response> {
     let phone = parse_phone("phone", &p.phone)?;
+    let now = state.clock.now();
+    let mut tx = state.pool.begin().await?;
+    let household = visible(&mut tx, &auth, id, true).await?;
+    let owner = owner(&mut tx, &phone).await?;
+    match &owner {
+        Some(o) if o.household == id => {
+            let household = load(&mut tx, &auth, id).await?;
+            tx.commit().await?;
+            return Ok((StatusCode::OK, Json(household)).into_response());
+        }
+        Some(o) if auth.may(o.community) => {
+            return Err(taken(&auth, &phone, Some((o.household, o.community))))
+        }
+        _ => {}
+    }
+    // The household's own count: telling it says nothing about the number.
+    room_for_a_number(&mut tx, id).await?;
+    if auth.scope().is_none() {
+        // An admin may see every household, so the number is free: linked at once.
+        link(&mut tx, &auth, &phone, id).await?;
+        let household = load(&mut tx, &auth, id).await?;
+        tx.commit().await?;
+        tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, "number linked");
+        return Ok((StatusCode::CREATED, Json(household)).into_response());
+    }
+    // Free, or a household's the caller cannot see: the same work and the same answer.
+    let language = owner
+        .and_then(|o| o.language)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| state.hints.guess(&phone, state.config.default_language));
+    let expires_at =
+        send_link_code(&state, &mut tx, &auth, &household, &phone, language, now).await?;
+    tx.commit().await?;
+    tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, "link code sent");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(LinkCodeSent {
+            status: "code_sent".into(),
+            phone: phone.as_str().to_owned(),
+            expires_at,
+        }),
+    )
+        .into_response())
+}
+
+/// 409 when the household has [`MAX_PHONES`] numbers already.
+async fn room_for_a_number(conn: &mut PgConnection, household: i64) -> ApiResult<()> {
+    let count: i64 = sqlx::query_scalar("select count(*) from phones where household_id = $1")
+        .bind(household)
+        .fetch_one(conn)
+        .await?;
+    if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_PHONES {
+        return Err(ApiError::Conflict(format!(
+            "the household already has {MAX_PHONES} numbers"
+        )));
+    }
+    Ok(())
+}
+
+/// How long a link code is good for.
+pub const LINK_CODE_MINUTES: i64 = 15;
+/// Wrong codes that void a link request.
+pub const LINK_CODE_TRIES: i32 = 5;
+/// Link codes one coordinator may have sent in an hour.
+pub const LINK_CODES_PER_COORDINATOR_HOUR: i64 = 10;
+/// Link codes one number may get in an hour, whoever asks.
+pub const LINK_CODES_PER_PHONE_HOUR: i64 = 3;
+/// "Registered to another household" answers about households a coordinator cannot see,
+/// in 24 hours, after which registering is refused (429) until the oldest is a day old.
+pub const TAKEN_ANSWERS_PER_DAY: i64 = 5;
+/// Link requests and counted answers are deleted this long after they expired.
+const KEEP_DAYS: i64 = 7;
+/// The advisory lock that makes the link-code limits atomic: every request for a code takes
+/// it for its transaction, so concurrent requests are counted one after the other. Codes
+/// are asked for rarely (a number or two per household), so one lock for all costs nothing.
+const LINK_CODES_LOCK: i64 = 0x6c696e6b; // "link"
+/// The first key of the per-coordinator advisory lock (the second is the coordinator id)
+/// that makes the count of "registered elsewhere" answers atomic.
+const TAKEN_ANSWERS_LOCK: i32 = 0x74616b6e; // "takn"
+
+fn code_hash(salt: &[u8], code: &str) -> Vec<u8> {
+    Sha256::new()
+        .chain_update(salt)
+        .chain_update(code.as_bytes())
+        .finalize()
+        .to_vec()
+}
+
+/// Equal bytes, compared in time that does not depend on where they differ.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Seconds from `now` until `until` (at least 1): a `Retry-After`.
+fn seconds_until(until: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
+    u64::try_from((until - now).num_seconds())
+        .unwrap_or(0)
+        .max(1)
+}
+
+/// Stores a new link request (replacing a pending one for the same household and number)
+/// and queues the SMS with its code, both in `tx`; 429 when a limit is reached. Returns when
+/// the code expires.
+async fn send_link_code(
+    state: &AppState,
+    tx: &mut PgConnection,
+    auth: &Auth,
+    household: &HouseholdRow,
+    phone: &Phone,
+    language: Language,
+    now: DateTime<Utc>,
+) -> ApiResult<DateTime<Utc>> {
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(LINK_CODES_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("delete from phone_link_codes where expires_at < $1")
+        .bind(now - Duration::days(KEEP_DAYS))
+        .execute(&mut *tx)
+        .await?;
+    // Read after the lock: each request sees the ones committed before it.
+    let (mine, my_oldest, to_phone, phone_oldest): (
+        i64,
+        Option<DateTime<Utc>>,
+        i64,
+        Option<DateTime<Utc>>,
+    ) = sqlx::query_as(
+        "select count(*) filter (where created_by = $1), min(created_at) filter (where created_by = $1),
+                count(*) filter (where phone = $2), min(created_at) filter (where phone = $2)
+         from phone_link_codes
+         where created_at > $3 and (created_by = $1 or phone = $2)",
+    )
+    .bind(auth.coordinator_id)
+    .bind(phone.as_str())
+    .bind(now - Duration::hours(1))
+    .fetch_one(&mut *tx)
+    .await?;
+    let hour_after =
+        |t: Option<DateTime<Utc>>| seconds_until(t.unwrap_or(now) + Duration::hours(1), now);
+    if mine >= LINK_CODES_PER_COORDINATOR_HOUR {
+        tracing::warn!(
+            coordinator = auth.coordinator_id,
+            "link code refused: the coordinator's hourly limit is reached"
+        );
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "at most {LINK_CODES_PER_COORDINATOR_HOUR} codes an hour may be sent for one coordinator; try again later"
+            ),
+            retry_after: hour_after(my_oldest),
+        });
+    }
+    if to_phone >= LINK_CODES_PER_PHONE_HOUR {
+        tracing::warn!(coordinator = auth.coordinator_id, phone = %phone, "link code refused: the number's hourly limit is reached");
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "at most {LINK_CODES_PER_PHONE_HOUR} codes an hour may be sent to one number; try again later"
+            ),
+            retry_after: hour_after(phone_oldest),
+        });
+    }
+    sqlx::query(
+        "update phone_link_codes set state = 'replaced', closed_at = $3
+         where household_id = $1 and phone = $2 and state = 'pending'",
+    )
+    .bind(household.id)
+    .bind(phone.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let code = format!("{:06}", rand::random_range(0..1_000_000u32));
+    let mut salt = [0u8; 16];
+    rand::fill(&mut salt);
+    let expires_at = now + Duration::minutes(LINK_CODE_MINUTES);
+    sqlx::query(
+        "insert into phone_link_codes (household_id, phone, code_salt, code_sha256, created_by, created_at, expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(household.id)
+    .bind(phone.as_str())
+    .bind(&salt[..])
+    .bind(code_hash(&salt, &code))
+    .bind(auth.coordinator_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(&mut *tx)
+    .await?;
+    let community: String = sqlx::query_scalar(match language {
+        Language::Tg => "select name_tg from communities where id = $1",
+        Language::Ru => "select name_ru from communities where id = $1",
+        Language::En => "select name_en from communities where id = $1",
+    })
+    .bind(household.community_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let text = crate::engine::menu::fill(state.menus.text(language, LINK_CODE_TEXT), |n| match n {
+        "code" => Some(code.clone()),
+        "community" => Some(community.clone()),
+        _ => None,
+    });
+    crate::outbox::enqueue(
+        tx,
+        &crate::outbox::NewMessage {
+            to: phone,
+            body: &text,
+            kind: crate::outbox::Kind::LinkCode,
+            inbound_id: None,
+        },
+        state.config.sms_provider.name(),
+        state.config.sms_max_segments,
+        now,
+    )
+    .await?;
+    Ok(expires_at)
+}
+
+/// The SMS with a link code: placeholders `{code}` and `{community}` (checked by `menus
+/// check`: `engine::check::SERVICE_TEXTS`).
+pub const LINK_CODE_TEXT: &str = "sms.link_code";
+
+/// The last link request for a household and number.
+#[derive(Debug, FromRow)]
+struct LinkRequest {
+    id: i64,
+    code_salt: Vec<u8>,
+    code_sha256: Vec<u8>,
+    expires_at: DateTime<Utc>,
+    state: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneConfirmation {
+    /// The number the code was sent to, any common spelling.
+    pub phone: String,
+    /// The 6 digits the number received by SMS.
+    pub code: String,
+}
+
+/// Links a number with the code it received (after `POST …/phones` answered 202): 201 with
+/// the household. 422: a wrong code (the 5th voids the request); 410: the code expired
+/// (15 minutes) or was voided — ask for a new one; 404: no code is pending for this household
+/// and number (or the household is not the caller's); 409: the number is another household's
+/// (it must be unlinked there first), or the household has 10 numbers; 200: the number is
+/// already this household's.
+#[utoipa::path(post, path = "/api/v1/households/{id}/phones/confirm", tag = "households", request_body = PhoneConfirmation,
+    params(("id" = i64, Path, description = "household id")),
+    responses((status = 201, body = Household), (status = 200, body = Household), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn confirm_phone(
+    State(state): State<AppState>,
+    auth: Auth,
+    Segments(id): Segments<i64>,
+    Body(c): Body<PhoneConfirmation>,
+) -> ApiResult<(StatusCode, Json<Household>)> {
+    let phone = parse_phone("phone", &c.phone)?;
+    let code = c.code.trim();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid(
+            "code",
+            "code is the 6 digits the number received by SMS",
+        ));
+    }
+    let now = state.clock.now();
     let mut tx = state.pool.begin().await?;
     visible(&mut tx, &auth, id, true).await?;
-    let status = if check_free(&mut tx, &auth, &phone, Some(id)).await? {
-        let count: i64 = sqlx::query_scalar("select count(*) from phones where household_id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_PHONES {
-            return Err(ApiError::Conflict(format!(
-                "the household already has {MAX_PHONES} numbers"
-            )));
+    let current = owner(&mut tx, &phone).await?;
+    if current.as_ref().is_some_and(|o| o.household == id) {
+        let household = load(&mut tx, &auth, id).await?;
+        tx.commit().await?;
+        return Ok((StatusCode::OK, Json(household)));
+    }
+    // The household's row is locked (`visible`): requests for it are checked one at a time.
+    let request = sqlx::query_as::<_, LinkRequest>(
+        "select id, code_salt, code_sha256, expires_at, state from phone_link_codes
+         where household_id = $1 and phone = $2 order by id desc limit 1",
+    )
+    .bind(id)
+    .bind(phone.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let LinkRequest {
+        id: request,
+        code_salt: salt,
+        code_sha256: hash,
+        expires_at,
+        ..
+    } = match request {
+        Some(r) if r.state == "pending" => r,
+        Some(r) if r.state == "void" => {
+            return Err(ApiError::Gone(format!(
+                "{LINK_CODE_TRIES} wrong codes were given for this number: ask for a new code"
+            )))
         }
-        link(&mut tx, &auth, &phone, id).await?;
-        tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, "number linked");
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
+        // none, or the last one was used
+        _ => return Err(ApiError::NotFound("pending code")),
     };
+    if expires_at <= now {
+        return Err(ApiError::Gone(
+            "the code has expired: ask for a new one".into(),
+        ));
+    }
+    if !same_bytes(&code_hash(&salt, code), &hash) {
+        let tries: i32 = sqlx::query_scalar(
+            "update phone_link_codes
+             set wrong_tries = wrong_tries + 1,
+                 state = case when wrong_tries + 1 >= $2 then 'void' else state end,
+                 closed_at = case when wrong_tries + 1 >= $2 then $3 else closed_at end
+             where id = $1 returning wrong_tries",
+        )
+        .bind(request)
+        .bind(LINK_CODE_TRIES)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, tries, "wrong link code");
+        let left = LINK_CODE_TRIES - tries;
+        let message = if left > 0 {
+            format!("the code is not right ({left} tries left)")
+        } else {
+            "the code is not right, and that was the last try: ask for a new code".into()
+        };
+        return Err(ApiError::invalid("code", message));
+    }
+    if let Some(o) = current {
+        // The caller holds the owner's code, i.e. their consent: saying that the number is
+        // taken is fine; the household is named only if the caller may see it. The request
+        // stays pending: once the number is unlinked there, confirming again links it.
+        let whose = if auth.may(o.community) {
+            format!("household {}", o.household)
+        } else {
+            "another household".to_owned()
+        };
+        return Err(ApiError::Conflict(format!(
+            "{} is registered to {whose}; it must be unlinked there first",
+            phone.as_str()
+        )));
+    }
+    room_for_a_number(&mut tx, id).await?;
+    link(&mut tx, &auth, &phone, id).await?;
+    sqlx::query("update phone_link_codes set state = 'confirmed', closed_at = $2 where id = $1")
+        .bind(request)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     let household = load(&mut tx, &auth, id).await?;
     tx.commit().await?;
-    Ok((status, Json(household)))
+    tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, "number linked with a code");
+    Ok((StatusCode::CREATED, Json(household)))
+}
+
+/// 429 when this coordinator got [`TAKEN_ANSWERS_PER_DAY`] "registered elsewhere" answers
+/// in the last 24 hours.
+async fn taken_answers_below_cap(
+    conn: &mut PgConnection,
+    auth: &Auth,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let (answers, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+        "select count(*), min(answered_at) from taken_number_answers
+         where coordinator_id = $1 and answered_at > $2",
+    )
+    .bind(auth.coordinator_id)
+    .bind(now - Duration::hours(24))
+    .fetch_one(conn)
+    .await?;
+    if answers >= TAKEN_ANSWERS_PER_DAY {
+        tracing::warn!(
+            coordinator = auth.coordinator_id,
+            answers,
+            "registration refused: too many numbers of households in other communities in 24 hours"
+        );
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "{answers} numbers you tried to register in the last 24 hours belong to households in other \
+                 communities: registering is paused; try again later or ask an administrator"
+            ),
+            retry_after: seconds_until(oldest.unwrap_or(now) + Duration::hours(24), now),
+        });
+    }
+    Ok(())
+}
+
+/// Counts one "registered elsewhere" answer for this coordinator, checking the cap again
+/// under a per-coordinator lock so that concurrent registrations cannot pass it together.
+async fn count_taken_answer(
+    conn: &mut PgConnection,
+    auth: &Auth,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    sqlx::query("select pg_advisory_xact_lock($1, ($2 % 2147483647)::integer)")
+        .bind(TAKEN_ANSWERS_LOCK)
+        .bind(auth.coordinator_id)
+        .execute(&mut *conn)
+        .await?;
+    taken_answers_below_cap(&mut *conn, auth, now).await?;
+    sqlx::query("delete from taken_number_answers where answered_at < $1")
+        .bind(now - Duration::days(KEEP_DAYS))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("insert into taken_number_answers (coordinator_id, answered_at) values ($1, $2)")
+        .bind(auth.coordinator_id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Unlinks a number (URL-encoded E.164, `%2B992901234567`) from a household. A household

@@ -9,8 +9,8 @@
 //! - the same key with a different request is refused with 422;
 //! - while the first request still runs, another with its key gets 409 (retry later).
 //!
-//! Answers 401 and 5xx are not stored (the claim is released so a retry runs again: nothing
-//! was done). Handlers that record money take the [`Idempotent`] extractor, which makes the
+//! Answers 401, 429 and 5xx are not stored (the claim is released so a retry runs again:
+//! nothing was done). Handlers that record money take the [`Idempotent`] extractor, which makes the
 //! key required there (422 without it) and lets them store their answer in the same
 //! transaction as the money itself — so a crash between the two can never leave money
 //! recorded without its answer (a retry would then record it again). Keys expire after
@@ -281,10 +281,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 /// Stores the answer under the key (unless the handler already did, in its transaction),
-/// or releases the key when nothing was done (401, 5xx).
+/// or releases the key when nothing was done (401, 429, 5xx).
 async fn finish(pool: &PgPool, c: &Claim, resp: Response) -> Response {
     let status = resp.status();
-    if status == StatusCode::UNAUTHORIZED || status.is_server_error() {
+    if status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+    {
         if let Err(e) = release(pool, c).await {
             tracing::error!(error = %e, "api: releasing an idempotency key");
         }

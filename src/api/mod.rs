@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(households::list, households::create))
         .routes(routes!(households::get_one, households::update))
         .routes(routes!(households::add_phone))
+        .routes(routes!(households::confirm_phone))
         .routes(routes!(households::remove_phone))
         .routes(routes!(households::set_opt_out))
         .routes(routes!(tips::list, tips::create))

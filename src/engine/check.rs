@@ -38,8 +38,23 @@ const ENGINE_KEYS: &[&str] = &[
     "input.text",
 ];
 
+/// Texts the service sends outside any menu, with the placeholders it fills in (each must
+/// be used) and the widest value of each: every language must have them, use no other
+/// placeholder, and fit [`SERVICE_TEXT_SEGMENTS`] SMS with the widest values (a longer
+/// text would be cut at the end).
+pub const SERVICE_TEXTS: &[(&str, &[(&str, &str)])] = &[(
+    // the code that links a number to a household (src/api/households.rs)
+    "sms.link_code",
+    &[("code", "999999"), ("community", WIDEST_COMMUNITY)],
+)];
+/// A community name of [`MAX_COMMUNITY_NAME`] Cyrillic letters.
+const WIDEST_COMMUNITY: &str = "ЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖ";
+/// SMS segments a service text may take (the default `HASHAR_SMS_MAX_SEGMENTS`).
+pub const SERVICE_TEXT_SEGMENTS: usize = 3;
+
 /// Every placeholder a text may use, with the widest value it can take.
 pub fn worst_case_values() -> Vars {
+    debug_assert_eq!(WIDEST_COMMUNITY.chars().count(), MAX_COMMUNITY_NAME);
     let wide = |n: usize| "Ж".repeat(n);
     let mut v = Vars::new();
     for lang in Language::ALL {
@@ -92,6 +107,38 @@ pub fn check(set: &MenuSet, limits: ScreenLimits) -> Vec<String> {
         for key in ENGINE_KEYS {
             if set.locales.get(&lang).and_then(|l| l.get(key)).is_none() {
                 errors.push(format!("locale {lang}: text {key:?} is missing"));
+            }
+        }
+    }
+    for (key, vars) in SERVICE_TEXTS {
+        for lang in Language::ALL {
+            let Some(text) = set.locales.get(&lang).and_then(|l| l.get(key)) else {
+                errors.push(format!("locale {lang}: text {key:?} is missing"));
+                continue;
+            };
+            let used = placeholders(text);
+            for p in &used {
+                if !vars.iter().any(|(name, _)| name == p) {
+                    errors.push(format!(
+                        "locale {lang}: text {key:?} uses unknown placeholder {{{p}}}"
+                    ));
+                }
+            }
+            for (name, _) in *vars {
+                if !used.iter().any(|p| p == name) {
+                    errors.push(format!("locale {lang}: text {key:?} must use {{{name}}}"));
+                }
+            }
+            let widest = super::menu::fill(text, |n| {
+                vars.iter()
+                    .find(|(name, _)| *name == n)
+                    .map(|(_, v)| (*v).to_owned())
+            });
+            let segments = crate::domain::TextMeasure::of(&widest).sms_segments();
+            if segments > SERVICE_TEXT_SEGMENTS {
+                errors.push(format!(
+                    "locale {lang}: text {key:?} takes {segments} SMS with the widest values, more than {SERVICE_TEXT_SEGMENTS}"
+                ));
             }
         }
     }
