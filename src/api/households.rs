@@ -63,6 +63,7 @@ use axum::{
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use sqlx::{FromRow, PgConnection};
 use utoipa::{IntoParams, ToSchema};
 
@@ -710,11 +711,6 @@ fn code_hash(salt: &[u8], code: &str) -> Vec<u8> {
         .to_vec()
 }
 
-/// Equal bytes, compared in time that does not depend on where they differ.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Seconds from `now` until `until` (at least 1): a `Retry-After`.
 fn seconds_until(until: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
     u64::try_from((until - now).num_seconds())
@@ -924,7 +920,8 @@ pub async fn confirm_phone(
             "the code has expired: ask for a new one".into(),
         ));
     }
-    if !same_bytes(&code_hash(&salt, code), &hash) {
+    // compared in time that does not depend on where the hashes differ
+    if !bool::from(code_hash(&salt, code).as_slice().ct_eq(&hash)) {
         let tries: i32 = sqlx::query_scalar(
             "update phone_link_codes
              set wrong_tries = wrong_tries + 1,
