@@ -8,7 +8,7 @@ use crate::{
     clock::{Clock, SystemClock},
     config::{Config, InvalidSettings, Settings},
     engine::{check, MenuSet, Vars},
-    ussd::LanguageHints,
+    hints::LanguageHints,
 };
 
 #[derive(Clone)]

@@ -7,10 +7,7 @@ use clap::Args;
 use rust_decimal::Decimal;
 use secrecy::SecretString;
 
-use crate::{
-    broadcasts::QuietHours,
-    domain::{text::ScreenLimits, Currency, Language},
-};
+use crate::domain::{text::ScreenLimits, Currency, Language, QuietHours};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/hashar";
 

@@ -18,11 +18,11 @@ pub mod domain;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hints;
 pub mod http;
 pub mod keywords;
 pub mod metrics;
 pub mod outbox;
-pub mod phone_cli;
 pub mod receipts;
 pub mod server;
 pub mod sms;

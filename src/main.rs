@@ -10,9 +10,12 @@ use hashar::{
     engine::{check, MenuSet},
     http,
     outbox::{run_dispatchers, DispatchConfig, Gateway, RateShare},
-    phone_cli,
 };
 use tracing_subscriber::EnvFilter;
+
+/// `hashar phone`: a console phone for trying the menus; part of the binary, not the library.
+#[path = "cli/phone.rs"]
+mod phone_cli;
 
 #[derive(Parser)]
 #[command(

@@ -201,7 +201,7 @@ pub struct DispatchConfig {
     /// How long an idle dispatcher waits before looking again.
     pub idle_poll: Duration,
     /// Broadcast messages wait while it is quiet hours (replies and receipts do not).
-    pub quiet: Option<crate::broadcasts::QuietHours>,
+    pub quiet: Option<crate::domain::QuietHours>,
     /// Sends in flight at once per dispatcher.
     pub concurrency: usize,
 }

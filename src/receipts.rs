@@ -16,7 +16,7 @@ pub struct Receipt {
     pub project_id: i64,
     pub pledge_id: Option<i64>,
     pub household_id: Option<i64>,
-    #[serde(serialize_with = "crate::api::two_dp")]
+    #[serde(serialize_with = "crate::domain::money::two_dp")]
     pub amount: Decimal,
     pub currency: String,
     pub received_on: NaiveDate,

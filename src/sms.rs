@@ -328,10 +328,7 @@ impl Turn<'_> {
                     .execute(&mut **tx)
                     .await?;
                 // The conversation, if any, ends too.
-                sqlx::query("delete from sms_conversations where phone = $1")
-                    .bind(self.phone.as_str())
-                    .execute(&mut **tx)
-                    .await?;
+                end_conversation(tx, self.phone).await?;
                 tracing::info!(phone = %self.phone, "opted out (STOP)");
                 Ok((
                     Some(self.text(lang, "sms.stop_ok", &none)),
@@ -511,10 +508,7 @@ impl Turn<'_> {
             .bind(household)
             .execute(&mut **tx)
             .await?;
-        sqlx::query("delete from sms_conversations where phone = $1")
-            .bind(self.phone.as_str())
-            .execute(&mut **tx)
-            .await?;
+        end_conversation(tx, self.phone).await?;
         // A migrant keeps the language they wrote in, unless the household has one.
         let lang = row
             .get::<Option<String>, _>(4)
@@ -739,10 +733,7 @@ impl Turn<'_> {
             Err(e) => return Err(e),
         };
         if reply.end {
-            sqlx::query("delete from sms_conversations where phone = $1")
-                .bind(self.phone.as_str())
-                .execute(&mut **tx)
-                .await?;
+            end_conversation(tx, self.phone).await?;
             inputs.clear();
         } else {
             let results: BTreeMap<String, Vars> = answers
@@ -945,4 +936,29 @@ fn codes(projects: &[ProjectRow]) -> String {
         .map(|p| p.code.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Ends the SMS conversation of `phone`, if any (its menus start again at the next text):
+/// the number joined or left a household, or its household moved.
+pub async fn end_conversation(conn: &mut PgConnection, phone: &Phone) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from sms_conversations where phone = $1")
+        .bind(phone.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends the SMS conversations of every number of a household (it moved to another
+/// community: the conversations list the old community's projects).
+pub async fn end_household_conversations(
+    conn: &mut PgConnection,
+    household: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "delete from sms_conversations where phone in (select phone from phones where household_id = $1)",
+    )
+    .bind(household)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

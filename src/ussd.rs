@@ -10,7 +10,7 @@
 //! idempotency key holds the history's hash too).
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -214,47 +214,6 @@ async fn load_context(
         projects: items(projects),
         communities: items(communities),
     })
-}
-
-/// The last language each caller used, so that even a "service busy" screen shown while the
-/// database is down speaks it. A hint only: bounded, per process, never the record.
-#[derive(Debug, Default)]
-pub struct LanguageHints(Mutex<HashMap<String, Language>>);
-
-const HINTS_CAP: usize = 100_000;
-
-impl LanguageHints {
-    pub fn remember(&self, phone: &Phone, lang: Language) {
-        if let Ok(mut m) = self.0.lock() {
-            if m.len() >= HINTS_CAP && !m.contains_key(phone.as_str()) {
-                m.clear();
-            }
-            // nearly every hop repeats what is known: no new key string for it
-            if m.get(phone.as_str()) != Some(&lang) {
-                m.insert(phone.as_str().to_owned(), lang);
-            }
-        }
-    }
-
-    /// The remembered language, else one guessed from the country code.
-    pub fn guess(&self, phone: &Phone, default: Language) -> Language {
-        if let Some(l) = self
-            .0
-            .lock()
-            .ok()
-            .and_then(|m| m.get(phone.as_str()).copied())
-        {
-            return l;
-        }
-        let p = phone.as_str();
-        if p.starts_with("+992") {
-            default
-        } else if p.starts_with("+7") || p.starts_with("+375") || p.starts_with("+996") {
-            Language::Ru
-        } else {
-            Language::En
-        }
-    }
 }
 
 /// The time a hop keeps between the last moment a pledge may be committed and its deadline:

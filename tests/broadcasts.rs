@@ -288,7 +288,7 @@ fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn app_quiet() -> hashar::broadcasts::QuietHours {
+fn app_quiet() -> hashar::domain::QuietHours {
     test_config().settings().expect("settings").quiet_hours
 }
 

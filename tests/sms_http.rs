@@ -629,9 +629,12 @@ async fn a_shared_secret_protects_unsigned_providers(pool: PgPool) {
         0
     );
     assert_eq!(
-        app.post_form("/webhooks/africastalking/sms?secret=s3cret-long-enough-1", body)
-            .await
-            .0,
+        app.post_form(
+            "/webhooks/africastalking/sms?secret=s3cret-long-enough-1",
+            body
+        )
+        .await
+        .0,
         StatusCode::OK
     );
     let basic = {

@@ -63,8 +63,8 @@ use axum::{
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use sqlx::{FromRow, PgConnection};
+use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
@@ -282,15 +282,7 @@ async fn link(
         Err(e) => return Err(e.into()),
     }
     // An SMS conversation started while the number was a stranger ends (as on `JOIN`).
-    forget_conversation(conn, phone).await?;
-    Ok(())
-}
-
-async fn forget_conversation(conn: &mut PgConnection, phone: &Phone) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from sms_conversations where phone = $1")
-        .bind(phone.as_str())
-        .execute(conn)
-        .await?;
+    crate::sms::end_conversation(conn, phone).await?;
     Ok(())
 }
 
@@ -552,12 +544,7 @@ pub async fn update(
     }
     if moved.is_some() {
         // An SMS conversation lists the old community's projects: it starts again.
-        sqlx::query(
-            "delete from sms_conversations where phone in (select phone from phones where household_id = $1)",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        crate::sms::end_household_conversations(&mut tx, id).await?;
     }
     let household = load(&mut tx, &auth, id).await?;
     tx.commit().await?;
@@ -1061,7 +1048,7 @@ pub async fn remove_phone(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    forget_conversation(&mut tx, &phone).await?;
+    crate::sms::end_conversation(&mut tx, &phone).await?;
     let household = load(&mut tx, &auth, id).await?;
     tx.commit().await?;
     tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, "number unlinked");

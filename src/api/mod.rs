@@ -103,22 +103,4 @@ pub fn router(state: AppState) -> Router {
     )
 }
 
-/// Amounts in API answers always carry two decimals (`"0.00"`, `"1500.50"`): the database
-/// returns zero without a scale, and a client should not see "0" for one row and "0.00"
-/// for the next.
-pub fn two_dp<S: serde::Serializer>(d: &rust_decimal::Decimal, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!(
-        "{:.2}",
-        d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
-    ))
-}
-
-pub fn opt_two_dp<S: serde::Serializer>(
-    d: &Option<rust_decimal::Decimal>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => two_dp(d, s),
-        None => s.serialize_none(),
-    }
-}
+pub use crate::domain::money::{opt_two_dp, two_dp};

@@ -3,9 +3,11 @@
 pub mod language;
 pub mod money;
 pub mod phone;
+pub mod quiet_hours;
 pub mod text;
 
 pub use language::Language;
 pub use money::{AmountError, Currency, Money};
 pub use phone::{Phone, PhoneError};
+pub use quiet_hours::{BadQuietHours, QuietHours};
 pub use text::{Encoding, TextMeasure};

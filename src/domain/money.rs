@@ -201,6 +201,26 @@ pub fn format_amount(amount: Decimal) -> String {
     }
 }
 
+/// Serialises an amount with always two decimals (API answers, receipts, previews) (`"0.00"`, `"1500.50"`): the database
+/// returns zero without a scale, and a client should not see "0" for one row and "0.00"
+/// for the next.
+pub fn two_dp<S: serde::Serializer>(d: &rust_decimal::Decimal, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!(
+        "{:.2}",
+        d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+    ))
+}
+
+pub fn opt_two_dp<S: serde::Serializer>(
+    d: &Option<rust_decimal::Decimal>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => two_dp(d, s),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
