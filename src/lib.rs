@@ -27,6 +27,7 @@ pub mod receipts;
 pub mod server;
 pub mod sms;
 pub mod ussd;
+pub mod workers;
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

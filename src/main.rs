@@ -9,7 +9,6 @@ use hashar::{
     db, demo,
     engine::{check, MenuSet},
     http,
-    outbox::{run_dispatchers, DispatchConfig, Gateway, RateShare},
 };
 use tracing_subscriber::EnvFilter;
 
@@ -253,20 +252,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("building the HTTP client")?;
     let sender = Arc::new(Sender::from_config(&config, http).context("SMS provider settings")?);
     let state = AppState::new(pool, menus, config)?.with_api_pool(pools.api);
-    let (config, settings) = (state.config.clone(), state.settings);
-    let quiet = settings.quiet_hours;
-    let dispatch = DispatchConfig {
-        rate_per_sec: settings.sms_rate,
-        max_attempts: config.sms_max_attempts,
-        quiet: Some(quiet),
-        lease: std::time::Duration::from_secs(config.sms_lease_secs),
-        batch: i64::from(config.sms_batch),
-        base_backoff: std::time::Duration::from_millis(config.sms_retry_base_ms),
-        idle_poll: std::time::Duration::from_millis(config.sms_idle_poll_ms),
-        ..DispatchConfig::default()
-    };
-    let dispatchers = config.dispatchers;
-    let metrics_listen = config.metrics_listen;
+    let metrics_listen = state.config.metrics_listen;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     match metrics_listen {
@@ -286,45 +272,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         MetricsListen::Off => tracing::info!("metrics listener off"),
     }
-    // HASHAR_SMS_RATE is the provider's limit for the whole deployment: this process's
-    // dispatchers share one limiter, and its share shrinks while other instances send.
-    let rate = RateShare::coordinated(state.pool.clone(), sender.name(), dispatch.rate_per_sec);
-    workers.push(tokio::spawn(run_dispatchers(
-        dispatchers,
-        state.pool.clone(),
-        sender.clone(),
-        state.clock.clone(),
-        dispatch,
-        rate,
-        stop_rx.clone(),
-    )));
-    // Scheduled broadcasts are queued when their time comes (outside quiet hours).
-    {
-        let state = state.clone();
-        let mut rx = stop_rx.clone();
-        let poll = std::time::Duration::from_millis(state.config.broadcast_poll_ms);
-        workers.push(tokio::spawn(async move {
-            loop {
-                let now = state.clock.now();
-                if let Err(e) = hashar::broadcasts::run_due(
-                    &state.pool,
-                    now,
-                    &quiet,
-                    state.config.default_language,
-                    state.config.sms_provider.name(),
-                    state.config.sms_max_segments,
-                )
-                .await
-                {
-                    tracing::error!(error = %e, "broadcast scheduler failed");
-                }
-                tokio::select! {
-                    _ = rx.wait_for(|stop| *stop) => return,
-                    _ = tokio::time::sleep(poll) => {}
-                }
-            }
-        }));
-    }
+    // The dispatchers and the broadcast scheduler.
+    workers.extend(hashar::workers::start(&state, sender, stop_rx.clone()));
     // On SIGTERM or Ctrl-C everything stops at once: the listener takes no new connection,
     // requests in flight are answered, the dispatchers finish the message they are sending
     // and give back the rest of their claim, and the process exits within 10 s.

@@ -1,0 +1,75 @@
+//! The work `serve` does besides answering requests, started by one runner: the outbox
+//! dispatchers (sending at the deployment's rate share) and the broadcast scheduler (queuing
+//! scheduled broadcasts when their time comes, outside quiet hours). Each stops when `stop`
+//! turns true: the dispatchers finish the message they are sending and give the rest of
+//! their claim back; the scheduler finishes its round.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{
+    app::AppState,
+    channels::Sender,
+    outbox::{run_dispatchers, DispatchConfig, Gateway, RateShare},
+};
+
+/// Starts the dispatchers and the broadcast scheduler; returns their tasks.
+pub fn start(
+    state: &AppState,
+    sender: Arc<Sender>,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let (config, settings) = (&state.config, state.settings);
+    let dispatch = DispatchConfig {
+        rate_per_sec: settings.sms_rate,
+        max_attempts: config.sms_max_attempts,
+        quiet: Some(settings.quiet_hours),
+        lease: Duration::from_secs(config.sms_lease_secs),
+        batch: i64::from(config.sms_batch),
+        base_backoff: Duration::from_millis(config.sms_retry_base_ms),
+        idle_poll: Duration::from_millis(config.sms_idle_poll_ms),
+        ..DispatchConfig::default()
+    };
+    // HASHAR_SMS_RATE is the provider's limit for the whole deployment: this process's
+    // dispatchers share one limiter, and its share shrinks while other instances send.
+    let rate = RateShare::coordinated(state.pool.clone(), sender.name(), dispatch.rate_per_sec);
+    vec![
+        tokio::spawn(run_dispatchers(
+            config.dispatchers,
+            state.pool.clone(),
+            sender,
+            state.clock.clone(),
+            dispatch,
+            rate,
+            stop.clone(),
+        )),
+        tokio::spawn(broadcast_scheduler(state.clone(), stop)),
+    ]
+}
+
+/// Queues the broadcasts whose time has come, every `HASHAR_BROADCAST_POLL_MS`, until
+/// `stop`. A failed round is logged and the next one tries again.
+async fn broadcast_scheduler(state: AppState, mut stop: watch::Receiver<bool>) {
+    let poll = Duration::from_millis(state.config.broadcast_poll_ms);
+    let quiet = state.settings.quiet_hours;
+    loop {
+        let now = state.clock.now();
+        if let Err(e) = crate::broadcasts::run_due(
+            &state.pool,
+            now,
+            &quiet,
+            state.config.default_language,
+            state.config.sms_provider.name(),
+            state.config.sms_max_segments,
+        )
+        .await
+        {
+            tracing::error!(error = %e, "broadcast scheduler failed");
+        }
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
