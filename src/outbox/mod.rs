@@ -574,7 +574,7 @@ impl Dispatcher {
         }
         if !self.still_ours(msg).await? {
             tracing::warn!(
-                outbox.id = msg.id,
+                outbox_id = msg.id,
                 attempts = msg.attempts,
                 "sms claim taken over by another dispatcher before its send; not sending it here"
             );
@@ -597,10 +597,10 @@ impl Dispatcher {
                     .finish(msg, "sent", accepted.provider_msg_id.as_deref(), None)
                     .await?;
                 if recorded {
-                    tracing::debug!(outbox.id = msg.id, phone = %phone, "sms sent");
+                    tracing::debug!(outbox_id = msg.id, phone = %phone, "sms sent");
                 } else {
                     tracing::warn!(
-                        outbox.id = msg.id,
+                        outbox_id = msg.id,
                         phone = %phone,
                         "sms sent, but its claim was taken over meanwhile (the send outlasted the lease): it may go out twice"
                     );
@@ -635,13 +635,13 @@ impl Dispatcher {
                 .bind(&self.owner)
                 .execute(&self.pool)
                 .await?;
-                tracing::warn!(outbox.id = msg.id, attempts = msg.attempts, error = %reason, "sms send failed; will retry");
+                tracing::warn!(outbox_id = msg.id, attempts = msg.attempts, error = %reason, "sms send failed; will retry");
                 Ok(Outcome::Retry)
             }
             Err(e) => {
                 let reason = e.to_string();
                 self.finish(msg, "failed", None, Some(&reason)).await?;
-                tracing::warn!(outbox.id = msg.id, attempts = msg.attempts, error = %reason, "sms failed");
+                tracing::warn!(outbox_id = msg.id, attempts = msg.attempts, error = %reason, "sms failed");
                 Ok(Outcome::Failed)
             }
         }
