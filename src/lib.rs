@@ -26,6 +26,7 @@ pub mod outbox;
 pub mod receipts;
 pub mod server;
 pub mod sms;
+pub mod store;
 pub mod ussd;
 pub mod workers;
 

@@ -143,7 +143,7 @@ pub async fn create(
     .fetch_one(&state.pool)
     .await
     .map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => ApiError::Conflict(format!("a community {code} exists")),
+        e if crate::store::Violation::is_unique(e) => ApiError::Conflict(format!("a community {code} exists")),
         _ => ApiError::Internal(e),
     })?;
     tracing::info!(

@@ -227,24 +227,7 @@ fn check_language(raw: &str) -> ApiResult<Language> {
         .map_err(|_| ApiError::invalid("language", "language is tg, ru or en"))
 }
 
-/// The household a number belongs to, with its community and language.
-#[derive(Debug, FromRow)]
-struct Owner {
-    household: i64,
-    community: i64,
-    language: Option<String>,
-}
-
-async fn owner(conn: &mut PgConnection, phone: &Phone) -> Result<Option<Owner>, sqlx::Error> {
-    sqlx::query_as::<_, Owner>(
-        "select h.id as household, h.community_id as community, h.language
-         from phones p join households h on h.id = p.household_id
-         where p.phone = $1",
-    )
-    .bind(phone.as_str())
-    .fetch_optional(conn)
-    .await
-}
+use crate::store::{self, households::owner_of_phone as owner, HouseholdId, Violation};
 
 fn taken(auth: &Auth, phone: &Phone, owner: Option<(i64, i64)>) -> ApiError {
     match owner {
@@ -266,19 +249,9 @@ async fn link(
     phone: &Phone,
     household: i64,
 ) -> ApiResult<()> {
-    // clock_timestamp(), not now(): numbers registered together keep the order they were given in
-    let done = sqlx::query(
-        "insert into phones (phone, household_id, created_at) values ($1, $2, clock_timestamp())",
-    )
-    .bind(phone.as_str())
-    .bind(household)
-    .execute(&mut *conn)
-    .await;
-    match done {
-        Ok(_) => {}
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-            return Err(taken(auth, phone, None))
-        }
+    match store::households::link_phone(&mut *conn, phone, HouseholdId(household)).await {
+        Ok(()) => {}
+        Err(e) if Violation::is_unique(&e) => return Err(taken(auth, phone, None)),
         Err(e) => return Err(e.into()),
     }
     // An SMS conversation started while the number was a stranger ends (as on `JOIN`).
@@ -414,8 +387,8 @@ pub async fn create(
     for phone in &phones {
         match owner(&mut tx, phone).await? {
             None => {}
-            Some(o) if auth.may(o.community) => {
-                return Err(taken(&auth, phone, Some((o.household, o.community))))
+            Some(o) if auth.may(o.community.0) => {
+                return Err(taken(&auth, phone, Some((o.household.0, o.community.0))))
             }
             Some(_) => {
                 // A household this coordinator cannot see: the answer is counted (see the
@@ -442,7 +415,7 @@ pub async fn create(
     .await;
     let id = match id {
         Ok(id) => id,
-        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+        Err(e) if crate::store::Violation::is_foreign_key(&e) => {
             return Err(ApiError::invalid("community_id", "no such community"))
         }
         Err(e) => return Err(e.into()),
@@ -537,7 +510,7 @@ pub async fn update(
     .await;
     match done {
         Ok(_) => {}
-        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+        Err(e) if crate::store::Violation::is_foreign_key(&e) => {
             return Err(ApiError::invalid("community_id", "no such community"))
         }
         Err(e) => return Err(e.into()),
@@ -615,13 +588,13 @@ pub async fn add_phone(
     let household = visible(&mut tx, &auth, id, true).await?;
     let owner = owner(&mut tx, &phone).await?;
     match &owner {
-        Some(o) if o.household == id => {
+        Some(o) if o.household.0 == id => {
             let household = load(&mut tx, &auth, id).await?;
             tx.commit().await?;
             return Ok((StatusCode::OK, Json(household)).into_response());
         }
-        Some(o) if auth.may(o.community) => {
-            return Err(taken(&auth, &phone, Some((o.household, o.community))))
+        Some(o) if auth.may(o.community.0) => {
+            return Err(taken(&auth, &phone, Some((o.household.0, o.community.0))))
         }
         _ => {}
     }
@@ -638,7 +611,6 @@ pub async fn add_phone(
     // Free, or a household's the caller cannot see: the same work and the same answer.
     let language = owner
         .and_then(|o| o.language)
-        .and_then(|l| l.parse().ok())
         .unwrap_or_else(|| state.hints.guess(&phone, state.config.default_language));
     let expires_at =
         send_link_code(&state, &mut tx, &auth, &household, &phone, language, now).await?;
@@ -657,10 +629,7 @@ pub async fn add_phone(
 
 /// 409 when the household has [`MAX_PHONES`] numbers already.
 async fn room_for_a_number(conn: &mut PgConnection, household: i64) -> ApiResult<()> {
-    let count: i64 = sqlx::query_scalar("select count(*) from phones where household_id = $1")
-        .bind(household)
-        .fetch_one(conn)
-        .await?;
+    let count = store::households::phone_count(conn, HouseholdId(household)).await?;
     if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_PHONES {
         return Err(ApiError::Conflict(format!(
             "the household already has {MAX_PHONES} numbers"
@@ -872,7 +841,7 @@ pub async fn confirm_phone(
     let mut tx = state.pool.begin().await?;
     visible(&mut tx, &auth, id, true).await?;
     let current = owner(&mut tx, &phone).await?;
-    if current.as_ref().is_some_and(|o| o.household == id) {
+    if current.as_ref().is_some_and(|o| o.household.0 == id) {
         let household = load(&mut tx, &auth, id).await?;
         tx.commit().await?;
         return Ok((StatusCode::OK, Json(household)));
@@ -935,7 +904,7 @@ pub async fn confirm_phone(
         // The caller holds the owner's code, i.e. their consent: saying that the number is
         // taken is fine; the household is named only if the caller may see it. The request
         // stays pending: once the number is unlinked there, confirming again links it.
-        let whose = if auth.may(o.community) {
+        let whose = if auth.may(o.community.0) {
             format!("household {}", o.household)
         } else {
             "another household".to_owned()

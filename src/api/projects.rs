@@ -236,12 +236,12 @@ pub async fn create(
     .await;
     let id = match id {
         Ok(id) => id,
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+        Err(e) if crate::store::Violation::is_unique(&e) => {
             return Err(ApiError::Conflict(format!(
                 "the community already has a project {code}"
             )))
         }
-        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+        Err(e) if crate::store::Violation::is_foreign_key(&e) => {
             return Err(ApiError::invalid("community_id", "no such community"))
         }
         Err(e) => return Err(e.into()),

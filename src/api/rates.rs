@@ -123,7 +123,7 @@ pub async fn create(
     .await;
     let mut row = match row {
         Ok(row) => row,
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+        Err(e) if crate::store::Violation::is_unique(&e) => {
             return Err(ApiError::Conflict(format!(
                 "there is already a {base}→{quote} rate from {}",
                 r.valid_from

@@ -132,7 +132,7 @@ pub async fn create(
     .await;
     let tip = match tip {
         Ok(tip) => tip,
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+        Err(e) if crate::store::Violation::is_unique(&e) => {
             return Err(ApiError::Conflict(format!("there is already a tip {code}")))
         }
         Err(e) => return Err(e.into()),

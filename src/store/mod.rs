@@ -1,0 +1,106 @@
+//! The store layer: the SQL, one module per group of tables, read into typed rows.
+//!
+//! Queries here are checked when the crate is built: `sqlx::query!`/`query_as!` compare each
+//! statement with the schema the migrations make, from the offline data in `.sqlx/` (the
+//! build uses it: `SQLX_OFFLINE=true` in `.cargo/config.toml`), so a typo in SQL or a column
+//! that changed type fails the build, not a test. After changing a query or a migration,
+//! `bash .ci/sqlx-prepare` regenerates `.sqlx/` (CI regenerates it too and fails when the
+//! committed copy differs).
+//!
+//! Moving the SQL of the other modules here is issue 9's point 4, under way: what is here
+//! so far is the households' queries the API uses, typed ids, localized names and the one
+//! mapping from constraint violations.
+
+pub mod households;
+
+use std::fmt;
+
+use crate::domain::Language;
+
+macro_rules! id {
+    ($name:ident, $what:literal) => {
+        #[doc = concat!("The id of ", $what, " (its primary key).")]
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            sqlx::Type,
+            serde::Serialize,
+            serde::Deserialize,
+        )]
+        #[sqlx(transparent)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id!(HouseholdId, "a household");
+id!(CommunityId, "a community");
+id!(ProjectId, "a project");
+id!(PledgeId, "a pledge");
+id!(CoordinatorId, "a coordinator");
+id!(BroadcastId, "a broadcast");
+id!(OutboxId, "an outbox message");
+
+/// A name in the programme's three languages (`name_tg`, `name_ru`, `name_en`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Localized {
+    pub tg: String,
+    pub ru: String,
+    pub en: String,
+}
+
+impl Localized {
+    pub fn get(&self, language: Language) -> &str {
+        match language {
+            Language::Tg => &self.tg,
+            Language::Ru => &self.ru,
+            Language::En => &self.en,
+        }
+    }
+}
+
+/// A constraint the database refused a write for, with the constraint's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    Unique(Option<String>),
+    ForeignKey(Option<String>),
+    Check(Option<String>),
+    NotNull(Option<String>),
+}
+
+impl Violation {
+    /// The violation behind `e`, if it is one (the one place that reads sqlx's error kinds).
+    pub fn of(e: &sqlx::Error) -> Option<Violation> {
+        let sqlx::Error::Database(db) = e else {
+            return None;
+        };
+        let name = db.constraint().map(str::to_owned);
+        match db.kind() {
+            sqlx::error::ErrorKind::UniqueViolation => Some(Violation::Unique(name)),
+            sqlx::error::ErrorKind::ForeignKeyViolation => Some(Violation::ForeignKey(name)),
+            sqlx::error::ErrorKind::CheckViolation => Some(Violation::Check(name)),
+            sqlx::error::ErrorKind::NotNullViolation => Some(Violation::NotNull(name)),
+            _ => None,
+        }
+    }
+
+    pub fn is_unique(e: &sqlx::Error) -> bool {
+        matches!(Violation::of(e), Some(Violation::Unique(_)))
+    }
+
+    pub fn is_foreign_key(e: &sqlx::Error) -> bool {
+        matches!(Violation::of(e), Some(Violation::ForeignKey(_)))
+    }
+}
