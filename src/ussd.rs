@@ -28,7 +28,7 @@ use crate::{
     domain::{Language, Phone},
     engine::{
         drive::{drive, Answers, EffectNeed, ReadNeed, Scene, Transport},
-        Caller, Engine, ListItem, Reply, Vars,
+        Action, Caller, Engine, ListItem, ListSource, Reply, Vars,
     },
     metrics::HopOutcome,
 };
@@ -449,13 +449,12 @@ async fn answer_inner(
     }
     let engine =
         Engine::new(&state.menus, menu).map_err(|e| ConversationError::Menu(e.to_string()))?;
-    let lists = |source: &str| -> Vec<ListItem> {
+    let lists = |source: ListSource| -> Vec<ListItem> {
         match source {
-            "communities" => ctx.communities.clone(),
-            "open_projects" => ctx.projects.clone(),
-            "coord_projects" => ctx.coord_projects.clone(),
-            "coord_communities" => ctx.coord_communities.clone(),
-            _ => Vec::new(),
+            ListSource::Communities => ctx.communities.clone(),
+            ListSource::OpenProjects => ctx.projects.clone(),
+            ListSource::CoordProjects => ctx.coord_projects.clone(),
+            ListSource::CoordCommunities => ctx.coord_communities.clone(),
         }
     };
     let scene = Scene {
@@ -551,7 +550,7 @@ struct EffectCall<'a> {
     step: usize,
     /// SHA-256 of the inputs up to the step.
     hash: [u8; 32],
-    action: &'a str,
+    action: Action,
     arg: Option<&'a str>,
     vars: &'a Vars,
     language: Language,
@@ -582,7 +581,10 @@ async fn apply_effect(
     let step_i32 = i32::try_from(effect.step)
         .map_err(|_| ConversationError::Menu("step out of range".into()))?;
     let idempotency_key = effect.idempotency_key(&key);
-    if effect.action == "create_pledge" || effect.action == "create_pledge_again" {
+    if matches!(
+        effect.action,
+        Action::CreatePledge | Action::CreatePledgeAgain
+    ) {
         let project = effect
             .vars
             .get("project_id")
@@ -603,7 +605,7 @@ async fn apply_effect(
             amount,
             idempotency_key,
             hash: effect.hash,
-            again: effect.action == "create_pledge_again",
+            again: effect.action == Action::CreatePledgeAgain,
         };
         let commit_by = run
             .deadline
@@ -637,7 +639,7 @@ async fn apply_effect(
     .bind(Json(effect.start_caller))
     .bind(effect.now)
     .bind(step_i32)
-    .bind(effect.action)
+    .bind(effect.action.name())
     .bind(&effect.hash[..])
     .execute(&mut *tx)
     .await?
