@@ -199,6 +199,77 @@ pub fn preview(
     }
 }
 
+/// Stores `b` as a new draft (its `id`, `status` and `send_at` are not read) and returns
+/// its id, in the caller's transaction. The one place a broadcast is created: by the admin
+/// API and by the coordinator phone menu's meeting notice.
+pub async fn create(conn: &mut PgConnection, b: &Broadcast) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "insert into broadcasts (created_by, communities, only_migrants, only_project, only_language,
+                                 text_tg, text_ru, text_en, vars, rsvp_hours, created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning id",
+    )
+    .bind(&b.created_by)
+    .bind(&b.communities)
+    .bind(b.only_migrants)
+    .bind(b.only_project)
+    .bind(&b.only_language)
+    .bind(b.texts.get("tg"))
+    .bind(b.texts.get("ru"))
+    .bind(b.texts.get("en"))
+    .bind(Json(&b.vars))
+    .bind(b.rsvp_hours)
+    .bind(b.created_at)
+    .fetch_one(conn)
+    .await
+}
+
+/// When a broadcast goes out, and how many messages were queued now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sending {
+    pub send_at: DateTime<Utc>,
+    /// 0 when scheduled for later (or held by the quiet hours).
+    pub queued: usize,
+}
+
+/// Sends a draft (or moves a scheduled broadcast) for `wanted`, moved out of the quiet
+/// hours, in the caller's transaction: queued at once when that time has come (see
+/// [`queue`]), else marked `scheduled` for the scheduler ([`run_due`]). The one place a
+/// broadcast is sent or scheduled, by the admin API and by the coordinator phone menu.
+/// `None` when the broadcast is no longer a draft or scheduled (of two callers at once, the
+/// second waits for the first's transaction and finds it queued or cancelled).
+pub async fn schedule(
+    conn: &mut PgConnection,
+    state: &crate::app::AppState,
+    b: &Broadcast,
+    wanted: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<Sending>, sqlx::Error> {
+    let send_at = state.settings.quiet_hours.next_allowed(wanted.max(now));
+    if send_at <= now {
+        let queued = queue(
+            conn,
+            b,
+            Some(send_at),
+            state.config.default_language,
+            state.config.sms_provider.name(),
+            state.config.sms_max_segments,
+            now,
+        )
+        .await?;
+        return Ok(queued.map(|queued| Sending { send_at, queued }));
+    }
+    let scheduled = sqlx::query(
+        "update broadcasts set status = 'scheduled', send_at = $2
+          where id = $1 and status in ('draft', 'scheduled')",
+    )
+    .bind(b.id)
+    .bind(send_at)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok((scheduled == 1).then_some(Sending { send_at, queued: 0 }))
+}
+
 /// Queues every message of a broadcast, inside the caller's transaction: first moves it
 /// from draft or scheduled to queued in one conditional update (so of two callers at once
 /// — a double click, the API and the scheduler — exactly one gets it; the other waits for

@@ -31,7 +31,7 @@ use crate::{
             self as driver, ready, Answers, DriveError, EffectNeed, ReadNeed, Scene, Transport,
         },
         menu::{parse_menu, Locale},
-        Caller, Engine, ListItem, MenuSet, Reply, Vars, MAX_NEEDS,
+        Action, Caller, Engine, ListItem, ListSource, MenuSet, Reply, Vars, MAX_NEEDS,
     },
     keywords::{self, Command},
 };
@@ -340,11 +340,10 @@ fn widest() -> &'static Vars {
 }
 
 /// Lists as long and as wide as the database allows (what `menus check` assumes).
-fn wide_lists(source: &str) -> Vec<ListItem> {
-    let n = if source == "communities" || source == "coord_communities" {
-        MAX_COMMUNITY_NAME
-    } else {
-        MAX_PROJECT_NAME
+fn wide_lists(source: ListSource) -> Vec<ListItem> {
+    let n = match source {
+        ListSource::Communities | ListSource::CoordCommunities => MAX_COMMUNITY_NAME,
+        ListSource::OpenProjects | ListSource::CoordProjects => MAX_PROJECT_NAME,
     };
     (1..=15)
         .map(|i| ListItem {
@@ -355,22 +354,24 @@ fn wide_lists(source: &str) -> Vec<ListItem> {
         .collect()
 }
 
-/// What the fake world answers to an effect: the widest values `menus check` knows, and a
-/// refusal for a wrong PIN or an unknown pledge code.
-fn fake_effect(action: &str, vars: &Vars) -> Vars {
+/// What the fake world answers to an effect (or, with `None`, a read): the widest values
+/// `menus check` knows, and a refusal for a wrong PIN or an unknown pledge code.
+fn fake_effect(action: Option<Action>, vars: &Vars) -> Vars {
     let mut out: Vars = widest()
         .iter()
         .filter(|(k, _)| !k.contains('.'))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     match action {
-        "verify_pin" if vars.get("pin").map(String::as_str) == Some("246810") => {
+        Some(Action::VerifyPin) if vars.get("pin").map(String::as_str) == Some("246810") => {
             out.insert("ok".into(), "1".into());
         }
-        "verify_pin" => {
+        Some(Action::VerifyPin) => {
             out.insert("refused".into(), "refused.pin_wrong".into());
         }
-        "find_pledge" if vars.get("pledge_code").map(String::as_str) != Some("1234567") => {
+        Some(Action::FindPledge)
+            if vars.get("pledge_code").map(String::as_str) != Some("1234567") =>
+        {
             out.insert("refused".into(), "refused.no_pledge".into());
         }
         _ => {}
@@ -446,7 +447,7 @@ impl Transport for Fakes {
             "read {} asked for twice",
             need.key
         );
-        Ok(fake_effect(need.action, need.vars))
+        Ok(fake_effect(None, need.vars))
     }
 
     async fn effect(&mut self, need: EffectNeed<'_>) -> Result<Vars, DriveError> {
@@ -455,7 +456,7 @@ impl Transport for Fakes {
             "effect at step {} asked for twice",
             need.step
         );
-        Ok(fake_effect(need.action, need.vars))
+        Ok(fake_effect(Some(need.action), need.vars))
     }
 }
 

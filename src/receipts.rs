@@ -1,13 +1,20 @@
 //! Money received: the one place a receipt row is written, whether a coordinator records it
-//! through the admin API (for a pledge or without one) or by phone (cash for a pledge).
+//! through the admin API (for a pledge or without one) or by phone (cash for a pledge), and
+//! the one place the household's SMS receipt is written ([`queue_sms`]).
 //! The database checks the rest (currency = the project's, no more than is outstanding,
 //! nothing for a cancelled pledge; see `migrations/*_money.sql`).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::{FromRow, PgConnection};
+use sqlx::{FromRow, PgConnection, Row};
 use utoipa::ToSchema;
+
+use crate::{
+    actions::{project_total, ActionError},
+    app::AppState,
+    domain::{Language, Phone},
+};
 
 /// A stored receipt, as the API shows it.
 #[derive(Debug, Serialize, FromRow, ToSchema)]
@@ -110,4 +117,64 @@ pub async fn reverse(
     .bind(reason)
     .fetch_optional(conn)
     .await
+}
+
+/// Queues the SMS receipt for `receipt` to the household behind `phone` (the pledge's
+/// number), in the caller's transaction: in the household's language, with the project's
+/// new matched total. Nothing when the number has left the household.
+pub async fn queue_sms(
+    state: &AppState,
+    conn: &mut PgConnection,
+    phone: &str,
+    receipt: &Receipt,
+    now: DateTime<Utc>,
+) -> Result<(), ActionError> {
+    let project = receipt.project_id;
+    let row = sqlx::query(
+        "select h.language, p.name_tg, p.name_ru, p.name_en from phones ph join households h on h.id = ph.household_id
+         join projects p on p.id = $2 where ph.phone = $1",
+    )
+    .bind(phone)
+    .bind(project)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(()); // the number left the household: nobody to tell
+    };
+    let phone = Phone::from_e164_unchecked(phone.to_owned());
+    let lang = row
+        .get::<Option<String>, _>(0)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| state.hints.guess(&phone, state.config.default_language));
+    let mut vars = project_total(conn, project).await?;
+    vars.insert(
+        "project".into(),
+        row.get(match lang {
+            Language::Tg => 1,
+            Language::Ru => 2,
+            Language::En => 3,
+        }),
+    );
+    vars.insert(
+        "amount".into(),
+        crate::domain::money::format_amount(receipt.amount),
+    );
+    vars.insert("receipt_no".into(), receipt.label());
+    let text = crate::engine::menu::fill(state.menus.text(lang, "sms.receipt"), |n| {
+        vars.get(n).cloned()
+    });
+    crate::outbox::enqueue(
+        conn,
+        &crate::outbox::NewMessage {
+            to: &phone,
+            body: &text,
+            kind: crate::outbox::Kind::Receipt,
+            inbound_id: None,
+        },
+        state.config.sms_provider.name(),
+        state.config.sms_max_segments,
+        now,
+    )
+    .await?;
+    Ok(())
 }

@@ -17,7 +17,7 @@ use crate::{
     engine::{
         drive::{drive, Answers, EffectNeed, ReadNeed, Scene, Transport},
         menu::fill,
-        Caller, Engine, ListItem, Vars,
+        Action, Caller, Engine, ListItem, ListSource, Vars,
     },
     keywords::{self, Command, CommandError},
     outbox::{self, Kind, NewMessage},
@@ -367,7 +367,7 @@ impl Turn<'_> {
                     idempotency_key: &key,
                     language: lang,
                 };
-                let vars = actions::run_effect(tx, &ctx, "next_tip", None, &none).await?;
+                let vars = actions::run_effect(tx, &ctx, Action::NextTip, None, &none).await?;
                 let tip = vars
                     .get(&format!("tip.{lang}"))
                     .cloned()
@@ -678,11 +678,12 @@ impl Turn<'_> {
         };
         let engine = Engine::new(&self.state.menus, "household")
             .map_err(|e| ConversationError::Menu(e.to_string()))?;
-        let lists = |source: &str| -> Vec<ListItem> {
+        let lists = |source: ListSource| -> Vec<ListItem> {
             match source {
-                "communities" => communities.clone(),
-                "open_projects" => projects.clone(),
-                _ => Vec::new(),
+                ListSource::Communities => communities.clone(),
+                ListSource::OpenProjects => projects.clone(),
+                // an SMS conversation walks the household menus only
+                ListSource::CoordProjects | ListSource::CoordCommunities => Vec::new(),
             }
         };
         let scene = Scene {

@@ -18,17 +18,17 @@ use std::{
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use sqlx::{types::Json, PgPool, Row};
+use sqlx::{types::Json, Connection, PgPool, Row};
 use tokio::time::Instant;
 
 use crate::{
-    actions::{self, EffectCtx},
+    actions::{self, ActionError, EffectCtx},
     app::AppState,
     conversation::ConversationError,
     domain::{Language, Phone},
     engine::{
         drive::{drive, Answers, EffectNeed, ReadNeed, Scene, Transport},
-        Caller, Engine, ListItem, Reply, Vars,
+        Action, Caller, Engine, ListItem, ListSource, Reply, Vars,
     },
     metrics::HopOutcome,
 };
@@ -216,8 +216,8 @@ async fn load_context(
     })
 }
 
-/// The time a hop keeps between the last moment a pledge may be committed and its deadline:
-/// a quarter of the deadline, at most 200 ms (the COMMIT and the answer fit in it).
+/// The time a hop keeps between the last moment an effect may be committed and its
+/// deadline: a quarter of the deadline, at most 200 ms (the COMMIT and the answer fit in it).
 fn commit_reserve(timeout: Duration) -> Duration {
     (timeout / 4).min(Duration::from_millis(200))
 }
@@ -278,10 +278,11 @@ impl Watch {
 /// Answers one hop. Never fails: a database that is down or slow gets the caller a short
 /// "service busy" screen in their language within the configured timeout.
 ///
-/// A pledge either commits inside the deadline and is shown, or is not recorded: its
-/// transaction gets a statement and idle timeout from the time left and is committed only
-/// while time remains (see [`pledge_tx`]). Should its COMMIT complete after the hop was
-/// answered "busy" anyway, the household gets an SMS with the pledge and its code.
+/// An effect (a pledge, a registration, …) either commits inside the deadline and is shown,
+/// or is not done: its transaction gets a statement and idle timeout from the time left and
+/// is committed only while time remains (see [`effect_tx`]). Should a pledge's COMMIT
+/// complete after the hop was answered "busy" anyway, the household gets an SMS with the
+/// pledge and its code.
 pub async fn answer(state: &AppState, hop: &Hop) -> Reply {
     let started = std::time::Instant::now();
     let timeout = Duration::from_millis(state.config.db_timeout_ms);
@@ -408,13 +409,12 @@ async fn answer_inner(
     }
     let engine =
         Engine::new(&state.menus, menu).map_err(|e| ConversationError::Menu(e.to_string()))?;
-    let lists = |source: &str| -> Vec<ListItem> {
+    let lists = |source: ListSource| -> Vec<ListItem> {
         match source {
-            "communities" => ctx.communities.clone(),
-            "open_projects" => ctx.projects.clone(),
-            "coord_projects" => ctx.coord_projects.clone(),
-            "coord_communities" => ctx.coord_communities.clone(),
-            _ => Vec::new(),
+            ListSource::Communities => ctx.communities.clone(),
+            ListSource::OpenProjects => ctx.projects.clone(),
+            ListSource::CoordProjects => ctx.coord_projects.clone(),
+            ListSource::CoordCommunities => ctx.coord_communities.clone(),
         }
     };
     let scene = Scene {
@@ -464,17 +464,23 @@ impl Transport for HopSteps<'_> {
     }
 
     async fn effect(&mut self, need: EffectNeed<'_>) -> Result<Vars, ConversationError> {
-        let effect = EffectCall {
-            start_caller: self.caller,
+        let session_key = self.hop.session_key();
+        let hash = inputs_hash(self.tokens, need.step);
+        let call = EffectCall {
+            idempotency_key: idempotency_key(&session_key, need.step, &hash),
+            session_key,
+            phone: self.hop.phone.clone(),
+            start_caller: self.caller.clone(),
             now: self.now,
-            step: need.step,
-            hash: inputs_hash(self.tokens, need.step),
+            step: i32::try_from(need.step)
+                .map_err(|_| ConversationError::Menu("step out of range".into()))?,
+            hash,
             action: need.action,
-            arg: need.arg,
-            vars: need.vars,
+            arg: need.arg.map(str::to_owned),
+            vars: need.vars.clone(),
             language: need.language,
         };
-        apply_effect(self.state, self.hop, self.run, &effect).await
+        apply_effect(self.state, self.run, call).await
     }
 }
 
@@ -503,221 +509,196 @@ async fn restart_session(
     tx.commit().await
 }
 
-/// An effect the replay reached, with the inputs that led to it.
-struct EffectCall<'a> {
-    start_caller: &'a Caller,
+/// Unique per (session, step, inputs up to the step): the effect happens once for one
+/// history, and another history at the same step is another effect.
+fn idempotency_key(session_key: &str, step: usize, hash: &[u8; 32]) -> String {
+    format!("ussd:{session_key}:{step}:{}", &hex(hash)[..16])
+}
+
+/// An effect the replay reached, with the inputs that led to it, owned by the task that
+/// runs it.
+struct EffectCall {
+    session_key: String,
+    phone: Phone,
+    start_caller: Caller,
     now: chrono::DateTime<chrono::Utc>,
-    step: usize,
+    step: i32,
     /// SHA-256 of the inputs up to the step.
     hash: [u8; 32],
-    action: &'a str,
-    arg: Option<&'a str>,
-    vars: &'a Vars,
+    idempotency_key: String,
+    action: Action,
+    arg: Option<String>,
+    vars: Vars,
     language: Language,
 }
 
-impl EffectCall<'_> {
-    /// Unique per (session, step, inputs up to the step): the effect happens once for one
-    /// history, and another history at the same step is another effect.
-    fn idempotency_key(&self, session_key: &str) -> String {
-        format!(
-            "ussd:{session_key}:{}:{}",
-            self.step,
-            &hex(&self.hash)[..16]
-        )
+impl EffectCall {
+    /// What the household is told when this effect, run now, commits after its hop was
+    /// answered "busy": a pledge (not a question whether to pledge again), by SMS.
+    fn told_if_late(&self, result: &Vars) -> Option<LatePledge> {
+        match self.action {
+            Action::CreatePledge | Action::CreatePledgeAgain => Some(LatePledge {
+                phone: self.phone.clone(),
+                project: self.vars.get("project_id")?.parse().ok()?,
+                amount: self.vars.get("amount")?.parse().ok()?,
+                pledge_code: result.get("pledge_code")?.clone(),
+            }),
+            Action::SetLanguage
+            | Action::Register
+            | Action::RequestCallback
+            | Action::NextTip
+            | Action::VerifyPin
+            | Action::FindPledge
+            | Action::RecordCash
+            | Action::PreviewNotice
+            | Action::SendNotice => None,
+        }
     }
 }
 
 /// Runs an effect once per (session, step, inputs up to the step): the first hop to get
 /// here runs it and records its result; a repeated or concurrent hop with the same inputs
 /// waits for that and reads the same result, and a hop with other inputs runs its own.
+/// Every effect runs in its own task and commits only inside the hop's deadline (see
+/// [`effect_tx`]).
 async fn apply_effect(
     state: &AppState,
-    hop: &Hop,
     run: &HopRun,
-    effect: &EffectCall<'_>,
+    call: EffectCall,
 ) -> Result<Vars, ConversationError> {
-    let key = hop.session_key();
-    let step_i32 = i32::try_from(effect.step)
-        .map_err(|_| ConversationError::Menu("step out of range".into()))?;
-    let idempotency_key = effect.idempotency_key(&key);
-    if effect.action == "create_pledge" || effect.action == "create_pledge_again" {
-        let project = effect
-            .vars
-            .get("project_id")
-            .and_then(|v| v.parse::<i64>().ok())
-            .ok_or_else(|| ConversationError::Menu("create_pledge needs a project".into()))?;
-        let amount = effect
-            .vars
-            .get("amount")
-            .and_then(|v| v.parse::<Decimal>().ok())
-            .ok_or_else(|| ConversationError::Menu("create_pledge needs an amount".into()))?;
-        let call = PledgeCall {
-            session_key: key,
-            phone: hop.phone.clone(),
-            start_caller: effect.start_caller.clone(),
-            now: effect.now,
-            step: step_i32,
-            project,
-            amount,
-            idempotency_key,
-            hash: effect.hash,
-            again: effect.action == "create_pledge_again",
-        };
-        let commit_by = run
-            .deadline
-            .checked_sub(run.reserve)
-            .unwrap_or(run.deadline);
-        // Its own task: the hop's deadline may drop this hop at any await, but never between
-        // the COMMIT and knowing whether it was made.
-        let task = tokio::spawn(pledge_tx(state.clone(), call, commit_by, run.watch.clone()));
-        return task
-            .await
-            .map_err(|e| ConversationError::Menu(format!("the pledge task ended: {e}")))?;
-    }
-    let mut tx = state.pool.begin().await?;
-    // One statement makes sure the session row exists and claims this step for this
-    // history (taking it over from another history).
-    let claimed = sqlx::query(
-        "with s as (
-             insert into ussd_sessions (session_key, phone, start_caller, started_at, updated_at)
-             values ($1, $2, $3, $4, $4)
-             on conflict (session_key) do update set updated_at = excluded.updated_at
-             returning session_key
-         )
-         insert into ussd_effects (session_key, step, action, result, inputs_hash)
-         select session_key, $5, $6, '{}', $7 from s
-         on conflict (session_key, step) do update
-             set action = excluded.action, result = '{}', inputs_hash = excluded.inputs_hash, created_at = now()
-             where ussd_effects.inputs_hash is distinct from excluded.inputs_hash",
-    )
-    .bind(&key)
-    .bind(hop.phone.as_str())
-    .bind(Json(effect.start_caller))
-    .bind(effect.now)
-    .bind(step_i32)
-    .bind(effect.action)
-    .bind(&effect.hash[..])
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !claimed {
-        let Json(result): Json<Vars> = sqlx::query_scalar(
-            "select result from ussd_effects where session_key = $1 and step = $2",
-        )
-        .bind(&key)
-        .bind(step_i32)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        return Ok(result);
-    }
-    let ctx = EffectCtx {
-        state,
-        now: effect.now,
-        phone: &hop.phone,
-        channel: "ussd",
-        idempotency_key: &idempotency_key,
-        language: effect.language,
-    };
-    // Dropping `tx` on error rolls the claim back, so a retry can run the effect again.
-    let result = actions::run_effect(&mut tx, &ctx, effect.action, effect.arg, effect.vars).await?;
-    sqlx::query("update ussd_effects set result = $3 where session_key = $1 and step = $2")
-        .bind(&key)
-        .bind(step_i32)
-        .bind(Json(&result))
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(result)
-}
-
-/// The pledge step of a hop, owned by its own task.
-struct PledgeCall {
-    session_key: String,
-    phone: Phone,
-    start_caller: Caller,
-    now: chrono::DateTime<chrono::Utc>,
-    step: i32,
-    project: i64,
-    amount: Decimal,
-    idempotency_key: String,
-    hash: [u8; 32],
-    again: bool,
+    let commit_by = run
+        .deadline
+        .checked_sub(run.reserve)
+        .unwrap_or(run.deadline);
+    // Its own task: the hop's deadline may drop this hop at any await, but never between
+    // the COMMIT and knowing whether it was made.
+    let task = tokio::spawn(effect_tx(state.clone(), call, commit_by, run.watch.clone()));
+    task.await
+        .map_err(|e| ConversationError::Menu(format!("the effect task ended: {e}")))?
 }
 
 /// SQLSTATE of a statement cut by `statement_timeout`.
 const QUERY_CANCELED: &str = "57014";
 
-/// The pledge step in one transaction that commits only inside the hop's deadline: the
-/// statement may not run, nor the transaction sit idle, past `commit_by` (server-side
-/// timeouts from the time left), and COMMIT is sent only while time is left. Dropping the
-/// transaction at any point before rolls it back: not recorded, and the caller is told
-/// "busy". The COMMIT itself cannot be cut reliably (the WAL flush is not interruptible), so
-/// it runs without a statement timeout; one that completes after the hop was answered
-/// "busy" (a slow disk, a lost answer) is told to the household by SMS.
-async fn pledge_tx(
+/// A statement cut by its timeout is the hop's deadline passing.
+fn timed_out(e: ConversationError) -> ConversationError {
+    let db = match &e {
+        ConversationError::Db(db) | ConversationError::Action(ActionError::Db(db)) => db,
+        _ => return e,
+    };
+    match db {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some(QUERY_CANCELED) => {
+            ConversationError::Timeout
+        }
+        _ => e,
+    }
+}
+
+/// One effect step in one transaction that commits only inside the hop's deadline: the
+/// statements may not run, nor the transaction sit idle, past `commit_by` (server-side
+/// timeouts from the time left, set with BEGIN), and COMMIT is sent only while time is left.
+/// Dropping the transaction at any point before rolls it back: not done, and the caller is
+/// told "busy". The COMMIT itself cannot be cut reliably (the WAL flush is not
+/// interruptible), so it runs without a statement timeout; a pledge whose COMMIT completes
+/// after the hop was answered "busy" (a slow disk, a lost answer) is told to the household
+/// by SMS.
+///
+/// In the transaction: one statement makes sure the session row exists and claims the step
+/// for this history (taking it over from another history); a step already claimed by the
+/// same history gives its recorded result. Otherwise the action runs
+/// ([`actions::run_effect`]) and its result is recorded.
+async fn effect_tx(
     state: AppState,
-    call: PledgeCall,
+    call: EffectCall,
     commit_by: Instant,
     watch: Watch,
 ) -> Result<Vars, ConversationError> {
+    let mut conn = match tokio::time::timeout_at(commit_by, state.pool.acquire()).await {
+        Ok(conn) => conn?,
+        Err(_) => return Err(ConversationError::Timeout),
+    };
     let work = async {
-        let mut tx = state.pool.begin().await?;
         let left = commit_by
             .saturating_duration_since(Instant::now())
             .as_millis()
             .max(1);
-        sqlx::query(
-            "select set_config('statement_timeout', $1, true),
-                    set_config('idle_in_transaction_session_timeout', $1, true)",
-        )
-        .bind(format!("{left}ms"))
-        .execute(&mut *tx)
-        .await?;
-        // The statement's own timer is set when it starts; the setting made here is for the
-        // COMMIT that follows.
-        let Json(result): Json<Vars> = sqlx::query_scalar(
-            "select ussd_pledge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10),
-                    set_config('statement_timeout', '0', true)",
+        let mut tx = conn
+            .begin_with(format!(
+                "begin; set local statement_timeout = {left}; \
+                 set local idle_in_transaction_session_timeout = {left}"
+            ))
+            .await?;
+        let claimed = sqlx::query(
+            "with s as (
+                 insert into ussd_sessions (session_key, phone, start_caller, started_at, updated_at)
+                 values ($1, $2, $3, $4, $4)
+                 on conflict (session_key) do update set updated_at = excluded.updated_at
+                 returning session_key
+             )
+             insert into ussd_effects (session_key, step, action, result, inputs_hash)
+             select session_key, $5, $6, '{}', $7 from s
+             on conflict (session_key, step) do update
+                 set action = excluded.action, result = '{}', inputs_hash = excluded.inputs_hash, created_at = now()
+                 where ussd_effects.inputs_hash is distinct from excluded.inputs_hash",
         )
         .bind(&call.session_key)
         .bind(call.phone.as_str())
         .bind(Json(&call.start_caller))
         .bind(call.now)
         .bind(call.step)
-        .bind(call.project)
-        .bind(call.amount)
-        .bind(&call.idempotency_key)
+        .bind(call.action.name())
         .bind(&call.hash[..])
-        .bind(call.again)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED) => {
-                ConversationError::Timeout
-            }
-            _ => ConversationError::Action(actions::pledge_error(e, call.project)),
-        })?;
-        Ok::<_, ConversationError>((tx, result))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !claimed {
+            let Json(result): Json<Vars> = sqlx::query_scalar(
+                "select result from ussd_effects where session_key = $1 and step = $2",
+            )
+            .bind(&call.session_key)
+            .bind(call.step)
+            .fetch_one(&mut *tx)
+            .await?;
+            return Ok((tx, result, false));
+        }
+        let ctx = EffectCtx {
+            state: &state,
+            now: call.now,
+            phone: &call.phone,
+            channel: "ussd",
+            idempotency_key: &call.idempotency_key,
+            language: call.language,
+        };
+        let result =
+            actions::run_effect(&mut tx, &ctx, call.action, call.arg.as_deref(), &call.vars)
+                .await?;
+        // The statement's own timer is set when it starts; the setting made here is for the
+        // COMMIT that follows.
+        sqlx::query(
+            "with recorded as (
+                 update ussd_effects set result = $3 where session_key = $1 and step = $2
+             )
+             select set_config('statement_timeout', '0', true)",
+        )
+        .bind(&call.session_key)
+        .bind(call.step)
+        .bind(Json(&result))
+        .execute(&mut *tx)
+        .await?;
+        Ok::<_, ConversationError>((tx, result, true))
     };
-    let (tx, mut result) = match tokio::time::timeout_at(commit_by, work).await {
-        Ok(done) => done?,
+    let (tx, result, fresh) = match tokio::time::timeout_at(commit_by, work).await {
+        Ok(done) => done.map_err(timed_out)?,
         Err(_) => return Err(ConversationError::Timeout),
     };
     if Instant::now() >= commit_by {
         return Err(ConversationError::Timeout);
     }
-    let fresh = result.remove("fresh").is_some();
-    let late = match result.get("pledge_code") {
-        Some(code) if fresh => Some(LatePledge {
-            phone: call.phone.clone(),
-            project: call.project,
-            amount: call.amount,
-            pledge_code: code.clone(),
-        }),
-        _ => None,
+    let late = if fresh {
+        call.told_if_late(&result)
+    } else {
+        None
     };
     if let Err(e) = tx.commit().await {
         // Whether the COMMIT was made is unknown (the connection broke): look again later,
@@ -731,17 +712,10 @@ async fn pledge_tx(
         }
         return Err(ConversationError::Db(e));
     }
-    match late {
-        Some(late) => {
-            tracing::info!(phone = %call.phone, project = call.project, amount = %call.amount, "pledge recorded");
-            if watch.committed(late.clone()) {
-                notify_late(state, late).await;
-            }
+    if let Some(late) = late {
+        if watch.committed(late.clone()) {
+            notify_late(state, late).await;
         }
-        None if result.contains_key("ask") => {
-            tracing::info!(phone = %call.phone, project = call.project, amount = %call.amount, "pledge repeats a recent one: asking");
-        }
-        None => {}
     }
     Ok(result)
 }

@@ -10,7 +10,7 @@ use hashar::{
     domain::{text::ScreenLimits, Language},
     engine::{
         drive::{drive, ready, Answers, DriveError, EffectNeed, ReadNeed, Scene, Transport},
-        Caller, Engine, ListItem, MenuSet, Reply, Vars,
+        Caller, Engine, ListItem, ListSource, MenuSet, Read, Reply, Vars,
     },
 };
 use rust_decimal::Decimal;
@@ -112,7 +112,7 @@ impl Transport for SimSteps<'_> {
     type Error = DriveError;
 
     async fn read(&mut self, need: ReadNeed<'_>) -> Result<Vars, DriveError> {
-        Ok(if need.action == "join_code" {
+        Ok(if need.action == Read::JoinCode {
             Vars::from([("join_code".to_owned(), "482113".to_owned())])
         } else {
             fake_effect(
@@ -125,10 +125,10 @@ impl Transport for SimSteps<'_> {
     async fn effect(&mut self, need: EffectNeed<'_>) -> Result<Vars, DriveError> {
         self.0.push((
             need.step,
-            need.action.to_owned(),
+            need.action.name().to_owned(),
             need.arg.map(str::to_owned),
         ));
-        Ok(fake_effect(need.action, need.vars))
+        Ok(fake_effect(need.action.name(), need.vars))
     }
 }
 
@@ -170,12 +170,11 @@ impl Sim {
         let engine = Engine::new(&self.set, self.menu).expect("menu");
         let projects = projects();
         let communities = communities();
-        let lists = move |s: &str| match s {
-            "open_projects" => projects.clone(),
-            "communities" => communities.clone(),
-            "coord_projects" => projects.clone(),
-            "coord_communities" => communities.clone(),
-            _ => Vec::new(),
+        let lists = move |s: ListSource| match s {
+            ListSource::OpenProjects => projects.clone(),
+            ListSource::Communities => communities.clone(),
+            ListSource::CoordProjects => projects.clone(),
+            ListSource::CoordCommunities => communities.clone(),
         };
         let scene = Scene {
             caller: self.caller.clone(),

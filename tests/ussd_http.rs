@@ -619,6 +619,55 @@ async fn a_stalled_pledge_answers_busy_and_records_nothing(pool: PgPool) {
     assert_eq!(count(&pool, "select count(*) from pledges").await, 1);
 }
 
+/// Issue 9, point 1: every effect goes the way a pledge does (its own task, server-side
+/// timeouts from the time left, COMMIT only in time): a stalled callback request answers
+/// busy, records nothing, and its statement is cut by the database by then, not left
+/// waiting behind the lock.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_stalled_effect_answers_busy_and_leaves_nothing_waiting(pool: PgPool) {
+    seed(&pool).await;
+    let mut config = test_config();
+    config.db_timeout_ms = 300;
+    let impatient = app_with(pool.clone(), config).await;
+    impatient.session("stall", PHONE_EN, &["4", "5"]).await;
+    let mut locker = pool.begin().await.expect("begin");
+    sqlx::query("lock table callback_requests in access exclusive mode")
+        .execute(&mut *locker)
+        .await
+        .expect("lock");
+    let (status, busy) = impatient.hop("stall", PHONE_EN, "4*5*1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(busy.starts_with("END Service busy"), "{busy}");
+    // The lock is still held: nothing of the hop waits for it any more.
+    let mut waiting = -1;
+    for _ in 0..100 {
+        waiting = count(
+            &pool,
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and wait_event_type = 'Lock'",
+        )
+        .await;
+        if waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(waiting, 0, "a statement of the busy hop still waits");
+    locker.rollback().await.expect("unlock");
+    settle(&pool).await;
+    assert_eq!(
+        count(&pool, "select count(*) from callback_requests").await,
+        0
+    );
+    // dialling again does it
+    let done = until_end(&impatient, "stall-2", PHONE_EN, &["4", "5", "1"]).await;
+    assert!(done.starts_with("END"), "{done}");
+    assert_eq!(
+        count(&pool, "select count(*) from callback_requests").await,
+        1
+    );
+}
+
 /// Issue 8, point 9: a COMMIT that completes only after the hop was answered "busy" (here
 /// held back by a deferred trigger waiting for a lock) is told to the household by SMS with
 /// the pledge and its code; dialling again, the caller is asked before pledging twice.

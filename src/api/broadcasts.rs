@@ -1,10 +1,12 @@
 //! Broadcast meeting notices: create (with a preview), send now or at a time, follow the
 //! progress, cancel, read the RSVPs.
 
+use std::collections::BTreeMap;
+
 use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{types::Json as DbJson, PgConnection, Row};
+use sqlx::{PgConnection, Row};
 use utoipa::ToSchema;
 
 use super::{
@@ -163,28 +165,32 @@ pub async fn create(
             ));
         }
     }
-    let id: i64 = sqlx::query_scalar(
-        "insert into broadcasts (created_by, communities, only_migrants, only_project, only_language,
-                                 text_tg, text_ru, text_en, vars, rsvp_hours, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning id",
-    )
-    .bind(auth.who())
-    .bind(&b.communities)
-    .bind(b.only_migrants)
-    .bind(b.only_project)
-    .bind(&b.only_language)
-    .bind(b.texts.tg.trim())
-    .bind(b.texts.ru.trim())
-    .bind(b.texts.en.trim())
-    .bind(DbJson(&b.vars))
-    .bind(rsvp_hours)
-    .bind(state.clock.now())
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => ApiError::invalid("communities", "no such community"),
-        _ => ApiError::Internal(e),
-    })?;
+    let draft = Broadcast {
+        id: 0,
+        communities: b.communities,
+        only_migrants: b.only_migrants,
+        only_project: b.only_project,
+        only_language: b.only_language,
+        texts: BTreeMap::from([
+            ("tg".to_owned(), b.texts.tg.trim().to_owned()),
+            ("ru".to_owned(), b.texts.ru.trim().to_owned()),
+            ("en".to_owned(), b.texts.en.trim().to_owned()),
+        ]),
+        vars: b.vars,
+        status: "draft".into(),
+        send_at: None,
+        rsvp_hours,
+        created_by: auth.who(),
+        created_at: state.clock.now(),
+    };
+    let id = broadcasts::create(&mut tx, &draft)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                ApiError::invalid("communities", "no such community")
+            }
+            _ => ApiError::Internal(e),
+        })?;
     let v = view(&mut tx, &state, &auth, id).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(v)))
@@ -231,13 +237,11 @@ pub async fn send(
     Segments(id): Segments<i64>,
     Body(r): Body<SendRequest>,
 ) -> ApiResult<Json<Scheduled>> {
-    let quiet = state.settings.quiet_hours;
     let now = state.clock.now();
     let wanted = r.at.map(|t| t.with_timezone(&Utc)).unwrap_or(now);
     if wanted < now - chrono::Duration::minutes(5) {
         return Err(ApiError::invalid("at", "that time has passed"));
     }
-    let send_at = quiet.next_allowed(wanted.max(now));
     let mut tx = state.pool.begin().await?;
     let b: Broadcast = broadcasts::load(&mut tx, id)
         .await?
@@ -254,34 +258,12 @@ pub async fn send(
     // Each transition is one conditional update: of two sends at once (a double click, or
     // this and the scheduler), the second waits for the first's transaction and then finds
     // the broadcast queued (409).
-    let already = || ApiError::Conflict(format!("broadcast {id} is already queued or cancelled"));
-    let queued = if send_at <= now {
-        broadcasts::queue(
-            &mut tx,
-            &b,
-            Some(send_at),
-            state.config.default_language,
-            state.config.sms_provider.name(),
-            state.config.sms_max_segments,
-            now,
-        )
+    let sending = broadcasts::schedule(&mut tx, &state, &b, wanted, now)
         .await?
-        .ok_or_else(already)?
-    } else {
-        let scheduled = sqlx::query(
-            "update broadcasts set status = 'scheduled', send_at = $2
-              where id = $1 and status in ('draft', 'scheduled')",
-        )
-        .bind(id)
-        .bind(send_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if scheduled == 0 {
-            return Err(already());
-        }
-        0
-    };
+        .ok_or_else(|| {
+            ApiError::Conflict(format!("broadcast {id} is already queued or cancelled"))
+        })?;
+    let (send_at, queued) = (sending.send_at, sending.queued);
     tx.commit().await?;
     tracing::info!(
         coordinator = auth.coordinator_id,

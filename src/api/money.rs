@@ -171,20 +171,12 @@ async fn send_receipt(
     phone: &str,
     receipt: &Receipt,
 ) -> ApiResult<()> {
-    actions::send_receipt(
-        state,
-        tx,
-        phone,
-        receipt.project_id,
-        receipt.amount,
-        &receipt.label(),
-        state.clock.now(),
-    )
-    .await
-    .map_err(|e| match e {
-        actions::ActionError::Db(db) => ApiError::Internal(db),
-        _ => ApiError::NotFound("project"),
-    })
+    receipts::queue_sms(state, tx, phone, receipt, state.clock.now())
+        .await
+        .map_err(|e| match e {
+            actions::ActionError::Db(db) => ApiError::Internal(db),
+            _ => ApiError::NotFound("project"),
+        })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -6,10 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use rust_decimal::Decimal;
 
 use super::{
-    action_kind,
     drive::{drive, ready, Answers, DriveError, EffectNeed, ReadNeed, Scene, Transport},
     menu::{placeholders, InputKind, MenuDef, MenuSet, ScreenDef},
-    ActionKind, Caller, Engine, ListItem, Vars, CONDITIONS, MAX_NEEDS, SOURCES,
+    Action, Caller, Condition, Data, Engine, ListItem, ListSource, Vars, MAX_NEEDS,
 };
 use crate::domain::{text::ScreenLimits, Language};
 
@@ -166,13 +165,6 @@ fn check_menu(
         structural = true;
     }
     for guard in &menu.entry {
-        if !CONDITIONS.contains(&guard.unless.as_str()) {
-            err(format!(
-                "menu {id}: entry: unknown condition {:?}",
-                guard.unless
-            ));
-            structural = true;
-        }
         if !menu.screens.contains_key(&guard.screen) {
             err(format!(
                 "menu {id}: entry: screen {:?} does not exist",
@@ -198,84 +190,62 @@ fn check_menu(
                 structural = true;
             }
         }
-        // (action, arg, whether it runs on a choice: those must be effects)
-        let mut actions: Vec<(&str, Option<&str>, bool)> = screen
+        // The effects this screen runs (with their `arg`) and the reads it shows. Names a
+        // build does not implement do not get this far: the menu fails to load.
+        let mut effects: Vec<(Action, Option<&str>)> = screen
             .options()
             .iter()
-            .filter_map(|o| o.action.as_deref().map(|a| (a, o.arg.as_deref(), true)))
+            .filter_map(|o| o.action.map(|a| (a, o.arg.as_deref())))
             .collect();
-        if let ScreenDef::Input {
-            action: Some(action),
-            ..
-        } = screen
-        {
-            if action == "create_pledge" {
-                err(format!("menu {id}, screen {name}: create_pledge may ask first, so only a confirm screen with `ask` can run it"));
+        for (action, _) in &effects {
+            if action.may_ask() {
+                err(format!("menu {id}, screen {name}: {} may ask first, so only a confirm screen with `ask` can run it", action.name()));
                 structural = true;
             }
         }
-        if screen
-            .options()
-            .iter()
-            .any(|o| o.action.as_deref() == Some("create_pledge"))
-        {
-            err(format!("menu {id}, screen {name}: create_pledge may ask first, so only a confirm screen with `ask` can run it"));
-            structural = true;
-        }
+        let mut read = None;
         match screen {
             ScreenDef::Confirm { action, ask, .. } => {
-                actions.push((action, None, true));
-                if action == "create_pledge" && ask.is_none() {
-                    err(format!("menu {id}, screen {name}: create_pledge may ask first (a repeated pledge), so its screen needs `ask`"));
+                effects.push((*action, None));
+                if action.may_ask() && ask.is_none() {
+                    err(format!("menu {id}, screen {name}: {} may ask first (a repeated pledge), so its screen needs `ask`", action.name()));
                     structural = true;
                 }
             }
             ScreenDef::Input {
                 action: Some(action),
                 ..
-            } => actions.push((action, None, true)),
-            ScreenDef::Info {
-                data: Some(action), ..
-            } => actions.push((action, None, false)),
-            ScreenDef::List { source, .. } if !SOURCES.contains(&source.as_str()) => {
-                err(format!(
-                    "menu {id}, screen {name}: unknown list source {source:?}"
-                ));
-                structural = true;
+            } => {
+                if action.may_ask() {
+                    err(format!("menu {id}, screen {name}: {} may ask first, so only a confirm screen with `ask` can run it", action.name()));
+                    structural = true;
+                }
+                effects.push((*action, None));
             }
+            ScreenDef::Info {
+                data: Some(Data::Effect(action)),
+                ..
+            } => effects.push((*action, None)),
+            ScreenDef::Info {
+                data: Some(Data::Read(r)),
+                ..
+            } => read = Some(*r),
             _ => {}
         }
-        for (action, arg, on_choice) in actions {
-            match action_kind(action) {
-                None => {
+        let used = effects
+            .into_iter()
+            .map(|(action, arg)| (action.name(), action.needs(), Some((action, arg))))
+            .chain(read.map(|r| (r.name(), r.needs(), None)));
+        for (action, vars, effect) in used {
+            if let Some((Action::SetLanguage, arg)) = effect {
+                if arg.and_then(|a| a.parse::<Language>().ok()).is_none() {
                     err(format!(
-                        "menu {id}, screen {name}: unknown action {action:?}"
+                        "menu {id}, screen {name}: set_language needs arg tg, ru or en"
                     ));
                     structural = true;
                 }
-                Some(ActionKind::Read) if on_choice => {
-                    err(format!("menu {id}, screen {name}: action {action:?} only reads and cannot be chosen"));
-                    structural = true;
-                }
-                Some(_) => {}
             }
-            if action == "set_language" && arg.and_then(|a| a.parse::<Language>().ok()).is_none() {
-                err(format!(
-                    "menu {id}, screen {name}: set_language needs arg tg, ru or en"
-                ));
-                structural = true;
-            }
-            let needs: &[&str] = match action {
-                "register" => &["community"],
-                "create_pledge" | "create_pledge_again" => &["project", "amount"],
-                "project_total" => &["project"],
-                "verify_pin" => &["pin"],
-                "find_pledge" => &["pledge_code"],
-                "record_cash" => &["pledge_code", "cash_amount"],
-                "preview_notice" | "send_notice" => &["community", "date", "time", "place"],
-                _ => &[],
-            };
-            for var in needs {
+            for var in vars {
                 if !stored.contains(var) {
                     err(format!("menu {id}, screen {name}: action {action:?} needs {var:?}, which no screen stores"));
                     structural = true;
@@ -349,11 +319,13 @@ fn render_all(
         labels: ["Ж".repeat(n), "Ж".repeat(n), "W".repeat(n)],
         extra: Vars::from([("currency".to_owned(), "TJS".to_owned())]),
     };
-    let lists = move |source: &str| -> Vec<ListItem> {
-        let n = if source == "communities" {
-            MAX_COMMUNITY_NAME
-        } else {
-            MAX_PROJECT_NAME
+    let lists = move |source: ListSource| -> Vec<ListItem> {
+        let n = match source {
+            ListSource::Communities => MAX_COMMUNITY_NAME,
+            // (a coordinator's communities are checked as wide as projects: wider than needed)
+            ListSource::OpenProjects | ListSource::CoordProjects | ListSource::CoordCommunities => {
+                MAX_PROJECT_NAME
+            }
         };
         (1..=15).map(|i| wide_item(i, n)).collect()
     };
@@ -461,11 +433,10 @@ fn route_to(menu: &MenuDef, target: &str, lang: Language) -> Option<(Caller, Vec
     }
     for guard in &menu.entry {
         let mut caller = full.clone();
-        match guard.unless.as_str() {
-            "has_language" => caller.language = None,
-            "registered" => caller.registered = false,
-            "pin_ok" => caller.pin_ok = false,
-            _ => continue,
+        match guard.unless {
+            Condition::HasLanguage => caller.language = None,
+            Condition::Registered => caller.registered = false,
+            Condition::PinOk => caller.pin_ok = false,
         }
         if let Some(path) = path_to(menu, &guard.screen, target) {
             return Some((caller, path));

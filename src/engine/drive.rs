@@ -13,13 +13,13 @@ use std::{
 
 use rust_decimal::Decimal;
 
-use super::{Caller, Engine, ListItem, Need, Reply, Stop, Vars, World};
+use super::{Action, Caller, Engine, ListItem, ListSource, Need, Read, Reply, Stop, Vars, World};
 use crate::domain::{text::ScreenLimits, Language};
 
 /// Everything a replay may use besides the history and what the transport answered.
 pub struct Scene<'a> {
     pub caller: Caller,
-    pub lists: &'a (dyn Fn(&str) -> Vec<ListItem> + Sync),
+    pub lists: &'a (dyn Fn(ListSource) -> Vec<ListItem> + Sync),
     /// Values every text may use (hotline, maximum amount).
     pub globals: &'a Vars,
     pub default_language: Language,
@@ -69,7 +69,7 @@ impl Answers {
 pub struct ReadNeed<'a> {
     /// Where its answer is kept (one read per screen and its variables).
     pub key: &'a str,
-    pub action: &'a str,
+    pub action: Read,
     pub vars: &'a Vars,
     pub language: Language,
 }
@@ -78,7 +78,7 @@ pub struct ReadNeed<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct EffectNeed<'a> {
     pub step: usize,
-    pub action: &'a str,
+    pub action: Action,
     pub arg: Option<&'a str>,
     pub vars: &'a Vars,
     pub language: Language,
@@ -137,7 +137,7 @@ pub async fn drive<T: Transport>(
                 let data = transport
                     .read(ReadNeed {
                         key: &key,
-                        action: &action,
+                        action,
                         vars: &vars,
                         language,
                     })
@@ -154,7 +154,7 @@ pub async fn drive<T: Transport>(
                 let result = transport
                     .effect(EffectNeed {
                         step,
-                        action: &action,
+                        action,
                         arg: arg.as_deref(),
                         vars: &vars,
                         language,

@@ -7,6 +7,7 @@ use std::{
 
 use serde::Deserialize;
 
+use super::named::{Action, Condition, Data, ListSource};
 use crate::domain::Language;
 
 pub const SPEC_VERSION: u32 = 1;
@@ -26,7 +27,7 @@ pub struct MenuDef {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntryDef {
-    pub unless: String,
+    pub unless: Condition,
     pub screen: String,
 }
 
@@ -41,7 +42,7 @@ pub enum ScreenDef {
     /// A numbered list filled by a named source; the choice is stored in `store`.
     List {
         title: String,
-        source: String,
+        source: ListSource,
         store: String,
         empty: String,
         next: String,
@@ -55,24 +56,25 @@ pub enum ScreenDef {
         /// An effect that checks the input; a result with `refused` (a text key) keeps the
         /// caller on this screen with that text.
         #[serde(default)]
-        action: Option<String>,
+        action: Option<Action>,
     },
     /// `1` runs `action` then goes to `next`; `2` goes to `no`. An action whose result
     /// holds `ask` (a pledge that repeats one made minutes ago) goes to the screen `ask`
     /// instead, which asks the caller first.
     Confirm {
         prompt: String,
-        action: String,
+        action: Action,
         next: String,
         no: String,
         #[serde(default)]
         ask: Option<String>,
     },
-    /// A text, optionally filled by a named data action, with optional options.
+    /// A text, optionally filled by a read (or by an effect run on entering it), with
+    /// optional options.
     Info {
         text: String,
         #[serde(default)]
-        data: Option<String>,
+        data: Option<Data>,
         #[serde(default)]
         options: Vec<OptionDef>,
     },
@@ -87,7 +89,7 @@ pub struct OptionDef {
     #[serde(default)]
     pub next: Option<String>,
     #[serde(default)]
-    pub action: Option<String>,
+    pub action: Option<Action>,
     #[serde(default)]
     pub arg: Option<String>,
 }
@@ -211,20 +213,70 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    /// The file, the line (when the TOML reader knows it) and what is wrong there: bad
+    /// TOML, an unknown field, an unknown action, list source or condition.
+    #[error("{path}{}: {message}", at_line(.line))]
+    Parse {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
     #[error("{path}: unsupported spec_version {found} (this build reads {SPEC_VERSION})")]
     Version { path: PathBuf, found: u32 },
     #[error("{0}: no locale file for language {1}")]
     MissingLocale(PathBuf, Language),
 }
 
+fn newlines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| **b == b'\n').count()
+}
+
+fn at_line(line: &Option<usize>) -> String {
+    line.map(|l| format!(":{l}")).unwrap_or_default()
+}
+
+/// The line of a TOML error. Errors inside a screen come with the span of the whole screen
+/// (serde reads its `kind` first, so the table is buffered and inner spans are lost): the
+/// name the message quotes first (`unknown variant `launch_rocket``, `unknown field
+/// `colour``) is looked for as a word inside that span, and its line is given when found.
+fn error_line(source: &str, e: &toml::de::Error) -> Option<usize> {
+    let bytes = source.as_bytes();
+    let span = e.span()?;
+    let (start, end) = (span.start.min(bytes.len()), span.end.min(bytes.len()));
+    let quoted = e
+        .message()
+        .split('`')
+        .nth(1)
+        .filter(|name| !name.is_empty());
+    let at = quoted
+        .and_then(|name| find_word(&bytes[start..end.max(start)], name.as_bytes()))
+        .map_or(start, |i| start + i);
+    Some(newlines(&bytes[..at]) + 1)
+}
+
+/// Where `word` first stands alone in `hay` (not part of a longer name).
+fn find_word(hay: &[u8], word: &[u8]) -> Option<usize> {
+    let part_of_name = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    (0..hay.len().checked_sub(word.len())? + 1).find(|&i| {
+        hay[i..].starts_with(word)
+            && (i == 0 || !part_of_name(hay[i - 1]))
+            && hay.get(i + word.len()).is_none_or(|b| !part_of_name(*b))
+    })
+}
+
+impl LoadError {
+    fn parse(path: &Path, source: &str, e: &toml::de::Error) -> LoadError {
+        LoadError::Parse {
+            path: path.to_owned(),
+            line: error_line(source, e),
+            message: e.message().to_owned(),
+        }
+    }
+}
+
 /// Reads one menu file's text (`path` only names it in errors).
 pub fn parse_menu(path: &Path, source: &str) -> Result<MenuDef, LoadError> {
-    let def: MenuDef = toml::from_str(source).map_err(|e| LoadError::Parse {
-        path: path.to_owned(),
-        message: e.message().to_owned(),
-    })?;
+    let def: MenuDef = toml::from_str(source).map_err(|e| LoadError::parse(path, source, &e))?;
     if def.spec_version != SPEC_VERSION {
         return Err(LoadError::Version {
             path: path.to_owned(),
@@ -278,10 +330,8 @@ impl MenuSet {
                 return Err(LoadError::MissingLocale(locales_dir.to_owned(), lang));
             }
             let source = read(&path)?;
-            let locale = Locale::parse(&source).map_err(|e| LoadError::Parse {
-                path: path.clone(),
-                message: e.message().to_owned(),
-            })?;
+            let locale =
+                Locale::parse(&source).map_err(|e| LoadError::parse(&path, &source, &e))?;
             locales.insert(lang, locale);
         }
         Ok(MenuSet { menus, locales })
@@ -366,5 +416,25 @@ mod tests {
         );
         assert_eq!(fill("a {b c} {", v), "a {b c} {");
         assert_eq!(placeholders("{a} and {b_c} not {D}"), vec!["a", "b_c"]);
+    }
+
+    #[test]
+    fn finds_a_name_as_a_word() {
+        assert_eq!(find_word(b"x = \"a_b\", y = \"a\"", b"a"), Some(16));
+        assert_eq!(find_word(b"a", b"a"), Some(0));
+        assert_eq!(find_word(b"ab", b"abc"), None);
+    }
+
+    #[test]
+    fn an_unknown_name_fails_at_load_with_its_line() {
+        let source = "spec_version = 1\nid = \"m\"\nstart = \"main\"\n\n[screens.main]\nkind = \"menu\"\ntitle = \"t\"\noptions = [\n  { label = \"a\", next = \"main\" },\n  { label = \"b\", action = \"launch_rocket\" },\n]\n";
+        let e = parse_menu(Path::new("m.toml"), source)
+            .map(|_| ())
+            .expect_err("an unknown action");
+        let text = e.to_string();
+        assert!(
+            text.starts_with("m.toml:10: unknown variant `launch_rocket`"),
+            "{text}"
+        );
     }
 }

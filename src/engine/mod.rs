@@ -11,6 +11,7 @@
 pub mod check;
 pub mod drive;
 pub mod menu;
+pub mod named;
 pub mod render;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use rust_decimal::Decimal;
 
 pub use menu::{MenuDef, MenuSet, ScreenDef};
+pub use named::{Action, Condition, Data, ListSource, Read};
 
 use crate::domain::{money, text::ScreenLimits, Language};
 use menu::{fill, InputKind, OptionDef};
@@ -57,50 +59,14 @@ impl ListItem {
     }
 }
 
-/// What an action does, as far as the engine is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActionKind {
-    /// Changes something: run once per (session, step), its result recorded.
-    Effect,
-    /// Only reads: run whenever its screen must be shown.
-    Read,
-}
-
-/// The named actions menus may use. Each is implemented in `crate::actions`.
-pub fn action_kind(name: &str) -> Option<ActionKind> {
-    match name {
-        "set_language"
-        | "register"
-        | "create_pledge"
-        | "create_pledge_again"
-        | "request_callback"
-        | "next_tip"
-        | "verify_pin"
-        | "find_pledge"
-        | "record_cash"
-        | "preview_notice"
-        | "send_notice" => Some(ActionKind::Effect),
-        "project_total" | "join_code" => Some(ActionKind::Read),
-        _ => None,
-    }
-}
-
-/// Named list sources.
-pub const SOURCES: &[&str] = &[
-    "communities",
-    "open_projects",
-    "coord_projects",
-    "coord_communities",
-];
-/// Named conditions for entry guards.
-pub const CONDITIONS: &[&str] = &["has_language", "registered", "pin_ok"];
-
-fn condition(name: &str, caller: &Caller) -> bool {
-    match name {
-        "has_language" => caller.language.is_some(),
-        "registered" => caller.registered,
-        "pin_ok" => caller.pin_ok,
-        _ => false,
+impl Condition {
+    /// Whether the caller satisfies it.
+    pub fn holds(self, caller: &Caller) -> bool {
+        match self {
+            Condition::HasLanguage => caller.language.is_some(),
+            Condition::Registered => caller.registered,
+            Condition::PinOk => caller.pin_ok,
+        }
     }
 }
 
@@ -110,7 +76,7 @@ pub enum Need {
     /// Run an effect for this step and replay with its result.
     Effect {
         step: usize,
-        action: String,
+        action: Action,
         arg: Option<String>,
         vars: Vars,
         language: Language,
@@ -118,7 +84,7 @@ pub enum Need {
     /// Read data for a screen and replay with it under `key`.
     Read {
         key: String,
-        action: String,
+        action: Read,
         vars: Vars,
         language: Language,
     },
@@ -136,7 +102,7 @@ pub struct Reply {
 /// Everything the replay may use besides the input history.
 pub struct World<'a> {
     pub caller: Caller,
-    pub lists: &'a (dyn Fn(&str) -> Vec<ListItem> + Sync),
+    pub lists: &'a (dyn Fn(ListSource) -> Vec<ListItem> + Sync),
     /// Results of effects, by step.
     pub results: &'a BTreeMap<usize, Vars>,
     /// Results of reads, by key.
@@ -257,7 +223,7 @@ impl<'m> Engine<'m> {
             .menu
             .entry
             .iter()
-            .find(|g| !condition(&g.unless, &st.caller))
+            .find(|g| !g.unless.holds(&st.caller))
             .map(|g| g.screen.as_str())
             .unwrap_or(self.menu.start.as_str());
         self.enter(world, st, target, step)
@@ -293,12 +259,11 @@ impl<'m> Engine<'m> {
             page: 0,
         });
         if let ScreenDef::Info {
-            data: Some(action), ..
+            data: Some(Data::Effect(action)),
+            ..
         } = screen
         {
-            if action_kind(action) == Some(ActionKind::Effect) {
-                self.effect(world, st, step, action, None)?;
-            }
+            self.effect(world, st, step, *action, None)?;
         }
         Ok(())
     }
@@ -309,13 +274,13 @@ impl<'m> Engine<'m> {
         world: &World<'_>,
         st: &mut State,
         step: usize,
-        action: &str,
+        action: Action,
         arg: Option<&str>,
     ) -> Result<(), Stop> {
         let Some(result) = world.results.get(&step) else {
             return Err(Need::Effect {
                 step,
-                action: action.to_owned(),
+                action,
                 arg: arg.map(str::to_owned),
                 vars: st.vars.clone(),
                 language: st.language(world),
@@ -324,15 +289,23 @@ impl<'m> Engine<'m> {
         };
         st.vars
             .extend(result.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // What the effect changes about the caller for the rest of the replay.
         match action {
-            "set_language" => {
+            Action::SetLanguage => {
                 if let Some(lang) = arg.and_then(|a| a.parse().ok()) {
                     st.caller.language = Some(lang);
                 }
             }
-            "register" => st.caller.registered = true,
-            "verify_pin" => st.caller.pin_ok = result.get("ok").is_some_and(|v| v == "1"),
-            _ => {}
+            Action::Register => st.caller.registered = true,
+            Action::VerifyPin => st.caller.pin_ok = result.get("ok").is_some_and(|v| v == "1"),
+            Action::CreatePledge
+            | Action::CreatePledgeAgain
+            | Action::RequestCallback
+            | Action::NextTip
+            | Action::FindPledge
+            | Action::RecordCash
+            | Action::PreviewNotice
+            | Action::SendNotice => {}
         }
         Ok(())
     }
@@ -402,7 +375,7 @@ impl<'m> Engine<'m> {
                 next,
                 ..
             } => {
-                let items = (world.lists)(source);
+                let items = (world.lists)(*source);
                 match choose(token, items.len()) {
                     Some(i) => {
                         let item = &items[i];
@@ -427,7 +400,7 @@ impl<'m> Engine<'m> {
                 Ok(value) => {
                     st.vars.insert(store.clone(), value);
                     if let Some(action) = action {
-                        self.effect(world, st, step, action, None)?;
+                        self.effect(world, st, step, *action, None)?;
                         if self.refused(world, st, step) {
                             return Ok(());
                         }
@@ -448,7 +421,7 @@ impl<'m> Engine<'m> {
                 ..
             } => match token {
                 "1" => {
-                    self.effect(world, st, step, action, None)?;
+                    self.effect(world, st, step, *action, None)?;
                     if self.refused(world, st, step) {
                         return Ok(());
                     }
@@ -458,7 +431,8 @@ impl<'m> Engine<'m> {
                         (Some(_), Some(ask)) => self.goto(world, st, ask, step)?,
                         (Some(_), None) => {
                             return Err(Stop::Broken(format!(
-                                "action {action:?} asks, and its screen has no `ask`"
+                                "action {:?} asks, and its screen has no `ask`",
+                                action.name()
                             )))
                         }
                         (None, _) => self.goto(world, st, next, step)?,
@@ -479,7 +453,7 @@ impl<'m> Engine<'m> {
         step: usize,
         option: &OptionDef,
     ) -> Result<(), Stop> {
-        if let Some(action) = &option.action {
+        if let Some(action) = option.action {
             self.effect(world, st, step, action, option.arg.as_deref())?;
         }
         match &option.next {
@@ -522,7 +496,7 @@ impl<'m> Engine<'m> {
                 empty,
                 ..
             } => {
-                let items = (world.lists)(source);
+                let items = (world.lists)(*source);
                 if items.is_empty() {
                     units.push(Unit::Text(self.fill(world, st, t(empty))));
                 } else {
@@ -545,20 +519,18 @@ impl<'m> Engine<'m> {
                 data,
                 options,
             } => {
-                if let Some(action) = data {
-                    if action_kind(action) == Some(ActionKind::Read) {
-                        let key = read_key(action, &st.vars);
-                        match world.reads.get(&key) {
-                            Some(v) => data_vars = Some(v.clone()),
-                            None => {
-                                return Err(Need::Read {
-                                    key,
-                                    action: action.clone(),
-                                    vars: st.vars.clone(),
-                                    language: lang,
-                                }
-                                .into())
+                if let Some(Data::Read(action)) = data {
+                    let key = read_key(*action, &st.vars);
+                    match world.reads.get(&key) {
+                        Some(v) => data_vars = Some(v.clone()),
+                        None => {
+                            return Err(Need::Read {
+                                key,
+                                action: *action,
+                                vars: st.vars.clone(),
+                                language: lang,
                             }
+                            .into())
                         }
                     }
                 }
@@ -695,8 +667,8 @@ fn choose(token: &str, len: usize) -> Option<usize> {
 }
 
 /// The key a read is cached under: the action and the ids chosen so far.
-pub fn read_key(action: &str, vars: &Vars) -> String {
-    let mut key = action.to_owned();
+pub fn read_key(action: Read, vars: &Vars) -> String {
+    let mut key = action.name().to_owned();
     for (k, v) in vars.iter().filter(|(k, _)| k.ends_with("_id")) {
         key.push_str(&format!(":{k}={v}"));
     }
@@ -731,6 +703,9 @@ mod tests {
         let mut v = Vars::new();
         v.insert("project_id".into(), "7".into());
         v.insert("amount".into(), "500".into());
-        assert_eq!(read_key("project_total", &v), "project_total:project_id=7");
+        assert_eq!(
+            read_key(Read::ProjectTotal, &v),
+            "project_total:project_id=7"
+        );
     }
 }

@@ -1,0 +1,359 @@
+//! The coordinator phone menu: the PIN that guards it (checked, locked, changed) and cash
+//! recorded against a pledge's code.
+
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, PgPool, Row};
+
+use super::{decimal_var, id_var, refused, var, ActionError, EffectCtx};
+use crate::{
+    domain::{Language, Phone},
+    engine::{Action, Vars},
+};
+
+/// Wrong PINs before a lock.
+pub const PIN_TRIES: i32 = 5;
+/// The first lock; the next ones grow: see [`PIN_LOCKS`].
+pub const PIN_LOCK_MINUTES: i64 = 15;
+/// Lock lengths in minutes, with the text shown, for the first, second and every further
+/// lock in a row (a right PIN starts the row again): 15 minutes, an hour, a day. Five wrong
+/// PINs per lock give ~480 guesses a day with a fixed 15-minute lock; growing, ~15 a day.
+const PIN_LOCKS: [(i64, &str); 3] = [
+    (PIN_LOCK_MINUTES, "refused.pin_locked"),
+    (60, "refused.pin_locked_hour"),
+    (24 * 60, "refused.pin_locked_day"),
+];
+/// Digits of a new PIN. The phone menu's PIN input takes 4 to 6 digits (PINs set before
+/// this rule are 4 or 5): a shorter PIN still opens the menu once, then must be changed.
+pub const PIN_DIGITS: usize = 6;
+
+fn pin_lock(lockouts: i32) -> (i64, &'static str) {
+    let i = usize::try_from(lockouts.max(1) - 1)
+        .unwrap_or(0)
+        .min(PIN_LOCKS.len() - 1);
+    PIN_LOCKS[i]
+}
+
+/// A refusal that keeps (or moves) the session's PIN change at `stage`.
+fn pin_change(key: &str, stage: &str) -> Vars {
+    Vars::from([
+        ("refused".to_owned(), key.to_owned()),
+        ("pin_change".to_owned(), stage.to_owned()),
+    ])
+}
+
+/// A new PIN: [`PIN_DIGITS`] digits, not all the same and not a run (123456, 654321).
+pub fn strong_pin(pin: &str) -> bool {
+    let digits: Vec<i16> = pin
+        .bytes()
+        .map(|b| i16::from(b) - i16::from(b'0'))
+        .collect();
+    if digits.len() != PIN_DIGITS || digits.iter().any(|d| !(0..=9).contains(d)) {
+        return false;
+    }
+    let steps: Vec<i16> = digits.windows(2).map(|w| w[1] - w[0]).collect();
+    !steps.iter().all(|s| *s == 0)
+        && !steps.iter().all(|s| *s == 1)
+        && !steps.iter().all(|s| *s == -1)
+}
+
+fn hash_pin(pin: &str) -> Result<String, PinError> {
+    use argon2::{
+        password_hash::{rand_core::OsRng, SaltString},
+        Argon2, PasswordHasher,
+    };
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default()
+        .hash_password(pin.as_bytes(), &salt)
+        .map_err(|e| PinError::Hash(e.to_string()))?
+        .to_string())
+}
+
+fn pin_matches(pin: &str, hash: &str) -> bool {
+    use argon2::{password_hash::PasswordHash, Argon2, PasswordVerifier};
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(pin.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Checks a coordinator's PIN (argon2). Five wrong PINs lock the number for 15 minutes, the
+/// next five in a row for an hour, then for a day each time; every lock sends an SMS to the
+/// coordinator and to the admins. The count and the lock are rows, so a restart changes
+/// nothing. A right PIN shorter than [`PIN_DIGITS`] opens the menu only after a new PIN is
+/// typed twice on the same screen (the session's `pin_change` stage: `new`, `again`).
+pub(super) async fn verify_pin(
+    conn: &mut PgConnection,
+    ctx: &EffectCtx<'_>,
+    vars: &Vars,
+) -> Result<Vars, ActionError> {
+    let pin = var(vars, Action::VerifyPin.name(), "pin")?;
+    let row = sqlx::query(
+        "select id, pin_hash, pin_failures, locked_until, pin_lockouts, name
+         from coordinators where phone = $1 for update",
+    )
+    .bind(ctx.phone.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(refused("refused.no_pin"));
+    };
+    let id: i64 = row.get(0);
+    let Some(hash) = row.get::<Option<String>, _>(1) else {
+        return Ok(refused("refused.no_pin"));
+    };
+    let failures: i32 = row.get(2);
+    let locked_until: Option<chrono::DateTime<chrono::Utc>> = row.get(3);
+    let lockouts: i32 = row.get(4);
+    // The stages of a PIN change: only reached after the right PIN in this session.
+    match vars.get("pin_change").map(String::as_str) {
+        Some("new") => {
+            if !strong_pin(pin) {
+                return Ok(pin_change("refused.pin_weak", "new"));
+            }
+            let candidate = hash_pin(pin).map_err(|e| ActionError::Pin(e.to_string()))?;
+            let mut out = pin_change("refused.pin_again", "again");
+            out.insert("pin_candidate".into(), candidate);
+            return Ok(out);
+        }
+        Some("again") => {
+            let candidate = vars.get("pin_candidate").map(String::as_str).unwrap_or("");
+            if !pin_matches(pin, candidate) {
+                return Ok(pin_change("refused.pin_mismatch", "new"));
+            }
+            sqlx::query("update coordinators set pin_hash = $2 where id = $1")
+                .bind(id)
+                .bind(candidate)
+                .execute(&mut *conn)
+                .await?;
+            tracing::info!(phone = %ctx.phone, "coordinator changed a short PIN");
+            return Ok(Vars::from([
+                ("ok".to_owned(), "1".to_owned()),
+                ("pin_change".to_owned(), "done".to_owned()),
+            ]));
+        }
+        _ => {}
+    }
+    if locked_until.is_some_and(|t| t > ctx.now) {
+        return Ok(refused(pin_lock(lockouts).1));
+    }
+    if pin_matches(pin, &hash) {
+        sqlx::query(
+            "update coordinators set pin_failures = 0, locked_until = null, pin_lockouts = 0 where id = $1",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        if pin.len() < PIN_DIGITS {
+            return Ok(pin_change("refused.pin_change", "new"));
+        }
+        return Ok(Vars::from([("ok".to_owned(), "1".to_owned())]));
+    }
+    let failures = failures + 1;
+    if failures >= PIN_TRIES {
+        let lockouts = lockouts.saturating_add(1);
+        let (minutes, text) = pin_lock(lockouts);
+        sqlx::query(
+            "update coordinators set pin_failures = 0, locked_until = $2, pin_lockouts = $3 where id = $1",
+        )
+        .bind(id)
+        .bind(ctx.now + chrono::Duration::minutes(minutes))
+        .bind(lockouts)
+        .execute(&mut *conn)
+        .await?;
+        tracing::warn!(phone = %ctx.phone, minutes, lockouts, "coordinator PIN locked after {PIN_TRIES} wrong tries");
+        pin_lock_alert(conn, ctx, id, row.get(5), minutes).await?;
+        return Ok(refused(text));
+    }
+    sqlx::query("update coordinators set pin_failures = $2 where id = $1")
+        .bind(id)
+        .bind(failures)
+        .execute(&mut *conn)
+        .await?;
+    Ok(refused("refused.pin_wrong"))
+}
+
+/// An SMS to the locked coordinator and to every admin: someone may be guessing a PIN.
+async fn pin_lock_alert(
+    conn: &mut PgConnection,
+    ctx: &EffectCtx<'_>,
+    coordinator: i64,
+    name: String,
+    minutes: i64,
+) -> Result<(), sqlx::Error> {
+    let state = ctx.state;
+    let phones: Vec<String> = sqlx::query_scalar(
+        "select phone from coordinators where id = $1 or is_admin order by id <> $1, id",
+    )
+    .bind(coordinator)
+    .fetch_all(&mut *conn)
+    .await?;
+    let vars = Vars::from([
+        ("coordinator".to_owned(), name),
+        ("phone".to_owned(), ctx.phone.masked()),
+        ("minutes".to_owned(), minutes.to_string()),
+    ]);
+    for phone in phones {
+        let phone = Phone::from_e164_unchecked(phone);
+        let lang = state.hints.guess(&phone, state.config.default_language);
+        let text = crate::engine::menu::fill(state.menus.text(lang, "sms.pin_locked_alert"), |n| {
+            vars.get(n).cloned()
+        });
+        crate::outbox::enqueue(
+            conn,
+            &crate::outbox::NewMessage {
+                to: &phone,
+                body: &text,
+                kind: crate::outbox::Kind::Reply,
+                inbound_id: None,
+            },
+            state.config.sms_provider.name(),
+            state.config.sms_max_segments,
+            ctx.now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Sets (or replaces) a coordinator's PIN: [`PIN_DIGITS`] digits, not all the same and not
+/// a run, stored as an argon2 hash.
+pub async fn set_pin(pool: &PgPool, phone: &Phone, pin: &str) -> Result<(), PinError> {
+    if !strong_pin(pin) {
+        return Err(PinError::Format);
+    }
+    let hash = hash_pin(pin)?;
+    let done = sqlx::query("update coordinators set pin_hash = $2, pin_failures = 0, locked_until = null, pin_lockouts = 0 where phone = $1")
+        .bind(phone.as_str())
+        .bind(hash)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    if done == 1 {
+        Ok(())
+    } else {
+        Err(PinError::NoCoordinator)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error("a PIN is 6 digits, not all the same and not a run like 123456")]
+    Format,
+    #[error("no coordinator with that phone")]
+    NoCoordinator,
+    #[error("hashing the PIN: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// The coordinator behind this phone and whether they are an admin.
+pub(super) async fn coordinator_of(
+    conn: &mut PgConnection,
+    phone: &Phone,
+) -> Result<Option<(i64, bool)>, sqlx::Error> {
+    let row = sqlx::query("select id, is_admin from coordinators where phone = $1")
+        .bind(phone.as_str())
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// An open pledge by its code, in the coordinator's communities.
+pub(super) async fn find_pledge(
+    conn: &mut PgConnection,
+    ctx: &EffectCtx<'_>,
+    vars: &Vars,
+) -> Result<Vars, ActionError> {
+    let code = var(vars, Action::FindPledge.name(), "pledge_code")?;
+    let Some((coordinator, admin)) = coordinator_of(conn, ctx.phone).await? else {
+        return Ok(refused("refused.no_pledge"));
+    };
+    let row = sqlx::query(
+        "select pl.id, pl.amount, pl.amount - coalesce((select sum(amount) from receipts r where r.pledge_id = pl.id), 0),
+                pl.currency, p.name_tg, p.name_ru, p.name_en, p.id
+         from pledges pl join projects p on p.id = pl.project_id
+         where pl.code = $1 and pl.status = 'pledged'
+           and ($3 or p.community_id in (select community_id from coordinator_communities where coordinator_id = $2))",
+    )
+    .bind(code)
+    .bind(coordinator)
+    .bind(admin)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(r) = row else {
+        return Ok(refused("refused.no_pledge"));
+    };
+    let mut out = Vars::new();
+    out.insert("pledge_id".into(), r.get::<i64, _>(0).to_string());
+    out.insert(
+        "pledge_amount".into(),
+        crate::domain::money::format_amount(r.get(1)),
+    );
+    out.insert(
+        "outstanding".into(),
+        crate::domain::money::format_amount(r.get(2)),
+    );
+    out.insert("currency".into(), r.get(3));
+    for (i, lang) in Language::ALL.iter().enumerate() {
+        out.insert(format!("project.{lang}"), r.get(4 + i));
+    }
+    out.insert("project_id".into(), r.get::<i64, _>(7).to_string());
+    Ok(out)
+}
+
+/// Cash a coordinator received for a pledge: a receipt, and the household's SMS receipt.
+pub(super) async fn record_cash(
+    conn: &mut PgConnection,
+    ctx: &EffectCtx<'_>,
+    vars: &Vars,
+) -> Result<Vars, ActionError> {
+    let pledge = id_var(vars, Action::RecordCash.name(), "pledge_id")?;
+    let amount = decimal_var(vars, Action::RecordCash.name(), "cash_amount")?;
+    let Some((coordinator, _)) = coordinator_of(conn, ctx.phone).await? else {
+        return Ok(refused("refused.no_pledge"));
+    };
+    let row = sqlx::query(
+        "select project_id, phone, currency, amount - coalesce((select sum(amount) from receipts r where r.pledge_id = pledges.id), 0)
+         from pledges where id = $1 and status = 'pledged' for update",
+    )
+    .bind(pledge)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(refused("refused.no_pledge"));
+    };
+    let project: i64 = row.get(0);
+    let household_phone: String = row.get(1);
+    let outstanding: Decimal = row.get(3);
+    if amount > outstanding {
+        return Ok(refused("refused.too_much"));
+    }
+    let currency: String = row.get(2);
+    let receipt = crate::receipts::insert(
+        conn,
+        &crate::receipts::ReceiptInsert {
+            project_id: project,
+            pledge_id: Some(pledge),
+            household_id: None,
+            amount,
+            currency: &currency,
+            // the programme's local date (a UTC date is the day before until 05:00 in Dushanbe)
+            received_on: ctx
+                .now
+                .with_timezone(&ctx.state.config.timezone)
+                .date_naive(),
+            method: "cash",
+            receipt_no: None,
+            recorded_by: &format!("coordinator:{coordinator}"),
+            recorded_at: ctx.now,
+        },
+    )
+    .await?;
+    crate::receipts::queue_sms(ctx.state, conn, &household_phone, &receipt, ctx.now).await?;
+    tracing::info!(phone = %ctx.phone, pledge, amount = %amount, "cash recorded by phone");
+    super::project_total(conn, project).await
+}

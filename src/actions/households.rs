@@ -1,0 +1,113 @@
+//! A household's own actions: its language, registering, a callback request, and the code
+//! that links another number to it.
+
+use std::str::FromStr;
+
+use sqlx::{PgConnection, Row};
+
+use super::{id_var, ActionError, EffectCtx};
+use crate::{
+    domain::{Language, Phone},
+    engine::{Action, Vars},
+};
+
+/// The caller's household and community, if registered.
+pub async fn household_of(
+    conn: &mut PgConnection,
+    phone: &Phone,
+) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    let row = sqlx::query(
+        "select h.id, h.community_id from phones ph join households h on h.id = ph.household_id where ph.phone = $1",
+    )
+    .bind(phone.as_str())
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// `set_language`: the household's language, from the option's `arg`.
+pub(super) async fn set_language(
+    conn: &mut PgConnection,
+    ctx: &EffectCtx<'_>,
+    arg: Option<&str>,
+) -> Result<Vars, ActionError> {
+    let lang = arg
+        .and_then(|a| Language::from_str(a).ok())
+        .ok_or(ActionError::MissingVar {
+            action: Action::SetLanguage.name(),
+            var: "arg",
+        })?;
+    sqlx::query(
+        "update households set language = $2
+         where id = (select household_id from phones where phone = $1)",
+    )
+    .bind(ctx.phone.as_str())
+    .bind(lang.code())
+    .execute(&mut *conn)
+    .await?;
+    Ok(Vars::new())
+}
+
+/// `register`: a household in the chosen community, with the caller's number.
+pub(super) async fn register(
+    conn: &mut PgConnection,
+    ctx: &EffectCtx<'_>,
+    vars: &Vars,
+) -> Result<Vars, ActionError> {
+    let community = id_var(vars, Action::Register.name(), "community_id")?;
+    if household_of(conn, ctx.phone).await?.is_some() {
+        // Registered meanwhile (another session): nothing to do.
+        return Ok(Vars::new());
+    }
+    let household: Option<i64> = sqlx::query_scalar(
+        "insert into households (community_id, language, registered_via)
+         select id, $2, $3 from communities where id = $1 returning id",
+    )
+    .bind(community)
+    .bind(ctx.language.code())
+    // the channel the household registered on: 'ussd' or 'sms'
+    .bind(ctx.channel)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let household = household.ok_or(ActionError::NoCommunity(community))?;
+    sqlx::query("insert into phones (phone, household_id) values ($1, $2)")
+        .bind(ctx.phone.as_str())
+        .bind(household)
+        .execute(&mut *conn)
+        .await?;
+    tracing::info!(phone = %ctx.phone, household, community, "household registered");
+    Ok(Vars::new())
+}
+
+/// `request_callback`: a counsellor is to call back, once per idempotency key.
+pub(super) async fn request_callback(
+    conn: &mut PgConnection,
+    ctx: &EffectCtx<'_>,
+) -> Result<Vars, ActionError> {
+    let household = household_of(conn, ctx.phone).await?.map(|(h, _)| h);
+    sqlx::query(
+        "insert into callback_requests (phone, household_id, language, channel, idempotency_key)
+         values ($1, $2, $3, $4, $5) on conflict (idempotency_key) do nothing",
+    )
+    .bind(ctx.phone.as_str())
+    .bind(household)
+    .bind(ctx.language.code())
+    .bind(ctx.channel)
+    .bind(ctx.idempotency_key)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Vars::new())
+}
+
+/// The read `join_code`: the code that links another number to the caller's household.
+pub(super) async fn join_code(conn: &mut PgConnection, phone: &Phone) -> Result<Vars, ActionError> {
+    let code: Option<String> = sqlx::query_scalar(
+        "select h.join_code from phones p join households h on h.id = p.household_id where p.phone = $1",
+    )
+    .bind(phone.as_str())
+    .fetch_optional(conn)
+    .await?
+    .flatten();
+    let code = code.ok_or(ActionError::NotRegistered)?;
+    Ok(Vars::from([("join_code".to_owned(), code)]))
+}

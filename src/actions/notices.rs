@@ -1,0 +1,100 @@
+//! A meeting notice from the coordinator phone menu: previewed, then created and scheduled
+//! as a broadcast like one from the admin API (`crate::broadcasts::create`, `schedule`).
+
+use sqlx::PgConnection;
+
+use super::{coordinators::coordinator_of, id_var, refused, var, ActionError, EffectCtx};
+use crate::{
+    domain::Language,
+    engine::{Action, Vars},
+};
+
+/// A meeting notice from the coordinator's phone: the template of each language with the
+/// day, time and place typed on the phone, to every household of one community. Without
+/// `send`, only the preview (numbers and SMS segments); with it, the broadcast is created
+/// and queued now, or at the end of the quiet hours (`preview_notice`, `send_notice`).
+pub(super) async fn notice(
+    conn: &mut PgConnection,
+    ctx: &EffectCtx<'_>,
+    vars: &Vars,
+    send: bool,
+) -> Result<Vars, ActionError> {
+    let action = if send {
+        Action::SendNotice
+    } else {
+        Action::PreviewNotice
+    };
+    let community = id_var(vars, action.name(), "community_id")?;
+    let mut values = Vars::new();
+    for name in ["date", "time", "place"] {
+        values.insert(name.to_owned(), var(vars, action.name(), name)?.to_owned());
+    }
+    let Some((coordinator, admin)) = coordinator_of(conn, ctx.phone).await? else {
+        return Ok(refused("refused.no_pin"));
+    };
+    let allowed: bool = sqlx::query_scalar(
+        "select $3 or exists (select 1 from coordinator_communities where coordinator_id = $1 and community_id = $2)",
+    )
+    .bind(coordinator)
+    .bind(community)
+    .bind(admin)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !allowed {
+        return Ok(refused("refused.no_pledge"));
+    }
+    let state = ctx.state;
+    let texts: std::collections::BTreeMap<String, String> = Language::ALL
+        .iter()
+        .map(|l| {
+            (
+                l.code().to_owned(),
+                state.menus.text(*l, "coord.notice_template").to_owned(),
+            )
+        })
+        .collect();
+    let mut b = crate::broadcasts::Broadcast {
+        id: 0,
+        communities: vec![community],
+        only_migrants: false,
+        only_project: None,
+        only_language: None,
+        texts,
+        vars: values,
+        status: "draft".into(),
+        send_at: None,
+        rsvp_hours: 72,
+        created_by: format!("coordinator:{coordinator}"),
+        created_at: ctx.now,
+    };
+    let people = crate::broadcasts::recipients(conn, &b, state.config.default_language).await?;
+    let preview = crate::broadcasts::preview(
+        &b,
+        &people,
+        state.config.sms_price_per_segment,
+        state.settings.sms_price_currency,
+    );
+    let mut out = Vars::from([
+        ("recipients".to_owned(), preview.recipients.to_string()),
+        ("segments".to_owned(), preview.segments_total.to_string()),
+    ]);
+    if !send {
+        return Ok(out);
+    }
+    b.id = crate::broadcasts::create(conn, &b).await?;
+    let Some(sending) = crate::broadcasts::schedule(conn, state, &b, ctx.now, ctx.now).await?
+    else {
+        // Only this transaction knows the draft: nobody else can have queued it.
+        return Err(ActionError::Db(sqlx::Error::RowNotFound));
+    };
+    let send_at = sending.send_at;
+    tracing::info!(phone = %ctx.phone, broadcast = b.id, "meeting notice from the phone menu");
+    out.insert(
+        "when".to_owned(),
+        send_at
+            .with_timezone(&state.config.timezone)
+            .format("%d.%m %H:%M")
+            .to_string(),
+    );
+    Ok(out)
+}
