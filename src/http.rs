@@ -118,7 +118,11 @@ async fn at_ussd(
         Err(e) => return plain(StatusCode::BAD_REQUEST, format!("bad request: {e}\n")),
     };
     let reply = ussd::answer(&state, &hop).await;
-    plain(StatusCode::OK, africastalking::render_ussd(&reply))
+    let screen = crate::channels::ussd::Screen {
+        text: &reply.text,
+        end: reply.end,
+    };
+    plain(StatusCode::OK, africastalking::render_ussd(&screen))
 }
 
 // ---------------------------------------------------------------------------------------

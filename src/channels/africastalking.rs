@@ -6,15 +6,12 @@ use serde::Deserialize;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::ussd::{Hop, Screen};
 use super::{
     read_capped, status_error, transport_error, Accepted, DeliveryReport, DeliveryState,
     InboundError, InboundSms, MessageRef, OutboundSms, SendError,
 };
-use crate::{
-    domain::{phone::mask, Phone},
-    engine::Reply,
-    ussd::Hop,
-};
+use crate::domain::{phone::mask, Phone};
 
 pub const PROVIDER: &str = "africastalking";
 
@@ -70,9 +67,9 @@ pub fn parse_ussd(form: UssdForm) -> Result<Hop, InboundError> {
 }
 
 /// `CON <screen>` to wait for input, `END <screen>` to close the session.
-pub fn render_ussd(reply: &Reply) -> String {
-    let prefix = if reply.end { "END" } else { "CON" };
-    format!("{prefix} {}", reply.text)
+pub fn render_ussd(screen: &Screen<'_>) -> String {
+    let prefix = if screen.end { "END" } else { "CON" };
+    format!("{prefix} {}", screen.text)
 }
 
 /// The first value of a form field, if any.
@@ -331,7 +328,6 @@ fn interpret(body: &str) -> Result<Accepted, SendError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Language;
 
     fn form(pairs: &[(&str, &str)]) -> UssdForm {
         let encoded = url::form_urlencoded::Serializer::new(String::new())
@@ -434,10 +430,9 @@ mod tests {
 
     #[test]
     fn renders_con_and_end() {
-        let r = |end| Reply {
-            text: "Hi\n1 A".into(),
+        let r = |end| Screen {
+            text: "Hi\n1 A",
             end,
-            language: Language::En,
         };
         assert_eq!(render_ussd(&r(false)), "CON Hi\n1 A");
         assert_eq!(render_ussd(&r(true)), "END Hi\n1 A");

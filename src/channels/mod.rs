@@ -8,6 +8,7 @@ pub mod console;
 pub mod infobip;
 pub mod kannel;
 pub mod twilio;
+pub mod ussd;
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
