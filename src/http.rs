@@ -16,7 +16,9 @@ use crate::{
         africastalking, infobip, kannel, twilio, DeliveryReport, InboundError, InboundSms,
         FORM_BODY_LIMIT, JSON_BODY_LIMIT,
     },
-    db, metrics, outbox, sms, ussd,
+    db,
+    inbox::{self, Delivered},
+    metrics, sms, ussd,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -348,17 +350,17 @@ async fn deliver_each(
 ) -> Option<Response> {
     let now = state.clock.now();
     for (report, raw) in reports {
-        let applied = once_more_if_lost(|| deliver_one(state, &report, &raw, now), itself);
+        let applied = once_more_if_lost(|| inbox::deliver(&state.pool, &report, &raw, now), itself);
         match applied.await {
-            Ok(Some(false)) => {
+            Ok(Delivered::Refused) => {
                 metrics::delivery_report(report.provider, "unknown_message");
                 tracing::warn!(
                     provider = report.provider,
                     "delivery report refused: it names no message of ours that was sent"
                 )
             }
-            Ok(Some(true)) => metrics::delivery_report(report.provider, "applied"),
-            Ok(None) => metrics::delivery_report(report.provider, "duplicate"),
+            Ok(Delivered::Applied) => metrics::delivery_report(report.provider, "applied"),
+            Ok(Delivered::Duplicate) => metrics::delivery_report(report.provider, "duplicate"),
             Err(e) => {
                 metrics::delivery_report(report.provider, "error");
                 metrics::pool_timeout(&e);
@@ -367,53 +369,6 @@ async fn deliver_each(
         }
     }
     None
-}
-
-/// One report in one transaction: stored raw and applied together, so a report whose
-/// update failed is not left stored (a retry would be taken for a duplicate and never
-/// applied). `None`: a duplicate; `Some(true)`: applied, or kept until the send it names is
-/// recorded; `Some(false)`: refused and not stored (by our id it names no message, or one
-/// never handed to the provider).
-async fn deliver_one(
-    state: &AppState,
-    report: &DeliveryReport,
-    raw: &serde_json::Value,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<bool>, sqlx::Error> {
-    let key = match &report.message {
-        crate::channels::MessageRef::Ours(id) => format!("ours:{id}:{}", report.provider_status),
-        crate::channels::MessageRef::Provider(id) => format!("{id}:{}", report.provider_status),
-    };
-    let mut tx = state.pool.begin().await?;
-    let fresh: Option<i64> = sqlx::query_scalar(
-        "insert into inbound_messages (provider, kind, provider_msg_id, raw, received_at, outcome)
-         values ($1, 'delivery', $2, $3, $4, $5)
-         on conflict (provider, kind, provider_msg_id) do nothing returning id",
-    )
-    .bind(report.provider)
-    .bind(&key)
-    .bind(sqlx::types::Json(raw))
-    .bind(now)
-    .bind(report.state.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(inbound_id) = fresh else {
-        tx.commit().await?;
-        return Ok(None);
-    };
-    let mut found = outbox::apply_delivery(&mut tx, report, now).await?;
-    if !found {
-        // Perhaps the dispatcher has not recorded the provider's id yet: keep it for then.
-        found = outbox::keep_early_report(&mut tx, inbound_id, report, now).await?;
-    }
-    if !found {
-        // Neither applied nor kept: refused. Nothing of it is stored, so that it cannot
-        // pass for a duplicate of a genuine report that comes later.
-        tx.rollback().await?;
-        return Ok(Some(false));
-    }
-    tx.commit().await?;
-    Ok(Some(true))
 }
 
 fn ok_empty() -> Response {

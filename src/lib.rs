@@ -19,6 +19,7 @@ pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod inbox;
 pub mod keywords;
 pub mod metrics;
 pub mod outbox;
