@@ -518,7 +518,7 @@ async fn twilio_requests_need_a_valid_signature(pool: PgPool) {
     seed(&pool).await;
     add_migrant(&pool, PHONE_EN, MIGRANT).await;
     let mut config = test_config();
-    config.twilio_auth_token = Some("token-123".into());
+    config.providers.twilio.twilio_auth_token = Some("token-123".into());
     config.public_url = "https://hashar.example.org".into();
     let app = app_with(pool.clone(), config).await;
     let params: Vec<(String, String)> = [

@@ -8,12 +8,127 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::ussd::{Hop, Screen};
 use super::{
-    read_capped, status_error, transport_error, Accepted, DeliveryReport, DeliveryState,
-    InboundError, InboundSms, MessageRef, OutboundSms, SendError,
+    read_capped, require_setting, status_error, stored_form, transport_error, Accepted, Carrier,
+    DeliveryReport, DeliveryState, InboundError, InboundSms, MessageRef, MissingSetting,
+    OutboundSms, Provider, ReceivesSms, Registered, ReportsDelivery, SendError, SendSms, Ussd,
+    WebhookRequest, Webhooks,
 };
-use crate::domain::{phone::mask, Phone};
+use crate::{
+    config::{secret, Config},
+    domain::{phone::mask, Phone},
+};
 
-pub const PROVIDER: &str = "africastalking";
+/// Africa's Talking: USSD, inbound SMS and delivery reports, all forms; it does not sign
+/// (our shared secret protects its webhooks).
+pub struct AfricasTalking;
+
+impl Provider for AfricasTalking {
+    const NAME: &'static str = "africastalking";
+    const TITLE: &'static str = "Africa's Talking";
+    type Client = Client;
+
+    fn client(config: &Config, http: reqwest::Client) -> Result<Client, MissingSetting> {
+        let options = AfricasTalking::options(config);
+        let settings = Settings {
+            username: options.at_username.clone(),
+            api_key: require_setting::<AfricasTalking, _>(
+                &options.at_api_key,
+                "HASHAR_AT_API_KEY",
+            )?,
+            sender: options.at_sender.clone(),
+            base_url: options.at_base_url.clone(),
+        };
+        Ok(Client::new(settings, http))
+    }
+
+    fn webhooks<W: Webhooks<Self>>(w: W) -> W {
+        w.ussd("ussd")
+            .sms("sms", Carrier::Form)
+            .delivery("delivery", Carrier::Form)
+    }
+}
+
+/// Africa's Talking's settings.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct Options {
+    #[arg(long, env = "HASHAR_AT_USERNAME", default_value = "sandbox")]
+    pub at_username: String,
+    #[arg(long, env = "HASHAR_AT_API_KEY", value_parser = secret, hide_env_values = true)]
+    pub at_api_key: Option<SecretString>,
+    #[arg(long, env = "HASHAR_AT_SENDER")]
+    pub at_sender: Option<String>,
+    #[arg(
+        long,
+        env = "HASHAR_AT_BASE_URL",
+        default_value = DEFAULT_BASE_URL
+    )]
+    pub at_base_url: String,
+}
+
+impl Ussd for AfricasTalking {
+    type Form = UssdForm;
+
+    /// A USSD callback (§1.1).
+    fn parse_ussd(form: UssdForm) -> Result<Hop, InboundError> {
+        let session_id = form
+            .session_id
+            .filter(|s| !s.trim().is_empty())
+            .ok_or(InboundError::Missing("sessionId"))?;
+        if session_id.len() > 200 {
+            return Err(InboundError::Invalid {
+                field: "sessionId",
+                message: "longer than 200 characters".into(),
+            });
+        }
+        let raw_phone = form
+            .phone_number
+            .ok_or(InboundError::Missing("phoneNumber"))?;
+        let phone = Phone::parse(&raw_phone).map_err(|e| InboundError::Invalid {
+            field: "phoneNumber",
+            message: e.to_string(),
+        })?;
+        let text = form.text.unwrap_or_default();
+        if text.len() > MAX_TEXT {
+            return Err(InboundError::Invalid {
+                field: "text",
+                message: format!("longer than {MAX_TEXT} characters"),
+            });
+        }
+        Ok(Hop {
+            provider: AfricasTalking::NAME,
+            session_id,
+            phone,
+            text,
+        })
+    }
+
+    /// `CON <screen>` to wait for input, `END <screen>` to close the session.
+    fn render_ussd(screen: &Screen<'_>) -> String {
+        let prefix = if screen.end { "END" } else { "CON" };
+        format!("{prefix} {}", screen.text)
+    }
+}
+
+impl ReceivesSms for AfricasTalking {
+    /// The inbound SMS callback (§1.3), stored as its form.
+    fn parse_sms(
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
+        let form = request.form();
+        Ok(vec![(parse_sms(&form)?, stored_form(&form))])
+    }
+}
+
+impl ReportsDelivery for AfricasTalking {
+    /// The delivery report callback (§1.5), stored as its form.
+    fn parse_delivery(
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
+        let form = request.form();
+        Ok(vec![(parse_delivery(&form)?, stored_form(&form))])
+    }
+}
 
 /// The form fields of a USSD callback. All optional here so that a missing one gets a
 /// clear error instead of a generic rejection.
@@ -32,45 +147,6 @@ pub struct UssdForm {
 
 /// Longest accepted history; a real session is a few dozen characters.
 const MAX_TEXT: usize = 2_000;
-
-pub fn parse_ussd(form: UssdForm) -> Result<Hop, InboundError> {
-    let session_id = form
-        .session_id
-        .filter(|s| !s.trim().is_empty())
-        .ok_or(InboundError::Missing("sessionId"))?;
-    if session_id.len() > 200 {
-        return Err(InboundError::Invalid {
-            field: "sessionId",
-            message: "longer than 200 characters".into(),
-        });
-    }
-    let raw_phone = form
-        .phone_number
-        .ok_or(InboundError::Missing("phoneNumber"))?;
-    let phone = Phone::parse(&raw_phone).map_err(|e| InboundError::Invalid {
-        field: "phoneNumber",
-        message: e.to_string(),
-    })?;
-    let text = form.text.unwrap_or_default();
-    if text.len() > MAX_TEXT {
-        return Err(InboundError::Invalid {
-            field: "text",
-            message: format!("longer than {MAX_TEXT} characters"),
-        });
-    }
-    Ok(Hop {
-        provider: PROVIDER,
-        session_id,
-        phone,
-        text,
-    })
-}
-
-/// `CON <screen>` to wait for input, `END <screen>` to close the session.
-pub fn render_ussd(screen: &Screen<'_>) -> String {
-    let prefix = if screen.end { "END" } else { "CON" };
-    format!("{prefix} {}", screen.text)
-}
 
 /// The first value of a form field, if any.
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -102,7 +178,7 @@ fn parse_date(raw: &str) -> Option<DateTime<Utc>> {
 ///
 /// A `date` that cannot be read is dropped rather than refused: refusing would make AT retry
 /// for ten minutes and then lose the message.
-pub fn parse_sms(form: &[(String, String)]) -> Result<InboundSms, InboundError> {
+fn parse_sms(form: &[(String, String)]) -> Result<InboundSms, InboundError> {
     let id = required(form, "id")?;
     let from = required(form, "from")?;
     let received_at = match field(form, "date").filter(|d| !d.trim().is_empty()) {
@@ -110,7 +186,7 @@ pub fn parse_sms(form: &[(String, String)]) -> Result<InboundSms, InboundError> 
             let parsed = parse_date(raw);
             if parsed.is_none() {
                 tracing::warn!(
-                    provider = PROVIDER,
+                    provider = AfricasTalking::NAME,
                     id,
                     from = %mask(from),
                     date = raw,
@@ -122,7 +198,7 @@ pub fn parse_sms(form: &[(String, String)]) -> Result<InboundSms, InboundError> 
         None => None,
     };
     Ok(InboundSms {
-        provider: PROVIDER,
+        provider: AfricasTalking::NAME,
         provider_msg_id: id.to_owned(),
         from: from.to_owned(),
         to: field(form, "to").unwrap_or_default().trim().to_owned(),
@@ -132,7 +208,7 @@ pub fn parse_sms(form: &[(String, String)]) -> Result<InboundSms, InboundError> 
 }
 
 /// The delivery report callback (§1.5).
-pub fn parse_delivery(form: &[(String, String)]) -> Result<DeliveryReport, InboundError> {
+fn parse_delivery(form: &[(String, String)]) -> Result<DeliveryReport, InboundError> {
     let id = required(form, "id")?;
     let status = required(form, "status")?;
     let state = match status {
@@ -154,7 +230,7 @@ pub fn parse_delivery(form: &[(String, String)]) -> Result<DeliveryReport, Inbou
         .filter(|r| !r.is_empty())
         .map(str::to_owned);
     Ok(DeliveryReport {
-        provider: PROVIDER,
+        provider: AfricasTalking::NAME,
         message: MessageRef::Provider(id.to_owned()),
         state,
         provider_status: status.to_owned(),
@@ -233,8 +309,10 @@ impl Client {
     pub fn new(settings: Settings, http: reqwest::Client) -> Client {
         Client { settings, http }
     }
+}
 
-    pub async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
+impl SendSms for Client {
+    async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
         let url = format!(
             "{}/version1/messaging",
             self.settings.base_url.trim_end_matches('/')
@@ -261,20 +339,20 @@ impl Client {
         let retry_after = super::retry_after(status, response.headers(), chrono::Utc::now());
         let body = read_capped(response).await?;
         if !status.is_success() {
-            tracing::warn!(provider = PROVIDER, outbox_id = msg.id, to = %msg.to, %status, "send refused");
+            tracing::warn!(provider = AfricasTalking::NAME, outbox_id = msg.id, to = %msg.to, %status, "send refused");
             return Err(status_error(status, &body).retry_after(retry_after));
         }
         let result = interpret(&body);
         match &result {
             Ok(a) => tracing::debug!(
-                provider = PROVIDER,
+                provider = AfricasTalking::NAME,
                 outbox_id = msg.id,
                 to = %msg.to,
                 message_id = a.provider_msg_id.as_deref().unwrap_or(""),
                 "sent"
             ),
             Err(e) => {
-                tracing::warn!(provider = PROVIDER, outbox_id = msg.id, to = %msg.to, error = %e, "send failed")
+                tracing::warn!(provider = AfricasTalking::NAME, outbox_id = msg.id, to = %msg.to, error = %e, "send failed")
             }
         }
         result

@@ -6,9 +6,26 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use super::{Accepted, OutboundSms, SendError};
+use super::{Accepted, MissingSetting, OutboundSms, Provider, SendError, SendSms};
+use crate::config::Config;
 
-pub const PROVIDER: &str = "console";
+/// The built-in console: no webhooks, nothing to set.
+pub struct Console;
+
+impl Provider for Console {
+    const NAME: &'static str = "console";
+    const TITLE: &'static str = "Console";
+    type Client = Client;
+
+    fn client(_config: &Config, _http: reqwest::Client) -> Result<Client, MissingSetting> {
+        Ok(Client::new())
+    }
+}
+
+/// The console has no settings.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct Options {}
 
 /// How many sent messages [`Client::recent`] keeps.
 pub const KEEP: usize = 200;
@@ -34,9 +51,17 @@ impl Client {
         Client::default()
     }
 
-    pub async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
+    /// The last [`KEEP`] messages, oldest first.
+    pub fn recent(&self) -> Vec<ConsoleMessage> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.iter().cloned().collect()
+    }
+}
+
+impl SendSms for Client {
+    async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
         tracing::info!(
-            provider = PROVIDER,
+            provider = Console::NAME,
             id = msg.id,
             to = %msg.to.masked(),
             encoding = ?msg.encoding,
@@ -59,12 +84,6 @@ impl Client {
         Ok(Accepted {
             provider_msg_id: Some(format!("console-{}", msg.id)),
         })
-    }
-
-    /// The last [`KEEP`] messages, oldest first.
-    pub fn recent(&self) -> Vec<ConsoleMessage> {
-        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        recent.iter().cloned().collect()
     }
 }
 

@@ -8,13 +8,68 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::value::RawValue;
 
 use super::{
-    read_capped, status_error, transport_error, Accepted, DeliveryReport, DeliveryState,
-    InboundError, InboundSms, MessageRef, OutboundSms, SendError, MAX_MESSAGES_PER_REQUEST,
+    read_capped, require_setting, status_error, transport_error, webhook_url, with_secret,
+    Accepted, Carrier, DeliveryReport, DeliveryState, InboundError, InboundSms, Kind, MessageRef,
+    MissingSetting, OutboundSms, Provider, ReceivesSms, Registered, ReportsDelivery, SendError,
+    SendSms, WebhookRequest, Webhooks, MAX_MESSAGES_PER_REQUEST,
 };
-use crate::domain::phone::mask;
+use crate::{
+    config::{secret, Config},
+    domain::{phone::mask, Phone, PhoneError},
+};
 
-pub const PROVIDER: &str = "infobip";
+/// Infobip: inbound SMS forwards and delivery reports as JSON, up to 100 per request; it
+/// does not sign (our shared secret protects its webhooks).
+pub struct Infobip;
+
+impl Provider for Infobip {
+    const NAME: &'static str = "infobip";
+    const TITLE: &'static str = "Infobip";
+    type Client = Client;
+
+    fn client(config: &Config, http: reqwest::Client) -> Result<Client, MissingSetting> {
+        let options = Infobip::options(config);
+        let settings = Settings {
+            api_key: require_setting::<Infobip, _>(
+                &options.infobip_api_key,
+                "HASHAR_INFOBIP_API_KEY",
+            )?,
+            sender: options.infobip_sender.clone(),
+            base_url: options.infobip_base_url.clone(),
+            delivery_url: webhook_url::<Infobip>(config, Kind::Delivery)
+                .map(|url| with_secret(&url, config)),
+        };
+        Ok(Client::new(settings, http))
+    }
+
+    fn webhooks<W: Webhooks<Self>>(w: W) -> W {
+        w.sms("sms", Carrier::Json)
+            .delivery("delivery", Carrier::Json)
+    }
+
+    /// Infobip always writes numbers in international form without the `+`.
+    fn sender(from: &str) -> Result<Phone, PhoneError> {
+        Phone::parse_international(from)
+    }
+}
+
 pub const DEFAULT_BASE_URL: &str = "https://api.infobip.com";
+
+/// Infobip's settings.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct Options {
+    #[arg(long, env = "HASHAR_INFOBIP_API_KEY", value_parser = secret, hide_env_values = true)]
+    pub infobip_api_key: Option<SecretString>,
+    #[arg(long, env = "HASHAR_INFOBIP_SENDER", default_value = "Hashar")]
+    pub infobip_sender: String,
+    #[arg(
+        long,
+        env = "HASHAR_INFOBIP_BASE_URL",
+        default_value = DEFAULT_BASE_URL
+    )]
+    pub infobip_base_url: String,
+}
 
 // ---------------------------------------------------------------------------------------
 // Inbound SMS (§4.3)
@@ -75,21 +130,19 @@ fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Parses an inbound SMS forward; one body may carry several messages. A message without
-/// `messageId` or `from` refuses the whole body. An unreadable `receivedAt` is dropped
-/// (logged) rather than losing the message.
-pub fn parse_sms(body: &[u8]) -> Result<Vec<InboundSms>, InboundError> {
-    Ok(parse_sms_with_raw(body)?
-        .into_iter()
-        .map(|(m, _)| m)
-        .collect())
+impl ReceivesSms for Infobip {
+    /// Parses an inbound SMS forward; one body may carry several messages, at most
+    /// [`MAX_MESSAGES_PER_REQUEST`]. A message without `messageId` or `from` refuses the
+    /// whole body. An unreadable `receivedAt` is dropped (logged) rather than losing the
+    /// message. Each message is stored as its own JSON.
+    fn parse_sms(
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
+        parse_sms(request.body)
+    }
 }
 
-/// [`parse_sms`], each message with its own JSON (what is stored for it); more than
-/// [`MAX_MESSAGES_PER_REQUEST`] messages refuse the body.
-pub fn parse_sms_with_raw(
-    body: &[u8],
-) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
+fn parse_sms(body: &[u8]) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
     results(body)?
         .into_iter()
         .map(|raw| {
@@ -103,7 +156,7 @@ pub fn parse_sms_with_raw(
                     let parsed = parse_time(raw);
                     if parsed.is_none() {
                         tracing::warn!(
-                            provider = PROVIDER,
+                            provider = Infobip::NAME,
                             message_id = %provider_msg_id,
                             received_at = %raw,
                             "unreadable receivedAt, ignored"
@@ -113,7 +166,7 @@ pub fn parse_sms_with_raw(
                 }
             };
             let msg = InboundSms {
-                provider: PROVIDER,
+                provider: Infobip::NAME,
                 provider_msg_id,
                 from,
                 to: r.to.unwrap_or_default(),
@@ -183,20 +236,18 @@ fn join_reason(name: Option<&str>, description: Option<&str>) -> Option<String> 
     }
 }
 
-/// Parses a delivery report POST (up to 100 reports). `messageId` is our outbox id when it
-/// is a number (we send it), else the provider's.
-pub fn parse_delivery(body: &[u8]) -> Result<Vec<DeliveryReport>, InboundError> {
-    Ok(parse_delivery_with_raw(body)?
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect())
+impl ReportsDelivery for Infobip {
+    /// Parses a delivery report POST (up to [`MAX_MESSAGES_PER_REQUEST`] reports), each
+    /// stored as its own JSON. `messageId` is our outbox id when it is a number (we send
+    /// it), else the provider's.
+    fn parse_delivery(
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
+        parse_delivery(request.body)
+    }
 }
 
-/// [`parse_delivery`], each report with its own JSON (what is stored for it); more than
-/// [`MAX_MESSAGES_PER_REQUEST`] reports refuse the body.
-pub fn parse_delivery_with_raw(
-    body: &[u8],
-) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
+fn parse_delivery(body: &[u8]) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
     results(body)?
         .into_iter()
         .map(|raw| {
@@ -230,7 +281,7 @@ pub fn parse_delivery_with_raw(
                 (None, _) => None,
             };
             let report = DeliveryReport {
-                provider: PROVIDER,
+                provider: Infobip::NAME,
                 message,
                 state,
                 provider_status,
@@ -269,7 +320,7 @@ struct SendMessage<'a> {
     sender: &'a str,
     destinations: [Destination<'a>; 1],
     content: Content<'a>,
-    webhooks: Webhooks<'a>,
+    webhooks: Hooks<'a>,
 }
 
 #[derive(Serialize)]
@@ -286,7 +337,7 @@ struct Content<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Webhooks<'a> {
+struct Hooks<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     delivery: Option<DeliveryHook<'a>>,
     content_type: &'static str,
@@ -314,8 +365,10 @@ impl Client {
     pub fn new(settings: Settings, http: reqwest::Client) -> Client {
         Client { settings, http }
     }
+}
 
-    pub async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
+impl SendSms for Client {
+    async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
         let e164 = msg.to.as_str();
         let to = e164.strip_prefix('+').unwrap_or(e164);
         let request = SendRequest {
@@ -326,7 +379,7 @@ impl Client {
                     message_id: msg.id.to_string(),
                 }],
                 content: Content { text: &msg.text },
-                webhooks: Webhooks {
+                webhooks: Hooks {
                     delivery: self.settings.delivery_url.as_ref().map(|url| DeliveryHook {
                         url: url.expose_secret(),
                     }),
@@ -339,7 +392,7 @@ impl Client {
             self.settings.base_url.trim_end_matches('/')
         );
         tracing::debug!(
-            provider = PROVIDER,
+            provider = Infobip::NAME,
             id = msg.id,
             to = %mask(e164),
             encoding = ?msg.encoding,

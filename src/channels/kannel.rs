@@ -18,12 +18,71 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    read_capped, status_error, transport_error, Accepted, DeliveryReport, DeliveryState,
-    InboundError, InboundSms, MessageRef, OutboundSms, SendError,
+    read_capped, require_setting, status_error, stored_query, transport_error, webhook_url,
+    with_secret, Accepted, Carrier, DeliveryReport, DeliveryState, InboundError, InboundSms, Kind,
+    MessageRef, MissingSetting, OutboundSms, Provider, ReceivesSms, Registered, ReportsDelivery,
+    SendError, SendSms, WebhookRequest, Webhooks,
 };
-use crate::domain::{phone::mask, Encoding};
+use crate::{
+    config::{secret, Config},
+    domain::{phone::mask, Encoding},
+};
 
-pub const PROVIDER: &str = "kannel";
+/// Kannel: the smsbox get-url and the dlr-url, each a GET with everything in the query; it
+/// does not sign (our shared secret protects its webhooks).
+pub struct Kannel;
+
+impl Provider for Kannel {
+    const NAME: &'static str = "kannel";
+    const TITLE: &'static str = "Kannel";
+    type Client = Client;
+
+    fn client(config: &Config, http: reqwest::Client) -> Result<Client, MissingSetting> {
+        let options = Kannel::options(config);
+        let settings = Settings {
+            sendsms_url: options.kannel_sendsms_url.clone(),
+            username: options.kannel_username.clone(),
+            password: require_setting::<Kannel, _>(
+                &options.kannel_password,
+                "HASHAR_KANNEL_PASSWORD",
+            )?,
+            // Kannel refuses a sendsms without `from` unless it has a global-sender.
+            sender: Some(
+                options
+                    .kannel_sender
+                    .clone()
+                    .unwrap_or_else(|| config.sms_number.clone()),
+            ),
+            dlr_url_base: webhook_url::<Kannel>(config, Kind::Delivery)
+                .map(|url| with_secret(&url, config)),
+        };
+        Ok(Client::new(settings, http))
+    }
+
+    fn webhooks<W: Webhooks<Self>>(w: W) -> W {
+        w.sms("sms", Carrier::Query)
+            .delivery("delivery", Carrier::Query)
+    }
+}
+
+/// Kannel's settings.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct Options {
+    #[arg(
+        long,
+        env = "HASHAR_KANNEL_SENDSMS_URL",
+        default_value = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    )]
+    pub kannel_sendsms_url: String,
+    #[arg(long, env = "HASHAR_KANNEL_USERNAME", default_value = "hashar")]
+    pub kannel_username: String,
+    #[arg(long, env = "HASHAR_KANNEL_PASSWORD", value_parser = secret, hide_env_values = true)]
+    pub kannel_password: Option<SecretString>,
+    /// `from` of what is sent; `HASHAR_SMS_NUMBER` when unset.
+    #[arg(long, env = "HASHAR_KANNEL_SENDER")]
+    pub kannel_sender: Option<String>,
+}
 
 /// Longest accepted inbound text in bytes; Kannel concatenates at most a few parts.
 const MAX_TEXT_BYTES: usize = 8_000;
@@ -129,7 +188,7 @@ fn decode_text(raw: &[u8], charset: Option<&str>) -> String {
         _ => match String::from_utf8_lossy(raw) {
             Cow::Borrowed(s) => s.to_owned(),
             Cow::Owned(s) => {
-                tracing::warn!(provider = PROVIDER, charset = %charset, "text is not valid UTF-8");
+                tracing::warn!(provider = Kannel::NAME, charset = %charset, "text is not valid UTF-8");
                 s
             }
         },
@@ -139,9 +198,29 @@ fn decode_text(raw: &[u8], charset: Option<&str>) -> String {
 // ---------------------------------------------------------------------------------------
 // Inbound SMS (get-url)
 
+impl ReceivesSms for Kannel {
+    /// The get-url callback, stored as its query string (without our shared secret).
+    fn parse_sms(
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
+        let query = request.query();
+        Ok(vec![(parse_sms_query(query)?, stored_query(query))])
+    }
+}
+
+impl ReportsDelivery for Kannel {
+    /// The dlr-url callback, stored as its query string (without our shared secret).
+    fn parse_delivery(
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
+        let query = request.query();
+        Ok(vec![(parse_delivery_query(query)?, stored_query(query))])
+    }
+}
+
 /// Parses the raw query string of the get-url callback (see the module docs for the
 /// parameters). `id` and `from` are required; `time` is unix seconds, dropped when unreadable.
-pub fn parse_sms_query(raw_query: &str) -> Result<InboundSms, InboundError> {
+fn parse_sms_query(raw_query: &str) -> Result<InboundSms, InboundError> {
     let q = Query::parse(raw_query);
     let provider_msg_id = q.text("id").ok_or(InboundError::Missing("id"))?;
     let from = q.text("from").ok_or(InboundError::Missing("from"))?;
@@ -160,12 +239,12 @@ pub fn parse_sms_query(raw_query: &str) -> Result<InboundSms, InboundError> {
             .ok()
             .and_then(|secs| DateTime::<Utc>::from_timestamp(secs, 0));
         if parsed.is_none() {
-            tracing::warn!(provider = PROVIDER, time = %t, "unreadable time, ignored");
+            tracing::warn!(provider = Kannel::NAME, time = %t, "unreadable time, ignored");
         }
         parsed
     });
     Ok(InboundSms {
-        provider: PROVIDER,
+        provider: Kannel::NAME,
         provider_msg_id,
         from,
         to,
@@ -179,7 +258,7 @@ pub fn parse_sms_query(raw_query: &str) -> Result<InboundSms, InboundError> {
 
 /// Parses the raw query string of the dlr-url callback:
 /// `msg=<our outbox id>&type=%d&reply=%A&smsc=%i&ts=%T`.
-pub fn parse_delivery_query(raw_query: &str) -> Result<DeliveryReport, InboundError> {
+fn parse_delivery_query(raw_query: &str) -> Result<DeliveryReport, InboundError> {
     let q = Query::parse(raw_query);
     let msg = q.text("msg").ok_or(InboundError::Missing("msg"))?;
     let id = msg.parse::<i64>().map_err(|_| InboundError::Invalid {
@@ -203,7 +282,7 @@ pub fn parse_delivery_query(raw_query: &str) -> Result<DeliveryReport, InboundEr
         _ => None,
     };
     Ok(DeliveryReport {
-        provider: PROVIDER,
+        provider: Kannel::NAME,
         message: MessageRef::Ours(id),
         state,
         provider_status: kind,
@@ -248,8 +327,10 @@ impl Client {
             format!("{base}{sep}msg={id}&type=%d&reply=%A&smsc=%i&ts=%T")
         })
     }
+}
 
-    pub async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
+impl SendSms for Client {
+    async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
         let s = &self.settings;
         // E.164 with the `+`: Kannel's SMPP driver strips it and sets TON international;
         // without it the number would go out as TON national.
@@ -274,7 +355,7 @@ impl Client {
             query.push(("dlr-url", dlr_url.into()));
         }
         tracing::debug!(
-            provider = PROVIDER,
+            provider = Kannel::NAME,
             id = msg.id,
             to = %mask(to),
             encoding = ?msg.encoding,

@@ -9,11 +9,96 @@ use sha1::Sha1;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    read_capped, status_error, transport_error, Accepted, DeliveryReport, DeliveryState,
-    InboundError, InboundSms, MessageRef, OutboundSms, SendError,
+    read_capped, require_setting, status_error, stored_form, transport_error, webhook_url,
+    Accepted, Answer, Carrier, DeliveryReport, DeliveryState, InboundError, InboundSms, Kind,
+    MessageRef, MissingSetting, OutboundSms, Protection, Provider, ReceivesSms, Refused,
+    Registered, ReportsDelivery, SendError, SendSms, WebhookRequest, Webhooks,
 };
+use crate::config::{secret, Config};
 
-pub const PROVIDER: &str = "twilio";
+/// Twilio: signs every webhook; inbound SMS and status callbacks are forms.
+pub struct Twilio;
+
+impl Provider for Twilio {
+    const NAME: &'static str = "twilio";
+    const TITLE: &'static str = "Twilio";
+    const PROTECTION: Protection =
+        Protection::Signature("`X-Twilio-Signature` (auth token, `HASHAR_PUBLIC_URL` + path)");
+    type Client = Client;
+
+    fn client(config: &Config, http: reqwest::Client) -> Result<Client, MissingSetting> {
+        let options = Twilio::options(config);
+        let settings = Settings {
+            account_sid: require_setting::<Twilio, _>(
+                &options.twilio_account_sid,
+                "HASHAR_TWILIO_ACCOUNT_SID",
+            )?,
+            auth_token: require_setting::<Twilio, _>(
+                &options.twilio_auth_token,
+                "HASHAR_TWILIO_AUTH_TOKEN",
+            )?,
+            from: require_setting::<Twilio, _>(&options.twilio_from, "HASHAR_TWILIO_FROM")?,
+            base_url: options.twilio_base_url.clone(),
+            status_callback: webhook_url::<Twilio>(config, Kind::Delivery),
+        };
+        Ok(Client::new(settings, http))
+    }
+
+    fn webhooks<W: Webhooks<Self>>(w: W) -> W {
+        w.sms("sms", Carrier::Form)
+            .delivery("status", Carrier::Form)
+    }
+
+    /// Without a valid `X-Twilio-Signature` over `HASHAR_PUBLIC_URL` + the path and query,
+    /// and the form, nothing is stored.
+    fn check_signature(config: &Config, request: &WebhookRequest<'_>) -> Result<(), Refused> {
+        let Some(token) = Twilio::options(config)
+            .twilio_auth_token
+            .as_ref()
+            .map(ExposeSecret::expose_secret)
+        else {
+            return Err(Refused("HASHAR_TWILIO_AUTH_TOKEN is not set"));
+        };
+        let signature = request
+            .headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mut url = format!(
+            "{}{}",
+            config.public_url.trim_end_matches('/'),
+            request.path
+        );
+        if let Some(q) = request.query {
+            url.push('?');
+            url.push_str(q);
+        }
+        if verify_signature(token, &url, &request.form(), signature) {
+            Ok(())
+        } else {
+            Err(Refused("bad signature"))
+        }
+    }
+}
+
+/// Twilio's settings.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct Options {
+    #[arg(long, env = "HASHAR_TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+    /// Also the key Twilio signs its webhooks with.
+    #[arg(long, env = "HASHAR_TWILIO_AUTH_TOKEN", value_parser = secret, hide_env_values = true)]
+    pub twilio_auth_token: Option<SecretString>,
+    #[arg(long, env = "HASHAR_TWILIO_FROM")]
+    pub twilio_from: Option<String>,
+    #[arg(
+        long,
+        env = "HASHAR_TWILIO_BASE_URL",
+        default_value = DEFAULT_BASE_URL
+    )]
+    pub twilio_base_url: String,
+}
 
 type HmacSha1 = Hmac<Sha1>;
 
@@ -137,13 +222,38 @@ fn first_of<'a>(form: &'a [(String, String)], names: &[&str]) -> Option<&'a str>
         .find(|v| !v.is_empty())
 }
 
-/// The inbound SMS webhook (§2.1). `MessageSid` (or `SmsSid`) and `From` are required.
-pub fn parse_sms(form: &[(String, String)]) -> Result<InboundSms, InboundError> {
+impl ReceivesSms for Twilio {
+    /// The inbound SMS webhook (§2.1), stored as its form.
+    fn parse_sms(
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
+        let form = request.form();
+        Ok(vec![(parse_sms(&form)?, stored_form(&form))])
+    }
+
+    const ANSWER: Answer = Answer {
+        content_type: "text/xml; charset=utf-8",
+        body: twiml_empty(),
+    };
+}
+
+impl ReportsDelivery for Twilio {
+    /// The status callback (§2.4), stored as its form.
+    fn parse_delivery(
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
+        let form = request.form();
+        Ok(vec![(parse_status(&form)?, stored_form(&form))])
+    }
+}
+
+/// An inbound SMS (§2.1). `MessageSid` (or `SmsSid`) and `From` are required.
+fn parse_sms(form: &[(String, String)]) -> Result<InboundSms, InboundError> {
     let sid = first_of(form, &["MessageSid", "SmsSid", "SmsMessageSid"])
         .ok_or(InboundError::Missing("MessageSid"))?;
     let from = first_of(form, &["From"]).ok_or(InboundError::Missing("From"))?;
     Ok(InboundSms {
-        provider: PROVIDER,
+        provider: Twilio::NAME,
         provider_msg_id: sid.to_owned(),
         from: from.to_owned(),
         to: field(form, "To").unwrap_or_default().trim().to_owned(),
@@ -153,8 +263,8 @@ pub fn parse_sms(form: &[(String, String)]) -> Result<InboundSms, InboundError> 
     })
 }
 
-/// The status callback (§2.4).
-pub fn parse_status(form: &[(String, String)]) -> Result<DeliveryReport, InboundError> {
+/// A status callback (§2.4).
+fn parse_status(form: &[(String, String)]) -> Result<DeliveryReport, InboundError> {
     let sid =
         first_of(form, &["MessageSid", "SmsSid"]).ok_or(InboundError::Missing("MessageSid"))?;
     let status = first_of(form, &["MessageStatus", "SmsStatus"])
@@ -174,7 +284,7 @@ pub fn parse_status(form: &[(String, String)]) -> Result<DeliveryReport, Inbound
         }
     };
     Ok(DeliveryReport {
-        provider: PROVIDER,
+        provider: Twilio::NAME,
         message: MessageRef::Provider(sid.to_owned()),
         state,
         provider_status: status.to_owned(),
@@ -183,7 +293,7 @@ pub fn parse_status(form: &[(String, String)]) -> Result<DeliveryReport, Inbound
 }
 
 /// TwiML for "no reply".
-pub fn twiml_empty() -> &'static str {
+pub const fn twiml_empty() -> &'static str {
     r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#
 }
 
@@ -254,8 +364,10 @@ impl Client {
     pub fn new(settings: Settings, http: reqwest::Client) -> Client {
         Client { settings, http }
     }
+}
 
-    pub async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
+impl SendSms for Client {
+    async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             self.settings.base_url.trim_end_matches('/'),
@@ -292,14 +404,14 @@ impl Client {
         let result = interpret(status, &body).map_err(|e| e.retry_after(retry_after));
         match &result {
             Ok(a) => tracing::debug!(
-                provider = PROVIDER,
+                provider = Twilio::NAME,
                 outbox_id = msg.id,
                 to = %msg.to,
                 sid = a.provider_msg_id.as_deref().unwrap_or(""),
                 "sent"
             ),
             Err(e) => tracing::warn!(
-                provider = PROVIDER,
+                provider = Twilio::NAME,
                 outbox_id = msg.id,
                 to = %msg.to,
                 error = %e,

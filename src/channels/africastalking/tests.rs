@@ -1,6 +1,18 @@
-use super::*;
+use std::time::Duration;
 
-fn form(pairs: &[(&str, &str)]) -> UssdForm {
+use chrono::TimeZone;
+use wiremock::{
+    matchers::{header, method, path},
+    Mock, MockServer, ResponseTemplate,
+};
+
+use super::*;
+use crate::channels::testkit::{
+    check_cases, check_send_answers, form, http, outbound, pairs, single, FormIs, Want,
+};
+use crate::domain::Encoding;
+
+fn ussd_form(pairs: &[(&str, &str)]) -> UssdForm {
     let encoded = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish();
@@ -75,13 +87,13 @@ fn request_cases() {
         },
     ];
     for case in cases {
-        let got = parse_ussd(form(case.fields));
+        let got = AfricasTalking::parse_ussd(ussd_form(case.fields));
         match (&got, &case.want) {
             (Ok(hop), Ok((session, phone, text))) => {
                 assert_eq!(hop.session_id, *session, "{}", case.name);
                 assert_eq!(hop.phone.as_str(), *phone, "{}", case.name);
                 assert_eq!(hop.text, *text, "{}", case.name);
-                assert_eq!(hop.provider, PROVIDER);
+                assert_eq!(hop.provider, AfricasTalking::NAME);
             }
             (Err(e), Err(want)) => {
                 if let (
@@ -105,21 +117,11 @@ fn renders_con_and_end() {
         text: "Hi\n1 A",
         end,
     };
-    assert_eq!(render_ussd(&r(false)), "CON Hi\n1 A");
-    assert_eq!(render_ussd(&r(true)), "END Hi\n1 A");
+    assert_eq!(AfricasTalking::render_ussd(&r(false)), "CON Hi\n1 A");
+    assert_eq!(AfricasTalking::render_ussd(&r(true)), "END Hi\n1 A");
 }
 
 // ---- inbound SMS and delivery reports ----
-
-use std::time::Duration;
-
-use chrono::TimeZone;
-use wiremock::{
-    matchers::{header, method, path},
-    Mock, MockServer, Request, ResponseTemplate,
-};
-
-use crate::domain::Encoding;
 
 type Fields = Vec<(&'static str, &'static str)>;
 /// Case name, request form, expected result.
@@ -127,20 +129,13 @@ type SmsCase = (&'static str, Fields, Result<InboundSms, InboundError>);
 /// Request form, expected result.
 type ReportCase = (Fields, Result<DeliveryReport, InboundError>);
 
-fn pairs(fields: &[(&str, &str)]) -> Vec<(String, String)> {
-    fields
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
-}
-
 fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<DateTime<Utc>> {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single()
 }
 
 fn sms(id: &str, from: &str, to: &str, text: &str, when: Option<DateTime<Utc>>) -> InboundSms {
     InboundSms {
-        provider: PROVIDER,
+        provider: AfricasTalking::NAME,
         provider_msg_id: id.into(),
         from: from.into(),
         to: to.into(),
@@ -244,16 +239,16 @@ fn inbound_sms_cases() {
             Err(InboundError::Missing("from")),
         ),
     ];
-    for (name, fields, want) in cases {
-        assert_eq!(parse_sms(&pairs(&fields)), want, "{name}");
-    }
+    check_cases(cases, |fields| {
+        single(AfricasTalking::parse_sms(&form(&fields).view()))
+    });
 }
 
 #[test]
 fn delivery_report_cases() {
     fn report(status: &str, state: DeliveryState, reason: Option<&str>) -> DeliveryReport {
         DeliveryReport {
-            provider: PROVIDER,
+            provider: AfricasTalking::NAME,
             message: MessageRef::Provider("ATXid_1".into()),
             state,
             provider_status: status.into(),
@@ -329,43 +324,21 @@ fn delivery_report_cases() {
             Err(InboundError::Missing("status")),
         ),
     ]);
-    for (fields, want) in cases {
-        assert_eq!(parse_delivery(&pairs(&fields)), want, "{fields:?}");
-    }
+    let cases = cases
+        .into_iter()
+        .map(|(f, want)| (format!("{f:?}"), f, want));
+    check_cases(cases, |fields| {
+        single(AfricasTalking::parse_delivery(&form(&fields).view()))
+    });
 }
 
 // ---- outbound ----
 
-/// Matches a form body with exactly these fields (in any order).
-struct FormIs(Vec<(String, String)>);
-
-impl wiremock::Match for FormIs {
-    fn matches(&self, request: &Request) -> bool {
-        let mut got: Vec<(String, String)> = url::form_urlencoded::parse(&request.body)
-            .into_owned()
-            .collect();
-        let mut want = self.0.clone();
-        got.sort();
-        want.sort();
-        got == want
-    }
-}
-
-fn outbound() -> OutboundSms {
-    OutboundSms {
-        id: 42,
-        to: Phone::parse("+79161234567").expect("valid test number"),
-        text: "Салом, 1 & 2".into(),
-        encoding: Encoding::Ucs2,
-        segments: 1,
-    }
+fn message() -> OutboundSms {
+    outbound(42, "Салом, 1 & 2", Encoding::Ucs2)
 }
 
 fn client(server: &MockServer, sender: Option<&str>) -> Client {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(200))
-        .build()
-        .expect("client");
     Client::new(
         Settings {
             username: "hashar".into(),
@@ -373,7 +346,7 @@ fn client(server: &MockServer, sender: Option<&str>) -> Client {
             sender: sender.map(str::to_owned),
             base_url: server.uri(),
         },
-        http,
+        http(Duration::from_millis(200)),
     )
 }
 
@@ -407,7 +380,7 @@ async fn send_posts_the_documented_request() {
         .expect(1)
         .mount(&server)
         .await;
-    let got = client(&server, Some("HASHAR")).send(&outbound()).await;
+    let got = client(&server, Some("HASHAR")).send(&message()).await;
     assert_eq!(
         got,
         Ok(Accepted {
@@ -433,7 +406,7 @@ async fn send_without_sender_leaves_from_out() {
         .expect(1)
         .mount(&server)
         .await;
-    let got = client(&server, None).send(&outbound()).await;
+    let got = client(&server, None).send(&message()).await;
     assert_eq!(
         got,
         Ok(Accepted {
@@ -444,11 +417,6 @@ async fn send_without_sender_leaves_from_out() {
 
 #[tokio::test]
 async fn send_answers() {
-    enum Want {
-        Accepted(&'static str),
-        Fatal(&'static str),
-        Retryable(&'static str),
-    }
     let cases: Vec<(&str, ResponseTemplate, Want)> = vec![
         (
             "100 Processed",
@@ -519,24 +487,11 @@ async fn send_answers() {
             Want::Retryable("transport"),
         ),
     ];
-    for (name, answer, want) in cases {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/version1/messaging"))
-            .respond_with(answer)
-            .expect(1)
-            .mount(&server)
-            .await;
-        let got = client(&server, Some("HASHAR")).send(&outbound()).await;
-        match (&got, want) {
-            (Ok(a), Want::Accepted(id)) => {
-                assert_eq!(a.provider_msg_id.as_deref(), Some(id), "{name}")
-            }
-            (Err(SendError::Fatal(m)), Want::Fatal(part))
-            | (Err(SendError::Retryable(m)), Want::Retryable(part)) => {
-                assert!(m.contains(part), "{name}: {m}")
-            }
-            _ => panic!("{name}: got {got:?}"),
-        }
-    }
+    check_send_answers(
+        cases,
+        ("POST", "/version1/messaging"),
+        |server| client(server, Some("HASHAR")),
+        &message(),
+    )
+    .await;
 }

@@ -1,14 +1,9 @@
 use super::*;
-use crate::domain::{Encoding, Phone};
+use crate::channels::testkit;
+use crate::domain::Encoding;
 
 fn outbound(id: i64, text: &str) -> OutboundSms {
-    OutboundSms {
-        id,
-        to: Phone::parse("+79161234567").expect("test number"),
-        text: text.into(),
-        encoding: Encoding::Ucs2,
-        segments: 1,
-    }
+    testkit::outbound(id, text, Encoding::Ucs2)
 }
 
 #[tokio::test]

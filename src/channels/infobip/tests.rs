@@ -1,10 +1,21 @@
 use super::*;
-use crate::domain::{Encoding, Phone};
+use crate::channels::testkit::{self, check_cases, closed_port, http, messages};
+use crate::domain::Encoding;
 use chrono::TimeZone;
 use serde_json::json;
 use std::time::Duration;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// The texts of an inbound-SMS request with this body.
+fn parsed_sms(body: &[u8]) -> Result<Vec<InboundSms>, InboundError> {
+    messages(Infobip::parse_sms(&testkit::body(body).view()))
+}
+
+/// The reports of a delivery-report request with this body.
+fn parsed_reports(body: &[u8]) -> Result<Vec<DeliveryReport>, InboundError> {
+    messages(Infobip::parse_delivery(&testkit::body(body).view()))
+}
 
 type SmsCase = (&'static str, String, Result<Vec<InboundSms>, InboundError>);
 type DlrCase = (
@@ -15,7 +26,7 @@ type DlrCase = (
 
 fn sms(id: &str, from: &str, to: &str, text: &str, at: Option<DateTime<Utc>>) -> InboundSms {
     InboundSms {
-        provider: PROVIDER,
+        provider: Infobip::NAME,
         provider_msg_id: id.into(),
         from: from.into(),
         to: to.into(),
@@ -83,13 +94,11 @@ fn inbound_sms_cases() {
             Err(InboundError::Missing("results")),
         ),
     ];
-    for (name, body, want) in cases {
-        assert_eq!(parse_sms(body.as_bytes()), want, "{name}");
-    }
+    check_cases(cases, |json| parsed_sms(json.as_bytes()));
     for bad in ["{not json", "", "[1,2]", r#"{"results":"x"}"#] {
         assert!(
             matches!(
-                parse_sms(bad.as_bytes()),
+                parsed_sms(bad.as_bytes()),
                 Err(InboundError::Invalid { field: "body", .. })
             ),
             "{bad}"
@@ -104,7 +113,7 @@ fn dlr(
     reason: Option<&str>,
 ) -> DeliveryReport {
     DeliveryReport {
-        provider: PROVIDER,
+        provider: Infobip::NAME,
         message,
         state,
         provider_status: status.into(),
@@ -124,7 +133,7 @@ fn report(id: &str, status: serde_json::Value, error: serde_json::Value) -> serd
 #[test]
 fn a_short_infobip_sender_keeps_its_country() {
     let body = br#"{"results":[{"messageId":"m1","from":"988364467","to":"4274","text":"HELP"}]}"#;
-    let messages = parse_sms(body).expect("parsed");
+    let messages = parsed_sms(body).expect("parsed");
     assert_eq!(messages[0].from, "988364467");
     assert_eq!(
         messages[0].sender().map(|p| p.as_str().to_owned()),
@@ -137,7 +146,7 @@ fn a_short_infobip_sender_keeps_its_country() {
 #[test]
 fn a_blank_group_name_falls_back_to_the_group_id() {
     let body = br#"{"results":[{"messageId":"abc","status":{"groupId":5,"groupName":"","sdescription":"Absent"}}]}"#;
-    let reports = parse_delivery(body).expect("parsed");
+    let reports = parsed_reports(body).expect("parsed");
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].state, DeliveryState::Failed);
     assert_eq!(reports[0].provider_status, "5");
@@ -227,19 +236,17 @@ fn delivery_report_cases() {
         ),
         ("no results", json!({}), Err(InboundError::Missing("results"))),
     ];
-    for (name, body, want) in cases {
-        assert_eq!(parse_delivery(body.to_string().as_bytes()), want, "{name}");
-    }
+    check_cases(cases, |json| parsed_reports(json.to_string().as_bytes()));
     let unknown = json!({"results":[{"messageId":"1","status":{"groupId":9,"groupName":"ODD"}}]});
     assert!(matches!(
-        parse_delivery(unknown.to_string().as_bytes()),
+        parsed_reports(unknown.to_string().as_bytes()),
         Err(InboundError::Invalid {
             field: "status",
             ..
         })
     ));
     assert!(matches!(
-        parse_delivery(b"{\"results\":[{"),
+        parsed_reports(b"{\"results\":[{"),
         Err(InboundError::Invalid { field: "body", .. })
     ));
 }
@@ -247,20 +254,10 @@ fn delivery_report_cases() {
 // ---- outbound ----
 
 fn outbound(text: &str, encoding: Encoding) -> OutboundSms {
-    OutboundSms {
-        id: 42,
-        to: Phone::parse("+79161234567").expect("test number"),
-        text: text.into(),
-        encoding,
-        segments: 1,
-    }
+    testkit::outbound(42, text, encoding)
 }
 
 fn client(server: &MockServer, delivery_url: Option<&str>) -> Client {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(200))
-        .build()
-        .expect("http client");
     Client::new(
         Settings {
             api_key: "secret-key".into(),
@@ -268,7 +265,7 @@ fn client(server: &MockServer, delivery_url: Option<&str>) -> Client {
             base_url: format!("{}/", server.uri()),
             delivery_url: delivery_url.map(Into::into),
         },
-        http,
+        http(Duration::from_millis(200)),
     )
 }
 
@@ -335,15 +332,13 @@ async fn send_without_delivery_url_omits_it() {
 }
 
 async fn send_answered(template: ResponseTemplate) -> Result<Accepted, SendError> {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/sms/3/messages"))
-        .respond_with(template)
-        .mount(&server)
-        .await;
-    client(&server, None)
-        .send(&outbound("hello", Encoding::Gsm7))
-        .await
+    testkit::send_answered(
+        template,
+        ("POST", "/sms/3/messages"),
+        |server| client(server, None),
+        &outbound("hello", Encoding::Gsm7),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -401,12 +396,7 @@ async fn answers() {
 
 #[tokio::test]
 async fn connection_refused_is_retryable() {
-    // A port nobody listens on (wiremock pools its servers, so dropping one does not
-    // close it).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = closed_port();
     let c = Client::new(
         Settings {
             api_key: "k".into(),

@@ -1,12 +1,22 @@
 use super::*;
-use crate::domain::Phone;
+use crate::channels::testkit::{self, check_cases, closed_port, http, query, single};
 use std::time::Duration;
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// The text of a get-url request with this query string.
+fn parsed_sms(raw_query: &str) -> Result<InboundSms, InboundError> {
+    single(Kannel::parse_sms(&query(raw_query).view()))
+}
+
+/// The report of a dlr-url request with this query string.
+fn parsed_report(raw_query: &str) -> Result<DeliveryReport, InboundError> {
+    single(Kannel::parse_delivery(&query(raw_query).view()))
+}
+
 fn sms(id: &str, from: &str, to: &str, text: &str, at: Option<i64>) -> InboundSms {
     InboundSms {
-        provider: PROVIDER,
+        provider: Kannel::NAME,
         provider_msg_id: id.into(),
         from: from.into(),
         to: to.into(),
@@ -86,26 +96,24 @@ fn inbound_sms_cases() {
             Err(InboundError::Missing("from")),
         ),
     ];
-    for (name, query, want) in cases {
-        assert_eq!(parse_sms_query(&query), want, "{name}");
-    }
+    check_cases(cases, |query| parsed_sms(&query));
     let long = format!("id=a&from=1&text={}", "a".repeat(MAX_TEXT_BYTES + 1));
     assert!(matches!(
-        parse_sms_query(&long),
+        parsed_sms(&long),
         Err(InboundError::Invalid { field: "text", .. })
     ));
 }
 
 #[test]
 fn odd_utf16_is_replaced_not_refused() {
-    let got = parse_sms_query("id=a&from=1&text=%04%21%04&coding=2&charset=UTF-16BE");
+    let got = parsed_sms("id=a&from=1&text=%04%21%04&coding=2&charset=UTF-16BE");
     assert_eq!(got.map(|s| s.text), Ok("С\u{FFFD}".to_owned()));
 }
 
 #[test]
 fn delivery_cases() {
     let report = |state, status: &str, reason: Option<&str>| DeliveryReport {
-        provider: PROVIDER,
+        provider: Kannel::NAME,
         message: MessageRef::Ours(42),
         state,
         provider_status: status.into(),
@@ -149,12 +157,10 @@ fn delivery_cases() {
         ("missing msg", "type=1", Err(InboundError::Missing("msg"))),
         ("missing type", "msg=42", Err(InboundError::Missing("type"))),
     ];
-    for (name, query, want) in cases {
-        assert_eq!(parse_delivery_query(query), want, "{name}");
-    }
+    check_cases(cases, parsed_report);
     for bad in ["msg=abc&type=1", "msg=42&type=32", "msg=42&type=x"] {
         assert!(
-            matches!(parse_delivery_query(bad), Err(InboundError::Invalid { .. })),
+            matches!(parsed_report(bad), Err(InboundError::Invalid { .. })),
             "{bad}"
         );
     }
@@ -163,20 +169,10 @@ fn delivery_cases() {
 // ---- outbound ----
 
 fn outbound(text: &str, encoding: Encoding) -> OutboundSms {
-    OutboundSms {
-        id: 42,
-        to: Phone::parse("+79161234567").expect("test number"),
-        text: text.into(),
-        encoding,
-        segments: 1,
-    }
+    testkit::outbound(42, text, encoding)
 }
 
 fn client(server: &MockServer, sender: Option<&str>, dlr: bool) -> Client {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(200))
-        .build()
-        .expect("http client");
     Client::new(
         Settings {
             sendsms_url: format!("{}/cgi-bin/sendsms", server.uri()),
@@ -185,18 +181,12 @@ fn client(server: &MockServer, sender: Option<&str>, dlr: bool) -> Client {
             sender: sender.map(Into::into),
             dlr_url_base: dlr.then(|| "https://gw.example/webhooks/kannel/delivery".into()),
         },
-        http,
+        http(Duration::from_millis(200)),
     )
 }
 
 const DLR_URL: &str =
     "https://gw.example/webhooks/kannel/delivery?msg=42&type=%d&reply=%A&smsc=%i&ts=%T";
-
-/// A port on 127.0.0.1 that nothing listens on (bound, then closed).
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
 
 #[tokio::test]
 async fn a_connection_error_names_no_password_secret_number_or_text() {
@@ -330,15 +320,13 @@ async fn send_gsm_without_sender_or_dlr() {
 }
 
 async fn send_answered(template: ResponseTemplate) -> Result<Accepted, SendError> {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/cgi-bin/sendsms"))
-        .respond_with(template)
-        .mount(&server)
-        .await;
-    client(&server, None, true)
-        .send(&outbound("hello", Encoding::Gsm7))
-        .await
+    testkit::send_answered(
+        template,
+        ("GET", "/cgi-bin/sendsms"),
+        |server| client(server, None, true),
+        &outbound("hello", Encoding::Gsm7),
+    )
+    .await
 }
 
 #[tokio::test]

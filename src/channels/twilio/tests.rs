@@ -2,24 +2,20 @@ use std::time::Duration;
 
 use wiremock::{
     matchers::{basic_auth, header, method, path},
-    Mock, MockServer, Request, ResponseTemplate,
+    Mock, MockServer, ResponseTemplate,
 };
 
 use super::*;
-use crate::domain::{Encoding, Phone};
+use crate::channels::testkit::{
+    body, check_cases, check_send_answers, form, http, outbound, pairs, single, FormIs, Want,
+};
+use crate::domain::Encoding;
 
 type Fields = Vec<(&'static str, &'static str)>;
 /// Case name, request form, expected result.
 type SmsCase = (&'static str, Fields, Result<InboundSms, InboundError>);
 /// Request form, expected result.
 type ReportCase = (Fields, Result<DeliveryReport, InboundError>);
-
-fn pairs(fields: &[(&str, &str)]) -> Vec<(String, String)> {
-    fields
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
-}
 
 // ---- §2.2 official vectors (twilio-python tests/unit/test_request_validator.py) ----
 
@@ -272,7 +268,7 @@ fn url_port_variants() {
 #[test]
 fn inbound_sms_cases() {
     let sms = |sid: &str, from: &str, to: &str, text: &str| InboundSms {
-        provider: PROVIDER,
+        provider: Twilio::NAME,
         provider_msg_id: sid.into(),
         from: from.into(),
         to: to.into(),
@@ -280,11 +276,8 @@ fn inbound_sms_cases() {
         received_at: None,
     };
     let captured = "ToCountry=US&ToState=&SmsMessageSid=SMe287d7109a5a925f182f0e07fe5b223b&NumMedia=0&ToCity=&FromZip=01022&SmsSid=SMe287d7109a5a925f182f0e07fe5b223b&FromState=MA&SmsStatus=received&FromCity=CHICOPEE&Body=Msg&FromCountry=US&To=%2B12028831111&ToZip=&NumSegments=1&MessageSid=SMe287d7109a5a925f182f0e07fe5b223b&AccountSid=acctid&From=%2B14133881111&ApiVersion=2010-04-01";
-    let captured: Vec<(String, String)> = url::form_urlencoded::parse(captured.as_bytes())
-        .into_owned()
-        .collect();
     assert_eq!(
-        parse_sms(&captured),
+        single(Twilio::parse_sms(&body(captured).view())),
         Ok(sms(
             "SMe287d7109a5a925f182f0e07fe5b223b",
             "+14133881111",
@@ -349,16 +342,16 @@ fn inbound_sms_cases() {
             Err(InboundError::Missing("From")),
         ),
     ];
-    for (name, fields, want) in cases {
-        assert_eq!(parse_sms(&pairs(&fields)), want, "{name}");
-    }
+    check_cases(cases, |fields| {
+        single(Twilio::parse_sms(&form(&fields).view()))
+    });
 }
 
 #[test]
 fn status_callback_cases() {
     fn report(status: &str, state: DeliveryState, reason: Option<&str>) -> DeliveryReport {
         DeliveryReport {
-            provider: PROVIDER,
+            provider: Twilio::NAME,
             message: MessageRef::Provider("SM1".into()),
             state,
             provider_status: status.into(),
@@ -436,9 +429,12 @@ fn status_callback_cases() {
             Err(InboundError::Missing("MessageStatus")),
         ),
     ]);
-    for (fields, want) in cases {
-        assert_eq!(parse_status(&pairs(&fields)), want, "{fields:?}");
-    }
+    let cases = cases
+        .into_iter()
+        .map(|(f, want)| (format!("{f:?}"), f, want));
+    check_cases(cases, |fields| {
+        single(Twilio::parse_delivery(&form(&fields).view()))
+    });
 }
 
 #[test]
@@ -466,36 +462,11 @@ fn twiml() {
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const MESSAGES: &str = "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json";
 
-/// Matches a form body with exactly these fields (in any order).
-struct FormIs(Vec<(String, String)>);
-
-impl wiremock::Match for FormIs {
-    fn matches(&self, request: &Request) -> bool {
-        let mut got: Vec<(String, String)> = url::form_urlencoded::parse(&request.body)
-            .into_owned()
-            .collect();
-        let mut want = self.0.clone();
-        got.sort();
-        want.sort();
-        got == want
-    }
-}
-
-fn outbound() -> OutboundSms {
-    OutboundSms {
-        id: 7,
-        to: Phone::parse("+79161234567").expect("valid test number"),
-        text: "Салом & +1".into(),
-        encoding: Encoding::Ucs2,
-        segments: 1,
-    }
+fn message() -> OutboundSms {
+    outbound(7, "Салом & +1", Encoding::Ucs2)
 }
 
 fn client(server: &MockServer, status_callback: Option<&str>) -> Client {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(200))
-        .build()
-        .expect("client");
     Client::new(
         Settings {
             account_sid: SID.into(),
@@ -504,7 +475,7 @@ fn client(server: &MockServer, status_callback: Option<&str>) -> Client {
             base_url: format!("{}/", server.uri()),
             status_callback: status_callback.map(str::to_owned),
         },
-        http,
+        http(Duration::from_millis(200)),
     )
 }
 
@@ -532,7 +503,7 @@ async fn send_posts_the_documented_request() {
         .mount(&server)
         .await;
     let got = client(&server, Some("https://gw.example/twilio/status?x=1"))
-        .send(&outbound())
+        .send(&message())
         .await;
     assert_eq!(
         got,
@@ -557,7 +528,7 @@ async fn send_without_status_callback_leaves_it_out() {
         .expect(1)
         .mount(&server)
         .await;
-    let got = client(&server, None).send(&outbound()).await;
+    let got = client(&server, None).send(&message()).await;
     assert_eq!(
         got,
         Ok(Accepted {
@@ -568,11 +539,6 @@ async fn send_without_status_callback_leaves_it_out() {
 
 #[tokio::test]
 async fn send_answers() {
-    enum Want {
-        Accepted(&'static str),
-        Fatal(&'static str),
-        Retryable(&'static str),
-    }
     let error = |status: u16, code: i64, message: &str| {
         ResponseTemplate::new(status).set_body_json(serde_json::json!({
             "code": code, "message": message,
@@ -636,24 +602,11 @@ async fn send_answers() {
             Want::Retryable("transport"),
         ),
     ];
-    for (name, answer, want) in cases {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path(MESSAGES))
-            .respond_with(answer)
-            .expect(1)
-            .mount(&server)
-            .await;
-        let got = client(&server, None).send(&outbound()).await;
-        match (&got, want) {
-            (Ok(a), Want::Accepted(id)) => {
-                assert_eq!(a.provider_msg_id.as_deref(), Some(id), "{name}")
-            }
-            (Err(SendError::Fatal(m)), Want::Fatal(part))
-            | (Err(SendError::Retryable(m)), Want::Retryable(part)) => {
-                assert!(m.contains(part), "{name}: {m}")
-            }
-            _ => panic!("{name}: got {got:?}"),
-        }
-    }
+    check_send_answers(
+        cases,
+        ("POST", MESSAGES),
+        |server| client(server, None),
+        &message(),
+    )
+    .await;
 }
