@@ -331,12 +331,20 @@ pub fn stored_form(pairs: &[(String, String)]) -> serde_json::Value {
     )
 }
 
-/// How a query string is stored: as a JSON string, without our shared secret.
+/// How a query string is stored: as a JSON string, without our shared secret (a pair is
+/// left out when its name reads `secret`, however it is written: `secre%74=` is accepted
+/// by [`shared_secret`] too).
 pub fn stored_query(query: &str) -> serde_json::Value {
+    let is_secret = |pair: &&str| {
+        let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
+        url::form_urlencoded::parse(name.as_bytes())
+            .next()
+            .is_some_and(|(name, _)| name == "secret")
+    };
     serde_json::Value::String(
         query
             .split('&')
-            .filter(|pair| !pair.starts_with("secret="))
+            .filter(|pair| !is_secret(pair))
             .collect::<Vec<_>>()
             .join("&"),
     )
