@@ -7,7 +7,11 @@ use clap::Args;
 use rust_decimal::Decimal;
 use secrecy::SecretString;
 
-use crate::domain::{text::ScreenLimits, Currency, Language, QuietHours};
+pub use crate::channels::SmsProvider;
+use crate::{
+    channels::ProviderOptions,
+    domain::{text::ScreenLimits, Currency, Language, QuietHours},
+};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/hashar";
 
@@ -113,8 +117,8 @@ pub struct Config {
     #[arg(long, env = "HASHAR_SMS_NUMBER", default_value = "4274")]
     pub sms_number: String,
 
-    /// Who sends SMS: console, africastalking, twilio, infobip or kannel.
-    #[arg(long, env = "HASHAR_SMS_PROVIDER", default_value = "console")]
+    /// Who sends SMS: one of the providers in `src/channels/`.
+    #[arg(long, env = "HASHAR_SMS_PROVIDER", value_enum, default_value_t = SmsProvider::Console)]
     pub sms_provider: SmsProvider,
 
     /// This service's public base URL, as the aggregators call it (Twilio signatures,
@@ -126,9 +130,9 @@ pub struct Config {
     )]
     pub public_url: String,
 
-    /// Shared secret for webhooks of providers that do not sign requests (Africa's Talking,
-    /// Infobip, Kannel): `?secret=…` in the URL or the password of HTTP basic auth. At least
-    /// 16 characters. Unset: not checked, and `serve` refuses a non-loopback address unless
+    /// Shared secret for the webhooks of providers that do not sign requests
+    /// (`channels::Protection::SharedSecret`): `?secret=…` in the URL or the password of
+    /// HTTP basic auth. At least 16 characters. Unset: not checked, and `serve` refuses a non-loopback address unless
     /// `HASHAR_INSECURE_WEBHOOKS=true`.
     #[arg(long, env = "HASHAR_WEBHOOK_SECRET", value_parser = secret, hide_env_values = true)]
     pub webhook_secret: Option<SecretString>,
@@ -227,81 +231,14 @@ pub struct Config {
     #[arg(long, env = "HASHAR_SMS_PRICE_CURRENCY", default_value = "USD")]
     pub sms_price_currency: String,
 
-    #[arg(long, env = "HASHAR_AT_USERNAME", default_value = "sandbox")]
-    pub at_username: String,
-    #[arg(long, env = "HASHAR_AT_API_KEY", value_parser = secret, hide_env_values = true)]
-    pub at_api_key: Option<SecretString>,
-    #[arg(long, env = "HASHAR_AT_SENDER")]
-    pub at_sender: Option<String>,
-    #[arg(
-        long,
-        env = "HASHAR_AT_BASE_URL",
-        default_value = "https://api.africastalking.com"
-    )]
-    pub at_base_url: String,
-
-    #[arg(long, env = "HASHAR_TWILIO_ACCOUNT_SID")]
-    pub twilio_account_sid: Option<String>,
-    /// Also the key Twilio signs its webhooks with.
-    #[arg(long, env = "HASHAR_TWILIO_AUTH_TOKEN", value_parser = secret, hide_env_values = true)]
-    pub twilio_auth_token: Option<SecretString>,
-    #[arg(long, env = "HASHAR_TWILIO_FROM")]
-    pub twilio_from: Option<String>,
-    #[arg(
-        long,
-        env = "HASHAR_TWILIO_BASE_URL",
-        default_value = "https://api.twilio.com"
-    )]
-    pub twilio_base_url: String,
-
-    #[arg(long, env = "HASHAR_INFOBIP_API_KEY", value_parser = secret, hide_env_values = true)]
-    pub infobip_api_key: Option<SecretString>,
-    #[arg(long, env = "HASHAR_INFOBIP_SENDER", default_value = "Hashar")]
-    pub infobip_sender: String,
-    #[arg(
-        long,
-        env = "HASHAR_INFOBIP_BASE_URL",
-        default_value = "https://api.infobip.com"
-    )]
-    pub infobip_base_url: String,
-
-    #[arg(
-        long,
-        env = "HASHAR_KANNEL_SENDSMS_URL",
-        default_value = "http://127.0.0.1:13013/cgi-bin/sendsms"
-    )]
-    pub kannel_sendsms_url: String,
-    #[arg(long, env = "HASHAR_KANNEL_USERNAME", default_value = "hashar")]
-    pub kannel_username: String,
-    #[arg(long, env = "HASHAR_KANNEL_PASSWORD", value_parser = secret, hide_env_values = true)]
-    pub kannel_password: Option<SecretString>,
-    #[arg(long, env = "HASHAR_KANNEL_SENDER")]
-    pub kannel_sender: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SmsProvider {
-    Console,
-    Africastalking,
-    Twilio,
-    Infobip,
-    Kannel,
-}
-
-impl SmsProvider {
-    pub fn name(self) -> &'static str {
-        match self {
-            SmsProvider::Console => "console",
-            SmsProvider::Africastalking => "africastalking",
-            SmsProvider::Twilio => "twilio",
-            SmsProvider::Infobip => "infobip",
-            SmsProvider::Kannel => "kannel",
-        }
-    }
+    /// Every provider's own settings (`HASHAR_AT_*`, `HASHAR_TWILIO_*`, …), declared in its
+    /// module (`Options`).
+    #[command(flatten)]
+    pub providers: ProviderOptions,
 }
 
 /// Reads a secret setting: held so that `Debug` never prints it.
-fn secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
+pub(crate) fn secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(raw))
 }
 
@@ -360,11 +297,12 @@ pub enum WebhookExposure {
 /// `serve` refuses to start: the unsigned webhooks would be open to anyone.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "refusing to listen on {listen} without HASHAR_WEBHOOK_SECRET: the webhooks of Africa's \
-     Talking, Infobip and Kannel (providers that do not sign requests) would take pledges, \
+    "refusing to listen on {listen} without HASHAR_WEBHOOK_SECRET: the webhooks of {} \
+     (providers that do not sign requests) would take pledges, \
      STOPs and delivery reports from anyone. Set HASHAR_WEBHOOK_SECRET (and add it to those \
      providers' callback URLs), listen on a loopback address behind a proxy that checks \
-     callers, or set HASHAR_INSECURE_WEBHOOKS=true to accept the risk"
+     callers, or set HASHAR_INSECURE_WEBHOOKS=true to accept the risk",
+    crate::channels::unsigned_titles()
 )]
 pub struct OpenWebhooks {
     pub listen: SocketAddr,
@@ -396,8 +334,8 @@ impl Config {
     }
 
     /// Whether `serve` may start given who can reach the unsigned providers' webhooks
-    /// (Africa's Talking, Infobip and Kannel routes are always mounted, and the USSD webhook
-    /// is Africa's Talking's): without a secret only on a loopback address, or on any
+    /// (every provider's routes are always mounted, and the USSD webhook is Africa's
+    /// Talking's): without a secret only on a loopback address, or on any
     /// address when `HASHAR_INSECURE_WEBHOOKS=true`.
     pub fn webhook_exposure(&self) -> Result<WebhookExposure, OpenWebhooks> {
         if self.webhook_secret().is_some() {

@@ -16,8 +16,12 @@ use rust_decimal::Decimal;
 
 use crate::{
     channels::{
-        africastalking, infobip, kannel, twilio, DeliveryReport, DeliveryState, InboundSms,
-        MessageRef,
+        africastalking::{self, AfricasTalking},
+        infobip::Infobip,
+        kannel::Kannel,
+        twilio::{self, Twilio},
+        DeliveryReport, DeliveryState, InboundSms, MessageRef, Provider, ReceivesSms,
+        ReportsDelivery, Ussd, WebhookRequest,
     },
     domain::{
         money::{format_amount, parse_amount},
@@ -227,28 +231,41 @@ pub fn africastalking(data: &[u8]) {
         network_code: first("networkCode"),
         text: first("text"),
     };
-    if let Ok(hop) = africastalking::parse_ussd(ussd) {
+    if let Ok(hop) = AfricasTalking::parse_ussd(ussd) {
         assert!(!hop.session_id.trim().is_empty() && hop.session_id.len() <= 200);
         assert!(hop.text.len() <= 2_000);
         assert_eq!(Phone::parse(hop.phone.as_str()).as_ref(), Ok(&hop.phone));
     }
-    if let Ok(sms) = africastalking::parse_sms(&pairs) {
-        check_sms(&sms, africastalking::PROVIDER);
+    let request = WebhookRequest::with_body(data);
+    if let Ok(sms) = single(AfricasTalking::parse_sms(&request)) {
+        check_sms(&sms, AfricasTalking::NAME);
     }
-    if let Ok(report) = africastalking::parse_delivery(&pairs) {
-        check_report(&report, africastalking::PROVIDER);
+    if let Ok(report) = single(AfricasTalking::parse_delivery(&request)) {
+        check_report(&report, AfricasTalking::NAME);
         assert!(matches!(report.message, MessageRef::Provider(_)));
     }
+}
+
+/// The one message of a provider that sends one per request, without its stored form.
+fn single<T, E>(parsed: Result<Vec<(T, serde_json::Value)>, E>) -> Result<T, E> {
+    parsed.map(|messages| {
+        assert_eq!(messages.len(), 1, "one message per request");
+        let mut messages = messages.into_iter().map(|(m, _)| m);
+        messages
+            .next()
+            .unwrap_or_else(|| unreachable!("one message"))
+    })
 }
 
 /// Twilio: the bytes as a form body, through the inbound SMS and status callback parsers.
 pub fn twilio(data: &[u8]) {
     let Some(pairs) = form(data) else { return };
-    if let Ok(sms) = twilio::parse_sms(&pairs) {
-        check_sms(&sms, twilio::PROVIDER);
+    let request = WebhookRequest::with_body(data);
+    if let Ok(sms) = single(Twilio::parse_sms(&request)) {
+        check_sms(&sms, Twilio::NAME);
     }
-    if let Ok(report) = twilio::parse_status(&pairs) {
-        check_report(&report, twilio::PROVIDER);
+    if let Ok(report) = single(Twilio::parse_delivery(&request)) {
+        check_report(&report, Twilio::NAME);
     }
     // A reply to a text is well-formed XML whatever the text holds.
     if let Some((_, body)) = pairs.first() {
@@ -268,14 +285,15 @@ pub fn infobip(data: &[u8]) {
     if data.len() > MAX_INPUT {
         return;
     }
-    if let Ok(messages) = infobip::parse_sms(data) {
-        for sms in &messages {
-            check_sms(sms, infobip::PROVIDER);
+    let request = WebhookRequest::with_body(data);
+    if let Ok(messages) = Infobip::parse_sms(&request) {
+        for (sms, _) in &messages {
+            check_sms(sms, Infobip::NAME);
         }
     }
-    if let Ok(reports) = infobip::parse_delivery(data) {
-        for report in &reports {
-            check_report(report, infobip::PROVIDER);
+    if let Ok(reports) = Infobip::parse_delivery(&request) {
+        for (report, _) in &reports {
+            check_report(report, Infobip::NAME);
         }
     }
 }
@@ -284,12 +302,13 @@ pub fn infobip(data: &[u8]) {
 /// (delivery report) parsers.
 pub fn kannel(data: &[u8]) {
     let Some(query) = text(data) else { return };
-    if let Ok(sms) = kannel::parse_sms_query(query) {
-        check_sms(&sms, kannel::PROVIDER);
+    let request = WebhookRequest::with_query(query);
+    if let Ok(sms) = single(Kannel::parse_sms(&request)) {
+        check_sms(&sms, Kannel::NAME);
         assert_eq!(sms.from, sms.from.trim());
     }
-    if let Ok(report) = kannel::parse_delivery_query(query) {
-        check_report(&report, kannel::PROVIDER);
+    if let Ok(report) = single(Kannel::parse_delivery(&request)) {
+        check_report(&report, Kannel::NAME);
         assert!(matches!(report.message, MessageRef::Ours(_)));
         if report.state != DeliveryState::Failed {
             assert_eq!(report.reason, None);

@@ -1,11 +1,18 @@
 //! HTTP routes: health, readiness and the aggregator webhooks.
+//!
+//! Every provider's webhooks are mounted from its own declaration
+//! ([`crate::channels::Provider::webhooks`]) on three generic handlers, one per kind of
+//! message, each behind the [`Verified`] extractor: a request its provider's check refuses
+//! gets 403 and reaches no handler.
+
+use std::marker::PhantomData;
 
 use axum::{
     body::Bytes,
-    extract::{DefaultBodyLimit, Form, OriginalUri, State},
-    http::{header, HeaderMap, StatusCode},
+    extract::{rejection::FormRejection, DefaultBodyLimit, Form, FromRequest, OriginalUri, State},
+    http::{header, HeaderMap, StatusCode, Uri},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, post, MethodRouter},
     Router,
 };
 use tower_http::trace::TraceLayer;
@@ -13,35 +20,22 @@ use tower_http::trace::TraceLayer;
 use crate::{
     app::AppState,
     channels::{
-        africastalking, infobip, kannel, twilio, DeliveryReport, InboundError, InboundSms,
-        FORM_BODY_LIMIT, JSON_BODY_LIMIT,
+        self, ussd::Screen, webhook_path, Answer, Carrier, DeliveryReport, EachProvider,
+        InboundError, InboundSms, Provider, ReceivesSms, ReportsDelivery, Ussd, WebhookRequest,
+        Webhooks, FORM_BODY_LIMIT, JSON_BODY_LIMIT,
     },
-    db, metrics, outbox, sms, ussd,
+    db,
+    inbox::{self, Delivered},
+    metrics, sms, ussd,
 };
 
 pub fn router(state: AppState) -> Router {
-    // Every webhook body is bounded (a larger one is answered 413 before it is read whole):
-    // forms by FORM_BODY_LIMIT, Infobip's JSON by JSON_BODY_LIMIT.
-    let form = || DefaultBodyLimit::max(FORM_BODY_LIMIT);
-    let json = || DefaultBodyLimit::max(JSON_BODY_LIMIT);
+    let mut webhooks = Mounted(Router::new());
+    channels::for_each_provider(&mut webhooks);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/webhooks/africastalking/ussd", post(at_ussd).layer(form()))
-        .route("/webhooks/africastalking/sms", post(at_sms).layer(form()))
-        .route(
-            "/webhooks/africastalking/delivery",
-            post(at_delivery).layer(form()),
-        )
-        .route("/webhooks/twilio/sms", post(twilio_sms).layer(form()))
-        .route("/webhooks/twilio/status", post(twilio_status).layer(form()))
-        .route("/webhooks/infobip/sms", post(infobip_sms).layer(json()))
-        .route(
-            "/webhooks/infobip/delivery",
-            post(infobip_delivery).layer(json()),
-        )
-        .route("/webhooks/kannel/sms", get(kannel_sms))
-        .route("/webhooks/kannel/delivery", get(kannel_delivery))
+        .merge(webhooks.0)
         .with_state(state.clone())
         // the admin API gets its own pool: no API call or export can take a webhook's connection
         .merge(crate::api::router(state.for_api()))
@@ -61,6 +55,79 @@ pub fn router(state: AppState) -> Router {
         // between connections through `into_make_service` instead of copying it per
         // connection (what serving a plain `Router` does).
         .with_state(())
+}
+
+/// Every provider's webhooks, mounted as it declares them.
+struct Mounted(Router<AppState>);
+
+impl EachProvider for Mounted {
+    fn provider<P: Provider>(&mut self) {
+        let mount = P::webhooks(Mount::<P>(Router::new(), PhantomData));
+        self.0 = std::mem::take(&mut self.0).merge(mount.0);
+    }
+}
+
+/// One provider's webhooks. Every body is bounded (a larger one is answered 413 before it
+/// is read whole): forms by [`FORM_BODY_LIMIT`], JSON by [`JSON_BODY_LIMIT`]; a `GET`
+/// webhook's body is never read.
+struct Mount<P>(Router<AppState>, PhantomData<P>);
+
+impl<P: Provider> Mount<P> {
+    fn route(self, path: &str, handler: MethodRouter<AppState>) -> Self {
+        Mount(
+            self.0.route(&webhook_path(P::NAME, path), handler),
+            PhantomData,
+        )
+    }
+}
+
+/// The handler for a webhook of this carrier: `bytes` reads the body, `query` does not.
+fn carried(
+    carrier: Carrier,
+    bytes: MethodRouter<AppState>,
+    query: MethodRouter<AppState>,
+) -> MethodRouter<AppState> {
+    match carrier {
+        Carrier::Form => bytes.layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)),
+        Carrier::Json => bytes.layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)),
+        Carrier::Query => query,
+    }
+}
+
+impl<P: Provider> Webhooks<P> for Mount<P> {
+    fn ussd(self, path: &'static str) -> Self
+    where
+        P: Ussd,
+    {
+        self.route(
+            path,
+            post(ussd_hop::<P>).layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)),
+        )
+    }
+
+    fn sms(self, path: &'static str, carrier: Carrier) -> Self
+    where
+        P: ReceivesSms,
+    {
+        let handler = carried(
+            carrier,
+            post(inbound_sms::<P, Bytes>),
+            get(inbound_sms::<P, NoBody>),
+        );
+        self.route(path, handler)
+    }
+
+    fn delivery(self, path: &'static str, carrier: Carrier) -> Self
+    where
+        P: ReportsDelivery,
+    {
+        let handler = carried(
+            carrier,
+            post(delivery_reports::<P, Bytes>),
+            get(delivery_reports::<P, NoBody>),
+        );
+        self.route(path, handler)
+    }
 }
 
 fn plain(status: StatusCode, body: String) -> Response {
@@ -95,16 +162,110 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn at_ussd(
-    State(state): State<AppState>,
-    uri: OriginalUri,
+// ---------------------------------------------------------------------------------------
+// The authentication extractor and the three generic webhook handlers
+
+/// A webhook request that passed its provider's check ([`channels::verify`]): its
+/// signature, or our shared secret. One that fails gets 403, is logged, and reaches no
+/// handler: nothing of it is stored. `B` reads the body, before the check (so a body over
+/// its limit is 413 whoever sent it; the USSD form is read without failing, and its errors
+/// are answered after the check).
+struct Verified<P, B> {
+    uri: Uri,
     headers: HeaderMap,
-    form: Result<Form<africastalking::UssdForm>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    if let Some(refused) = check_secret(&state, &uri, &headers) {
-        return refused;
+    body: B,
+    provider: PhantomData<P>,
+}
+
+impl<P, B: Body> Verified<P, B> {
+    fn request(&self) -> WebhookRequest<'_> {
+        WebhookRequest {
+            path: self.uri.path(),
+            query: self.uri.query(),
+            headers: &self.headers,
+            body: self.body.bytes(),
+        }
     }
-    let form = match form {
+}
+
+impl<P: Provider, B: Body> FromRequest<AppState> for Verified<P, B> {
+    type Rejection = Response;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let uri = match req.extensions().get::<OriginalUri>() {
+            Some(original) => original.0.clone(),
+            None => req.uri().clone(),
+        };
+        let headers = req.headers().clone();
+        let body = B::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let verified = Verified {
+            uri,
+            headers,
+            body,
+            provider: PhantomData,
+        };
+        if let Err(refused) = channels::verify::<P>(&state.config, &verified.request()) {
+            tracing::warn!(
+                provider = P::NAME,
+                path = %verified.uri.path(),
+                reason = refused.0,
+                "webhook refused"
+            );
+            return Err(forbidden());
+        }
+        Ok(verified)
+    }
+}
+
+/// How a webhook's body is read, and what of it a signature check sees.
+trait Body: FromRequest<AppState> + Send + 'static {
+    fn bytes(&self) -> &[u8];
+}
+
+impl Body for Bytes {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+/// A `GET` webhook: its body is not read.
+struct NoBody;
+
+impl FromRequest<AppState> for NoBody {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(
+        _req: axum::extract::Request,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(NoBody)
+    }
+}
+
+impl Body for NoBody {
+    fn bytes(&self) -> &[u8] {
+        &[]
+    }
+}
+
+/// A USSD hop's form, read by axum's `Form` (its failure is answered 400 after the check).
+/// The check does not see the body (see [`Ussd`]).
+impl<T: serde::de::DeserializeOwned + Send + 'static> Body for Result<Form<T>, FormRejection> {
+    fn bytes(&self) -> &[u8] {
+        &[]
+    }
+}
+
+async fn ussd_hop<P: Ussd>(
+    State(state): State<AppState>,
+    hook: Verified<P, Result<Form<P::Form>, FormRejection>>,
+) -> Response {
+    let form = match hook.body {
         Ok(Form(f)) => f,
         Err(e) => {
             return plain(
@@ -113,12 +274,30 @@ async fn at_ussd(
             )
         }
     };
-    let hop = match africastalking::parse_ussd(form) {
+    let hop = match P::parse_ussd(form) {
         Ok(h) => h,
         Err(e) => return plain(StatusCode::BAD_REQUEST, format!("bad request: {e}\n")),
     };
     let reply = ussd::answer(&state, &hop).await;
-    plain(StatusCode::OK, africastalking::render_ussd(&reply))
+    let screen = Screen {
+        text: &reply.text,
+        end: reply.end,
+    };
+    plain(StatusCode::OK, P::render_ussd(&screen))
+}
+
+async fn inbound_sms<P: ReceivesSms, B: Body>(
+    State(state): State<AppState>,
+    hook: Verified<P, B>,
+) -> Response {
+    receive_all(&state, P::parse_sms(&hook.request()), P::ANSWER).await
+}
+
+async fn delivery_reports<P: ReportsDelivery, B: Body>(
+    State(state): State<AppState>,
+    hook: Verified<P, B>,
+) -> Response {
+    deliver_all(&state, P::parse_delivery(&hook.request())).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -197,70 +376,6 @@ where
     }
 }
 
-/// Compares in constant time (the length is not secret).
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The shared secret of providers that do not sign: `?secret=…` or the password of HTTP
-/// basic auth. Not checked when none is configured, which `serve` allows only on a loopback
-/// address or with `HASHAR_INSECURE_WEBHOOKS=true` (see `Config::webhook_exposure`).
-fn check_secret(state: &AppState, uri: &OriginalUri, headers: &HeaderMap) -> Option<Response> {
-    let secret = state.config.webhook_secret()?;
-    let in_query = uri
-        .0
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .any(|(k, v)| k == "secret" && same(v.as_bytes(), secret.as_bytes()))
-        })
-        .unwrap_or(false);
-    let in_basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b64| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .ok()
-        })
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|pair| {
-            pair.split_once(':')
-                .map(|(_, pass)| same(pass.as_bytes(), secret.as_bytes()))
-        })
-        .unwrap_or(false);
-    if in_query || in_basic {
-        None
-    } else {
-        tracing::warn!(path = %uri.0.path(), "webhook refused: missing or wrong shared secret");
-        Some(forbidden())
-    }
-}
-
-/// A query string to store: everything but our shared secret.
-fn without_secret(query: &str) -> String {
-    query
-        .split('&')
-        .filter(|pair| !pair.starts_with("secret="))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn form_pairs(body: &Bytes) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(body).into_owned().collect()
-}
-
-fn pairs_json(pairs: &[(String, String)]) -> serde_json::Value {
-    serde_json::Value::Array(
-        pairs
-            .iter()
-            .map(|(k, v)| serde_json::json!([k, v]))
-            .collect(),
-    )
-}
-
 /// The answer when the database did not finish within `HASHAR_DB_TIMEOUT_MS`: the
 /// unfinished transaction is dropped (rolled back), so nothing half-done stays, and the
 /// provider retries; a retry of a message that did commit after all is a duplicate and is
@@ -273,14 +388,14 @@ fn too_slow(what: &str) -> Response {
     )
 }
 
-/// Handles each parsed message (each with its own raw form), then answers `done()`; a
+/// Handles each parsed message (each with its own raw form), then answers `done`; a
 /// request that did not parse is 400, one with a text longer than
 /// [`crate::channels::MAX_TEXT_CHARS`] is 413 (nothing of it is stored), and a failure is an
 /// error answer the provider retries.
 async fn receive_all(
     state: &AppState,
     parsed: Result<Vec<(InboundSms, serde_json::Value)>, InboundError>,
-    done: fn() -> Response,
+    done: Answer,
 ) -> Response {
     let messages = match parsed {
         Ok(m) => m,
@@ -311,7 +426,12 @@ async fn receive_all(
             }
         }
     }
-    done()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, done.content_type)],
+        done.body,
+    )
+        .into_response()
 }
 
 /// Stores each delivery report with its own raw form (deduplicated on message and status)
@@ -344,17 +464,17 @@ async fn deliver_each(
 ) -> Option<Response> {
     let now = state.clock.now();
     for (report, raw) in reports {
-        let applied = once_more_if_lost(|| deliver_one(state, &report, &raw, now), itself);
+        let applied = once_more_if_lost(|| inbox::deliver(&state.pool, &report, &raw, now), itself);
         match applied.await {
-            Ok(Some(false)) => {
+            Ok(Delivered::Refused) => {
                 metrics::delivery_report(report.provider, "unknown_message");
                 tracing::warn!(
                     provider = report.provider,
                     "delivery report refused: it names no message of ours that was sent"
                 )
             }
-            Ok(Some(true)) => metrics::delivery_report(report.provider, "applied"),
-            Ok(None) => metrics::delivery_report(report.provider, "duplicate"),
+            Ok(Delivered::Applied) => metrics::delivery_report(report.provider, "applied"),
+            Ok(Delivered::Duplicate) => metrics::delivery_report(report.provider, "duplicate"),
             Err(e) => {
                 metrics::delivery_report(report.provider, "error");
                 metrics::pool_timeout(&e);
@@ -365,208 +485,6 @@ async fn deliver_each(
     None
 }
 
-/// One report in one transaction: stored raw and applied together, so a report whose
-/// update failed is not left stored (a retry would be taken for a duplicate and never
-/// applied). `None`: a duplicate; `Some(true)`: applied, or kept until the send it names is
-/// recorded; `Some(false)`: refused and not stored (by our id it names no message, or one
-/// never handed to the provider).
-async fn deliver_one(
-    state: &AppState,
-    report: &DeliveryReport,
-    raw: &serde_json::Value,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<bool>, sqlx::Error> {
-    let key = match &report.message {
-        crate::channels::MessageRef::Ours(id) => format!("ours:{id}:{}", report.provider_status),
-        crate::channels::MessageRef::Provider(id) => format!("{id}:{}", report.provider_status),
-    };
-    let mut tx = state.pool.begin().await?;
-    let fresh: Option<i64> = sqlx::query_scalar(
-        "insert into inbound_messages (provider, kind, provider_msg_id, raw, received_at, outcome)
-         values ($1, 'delivery', $2, $3, $4, $5)
-         on conflict (provider, kind, provider_msg_id) do nothing returning id",
-    )
-    .bind(report.provider)
-    .bind(&key)
-    .bind(sqlx::types::Json(raw))
-    .bind(now)
-    .bind(report.state.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(inbound_id) = fresh else {
-        tx.commit().await?;
-        return Ok(None);
-    };
-    let mut found = outbox::apply_delivery(&mut tx, report, now).await?;
-    if !found {
-        // Perhaps the dispatcher has not recorded the provider's id yet: keep it for then.
-        found = outbox::keep_early_report(&mut tx, inbound_id, report, now).await?;
-    }
-    if !found {
-        // Neither applied nor kept: refused. Nothing of it is stored, so that it cannot
-        // pass for a duplicate of a genuine report that comes later.
-        tx.rollback().await?;
-        return Ok(Some(false));
-    }
-    tx.commit().await?;
-    Ok(Some(true))
-}
-
 fn ok_empty() -> Response {
     plain(StatusCode::OK, String::new())
-}
-
-async fn at_sms(
-    State(state): State<AppState>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = check_secret(&state, &uri, &headers) {
-        return r;
-    }
-    let pairs = form_pairs(&body);
-    let parsed = africastalking::parse_sms(&pairs).map(|m| vec![(m, pairs_json(&pairs))]);
-    receive_all(&state, parsed, ok_empty).await
-}
-
-async fn at_delivery(
-    State(state): State<AppState>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = check_secret(&state, &uri, &headers) {
-        return r;
-    }
-    let pairs = form_pairs(&body);
-    let parsed = africastalking::parse_delivery(&pairs).map(|r| vec![(r, pairs_json(&pairs))]);
-    deliver_all(&state, parsed).await
-}
-
-/// Twilio signs every request; without a valid `X-Twilio-Signature` nothing is stored.
-fn check_twilio(
-    state: &AppState,
-    uri: &OriginalUri,
-    headers: &HeaderMap,
-    pairs: &[(String, String)],
-) -> Option<Response> {
-    let Some(token) = state
-        .config
-        .twilio_auth_token
-        .as_ref()
-        .map(secrecy::ExposeSecret::expose_secret)
-    else {
-        tracing::warn!("twilio webhook refused: HASHAR_TWILIO_AUTH_TOKEN is not set");
-        return Some(forbidden());
-    };
-    let signature = headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mut url = format!(
-        "{}{}",
-        state.config.public_url.trim_end_matches('/'),
-        uri.0.path()
-    );
-    if let Some(q) = uri.0.query() {
-        url.push('?');
-        url.push_str(q);
-    }
-    if twilio::verify_signature(token, &url, pairs, signature) {
-        None
-    } else {
-        tracing::warn!(path = %uri.0.path(), "twilio webhook refused: bad signature");
-        Some(forbidden())
-    }
-}
-
-fn twiml(body: String) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
-
-async fn twilio_sms(
-    State(state): State<AppState>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let pairs = form_pairs(&body);
-    if let Some(r) = check_twilio(&state, &uri, &headers, &pairs) {
-        return r;
-    }
-    let parsed = twilio::parse_sms(&pairs).map(|m| vec![(m, pairs_json(&pairs))]);
-    receive_all(&state, parsed, || twiml(twilio::twiml_empty().to_owned())).await
-}
-
-async fn twilio_status(
-    State(state): State<AppState>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let pairs = form_pairs(&body);
-    if let Some(r) = check_twilio(&state, &uri, &headers, &pairs) {
-        return r;
-    }
-    let parsed = twilio::parse_status(&pairs).map(|r| vec![(r, pairs_json(&pairs))]);
-    deliver_all(&state, parsed).await
-}
-
-async fn infobip_sms(
-    State(state): State<AppState>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = check_secret(&state, &uri, &headers) {
-        return r;
-    }
-    // each message is stored with its own JSON, never the whole body once per message
-    receive_all(&state, infobip::parse_sms_with_raw(&body), ok_empty).await
-}
-
-async fn infobip_delivery(
-    State(state): State<AppState>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = check_secret(&state, &uri, &headers) {
-        return r;
-    }
-    deliver_all(&state, infobip::parse_delivery_with_raw(&body)).await
-}
-
-async fn kannel_sms(
-    State(state): State<AppState>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = check_secret(&state, &uri, &headers) {
-        return r;
-    }
-    let query = uri.0.query().unwrap_or("");
-    let raw = serde_json::Value::String(without_secret(query));
-    let parsed = kannel::parse_sms_query(query).map(|m| vec![(m, raw)]);
-    receive_all(&state, parsed, ok_empty).await
-}
-
-async fn kannel_delivery(
-    State(state): State<AppState>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = check_secret(&state, &uri, &headers) {
-        return r;
-    }
-    let query = uri.0.query().unwrap_or("");
-    let raw = serde_json::Value::String(without_secret(query));
-    let parsed = kannel::parse_delivery_query(query).map(|r| vec![(r, raw)]);
-    deliver_all(&state, parsed).await
 }

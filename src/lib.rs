@@ -20,6 +20,7 @@ pub mod engine;
 pub mod fuzzing;
 pub mod hints;
 pub mod http;
+pub mod inbox;
 pub mod keywords;
 pub mod metrics;
 pub mod outbox;

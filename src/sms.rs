@@ -61,20 +61,7 @@ pub async fn receive(
 ) -> Result<Received, ConversationError> {
     let now = state.clock.now();
     let mut tx = state.pool.begin().await?;
-    let inbound_id: Option<i64> = sqlx::query_scalar(
-        "insert into inbound_messages (provider, kind, provider_msg_id, sender, raw, text, received_at)
-         values ($1, 'sms', $2, $3, $4, $5, $6)
-         on conflict (provider, kind, provider_msg_id) do nothing
-         returning id",
-    )
-    .bind(msg.provider)
-    .bind(&msg.provider_msg_id)
-    .bind(&msg.from)
-    .bind(Json(&raw))
-    .bind(&msg.text)
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let inbound_id = crate::inbox::store_sms(&mut tx, msg, &raw, now).await?;
     let Some(inbound_id) = inbound_id else {
         tx.commit().await?;
         tracing::info!(provider = msg.provider, "duplicate inbound sms ignored");

@@ -33,15 +33,8 @@ use crate::{
     metrics::HopOutcome,
 };
 
-/// A hop as every provider module hands it over.
-#[derive(Debug, Clone)]
-pub struct Hop {
-    pub provider: &'static str,
-    pub session_id: String,
-    pub phone: Phone,
-    /// The whole input history, `*`-separated, `""` on the first hop.
-    pub text: String,
-}
+/// A hop as every provider module hands it over (the type is the channels').
+pub use crate::channels::ussd::Hop;
 
 impl Hop {
     /// The session's key: the same id from another phone is another session. (Neither a

@@ -85,7 +85,7 @@ async fn a_notice_to_a_village_in_three_languages(pool: PgPool) {
     let seed = seed(&pool).await;
     village(&pool, seed.community).await;
     let mut config = test_config();
-    config.sms_provider = hashar::config::SmsProvider::Africastalking;
+    config.sms_provider = hashar::config::SmsProvider::AfricasTalking;
     config.sms_price_per_segment = "0.02".parse().expect("price");
     let app = app_with(pool.clone(), config).await;
     let (_, _, token) =

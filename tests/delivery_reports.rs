@@ -134,7 +134,7 @@ async fn reports_that_never_find_their_message_are_pruned_after_seven_days(pool:
     seed(&pool).await;
     let app = app_with(
         pool.clone(),
-        test_config_with_provider(SmsProvider::Africastalking),
+        test_config_with_provider(SmsProvider::AfricasTalking),
     )
     .await;
     // a provider id no message has (yet): it waits for its message, for 7 days at most

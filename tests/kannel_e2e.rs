@@ -704,11 +704,12 @@ async fn sms_from_a_plus7_number_through_kannel_and_back(pool: PgPool) {
     config.sms_provider = SmsProvider::Kannel;
     config.public_url = format!("http://127.0.0.1:{hashar_port}");
     config.webhook_secret = Some(WEBHOOK_SECRET.into());
-    config.kannel_sendsms_url = format!("http://127.0.0.1:{}/cgi-bin/sendsms", ports.sendsms);
-    config.kannel_username = SENDSMS_USER.into();
-    config.kannel_password = Some(SENDSMS_PASSWORD.into());
+    config.providers.kannel.kannel_sendsms_url =
+        format!("http://127.0.0.1:{}/cgi-bin/sendsms", ports.sendsms);
+    config.providers.kannel.kannel_username = SENDSMS_USER.into();
+    config.providers.kannel.kannel_password = Some(SENDSMS_PASSWORD.into());
     // No global-sender in Kannel's config: Hashar sends `from`.
-    config.kannel_sender = Some(config.sms_number.clone());
+    config.providers.kannel.kannel_sender = Some(config.sms_number.clone());
     let short_code = config.sms_number.clone();
     let menus = load_checked_menus(&config).expect("menus pass the check");
     let state = AppState::new(pool.clone(), menus, config.clone()).expect("valid settings");

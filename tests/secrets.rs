@@ -64,8 +64,8 @@ async fn a_kannel_connection_error_stores_and_logs_no_secret_number_or_text(pool
     };
     let mut config = common::test_config();
     config.sms_provider = SmsProvider::Kannel;
-    config.kannel_sendsms_url = format!("http://127.0.0.1:{port}/cgi-bin/sendsms");
-    config.kannel_password = Some(KANNEL_PASSWORD.into());
+    config.providers.kannel.kannel_sendsms_url = format!("http://127.0.0.1:{port}/cgi-bin/sendsms");
+    config.providers.kannel.kannel_password = Some(KANNEL_PASSWORD.into());
     config.webhook_secret = Some(WEBHOOK_SECRET.into());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

@@ -102,7 +102,10 @@ use common::{
     MAX_PRINTED_ERRORS, REQUEST_TIMEOUT,
 };
 use hashar::{
-    channels::{africastalking, Sender},
+    channels::{
+        africastalking::{self, AfricasTalking},
+        Provider, Sender,
+    },
     clock::{Clock, SystemClock},
     outbox::{DispatchConfig, Dispatcher, RateShare, Round},
 };
@@ -806,7 +809,7 @@ async fn outbox(args: OutboxArgs) -> anyhow::Result<()> {
         .await
         .context("emptying dispatcher_instances")?;
     let shares: Vec<Arc<RateShare>> = (0..args.dispatchers)
-        .map(|_| RateShare::coordinated(pool.clone(), "africastalking", rate))
+        .map(|_| RateShare::coordinated(pool.clone(), AfricasTalking::NAME, rate))
         .collect();
     for _ in 0..2 {
         for share in &shares {

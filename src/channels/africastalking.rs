@@ -6,17 +6,129 @@ use serde::Deserialize;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::ussd::{Hop, Screen};
 use super::{
-    read_capped, status_error, transport_error, Accepted, DeliveryReport, DeliveryState,
-    InboundError, InboundSms, MessageRef, OutboundSms, SendError,
+    read_capped, require_setting, status_error, stored_form, transport_error, Accepted, Carrier,
+    DeliveryReport, DeliveryState, InboundError, InboundSms, MessageRef, MissingSetting,
+    OutboundSms, Provider, ReceivesSms, Registered, ReportsDelivery, SendError, SendSms, Ussd,
+    WebhookRequest, Webhooks,
 };
 use crate::{
+    config::{secret, Config},
     domain::{phone::mask, Phone},
-    engine::Reply,
-    ussd::Hop,
 };
 
-pub const PROVIDER: &str = "africastalking";
+/// Africa's Talking: USSD, inbound SMS and delivery reports, all forms; it does not sign
+/// (our shared secret protects its webhooks).
+pub struct AfricasTalking;
+
+impl Provider for AfricasTalking {
+    const NAME: &'static str = "africastalking";
+    const TITLE: &'static str = "Africa's Talking";
+    type Client = Client;
+
+    fn client(config: &Config, http: reqwest::Client) -> Result<Client, MissingSetting> {
+        let options = AfricasTalking::options(config);
+        let settings = Settings {
+            username: options.at_username.clone(),
+            api_key: require_setting::<AfricasTalking, _>(
+                &options.at_api_key,
+                "HASHAR_AT_API_KEY",
+            )?,
+            sender: options.at_sender.clone(),
+            base_url: options.at_base_url.clone(),
+        };
+        Ok(Client::new(settings, http))
+    }
+
+    fn webhooks<W: Webhooks<Self>>(w: W) -> W {
+        w.ussd("ussd")
+            .sms("sms", Carrier::Form)
+            .delivery("delivery", Carrier::Form)
+    }
+}
+
+/// Africa's Talking's settings.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct Options {
+    #[arg(long, env = "HASHAR_AT_USERNAME", default_value = "sandbox")]
+    pub at_username: String,
+    #[arg(long, env = "HASHAR_AT_API_KEY", value_parser = secret, hide_env_values = true)]
+    pub at_api_key: Option<SecretString>,
+    #[arg(long, env = "HASHAR_AT_SENDER")]
+    pub at_sender: Option<String>,
+    #[arg(
+        long,
+        env = "HASHAR_AT_BASE_URL",
+        default_value = DEFAULT_BASE_URL
+    )]
+    pub at_base_url: String,
+}
+
+impl Ussd for AfricasTalking {
+    type Form = UssdForm;
+
+    /// A USSD callback (§1.1).
+    fn parse_ussd(form: UssdForm) -> Result<Hop, InboundError> {
+        let session_id = form
+            .session_id
+            .filter(|s| !s.trim().is_empty())
+            .ok_or(InboundError::Missing("sessionId"))?;
+        if session_id.len() > 200 {
+            return Err(InboundError::Invalid {
+                field: "sessionId",
+                message: "longer than 200 characters".into(),
+            });
+        }
+        let raw_phone = form
+            .phone_number
+            .ok_or(InboundError::Missing("phoneNumber"))?;
+        let phone = Phone::parse(&raw_phone).map_err(|e| InboundError::Invalid {
+            field: "phoneNumber",
+            message: e.to_string(),
+        })?;
+        let text = form.text.unwrap_or_default();
+        if text.len() > MAX_TEXT {
+            return Err(InboundError::Invalid {
+                field: "text",
+                message: format!("longer than {MAX_TEXT} characters"),
+            });
+        }
+        Ok(Hop {
+            provider: AfricasTalking::NAME,
+            session_id,
+            phone,
+            text,
+        })
+    }
+
+    /// `CON <screen>` to wait for input, `END <screen>` to close the session.
+    fn render_ussd(screen: &Screen<'_>) -> String {
+        let prefix = if screen.end { "END" } else { "CON" };
+        format!("{prefix} {}", screen.text)
+    }
+}
+
+impl ReceivesSms for AfricasTalking {
+    /// The inbound SMS callback (§1.3), stored as its form.
+    fn parse_sms(
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
+        let form = request.form();
+        Ok(vec![(parse_sms(&form)?, stored_form(&form))])
+    }
+}
+
+impl ReportsDelivery for AfricasTalking {
+    /// The delivery report callback (§1.5), stored as its form.
+    fn parse_delivery(
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
+        let form = request.form();
+        Ok(vec![(parse_delivery(&form)?, stored_form(&form))])
+    }
+}
 
 /// The form fields of a USSD callback. All optional here so that a missing one gets a
 /// clear error instead of a generic rejection.
@@ -35,45 +147,6 @@ pub struct UssdForm {
 
 /// Longest accepted history; a real session is a few dozen characters.
 const MAX_TEXT: usize = 2_000;
-
-pub fn parse_ussd(form: UssdForm) -> Result<Hop, InboundError> {
-    let session_id = form
-        .session_id
-        .filter(|s| !s.trim().is_empty())
-        .ok_or(InboundError::Missing("sessionId"))?;
-    if session_id.len() > 200 {
-        return Err(InboundError::Invalid {
-            field: "sessionId",
-            message: "longer than 200 characters".into(),
-        });
-    }
-    let raw_phone = form
-        .phone_number
-        .ok_or(InboundError::Missing("phoneNumber"))?;
-    let phone = Phone::parse(&raw_phone).map_err(|e| InboundError::Invalid {
-        field: "phoneNumber",
-        message: e.to_string(),
-    })?;
-    let text = form.text.unwrap_or_default();
-    if text.len() > MAX_TEXT {
-        return Err(InboundError::Invalid {
-            field: "text",
-            message: format!("longer than {MAX_TEXT} characters"),
-        });
-    }
-    Ok(Hop {
-        provider: PROVIDER,
-        session_id,
-        phone,
-        text,
-    })
-}
-
-/// `CON <screen>` to wait for input, `END <screen>` to close the session.
-pub fn render_ussd(reply: &Reply) -> String {
-    let prefix = if reply.end { "END" } else { "CON" };
-    format!("{prefix} {}", reply.text)
-}
 
 /// The first value of a form field, if any.
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -105,7 +178,7 @@ fn parse_date(raw: &str) -> Option<DateTime<Utc>> {
 ///
 /// A `date` that cannot be read is dropped rather than refused: refusing would make AT retry
 /// for ten minutes and then lose the message.
-pub fn parse_sms(form: &[(String, String)]) -> Result<InboundSms, InboundError> {
+fn parse_sms(form: &[(String, String)]) -> Result<InboundSms, InboundError> {
     let id = required(form, "id")?;
     let from = required(form, "from")?;
     let received_at = match field(form, "date").filter(|d| !d.trim().is_empty()) {
@@ -113,7 +186,7 @@ pub fn parse_sms(form: &[(String, String)]) -> Result<InboundSms, InboundError> 
             let parsed = parse_date(raw);
             if parsed.is_none() {
                 tracing::warn!(
-                    provider = PROVIDER,
+                    provider = AfricasTalking::NAME,
                     id,
                     from = %mask(from),
                     date = raw,
@@ -125,7 +198,7 @@ pub fn parse_sms(form: &[(String, String)]) -> Result<InboundSms, InboundError> 
         None => None,
     };
     Ok(InboundSms {
-        provider: PROVIDER,
+        provider: AfricasTalking::NAME,
         provider_msg_id: id.to_owned(),
         from: from.to_owned(),
         to: field(form, "to").unwrap_or_default().trim().to_owned(),
@@ -135,7 +208,7 @@ pub fn parse_sms(form: &[(String, String)]) -> Result<InboundSms, InboundError> 
 }
 
 /// The delivery report callback (§1.5).
-pub fn parse_delivery(form: &[(String, String)]) -> Result<DeliveryReport, InboundError> {
+fn parse_delivery(form: &[(String, String)]) -> Result<DeliveryReport, InboundError> {
     let id = required(form, "id")?;
     let status = required(form, "status")?;
     let state = match status {
@@ -157,7 +230,7 @@ pub fn parse_delivery(form: &[(String, String)]) -> Result<DeliveryReport, Inbou
         .filter(|r| !r.is_empty())
         .map(str::to_owned);
     Ok(DeliveryReport {
-        provider: PROVIDER,
+        provider: AfricasTalking::NAME,
         message: MessageRef::Provider(id.to_owned()),
         state,
         provider_status: status.to_owned(),
@@ -236,8 +309,10 @@ impl Client {
     pub fn new(settings: Settings, http: reqwest::Client) -> Client {
         Client { settings, http }
     }
+}
 
-    pub async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
+impl SendSms for Client {
+    async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
         let url = format!(
             "{}/version1/messaging",
             self.settings.base_url.trim_end_matches('/')
@@ -264,20 +339,20 @@ impl Client {
         let retry_after = super::retry_after(status, response.headers(), chrono::Utc::now());
         let body = read_capped(response).await?;
         if !status.is_success() {
-            tracing::warn!(provider = PROVIDER, outbox_id = msg.id, to = %msg.to, %status, "send refused");
+            tracing::warn!(provider = AfricasTalking::NAME, outbox_id = msg.id, to = %msg.to, %status, "send refused");
             return Err(status_error(status, &body).retry_after(retry_after));
         }
         let result = interpret(&body);
         match &result {
             Ok(a) => tracing::debug!(
-                provider = PROVIDER,
+                provider = AfricasTalking::NAME,
                 outbox_id = msg.id,
                 to = %msg.to,
                 message_id = a.provider_msg_id.as_deref().unwrap_or(""),
                 "sent"
             ),
             Err(e) => {
-                tracing::warn!(provider = PROVIDER, outbox_id = msg.id, to = %msg.to, error = %e, "send failed")
+                tracing::warn!(provider = AfricasTalking::NAME, outbox_id = msg.id, to = %msg.to, error = %e, "send failed")
             }
         }
         result
@@ -329,562 +404,4 @@ fn interpret(body: &str) -> Result<Accepted, SendError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::Language;
-
-    fn form(pairs: &[(&str, &str)]) -> UssdForm {
-        let encoded = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs)
-            .finish();
-        serde_urlencoded_like(&encoded)
-    }
-
-    // Decode the way axum's `Form` does (serde over application/x-www-form-urlencoded).
-    fn serde_urlencoded_like(body: &str) -> UssdForm {
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
-            .into_owned()
-            .collect();
-        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        UssdForm {
-            session_id: get("sessionId"),
-            service_code: get("serviceCode"),
-            phone_number: get("phoneNumber"),
-            network_code: get("networkCode"),
-            text: get("text"),
-        }
-    }
-
-    #[test]
-    fn request_cases() {
-        struct Case {
-            name: &'static str,
-            fields: &'static [(&'static str, &'static str)],
-            want: Result<(&'static str, &'static str, &'static str), InboundError>,
-        }
-        let cases = [
-            Case {
-                name: "first hop",
-                fields: &[
-                    ("sessionId", "ATUid_1"),
-                    ("serviceCode", "*384*4274#"),
-                    ("phoneNumber", "+992901234567"),
-                    ("networkCode", "43604"),
-                    ("text", ""),
-                ],
-                want: Ok(("ATUid_1", "+992901234567", "")),
-            },
-            Case {
-                name: "history",
-                fields: &[
-                    ("sessionId", "ATUid_1"),
-                    ("phoneNumber", "+992901234567"),
-                    ("text", "1*2*500"),
-                ],
-                want: Ok(("ATUid_1", "+992901234567", "1*2*500")),
-            },
-            Case {
-                name: "text missing is the first hop",
-                fields: &[("sessionId", "s"), ("phoneNumber", "+79161234567")],
-                want: Ok(("s", "+79161234567", "")),
-            },
-            Case {
-                name: "no session",
-                fields: &[("phoneNumber", "+992901234567"), ("text", "")],
-                want: Err(InboundError::Missing("sessionId")),
-            },
-            Case {
-                name: "no phone",
-                fields: &[("sessionId", "s"), ("text", "")],
-                want: Err(InboundError::Missing("phoneNumber")),
-            },
-            Case {
-                name: "bad phone",
-                fields: &[("sessionId", "s"), ("phoneNumber", "hello"), ("text", "")],
-                want: Err(InboundError::Invalid {
-                    field: "phoneNumber",
-                    message: "not a phone number: invalid country code".into(),
-                }),
-            },
-        ];
-        for case in cases {
-            let got = parse_ussd(form(case.fields));
-            match (&got, &case.want) {
-                (Ok(hop), Ok((session, phone, text))) => {
-                    assert_eq!(hop.session_id, *session, "{}", case.name);
-                    assert_eq!(hop.phone.as_str(), *phone, "{}", case.name);
-                    assert_eq!(hop.text, *text, "{}", case.name);
-                    assert_eq!(hop.provider, PROVIDER);
-                }
-                (Err(e), Err(want)) => {
-                    if let (
-                        InboundError::Invalid { field: f1, .. },
-                        InboundError::Invalid { field: f2, .. },
-                    ) = (e, want)
-                    {
-                        assert_eq!(f1, f2, "{}", case.name);
-                    } else {
-                        assert_eq!(e, want, "{}", case.name);
-                    }
-                }
-                _ => panic!("{}: got {got:?}", case.name),
-            }
-        }
-    }
-
-    #[test]
-    fn renders_con_and_end() {
-        let r = |end| Reply {
-            text: "Hi\n1 A".into(),
-            end,
-            language: Language::En,
-        };
-        assert_eq!(render_ussd(&r(false)), "CON Hi\n1 A");
-        assert_eq!(render_ussd(&r(true)), "END Hi\n1 A");
-    }
-
-    // ---- inbound SMS and delivery reports ----
-
-    use std::time::Duration;
-
-    use chrono::TimeZone;
-    use wiremock::{
-        matchers::{header, method, path},
-        Mock, MockServer, Request, ResponseTemplate,
-    };
-
-    use crate::domain::Encoding;
-
-    type Fields = Vec<(&'static str, &'static str)>;
-    /// Case name, request form, expected result.
-    type SmsCase = (&'static str, Fields, Result<InboundSms, InboundError>);
-    /// Request form, expected result.
-    type ReportCase = (Fields, Result<DeliveryReport, InboundError>);
-
-    fn pairs(fields: &[(&str, &str)]) -> Vec<(String, String)> {
-        fields
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<DateTime<Utc>> {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single()
-    }
-
-    fn sms(id: &str, from: &str, to: &str, text: &str, when: Option<DateTime<Utc>>) -> InboundSms {
-        InboundSms {
-            provider: PROVIDER,
-            provider_msg_id: id.into(),
-            from: from.into(),
-            to: to.into(),
-            text: text.into(),
-            received_at: when,
-        }
-    }
-
-    #[test]
-    fn inbound_sms_cases() {
-        let cases: Vec<SmsCase> = vec![
-            (
-                "full, RFC 3339 date",
-                vec![
-                    ("linkId", "03ee8a6c-8b33-4de5-ae53-e6ee1d8be5e0"),
-                    ("text", "Msg"),
-                    ("to", "21512"),
-                    ("id", "ec9d2d4b-1ab1-4f02-a2b8-c4dd2d1b40e8"),
-                    ("date", "2017-05-03T06:04:45Z"),
-                    ("from", "+254791541111"),
-                    ("networkCode", "63902"),
-                ],
-                Ok(sms(
-                    "ec9d2d4b-1ab1-4f02-a2b8-c4dd2d1b40e8",
-                    "+254791541111",
-                    "21512",
-                    "Msg",
-                    at(2017, 5, 3, 6, 4, 45),
-                )),
-            ),
-            (
-                "date with a space",
-                vec![
-                    ("id", "A1"),
-                    ("from", "+992901234567"),
-                    ("to", "4444"),
-                    ("text", "Салом & 1*2"),
-                    ("date", "2017-05-03 06:04:45"),
-                ],
-                Ok(sms(
-                    "A1",
-                    "+992901234567",
-                    "4444",
-                    "Салом & 1*2",
-                    at(2017, 5, 3, 6, 4, 45),
-                )),
-            ),
-            (
-                "RFC 3339 with an offset and fraction",
-                vec![
-                    ("id", "A2"),
-                    ("from", "+992901234567"),
-                    ("date", "2017-05-03T09:04:45.120+03:00"),
-                ],
-                Ok(InboundSms {
-                    received_at: Utc
-                        .with_ymd_and_hms(2017, 5, 3, 6, 4, 45)
-                        .single()
-                        .map(|t| t + chrono::Duration::milliseconds(120)),
-                    ..sms("A2", "+992901234567", "", "", None)
-                }),
-            ),
-            (
-                "empty text, no date",
-                vec![
-                    ("id", "A3"),
-                    ("from", "+992901234567"),
-                    ("to", "4444"),
-                    ("text", ""),
-                ],
-                Ok(sms("A3", "+992901234567", "4444", "", None)),
-            ),
-            (
-                "unreadable date is dropped, not refused",
-                vec![
-                    ("id", "A4"),
-                    ("from", "+992901234567"),
-                    ("text", "hi"),
-                    ("date", "yesterday"),
-                ],
-                Ok(sms("A4", "+992901234567", "", "hi", None)),
-            ),
-            (
-                "missing id",
-                vec![("from", "+992901234567"), ("text", "hi")],
-                Err(InboundError::Missing("id")),
-            ),
-            (
-                "blank id",
-                vec![("id", "  "), ("from", "+992901234567"), ("text", "hi")],
-                Err(InboundError::Missing("id")),
-            ),
-            (
-                "missing from",
-                vec![("id", "A5"), ("text", "hi")],
-                Err(InboundError::Missing("from")),
-            ),
-            (
-                "empty from",
-                vec![("id", "A6"), ("from", ""), ("text", "hi")],
-                Err(InboundError::Missing("from")),
-            ),
-        ];
-        for (name, fields, want) in cases {
-            assert_eq!(parse_sms(&pairs(&fields)), want, "{name}");
-        }
-    }
-
-    #[test]
-    fn delivery_report_cases() {
-        fn report(status: &str, state: DeliveryState, reason: Option<&str>) -> DeliveryReport {
-            DeliveryReport {
-                provider: PROVIDER,
-                message: MessageRef::Provider("ATXid_1".into()),
-                state,
-                provider_status: status.into(),
-                reason: reason.map(str::to_owned),
-            }
-        }
-        let mut cases: Vec<ReportCase> = Vec::new();
-        for (status, state) in [
-            ("Sent", DeliveryState::Sent),
-            ("Submitted", DeliveryState::Sent),
-            ("Buffered", DeliveryState::Sent),
-            ("Success", DeliveryState::Delivered),
-            ("Rejected", DeliveryState::Failed),
-            ("Failed", DeliveryState::Failed),
-            ("Expired", DeliveryState::Failed),
-        ] {
-            cases.push((
-                vec![
-                    ("id", "ATXid_1"),
-                    ("status", status),
-                    ("phoneNumber", "+254711000111"),
-                    ("networkCode", "63902"),
-                    ("retryCount", "0"),
-                ],
-                Ok(report(status, state, None)),
-            ));
-        }
-        cases.extend([
-            (
-                vec![
-                    ("id", "ATXid_1"),
-                    ("status", "Rejected"),
-                    ("failureReason", "UserInBlackList"),
-                ],
-                Ok(report(
-                    "Rejected",
-                    DeliveryState::Failed,
-                    Some("UserInBlackList"),
-                )),
-            ),
-            (
-                vec![
-                    ("id", "ATXid_1"),
-                    ("status", "Failed"),
-                    ("failureReason", ""),
-                ],
-                Ok(report("Failed", DeliveryState::Failed, None)),
-            ),
-            (
-                vec![("id", "ATXid_1"), ("status", "Delivered")],
-                Err(InboundError::Invalid {
-                    field: "status",
-                    message: "unknown status \"Delivered\"".into(),
-                }),
-            ),
-            (
-                vec![("id", "ATXid_1"), ("status", "success")],
-                Err(InboundError::Invalid {
-                    field: "status",
-                    message: "unknown status \"success\"".into(),
-                }),
-            ),
-            (
-                vec![("status", "Success")],
-                Err(InboundError::Missing("id")),
-            ),
-            (
-                vec![("id", "ATXid_1")],
-                Err(InboundError::Missing("status")),
-            ),
-            (
-                vec![("id", "ATXid_1"), ("status", "")],
-                Err(InboundError::Missing("status")),
-            ),
-        ]);
-        for (fields, want) in cases {
-            assert_eq!(parse_delivery(&pairs(&fields)), want, "{fields:?}");
-        }
-    }
-
-    // ---- outbound ----
-
-    /// Matches a form body with exactly these fields (in any order).
-    struct FormIs(Vec<(String, String)>);
-
-    impl wiremock::Match for FormIs {
-        fn matches(&self, request: &Request) -> bool {
-            let mut got: Vec<(String, String)> = url::form_urlencoded::parse(&request.body)
-                .into_owned()
-                .collect();
-            let mut want = self.0.clone();
-            got.sort();
-            want.sort();
-            got == want
-        }
-    }
-
-    fn outbound() -> OutboundSms {
-        OutboundSms {
-            id: 42,
-            to: Phone::parse("+79161234567").expect("valid test number"),
-            text: "Салом, 1 & 2".into(),
-            encoding: Encoding::Ucs2,
-            segments: 1,
-        }
-    }
-
-    fn client(server: &MockServer, sender: Option<&str>) -> Client {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(200))
-            .build()
-            .expect("client");
-        Client::new(
-            Settings {
-                username: "hashar".into(),
-                api_key: "atsk_secret".into(),
-                sender: sender.map(str::to_owned),
-                base_url: server.uri(),
-            },
-            http,
-        )
-    }
-
-    fn recipients(code: i64, status: &str, id: &str) -> serde_json::Value {
-        serde_json::json!({"SMSMessageData": {
-            "Message": "Sent to 1/1 Total Cost: KES 0.8000",
-            "Recipients": [{"statusCode": code, "number": "+79161234567", "status": status,
-                            "cost": "KES 0.8000", "messageId": id}]}})
-    }
-
-    #[tokio::test]
-    async fn send_posts_the_documented_request() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/version1/messaging"))
-            .and(header("apiKey", "atsk_secret"))
-            .and(header("accept", "application/json"))
-            .and(header("content-type", "application/x-www-form-urlencoded"))
-            .and(FormIs(pairs(&[
-                ("username", "hashar"),
-                ("to", "+79161234567"),
-                ("message", "Салом, 1 & 2"),
-                ("from", "HASHAR"),
-                ("bulkSMSMode", "1"),
-            ])))
-            .respond_with(ResponseTemplate::new(201).set_body_json(recipients(
-                101,
-                "Success",
-                "ATXid_7468c9a2",
-            )))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let got = client(&server, Some("HASHAR")).send(&outbound()).await;
-        assert_eq!(
-            got,
-            Ok(Accepted {
-                provider_msg_id: Some("ATXid_7468c9a2".into())
-            })
-        );
-    }
-
-    #[tokio::test]
-    async fn send_without_sender_leaves_from_out() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/version1/messaging"))
-            .and(FormIs(pairs(&[
-                ("username", "hashar"),
-                ("to", "+79161234567"),
-                ("message", "Салом, 1 & 2"),
-                ("bulkSMSMode", "1"),
-            ])))
-            .respond_with(
-                ResponseTemplate::new(201).set_body_json(recipients(102, "Success", "ATXid_q")),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
-        let got = client(&server, None).send(&outbound()).await;
-        assert_eq!(
-            got,
-            Ok(Accepted {
-                provider_msg_id: Some("ATXid_q".into())
-            })
-        );
-    }
-
-    #[tokio::test]
-    async fn send_answers() {
-        enum Want {
-            Accepted(&'static str),
-            Fatal(&'static str),
-            Retryable(&'static str),
-        }
-        let cases: Vec<(&str, ResponseTemplate, Want)> = vec![
-            (
-                "100 Processed",
-                ResponseTemplate::new(201).set_body_json(recipients(100, "Success", "ATXid_p")),
-                Want::Accepted("ATXid_p"),
-            ),
-            (
-                "empty Recipients",
-                ResponseTemplate::new(201).set_body_json(serde_json::json!(
-                    {"SMSMessageData": {"Message": "InvalidSenderId", "Recipients": []}}
-                )),
-                Want::Fatal("InvalidSenderId"),
-            ),
-            (
-                "403 InvalidPhoneNumber",
-                ResponseTemplate::new(201).set_body_json(recipients(
-                    403,
-                    "InvalidPhoneNumber",
-                    "None",
-                )),
-                Want::Fatal("statusCode 403: InvalidPhoneNumber"),
-            ),
-            (
-                "406 UserInBlacklist",
-                ResponseTemplate::new(201).set_body_json(recipients(
-                    406,
-                    "UserInBlacklist",
-                    "None",
-                )),
-                Want::Fatal("UserInBlacklist"),
-            ),
-            (
-                "502 RejectedByGateway",
-                ResponseTemplate::new(201).set_body_json(recipients(
-                    502,
-                    "RejectedByGateway",
-                    "None",
-                )),
-                Want::Fatal("RejectedByGateway"),
-            ),
-            (
-                "500 InternalServerError",
-                ResponseTemplate::new(201).set_body_json(recipients(
-                    500,
-                    "InternalServerError",
-                    "None",
-                )),
-                Want::Retryable("InternalServerError"),
-            ),
-            (
-                "501 GatewayError",
-                ResponseTemplate::new(201).set_body_json(recipients(501, "GatewayError", "None")),
-                Want::Retryable("GatewayError"),
-            ),
-            (
-                "unreadable 201",
-                ResponseTemplate::new(201).set_body_string("<html>oops</html>"),
-                Want::Fatal("unreadable"),
-            ),
-            (
-                "HTTP 401 bad key",
-                ResponseTemplate::new(401)
-                    .set_body_string("The supplied authentication is invalid"),
-                Want::Fatal("401"),
-            ),
-            (
-                "HTTP 429 throttled",
-                ResponseTemplate::new(429).set_body_string("Too many requests"),
-                Want::Retryable("429"),
-            ),
-            (
-                "HTTP 500",
-                ResponseTemplate::new(500).set_body_string("boom"),
-                Want::Retryable("500"),
-            ),
-            (
-                "timeout",
-                ResponseTemplate::new(201)
-                    .set_body_json(recipients(101, "Success", "ATXid_late"))
-                    .set_delay(Duration::from_secs(2)),
-                Want::Retryable("transport"),
-            ),
-        ];
-        for (name, answer, want) in cases {
-            let server = MockServer::start().await;
-            Mock::given(method("POST"))
-                .and(path("/version1/messaging"))
-                .respond_with(answer)
-                .expect(1)
-                .mount(&server)
-                .await;
-            let got = client(&server, Some("HASHAR")).send(&outbound()).await;
-            match (&got, want) {
-                (Ok(a), Want::Accepted(id)) => {
-                    assert_eq!(a.provider_msg_id.as_deref(), Some(id), "{name}")
-                }
-                (Err(SendError::Fatal(m)), Want::Fatal(part))
-                | (Err(SendError::Retryable(m)), Want::Retryable(part)) => {
-                    assert!(m.contains(part), "{name}: {m}")
-                }
-                _ => panic!("{name}: got {got:?}"),
-            }
-        }
-    }
-}
+mod tests;

@@ -6,9 +6,26 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use super::{Accepted, OutboundSms, SendError};
+use super::{Accepted, MissingSetting, OutboundSms, Provider, SendError, SendSms};
+use crate::config::Config;
 
-pub const PROVIDER: &str = "console";
+/// The built-in console: no webhooks, nothing to set.
+pub struct Console;
+
+impl Provider for Console {
+    const NAME: &'static str = "console";
+    const TITLE: &'static str = "Console";
+    type Client = Client;
+
+    fn client(_config: &Config, _http: reqwest::Client) -> Result<Client, MissingSetting> {
+        Ok(Client::new())
+    }
+}
+
+/// The console has no settings.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct Options {}
 
 /// How many sent messages [`Client::recent`] keeps.
 pub const KEEP: usize = 200;
@@ -34,10 +51,18 @@ impl Client {
         Client::default()
     }
 
-    pub async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
+    /// The last [`KEEP`] messages, oldest first.
+    pub fn recent(&self) -> Vec<ConsoleMessage> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.iter().cloned().collect()
+    }
+}
+
+impl SendSms for Client {
+    async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
         tracing::info!(
-            provider = PROVIDER,
-            id = msg.id,
+            provider = Console::NAME,
+            outbox_id = msg.id,
             to = %msg.to.masked(),
             encoding = ?msg.encoding,
             segments = msg.segments,
@@ -60,55 +85,7 @@ impl Client {
             provider_msg_id: Some(format!("console-{}", msg.id)),
         })
     }
-
-    /// The last [`KEEP`] messages, oldest first.
-    pub fn recent(&self) -> Vec<ConsoleMessage> {
-        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        recent.iter().cloned().collect()
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{Encoding, Phone};
-
-    fn outbound(id: i64, text: &str) -> OutboundSms {
-        OutboundSms {
-            id,
-            to: Phone::parse("+79161234567").expect("test number"),
-            text: text.into(),
-            encoding: Encoding::Ucs2,
-            segments: 1,
-        }
-    }
-
-    #[tokio::test]
-    async fn send_accepts_and_remembers() {
-        let client = Client::new();
-        let got = client.send(&outbound(7, "Салом")).await;
-        assert_eq!(
-            got,
-            Ok(Accepted {
-                provider_msg_id: Some("console-7".into())
-            })
-        );
-        let recent = client.recent();
-        assert_eq!(recent.len(), 1);
-        assert_eq!(recent[0].id, 7);
-        assert_eq!(recent[0].to, "+79161234567");
-        assert_eq!(recent[0].text, "Салом");
-    }
-
-    #[tokio::test]
-    async fn keeps_only_the_last_200() {
-        let client = Client::new();
-        for id in 0..(KEEP as i64 + 5) {
-            let _ = client.send(&outbound(id, "x")).await;
-        }
-        let recent = client.recent();
-        assert_eq!(recent.len(), KEEP);
-        assert_eq!(recent.first().map(|m| m.id), Some(5));
-        assert_eq!(recent.last().map(|m| m.id), Some(KEEP as i64 + 4));
-    }
-}
+mod tests;

@@ -8,13 +8,68 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::value::RawValue;
 
 use super::{
-    read_capped, status_error, transport_error, Accepted, DeliveryReport, DeliveryState,
-    InboundError, InboundSms, MessageRef, OutboundSms, SendError, MAX_MESSAGES_PER_REQUEST,
+    read_capped, require_setting, status_error, transport_error, webhook_url, with_secret,
+    Accepted, Carrier, DeliveryReport, DeliveryState, InboundError, InboundSms, Kind, MessageRef,
+    MissingSetting, OutboundSms, Provider, ReceivesSms, Registered, ReportsDelivery, SendError,
+    SendSms, WebhookRequest, Webhooks, MAX_MESSAGES_PER_REQUEST,
 };
-use crate::domain::phone::mask;
+use crate::{
+    config::{secret, Config},
+    domain::{phone::mask, Phone, PhoneError},
+};
 
-pub const PROVIDER: &str = "infobip";
+/// Infobip: inbound SMS forwards and delivery reports as JSON, up to 100 per request; it
+/// does not sign (our shared secret protects its webhooks).
+pub struct Infobip;
+
+impl Provider for Infobip {
+    const NAME: &'static str = "infobip";
+    const TITLE: &'static str = "Infobip";
+    type Client = Client;
+
+    fn client(config: &Config, http: reqwest::Client) -> Result<Client, MissingSetting> {
+        let options = Infobip::options(config);
+        let settings = Settings {
+            api_key: require_setting::<Infobip, _>(
+                &options.infobip_api_key,
+                "HASHAR_INFOBIP_API_KEY",
+            )?,
+            sender: options.infobip_sender.clone(),
+            base_url: options.infobip_base_url.clone(),
+            delivery_url: webhook_url::<Infobip>(config, Kind::Delivery)
+                .map(|url| with_secret(&url, config)),
+        };
+        Ok(Client::new(settings, http))
+    }
+
+    fn webhooks<W: Webhooks<Self>>(w: W) -> W {
+        w.sms("sms", Carrier::Json)
+            .delivery("delivery", Carrier::Json)
+    }
+
+    /// Infobip always writes numbers in international form without the `+`.
+    fn sender(from: &str) -> Result<Phone, PhoneError> {
+        Phone::parse_international(from)
+    }
+}
+
 pub const DEFAULT_BASE_URL: &str = "https://api.infobip.com";
+
+/// Infobip's settings.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct Options {
+    #[arg(long, env = "HASHAR_INFOBIP_API_KEY", value_parser = secret, hide_env_values = true)]
+    pub infobip_api_key: Option<SecretString>,
+    #[arg(long, env = "HASHAR_INFOBIP_SENDER", default_value = "Hashar")]
+    pub infobip_sender: String,
+    #[arg(
+        long,
+        env = "HASHAR_INFOBIP_BASE_URL",
+        default_value = DEFAULT_BASE_URL
+    )]
+    pub infobip_base_url: String,
+}
 
 // ---------------------------------------------------------------------------------------
 // Inbound SMS (§4.3)
@@ -75,21 +130,19 @@ fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Parses an inbound SMS forward; one body may carry several messages. A message without
-/// `messageId` or `from` refuses the whole body. An unreadable `receivedAt` is dropped
-/// (logged) rather than losing the message.
-pub fn parse_sms(body: &[u8]) -> Result<Vec<InboundSms>, InboundError> {
-    Ok(parse_sms_with_raw(body)?
-        .into_iter()
-        .map(|(m, _)| m)
-        .collect())
+impl ReceivesSms for Infobip {
+    /// Parses an inbound SMS forward; one body may carry several messages, at most
+    /// [`MAX_MESSAGES_PER_REQUEST`]. A message without `messageId` or `from` refuses the
+    /// whole body. An unreadable `receivedAt` is dropped (logged) rather than losing the
+    /// message. Each message is stored as its own JSON.
+    fn parse_sms(
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
+        parse_sms(request.body)
+    }
 }
 
-/// [`parse_sms`], each message with its own JSON (what is stored for it); more than
-/// [`MAX_MESSAGES_PER_REQUEST`] messages refuse the body.
-pub fn parse_sms_with_raw(
-    body: &[u8],
-) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
+fn parse_sms(body: &[u8]) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
     results(body)?
         .into_iter()
         .map(|raw| {
@@ -103,7 +156,7 @@ pub fn parse_sms_with_raw(
                     let parsed = parse_time(raw);
                     if parsed.is_none() {
                         tracing::warn!(
-                            provider = PROVIDER,
+                            provider = Infobip::NAME,
                             message_id = %provider_msg_id,
                             received_at = %raw,
                             "unreadable receivedAt, ignored"
@@ -113,7 +166,7 @@ pub fn parse_sms_with_raw(
                 }
             };
             let msg = InboundSms {
-                provider: PROVIDER,
+                provider: Infobip::NAME,
                 provider_msg_id,
                 from,
                 to: r.to.unwrap_or_default(),
@@ -183,20 +236,18 @@ fn join_reason(name: Option<&str>, description: Option<&str>) -> Option<String> 
     }
 }
 
-/// Parses a delivery report POST (up to 100 reports). `messageId` is our outbox id when it
-/// is a number (we send it), else the provider's.
-pub fn parse_delivery(body: &[u8]) -> Result<Vec<DeliveryReport>, InboundError> {
-    Ok(parse_delivery_with_raw(body)?
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect())
+impl ReportsDelivery for Infobip {
+    /// Parses a delivery report POST (up to [`MAX_MESSAGES_PER_REQUEST`] reports), each
+    /// stored as its own JSON. `messageId` is our outbox id when it is a number (we send
+    /// it), else the provider's.
+    fn parse_delivery(
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
+        parse_delivery(request.body)
+    }
 }
 
-/// [`parse_delivery`], each report with its own JSON (what is stored for it); more than
-/// [`MAX_MESSAGES_PER_REQUEST`] reports refuse the body.
-pub fn parse_delivery_with_raw(
-    body: &[u8],
-) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
+fn parse_delivery(body: &[u8]) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
     results(body)?
         .into_iter()
         .map(|raw| {
@@ -230,7 +281,7 @@ pub fn parse_delivery_with_raw(
                 (None, _) => None,
             };
             let report = DeliveryReport {
-                provider: PROVIDER,
+                provider: Infobip::NAME,
                 message,
                 state,
                 provider_status,
@@ -269,7 +320,7 @@ struct SendMessage<'a> {
     sender: &'a str,
     destinations: [Destination<'a>; 1],
     content: Content<'a>,
-    webhooks: Webhooks<'a>,
+    webhooks: Hooks<'a>,
 }
 
 #[derive(Serialize)]
@@ -286,7 +337,7 @@ struct Content<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Webhooks<'a> {
+struct Hooks<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     delivery: Option<DeliveryHook<'a>>,
     content_type: &'static str,
@@ -314,8 +365,10 @@ impl Client {
     pub fn new(settings: Settings, http: reqwest::Client) -> Client {
         Client { settings, http }
     }
+}
 
-    pub async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
+impl SendSms for Client {
+    async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
         let e164 = msg.to.as_str();
         let to = e164.strip_prefix('+').unwrap_or(e164);
         let request = SendRequest {
@@ -326,7 +379,7 @@ impl Client {
                     message_id: msg.id.to_string(),
                 }],
                 content: Content { text: &msg.text },
-                webhooks: Webhooks {
+                webhooks: Hooks {
                     delivery: self.settings.delivery_url.as_ref().map(|url| DeliveryHook {
                         url: url.expose_secret(),
                     }),
@@ -339,8 +392,8 @@ impl Client {
             self.settings.base_url.trim_end_matches('/')
         );
         tracing::debug!(
-            provider = PROVIDER,
-            id = msg.id,
+            provider = Infobip::NAME,
+            outbox_id = msg.id,
             to = %mask(e164),
             encoding = ?msg.encoding,
             segments = msg.segments,
@@ -409,428 +462,4 @@ fn interpret_answer(body: &str) -> Result<Accepted, SendError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{Encoding, Phone};
-    use chrono::TimeZone;
-    use serde_json::json;
-    use std::time::Duration;
-    use wiremock::matchers::{body_json, header, method, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-
-    type SmsCase = (&'static str, String, Result<Vec<InboundSms>, InboundError>);
-    type DlrCase = (
-        &'static str,
-        serde_json::Value,
-        Result<Vec<DeliveryReport>, InboundError>,
-    );
-
-    fn sms(id: &str, from: &str, to: &str, text: &str, at: Option<DateTime<Utc>>) -> InboundSms {
-        InboundSms {
-            provider: PROVIDER,
-            provider_msg_id: id.into(),
-            from: from.into(),
-            to: to.into(),
-            text: text.into(),
-            received_at: at,
-        }
-    }
-
-    #[test]
-    fn inbound_sms_cases() {
-        let at = Utc
-            .with_ymd_and_hms(2016, 10, 6, 9, 28, 39)
-            .single()
-            .map(|t| t + chrono::Duration::milliseconds(220));
-        let cases: Vec<SmsCase> = vec![
-            (
-                "single",
-                json!({"results":[{"messageId":"817790313235066447","from":"992901234567","to":"4444",
-                    "text":"QUIZ Paris","cleanText":"Paris","keyword":"QUIZ",
-                    "receivedAt":"2016-10-06T09:28:39.220+0000","smsCount":1,
-                    "price":{"pricePerMessage":0,"currency":"EUR"}}],
-                    "messageCount":1,"pendingMessageCount":0})
-                .to_string(),
-                Ok(vec![sms("817790313235066447", "992901234567", "4444", "QUIZ Paris", at)]),
-            ),
-            (
-                "several, Cyrillic, other offset",
-                json!({"results":[
-                    {"messageId":"a","from":"992901234567","to":"4444","text":"Салом ҳҷ",
-                     "receivedAt":"2016-10-06T12:28:39.220+0300"},
-                    {"messageId":"b","from":"79161234567","to":"4444","text":""}],
-                    "messageCount":2,"pendingMessageCount":0})
-                .to_string(),
-                Ok(vec![
-                    sms("a", "992901234567", "4444", "Салом ҳҷ", at),
-                    sms("b", "79161234567", "4444", "", None),
-                ]),
-            ),
-            (
-                "unreadable receivedAt is dropped",
-                json!({"results":[{"messageId":"a","from":"992901234567","to":"4444","text":"hi",
-                    "receivedAt":"yesterday"}]})
-                .to_string(),
-                Ok(vec![sms("a", "992901234567", "4444", "hi", None)]),
-            ),
-            (
-                "empty batch",
-                json!({"results":[],"messageCount":0,"pendingMessageCount":0}).to_string(),
-                Ok(vec![]),
-            ),
-            (
-                "no messageId",
-                json!({"results":[{"from":"992901234567","to":"4444","text":"hi"}]}).to_string(),
-                Err(InboundError::Missing("messageId")),
-            ),
-            (
-                "no from",
-                json!({"results":[{"messageId":"a","to":"4444","text":"hi"}]}).to_string(),
-                Err(InboundError::Missing("from")),
-            ),
-            (
-                "no results",
-                json!({"messageCount":0}).to_string(),
-                Err(InboundError::Missing("results")),
-            ),
-        ];
-        for (name, body, want) in cases {
-            assert_eq!(parse_sms(body.as_bytes()), want, "{name}");
-        }
-        for bad in ["{not json", "", "[1,2]", r#"{"results":"x"}"#] {
-            assert!(
-                matches!(
-                    parse_sms(bad.as_bytes()),
-                    Err(InboundError::Invalid { field: "body", .. })
-                ),
-                "{bad}"
-            );
-        }
-    }
-
-    fn dlr(
-        message: MessageRef,
-        state: DeliveryState,
-        status: &str,
-        reason: Option<&str>,
-    ) -> DeliveryReport {
-        DeliveryReport {
-            provider: PROVIDER,
-            message,
-            state,
-            provider_status: status.into(),
-            reason: reason.map(Into::into),
-        }
-    }
-
-    fn report(id: &str, status: serde_json::Value, error: serde_json::Value) -> serde_json::Value {
-        json!({"bulkId":"b1","messageId":id,"to":"992901234567","sender":"InfoSMS",
-            "sentAt":"2024-01-01T10:00:00.000+0000","doneAt":"2024-01-01T10:00:05.000+0000",
-            "messageCount":1,"mccMnc":"43604","price":{"pricePerMessage":0.01,"currency":"EUR"},
-            "status":status,"error":error})
-    }
-
-    /// Found by the `phone` fuzz target: a short foreign sender written without `+` (as
-    /// Infobip writes numbers) was read as a Tajik national number. The raw `from` is kept.
-    #[test]
-    fn a_short_infobip_sender_keeps_its_country() {
-        let body =
-            br#"{"results":[{"messageId":"m1","from":"988364467","to":"4274","text":"HELP"}]}"#;
-        let messages = parse_sms(body).expect("parsed");
-        assert_eq!(messages[0].from, "988364467");
-        assert_eq!(
-            messages[0].sender().map(|p| p.as_str().to_owned()),
-            Ok("+988364467".to_owned())
-        );
-    }
-
-    /// Found by the `infobip` fuzz target: a blank `groupName` with a known `groupId` gave
-    /// a report with an empty status word; the group id is the status then.
-    #[test]
-    fn a_blank_group_name_falls_back_to_the_group_id() {
-        let body = br#"{"results":[{"messageId":"abc","status":{"groupId":5,"groupName":"","sdescription":"Absent"}}]}"#;
-        let reports = parse_delivery(body).expect("parsed");
-        assert_eq!(reports.len(), 1);
-        assert_eq!(reports[0].state, DeliveryState::Failed);
-        assert_eq!(reports[0].provider_status, "5");
-    }
-
-    #[test]
-    fn delivery_report_cases() {
-        let no_error = json!({"groupId":0,"groupName":"OK","id":0,"name":"NO_ERROR",
-            "description":"No Error","permanent":false});
-        let delivered = json!({"groupId":3,"groupName":"DELIVERED","id":5,
-            "name":"DELIVERED_TO_HANDSET","description":"Message delivered to handset"});
-        let pending = json!({"groupId":1,"groupName":"PENDING","id":3,
-            "name":"PENDING_WAITING_DELIVERY","description":"Message sent, waiting for delivery report"});
-        let undeliverable = json!({"groupId":2,"groupName":"UNDELIVERABLE","id":9,
-            "name":"UNDELIVERABLE_NOT_DELIVERED","description":"Message sent not delivered"});
-        let absent = json!({"groupId":1,"groupName":"HANDSET_ERRORS","id":27,
-            "name":"EC_ABSENT_SUBSCRIBER","description":"Absent Subscriber","permanent":false});
-        let expired = json!({"groupId":4,"groupName":"EXPIRED","id":15,
-            "name":"EXPIRED_EXPIRED","description":"Message expired"});
-        let rejected_by_id = json!({"groupId":5,"id":12,"name":"REJECTED_NOT_ENOUGH_CREDITS"});
-
-        let cases: Vec<DlrCase> = vec![
-            (
-                "delivered, our id",
-                json!({"results":[report("42", delivered.clone(), no_error.clone())]}),
-                Ok(vec![dlr(
-                    MessageRef::Ours(42),
-                    DeliveryState::Delivered,
-                    "DELIVERED_TO_HANDSET",
-                    None,
-                )]),
-            ),
-            (
-                "batch: pending, undeliverable with error, expired, rejected by group id, foreign id",
-                json!({"results":[
-                    report("1", pending, no_error.clone()),
-                    report("2", undeliverable, absent),
-                    report("3", expired, no_error.clone()),
-                    report("4", rejected_by_id, json!(null)),
-                    report("2034072219640523072", delivered.clone(), no_error.clone()),
-                    report("ib-uuid-1", delivered.clone(), no_error.clone()),
-                ]}),
-                Ok(vec![
-                    dlr(MessageRef::Ours(1), DeliveryState::Sent, "PENDING_WAITING_DELIVERY", None),
-                    dlr(
-                        MessageRef::Ours(2),
-                        DeliveryState::Failed,
-                        "UNDELIVERABLE_NOT_DELIVERED",
-                        Some("EC_ABSENT_SUBSCRIBER: Absent Subscriber"),
-                    ),
-                    dlr(
-                        MessageRef::Ours(3),
-                        DeliveryState::Failed,
-                        "EXPIRED_EXPIRED",
-                        Some("EXPIRED_EXPIRED: Message expired"),
-                    ),
-                    dlr(
-                        MessageRef::Ours(4),
-                        DeliveryState::Failed,
-                        "REJECTED_NOT_ENOUGH_CREDITS",
-                        Some("REJECTED_NOT_ENOUGH_CREDITS"),
-                    ),
-                    dlr(
-                        MessageRef::Ours(2034072219640523072),
-                        DeliveryState::Delivered,
-                        "DELIVERED_TO_HANDSET",
-                        None,
-                    ),
-                    dlr(
-                        MessageRef::Provider("ib-uuid-1".into()),
-                        DeliveryState::Delivered,
-                        "DELIVERED_TO_HANDSET",
-                        None,
-                    ),
-                ]),
-            ),
-            (
-                "no messageId",
-                json!({"results":[{"status":delivered.clone()}]}),
-                Err(InboundError::Missing("messageId")),
-            ),
-            (
-                "no status",
-                json!({"results":[{"messageId":"1"}]}),
-                Err(InboundError::Missing("status")),
-            ),
-            ("no results", json!({}), Err(InboundError::Missing("results"))),
-        ];
-        for (name, body, want) in cases {
-            assert_eq!(parse_delivery(body.to_string().as_bytes()), want, "{name}");
-        }
-        let unknown =
-            json!({"results":[{"messageId":"1","status":{"groupId":9,"groupName":"ODD"}}]});
-        assert!(matches!(
-            parse_delivery(unknown.to_string().as_bytes()),
-            Err(InboundError::Invalid {
-                field: "status",
-                ..
-            })
-        ));
-        assert!(matches!(
-            parse_delivery(b"{\"results\":[{"),
-            Err(InboundError::Invalid { field: "body", .. })
-        ));
-    }
-
-    // ---- outbound ----
-
-    fn outbound(text: &str, encoding: Encoding) -> OutboundSms {
-        OutboundSms {
-            id: 42,
-            to: Phone::parse("+79161234567").expect("test number"),
-            text: text.into(),
-            encoding,
-            segments: 1,
-        }
-    }
-
-    fn client(server: &MockServer, delivery_url: Option<&str>) -> Client {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(200))
-            .build()
-            .expect("http client");
-        Client::new(
-            Settings {
-                api_key: "secret-key".into(),
-                sender: "InfoSMS".into(),
-                base_url: format!("{}/", server.uri()),
-                delivery_url: delivery_url.map(Into::into),
-            },
-            http,
-        )
-    }
-
-    fn answer(group_id: i64, group_name: &str, name: &str) -> serde_json::Value {
-        json!({"bulkId":"bulk-1","messages":[{"messageId":"42","destination":"79161234567",
-            "status":{"groupId":group_id,"groupName":group_name,"id":26,"name":name,
-                      "description":"Message sent to next instance"},
-            "details":{"messageCount":1}}]})
-    }
-
-    #[tokio::test]
-    async fn send_builds_the_v3_request() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/sms/3/messages"))
-            .and(header("authorization", "App secret-key"))
-            .and(header("content-type", "application/json"))
-            .and(body_json(json!({"messages":[{
-                "sender":"InfoSMS",
-                "destinations":[{"to":"79161234567","messageId":"42"}],
-                "content":{"text":"Салом ҳҷ"},
-                "webhooks":{"delivery":{"url":"https://gw.example/webhooks/infobip/delivery"},
-                            "contentType":"application/json"}}]})))
-            .respond_with(ResponseTemplate::new(200).set_body_json(answer(
-                1,
-                "PENDING",
-                "PENDING_ACCEPTED",
-            )))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let got = client(
-            &server,
-            Some("https://gw.example/webhooks/infobip/delivery"),
-        )
-        .send(&outbound("Салом ҳҷ", Encoding::Ucs2))
-        .await;
-        assert_eq!(
-            got,
-            Ok(Accepted {
-                provider_msg_id: Some("42".into())
-            })
-        );
-    }
-
-    #[tokio::test]
-    async fn send_without_delivery_url_omits_it() {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/sms/3/messages"))
-            .and(body_json(json!({"messages":[{
-                "sender":"InfoSMS",
-                "destinations":[{"to":"79161234567","messageId":"42"}],
-                "content":{"text":"hello"},
-                "webhooks":{"contentType":"application/json"}}]})))
-            .respond_with(
-                ResponseTemplate::new(200).set_body_json(answer(0, "ACCEPTED", "ACCEPTED")),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
-        let got = client(&server, None)
-            .send(&outbound("hello", Encoding::Gsm7))
-            .await;
-        assert!(got.is_ok(), "{got:?}");
-    }
-
-    async fn send_answered(template: ResponseTemplate) -> Result<Accepted, SendError> {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/sms/3/messages"))
-            .respond_with(template)
-            .mount(&server)
-            .await;
-        client(&server, None)
-            .send(&outbound("hello", Encoding::Gsm7))
-            .await
-    }
-
-    #[tokio::test]
-    async fn answers() {
-        let ok = send_answered(ResponseTemplate::new(200).set_body_json(answer(
-            3,
-            "DELIVERED",
-            "DELIVERED_TO_HANDSET",
-        )))
-        .await;
-        assert!(ok.is_ok(), "{ok:?}");
-
-        let rejected = send_answered(ResponseTemplate::new(200).set_body_json(answer(
-            5,
-            "REJECTED",
-            "REJECTED_DESTINATION_NOT_REGISTERED",
-        )))
-        .await;
-        assert!(
-            matches!(&rejected, Err(SendError::Fatal(m)) if m.contains("REJECTED_DESTINATION_NOT_REGISTERED")),
-            "{rejected:?}"
-        );
-
-        let garbage = send_answered(ResponseTemplate::new(200).set_body_string("<html>")).await;
-        assert!(matches!(garbage, Err(SendError::Fatal(_))), "{garbage:?}");
-
-        let unauthorized = send_answered(ResponseTemplate::new(401).set_body_json(
-            json!({"requestError":{"serviceException":{"messageId":"UNAUTHORIZED","text":"Invalid login details"}}}),
-        ))
-        .await;
-        assert!(
-            matches!(&unauthorized, Err(SendError::Fatal(m)) if m.contains("401")),
-            "{unauthorized:?}"
-        );
-
-        let bad_request = send_answered(ResponseTemplate::new(400).set_body_string("{}")).await;
-        assert!(matches!(bad_request, Err(SendError::Fatal(_))));
-
-        for code in [429, 500, 503] {
-            let got = send_answered(ResponseTemplate::new(code)).await;
-            assert!(
-                matches!(got, Err(SendError::Retryable(_))),
-                "{code}: {got:?}"
-            );
-        }
-
-        let slow = send_answered(
-            ResponseTemplate::new(200)
-                .set_body_json(answer(1, "PENDING", "PENDING_ACCEPTED"))
-                .set_delay(Duration::from_millis(1_000)),
-        )
-        .await;
-        assert!(matches!(slow, Err(SendError::Retryable(_))), "{slow:?}");
-    }
-
-    #[tokio::test]
-    async fn connection_refused_is_retryable() {
-        // A port nobody listens on (wiremock pools its servers, so dropping one does not
-        // close it).
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let c = Client::new(
-            Settings {
-                api_key: "k".into(),
-                sender: "s".into(),
-                base_url: format!("http://127.0.0.1:{port}"),
-                delivery_url: None,
-            },
-            reqwest::Client::new(),
-        );
-        let got = c.send(&outbound("hello", Encoding::Gsm7)).await;
-        assert!(matches!(got, Err(SendError::Retryable(_))), "{got:?}");
-    }
-}
+mod tests;

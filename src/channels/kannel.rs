@@ -18,12 +18,71 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    read_capped, status_error, transport_error, Accepted, DeliveryReport, DeliveryState,
-    InboundError, InboundSms, MessageRef, OutboundSms, SendError,
+    read_capped, require_setting, status_error, stored_query, transport_error, webhook_url,
+    with_secret, Accepted, Carrier, DeliveryReport, DeliveryState, InboundError, InboundSms, Kind,
+    MessageRef, MissingSetting, OutboundSms, Provider, ReceivesSms, Registered, ReportsDelivery,
+    SendError, SendSms, WebhookRequest, Webhooks,
 };
-use crate::domain::{phone::mask, Encoding};
+use crate::{
+    config::{secret, Config},
+    domain::{phone::mask, Encoding},
+};
 
-pub const PROVIDER: &str = "kannel";
+/// Kannel: the smsbox get-url and the dlr-url, each a GET with everything in the query; it
+/// does not sign (our shared secret protects its webhooks).
+pub struct Kannel;
+
+impl Provider for Kannel {
+    const NAME: &'static str = "kannel";
+    const TITLE: &'static str = "Kannel";
+    type Client = Client;
+
+    fn client(config: &Config, http: reqwest::Client) -> Result<Client, MissingSetting> {
+        let options = Kannel::options(config);
+        let settings = Settings {
+            sendsms_url: options.kannel_sendsms_url.clone(),
+            username: options.kannel_username.clone(),
+            password: require_setting::<Kannel, _>(
+                &options.kannel_password,
+                "HASHAR_KANNEL_PASSWORD",
+            )?,
+            // Kannel refuses a sendsms without `from` unless it has a global-sender.
+            sender: Some(
+                options
+                    .kannel_sender
+                    .clone()
+                    .unwrap_or_else(|| config.sms_number.clone()),
+            ),
+            dlr_url_base: webhook_url::<Kannel>(config, Kind::Delivery)
+                .map(|url| with_secret(&url, config)),
+        };
+        Ok(Client::new(settings, http))
+    }
+
+    fn webhooks<W: Webhooks<Self>>(w: W) -> W {
+        w.sms("sms", Carrier::Query)
+            .delivery("delivery", Carrier::Query)
+    }
+}
+
+/// Kannel's settings.
+#[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
+pub struct Options {
+    #[arg(
+        long,
+        env = "HASHAR_KANNEL_SENDSMS_URL",
+        default_value = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    )]
+    pub kannel_sendsms_url: String,
+    #[arg(long, env = "HASHAR_KANNEL_USERNAME", default_value = "hashar")]
+    pub kannel_username: String,
+    #[arg(long, env = "HASHAR_KANNEL_PASSWORD", value_parser = secret, hide_env_values = true)]
+    pub kannel_password: Option<SecretString>,
+    /// `from` of what is sent; `HASHAR_SMS_NUMBER` when unset.
+    #[arg(long, env = "HASHAR_KANNEL_SENDER")]
+    pub kannel_sender: Option<String>,
+}
 
 /// Longest accepted inbound text in bytes; Kannel concatenates at most a few parts.
 const MAX_TEXT_BYTES: usize = 8_000;
@@ -129,7 +188,7 @@ fn decode_text(raw: &[u8], charset: Option<&str>) -> String {
         _ => match String::from_utf8_lossy(raw) {
             Cow::Borrowed(s) => s.to_owned(),
             Cow::Owned(s) => {
-                tracing::warn!(provider = PROVIDER, charset = %charset, "text is not valid UTF-8");
+                tracing::warn!(provider = Kannel::NAME, charset = %charset, "text is not valid UTF-8");
                 s
             }
         },
@@ -139,9 +198,29 @@ fn decode_text(raw: &[u8], charset: Option<&str>) -> String {
 // ---------------------------------------------------------------------------------------
 // Inbound SMS (get-url)
 
+impl ReceivesSms for Kannel {
+    /// The get-url callback, stored as its query string (without our shared secret).
+    fn parse_sms(
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
+        let query = request.query();
+        Ok(vec![(parse_sms_query(query)?, stored_query(query))])
+    }
+}
+
+impl ReportsDelivery for Kannel {
+    /// The dlr-url callback, stored as its query string (without our shared secret).
+    fn parse_delivery(
+        request: &WebhookRequest<'_>,
+    ) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
+        let query = request.query();
+        Ok(vec![(parse_delivery_query(query)?, stored_query(query))])
+    }
+}
+
 /// Parses the raw query string of the get-url callback (see the module docs for the
 /// parameters). `id` and `from` are required; `time` is unix seconds, dropped when unreadable.
-pub fn parse_sms_query(raw_query: &str) -> Result<InboundSms, InboundError> {
+fn parse_sms_query(raw_query: &str) -> Result<InboundSms, InboundError> {
     let q = Query::parse(raw_query);
     let provider_msg_id = q.text("id").ok_or(InboundError::Missing("id"))?;
     let from = q.text("from").ok_or(InboundError::Missing("from"))?;
@@ -160,12 +239,12 @@ pub fn parse_sms_query(raw_query: &str) -> Result<InboundSms, InboundError> {
             .ok()
             .and_then(|secs| DateTime::<Utc>::from_timestamp(secs, 0));
         if parsed.is_none() {
-            tracing::warn!(provider = PROVIDER, time = %t, "unreadable time, ignored");
+            tracing::warn!(provider = Kannel::NAME, time = %t, "unreadable time, ignored");
         }
         parsed
     });
     Ok(InboundSms {
-        provider: PROVIDER,
+        provider: Kannel::NAME,
         provider_msg_id,
         from,
         to,
@@ -179,7 +258,7 @@ pub fn parse_sms_query(raw_query: &str) -> Result<InboundSms, InboundError> {
 
 /// Parses the raw query string of the dlr-url callback:
 /// `msg=<our outbox id>&type=%d&reply=%A&smsc=%i&ts=%T`.
-pub fn parse_delivery_query(raw_query: &str) -> Result<DeliveryReport, InboundError> {
+fn parse_delivery_query(raw_query: &str) -> Result<DeliveryReport, InboundError> {
     let q = Query::parse(raw_query);
     let msg = q.text("msg").ok_or(InboundError::Missing("msg"))?;
     let id = msg.parse::<i64>().map_err(|_| InboundError::Invalid {
@@ -203,7 +282,7 @@ pub fn parse_delivery_query(raw_query: &str) -> Result<DeliveryReport, InboundEr
         _ => None,
     };
     Ok(DeliveryReport {
-        provider: PROVIDER,
+        provider: Kannel::NAME,
         message: MessageRef::Ours(id),
         state,
         provider_status: kind,
@@ -248,8 +327,10 @@ impl Client {
             format!("{base}{sep}msg={id}&type=%d&reply=%A&smsc=%i&ts=%T")
         })
     }
+}
 
-    pub async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
+impl SendSms for Client {
+    async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
         let s = &self.settings;
         // E.164 with the `+`: Kannel's SMPP driver strips it and sets TON international;
         // without it the number would go out as TON national.
@@ -274,8 +355,8 @@ impl Client {
             query.push(("dlr-url", dlr_url.into()));
         }
         tracing::debug!(
-            provider = PROVIDER,
-            id = msg.id,
+            provider = Kannel::NAME,
+            outbox_id = msg.id,
             to = %mask(to),
             encoding = ?msg.encoding,
             segments = msg.segments,
@@ -307,382 +388,4 @@ impl Client {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::Phone;
-    use std::time::Duration;
-    use wiremock::matchers::{method, path, query_param, query_param_is_missing};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-
-    fn sms(id: &str, from: &str, to: &str, text: &str, at: Option<i64>) -> InboundSms {
-        InboundSms {
-            provider: PROVIDER,
-            provider_msg_id: id.into(),
-            from: from.into(),
-            to: to.into(),
-            text: text.into(),
-            received_at: at.and_then(|s| DateTime::<Utc>::from_timestamp(s, 0)),
-        }
-    }
-
-    /// Percent-encodes raw bytes the way Kannel does for a raw `%a`.
-    fn encode_bytes(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("%{b:02X}")).collect()
-    }
-
-    #[test]
-    fn inbound_sms_cases() {
-        let id = "14090b6c-f0f7-431e-975b-b0d4ed4bdf87";
-        let utf16: Vec<u8> = "Салом ҳҷ"
-            .encode_utf16()
-            .flat_map(|u| u.to_be_bytes())
-            .collect();
-        let utf16_query = format!(
-            "id={id}&from=992901234567&to=1234&text={}&time=1795849072&coding=2&charset=UTF-16BE&smsc=FAKE",
-            encode_bytes(&utf16)
-        );
-        // `Р` is U+0420: its second byte is a space, which Kannel may write as `+`.
-        let utf16_plus_query =
-            "id=x&from=992901234567&text=%04+%04%40&coding=2&charset=UTF-16BE".to_owned();
-        let cases: Vec<(&str, String, Result<InboundSms, InboundError>)> = vec![
-            (
-                "ascii, + as space",
-                format!("id={id}&from=992901234567&to=1234&text=hello+world&time=1795849072&coding=0&charset=UTF-8&smsc=FAKE"),
-                Ok(sms(id, "992901234567", "1234", "hello world", Some(1795849072))),
-            ),
-            (
-                "UTF-8 Cyrillic (mo-recode)",
-                format!("id={id}&from=992901234567&to=1234&text=%D0%A1%D0%B0%D0%BB%D0%BE%D0%BC+%D2%B3%D2%B7&time=1795849072&coding=0&charset=UTF-8&smsc=FAKE"),
-                Ok(sms(id, "992901234567", "1234", "Салом ҳҷ", Some(1795849072))),
-            ),
-            (
-                "UTF-16BE raw (no mo-recode)",
-                utf16_query,
-                Ok(sms(id, "992901234567", "1234", "Салом ҳҷ", Some(1795849072))),
-            ),
-            (
-                "UTF-16BE with + for a 0x20 byte",
-                utf16_plus_query,
-                Ok(sms("x", "992901234567", "", "Рр", None)),
-            ),
-            (
-                "escaped specials",
-                "id=a&from=%2B992901234567&to=1234&text=a*b%23c%2Bd%26e%3Df%25g+%C3%BC".into(),
-                Ok(sms("a", "+992901234567", "1234", "a*b#c+d&e=f%g ü", None)),
-            ),
-            (
-                "empty text, unreadable time",
-                "id=a&from=992901234567&to=1234&text=&time=2026-11-28+06%3A57%3A52".into(),
-                Ok(sms("a", "992901234567", "1234", "", None)),
-            ),
-            (
-                "leading ? and stray %",
-                "?id=a&from=992901234567&text=100%+sure".into(),
-                Ok(sms("a", "992901234567", "", "100% sure", None)),
-            ),
-            (
-                "missing id",
-                "from=992901234567&to=1234&text=hi".into(),
-                Err(InboundError::Missing("id")),
-            ),
-            (
-                "empty id",
-                "id=&from=992901234567&to=1234&text=hi".into(),
-                Err(InboundError::Missing("id")),
-            ),
-            (
-                "missing from",
-                format!("id={id}&to=1234&text=hi"),
-                Err(InboundError::Missing("from")),
-            ),
-        ];
-        for (name, query, want) in cases {
-            assert_eq!(parse_sms_query(&query), want, "{name}");
-        }
-        let long = format!("id=a&from=1&text={}", "a".repeat(MAX_TEXT_BYTES + 1));
-        assert!(matches!(
-            parse_sms_query(&long),
-            Err(InboundError::Invalid { field: "text", .. })
-        ));
-    }
-
-    #[test]
-    fn odd_utf16_is_replaced_not_refused() {
-        let got = parse_sms_query("id=a&from=1&text=%04%21%04&coding=2&charset=UTF-16BE");
-        assert_eq!(got.map(|s| s.text), Ok("С\u{FFFD}".to_owned()));
-    }
-
-    #[test]
-    fn delivery_cases() {
-        let report = |state, status: &str, reason: Option<&str>| DeliveryReport {
-            provider: PROVIDER,
-            message: MessageRef::Ours(42),
-            state,
-            provider_status: status.into(),
-            reason: reason.map(Into::into),
-        };
-        let cases: Vec<(&str, &str, Result<DeliveryReport, InboundError>)> = vec![
-            (
-                "1 delivered",
-                "msg=42&type=1&reply=&smsc=FAKE&ts=1795849086",
-                Ok(report(DeliveryState::Delivered, "1", None)),
-            ),
-            (
-                "2 not delivered",
-                "msg=42&type=2&reply=NACK%2F0x0000000b%2FInvalid+Destination+Address&smsc=FAKE&ts=1795849086",
-                Ok(report(
-                    DeliveryState::Failed,
-                    "2",
-                    Some("NACK/0x0000000b/Invalid Destination Address"),
-                )),
-            ),
-            (
-                "4 buffered",
-                "msg=42&type=4&reply=&smsc=FAKE",
-                Ok(report(DeliveryState::Sent, "4", None)),
-            ),
-            (
-                "8 SMSC ack, reply not kept",
-                "msg=42&type=8&reply=ACK%2F&smsc=FAKE&ts=1795849086",
-                Ok(report(DeliveryState::Sent, "8", None)),
-            ),
-            (
-                "16 SMSC reject",
-                "msg=42&type=16&reply=NACK%2F&smsc=FAKE",
-                Ok(report(DeliveryState::Failed, "16", Some("NACK/"))),
-            ),
-            (
-                "16 without reply",
-                "msg=42&type=16",
-                Ok(report(DeliveryState::Failed, "16", None)),
-            ),
-            ("missing msg", "type=1", Err(InboundError::Missing("msg"))),
-            ("missing type", "msg=42", Err(InboundError::Missing("type"))),
-        ];
-        for (name, query, want) in cases {
-            assert_eq!(parse_delivery_query(query), want, "{name}");
-        }
-        for bad in ["msg=abc&type=1", "msg=42&type=32", "msg=42&type=x"] {
-            assert!(
-                matches!(parse_delivery_query(bad), Err(InboundError::Invalid { .. })),
-                "{bad}"
-            );
-        }
-    }
-
-    // ---- outbound ----
-
-    fn outbound(text: &str, encoding: Encoding) -> OutboundSms {
-        OutboundSms {
-            id: 42,
-            to: Phone::parse("+79161234567").expect("test number"),
-            text: text.into(),
-            encoding,
-            segments: 1,
-        }
-    }
-
-    fn client(server: &MockServer, sender: Option<&str>, dlr: bool) -> Client {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(200))
-            .build()
-            .expect("http client");
-        Client::new(
-            Settings {
-                sendsms_url: format!("{}/cgi-bin/sendsms", server.uri()),
-                username: "tester".into(),
-                password: "foo&bar".into(),
-                sender: sender.map(Into::into),
-                dlr_url_base: dlr.then(|| "https://gw.example/webhooks/kannel/delivery".into()),
-            },
-            http,
-        )
-    }
-
-    const DLR_URL: &str =
-        "https://gw.example/webhooks/kannel/delivery?msg=42&type=%d&reply=%A&smsc=%i&ts=%T";
-
-    /// A port on 127.0.0.1 that nothing listens on (bound, then closed).
-    fn closed_port() -> u16 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    }
-
-    #[tokio::test]
-    async fn a_connection_error_names_no_password_secret_number_or_text() {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("http client");
-        let client = Client::new(
-            Settings {
-                sendsms_url: format!("http://127.0.0.1:{}/cgi-bin/sendsms", closed_port()),
-                username: "tester".into(),
-                password: "kannel-password-123".into(),
-                sender: Some("4274".into()),
-                dlr_url_base: Some(
-                    "https://gw.example/webhooks/kannel/delivery?secret=webhook-secret-456".into(),
-                ),
-            },
-            http,
-        );
-        let got = client
-            .send(&outbound("pledge 500 for the school", Encoding::Gsm7))
-            .await;
-        let Err(SendError::Retryable(message)) = &got else {
-            panic!("expected a retryable error, got {got:?}");
-        };
-        let shown = format!("{} {:?}", got.clone().expect_err("error"), got);
-        for leak in [
-            "kannel-password-123",
-            "webhook-secret-456",
-            "79161234567",
-            "pledge",
-            "school",
-            "sendsms",
-        ] {
-            assert!(!shown.contains(leak), "{leak:?} in {shown}");
-        }
-        // still says what went wrong
-        assert!(message.contains("transport"), "{message}");
-        assert!(message.to_lowercase().contains("connect"), "{message}");
-    }
-
-    #[tokio::test]
-    async fn a_huge_answer_is_read_only_up_to_the_cap() {
-        let server = MockServer::start().await;
-        let mut body = String::from("0: Accepted for delivery ");
-        body.push_str(&"x".repeat(8 * 1024 * 1024));
-        Mock::given(method("GET"))
-            .and(path("/cgi-bin/sendsms"))
-            .respond_with(ResponseTemplate::new(202).set_body_string(body))
-            .mount(&server)
-            .await;
-        let got = client(&server, None, false)
-            .send(&outbound("hi", Encoding::Gsm7))
-            .await;
-        assert_eq!(
-            got,
-            Ok(Accepted {
-                provider_msg_id: None
-            })
-        );
-        // a refusal with a huge body keeps only a snippet
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path("/cgi-bin/sendsms"))
-            .respond_with(ResponseTemplate::new(400).set_body_string("y".repeat(8 * 1024 * 1024)))
-            .mount(&server)
-            .await;
-        let got = client(&server, None, false)
-            .send(&outbound("hi", Encoding::Gsm7))
-            .await;
-        let Err(SendError::Fatal(message)) = got else {
-            panic!("expected a refusal, got {got:?}");
-        };
-        assert!(message.len() < 400, "{}", message.len());
-    }
-
-    #[tokio::test]
-    async fn send_cyrillic_with_coding_2_and_literal_escapes() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path("/cgi-bin/sendsms"))
-            .and(query_param("username", "tester"))
-            .and(query_param("password", "foo&bar"))
-            .and(query_param("to", "+79161234567"))
-            .and(query_param("text", "Салом ҳҷ 100% a+b"))
-            .and(query_param("coding", "2"))
-            .and(query_param("charset", "UTF-8"))
-            .and(query_param("from", "1234"))
-            .and(query_param("dlr-mask", "31"))
-            .and(query_param("dlr-url", DLR_URL))
-            .respond_with(ResponseTemplate::new(202).set_body_string("0: Accepted for delivery"))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let got = client(&server, Some("1234"), true)
-            .send(&outbound("Салом ҳҷ 100% a+b", Encoding::Ucs2))
-            .await;
-        assert_eq!(
-            got,
-            Ok(Accepted {
-                provider_msg_id: None
-            })
-        );
-        // On the wire the escapes are `%25d`… so that Kannel, after decoding, sees `%d`.
-        let requests = server.received_requests().await.unwrap_or_default();
-        let raw = requests[0].url.query().unwrap_or_default().to_owned();
-        assert!(raw.contains("type%3D%25d"), "{raw}");
-        assert!(raw.contains("reply%3D%25A"), "{raw}");
-        assert!(raw.contains("to=%2B79161234567"), "{raw}");
-        assert!(raw.contains("coding=2"), "{raw}");
-    }
-
-    #[tokio::test]
-    async fn send_gsm_without_sender_or_dlr() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path("/cgi-bin/sendsms"))
-            .and(query_param("text", "hello world"))
-            .and(query_param("coding", "0"))
-            .and(query_param_is_missing("from"))
-            .and(query_param_is_missing("dlr-url"))
-            .and(query_param_is_missing("dlr-mask"))
-            .respond_with(
-                ResponseTemplate::new(202).set_body_string("3: Queued for later delivery"),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
-        let got = client(&server, None, false)
-            .send(&outbound("hello world", Encoding::Gsm7))
-            .await;
-        assert!(got.is_ok(), "{got:?}");
-    }
-
-    async fn send_answered(template: ResponseTemplate) -> Result<Accepted, SendError> {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .and(path("/cgi-bin/sendsms"))
-            .respond_with(template)
-            .mount(&server)
-            .await;
-        client(&server, None, true)
-            .send(&outbound("hello", Encoding::Gsm7))
-            .await
-    }
-
-    #[tokio::test]
-    async fn answers() {
-        let forbidden = send_answered(
-            ResponseTemplate::new(403).set_body_string("Authorization failed for sendsms"),
-        )
-        .await;
-        assert!(
-            matches!(&forbidden, Err(SendError::Fatal(m)) if m.contains("Authorization failed")),
-            "{forbidden:?}"
-        );
-        let bad = send_answered(
-            ResponseTemplate::new(400).set_body_string("Missing receiver number, rejected"),
-        )
-        .await;
-        assert!(matches!(bad, Err(SendError::Fatal(_))), "{bad:?}");
-        let odd = send_answered(ResponseTemplate::new(202).set_body_string("what?")).await;
-        assert!(matches!(odd, Err(SendError::Fatal(_))), "{odd:?}");
-        for code in [429, 500, 503] {
-            let got = send_answered(ResponseTemplate::new(code).set_body_string("busy")).await;
-            assert!(
-                matches!(got, Err(SendError::Retryable(_))),
-                "{code}: {got:?}"
-            );
-        }
-        let slow = send_answered(
-            ResponseTemplate::new(202)
-                .set_body_string("0: Accepted for delivery")
-                .set_delay(Duration::from_millis(1_000)),
-        )
-        .await;
-        assert!(matches!(slow, Err(SendError::Retryable(_))), "{slow:?}");
-    }
-}
+mod tests;

@@ -1,18 +1,152 @@
-//! One module per aggregator: parsing what it sends (USSD hops, inbound SMS, delivery
-//! reports), checking its signature or shared secret, and its outbound SMS client. Adding
-//! a provider means adding a module here, a variant of [`Sender`] and its routes in
-//! `crate::http`.
+//! One module per aggregator, each implementing the provider contract ([`provider`]):
+//! checking its requests (signature or shared secret), parsing what it sends (USSD hops,
+//! inbound SMS, delivery reports) with the form each is stored in, declaring its webhooks,
+//! reading its own settings and sending SMS.
+//!
+//! Adding a provider: a module here implementing [`Provider`] (and [`ReceivesSms`],
+//! [`ReportsDelivery`], [`Ussd`] for what it carries), with its `Options` (its settings) and
+//! its tests beside it, and one line in the registry below. Its webhooks are mounted, its
+//! name accepted by `HASHAR_SMS_PROVIDER` and its settings read from there
+//! (`docs/ARCHITECTURE.md`, "Adding a provider").
 
 pub mod africastalking;
 pub mod console;
 pub mod infobip;
 pub mod kannel;
+pub mod provider;
+#[cfg(test)]
+mod testkit;
 pub mod twilio;
+pub mod ussd;
 
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
 
-use crate::domain::{Encoding, Phone};
+use crate::{
+    config::Config,
+    domain::{Encoding, Phone, PhoneError},
+};
+
+pub use provider::{
+    require_setting, shared_secret, stored_form, stored_query, verify, webhook_path, webhook_url,
+    webhooks, with_secret, Answer, Carrier, Kind, Protection, Provider, ReceivesSms, Refused,
+    Registered, ReportsDelivery, SendSms, Ussd, Webhook, WebhookRequest, Webhooks,
+};
+
+/// The registry: every provider, as `module::Type`, once. From this list come
+/// [`ProviderOptions`] (each provider's settings, flattened into
+/// [`Config`](crate::config::Config)), [`SmsProvider`] (the values of
+/// `HASHAR_SMS_PROVIDER`), [`Sender`] (the configured client) and [`for_each_provider`]
+/// (the webhook routes, the README's list).
+macro_rules! registry {
+    ($($module:ident :: $provider:ident),+ $(,)?) => {
+        /// Every provider's own settings (`Options` in its module).
+        #[derive(Debug, Clone, clap::Args)]
+        pub struct ProviderOptions {
+            $(
+                #[command(flatten)]
+                pub $module: $module::Options,
+            )+
+        }
+
+        $(
+            impl Registered for $module::$provider {
+                type Options = $module::Options;
+                fn options(config: &Config) -> &$module::Options {
+                    &config.providers.$module
+                }
+            }
+        )+
+
+        /// A provider by name: the one that sends SMS (`HASHAR_SMS_PROVIDER`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum SmsProvider {
+            $($provider,)+
+        }
+
+        impl SmsProvider {
+            /// Every provider, in the registry's order.
+            pub const ALL: &'static [SmsProvider] = &[$(SmsProvider::$provider,)+];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(SmsProvider::$provider => <$module::$provider as Provider>::NAME,)+
+                }
+            }
+
+            fn client(self, config: &Config, http: reqwest::Client) -> Result<Sender, MissingSetting> {
+                Ok(match self {
+                    $(SmsProvider::$provider => {
+                        Sender::$provider(<$module::$provider as Provider>::client(config, http)?)
+                    })+
+                })
+            }
+
+            fn sender(self, from: &str) -> Result<Phone, PhoneError> {
+                match self {
+                    $(SmsProvider::$provider => <$module::$provider as Provider>::sender(from),)+
+                }
+            }
+        }
+
+        /// The configured provider's outbound client.
+        pub enum Sender {
+            $($provider(<$module::$provider as Provider>::Client),)+
+        }
+
+        impl Sender {
+            /// Whose client this is.
+            pub fn provider(&self) -> SmsProvider {
+                match self {
+                    $(Sender::$provider(_) => SmsProvider::$provider,)+
+                }
+            }
+
+            async fn send_one(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
+                match self {
+                    $(Sender::$provider(c) => c.send(msg).await,)+
+                }
+            }
+        }
+
+        /// Calls `each.provider::<P>()` for every provider, in the registry's order.
+        pub fn for_each_provider(each: &mut impl EachProvider) {
+            $(each.provider::<$module::$provider>();)+
+        }
+    };
+}
+
+registry! {
+    console::Console,
+    africastalking::AfricasTalking,
+    twilio::Twilio,
+    infobip::Infobip,
+    kannel::Kannel,
+}
+
+/// Something done for each provider ([`for_each_provider`]).
+pub trait EachProvider {
+    fn provider<P: Provider>(&mut self);
+}
+
+/// The providers that do not sign their webhooks and have some, for people: "Africa's
+/// Talking, Infobip and Kannel". Without `HASHAR_WEBHOOK_SECRET` those webhooks are open.
+pub fn unsigned_titles() -> String {
+    struct Unsigned(Vec<&'static str>);
+    impl EachProvider for Unsigned {
+        fn provider<P: Provider>(&mut self) {
+            if P::PROTECTION == Protection::SharedSecret && !webhooks::<P>().is_empty() {
+                self.0.push(P::TITLE);
+            }
+        }
+    }
+    let mut unsigned = Unsigned(Vec::new());
+    for_each_provider(&mut unsigned);
+    match unsigned.0.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
 
 /// Longest inbound SMS text taken, in characters: about ten concatenated segments
 /// (10 × 153 GSM-7 characters, 10 × 67 UCS-2), more than any phone sends as one message. A
@@ -72,13 +206,12 @@ pub struct InboundSms {
 }
 
 impl InboundSms {
-    /// The sender as a phone number. Infobip always writes numbers in international form
-    /// without the `+`; the others send E.164 or what the operator gave (Kannel).
-    pub fn sender(&self) -> Result<Phone, crate::domain::PhoneError> {
-        if self.provider == infobip::PROVIDER {
-            Phone::parse_international(&self.from)
-        } else {
-            Phone::parse(&self.from)
+    /// The sender as a phone number, read as its provider writes numbers
+    /// ([`Provider::sender`]: Infobip writes them in international form without the `+`).
+    pub fn sender(&self) -> Result<Phone, PhoneError> {
+        match SmsProvider::named(self.provider) {
+            Some(provider) => provider.sender(&self.from),
+            None => Phone::parse(&self.from),
         }
     }
 }
@@ -251,15 +384,6 @@ pub async fn read_capped(mut response: reqwest::Response) -> Result<String, Send
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
-/// The configured outbound provider.
-pub enum Sender {
-    Console(console::Client),
-    AfricasTalking(africastalking::Client),
-    Twilio(twilio::Client),
-    Infobip(infobip::Client),
-    Kannel(kannel::Client),
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("HASHAR_SMS_PROVIDER={provider} needs {missing}")]
 pub struct MissingSetting {
@@ -267,103 +391,33 @@ pub struct MissingSetting {
     pub missing: &'static str,
 }
 
-impl Sender {
-    /// Builds the client `config` asks for; a provider without its credentials is an error.
-    pub fn from_config(
-        config: &crate::config::Config,
-        http: reqwest::Client,
-    ) -> Result<Sender, MissingSetting> {
-        use crate::config::SmsProvider;
-        let need = |value: &Option<String>, missing: &'static str| {
-            value.clone().ok_or(MissingSetting {
-                provider: config.sms_provider.name(),
-                missing,
-            })
-        };
-        let need_secret = |value: &Option<SecretString>, missing: &'static str| {
-            value.clone().ok_or(MissingSetting {
-                provider: config.sms_provider.name(),
-                missing,
-            })
-        };
-        let public = config.public_url.trim_end_matches('/');
-        Ok(match config.sms_provider {
-            SmsProvider::Console => Sender::Console(console::Client::new()),
-            SmsProvider::Africastalking => Sender::AfricasTalking(africastalking::Client::new(
-                africastalking::Settings {
-                    username: config.at_username.clone(),
-                    api_key: need_secret(&config.at_api_key, "HASHAR_AT_API_KEY")?,
-                    sender: config.at_sender.clone(),
-                    base_url: config.at_base_url.clone(),
-                },
-                http,
-            )),
-            SmsProvider::Twilio => Sender::Twilio(twilio::Client::new(
-                twilio::Settings {
-                    account_sid: need(&config.twilio_account_sid, "HASHAR_TWILIO_ACCOUNT_SID")?,
-                    auth_token: need_secret(&config.twilio_auth_token, "HASHAR_TWILIO_AUTH_TOKEN")?,
-                    from: need(&config.twilio_from, "HASHAR_TWILIO_FROM")?,
-                    base_url: config.twilio_base_url.clone(),
-                    status_callback: Some(format!("{public}/webhooks/twilio/status")),
-                },
-                http,
-            )),
-            SmsProvider::Infobip => Sender::Infobip(infobip::Client::new(
-                infobip::Settings {
-                    api_key: need_secret(&config.infobip_api_key, "HASHAR_INFOBIP_API_KEY")?,
-                    sender: config.infobip_sender.clone(),
-                    base_url: config.infobip_base_url.clone(),
-                    delivery_url: Some(with_secret(
-                        &format!("{public}/webhooks/infobip/delivery"),
-                        config,
-                    )),
-                },
-                http,
-            )),
-            SmsProvider::Kannel => Sender::Kannel(kannel::Client::new(
-                kannel::Settings {
-                    sendsms_url: config.kannel_sendsms_url.clone(),
-                    username: config.kannel_username.clone(),
-                    password: need_secret(&config.kannel_password, "HASHAR_KANNEL_PASSWORD")?,
-                    // Kannel refuses a sendsms without `from` unless it has a global-sender.
-                    sender: Some(
-                        config
-                            .kannel_sender
-                            .clone()
-                            .unwrap_or_else(|| config.sms_number.clone()),
-                    ),
-                    dlr_url_base: Some(with_secret(
-                        &format!("{public}/webhooks/kannel/delivery"),
-                        config,
-                    )),
-                },
-                http,
-            )),
-        })
+impl SmsProvider {
+    /// The provider of this name.
+    pub fn named(name: &str) -> Option<SmsProvider> {
+        SmsProvider::ALL.iter().copied().find(|p| p.name() == name)
     }
 }
 
-/// A webhook URL we hand to a provider, with the shared secret when one is set. It is a
-/// secret itself: it is only ever sent to the provider, never logged.
-fn with_secret(url: &str, config: &crate::config::Config) -> SecretString {
-    match config.webhook_secret() {
-        Some(secret) => {
-            let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-            SecretString::from(format!("{url}?secret={encoded}"))
-        }
-        None => SecretString::from(url),
+impl clap::ValueEnum for SmsProvider {
+    fn value_variants<'a>() -> &'a [Self] {
+        SmsProvider::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
+impl Sender {
+    /// Builds the client `config` asks for; a provider without its credentials is an error.
+    pub fn from_config(config: &Config, http: reqwest::Client) -> Result<Sender, MissingSetting> {
+        config.sms_provider.client(config, http)
     }
 }
 
 impl crate::outbox::Gateway for Sender {
     fn name(&self) -> &'static str {
-        match self {
-            Sender::Console(_) => console::PROVIDER,
-            Sender::AfricasTalking(_) => africastalking::PROVIDER,
-            Sender::Twilio(_) => twilio::PROVIDER,
-            Sender::Infobip(_) => infobip::PROVIDER,
-            Sender::Kannel(_) => kannel::PROVIDER,
-        }
+        self.provider().name()
     }
 
     fn send<'a>(
@@ -373,13 +427,7 @@ impl crate::outbox::Gateway for Sender {
     {
         Box::pin(async move {
             let started = std::time::Instant::now();
-            let result = match self {
-                Sender::Console(c) => c.send(msg).await,
-                Sender::AfricasTalking(c) => c.send(msg).await,
-                Sender::Twilio(c) => c.send(msg).await,
-                Sender::Infobip(c) => c.send(msg).await,
-                Sender::Kannel(c) => c.send(msg).await,
-            };
+            let result = self.send_one(msg).await;
             let outcome = match &result {
                 Ok(_) => "accepted",
                 Err(SendError::Retryable(_) | SendError::RetryAfter { .. }) => "retryable",
@@ -395,6 +443,100 @@ impl crate::outbox::Gateway for Sender {
 mod tests {
     use super::*;
     use wiremock::{matchers::method, Mock, MockServer, ResponseTemplate};
+
+    /// The README's table of webhooks, as the registry says it should read.
+    fn webhooks_table() -> String {
+        struct Rows(Vec<String>);
+        impl EachProvider for Rows {
+            fn provider<P: Provider>(&mut self) {
+                let hooks = webhooks::<P>();
+                if hooks.is_empty() {
+                    return;
+                }
+                let cell = |kind: Kind| match hooks.iter().find(|w| w.kind == kind) {
+                    Some(w) => {
+                        let json = if w.carrier == Carrier::Json {
+                            " (JSON)"
+                        } else {
+                            ""
+                        };
+                        format!("`{} {}`{json}", w.carrier.method(), w.path)
+                    }
+                    None => "—".to_owned(),
+                };
+                let protection = match P::PROTECTION {
+                    Protection::SharedSecret => "shared secret",
+                    Protection::Signature(how) => how,
+                };
+                self.0.push(format!(
+                    "| {} | {} | {} | {} | {protection} |",
+                    P::TITLE,
+                    cell(Kind::Ussd),
+                    cell(Kind::Sms),
+                    cell(Kind::Delivery),
+                ));
+            }
+        }
+        let mut rows = Rows(vec![
+            "| provider | USSD | inbound SMS | delivery reports | protection |".to_owned(),
+            "|---|---|---|---|---|".to_owned(),
+        ]);
+        for_each_provider(&mut rows);
+        rows.0.join("\n")
+    }
+
+    /// The README lists what the registry holds: the webhooks of every provider, and the
+    /// values of `HASHAR_SMS_PROVIDER`.
+    #[test]
+    fn the_readme_lists_the_registered_providers() {
+        let readme = include_str!("../../README.md");
+        let table = webhooks_table();
+        assert!(
+            readme.contains(&format!("\n{table}\n\n")),
+            "README.md should hold:\n{table}"
+        );
+        let names: Vec<String> = SmsProvider::ALL
+            .iter()
+            .map(|p| format!("`{}`", p.name()))
+            .collect();
+        let row = format!(
+            "| `HASHAR_SMS_PROVIDER` | `{}` | who sends SMS: {} |",
+            SmsProvider::Console.name(),
+            names.join(", ")
+        );
+        assert!(readme.contains(&row), "README.md should hold:\n{row}");
+    }
+
+    /// A secret in the query is accepted under its name written in any way a form decoder
+    /// reads (`secre%74=`), and it was then kept in the stored query: it is left out
+    /// whatever way its name is written.
+    #[test]
+    fn the_shared_secret_is_never_stored() {
+        let mut config = Config::from_env();
+        config.webhook_secret = Some("hook-secret-0123456789".into());
+        for raw in [
+            "secret=hook-secret-0123456789&id=a&from=1",
+            "id=a&secre%74=hook-secret-0123456789&from=1",
+            "id=a&from=1&%73%65cret=hook-secret-0123456789",
+        ] {
+            let request = WebhookRequest::with_query(raw);
+            assert_eq!(shared_secret(&config, &request), Ok(()), "{raw}");
+            assert_eq!(stored_query(raw), "id=a&from=1", "{raw}");
+        }
+    }
+
+    #[test]
+    fn the_unsigned_providers_are_named_for_people() {
+        assert_eq!(unsigned_titles(), "Africa's Talking, Infobip and Kannel");
+    }
+
+    #[test]
+    fn each_provider_is_found_by_its_name() {
+        for provider in SmsProvider::ALL {
+            assert_eq!(SmsProvider::named(provider.name()), Some(*provider));
+        }
+        assert_eq!(SmsProvider::named("nobody"), None);
+    }
 
     #[tokio::test]
     async fn a_provider_answer_is_read_up_to_the_cap_only() {

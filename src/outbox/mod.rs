@@ -140,7 +140,7 @@ fn stored_encoding(id: i64, stored: &str, body: &str) -> Encoding {
         other => {
             let measured = TextMeasure::of(body).encoding;
             tracing::warn!(
-                outbox.id = id,
+                outbox_id = id,
                 encoding = other,
                 measured = encoding_name(measured),
                 "outbox message with an unknown encoding; sent in the one its text needs"

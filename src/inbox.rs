@@ -1,0 +1,93 @@
+//! The inbox: every inbound text and delivery report is stored raw first, in
+//! `inbound_messages`, deduplicated on (provider, kind, the provider's id), so that an
+//! aggregator's retry is recognised and handled once. This module holds the SQL of that
+//! table's inserts; [`crate::sms`] handles a stored text, and a delivery report is applied
+//! to the outbox here, in the transaction that stores it.
+
+use chrono::{DateTime, Utc};
+use sqlx::{types::Json, PgConnection, PgPool};
+
+use crate::{
+    channels::{DeliveryReport, InboundSms, MessageRef},
+    outbox,
+};
+
+/// Stores a text with its raw form; `None` when it is a retry of one already stored.
+pub async fn store_sms(
+    conn: &mut PgConnection,
+    msg: &InboundSms,
+    raw: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "insert into inbound_messages (provider, kind, provider_msg_id, sender, raw, text, received_at)
+         values ($1, 'sms', $2, $3, $4, $5, $6)
+         on conflict (provider, kind, provider_msg_id) do nothing
+         returning id",
+    )
+    .bind(msg.provider)
+    .bind(&msg.provider_msg_id)
+    .bind(&msg.from)
+    .bind(Json(raw))
+    .bind(&msg.text)
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+}
+
+/// What became of a delivery report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// A retry of a report already stored (same message, same status): nothing done again.
+    Duplicate,
+    /// Stored and applied, or kept until the send it names is recorded.
+    Applied,
+    /// Refused and stored nowhere: by our id it names no message, or one never handed to
+    /// the provider.
+    Refused,
+}
+
+/// One report in one transaction: stored raw and applied together, so a report whose
+/// update failed is not left stored (a retry would be taken for a duplicate and never
+/// applied). Reports are deduplicated on the message and its status.
+pub async fn deliver(
+    pool: &PgPool,
+    report: &DeliveryReport,
+    raw: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Delivered, sqlx::Error> {
+    let key = match &report.message {
+        MessageRef::Ours(id) => format!("ours:{id}:{}", report.provider_status),
+        MessageRef::Provider(id) => format!("{id}:{}", report.provider_status),
+    };
+    let mut tx = pool.begin().await?;
+    let fresh: Option<i64> = sqlx::query_scalar(
+        "insert into inbound_messages (provider, kind, provider_msg_id, raw, received_at, outcome)
+         values ($1, 'delivery', $2, $3, $4, $5)
+         on conflict (provider, kind, provider_msg_id) do nothing returning id",
+    )
+    .bind(report.provider)
+    .bind(&key)
+    .bind(Json(raw))
+    .bind(now)
+    .bind(report.state.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(inbound_id) = fresh else {
+        tx.commit().await?;
+        return Ok(Delivered::Duplicate);
+    };
+    let mut found = outbox::apply_delivery(&mut tx, report, now).await?;
+    if !found {
+        // Perhaps the dispatcher has not recorded the provider's id yet: keep it for then.
+        found = outbox::keep_early_report(&mut tx, inbound_id, report, now).await?;
+    }
+    if !found {
+        // Neither applied nor kept: refused. Nothing of it is stored, so that it cannot
+        // pass for a duplicate of a genuine report that comes later.
+        tx.rollback().await?;
+        return Ok(Delivered::Refused);
+    }
+    tx.commit().await?;
+    Ok(Delivered::Applied)
+}
