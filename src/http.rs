@@ -24,7 +24,6 @@ use crate::{
         InboundError, InboundSms, Provider, ReceivesSms, ReportsDelivery, Ussd, WebhookRequest,
         Webhooks, FORM_BODY_LIMIT, JSON_BODY_LIMIT,
     },
-    db,
     inbox::{self, Delivered},
     metrics, sms, ussd,
 };
@@ -145,7 +144,7 @@ async fn healthz() -> Response {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     let timeout = std::time::Duration::from_millis(state.config.db_timeout_ms);
-    match tokio::time::timeout(timeout, db::migrations_applied(&state.pool)).await {
+    match tokio::time::timeout(timeout, crate::provision::migrations_applied(&state.pool)).await {
         Ok(Ok(true)) => plain(StatusCode::OK, "ready\n".into()),
         Ok(Ok(false)) => plain(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -329,7 +328,7 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Response {
 /// retries; 500 for anything else.
 fn db_failure(what: &str, e: Option<&sqlx::Error>, shown: &dyn std::fmt::Display) -> Response {
     match e {
-        Some(e) if db::is_temporary(e) => {
+        Some(e) if crate::store::pool::is_temporary(e) => {
             tracing::warn!(error = %e, "{what}: database unavailable; asking the provider to retry");
             plain(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -367,8 +366,8 @@ where
     Fut: std::future::Future<Output = Result<T, E>>,
 {
     match attempt().await {
-        Err(e) if db_error(&e).is_some_and(db::is_connection_lost) => {
-            db::note_connection_lost();
+        Err(e) if db_error(&e).is_some_and(crate::store::pool::is_connection_lost) => {
+            crate::store::pool::note_connection_lost();
             tracing::warn!("database connection lost; trying once more on another");
             attempt().await
         }

@@ -6,9 +6,9 @@ use hashar::{
     app::{self, AppState},
     channels::Sender,
     config::{Config, MetricsListen, WebhookExposure},
-    db, demo,
+    demo,
     engine::{check, MenuSet},
-    http,
+    http, provision,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate => {
-            let pool = db::prepare(&config)
+            let pool = provision::prepare(&config)
                 .await
                 .context("preparing the database")?;
             let added =
@@ -140,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::DemoData => {
-            let pool = db::prepare(&config)
+            let pool = provision::prepare(&config)
                 .await
                 .context("preparing the database")?;
             hashar::actions::sync_tips(&pool, &config.menus_dir.join("tips.toml")).await?;
@@ -152,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Coordinator { command } => {
-            let pool = db::prepare(&config)
+            let pool = provision::prepare(&config)
                 .await
                 .context("preparing the database")?;
             match command {
@@ -230,7 +230,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         screens = menus.menus.values().map(|m| m.screens.len()).sum::<usize>(),
         "menus loaded and checked"
     );
-    let pools = db::prepare_pools(&config)
+    let pools = provision::prepare_pools(&config)
         .await
         .context("preparing the database")?;
     let pool = pools.webhooks.clone();

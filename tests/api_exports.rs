@@ -754,7 +754,7 @@ async fn exports_are_bounded_and_time_out(pool: PgPool) {
     );
 
     // the session settings of both pools
-    let pools = hashar::db::pools(&pool.connect_options(), &config);
+    let pools = hashar::store::pool::pools(&pool.connect_options(), &config);
     for p in [&pools.webhooks, &pools.api] {
         let (statement, idle): (String, String) = sqlx::query_as(
             "select current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout')",

@@ -13,7 +13,7 @@ use std::{
     str::FromStr,
 };
 
-use hashar::db::{self, DbError};
+use hashar::provision::{self as db, DbError};
 use secrecy::ExposeSecret;
 use sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection};
 

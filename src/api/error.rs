@@ -156,7 +156,7 @@ impl IntoResponse for ApiError {
                     .into_response();
             }
             ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy", None),
-            ApiError::Internal(e) if crate::db::is_temporary(e) => {
+            ApiError::Internal(e) if crate::store::pool::is_temporary(e) => {
                 tracing::warn!(error = %e, "api: database unavailable for now");
                 return ApiError::Busy("the database is busy; retry in a moment").into_response();
             }

@@ -726,7 +726,7 @@ async fn outbox(args: OutboxArgs) -> anyhow::Result<()> {
     if !name.contains("bench") {
         bail!("--database-url: the outbox benchmark empties the outbox of its database; refusing {name:?} (its name must contain \"bench\")");
     }
-    hashar::db::ensure_database(&db)
+    hashar::provision::ensure_database(&db)
         .await
         .context("creating the benchmark database")?;
     let pool = connect(db, args.pool_size.max(1)).await?;

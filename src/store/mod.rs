@@ -12,6 +12,7 @@
 //! mapping from constraint violations.
 
 pub mod households;
+pub mod pool;
 
 use std::fmt;
 

@@ -52,10 +52,10 @@ pub async fn app_with(pool: PgPool, config: Config) -> TestApp {
     app_with_pools(pool, api, config).await
 }
 
-/// The pools a server builds (`hashar::db::pools`: its sizes, timeouts and session settings)
+/// The pools a server builds (`hashar::store::pool::pools`: its sizes, timeouts and session settings)
 /// over the test's database, instead of the test's own pool.
 pub async fn app_as_served(pool: PgPool, config: Config) -> TestApp {
-    let pools = hashar::db::pools(&pool.connect_options(), &config);
+    let pools = hashar::store::pool::pools(&pool.connect_options(), &config);
     let mut app = app_with_pools(pools.webhooks, pools.api, config).await;
     // fixtures and checks go through the test's pool, apart from the server's
     app.pool = pool;
