@@ -43,7 +43,9 @@ pub trait Gateway: Send + Sync + 'static {
 }
 
 /// Why a message is sent; a STOP confirmation is the one message an opted-out number gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Stored as text in `outbox.kind` (its check constraint lists the same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum Kind {
     Reply,
     StopConfirmation,
@@ -51,18 +53,6 @@ pub enum Kind {
     Receipt,
     /// The code that confirms linking a number to a household (admin API).
     LinkCode,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Reply => "reply",
-            Kind::StopConfirmation => "stop_confirmation",
-            Kind::Broadcast => "broadcast",
-            Kind::Receipt => "receipt",
-            Kind::LinkCode => "link_code",
-        }
-    }
 }
 
 /// A message to queue.
@@ -176,7 +166,7 @@ async fn insert(
     .bind(encoding)
     .bind(segments)
     .bind(provider)
-    .bind(msg.kind.as_str())
+    .bind(msg.kind)
     .bind(now)
     .bind(msg.inbound_id)
     .bind(broadcast)
@@ -283,7 +273,7 @@ struct Claimed {
     segments: i32,
     attempts: i32,
     opted_out: bool,
-    kind: String,
+    kind: Kind,
 }
 
 /// Gives back one message's room in the process's claim budget when dropped (sent, failed,
@@ -558,7 +548,7 @@ impl Dispatcher {
 
     async fn deliver(&self, msg: &Claimed) -> Result<Outcome, sqlx::Error> {
         let phone = Phone::from_e164_unchecked(msg.phone.clone());
-        if msg.opted_out && msg.kind != Kind::StopConfirmation.as_str() {
+        if msg.opted_out && msg.kind != Kind::StopConfirmation {
             // The number texted STOP after this was queued.
             self.finish(msg, "suppressed", None, Some("recipient opted out (STOP)"))
                 .await?;
