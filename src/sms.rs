@@ -249,23 +249,11 @@ impl Turn<'_> {
     }
 
     async fn known(&self, tx: &mut PgConnection) -> Result<Known, sqlx::Error> {
-        let row = sqlx::query(
-            "select h.id, h.community_id, h.language from phones p join households h on h.id = p.household_id where p.phone = $1",
-        )
-        .bind(self.phone.as_str())
-        .fetch_optional(tx)
-        .await?;
-        Ok(match row {
-            Some(r) => Known {
-                household: Some(r.get(0)),
-                community: Some(r.get(1)),
-                language: r.get::<Option<String>, _>(2).and_then(|l| l.parse().ok()),
-            },
-            None => Known {
-                household: None,
-                community: None,
-                language: None,
-            },
+        let owner = crate::store::households::owner_of_phone(tx, self.phone).await?;
+        Ok(Known {
+            household: owner.as_ref().map(|o| o.household.0),
+            community: owner.as_ref().map(|o| o.community.0),
+            language: owner.and_then(|o| o.language),
         })
     }
 

@@ -1053,15 +1053,8 @@ pub async fn set_opt_out(
 ) -> ApiResult<Json<PhoneOptOut>> {
     let phone = parse_phone("phone", &raw)?;
     let mut tx = state.pool.begin().await?;
-    let owner: Option<(i64, i64)> = sqlx::query_as(
-        "select h.id, h.community_id from phones p join households h on h.id = p.household_id
-         where p.phone = $1",
-    )
-    .bind(phone.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let household = match owner {
-        Some((household, community)) if auth.may(community) => household,
+    let household = match owner(&mut tx, &phone).await? {
+        Some(o) if auth.may(o.community.0) => o.household.0,
         _ => return Err(ApiError::NotFound("phone")),
     };
     if c.opted_out {

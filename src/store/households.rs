@@ -12,6 +12,8 @@ pub struct PhoneOwner {
     pub community: CommunityId,
     /// The household's language, if it chose one.
     pub language: Option<Language>,
+    /// The code that links another number to the household, if it has one.
+    pub join_code: Option<String>,
 }
 
 /// The household `phone` belongs to, if any.
@@ -21,7 +23,7 @@ pub async fn owner_of_phone(
 ) -> Result<Option<PhoneOwner>, sqlx::Error> {
     let row = sqlx::query!(
         r#"select h.id as "household: HouseholdId", h.community_id as "community: CommunityId",
-                  h.language
+                  h.language, h.join_code
            from phones p join households h on h.id = p.household_id
            where p.phone = $1"#,
         phone.as_str()
@@ -32,7 +34,25 @@ pub async fn owner_of_phone(
         household: r.household,
         community: r.community,
         language: r.language.and_then(|l| l.parse().ok()),
+        join_code: r.join_code,
     }))
+}
+
+/// Sets the language of the household `phone` belongs to (nothing when it belongs to none).
+pub async fn set_language_of_phone(
+    conn: &mut PgConnection,
+    phone: &Phone,
+    language: Language,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update households set language = $2
+         where id = (select household_id from phones where phone = $1)",
+        phone.as_str(),
+        language.code()
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Links `phone` to `household`. A number belongs to at most one household: linking one
