@@ -107,50 +107,19 @@ pub struct Household {
     pub phones: Vec<HouseholdPhone>,
 }
 
-#[derive(Debug, FromRow)]
-struct HouseholdRow {
-    id: i64,
-    community_id: i64,
-    name: Option<String>,
-    language: Option<String>,
-    registered_via: String,
-    join_code: Option<String>,
-    created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, FromRow)]
-struct PhoneRow {
-    household_id: i64,
-    phone: String,
-    opted_out_at: Option<DateTime<Utc>>,
-    linked_at: DateTime<Utc>,
-}
-
-const SELECT: &str =
-    "select h.id, h.community_id, h.name, h.language, h.registered_via, h.join_code, h.created_at
-     from households h";
-
 /// The households' numbers, in the order they were linked.
 async fn with_phones(
     conn: &mut PgConnection,
-    rows: Vec<HouseholdRow>,
+    rows: Vec<store::households::Household>,
 ) -> Result<Vec<Household>, sqlx::Error> {
-    let ids: Vec<i64> = rows.iter().map(|h| h.id).collect();
-    let phones = sqlx::query_as::<_, PhoneRow>(
-        "select p.household_id, p.phone, o.opted_out_at, p.created_at as linked_at
-         from phones p left join sms_optouts o on o.phone = p.phone
-         where p.household_id = any($1)
-         order by p.household_id, p.created_at, p.phone",
-    )
-    .bind(&ids)
-    .fetch_all(conn)
-    .await?;
+    let ids: Vec<i64> = rows.iter().map(|h| h.id.0).collect();
+    let phones = store::households::phones_of(conn, &ids).await?;
     Ok(rows
         .into_iter()
         .map(|h| Household {
             phones: phones
                 .iter()
-                .filter(|p| p.household_id == h.id)
+                .filter(|p| p.household == h.id)
                 .map(|p| HouseholdPhone {
                     phone: p.phone.clone(),
                     opted_out: p.opted_out_at.is_some(),
@@ -158,8 +127,8 @@ async fn with_phones(
                     linked_at: p.linked_at,
                 })
                 .collect(),
-            id: h.id,
-            community_id: h.community_id,
+            id: h.id.0,
+            community_id: h.community.0,
             name: h.name,
             language: h.language,
             registered_via: h.registered_via,
@@ -176,18 +145,11 @@ async fn visible(
     auth: &Auth,
     id: i64,
     lock: bool,
-) -> ApiResult<HouseholdRow> {
-    let sql = if lock {
-        format!("{SELECT} where h.id = $1 for update")
-    } else {
-        format!("{SELECT} where h.id = $1")
-    };
-    let row = sqlx::query_as::<_, HouseholdRow>(&sql)
-        .bind(id)
-        .fetch_optional(conn)
+) -> ApiResult<store::households::Household> {
+    let row = store::households::household(conn, HouseholdId(id), lock)
         .await?
         .ok_or(ApiError::NotFound("household"))?;
-    if !auth.may(row.community_id) {
+    if !auth.may(row.community.0) {
         return Err(ApiError::NotFound("household"));
     }
     Ok(row)
@@ -227,7 +189,9 @@ fn check_language(raw: &str) -> ApiResult<Language> {
         .map_err(|_| ApiError::invalid("language", "language is tg, ru or en"))
 }
 
-use crate::store::{self, households::owner_of_phone as owner, HouseholdId, Violation};
+use crate::store::{
+    self, households::owner_of_phone as owner, CommunityId, HouseholdId, Violation,
+};
 
 fn taken(auth: &Auth, phone: &Phone, owner: Option<(i64, i64)>) -> ApiError {
     match owner {
@@ -309,27 +273,16 @@ pub async fn list(
         .filter(|d| d.len() >= 3)
         .map(|d| format!("%{d}%"));
     let mut conn = state.pool.acquire().await?;
-    let rows = sqlx::query_as::<_, HouseholdRow>(&format!(
-        "{SELECT}
-         where ($1::bigint[] is null or h.community_id = any($1))
-           and ($2::bigint is null or h.community_id = $2)
-           and ($3::text is null
-                or h.name ilike $3
-                or h.join_code = $4
-                or ($5::text is not null and exists (
-                    select 1 from phones p where p.household_id = h.id and p.phone like $5)))
-         order by h.id
-         limit $6 offset $7"
-    ))
-    .bind(auth.scope())
-    .bind(q.community)
-    .bind(pattern)
-    .bind(text)
-    .bind(digits)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&mut *conn)
-    .await?;
+    let search = store::households::HouseholdSearch {
+        scope: auth.scope(),
+        community: q.community.map(CommunityId),
+        name_pattern: pattern.as_deref(),
+        text: text.as_deref(),
+        digits: digits.as_deref(),
+        limit,
+        offset,
+    };
+    let rows = store::households::search(&mut conn, &search).await?;
     Ok(Json(with_phones(&mut conn, rows).await?))
 }
 
@@ -404,17 +357,15 @@ pub async fn create(
             }
         }
     }
-    let id: Result<i64, sqlx::Error> = sqlx::query_scalar(
-        "insert into households (community_id, name, language, registered_via)
-         values ($1, $2, $3, 'coordinator') returning id",
+    let id = store::households::create(
+        &mut tx,
+        CommunityId(h.community_id),
+        name.as_deref(),
+        language,
     )
-    .bind(h.community_id)
-    .bind(name)
-    .bind(language.map(Language::code))
-    .fetch_one(&mut *tx)
     .await;
     let id = match id {
-        Ok(id) => id,
+        Ok(id) => id.0,
         Err(e) if crate::store::Violation::is_foreign_key(&e) => {
             return Err(ApiError::invalid("community_id", "no such community"))
         }
@@ -489,25 +440,16 @@ pub async fn update(
     };
     let mut tx = state.pool.begin().await?;
     let current = visible(&mut tx, &auth, id, true).await?;
-    let moved = c.community_id.filter(|&to| to != current.community_id);
+    let moved = c.community_id.filter(|&to| to != current.community.0);
     if let Some(to) = moved {
         auth.require(to)?;
     }
-    let done = sqlx::query(
-        "update households set
-             name = case when $2 then $3 else name end,
-             language = case when $4 then $5 else language end,
-             community_id = coalesce($6, community_id)
-         where id = $1",
-    )
-    .bind(id)
-    .bind(name.is_some())
-    .bind(name.flatten())
-    .bind(language.is_some())
-    .bind(language.flatten().map(Language::code))
-    .bind(moved)
-    .execute(&mut *tx)
-    .await;
+    let change = store::households::HouseholdChange {
+        name: name.as_ref().map(|n| n.as_deref()),
+        language,
+        community: moved.map(CommunityId),
+    };
+    let done = store::households::update(&mut tx, HouseholdId(id), &change).await;
     match done {
         Ok(_) => {}
         Err(e) if crate::store::Violation::is_foreign_key(&e) => {
@@ -533,7 +475,7 @@ pub async fn update(
         Some(to) => tracing::info!(
             coordinator = auth.coordinator_id,
             household = id,
-            from = current.community_id,
+            from = current.community.0,
             to,
             "household moved"
         ),
@@ -681,7 +623,7 @@ async fn send_link_code(
     state: &AppState,
     tx: &mut PgConnection,
     auth: &Auth,
-    household: &HouseholdRow,
+    household: &store::households::Household,
     phone: &Phone,
     language: Language,
     now: DateTime<Utc>,
@@ -760,14 +702,10 @@ async fn send_link_code(
     .bind(expires_at)
     .execute(&mut *tx)
     .await?;
-    let community: String = sqlx::query_scalar(match language {
-        Language::Tg => "select name_tg from communities where id = $1",
-        Language::Ru => "select name_ru from communities where id = $1",
-        Language::En => "select name_en from communities where id = $1",
-    })
-    .bind(household.community_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let community = store::communities::name(&mut *tx, household.community)
+        .await?
+        .get(language)
+        .to_owned();
     let text = crate::engine::menu::fill(state.menus.text(language, LINK_CODE_TEXT), |n| match n {
         "code" => Some(code.clone()),
         "community" => Some(community.clone()),
@@ -999,11 +937,7 @@ pub async fn remove_phone(
     let phone = parse_phone("phone", &raw)?;
     let mut tx = state.pool.begin().await?;
     visible(&mut tx, &auth, id, true).await?;
-    let numbers: Vec<String> =
-        sqlx::query_scalar("select phone from phones where household_id = $1")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
+    let numbers = store::households::numbers_of(&mut tx, HouseholdId(id)).await?;
     if !numbers.iter().any(|n| n == phone.as_str()) {
         return Err(ApiError::NotFound("phone"));
     }
@@ -1012,11 +946,7 @@ pub async fn remove_phone(
             "this is the household's only number: link another one first".into(),
         ));
     }
-    sqlx::query("delete from phones where phone = $1 and household_id = $2")
-        .bind(phone.as_str())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    store::households::unlink_phone(&mut tx, &phone, HouseholdId(id)).await?;
     crate::sms::end_conversation(&mut tx, &phone).await?;
     let household = load(&mut tx, &auth, id).await?;
     tx.commit().await?;
@@ -1058,24 +988,11 @@ pub async fn set_opt_out(
         _ => return Err(ApiError::NotFound("phone")),
     };
     if c.opted_out {
-        sqlx::query(
-            "insert into sms_optouts (phone, opted_out_at) values ($1, $2) on conflict do nothing",
-        )
-        .bind(phone.as_str())
-        .bind(state.clock.now())
-        .execute(&mut *tx)
-        .await?;
+        store::households::opt_out(&mut tx, &phone, state.clock.now()).await?;
     } else {
-        sqlx::query("delete from sms_optouts where phone = $1")
-            .bind(phone.as_str())
-            .execute(&mut *tx)
-            .await?;
+        store::households::opt_in(&mut tx, &phone).await?;
     }
-    let opted_out_at: Option<DateTime<Utc>> =
-        sqlx::query_scalar("select opted_out_at from sms_optouts where phone = $1")
-            .bind(phone.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+    let opted_out_at = store::households::opted_out_at(&mut tx, &phone).await?;
     tx.commit().await?;
     tracing::info!(
         coordinator = auth.coordinator_id,

@@ -1,5 +1,6 @@
 //! Households and their numbers.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::{CommunityId, HouseholdId};
@@ -85,4 +86,240 @@ pub async fn phone_count(
     .fetch_one(conn)
     .await?;
     Ok(count)
+}
+
+/// A household as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Household {
+    pub id: HouseholdId,
+    pub community: CommunityId,
+    pub name: Option<String>,
+    /// `tg`, `ru` or `en`, if the household chose one.
+    pub language: Option<String>,
+    /// coordinator, ussd, sms or demo
+    pub registered_via: String,
+    pub join_code: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The household `id`, if it exists. With `lock`, its row is locked for the rest of the
+/// transaction (`for update`: changes to its numbers are serialised).
+pub async fn household(
+    conn: &mut PgConnection,
+    id: HouseholdId,
+    lock: bool,
+) -> Result<Option<Household>, sqlx::Error> {
+    if lock {
+        sqlx::query_as!(
+            Household,
+            r#"select h.id as "id: HouseholdId", h.community_id as "community: CommunityId",
+                      h.name, h.language, h.registered_via, h.join_code, h.created_at
+               from households h where h.id = $1 for update"#,
+            id as HouseholdId
+        )
+        .fetch_optional(conn)
+        .await
+    } else {
+        sqlx::query_as!(
+            Household,
+            r#"select h.id as "id: HouseholdId", h.community_id as "community: CommunityId",
+                      h.name, h.language, h.registered_via, h.join_code, h.created_at
+               from households h where h.id = $1"#,
+            id as HouseholdId
+        )
+        .fetch_optional(conn)
+        .await
+    }
+}
+
+/// What a search of households is narrowed to.
+#[derive(Debug, Clone, Copy)]
+pub struct HouseholdSearch<'a> {
+    /// The communities the caller may see (`None`: all).
+    pub scope: Option<&'a [i64]>,
+    pub community: Option<CommunityId>,
+    /// `ilike` pattern for the name (with `%`/`_` escaped); when `None`, no text filter.
+    pub name_pattern: Option<&'a str>,
+    /// The text as typed, compared with the join code.
+    pub text: Option<&'a str>,
+    /// `like` pattern of the digits typed, compared with the numbers.
+    pub digits: Option<&'a str>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// The households a search finds, by id.
+pub async fn search(
+    conn: &mut PgConnection,
+    s: &HouseholdSearch<'_>,
+) -> Result<Vec<Household>, sqlx::Error> {
+    sqlx::query_as!(
+        Household,
+        r#"select h.id as "id: HouseholdId", h.community_id as "community: CommunityId",
+                  h.name, h.language, h.registered_via, h.join_code, h.created_at
+           from households h
+           where ($1::bigint[] is null or h.community_id = any($1))
+             and ($2::bigint is null or h.community_id = $2)
+             and ($3::text is null
+                  or h.name ilike $3
+                  or h.join_code = $4
+                  or ($5::text is not null and exists (
+                      select 1 from phones p where p.household_id = h.id and p.phone like $5)))
+           order by h.id
+           limit $6 offset $7"#,
+        s.scope,
+        s.community as Option<CommunityId>,
+        s.name_pattern,
+        s.text,
+        s.digits,
+        s.limit,
+        s.offset
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// A household's number, whether it texted STOP, and when it was linked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HouseholdPhone {
+    pub household: HouseholdId,
+    pub phone: String,
+    pub opted_out_at: Option<DateTime<Utc>>,
+    pub linked_at: DateTime<Utc>,
+}
+
+/// The numbers of `households`, by household, in the order they were linked.
+pub async fn phones_of(
+    conn: &mut PgConnection,
+    households: &[i64],
+) -> Result<Vec<HouseholdPhone>, sqlx::Error> {
+    sqlx::query_as!(
+        HouseholdPhone,
+        r#"select p.household_id as "household: HouseholdId", p.phone,
+                  o.opted_out_at as "opted_out_at?", p.created_at as linked_at
+           from phones p left join sms_optouts o on o.phone = p.phone
+           where p.household_id = any($1)
+           order by p.household_id, p.created_at, p.phone"#,
+        households
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// The numbers of one household (in no particular order).
+pub async fn numbers_of(
+    conn: &mut PgConnection,
+    household: HouseholdId,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select phone from phones where household_id = $1",
+        household as HouseholdId
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Unlinks `phone` from `household` (nothing if it is not one of its numbers).
+pub async fn unlink_phone(
+    conn: &mut PgConnection,
+    phone: &Phone,
+    household: HouseholdId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "delete from phones where phone = $1 and household_id = $2",
+        phone.as_str(),
+        household as HouseholdId
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A household a coordinator registers; a community that does not exist fails with a
+/// foreign-key violation ([`super::Violation::is_foreign_key`]).
+pub async fn create(
+    conn: &mut PgConnection,
+    community: CommunityId,
+    name: Option<&str>,
+    language: Option<Language>,
+) -> Result<HouseholdId, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"insert into households (community_id, name, language, registered_via)
+           values ($1, $2, $3, 'coordinator') returning id as "id: HouseholdId""#,
+        community as CommunityId,
+        name,
+        language.map(Language::code)
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// What changes of a household: `Some` fields are set (`Some(None)` clears).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HouseholdChange<'a> {
+    pub name: Option<Option<&'a str>>,
+    pub language: Option<Option<Language>>,
+    pub community: Option<CommunityId>,
+}
+
+/// Changes a household; a community that does not exist fails with a foreign-key
+/// violation.
+pub async fn update(
+    conn: &mut PgConnection,
+    id: HouseholdId,
+    c: &HouseholdChange<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update households set
+             name = case when $2 then $3 else name end,
+             language = case when $4 then $5 else language end,
+             community_id = coalesce($6, community_id)
+         where id = $1",
+        id as HouseholdId,
+        c.name.is_some(),
+        c.name.flatten(),
+        c.language.is_some(),
+        c.language.flatten().map(Language::code),
+        c.community as Option<CommunityId>
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that `phone` opted out of SMS at `at` (kept as it was if it had already).
+pub async fn opt_out(
+    conn: &mut PgConnection,
+    phone: &Phone,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into sms_optouts (phone, opted_out_at) values ($1, $2) on conflict do nothing",
+        phone.as_str(),
+        at
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Clears `phone`'s opt-out: it gets SMS again.
+pub async fn opt_in(conn: &mut PgConnection, phone: &Phone) -> Result<(), sqlx::Error> {
+    sqlx::query!("delete from sms_optouts where phone = $1", phone.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// When `phone` opted out of SMS, if it has.
+pub async fn opted_out_at(
+    conn: &mut PgConnection,
+    phone: &Phone,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select opted_out_at from sms_optouts where phone = $1",
+        phone.as_str()
+    )
+    .fetch_optional(conn)
+    .await
 }
