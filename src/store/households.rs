@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::{CommunityId, HouseholdId};
+use super::{CommunityId, HouseholdId, Localized};
 use crate::domain::{Language, Phone};
 
 /// The household a number belongs to.
@@ -322,4 +322,52 @@ pub async fn opted_out_at(
     )
     .fetch_optional(conn)
     .await
+}
+
+/// Sets a household's language.
+pub async fn set_language(
+    conn: &mut PgConnection,
+    household: HouseholdId,
+    language: Language,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update households set language = $2 where id = $1",
+        household as HouseholdId,
+        language.code()
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The household a join code (`JOIN 123456`) links to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinTarget {
+    pub household: HouseholdId,
+    pub community_name: Localized,
+    /// The household's language, if it chose one.
+    pub language: Option<Language>,
+}
+
+/// The household whose join code is `code`, if any.
+pub async fn by_join_code(
+    conn: &mut PgConnection,
+    code: &str,
+) -> Result<Option<JoinTarget>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select h.id as "household: HouseholdId", c.name_tg, c.name_ru, c.name_en, h.language
+           from households h join communities c on c.id = h.community_id where h.join_code = $1"#,
+        code
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| JoinTarget {
+        household: r.household,
+        community_name: Localized {
+            tg: r.name_tg,
+            ru: r.name_ru,
+            en: r.name_en,
+        },
+        language: r.language.and_then(|l| l.parse().ok()),
+    }))
 }
