@@ -190,7 +190,10 @@ fn check_language(raw: &str) -> ApiResult<Language> {
 }
 
 use crate::store::{
-    self, households::owner_of_phone as owner, CommunityId, HouseholdId, Violation,
+    self,
+    households::owner_of_phone as owner,
+    link_codes::{self, LinkCodeState},
+    CommunityId, CoordinatorId, HouseholdId, Violation,
 };
 
 fn taken(auth: &Auth, phone: &Phone, owner: Option<(i64, i64)>) -> ApiError {
@@ -632,30 +635,18 @@ async fn send_link_code(
         .bind(LINK_CODES_LOCK)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("delete from phone_link_codes where expires_at < $1")
-        .bind(now - Duration::days(KEEP_DAYS))
-        .execute(&mut *tx)
-        .await?;
+    link_codes::forget_expired(tx, now - Duration::days(KEEP_DAYS)).await?;
     // Read after the lock: each request sees the ones committed before it.
-    let (mine, my_oldest, to_phone, phone_oldest): (
-        i64,
-        Option<DateTime<Utc>>,
-        i64,
-        Option<DateTime<Utc>>,
-    ) = sqlx::query_as(
-        "select count(*) filter (where created_by = $1), min(created_at) filter (where created_by = $1),
-                count(*) filter (where phone = $2), min(created_at) filter (where phone = $2)
-         from phone_link_codes
-         where created_at > $3 and (created_by = $1 or phone = $2)",
+    let recent = link_codes::recent(
+        tx,
+        CoordinatorId(auth.coordinator_id),
+        phone,
+        now - Duration::hours(1),
     )
-    .bind(auth.coordinator_id)
-    .bind(phone.as_str())
-    .bind(now - Duration::hours(1))
-    .fetch_one(&mut *tx)
     .await?;
     let hour_after =
         |t: Option<DateTime<Utc>>| seconds_until(t.unwrap_or(now) + Duration::hours(1), now);
-    if mine >= LINK_CODES_PER_COORDINATOR_HOUR {
+    if recent.by_coordinator >= LINK_CODES_PER_COORDINATOR_HOUR {
         tracing::warn!(
             coordinator = auth.coordinator_id,
             "link code refused: the coordinator's hourly limit is reached"
@@ -664,43 +655,35 @@ async fn send_link_code(
             message: format!(
                 "at most {LINK_CODES_PER_COORDINATOR_HOUR} codes an hour may be sent for one coordinator; try again later"
             ),
-            retry_after: hour_after(my_oldest),
+            retry_after: hour_after(recent.by_coordinator_oldest),
         });
     }
-    if to_phone >= LINK_CODES_PER_PHONE_HOUR {
+    if recent.to_phone >= LINK_CODES_PER_PHONE_HOUR {
         tracing::warn!(coordinator = auth.coordinator_id, phone = %phone, "link code refused: the number's hourly limit is reached");
         return Err(ApiError::TooManyRequests {
             message: format!(
                 "at most {LINK_CODES_PER_PHONE_HOUR} codes an hour may be sent to one number; try again later"
             ),
-            retry_after: hour_after(phone_oldest),
+            retry_after: hour_after(recent.to_phone_oldest),
         });
     }
-    sqlx::query(
-        "update phone_link_codes set state = 'replaced', closed_at = $3
-         where household_id = $1 and phone = $2 and state = 'pending'",
-    )
-    .bind(household.id)
-    .bind(phone.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    link_codes::replace_pending(tx, household.id, phone, now).await?;
     let code = format!("{:06}", rand::random_range(0..1_000_000u32));
     let mut salt = [0u8; 16];
     rand::fill(&mut salt);
     let expires_at = now + Duration::minutes(LINK_CODE_MINUTES);
-    sqlx::query(
-        "insert into phone_link_codes (household_id, phone, code_salt, code_sha256, created_by, created_at, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7)",
+    link_codes::create(
+        tx,
+        &link_codes::NewLinkCode {
+            household: household.id,
+            phone,
+            code_salt: &salt,
+            code_sha256: &code_hash(&salt, &code),
+            created_by: CoordinatorId(auth.coordinator_id),
+            created_at: now,
+            expires_at,
+        },
     )
-    .bind(household.id)
-    .bind(phone.as_str())
-    .bind(&salt[..])
-    .bind(code_hash(&salt, &code))
-    .bind(auth.coordinator_id)
-    .bind(now)
-    .bind(expires_at)
-    .execute(&mut *tx)
     .await?;
     let community = store::communities::name(&mut *tx, household.community)
         .await?
@@ -732,15 +715,6 @@ async fn send_link_code(
 pub const LINK_CODE_TEXT: &str = "sms.link_code";
 
 /// The last link request for a household and number.
-#[derive(Debug, FromRow)]
-struct LinkRequest {
-    id: i64,
-    code_salt: Vec<u8>,
-    code_sha256: Vec<u8>,
-    expires_at: DateTime<Utc>,
-    state: String,
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhoneConfirmation {
@@ -785,23 +759,16 @@ pub async fn confirm_phone(
         return Ok((StatusCode::OK, Json(household)));
     }
     // The household's row is locked (`visible`): requests for it are checked one at a time.
-    let request = sqlx::query_as::<_, LinkRequest>(
-        "select id, code_salt, code_sha256, expires_at, state from phone_link_codes
-         where household_id = $1 and phone = $2 order by id desc limit 1",
-    )
-    .bind(id)
-    .bind(phone.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let LinkRequest {
+    let request = link_codes::latest(&mut tx, HouseholdId(id), &phone).await?;
+    let link_codes::LinkCode {
         id: request,
         code_salt: salt,
         code_sha256: hash,
         expires_at,
         ..
     } = match request {
-        Some(r) if r.state == "pending" => r,
-        Some(r) if r.state == "void" => {
+        Some(r) if r.state == LinkCodeState::Pending => r,
+        Some(r) if r.state == LinkCodeState::Void => {
             return Err(ApiError::Gone(format!(
                 "{LINK_CODE_TRIES} wrong codes were given for this number: ask for a new code"
             )))
@@ -816,18 +783,7 @@ pub async fn confirm_phone(
     }
     // compared in time that does not depend on where the hashes differ
     if !bool::from(code_hash(&salt, code).as_slice().ct_eq(&hash)) {
-        let tries: i32 = sqlx::query_scalar(
-            "update phone_link_codes
-             set wrong_tries = wrong_tries + 1,
-                 state = case when wrong_tries + 1 >= $2 then 'void' else state end,
-                 closed_at = case when wrong_tries + 1 >= $2 then $3 else closed_at end
-             where id = $1 returning wrong_tries",
-        )
-        .bind(request)
-        .bind(LINK_CODE_TRIES)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        let tries = link_codes::wrong_try(&mut tx, request, LINK_CODE_TRIES, now).await?;
         tx.commit().await?;
         tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, tries, "wrong link code");
         let left = LINK_CODE_TRIES - tries;
@@ -854,11 +810,7 @@ pub async fn confirm_phone(
     }
     room_for_a_number(&mut tx, id).await?;
     link(&mut tx, &auth, &phone, id).await?;
-    sqlx::query("update phone_link_codes set state = 'confirmed', closed_at = $2 where id = $1")
-        .bind(request)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    link_codes::confirm(&mut tx, request, now).await?;
     let household = load(&mut tx, &auth, id).await?;
     tx.commit().await?;
     tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, "number linked with a code");
@@ -872,13 +824,11 @@ async fn taken_answers_below_cap(
     auth: &Auth,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
-    let (answers, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
-        "select count(*), min(answered_at) from taken_number_answers
-         where coordinator_id = $1 and answered_at > $2",
+    let (answers, oldest) = link_codes::taken_answers_since(
+        conn,
+        CoordinatorId(auth.coordinator_id),
+        now - Duration::hours(24),
     )
-    .bind(auth.coordinator_id)
-    .bind(now - Duration::hours(24))
-    .fetch_one(conn)
     .await?;
     if answers >= TAKEN_ANSWERS_PER_DAY {
         tracing::warn!(
@@ -910,15 +860,8 @@ async fn count_taken_answer(
         .execute(&mut *conn)
         .await?;
     taken_answers_below_cap(&mut *conn, auth, now).await?;
-    sqlx::query("delete from taken_number_answers where answered_at < $1")
-        .bind(now - Duration::days(KEEP_DAYS))
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("insert into taken_number_answers (coordinator_id, answered_at) values ($1, $2)")
-        .bind(auth.coordinator_id)
-        .bind(now)
-        .execute(conn)
-        .await?;
+    link_codes::forget_taken_answers(&mut *conn, now - Duration::days(KEEP_DAYS)).await?;
+    link_codes::count_taken_answer(conn, CoordinatorId(auth.coordinator_id), now).await?;
     Ok(())
 }
 
