@@ -464,11 +464,7 @@ impl Turn<'_> {
             return Ok(self.reply(lang, "sms.join_bad", &none, "join: wrong code"));
         };
         let household = target.household.0;
-        sqlx::query("insert into phones (phone, household_id) values ($1, $2)")
-            .bind(self.phone.as_str())
-            .bind(household)
-            .execute(&mut **tx)
-            .await?;
+        households::add_own_phone(tx, self.phone, target.household).await?;
         end_conversation(tx, self.phone).await?;
         // A migrant keeps the language they wrote in, unless the household has one.
         let lang = target.language.unwrap_or(lang);

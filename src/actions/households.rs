@@ -9,7 +9,12 @@ use super::{id_var, ActionError, EffectCtx};
 use crate::{
     domain::{Language, Phone},
     engine::{Action, Vars},
-    store::households::{owner_of_phone, set_language_of_phone},
+    store::{
+        households::{
+            add_own_phone, owner_of_phone, register as register_household, set_language_of_phone,
+        },
+        CommunityId,
+    },
 };
 
 /// `set_language`: the household's language, from the option's `arg`.
@@ -39,22 +44,12 @@ pub(super) async fn register(
         // Registered meanwhile (another session): nothing to do.
         return Ok(Vars::new());
     }
-    let household: Option<i64> = sqlx::query_scalar(
-        "insert into households (community_id, language, registered_via)
-         select id, $2, $3 from communities where id = $1 returning id",
-    )
-    .bind(community)
-    .bind(ctx.language.code())
     // the channel the household registered on: 'ussd' or 'sms'
-    .bind(ctx.channel)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let household = household.ok_or(ActionError::NoCommunity(community))?;
-    sqlx::query("insert into phones (phone, household_id) values ($1, $2)")
-        .bind(ctx.phone.as_str())
-        .bind(household)
-        .execute(&mut *conn)
-        .await?;
+    let household = register_household(conn, CommunityId(community), ctx.language, ctx.channel)
+        .await?
+        .ok_or(ActionError::NoCommunity(community))?;
+    add_own_phone(conn, ctx.phone, household).await?;
+    let household = household.0;
     tracing::info!(phone = %ctx.phone, household, community, "household registered");
     Ok(Vars::new())
 }

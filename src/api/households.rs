@@ -63,7 +63,7 @@ use axum::{
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::{FromRow, PgConnection};
+use sqlx::PgConnection;
 use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
@@ -82,7 +82,7 @@ const MAX_NAME: usize = 120;
 const MAX_QUERY: usize = 100;
 
 /// One of a household's numbers and whether it texted STOP.
-#[derive(Debug, Serialize, FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HouseholdPhone {
     /// E.164, e.g. `+992901234567`.
     pub phone: String,

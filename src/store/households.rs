@@ -56,6 +56,43 @@ pub async fn set_language_of_phone(
     Ok(())
 }
 
+/// Links `phone` to `household` as the caller's own number (USSD/SMS registration, `JOIN`),
+/// stamped with the transaction's time (`now()`, the column's default) unlike
+/// [`link_phone`]. A number that is taken fails with a unique violation.
+pub async fn add_own_phone(
+    conn: &mut PgConnection,
+    phone: &Phone,
+    household: HouseholdId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into phones (phone, household_id) values ($1, $2)",
+        phone.as_str(),
+        household as HouseholdId
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A household the caller registers on `via` (`ussd` or `sms`) in `community`; `None` if
+/// that community does not exist.
+pub async fn register(
+    conn: &mut PgConnection,
+    community: CommunityId,
+    language: Language,
+    via: &str,
+) -> Result<Option<HouseholdId>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"insert into households (community_id, language, registered_via)
+           select id, $2, $3 from communities where id = $1 returning id as "id: HouseholdId""#,
+        community as CommunityId,
+        language.code(),
+        via
+    )
+    .fetch_optional(conn)
+    .await
+}
+
 /// Links `phone` to `household`. A number belongs to at most one household: linking one
 /// that is taken fails with a unique violation ([`super::Violation::is_unique`]).
 /// `clock_timestamp()`, not `now()`: numbers linked in one transaction keep their order.
