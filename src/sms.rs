@@ -21,6 +21,7 @@ use crate::{
     },
     keywords::{self, Command, CommandError},
     outbox::{self, Kind, NewMessage},
+    store::{households, HouseholdId},
 };
 
 /// What became of an inbound message.
@@ -249,23 +250,11 @@ impl Turn<'_> {
     }
 
     async fn known(&self, tx: &mut PgConnection) -> Result<Known, sqlx::Error> {
-        let row = sqlx::query(
-            "select h.id, h.community_id, h.language from phones p join households h on h.id = p.household_id where p.phone = $1",
-        )
-        .bind(self.phone.as_str())
-        .fetch_optional(tx)
-        .await?;
-        Ok(match row {
-            Some(r) => Known {
-                household: Some(r.get(0)),
-                community: Some(r.get(1)),
-                language: r.get::<Option<String>, _>(2).and_then(|l| l.parse().ok()),
-            },
-            None => Known {
-                household: None,
-                community: None,
-                language: None,
-            },
+        let owner = households::owner_of_phone(tx, self.phone).await?;
+        Ok(Known {
+            household: owner.as_ref().map(|o| o.household.0),
+            community: owner.as_ref().map(|o| o.community.0),
+            language: owner.and_then(|o| o.language),
         })
     }
 
@@ -309,11 +298,7 @@ impl Turn<'_> {
         };
         match command {
             Command::Stop => {
-                sqlx::query("insert into sms_optouts (phone, opted_out_at) values ($1, $2) on conflict do nothing")
-                    .bind(self.phone.as_str())
-                    .bind(self.now)
-                    .execute(&mut **tx)
-                    .await?;
+                households::opt_out(tx, self.phone, self.now).await?;
                 // The conversation, if any, ends too.
                 end_conversation(tx, self.phone).await?;
                 tracing::info!(phone = %self.phone, "opted out (STOP)");
@@ -324,10 +309,7 @@ impl Turn<'_> {
                 ))
             }
             Command::Start => {
-                sqlx::query("delete from sms_optouts where phone = $1")
-                    .bind(self.phone.as_str())
-                    .execute(&mut **tx)
-                    .await?;
+                households::opt_in(tx, self.phone).await?;
                 Ok(self.reply(lang, "sms.start_ok", &none, "start"))
             }
             Command::Help => Ok(self.reply(lang, "sms.help", &none, "help")),
@@ -335,11 +317,9 @@ impl Turn<'_> {
                 Ok(self.reply(lang, "sms.language_choose", &none, "language: ask"))
             }
             Command::Language(Some(new_lang)) => {
-                sqlx::query("update households set language = $2 where id = $1")
-                    .bind(known.household)
-                    .bind(new_lang.code())
-                    .execute(&mut **tx)
-                    .await?;
+                if let Some(household) = known.household {
+                    households::set_language(tx, HouseholdId(household), new_lang).await?;
+                }
                 self.state.hints.remember(self.phone, new_lang);
                 Ok(self.reply(new_lang, "sms.language_ok", &none, "language: set"))
             }
@@ -470,13 +450,7 @@ impl Turn<'_> {
                 "join: rate limited (all numbers)",
             ));
         }
-        let found = sqlx::query(
-            "select h.id, c.name_tg, c.name_ru, c.name_en, h.language
-             from households h join communities c on c.id = h.community_id where h.join_code = $1",
-        )
-        .bind(code)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let found = households::by_join_code(tx, code).await?;
         sqlx::query(
             "insert into join_attempts (phone, succeeded, attempted_at) values ($1, $2, $3)",
         )
@@ -485,27 +459,16 @@ impl Turn<'_> {
         .bind(self.now)
         .execute(&mut **tx)
         .await?;
-        let Some(row) = found else {
+        let Some(target) = found else {
             tracing::info!(phone = %self.phone, "wrong join code");
             return Ok(self.reply(lang, "sms.join_bad", &none, "join: wrong code"));
         };
-        let household: i64 = row.get(0);
-        sqlx::query("insert into phones (phone, household_id) values ($1, $2)")
-            .bind(self.phone.as_str())
-            .bind(household)
-            .execute(&mut **tx)
-            .await?;
+        let household = target.household.0;
+        households::add_own_phone(tx, self.phone, target.household).await?;
         end_conversation(tx, self.phone).await?;
         // A migrant keeps the language they wrote in, unless the household has one.
-        let lang = row
-            .get::<Option<String>, _>(4)
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(lang);
-        let community: String = row.get(match lang {
-            Language::Tg => 1,
-            Language::Ru => 2,
-            Language::En => 3,
-        });
+        let lang = target.language.unwrap_or(lang);
+        let community = target.community_name.get(lang).to_owned();
         tracing::info!(phone = %self.phone, household, "number joined a household");
         Ok(self.reply(
             lang,
@@ -893,14 +856,12 @@ fn project_rows(rows: Vec<sqlx::postgres::PgRow>) -> Result<Vec<ProjectRow>, sql
 }
 
 async fn all_communities(tx: &mut PgConnection) -> Result<Vec<ListItem>, sqlx::Error> {
-    let rows = sqlx::query("select id, name_tg, name_ru, name_en from communities order by id")
-        .fetch_all(tx)
-        .await?;
+    let rows = crate::store::communities::list(tx, None).await?;
     Ok(rows
         .into_iter()
-        .map(|r| ListItem {
-            id: r.get::<i64, _>(0).to_string(),
-            labels: [r.get(1), r.get(2), r.get(3)],
+        .map(|c| ListItem {
+            id: c.id.to_string(),
+            labels: [c.name.tg, c.name.ru, c.name.en],
             extra: Vars::new(),
         })
         .collect())

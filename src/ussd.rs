@@ -31,6 +31,7 @@ use crate::{
         Action, Caller, Engine, ListItem, ListSource, Reply, Vars,
     },
     metrics::HopOutcome,
+    store::Localized,
 };
 
 /// A hop as every provider module hands it over (the type is the channels').
@@ -759,38 +760,35 @@ async fn notify_late(state: AppState, late: LatePledge) {
 
 async fn queue_late_sms(state: &AppState, late: &LatePledge) -> Result<(), sqlx::Error> {
     let mut tx = state.pool.begin().await?;
-    let row = sqlx::query(
-        "select h.language, p.name_tg, p.name_ru, p.name_en, p.currency
-         from phones ph join households h on h.id = ph.household_id
-         join projects p on p.id = $2 where ph.phone = $1",
-    )
-    .bind(late.phone.as_str())
-    .bind(late.project)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
+    let Some(owner) = crate::store::households::owner_of_phone(&mut tx, &late.phone).await? else {
         return Ok(()); // the number left the household: nobody to tell
     };
-    let lang = row
-        .get::<Option<String>, _>(0)
-        .and_then(|l| l.parse().ok())
-        .unwrap_or_else(|| {
-            state
-                .hints
-                .guess(&late.phone, state.config.default_language)
-        });
-    let project: String = row.get(match lang {
-        Language::Tg => 1,
-        Language::Ru => 2,
-        Language::En => 3,
+    let Some(project) = sqlx::query!(
+        "select name_tg, name_ru, name_en, currency from projects where id = $1",
+        late.project
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(());
+    };
+    let lang = owner.language.unwrap_or_else(|| {
+        state
+            .hints
+            .guess(&late.phone, state.config.default_language)
     });
+    let name = Localized {
+        tg: project.name_tg,
+        ru: project.name_ru,
+        en: project.name_en,
+    };
     let vars = Vars::from([
-        ("project".to_owned(), project),
+        ("project".to_owned(), name.get(lang).to_owned()),
         (
             "amount".to_owned(),
             crate::domain::money::format_amount(late.amount),
         ),
-        ("currency".to_owned(), row.get::<String, _>(4)),
+        ("currency".to_owned(), project.currency),
         ("pledge_code".to_owned(), late.pledge_code.clone()),
     ]);
     let text = crate::engine::menu::fill(state.menus.text(lang, "sms.pledge_late"), |n| {

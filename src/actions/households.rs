@@ -3,27 +3,19 @@
 
 use std::str::FromStr;
 
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 use super::{id_var, ActionError, EffectCtx};
 use crate::{
     domain::{Language, Phone},
     engine::{Action, Vars},
+    store::{
+        households::{
+            add_own_phone, owner_of_phone, register as register_household, set_language_of_phone,
+        },
+        CommunityId,
+    },
 };
-
-/// The caller's household and community, if registered.
-pub async fn household_of(
-    conn: &mut PgConnection,
-    phone: &Phone,
-) -> Result<Option<(i64, i64)>, sqlx::Error> {
-    let row = sqlx::query(
-        "select h.id, h.community_id from phones ph join households h on h.id = ph.household_id where ph.phone = $1",
-    )
-    .bind(phone.as_str())
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
-}
 
 /// `set_language`: the household's language, from the option's `arg`.
 pub(super) async fn set_language(
@@ -37,14 +29,7 @@ pub(super) async fn set_language(
             action: Action::SetLanguage.name(),
             var: "arg",
         })?;
-    sqlx::query(
-        "update households set language = $2
-         where id = (select household_id from phones where phone = $1)",
-    )
-    .bind(ctx.phone.as_str())
-    .bind(lang.code())
-    .execute(&mut *conn)
-    .await?;
+    set_language_of_phone(conn, ctx.phone, lang).await?;
     Ok(Vars::new())
 }
 
@@ -55,26 +40,16 @@ pub(super) async fn register(
     vars: &Vars,
 ) -> Result<Vars, ActionError> {
     let community = id_var(vars, Action::Register.name(), "community_id")?;
-    if household_of(conn, ctx.phone).await?.is_some() {
+    if owner_of_phone(conn, ctx.phone).await?.is_some() {
         // Registered meanwhile (another session): nothing to do.
         return Ok(Vars::new());
     }
-    let household: Option<i64> = sqlx::query_scalar(
-        "insert into households (community_id, language, registered_via)
-         select id, $2, $3 from communities where id = $1 returning id",
-    )
-    .bind(community)
-    .bind(ctx.language.code())
     // the channel the household registered on: 'ussd' or 'sms'
-    .bind(ctx.channel)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let household = household.ok_or(ActionError::NoCommunity(community))?;
-    sqlx::query("insert into phones (phone, household_id) values ($1, $2)")
-        .bind(ctx.phone.as_str())
-        .bind(household)
-        .execute(&mut *conn)
-        .await?;
+    let household = register_household(conn, CommunityId(community), ctx.language, ctx.channel)
+        .await?
+        .ok_or(ActionError::NoCommunity(community))?;
+    add_own_phone(conn, ctx.phone, household).await?;
+    let household = household.0;
     tracing::info!(phone = %ctx.phone, household, community, "household registered");
     Ok(Vars::new())
 }
@@ -84,7 +59,9 @@ pub(super) async fn request_callback(
     conn: &mut PgConnection,
     ctx: &EffectCtx<'_>,
 ) -> Result<Vars, ActionError> {
-    let household = household_of(conn, ctx.phone).await?.map(|(h, _)| h);
+    let household = owner_of_phone(conn, ctx.phone)
+        .await?
+        .map(|o| o.household.0);
     sqlx::query(
         "insert into callback_requests (phone, household_id, language, channel, idempotency_key)
          values ($1, $2, $3, $4, $5) on conflict (idempotency_key) do nothing",
@@ -101,13 +78,7 @@ pub(super) async fn request_callback(
 
 /// The read `join_code`: the code that links another number to the caller's household.
 pub(super) async fn join_code(conn: &mut PgConnection, phone: &Phone) -> Result<Vars, ActionError> {
-    let code: Option<String> = sqlx::query_scalar(
-        "select h.join_code from phones p join households h on h.id = p.household_id where p.phone = $1",
-    )
-    .bind(phone.as_str())
-    .fetch_optional(conn)
-    .await?
-    .flatten();
+    let code = owner_of_phone(conn, phone).await?.and_then(|o| o.join_code);
     let code = code.ok_or(ActionError::NotRegistered)?;
     Ok(Vars::from([("join_code".to_owned(), code)]))
 }

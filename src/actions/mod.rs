@@ -15,7 +15,6 @@ use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
 pub use coordinators::{set_pin, strong_pin, PinError, PIN_DIGITS, PIN_LOCK_MINUTES, PIN_TRIES};
-pub use households::household_of;
 pub use pledges::{pledge_error, project_total, PROJECT_NOT_OPEN};
 pub use tips::{sync_tips, TipsError};
 

@@ -3,8 +3,8 @@
 
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::{households::household_of, ActionError, EffectCtx};
-use crate::{domain::Language, engine::Vars};
+use super::{ActionError, EffectCtx};
+use crate::{domain::Language, engine::Vars, store::households::owner_of_phone};
 
 /// The next tip this household has not seen in the current round; a new round starts
 /// once every active tip was seen. Callers without a household get the first tip.
@@ -12,7 +12,9 @@ pub(super) async fn next_tip(
     conn: &mut PgConnection,
     ctx: &EffectCtx<'_>,
 ) -> Result<Vars, ActionError> {
-    let household = household_of(conn, ctx.phone).await?.map(|(h, _)| h);
+    let household = owner_of_phone(conn, ctx.phone)
+        .await?
+        .map(|o| o.household.0);
     let pick = |round_filter: bool| {
         let sql = if round_filter {
             "select t.id, t.text_tg, t.text_ru, t.text_en from tips t

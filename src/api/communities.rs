@@ -5,16 +5,18 @@
 use axum::http::StatusCode;
 use axum::{extract::State, Json};
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
 use utoipa::ToSchema;
 
 use super::{
     auth::Auth,
     error::{ApiError, ApiResult, Body, ErrorBody, Segments},
 };
-use crate::app::AppState;
+use crate::{
+    app::AppState,
+    store::{communities as store, CommunityId, Localized},
+};
 
-#[derive(Debug, Serialize, FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Community {
     pub id: i64,
     pub code: String,
@@ -24,19 +26,25 @@ pub struct Community {
     pub name_en: String,
 }
 
-const SELECT: &str = "select id, code, district, name_tg, name_ru, name_en from communities";
+impl From<store::Community> for Community {
+    fn from(c: store::Community) -> Community {
+        Community {
+            id: c.id.0,
+            code: c.code,
+            district: c.district,
+            name_tg: c.name.tg,
+            name_ru: c.name.ru,
+            name_en: c.name.en,
+        }
+    }
+}
 
 /// The communities this coordinator may see (all, for an admin).
 #[utoipa::path(get, path = "/api/v1/communities", tag = "communities",
     responses((status = 200, body = [Community]), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Vec<Community>>> {
-    let rows = sqlx::query_as::<_, Community>(&format!(
-        "{SELECT} where $1::bigint[] is null or id = any($1) order by id"
-    ))
-    .bind(auth.scope())
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(Json(rows))
+    let rows = store::list(&state.pool, auth.scope()).await?;
+    Ok(Json(rows.into_iter().map(Community::from).collect()))
 }
 
 /// One community.
@@ -51,11 +59,9 @@ pub async fn get_one(
     if !auth.may(id) {
         return Err(ApiError::NotFound("community"));
     }
-    sqlx::query_as::<_, Community>(&format!("{SELECT} where id = $1"))
-        .bind(id)
-        .fetch_optional(&state.pool)
+    store::get(&state.pool, CommunityId(id))
         .await?
-        .map(Json)
+        .map(|c| Json(c.into()))
         .ok_or(ApiError::NotFound("community"))
 }
 
@@ -131,21 +137,20 @@ pub async fn create(
     check_name("name_tg", &c.name_tg)?;
     check_name("name_ru", &c.name_ru)?;
     check_name("name_en", &c.name_en)?;
-    let row = sqlx::query_as::<_, Community>(
-        "insert into communities (code, district, name_tg, name_ru, name_en) values ($1, $2, $3, $4, $5)
-         returning id, code, district, name_tg, name_ru, name_en",
-    )
-    .bind(&code)
-    .bind(c.district.trim())
-    .bind(c.name_tg.trim())
-    .bind(c.name_ru.trim())
-    .bind(c.name_en.trim())
-    .fetch_one(&state.pool)
-    .await
-    .map_err(|e| match &e {
-        e if crate::store::Violation::is_unique(e) => ApiError::Conflict(format!("a community {code} exists")),
-        _ => ApiError::Internal(e),
-    })?;
+    let name = Localized {
+        tg: c.name_tg.trim().to_owned(),
+        ru: c.name_ru.trim().to_owned(),
+        en: c.name_en.trim().to_owned(),
+    };
+    let row: Community = store::create(&state.pool, &code, c.district.trim(), &name)
+        .await
+        .map_err(|e| match &e {
+            e if crate::store::Violation::is_unique(e) => {
+                ApiError::Conflict(format!("a community {code} exists"))
+            }
+            _ => ApiError::Internal(e),
+        })?
+        .into();
     tracing::info!(
         coordinator = auth.coordinator_id,
         community = row.id,
@@ -178,18 +183,15 @@ pub async fn update(
             check_name(field, v)?;
         }
     }
-    sqlx::query_as::<_, Community>(
-        "update communities set district = coalesce($2, district), name_tg = coalesce($3, name_tg),
-                name_ru = coalesce($4, name_ru), name_en = coalesce($5, name_en)
-         where id = $1 returning id, code, district, name_tg, name_ru, name_en",
+    store::update(
+        &state.pool,
+        CommunityId(id),
+        c.district.as_deref().map(str::trim),
+        c.name_tg.as_deref().map(str::trim),
+        c.name_ru.as_deref().map(str::trim),
+        c.name_en.as_deref().map(str::trim),
     )
-    .bind(id)
-    .bind(c.district.as_deref().map(str::trim))
-    .bind(c.name_tg.as_deref().map(str::trim))
-    .bind(c.name_ru.as_deref().map(str::trim))
-    .bind(c.name_en.as_deref().map(str::trim))
-    .fetch_optional(&state.pool)
     .await?
-    .map(Json)
+    .map(|c| Json(c.into()))
     .ok_or(ApiError::NotFound("community"))
 }

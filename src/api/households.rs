@@ -63,7 +63,7 @@ use axum::{
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::{FromRow, PgConnection};
+use sqlx::PgConnection;
 use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
@@ -82,7 +82,7 @@ const MAX_NAME: usize = 120;
 const MAX_QUERY: usize = 100;
 
 /// One of a household's numbers and whether it texted STOP.
-#[derive(Debug, Serialize, FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HouseholdPhone {
     /// E.164, e.g. `+992901234567`.
     pub phone: String,
@@ -107,50 +107,19 @@ pub struct Household {
     pub phones: Vec<HouseholdPhone>,
 }
 
-#[derive(Debug, FromRow)]
-struct HouseholdRow {
-    id: i64,
-    community_id: i64,
-    name: Option<String>,
-    language: Option<String>,
-    registered_via: String,
-    join_code: Option<String>,
-    created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, FromRow)]
-struct PhoneRow {
-    household_id: i64,
-    phone: String,
-    opted_out_at: Option<DateTime<Utc>>,
-    linked_at: DateTime<Utc>,
-}
-
-const SELECT: &str =
-    "select h.id, h.community_id, h.name, h.language, h.registered_via, h.join_code, h.created_at
-     from households h";
-
 /// The households' numbers, in the order they were linked.
 async fn with_phones(
     conn: &mut PgConnection,
-    rows: Vec<HouseholdRow>,
+    rows: Vec<store::households::Household>,
 ) -> Result<Vec<Household>, sqlx::Error> {
-    let ids: Vec<i64> = rows.iter().map(|h| h.id).collect();
-    let phones = sqlx::query_as::<_, PhoneRow>(
-        "select p.household_id, p.phone, o.opted_out_at, p.created_at as linked_at
-         from phones p left join sms_optouts o on o.phone = p.phone
-         where p.household_id = any($1)
-         order by p.household_id, p.created_at, p.phone",
-    )
-    .bind(&ids)
-    .fetch_all(conn)
-    .await?;
+    let ids: Vec<i64> = rows.iter().map(|h| h.id.0).collect();
+    let phones = store::households::phones_of(conn, &ids).await?;
     Ok(rows
         .into_iter()
         .map(|h| Household {
             phones: phones
                 .iter()
-                .filter(|p| p.household_id == h.id)
+                .filter(|p| p.household == h.id)
                 .map(|p| HouseholdPhone {
                     phone: p.phone.clone(),
                     opted_out: p.opted_out_at.is_some(),
@@ -158,8 +127,8 @@ async fn with_phones(
                     linked_at: p.linked_at,
                 })
                 .collect(),
-            id: h.id,
-            community_id: h.community_id,
+            id: h.id.0,
+            community_id: h.community.0,
             name: h.name,
             language: h.language,
             registered_via: h.registered_via,
@@ -176,18 +145,11 @@ async fn visible(
     auth: &Auth,
     id: i64,
     lock: bool,
-) -> ApiResult<HouseholdRow> {
-    let sql = if lock {
-        format!("{SELECT} where h.id = $1 for update")
-    } else {
-        format!("{SELECT} where h.id = $1")
-    };
-    let row = sqlx::query_as::<_, HouseholdRow>(&sql)
-        .bind(id)
-        .fetch_optional(conn)
+) -> ApiResult<store::households::Household> {
+    let row = store::households::household(conn, HouseholdId(id), lock)
         .await?
         .ok_or(ApiError::NotFound("household"))?;
-    if !auth.may(row.community_id) {
+    if !auth.may(row.community.0) {
         return Err(ApiError::NotFound("household"));
     }
     Ok(row)
@@ -227,7 +189,12 @@ fn check_language(raw: &str) -> ApiResult<Language> {
         .map_err(|_| ApiError::invalid("language", "language is tg, ru or en"))
 }
 
-use crate::store::{self, households::owner_of_phone as owner, HouseholdId, Violation};
+use crate::store::{
+    self,
+    households::owner_of_phone as owner,
+    link_codes::{self, LinkCodeState},
+    CommunityId, CoordinatorId, HouseholdId, Violation,
+};
 
 fn taken(auth: &Auth, phone: &Phone, owner: Option<(i64, i64)>) -> ApiError {
     match owner {
@@ -309,27 +276,16 @@ pub async fn list(
         .filter(|d| d.len() >= 3)
         .map(|d| format!("%{d}%"));
     let mut conn = state.pool.acquire().await?;
-    let rows = sqlx::query_as::<_, HouseholdRow>(&format!(
-        "{SELECT}
-         where ($1::bigint[] is null or h.community_id = any($1))
-           and ($2::bigint is null or h.community_id = $2)
-           and ($3::text is null
-                or h.name ilike $3
-                or h.join_code = $4
-                or ($5::text is not null and exists (
-                    select 1 from phones p where p.household_id = h.id and p.phone like $5)))
-         order by h.id
-         limit $6 offset $7"
-    ))
-    .bind(auth.scope())
-    .bind(q.community)
-    .bind(pattern)
-    .bind(text)
-    .bind(digits)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&mut *conn)
-    .await?;
+    let search = store::households::HouseholdSearch {
+        scope: auth.scope(),
+        community: q.community.map(CommunityId),
+        name_pattern: pattern.as_deref(),
+        text: text.as_deref(),
+        digits: digits.as_deref(),
+        limit,
+        offset,
+    };
+    let rows = store::households::search(&mut conn, &search).await?;
     Ok(Json(with_phones(&mut conn, rows).await?))
 }
 
@@ -404,17 +360,15 @@ pub async fn create(
             }
         }
     }
-    let id: Result<i64, sqlx::Error> = sqlx::query_scalar(
-        "insert into households (community_id, name, language, registered_via)
-         values ($1, $2, $3, 'coordinator') returning id",
+    let id = store::households::create(
+        &mut tx,
+        CommunityId(h.community_id),
+        name.as_deref(),
+        language,
     )
-    .bind(h.community_id)
-    .bind(name)
-    .bind(language.map(Language::code))
-    .fetch_one(&mut *tx)
     .await;
     let id = match id {
-        Ok(id) => id,
+        Ok(id) => id.0,
         Err(e) if crate::store::Violation::is_foreign_key(&e) => {
             return Err(ApiError::invalid("community_id", "no such community"))
         }
@@ -489,25 +443,16 @@ pub async fn update(
     };
     let mut tx = state.pool.begin().await?;
     let current = visible(&mut tx, &auth, id, true).await?;
-    let moved = c.community_id.filter(|&to| to != current.community_id);
+    let moved = c.community_id.filter(|&to| to != current.community.0);
     if let Some(to) = moved {
         auth.require(to)?;
     }
-    let done = sqlx::query(
-        "update households set
-             name = case when $2 then $3 else name end,
-             language = case when $4 then $5 else language end,
-             community_id = coalesce($6, community_id)
-         where id = $1",
-    )
-    .bind(id)
-    .bind(name.is_some())
-    .bind(name.flatten())
-    .bind(language.is_some())
-    .bind(language.flatten().map(Language::code))
-    .bind(moved)
-    .execute(&mut *tx)
-    .await;
+    let change = store::households::HouseholdChange {
+        name: name.as_ref().map(|n| n.as_deref()),
+        language,
+        community: moved.map(CommunityId),
+    };
+    let done = store::households::update(&mut tx, HouseholdId(id), &change).await;
     match done {
         Ok(_) => {}
         Err(e) if crate::store::Violation::is_foreign_key(&e) => {
@@ -533,7 +478,7 @@ pub async fn update(
         Some(to) => tracing::info!(
             coordinator = auth.coordinator_id,
             household = id,
-            from = current.community_id,
+            from = current.community.0,
             to,
             "household moved"
         ),
@@ -681,7 +626,7 @@ async fn send_link_code(
     state: &AppState,
     tx: &mut PgConnection,
     auth: &Auth,
-    household: &HouseholdRow,
+    household: &store::households::Household,
     phone: &Phone,
     language: Language,
     now: DateTime<Utc>,
@@ -690,30 +635,18 @@ async fn send_link_code(
         .bind(LINK_CODES_LOCK)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("delete from phone_link_codes where expires_at < $1")
-        .bind(now - Duration::days(KEEP_DAYS))
-        .execute(&mut *tx)
-        .await?;
+    link_codes::forget_expired(tx, now - Duration::days(KEEP_DAYS)).await?;
     // Read after the lock: each request sees the ones committed before it.
-    let (mine, my_oldest, to_phone, phone_oldest): (
-        i64,
-        Option<DateTime<Utc>>,
-        i64,
-        Option<DateTime<Utc>>,
-    ) = sqlx::query_as(
-        "select count(*) filter (where created_by = $1), min(created_at) filter (where created_by = $1),
-                count(*) filter (where phone = $2), min(created_at) filter (where phone = $2)
-         from phone_link_codes
-         where created_at > $3 and (created_by = $1 or phone = $2)",
+    let recent = link_codes::recent(
+        tx,
+        CoordinatorId(auth.coordinator_id),
+        phone,
+        now - Duration::hours(1),
     )
-    .bind(auth.coordinator_id)
-    .bind(phone.as_str())
-    .bind(now - Duration::hours(1))
-    .fetch_one(&mut *tx)
     .await?;
     let hour_after =
         |t: Option<DateTime<Utc>>| seconds_until(t.unwrap_or(now) + Duration::hours(1), now);
-    if mine >= LINK_CODES_PER_COORDINATOR_HOUR {
+    if recent.by_coordinator >= LINK_CODES_PER_COORDINATOR_HOUR {
         tracing::warn!(
             coordinator = auth.coordinator_id,
             "link code refused: the coordinator's hourly limit is reached"
@@ -722,52 +655,40 @@ async fn send_link_code(
             message: format!(
                 "at most {LINK_CODES_PER_COORDINATOR_HOUR} codes an hour may be sent for one coordinator; try again later"
             ),
-            retry_after: hour_after(my_oldest),
+            retry_after: hour_after(recent.by_coordinator_oldest),
         });
     }
-    if to_phone >= LINK_CODES_PER_PHONE_HOUR {
+    if recent.to_phone >= LINK_CODES_PER_PHONE_HOUR {
         tracing::warn!(coordinator = auth.coordinator_id, phone = %phone, "link code refused: the number's hourly limit is reached");
         return Err(ApiError::TooManyRequests {
             message: format!(
                 "at most {LINK_CODES_PER_PHONE_HOUR} codes an hour may be sent to one number; try again later"
             ),
-            retry_after: hour_after(phone_oldest),
+            retry_after: hour_after(recent.to_phone_oldest),
         });
     }
-    sqlx::query(
-        "update phone_link_codes set state = 'replaced', closed_at = $3
-         where household_id = $1 and phone = $2 and state = 'pending'",
-    )
-    .bind(household.id)
-    .bind(phone.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    link_codes::replace_pending(tx, household.id, phone, now).await?;
     let code = format!("{:06}", rand::random_range(0..1_000_000u32));
     let mut salt = [0u8; 16];
     rand::fill(&mut salt);
     let expires_at = now + Duration::minutes(LINK_CODE_MINUTES);
-    sqlx::query(
-        "insert into phone_link_codes (household_id, phone, code_salt, code_sha256, created_by, created_at, expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7)",
+    link_codes::create(
+        tx,
+        &link_codes::NewLinkCode {
+            household: household.id,
+            phone,
+            code_salt: &salt,
+            code_sha256: &code_hash(&salt, &code),
+            created_by: CoordinatorId(auth.coordinator_id),
+            created_at: now,
+            expires_at,
+        },
     )
-    .bind(household.id)
-    .bind(phone.as_str())
-    .bind(&salt[..])
-    .bind(code_hash(&salt, &code))
-    .bind(auth.coordinator_id)
-    .bind(now)
-    .bind(expires_at)
-    .execute(&mut *tx)
     .await?;
-    let community: String = sqlx::query_scalar(match language {
-        Language::Tg => "select name_tg from communities where id = $1",
-        Language::Ru => "select name_ru from communities where id = $1",
-        Language::En => "select name_en from communities where id = $1",
-    })
-    .bind(household.community_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let community = store::communities::name(&mut *tx, household.community)
+        .await?
+        .get(language)
+        .to_owned();
     let text = crate::engine::menu::fill(state.menus.text(language, LINK_CODE_TEXT), |n| match n {
         "code" => Some(code.clone()),
         "community" => Some(community.clone()),
@@ -794,15 +715,6 @@ async fn send_link_code(
 pub const LINK_CODE_TEXT: &str = "sms.link_code";
 
 /// The last link request for a household and number.
-#[derive(Debug, FromRow)]
-struct LinkRequest {
-    id: i64,
-    code_salt: Vec<u8>,
-    code_sha256: Vec<u8>,
-    expires_at: DateTime<Utc>,
-    state: String,
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhoneConfirmation {
@@ -847,23 +759,16 @@ pub async fn confirm_phone(
         return Ok((StatusCode::OK, Json(household)));
     }
     // The household's row is locked (`visible`): requests for it are checked one at a time.
-    let request = sqlx::query_as::<_, LinkRequest>(
-        "select id, code_salt, code_sha256, expires_at, state from phone_link_codes
-         where household_id = $1 and phone = $2 order by id desc limit 1",
-    )
-    .bind(id)
-    .bind(phone.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let LinkRequest {
+    let request = link_codes::latest(&mut tx, HouseholdId(id), &phone).await?;
+    let link_codes::LinkCode {
         id: request,
         code_salt: salt,
         code_sha256: hash,
         expires_at,
         ..
     } = match request {
-        Some(r) if r.state == "pending" => r,
-        Some(r) if r.state == "void" => {
+        Some(r) if r.state == LinkCodeState::Pending => r,
+        Some(r) if r.state == LinkCodeState::Void => {
             return Err(ApiError::Gone(format!(
                 "{LINK_CODE_TRIES} wrong codes were given for this number: ask for a new code"
             )))
@@ -878,18 +783,7 @@ pub async fn confirm_phone(
     }
     // compared in time that does not depend on where the hashes differ
     if !bool::from(code_hash(&salt, code).as_slice().ct_eq(&hash)) {
-        let tries: i32 = sqlx::query_scalar(
-            "update phone_link_codes
-             set wrong_tries = wrong_tries + 1,
-                 state = case when wrong_tries + 1 >= $2 then 'void' else state end,
-                 closed_at = case when wrong_tries + 1 >= $2 then $3 else closed_at end
-             where id = $1 returning wrong_tries",
-        )
-        .bind(request)
-        .bind(LINK_CODE_TRIES)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        let tries = link_codes::wrong_try(&mut tx, request, LINK_CODE_TRIES, now).await?;
         tx.commit().await?;
         tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, tries, "wrong link code");
         let left = LINK_CODE_TRIES - tries;
@@ -916,11 +810,7 @@ pub async fn confirm_phone(
     }
     room_for_a_number(&mut tx, id).await?;
     link(&mut tx, &auth, &phone, id).await?;
-    sqlx::query("update phone_link_codes set state = 'confirmed', closed_at = $2 where id = $1")
-        .bind(request)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    link_codes::confirm(&mut tx, request, now).await?;
     let household = load(&mut tx, &auth, id).await?;
     tx.commit().await?;
     tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, "number linked with a code");
@@ -934,13 +824,11 @@ async fn taken_answers_below_cap(
     auth: &Auth,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
-    let (answers, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
-        "select count(*), min(answered_at) from taken_number_answers
-         where coordinator_id = $1 and answered_at > $2",
+    let (answers, oldest) = link_codes::taken_answers_since(
+        conn,
+        CoordinatorId(auth.coordinator_id),
+        now - Duration::hours(24),
     )
-    .bind(auth.coordinator_id)
-    .bind(now - Duration::hours(24))
-    .fetch_one(conn)
     .await?;
     if answers >= TAKEN_ANSWERS_PER_DAY {
         tracing::warn!(
@@ -972,15 +860,8 @@ async fn count_taken_answer(
         .execute(&mut *conn)
         .await?;
     taken_answers_below_cap(&mut *conn, auth, now).await?;
-    sqlx::query("delete from taken_number_answers where answered_at < $1")
-        .bind(now - Duration::days(KEEP_DAYS))
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("insert into taken_number_answers (coordinator_id, answered_at) values ($1, $2)")
-        .bind(auth.coordinator_id)
-        .bind(now)
-        .execute(conn)
-        .await?;
+    link_codes::forget_taken_answers(&mut *conn, now - Duration::days(KEEP_DAYS)).await?;
+    link_codes::count_taken_answer(conn, CoordinatorId(auth.coordinator_id), now).await?;
     Ok(())
 }
 
@@ -999,11 +880,7 @@ pub async fn remove_phone(
     let phone = parse_phone("phone", &raw)?;
     let mut tx = state.pool.begin().await?;
     visible(&mut tx, &auth, id, true).await?;
-    let numbers: Vec<String> =
-        sqlx::query_scalar("select phone from phones where household_id = $1")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
+    let numbers = store::households::numbers_of(&mut tx, HouseholdId(id)).await?;
     if !numbers.iter().any(|n| n == phone.as_str()) {
         return Err(ApiError::NotFound("phone"));
     }
@@ -1012,11 +889,7 @@ pub async fn remove_phone(
             "this is the household's only number: link another one first".into(),
         ));
     }
-    sqlx::query("delete from phones where phone = $1 and household_id = $2")
-        .bind(phone.as_str())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    store::households::unlink_phone(&mut tx, &phone, HouseholdId(id)).await?;
     crate::sms::end_conversation(&mut tx, &phone).await?;
     let household = load(&mut tx, &auth, id).await?;
     tx.commit().await?;
@@ -1053,36 +926,16 @@ pub async fn set_opt_out(
 ) -> ApiResult<Json<PhoneOptOut>> {
     let phone = parse_phone("phone", &raw)?;
     let mut tx = state.pool.begin().await?;
-    let owner: Option<(i64, i64)> = sqlx::query_as(
-        "select h.id, h.community_id from phones p join households h on h.id = p.household_id
-         where p.phone = $1",
-    )
-    .bind(phone.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let household = match owner {
-        Some((household, community)) if auth.may(community) => household,
+    let household = match owner(&mut tx, &phone).await? {
+        Some(o) if auth.may(o.community.0) => o.household.0,
         _ => return Err(ApiError::NotFound("phone")),
     };
     if c.opted_out {
-        sqlx::query(
-            "insert into sms_optouts (phone, opted_out_at) values ($1, $2) on conflict do nothing",
-        )
-        .bind(phone.as_str())
-        .bind(state.clock.now())
-        .execute(&mut *tx)
-        .await?;
+        store::households::opt_out(&mut tx, &phone, state.clock.now()).await?;
     } else {
-        sqlx::query("delete from sms_optouts where phone = $1")
-            .bind(phone.as_str())
-            .execute(&mut *tx)
-            .await?;
+        store::households::opt_in(&mut tx, &phone).await?;
     }
-    let opted_out_at: Option<DateTime<Utc>> =
-        sqlx::query_scalar("select opted_out_at from sms_optouts where phone = $1")
-            .bind(phone.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+    let opted_out_at = store::households::opted_out_at(&mut tx, &phone).await?;
     tx.commit().await?;
     tracing::info!(
         coordinator = auth.coordinator_id,

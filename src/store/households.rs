@@ -1,8 +1,9 @@
 //! Households and their numbers.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::{CommunityId, HouseholdId};
+use super::{CommunityId, HouseholdId, Localized};
 use crate::domain::{Language, Phone};
 
 /// The household a number belongs to.
@@ -12,6 +13,8 @@ pub struct PhoneOwner {
     pub community: CommunityId,
     /// The household's language, if it chose one.
     pub language: Option<Language>,
+    /// The code that links another number to the household, if it has one.
+    pub join_code: Option<String>,
 }
 
 /// The household `phone` belongs to, if any.
@@ -21,7 +24,7 @@ pub async fn owner_of_phone(
 ) -> Result<Option<PhoneOwner>, sqlx::Error> {
     let row = sqlx::query!(
         r#"select h.id as "household: HouseholdId", h.community_id as "community: CommunityId",
-                  h.language
+                  h.language, h.join_code
            from phones p join households h on h.id = p.household_id
            where p.phone = $1"#,
         phone.as_str()
@@ -32,7 +35,62 @@ pub async fn owner_of_phone(
         household: r.household,
         community: r.community,
         language: r.language.and_then(|l| l.parse().ok()),
+        join_code: r.join_code,
     }))
+}
+
+/// Sets the language of the household `phone` belongs to (nothing when it belongs to none).
+pub async fn set_language_of_phone(
+    conn: &mut PgConnection,
+    phone: &Phone,
+    language: Language,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update households set language = $2
+         where id = (select household_id from phones where phone = $1)",
+        phone.as_str(),
+        language.code()
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Links `phone` to `household` as the caller's own number (USSD/SMS registration, `JOIN`),
+/// stamped with the transaction's time (`now()`, the column's default) unlike
+/// [`link_phone`]. A number that is taken fails with a unique violation.
+pub async fn add_own_phone(
+    conn: &mut PgConnection,
+    phone: &Phone,
+    household: HouseholdId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into phones (phone, household_id) values ($1, $2)",
+        phone.as_str(),
+        household as HouseholdId
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A household the caller registers on `via` (`ussd` or `sms`) in `community`; `None` if
+/// that community does not exist.
+pub async fn register(
+    conn: &mut PgConnection,
+    community: CommunityId,
+    language: Language,
+    via: &str,
+) -> Result<Option<HouseholdId>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"insert into households (community_id, language, registered_via)
+           select id, $2, $3 from communities where id = $1 returning id as "id: HouseholdId""#,
+        community as CommunityId,
+        language.code(),
+        via
+    )
+    .fetch_optional(conn)
+    .await
 }
 
 /// Links `phone` to `household`. A number belongs to at most one household: linking one
@@ -65,4 +123,288 @@ pub async fn phone_count(
     .fetch_one(conn)
     .await?;
     Ok(count)
+}
+
+/// A household as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Household {
+    pub id: HouseholdId,
+    pub community: CommunityId,
+    pub name: Option<String>,
+    /// `tg`, `ru` or `en`, if the household chose one.
+    pub language: Option<String>,
+    /// coordinator, ussd, sms or demo
+    pub registered_via: String,
+    pub join_code: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The household `id`, if it exists. With `lock`, its row is locked for the rest of the
+/// transaction (`for update`: changes to its numbers are serialised).
+pub async fn household(
+    conn: &mut PgConnection,
+    id: HouseholdId,
+    lock: bool,
+) -> Result<Option<Household>, sqlx::Error> {
+    if lock {
+        sqlx::query_as!(
+            Household,
+            r#"select h.id as "id: HouseholdId", h.community_id as "community: CommunityId",
+                      h.name, h.language, h.registered_via, h.join_code, h.created_at
+               from households h where h.id = $1 for update"#,
+            id as HouseholdId
+        )
+        .fetch_optional(conn)
+        .await
+    } else {
+        sqlx::query_as!(
+            Household,
+            r#"select h.id as "id: HouseholdId", h.community_id as "community: CommunityId",
+                      h.name, h.language, h.registered_via, h.join_code, h.created_at
+               from households h where h.id = $1"#,
+            id as HouseholdId
+        )
+        .fetch_optional(conn)
+        .await
+    }
+}
+
+/// What a search of households is narrowed to.
+#[derive(Debug, Clone, Copy)]
+pub struct HouseholdSearch<'a> {
+    /// The communities the caller may see (`None`: all).
+    pub scope: Option<&'a [i64]>,
+    pub community: Option<CommunityId>,
+    /// `ilike` pattern for the name (with `%`/`_` escaped); when `None`, no text filter.
+    pub name_pattern: Option<&'a str>,
+    /// The text as typed, compared with the join code.
+    pub text: Option<&'a str>,
+    /// `like` pattern of the digits typed, compared with the numbers.
+    pub digits: Option<&'a str>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// The households a search finds, by id.
+pub async fn search(
+    conn: &mut PgConnection,
+    s: &HouseholdSearch<'_>,
+) -> Result<Vec<Household>, sqlx::Error> {
+    sqlx::query_as!(
+        Household,
+        r#"select h.id as "id: HouseholdId", h.community_id as "community: CommunityId",
+                  h.name, h.language, h.registered_via, h.join_code, h.created_at
+           from households h
+           where ($1::bigint[] is null or h.community_id = any($1))
+             and ($2::bigint is null or h.community_id = $2)
+             and ($3::text is null
+                  or h.name ilike $3
+                  or h.join_code = $4
+                  or ($5::text is not null and exists (
+                      select 1 from phones p where p.household_id = h.id and p.phone like $5)))
+           order by h.id
+           limit $6 offset $7"#,
+        s.scope,
+        s.community as Option<CommunityId>,
+        s.name_pattern,
+        s.text,
+        s.digits,
+        s.limit,
+        s.offset
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// A household's number, whether it texted STOP, and when it was linked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HouseholdPhone {
+    pub household: HouseholdId,
+    pub phone: String,
+    pub opted_out_at: Option<DateTime<Utc>>,
+    pub linked_at: DateTime<Utc>,
+}
+
+/// The numbers of `households`, by household, in the order they were linked.
+pub async fn phones_of(
+    conn: &mut PgConnection,
+    households: &[i64],
+) -> Result<Vec<HouseholdPhone>, sqlx::Error> {
+    sqlx::query_as!(
+        HouseholdPhone,
+        r#"select p.household_id as "household: HouseholdId", p.phone,
+                  o.opted_out_at as "opted_out_at?", p.created_at as linked_at
+           from phones p left join sms_optouts o on o.phone = p.phone
+           where p.household_id = any($1)
+           order by p.household_id, p.created_at, p.phone"#,
+        households
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// The numbers of one household (in no particular order).
+pub async fn numbers_of(
+    conn: &mut PgConnection,
+    household: HouseholdId,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select phone from phones where household_id = $1",
+        household as HouseholdId
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Unlinks `phone` from `household` (nothing if it is not one of its numbers).
+pub async fn unlink_phone(
+    conn: &mut PgConnection,
+    phone: &Phone,
+    household: HouseholdId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "delete from phones where phone = $1 and household_id = $2",
+        phone.as_str(),
+        household as HouseholdId
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A household a coordinator registers; a community that does not exist fails with a
+/// foreign-key violation ([`super::Violation::is_foreign_key`]).
+pub async fn create(
+    conn: &mut PgConnection,
+    community: CommunityId,
+    name: Option<&str>,
+    language: Option<Language>,
+) -> Result<HouseholdId, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"insert into households (community_id, name, language, registered_via)
+           values ($1, $2, $3, 'coordinator') returning id as "id: HouseholdId""#,
+        community as CommunityId,
+        name,
+        language.map(Language::code)
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// What changes of a household: `Some` fields are set (`Some(None)` clears).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HouseholdChange<'a> {
+    pub name: Option<Option<&'a str>>,
+    pub language: Option<Option<Language>>,
+    pub community: Option<CommunityId>,
+}
+
+/// Changes a household; a community that does not exist fails with a foreign-key
+/// violation.
+pub async fn update(
+    conn: &mut PgConnection,
+    id: HouseholdId,
+    c: &HouseholdChange<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update households set
+             name = case when $2 then $3 else name end,
+             language = case when $4 then $5 else language end,
+             community_id = coalesce($6, community_id)
+         where id = $1",
+        id as HouseholdId,
+        c.name.is_some(),
+        c.name.flatten(),
+        c.language.is_some(),
+        c.language.flatten().map(Language::code),
+        c.community as Option<CommunityId>
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that `phone` opted out of SMS at `at` (kept as it was if it had already).
+pub async fn opt_out(
+    conn: &mut PgConnection,
+    phone: &Phone,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into sms_optouts (phone, opted_out_at) values ($1, $2) on conflict do nothing",
+        phone.as_str(),
+        at
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Clears `phone`'s opt-out: it gets SMS again.
+pub async fn opt_in(conn: &mut PgConnection, phone: &Phone) -> Result<(), sqlx::Error> {
+    sqlx::query!("delete from sms_optouts where phone = $1", phone.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// When `phone` opted out of SMS, if it has.
+pub async fn opted_out_at(
+    conn: &mut PgConnection,
+    phone: &Phone,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select opted_out_at from sms_optouts where phone = $1",
+        phone.as_str()
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Sets a household's language.
+pub async fn set_language(
+    conn: &mut PgConnection,
+    household: HouseholdId,
+    language: Language,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update households set language = $2 where id = $1",
+        household as HouseholdId,
+        language.code()
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The household a join code (`JOIN 123456`) links to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinTarget {
+    pub household: HouseholdId,
+    pub community_name: Localized,
+    /// The household's language, if it chose one.
+    pub language: Option<Language>,
+}
+
+/// The household whose join code is `code`, if any.
+pub async fn by_join_code(
+    conn: &mut PgConnection,
+    code: &str,
+) -> Result<Option<JoinTarget>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select h.id as "household: HouseholdId", c.name_tg, c.name_ru, c.name_en, h.language
+           from households h join communities c on c.id = h.community_id where h.join_code = $1"#,
+        code
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| JoinTarget {
+        household: r.household,
+        community_name: Localized {
+            tg: r.name_tg,
+            ru: r.name_ru,
+            en: r.name_en,
+        },
+        language: r.language.and_then(|l| l.parse().ok()),
+    }))
 }

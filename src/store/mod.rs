@@ -8,10 +8,13 @@
 //! committed copy differs).
 //!
 //! Moving the SQL of the other modules here is issue 9's point 4, under way: what is here
-//! so far is the households' queries the API uses, typed ids, localized names and the one
-//! mapping from constraint violations.
+//! so far is typed ids, localized names, the one mapping from constraint violations, the
+//! household-by-phone lookup every channel uses, and the households', numbers', opt-outs'
+//! and communities' queries of the API and the SMS keywords, and the phone-link codes.
 
+pub mod communities;
 pub mod households;
+pub mod link_codes;
 pub mod pool;
 
 use std::fmt;
