@@ -7,13 +7,14 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::{FromRow, PgConnection, Row};
+use sqlx::{FromRow, PgConnection};
 use utoipa::ToSchema;
 
 use crate::{
     actions::{project_total, ActionError},
     app::AppState,
-    domain::{Language, Phone},
+    domain::Phone,
+    store::{self, ProjectId},
 };
 
 /// A stored receipt, as the API shows it.
@@ -130,31 +131,21 @@ pub async fn queue_sms(
     now: DateTime<Utc>,
 ) -> Result<(), ActionError> {
     let project = receipt.project_id;
-    let row = sqlx::query(
-        "select h.language, p.name_tg, p.name_ru, p.name_en from phones ph join households h on h.id = ph.household_id
-         join projects p on p.id = $2 where ph.phone = $1",
-    )
-    .bind(phone)
-    .bind(project)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
+    let phone = Phone::from_e164_unchecked(phone.to_owned());
+    let Some(owner) = store::households::owner_of_phone(conn, &phone).await? else {
         return Ok(()); // the number left the household: nobody to tell
     };
-    let phone = Phone::from_e164_unchecked(phone.to_owned());
-    let lang = row
-        .get::<Option<String>, _>(0)
-        .and_then(|l| l.parse().ok())
+    let Some(name) = store::projects::get(conn, ProjectId(project))
+        .await?
+        .map(|p| p.name)
+    else {
+        return Ok(());
+    };
+    let lang = owner
+        .language
         .unwrap_or_else(|| state.hints.guess(&phone, state.config.default_language));
     let mut vars = project_total(conn, project).await?;
-    vars.insert(
-        "project".into(),
-        row.get(match lang {
-            Language::Tg => 1,
-            Language::Ru => 2,
-            Language::En => 3,
-        }),
-    );
+    vars.insert("project".into(), name.get(lang).to_owned());
     vars.insert(
         "amount".into(),
         crate::domain::money::format_amount(receipt.amount),

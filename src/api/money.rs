@@ -9,7 +9,7 @@ use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, PgConnection, Row};
+use sqlx::{FromRow, PgConnection};
 use utoipa::ToSchema;
 
 use super::{
@@ -21,6 +21,7 @@ use crate::{
     actions,
     app::AppState,
     receipts::{self, ReceiptInsert},
+    store::{self, pledges::Balance, PledgeId, ProjectId},
 };
 
 const METHODS: &[&str] = &["cash", "bank", "mobile_money", "remittance", "other"];
@@ -78,32 +79,12 @@ pub struct NewPledgeReceipt {
     pub receipt_no: Option<String>,
 }
 
-struct PledgeRow {
-    project_id: i64,
-    community_id: i64,
-    phone: String,
-    currency: String,
-    outstanding: Decimal,
-}
-
-async fn pledge_for(conn: &mut PgConnection, auth: &Auth, id: i64) -> ApiResult<PledgeRow> {
-    let row = sqlx::query(
-        "select pl.project_id, p.community_id, pl.phone, pl.currency,
-                pl.amount - coalesce((select sum(amount) from receipts r where r.pledge_id = pl.id), 0)
-         from pledges pl join projects p on p.id = pl.project_id where pl.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await?
-    .ok_or(ApiError::NotFound("pledge"))?;
-    let p = PledgeRow {
-        project_id: row.get(0),
-        community_id: row.get(1),
-        phone: row.get(2),
-        currency: row.get(3),
-        outstanding: row.get(4),
-    };
-    if !auth.may(p.community_id) {
+/// Pledge `id` with what is outstanding on it, if this coordinator may see it.
+async fn pledge_for(conn: &mut PgConnection, auth: &Auth, id: i64) -> ApiResult<Balance> {
+    let p = store::pledges::balance(conn, PledgeId(id), false)
+        .await?
+        .ok_or(ApiError::NotFound("pledge"))?;
+    if !auth.may(p.community.0) {
         return Err(ApiError::NotFound("pledge"));
     }
     Ok(p)
@@ -143,7 +124,7 @@ pub async fn receive_for_pledge(
     let receipt = receipts::insert(
         &mut tx,
         &ReceiptInsert {
-            project_id: pledge.project_id,
+            project_id: pledge.project.0,
             pledge_id: Some(id),
             household_id: None,
             amount,
@@ -301,14 +282,11 @@ async fn project_scope(
     auth: &Auth,
     project: i64,
 ) -> ApiResult<(i64, String)> {
-    let row = sqlx::query("select community_id, currency from projects where id = $1")
-        .bind(project)
-        .fetch_optional(conn)
+    let p = store::projects::get(conn, ProjectId(project))
         .await?
         .ok_or(ApiError::invalid("project_id", "no such project"))?;
-    let community: i64 = row.get(0);
-    auth.require(community)?;
-    Ok((community, row.get(1)))
+    auth.require(p.community.0)?;
+    Ok((p.community.0, p.currency))
 }
 
 /// Records money received for a project without a pledge.
@@ -415,15 +393,13 @@ pub async fn disburse(
     let reference = opt_text("reference", d.reference.as_deref(), MAX_REFERENCE)?;
     let disbursed_on = money_date("disbursed_on", d.disbursed_on, state.clock.now())?;
     let mut tx = state.pool.begin().await?;
-    let row = sqlx::query("select community_id, currency from projects where id = $1")
-        .bind(id)
-        .fetch_optional(&mut *tx)
+    let project = store::projects::get(&mut tx, ProjectId(id))
         .await?
         .ok_or(ApiError::NotFound("project"))?;
-    if !auth.may(row.get(0)) {
+    if !auth.may(project.community.0) {
         return Err(ApiError::NotFound("project"));
     }
-    let currency: String = row.get(1);
+    let currency = project.currency;
     let disbursement = sqlx::query_as::<_, Disbursement>(&format!(
         "insert into match_disbursements (project_id, amount, currency, disbursed_on, partner, reference, recorded_by, recorded_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8)
