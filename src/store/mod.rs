@@ -9,10 +9,11 @@
 //!
 //! Moving the SQL of the other modules here is issue 9's point 4, under way: what is here
 //! so far is the households' queries the API uses, pledges (what is outstanding on one, the
-//! API's list) and projects (one by id with its localized name, a community's lists), typed ids, localized names and the one
+//! API's list), money (receipts, cancellations, disbursements and their reversals) and projects (one by id with its localized name, a community's lists), typed ids, localized names and the one
 //! mapping from constraint violations.
 
 pub mod households;
+pub mod money;
 pub mod pledges;
 pub mod projects;
 
