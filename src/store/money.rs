@@ -119,7 +119,7 @@ pub async fn receipts_of_pledge(
     .await
 }
 
-/// A pledge's cancellation.
+// A pledge's cancellation (no doc comment: it would change the OpenAPI document).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CancellationRow {
     pub reason: String,
@@ -164,7 +164,7 @@ pub async fn cancellation_of(
     .await
 }
 
-/// A partner's matching disbursement for a project.
+// A partner's matching disbursement for a project (no doc comment: as above).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Disbursement {
     pub id: i64,
