@@ -553,14 +553,12 @@ impl Turn<'_> {
         let (amount, rate) = if said_currency == project_currency {
             (said, None)
         } else {
-            let rate: Option<Decimal> = sqlx::query_scalar(
-                "select rate from exchange_rates where base = $1 and quote = $2 and valid_from <= $3::date
-                 order by valid_from desc limit 1",
+            let rate = store::projects::exchange_rate(
+                tx,
+                said_currency.as_str(),
+                project_currency.as_str(),
+                self.now,
             )
-            .bind(said_currency.as_str())
-            .bind(project_currency.as_str())
-            .bind(self.now)
-            .fetch_optional(&mut **tx)
             .await?;
             let Some(rate) = rate else {
                 let vars = Vars::from([
@@ -578,18 +576,21 @@ impl Turn<'_> {
             return Ok(self.reply(lang, "sms.too_large", &vars, "pledge: too large"));
         }
         let key = format!("sms:{}:{}", self.provider, self.provider_msg);
-        let totals: Result<Json<Vars>, sqlx::Error> =
-            sqlx::query_scalar("select create_pledge($1, $2, $3, 'sms', $4, $5, $6, $7)")
-                .bind(project.id)
-                .bind(self.phone.as_str())
-                .bind(amount)
-                .bind(&key)
-                .bind(rate.map(|_| said))
-                .bind(rate.map(|_| said_currency.to_string()))
-                .bind(rate)
-                .fetch_one(&mut **tx)
-                .await;
-        let Json(mut vars) = totals
+        let said_currency_text = said_currency.to_string();
+        let totals = store::pledges::create_by_sms(
+            tx,
+            project.id,
+            self.phone.as_str(),
+            amount,
+            &key,
+            rate.map(|rate| store::pledges::Said {
+                amount: said,
+                currency: &said_currency_text,
+                rate,
+            }),
+        )
+        .await;
+        let mut vars = totals
             .map_err(|e| ConversationError::Action(actions::pledge_error(e, project.id.0)))?;
         vars.insert("amount".into(), format_amount(amount));
         vars.insert("project".into(), project.name.get(lang).to_owned());

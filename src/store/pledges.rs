@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use sqlx::PgConnection;
+use sqlx::{types::Json, PgConnection};
+
+use crate::engine::Vars;
 
 use super::{CommunityId, CoordinatorId, HouseholdId, Localized, PledgeId, ProjectId};
 
@@ -230,4 +232,67 @@ pub async fn one(conn: &mut PgConnection, id: PledgeId) -> Result<Option<Pledge>
     )
     .fetch_optional(conn)
     .await
+}
+
+/// A pledge from a menu (SQL function `pledge_at`): the project's new figures as a screen
+/// shows them, or `{ask, minutes}` when the same pledge was made in the last 10 minutes and
+/// `again` is false. A closed project or one not the caller's fails with SQLSTATE `HS001`.
+#[allow(clippy::too_many_arguments)]
+pub async fn pledge_at(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    project: ProjectId,
+    phone: &str,
+    amount: Decimal,
+    channel: &str,
+    key: &str,
+    again: bool,
+) -> Result<Vars, sqlx::Error> {
+    let Json(totals) = sqlx::query_scalar!(
+        r#"select pledge_at($1, $2, $3, $4, $5, $6, $7) as "totals!: Json<Vars>""#,
+        now,
+        project as ProjectId,
+        phone,
+        amount,
+        channel,
+        key,
+        again
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(totals)
+}
+
+/// What a pledge by SMS said, when it named another currency than the project's.
+#[derive(Debug, Clone)]
+pub struct Said<'a> {
+    pub amount: Decimal,
+    pub currency: &'a str,
+    /// The rate `amount` was converted at.
+    pub rate: Decimal,
+}
+
+/// A pledge by SMS (SQL function `create_pledge`, channel `sms`): the project's new
+/// figures. A closed project or one not the caller's fails with SQLSTATE `HS001`.
+pub async fn create_by_sms(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    phone: &str,
+    amount: Decimal,
+    key: &str,
+    said: Option<Said<'_>>,
+) -> Result<Vars, sqlx::Error> {
+    let Json(totals) = sqlx::query_scalar!(
+        r#"select create_pledge($1, $2, $3, 'sms', $4, $5, $6, $7) as "totals!: Json<Vars>""#,
+        project as ProjectId,
+        phone,
+        amount,
+        key,
+        said.as_ref().map(|s| s.amount),
+        said.as_ref().map(|s| s.currency),
+        said.as_ref().map(|s| s.rate)
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(totals)
 }

@@ -1,9 +1,11 @@
 //! Projects: one by id, and the lists a community's households choose from.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use rust_decimal::Decimal;
+use sqlx::{types::Json, PgConnection};
 
 use super::{CommunityId, Localized, ProjectId};
+use crate::engine::Vars;
 
 /// A project's community, name and currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,4 +104,37 @@ pub async fn listed(
             currency: r.currency,
         })
         .collect())
+}
+
+/// A project's figures from the `project_totals` view, formatted for a screen (SQL function
+/// `project_total_texts`); `None` when there is no such project.
+pub async fn total_texts(
+    conn: &mut PgConnection,
+    project: ProjectId,
+) -> Result<Option<Vars>, sqlx::Error> {
+    let totals = sqlx::query_scalar!(
+        r#"select project_total_texts($1) as "totals: Json<Vars>""#,
+        project as ProjectId
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(totals.map(|Json(v)| v))
+}
+
+/// The rate from `base` to `quote` on `day`'s date (the latest valid then), if one is known.
+pub async fn exchange_rate(
+    conn: &mut PgConnection,
+    base: &str,
+    quote: &str,
+    day: DateTime<Utc>,
+) -> Result<Option<Decimal>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select rate from exchange_rates where base = $1 and quote = $2 and valid_from <= $3::timestamptz::date
+         order by valid_from desc limit 1",
+        base,
+        quote,
+        day
+    )
+    .fetch_optional(conn)
+    .await
 }
