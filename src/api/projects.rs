@@ -3,17 +3,19 @@
 use axum::{extract::State, http::StatusCode, Json};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
     auth::Auth,
     error::{ApiError, ApiResult, Body, ErrorBody, Params, Segments},
 };
-use crate::app::AppState;
+use crate::{
+    app::AppState,
+    store::{self, CommunityId, ProjectId},
+};
 
 /// A project with its figures from the `project_totals` view.
-#[derive(Debug, Serialize, FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Project {
     pub id: i64,
     pub community_id: i64,
@@ -42,11 +44,30 @@ pub struct Project {
     pub percent: Decimal,
 }
 
-const SELECT: &str =
-    "select p.id, p.community_id, p.code, p.kind, p.name_tg, p.name_ru, p.name_en, p.currency,
-        p.target, p.match_ratio, p.match_cap, p.status,
-        t.pledged, t.outstanding, t.received, t.matched, t.matched_total, t.percent
-    from projects p join project_totals t on t.project_id = p.id";
+impl From<store::projects::ProjectTotals> for Project {
+    fn from(p: store::projects::ProjectTotals) -> Project {
+        Project {
+            id: p.id.0,
+            community_id: p.community.0,
+            code: p.code,
+            kind: p.kind,
+            name_tg: p.name.tg,
+            name_ru: p.name.ru,
+            name_en: p.name.en,
+            currency: p.currency,
+            target: p.target,
+            match_ratio: p.match_ratio,
+            match_cap: p.match_cap,
+            status: p.status,
+            pledged: p.pledged,
+            outstanding: p.outstanding,
+            received: p.received,
+            matched: p.matched,
+            matched_total: p.matched_total,
+            percent: p.percent,
+        }
+    }
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
@@ -72,25 +93,22 @@ pub async fn list(
             return Err(ApiError::invalid("status", "status is open or closed"));
         }
     }
-    let rows = sqlx::query_as::<_, Project>(&format!(
-        "{SELECT} where ($1::bigint[] is null or p.community_id = any($1))
-           and ($2::bigint is null or p.community_id = $2)
-           and ($3::text is null or p.status = $3)
-         order by p.community_id, p.id"
-    ))
-    .bind(auth.scope())
-    .bind(q.community)
-    .bind(q.status)
-    .fetch_all(&state.pool)
+    let mut conn = state.pool.acquire().await?;
+    let rows = store::projects::list_totals(
+        &mut conn,
+        auth.scope(),
+        q.community.map(CommunityId),
+        q.status.as_deref(),
+    )
     .await?;
-    Ok(Json(rows))
+    Ok(Json(rows.into_iter().map(Project::from).collect()))
 }
 
 async fn load(state: &AppState, auth: &Auth, id: i64) -> ApiResult<Project> {
-    let project = sqlx::query_as::<_, Project>(&format!("{SELECT} where p.id = $1"))
-        .bind(id)
-        .fetch_optional(&state.pool)
+    let mut conn = state.pool.acquire().await?;
+    let project = store::projects::totals(&mut conn, ProjectId(id))
         .await?
+        .map(Project::from)
         .ok_or(ApiError::NotFound("project"))?;
     if !auth.may(project.community_id) {
         return Err(ApiError::NotFound("project"));

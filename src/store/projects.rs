@@ -138,3 +138,97 @@ pub async fn exchange_rate(
     .fetch_optional(conn)
     .await
 }
+
+/// A project with its figures from the `project_totals` view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectTotals {
+    pub id: ProjectId,
+    pub community: CommunityId,
+    pub code: String,
+    pub kind: String,
+    pub name: Localized,
+    pub currency: String,
+    pub target: Decimal,
+    pub match_ratio: Decimal,
+    pub match_cap: Option<Decimal>,
+    pub status: String,
+    pub pledged: Decimal,
+    pub outstanding: Decimal,
+    pub received: Decimal,
+    pub matched: Decimal,
+    pub matched_total: Decimal,
+    pub percent: Decimal,
+}
+
+macro_rules! project_totals {
+    ($r:expr) => {
+        ProjectTotals {
+            id: $r.id,
+            community: $r.community,
+            code: $r.code,
+            kind: $r.kind,
+            name: Localized {
+                tg: $r.name_tg,
+                ru: $r.name_ru,
+                en: $r.name_en,
+            },
+            currency: $r.currency,
+            target: $r.target,
+            match_ratio: $r.match_ratio,
+            match_cap: $r.match_cap,
+            status: $r.status,
+            pledged: $r.pledged,
+            outstanding: $r.outstanding,
+            received: $r.received,
+            matched: $r.matched,
+            matched_total: $r.matched_total,
+            percent: $r.percent,
+        }
+    };
+}
+
+/// Projects with their figures, by community and id: those of the communities in `scope`
+/// (`None`: all), of `community` and with `status`, each filter optional.
+pub async fn list_totals(
+    conn: &mut PgConnection,
+    scope: Option<&[i64]>,
+    community: Option<CommunityId>,
+    status: Option<&str>,
+) -> Result<Vec<ProjectTotals>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select p.id as "id: ProjectId", p.community_id as "community: CommunityId", p.code, p.kind,
+                  p.name_tg, p.name_ru, p.name_en, p.currency, p.target, p.match_ratio, p.match_cap, p.status,
+                  t.pledged as "pledged!", t.outstanding as "outstanding!", t.received as "received!",
+                  t.matched as "matched!", t.matched_total as "matched_total!", t.percent as "percent!"
+           from projects p join project_totals t on t.project_id = p.id
+           where ($1::bigint[] is null or p.community_id = any($1))
+             and ($2::bigint is null or p.community_id = $2)
+             and ($3::text is null or p.status = $3)
+           order by p.community_id, p.id"#,
+        scope,
+        community as Option<CommunityId>,
+        status
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| project_totals!(r)).collect())
+}
+
+/// Project `id` with its figures.
+pub async fn totals(
+    conn: &mut PgConnection,
+    id: ProjectId,
+) -> Result<Option<ProjectTotals>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select p.id as "id: ProjectId", p.community_id as "community: CommunityId", p.code, p.kind,
+                  p.name_tg, p.name_ru, p.name_en, p.currency, p.target, p.match_ratio, p.match_cap, p.status,
+                  t.pledged as "pledged!", t.outstanding as "outstanding!", t.received as "received!",
+                  t.matched as "matched!", t.matched_total as "matched_total!", t.percent as "percent!"
+           from projects p join project_totals t on t.project_id = p.id
+           where p.id = $1"#,
+        id as ProjectId
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| project_totals!(r)))
+}
