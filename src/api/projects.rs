@@ -236,22 +236,23 @@ pub async fn create(
         .map_err(|_| {
             ApiError::invalid("currency", "currency is a three-letter code such as TJS")
         })?;
-    let id: Result<i64, sqlx::Error> = sqlx::query_scalar(
-        "insert into projects (community_id, code, kind, name_tg, name_ru, name_en, target, currency, match_ratio, match_cap)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id",
+    let mut conn = state.pool.acquire().await?;
+    let id = store::projects::create(
+        &mut conn,
+        &store::projects::NewProject {
+            community: CommunityId(p.community_id),
+            code: &code,
+            kind: &p.kind,
+            name: [p.name_tg.trim(), p.name_ru.trim(), p.name_en.trim()],
+            target: p.target,
+            currency: currency.as_str(),
+            match_ratio: p.match_ratio,
+            match_cap: p.match_cap,
+        },
     )
-    .bind(p.community_id)
-    .bind(&code)
-    .bind(&p.kind)
-    .bind(p.name_tg.trim())
-    .bind(p.name_ru.trim())
-    .bind(p.name_en.trim())
-    .bind(p.target)
-    .bind(currency.as_str())
-    .bind(p.match_ratio)
-    .bind(p.match_cap)
-    .fetch_one(&state.pool)
-    .await;
+    .await
+    .map(|id| id.0);
+    drop(conn);
     let id = match id {
         Ok(id) => id,
         Err(e) if crate::store::Violation::is_unique(&e) => {
@@ -315,19 +316,19 @@ pub async fn update(
             return Err(ApiError::invalid("status", "status is open or closed"));
         }
     }
-    sqlx::query(
-        "update projects set target = coalesce($2, target), match_ratio = coalesce($3, match_ratio),
-                match_cap = case when $4 then $5 else match_cap end, status = coalesce($6, status)
-         where id = $1",
+    let mut conn = state.pool.acquire().await?;
+    store::projects::change(
+        &mut conn,
+        ProjectId(id),
+        &store::projects::ProjectChange {
+            target: c.target,
+            match_ratio: c.match_ratio,
+            match_cap: c.match_cap,
+            status: c.status.as_deref(),
+        },
     )
-    .bind(id)
-    .bind(c.target)
-    .bind(c.match_ratio)
-    .bind(c.match_cap.is_some())
-    .bind(c.match_cap.flatten())
-    .bind(c.status)
-    .execute(&state.pool)
     .await?;
+    drop(conn);
     tracing::info!(
         coordinator = auth.coordinator_id,
         project = id,

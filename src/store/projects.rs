@@ -232,3 +232,69 @@ pub async fn totals(
     .await?;
     Ok(row.map(|r| project_totals!(r)))
 }
+
+/// A project to create (names already trimmed).
+#[derive(Debug)]
+pub struct NewProject<'a> {
+    pub community: CommunityId,
+    pub code: &'a str,
+    pub kind: &'a str,
+    pub name: [&'a str; 3],
+    pub target: Decimal,
+    pub currency: &'a str,
+    pub match_ratio: Decimal,
+    pub match_cap: Option<Decimal>,
+}
+
+/// Creates the project. A code the community already has fails with a unique violation, an
+/// unknown community with a foreign-key violation ([`super::Violation`]).
+pub async fn create(conn: &mut PgConnection, p: &NewProject<'_>) -> Result<ProjectId, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"insert into projects (community_id, code, kind, name_tg, name_ru, name_en, target, currency, match_ratio, match_cap)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id as "id: ProjectId""#,
+        p.community as CommunityId,
+        p.code,
+        p.kind,
+        p.name[0],
+        p.name[1],
+        p.name[2],
+        p.target,
+        p.currency,
+        p.match_ratio,
+        p.match_cap
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// What an edit of a project changes (`None`: unchanged; `match_cap: Some(None)` removes the
+/// cap).
+#[derive(Debug, Default)]
+pub struct ProjectChange<'a> {
+    pub target: Option<Decimal>,
+    pub match_ratio: Option<Decimal>,
+    pub match_cap: Option<Option<Decimal>>,
+    pub status: Option<&'a str>,
+}
+
+/// Applies `c` to project `id`.
+pub async fn change(
+    conn: &mut PgConnection,
+    id: ProjectId,
+    c: &ProjectChange<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update projects set target = coalesce($2, target), match_ratio = coalesce($3, match_ratio),
+                match_cap = case when $4 then $5 else match_cap end, status = coalesce($6, status)
+         where id = $1",
+        id as ProjectId,
+        c.target,
+        c.match_ratio,
+        c.match_cap.is_some(),
+        c.match_cap.flatten(),
+        c.status
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
