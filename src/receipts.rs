@@ -4,43 +4,17 @@
 //! The database checks the rest (currency = the project's, no more than is outstanding,
 //! nothing for a cancelled pledge; see `migrations/*_money.sql`).
 
-use chrono::{DateTime, NaiveDate, Utc};
-use rust_decimal::Decimal;
-use serde::Serialize;
-use sqlx::{FromRow, PgConnection, Row};
-use utoipa::ToSchema;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
 
 use crate::{
     actions::{project_total, ActionError},
     app::AppState,
-    domain::{Language, Phone},
+    domain::Phone,
+    store::{self, ProjectId},
 };
 
-/// A stored receipt, as the API shows it.
-#[derive(Debug, Serialize, FromRow, ToSchema)]
-pub struct Receipt {
-    pub id: i64,
-    pub project_id: i64,
-    pub pledge_id: Option<i64>,
-    pub household_id: Option<i64>,
-    #[serde(serialize_with = "crate::domain::money::two_dp")]
-    pub amount: Decimal,
-    pub currency: String,
-    pub received_on: NaiveDate,
-    pub method: String,
-    pub receipt_no: Option<String>,
-    pub recorded_by: String,
-    pub recorded_at: DateTime<Utc>,
-    /// On a reversal: the receipt it cancels (its amount is that receipt's, negated).
-    pub reverses: Option<i64>,
-    /// On a reversal: why.
-    pub reason: Option<String>,
-}
-
-/// The columns of a [`Receipt`], for `select` and `returning`.
-pub const COLUMNS: &str =
-    "id, project_id, pledge_id, household_id, amount, currency, received_on, \
-     method, receipt_no, recorded_by, recorded_at, reverses, reason";
+pub use crate::store::money::{Receipt, ReceiptInsert};
 
 impl Receipt {
     /// What the household's SMS receipt calls it: the coordinator's number, else ours.
@@ -51,45 +25,13 @@ impl Receipt {
     }
 }
 
-/// A receipt to record. `received_on` is the local date the money changed hands.
-#[derive(Debug)]
-pub struct ReceiptInsert<'a> {
-    pub project_id: i64,
-    pub pledge_id: Option<i64>,
-    pub household_id: Option<i64>,
-    pub amount: Decimal,
-    pub currency: &'a str,
-    pub received_on: NaiveDate,
-    pub method: &'a str,
-    pub receipt_no: Option<&'a str>,
-    pub recorded_by: &'a str,
-    pub recorded_at: DateTime<Utc>,
-}
-
 /// Inserts the receipt in the caller's transaction; a rule the database refuses comes back
 /// as its `check_violation` error for the caller to word.
 pub async fn insert(
     conn: &mut PgConnection,
     r: &ReceiptInsert<'_>,
 ) -> Result<Receipt, sqlx::Error> {
-    sqlx::query_as::<_, Receipt>(&format!(
-        "insert into receipts (project_id, pledge_id, household_id, amount, currency, received_on,
-                               method, receipt_no, recorded_by, recorded_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         returning {COLUMNS}"
-    ))
-    .bind(r.project_id)
-    .bind(r.pledge_id)
-    .bind(r.household_id)
-    .bind(r.amount)
-    .bind(r.currency)
-    .bind(r.received_on)
-    .bind(r.method)
-    .bind(r.receipt_no.map(str::trim).filter(|s| !s.is_empty()))
-    .bind(r.recorded_by)
-    .bind(r.recorded_at)
-    .fetch_one(conn)
-    .await
+    store::money::insert_receipt(conn, r).await
 }
 
 /// Appends the reversal of receipt `id` (the same receipt with its amount negated, a reason,
@@ -103,20 +45,7 @@ pub async fn reverse(
     recorded_by: &str,
     recorded_at: DateTime<Utc>,
 ) -> Result<Option<Receipt>, sqlx::Error> {
-    sqlx::query_as::<_, Receipt>(&format!(
-        "insert into receipts (project_id, pledge_id, household_id, amount, currency, received_on,
-                               method, receipt_no, recorded_by, recorded_at, reverses, reason)
-         select project_id, pledge_id, household_id, -amount, currency, received_on,
-                method, null, $2, $3, id, $4
-         from receipts where id = $1
-         returning {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(recorded_by)
-    .bind(recorded_at)
-    .bind(reason)
-    .fetch_optional(conn)
-    .await
+    store::money::reverse_receipt(conn, id, reason, recorded_by, recorded_at).await
 }
 
 /// Queues the SMS receipt for `receipt` to the household behind `phone` (the pledge's
@@ -130,31 +59,21 @@ pub async fn queue_sms(
     now: DateTime<Utc>,
 ) -> Result<(), ActionError> {
     let project = receipt.project_id;
-    let row = sqlx::query(
-        "select h.language, p.name_tg, p.name_ru, p.name_en from phones ph join households h on h.id = ph.household_id
-         join projects p on p.id = $2 where ph.phone = $1",
-    )
-    .bind(phone)
-    .bind(project)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
+    let phone = Phone::from_e164_unchecked(phone.to_owned());
+    let Some(owner) = store::households::owner_of_phone(conn, &phone).await? else {
         return Ok(()); // the number left the household: nobody to tell
     };
-    let phone = Phone::from_e164_unchecked(phone.to_owned());
-    let lang = row
-        .get::<Option<String>, _>(0)
-        .and_then(|l| l.parse().ok())
+    let Some(name) = store::projects::get(conn, ProjectId(project))
+        .await?
+        .map(|p| p.name)
+    else {
+        return Ok(());
+    };
+    let lang = owner
+        .language
         .unwrap_or_else(|| state.hints.guess(&phone, state.config.default_language));
     let mut vars = project_total(conn, project).await?;
-    vars.insert(
-        "project".into(),
-        row.get(match lang {
-            Language::Tg => 1,
-            Language::Ru => 2,
-            Language::En => 3,
-        }),
-    );
+    vars.insert("project".into(), name.get(lang).to_owned());
     vars.insert(
         "amount".into(),
         crate::domain::money::format_amount(receipt.amount),

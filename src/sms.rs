@@ -21,7 +21,7 @@ use crate::{
     },
     keywords::{self, Command, CommandError},
     outbox::{self, Kind, NewMessage},
-    store::{households, HouseholdId},
+    store::{self, households, CommunityId, HouseholdId},
 };
 
 /// What became of an inbound message.
@@ -370,10 +370,10 @@ impl Turn<'_> {
                 };
                 let mut lines = Vec::new();
                 for p in chosen {
-                    let t = actions::project_total(tx, p.id).await?;
+                    let t = actions::project_total(tx, p.id.0).await?;
                     lines.push(format!(
                         "{}: {}/{} {} ({}%)",
-                        p.name(lang),
+                        p.name.get(lang),
                         t.get("matched_total").map(String::as_str).unwrap_or("?"),
                         t.get("target").map(String::as_str).unwrap_or("?"),
                         t.get("currency").map(String::as_str).unwrap_or(""),
@@ -515,14 +515,12 @@ impl Turn<'_> {
         let (amount, rate) = if said_currency == project_currency {
             (said, None)
         } else {
-            let rate: Option<Decimal> = sqlx::query_scalar(
-                "select rate from exchange_rates where base = $1 and quote = $2 and valid_from <= $3::date
-                 order by valid_from desc limit 1",
+            let rate = store::projects::exchange_rate(
+                tx,
+                said_currency.as_str(),
+                project_currency.as_str(),
+                self.now,
             )
-            .bind(said_currency.as_str())
-            .bind(project_currency.as_str())
-            .bind(self.now)
-            .fetch_optional(&mut **tx)
             .await?;
             let Some(rate) = rate else {
                 let vars = Vars::from([
@@ -540,22 +538,25 @@ impl Turn<'_> {
             return Ok(self.reply(lang, "sms.too_large", &vars, "pledge: too large"));
         }
         let key = format!("sms:{}:{}", self.provider, self.provider_msg);
-        let totals: Result<Json<Vars>, sqlx::Error> =
-            sqlx::query_scalar("select create_pledge($1, $2, $3, 'sms', $4, $5, $6, $7)")
-                .bind(project.id)
-                .bind(self.phone.as_str())
-                .bind(amount)
-                .bind(&key)
-                .bind(rate.map(|_| said))
-                .bind(rate.map(|_| said_currency.to_string()))
-                .bind(rate)
-                .fetch_one(&mut **tx)
-                .await;
-        let Json(mut vars) =
-            totals.map_err(|e| ConversationError::Action(actions::pledge_error(e, project.id)))?;
+        let said_currency_text = said_currency.to_string();
+        let totals = store::pledges::create_by_sms(
+            tx,
+            project.id,
+            self.phone.as_str(),
+            amount,
+            &key,
+            rate.map(|rate| store::pledges::Said {
+                amount: said,
+                currency: &said_currency_text,
+                rate,
+            }),
+        )
+        .await;
+        let mut vars = totals
+            .map_err(|e| ConversationError::Action(actions::pledge_error(e, project.id.0)))?;
         vars.insert("amount".into(), format_amount(amount));
-        vars.insert("project".into(), project.name(lang).to_owned());
-        tracing::info!(phone = %self.phone, project = project.id, amount = %amount, "pledge recorded by sms");
+        vars.insert("project".into(), project.name.get(lang).to_owned());
+        tracing::info!(phone = %self.phone, project = project.id.0, amount = %amount, "pledge recorded by sms");
         match rate {
             None => Ok(self.reply(lang, "sms.pledge_ok", &vars, "pledge")),
             Some(rate) => {
@@ -617,7 +618,7 @@ impl Turn<'_> {
             Some(c) => listed_projects(tx, c, self.now - ttl)
                 .await?
                 .into_iter()
-                .map(ProjectRow::item)
+                .map(project_item)
                 .collect(),
             None => Vec::new(),
         };
@@ -784,28 +785,14 @@ fn stored_answer(text: &str) -> String {
     }
 }
 
-struct ProjectRow {
-    id: i64,
-    code: String,
-    names: [String; 3],
-    currency: String,
-}
+/// A project as a list shows it (the store's row).
+type ProjectRow = store::projects::ProjectItem;
 
-impl ProjectRow {
-    fn name(&self, lang: Language) -> &str {
-        match lang {
-            Language::Tg => &self.names[0],
-            Language::Ru => &self.names[1],
-            Language::En => &self.names[2],
-        }
-    }
-
-    fn item(self) -> ListItem {
-        ListItem {
-            id: self.id.to_string(),
-            labels: self.names,
-            extra: Vars::from([("currency".to_owned(), self.currency)]),
-        }
+fn project_item(p: ProjectRow) -> ListItem {
+    ListItem {
+        id: p.id.to_string(),
+        labels: [p.name.tg, p.name.ru, p.name.en],
+        extra: Vars::from([("currency".to_owned(), p.currency)]),
     }
 }
 
@@ -815,15 +802,7 @@ async fn open_projects(
     tx: &mut PgConnection,
     community: i64,
 ) -> Result<Vec<ProjectRow>, sqlx::Error> {
-    project_rows(
-        sqlx::query(
-            "select id, code, name_tg, name_ru, name_en, currency from projects
-             where community_id = $1 and status = 'open' order by id",
-        )
-        .bind(community)
-        .fetch_all(tx)
-        .await?,
-    )
+    store::projects::open_in(tx, CommunityId(community)).await
 }
 
 /// The projects a conversation lists: open ones and those closed after `since` (the rule
@@ -833,26 +812,7 @@ async fn listed_projects(
     community: i64,
     since: DateTime<Utc>,
 ) -> Result<Vec<ProjectRow>, sqlx::Error> {
-    let rows = sqlx::query(
-        "select id, code, name_tg, name_ru, name_en, currency from listed_projects($1, $2)",
-    )
-    .bind(community)
-    .bind(since)
-    .fetch_all(tx)
-    .await?;
-    project_rows(rows)
-}
-
-fn project_rows(rows: Vec<sqlx::postgres::PgRow>) -> Result<Vec<ProjectRow>, sqlx::Error> {
-    Ok(rows
-        .into_iter()
-        .map(|r| ProjectRow {
-            id: r.get(0),
-            code: r.get(1),
-            names: [r.get(2), r.get(3), r.get(4)],
-            currency: r.get(5),
-        })
-        .collect())
+    store::projects::listed(tx, CommunityId(community), since).await
 }
 
 async fn all_communities(tx: &mut PgConnection) -> Result<Vec<ListItem>, sqlx::Error> {
@@ -872,7 +832,7 @@ fn find_project<'p>(projects: &'p [ProjectRow], word: &str) -> Option<&'p Projec
     let w = word.to_uppercase();
     projects.iter().find(|p| p.code == w).or_else(|| {
         projects.iter().find(|p| {
-            p.names.iter().any(|n| {
+            [&p.name.tg, &p.name.ru, &p.name.en].iter().any(|n| {
                 n.to_uppercase() == w || n.to_uppercase().split_whitespace().any(|part| part == w)
             })
         })

@@ -1,13 +1,16 @@
 //! The coordinator phone menu: the PIN that guards it (checked, locked, changed) and cash
 //! recorded against a pledge's code.
 
-use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::{decimal_var, id_var, refused, var, ActionError, EffectCtx};
 use crate::{
     domain::{Language, Phone},
     engine::{Action, Vars},
+    store::{
+        pledges::{self, PledgeStatus},
+        CoordinatorId, PledgeId,
+    },
 };
 
 /// Wrong PINs before a lock.
@@ -272,36 +275,31 @@ pub(super) async fn find_pledge(
     let Some((coordinator, admin)) = coordinator_of(conn, ctx.phone).await? else {
         return Ok(refused("refused.no_pledge"));
     };
-    let row = sqlx::query(
-        "select pl.id, pl.amount, pl.amount - coalesce((select sum(amount) from receipts r where r.pledge_id = pl.id), 0),
-                pl.currency, p.name_tg, p.name_ru, p.name_en, p.id
-         from pledges pl join projects p on p.id = pl.project_id
-         where pl.code = $1 and pl.status = 'pledged'
-           and ($3 or p.community_id in (select community_id from coordinator_communities where coordinator_id = $2))",
-    )
-    .bind(code)
-    .bind(coordinator)
-    .bind(admin)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(r) = row else {
+    let Some(id) = pledges::open_by_code(conn, code, CoordinatorId(coordinator), admin).await?
+    else {
+        return Ok(refused("refused.no_pledge"));
+    };
+    let Some(p) = pledges::balance(conn, id, false).await? else {
         return Ok(refused("refused.no_pledge"));
     };
     let mut out = Vars::new();
-    out.insert("pledge_id".into(), r.get::<i64, _>(0).to_string());
+    out.insert("pledge_id".into(), p.pledge.to_string());
     out.insert(
         "pledge_amount".into(),
-        crate::domain::money::format_amount(r.get(1)),
+        crate::domain::money::format_amount(p.amount),
     );
     out.insert(
         "outstanding".into(),
-        crate::domain::money::format_amount(r.get(2)),
+        crate::domain::money::format_amount(p.outstanding),
     );
-    out.insert("currency".into(), r.get(3));
-    for (i, lang) in Language::ALL.iter().enumerate() {
-        out.insert(format!("project.{lang}"), r.get(4 + i));
+    out.insert("currency".into(), p.currency);
+    for lang in Language::ALL {
+        out.insert(
+            format!("project.{lang}"),
+            p.project_name.get(lang).to_owned(),
+        );
     }
-    out.insert("project_id".into(), r.get::<i64, _>(7).to_string());
+    out.insert("project_id".into(), p.project.to_string());
     Ok(out)
 }
 
@@ -316,23 +314,19 @@ pub(super) async fn record_cash(
     let Some((coordinator, _)) = coordinator_of(conn, ctx.phone).await? else {
         return Ok(refused("refused.no_pledge"));
     };
-    let row = sqlx::query(
-        "select project_id, phone, currency, amount - coalesce((select sum(amount) from receipts r where r.pledge_id = pledges.id), 0)
-         from pledges where id = $1 and status = 'pledged' for update",
-    )
-    .bind(pledge)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
+    // locked until the hop commits: a second coordinator's cash waits for this one
+    let Some(p) = pledges::balance(conn, PledgeId(pledge), true)
+        .await?
+        .filter(|p| p.status == PledgeStatus::Pledged)
+    else {
         return Ok(refused("refused.no_pledge"));
     };
-    let project: i64 = row.get(0);
-    let household_phone: String = row.get(1);
-    let outstanding: Decimal = row.get(3);
-    if amount > outstanding {
+    let project = p.project.0;
+    let household_phone = p.phone;
+    if amount > p.outstanding {
         return Ok(refused("refused.too_much"));
     }
-    let currency: String = row.get(2);
+    let currency = p.currency;
     let receipt = crate::receipts::insert(
         conn,
         &crate::receipts::ReceiptInsert {

@@ -1,9 +1,12 @@
 //! Pledges from a menu, and a project's figures as every screen shows them.
 
-use sqlx::{types::Json, PgConnection};
+use sqlx::PgConnection;
 
 use super::{decimal_var, id_var, ActionError, EffectCtx};
-use crate::engine::{Action, Vars};
+use crate::{
+    engine::{Action, Vars},
+    store::{pledges, projects, ProjectId},
+};
 
 /// The SQLSTATE `create_pledge` raises when the project is closed or not the caller's.
 pub const PROJECT_NOT_OPEN: &str = "HS001";
@@ -34,18 +37,18 @@ pub(super) async fn create(
     };
     let project = id_var(vars, action.name(), "project_id")?;
     let amount = decimal_var(vars, action.name(), "amount")?;
-    let Json(totals): Json<Vars> =
-        sqlx::query_scalar("select pledge_at($1, $2, $3, $4, $5, $6, $7)")
-            .bind(ctx.now)
-            .bind(project)
-            .bind(ctx.phone.as_str())
-            .bind(amount)
-            .bind(ctx.channel)
-            .bind(ctx.idempotency_key)
-            .bind(again)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(|e| pledge_error(e, project))?;
+    let totals = pledges::pledge_at(
+        conn,
+        ctx.now,
+        ProjectId(project),
+        ctx.phone.as_str(),
+        amount,
+        ctx.channel,
+        ctx.idempotency_key,
+        again,
+    )
+    .await
+    .map_err(|e| pledge_error(e, project))?;
     if totals.contains_key("ask") {
         tracing::info!(phone = %ctx.phone, project, amount = %amount, "pledge repeats a recent one: asking");
     } else {
@@ -56,11 +59,7 @@ pub(super) async fn create(
 
 /// A project's figures from the `project_totals` view, formatted for a screen.
 pub async fn project_total(conn: &mut PgConnection, project: i64) -> Result<Vars, ActionError> {
-    let totals: Option<Json<Vars>> = sqlx::query_scalar("select project_total_texts($1)")
-        .bind(project)
-        .fetch_one(conn)
-        .await?;
-    totals
-        .map(|Json(v)| v)
+    projects::total_texts(conn, ProjectId(project))
+        .await?
         .ok_or(ActionError::ProjectNotOpen(project))
 }

@@ -6,10 +6,10 @@
 //! transaction.
 
 use axum::{extract::State, http::StatusCode, Json};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, PgConnection, Row};
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 
 use super::{
@@ -21,6 +21,7 @@ use crate::{
     actions,
     app::AppState,
     receipts::{self, ReceiptInsert},
+    store::{self, money::DisbursementInsert, pledges::Balance, PledgeId, ProjectId},
 };
 
 const METHODS: &[&str] = &["cash", "bank", "mobile_money", "remittance", "other"];
@@ -78,32 +79,12 @@ pub struct NewPledgeReceipt {
     pub receipt_no: Option<String>,
 }
 
-struct PledgeRow {
-    project_id: i64,
-    community_id: i64,
-    phone: String,
-    currency: String,
-    outstanding: Decimal,
-}
-
-async fn pledge_for(conn: &mut PgConnection, auth: &Auth, id: i64) -> ApiResult<PledgeRow> {
-    let row = sqlx::query(
-        "select pl.project_id, p.community_id, pl.phone, pl.currency,
-                pl.amount - coalesce((select sum(amount) from receipts r where r.pledge_id = pl.id), 0)
-         from pledges pl join projects p on p.id = pl.project_id where pl.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await?
-    .ok_or(ApiError::NotFound("pledge"))?;
-    let p = PledgeRow {
-        project_id: row.get(0),
-        community_id: row.get(1),
-        phone: row.get(2),
-        currency: row.get(3),
-        outstanding: row.get(4),
-    };
-    if !auth.may(p.community_id) {
+/// Pledge `id` with what is outstanding on it, if this coordinator may see it.
+async fn pledge_for(conn: &mut PgConnection, auth: &Auth, id: i64) -> ApiResult<Balance> {
+    let p = store::pledges::balance(conn, PledgeId(id), false)
+        .await?
+        .ok_or(ApiError::NotFound("pledge"))?;
+    if !auth.may(p.community.0) {
         return Err(ApiError::NotFound("pledge"));
     }
     Ok(p)
@@ -143,7 +124,7 @@ pub async fn receive_for_pledge(
     let receipt = receipts::insert(
         &mut tx,
         &ReceiptInsert {
-            project_id: pledge.project_id,
+            project_id: pledge.project.0,
             pledge_id: Some(id),
             household_id: None,
             amount,
@@ -199,19 +180,16 @@ pub async fn cancel(
     let reason = text("reason", &c.reason, MAX_REASON)?;
     let mut tx = state.pool.begin().await?;
     pledge_for(&mut tx, &auth, id).await?;
-    let done = sqlx::query(
-        "insert into pledge_cancellations (pledge_id, reason, cancelled_by, cancelled_at) values ($1, $2, $3, $4)
-         on conflict (pledge_id) do nothing",
+    let done = store::money::cancel_pledge(
+        &mut tx,
+        PledgeId(id),
+        reason,
+        &auth.who(),
+        state.clock.now(),
     )
-    .bind(id)
-    .bind(reason)
-    .bind(auth.who())
-    .bind(state.clock.now())
-    .execute(&mut *tx)
     .await
-    .map_err(rule)?
-    .rows_affected();
-    if done == 0 {
+    .map_err(rule)?;
+    if !done {
         return Err(ApiError::Conflict(format!(
             "pledge {id} is already cancelled"
         )));
@@ -234,12 +212,7 @@ pub struct PledgeHistory {
     pub outstanding: Decimal,
 }
 
-#[derive(Debug, Serialize, FromRow, ToSchema)]
-pub struct CancellationRow {
-    pub reason: String,
-    pub cancelled_by: String,
-    pub cancelled_at: DateTime<Utc>,
-}
+pub use crate::store::money::CancellationRow;
 
 async fn history(state: &AppState, auth: &Auth, id: i64) -> ApiResult<PledgeHistory> {
     let mut conn = state.pool.acquire().await?;
@@ -247,19 +220,8 @@ async fn history(state: &AppState, auth: &Auth, id: i64) -> ApiResult<PledgeHist
     let pledge = super::pledges::one(&mut conn, id)
         .await?
         .ok_or(ApiError::NotFound("pledge"))?;
-    let receipts = sqlx::query_as::<_, Receipt>(&format!(
-        "select {} from receipts where pledge_id = $1 order by id",
-        receipts::COLUMNS
-    ))
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let cancellation = sqlx::query_as::<_, CancellationRow>(
-        "select reason, cancelled_by, cancelled_at from pledge_cancellations where pledge_id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let receipts = store::money::receipts_of_pledge(&mut conn, PledgeId(id)).await?;
+    let cancellation = store::money::cancellation_of(&mut conn, PledgeId(id)).await?;
     Ok(PledgeHistory {
         pledge,
         receipts,
@@ -301,14 +263,11 @@ async fn project_scope(
     auth: &Auth,
     project: i64,
 ) -> ApiResult<(i64, String)> {
-    let row = sqlx::query("select community_id, currency from projects where id = $1")
-        .bind(project)
-        .fetch_optional(conn)
+    let p = store::projects::get(conn, ProjectId(project))
         .await?
         .ok_or(ApiError::invalid("project_id", "no such project"))?;
-    let community: i64 = row.get(0);
-    auth.require(community)?;
-    Ok((community, row.get(1)))
+    auth.require(p.community.0)?;
+    Ok((p.community.0, p.currency))
 }
 
 /// Records money received for a project without a pledge.
@@ -375,27 +334,7 @@ pub struct NewDisbursement {
     pub reference: Option<String>,
 }
 
-#[derive(Debug, Serialize, FromRow, ToSchema)]
-pub struct Disbursement {
-    pub id: i64,
-    pub project_id: i64,
-    #[serde(serialize_with = "super::two_dp")]
-    pub amount: Decimal,
-    pub currency: String,
-    pub disbursed_on: NaiveDate,
-    pub partner: String,
-    pub reference: Option<String>,
-    pub recorded_by: String,
-    pub recorded_at: DateTime<Utc>,
-    /// On a reversal: the disbursement it cancels (its amount is that one's, negated).
-    pub reverses: Option<i64>,
-    /// On a reversal: why.
-    pub reason: Option<String>,
-}
-
-const DISBURSEMENT_COLUMNS: &str =
-    "id, project_id, amount, currency, disbursed_on, partner, reference, \
-     recorded_by, recorded_at, reverses, reason";
+pub use crate::store::money::Disbursement;
 
 /// Records a partner's matching disbursement for a project (never beyond what is due).
 /// Requires an `Idempotency-Key`; a retry with the same key returns the first answer.
@@ -415,29 +354,25 @@ pub async fn disburse(
     let reference = opt_text("reference", d.reference.as_deref(), MAX_REFERENCE)?;
     let disbursed_on = money_date("disbursed_on", d.disbursed_on, state.clock.now())?;
     let mut tx = state.pool.begin().await?;
-    let row = sqlx::query("select community_id, currency from projects where id = $1")
-        .bind(id)
-        .fetch_optional(&mut *tx)
+    let project = store::projects::get(&mut tx, ProjectId(id))
         .await?
         .ok_or(ApiError::NotFound("project"))?;
-    if !auth.may(row.get(0)) {
+    if !auth.may(project.community.0) {
         return Err(ApiError::NotFound("project"));
     }
-    let currency: String = row.get(1);
-    let disbursement = sqlx::query_as::<_, Disbursement>(&format!(
-        "insert into match_disbursements (project_id, amount, currency, disbursed_on, partner, reference, recorded_by, recorded_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)
-         returning {DISBURSEMENT_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(d.amount)
-    .bind(&currency)
-    .bind(disbursed_on)
-    .bind(partner)
-    .bind(reference)
-    .bind(auth.who())
-    .bind(state.clock.now())
-    .fetch_one(&mut *tx)
+    let disbursement = store::money::insert_disbursement(
+        &mut tx,
+        &DisbursementInsert {
+            project: project.id,
+            amount: d.amount,
+            currency: &project.currency,
+            disbursed_on,
+            partner,
+            reference,
+            recorded_by: &auth.who(),
+            recorded_at: state.clock.now(),
+        },
+    )
     .await
     .map_err(rule)?;
     key.save(&mut tx, StatusCode::CREATED, &disbursement)
@@ -519,21 +454,11 @@ pub async fn reverse_disbursement(
     auth.require_admin()?;
     let reason = text("reason", &r.reason, MAX_REASON)?;
     let mut tx = state.pool.begin().await?;
-    let reversal = sqlx::query_as::<_, Disbursement>(&format!(
-        "insert into match_disbursements (project_id, amount, currency, disbursed_on, partner, reference,
-                                          recorded_by, recorded_at, reverses, reason)
-         select project_id, -amount, currency, disbursed_on, partner, reference, $2, $3, id, $4
-         from match_disbursements where id = $1
-         returning {DISBURSEMENT_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(auth.who())
-    .bind(state.clock.now())
-    .bind(reason)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(rule)?
-    .ok_or(ApiError::NotFound("disbursement"))?;
+    let reversal =
+        store::money::reverse_disbursement(&mut tx, id, reason, &auth.who(), state.clock.now())
+            .await
+            .map_err(rule)?
+            .ok_or(ApiError::NotFound("disbursement"))?;
     key.save(&mut tx, StatusCode::CREATED, &reversal).await?;
     tx.commit().await?;
     tracing::info!(

@@ -4,16 +4,22 @@ use axum::{extract::State, Json};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
     auth::Auth,
     error::{ApiError, ApiResult, ErrorBody, Params},
 };
-use crate::app::AppState;
+use crate::{
+    app::AppState,
+    store::{
+        self,
+        pledges::{PledgeFilter, PledgeStatus},
+        CommunityId, PledgeId, ProjectId,
+    },
+};
 
-#[derive(Debug, Serialize, FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Pledge {
     pub id: i64,
     pub project_id: i64,
@@ -28,7 +34,8 @@ pub struct Pledge {
     pub said_currency: Option<String>,
     pub rate: Option<Decimal>,
     pub channel: String,
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: PledgeStatus,
     pub created_at: DateTime<Utc>,
 }
 
@@ -61,56 +68,60 @@ pub async fn list(
     if let Some(c) = q.community {
         auth.require(c)?;
     }
-    if let Some(s) = &q.status {
-        if !["pledged", "received", "cancelled"].contains(&s.as_str()) {
-            return Err(ApiError::invalid(
-                "status",
-                "status is pledged, received or cancelled",
-            ));
-        }
-    }
+    let status = match &q.status {
+        None => None,
+        Some(s) => Some(s.parse::<PledgeStatus>().map_err(|()| {
+            ApiError::invalid("status", "status is pledged, received or cancelled")
+        })?),
+    };
     if let Some(c) = &q.channel {
         if !["ussd", "sms", "api"].contains(&c.as_str()) {
             return Err(ApiError::invalid("channel", "channel is ussd, sms or api"));
         }
     }
     let (limit, offset) = super::error::paging(q.limit, q.offset)?;
-    let rows = sqlx::query_as::<_, Pledge>(
-        "select pl.id, pl.project_id, p.community_id, pl.household_id, pl.phone, pl.amount, pl.currency,
-                pl.said_amount, pl.said_currency, pl.rate, pl.channel, pl.status, pl.created_at
-         from pledges pl join projects p on p.id = pl.project_id
-         where ($1::bigint[] is null or p.community_id = any($1))
-           and ($2::bigint is null or p.community_id = $2)
-           and ($3::bigint is null or pl.project_id = $3)
-           and ($4::text is null or pl.status = $4)
-           and ($5::text is null or pl.channel = $5)
-           and ($6::date is null or pl.created_at >= $6::date)
-           and ($7::date is null or pl.created_at < $7::date + 1)
-         order by pl.created_at desc, pl.id desc
-         limit $8 offset $9",
+    let mut conn = state.pool.acquire().await?;
+    let rows = store::pledges::list(
+        &mut conn,
+        &PledgeFilter {
+            scope: auth.scope(),
+            community: q.community.map(CommunityId),
+            project: q.project.map(ProjectId),
+            status,
+            channel: q.channel.as_deref(),
+            from: q.from,
+            to: q.to,
+            limit,
+            offset,
+        },
     )
-    .bind(auth.scope())
-    .bind(q.community)
-    .bind(q.project)
-    .bind(q.status)
-    .bind(q.channel)
-    .bind(q.from)
-    .bind(q.to)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&state.pool)
     .await?;
-    Ok(Json(rows))
+    Ok(Json(rows.into_iter().map(Pledge::from).collect()))
+}
+
+impl From<store::pledges::Pledge> for Pledge {
+    fn from(p: store::pledges::Pledge) -> Pledge {
+        Pledge {
+            id: p.id.0,
+            project_id: p.project.0,
+            community_id: p.community.0,
+            household_id: p.household.0,
+            phone: p.phone,
+            amount: p.amount,
+            currency: p.currency,
+            said_amount: p.said_amount,
+            said_currency: p.said_currency,
+            rate: p.rate,
+            channel: p.channel,
+            status: p.status,
+            created_at: p.created_at,
+        }
+    }
 }
 
 /// One pledge (no scope check: callers check it).
 pub async fn one(conn: &mut sqlx::PgConnection, id: i64) -> Result<Option<Pledge>, sqlx::Error> {
-    sqlx::query_as::<_, Pledge>(
-        "select pl.id, pl.project_id, p.community_id, pl.household_id, pl.phone, pl.amount, pl.currency,
-                pl.said_amount, pl.said_currency, pl.rate, pl.channel, pl.status, pl.created_at
-         from pledges pl join projects p on p.id = pl.project_id where pl.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await
+    Ok(store::pledges::one(conn, PledgeId(id))
+        .await?
+        .map(Pledge::from))
 }

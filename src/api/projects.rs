@@ -3,17 +3,19 @@
 use axum::{extract::State, http::StatusCode, Json};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
     auth::Auth,
     error::{ApiError, ApiResult, Body, ErrorBody, Params, Segments},
 };
-use crate::app::AppState;
+use crate::{
+    app::AppState,
+    store::{self, CommunityId, ProjectId},
+};
 
 /// A project with its figures from the `project_totals` view.
-#[derive(Debug, Serialize, FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Project {
     pub id: i64,
     pub community_id: i64,
@@ -42,11 +44,30 @@ pub struct Project {
     pub percent: Decimal,
 }
 
-const SELECT: &str =
-    "select p.id, p.community_id, p.code, p.kind, p.name_tg, p.name_ru, p.name_en, p.currency,
-        p.target, p.match_ratio, p.match_cap, p.status,
-        t.pledged, t.outstanding, t.received, t.matched, t.matched_total, t.percent
-    from projects p join project_totals t on t.project_id = p.id";
+impl From<store::projects::ProjectTotals> for Project {
+    fn from(p: store::projects::ProjectTotals) -> Project {
+        Project {
+            id: p.id.0,
+            community_id: p.community.0,
+            code: p.code,
+            kind: p.kind,
+            name_tg: p.name.tg,
+            name_ru: p.name.ru,
+            name_en: p.name.en,
+            currency: p.currency,
+            target: p.target,
+            match_ratio: p.match_ratio,
+            match_cap: p.match_cap,
+            status: p.status,
+            pledged: p.pledged,
+            outstanding: p.outstanding,
+            received: p.received,
+            matched: p.matched,
+            matched_total: p.matched_total,
+            percent: p.percent,
+        }
+    }
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
@@ -72,25 +93,22 @@ pub async fn list(
             return Err(ApiError::invalid("status", "status is open or closed"));
         }
     }
-    let rows = sqlx::query_as::<_, Project>(&format!(
-        "{SELECT} where ($1::bigint[] is null or p.community_id = any($1))
-           and ($2::bigint is null or p.community_id = $2)
-           and ($3::text is null or p.status = $3)
-         order by p.community_id, p.id"
-    ))
-    .bind(auth.scope())
-    .bind(q.community)
-    .bind(q.status)
-    .fetch_all(&state.pool)
+    let mut conn = state.pool.acquire().await?;
+    let rows = store::projects::list_totals(
+        &mut conn,
+        auth.scope(),
+        q.community.map(CommunityId),
+        q.status.as_deref(),
+    )
     .await?;
-    Ok(Json(rows))
+    Ok(Json(rows.into_iter().map(Project::from).collect()))
 }
 
 async fn load(state: &AppState, auth: &Auth, id: i64) -> ApiResult<Project> {
-    let project = sqlx::query_as::<_, Project>(&format!("{SELECT} where p.id = $1"))
-        .bind(id)
-        .fetch_optional(&state.pool)
+    let mut conn = state.pool.acquire().await?;
+    let project = store::projects::totals(&mut conn, ProjectId(id))
         .await?
+        .map(Project::from)
         .ok_or(ApiError::NotFound("project"))?;
     if !auth.may(project.community_id) {
         return Err(ApiError::NotFound("project"));
@@ -218,22 +236,23 @@ pub async fn create(
         .map_err(|_| {
             ApiError::invalid("currency", "currency is a three-letter code such as TJS")
         })?;
-    let id: Result<i64, sqlx::Error> = sqlx::query_scalar(
-        "insert into projects (community_id, code, kind, name_tg, name_ru, name_en, target, currency, match_ratio, match_cap)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id",
+    let mut conn = state.pool.acquire().await?;
+    let id = store::projects::create(
+        &mut conn,
+        &store::projects::NewProject {
+            community: CommunityId(p.community_id),
+            code: &code,
+            kind: &p.kind,
+            name: [p.name_tg.trim(), p.name_ru.trim(), p.name_en.trim()],
+            target: p.target,
+            currency: currency.as_str(),
+            match_ratio: p.match_ratio,
+            match_cap: p.match_cap,
+        },
     )
-    .bind(p.community_id)
-    .bind(&code)
-    .bind(&p.kind)
-    .bind(p.name_tg.trim())
-    .bind(p.name_ru.trim())
-    .bind(p.name_en.trim())
-    .bind(p.target)
-    .bind(currency.as_str())
-    .bind(p.match_ratio)
-    .bind(p.match_cap)
-    .fetch_one(&state.pool)
-    .await;
+    .await
+    .map(|id| id.0);
+    drop(conn);
     let id = match id {
         Ok(id) => id,
         Err(e) if crate::store::Violation::is_unique(&e) => {
@@ -297,19 +316,19 @@ pub async fn update(
             return Err(ApiError::invalid("status", "status is open or closed"));
         }
     }
-    sqlx::query(
-        "update projects set target = coalesce($2, target), match_ratio = coalesce($3, match_ratio),
-                match_cap = case when $4 then $5 else match_cap end, status = coalesce($6, status)
-         where id = $1",
+    let mut conn = state.pool.acquire().await?;
+    store::projects::change(
+        &mut conn,
+        ProjectId(id),
+        &store::projects::ProjectChange {
+            target: c.target,
+            match_ratio: c.match_ratio,
+            match_cap: c.match_cap,
+            status: c.status.as_deref(),
+        },
     )
-    .bind(id)
-    .bind(c.target)
-    .bind(c.match_ratio)
-    .bind(c.match_cap.is_some())
-    .bind(c.match_cap.flatten())
-    .bind(c.status)
-    .execute(&state.pool)
     .await?;
+    drop(conn);
     tracing::info!(
         coordinator = auth.coordinator_id,
         project = id,

@@ -8,14 +8,20 @@
 //! committed copy differs).
 //!
 //! Moving the SQL of the other modules here is issue 9's point 4, under way: what is here
-//! so far is typed ids, localized names, the one mapping from constraint violations, the
-//! household-by-phone lookup every channel uses, and the households', numbers', opt-outs'
-//! and communities' queries of the API and the SMS keywords, and the phone-link codes.
+//! so far: typed ids, localized names, the one mapping from constraint violations, the
+//! household-by-phone lookup every channel uses, the households', numbers', opt-outs' and
+//! communities' queries of the API and the SMS keywords, the phone-link codes, pledges (what
+//! is outstanding on one, the API's list), money (receipts, cancellations, disbursements
+//! and their reversals), projects (one by id with its localized name, a community's lists,
+//! the API's totals) and the pools (`pool`).
 
 pub mod communities;
 pub mod households;
 pub mod link_codes;
+pub mod money;
+pub mod pledges;
 pub mod pool;
+pub mod projects;
 
 use std::fmt;
 

@@ -1,0 +1,298 @@
+//! Pledges: what is still outstanding on one, and the API's list.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sqlx::{types::Json, PgConnection};
+
+use crate::engine::Vars;
+
+use super::{CommunityId, CoordinatorId, HouseholdId, Localized, PledgeId, ProjectId};
+
+/// Where a pledge stands (`pledges.status`). The database moves it (see
+/// `migrations/*_money.sql`): `pledged` → `received` once receipts reach the amount, back
+/// to `pledged` when a reversal leaves it short, `cancelled` on a cancellation.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, serde::Deserialize,
+)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum PledgeStatus {
+    Pledged,
+    Received,
+    Cancelled,
+}
+
+impl PledgeStatus {
+    pub const ALL: [PledgeStatus; 3] = [
+        PledgeStatus::Pledged,
+        PledgeStatus::Received,
+        PledgeStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PledgeStatus::Pledged => "pledged",
+            PledgeStatus::Received => "received",
+            PledgeStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::str::FromStr for PledgeStatus {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        PledgeStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or(())
+    }
+}
+
+impl std::fmt::Display for PledgeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A pledge with what is still outstanding on it (its amount less every receipt for it,
+/// reversals included) and its project's community and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balance {
+    pub pledge: PledgeId,
+    pub project: ProjectId,
+    pub community: CommunityId,
+    pub project_name: Localized,
+    /// The number that pledged.
+    pub phone: String,
+    pub amount: Decimal,
+    pub currency: String,
+    pub status: PledgeStatus,
+    pub outstanding: Decimal,
+}
+
+/// Pledge `id` and what is outstanding on it. With `lock`, the pledge's row stays locked
+/// (`for update`) until the caller's transaction ends.
+pub async fn balance(
+    conn: &mut PgConnection,
+    id: PledgeId,
+    lock: bool,
+) -> Result<Option<Balance>, sqlx::Error> {
+    // Two statements only because `for update` cannot be a parameter; the columns are the same.
+    macro_rules! balance {
+        ($r:expr) => {
+            $r.map(|r| Balance {
+                pledge: r.pledge,
+                project: r.project,
+                community: r.community,
+                project_name: Localized {
+                    tg: r.name_tg,
+                    ru: r.name_ru,
+                    en: r.name_en,
+                },
+                phone: r.phone,
+                amount: r.amount,
+                currency: r.currency,
+                status: r.status,
+                outstanding: r.outstanding,
+            })
+        };
+    }
+    Ok(if lock {
+        balance!(sqlx::query!(
+            r#"select pl.id as "pledge: PledgeId", pl.project_id as "project: ProjectId",
+                      p.community_id as "community: CommunityId",
+                      p.name_tg, p.name_ru, p.name_en, pl.phone, pl.amount, pl.currency,
+                      pl.status as "status: PledgeStatus",
+                      pl.amount - coalesce((select sum(amount) from receipts r where r.pledge_id = pl.id), 0)
+                          as "outstanding!"
+               from pledges pl join projects p on p.id = pl.project_id where pl.id = $1
+               for update of pl"#,
+            id as PledgeId
+        )
+        .fetch_optional(conn)
+        .await?)
+    } else {
+        balance!(sqlx::query!(
+            r#"select pl.id as "pledge: PledgeId", pl.project_id as "project: ProjectId",
+                      p.community_id as "community: CommunityId",
+                      p.name_tg, p.name_ru, p.name_en, pl.phone, pl.amount, pl.currency,
+                      pl.status as "status: PledgeStatus",
+                      pl.amount - coalesce((select sum(amount) from receipts r where r.pledge_id = pl.id), 0)
+                          as "outstanding!"
+               from pledges pl join projects p on p.id = pl.project_id where pl.id = $1"#,
+            id as PledgeId
+        )
+        .fetch_optional(conn)
+        .await?)
+    })
+}
+
+/// The `pledged` pledge with this code in one of the coordinator's communities (any
+/// community for an admin).
+pub async fn open_by_code(
+    conn: &mut PgConnection,
+    code: &str,
+    coordinator: CoordinatorId,
+    admin: bool,
+) -> Result<Option<PledgeId>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select pl.id as "pledge: PledgeId"
+           from pledges pl join projects p on p.id = pl.project_id
+           where pl.code = $1 and pl.status = 'pledged'
+             and ($3 or p.community_id in (select community_id from coordinator_communities where coordinator_id = $2))"#,
+        code,
+        coordinator as CoordinatorId,
+        admin
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// A pledge as the API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pledge {
+    pub id: PledgeId,
+    pub project: ProjectId,
+    pub community: CommunityId,
+    pub household: HouseholdId,
+    pub phone: String,
+    pub amount: Decimal,
+    pub currency: String,
+    pub said_amount: Option<Decimal>,
+    pub said_currency: Option<String>,
+    pub rate: Option<Decimal>,
+    pub channel: String,
+    pub status: PledgeStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which pledges [`list`] returns (every filter optional), newest first.
+#[derive(Debug, Clone, Default)]
+pub struct PledgeFilter<'a> {
+    /// The communities the caller may see (`None`: all).
+    pub scope: Option<&'a [i64]>,
+    pub community: Option<CommunityId>,
+    pub project: Option<ProjectId>,
+    pub status: Option<PledgeStatus>,
+    pub channel: Option<&'a str>,
+    /// First day (inclusive).
+    pub from: Option<NaiveDate>,
+    /// Last day (inclusive).
+    pub to: Option<NaiveDate>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Pledges matching `f`, newest first.
+pub async fn list(
+    conn: &mut PgConnection,
+    f: &PledgeFilter<'_>,
+) -> Result<Vec<Pledge>, sqlx::Error> {
+    sqlx::query_as!(
+        Pledge,
+        r#"select pl.id as "id: PledgeId", pl.project_id as "project: ProjectId",
+                  p.community_id as "community: CommunityId", pl.household_id as "household: HouseholdId",
+                  pl.phone, pl.amount, pl.currency, pl.said_amount, pl.said_currency, pl.rate, pl.channel,
+                  pl.status as "status: PledgeStatus", pl.created_at
+           from pledges pl join projects p on p.id = pl.project_id
+           where ($1::bigint[] is null or p.community_id = any($1))
+             and ($2::bigint is null or p.community_id = $2)
+             and ($3::bigint is null or pl.project_id = $3)
+             and ($4::text is null or pl.status = $4)
+             and ($5::text is null or pl.channel = $5)
+             and ($6::date is null or pl.created_at >= $6::date)
+             and ($7::date is null or pl.created_at < $7::date + 1)
+           order by pl.created_at desc, pl.id desc
+           limit $8 offset $9"#,
+        f.scope,
+        f.community as Option<CommunityId>,
+        f.project as Option<ProjectId>,
+        f.status as Option<PledgeStatus>,
+        f.channel,
+        f.from,
+        f.to,
+        f.limit,
+        f.offset
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// One pledge.
+pub async fn one(conn: &mut PgConnection, id: PledgeId) -> Result<Option<Pledge>, sqlx::Error> {
+    sqlx::query_as!(
+        Pledge,
+        r#"select pl.id as "id: PledgeId", pl.project_id as "project: ProjectId",
+                  p.community_id as "community: CommunityId", pl.household_id as "household: HouseholdId",
+                  pl.phone, pl.amount, pl.currency, pl.said_amount, pl.said_currency, pl.rate, pl.channel,
+                  pl.status as "status: PledgeStatus", pl.created_at
+           from pledges pl join projects p on p.id = pl.project_id where pl.id = $1"#,
+        id as PledgeId
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// A pledge from a menu (SQL function `pledge_at`): the project's new figures as a screen
+/// shows them, or `{ask, minutes}` when the same pledge was made in the last 10 minutes and
+/// `again` is false. A closed project or one not the caller's fails with SQLSTATE `HS001`.
+#[allow(clippy::too_many_arguments)]
+pub async fn pledge_at(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    project: ProjectId,
+    phone: &str,
+    amount: Decimal,
+    channel: &str,
+    key: &str,
+    again: bool,
+) -> Result<Vars, sqlx::Error> {
+    let Json(totals) = sqlx::query_scalar!(
+        r#"select pledge_at($1, $2, $3, $4, $5, $6, $7) as "totals!: Json<Vars>""#,
+        now,
+        project as ProjectId,
+        phone,
+        amount,
+        channel,
+        key,
+        again
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(totals)
+}
+
+/// What a pledge by SMS said, when it named another currency than the project's.
+#[derive(Debug, Clone)]
+pub struct Said<'a> {
+    pub amount: Decimal,
+    pub currency: &'a str,
+    /// The rate `amount` was converted at.
+    pub rate: Decimal,
+}
+
+/// A pledge by SMS (SQL function `create_pledge`, channel `sms`): the project's new
+/// figures. A closed project or one not the caller's fails with SQLSTATE `HS001`.
+pub async fn create_by_sms(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    phone: &str,
+    amount: Decimal,
+    key: &str,
+    said: Option<Said<'_>>,
+) -> Result<Vars, sqlx::Error> {
+    let Json(totals) = sqlx::query_scalar!(
+        r#"select create_pledge($1, $2, $3, 'sms', $4, $5, $6, $7) as "totals!: Json<Vars>""#,
+        project as ProjectId,
+        phone,
+        amount,
+        key,
+        said.as_ref().map(|s| s.amount),
+        said.as_ref().map(|s| s.currency),
+        said.as_ref().map(|s| s.rate)
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(totals)
+}

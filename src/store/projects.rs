@@ -1,0 +1,300 @@
+//! Projects: one by id, and the lists a community's households choose from.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::{types::Json, PgConnection};
+
+use super::{CommunityId, Localized, ProjectId};
+use crate::engine::Vars;
+
+/// A project's community, name and currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: ProjectId,
+    pub community: CommunityId,
+    pub name: Localized,
+    pub currency: String,
+}
+
+/// Project `id`, if there is one.
+pub async fn get(conn: &mut PgConnection, id: ProjectId) -> Result<Option<Project>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select id as "id: ProjectId", community_id as "community: CommunityId",
+                  name_tg, name_ru, name_en, currency
+           from projects where id = $1"#,
+        id as ProjectId
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| Project {
+        id: r.id,
+        community: r.community,
+        name: Localized {
+            tg: r.name_tg,
+            ru: r.name_ru,
+            en: r.name_en,
+        },
+        currency: r.currency,
+    }))
+}
+
+/// A project as a list of a community's projects shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectItem {
+    pub id: ProjectId,
+    /// What a keyword names it by (`BRIDGE`).
+    pub code: String,
+    pub name: Localized,
+    pub currency: String,
+}
+
+/// The community's open projects, by id.
+pub async fn open_in(
+    conn: &mut PgConnection,
+    community: CommunityId,
+) -> Result<Vec<ProjectItem>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select id as "id: ProjectId", code, name_tg, name_ru, name_en, currency from projects
+           where community_id = $1 and status = 'open' order by id"#,
+        community as CommunityId
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ProjectItem {
+            id: r.id,
+            code: r.code,
+            name: Localized {
+                tg: r.name_tg,
+                ru: r.name_ru,
+                en: r.name_en,
+            },
+            currency: r.currency,
+        })
+        .collect())
+}
+
+/// The projects a conversation lists: open ones and those closed after `since` (SQL
+/// function `listed_projects`, the rule USSD follows too).
+pub async fn listed(
+    conn: &mut PgConnection,
+    community: CommunityId,
+    since: DateTime<Utc>,
+) -> Result<Vec<ProjectItem>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select id as "id!: ProjectId", code as "code!", name_tg as "name_tg!",
+                  name_ru as "name_ru!", name_en as "name_en!", currency as "currency!"
+           from listed_projects($1, $2)"#,
+        community as CommunityId,
+        since
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ProjectItem {
+            id: r.id,
+            code: r.code,
+            name: Localized {
+                tg: r.name_tg,
+                ru: r.name_ru,
+                en: r.name_en,
+            },
+            currency: r.currency,
+        })
+        .collect())
+}
+
+/// A project's figures from the `project_totals` view, formatted for a screen (SQL function
+/// `project_total_texts`); `None` when there is no such project.
+pub async fn total_texts(
+    conn: &mut PgConnection,
+    project: ProjectId,
+) -> Result<Option<Vars>, sqlx::Error> {
+    let totals = sqlx::query_scalar!(
+        r#"select project_total_texts($1) as "totals: Json<Vars>""#,
+        project as ProjectId
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(totals.map(|Json(v)| v))
+}
+
+/// The rate from `base` to `quote` on `day`'s date (the latest valid then), if one is known.
+pub async fn exchange_rate(
+    conn: &mut PgConnection,
+    base: &str,
+    quote: &str,
+    day: DateTime<Utc>,
+) -> Result<Option<Decimal>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select rate from exchange_rates where base = $1 and quote = $2 and valid_from <= $3::timestamptz::date
+         order by valid_from desc limit 1",
+        base,
+        quote,
+        day
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// A project with its figures from the `project_totals` view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectTotals {
+    pub id: ProjectId,
+    pub community: CommunityId,
+    pub code: String,
+    pub kind: String,
+    pub name: Localized,
+    pub currency: String,
+    pub target: Decimal,
+    pub match_ratio: Decimal,
+    pub match_cap: Option<Decimal>,
+    pub status: String,
+    pub pledged: Decimal,
+    pub outstanding: Decimal,
+    pub received: Decimal,
+    pub matched: Decimal,
+    pub matched_total: Decimal,
+    pub percent: Decimal,
+}
+
+macro_rules! project_totals {
+    ($r:expr) => {
+        ProjectTotals {
+            id: $r.id,
+            community: $r.community,
+            code: $r.code,
+            kind: $r.kind,
+            name: Localized {
+                tg: $r.name_tg,
+                ru: $r.name_ru,
+                en: $r.name_en,
+            },
+            currency: $r.currency,
+            target: $r.target,
+            match_ratio: $r.match_ratio,
+            match_cap: $r.match_cap,
+            status: $r.status,
+            pledged: $r.pledged,
+            outstanding: $r.outstanding,
+            received: $r.received,
+            matched: $r.matched,
+            matched_total: $r.matched_total,
+            percent: $r.percent,
+        }
+    };
+}
+
+/// Projects with their figures, by community and id: those of the communities in `scope`
+/// (`None`: all), of `community` and with `status`, each filter optional.
+pub async fn list_totals(
+    conn: &mut PgConnection,
+    scope: Option<&[i64]>,
+    community: Option<CommunityId>,
+    status: Option<&str>,
+) -> Result<Vec<ProjectTotals>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select p.id as "id: ProjectId", p.community_id as "community: CommunityId", p.code, p.kind,
+                  p.name_tg, p.name_ru, p.name_en, p.currency, p.target, p.match_ratio, p.match_cap, p.status,
+                  t.pledged as "pledged!", t.outstanding as "outstanding!", t.received as "received!",
+                  t.matched as "matched!", t.matched_total as "matched_total!", t.percent as "percent!"
+           from projects p join project_totals t on t.project_id = p.id
+           where ($1::bigint[] is null or p.community_id = any($1))
+             and ($2::bigint is null or p.community_id = $2)
+             and ($3::text is null or p.status = $3)
+           order by p.community_id, p.id"#,
+        scope,
+        community as Option<CommunityId>,
+        status
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| project_totals!(r)).collect())
+}
+
+/// Project `id` with its figures.
+pub async fn totals(
+    conn: &mut PgConnection,
+    id: ProjectId,
+) -> Result<Option<ProjectTotals>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select p.id as "id: ProjectId", p.community_id as "community: CommunityId", p.code, p.kind,
+                  p.name_tg, p.name_ru, p.name_en, p.currency, p.target, p.match_ratio, p.match_cap, p.status,
+                  t.pledged as "pledged!", t.outstanding as "outstanding!", t.received as "received!",
+                  t.matched as "matched!", t.matched_total as "matched_total!", t.percent as "percent!"
+           from projects p join project_totals t on t.project_id = p.id
+           where p.id = $1"#,
+        id as ProjectId
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| project_totals!(r)))
+}
+
+/// A project to create (names already trimmed).
+#[derive(Debug)]
+pub struct NewProject<'a> {
+    pub community: CommunityId,
+    pub code: &'a str,
+    pub kind: &'a str,
+    pub name: [&'a str; 3],
+    pub target: Decimal,
+    pub currency: &'a str,
+    pub match_ratio: Decimal,
+    pub match_cap: Option<Decimal>,
+}
+
+/// Creates the project. A code the community already has fails with a unique violation, an
+/// unknown community with a foreign-key violation ([`super::Violation`]).
+pub async fn create(conn: &mut PgConnection, p: &NewProject<'_>) -> Result<ProjectId, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"insert into projects (community_id, code, kind, name_tg, name_ru, name_en, target, currency, match_ratio, match_cap)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id as "id: ProjectId""#,
+        p.community as CommunityId,
+        p.code,
+        p.kind,
+        p.name[0],
+        p.name[1],
+        p.name[2],
+        p.target,
+        p.currency,
+        p.match_ratio,
+        p.match_cap
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// What an edit of a project changes (`None`: unchanged; `match_cap: Some(None)` removes the
+/// cap).
+#[derive(Debug, Default)]
+pub struct ProjectChange<'a> {
+    pub target: Option<Decimal>,
+    pub match_ratio: Option<Decimal>,
+    pub match_cap: Option<Option<Decimal>>,
+    pub status: Option<&'a str>,
+}
+
+/// Applies `c` to project `id`.
+pub async fn change(
+    conn: &mut PgConnection,
+    id: ProjectId,
+    c: &ProjectChange<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update projects set target = coalesce($2, target), match_ratio = coalesce($3, match_ratio),
+                match_cap = case when $4 then $5 else match_cap end, status = coalesce($6, status)
+         where id = $1",
+        id as ProjectId,
+        c.target,
+        c.match_ratio,
+        c.match_cap.is_some(),
+        c.match_cap.flatten(),
+        c.status
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
