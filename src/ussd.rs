@@ -31,7 +31,6 @@ use crate::{
         Action, Caller, Engine, ListItem, ListSource, Reply, Vars,
     },
     metrics::HopOutcome,
-    store::Localized,
 };
 
 /// A hop as every provider module hands it over (the type is the channels').
@@ -763,12 +762,8 @@ async fn queue_late_sms(state: &AppState, late: &LatePledge) -> Result<(), sqlx:
     let Some(owner) = crate::store::households::owner_of_phone(&mut tx, &late.phone).await? else {
         return Ok(()); // the number left the household: nobody to tell
     };
-    let Some(project) = sqlx::query!(
-        "select name_tg, name_ru, name_en, currency from projects where id = $1",
-        late.project
-    )
-    .fetch_optional(&mut *tx)
-    .await?
+    let Some(project) =
+        crate::store::projects::get(&mut tx, crate::store::ProjectId(late.project)).await?
     else {
         return Ok(());
     };
@@ -777,13 +772,8 @@ async fn queue_late_sms(state: &AppState, late: &LatePledge) -> Result<(), sqlx:
             .hints
             .guess(&late.phone, state.config.default_language)
     });
-    let name = Localized {
-        tg: project.name_tg,
-        ru: project.name_ru,
-        en: project.name_en,
-    };
     let vars = Vars::from([
-        ("project".to_owned(), name.get(lang).to_owned()),
+        ("project".to_owned(), project.name.get(lang).to_owned()),
         (
             "amount".to_owned(),
             crate::domain::money::format_amount(late.amount),
