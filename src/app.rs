@@ -51,6 +51,36 @@ pub fn load_checked_menus(config: &Config) -> Result<MenuSet, StartError> {
 }
 
 impl AppState {
+    /// Queues the SMS text `key` of the menus in `language`, its placeholders filled from
+    /// `vars`, to `to`, inside the caller's transaction (the one way a text of the menus
+    /// becomes an SMS outside a conversation's reply: receipts, link codes, alerts, late
+    /// pledges), queued as of the application's clock.
+    pub async fn queue_text(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        to: &crate::domain::Phone,
+        language: crate::domain::Language,
+        key: &str,
+        vars: &Vars,
+        kind: crate::outbox::Kind,
+    ) -> Result<i64, sqlx::Error> {
+        let text =
+            crate::engine::menu::fill(self.menus.text(language, key), |n| vars.get(n).cloned());
+        crate::outbox::enqueue(
+            conn,
+            &crate::outbox::NewMessage {
+                to,
+                body: &text,
+                kind,
+                inbound_id: None,
+            },
+            self.config.sms_provider.name(),
+            self.config.sms_max_segments,
+            self.clock.now(),
+        )
+        .await
+    }
+
     /// The state of a server with these settings; refused, naming every bad one, like
     /// `serve` refuses them at start.
     pub fn new(pool: PgPool, menus: MenuSet, config: Config) -> Result<AppState, InvalidSettings> {

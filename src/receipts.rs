@@ -56,7 +56,6 @@ pub async fn queue_sms(
     conn: &mut PgConnection,
     phone: &str,
     receipt: &Receipt,
-    now: DateTime<Utc>,
 ) -> Result<(), ActionError> {
     let project = receipt.project_id;
     let phone = Phone::from_e164_unchecked(phone.to_owned());
@@ -79,21 +78,15 @@ pub async fn queue_sms(
         crate::domain::money::format_amount(receipt.amount),
     );
     vars.insert("receipt_no".into(), receipt.label());
-    let text = crate::engine::menu::fill(state.menus.text(lang, "sms.receipt"), |n| {
-        vars.get(n).cloned()
-    });
-    crate::outbox::enqueue(
-        conn,
-        &crate::outbox::NewMessage {
-            to: &phone,
-            body: &text,
-            kind: crate::outbox::Kind::Receipt,
-            inbound_id: None,
-        },
-        state.config.sms_provider.name(),
-        state.config.sms_max_segments,
-        now,
-    )
-    .await?;
+    state
+        .queue_text(
+            conn,
+            &phone,
+            lang,
+            "sms.receipt",
+            &vars,
+            crate::outbox::Kind::Receipt,
+        )
+        .await?;
     Ok(())
 }

@@ -781,21 +781,15 @@ async fn queue_late_sms(state: &AppState, late: &LatePledge) -> Result<(), sqlx:
         ("currency".to_owned(), project.currency),
         ("pledge_code".to_owned(), late.pledge_code.clone()),
     ]);
-    let text = crate::engine::menu::fill(state.menus.text(lang, "sms.pledge_late"), |n| {
-        vars.get(n).cloned()
-    });
-    crate::outbox::enqueue(
-        &mut tx,
-        &crate::outbox::NewMessage {
-            to: &late.phone,
-            body: &text,
-            kind: crate::outbox::Kind::Reply,
-            inbound_id: None,
-        },
-        state.config.sms_provider.name(),
-        state.config.sms_max_segments,
-        state.clock.now(),
-    )
-    .await?;
+    state
+        .queue_text(
+            &mut tx,
+            &late.phone,
+            lang,
+            "sms.pledge_late",
+            &vars,
+            crate::outbox::Kind::Reply,
+        )
+        .await?;
     tx.commit().await
 }

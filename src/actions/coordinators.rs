@@ -201,22 +201,16 @@ async fn pin_lock_alert(
     for phone in phones {
         let phone = Phone::from_e164_unchecked(phone);
         let lang = state.hints.guess(&phone, state.config.default_language);
-        let text = crate::engine::menu::fill(state.menus.text(lang, "sms.pin_locked_alert"), |n| {
-            vars.get(n).cloned()
-        });
-        crate::outbox::enqueue(
-            conn,
-            &crate::outbox::NewMessage {
-                to: &phone,
-                body: &text,
-                kind: crate::outbox::Kind::Reply,
-                inbound_id: None,
-            },
-            state.config.sms_provider.name(),
-            state.config.sms_max_segments,
-            ctx.now,
-        )
-        .await?;
+        state
+            .queue_text(
+                conn,
+                &phone,
+                lang,
+                "sms.pin_locked_alert",
+                &vars,
+                crate::outbox::Kind::Reply,
+            )
+            .await?;
     }
     Ok(())
 }
@@ -347,7 +341,7 @@ pub(super) async fn record_cash(
         },
     )
     .await?;
-    crate::receipts::queue_sms(ctx.state, conn, &household_phone, &receipt, ctx.now).await?;
+    crate::receipts::queue_sms(ctx.state, conn, &household_phone, &receipt).await?;
     tracing::info!(phone = %ctx.phone, pledge, amount = %amount, "cash recorded by phone");
     super::project_total(conn, project).await
 }

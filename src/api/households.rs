@@ -689,24 +689,20 @@ async fn send_link_code(
         .await?
         .get(language)
         .to_owned();
-    let text = crate::engine::menu::fill(state.menus.text(language, LINK_CODE_TEXT), |n| match n {
-        "code" => Some(code.clone()),
-        "community" => Some(community.clone()),
-        _ => None,
-    });
-    crate::outbox::enqueue(
-        tx,
-        &crate::outbox::NewMessage {
-            to: phone,
-            body: &text,
-            kind: crate::outbox::Kind::LinkCode,
-            inbound_id: None,
-        },
-        state.config.sms_provider.name(),
-        state.config.sms_max_segments,
-        now,
-    )
-    .await?;
+    let vars = crate::engine::Vars::from([
+        ("code".to_owned(), code.clone()),
+        ("community".to_owned(), community),
+    ]);
+    state
+        .queue_text(
+            tx,
+            phone,
+            language,
+            LINK_CODE_TEXT,
+            &vars,
+            crate::outbox::Kind::LinkCode,
+        )
+        .await?;
     Ok(expires_at)
 }
 

@@ -152,7 +152,7 @@ async fn send_receipt(
     phone: &str,
     receipt: &Receipt,
 ) -> ApiResult<()> {
-    receipts::queue_sms(state, tx, phone, receipt, state.clock.now())
+    receipts::queue_sms(state, tx, phone, receipt)
         .await
         .map_err(|e| match e {
             actions::ActionError::Db(db) => ApiError::Internal(db),
