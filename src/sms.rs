@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, str::FromStr};
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sqlx::{types::Json, Acquire, PgConnection, Postgres, Row, Transaction};
+use sqlx::{Acquire, PgConnection, Postgres, Transaction};
 
 use crate::{
     actions::{self, EffectCtx},
@@ -96,7 +96,7 @@ pub async fn receive(
     // A number nobody registered gets a few replies an hour at most (checked after the
     // turn, so a JOIN or registration that just made it known is answered).
     let body = match body {
-        Some(body) if !registered(&mut tx, &phone).await? => {
+        Some(body) if !store::conversations::is_known(&mut tx, &phone).await? => {
             let cap = state.config.sms_unknown_replies_per_hour;
             if unknown_reply_allowed(&mut tx, &phone, now, cap).await? {
                 Some(body)
@@ -136,17 +136,6 @@ pub async fn receive(
     Ok(Received::Handled { inbound_id, reply })
 }
 
-/// Whether `phone` belongs to a household or a coordinator.
-async fn registered(tx: &mut PgConnection, phone: &Phone) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "select exists (select 1 from phones where phone = $1)
-             or exists (select 1 from coordinators where phone = $1)",
-    )
-    .bind(phone.as_str())
-    .fetch_one(tx)
-    .await
-}
-
 /// Counts a reply to the unregistered `phone` and says whether it is within `cap` for the
 /// current hour. One upsert: concurrent texts from one number wait for each other on the
 /// row and each sees its own count (no read-then-write race); a rolled-back turn takes its
@@ -161,21 +150,7 @@ async fn unknown_reply_allowed(
         return Ok(false);
     }
     let cap = i32::try_from(cap).unwrap_or(i32::MAX - 1);
-    let replies: i32 = sqlx::query_scalar(
-        "insert into sms_unknown_replies as r (phone, window_start, replies)
-         values ($1, $2, 1)
-         on conflict (phone) do update set
-             window_start = case when r.window_start <= $2 - interval '1 hour'
-                                 then $2 else r.window_start end,
-             replies = case when r.window_start <= $2 - interval '1 hour'
-                            then 1 else least(r.replies + 1, $3 + 1) end
-         returning replies",
-    )
-    .bind(phone.as_str())
-    .bind(now)
-    .bind(cap)
-    .fetch_one(tx)
-    .await?;
+    let replies = store::conversations::count_unknown_reply(tx, phone, now, cap).await?;
     Ok(replies <= cap)
 }
 
@@ -578,36 +553,37 @@ impl Turn<'_> {
         let ttl = chrono::Duration::seconds(
             i64::try_from(self.state.config.sms_conversation_ttl_secs).unwrap_or(1800),
         );
-        let row = sqlx::query(
-            "select inputs, start_caller, results, started_at, updated_at from sms_conversations where phone = $1 for update",
-        )
-        .bind(self.phone.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
+        let stored = store::conversations::lock(tx, self.phone).await?;
         let current = Caller {
             language: known.language,
             registered: known.household.is_some(),
             pin_ok: false,
         };
-        let (mut inputs, caller, results, started_at) = match row {
-            Some(r)
-                if r.get::<DateTime<Utc>, _>("updated_at") > self.now - ttl
-                    && r.get::<Vec<String>, _>("inputs").len() < MAX_CONVERSATION_TEXTS =>
+        // A stored conversation that cannot be read back (written by another version, say)
+        // is dropped like an expired one, never a failed text.
+        let going_on = stored.and_then(|c| {
+            let read = serde_json::from_value::<Caller>(c.start_caller).and_then(|caller| {
+                serde_json::from_value::<BTreeMap<String, Vars>>(c.results)
+                    .map(|results| (caller, results))
+            });
+            match read {
+                Ok((caller, results)) => Some((c.inputs, caller, results, c.started_at, c.updated_at)),
+                Err(e) => {
+                    tracing::warn!(phone = %self.phone, error = %e, "unreadable sms conversation dropped");
+                    None
+                }
+            }
+        });
+        let (mut inputs, caller, results, started_at) = match going_on {
+            Some((mut inputs, caller, results, started_at, updated_at))
+                if updated_at > self.now - ttl && inputs.len() < MAX_CONVERSATION_TEXTS =>
             {
-                let Json(caller): Json<Caller> = r.get("start_caller");
-                let Json(results): Json<BTreeMap<String, Vars>> = r.get("results");
                 let results: BTreeMap<usize, Vars> = results
                     .into_iter()
                     .filter_map(|(k, v)| k.parse().ok().map(|k| (k, v)))
                     .collect();
-                let mut inputs: Vec<String> = r.get("inputs");
                 inputs.push(stored_answer(text));
-                (
-                    inputs,
-                    caller,
-                    results,
-                    r.get::<DateTime<Utc>, _>("started_at"),
-                )
+                (inputs, caller, results, started_at)
             }
             // A new conversation: the text that opens it is not an answer to anything. A
             // conversation that already holds MAX_CONVERSATION_TEXTS answers starts over too.
@@ -693,19 +669,21 @@ impl Turn<'_> {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect();
-            sqlx::query(
-                "insert into sms_conversations (phone, menu, inputs, start_caller, results, started_at, updated_at)
-                 values ($1, 'household', $2, $3, $4, $5, $6)
-                 on conflict (phone) do update set inputs = excluded.inputs, start_caller = excluded.start_caller,
-                     results = excluded.results, started_at = excluded.started_at, updated_at = excluded.updated_at",
+            store::conversations::save(
+                tx,
+                self.phone,
+                &store::conversations::Conversation {
+                    inputs: inputs.clone(),
+                    start_caller: serde_json::to_value(&caller).map_err(|e| {
+                        ConversationError::Menu(format!("conversation not stored: {e}"))
+                    })?,
+                    results: serde_json::to_value(&results).map_err(|e| {
+                        ConversationError::Menu(format!("conversation not stored: {e}"))
+                    })?,
+                    started_at,
+                    updated_at: self.now,
+                },
             )
-            .bind(self.phone.as_str())
-            .bind(&inputs)
-            .bind(Json(&caller))
-            .bind(Json(&results))
-            .bind(started_at)
-            .bind(self.now)
-            .execute(&mut **tx)
             .await?;
         }
         let mut body = reply.text;
@@ -850,11 +828,7 @@ fn codes(projects: &[ProjectRow]) -> String {
 /// Ends the SMS conversation of `phone`, if any (its menus start again at the next text):
 /// the number joined or left a household, or its household moved.
 pub async fn end_conversation(conn: &mut PgConnection, phone: &Phone) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from sms_conversations where phone = $1")
-        .bind(phone.as_str())
-        .execute(conn)
-        .await?;
-    Ok(())
+    store::conversations::end(conn, phone).await
 }
 
 /// Ends the SMS conversations of every number of a household (it moved to another
@@ -863,11 +837,5 @@ pub async fn end_household_conversations(
     conn: &mut PgConnection,
     household: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "delete from sms_conversations where phone in (select phone from phones where household_id = $1)",
-    )
-    .bind(household)
-    .execute(conn)
-    .await?;
-    Ok(())
+    store::conversations::end_for_household(conn, HouseholdId(household)).await
 }

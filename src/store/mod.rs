@@ -16,6 +16,7 @@
 //! the API's totals) and the pools (`pool`).
 
 pub mod communities;
+pub mod conversations;
 pub mod households;
 pub mod link_codes;
 pub mod money;
