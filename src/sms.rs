@@ -490,11 +490,16 @@ impl Turn<'_> {
         let (amount, rate) = if said_currency == project_currency {
             (said, None)
         } else {
+            // the rate of the programme's local day (HASHAR_TIMEZONE), not of UTC's
+            let today = self
+                .now
+                .with_timezone(&self.state.config.timezone)
+                .date_naive();
             let rate = store::projects::exchange_rate(
                 tx,
                 said_currency.as_str(),
                 project_currency.as_str(),
-                self.now,
+                today,
             )
             .await?;
             let Some(rate) = rate else {

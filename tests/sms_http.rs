@@ -220,6 +220,32 @@ async fn pledges_in_another_currency_need_a_rate_and_keep_what_was_said(pool: Pg
     assert_eq!(row.get::<i64, _>(5), seed.bridge);
 }
 
+/// The rate of a pledge in another currency is the one of the programme's local day
+/// (Dushanbe, UTC+5), not UTC's: at 01:30 local time on the 29th (20:30 UTC on the 28th) the
+/// rate valid from the 29th applies.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn the_exchange_rate_is_the_one_of_the_local_day(pool: PgPool) {
+    seed(&pool).await;
+    add_migrant(&pool, PHONE_EN, MIGRANT).await;
+    let app = app(pool.clone()).await;
+    // the test clock starts at 2026-11-28 09:00 UTC
+    app.clock
+        .advance(chrono::Duration::hours(11) + chrono::Duration::minutes(30));
+    sqlx::query(
+        "insert into exchange_rates (base, quote, rate, valid_from)
+         values ('RUB', 'TJS', 0.1150, '2026-11-28'), ('RUB', 'TJS', 0.2, '2026-11-29')",
+    )
+    .execute(&pool)
+    .await
+    .expect("rates");
+    app.text("r-local", MIGRANT, "PLEDGE 5000 RUB BRIDGE").await;
+    let reply = app.last_reply(MIGRANT).await;
+    assert!(
+        reply.starts_with("Thank you! Pledged 5000 RUB = 1000 TJS (rate 0.2) to Bridge."),
+        "{reply}"
+    );
+}
+
 /// Issue 8, point 3: the check and the count of wrong codes are one atomic step, so
 /// concurrent tries from one number get exactly five wrong answers.
 #[sqlx::test(migrator = "hashar::MIGRATOR")]

@@ -126,10 +126,10 @@ pub async fn exchange_rate(
     conn: &mut PgConnection,
     base: &str,
     quote: &str,
-    day: DateTime<Utc>,
+    day: chrono::NaiveDate,
 ) -> Result<Option<Decimal>, sqlx::Error> {
     sqlx::query_scalar!(
-        "select rate from exchange_rates where base = $1 and quote = $2 and valid_from <= $3::timestamptz::date
+        "select rate from exchange_rates where base = $1 and quote = $2 and valid_from <= $3
          order by valid_from desc limit 1",
         base,
         quote,
