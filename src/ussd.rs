@@ -136,7 +136,9 @@ select
      from ss) as session,
     (select json_agg(json_build_object('id', p.id, 'tg', p.name_tg, 'ru', p.name_ru, 'en', p.name_en,
                                        'currency', p.currency) order by p.id)
-     from listed_projects((select community_id from hh), $3) p) as projects,
+     -- a column argument, not a sub-select: PostgreSQL inlines the function only so (a
+     -- sub-select argument turns it into a separate function scan on every hop)
+     from hh cross join lateral listed_projects(hh.community_id, $3) p) as projects,
     (select json_agg(json_build_object('id', c.id, 'tg', c.name_tg, 'ru', c.name_ru, 'en', c.name_en)
                      order by c.id)
      from communities c
