@@ -9,7 +9,10 @@
 //! * 80 % pledge sessions: `""` (main menu) → `1` (projects) → `1*P` (amount prompt) →
 //!   `1*P*AMOUNT` (confirm) → `1*P*AMOUNT*1` (`END` "Thank you! Pledged …"), where P is
 //!   project 1 or 2 and AMOUNT is 10..5000, sometimes with cents (e.g. `250.50`; never a
-//!   bare `99`, which the menus take as the "more" key);
+//!   bare `99`, which the menus take as the "more" key). When the same household pledged
+//!   the same amount to the same project in the last 10 minutes, the confirm hop answers
+//!   `CON` "pledge again?" instead; the phone then answers `1` (yes) once more, as a
+//!   caller who meant it would, and that hop must end the session;
 //! * 20 % total sessions: `""` → `2` → `2*P` (the project's totals).
 //!
 //! Every hop's latency (request sent → whole body read) goes into an HDR histogram in
@@ -300,9 +303,12 @@ impl Phone {
         }
         let session_id = self.new_session_id();
         // Hop k sends the first k inputs: "", "1", "1*P", …
-        for k in 0..=inputs.len() {
+        let mut asked_again = false;
+        let mut k = 0;
+        while k <= inputs.len() {
             let text = inputs[..k].join("*");
             let last = k == inputs.len();
+            k += 1;
             let sent = match &mut self.pace {
                 Some((every, next)) => {
                     let due = *next;
@@ -323,6 +329,12 @@ impl Phone {
                 (Ok(Answer::Con(_)), false) => None,
                 (Ok(Answer::End(s)), true) if !english || s.starts_with("Thank you!") => None,
                 (Ok(Answer::End(s)), _) => Some(format!("unexpected END: {s:?}")),
+                // "You pledged this already; pledge again?": yes, once
+                (Ok(Answer::Con(_)), true) if !asked_again => {
+                    asked_again = true;
+                    inputs.push("1".to_owned());
+                    None
+                }
                 (Ok(Answer::Con(s)), true) => Some(format!("pledge not confirmed with END: {s:?}")),
             };
             if let Some(p) = problem {
