@@ -5,6 +5,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 
 use crate::domain::{Language, Phone};
+use crate::store::demo;
 
 const DEMO: &str = include_str!("demo/demo.toml");
 
@@ -77,50 +78,38 @@ pub async fn load(pool: &PgPool) -> Result<DemoSummary, DemoError> {
     let mut added = DemoSummary::default();
     let mut tx = pool.begin().await?;
     for c in &file.community {
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "insert into communities (code, district, name_tg, name_ru, name_en) values ($1, $2, $3, $4, $5)
-             on conflict (code) do nothing returning id",
+        let (community, new) = demo::community(
+            &mut tx,
+            &demo::NewCommunity {
+                code: &c.code,
+                district: &c.district,
+                name_tg: &c.name_tg,
+                name_ru: &c.name_ru,
+                name_en: &c.name_en,
+            },
         )
-        .bind(&c.code)
-        .bind(&c.district)
-        .bind(&c.name_tg)
-        .bind(&c.name_ru)
-        .bind(&c.name_en)
-        .fetch_optional(&mut *tx)
         .await?;
-        if inserted.is_some() {
+        if new {
             added.communities += 1;
         }
-        let community: i64 = sqlx::query_scalar("select id from communities where code = $1")
-            .bind(&c.code)
-            .fetch_one(&mut *tx)
-            .await?;
         for p in &c.project {
-            let project: Option<i64> = sqlx::query_scalar(
-                "insert into projects (community_id, code, kind, name_tg, name_ru, name_en, target, match_ratio, match_cap)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 on conflict (community_id, code) do nothing returning id",
+            let project = demo::project_if_new(
+                &mut tx,
+                &demo::NewProject {
+                    community,
+                    code: &p.code,
+                    kind: &p.kind,
+                    name_tg: &p.name_tg,
+                    name_ru: &p.name_ru,
+                    name_en: &p.name_en,
+                    target: p.target,
+                    match_ratio: p.match_ratio,
+                    match_cap: p.match_cap,
+                },
             )
-            .bind(community)
-            .bind(&p.code)
-            .bind(&p.kind)
-            .bind(&p.name_tg)
-            .bind(&p.name_ru)
-            .bind(&p.name_en)
-            .bind(p.target)
-            .bind(p.match_ratio)
-            .bind(p.match_cap)
-            .fetch_optional(&mut *tx)
             .await?;
             if let (Some(project), Some(received)) = (project, p.received) {
-                sqlx::query(
-                    "insert into receipts (project_id, amount, currency, received_on, method, recorded_by)
-                     values ($1, $2, 'TJS', current_date, 'cash', 'demo-data')",
-                )
-                .bind(project)
-                .bind(received)
-                .execute(&mut *tx)
-                .await?;
+                demo::received(&mut tx, project, received).await?;
             }
             if project.is_some() {
                 added.projects += 1;
@@ -128,28 +117,12 @@ pub async fn load(pool: &PgPool) -> Result<DemoSummary, DemoError> {
         }
         for h in &c.household {
             let phone = Phone::parse(&h.phone).map_err(|e| DemoError::Phone(h.phone.clone(), e))?;
-            let known: bool =
-                sqlx::query_scalar("select exists (select 1 from phones where phone = $1)")
-                    .bind(phone.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if known {
-                continue;
+            if demo::household_if_new(&mut tx, community, &h.name, h.language, &phone)
+                .await?
+                .is_some()
+            {
+                added.households += 1;
             }
-            let household: i64 = sqlx::query_scalar(
-                "insert into households (community_id, name, language, registered_via) values ($1, $2, $3, 'demo') returning id",
-            )
-            .bind(community)
-            .bind(&h.name)
-            .bind(h.language.code())
-            .fetch_one(&mut *tx)
-            .await?;
-            sqlx::query("insert into phones (phone, household_id) values ($1, $2)")
-                .bind(phone.as_str())
-                .bind(household)
-                .execute(&mut *tx)
-                .await?;
-            added.households += 1;
         }
     }
     tx.commit().await?;

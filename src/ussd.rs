@@ -16,9 +16,8 @@ use std::{
 };
 
 use rust_decimal::Decimal;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use sqlx::{types::Json, Connection, PgPool, Row};
+use sqlx::{Connection, PgPool};
 use tokio::time::Instant;
 
 use crate::{
@@ -31,6 +30,7 @@ use crate::{
         Action, Caller, Engine, ListItem, ListSource, Reply, Vars,
     },
     metrics::HopOutcome,
+    store::ussd_sessions::{self, ListedItem},
 };
 
 /// A hop as every provider module hands it over (the type is the channels').
@@ -59,155 +59,54 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[derive(Debug, Deserialize)]
-struct HouseholdRow {
-    language: Option<Language>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SessionRow {
-    start_caller: Caller,
-    base_step: usize,
-    expired: bool,
-    effects: BTreeMap<String, EffectRow>,
-}
-
-#[derive(Debug, Deserialize)]
-struct EffectRow {
-    result: Vars,
-    /// Hex SHA-256 of the inputs up to the step; none for rows older than the column.
-    hash: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ItemRow {
-    id: i64,
-    tg: String,
-    ru: String,
-    en: String,
-    #[serde(default)]
-    currency: Option<String>,
-}
-
-impl From<ItemRow> for ListItem {
-    fn from(r: ItemRow) -> ListItem {
-        let mut extra = Vars::new();
-        if let Some(c) = r.currency {
-            extra.insert("currency".into(), c);
-        }
-        ListItem {
-            id: r.id.to_string(),
-            labels: [r.tg, r.ru, r.en],
-            extra,
-        }
+fn list_item(r: ListedItem) -> ListItem {
+    let mut extra = Vars::new();
+    if let Some(c) = r.currency {
+        extra.insert("currency".into(), c);
+    }
+    ListItem {
+        id: r.id.to_string(),
+        labels: [r.tg, r.ru, r.en],
+        extra,
     }
 }
 
 /// Everything a hop needs to know, in one round trip (a second one for a coordinator's
 /// lists).
 struct HopContext {
-    household: Option<HouseholdRow>,
+    household: Option<ussd_sessions::HopHousehold>,
     /// The caller is a coordinator: the coordinator menu, behind a PIN.
     coordinator: Option<i64>,
     coord_projects: Vec<ListItem>,
     coord_communities: Vec<ListItem>,
-    session: Option<SessionRow>,
+    session: Option<ussd_sessions::StoredSession>,
     projects: Vec<ListItem>,
     communities: Vec<ListItem>,
 }
-
-const CONTEXT_SQL: &str = r#"
-with hh as (
-    select h.id, h.language, h.community_id
-    from phones ph join households h on h.id = ph.household_id
-    where ph.phone = $1
-), ss as (
-    select s.session_key, s.start_caller, s.base_step, s.started_at < $3 as expired
-    from ussd_sessions s where s.session_key = $2
-)
-select
-    (select c.id from coordinators c where c.phone = $1) as coordinator,
-    (select json_build_object('language', hh.language) from hh) as household,
-    (select json_build_object(
-        'start_caller', ss.start_caller, 'base_step', ss.base_step, 'expired', ss.expired,
-        'effects', coalesce((select json_object_agg(e.step, json_build_object(
-                                 'result', e.result, 'hash', encode(e.inputs_hash, 'hex')))
-                             from ussd_effects e where e.session_key = ss.session_key), '{}'::json))
-     from ss) as session,
-    (select json_agg(json_build_object('id', p.id, 'tg', p.name_tg, 'ru', p.name_ru, 'en', p.name_en,
-                                       'currency', p.currency) order by p.id)
-     -- a column argument, not a sub-select: PostgreSQL inlines the function only so (a
-     -- sub-select argument turns it into a separate function scan on every hop)
-     from hh cross join lateral listed_projects(hh.community_id, $3) p) as projects,
-    (select json_agg(json_build_object('id', c.id, 'tg', c.name_tg, 'ru', c.name_ru, 'en', c.name_en)
-                     order by c.id)
-     from communities c
-     -- only while registering: the caller is unknown, or this session began before they were
-     where not exists (select 1 from hh)
-        or exists (select 1 from ss where not coalesce((ss.start_caller->>'registered')::boolean, false))
-    ) as communities
-"#;
-
-/// What a coordinator's menu lists: the projects and communities they may see.
-const COORDINATOR_LISTS_SQL: &str = r#"
-with co as (select c.id, c.is_admin from coordinators c where c.id = $1)
-select
-    (select json_agg(json_build_object('id', p.id, 'tg', p.name_tg, 'ru', p.name_ru, 'en', p.name_en,
-                                       'currency', p.currency) order by p.id)
-     from projects p, co
-     where (p.status = 'open' or p.closed_at > $2)
-       and (co.is_admin or p.community_id in (select community_id from coordinator_communities where coordinator_id = co.id))
-    ) as coord_projects,
-    (select json_agg(json_build_object('id', c.id, 'tg', c.name_tg, 'ru', c.name_ru, 'en', c.name_en) order by c.id)
-     from communities c, co
-     where co.is_admin or c.id in (select community_id from coordinator_communities where coordinator_id = co.id)
-    ) as coord_communities
-"#;
 
 async fn load_context(
     pool: &PgPool,
     hop: &Hop,
     expired_before: chrono::DateTime<chrono::Utc>,
 ) -> Result<HopContext, sqlx::Error> {
-    let row = sqlx::query(CONTEXT_SQL)
-        .bind(hop.phone.as_str())
-        .bind(hop.session_key())
-        .bind(expired_before)
-        .fetch_one(pool)
-        .await?;
-    let household: Option<Json<HouseholdRow>> = row.try_get("household")?;
-    let session: Option<Json<SessionRow>> = row.try_get("session")?;
-    let projects: Option<Json<Vec<ItemRow>>> = row.try_get("projects")?;
-    let communities: Option<Json<Vec<ItemRow>>> = row.try_get("communities")?;
-    let coordinator: Option<i64> = row.try_get("coordinator")?;
-    let items = |v: Option<Json<Vec<ItemRow>>>| -> Vec<ListItem> {
-        v.map(|j| j.0.into_iter().map(ListItem::from).collect())
-            .unwrap_or_default()
-    };
+    let ctx =
+        ussd_sessions::hop_context(pool, hop.phone.as_str(), &hop.session_key(), expired_before)
+            .await?;
+    let items = |v: Vec<ListedItem>| -> Vec<ListItem> { v.into_iter().map(list_item).collect() };
     // The coordinator's lists only for a coordinator: a household's hop (nearly all of
     // them) does not pay for them.
-    let (coord_projects, coord_communities) = match coordinator {
-        Some(id) => {
-            let lists = sqlx::query(COORDINATOR_LISTS_SQL)
-                .bind(id)
-                .bind(expired_before)
-                .fetch_one(pool)
-                .await?;
-            (
-                lists.try_get("coord_projects")?,
-                lists.try_get("coord_communities")?,
-            )
-        }
-        None => (None, None),
+    let (coord_projects, coord_communities) = match ctx.coordinator {
+        Some(id) => ussd_sessions::coordinator_lists(pool, id, expired_before).await?,
+        None => (Vec::new(), Vec::new()),
     };
     Ok(HopContext {
-        household: household.map(|j| j.0),
-        coordinator,
+        household: ctx.household,
+        coordinator: ctx.coordinator.map(|c| c.0),
         coord_projects: items(coord_projects),
         coord_communities: items(coord_communities),
-        session: session.map(|j| j.0),
-        projects: items(projects),
-        communities: items(communities),
+        session: ctx.session,
+        projects: items(ctx.projects),
+        communities: items(ctx.communities),
     })
 }
 
@@ -384,6 +283,9 @@ async fn answer_inner(
                 restart_session(&state.pool, hop, &current, 0, now).await?;
                 (current.clone(), 0, BTreeMap::new())
             } else {
+                let start: Caller = s
+                    .start_caller()
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
                 // Steps beyond this history (a late copy of an earlier hop) are not used.
                 let results = s
                     .effects
@@ -391,7 +293,7 @@ async fn answer_inner(
                     .filter_map(|(k, e)| k.parse::<usize>().ok().map(|k| (k, e.result)))
                     .filter(|(k, _)| *k <= tokens.len())
                     .collect();
-                (s.start_caller, s.base_step, results)
+                (start, s.base_step, results)
             }
         }
         None => (current.clone(), 0, BTreeMap::new()),
@@ -486,22 +388,8 @@ async fn restart_session(
     base: usize,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("delete from ussd_effects where session_key = $1")
-        .bind(hop.session_key())
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "update ussd_sessions set start_caller = $2, base_step = $3, started_at = $4, updated_at = $4
-         where session_key = $1",
-    )
-    .bind(hop.session_key())
-    .bind(Json(current))
-    .bind(i32::try_from(base).unwrap_or(i32::MAX))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
+    let base = i32::try_from(base).unwrap_or(i32::MAX);
+    ussd_sessions::restart(pool, &hop.session_key(), current, base, now).await
 }
 
 /// Unique per (session, step, inputs up to the step): the effect happens once for one
@@ -623,38 +511,22 @@ async fn effect_tx(
                  set local idle_in_transaction_session_timeout = {left}"
             ))
             .await?;
-        let claimed = sqlx::query(
-            "with s as (
-                 insert into ussd_sessions (session_key, phone, start_caller, started_at, updated_at)
-                 values ($1, $2, $3, $4, $4)
-                 on conflict (session_key) do update set updated_at = excluded.updated_at
-                 returning session_key
-             )
-             insert into ussd_effects (session_key, step, action, result, inputs_hash)
-             select session_key, $5, $6, '{}', $7 from s
-             on conflict (session_key, step) do update
-                 set action = excluded.action, result = '{}', inputs_hash = excluded.inputs_hash, created_at = now()
-                 where ussd_effects.inputs_hash is distinct from excluded.inputs_hash",
+        let claimed = ussd_sessions::claim_step(
+            &mut tx,
+            &ussd_sessions::StepClaim {
+                session_key: &call.session_key,
+                phone: call.phone.as_str(),
+                start_caller: &call.start_caller,
+                now: call.now,
+                step: call.step,
+                action: call.action.name(),
+                inputs_hash: &call.hash[..],
+            },
         )
-        .bind(&call.session_key)
-        .bind(call.phone.as_str())
-        .bind(Json(&call.start_caller))
-        .bind(call.now)
-        .bind(call.step)
-        .bind(call.action.name())
-        .bind(&call.hash[..])
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        .await?;
         if !claimed {
-            let Json(result): Json<Vars> = sqlx::query_scalar(
-                "select result from ussd_effects where session_key = $1 and step = $2",
-            )
-            .bind(&call.session_key)
-            .bind(call.step)
-            .fetch_one(&mut *tx)
-            .await?;
+            let result =
+                ussd_sessions::recorded_result(&mut tx, &call.session_key, call.step).await?;
             return Ok((tx, result, false));
         }
         let ctx = EffectCtx {
@@ -668,19 +540,8 @@ async fn effect_tx(
         let result =
             actions::run_effect(&mut tx, &ctx, call.action, call.arg.as_deref(), &call.vars)
                 .await?;
-        // The statement's own timer is set when it starts; the setting made here is for the
-        // COMMIT that follows.
-        sqlx::query(
-            "with recorded as (
-                 update ussd_effects set result = $3 where session_key = $1 and step = $2
-             )
-             select set_config('statement_timeout', '0', true)",
-        )
-        .bind(&call.session_key)
-        .bind(call.step)
-        .bind(Json(&result))
-        .execute(&mut *tx)
-        .await?;
+        // also lifts the statement timeout for the COMMIT that follows
+        ussd_sessions::record_result(&mut tx, &call.session_key, call.step, &result).await?;
         Ok::<_, ConversationError>((tx, result, true))
     };
     let (tx, result, fresh) = match tokio::time::timeout_at(commit_by, work).await {
@@ -727,11 +588,7 @@ async fn notify_if_recorded(state: AppState, late: LatePledge, idempotency_key: 
     let give_up = Instant::now() + LOOK_AGAIN_FOR;
     let mut wait = Duration::from_millis(100);
     loop {
-        let recorded: Result<bool, sqlx::Error> =
-            sqlx::query_scalar("select exists (select 1 from pledges where idempotency_key = $1)")
-                .bind(&idempotency_key)
-                .fetch_one(&state.pool)
-                .await;
+        let recorded = ussd_sessions::pledge_recorded(&state.pool, &idempotency_key).await;
         match recorded {
             Ok(true) => return notify_late(state, late).await,
             Ok(false) => return,

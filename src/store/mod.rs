@@ -17,12 +17,14 @@
 
 pub mod communities;
 pub mod conversations;
+pub mod demo;
 pub mod households;
 pub mod link_codes;
 pub mod money;
 pub mod pledges;
 pub mod pool;
 pub mod projects;
+pub mod ussd_sessions;
 
 use std::fmt;
 

@@ -1,0 +1,287 @@
+//! USSD sessions: what a hop reads in one round trip (who calls, the session's recorded
+//! effects, the lists it shows), and the statements of an effect's transaction (claim the
+//! step, read or record its result), restarting a session, and whether a pledge was made.
+//!
+//! The context query is the one every hop makes, tuned with `EXPLAIN` (see its comments):
+//! change it with the benchmarks at hand (`docs/PERFORMANCE.md`). The session's starting
+//! caller is the conversation layer's type, stored as JSON: these functions take it as any
+//! `Serialize`/`DeserializeOwned` type so that the store does not depend on that layer.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use sqlx::{types::Json, PgConnection, PgPool};
+
+use super::CoordinatorId;
+use crate::domain::Language;
+
+/// The texts an effect produced, by name (the engine's variables), as recorded.
+pub type EffectResult = BTreeMap<String, String>;
+
+/// The caller's household, as far as a hop needs it.
+#[derive(Debug, Deserialize)]
+pub struct HopHousehold {
+    pub language: Option<Language>,
+}
+
+/// A session as recorded: who it started with (the conversation layer's caller, as the JSON
+/// it was stored as: see [`StoredSession::start_caller`]), where its history begins,
+/// whether it is too old to go on, and its effects by step.
+#[derive(Debug, Deserialize)]
+pub struct StoredSession {
+    start_caller: serde_json::Value,
+    pub base_step: usize,
+    pub expired: bool,
+    pub effects: BTreeMap<String, StoredEffect>,
+}
+
+impl StoredSession {
+    /// The caller the session started with, read as the type it was stored from.
+    pub fn start_caller<C: DeserializeOwned>(&self) -> Result<C, serde_json::Error> {
+        C::deserialize(&self.start_caller)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StoredEffect {
+    pub result: EffectResult,
+    /// Hex SHA-256 of the inputs up to the step; none for rows older than the column.
+    pub hash: Option<String>,
+}
+
+/// A project or a community as a list shows it: its names and, for a project, its currency.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedItem {
+    pub id: i64,
+    pub tg: String,
+    pub ru: String,
+    pub en: String,
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+/// Everything a hop needs to know, in one round trip.
+#[derive(Debug)]
+pub struct HopContext {
+    /// The caller is a coordinator: the coordinator menu, behind a PIN.
+    pub coordinator: Option<CoordinatorId>,
+    pub household: Option<HopHousehold>,
+    pub session: Option<StoredSession>,
+    /// The projects the household's community lists (`listed_projects`).
+    pub projects: Vec<ListedItem>,
+    /// The communities, only while the caller registers.
+    pub communities: Vec<ListedItem>,
+}
+
+/// The context of a hop by `phone` in the session `session_key`; a session started before
+/// `expired_before` is marked expired.
+pub async fn hop_context(
+    pool: &PgPool,
+    phone: &str,
+    session_key: &str,
+    expired_before: DateTime<Utc>,
+) -> Result<HopContext, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"
+with hh as (
+    select h.id, h.language, h.community_id
+    from phones ph join households h on h.id = ph.household_id
+    where ph.phone = $1
+), ss as (
+    select s.session_key, s.start_caller, s.base_step, s.started_at < $3 as expired
+    from ussd_sessions s where s.session_key = $2
+)
+select
+    (select c.id from coordinators c where c.phone = $1) as "coordinator: CoordinatorId",
+    (select json_build_object('language', hh.language) from hh) as "household: Json<HopHousehold>",
+    (select json_build_object(
+        'start_caller', ss.start_caller, 'base_step', ss.base_step, 'expired', ss.expired,
+        'effects', coalesce((select json_object_agg(e.step, json_build_object(
+                                 'result', e.result, 'hash', encode(e.inputs_hash, 'hex')))
+                             from ussd_effects e where e.session_key = ss.session_key), '{}'::json))
+     from ss) as "session: Json<StoredSession>",
+    (select json_agg(json_build_object('id', p.id, 'tg', p.name_tg, 'ru', p.name_ru, 'en', p.name_en,
+                                       'currency', p.currency) order by p.id)
+     -- a column argument, not a sub-select: PostgreSQL inlines the function only so (a
+     -- sub-select argument turns it into a separate function scan on every hop)
+     from hh cross join lateral listed_projects(hh.community_id, $3) p) as "projects: Json<Vec<ListedItem>>",
+    (select json_agg(json_build_object('id', c.id, 'tg', c.name_tg, 'ru', c.name_ru, 'en', c.name_en)
+                     order by c.id)
+     from communities c
+     -- only while registering: the caller is unknown, or this session began before they were
+     where not exists (select 1 from hh)
+        or exists (select 1 from ss where not coalesce((ss.start_caller->>'registered')::boolean, false))
+    ) as "communities: Json<Vec<ListedItem>>"
+"#,
+        phone,
+        session_key,
+        expired_before,
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(HopContext {
+        coordinator: row.coordinator,
+        household: row.household.map(|j| j.0),
+        session: row.session.map(|j| j.0),
+        projects: row.projects.map(|j| j.0).unwrap_or_default(),
+        communities: row.communities.map(|j| j.0).unwrap_or_default(),
+    })
+}
+
+/// What a coordinator's menu lists: the projects (open, or closed after `closed_after`) and
+/// the communities they may see; all of them for an admin.
+pub async fn coordinator_lists(
+    pool: &PgPool,
+    coordinator: CoordinatorId,
+    closed_after: DateTime<Utc>,
+) -> Result<(Vec<ListedItem>, Vec<ListedItem>), sqlx::Error> {
+    let row = sqlx::query!(
+        r#"
+with co as (select c.id, c.is_admin from coordinators c where c.id = $1)
+select
+    (select json_agg(json_build_object('id', p.id, 'tg', p.name_tg, 'ru', p.name_ru, 'en', p.name_en,
+                                       'currency', p.currency) order by p.id)
+     from projects p, co
+     where (p.status = 'open' or p.closed_at > $2)
+       and (co.is_admin or p.community_id in (select community_id from coordinator_communities where coordinator_id = co.id))
+    ) as "projects: Json<Vec<ListedItem>>",
+    (select json_agg(json_build_object('id', c.id, 'tg', c.name_tg, 'ru', c.name_ru, 'en', c.name_en) order by c.id)
+     from communities c, co
+     where co.is_admin or c.id in (select community_id from coordinator_communities where coordinator_id = co.id)
+    ) as "communities: Json<Vec<ListedItem>>"
+"#,
+        coordinator as CoordinatorId,
+        closed_after,
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((
+        row.projects.map(|j| j.0).unwrap_or_default(),
+        row.communities.map(|j| j.0).unwrap_or_default(),
+    ))
+}
+
+/// Starts a session over for a new dialogue that reuses its id: its effects are dropped and
+/// its history begins at `base_step`, with `caller` as it is now.
+pub async fn restart<C: Serialize + Sync>(
+    pool: &PgPool,
+    session_key: &str,
+    caller: &C,
+    base_step: i32,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        "delete from ussd_effects where session_key = $1",
+        session_key
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "update ussd_sessions set start_caller = $2, base_step = $3, started_at = $4, updated_at = $4
+         where session_key = $1",
+        session_key,
+        Json(caller) as _,
+        base_step,
+        now,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// The step an effect is about to run at, with the history that led there.
+#[derive(Debug)]
+pub struct StepClaim<'a, C> {
+    pub session_key: &'a str,
+    pub phone: &'a str,
+    pub start_caller: &'a C,
+    pub now: DateTime<Utc>,
+    pub step: i32,
+    pub action: &'a str,
+    /// SHA-256 of the inputs up to the step.
+    pub inputs_hash: &'a [u8],
+}
+
+/// In the effect's transaction, one statement: makes sure the session row exists and claims
+/// the step for this history (taking it over from another history). False when the same
+/// history has claimed it already: its result is recorded (see [`recorded_result`]).
+pub async fn claim_step<C: Serialize + Sync>(
+    conn: &mut PgConnection,
+    c: &StepClaim<'_, C>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "with s as (
+             insert into ussd_sessions (session_key, phone, start_caller, started_at, updated_at)
+             values ($1, $2, $3, $4, $4)
+             on conflict (session_key) do update set updated_at = excluded.updated_at
+             returning session_key
+         )
+         insert into ussd_effects (session_key, step, action, result, inputs_hash)
+         select session_key, $5, $6, '{}', $7 from s
+         on conflict (session_key, step) do update
+             set action = excluded.action, result = '{}', inputs_hash = excluded.inputs_hash, created_at = now()
+             where ussd_effects.inputs_hash is distinct from excluded.inputs_hash",
+        c.session_key,
+        c.phone,
+        Json(c.start_caller) as _,
+        c.now,
+        c.step,
+        c.action,
+        c.inputs_hash,
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The result recorded at a step.
+pub async fn recorded_result(
+    conn: &mut PgConnection,
+    session_key: &str,
+    step: i32,
+) -> Result<EffectResult, sqlx::Error> {
+    let result = sqlx::query_scalar!(
+        r#"select result as "result: Json<EffectResult>" from ussd_effects where session_key = $1 and step = $2"#,
+        session_key,
+        step,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(result.0)
+}
+
+/// Records the result of a step's effect, and in the same statement lifts the transaction's
+/// statement timeout for the COMMIT that follows (the statement's own timer is set when it
+/// starts, so the setting counts only for the COMMIT).
+pub async fn record_result(
+    conn: &mut PgConnection,
+    session_key: &str,
+    step: i32,
+    result: &EffectResult,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "with recorded as (
+             update ussd_effects set result = $3 where session_key = $1 and step = $2
+         )
+         select set_config('statement_timeout', '0', true)",
+        session_key,
+        step,
+        Json(result) as _,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether a pledge with this idempotency key exists (a COMMIT whose outcome was unknown).
+pub async fn pledge_recorded(pool: &PgPool, idempotency_key: &str) -> Result<bool, sqlx::Error> {
+    let exists = sqlx::query_scalar!(
+        r#"select exists (select 1 from pledges where idempotency_key = $1) as "exists!""#,
+        idempotency_key
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(exists)
+}
