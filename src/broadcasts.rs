@@ -9,66 +9,19 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::{types::Json, PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 
+pub use crate::store::broadcasts::{recipients, Broadcast, BroadcastStatus, Recipient};
 use crate::{
     domain::QuietHours,
     domain::{Currency, Encoding, Language, Phone, TextMeasure},
-    engine::{menu::fill, Vars},
+    engine::menu::fill,
     outbox::{self, Kind, NewMessage},
+    store::{self, BroadcastId, OutboxId},
 };
 
 /// The placeholders a notice may use.
 pub const PLACEHOLDERS: &[&str] = &["date", "time", "place", "project"];
-
-/// What a broadcast is, as stored.
-#[derive(Debug, Clone, Serialize)]
-pub struct Broadcast {
-    pub id: i64,
-    pub communities: Vec<i64>,
-    pub only_migrants: bool,
-    pub only_project: Option<i64>,
-    pub only_language: Option<String>,
-    pub texts: BTreeMap<String, String>,
-    pub vars: Vars,
-    pub status: String,
-    pub send_at: Option<DateTime<Utc>>,
-    pub rsvp_hours: i32,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-}
-
-pub async fn load(conn: &mut PgConnection, id: i64) -> Result<Option<Broadcast>, sqlx::Error> {
-    let row = sqlx::query(
-        "select id, communities, only_migrants, only_project, only_language, text_tg, text_ru, text_en, vars,
-                status, send_at, rsvp_hours, created_by, created_at
-         from broadcasts where id = $1",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|r| {
-        let Json(vars): Json<Vars> = r.get("vars");
-        Broadcast {
-            id: r.get("id"),
-            communities: r.get("communities"),
-            only_migrants: r.get("only_migrants"),
-            only_project: r.get("only_project"),
-            only_language: r.get("only_language"),
-            texts: BTreeMap::from([
-                ("tg".to_owned(), r.get::<String, _>("text_tg")),
-                ("ru".to_owned(), r.get::<String, _>("text_ru")),
-                ("en".to_owned(), r.get::<String, _>("text_en")),
-            ]),
-            vars,
-            status: r.get("status"),
-            send_at: r.get("send_at"),
-            rsvp_hours: r.get("rsvp_hours"),
-            created_by: r.get("created_by"),
-            created_at: r.get("created_at"),
-        }
-    }))
-}
 
 impl Broadcast {
     /// The text for one language with its placeholders filled.
@@ -82,61 +35,13 @@ impl Broadcast {
     }
 }
 
-/// One number a broadcast goes to.
-#[derive(Debug, Clone)]
-pub struct Recipient {
-    pub phone: String,
-    pub household: i64,
-    pub community: i64,
-    pub language: Language,
-    pub opted_out: bool,
-}
-
-/// Every number of every household the broadcast targets.
-pub async fn recipients(
-    conn: &mut PgConnection,
-    b: &Broadcast,
-    default: Language,
-) -> Result<Vec<Recipient>, sqlx::Error> {
-    let rows = sqlx::query(
-        "select ph.phone, h.id, h.community_id, h.language,
-                exists (select 1 from sms_optouts o where o.phone = ph.phone) as opted_out
-         from households h join phones ph on ph.household_id = h.id
-         where h.community_id = any($1)
-           and ($2::text is null or coalesce(h.language, $5) = $2)
-           and (not $3 or exists (select 1 from phones x where x.household_id = h.id and x.phone not like '+992%'))
-           and ($4::bigint is null or exists (select 1 from pledges pl where pl.household_id = h.id
-                                              and pl.project_id = $4 and pl.status <> 'cancelled'))
-         order by h.community_id, h.id, ph.phone",
-    )
-    .bind(&b.communities)
-    .bind(&b.only_language)
-    .bind(b.only_migrants)
-    .bind(b.only_project)
-    .bind(default.code())
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Recipient {
-            phone: r.get(0),
-            household: r.get(1),
-            community: r.get(2),
-            language: r
-                .get::<Option<String>, _>(3)
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(default),
-            opted_out: r.get(4),
-        })
-        .collect())
-}
-
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LanguagePreview {
     pub recipients: usize,
     pub skipped_opted_out: usize,
     /// gsm7 or ucs2
-    pub encoding: String,
+    #[schema(value_type = String)]
+    pub encoding: Encoding,
     pub segments_each: usize,
     pub segments_total: usize,
     pub text: String,
@@ -178,10 +83,7 @@ pub fn preview(
             LanguagePreview {
                 recipients: count,
                 skipped_opted_out: skipped,
-                encoding: match m.encoding {
-                    Encoding::Gsm7 => "gsm7".into(),
-                    Encoding::Ucs2 => "ucs2".into(),
-                },
+                encoding: m.encoding,
                 segments_each: each,
                 segments_total: each * count,
                 text,
@@ -202,26 +104,7 @@ pub fn preview(
 /// Stores `b` as a new draft (its `id`, `status` and `send_at` are not read) and returns
 /// its id, in the caller's transaction. The one place a broadcast is created: by the admin
 /// API and by the coordinator phone menu's meeting notice.
-pub async fn create(conn: &mut PgConnection, b: &Broadcast) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "insert into broadcasts (created_by, communities, only_migrants, only_project, only_language,
-                                 text_tg, text_ru, text_en, vars, rsvp_hours, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning id",
-    )
-    .bind(&b.created_by)
-    .bind(&b.communities)
-    .bind(b.only_migrants)
-    .bind(b.only_project)
-    .bind(&b.only_language)
-    .bind(b.texts.get("tg"))
-    .bind(b.texts.get("ru"))
-    .bind(b.texts.get("en"))
-    .bind(Json(&b.vars))
-    .bind(b.rsvp_hours)
-    .bind(b.created_at)
-    .fetch_one(conn)
-    .await
-}
+pub use crate::store::broadcasts::create;
 
 /// When a broadcast goes out, and how many messages were queued now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,16 +141,8 @@ pub async fn schedule(
         .await?;
         return Ok(queued.map(|queued| Sending { send_at, queued }));
     }
-    let scheduled = sqlx::query(
-        "update broadcasts set status = 'scheduled', send_at = $2
-          where id = $1 and status in ('draft', 'scheduled')",
-    )
-    .bind(b.id)
-    .bind(send_at)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok((scheduled == 1).then_some(Sending { send_at, queued: 0 }))
+    let scheduled = store::broadcasts::set_scheduled(conn, b.id, send_at).await?;
+    Ok(scheduled.then_some(Sending { send_at, queued: 0 }))
 }
 
 /// Queues every message of a broadcast, inside the caller's transaction: first moves it
@@ -286,17 +161,7 @@ pub async fn queue(
     max_segments: u32,
     now: DateTime<Utc>,
 ) -> Result<Option<usize>, sqlx::Error> {
-    let taken = sqlx::query(
-        "update broadcasts set status = 'queued', queued_at = $2, send_at = coalesce($3, send_at)
-          where id = $1 and status in ('draft', 'scheduled')",
-    )
-    .bind(b.id)
-    .bind(now)
-    .bind(send_at)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if taken == 0 {
+    if !store::broadcasts::set_queued(conn, b.id, now, send_at).await? {
         return Ok(None);
     }
     let people = recipients(conn, b, default).await?;
@@ -308,7 +173,7 @@ pub async fn queue(
         } else {
             let phone = Phone::from_e164_unchecked(r.phone.clone());
             queued += 1;
-            Some(
+            Some(OutboxId(
                 outbox::enqueue_broadcast(
                     conn,
                     &NewMessage {
@@ -317,28 +182,15 @@ pub async fn queue(
                         kind: Kind::Broadcast,
                         inbound_id: None,
                     },
-                    b.id,
+                    b.id.0,
                     provider,
                     max_segments,
                     now,
                 )
                 .await?,
-            )
+            ))
         };
-        sqlx::query(
-            "insert into broadcast_recipients (broadcast_id, phone, household_id, community_id, language, outbox_id, skipped, rsvp_until)
-             values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict do nothing",
-        )
-        .bind(b.id)
-        .bind(&r.phone)
-        .bind(r.household)
-        .bind(r.community)
-        .bind(r.language.code())
-        .bind(outbox_id)
-        .bind(r.opted_out.then_some("opted_out"))
-        .bind(until)
-        .execute(&mut *conn)
-        .await?;
+        store::broadcasts::add_recipient(conn, b.id, r, outbox_id, until).await?;
     }
     Ok(Some(queued))
 }
@@ -359,20 +211,13 @@ pub async fn run_due(
     let mut done = 0;
     loop {
         let mut tx = pool.begin().await?;
-        let id: Option<i64> = sqlx::query_scalar(
-            "select id from broadcasts where status = 'scheduled' and send_at <= $1
-             order by send_at, id limit 1 for update skip locked",
-        )
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(id) = id else {
+        let Some(id) = store::broadcasts::lock_next_due(&mut tx, now).await? else {
             tx.commit().await?;
             return Ok(done);
         };
-        if let Some(b) = load(&mut tx, id).await? {
+        if let Some(b) = store::broadcasts::get(&mut tx, id).await? {
             if let Some(n) = queue(&mut tx, &b, None, default, provider, max_segments, now).await? {
-                tracing::info!(broadcast = id, messages = n, "broadcast queued");
+                tracing::info!(broadcast = id.0, messages = n, "broadcast queued");
             }
         }
         tx.commit().await?;
@@ -382,23 +227,13 @@ pub async fn run_due(
 
 /// Cancels a broadcast: what still waits in the outbox is not sent. Returns how many
 /// messages were stopped.
-pub async fn cancel(pool: &PgPool, id: i64, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+pub async fn cancel(
+    pool: &PgPool,
+    id: BroadcastId,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("update broadcasts set status = 'cancelled', cancelled_at = $2 where id = $1 and status <> 'cancelled'")
-        .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    let stopped = sqlx::query(
-        "update outbox set status = 'cancelled', updated_at = $2
-         where id in (select outbox_id from broadcast_recipients where broadcast_id = $1 and outbox_id is not null)
-           and status = 'queued'",
-    )
-    .bind(id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let stopped = store::broadcasts::cancel(&mut tx, id, now).await?;
     tx.commit().await?;
     Ok(stopped)
 }
@@ -418,38 +253,21 @@ pub struct RsvpCount {
     pub no: i64,
 }
 
-pub async fn progress(conn: &mut PgConnection, id: i64) -> Result<Progress, sqlx::Error> {
+pub async fn progress(conn: &mut PgConnection, id: BroadcastId) -> Result<Progress, sqlx::Error> {
     let mut p = Progress::default();
-    let rows = sqlx::query(
-        "select coalesce(o.status, 'skipped'), count(*) from broadcast_recipients r
-         left join outbox o on o.id = r.outbox_id where r.broadcast_id = $1 group by 1",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    for r in rows {
-        let status: String = r.get(0);
-        let n: i64 = r.get(1);
-        if status == "skipped" {
-            p.skipped_opted_out = n;
+    for c in store::broadcasts::message_counts(conn, id).await? {
+        if c.status == "skipped" {
+            p.skipped_opted_out = c.count;
         } else {
-            p.messages.insert(status, n);
+            p.messages.insert(c.status, c.count);
         }
     }
-    let rows = sqlx::query(
-        "select r.community_id, count(*) filter (where v.answer = 'yes'), count(*) filter (where v.answer = 'no')
-         from rsvps v join broadcast_recipients r on r.broadcast_id = v.broadcast_id and r.phone = v.phone
-         where v.broadcast_id = $1 group by r.community_id",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    for r in rows {
+    for c in store::broadcasts::rsvp_counts(conn, id).await? {
         p.rsvps.insert(
-            r.get::<i64, _>(0).to_string(),
+            c.community.to_string(),
             RsvpCount {
-                yes: r.get(1),
-                no: r.get(2),
+                yes: c.yes,
+                no: c.no,
             },
         );
     }
@@ -479,32 +297,11 @@ pub async fn record_rsvp(
     let Some(answer) = rsvp_answer(text) else {
         return Ok(None);
     };
-    let broadcast: Option<i64> = sqlx::query_scalar(
-        "select r.broadcast_id from broadcast_recipients r join broadcasts b on b.id = r.broadcast_id
-         where r.phone = $1 and r.rsvp_until > $2 and r.skipped is null and b.status = 'queued'
-           and not exists (select 1 from sms_conversations c where c.phone = r.phone and c.updated_at > b.queued_at)
-         order by b.queued_at desc limit 1",
-    )
-    .bind(phone.as_str())
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(broadcast) = broadcast else {
+    let Some(broadcast) = store::broadcasts::rsvp_target(conn, phone, now).await? else {
         return Ok(None);
     };
-    sqlx::query(
-        "insert into rsvps (broadcast_id, phone, answer, answered_at, inbound_id) values ($1, $2, $3, $4, $5)
-         on conflict (broadcast_id, phone) do update set answer = excluded.answer, answered_at = excluded.answered_at,
-             inbound_id = excluded.inbound_id",
-    )
-    .bind(broadcast)
-    .bind(phone.as_str())
-    .bind(answer)
-    .bind(now)
-    .bind(inbound_id)
-    .execute(conn)
-    .await?;
-    Ok(Some((broadcast, answer)))
+    store::broadcasts::record_rsvp(conn, broadcast, phone, answer, now, inbound_id).await?;
+    Ok(Some((broadcast.0, answer)))
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@ use sqlx::PgConnection;
 
 use super::{coordinators::coordinator_of, id_var, refused, var, ActionError, EffectCtx};
 use crate::{
+    broadcasts::{self, Broadcast, BroadcastStatus},
     domain::Language,
     engine::{Action, Vars},
+    store::{self, BroadcastId, CommunityId, CoordinatorId},
 };
 
 /// A meeting notice from the coordinator's phone: the template of each language with the
@@ -24,7 +26,7 @@ pub(super) async fn notice(
     } else {
         Action::PreviewNotice
     };
-    let community = id_var(vars, action.name(), "community_id")?;
+    let community = CommunityId(id_var(vars, action.name(), "community_id")?);
     let mut values = Vars::new();
     for name in ["date", "time", "place"] {
         values.insert(name.to_owned(), var(vars, action.name(), name)?.to_owned());
@@ -32,15 +34,7 @@ pub(super) async fn notice(
     let Some((coordinator, admin)) = coordinator_of(conn, ctx.phone).await? else {
         return Ok(refused("refused.no_pin"));
     };
-    let allowed: bool = sqlx::query_scalar(
-        "select $3 or exists (select 1 from coordinator_communities where coordinator_id = $1 and community_id = $2)",
-    )
-    .bind(coordinator)
-    .bind(community)
-    .bind(admin)
-    .fetch_one(&mut *conn)
-    .await?;
-    if !allowed {
+    if !store::broadcasts::may_notify(conn, CoordinatorId(coordinator), community, admin).await? {
         return Ok(refused("refused.no_pledge"));
     }
     let state = ctx.state;
@@ -53,22 +47,22 @@ pub(super) async fn notice(
             )
         })
         .collect();
-    let mut b = crate::broadcasts::Broadcast {
-        id: 0,
+    let mut b = Broadcast {
+        id: BroadcastId(0),
         communities: vec![community],
         only_migrants: false,
         only_project: None,
         only_language: None,
         texts,
         vars: values,
-        status: "draft".into(),
+        status: BroadcastStatus::Draft,
         send_at: None,
         rsvp_hours: 72,
         created_by: format!("coordinator:{coordinator}"),
         created_at: ctx.now,
     };
-    let people = crate::broadcasts::recipients(conn, &b, state.config.default_language).await?;
-    let preview = crate::broadcasts::preview(
+    let people = broadcasts::recipients(conn, &b, state.config.default_language).await?;
+    let preview = broadcasts::preview(
         &b,
         &people,
         state.config.sms_price_per_segment,
@@ -81,14 +75,13 @@ pub(super) async fn notice(
     if !send {
         return Ok(out);
     }
-    b.id = crate::broadcasts::create(conn, &b).await?;
-    let Some(sending) = crate::broadcasts::schedule(conn, state, &b, ctx.now, ctx.now).await?
-    else {
+    b.id = broadcasts::create(conn, &b).await?;
+    let Some(sending) = broadcasts::schedule(conn, state, &b, ctx.now, ctx.now).await? else {
         // Only this transaction knows the draft: nobody else can have queued it.
         return Err(ActionError::Db(sqlx::Error::RowNotFound));
     };
     let send_at = sending.send_at;
-    tracing::info!(phone = %ctx.phone, broadcast = b.id, "meeting notice from the phone menu");
+    tracing::info!(phone = %ctx.phone, broadcast = b.id.0, "meeting notice from the phone menu");
     out.insert(
         "when".to_owned(),
         send_at

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 
 use super::{
@@ -15,8 +15,9 @@ use super::{
 };
 use crate::{
     app::AppState,
-    broadcasts::{self, Broadcast, Preview, Progress, PLACEHOLDERS},
+    broadcasts::{self, Broadcast, BroadcastStatus, Preview, Progress, PLACEHOLDERS},
     engine::{menu::placeholders, Vars},
+    store::{self, BroadcastId, CommunityId, ProjectId, Violation},
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -60,19 +61,26 @@ fn check_scope(auth: &Auth, communities: &[i64]) -> ApiResult<()> {
     communities.iter().try_for_each(|c| auth.require(*c))
 }
 
+/// Broadcast `id` if the caller may see it: every one of its communities is in their scope
+/// (else, as when there is no such broadcast, 404).
+async fn load(conn: &mut PgConnection, auth: &Auth, id: BroadcastId) -> ApiResult<Broadcast> {
+    let b = store::broadcasts::get(conn, id)
+        .await?
+        .ok_or(ApiError::NotFound("broadcast"))?;
+    if !b.communities.iter().all(|c| auth.may(c.0)) {
+        return Err(ApiError::NotFound("broadcast"));
+    }
+    Ok(b)
+}
+
 async fn view(
     conn: &mut PgConnection,
     state: &AppState,
     auth: &Auth,
-    id: i64,
+    id: BroadcastId,
 ) -> ApiResult<BroadcastView> {
-    let b = broadcasts::load(conn, id)
-        .await?
-        .ok_or(ApiError::NotFound("broadcast"))?;
-    if !b.communities.iter().all(|c| auth.may(*c)) {
-        return Err(ApiError::NotFound("broadcast"));
-    }
-    let preview = if b.status == "draft" || b.status == "scheduled" {
+    let b = load(conn, auth, id).await?;
+    let preview = if b.status.is_pending() {
         let people = broadcasts::recipients(conn, &b, state.config.default_language).await?;
         Some(broadcasts::preview(
             &b,
@@ -154,11 +162,8 @@ pub async fn create(
     }
     let mut tx = state.pool.begin().await?;
     if let Some(p) = b.only_project {
-        let c: Option<i64> = sqlx::query_scalar("select community_id from projects where id = $1")
-            .bind(p)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if c.is_none_or(|c| !b.communities.contains(&c)) {
+        let c = store::projects::get(&mut tx, ProjectId(p)).await?;
+        if c.is_none_or(|c| !b.communities.contains(&c.community.0)) {
             return Err(ApiError::invalid(
                 "only_project",
                 "no such project in these communities",
@@ -166,10 +171,10 @@ pub async fn create(
         }
     }
     let draft = Broadcast {
-        id: 0,
-        communities: b.communities,
+        id: BroadcastId(0),
+        communities: b.communities.into_iter().map(CommunityId).collect(),
         only_migrants: b.only_migrants,
-        only_project: b.only_project,
+        only_project: b.only_project.map(ProjectId),
         only_language: b.only_language,
         texts: BTreeMap::from([
             ("tg".to_owned(), b.texts.tg.trim().to_owned()),
@@ -177,20 +182,19 @@ pub async fn create(
             ("en".to_owned(), b.texts.en.trim().to_owned()),
         ]),
         vars: b.vars,
-        status: "draft".into(),
+        status: BroadcastStatus::Draft,
         send_at: None,
         rsvp_hours,
         created_by: auth.who(),
         created_at: state.clock.now(),
     };
-    let id = broadcasts::create(&mut tx, &draft)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                ApiError::invalid("communities", "no such community")
-            }
-            _ => ApiError::Internal(e),
-        })?;
+    let id = broadcasts::create(&mut tx, &draft).await.map_err(|e| {
+        if Violation::is_foreign_key(&e) {
+            ApiError::invalid("communities", "no such community")
+        } else {
+            ApiError::Internal(e)
+        }
+    })?;
     let v = view(&mut tx, &state, &auth, id).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(v)))
@@ -206,7 +210,7 @@ pub async fn get_one(
     Segments(id): Segments<i64>,
 ) -> ApiResult<Json<BroadcastView>> {
     let mut conn = state.pool.acquire().await?;
-    Ok(Json(view(&mut conn, &state, &auth, id).await?))
+    Ok(Json(view(&mut conn, &state, &auth, BroadcastId(id)).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -243,13 +247,8 @@ pub async fn send(
         return Err(ApiError::invalid("at", "that time has passed"));
     }
     let mut tx = state.pool.begin().await?;
-    let b: Broadcast = broadcasts::load(&mut tx, id)
-        .await?
-        .ok_or(ApiError::NotFound("broadcast"))?;
-    if !b.communities.iter().all(|c| auth.may(*c)) {
-        return Err(ApiError::NotFound("broadcast"));
-    }
-    if b.status != "draft" && b.status != "scheduled" {
+    let b = load(&mut tx, &auth, BroadcastId(id)).await?;
+    if !b.status.is_pending() {
         return Err(ApiError::Conflict(format!(
             "broadcast {id} is {}",
             b.status
@@ -295,19 +294,14 @@ pub async fn cancel(
     Segments(id): Segments<i64>,
 ) -> ApiResult<Json<Cancelled>> {
     let mut conn = state.pool.acquire().await?;
-    let b = broadcasts::load(&mut conn, id)
-        .await?
-        .ok_or(ApiError::NotFound("broadcast"))?;
-    if !b.communities.iter().all(|c| auth.may(*c)) {
-        return Err(ApiError::NotFound("broadcast"));
-    }
-    if b.status == "cancelled" {
+    let b = load(&mut conn, &auth, BroadcastId(id)).await?;
+    if b.status == BroadcastStatus::Cancelled {
         return Err(ApiError::Conflict(format!(
             "broadcast {id} is already cancelled"
         )));
     }
     drop(conn);
-    let stopped = broadcasts::cancel(&state.pool, id, state.clock.now()).await?;
+    let stopped = broadcasts::cancel(&state.pool, b.id, state.clock.now()).await?;
     Ok(Json(Cancelled { stopped }))
 }
 
@@ -330,28 +324,17 @@ pub async fn rsvps(
     Segments(id): Segments<i64>,
 ) -> ApiResult<Json<Vec<Rsvp>>> {
     let mut conn = state.pool.acquire().await?;
-    let b = broadcasts::load(&mut conn, id)
-        .await?
-        .ok_or(ApiError::NotFound("broadcast"))?;
-    if !b.communities.iter().all(|c| auth.may(*c)) {
-        return Err(ApiError::NotFound("broadcast"));
-    }
-    let rows = sqlx::query(
-        "select v.phone, r.community_id, r.language, v.answer, v.answered_at
-         from rsvps v join broadcast_recipients r on r.broadcast_id = v.broadcast_id and r.phone = v.phone
-         where v.broadcast_id = $1 order by v.answered_at, v.phone",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
+    load(&mut conn, &auth, BroadcastId(id)).await?;
+    let rsvps = store::broadcasts::rsvps(&mut conn, BroadcastId(id)).await?;
     Ok(Json(
-        rows.into_iter()
+        rsvps
+            .into_iter()
             .map(|r| Rsvp {
-                phone: r.get(0),
-                community_id: r.get(1),
-                language: r.get(2),
-                answer: r.get(3),
-                answered_at: r.get(4),
+                phone: r.phone,
+                community_id: r.community.0,
+                language: r.language,
+                answer: r.answer,
+                answered_at: r.answered_at,
             })
             .collect(),
     ))

@@ -13,8 +13,10 @@
 //! communities' queries of the API and the SMS keywords, the phone-link codes, pledges (what
 //! is outstanding on one, the API's list), money (receipts, cancellations, disbursements
 //! and their reversals), projects (one by id with its localized name, a community's lists,
-//! the API's totals) and the pools (`pool`).
+//! the API's totals), broadcasts (a broadcast, its audience and recipients, their messages'
+//! progress and the RSVPs) and the pools (`pool`).
 
+pub mod broadcasts;
 pub mod communities;
 pub mod conversations;
 pub mod demo;
