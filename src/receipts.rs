@@ -14,7 +14,7 @@ use crate::{
     store::{self, ProjectId},
 };
 
-pub use crate::store::money::{Receipt, ReceiptInsert};
+pub use crate::store::money::{Receipt, ReceiptInsert, ReceiptMethod};
 
 impl Receipt {
     /// What the household's SMS receipt calls it: the coordinator's number, else ours.

@@ -334,7 +334,7 @@ pub(super) async fn record_cash(
                 .now
                 .with_timezone(&ctx.state.config.timezone)
                 .date_naive(),
-            method: "cash",
+            method: crate::receipts::ReceiptMethod::Cash,
             receipt_no: None,
             recorded_by: &format!("coordinator:{coordinator}"),
             recorded_at: ctx.now,

@@ -21,10 +21,13 @@ use crate::{
     actions,
     app::AppState,
     receipts::{self, ReceiptInsert},
-    store::{self, money::DisbursementInsert, pledges::Balance, PledgeId, ProjectId},
+    store::{
+        self,
+        money::{DisbursementInsert, ReceiptMethod},
+        pledges::Balance,
+        PledgeId, ProjectId,
+    },
 };
-
-const METHODS: &[&str] = &["cash", "bank", "mobile_money", "remittance", "other"];
 
 /// Longest receipt number, partner reference and reason.
 const MAX_RECEIPT_NO: usize = 50;
@@ -74,6 +77,7 @@ pub struct NewPledgeReceipt {
     pub amount: Option<Decimal>,
     pub received_on: NaiveDate,
     /// cash, bank, mobile_money, remittance or other
+    #[schema(value_type = ReceiptMethod, inline)]
     pub method: String,
     /// The paper receipt's number, unique in the community (1 to 50 characters).
     pub receipt_no: Option<String>,
@@ -90,15 +94,13 @@ async fn pledge_for(conn: &mut PgConnection, auth: &Auth, id: i64) -> ApiResult<
     Ok(p)
 }
 
-fn check_method(method: &str) -> ApiResult<()> {
-    if METHODS.contains(&method) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
+fn check_method(method: &str) -> ApiResult<ReceiptMethod> {
+    method.parse().map_err(|()| {
+        ApiError::invalid(
             "method",
             "method is cash, bank, mobile_money, remittance or other",
-        ))
-    }
+        )
+    })
 }
 
 /// Records money received for a pledge (all of what is outstanding, or part of it).
@@ -114,7 +116,7 @@ pub async fn receive_for_pledge(
     Idempotent(key): Idempotent,
     Body(r): Body<NewPledgeReceipt>,
 ) -> ApiResult<(StatusCode, Json<Receipt>)> {
-    check_method(&r.method)?;
+    let method = check_method(&r.method)?;
     let received_on = money_date("received_on", r.received_on, state.clock.now())?;
     let receipt_no = opt_text("receipt_no", r.receipt_no.as_deref(), MAX_RECEIPT_NO)?;
     let mut tx = state.pool.begin().await?;
@@ -130,7 +132,7 @@ pub async fn receive_for_pledge(
             amount,
             currency: &pledge.currency,
             received_on,
-            method: &r.method,
+            method,
             receipt_no,
             recorded_by: &auth.who(),
             recorded_at: state.clock.now(),
@@ -253,6 +255,7 @@ pub struct NewReceipt {
     pub household_id: Option<i64>,
     pub amount: Decimal,
     pub received_on: NaiveDate,
+    #[schema(value_type = ReceiptMethod, inline)]
     pub method: String,
     /// The paper receipt's number, unique in the community (1 to 50 characters).
     pub receipt_no: Option<String>,
@@ -282,7 +285,7 @@ pub async fn receive_without_pledge(
     Idempotent(key): Idempotent,
     Body(r): Body<NewReceipt>,
 ) -> ApiResult<(StatusCode, Json<Receipt>)> {
-    check_method(&r.method)?;
+    let method = check_method(&r.method)?;
     check_amount("amount", r.amount)?;
     let received_on = money_date("received_on", r.received_on, state.clock.now())?;
     let receipt_no = opt_text("receipt_no", r.receipt_no.as_deref(), MAX_RECEIPT_NO)?;
@@ -310,7 +313,7 @@ pub async fn receive_without_pledge(
             amount: r.amount,
             currency: &currency,
             received_on,
-            method: &r.method,
+            method,
             receipt_no,
             recorded_by: &auth.who(),
             recorded_at: state.clock.now(),

@@ -14,7 +14,7 @@ use crate::{
     app::AppState,
     store::{
         self,
-        pledges::{PledgeFilter, PledgeStatus},
+        pledges::{PledgeChannel, PledgeFilter, PledgeStatus},
         CommunityId, PledgeId, ProjectId,
     },
 };
@@ -33,8 +33,7 @@ pub struct Pledge {
     pub said_amount: Option<Decimal>,
     pub said_currency: Option<String>,
     pub rate: Option<Decimal>,
-    pub channel: String,
-    #[schema(value_type = String)]
+    pub channel: PledgeChannel,
     pub status: PledgeStatus,
     pub created_at: DateTime<Utc>,
 }
@@ -44,8 +43,10 @@ pub struct PledgeQuery {
     pub community: Option<i64>,
     pub project: Option<i64>,
     /// pledged, received or cancelled
+    #[param(value_type = Option<PledgeStatus>, inline)]
     pub status: Option<String>,
     /// ussd, sms or api
+    #[param(value_type = Option<PledgeChannel>, inline)]
     pub channel: Option<String>,
     /// First day (inclusive), `YYYY-MM-DD`.
     pub from: Option<NaiveDate>,
@@ -74,11 +75,13 @@ pub async fn list(
             ApiError::invalid("status", "status is pledged, received or cancelled")
         })?),
     };
-    if let Some(c) = &q.channel {
-        if !["ussd", "sms", "api"].contains(&c.as_str()) {
-            return Err(ApiError::invalid("channel", "channel is ussd, sms or api"));
-        }
-    }
+    let channel = match &q.channel {
+        None => None,
+        Some(c) => Some(
+            c.parse::<PledgeChannel>()
+                .map_err(|()| ApiError::invalid("channel", "channel is ussd, sms or api"))?,
+        ),
+    };
     let (limit, offset) = super::error::paging(q.limit, q.offset)?;
     let mut conn = state.pool.acquire().await?;
     let rows = store::pledges::list(
@@ -88,7 +91,7 @@ pub async fn list(
             community: q.community.map(CommunityId),
             project: q.project.map(ProjectId),
             status,
-            channel: q.channel.as_deref(),
+            channel,
             from: q.from,
             to: q.to,
             limit,

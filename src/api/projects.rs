@@ -11,7 +11,11 @@ use super::{
 };
 use crate::{
     app::AppState,
-    store::{self, CommunityId, ProjectId},
+    store::{
+        self,
+        projects::{ProjectKind, ProjectStatus},
+        CommunityId, ProjectId,
+    },
 };
 
 /// A project with its figures from the `project_totals` view.
@@ -20,7 +24,7 @@ pub struct Project {
     pub id: i64,
     pub community_id: i64,
     pub code: String,
-    pub kind: String,
+    pub kind: ProjectKind,
     pub name_tg: String,
     pub name_ru: String,
     pub name_en: String,
@@ -30,7 +34,7 @@ pub struct Project {
     pub match_ratio: Decimal,
     #[serde(serialize_with = "super::opt_two_dp")]
     pub match_cap: Option<Decimal>,
-    pub status: String,
+    pub status: ProjectStatus,
     #[serde(serialize_with = "super::two_dp")]
     pub pledged: Decimal,
     #[serde(serialize_with = "super::two_dp")]
@@ -74,7 +78,18 @@ pub struct ListQuery {
     /// Only this community's projects.
     pub community: Option<i64>,
     /// `open` or `closed`.
+    #[param(value_type = Option<ProjectStatus>, inline)]
     pub status: Option<String>,
+}
+
+/// The `status` of a request, checked (422 on field `status` otherwise).
+fn project_status(status: Option<&str>) -> ApiResult<Option<ProjectStatus>> {
+    status
+        .map(|s| {
+            s.parse()
+                .map_err(|()| ApiError::invalid("status", "status is open or closed"))
+        })
+        .transpose()
 }
 
 /// Projects this coordinator may see, with their totals.
@@ -88,17 +103,13 @@ pub async fn list(
     if let Some(c) = q.community {
         auth.require(c)?;
     }
-    if let Some(s) = &q.status {
-        if s != "open" && s != "closed" {
-            return Err(ApiError::invalid("status", "status is open or closed"));
-        }
-    }
+    let status = project_status(q.status.as_deref())?;
     let mut conn = state.pool.acquire().await?;
     let rows = store::projects::list_totals(
         &mut conn,
         auth.scope(),
         q.community.map(CommunityId),
-        q.status.as_deref(),
+        status,
     )
     .await?;
     Ok(Json(rows.into_iter().map(Project::from).collect()))
@@ -135,6 +146,7 @@ pub struct NewProject {
     /// Short code people text, `^[A-Z0-9]{2,12}$`, unique in the community.
     pub code: String,
     /// `infrastructure` or `business`.
+    #[schema(value_type = ProjectKind, inline)]
     pub kind: String,
     pub name_tg: String,
     pub name_ru: String,
@@ -214,12 +226,10 @@ pub async fn create(
             "code is 2 to 12 letters or digits, e.g. BRIDGE",
         ));
     }
-    if p.kind != "infrastructure" && p.kind != "business" {
-        return Err(ApiError::invalid(
-            "kind",
-            "kind is infrastructure or business",
-        ));
-    }
+    let kind: ProjectKind = p
+        .kind
+        .parse()
+        .map_err(|()| ApiError::invalid("kind", "kind is infrastructure or business"))?;
     check_name("name_tg", &p.name_tg)?;
     check_name("name_ru", &p.name_ru)?;
     check_name("name_en", &p.name_en)?;
@@ -242,7 +252,7 @@ pub async fn create(
         &store::projects::NewProject {
             community: CommunityId(p.community_id),
             code: &code,
-            kind: &p.kind,
+            kind,
             name: [p.name_tg.trim(), p.name_ru.trim(), p.name_en.trim()],
             target: p.target,
             currency: currency.as_str(),
@@ -283,6 +293,7 @@ pub struct ProjectChange {
     #[schema(value_type = Option<String>)]
     pub match_cap: Option<Option<Decimal>>,
     /// `open` or `closed`.
+    #[schema(value_type = Option<ProjectStatus>, inline)]
     pub status: Option<String>,
 }
 
@@ -311,11 +322,7 @@ pub async fn update(
     if let Some(Some(cap)) = c.match_cap {
         check_money("match_cap", cap, false)?;
     }
-    if let Some(s) = &c.status {
-        if s != "open" && s != "closed" {
-            return Err(ApiError::invalid("status", "status is open or closed"));
-        }
-    }
+    let status = project_status(c.status.as_deref())?;
     let mut conn = state.pool.acquire().await?;
     store::projects::change(
         &mut conn,
@@ -324,7 +331,7 @@ pub async fn update(
             target: c.target,
             match_ratio: c.match_ratio,
             match_cap: c.match_cap,
-            status: c.status.as_deref(),
+            status,
         },
     )
     .await?;

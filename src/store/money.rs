@@ -12,6 +12,66 @@ use utoipa::ToSchema;
 
 use super::{PledgeId, ProjectId};
 
+/// How money was received (`receipts.method`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    sqlx::Type,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptMethod {
+    Cash,
+    Bank,
+    MobileMoney,
+    Remittance,
+    Other,
+}
+
+impl ReceiptMethod {
+    pub const ALL: [ReceiptMethod; 5] = [
+        ReceiptMethod::Cash,
+        ReceiptMethod::Bank,
+        ReceiptMethod::MobileMoney,
+        ReceiptMethod::Remittance,
+        ReceiptMethod::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiptMethod::Cash => "cash",
+            ReceiptMethod::Bank => "bank",
+            ReceiptMethod::MobileMoney => "mobile_money",
+            ReceiptMethod::Remittance => "remittance",
+            ReceiptMethod::Other => "other",
+        }
+    }
+}
+
+impl std::str::FromStr for ReceiptMethod {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        ReceiptMethod::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or(())
+    }
+}
+
+impl std::fmt::Display for ReceiptMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A stored receipt, as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Receipt {
@@ -23,7 +83,7 @@ pub struct Receipt {
     pub amount: Decimal,
     pub currency: String,
     pub received_on: NaiveDate,
-    pub method: String,
+    pub method: ReceiptMethod,
     pub receipt_no: Option<String>,
     pub recorded_by: String,
     pub recorded_at: DateTime<Utc>,
@@ -42,7 +102,7 @@ pub struct ReceiptInsert<'a> {
     pub amount: Decimal,
     pub currency: &'a str,
     pub received_on: NaiveDate,
-    pub method: &'a str,
+    pub method: ReceiptMethod,
     pub receipt_no: Option<&'a str>,
     pub recorded_by: &'a str,
     pub recorded_at: DateTime<Utc>,
@@ -56,18 +116,18 @@ pub async fn insert_receipt(
 ) -> Result<Receipt, sqlx::Error> {
     sqlx::query_as!(
         Receipt,
-        "insert into receipts (project_id, pledge_id, household_id, amount, currency, received_on,
+        r#"insert into receipts (project_id, pledge_id, household_id, amount, currency, received_on,
                                method, receipt_no, recorded_by, recorded_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          returning id, project_id, pledge_id, household_id, amount, currency, received_on,
-                   method, receipt_no, recorded_by, recorded_at, reverses, reason",
+                   method as "method: ReceiptMethod", receipt_no, recorded_by, recorded_at, reverses, reason"#,
         r.project_id,
         r.pledge_id,
         r.household_id,
         r.amount,
         r.currency,
         r.received_on,
-        r.method,
+        r.method as ReceiptMethod,
         r.receipt_no.map(str::trim).filter(|s| !s.is_empty()),
         r.recorded_by,
         r.recorded_at
@@ -87,13 +147,13 @@ pub async fn reverse_receipt(
 ) -> Result<Option<Receipt>, sqlx::Error> {
     sqlx::query_as!(
         Receipt,
-        "insert into receipts (project_id, pledge_id, household_id, amount, currency, received_on,
+        r#"insert into receipts (project_id, pledge_id, household_id, amount, currency, received_on,
                                method, receipt_no, recorded_by, recorded_at, reverses, reason)
          select project_id, pledge_id, household_id, -amount, currency, received_on,
                 method, null, $2, $3, id, $4
          from receipts where id = $1
          returning id, project_id, pledge_id, household_id, amount, currency, received_on,
-                   method, receipt_no, recorded_by, recorded_at, reverses, reason",
+                   method as "method: ReceiptMethod", receipt_no, recorded_by, recorded_at, reverses, reason"#,
         id,
         recorded_by,
         recorded_at,
@@ -110,9 +170,9 @@ pub async fn receipts_of_pledge(
 ) -> Result<Vec<Receipt>, sqlx::Error> {
     sqlx::query_as!(
         Receipt,
-        "select id, project_id, pledge_id, household_id, amount, currency, received_on,
-                method, receipt_no, recorded_by, recorded_at, reverses, reason
-         from receipts where pledge_id = $1 order by id",
+        r#"select id, project_id, pledge_id, household_id, amount, currency, received_on,
+                method as "method: ReceiptMethod", receipt_no, recorded_by, recorded_at, reverses, reason
+         from receipts where pledge_id = $1 order by id"#,
         pledge as PledgeId
     )
     .fetch_all(conn)

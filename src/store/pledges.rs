@@ -12,7 +12,16 @@ use super::{CommunityId, CoordinatorId, HouseholdId, Localized, PledgeId, Projec
 /// `migrations/*_money.sql`): `pledged` → `received` once receipts reach the amount, back
 /// to `pledged` when a reversal leaves it short, `cancelled` on a cancellation.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    sqlx::Type,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
 )]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +59,57 @@ impl std::str::FromStr for PledgeStatus {
 }
 
 impl std::fmt::Display for PledgeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a pledge was made (`pledges.channel`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    sqlx::Type,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum PledgeChannel {
+    Ussd,
+    Sms,
+    Api,
+}
+
+impl PledgeChannel {
+    pub const ALL: [PledgeChannel; 3] =
+        [PledgeChannel::Ussd, PledgeChannel::Sms, PledgeChannel::Api];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PledgeChannel::Ussd => "ussd",
+            PledgeChannel::Sms => "sms",
+            PledgeChannel::Api => "api",
+        }
+    }
+}
+
+impl std::str::FromStr for PledgeChannel {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        PledgeChannel::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or(())
+    }
+}
+
+impl std::fmt::Display for PledgeChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -162,7 +222,7 @@ pub struct Pledge {
     pub said_amount: Option<Decimal>,
     pub said_currency: Option<String>,
     pub rate: Option<Decimal>,
-    pub channel: String,
+    pub channel: PledgeChannel,
     pub status: PledgeStatus,
     pub created_at: DateTime<Utc>,
 }
@@ -175,7 +235,7 @@ pub struct PledgeFilter<'a> {
     pub community: Option<CommunityId>,
     pub project: Option<ProjectId>,
     pub status: Option<PledgeStatus>,
-    pub channel: Option<&'a str>,
+    pub channel: Option<PledgeChannel>,
     /// First day (inclusive).
     pub from: Option<NaiveDate>,
     /// Last day (inclusive).
@@ -193,8 +253,8 @@ pub async fn list(
         Pledge,
         r#"select pl.id as "id: PledgeId", pl.project_id as "project: ProjectId",
                   p.community_id as "community: CommunityId", pl.household_id as "household: HouseholdId",
-                  pl.phone, pl.amount, pl.currency, pl.said_amount, pl.said_currency, pl.rate, pl.channel,
-                  pl.status as "status: PledgeStatus", pl.created_at
+                  pl.phone, pl.amount, pl.currency, pl.said_amount, pl.said_currency, pl.rate,
+                  pl.channel as "channel: PledgeChannel", pl.status as "status: PledgeStatus", pl.created_at
            from pledges pl join projects p on p.id = pl.project_id
            where ($1::bigint[] is null or p.community_id = any($1))
              and ($2::bigint is null or p.community_id = $2)
@@ -209,7 +269,7 @@ pub async fn list(
         f.community as Option<CommunityId>,
         f.project as Option<ProjectId>,
         f.status as Option<PledgeStatus>,
-        f.channel,
+        f.channel as Option<PledgeChannel>,
         f.from,
         f.to,
         f.limit,
@@ -225,8 +285,8 @@ pub async fn one(conn: &mut PgConnection, id: PledgeId) -> Result<Option<Pledge>
         Pledge,
         r#"select pl.id as "id: PledgeId", pl.project_id as "project: ProjectId",
                   p.community_id as "community: CommunityId", pl.household_id as "household: HouseholdId",
-                  pl.phone, pl.amount, pl.currency, pl.said_amount, pl.said_currency, pl.rate, pl.channel,
-                  pl.status as "status: PledgeStatus", pl.created_at
+                  pl.phone, pl.amount, pl.currency, pl.said_amount, pl.said_currency, pl.rate,
+                  pl.channel as "channel: PledgeChannel", pl.status as "status: PledgeStatus", pl.created_at
            from pledges pl join projects p on p.id = pl.project_id where pl.id = $1"#,
         id as PledgeId
     )

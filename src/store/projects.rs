@@ -7,6 +7,103 @@ use sqlx::{types::Json, PgConnection};
 use super::{CommunityId, Localized, ProjectId};
 use crate::engine::Vars;
 
+/// Whether households may pledge to a project (`projects.status`). Closing it sets
+/// `closed_at` (a trigger), which keeps it in conversations that listed it for a while.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    sqlx::Type,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectStatus {
+    Open,
+    Closed,
+}
+
+impl ProjectStatus {
+    pub const ALL: [ProjectStatus; 2] = [ProjectStatus::Open, ProjectStatus::Closed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectStatus::Open => "open",
+            ProjectStatus::Closed => "closed",
+        }
+    }
+}
+
+impl std::str::FromStr for ProjectStatus {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        ProjectStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or(())
+    }
+}
+
+impl std::fmt::Display for ProjectStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a project builds (`projects.kind`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    sqlx::Type,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectKind {
+    Infrastructure,
+    Business,
+}
+
+impl ProjectKind {
+    pub const ALL: [ProjectKind; 2] = [ProjectKind::Infrastructure, ProjectKind::Business];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectKind::Infrastructure => "infrastructure",
+            ProjectKind::Business => "business",
+        }
+    }
+}
+
+impl std::str::FromStr for ProjectKind {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        ProjectKind::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or(())
+    }
+}
+
+impl std::fmt::Display for ProjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A project's community, name and currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {
@@ -145,13 +242,13 @@ pub struct ProjectTotals {
     pub id: ProjectId,
     pub community: CommunityId,
     pub code: String,
-    pub kind: String,
+    pub kind: ProjectKind,
     pub name: Localized,
     pub currency: String,
     pub target: Decimal,
     pub match_ratio: Decimal,
     pub match_cap: Option<Decimal>,
-    pub status: String,
+    pub status: ProjectStatus,
     pub pledged: Decimal,
     pub outstanding: Decimal,
     pub received: Decimal,
@@ -193,11 +290,12 @@ pub async fn list_totals(
     conn: &mut PgConnection,
     scope: Option<&[i64]>,
     community: Option<CommunityId>,
-    status: Option<&str>,
+    status: Option<ProjectStatus>,
 ) -> Result<Vec<ProjectTotals>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"select p.id as "id: ProjectId", p.community_id as "community: CommunityId", p.code, p.kind,
-                  p.name_tg, p.name_ru, p.name_en, p.currency, p.target, p.match_ratio, p.match_cap, p.status,
+        r#"select p.id as "id: ProjectId", p.community_id as "community: CommunityId", p.code,
+                  p.kind as "kind: ProjectKind", p.name_tg, p.name_ru, p.name_en, p.currency, p.target,
+                  p.match_ratio, p.match_cap, p.status as "status: ProjectStatus",
                   t.pledged as "pledged!", t.outstanding as "outstanding!", t.received as "received!",
                   t.matched as "matched!", t.matched_total as "matched_total!", t.percent as "percent!"
            from projects p join project_totals t on t.project_id = p.id
@@ -207,7 +305,7 @@ pub async fn list_totals(
            order by p.community_id, p.id"#,
         scope,
         community as Option<CommunityId>,
-        status
+        status as Option<ProjectStatus>
     )
     .fetch_all(conn)
     .await?;
@@ -220,8 +318,9 @@ pub async fn totals(
     id: ProjectId,
 ) -> Result<Option<ProjectTotals>, sqlx::Error> {
     let row = sqlx::query!(
-        r#"select p.id as "id: ProjectId", p.community_id as "community: CommunityId", p.code, p.kind,
-                  p.name_tg, p.name_ru, p.name_en, p.currency, p.target, p.match_ratio, p.match_cap, p.status,
+        r#"select p.id as "id: ProjectId", p.community_id as "community: CommunityId", p.code,
+                  p.kind as "kind: ProjectKind", p.name_tg, p.name_ru, p.name_en, p.currency, p.target,
+                  p.match_ratio, p.match_cap, p.status as "status: ProjectStatus",
                   t.pledged as "pledged!", t.outstanding as "outstanding!", t.received as "received!",
                   t.matched as "matched!", t.matched_total as "matched_total!", t.percent as "percent!"
            from projects p join project_totals t on t.project_id = p.id
@@ -238,7 +337,7 @@ pub async fn totals(
 pub struct NewProject<'a> {
     pub community: CommunityId,
     pub code: &'a str,
-    pub kind: &'a str,
+    pub kind: ProjectKind,
     pub name: [&'a str; 3],
     pub target: Decimal,
     pub currency: &'a str,
@@ -254,7 +353,7 @@ pub async fn create(conn: &mut PgConnection, p: &NewProject<'_>) -> Result<Proje
            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id as "id: ProjectId""#,
         p.community as CommunityId,
         p.code,
-        p.kind,
+        p.kind as ProjectKind,
         p.name[0],
         p.name[1],
         p.name[2],
@@ -270,18 +369,18 @@ pub async fn create(conn: &mut PgConnection, p: &NewProject<'_>) -> Result<Proje
 /// What an edit of a project changes (`None`: unchanged; `match_cap: Some(None)` removes the
 /// cap).
 #[derive(Debug, Default)]
-pub struct ProjectChange<'a> {
+pub struct ProjectChange {
     pub target: Option<Decimal>,
     pub match_ratio: Option<Decimal>,
     pub match_cap: Option<Option<Decimal>>,
-    pub status: Option<&'a str>,
+    pub status: Option<ProjectStatus>,
 }
 
 /// Applies `c` to project `id`.
 pub async fn change(
     conn: &mut PgConnection,
     id: ProjectId,
-    c: &ProjectChange<'_>,
+    c: &ProjectChange,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "update projects set target = coalesce($2, target), match_ratio = coalesce($3, match_ratio),
@@ -292,7 +391,7 @@ pub async fn change(
         c.match_ratio,
         c.match_cap.is_some(),
         c.match_cap.flatten(),
-        c.status
+        c.status as Option<ProjectStatus>
     )
     .execute(conn)
     .await?;
