@@ -13,11 +13,8 @@ use sqlx::{
     PgConnection, Postgres,
 };
 
-use super::{BroadcastId, CommunityId, CoordinatorId, HouseholdId, OutboxId, ProjectId};
-use crate::{
-    domain::{Encoding, Language, Phone},
-    engine::Vars,
-};
+use super::{BroadcastId, CommunityId, CoordinatorId, HouseholdId, OutboxId, ProjectId, Texts};
+use crate::domain::{Encoding, Language, Phone};
 
 /// Where a broadcast stands (`broadcasts.status`): a `draft` is `scheduled` for a time or
 /// `queued` at once (its messages are in the outbox); either can be `cancelled`.
@@ -108,7 +105,7 @@ pub struct Broadcast {
     pub only_language: Option<String>,
     /// The text per language code (`tg`, `ru`, `en`), with its placeholders.
     pub texts: BTreeMap<String, String>,
-    pub vars: Vars,
+    pub vars: Texts,
     pub status: BroadcastStatus,
     pub send_at: Option<DateTime<Utc>>,
     pub rsvp_hours: i32,
@@ -124,7 +121,7 @@ pub async fn get(
     let row = sqlx::query!(
         r#"select id as "id: BroadcastId", communities as "communities: Vec<CommunityId>",
                   only_migrants, only_project as "only_project: ProjectId", only_language,
-                  text_tg, text_ru, text_en, vars as "vars: Json<Vars>",
+                  text_tg, text_ru, text_en, vars as "vars: Json<Texts>",
                   status as "status: BroadcastStatus", send_at, rsvp_hours, created_by, created_at
            from broadcasts where id = $1"#,
         id as BroadcastId

@@ -68,6 +68,11 @@ id!(CoordinatorId, "a coordinator");
 id!(BroadcastId, "a broadcast");
 id!(OutboxId, "an outbox message");
 
+/// Texts by name, as SQL functions compute them for the screens (`pledge_at`,
+/// `project_total_texts`) and as an effect's result is recorded: the engine reads them as
+/// its variables.
+pub type Texts = std::collections::BTreeMap<String, String>;
+
 /// A name in the programme's three languages (`name_tg`, `name_ru`, `name_en`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Localized {

@@ -4,9 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::{types::Json, PgConnection};
 
-use crate::engine::Vars;
-
-use super::{CommunityId, CoordinatorId, HouseholdId, Localized, PledgeId, ProjectId};
+use super::{CommunityId, CoordinatorId, HouseholdId, Localized, PledgeId, ProjectId, Texts};
 
 /// Where a pledge stands (`pledges.status`). The database moves it (see
 /// `migrations/*_money.sql`): `pledged` → `received` once receipts reach the amount, back
@@ -307,9 +305,9 @@ pub async fn pledge_at(
     channel: &str,
     key: &str,
     again: bool,
-) -> Result<Vars, sqlx::Error> {
+) -> Result<Texts, sqlx::Error> {
     let Json(totals) = sqlx::query_scalar!(
-        r#"select pledge_at($1, $2, $3, $4, $5, $6, $7) as "totals!: Json<Vars>""#,
+        r#"select pledge_at($1, $2, $3, $4, $5, $6, $7) as "totals!: Json<Texts>""#,
         now,
         project as ProjectId,
         phone,
@@ -341,9 +339,9 @@ pub async fn create_by_sms(
     amount: Decimal,
     key: &str,
     said: Option<Said<'_>>,
-) -> Result<Vars, sqlx::Error> {
+) -> Result<Texts, sqlx::Error> {
     let Json(totals) = sqlx::query_scalar!(
-        r#"select create_pledge($1, $2, $3, 'sms', $4, $5, $6, $7) as "totals!: Json<Vars>""#,
+        r#"select create_pledge($1, $2, $3, 'sms', $4, $5, $6, $7) as "totals!: Json<Texts>""#,
         project as ProjectId,
         phone,
         amount,

@@ -4,8 +4,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::{types::Json, PgConnection};
 
-use super::{CommunityId, Localized, ProjectId};
-use crate::engine::Vars;
+use super::{CommunityId, Localized, ProjectId, Texts};
 
 /// Whether households may pledge to a project (`projects.status`). Closing it sets
 /// `closed_at` (a trigger), which keeps it in conversations that listed it for a while.
@@ -208,9 +207,9 @@ pub async fn listed(
 pub async fn total_texts(
     conn: &mut PgConnection,
     project: ProjectId,
-) -> Result<Option<Vars>, sqlx::Error> {
+) -> Result<Option<Texts>, sqlx::Error> {
     let totals = sqlx::query_scalar!(
-        r#"select project_total_texts($1) as "totals: Json<Vars>""#,
+        r#"select project_total_texts($1) as "totals: Json<Texts>""#,
         project as ProjectId
     )
     .fetch_one(conn)

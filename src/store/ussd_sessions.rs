@@ -17,7 +17,7 @@ use super::CoordinatorId;
 use crate::domain::Language;
 
 /// The texts an effect produced, by name (the engine's variables), as recorded.
-pub type EffectResult = BTreeMap<String, String>;
+pub type EffectResult = super::Texts;
 
 /// The caller's household, as far as a hop needs it.
 #[derive(Debug, Deserialize)]
