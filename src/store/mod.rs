@@ -13,7 +13,8 @@
 //! communities' queries of the API and the SMS keywords, the phone-link codes, pledges (what
 //! is outstanding on one, the API's list), money (receipts, cancellations, disbursements
 //! and their reversals), projects (one by id with its localized name, a community's lists,
-//! the API's totals) and the pools (`pool`).
+//! the API's totals), coordinators with their API tokens and phone-menu PINs (`staff`), and
+//! the pools (`pool`).
 
 pub mod communities;
 pub mod conversations;
@@ -23,6 +24,7 @@ pub mod money;
 pub mod pledges;
 pub mod pool;
 pub mod projects;
+pub mod staff;
 
 use std::fmt;
 
