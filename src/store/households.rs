@@ -408,3 +408,15 @@ pub async fn by_join_code(
         language: r.language.and_then(|l| l.parse().ok()),
     }))
 }
+
+/// Locks household `id`'s row until the caller's transaction ends (`for update`), so that
+/// what one household does in concurrent sessions (the next tip, say) happens in turn.
+pub async fn lock(conn: &mut PgConnection, id: HouseholdId) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "select 1 as one from households where id = $1 for update",
+        id as HouseholdId
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(())
+}

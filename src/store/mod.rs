@@ -14,7 +14,8 @@
 //! is outstanding on one, the API's list), money (receipts, cancellations, disbursements
 //! and their reversals), projects (one by id with its localized name, a community's lists,
 //! the API's totals), coordinators with their API tokens and phone-menu PINs (`staff`), the
-//! API's idempotency keys (`idempotency`), and the pools (`pool`).
+//! API's idempotency keys (`idempotency`), tips and the households' views of them (`tips`),
+//! and the pools (`pool`).
 
 pub mod communities;
 pub mod conversations;
@@ -26,6 +27,7 @@ pub mod pledges;
 pub mod pool;
 pub mod projects;
 pub mod staff;
+pub mod tips;
 
 use std::fmt;
 
