@@ -13,12 +13,13 @@
 //! communities' queries of the API and the SMS keywords, the phone-link codes, pledges (what
 //! is outstanding on one, the API's list), money (receipts, cancellations, disbursements
 //! and their reversals), projects (one by id with its localized name, a community's lists,
-//! the API's totals), coordinators with their API tokens and phone-menu PINs (`staff`), the
-//! API's idempotency keys (`idempotency`), tips and the households' views of them (`tips`),
-//! and the pools (`pool`).
+//! the API's totals), the CSV exports' rows (`exports`, streamed), coordinators with their
+//! API tokens and phone-menu PINs (`staff`), the API's idempotency keys (`idempotency`),
+//! tips and the households' views of them (`tips`), and the pools (`pool`).
 
 pub mod communities;
 pub mod conversations;
+pub mod exports;
 pub mod households;
 pub mod idempotency;
 pub mod link_codes;
