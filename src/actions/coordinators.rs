@@ -1,7 +1,7 @@
 //! The coordinator phone menu: the PIN that guards it (checked, locked, changed) and cash
 //! recorded against a pledge's code.
 
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 
 use super::{decimal_var, id_var, refused, var, ActionError, EffectCtx};
 use crate::{
@@ -9,7 +9,7 @@ use crate::{
     engine::{Action, Vars},
     store::{
         pledges::{self, PledgeStatus},
-        CoordinatorId, PledgeId,
+        staff, CoordinatorId, PledgeId,
     },
 };
 
@@ -93,23 +93,20 @@ pub(super) async fn verify_pin(
     vars: &Vars,
 ) -> Result<Vars, ActionError> {
     let pin = var(vars, Action::VerifyPin.name(), "pin")?;
-    let row = sqlx::query(
-        "select id, pin_hash, pin_failures, locked_until, pin_lockouts, name
-         from coordinators where phone = $1 for update",
-    )
-    .bind(ctx.phone.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
+    let Some(current) = staff::pin_state_for_update(conn, ctx.phone).await? else {
         return Ok(refused("refused.no_pin"));
     };
-    let id: i64 = row.get(0);
-    let Some(hash) = row.get::<Option<String>, _>(1) else {
+    let staff::PinState {
+        id,
+        name,
+        pin_hash,
+        failures,
+        locked_until,
+        lockouts,
+    } = current;
+    let Some(hash) = pin_hash else {
         return Ok(refused("refused.no_pin"));
     };
-    let failures: i32 = row.get(2);
-    let locked_until: Option<chrono::DateTime<chrono::Utc>> = row.get(3);
-    let lockouts: i32 = row.get(4);
     // The stages of a PIN change: only reached after the right PIN in this session.
     match vars.get("pin_change").map(String::as_str) {
         Some("new") => {
@@ -126,11 +123,7 @@ pub(super) async fn verify_pin(
             if !pin_matches(pin, candidate) {
                 return Ok(pin_change("refused.pin_mismatch", "new"));
             }
-            sqlx::query("update coordinators set pin_hash = $2 where id = $1")
-                .bind(id)
-                .bind(candidate)
-                .execute(&mut *conn)
-                .await?;
+            staff::change_pin_hash(conn, id, candidate).await?;
             tracing::info!(phone = %ctx.phone, "coordinator changed a short PIN");
             return Ok(Vars::from([
                 ("ok".to_owned(), "1".to_owned()),
@@ -143,12 +136,7 @@ pub(super) async fn verify_pin(
         return Ok(refused(pin_lock(lockouts).1));
     }
     if pin_matches(pin, &hash) {
-        sqlx::query(
-            "update coordinators set pin_failures = 0, locked_until = null, pin_lockouts = 0 where id = $1",
-        )
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+        staff::pin_right(conn, id).await?;
         if pin.len() < PIN_DIGITS {
             return Ok(pin_change("refused.pin_change", "new"));
         }
@@ -158,23 +146,18 @@ pub(super) async fn verify_pin(
     if failures >= PIN_TRIES {
         let lockouts = lockouts.saturating_add(1);
         let (minutes, text) = pin_lock(lockouts);
-        sqlx::query(
-            "update coordinators set pin_failures = 0, locked_until = $2, pin_lockouts = $3 where id = $1",
+        staff::pin_locked(
+            conn,
+            id,
+            ctx.now + chrono::Duration::minutes(minutes),
+            lockouts,
         )
-        .bind(id)
-        .bind(ctx.now + chrono::Duration::minutes(minutes))
-        .bind(lockouts)
-        .execute(&mut *conn)
         .await?;
         tracing::warn!(phone = %ctx.phone, minutes, lockouts, "coordinator PIN locked after {PIN_TRIES} wrong tries");
-        pin_lock_alert(conn, ctx, id, row.get(5), minutes).await?;
+        pin_lock_alert(conn, ctx, id, name, minutes).await?;
         return Ok(refused(text));
     }
-    sqlx::query("update coordinators set pin_failures = $2 where id = $1")
-        .bind(id)
-        .bind(failures)
-        .execute(&mut *conn)
-        .await?;
+    staff::pin_wrong(conn, id, failures).await?;
     Ok(refused("refused.pin_wrong"))
 }
 
@@ -182,17 +165,12 @@ pub(super) async fn verify_pin(
 async fn pin_lock_alert(
     conn: &mut PgConnection,
     ctx: &EffectCtx<'_>,
-    coordinator: i64,
+    coordinator: CoordinatorId,
     name: String,
     minutes: i64,
 ) -> Result<(), sqlx::Error> {
     let state = ctx.state;
-    let phones: Vec<String> = sqlx::query_scalar(
-        "select phone from coordinators where id = $1 or is_admin order by id <> $1, id",
-    )
-    .bind(coordinator)
-    .fetch_all(&mut *conn)
-    .await?;
+    let phones = staff::pin_lock_alert_phones(conn, coordinator).await?;
     let vars = Vars::from([
         ("coordinator".to_owned(), name),
         ("phone".to_owned(), ctx.phone.masked()),
@@ -222,13 +200,7 @@ pub async fn set_pin(pool: &PgPool, phone: &Phone, pin: &str) -> Result<(), PinE
         return Err(PinError::Format);
     }
     let hash = hash_pin(pin)?;
-    let done = sqlx::query("update coordinators set pin_hash = $2, pin_failures = 0, locked_until = null, pin_lockouts = 0 where phone = $1")
-        .bind(phone.as_str())
-        .bind(hash)
-        .execute(pool)
-        .await?
-        .rows_affected();
-    if done == 1 {
+    if staff::set_pin_hash(pool, phone, &hash).await? {
         Ok(())
     } else {
         Err(PinError::NoCoordinator)
@@ -252,11 +224,8 @@ pub(super) async fn coordinator_of(
     conn: &mut PgConnection,
     phone: &Phone,
 ) -> Result<Option<(i64, bool)>, sqlx::Error> {
-    let row = sqlx::query("select id, is_admin from coordinators where phone = $1")
-        .bind(phone.as_str())
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
+    let c = staff::coordinator_by_phone(conn, phone).await?;
+    Ok(c.map(|c| (c.id.0, c.admin)))
 }
 
 /// An open pledge by its code, in the coordinator's communities.

@@ -11,7 +11,8 @@ use crate::{
     engine::{Action, Vars},
     store::{
         households::{
-            add_own_phone, owner_of_phone, register as register_household, set_language_of_phone,
+            add_own_phone, owner_of_phone, register as register_household,
+            request_callback as request_callback_of, set_language_of_phone,
         },
         CommunityId,
     },
@@ -59,19 +60,15 @@ pub(super) async fn request_callback(
     conn: &mut PgConnection,
     ctx: &EffectCtx<'_>,
 ) -> Result<Vars, ActionError> {
-    let household = owner_of_phone(conn, ctx.phone)
-        .await?
-        .map(|o| o.household.0);
-    sqlx::query(
-        "insert into callback_requests (phone, household_id, language, channel, idempotency_key)
-         values ($1, $2, $3, $4, $5) on conflict (idempotency_key) do nothing",
+    let household = owner_of_phone(conn, ctx.phone).await?.map(|o| o.household);
+    request_callback_of(
+        conn,
+        ctx.phone,
+        household,
+        ctx.language,
+        ctx.channel,
+        ctx.idempotency_key,
     )
-    .bind(ctx.phone.as_str())
-    .bind(household)
-    .bind(ctx.language.code())
-    .bind(ctx.channel)
-    .bind(ctx.idempotency_key)
-    .execute(&mut *conn)
     .await?;
     Ok(Vars::new())
 }

@@ -1,10 +1,18 @@
 //! Budgeting and safe-migration tips: the next one a household has not seen (an effect,
 //! since it moves the household's round on), and the tips file synchronised at start.
 
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 
 use super::{ActionError, EffectCtx};
-use crate::{domain::Language, engine::Vars, store::households::owner_of_phone};
+use crate::{
+    domain::Language,
+    engine::Vars,
+    store::{
+        households::{self, owner_of_phone},
+        tips::{self, TipText},
+        Localized,
+    },
+};
 
 /// The next tip this household has not seen in the current round; a new round starts
 /// once every active tip was seen. Callers without a household get the first tip.
@@ -12,66 +20,32 @@ pub(super) async fn next_tip(
     conn: &mut PgConnection,
     ctx: &EffectCtx<'_>,
 ) -> Result<Vars, ActionError> {
-    let household = owner_of_phone(conn, ctx.phone)
-        .await?
-        .map(|o| o.household.0);
-    let pick = |round_filter: bool| {
-        let sql = if round_filter {
-            "select t.id, t.text_tg, t.text_ru, t.text_en from tips t
-             where t.active and not exists (
-                 select 1 from tip_views v where v.household_id = $1 and v.round = $2 and v.tip_id = t.id)
-             order by t.position, t.id limit 1"
-        } else {
-            "select t.id, t.text_tg, t.text_ru, t.text_en from tips t where t.active order by t.position, t.id limit 1"
-        };
-        sqlx::query(sql)
-    };
+    let household = owner_of_phone(conn, ctx.phone).await?.map(|o| o.household);
     let Some(household) = household else {
-        let row = pick(false).fetch_optional(&mut *conn).await?;
-        return Ok(tip_vars(row));
+        let tip = tips::first_active(conn).await?;
+        return Ok(tip_vars(tip));
     };
     // Serialise concurrent sessions of one household on its row.
-    sqlx::query("select 1 from households where id = $1 for update")
-        .bind(household)
-        .execute(&mut *conn)
-        .await?;
-    let mut round: i32 =
-        sqlx::query_scalar("select coalesce(max(round), 1) from tip_views where household_id = $1")
-            .bind(household)
-            .fetch_one(&mut *conn)
-            .await?;
-    let mut row = pick(true)
-        .bind(household)
-        .bind(round)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if row.is_none() {
+    households::lock(conn, household).await?;
+    let mut round = tips::current_round(conn, household).await?;
+    let mut tip = tips::first_unseen(conn, household, round).await?;
+    if tip.is_none() {
         round += 1;
-        row = pick(true)
-            .bind(household)
-            .bind(round)
-            .fetch_optional(&mut *conn)
-            .await?;
+        tip = tips::first_unseen(conn, household, round).await?;
     }
-    if let Some(r) = &row {
-        let tip: i64 = r.get(0);
-        sqlx::query("insert into tip_views (household_id, round, tip_id) values ($1, $2, $3) on conflict do nothing")
-            .bind(household)
-            .bind(round)
-            .bind(tip)
-            .execute(&mut *conn)
-            .await?;
+    if let Some(t) = &tip {
+        tips::mark_seen(conn, household, round, t.id).await?;
     }
-    Ok(tip_vars(row))
+    Ok(tip_vars(tip))
 }
 
-fn tip_vars(row: Option<sqlx::postgres::PgRow>) -> Vars {
+fn tip_vars(tip: Option<TipText>) -> Vars {
     let mut out = Vars::new();
     // No active tip at all: an empty text rather than a visible placeholder.
     out.insert("tip".into(), String::new());
-    if let Some(r) = row {
-        for (i, lang) in Language::ALL.iter().enumerate() {
-            out.insert(format!("tip.{lang}"), r.get::<String, _>(i + 1));
+    if let Some(t) = tip {
+        for lang in Language::ALL {
+            out.insert(format!("tip.{lang}"), t.text.get(lang).to_owned());
         }
     }
     out
@@ -109,19 +83,16 @@ pub async fn sync_tips(pool: &PgPool, path: &std::path::Path) -> Result<u64, Tip
         .map_err(|e| TipsError::Parse(path.to_owned(), e.message().to_owned()))?;
     let mut added = 0;
     let mut tx = pool.begin().await?;
-    for (i, tip) in file.tip.iter().enumerate() {
-        added += sqlx::query(
-            "insert into tips (code, position, text_tg, text_ru, text_en) values ($1, $2, $3, $4, $5)
-             on conflict (code) do nothing",
-        )
-        .bind(&tip.code)
-        .bind(i32::try_from(i).unwrap_or(i32::MAX))
-        .bind(&tip.tg)
-        .bind(&tip.ru)
-        .bind(&tip.en)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    for (i, tip) in file.tip.into_iter().enumerate() {
+        let text = Localized {
+            tg: tip.tg,
+            ru: tip.ru,
+            en: tip.en,
+        };
+        let position = i32::try_from(i).unwrap_or(i32::MAX);
+        if tips::add_if_missing(&mut tx, &tip.code, position, &text).await? {
+            added += 1;
+        }
     }
     tx.commit().await?;
     Ok(added)

@@ -3,10 +3,10 @@
 use axum::{extract::FromRequestParts, http::request::Parts};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use super::error::ApiError;
-use crate::{app::AppState, domain::Phone};
+use crate::{app::AppState, domain::Phone, store::staff};
 
 /// Who is calling: an admin (everything) or a coordinator (their communities only).
 #[derive(Debug, Clone)]
@@ -70,23 +70,13 @@ impl FromRequestParts<AppState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Auth, ApiError> {
         let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        let row = sqlx::query(
-            "select c.id, c.is_admin,
-                    coalesce(array_agg(cc.community_id) filter (where cc.community_id is not null), '{}') as communities
-             from api_tokens t
-             join coordinators c on c.id = t.coordinator_id
-             left join coordinator_communities cc on cc.coordinator_id = c.id
-             where t.token_sha256 = $1 and t.revoked_at is null
-             group by c.id, c.is_admin",
-        )
-        .bind(token_hash(token))
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+        let holder = staff::token_holder(&state.pool, &token_hash(token))
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
         Ok(Auth {
-            coordinator_id: row.get(0),
-            admin: row.get(1),
-            communities: row.get(2),
+            coordinator_id: holder.coordinator.0,
+            admin: holder.admin,
+            communities: holder.communities.into_iter().map(|c| c.0).collect(),
         })
     }
 }
@@ -119,29 +109,12 @@ pub async fn add_coordinator(
         return Err(CoordinatorError::NoScope);
     }
     let mut tx = pool.begin().await?;
-    let id: i64 = sqlx::query_scalar(
-        "insert into coordinators (name, phone, is_admin) values ($1, $2, $3)
-         on conflict (phone) do update set name = excluded.name, is_admin = coordinators.is_admin or excluded.is_admin
-         returning id",
-    )
-    .bind(name)
-    .bind(phone.as_str())
-    .bind(admin)
-    .fetch_one(&mut *tx)
-    .await?;
+    let id = staff::upsert_coordinator(&mut tx, name, &phone, admin).await?;
     for code in community_codes {
-        let community: Option<i64> =
-            sqlx::query_scalar("select id from communities where code = $1")
-                .bind(code)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let community =
-            community.ok_or_else(|| CoordinatorError::UnknownCommunity(code.clone()))?;
-        sqlx::query("insert into coordinator_communities values ($1, $2) on conflict do nothing")
-            .bind(id)
-            .bind(community)
-            .execute(&mut *tx)
-            .await?;
+        let community = staff::community_by_code(&mut tx, code)
+            .await?
+            .ok_or_else(|| CoordinatorError::UnknownCommunity(code.clone()))?;
+        staff::grant_community(&mut tx, id, community).await?;
     }
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
@@ -149,26 +122,13 @@ pub async fn add_coordinator(
         "hsr_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     );
-    let token_id: i64 = sqlx::query_scalar(
-        "insert into api_tokens (coordinator_id, token_sha256) values ($1, $2) returning id",
-    )
-    .bind(id)
-    .bind(token_hash(&token))
-    .fetch_one(&mut *tx)
-    .await?;
+    let token_id = staff::add_token(&mut tx, id, &token_hash(&token)).await?;
     tx.commit().await?;
-    Ok((id, token_id, token))
+    Ok((id.0, token_id, token))
 }
 
 pub async fn revoke_token(pool: &PgPool, token_id: i64) -> Result<(), CoordinatorError> {
-    let done = sqlx::query(
-        "update api_tokens set revoked_at = now() where id = $1 and revoked_at is null",
-    )
-    .bind(token_id)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    if done == 1 {
+    if staff::revoke_token(pool, token_id).await? {
         Ok(())
     } else {
         Err(CoordinatorError::NoToken(token_id))

@@ -31,14 +31,15 @@
 //! wants; `GET /api/v1/pledges/{id}` has the full event list of one pledge.
 //!
 //! Reading and sending apart (issue 8, point 7): the rows are read from PostgreSQL as a
-//! stream (`sqlx::query(..).fetch`) inside one read transaction with its own statement
-//! timeout (`HASHAR_EXPORT_STATEMENT_TIMEOUT_MS`), written as CSV into an anonymous
-//! temporary file (deleted when closed) in chunks of about 32 KiB, and only then sent from
-//! that file. The database connection is back in the API's pool before the first byte
-//! goes out, so a client that downloads slowly, or stops reading, holds a file and never a
-//! connection; memory stays at a chunk or two whatever the number of rows. At most
-//! `HASHAR_EXPORTS_MAX_CONCURRENT` exports read from the database at a time; one more is
-//! answered 503 (`busy`, `Retry-After`) at once instead of queueing for a connection.
+//! stream (`store::exports`, each a `query_as!(..).fetch`) inside one read transaction
+//! with its own statement timeout (`HASHAR_EXPORT_STATEMENT_TIMEOUT_MS`), written as CSV
+//! into an anonymous temporary file (deleted when closed) in chunks of about 32 KiB, and
+//! only then sent from that file. The database connection is back in the API's pool before
+//! the first byte goes out, so a client that downloads slowly, or stops reading, holds a
+//! file and never a connection; memory stays at a chunk or two whatever the number of
+//! rows. At most `HASHAR_EXPORTS_MAX_CONCURRENT` exports read from the database at a time;
+//! one more is answered 503 (`busy`, `Retry-After`) at once instead of queueing for a
+//! connection.
 //!
 //! Errors: any (the query failing or timing out, the disk) come before the answer starts,
 //! as a JSON 500 (503 when the database is only unavailable for now); a file that is sent
@@ -61,10 +62,7 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use futures_util::StreamExt;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Deserialize;
-use sqlx::{
-    postgres::{PgArguments, PgRow},
-    Postgres, Row,
-};
+use sqlx::PgConnection;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use utoipa::IntoParams;
 
@@ -72,14 +70,49 @@ use super::{
     auth::Auth,
     error::{ApiError, ApiResult, ErrorBody, Params},
 };
-use crate::app::AppState;
+use crate::{
+    app::AppState,
+    store::{
+        exports::{
+            self, BroadcastRow, CommunityFilter, HouseholdRow, PledgeFilter, PledgeRow, Rows,
+            TotalsRow,
+        },
+        CommunityId, ProjectId,
+    },
+};
 
 /// About this many bytes per body chunk.
 const CHUNK: usize = 32 * 1024;
 
-type Sql = sqlx::query::Query<'static, Postgres, PgArguments>;
 type Record = Vec<String>;
-type RowToRecord = fn(&PgRow) -> Result<Record, sqlx::Error>;
+
+/// An export and what it is narrowed to.
+enum Export {
+    Pledges(PledgeFilter),
+    ProjectTotals(CommunityFilter),
+    Households(CommunityFilter),
+    Broadcasts(CommunityFilter),
+}
+
+impl Export {
+    /// Its rows as CSV records, streamed from the store.
+    fn records<'c>(&self, conn: &'c mut PgConnection) -> Rows<'c, Record> {
+        match self {
+            Export::Pledges(f) => exports::pledges(conn, f)
+                .map(|r| r.map(pledge_record))
+                .boxed(),
+            Export::ProjectTotals(f) => exports::project_totals(conn, f)
+                .map(|r| r.map(totals_record))
+                .boxed(),
+            Export::Households(f) => exports::households(conn, f)
+                .map(|r| r.map(household_record))
+                .boxed(),
+            Export::Broadcasts(f) => exports::broadcasts(conn, f)
+                .map(|r| r.map(broadcast_record))
+                .boxed(),
+        }
+    }
+}
 
 /// A text cell, with a leading `=`, `+`, `-`, `@`, tab or carriage return neutralised.
 fn text(s: &str) -> String {
@@ -170,15 +203,14 @@ impl Chunks {
     }
 }
 
-/// Reads `sql` row by row into CSV in an anonymous temporary file, in one read
+/// Reads `export` row by row into CSV in an anonymous temporary file, in one read
 /// transaction with the export statement timeout, and returns the file rewound; the
 /// connection is released when this returns.
 async fn spool(
     state: &AppState,
     what: &'static str,
     header: &'static [&'static str],
-    sql: Sql,
-    to_record: RowToRecord,
+    export: &Export,
     bom: bool,
 ) -> Result<tokio::fs::File, sqlx::Error> {
     let file = tokio::task::spawn_blocking(tempfile::tempfile)
@@ -192,14 +224,11 @@ async fn spool(
     out.write(header)?;
     let mut count: u64 = 0;
     let mut tx = state.pool.begin().await?;
-    sqlx::query("select set_config('statement_timeout', $1, true)")
-        .bind(format!("{}ms", state.config.export_statement_timeout_ms))
-        .execute(&mut *tx)
-        .await?;
+    exports::statement_timeout(&mut tx, state.config.export_statement_timeout_ms).await?;
     {
-        let mut rows = sql.fetch(&mut *tx);
-        while let Some(row) = rows.next().await {
-            out.write(&to_record(&row?)?)?;
+        let mut records = export.records(&mut tx);
+        while let Some(record) = records.next().await {
+            out.write(&record?)?;
             count += 1;
             if out.len() >= CHUNK {
                 file.write_all(&out.take()?).await?;
@@ -224,8 +253,7 @@ async fn csv_response(
     state: &AppState,
     what: &'static str,
     header: &'static [&'static str],
-    sql: Sql,
-    to_record: RowToRecord,
+    export: Export,
     bom: bool,
 ) -> ApiResult<Response> {
     // Bounded, and never queued: a coordinator told "busy, retry" is better than exports
@@ -236,7 +264,7 @@ async fn csv_response(
             "too many exports are being prepared; retry in a minute",
         ));
     };
-    let file = spool(state, what, header, sql, to_record, bom).await;
+    let file = spool(state, what, header, &export, bom).await;
     drop(permit);
     let file = file.map_err(|e| {
         tracing::error!(export = what, error = %e, "export failed");
@@ -258,25 +286,25 @@ async fn csv_response(
         .into_response())
 }
 
-/// The exports filtered by community only (project totals, households, broadcasts): `sql`
-/// takes the caller's scope as `$1` and the `community` filter as `$2`; a filter outside
-/// the scope is 403.
+/// The exports filtered by community only (project totals, households, broadcasts):
+/// `export` narrows its rows to the caller's scope and the `community` filter; a filter
+/// outside the scope is 403.
 async fn community_export(
     state: &AppState,
     auth: &Auth,
     q: &CommunityExportQuery,
     what: &'static str,
     header: &'static [&'static str],
-    sql: &'static str,
-    to_record: RowToRecord,
+    export: fn(CommunityFilter) -> Export,
 ) -> ApiResult<Response> {
     if let Some(c) = q.community {
         auth.require(c)?;
     }
-    let sql = sqlx::query(sql)
-        .bind(auth.scope().map(<[i64]>::to_vec))
-        .bind(q.community);
-    csv_response(state, what, header, sql, to_record, q.bom).await
+    let filter = CommunityFilter {
+        scope: auth.scope().map(<[i64]>::to_vec),
+        community: q.community.map(CommunityId),
+    };
+    csv_response(state, what, header, export(filter), q.bom).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -321,48 +349,28 @@ const PLEDGE_HEADER: &[&str] = &[
     "code",
 ];
 
-const PLEDGE_SQL: &str = "
-select pl.id, pl.created_at, c.code, p.code, pl.household_id, pl.phone, pl.amount, pl.currency,
-       pl.said_amount, pl.said_currency, pl.rate, pl.channel, pl.status,
-       coalesce(r.received, 0)::numeric(14, 2), r.last_received_on, pc.cancelled_at, pc.reason,
-       pl.code
-from pledges pl
-join projects p on p.id = pl.project_id
-join communities c on c.id = p.community_id
-left join (select pledge_id, sum(amount) as received, max(received_on) as last_received_on
-           from receipts where pledge_id is not null group by pledge_id) r on r.pledge_id = pl.id
-left join pledge_cancellations pc on pc.pledge_id = pl.id
-where ($1::bigint[] is null or p.community_id = any($1))
-  and ($2::bigint is null or p.community_id = $2)
-  and ($3::bigint is null or pl.project_id = $3)
-  and ($4::date is null or pl.created_at >= $4::date::timestamp at time zone 'UTC')
-  and ($5::date is null or pl.created_at < ($5::date + 1)::timestamp at time zone 'UTC')
-order by pl.id";
-
-fn pledge_record(row: &PgRow) -> Result<Record, sqlx::Error> {
-    Ok(vec![
-        row.try_get::<i64, _>(0)?.to_string(),
-        instant(row.try_get(1)?),
-        text(row.try_get(2)?),
-        text(row.try_get(3)?),
-        row.try_get::<i64, _>(4)?.to_string(),
-        text(row.try_get(5)?),
-        amount(row.try_get(6)?),
-        text(row.try_get(7)?),
-        opt_amount(row.try_get(8)?),
-        opt_text(row.try_get(9)?),
-        row.try_get::<Option<Decimal>, _>(10)?
-            .map(exact)
-            .unwrap_or_default(),
-        text(row.try_get(11)?),
-        text(row.try_get(12)?),
-        amount(row.try_get(13)?),
-        day(row.try_get(14)?),
-        opt_instant(row.try_get(15)?),
-        opt_text(row.try_get(16)?),
+fn pledge_record(r: PledgeRow) -> Record {
+    vec![
+        r.id.to_string(),
+        instant(r.created_at),
+        text(&r.community),
+        text(&r.project),
+        r.household.to_string(),
+        text(&r.phone),
+        amount(r.amount),
+        text(&r.currency),
+        opt_amount(r.said_amount),
+        opt_text(r.said_currency),
+        r.rate.map(exact).unwrap_or_default(),
+        text(&r.channel),
+        text(&r.status),
+        amount(r.received),
+        day(r.last_received_on),
+        opt_instant(r.cancelled_at),
+        opt_text(r.cancel_reason),
         // the 7-digit code the household is told (never a leading zero: see new_pledge_code)
-        opt_text(row.try_get(17)?),
-    ])
+        text(&r.code),
+    ]
 }
 
 /// Pledges with their history, one row per pledge, oldest first.
@@ -385,13 +393,14 @@ pub async fn pledges(
             return Err(ApiError::invalid("to", "to is on or after from"));
         }
     }
-    let sql = sqlx::query(PLEDGE_SQL)
-        .bind(auth.scope().map(<[i64]>::to_vec))
-        .bind(q.community)
-        .bind(q.project)
-        .bind(q.from)
-        .bind(q.to);
-    csv_response(&state, "pledges", PLEDGE_HEADER, sql, pledge_record, q.bom).await
+    let export = Export::Pledges(PledgeFilter {
+        scope: auth.scope().map(<[i64]>::to_vec),
+        community: q.community.map(CommunityId),
+        project: q.project.map(ProjectId),
+        from: q.from,
+        to: q.to,
+    });
+    csv_response(&state, "pledges", PLEDGE_HEADER, export, q.bom).await
 }
 
 const TOTALS_HEADER: &[&str] = &[
@@ -416,38 +425,28 @@ const TOTALS_HEADER: &[&str] = &[
     "match_due",
 ];
 
-const TOTALS_SQL: &str = "
-select t.project_id, c.code, t.code, t.name_tg, t.name_ru, t.name_en, t.status, t.currency,
-       t.target, t.match_ratio, t.match_cap, t.pledged, t.outstanding, t.received, t.matched,
-       t.matched_total, t.percent, t.disbursed, t.match_due
-from project_totals t
-join communities c on c.id = t.community_id
-where ($1::bigint[] is null or t.community_id = any($1))
-  and ($2::bigint is null or t.community_id = $2)
-order by c.code, t.code";
-
-fn totals_record(row: &PgRow) -> Result<Record, sqlx::Error> {
-    Ok(vec![
-        row.try_get::<i64, _>(0)?.to_string(),
-        text(row.try_get(1)?),
-        text(row.try_get(2)?),
-        text(row.try_get(3)?),
-        text(row.try_get(4)?),
-        text(row.try_get(5)?),
-        text(row.try_get(6)?),
-        text(row.try_get(7)?),
-        amount(row.try_get(8)?),
-        exact(row.try_get(9)?),
-        opt_amount(row.try_get(10)?),
-        amount(row.try_get(11)?),
-        amount(row.try_get(12)?),
-        amount(row.try_get(13)?),
-        amount(row.try_get(14)?),
-        amount(row.try_get(15)?),
-        percent(row.try_get(16)?),
-        amount(row.try_get(17)?),
-        amount(row.try_get(18)?),
-    ])
+fn totals_record(r: TotalsRow) -> Record {
+    vec![
+        r.project.to_string(),
+        text(&r.community),
+        text(&r.code),
+        text(&r.name_tg),
+        text(&r.name_ru),
+        text(&r.name_en),
+        text(&r.status),
+        text(&r.currency),
+        amount(r.target),
+        exact(r.match_ratio),
+        opt_amount(r.match_cap),
+        amount(r.pledged),
+        amount(r.outstanding),
+        amount(r.received),
+        amount(r.matched),
+        amount(r.matched_total),
+        percent(r.percent),
+        amount(r.disbursed),
+        amount(r.match_due),
+    ]
 }
 
 /// Every project's totals (from the one totals view), by community and project code.
@@ -467,8 +466,7 @@ pub async fn project_totals(
         &q,
         "project-totals",
         TOTALS_HEADER,
-        TOTALS_SQL,
-        totals_record,
+        Export::ProjectTotals,
     )
     .await
 }
@@ -483,29 +481,16 @@ const HOUSEHOLD_HEADER: &[&str] = &[
     "opted_out_phones",
 ];
 
-const HOUSEHOLD_SQL: &str = "
-select h.id, c.code, h.name, h.language, h.join_code,
-       coalesce((select string_agg(ph.phone, ' ' order by ph.phone)
-                 from phones ph where ph.household_id = h.id), ''),
-       coalesce((select string_agg(ph.phone, ' ' order by ph.phone)
-                 from phones ph join sms_optouts o on o.phone = ph.phone
-                 where ph.household_id = h.id), '')
-from households h
-join communities c on c.id = h.community_id
-where ($1::bigint[] is null or h.community_id = any($1))
-  and ($2::bigint is null or h.community_id = $2)
-order by h.id";
-
-fn household_record(row: &PgRow) -> Result<Record, sqlx::Error> {
-    Ok(vec![
-        row.try_get::<i64, _>(0)?.to_string(),
-        text(row.try_get(1)?),
-        opt_text(row.try_get(2)?),
-        opt_text(row.try_get(3)?),
-        opt_text(row.try_get(4)?),
-        text(row.try_get(5)?),
-        text(row.try_get(6)?),
-    ])
+fn household_record(r: HouseholdRow) -> Record {
+    vec![
+        r.id.to_string(),
+        text(&r.community),
+        opt_text(r.name),
+        opt_text(r.language),
+        opt_text(r.join_code),
+        text(&r.phones),
+        text(&r.opted_out_phones),
+    ]
 }
 
 /// Households with their phones (space-separated) and which of them texted STOP.
@@ -524,8 +509,7 @@ pub async fn households(
         &q,
         "households",
         HOUSEHOLD_HEADER,
-        HOUSEHOLD_SQL,
-        household_record,
+        Export::Households,
     )
     .await
 }
@@ -550,43 +534,30 @@ const BROADCAST_HEADER: &[&str] = &[
     "rsvp_no",
 ];
 
-// A coordinator sees a broadcast when every community it went to is theirs.
-const BROADCAST_SQL: &str = "
-select b.id, b.created_at, b.created_by,
-       (select string_agg(c.code, ' ' order by c.code) from communities c where c.id = any(b.communities)),
-       b.status, b.send_at, b.queued_at,
-       count(r.phone),
-       count(r.phone) filter (where r.skipped is not null),
-       count(o.id) filter (where o.status in ('queued', 'sending')),
-       count(o.id) filter (where o.status = 'sent'),
-       count(o.id) filter (where o.status = 'delivered'),
-       count(o.id) filter (where o.status = 'failed'),
-       count(o.id) filter (where o.status = 'suppressed'),
-       count(o.id) filter (where o.status = 'cancelled'),
-       (select count(*) from rsvps v where v.broadcast_id = b.id and v.answer = 'yes'),
-       (select count(*) from rsvps v where v.broadcast_id = b.id and v.answer = 'no')
-from broadcasts b
-left join broadcast_recipients r on r.broadcast_id = b.id
-left join outbox o on o.id = r.outbox_id
-where ($1::bigint[] is null or b.communities <@ $1)
-  and ($2::bigint is null or $2 = any(b.communities))
-group by b.id
-order by b.id";
-
-fn broadcast_record(row: &PgRow) -> Result<Record, sqlx::Error> {
-    let mut out = vec![
-        row.try_get::<i64, _>(0)?.to_string(),
-        instant(row.try_get(1)?),
-        text(row.try_get(2)?),
-        opt_text(row.try_get(3)?),
-        text(row.try_get(4)?),
-        opt_instant(row.try_get(5)?),
-        opt_instant(row.try_get(6)?),
+fn broadcast_record(r: BroadcastRow) -> Record {
+    let counts = [
+        r.recipients,
+        r.skipped_opted_out,
+        r.queued,
+        r.sent,
+        r.delivered,
+        r.failed,
+        r.suppressed,
+        r.cancelled,
+        r.rsvp_yes,
+        r.rsvp_no,
     ];
-    for i in 7..17 {
-        out.push(row.try_get::<i64, _>(i)?.to_string());
-    }
-    Ok(out)
+    let mut out = vec![
+        r.id.to_string(),
+        instant(r.created_at),
+        text(&r.created_by),
+        opt_text(r.communities),
+        text(&r.status),
+        opt_instant(r.send_at),
+        opt_instant(r.queued_at),
+    ];
+    out.extend(counts.iter().map(i64::to_string));
+    out
 }
 
 /// Broadcasts with their delivery and RSVP counts.
@@ -603,8 +574,7 @@ pub async fn broadcasts(
         &q,
         "broadcasts",
         BROADCAST_HEADER,
-        BROADCAST_SQL,
-        broadcast_record,
+        Export::Broadcasts,
     )
     .await
 }

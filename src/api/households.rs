@@ -596,13 +596,6 @@ pub const LINK_CODES_PER_PHONE_HOUR: i64 = 3;
 pub const TAKEN_ANSWERS_PER_DAY: i64 = 5;
 /// Link requests and counted answers are deleted this long after they expired.
 const KEEP_DAYS: i64 = 7;
-/// The advisory lock that makes the link-code limits atomic: every request for a code takes
-/// it for its transaction, so concurrent requests are counted one after the other. Codes
-/// are asked for rarely (a number or two per household), so one lock for all costs nothing.
-const LINK_CODES_LOCK: i64 = 0x6c696e6b; // "link"
-/// The first key of the per-coordinator advisory lock (the second is the coordinator id)
-/// that makes the count of "registered elsewhere" answers atomic.
-const TAKEN_ANSWERS_LOCK: i32 = 0x74616b6e; // "takn"
 
 fn code_hash(salt: &[u8], code: &str) -> Vec<u8> {
     Sha256::new()
@@ -631,10 +624,7 @@ async fn send_link_code(
     language: Language,
     now: DateTime<Utc>,
 ) -> ApiResult<DateTime<Utc>> {
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(LINK_CODES_LOCK)
-        .execute(&mut *tx)
-        .await?;
+    store::households::lock_link_codes(tx).await?;
     link_codes::forget_expired(tx, now - Duration::days(KEEP_DAYS)).await?;
     // Read after the lock: each request sees the ones committed before it.
     let recent = link_codes::recent(
@@ -850,11 +840,7 @@ async fn count_taken_answer(
     auth: &Auth,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
-    sqlx::query("select pg_advisory_xact_lock($1, ($2 % 2147483647)::integer)")
-        .bind(TAKEN_ANSWERS_LOCK)
-        .bind(auth.coordinator_id)
-        .execute(&mut *conn)
-        .await?;
+    store::households::lock_taken_answers(&mut *conn, CoordinatorId(auth.coordinator_id)).await?;
     taken_answers_below_cap(&mut *conn, auth, now).await?;
     link_codes::forget_taken_answers(&mut *conn, now - Duration::days(KEEP_DAYS)).await?;
     link_codes::count_taken_answer(conn, CoordinatorId(auth.coordinator_id), now).await?;

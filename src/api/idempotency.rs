@@ -36,7 +36,7 @@ use super::{
     auth::{bearer, token_hash},
     error::ApiError,
 };
-use crate::app::AppState;
+use crate::{app::AppState, store::idempotency};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -79,17 +79,14 @@ async fn store(
     status: StatusCode,
     body: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update api_idempotency set status = $3, body = $4
-         where token_sha256 = $1 and key = $2 and status is null",
+    idempotency::save_answer(
+        conn,
+        &claim.token_sha256,
+        &claim.key,
+        i16::try_from(status.as_u16()).unwrap_or(500),
+        body,
     )
-    .bind(&claim.token_sha256)
-    .bind(&claim.key)
-    .bind(i16::try_from(status.as_u16()).unwrap_or(500))
-    .bind(body)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .await
 }
 
 /// A required `Idempotency-Key` (routes that record money): 422 without one.
@@ -143,34 +140,17 @@ async fn claim(
     hash: &str,
     now: DateTime<Utc>,
 ) -> Result<Claimed, sqlx::Error> {
-    sqlx::query("delete from api_idempotency where created_at < $1")
-        .bind(now - Duration::hours(TTL_HOURS))
-        .execute(pool)
-        .await?;
-    let mine = sqlx::query(
-        "insert into api_idempotency (token_sha256, key, request_hash, created_at)
-         values ($1, $2, $3, $4) on conflict do nothing",
-    )
-    .bind(&c.token_sha256)
-    .bind(&c.key)
-    .bind(hash)
-    .bind(now)
-    .execute(pool)
-    .await?
-    .rows_affected()
-        == 1;
-    if mine {
+    idempotency::forget_before(pool, now - Duration::hours(TTL_HOURS)).await?;
+    if idempotency::claim(pool, &c.token_sha256, &c.key, hash, now).await? {
         return Ok(Claimed::Mine);
     }
-    let row: Option<(String, Option<i16>, Option<Vec<u8>>)> = sqlx::query_as(
-        "select request_hash, status, body from api_idempotency where token_sha256 = $1 and key = $2",
-    )
-    .bind(&c.token_sha256)
-    .bind(&c.key)
-    .fetch_optional(pool)
-    .await?;
-    Ok(match row {
-        Some((request_hash, status, body)) => Claimed::Taken {
+    let stored = idempotency::stored(pool, &c.token_sha256, &c.key).await?;
+    Ok(match stored {
+        Some(idempotency::StoredKey {
+            request_hash,
+            status,
+            body,
+        }) => Claimed::Taken {
             request_hash,
             status,
             body,
@@ -185,14 +165,7 @@ async fn claim(
 }
 
 async fn release(pool: &PgPool, c: &Claim) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "delete from api_idempotency where token_sha256 = $1 and key = $2 and status is null",
-    )
-    .bind(&c.token_sha256)
-    .bind(&c.key)
-    .execute(pool)
-    .await?;
-    Ok(())
+    idempotency::release(pool, &c.token_sha256, &c.key).await
 }
 
 fn replay(status: i16, body: Vec<u8>) -> Response {

@@ -5,29 +5,20 @@
 //! renamed tip would come back under its old code.
 
 use axum::{extract::State, http::StatusCode, Json};
-use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, PgConnection};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
     auth::Auth,
     error::{ApiError, ApiResult, Body, ErrorBody, Params, Segments},
 };
-use crate::{app::AppState, engine::check::MAX_TIP};
+use crate::{
+    app::AppState,
+    engine::check::MAX_TIP,
+    store::{self, tips},
+};
 
-#[derive(Debug, Serialize, FromRow, ToSchema)]
-pub struct Tip {
-    pub id: i64,
-    pub code: String,
-    /// Tips are shown in this order (then by id).
-    pub position: i32,
-    pub active: bool,
-    pub text_tg: String,
-    pub text_ru: String,
-    pub text_en: String,
-}
-
-const SELECT: &str = "select id, code, position, active, text_tg, text_ru, text_en from tips";
+pub use crate::store::tips::Tip;
 
 fn check_text(field: &'static str, v: &str) -> ApiResult<String> {
     let v = v.trim();
@@ -57,14 +48,6 @@ fn check_code(v: &str) -> ApiResult<String> {
     Ok(code)
 }
 
-async fn one(conn: &mut PgConnection, id: i64) -> ApiResult<Tip> {
-    sqlx::query_as::<_, Tip>(&format!("{SELECT} where id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or(ApiError::NotFound("tip"))
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct TipQuery {
     /// Only active (true) or inactive (false) tips.
@@ -79,13 +62,7 @@ pub async fn list(
     _auth: Auth,
     Params(q): Params<TipQuery>,
 ) -> ApiResult<Json<Vec<Tip>>> {
-    let rows = sqlx::query_as::<_, Tip>(&format!(
-        "{SELECT} where $1::boolean is null or active = $1 order by position, id"
-    ))
-    .bind(q.active)
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(Json(rows))
+    Ok(Json(tips::list(&state.pool, q.active).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -117,22 +94,17 @@ pub async fn create(
     let text_tg = check_text("text_tg", &t.text_tg)?;
     let text_ru = check_text("text_ru", &t.text_ru)?;
     let text_en = check_text("text_en", &t.text_en)?;
-    let tip = sqlx::query_as::<_, Tip>(
-        "insert into tips (code, position, active, text_tg, text_ru, text_en)
-         values ($1, coalesce($2, (select coalesce(max(position), -1) + 1 from tips)), $3, $4, $5, $6)
-         returning id, code, position, active, text_tg, text_ru, text_en",
-    )
-    .bind(&code)
-    .bind(t.position)
-    .bind(t.active.unwrap_or(true))
-    .bind(text_tg)
-    .bind(text_ru)
-    .bind(text_en)
-    .fetch_one(&state.pool)
-    .await;
-    let tip = match tip {
+    let new = tips::NewTip {
+        code: &code,
+        position: t.position,
+        active: t.active.unwrap_or(true),
+        text_tg: &text_tg,
+        text_ru: &text_ru,
+        text_en: &text_en,
+    };
+    let tip = match tips::create(&state.pool, &new).await {
         Ok(tip) => tip,
-        Err(e) if crate::store::Violation::is_unique(&e) => {
+        Err(e) if store::Violation::is_unique(&e) => {
             return Err(ApiError::Conflict(format!("there is already a tip {code}")))
         }
         Err(e) => return Err(e.into()),
@@ -180,24 +152,19 @@ pub async fn update(
         .map(|v| check_text("text_en", v))
         .transpose()?;
     let mut conn = state.pool.acquire().await?;
-    let done = sqlx::query(
-        "update tips set text_tg = coalesce($2, text_tg), text_ru = coalesce($3, text_ru),
-                text_en = coalesce($4, text_en), position = coalesce($5, position),
-                active = coalesce($6, active)
-         where id = $1",
-    )
-    .bind(id)
-    .bind(text_tg)
-    .bind(text_ru)
-    .bind(text_en)
-    .bind(c.position)
-    .bind(c.active)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if done == 0 {
+    let change = tips::TipChange {
+        text_tg: text_tg.as_deref(),
+        text_ru: text_ru.as_deref(),
+        text_en: text_en.as_deref(),
+        position: c.position,
+        active: c.active,
+    };
+    if !tips::update(&mut *conn, id, &change).await? {
         return Err(ApiError::NotFound("tip"));
     }
     tracing::info!(coordinator = auth.coordinator_id, tip = id, "tip changed");
-    Ok(Json(one(&mut conn, id).await?))
+    let tip = tips::get(&mut *conn, id)
+        .await?
+        .ok_or(ApiError::NotFound("tip"))?;
+    Ok(Json(tip))
 }

@@ -1,9 +1,10 @@
-//! Households and their numbers.
+//! Households and their numbers, the callbacks they ask for, and the locks that make
+//! changes to a household (and the limits on linking numbers) happen one at a time.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::{CommunityId, HouseholdId, Localized};
+use super::{CommunityId, CoordinatorId, HouseholdId, Localized};
 use crate::domain::{Language, Phone};
 
 /// The household a number belongs to.
@@ -407,4 +408,75 @@ pub async fn by_join_code(
         },
         language: r.language.and_then(|l| l.parse().ok()),
     }))
+}
+
+/// Locks household `id`'s row until the caller's transaction ends (`for update`), so that
+/// what one household does in concurrent sessions (the next tip, say) happens in turn.
+pub async fn lock(conn: &mut PgConnection, id: HouseholdId) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "select 1 as one from households where id = $1 for update",
+        id as HouseholdId
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(())
+}
+
+/// A request that a counsellor call `phone` back, once per `idempotency_key` (a repeated
+/// request with the same key adds nothing). `channel` is `ussd` or `sms`.
+pub async fn request_callback(
+    conn: &mut PgConnection,
+    phone: &Phone,
+    household: Option<HouseholdId>,
+    language: Language,
+    channel: &str,
+    idempotency_key: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into callback_requests (phone, household_id, language, channel, idempotency_key)
+         values ($1, $2, $3, $4, $5) on conflict (idempotency_key) do nothing",
+        phone.as_str(),
+        household as Option<HouseholdId>,
+        language.code(),
+        channel,
+        idempotency_key
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The advisory lock that makes the link-code limits atomic: every request for a code takes
+/// it for its transaction, so concurrent requests are counted one after the other. Codes
+/// are asked for rarely (a number or two per household), so one lock for all costs nothing.
+const LINK_CODES_LOCK: i64 = 0x6c696e6b; // "link"
+/// The first key of the per-coordinator advisory lock (the second is the coordinator id)
+/// that makes the count of "registered elsewhere" answers atomic.
+const TAKEN_ANSWERS_LOCK: i32 = 0x74616b6e; // "takn"
+
+/// Takes the link-code requests' lock until the caller's transaction ends.
+pub async fn lock_link_codes(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "select from pg_advisory_xact_lock($1::bigint)",
+        LINK_CODES_LOCK
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Takes `coordinator`'s lock on its count of "registered elsewhere" answers until the
+/// caller's transaction ends.
+pub async fn lock_taken_answers(
+    conn: &mut PgConnection,
+    coordinator: CoordinatorId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "select from pg_advisory_xact_lock($1::integer, ($2::bigint % 2147483647)::integer)",
+        TAKEN_ANSWERS_LOCK,
+        coordinator as CoordinatorId
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }

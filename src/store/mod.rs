@@ -7,25 +7,31 @@
 //! `bash .ci/sqlx-prepare` regenerates `.sqlx/` (CI regenerates it too and fails when the
 //! committed copy differs).
 //!
-//! Moving the SQL of the other modules here is issue 9's point 4, under way: what is here
-//! so far: typed ids, localized names, the one mapping from constraint violations, the
-//! household-by-phone lookup every channel uses, the households', numbers', opt-outs' and
-//! communities' queries of the API and the SMS keywords, the phone-link codes, pledges (what
-//! is outstanding on one, the API's list), money (receipts, cancellations, disbursements
+//! What is here: typed ids, localized names, the one mapping from constraint violations,
+//! households (by phone, for every channel; numbers, opt-outs, callback requests),
+//! communities, phone-link codes, pledges, money (receipts, cancellations, disbursements
 //! and their reversals), projects (one by id with its localized name, a community's lists,
 //! the API's totals), broadcasts (a broadcast, its audience and recipients, their messages'
-//! progress and the RSVPs) and the pools (`pool`).
+//! progress and the RSVPs), USSD sessions (a hop's context, an effect's claim and result),
+//! SMS conversations, the CSV exports' rows (`exports`, streamed), coordinators with their
+//! API tokens and phone-menu PINs (`staff`), the API's idempotency keys (`idempotency`),
+//! tips and the households' views of them (`tips`), the demo data's inserts (`demo`) and
+//! the pools (`pool`).
 
 pub mod broadcasts;
 pub mod communities;
 pub mod conversations;
 pub mod demo;
+pub mod exports;
 pub mod households;
+pub mod idempotency;
 pub mod link_codes;
 pub mod money;
 pub mod pledges;
 pub mod pool;
 pub mod projects;
+pub mod staff;
+pub mod tips;
 pub mod ussd_sessions;
 
 use std::fmt;

@@ -1,0 +1,265 @@
+//! Coordinators (the programme's staff): their API tokens (only a SHA-256 of each is
+//! stored), the communities they may act on, and the PIN of the coordinator phone menu with
+//! its failure count and growing locks (columns, so they survive a restart).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+
+use super::{CommunityId, CoordinatorId};
+use crate::domain::Phone;
+
+/// Who holds an API token: the coordinator, whether an admin, and their communities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenHolder {
+    pub coordinator: CoordinatorId,
+    pub admin: bool,
+    /// The communities they may act on (none for an admin who was given none).
+    pub communities: Vec<CommunityId>,
+}
+
+/// The holder of the token whose SHA-256 (hex) is `token_sha256`, unless it is revoked.
+pub async fn token_holder<'e>(
+    db: impl PgExecutor<'e>,
+    token_sha256: &str,
+) -> Result<Option<TokenHolder>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select c.id as "coordinator: CoordinatorId", c.is_admin,
+                  coalesce(array_agg(cc.community_id) filter (where cc.community_id is not null), '{}')
+                      as "communities!: Vec<i64>"
+           from api_tokens t
+           join coordinators c on c.id = t.coordinator_id
+           left join coordinator_communities cc on cc.coordinator_id = c.id
+           where t.token_sha256 = $1 and t.revoked_at is null
+           group by c.id, c.is_admin"#,
+        token_sha256
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| TokenHolder {
+        coordinator: r.coordinator,
+        admin: r.is_admin,
+        communities: r.communities.into_iter().map(CommunityId).collect(),
+    }))
+}
+
+/// A coordinator by phone: a new one, or the one with this phone renamed (and made an
+/// admin if `admin`; an admin is never made a coordinator again here).
+pub async fn upsert_coordinator(
+    conn: &mut PgConnection,
+    name: &str,
+    phone: &Phone,
+    admin: bool,
+) -> Result<CoordinatorId, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"insert into coordinators (name, phone, is_admin) values ($1, $2, $3)
+           on conflict (phone) do update set name = excluded.name, is_admin = coordinators.is_admin or excluded.is_admin
+           returning id as "id: CoordinatorId""#,
+        name,
+        phone.as_str(),
+        admin
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// The community a coordinator is given by its code, if there is one.
+pub async fn community_by_code(
+    conn: &mut PgConnection,
+    code: &str,
+) -> Result<Option<CommunityId>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select id as "id: CommunityId" from communities where code = $1"#,
+        code
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Lets `coordinator` act on `community` (nothing if they already may).
+pub async fn grant_community(
+    conn: &mut PgConnection,
+    coordinator: CoordinatorId,
+    community: CommunityId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into coordinator_communities values ($1, $2) on conflict do nothing",
+        coordinator as CoordinatorId,
+        community as CommunityId
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Stores a new token of `coordinator` by its SHA-256 (hex); returns the token's id.
+pub async fn add_token(
+    conn: &mut PgConnection,
+    coordinator: CoordinatorId,
+    token_sha256: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        "insert into api_tokens (coordinator_id, token_sha256) values ($1, $2) returning id",
+        coordinator as CoordinatorId,
+        token_sha256
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Revokes token `id`; `false` when there is no such token or it already is revoked.
+pub async fn revoke_token<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "update api_tokens set revoked_at = now() where id = $1 and revoked_at is null",
+        id
+    )
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
+}
+
+/// The coordinator behind a phone and whether they are an admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhoneCoordinator {
+    pub id: CoordinatorId,
+    pub admin: bool,
+}
+
+/// The coordinator whose phone is `phone`, if any.
+pub async fn coordinator_by_phone(
+    conn: &mut PgConnection,
+    phone: &Phone,
+) -> Result<Option<PhoneCoordinator>, sqlx::Error> {
+    sqlx::query_as!(
+        PhoneCoordinator,
+        r#"select id as "id: CoordinatorId", is_admin as admin from coordinators where phone = $1"#,
+        phone.as_str()
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// A coordinator's PIN and where its failures stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinState {
+    pub id: CoordinatorId,
+    pub name: String,
+    /// The argon2 hash; `None` until a PIN is set.
+    pub pin_hash: Option<String>,
+    /// Wrong PINs since the last right one or lock.
+    pub failures: i32,
+    pub locked_until: Option<DateTime<Utc>>,
+    /// Locks in a row (a right PIN starts again at 0).
+    pub lockouts: i32,
+}
+
+/// The PIN state of the coordinator whose phone is `phone`, locked (`for update`) until
+/// the caller's transaction ends, so that concurrent tries are counted one after another.
+pub async fn pin_state_for_update(
+    conn: &mut PgConnection,
+    phone: &Phone,
+) -> Result<Option<PinState>, sqlx::Error> {
+    sqlx::query_as!(
+        PinState,
+        r#"select id as "id: CoordinatorId", name, pin_hash, pin_failures as failures,
+                  locked_until, pin_lockouts as lockouts
+           from coordinators where phone = $1 for update"#,
+        phone.as_str()
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Replaces a coordinator's PIN hash (a PIN change after the right PIN), leaving the
+/// failure count and locks as they are.
+pub async fn change_pin_hash(
+    conn: &mut PgConnection,
+    id: CoordinatorId,
+    pin_hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update coordinators set pin_hash = $2 where id = $1",
+        id as CoordinatorId,
+        pin_hash
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A right PIN: no failures, no lock, and the row of locks starts again.
+pub async fn pin_right(conn: &mut PgConnection, id: CoordinatorId) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update coordinators set pin_failures = 0, locked_until = null, pin_lockouts = 0 where id = $1",
+        id as CoordinatorId
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A wrong PIN that does not lock: the failures so far.
+pub async fn pin_wrong(
+    conn: &mut PgConnection,
+    id: CoordinatorId,
+    failures: i32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update coordinators set pin_failures = $2 where id = $1",
+        id as CoordinatorId,
+        failures
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A wrong PIN that locks: locked until `until`, the `lockouts`th lock in a row, and the
+/// failures counted again from 0.
+pub async fn pin_locked(
+    conn: &mut PgConnection,
+    id: CoordinatorId,
+    until: DateTime<Utc>,
+    lockouts: i32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update coordinators set pin_failures = 0, locked_until = $2, pin_lockouts = $3 where id = $1",
+        id as CoordinatorId,
+        until,
+        lockouts
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The numbers told of a PIN lock: the locked coordinator's first, then every admin's.
+pub async fn pin_lock_alert_phones(
+    conn: &mut PgConnection,
+    coordinator: CoordinatorId,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select phone from coordinators where id = $1 or is_admin order by id <> $1, id",
+        coordinator as CoordinatorId
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Sets (or replaces) the PIN hash of the coordinator whose phone is `phone`, with no
+/// failures and no lock; `false` when there is no such coordinator.
+pub async fn set_pin_hash<'e>(
+    db: impl PgExecutor<'e>,
+    phone: &Phone,
+    pin_hash: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "update coordinators set pin_hash = $2, pin_failures = 0, locked_until = null, pin_lockouts = 0 where phone = $1",
+        phone.as_str(),
+        pin_hash
+    )
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
+}
