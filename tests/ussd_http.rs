@@ -538,24 +538,15 @@ async fn a_reused_session_id_with_other_inputs_records_the_new_pledge(pool: PgPo
     assert_eq!(count(&pool, "select count(*) from pledges").await, 2);
 }
 
-/// Holds a lock from another transaction while `request` runs, then releases it and waits
-/// (bounded) until no other statement of this database is still running, so that anything
-/// the request left behind in the server has finished or failed.
-async fn while_locked<T>(
+/// [`while_locked`], then waits (bounded) until no other statement of this database is
+/// still running, so that anything the request left behind in the server has finished or
+/// failed.
+async fn while_locked_then_settled<T>(
     pool: &PgPool,
     lock_sql: &str,
     request: impl std::future::Future<Output = T>,
 ) -> T {
-    let mut locker = pool.begin().await.expect("begin");
-    sqlx::query(lock_sql)
-        .execute(&mut *locker)
-        .await
-        .expect("lock");
-    let started = Instant::now();
-    let answer = request.await;
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(2), "took {took:?}");
-    locker.rollback().await.expect("unlock");
+    let answer = while_locked(pool, lock_sql, request).await;
     settle(pool).await;
     answer
 }
@@ -590,7 +581,7 @@ async fn a_stalled_pledge_answers_busy_and_records_nothing(pool: PgPool) {
     impatient
         .session("stall", PHONE_EN, &["1", "1", "500"])
         .await;
-    let (status, busy) = while_locked(
+    let (status, busy) = while_locked_then_settled(
         &pool,
         "lock table pledges in access exclusive mode",
         impatient.hop("stall", PHONE_EN, "1*1*500*1"),
@@ -604,7 +595,7 @@ async fn a_stalled_pledge_answers_busy_and_records_nothing(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .expect("bridge");
-    let (_, busy) = while_locked(
+    let (_, busy) = while_locked_then_settled(
         &pool,
         &format!("select 1 from project_sums where project_id = {seed_bridge} for update"),
         impatient.hop("stall-2", PHONE_EN, "1*1*500*1"),

@@ -399,6 +399,30 @@ pub async fn count(pool: &PgPool, sql: &str) -> i64 {
         .expect("count query")
 }
 
+/// Runs `request` while another transaction holds the lock `lock_sql` takes (a stalled
+/// database, as far as the request can tell), checks it was answered within 2 s, and
+/// releases the lock.
+pub async fn while_locked<T>(
+    pool: &PgPool,
+    lock_sql: &str,
+    request: impl std::future::Future<Output = T>,
+) -> T {
+    let mut locker = pool.begin().await.expect("begin");
+    sqlx::query(lock_sql)
+        .execute(&mut *locker)
+        .await
+        .expect("lock");
+    let started = std::time::Instant::now();
+    let answer = request.await;
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "{lock_sql}: took {took:?}"
+    );
+    locker.rollback().await.expect("unlock");
+    answer
+}
+
 /// Two databases that are down: a port that accepts connections and never answers, and
 /// one that refuses them; `(port, "silent" | "refused")`. The silent one lives as long as
 /// the returned task.
