@@ -9,29 +9,10 @@ use common::*;
 use hashar::{channels::twilio, clock::Clock};
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
-use std::time::Duration;
 
 const MIGRANT: &str = "+79161234567";
 
-fn form(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-}
-
 impl TestApp {
-    /// An Africa's Talking inbound SMS.
-    async fn text(&self, id: &str, from: &str, text: &str) -> StatusCode {
-        let body = form(&[
-            ("id", id),
-            ("from", from),
-            ("to", "4274"),
-            ("text", text),
-            ("date", "2026-11-28T09:00:00Z"),
-        ]);
-        self.post_form("/webhooks/africastalking/sms", body).await.0
-    }
-
     /// The replies queued for a number, oldest first: (body, status, kind).
     async fn replies(&self, phone: &str) -> Vec<(String, String, String)> {
         sqlx::query_as("select body, status, kind from outbox where phone = $1 order by id")
@@ -1056,15 +1037,8 @@ async fn each_infobip_report_is_stored_with_its_own_json(pool: PgPool) {
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn a_database_outage_answers_503_to_sms_and_delivery_webhooks(pool: PgPool) {
     drop(pool);
-    let (ports, _holder) = dead_database_ports().await;
-    for (port, what) in ports {
-        let mut config = test_config();
-        config.db_timeout_ms = 2_000;
-        let dead = sqlx::postgres::PgPoolOptions::new()
-            .acquire_timeout(Duration::from_millis(300))
-            .connect_lazy(&format!("postgres://postgres@127.0.0.1:{port}/nothing"))
-            .expect("lazy pool");
-        let app = app_with(dead, config).await;
+    let (apps, _holder) = apps_on_dead_databases(2_000).await;
+    for (app, what) in apps {
         assert_eq!(
             app.text("outage-1", MIGRANT, "TOTAL").await,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -1198,12 +1172,7 @@ async fn a_project_closed_during_an_sms_conversation_keeps_its_number(pool: PgPo
         list.contains("1 Bridge") && list.contains("2 School roof"),
         "{list}"
     );
-    sqlx::query("update projects set status = 'closed', closed_at = $2 where id = $1")
-        .bind(seed.bridge)
-        .bind(app.clock.now())
-        .execute(&pool)
-        .await
-        .expect("close");
+    close_project(&pool, seed.bridge, app.clock.now()).await;
     app.text("l2", MIGRANT, "1").await;
     let amount = app.last_reply(MIGRANT).await;
     assert!(amount.starts_with("Amount in TJS for Bridge"), "{amount}");

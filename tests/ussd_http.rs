@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use common::*;
 use hashar::clock::Clock;
 use rust_decimal::Decimal;
-use sqlx::{postgres::PgPoolOptions, PgPool, Row};
+use sqlx::{PgPool, Row};
 
 fn dec(s: &str) -> Decimal {
     s.parse().expect("decimal literal")
@@ -337,12 +337,7 @@ async fn closed_projects_are_not_offered_and_cannot_be_pledged(pool: PgPool) {
     );
     app.session("c2", PHONE_EN, &["1", "1", "500"]).await;
     // closed while the caller is on the confirmation screen (at the test clock's time)
-    sqlx::query("update projects set status = 'closed', closed_at = $2 where id = $1")
-        .bind(seed.bridge)
-        .bind(app.clock.now())
-        .execute(&pool)
-        .await
-        .expect("close");
+    close_project(&pool, seed.bridge, app.clock.now()).await;
     let (_, refused) = app.hop("c2", PHONE_EN, "1*1*500*1").await;
     assert_eq!(refused, "END This project is not open for pledges now.");
     assert_eq!(count(&pool, "select count(*) from pledges").await, 0);
@@ -411,15 +406,8 @@ async fn bad_requests_get_a_clear_error(pool: PgPool) {
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn a_database_outage_answers_busy(pool: PgPool) {
     drop(pool);
-    let (ports, holder) = dead_database_ports().await;
-    for (port, what) in ports {
-        let mut config = test_config();
-        config.db_timeout_ms = 300;
-        let dead = PgPoolOptions::new()
-            .acquire_timeout(Duration::from_millis(300))
-            .connect_lazy(&format!("postgres://postgres@127.0.0.1:{port}/nothing"))
-            .expect("lazy pool");
-        let app = app_with(dead, config).await;
+    let (apps, holder) = apps_on_dead_databases(300).await;
+    for (app, what) in apps {
         for (phone, busy) in [
             (PHONE_TG, "END Хизматрасонӣ банд аст"),
             ("+79161234567", "END Сервис занят"),
