@@ -6,7 +6,12 @@
 //! - [`ReceivesSms`], [`ReportsDelivery`], [`Ussd`]: parsing what each webhook carries,
 //!   for the providers that have it. A webhook can only be declared by a provider that
 //!   implements the matching trait.
-//! - [`SendSms`]: its outbound client.
+//! - [`SendSms`]: its outbound client; over HTTP an [`HttpClient`] of its settings.
+//!
+//! What the providers share lives here too, so that each module holds only its protocol:
+//! parsing a one-message webhook ([`one_in_form`], [`one_in_query`], [`form_field`]) and
+//! sending ([`send_request`] and its [`Answered`], [`log_sending`], [`log_sent`],
+//! [`webhook_url_with_secret`]).
 //!
 //! The webhook handlers (`crate::http`) are generic over these traits: each checks the
 //! request with [`verify`] first (403, stored nowhere, when it fails), then hands the
