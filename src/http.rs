@@ -21,8 +21,8 @@ use crate::{
     app::AppState,
     channels::{
         self, ussd::Screen, webhook_path, Answer, Carrier, DeliveryReport, EachProvider,
-        InboundError, InboundSms, Provider, ReceivesSms, ReportsDelivery, Ussd, WebhookRequest,
-        Webhooks, FORM_BODY_LIMIT, JSON_BODY_LIMIT,
+        InboundError, InboundSms, Parsed, Provider, ReceivesSms, ReportsDelivery, Ussd,
+        WebhookRequest, Webhooks, FORM_BODY_LIMIT, JSON_BODY_LIMIT,
     },
     inbox::{self, Delivered},
     metrics, sms, ussd,
@@ -391,11 +391,7 @@ fn too_slow(what: &str) -> Response {
 /// request that did not parse is 400, one with a text longer than
 /// [`crate::channels::MAX_TEXT_CHARS`] is 413 (nothing of it is stored), and a failure is an
 /// error answer the provider retries.
-async fn receive_all(
-    state: &AppState,
-    parsed: Result<Vec<(InboundSms, serde_json::Value)>, InboundError>,
-    done: Answer,
-) -> Response {
+async fn receive_all(state: &AppState, parsed: Parsed<InboundSms>, done: Answer) -> Response {
     let messages = match parsed {
         Ok(m) => m,
         Err(e) => return bad(e),
@@ -435,10 +431,7 @@ async fn receive_all(
 
 /// Stores each delivery report with its own raw form (deduplicated on message and status)
 /// and applies it, within `HASHAR_DB_TIMEOUT_MS` like an inbound text.
-async fn deliver_all(
-    state: &AppState,
-    parsed: Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError>,
-) -> Response {
+async fn deliver_all(state: &AppState, parsed: Parsed<DeliveryReport>) -> Response {
     let reports = match parsed {
         Ok(r) => r,
         Err(e) => return bad(e),

@@ -9,29 +9,10 @@ use common::*;
 use hashar::{channels::twilio, clock::Clock};
 use rust_decimal::Decimal;
 use sqlx::{PgPool, Row};
-use std::time::{Duration, Instant};
 
 const MIGRANT: &str = "+79161234567";
 
-fn form(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-}
-
 impl TestApp {
-    /// An Africa's Talking inbound SMS.
-    async fn text(&self, id: &str, from: &str, text: &str) -> StatusCode {
-        let body = form(&[
-            ("id", id),
-            ("from", from),
-            ("to", "4274"),
-            ("text", text),
-            ("date", "2026-11-28T09:00:00Z"),
-        ]);
-        self.post_form("/webhooks/africastalking/sms", body).await.0
-    }
-
     /// The replies queued for a number, oldest first: (body, status, kind).
     async fn replies(&self, phone: &str) -> Vec<(String, String, String)> {
         sqlx::query_as("select body, status, kind from outbox where phone = $1 order by id")
@@ -852,26 +833,6 @@ async fn delivery_reports_move_status_forward_only(pool: PgPool) {
     );
 }
 
-/// Runs `request` while another transaction holds `table` locked (a stalled database, as
-/// far as the request can tell), checks it was answered within 2 s, and unlocks.
-async fn while_locked<T>(
-    pool: &PgPool,
-    table: &str,
-    request: impl std::future::Future<Output = T>,
-) -> T {
-    let mut locker = pool.begin().await.expect("begin");
-    sqlx::query(&format!("lock table {table} in access exclusive mode"))
-        .execute(&mut *locker)
-        .await
-        .expect("lock");
-    let started = Instant::now();
-    let answer = request.await;
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(2), "{table}: took {took:?}");
-    locker.rollback().await.expect("unlock");
-    answer
-}
-
 /// A database that stalls mid-request (here: a table locked by someone else) gets the
 /// provider a 503 within `HASHAR_DB_TIMEOUT_MS`, nothing half-done is kept, and the
 /// provider's retry after the stall is handled once — for texts and delivery reports.
@@ -897,7 +858,7 @@ async fn a_stalled_database_gets_a_quick_retry_answer_and_keeps_nothing_half_don
     // 1. An inbound text while `inbound_messages` is locked.
     let status = while_locked(
         &pool,
-        "inbound_messages",
+        "lock table inbound_messages in access exclusive mode",
         impatient.text("s1", MIGRANT, "PLEDGE 300 BRIDGE"),
     )
     .await;
@@ -937,7 +898,7 @@ async fn a_stalled_database_gets_a_quick_retry_answer_and_keeps_nothing_half_don
     ]);
     let (status, _) = while_locked(
         &pool,
-        "outbox",
+        "lock table outbox in access exclusive mode",
         impatient.post_form("/webhooks/africastalking/delivery", dlr.clone()),
     )
     .await;
@@ -1076,15 +1037,8 @@ async fn each_infobip_report_is_stored_with_its_own_json(pool: PgPool) {
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn a_database_outage_answers_503_to_sms_and_delivery_webhooks(pool: PgPool) {
     drop(pool);
-    let (ports, _holder) = dead_database_ports().await;
-    for (port, what) in ports {
-        let mut config = test_config();
-        config.db_timeout_ms = 2_000;
-        let dead = sqlx::postgres::PgPoolOptions::new()
-            .acquire_timeout(Duration::from_millis(300))
-            .connect_lazy(&format!("postgres://postgres@127.0.0.1:{port}/nothing"))
-            .expect("lazy pool");
-        let app = app_with(dead, config).await;
+    let (apps, _holder) = apps_on_dead_databases(2_000).await;
+    for (app, what) in apps {
         assert_eq!(
             app.text("outage-1", MIGRANT, "TOTAL").await,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -1218,12 +1172,7 @@ async fn a_project_closed_during_an_sms_conversation_keeps_its_number(pool: PgPo
         list.contains("1 Bridge") && list.contains("2 School roof"),
         "{list}"
     );
-    sqlx::query("update projects set status = 'closed', closed_at = $2 where id = $1")
-        .bind(seed.bridge)
-        .bind(app.clock.now())
-        .execute(&pool)
-        .await
-        .expect("close");
+    close_project(&pool, seed.bridge, app.clock.now()).await;
     app.text("l2", MIGRANT, "1").await;
     let amount = app.last_reply(MIGRANT).await;
     assert!(amount.starts_with("Amount in TJS for Bridge"), "{amount}");

@@ -10,23 +10,6 @@ use sqlx::PgPool;
 const STRANGER: &str = "+79161230001";
 const CAP: u32 = 3;
 
-fn form(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-}
-
-async fn text(app: &TestApp, id: &str, from: &str, text: &str) -> StatusCode {
-    let body = form(&[
-        ("id", id),
-        ("from", from),
-        ("to", "4274"),
-        ("text", text),
-        ("date", "2026-11-28T09:00:00Z"),
-    ]);
-    app.post_form("/webhooks/africastalking/sms", body).await.0
-}
-
 async fn replies_to(pool: &PgPool, phone: &str) -> i64 {
     sqlx::query_scalar("select count(*) from outbox where phone = $1")
         .bind(phone)
@@ -47,7 +30,7 @@ async fn an_unregistered_number_gets_a_few_replies_an_hour(pool: PgPool) {
     let app = capped_app(pool.clone()).await;
     for i in 0..7 {
         assert_eq!(
-            text(&app, &format!("ATXid_s{i}"), STRANGER, "HELP").await,
+            app.text(&format!("ATXid_s{i}"), STRANGER, "HELP").await,
             StatusCode::OK
         );
     }
@@ -71,20 +54,17 @@ async fn an_unregistered_number_gets_a_few_replies_an_hour(pool: PgPool) {
     );
     // an hour after the window began, a new one
     app.clock.advance(chrono::Duration::hours(1));
-    assert_eq!(
-        text(&app, "ATXid_s7", STRANGER, "HELP").await,
-        StatusCode::OK
-    );
+    assert_eq!(app.text("ATXid_s7", STRANGER, "HELP").await, StatusCode::OK);
     assert_eq!(replies_to(&pool, STRANGER).await, i64::from(CAP) + 1);
     // 59 minutes later that window is still full after two more
     app.clock.advance(chrono::Duration::minutes(59));
     for i in 8..12 {
-        text(&app, &format!("ATXid_s{i}"), STRANGER, "HELP").await;
+        app.text(&format!("ATXid_s{i}"), STRANGER, "HELP").await;
     }
     assert_eq!(replies_to(&pool, STRANGER).await, 2 * i64::from(CAP));
     // a household's number is not capped
     for i in 0..7 {
-        text(&app, &format!("ATXid_h{i}"), PHONE_RU, "HELP").await;
+        app.text(&format!("ATXid_h{i}"), PHONE_RU, "HELP").await;
     }
     assert_eq!(replies_to(&pool, PHONE_RU).await, 7);
 }
@@ -95,7 +75,7 @@ async fn concurrent_texts_from_one_unregistered_number_are_counted_exactly(pool:
     let app = capped_app(pool.clone()).await;
     let texts = (0..20).map(|i| {
         let app = &app;
-        async move { text(app, &format!("ATXid_c{i}"), STRANGER, "HELP").await }
+        async move { app.text(&format!("ATXid_c{i}"), STRANGER, "HELP").await }
     });
     let answers = futures_util::future::join_all(texts).await;
     assert!(answers.iter().all(|s| *s == StatusCode::OK), "{answers:?}");
@@ -115,11 +95,8 @@ async fn a_cap_of_zero_answers_no_unregistered_number(pool: PgPool) {
     let mut config = test_config();
     config.sms_unknown_replies_per_hour = 0;
     let app = app_with(pool.clone(), config).await;
-    assert_eq!(
-        text(&app, "ATXid_z", STRANGER, "HELP").await,
-        StatusCode::OK
-    );
+    assert_eq!(app.text("ATXid_z", STRANGER, "HELP").await, StatusCode::OK);
     assert_eq!(replies_to(&pool, STRANGER).await, 0);
-    text(&app, "ATXid_zh", PHONE_RU, "HELP").await;
+    app.text("ATXid_zh", PHONE_RU, "HELP").await;
     assert_eq!(replies_to(&pool, PHONE_RU).await, 1);
 }

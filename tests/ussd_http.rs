@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use common::*;
 use hashar::clock::Clock;
 use rust_decimal::Decimal;
-use sqlx::{postgres::PgPoolOptions, PgPool, Row};
+use sqlx::{PgPool, Row};
 
 fn dec(s: &str) -> Decimal {
     s.parse().expect("decimal literal")
@@ -337,12 +337,7 @@ async fn closed_projects_are_not_offered_and_cannot_be_pledged(pool: PgPool) {
     );
     app.session("c2", PHONE_EN, &["1", "1", "500"]).await;
     // closed while the caller is on the confirmation screen (at the test clock's time)
-    sqlx::query("update projects set status = 'closed', closed_at = $2 where id = $1")
-        .bind(seed.bridge)
-        .bind(app.clock.now())
-        .execute(&pool)
-        .await
-        .expect("close");
+    close_project(&pool, seed.bridge, app.clock.now()).await;
     let (_, refused) = app.hop("c2", PHONE_EN, "1*1*500*1").await;
     assert_eq!(refused, "END This project is not open for pledges now.");
     assert_eq!(count(&pool, "select count(*) from pledges").await, 0);
@@ -411,15 +406,8 @@ async fn bad_requests_get_a_clear_error(pool: PgPool) {
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn a_database_outage_answers_busy(pool: PgPool) {
     drop(pool);
-    let (ports, holder) = dead_database_ports().await;
-    for (port, what) in ports {
-        let mut config = test_config();
-        config.db_timeout_ms = 300;
-        let dead = PgPoolOptions::new()
-            .acquire_timeout(Duration::from_millis(300))
-            .connect_lazy(&format!("postgres://postgres@127.0.0.1:{port}/nothing"))
-            .expect("lazy pool");
-        let app = app_with(dead, config).await;
+    let (apps, holder) = apps_on_dead_databases(300).await;
+    for (app, what) in apps {
         for (phone, busy) in [
             (PHONE_TG, "END Хизматрасонӣ банд аст"),
             ("+79161234567", "END Сервис занят"),
@@ -538,24 +526,15 @@ async fn a_reused_session_id_with_other_inputs_records_the_new_pledge(pool: PgPo
     assert_eq!(count(&pool, "select count(*) from pledges").await, 2);
 }
 
-/// Holds a lock from another transaction while `request` runs, then releases it and waits
-/// (bounded) until no other statement of this database is still running, so that anything
-/// the request left behind in the server has finished or failed.
-async fn while_locked<T>(
+/// [`while_locked`], then waits (bounded) until no other statement of this database is
+/// still running, so that anything the request left behind in the server has finished or
+/// failed.
+async fn while_locked_then_settled<T>(
     pool: &PgPool,
     lock_sql: &str,
     request: impl std::future::Future<Output = T>,
 ) -> T {
-    let mut locker = pool.begin().await.expect("begin");
-    sqlx::query(lock_sql)
-        .execute(&mut *locker)
-        .await
-        .expect("lock");
-    let started = Instant::now();
-    let answer = request.await;
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(2), "took {took:?}");
-    locker.rollback().await.expect("unlock");
+    let answer = while_locked(pool, lock_sql, request).await;
     settle(pool).await;
     answer
 }
@@ -590,7 +569,7 @@ async fn a_stalled_pledge_answers_busy_and_records_nothing(pool: PgPool) {
     impatient
         .session("stall", PHONE_EN, &["1", "1", "500"])
         .await;
-    let (status, busy) = while_locked(
+    let (status, busy) = while_locked_then_settled(
         &pool,
         "lock table pledges in access exclusive mode",
         impatient.hop("stall", PHONE_EN, "1*1*500*1"),
@@ -604,7 +583,7 @@ async fn a_stalled_pledge_answers_busy_and_records_nothing(pool: PgPool) {
         .fetch_one(&pool)
         .await
         .expect("bridge");
-    let (_, busy) = while_locked(
+    let (_, busy) = while_locked_then_settled(
         &pool,
         &format!("select 1 from project_sums where project_id = {seed_bridge} for update"),
         impatient.hop("stall-2", PHONE_EN, "1*1*500*1"),

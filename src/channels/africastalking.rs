@@ -8,10 +8,10 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::ussd::{Hop, Screen};
 use super::{
-    read_capped, require_setting, status_error, stored_form, transport_error, Accepted, Carrier,
-    DeliveryReport, DeliveryState, InboundError, InboundSms, MessageRef, MissingSetting,
-    OutboundSms, Provider, ReceivesSms, Registered, ReportsDelivery, SendError, SendSms, Ussd,
-    WebhookRequest, Webhooks,
+    form_field as field, log_sent, one_in_form, require_setting, send_request, Accepted, Carrier,
+    DeliveryReport, DeliveryState, HttpClient, InboundError, InboundSms, MessageRef,
+    MissingSetting, OutboundSms, Parsed, Provider, ReceivesSms, Registered, ReportsDelivery,
+    SendError, SendSms, Ussd, WebhookRequest, Webhooks,
 };
 use crate::{
     config::{secret, Config},
@@ -112,21 +112,8 @@ impl Ussd for AfricasTalking {
 
 impl ReceivesSms for AfricasTalking {
     /// The inbound SMS callback (§1.3), stored as its form.
-    fn parse_sms(
-        request: &WebhookRequest<'_>,
-    ) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
-        let form = request.form();
-        Ok(vec![(parse_sms(&form)?, stored_form(&form))])
-    }
-}
-
-impl ReportsDelivery for AfricasTalking {
-    /// The delivery report callback (§1.5), stored as its form.
-    fn parse_delivery(
-        request: &WebhookRequest<'_>,
-    ) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
-        let form = request.form();
-        Ok(vec![(parse_delivery(&form)?, stored_form(&form))])
+    fn parse_sms(request: &WebhookRequest<'_>) -> Parsed<InboundSms> {
+        one_in_form(request, parse_sms)
     }
 }
 
@@ -147,13 +134,6 @@ pub struct UssdForm {
 
 /// Longest accepted history; a real session is a few dozen characters.
 const MAX_TEXT: usize = 2_000;
-
-/// The first value of a form field, if any.
-fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
 
 /// A field that must be present and not blank.
 fn required<'a>(form: &'a [(String, String)], name: &'static str) -> Result<&'a str, InboundError> {
@@ -207,6 +187,13 @@ fn parse_sms(form: &[(String, String)]) -> Result<InboundSms, InboundError> {
     })
 }
 
+impl ReportsDelivery for AfricasTalking {
+    /// The delivery report callback (§1.5), stored as its form.
+    fn parse_delivery(request: &WebhookRequest<'_>) -> Parsed<DeliveryReport> {
+        one_in_form(request, parse_delivery)
+    }
+}
+
 /// The delivery report callback (§1.5).
 fn parse_delivery(form: &[(String, String)]) -> Result<DeliveryReport, InboundError> {
     let id = required(form, "id")?;
@@ -241,7 +228,7 @@ fn parse_delivery(form: &[(String, String)]) -> Result<DeliveryReport, InboundEr
 pub const DEFAULT_BASE_URL: &str = "https://api.africastalking.com";
 
 /// What the outbound client needs (§1.4).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// The app username (`sandbox` in the sandbox).
     pub username: String,
@@ -252,23 +239,8 @@ pub struct Settings {
     pub base_url: String,
 }
 
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("username", &self.username)
-            .field("api_key", &"<redacted>")
-            .field("sender", &self.sender)
-            .field("base_url", &self.base_url)
-            .finish()
-    }
-}
-
 /// Sends SMS through `POST /version1/messaging`.
-#[derive(Debug, Clone)]
-pub struct Client {
-    settings: Settings,
-    http: reqwest::Client,
-}
+pub type Client = HttpClient<Settings>;
 
 #[derive(Debug, Deserialize)]
 struct SendAnswer {
@@ -305,12 +277,6 @@ impl Recipient {
     }
 }
 
-impl Client {
-    pub fn new(settings: Settings, http: reqwest::Client) -> Client {
-        Client { settings, http }
-    }
-}
-
 impl SendSms for Client {
     async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
         let url = format!(
@@ -326,35 +292,20 @@ impl SendSms for Client {
             form.push(("from", sender));
         }
         form.push(("bulkSMSMode", "1"));
-        let response = self
-            .http
-            .post(url)
-            .header("apiKey", self.settings.api_key.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .form(&form)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = response.status();
-        let retry_after = super::retry_after(status, response.headers(), chrono::Utc::now());
-        let body = read_capped(response).await?;
-        if !status.is_success() {
-            tracing::warn!(provider = AfricasTalking::NAME, outbox_id = msg.id, to = %msg.to, %status, "send refused");
-            return Err(status_error(status, &body).retry_after(retry_after));
+        let answer = send_request(
+            self.http
+                .post(url)
+                .header("apiKey", self.settings.api_key.expose_secret())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .form(&form),
+        )
+        .await?;
+        if !answer.status.is_success() {
+            tracing::warn!(provider = AfricasTalking::NAME, outbox_id = msg.id, to = %msg.to, status = %answer.status, "send refused");
+            return Err(answer.refusal());
         }
-        let result = interpret(&body);
-        match &result {
-            Ok(a) => tracing::debug!(
-                provider = AfricasTalking::NAME,
-                outbox_id = msg.id,
-                to = %msg.to,
-                message_id = a.provider_msg_id.as_deref().unwrap_or(""),
-                "sent"
-            ),
-            Err(e) => {
-                tracing::warn!(provider = AfricasTalking::NAME, outbox_id = msg.id, to = %msg.to, error = %e, "send failed")
-            }
-        }
+        let result = interpret(&answer.body);
+        log_sent::<AfricasTalking>(msg, &result);
         result
     }
 }

@@ -2,20 +2,20 @@
 //! `POST /sms/3/messages` client.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::value::RawValue;
 
 use super::{
-    read_capped, require_setting, status_error, transport_error, webhook_url, with_secret,
-    Accepted, Carrier, DeliveryReport, DeliveryState, InboundError, InboundSms, Kind, MessageRef,
-    MissingSetting, OutboundSms, Provider, ReceivesSms, Registered, ReportsDelivery, SendError,
-    SendSms, WebhookRequest, Webhooks, MAX_MESSAGES_PER_REQUEST,
+    log_sending, require_setting, send_request, webhook_url_with_secret, Accepted, Carrier,
+    DeliveryReport, DeliveryState, HttpClient, InboundError, InboundSms, Kind, MessageRef,
+    MissingSetting, OutboundSms, Parsed, Provider, ReceivesSms, Registered, ReportsDelivery,
+    SendError, SendSms, WebhookRequest, Webhooks, MAX_MESSAGES_PER_REQUEST,
 };
 use crate::{
     config::{secret, Config},
-    domain::{phone::mask, Phone, PhoneError},
+    domain::{Phone, PhoneError},
 };
 
 /// Infobip: inbound SMS forwards and delivery reports as JSON, up to 100 per request; it
@@ -36,8 +36,7 @@ impl Provider for Infobip {
             )?,
             sender: options.infobip_sender.clone(),
             base_url: options.infobip_base_url.clone(),
-            delivery_url: webhook_url::<Infobip>(config, Kind::Delivery)
-                .map(|url| with_secret(&url, config)),
+            delivery_url: webhook_url_with_secret::<Infobip>(config, Kind::Delivery),
         };
         Ok(Client::new(settings, http))
     }
@@ -96,9 +95,20 @@ fn results(body: &[u8]) -> Result<Vec<&RawValue>, InboundError> {
     Ok(results)
 }
 
-/// One result as it is stored: its own JSON, not the body it came in.
-fn stored(raw: &RawValue) -> Result<serde_json::Value, InboundError> {
-    serde_json::from_str(raw.get()).map_err(bad_json)
+/// Every result of a body read as an `R` and made into a message by `each`, with its own
+/// JSON as it is stored (not the body it came in).
+fn each_result<R: DeserializeOwned, T>(
+    body: &[u8],
+    each: impl Fn(R) -> Result<T, InboundError>,
+) -> Parsed<T> {
+    results(body)?
+        .into_iter()
+        .map(|raw| {
+            let message = each(serde_json::from_str(raw.get()).map_err(bad_json)?)?;
+            let stored = serde_json::from_str(raw.get()).map_err(bad_json)?;
+            Ok((message, stored))
+        })
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,18 +145,8 @@ impl ReceivesSms for Infobip {
     /// [`MAX_MESSAGES_PER_REQUEST`]. A message without `messageId` or `from` refuses the
     /// whole body. An unreadable `receivedAt` is dropped (logged) rather than losing the
     /// message. Each message is stored as its own JSON.
-    fn parse_sms(
-        request: &WebhookRequest<'_>,
-    ) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
-        parse_sms(request.body)
-    }
-}
-
-fn parse_sms(body: &[u8]) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
-    results(body)?
-        .into_iter()
-        .map(|raw| {
-            let r: MoResult = serde_json::from_str(raw.get()).map_err(bad_json)?;
+    fn parse_sms(request: &WebhookRequest<'_>) -> Parsed<InboundSms> {
+        each_result(request.body, |r: MoResult| {
             let provider_msg_id =
                 non_empty(r.message_id).ok_or(InboundError::Missing("messageId"))?;
             let from = non_empty(r.from).ok_or(InboundError::Missing("from"))?;
@@ -165,17 +165,16 @@ fn parse_sms(body: &[u8]) -> Result<Vec<(InboundSms, serde_json::Value)>, Inboun
                     parsed
                 }
             };
-            let msg = InboundSms {
+            Ok(InboundSms {
                 provider: Infobip::NAME,
                 provider_msg_id,
                 from,
                 to: r.to.unwrap_or_default(),
                 text: r.text.unwrap_or_default(),
                 received_at,
-            };
-            Ok((msg, stored(raw)?))
+            })
         })
-        .collect()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -240,18 +239,8 @@ impl ReportsDelivery for Infobip {
     /// Parses a delivery report POST (up to [`MAX_MESSAGES_PER_REQUEST`] reports), each
     /// stored as its own JSON. `messageId` is our outbox id when it is a number (we send
     /// it), else the provider's.
-    fn parse_delivery(
-        request: &WebhookRequest<'_>,
-    ) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
-        parse_delivery(request.body)
-    }
-}
-
-fn parse_delivery(body: &[u8]) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
-    results(body)?
-        .into_iter()
-        .map(|raw| {
-            let r: DlrResult = serde_json::from_str(raw.get()).map_err(bad_json)?;
+    fn parse_delivery(request: &WebhookRequest<'_>) -> Parsed<DeliveryReport> {
+        each_result(request.body, |r: DlrResult| {
             let message_id = non_empty(r.message_id).ok_or(InboundError::Missing("messageId"))?;
             let message = match message_id.trim().parse::<i64>() {
                 Ok(id) => MessageRef::Ours(id),
@@ -280,16 +269,15 @@ fn parse_delivery(body: &[u8]) -> Result<Vec<(DeliveryReport, serde_json::Value)
                 }
                 (None, _) => None,
             };
-            let report = DeliveryReport {
+            Ok(DeliveryReport {
                 provider: Infobip::NAME,
                 message,
                 state,
                 provider_status,
                 reason,
-            };
-            Ok((report, stored(raw)?))
+            })
         })
-        .collect()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -305,10 +293,8 @@ pub struct Settings {
     pub delivery_url: Option<SecretString>,
 }
 
-pub struct Client {
-    settings: Settings,
-    http: reqwest::Client,
-}
+/// Sends SMS through `POST /sms/3/messages`.
+pub type Client = HttpClient<Settings>;
 
 #[derive(Serialize)]
 struct SendRequest<'a> {
@@ -361,12 +347,6 @@ struct SentMessage {
     status: Option<Status>,
 }
 
-impl Client {
-    pub fn new(settings: Settings, http: reqwest::Client) -> Client {
-        Client { settings, http }
-    }
-}
-
 impl SendSms for Client {
     async fn send(&self, msg: &OutboundSms) -> Result<Accepted, SendError> {
         let e164 = msg.to.as_str();
@@ -391,33 +371,20 @@ impl SendSms for Client {
             "{}/sms/3/messages",
             self.settings.base_url.trim_end_matches('/')
         );
-        tracing::debug!(
-            provider = Infobip::NAME,
-            outbox_id = msg.id,
-            to = %mask(e164),
-            encoding = ?msg.encoding,
-            segments = msg.segments,
-            "sending"
-        );
-        let response = self
-            .http
-            .post(&url)
-            .header(
-                reqwest::header::AUTHORIZATION,
-                format!("App {}", self.settings.api_key.expose_secret()),
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .json(&request)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = response.status();
-        let retry_after = super::retry_after(status, response.headers(), chrono::Utc::now());
-        let body = read_capped(response).await?;
-        if !status.is_success() {
-            return Err(status_error(status, &body).retry_after(retry_after));
-        }
-        interpret_answer(&body)
+        log_sending::<Infobip>(msg);
+        let answer = send_request(
+            self.http
+                .post(&url)
+                .header(
+                    reqwest::header::AUTHORIZATION,
+                    format!("App {}", self.settings.api_key.expose_secret()),
+                )
+                .header(reqwest::header::ACCEPT, "application/json")
+                .json(&request),
+        )
+        .await?
+        .success()?;
+        interpret_answer(&answer.body)
     }
 }
 

@@ -18,14 +18,14 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    read_capped, require_setting, status_error, stored_query, transport_error, webhook_url,
-    with_secret, Accepted, Carrier, DeliveryReport, DeliveryState, InboundError, InboundSms, Kind,
-    MessageRef, MissingSetting, OutboundSms, Provider, ReceivesSms, Registered, ReportsDelivery,
+    log_sending, one_in_query, require_setting, send_request, webhook_url_with_secret, Accepted,
+    Carrier, DeliveryReport, DeliveryState, HttpClient, InboundError, InboundSms, Kind, MessageRef,
+    MissingSetting, OutboundSms, Parsed, Provider, ReceivesSms, Registered, ReportsDelivery,
     SendError, SendSms, WebhookRequest, Webhooks,
 };
 use crate::{
     config::{secret, Config},
-    domain::{phone::mask, Encoding},
+    domain::Encoding,
 };
 
 /// Kannel: the smsbox get-url and the dlr-url, each a GET with everything in the query; it
@@ -53,8 +53,7 @@ impl Provider for Kannel {
                     .clone()
                     .unwrap_or_else(|| config.sms_number.clone()),
             ),
-            dlr_url_base: webhook_url::<Kannel>(config, Kind::Delivery)
-                .map(|url| with_secret(&url, config)),
+            dlr_url_base: webhook_url_with_secret::<Kannel>(config, Kind::Delivery),
         };
         Ok(Client::new(settings, http))
     }
@@ -200,21 +199,15 @@ fn decode_text(raw: &[u8], charset: Option<&str>) -> String {
 
 impl ReceivesSms for Kannel {
     /// The get-url callback, stored as its query string (without our shared secret).
-    fn parse_sms(
-        request: &WebhookRequest<'_>,
-    ) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
-        let query = request.query();
-        Ok(vec![(parse_sms_query(query)?, stored_query(query))])
+    fn parse_sms(request: &WebhookRequest<'_>) -> Parsed<InboundSms> {
+        one_in_query(request, parse_sms_query)
     }
 }
 
 impl ReportsDelivery for Kannel {
     /// The dlr-url callback, stored as its query string (without our shared secret).
-    fn parse_delivery(
-        request: &WebhookRequest<'_>,
-    ) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
-        let query = request.query();
-        Ok(vec![(parse_delivery_query(query)?, stored_query(query))])
+    fn parse_delivery(request: &WebhookRequest<'_>) -> Parsed<DeliveryReport> {
+        one_in_query(request, parse_delivery_query)
     }
 }
 
@@ -305,19 +298,13 @@ pub struct Settings {
     pub dlr_url_base: Option<SecretString>,
 }
 
-pub struct Client {
-    settings: Settings,
-    http: reqwest::Client,
-}
+/// Sends SMS through the sendsms CGI.
+pub type Client = HttpClient<Settings>;
 
 /// All DLR kinds: delivered, undelivered, buffered, SMSC ack, SMSC nack.
 const DLR_MASK: &str = "31";
 
 impl Client {
-    pub fn new(settings: Settings, http: reqwest::Client) -> Client {
-        Client { settings, http }
-    }
-
     /// The dlr-url for one message. Kannel fills in the `%` escapes; they reach it literally
     /// because the whole URL is one (percent-encoded) query value.
     fn dlr_url(&self, id: i64) -> Option<String> {
@@ -354,35 +341,21 @@ impl SendSms for Client {
             query.push(("dlr-mask", DLR_MASK.into()));
             query.push(("dlr-url", dlr_url.into()));
         }
-        tracing::debug!(
-            provider = Kannel::NAME,
-            outbox_id = msg.id,
-            to = %mask(to),
-            encoding = ?msg.encoding,
-            segments = msg.segments,
-            "sending"
-        );
-        let response = self
-            .http
-            .get(&s.sendsms_url)
-            .query(&query)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = response.status();
-        let retry_after = super::retry_after(status, response.headers(), chrono::Utc::now());
-        let body = read_capped(response).await?;
-        if !status.is_success() {
-            return Err(status_error(status, &body).retry_after(retry_after));
-        }
-        let answer = body.trim();
-        if answer.starts_with("0:") || answer.starts_with("3:") {
+        log_sending::<Kannel>(msg);
+        let answer = send_request(self.http.get(&s.sendsms_url).query(&query))
+            .await?
+            .success()?;
+        let text = answer.body.trim();
+        if text.starts_with("0:") || text.starts_with("3:") {
             Ok(Accepted {
                 provider_msg_id: None,
             })
         } else {
-            let snippet: String = answer.chars().take(300).collect();
-            Err(SendError::Fatal(format!("HTTP {status}: {snippet}")))
+            let snippet: String = text.chars().take(300).collect();
+            Err(SendError::Fatal(format!(
+                "HTTP {}: {snippet}",
+                answer.status
+            )))
         }
     }
 }

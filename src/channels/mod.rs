@@ -27,9 +27,11 @@ use crate::{
 };
 
 pub use provider::{
-    require_setting, shared_secret, stored_form, stored_query, verify, webhook_path, webhook_url,
-    webhooks, with_secret, Answer, Carrier, Kind, Protection, Provider, ReceivesSms, Refused,
-    Registered, ReportsDelivery, SendSms, Ussd, Webhook, WebhookRequest, Webhooks,
+    form_field, log_sending, log_sent, one_in_form, one_in_query, require_setting, send_request,
+    shared_secret, stored_form, stored_query, verify, webhook_path, webhook_url,
+    webhook_url_with_secret, webhooks, with_secret, Answer, Answered, Carrier, HttpClient, Kind,
+    Parsed, Protection, Provider, ReceivesSms, Refused, Registered, ReportsDelivery, SendSms, Ussd,
+    Webhook, WebhookRequest, Webhooks,
 };
 
 /// The registry: every provider, as `module::Type`, once. From this list come
@@ -573,8 +575,27 @@ mod tests {
             base_url: "https://api.infobip.com".into(),
             delivery_url: Some("https://x/webhooks/infobip/delivery?secret=hook-secret-456".into()),
         };
-        let shown = format!("{kannel:?} {infobip:?}");
-        for leak in ["kannel-password-123", "hook-secret-456", "infobip-key-789"] {
+        let africastalking = africastalking::Settings {
+            username: "hashar".into(),
+            api_key: "at-key-135".into(),
+            sender: None,
+            base_url: africastalking::DEFAULT_BASE_URL.into(),
+        };
+        let twilio = twilio::Settings {
+            account_sid: "AC1".into(),
+            auth_token: "twilio-token-246".into(),
+            from: "+12028831111".into(),
+            base_url: twilio::DEFAULT_BASE_URL.into(),
+            status_callback: None,
+        };
+        let shown = format!("{kannel:?} {infobip:?} {africastalking:?} {twilio:?}");
+        for leak in [
+            "kannel-password-123",
+            "hook-secret-456",
+            "infobip-key-789",
+            "at-key-135",
+            "twilio-token-246",
+        ] {
             assert!(!shown.contains(leak), "{leak} in {shown}");
         }
     }

@@ -6,7 +6,12 @@
 //! - [`ReceivesSms`], [`ReportsDelivery`], [`Ussd`]: parsing what each webhook carries,
 //!   for the providers that have it. A webhook can only be declared by a provider that
 //!   implements the matching trait.
-//! - [`SendSms`]: its outbound client.
+//! - [`SendSms`]: its outbound client; over HTTP an [`HttpClient`] of its settings.
+//!
+//! What the providers share lives here too, so that each module holds only its protocol:
+//! parsing a one-message webhook ([`one_in_form`], [`one_in_query`], [`form_field`]) and
+//! sending ([`send_request`] and its [`Answered`], [`log_sending`], [`log_sent`],
+//! [`webhook_url_with_secret`]).
 //!
 //! The webhook handlers (`crate::http`) are generic over these traits: each checks the
 //! request with [`verify`] first (403, stored nowhere, when it fails), then hands the
@@ -20,6 +25,7 @@ use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 
 use super::{
+    read_capped, status_error, transport_error,
     ussd::{Hop, Screen},
     Accepted, DeliveryReport, InboundError, InboundSms, MissingSetting, OutboundSms, SendError,
 };
@@ -73,13 +79,15 @@ pub trait Provider: Registered + Sized + Send + Sync + 'static {
     }
 }
 
+/// What a webhook request carries, once parsed: every message (a text or a delivery report),
+/// each with the form it is stored in (`inbound_messages.raw`); or why it was refused.
+pub type Parsed<T> = Result<Vec<(T, serde_json::Value)>, InboundError>;
+
 /// A provider that forwards inbound texts.
 pub trait ReceivesSms: Provider {
     /// Every text the request carries, each with the form it is stored in
     /// (`inbound_messages.raw`): never the whole request once per message.
-    fn parse_sms(
-        request: &WebhookRequest<'_>,
-    ) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError>;
+    fn parse_sms(request: &WebhookRequest<'_>) -> Parsed<InboundSms>;
 
     /// The answer once every text is stored: 200 with an empty `text/plain` body unless
     /// the provider expects something else.
@@ -89,9 +97,7 @@ pub trait ReceivesSms: Provider {
 /// A provider that reports the delivery of what we sent.
 pub trait ReportsDelivery: Provider {
     /// Every report the request carries, each with the form it is stored in.
-    fn parse_delivery(
-        request: &WebhookRequest<'_>,
-    ) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError>;
+    fn parse_delivery(request: &WebhookRequest<'_>) -> Parsed<DeliveryReport>;
 }
 
 /// A provider that carries USSD sessions. A hop is a POST form of at most
@@ -247,6 +253,12 @@ pub fn webhook_url<P: Provider>(config: &Config, kind: Kind) -> Option<String> {
         .map(|w| format!("{public}{}", w.path))
 }
 
+/// [`webhook_url`] with our shared secret ([`with_secret`]): what a provider that does not
+/// sign is told to call back.
+pub fn webhook_url_with_secret<P: Provider>(config: &Config, kind: Kind) -> Option<SecretString> {
+    webhook_url::<P>(config, kind).map(|url| with_secret(&url, config))
+}
+
 /// A setting `P`'s client cannot do without.
 pub fn require_setting<P: Provider, T: Clone>(
     value: &Option<T>,
@@ -319,6 +331,33 @@ impl<'a> WebhookRequest<'a> {
             .into_owned()
             .collect()
     }
+}
+
+/// The first value of a form field, if any.
+pub fn form_field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The one message of a form webhook: `parse` reads it from the body's pairs, and it is
+/// stored as those pairs ([`stored_form`]).
+pub fn one_in_form<T>(
+    request: &WebhookRequest<'_>,
+    parse: impl FnOnce(&[(String, String)]) -> Result<T, InboundError>,
+) -> Parsed<T> {
+    let form = request.form();
+    Ok(vec![(parse(&form)?, stored_form(&form))])
+}
+
+/// The one message of a query webhook: `parse` reads it from the raw query string, and it is
+/// stored as that string without our shared secret ([`stored_query`]).
+pub fn one_in_query<T>(
+    request: &WebhookRequest<'_>,
+    parse: impl FnOnce(&str) -> Result<T, InboundError>,
+) -> Parsed<T> {
+    let query = request.query();
+    Ok(vec![(parse(query)?, stored_query(query))])
 }
 
 /// How a form is stored: its pairs, in order, as a JSON array of `[name, value]`.
@@ -397,4 +436,97 @@ pub fn shared_secret(config: &Config, request: &WebhookRequest<'_>) -> Result<()
 /// Compares in constant time (`subtle`; the length is not secret).
 fn same(a: &[u8], b: &[u8]) -> bool {
     bool::from(subtle::ConstantTimeEq::ct_eq(a, b))
+}
+
+// ---------------------------------------------------------------------------------------
+// Sending
+
+/// The outbound client of a provider that sends over HTTP: its settings (`Settings` in its
+/// module, which names it `Client`) and the process's HTTP client.
+#[derive(Debug, Clone)]
+pub struct HttpClient<S> {
+    pub(super) settings: S,
+    pub(super) http: reqwest::Client,
+}
+
+impl<S> HttpClient<S> {
+    pub fn new(settings: S, http: reqwest::Client) -> HttpClient<S> {
+        HttpClient { settings, http }
+    }
+}
+
+/// A provider's answer to a send, as every client reads it.
+#[derive(Debug)]
+pub struct Answered {
+    pub status: reqwest::StatusCode,
+    /// Its `Retry-After` (429 and 503 only, [`super::retry_after`]).
+    pub retry_after: Option<std::time::Duration>,
+    /// Its body, at most [`super::MAX_RESPONSE_BYTES`] of it ([`read_capped`]).
+    pub body: String,
+}
+
+/// Sends a provider's request and reads its answer. A request that gets no answer (timeout,
+/// connection refused or reset) is retryable, its error naming no URL
+/// ([`transport_error`]).
+pub async fn send_request(request: reqwest::RequestBuilder) -> Result<Answered, SendError> {
+    let response = request.send().await.map_err(transport_error)?;
+    let status = response.status();
+    let retry_after = super::retry_after(status, response.headers(), chrono::Utc::now());
+    let body = read_capped(response).await?;
+    Ok(Answered {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+impl Answered {
+    /// A 2xx answer, to be read by its provider; any other is [`Answered::refusal`].
+    pub fn success(self) -> Result<Answered, SendError> {
+        if self.status.is_success() {
+            Ok(self)
+        } else {
+            Err(self.refusal())
+        }
+    }
+
+    /// The retry decision every provider shares for an answer that is not 2xx
+    /// ([`status_error`]), with its `Retry-After`.
+    pub fn refusal(&self) -> SendError {
+        status_error(self.status, &self.body).retry_after(self.retry_after)
+    }
+}
+
+/// Logs a send about to be made (`debug`): the number masked (`Phone`'s `Display`), never
+/// the text.
+pub fn log_sending<P: Provider>(msg: &OutboundSms) {
+    tracing::debug!(
+        provider = P::NAME,
+        outbox_id = msg.id,
+        to = %msg.to,
+        encoding = ?msg.encoding,
+        segments = msg.segments,
+        "sending"
+    );
+}
+
+/// Logs what became of a send that got an answer: `debug` when it was accepted (with the
+/// provider's id for it), `warn` when not. The number is masked (`Phone`'s `Display`).
+pub fn log_sent<P: Provider>(msg: &OutboundSms, result: &Result<Accepted, SendError>) {
+    match result {
+        Ok(a) => tracing::debug!(
+            provider = P::NAME,
+            outbox_id = msg.id,
+            to = %msg.to,
+            message_id = a.provider_msg_id.as_deref().unwrap_or(""),
+            "sent"
+        ),
+        Err(e) => tracing::warn!(
+            provider = P::NAME,
+            outbox_id = msg.id,
+            to = %msg.to,
+            error = %e,
+            "send failed"
+        ),
+    }
 }

@@ -5,11 +5,14 @@
 use std::{fmt::Display, time::Duration};
 
 use wiremock::{
-    matchers::{method, path},
-    Mock, MockServer, Request, ResponseTemplate,
+    matchers::{header, method, path},
+    Mock, MockBuilder, MockServer, Request, ResponseTemplate,
 };
 
-use super::{Accepted, InboundError, OutboundSms, SendError, SendSms, WebhookRequest};
+use super::{
+    Accepted, DeliveryReport, DeliveryState, HttpClient, InboundError, InboundSms, MessageRef,
+    OutboundSms, Parsed, SendError, SendSms, WebhookRequest,
+};
 use crate::domain::{Encoding, Phone};
 
 // ---------------------------------------------------------------------------------------
@@ -63,16 +66,12 @@ impl TestRequest {
 }
 
 /// What a parser found, without the form each message is stored in.
-pub fn messages<T>(
-    parsed: Result<Vec<(T, serde_json::Value)>, InboundError>,
-) -> Result<Vec<T>, InboundError> {
+pub fn messages<T>(parsed: Parsed<T>) -> Result<Vec<T>, InboundError> {
     parsed.map(|all| all.into_iter().map(|(m, _)| m).collect())
 }
 
 /// The one message of a request (form and query webhooks carry one).
-pub fn single<T: std::fmt::Debug>(
-    parsed: Result<Vec<(T, serde_json::Value)>, InboundError>,
-) -> Result<T, InboundError> {
+pub fn single<T: std::fmt::Debug>(parsed: Parsed<T>) -> Result<T, InboundError> {
     messages(parsed).map(|mut all| {
         assert_eq!(all.len(), 1, "one message per request: {all:?}");
         all.remove(0)
@@ -91,6 +90,63 @@ pub fn check_cases<N: Display, I, O: PartialEq + std::fmt::Debug>(
     for (name, input, want) in cases {
         assert_eq!(run(input), want, "{name}");
     }
+}
+
+/// Form fields as a test writes them, in order.
+pub type Fields = Vec<(&'static str, &'static str)>;
+/// Case name, the request's form, the text it should come to.
+pub type SmsCase = (&'static str, Fields, Result<InboundSms, InboundError>);
+/// The request's form (which names the case), the report it should come to.
+pub type ReportCase = (Fields, Result<DeliveryReport, InboundError>);
+
+/// A delivery report of `provider` about `message`, as a parser should make it.
+pub fn report(
+    provider: &'static str,
+    message: MessageRef,
+    state: DeliveryState,
+    status: &str,
+    reason: Option<&str>,
+) -> DeliveryReport {
+    DeliveryReport {
+        provider,
+        message,
+        state,
+        provider_status: status.into(),
+        reason: reason.map(str::to_owned),
+    }
+}
+
+/// The cases of a table of status words: the request with `fields(status)` comes to
+/// `report(status, state, None)`.
+pub fn status_cases(
+    table: &[(&'static str, DeliveryState)],
+    fields: impl Fn(&'static str) -> Fields,
+    report: impl Fn(&str, DeliveryState, Option<&str>) -> DeliveryReport,
+) -> Vec<ReportCase> {
+    table
+        .iter()
+        .map(|&(status, state)| (fields(status), Ok(report(status, state, None))))
+        .collect()
+}
+
+/// Runs a table of (name, form fields, expected message) through `parse`, the parser of a
+/// form webhook (one message per request).
+pub fn check_form_cases<N: Display, T: PartialEq + std::fmt::Debug>(
+    cases: impl IntoIterator<Item = (N, Fields, Result<T, InboundError>)>,
+    parse: impl Fn(&WebhookRequest<'_>) -> Parsed<T>,
+) {
+    check_cases(cases, |fields| single(parse(&form(&fields).view())));
+}
+
+/// [`check_form_cases`] for a table of [`ReportCase`]s, each named by its fields.
+pub fn check_form_reports(
+    cases: Vec<ReportCase>,
+    parse: impl Fn(&WebhookRequest<'_>) -> Parsed<DeliveryReport>,
+) {
+    let named = cases
+        .into_iter()
+        .map(|(fields, want)| (format!("{fields:?}"), fields, want));
+    check_form_cases(named, parse);
 }
 
 /// What a send should come to: accepted with this provider id, or refused for good or for
@@ -135,23 +191,47 @@ pub async fn send_answered<C: SendSms>(
     client: impl FnOnce(&MockServer) -> C,
     msg: &OutboundSms,
 ) -> Result<Accepted, SendError> {
+    let request = Mock::given(method(verb)).and(path(endpoint));
+    send_expecting(request, answer, client, msg).await
+}
+
+/// Sends `msg` through the client `client` builds for a mock server that answers `request`
+/// (the request the provider documents, as matchers) with `answer`, and is called with it
+/// exactly once.
+pub async fn send_expecting<C: SendSms>(
+    request: MockBuilder,
+    answer: ResponseTemplate,
+    client: impl FnOnce(&MockServer) -> C,
+    msg: &OutboundSms,
+) -> Result<Accepted, SendError> {
     let server = MockServer::start().await;
-    Mock::given(method(verb))
-        .and(path(endpoint))
-        .respond_with(answer)
-        .expect(1)
-        .mount(&server)
-        .await;
+    request.respond_with(answer).expect(1).mount(&server).await;
     client(&server).send(msg).await
 }
 
-/// The HTTP client of the outbound tests: a short timeout, so that a slow answer is a
-/// timeout without slowing the tests down.
-pub fn http(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
+/// A form `POST` to `endpoint` with exactly these fields (in any order).
+pub fn form_post(endpoint: &str, fields: &[(&str, &str)]) -> MockBuilder {
+    Mock::given(method("POST"))
+        .and(path(endpoint))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(FormIs(pairs(fields)))
+}
+
+/// A send the provider accepted, with this id of its own.
+pub fn accepted(provider_msg_id: Option<&str>) -> Result<Accepted, SendError> {
+    Ok(Accepted {
+        provider_msg_id: provider_msg_id.map(str::to_owned),
+    })
+}
+
+/// The outbound client of the tests for these settings: its HTTP client has a short
+/// timeout, so that a slow answer is a timeout without slowing the tests down.
+pub fn client<S>(settings: S) -> HttpClient<S> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
         .build()
-        .expect("http client")
+        .expect("http client");
+    HttpClient::new(settings, http)
 }
 
 /// A message to +79161234567.

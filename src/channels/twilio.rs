@@ -9,10 +9,11 @@ use sha1::Sha1;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    read_capped, require_setting, status_error, stored_form, transport_error, webhook_url,
-    Accepted, Answer, Carrier, DeliveryReport, DeliveryState, InboundError, InboundSms, Kind,
-    MessageRef, MissingSetting, OutboundSms, Protection, Provider, ReceivesSms, Refused,
-    Registered, ReportsDelivery, SendError, SendSms, WebhookRequest, Webhooks,
+    form_field as field, log_sent, one_in_form, require_setting, send_request, status_error,
+    webhook_url, Accepted, Answer, Carrier, DeliveryReport, DeliveryState, HttpClient,
+    InboundError, InboundSms, Kind, MessageRef, MissingSetting, OutboundSms, Parsed, Protection,
+    Provider, ReceivesSms, Refused, Registered, ReportsDelivery, SendError, SendSms,
+    WebhookRequest, Webhooks,
 };
 use crate::config::{secret, Config};
 
@@ -206,13 +207,6 @@ fn url_variants(url: &str) -> Vec<String> {
     out
 }
 
-/// The first value of a form field, if any.
-fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
-
 /// The first of `names` that is present and not blank.
 fn first_of<'a>(form: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
     names
@@ -224,11 +218,8 @@ fn first_of<'a>(form: &'a [(String, String)], names: &[&str]) -> Option<&'a str>
 
 impl ReceivesSms for Twilio {
     /// The inbound SMS webhook (§2.1), stored as its form.
-    fn parse_sms(
-        request: &WebhookRequest<'_>,
-    ) -> Result<Vec<(InboundSms, serde_json::Value)>, InboundError> {
-        let form = request.form();
-        Ok(vec![(parse_sms(&form)?, stored_form(&form))])
+    fn parse_sms(request: &WebhookRequest<'_>) -> Parsed<InboundSms> {
+        one_in_form(request, parse_sms)
     }
 
     const ANSWER: Answer = Answer {
@@ -239,11 +230,8 @@ impl ReceivesSms for Twilio {
 
 impl ReportsDelivery for Twilio {
     /// The status callback (§2.4), stored as its form.
-    fn parse_delivery(
-        request: &WebhookRequest<'_>,
-    ) -> Result<Vec<(DeliveryReport, serde_json::Value)>, InboundError> {
-        let form = request.form();
-        Ok(vec![(parse_status(&form)?, stored_form(&form))])
+    fn parse_delivery(request: &WebhookRequest<'_>) -> Parsed<DeliveryReport> {
+        one_in_form(request, parse_status)
     }
 }
 
@@ -318,7 +306,7 @@ pub fn twiml_message(text: &str) -> String {
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
 
 /// What the outbound client needs (§2.3).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub account_sid: String,
     pub auth_token: SecretString,
@@ -330,24 +318,8 @@ pub struct Settings {
     pub status_callback: Option<String>,
 }
 
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("account_sid", &self.account_sid)
-            .field("auth_token", &"<redacted>")
-            .field("from", &self.from)
-            .field("base_url", &self.base_url)
-            .field("status_callback", &self.status_callback)
-            .finish()
-    }
-}
-
 /// Sends SMS through the Messages API.
-#[derive(Debug, Clone)]
-pub struct Client {
-    settings: Settings,
-    http: reqwest::Client,
-}
+pub type Client = HttpClient<Settings>;
 
 #[derive(Debug, Deserialize)]
 struct MessageAnswer {
@@ -358,12 +330,6 @@ struct MessageAnswer {
 struct ErrorAnswer {
     code: Option<i64>,
     message: Option<String>,
-}
-
-impl Client {
-    pub fn new(settings: Settings, http: reqwest::Client) -> Client {
-        Client { settings, http }
-    }
 }
 
 impl SendSms for Client {
@@ -386,38 +352,20 @@ impl SendSms for Client {
         {
             form.push(("StatusCallback", cb));
         }
-        let response = self
-            .http
-            .post(url)
-            .basic_auth(
-                &self.settings.account_sid,
-                Some(self.settings.auth_token.expose_secret()),
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .form(&form)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = response.status();
-        let retry_after = super::retry_after(status, response.headers(), chrono::Utc::now());
-        let body = read_capped(response).await?;
-        let result = interpret(status, &body).map_err(|e| e.retry_after(retry_after));
-        match &result {
-            Ok(a) => tracing::debug!(
-                provider = Twilio::NAME,
-                outbox_id = msg.id,
-                to = %msg.to,
-                sid = a.provider_msg_id.as_deref().unwrap_or(""),
-                "sent"
-            ),
-            Err(e) => tracing::warn!(
-                provider = Twilio::NAME,
-                outbox_id = msg.id,
-                to = %msg.to,
-                error = %e,
-                "send failed"
-            ),
-        }
+        let answer = send_request(
+            self.http
+                .post(url)
+                .basic_auth(
+                    &self.settings.account_sid,
+                    Some(self.settings.auth_token.expose_secret()),
+                )
+                .header(reqwest::header::ACCEPT, "application/json")
+                .form(&form),
+        )
+        .await?;
+        let result =
+            interpret(answer.status, &answer.body).map_err(|e| e.retry_after(answer.retry_after));
+        log_sent::<Twilio>(msg, &result);
         result
     }
 }

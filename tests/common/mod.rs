@@ -27,6 +27,13 @@ pub struct TestApp {
     pub clock: ManualClock,
 }
 
+/// A form body with these fields, as an aggregator encodes it.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
 pub fn test_config() -> Config {
     let mut config = Config::from_env();
     config.menus_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("menus");
@@ -90,6 +97,18 @@ impl TestApp {
             .append_pair("text", text)
             .finish();
         self.post_form("/webhooks/africastalking/ussd", body).await
+    }
+
+    /// An Africa's Talking inbound SMS.
+    pub async fn text(&self, id: &str, from: &str, text: &str) -> StatusCode {
+        let body = form(&[
+            ("id", id),
+            ("from", from),
+            ("to", "4274"),
+            ("text", text),
+            ("date", "2026-11-28T09:00:00Z"),
+        ]);
+        self.post_form("/webhooks/africastalking/sms", body).await.0
     }
 
     pub async fn post_form(&self, path: &str, body: String) -> (StatusCode, String) {
@@ -392,11 +411,65 @@ pub async fn call(
         .await
 }
 
+/// Closes a project at `at` (as a coordinator would, mid-session for a caller).
+pub async fn close_project(pool: &PgPool, project: i64, at: chrono::DateTime<Utc>) {
+    sqlx::query("update projects set status = 'closed', closed_at = $2 where id = $1")
+        .bind(project)
+        .bind(at)
+        .execute(pool)
+        .await
+        .expect("close");
+}
+
 pub async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(pool)
         .await
         .expect("count query")
+}
+
+/// The app over each database of [`dead_database_ports`], with what it is: its pool gives
+/// up a connection attempt after 300 ms, and each request after `db_timeout_ms`. The
+/// silent database lives as long as the returned task.
+pub async fn apps_on_dead_databases(
+    db_timeout_ms: u64,
+) -> (Vec<(TestApp, &'static str)>, tokio::task::JoinHandle<()>) {
+    let (ports, holder) = dead_database_ports().await;
+    let mut apps = Vec::new();
+    for (port, what) in ports {
+        let mut config = test_config();
+        config.db_timeout_ms = db_timeout_ms;
+        let dead = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_millis(300))
+            .connect_lazy(&format!("postgres://postgres@127.0.0.1:{port}/nothing"))
+            .expect("lazy pool");
+        apps.push((app_with(dead, config).await, what));
+    }
+    (apps, holder)
+}
+
+/// Runs `request` while another transaction holds the lock `lock_sql` takes (a stalled
+/// database, as far as the request can tell), checks it was answered within 2 s, and
+/// releases the lock.
+pub async fn while_locked<T>(
+    pool: &PgPool,
+    lock_sql: &str,
+    request: impl std::future::Future<Output = T>,
+) -> T {
+    let mut locker = pool.begin().await.expect("begin");
+    sqlx::query(lock_sql)
+        .execute(&mut *locker)
+        .await
+        .expect("lock");
+    let started = std::time::Instant::now();
+    let answer = request.await;
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "{lock_sql}: took {took:?}"
+    );
+    locker.rollback().await.expect("unlock");
+    answer
 }
 
 /// Two databases that are down: a port that accepts connections and never answers, and

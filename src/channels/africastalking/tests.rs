@@ -1,14 +1,12 @@
 use std::time::Duration;
 
 use chrono::TimeZone;
-use wiremock::{
-    matchers::{header, method, path},
-    Mock, MockServer, ResponseTemplate,
-};
+use wiremock::{matchers::header, MockServer, ResponseTemplate};
 
 use super::*;
 use crate::channels::testkit::{
-    check_cases, check_send_answers, form, http, outbound, pairs, single, FormIs, Want,
+    self, accepted, check_form_cases, check_form_reports, check_send_answers, form_post, outbound,
+    send_expecting, status_cases, ReportCase, SmsCase, Want,
 };
 use crate::domain::Encoding;
 
@@ -123,12 +121,6 @@ fn renders_con_and_end() {
 
 // ---- inbound SMS and delivery reports ----
 
-type Fields = Vec<(&'static str, &'static str)>;
-/// Case name, request form, expected result.
-type SmsCase = (&'static str, Fields, Result<InboundSms, InboundError>);
-/// Request form, expected result.
-type ReportCase = (Fields, Result<DeliveryReport, InboundError>);
-
 fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<DateTime<Utc>> {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single()
 }
@@ -239,24 +231,16 @@ fn inbound_sms_cases() {
             Err(InboundError::Missing("from")),
         ),
     ];
-    check_cases(cases, |fields| {
-        single(AfricasTalking::parse_sms(&form(&fields).view()))
-    });
+    check_form_cases(cases, AfricasTalking::parse_sms);
 }
 
 #[test]
 fn delivery_report_cases() {
-    fn report(status: &str, state: DeliveryState, reason: Option<&str>) -> DeliveryReport {
-        DeliveryReport {
-            provider: AfricasTalking::NAME,
-            message: MessageRef::Provider("ATXid_1".into()),
-            state,
-            provider_status: status.into(),
-            reason: reason.map(str::to_owned),
-        }
-    }
-    let mut cases: Vec<ReportCase> = Vec::new();
-    for (status, state) in [
+    let report = |status: &str, state, reason: Option<&str>| {
+        let message = MessageRef::Provider("ATXid_1".into());
+        testkit::report(AfricasTalking::NAME, message, state, status, reason)
+    };
+    let statuses = [
         ("Sent", DeliveryState::Sent),
         ("Submitted", DeliveryState::Sent),
         ("Buffered", DeliveryState::Sent),
@@ -264,18 +248,17 @@ fn delivery_report_cases() {
         ("Rejected", DeliveryState::Failed),
         ("Failed", DeliveryState::Failed),
         ("Expired", DeliveryState::Failed),
-    ] {
-        cases.push((
-            vec![
-                ("id", "ATXid_1"),
-                ("status", status),
-                ("phoneNumber", "+254711000111"),
-                ("networkCode", "63902"),
-                ("retryCount", "0"),
-            ],
-            Ok(report(status, state, None)),
-        ));
-    }
+    ];
+    let fields = |status| {
+        vec![
+            ("id", "ATXid_1"),
+            ("status", status),
+            ("phoneNumber", "+254711000111"),
+            ("networkCode", "63902"),
+            ("retryCount", "0"),
+        ]
+    };
+    let mut cases: Vec<ReportCase> = status_cases(&statuses, fields, report);
     cases.extend([
         (
             vec![
@@ -324,12 +307,7 @@ fn delivery_report_cases() {
             Err(InboundError::Missing("status")),
         ),
     ]);
-    let cases = cases
-        .into_iter()
-        .map(|(f, want)| (format!("{f:?}"), f, want));
-    check_cases(cases, |fields| {
-        single(AfricasTalking::parse_delivery(&form(&fields).view()))
-    });
+    check_form_reports(cases, AfricasTalking::parse_delivery);
 }
 
 // ---- outbound ----
@@ -339,15 +317,12 @@ fn message() -> OutboundSms {
 }
 
 fn client(server: &MockServer, sender: Option<&str>) -> Client {
-    Client::new(
-        Settings {
-            username: "hashar".into(),
-            api_key: "atsk_secret".into(),
-            sender: sender.map(str::to_owned),
-            base_url: server.uri(),
-        },
-        http(Duration::from_millis(200)),
-    )
+    testkit::client(Settings {
+        username: "hashar".into(),
+        api_key: "atsk_secret".into(),
+        sender: sender.map(str::to_owned),
+        base_url: server.uri(),
+    })
 }
 
 fn recipients(code: i64, status: &str, id: &str) -> serde_json::Value {
@@ -359,60 +334,38 @@ fn recipients(code: i64, status: &str, id: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn send_posts_the_documented_request() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/version1/messaging"))
-        .and(header("apiKey", "atsk_secret"))
-        .and(header("accept", "application/json"))
-        .and(header("content-type", "application/x-www-form-urlencoded"))
-        .and(FormIs(pairs(&[
+    let request = form_post(
+        "/version1/messaging",
+        &[
             ("username", "hashar"),
             ("to", "+79161234567"),
             ("message", "Салом, 1 & 2"),
             ("from", "HASHAR"),
             ("bulkSMSMode", "1"),
-        ])))
-        .respond_with(ResponseTemplate::new(201).set_body_json(recipients(
-            101,
-            "Success",
-            "ATXid_7468c9a2",
-        )))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let got = client(&server, Some("HASHAR")).send(&message()).await;
-    assert_eq!(
-        got,
-        Ok(Accepted {
-            provider_msg_id: Some("ATXid_7468c9a2".into())
-        })
-    );
+        ],
+    )
+    .and(header("apiKey", "atsk_secret"))
+    .and(header("accept", "application/json"));
+    let answer =
+        ResponseTemplate::new(201).set_body_json(recipients(101, "Success", "ATXid_7468c9a2"));
+    let got = send_expecting(request, answer, |s| client(s, Some("HASHAR")), &message()).await;
+    assert_eq!(got, accepted(Some("ATXid_7468c9a2")));
 }
 
 #[tokio::test]
 async fn send_without_sender_leaves_from_out() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/version1/messaging"))
-        .and(FormIs(pairs(&[
+    let request = form_post(
+        "/version1/messaging",
+        &[
             ("username", "hashar"),
             ("to", "+79161234567"),
             ("message", "Салом, 1 & 2"),
             ("bulkSMSMode", "1"),
-        ])))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(recipients(102, "Success", "ATXid_q")),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    let got = client(&server, None).send(&message()).await;
-    assert_eq!(
-        got,
-        Ok(Accepted {
-            provider_msg_id: Some("ATXid_q".into())
-        })
+        ],
     );
+    let answer = ResponseTemplate::new(201).set_body_json(recipients(102, "Success", "ATXid_q"));
+    let got = send_expecting(request, answer, |s| client(s, None), &message()).await;
+    assert_eq!(got, accepted(Some("ATXid_q")));
 }
 
 #[tokio::test]

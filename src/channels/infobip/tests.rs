@@ -1,5 +1,5 @@
 use super::*;
-use crate::channels::testkit::{self, check_cases, closed_port, http, messages};
+use crate::channels::testkit::{self, check_cases, closed_port, messages, send_expecting};
 use crate::domain::Encoding;
 use chrono::TimeZone;
 use serde_json::json;
@@ -112,13 +112,7 @@ fn dlr(
     status: &str,
     reason: Option<&str>,
 ) -> DeliveryReport {
-    DeliveryReport {
-        provider: Infobip::NAME,
-        message,
-        state,
-        provider_status: status.into(),
-        reason: reason.map(Into::into),
-    }
+    testkit::report(Infobip::NAME, message, state, status, reason)
 }
 
 fn report(id: &str, status: serde_json::Value, error: serde_json::Value) -> serde_json::Value {
@@ -258,15 +252,12 @@ fn outbound(text: &str, encoding: Encoding) -> OutboundSms {
 }
 
 fn client(server: &MockServer, delivery_url: Option<&str>) -> Client {
-    Client::new(
-        Settings {
-            api_key: "secret-key".into(),
-            sender: "InfoSMS".into(),
-            base_url: format!("{}/", server.uri()),
-            delivery_url: delivery_url.map(Into::into),
-        },
-        http(Duration::from_millis(200)),
-    )
+    testkit::client(Settings {
+        api_key: "secret-key".into(),
+        sender: "InfoSMS".into(),
+        base_url: format!("{}/", server.uri()),
+        delivery_url: delivery_url.map(Into::into),
+    })
 }
 
 fn answer(group_id: i64, group_name: &str, name: &str) -> serde_json::Value {
@@ -278,8 +269,8 @@ fn answer(group_id: i64, group_name: &str, name: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn send_builds_the_v3_request() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
+    let delivery_url = "https://gw.example/webhooks/infobip/delivery";
+    let request = Mock::given(method("POST"))
         .and(path("/sms/3/messages"))
         .and(header("authorization", "App secret-key"))
         .and(header("content-type", "application/json"))
@@ -287,47 +278,34 @@ async fn send_builds_the_v3_request() {
             "sender":"InfoSMS",
             "destinations":[{"to":"79161234567","messageId":"42"}],
             "content":{"text":"Салом ҳҷ"},
-            "webhooks":{"delivery":{"url":"https://gw.example/webhooks/infobip/delivery"},
-                        "contentType":"application/json"}}]})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(answer(
-            1,
-            "PENDING",
-            "PENDING_ACCEPTED",
-        )))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let got = client(
-        &server,
-        Some("https://gw.example/webhooks/infobip/delivery"),
+            "webhooks":{"delivery":{"url":delivery_url},
+                        "contentType":"application/json"}}]})));
+    let got = send_expecting(
+        request,
+        ResponseTemplate::new(200).set_body_json(answer(1, "PENDING", "PENDING_ACCEPTED")),
+        |s| client(s, Some(delivery_url)),
+        &outbound("Салом ҳҷ", Encoding::Ucs2),
     )
-    .send(&outbound("Салом ҳҷ", Encoding::Ucs2))
     .await;
-    assert_eq!(
-        got,
-        Ok(Accepted {
-            provider_msg_id: Some("42".into())
-        })
-    );
+    assert_eq!(got, testkit::accepted(Some("42")));
 }
 
 #[tokio::test]
 async fn send_without_delivery_url_omits_it() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
+    let request = Mock::given(method("POST"))
         .and(path("/sms/3/messages"))
         .and(body_json(json!({"messages":[{
             "sender":"InfoSMS",
             "destinations":[{"to":"79161234567","messageId":"42"}],
             "content":{"text":"hello"},
-            "webhooks":{"contentType":"application/json"}}]})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(answer(0, "ACCEPTED", "ACCEPTED")))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let got = client(&server, None)
-        .send(&outbound("hello", Encoding::Gsm7))
-        .await;
+            "webhooks":{"contentType":"application/json"}}]})));
+    let got = send_expecting(
+        request,
+        ResponseTemplate::new(200).set_body_json(answer(0, "ACCEPTED", "ACCEPTED")),
+        |s| client(s, None),
+        &outbound("hello", Encoding::Gsm7),
+    )
+    .await;
     assert!(got.is_ok(), "{got:?}");
 }
 

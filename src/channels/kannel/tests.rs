@@ -1,5 +1,5 @@
 use super::*;
-use crate::channels::testkit::{self, check_cases, closed_port, http, query, single};
+use crate::channels::testkit::{self, check_cases, closed_port, query, send_expecting, single};
 use std::time::Duration;
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -112,12 +112,8 @@ fn odd_utf16_is_replaced_not_refused() {
 
 #[test]
 fn delivery_cases() {
-    let report = |state, status: &str, reason: Option<&str>| DeliveryReport {
-        provider: Kannel::NAME,
-        message: MessageRef::Ours(42),
-        state,
-        provider_status: status.into(),
-        reason: reason.map(Into::into),
+    let report = |state, status: &str, reason: Option<&str>| {
+        testkit::report(Kannel::NAME, MessageRef::Ours(42), state, status, reason)
     };
     let cases: Vec<(&str, &str, Result<DeliveryReport, InboundError>)> = vec![
         (
@@ -173,16 +169,13 @@ fn outbound(text: &str, encoding: Encoding) -> OutboundSms {
 }
 
 fn client(server: &MockServer, sender: Option<&str>, dlr: bool) -> Client {
-    Client::new(
-        Settings {
-            sendsms_url: format!("{}/cgi-bin/sendsms", server.uri()),
-            username: "tester".into(),
-            password: "foo&bar".into(),
-            sender: sender.map(Into::into),
-            dlr_url_base: dlr.then(|| "https://gw.example/webhooks/kannel/delivery".into()),
-        },
-        http(Duration::from_millis(200)),
-    )
+    testkit::client(Settings {
+        sendsms_url: format!("{}/cgi-bin/sendsms", server.uri()),
+        username: "tester".into(),
+        password: "foo&bar".into(),
+        sender: sender.map(Into::into),
+        dlr_url_base: dlr.then(|| "https://gw.example/webhooks/kannel/delivery".into()),
+    })
 }
 
 const DLR_URL: &str =
@@ -301,21 +294,20 @@ async fn send_cyrillic_with_coding_2_and_literal_escapes() {
 
 #[tokio::test]
 async fn send_gsm_without_sender_or_dlr() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
+    let request = Mock::given(method("GET"))
         .and(path("/cgi-bin/sendsms"))
         .and(query_param("text", "hello world"))
         .and(query_param("coding", "0"))
         .and(query_param_is_missing("from"))
         .and(query_param_is_missing("dlr-url"))
-        .and(query_param_is_missing("dlr-mask"))
-        .respond_with(ResponseTemplate::new(202).set_body_string("3: Queued for later delivery"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let got = client(&server, None, false)
-        .send(&outbound("hello world", Encoding::Gsm7))
-        .await;
+        .and(query_param_is_missing("dlr-mask"));
+    let got = send_expecting(
+        request,
+        ResponseTemplate::new(202).set_body_string("3: Queued for later delivery"),
+        |s| client(s, None, false),
+        &outbound("hello world", Encoding::Gsm7),
+    )
+    .await;
     assert!(got.is_ok(), "{got:?}");
 }
 

@@ -1,21 +1,16 @@
 use std::time::Duration;
 
 use wiremock::{
-    matchers::{basic_auth, header, method, path},
-    Mock, MockServer, ResponseTemplate,
+    matchers::{basic_auth, header},
+    MockServer, ResponseTemplate,
 };
 
 use super::*;
 use crate::channels::testkit::{
-    body, check_cases, check_send_answers, form, http, outbound, pairs, single, FormIs, Want,
+    self, accepted, body, check_form_cases, check_form_reports, check_send_answers, form_post,
+    outbound, pairs, send_expecting, single, status_cases, ReportCase, SmsCase, Want,
 };
 use crate::domain::Encoding;
-
-type Fields = Vec<(&'static str, &'static str)>;
-/// Case name, request form, expected result.
-type SmsCase = (&'static str, Fields, Result<InboundSms, InboundError>);
-/// Request form, expected result.
-type ReportCase = (Fields, Result<DeliveryReport, InboundError>);
 
 // ---- §2.2 official vectors (twilio-python tests/unit/test_request_validator.py) ----
 
@@ -342,24 +337,16 @@ fn inbound_sms_cases() {
             Err(InboundError::Missing("From")),
         ),
     ];
-    check_cases(cases, |fields| {
-        single(Twilio::parse_sms(&form(&fields).view()))
-    });
+    check_form_cases(cases, Twilio::parse_sms);
 }
 
 #[test]
 fn status_callback_cases() {
-    fn report(status: &str, state: DeliveryState, reason: Option<&str>) -> DeliveryReport {
-        DeliveryReport {
-            provider: Twilio::NAME,
-            message: MessageRef::Provider("SM1".into()),
-            state,
-            provider_status: status.into(),
-            reason: reason.map(str::to_owned),
-        }
-    }
-    let mut cases: Vec<ReportCase> = Vec::new();
-    for (status, state) in [
+    let report = |status: &str, state, reason: Option<&str>| {
+        let message = MessageRef::Provider("SM1".into());
+        testkit::report(Twilio::NAME, message, state, status, reason)
+    };
+    let statuses = [
         ("queued", DeliveryState::Sent),
         ("accepted", DeliveryState::Sent),
         ("scheduled", DeliveryState::Sent),
@@ -370,21 +357,20 @@ fn status_callback_cases() {
         ("undelivered", DeliveryState::Failed),
         ("failed", DeliveryState::Failed),
         ("canceled", DeliveryState::Failed),
-    ] {
-        cases.push((
-            vec![
-                ("SmsSid", "SM1"),
-                ("SmsStatus", status),
-                ("MessageStatus", status),
-                ("To", "+14133881111"),
-                ("MessageSid", "SM1"),
-                ("AccountSid", "AC1"),
-                ("From", "+12028831111"),
-                ("ApiVersion", "2010-04-01"),
-            ],
-            Ok(report(status, state, None)),
-        ));
-    }
+    ];
+    let fields = |status| {
+        vec![
+            ("SmsSid", "SM1"),
+            ("SmsStatus", status),
+            ("MessageStatus", status),
+            ("To", "+14133881111"),
+            ("MessageSid", "SM1"),
+            ("AccountSid", "AC1"),
+            ("From", "+12028831111"),
+            ("ApiVersion", "2010-04-01"),
+        ]
+    };
+    let mut cases: Vec<ReportCase> = status_cases(&statuses, fields, report);
     cases.extend([
         (
             vec![
@@ -429,12 +415,7 @@ fn status_callback_cases() {
             Err(InboundError::Missing("MessageStatus")),
         ),
     ]);
-    let cases = cases
-        .into_iter()
-        .map(|(f, want)| (format!("{f:?}"), f, want));
-    check_cases(cases, |fields| {
-        single(Twilio::parse_delivery(&form(&fields).view()))
-    });
+    check_form_reports(cases, Twilio::parse_delivery);
 }
 
 #[test]
@@ -467,16 +448,13 @@ fn message() -> OutboundSms {
 }
 
 fn client(server: &MockServer, status_callback: Option<&str>) -> Client {
-    Client::new(
-        Settings {
-            account_sid: SID.into(),
-            auth_token: "tok_secret".into(),
-            from: "+12028831111".into(),
-            base_url: format!("{}/", server.uri()),
-            status_callback: status_callback.map(str::to_owned),
-        },
-        http(Duration::from_millis(200)),
-    )
+    testkit::client(Settings {
+        account_sid: SID.into(),
+        auth_token: "tok_secret".into(),
+        from: "+12028831111".into(),
+        base_url: format!("{}/", server.uri()),
+        status_callback: status_callback.map(str::to_owned),
+    })
 }
 
 fn message_json(sid: &str) -> serde_json::Value {
@@ -486,55 +464,37 @@ fn message_json(sid: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn send_posts_the_documented_request() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(MESSAGES))
-        .and(basic_auth(SID, "tok_secret"))
-        .and(header("accept", "application/json"))
-        .and(header("content-type", "application/x-www-form-urlencoded"))
-        .and(FormIs(pairs(&[
+    let callback = "https://gw.example/twilio/status?x=1";
+    let request = form_post(
+        MESSAGES,
+        &[
             ("To", "+79161234567"),
             ("From", "+12028831111"),
             ("Body", "Салом & +1"),
-            ("StatusCallback", "https://gw.example/twilio/status?x=1"),
-        ])))
-        .respond_with(ResponseTemplate::new(201).set_body_json(message_json("SM123")))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let got = client(&server, Some("https://gw.example/twilio/status?x=1"))
-        .send(&message())
-        .await;
-    assert_eq!(
-        got,
-        Ok(Accepted {
-            provider_msg_id: Some("SM123".into())
-        })
-    );
+            ("StatusCallback", callback),
+        ],
+    )
+    .and(basic_auth(SID, "tok_secret"))
+    .and(header("accept", "application/json"));
+    let answer = ResponseTemplate::new(201).set_body_json(message_json("SM123"));
+    let got = send_expecting(request, answer, |s| client(s, Some(callback)), &message()).await;
+    assert_eq!(got, accepted(Some("SM123")));
 }
 
 #[tokio::test]
 async fn send_without_status_callback_leaves_it_out() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(MESSAGES))
-        .and(basic_auth(SID, "tok_secret"))
-        .and(FormIs(pairs(&[
+    let request = form_post(
+        MESSAGES,
+        &[
             ("To", "+79161234567"),
             ("From", "+12028831111"),
             ("Body", "Салом & +1"),
-        ])))
-        .respond_with(ResponseTemplate::new(201).set_body_json(message_json("SM124")))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let got = client(&server, None).send(&message()).await;
-    assert_eq!(
-        got,
-        Ok(Accepted {
-            provider_msg_id: Some("SM124".into())
-        })
-    );
+        ],
+    )
+    .and(basic_auth(SID, "tok_secret"));
+    let answer = ResponseTemplate::new(201).set_body_json(message_json("SM124"));
+    let got = send_expecting(request, answer, |s| client(s, None), &message()).await;
+    assert_eq!(got, accepted(Some("SM124")));
 }
 
 #[tokio::test]
