@@ -17,8 +17,8 @@
 //! API tokens and phone-menu PINs (`staff`), the API's idempotency keys (`idempotency`),
 //! tips and the households' views of them (`tips`), the outbox (queuing, the dispatcher's
 //! claims, leases and sends, delivery reports, the sending instances: `outbox`), inbound
-//! messages and the delivery reports that wait for their message (`inbox`), the demo data's
-//! inserts (`demo`) and the pools (`pool`).
+//! messages and the delivery reports that wait for their message (`inbox`), the JOIN
+//! limiter (`join_limits`), the demo data's inserts (`demo`) and the pools (`pool`).
 
 pub mod broadcasts;
 pub mod communities;
@@ -28,6 +28,7 @@ pub mod exports;
 pub mod households;
 pub mod idempotency;
 pub mod inbox;
+pub mod join_limits;
 pub mod link_codes;
 pub mod money;
 pub mod outbox;
