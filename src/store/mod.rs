@@ -18,13 +18,15 @@
 //! tips and the households' views of them (`tips`), the outbox (queuing, the dispatcher's
 //! claims, leases and sends, delivery reports, the sending instances: `outbox`), inbound
 //! messages and the delivery reports that wait for their message (`inbox`), the JOIN
-//! limiter (`join_limits`), the demo data's inserts (`demo`) and the pools (`pool`).
+//! limiter (`join_limits`), the figures the metrics sample (`gauges`), the demo data's
+//! inserts (`demo`) and the pools (`pool`).
 
 pub mod broadcasts;
 pub mod communities;
 pub mod conversations;
 pub mod demo;
 pub mod exports;
+pub mod gauges;
 pub mod households;
 pub mod idempotency;
 pub mod inbox;
