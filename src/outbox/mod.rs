@@ -17,6 +17,10 @@
 //! Failures that may pass (timeouts, connection errors, 429, 5xx) are retried with
 //! exponential backoff and jitter up to a maximum number of attempts; any other refusal
 //! fails the message at once, with the reason kept.
+//!
+//! The statements (the insert, the claim, the lease's renewal and release, the record of each
+//! attempt, delivery reports, the sending instances) are in [`crate::store::outbox`]; the
+//! reports that wait for their message in [`crate::store::inbox`].
 
 use std::{future::Future, num::NonZeroU32, pin::Pin, sync::Arc, time::Duration};
 
