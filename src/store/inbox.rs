@@ -10,12 +10,48 @@ use super::OutboxId;
 use crate::domain::Phone;
 
 /// What an inbound message is (`inbound_messages.kind`, with its check constraint's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, serde::Deserialize,
+)]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum InboundKind {
     Sms,
     Delivery,
     UssdEvent,
+}
+
+impl InboundKind {
+    pub const ALL: [InboundKind; 3] = [
+        InboundKind::Sms,
+        InboundKind::Delivery,
+        InboundKind::UssdEvent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboundKind::Sms => "sms",
+            InboundKind::Delivery => "delivery",
+            InboundKind::UssdEvent => "ussd_event",
+        }
+    }
+}
+
+impl std::str::FromStr for InboundKind {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        InboundKind::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or(())
+    }
+}
+
+impl std::fmt::Display for InboundKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A text as it came.

@@ -15,8 +15,11 @@ use crate::domain::Phone;
 
 /// Why a message is sent; a STOP confirmation is the one message an opted-out number gets.
 /// Stored as text in `outbox.kind` (its check constraint lists the same names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, serde::Deserialize,
+)]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     Reply,
     StopConfirmation,
@@ -26,11 +29,48 @@ pub enum Kind {
     LinkCode,
 }
 
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Reply,
+        Kind::StopConfirmation,
+        Kind::Broadcast,
+        Kind::Receipt,
+        Kind::LinkCode,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Reply => "reply",
+            Kind::StopConfirmation => "stop_confirmation",
+            Kind::Broadcast => "broadcast",
+            Kind::Receipt => "receipt",
+            Kind::LinkCode => "link_code",
+        }
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Kind::ALL.into_iter().find(|v| v.as_str() == s).ok_or(())
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a message stands (`outbox.status`, with its check constraint's names): `queued`
 /// → `sending` (claimed, under a lease) → `sent` → `delivered` | `failed`; `suppressed` for
 /// an opted-out number, `cancelled` by hand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, serde::Deserialize,
+)]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum OutboxStatus {
     Queued,
     Sending,
@@ -62,6 +102,17 @@ impl OutboxStatus {
             OutboxStatus::Suppressed => "suppressed",
             OutboxStatus::Cancelled => "cancelled",
         }
+    }
+}
+
+impl std::str::FromStr for OutboxStatus {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        OutboxStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or(())
     }
 }
 
@@ -295,12 +346,48 @@ pub enum ReportRef<'a> {
 
 /// Where a delivery report says a message is (`early_delivery_reports.state`, and what
 /// `apply_delivery` takes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, serde::Deserialize,
+)]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ReportState {
     Sent,
     Delivered,
     Failed,
+}
+
+impl ReportState {
+    pub const ALL: [ReportState; 3] = [
+        ReportState::Sent,
+        ReportState::Delivered,
+        ReportState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportState::Sent => "sent",
+            ReportState::Delivered => "delivered",
+            ReportState::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for ReportState {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        ReportState::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or(())
+    }
+}
+
+impl std::fmt::Display for ReportState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A delivery report as the store keeps and applies it.
