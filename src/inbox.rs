@@ -1,15 +1,15 @@
 //! The inbox: every inbound text and delivery report is stored raw first, in
 //! `inbound_messages`, deduplicated on (provider, kind, the provider's id), so that an
-//! aggregator's retry is recognised and handled once. This module holds the SQL of that
-//! table's inserts; [`crate::sms`] handles a stored text, and a delivery report is applied
-//! to the outbox here, in the transaction that stores it.
+//! aggregator's retry is recognised and handled once. The SQL of that table is in
+//! [`crate::store::inbox`]; [`crate::sms`] handles a stored text, and a delivery report is
+//! applied to the outbox here, in the transaction that stores it.
 
 use chrono::{DateTime, Utc};
-use sqlx::{types::Json, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 
 use crate::{
     channels::{DeliveryReport, InboundSms, MessageRef},
-    outbox,
+    outbox, store,
 };
 
 /// Stores a text with its raw form; `None` when it is a retry of one already stored.
@@ -19,19 +19,17 @@ pub async fn store_sms(
     raw: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "insert into inbound_messages (provider, kind, provider_msg_id, sender, raw, text, received_at)
-         values ($1, 'sms', $2, $3, $4, $5, $6)
-         on conflict (provider, kind, provider_msg_id) do nothing
-         returning id",
+    store::inbox::insert_sms(
+        conn,
+        &store::inbox::NewSms {
+            provider: msg.provider,
+            provider_msg_id: &msg.provider_msg_id,
+            sender: &msg.from,
+            raw,
+            text: &msg.text,
+            now,
+        },
     )
-    .bind(msg.provider)
-    .bind(&msg.provider_msg_id)
-    .bind(&msg.from)
-    .bind(Json(raw))
-    .bind(&msg.text)
-    .bind(now)
-    .fetch_optional(conn)
     .await
 }
 
@@ -61,17 +59,14 @@ pub async fn deliver(
         MessageRef::Provider(id) => format!("{id}:{}", report.provider_status),
     };
     let mut tx = pool.begin().await?;
-    let fresh: Option<i64> = sqlx::query_scalar(
-        "insert into inbound_messages (provider, kind, provider_msg_id, raw, received_at, outcome)
-         values ($1, 'delivery', $2, $3, $4, $5)
-         on conflict (provider, kind, provider_msg_id) do nothing returning id",
+    let fresh = store::inbox::insert_delivery(
+        &mut tx,
+        report.provider,
+        &key,
+        raw,
+        report.state.as_str(),
+        now,
     )
-    .bind(report.provider)
-    .bind(&key)
-    .bind(Json(raw))
-    .bind(now)
-    .bind(report.state.as_str())
-    .fetch_optional(&mut *tx)
     .await?;
     let Some(inbound_id) = fresh else {
         tx.commit().await?;

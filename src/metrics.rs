@@ -14,6 +14,8 @@ use axum::{http::header, response::IntoResponse, routing::get, Router};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 
+use crate::store::{self, outbox::OutboxStatus};
+
 /// Latency buckets in seconds: a USSD hop should answer in milliseconds, a provider in
 /// tens to hundreds of them; the last buckets catch the timeouts.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -200,51 +202,24 @@ pub async fn sample_once(pool: &PgPool) -> Result<(), sqlx::Error> {
     metrics::gauge!("hashar_db_pool_max_connections")
         .set(f64::from(pool.options().get_max_connections()));
 
-    let by_status: Vec<(String, i64)> =
-        sqlx::query_as("select status, count(*) from outbox group by status")
-            .fetch_all(pool)
-            .await?;
+    let by_status = store::gauges::outbox_by_status(pool).await?;
     // Every status is set, so one that emptied shows 0 rather than its last value.
-    for status in [
-        "queued",
-        "sending",
-        "sent",
-        "delivered",
-        "failed",
-        "suppressed",
-        "cancelled",
-    ] {
+    for status in OutboxStatus::ALL {
         let n = by_status
             .iter()
-            .find(|(s, _)| s == status)
-            .map_or(0, |(_, n)| *n);
-        metrics::gauge!("hashar_outbox_messages", "status" => status).set(n as f64);
+            .find(|c| c.status == status)
+            .map_or(0, |c| c.count);
+        metrics::gauge!("hashar_outbox_messages", "status" => status.as_str()).set(n as f64);
     }
-    let oldest: Option<f64> = sqlx::query_scalar(
-        "select extract(epoch from now() - min(created_at))::float8
-           from outbox where status in ('queued', 'sending')",
-    )
-    .fetch_one(pool)
-    .await?;
+    let oldest = store::gauges::oldest_waiting_secs(pool).await?;
     metrics::gauge!("hashar_outbox_oldest_queued_seconds").set(oldest.unwrap_or(0.0).max(0.0));
 
     // Broadcasts with messages still waiting, and how far along they are.
-    let (sending, waiting, done): (i64, i64, i64) = sqlx::query_as(
-        "with active as (
-             select distinct r.broadcast_id
-               from outbox o join broadcast_recipients r on r.outbox_id = o.id
-              where o.status in ('queued', 'sending'))
-         select (select count(*) from active),
-                count(o.id) filter (where o.status in ('queued', 'sending')),
-                count(o.id) filter (where o.status not in ('queued', 'sending'))
-           from broadcast_recipients r join outbox o on o.id = r.outbox_id
-          where r.broadcast_id in (select broadcast_id from active)",
-    )
-    .fetch_one(pool)
-    .await?;
-    metrics::gauge!("hashar_broadcasts_sending").set(sending as f64);
-    metrics::gauge!("hashar_broadcast_messages", "status" => "waiting").set(waiting as f64);
-    metrics::gauge!("hashar_broadcast_messages", "status" => "done").set(done as f64);
+    let progress = store::gauges::broadcast_progress(pool).await?;
+    metrics::gauge!("hashar_broadcasts_sending").set(progress.sending as f64);
+    metrics::gauge!("hashar_broadcast_messages", "status" => "waiting")
+        .set(progress.waiting as f64);
+    metrics::gauge!("hashar_broadcast_messages", "status" => "done").set(progress.done as f64);
     Ok(())
 }
 

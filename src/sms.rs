@@ -21,7 +21,7 @@ use crate::{
     },
     keywords::{self, Command, CommandError},
     outbox::{self, Kind, NewMessage},
-    store::{self, households, CommunityId, HouseholdId},
+    store::{self, households, join_limits, CommunityId, HouseholdId},
 };
 
 /// What became of an inbound message.
@@ -47,12 +47,6 @@ const JOIN_FAILURES_PER_HOUR: i64 = 5;
 /// until the hour has passed (a migrant retries later; an attacker learns nothing). Honest
 /// typos are rare and one-off, so the budget is far above their rate.
 const JOIN_FAILURES_PER_HOUR_ALL: i64 = 60;
-
-/// The advisory lock that makes the JOIN check-and-count atomic: every JOIN takes it for
-/// its transaction, so concurrent tries are counted one after the other (9 concurrent
-/// wrong tries from one number used to pass a check of 5). JOINs are rare (once per
-/// migrant), so one lock for all of them costs nothing.
-const JOIN_LOCK: i64 = 0x6a6f696e; // "join"
 
 /// Stores `msg` (raw first, deduplicated on provider and message id) and handles it.
 pub async fn receive(
@@ -161,16 +155,7 @@ async fn mark(
     outcome: &str,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update inbound_messages set sender_e164 = $2, outcome = $3, handled_at = $4 where id = $1",
-    )
-    .bind(id)
-    .bind(phone.map(Phone::as_str))
-    .bind(outcome)
-    .bind(now)
-    .execute(tx)
-    .await?;
-    Ok(())
+    store::inbox::mark_handled(tx, id, phone, outcome, now).await
 }
 
 /// The caller as the database knows them.
@@ -396,19 +381,11 @@ impl Turn<'_> {
             return Ok(self.reply(lang, "sms.join_already", &none, "join: already registered"));
         }
         let hour_ago = self.now - chrono::Duration::hours(1);
-        sqlx::query("select pg_advisory_xact_lock($1)")
-            .bind(JOIN_LOCK)
-            .execute(&mut **tx)
-            .await?;
+        // The check and the count are atomic: every JOIN takes one lock for its transaction.
+        join_limits::lock(tx).await?;
         // Read after the lock: each statement sees what the tries before it committed.
-        let (mine, all): (i64, i64) = sqlx::query_as(
-            "select count(*) filter (where phone = $1), count(*)
-             from join_attempts where not succeeded and attempted_at > $2",
-        )
-        .bind(self.phone.as_str())
-        .bind(hour_ago)
-        .fetch_one(&mut **tx)
-        .await?;
+        let join_limits::Failures { mine, all } =
+            join_limits::failures_since(tx, self.phone, hour_ago).await?;
         if mine >= JOIN_FAILURES_PER_HOUR {
             return Ok(self.reply(lang, "sms.join_limited", &none, "join: rate limited"));
         }
@@ -426,14 +403,7 @@ impl Turn<'_> {
             ));
         }
         let found = households::by_join_code(tx, code).await?;
-        sqlx::query(
-            "insert into join_attempts (phone, succeeded, attempted_at) values ($1, $2, $3)",
-        )
-        .bind(self.phone.as_str())
-        .bind(found.is_some())
-        .bind(self.now)
-        .execute(&mut **tx)
-        .await?;
+        join_limits::record(tx, self.phone, found.is_some(), self.now).await?;
         let Some(target) = found else {
             tracing::info!(phone = %self.phone, "wrong join code");
             return Ok(self.reply(lang, "sms.join_bad", &none, "join: wrong code"));

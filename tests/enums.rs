@@ -5,7 +5,9 @@
 use std::{collections::BTreeSet, fmt::Debug, fmt::Display, str::FromStr};
 
 use hashar::store::{
+    inbox::InboundKind,
     money::ReceiptMethod,
+    outbox::{Kind as OutboxKind, OutboxStatus, ReportState},
     pledges::{PledgeChannel, PledgeStatus},
     projects::{ProjectKind, ProjectStatus},
 };
@@ -84,4 +86,8 @@ async fn text_enums_match_the_schema(pool: PgPool) {
     same_as_schema(&pool, "pledges", "status", &PledgeStatus::ALL).await;
     same_as_schema(&pool, "pledges", "channel", &PledgeChannel::ALL).await;
     same_as_schema(&pool, "receipts", "method", &ReceiptMethod::ALL).await;
+    same_as_schema(&pool, "outbox", "status", &OutboxStatus::ALL).await;
+    same_as_schema(&pool, "outbox", "kind", &OutboxKind::ALL).await;
+    same_as_schema(&pool, "inbound_messages", "kind", &InboundKind::ALL).await;
+    same_as_schema(&pool, "early_delivery_reports", "state", &ReportState::ALL).await;
 }

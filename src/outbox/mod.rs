@@ -17,20 +17,29 @@
 //! Failures that may pass (timeouts, connection errors, 429, 5xx) are retried with
 //! exponential backoff and jitter up to a maximum number of attempts; any other refusal
 //! fails the message at once, with the reason kept.
+//!
+//! The statements (the insert, the claim, the lease's renewal and release, the record of each
+//! attempt, delivery reports, the sending instances) are in [`crate::store::outbox`]; the
+//! reports that wait for their message in [`crate::store::inbox`].
 
 use std::{future::Future, num::NonZeroU32, pin::Pin, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool};
 
 mod rate;
 pub use rate::{RateShare, HEARTBEAT, STALE_AFTER};
 
 use crate::{
-    channels::{Accepted, DeliveryReport, MessageRef, OutboundSms, SendError},
+    channels::{Accepted, DeliveryReport, DeliveryState, MessageRef, OutboundSms, SendError},
     clock::Clock,
     domain::{Encoding, Phone, TextMeasure},
+    store::{
+        self,
+        outbox::{Claimed, OutboxStatus, ReportRef, ReportState, Token},
+        BroadcastId, OutboxId,
+    },
 };
 
 /// Something that sends one SMS: each provider's client (see `crate::channels::Sender`).
@@ -42,18 +51,8 @@ pub trait Gateway: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<Accepted, SendError>> + Send + 'a>>;
 }
 
-/// Why a message is sent; a STOP confirmation is the one message an opted-out number gets.
-/// Stored as text in `outbox.kind` (its check constraint lists the same names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
-pub enum Kind {
-    Reply,
-    StopConfirmation,
-    Broadcast,
-    Receipt,
-    /// The code that confirms linking a number to a household (admin API).
-    LinkCode,
-}
+/// Why a message is sent (the store's type, `outbox.kind`).
+pub use crate::store::outbox::Kind;
 
 /// A message to queue.
 pub struct NewMessage<'a> {
@@ -152,26 +151,22 @@ async fn insert(
     let measure = TextMeasure::of(&body);
     let encoding = encoding_name(measure.encoding);
     let segments = i32::try_from(measure.sms_segments()).unwrap_or(i32::MAX);
-    sqlx::query_scalar(
-        "insert into outbox (phone, body, encoding, segments, provider, kind, status, next_attempt_at,
-                             inbound_id, created_at, updated_at, broadcast_id)
-         values ($1, $2, $3, $4, $5, $6,
-                 case when $6 <> 'stop_confirmation' and exists (select 1 from sms_optouts where phone = $1)
-                      then 'suppressed' else 'queued' end,
-                 $7, $8, $7, $7, $9)
-         returning id",
+    let id = store::outbox::insert(
+        conn,
+        &store::outbox::NewRow {
+            phone: msg.to,
+            body: &body,
+            encoding,
+            segments,
+            provider,
+            kind: msg.kind,
+            inbound_id: msg.inbound_id,
+            broadcast: broadcast.map(BroadcastId),
+            now,
+        },
     )
-    .bind(msg.to.as_str())
-    .bind(&body)
-    .bind(encoding)
-    .bind(segments)
-    .bind(provider)
-    .bind(msg.kind)
-    .bind(now)
-    .bind(msg.inbound_id)
-    .bind(broadcast)
-    .fetch_one(conn)
-    .await
+    .await?;
+    Ok(id.0)
 }
 
 #[derive(Debug, Clone)]
@@ -265,17 +260,6 @@ impl Round {
     }
 }
 
-struct Claimed {
-    id: i64,
-    phone: String,
-    body: String,
-    encoding: String,
-    segments: i32,
-    attempts: i32,
-    opted_out: bool,
-    kind: Kind,
-}
-
 /// Gives back one message's room in the process's claim budget when dropped (sent, failed,
 /// lost, or never sent at all).
 struct Slot(Arc<RateShare>);
@@ -304,7 +288,7 @@ impl Claim {
 
     /// The outbox ids claimed.
     pub fn ids(&self) -> Vec<i64> {
-        self.rows.iter().map(|(m, _)| m.id).collect()
+        self.rows.iter().map(|(m, _)| m.id.0).collect()
     }
 }
 
@@ -362,49 +346,31 @@ impl Dispatcher {
         let room = self.rate.reserve_waiting(want, self.cfg.lease).await;
         let slots: Vec<Slot> = (0..room).map(|_| Slot(self.rate.clone())).collect();
         let now = self.clock.now();
-        let rows = sqlx::query(
-            "with due as (
-                 select id from outbox
-                 where provider = $4
-                   and ((status = 'queued' and next_attempt_at <= $1) or (status = 'sending' and lease_until < $1))
-                   and (kind <> 'broadcast' or not $5)
-                 order by next_attempt_at, id
-                 limit $2
-                 for update skip locked
-             )
-             update outbox o
-                set status = 'sending', lease_until = $3, lease_owner = $6, attempts = o.attempts + 1,
-                    updated_at = $1
-               from due
-              where o.id = due.id
-             returning o.id, o.phone, o.body, o.encoding, o.segments, o.attempts, o.kind,
-                       exists (select 1 from sms_optouts s where s.phone = o.phone) as opted_out",
+        let rows = store::outbox::claim(
+            &self.pool,
+            &store::outbox::ClaimRequest {
+                provider: self.gateway.name(),
+                limit: i64::try_from(room).unwrap_or(i64::MAX),
+                hold_broadcasts: self.cfg.quiet.is_some_and(|q| q.contains(now)),
+                owner: &self.owner,
+                now,
+                lease_until: now + self.lease(),
+            },
         )
-        .bind(now)
-        .bind(i64::try_from(room).unwrap_or(i64::MAX))
-        .bind(now + self.lease())
-        .bind(self.gateway.name())
-        .bind(self.cfg.quiet.is_some_and(|q| q.contains(now)))
-        .bind(&self.owner)
-        .fetch_all(&self.pool)
         .await?;
         // (the slots not matched by a row are dropped here: their room goes back)
         Ok(Claim {
-            rows: rows
-                .iter()
-                .map(|r| Claimed {
-                    id: r.get("id"),
-                    phone: r.get("phone"),
-                    body: r.get("body"),
-                    encoding: r.get("encoding"),
-                    segments: r.get("segments"),
-                    attempts: r.get("attempts"),
-                    opted_out: r.get("opted_out"),
-                    kind: r.get("kind"),
-                })
-                .zip(slots)
-                .collect(),
+            rows: rows.into_iter().zip(slots).collect(),
         })
+    }
+
+    /// The token of this dispatcher's claim of `msg`.
+    fn token<'a>(&'a self, msg: &Claimed) -> Token<'a> {
+        Token {
+            id: msg.id,
+            attempts: msg.attempts,
+            owner: &self.owner,
+        }
     }
 
     fn lease(&self) -> chrono::Duration {
@@ -500,19 +466,7 @@ impl Dispatcher {
     /// that was taken over is not, and then the other dispatcher sends it.
     async fn still_ours(&self, msg: &Claimed) -> Result<bool, sqlx::Error> {
         let now = self.clock.now();
-        let renewed = sqlx::query(
-            "update outbox set lease_until = $4, updated_at = $5
-              where id = $1 and attempts = $2 and lease_owner = $3 and status = 'sending'",
-        )
-        .bind(msg.id)
-        .bind(msg.attempts)
-        .bind(&self.owner)
-        .bind(now + self.lease())
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(renewed == 1)
+        store::outbox::renew_lease(&self.pool, self.token(msg), now + self.lease(), now).await
     }
 
     fn stopping(&self) -> bool {
@@ -532,17 +486,7 @@ impl Dispatcher {
     /// Gives a claimed, unsent message back: queued again at once, lease and attempt
     /// released, if it is still ours.
     async fn release(&self, msg: &Claimed) -> Result<Outcome, sqlx::Error> {
-        sqlx::query(
-            "update outbox set status = 'queued', lease_until = null, lease_owner = null,
-                    attempts = attempts - 1, updated_at = $4
-              where id = $1 and attempts = $2 and lease_owner = $3 and status = 'sending'",
-        )
-        .bind(msg.id)
-        .bind(msg.attempts)
-        .bind(&self.owner)
-        .bind(self.clock.now())
-        .execute(&self.pool)
-        .await?;
+        store::outbox::release(&self.pool, self.token(msg), self.clock.now()).await?;
         Ok(Outcome::Released)
     }
 
@@ -550,8 +494,13 @@ impl Dispatcher {
         let phone = Phone::from_e164_unchecked(msg.phone.clone());
         if msg.opted_out && msg.kind != Kind::StopConfirmation {
             // The number texted STOP after this was queued.
-            self.finish(msg, "suppressed", None, Some("recipient opted out (STOP)"))
-                .await?;
+            self.finish(
+                msg,
+                OutboxStatus::Suppressed,
+                None,
+                Some("recipient opted out (STOP)"),
+            )
+            .await?;
             return Ok(Outcome::Failed);
         }
         if self.stopping() {
@@ -564,17 +513,17 @@ impl Dispatcher {
         }
         if !self.still_ours(msg).await? {
             tracing::warn!(
-                outbox_id = msg.id,
+                outbox_id = msg.id.0,
                 attempts = msg.attempts,
                 "sms claim taken over by another dispatcher before its send; not sending it here"
             );
             return Ok(Outcome::Lost);
         }
         let out = OutboundSms {
-            id: msg.id,
+            id: msg.id.0,
             to: phone.clone(),
             text: msg.body.clone(),
-            encoding: stored_encoding(msg.id, &msg.encoding, &msg.body),
+            encoding: stored_encoding(msg.id.0, &msg.encoding, &msg.body),
             segments: u32::try_from(msg.segments).unwrap_or(1),
         };
         match self.gateway.send(&out).await {
@@ -584,13 +533,18 @@ impl Dispatcher {
                 // provider's acceptance and this record resends after the lease: delivery is
                 // at least once.)
                 let recorded = self
-                    .finish(msg, "sent", accepted.provider_msg_id.as_deref(), None)
+                    .finish(
+                        msg,
+                        OutboxStatus::Sent,
+                        accepted.provider_msg_id.as_deref(),
+                        None,
+                    )
                     .await?;
                 if recorded {
-                    tracing::debug!(outbox_id = msg.id, phone = %phone, "sms sent");
+                    tracing::debug!(outbox_id = msg.id.0, phone = %phone, "sms sent");
                 } else {
                     tracing::warn!(
-                        outbox_id = msg.id,
+                        outbox_id = msg.id.0,
                         phone = %phone,
                         "sms sent, but its claim was taken over meanwhile (the send outlasted the lease): it may go out twice"
                     );
@@ -612,26 +566,16 @@ impl Dispatcher {
                 };
                 let at = self.clock.now()
                     + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(60));
-                sqlx::query(
-                    "update outbox set status = 'queued', next_attempt_at = $3, lease_until = null,
-                            last_error = $4, updated_at = $5
-                      where id = $1 and status = 'sending' and attempts = $2 and lease_owner = $6",
-                )
-                .bind(msg.id)
-                .bind(msg.attempts)
-                .bind(at)
-                .bind(&reason)
-                .bind(self.clock.now())
-                .bind(&self.owner)
-                .execute(&self.pool)
-                .await?;
-                tracing::warn!(outbox_id = msg.id, attempts = msg.attempts, error = %reason, "sms send failed; will retry");
+                store::outbox::retry_at(&self.pool, self.token(msg), at, &reason, self.clock.now())
+                    .await?;
+                tracing::warn!(outbox_id = msg.id.0, attempts = msg.attempts, error = %reason, "sms send failed; will retry");
                 Ok(Outcome::Retry)
             }
             Err(e) => {
                 let reason = e.to_string();
-                self.finish(msg, "failed", None, Some(&reason)).await?;
-                tracing::warn!(outbox_id = msg.id, attempts = msg.attempts, error = %reason, "sms failed");
+                self.finish(msg, OutboxStatus::Failed, None, Some(&reason))
+                    .await?;
+                tracing::warn!(outbox_id = msg.id.0, attempts = msg.attempts, error = %reason, "sms failed");
                 Ok(Outcome::Failed)
             }
         }
@@ -642,29 +586,19 @@ impl Dispatcher {
     async fn finish(
         &self,
         msg: &Claimed,
-        status: &str,
+        status: OutboxStatus,
         provider_msg_id: Option<&str>,
         error: Option<&str>,
     ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "update outbox
-                set status = $3, provider_msg_id = coalesce($4, provider_msg_id), last_error = coalesce($5, last_error),
-                    lease_until = null, updated_at = $6,
-                    sent_at = case when $3 = 'sent' then $6 else sent_at end,
-                    failed_at = case when $3 in ('failed', 'suppressed') then $6 else failed_at end
-              where id = $1 and status = 'sending' and attempts = $2 and lease_owner = $7",
+        store::outbox::finish(
+            &self.pool,
+            self.token(msg),
+            status,
+            provider_msg_id,
+            error,
+            self.clock.now(),
         )
-        .bind(msg.id)
-        .bind(msg.attempts)
-        .bind(status)
-        .bind(provider_msg_id)
-        .bind(error)
-        .bind(self.clock.now())
-        .bind(&self.owner)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(done == 1)
+        .await
     }
 }
 
@@ -732,6 +666,24 @@ pub async fn run_dispatchers(
     }
 }
 
+/// A delivery report as the store takes it.
+fn stored_report(report: &DeliveryReport) -> store::outbox::Report<'_> {
+    store::outbox::Report {
+        provider: report.provider,
+        message: match &report.message {
+            MessageRef::Ours(id) => ReportRef::Ours(OutboxId(*id)),
+            MessageRef::Provider(pid) => ReportRef::Provider(pid),
+        },
+        state: match report.state {
+            DeliveryState::Sent => ReportState::Sent,
+            DeliveryState::Delivered => ReportState::Delivered,
+            DeliveryState::Failed => ReportState::Failed,
+        },
+        provider_status: &report.provider_status,
+        reason: report.reason.as_deref(),
+    }
+}
+
 /// Applies a delivery report: finds the message, moves its status forward only (reports can
 /// come twice or out of order), keeps the provider's status and reason. Returns whether a
 /// message was found.
@@ -740,21 +692,7 @@ pub async fn apply_delivery(
     report: &DeliveryReport,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let (by_id, by_provider_id) = match &report.message {
-        MessageRef::Ours(id) => (Some(*id), None),
-        MessageRef::Provider(pid) => (None, Some(pid.as_str())),
-    };
-    let found: Option<i64> =
-        sqlx::query_scalar("select apply_delivery($1, $2, $3, $4, $5, $6, $7)")
-            .bind(report.provider)
-            .bind(by_id)
-            .bind(by_provider_id)
-            .bind(report.state.as_str())
-            .bind(&report.provider_status)
-            .bind(report.reason.as_deref())
-            .bind(now)
-            .fetch_one(conn)
-            .await?;
+    let found = store::outbox::apply_delivery(conn, &stored_report(report), now).await?;
     Ok(found.is_some())
 }
 
@@ -772,37 +710,12 @@ pub async fn keep_early_report(
     report: &DeliveryReport,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let (pid, ours) = match &report.message {
-        MessageRef::Provider(pid) => (Some(pid.as_str()), None),
-        MessageRef::Ours(id) => (None, Some(*id)),
-    };
-    let kept = sqlx::query(
-        "insert into early_delivery_reports
-             (inbound_id, provider, provider_msg_id, outbox_ref, state, provider_status, reason, received_at)
-         select $1, $2, $3, $4, $5, $6, $7, $8
-          where $4::bigint is null
-             or exists (select 1 from outbox where id = $4 and provider = $2 and status = 'sending')",
-    )
-    .bind(inbound_id)
-    .bind(report.provider)
-    .bind(pid)
-    .bind(ours)
-    .bind(report.state.as_str())
-    .bind(&report.provider_status)
-    .bind(report.reason.as_deref())
-    .bind(now)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(kept == 1)
+    store::inbox::keep_early_report(conn, inbound_id, &stored_report(report), now).await
 }
 
 /// Applies the waiting early reports whose messages now have their provider ids.
 pub async fn apply_early_reports(pool: &PgPool, now: DateTime<Utc>) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar("select apply_early_delivery_reports($1)")
-        .bind(now)
-        .fetch_one(pool)
-        .await
+    store::inbox::apply_early_reports(pool, now).await
 }
 
 #[cfg(test)]

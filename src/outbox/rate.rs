@@ -31,6 +31,8 @@ use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sqlx::PgPool;
 
+use crate::store;
+
 /// How often a sending instance renews its heartbeat and recomputes its share.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A heartbeat older than this no longer counts: that instance is gone.
@@ -211,21 +213,8 @@ impl RateShare {
         };
         let stale =
             chrono::Duration::from_std(STALE_AFTER).unwrap_or(chrono::Duration::seconds(10));
-        let live: i64 = sqlx::query_scalar(
-            "with me as (
-                 insert into dispatcher_instances (instance_id, provider, started_at, heartbeat_at)
-                 values ($1, $2, $3, $3)
-                 on conflict (instance_id) do update set heartbeat_at = excluded.heartbeat_at
-             )
-             select 1 + count(*) from dispatcher_instances
-              where provider = $2 and instance_id <> $1 and heartbeat_at > $4",
-        )
-        .bind(&c.instance)
-        .bind(c.provider)
-        .bind(now)
-        .bind(now - stale)
-        .fetch_one(&c.pool)
-        .await?;
+        let live =
+            store::outbox::heartbeat(&c.pool, &c.instance, c.provider, now, now - stale).await?;
         let instances = u32::try_from(live.max(1)).unwrap_or(u32::MAX);
         let changed = {
             let mut current = match self.current.write() {
@@ -263,10 +252,7 @@ impl RateShare {
     /// Leaves the table (at shutdown), so the others may raise their shares at once.
     pub async fn leave(&self) -> Result<(), sqlx::Error> {
         if let Some(c) = &self.coordination {
-            sqlx::query("delete from dispatcher_instances where instance_id = $1")
-                .bind(&c.instance)
-                .execute(&c.pool)
-                .await?;
+            store::outbox::leave(&c.pool, &c.instance).await?;
         }
         Ok(())
     }

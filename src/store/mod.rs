@@ -15,18 +15,25 @@
 //! progress and the RSVPs), USSD sessions (a hop's context, an effect's claim and result),
 //! SMS conversations, the CSV exports' rows (`exports`, streamed), coordinators with their
 //! API tokens and phone-menu PINs (`staff`), the API's idempotency keys (`idempotency`),
-//! tips and the households' views of them (`tips`), the demo data's inserts (`demo`) and
-//! the pools (`pool`).
+//! tips and the households' views of them (`tips`), the outbox (queuing, the dispatcher's
+//! claims, leases and sends, delivery reports, the sending instances: `outbox`), inbound
+//! messages and the delivery reports that wait for their message (`inbox`), the JOIN
+//! limiter (`join_limits`), the figures the metrics sample (`gauges`), the demo data's
+//! inserts (`demo`) and the pools (`pool`).
 
 pub mod broadcasts;
 pub mod communities;
 pub mod conversations;
 pub mod demo;
 pub mod exports;
+pub mod gauges;
 pub mod households;
 pub mod idempotency;
+pub mod inbox;
+pub mod join_limits;
 pub mod link_codes;
 pub mod money;
+pub mod outbox;
 pub mod pledges;
 pub mod pool;
 pub mod projects;
