@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use chrono::Duration;
 use common::*;
 use hashar::{
+    channels::{DeliveryReport, DeliveryState, MessageRef},
     clock::Clock,
     config::SmsProvider,
     domain::Phone,
@@ -126,6 +127,66 @@ async fn a_report_that_beats_the_record_of_the_send_is_applied_after_it(pool: Pg
         state(&pool, id).await,
         ("delivered".to_owned(), 1, Some("1".to_owned()))
     );
+    assert_eq!(waiting(&pool).await, 0);
+}
+
+/// The webhook's two statements (apply the report; else keep it for later) each see what is
+/// committed when they start. When the dispatcher records the send between them, the first
+/// finds the message still `sending` and the second finds it `sent`: the report is kept (and
+/// applied by the next pass), not refused and lost. Found by the Kannel end-to-end test under
+/// load; this replays the interleaving statement by statement.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_report_whose_send_is_recorded_between_apply_and_keep_is_not_lost(pool: PgPool) {
+    seed(&pool).await;
+    let app = kannel_app(&pool).await;
+    let id = queued(&app, "kannel").await;
+    sqlx::query("update outbox set status = 'sending', attempts = 1 where id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .expect("sending");
+    let now = app.clock.now();
+    let report = DeliveryReport {
+        provider: "kannel",
+        message: MessageRef::Ours(id),
+        state: DeliveryState::Delivered,
+        provider_status: "1".to_owned(),
+        reason: None,
+    };
+    let mut tx = pool.begin().await.expect("begin");
+    let inbound = hashar::store::inbox::insert_delivery(
+        &mut tx,
+        "kannel",
+        &format!("ours:{id}:1"),
+        &serde_json::json!({"type": "1"}),
+        "delivered",
+        now,
+    )
+    .await
+    .expect("store")
+    .expect("fresh");
+    let applied = outbox::apply_delivery(&mut tx, &report, now)
+        .await
+        .expect("apply");
+    assert!(!applied, "still sending: nothing to apply yet");
+    // the dispatcher records the send, on its own connection
+    sqlx::query("update outbox set status = 'sent', sent_at = now() where id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .expect("sent");
+    let kept = outbox::keep_early_report(&mut tx, inbound, &report, now)
+        .await
+        .expect("keep");
+    assert!(kept, "the report is kept, not refused");
+    tx.commit().await.expect("commit");
+    assert_eq!(
+        outbox::apply_early_reports(&pool, now)
+            .await
+            .expect("apply"),
+        1
+    );
+    assert_eq!(state(&pool, id).await.0, "delivered");
     assert_eq!(waiting(&pool).await, 0);
 }
 

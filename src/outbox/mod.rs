@@ -28,11 +28,12 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use sqlx::{PgConnection, PgPool};
 
+pub mod message;
 mod rate;
 pub use rate::{RateShare, HEARTBEAT, STALE_AFTER};
 
+use self::message::{Accepted, DeliveryReport, DeliveryState, MessageRef, OutboundSms, SendError};
 use crate::{
-    channels::{Accepted, DeliveryReport, DeliveryState, MessageRef, OutboundSms, SendError},
     clock::Clock,
     domain::{Encoding, Phone, TextMeasure},
     store::{
@@ -699,8 +700,9 @@ pub async fn apply_delivery(
 /// Keeps a report that could not be applied yet, to be applied once its message is
 /// recorded sent (`apply_early_reports`, after each round and when idle): one naming a
 /// provider id no message has yet (Africa's Talking and Twilio name messages by their own
-/// id, recorded right after the send), or one naming our id for a message still being sent
-/// (a fast operator). A report naming by our id a message that was never handed to the
+/// id, recorded right after the send), or one naming our id for a message handed to the
+/// provider (a fast operator: still `sending` when the report was applied, perhaps `sent`
+/// by now, since each statement sees what is committed when it starts). A report naming by our id a message that was never handed to the
 /// provider (`queued`), or no message at all, is not kept: it could only cancel a message
 /// before it goes out. A kept report that never finds its message is pruned after 7 days.
 /// Returns whether it was kept.

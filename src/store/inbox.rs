@@ -133,8 +133,10 @@ pub async fn insert_delivery(
 }
 
 /// Keeps `report` (stored as inbound message `inbound_id`) until its message is recorded
-/// sent: always when it names the provider's id; by our id only while that message is
-/// `sending`. Returns whether it was kept.
+/// sent: always when it names the provider's id; by our id when that message has been
+/// handed to the provider (`sending`, or already `sent` or later: the send may have been
+/// recorded between the caller's failed attempt to apply the report and this statement,
+/// and the report must not be lost then). Returns whether it was kept.
 pub async fn keep_early_report(
     conn: &mut PgConnection,
     inbound_id: i64,
@@ -147,7 +149,8 @@ pub async fn keep_early_report(
              (inbound_id, provider, provider_msg_id, outbox_ref, state, provider_status, reason, received_at)
          select $1, $2, $3, $4, $5, $6, $7, $8
           where $4::bigint is null
-             or exists (select 1 from outbox where id = $4 and provider = $2 and status = 'sending')",
+             or exists (select 1 from outbox where id = $4 and provider = $2
+                           and status in ('sending', 'sent', 'delivered', 'failed'))",
         inbound_id,
         report.provider,
         pid,
