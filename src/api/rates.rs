@@ -4,28 +4,18 @@
 //! edited: a new one from a later date replaces it, and a pledge keeps the rate it used.
 
 use axum::{extract::State, http::StatusCode, Json};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
     auth::Auth,
     error::{ApiError, ApiResult, Body, ErrorBody, Params},
 };
-use crate::{app::AppState, domain::Currency};
+use crate::{app::AppState, domain::Currency, store::rates};
 
-#[derive(Debug, Serialize, FromRow, ToSchema)]
-pub struct ExchangeRate {
-    pub base: String,
-    pub quote: String,
-    /// 1 base = rate quote, e.g. `"0.1234"` for RUB→TJS.
-    #[schema(value_type = String)]
-    pub rate: Decimal,
-    pub valid_from: NaiveDate,
-    pub created_at: DateTime<Utc>,
-}
+pub use crate::store::rates::ExchangeRate;
 
 fn currency(field: &'static str, v: &str) -> ApiResult<Currency> {
     v.parse().map_err(|_| {
@@ -58,18 +48,7 @@ pub async fn list(
         .as_deref()
         .map(|b| currency("quote", b))
         .transpose()?;
-    let mut rows = sqlx::query_as::<_, ExchangeRate>(
-        "select base, quote, rate, valid_from, created_at from exchange_rates
-         where ($1::text is null or base = $1) and ($2::text is null or quote = $2)
-         order by base, quote, valid_from desc",
-    )
-    .bind(base.as_ref().map(Currency::as_str))
-    .bind(quote.as_ref().map(Currency::as_str))
-    .fetch_all(&state.pool)
-    .await?;
-    for r in &mut rows {
-        r.rate = r.rate.normalize();
-    }
+    let rows = rates::list(&state.pool, base, quote).await?;
     Ok(Json(rows))
 }
 
@@ -111,17 +90,8 @@ pub async fn create(
             "rate must be more than 0 and less than 10^12, with at most 8 decimals",
         ));
     }
-    let row = sqlx::query_as::<_, ExchangeRate>(
-        "insert into exchange_rates (base, quote, rate, valid_from) values ($1, $2, $3, $4)
-         returning base, quote, rate, valid_from, created_at",
-    )
-    .bind(base.as_str())
-    .bind(quote.as_str())
-    .bind(r.rate)
-    .bind(r.valid_from)
-    .fetch_one(&state.pool)
-    .await;
-    let mut row = match row {
+    let row = rates::insert(&state.pool, base, quote, r.rate, r.valid_from).await;
+    let row = match row {
         Ok(row) => row,
         Err(e) if crate::store::Violation::is_unique(&e) => {
             return Err(ApiError::Conflict(format!(
@@ -131,7 +101,6 @@ pub async fn create(
         }
         Err(e) => return Err(e.into()),
     };
-    row.rate = row.rate.normalize();
     tracing::info!(coordinator = auth.coordinator_id, base = %base, quote = %quote, rate = %row.rate,
         valid_from = %r.valid_from, "exchange rate added");
     Ok((StatusCode::CREATED, Json(row)))

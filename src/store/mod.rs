@@ -18,8 +18,8 @@
 //! tips and the households' views of them (`tips`), the outbox (queuing, the dispatcher's
 //! claims, leases and sends, delivery reports, the sending instances: `outbox`), inbound
 //! messages and the delivery reports that wait for their message (`inbox`), the JOIN
-//! limiter (`join_limits`), the figures the metrics sample (`gauges`), the demo data's
-//! inserts (`demo`) and the pools (`pool`).
+//! limiter (`join_limits`), the figures the metrics sample (`gauges`), exchange rates
+//! (`rates`), the demo data's inserts (`demo`) and the pools (`pool`).
 
 pub mod broadcasts;
 pub mod communities;
@@ -37,6 +37,7 @@ pub mod outbox;
 pub mod pledges;
 pub mod pool;
 pub mod projects;
+pub mod rates;
 pub mod staff;
 pub mod tips;
 pub mod ussd_sessions;
