@@ -424,9 +424,9 @@ async fn verify_inbound(pool: &PgPool, nonce: &str, answered: &[String]) -> anyh
     // id → (times stored, outcome, replies)
     let mut stored: HashMap<String, (u64, Option<String>, i64)> = HashMap::new();
     for row in rows {
-        let id: String = row.try_get(0)?;
-        let outcome: Option<String> = row.try_get(1)?;
-        let replies: i64 = row.try_get(2)?;
+        let id: String = row.try_get("provider_msg_id")?;
+        let outcome: Option<String> = row.try_get("outcome")?;
+        let replies: i64 = row.try_get("replies")?;
         let entry = stored.entry(id).or_insert((0, outcome, 0));
         entry.0 += 1;
         entry.2 += replies;
@@ -923,9 +923,9 @@ async fn outbox(args: OutboxArgs) -> anyhow::Result<()> {
         .context("reading back the outbox")?;
     let mut unsent = 0u64;
     for row in rows {
-        let id: i64 = row.try_get(0)?;
-        let status: String = row.try_get(1)?;
-        let provider_msg_id: Option<String> = row.try_get(2)?;
+        let id: i64 = row.try_get("id")?;
+        let status: String = row.try_get("status")?;
+        let provider_msg_id: Option<String> = row.try_get("provider_msg_id")?;
         let ok = status == "sent"
             && answered
                 .get(&id)
