@@ -38,6 +38,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone())
         // the admin API gets its own pool: no API call or export can take a webhook's connection
         .merge(crate::api::router(state.for_api()))
+        // the console: its own middleware (security headers, CSRF, compression), API pool
+        .merge(crate::console::router(state.for_api()))
         // The span names the route pattern, never the URI: query strings and paths carry
         // phone numbers (and, for Kannel, the shared secret).
         .layer(TraceLayer::new_for_http().make_span_with(

@@ -11,6 +11,7 @@ pub mod broadcasts;
 pub mod channels;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod conversation;
 pub mod demo;
 pub mod domain;

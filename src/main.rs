@@ -224,6 +224,7 @@ fn check_settings(config: &Config) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     check_settings(&config)?;
     let menus = app::load_checked_menus(&config)?;
+    hashar::console::i18n::check_at_start()?;
     tracing::info!(
         dir = %config.menus_dir.display(),
         menus = menus.menus.len(),

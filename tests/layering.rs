@@ -2,7 +2,7 @@
 //! to its right (or beside it), never what is to its left:
 //!
 //! ```text
-//! edge (http, api, workers, server, provision, demo, fuzzing, cli)
+//! edge (http, api, console, workers, server, provision, demo, fuzzing, cli)
 //!   ─▶ conversation (ussd, sms, conversation, keywords, inbox) / channels
 //!   ─▶ engine / actions (and receipts, broadcasts, outbox, hints)
 //!   ─▶ store ─▶ domain
@@ -28,7 +28,8 @@ fn rank(module: &str) -> Option<u8> {
         "store" => 2,
         "engine" | "actions" | "receipts" | "broadcasts" | "outbox" | "hints" => 3,
         "ussd" | "sms" | "conversation" | "keywords" | "inbox" | "channels" => 4,
-        "http" | "api" | "workers" | "server" | "provision" | "demo" | "fuzzing" | "cli" => 5,
+        "http" | "api" | "console" | "workers" | "server" | "provision" | "demo" | "fuzzing"
+        | "cli" => 5,
         other => {
             panic!("module {other} has no layer: add it to tests/layering.rs and ARCHITECTURE.md")
         }

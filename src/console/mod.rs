@@ -1,0 +1,63 @@
+//! The programme console: server-rendered pages under `/console` for the people who run
+//! the programme, in Tajik, Russian and English, usable on a 360 px phone
+//! (`/work/shared/docs/console.md` is the design; issue 10).
+//!
+//! What exists (step 2 of the order of work, without sign-in):
+//! - [`assets`]: the static files, embedded and served under content-hashed names;
+//! - [`headers`]: the Content-Security-Policy and the other security headers;
+//! - [`csrf`]: the synchronizer token and the cross-origin check on every non-GET request;
+//! - [`i18n`]: texts, plurals, numbers, money and dates, and the completeness check;
+//! - [`pages`]: the layout, the sign-in page (its POST answers 501 until sessions land) and
+//!   `GET /console`, which sends to it.
+//!
+//! Every response is compressed (gzip or brotli, as the browser accepts) and carries the
+//! security headers. The console reads the database through the admin API's pool.
+
+pub mod assets;
+pub mod csrf;
+pub mod headers;
+pub mod i18n;
+pub mod pages;
+
+use std::sync::Arc;
+
+use axum::{extract::FromRef, middleware, routing::get, Router};
+use tower_http::compression::CompressionLayer;
+
+use crate::app::AppState;
+
+/// What every console handler and middleware sees.
+#[derive(Clone)]
+pub struct Console {
+    pub app: AppState,
+    pub assets: Arc<assets::Assets>,
+    pub origin: Arc<headers::PublicOrigin>,
+}
+
+impl FromRef<Console> for Arc<assets::Assets> {
+    fn from_ref(console: &Console) -> Self {
+        console.assets.clone()
+    }
+}
+
+/// The console's routes, with their full paths under `/console`, ready to be merged into
+/// the server's router. `state` should be the admin API's ([`AppState::for_api`]).
+pub fn router(state: AppState) -> Router {
+    let origin = Arc::new(headers::PublicOrigin::from_config(&state.config));
+    let console = Console {
+        app: state,
+        assets: Arc::new(assets::Assets::embedded()),
+        origin: origin.clone(),
+    };
+    Router::new()
+        .route("/console", get(pages::root))
+        .route("/console/login", get(pages::login).post(pages::login_post))
+        .route("/console/static/{file}", get(assets::serve))
+        .layer(middleware::from_fn_with_state(
+            console.clone(),
+            csrf::protect,
+        ))
+        .layer(middleware::from_fn_with_state(origin, headers::secure))
+        .layer(CompressionLayer::new())
+        .with_state(console)
+}
