@@ -1,1 +1,647 @@
-fn main() {}
+//! The console in a real browser: headless Chromium through chromedriver (WebDriver), one
+//! browser for the whole binary (`harness = false`, libtest-mimic).
+//!
+//! `main` builds one tokio runtime, a fresh migrated database, the server on 127.0.0.1:0
+//! and one browser (chromedriver on `--port=0`, its port read from its stdout: no race).
+//! Each journey holds the browser's lock, starts with no cookies, waits on elements (never
+//! sleeps) and checks, on every page it visits: the accessibility basics (labels, link and
+//! button texts, one `h1`, a `main`, a `nav`, `html[lang]`, no sideways scroll at 360 px,
+//! 44 px tap targets, a focus outline), the byte budget (≤ 150 KB of `encodedBodySize`)
+//! and no Content-Security-Policy violation or other error in the browser's console. It
+//! writes a screenshot of each page to `target/console-screenshots/{lang}-{width}-{page}.png`
+//! (reviewed by eye, not compared).
+//!
+//! Without chromedriver (`.ci/install-test-deps` installs it) the journeys are ignored;
+//! with `CI` set they fail. `HASHAR_CHROMEDRIVER` and `HASHAR_CHROMIUM` override
+//! `/usr/bin/chromedriver` and `/usr/bin/chromium`.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use fantoccini::{wd::WebDriverCompatibleCommand, Client, ClientBuilder, Locator};
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::{json, Value};
+use sqlx::{postgres::PgConnectOptions, ConnectOptions, Connection, PgPool};
+use tokio::{runtime::Runtime, sync::Mutex};
+
+/// The byte budget of a page's first load, compressed (§7 of the console design).
+const BUDGET: u64 = 150 * 1024;
+const WAIT: Duration = Duration::from_secs(5);
+
+type Outcome = Result<(), Failed>;
+
+fn fail(what: impl std::fmt::Display) -> Failed {
+    Failed::from(what.to_string())
+}
+
+/// What every journey shares.
+struct World {
+    client: Mutex<Client>,
+    /// `http://127.0.0.1:PORT`
+    base: String,
+    shots: PathBuf,
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let journeys: Vec<(&'static str, Journey)> = vec![
+        ("login_page_tg_360", |w| Box::pin(login_page(w, "tg", 360))),
+        ("login_page_ru_360", |w| Box::pin(login_page(w, "ru", 360))),
+        ("login_page_en_360", |w| Box::pin(login_page(w, "en", 360))),
+        ("login_page_en_1280", |w| {
+            Box::pin(login_page(w, "en", 1280))
+        }),
+        ("console_root_leads_to_sign_in", |w| {
+            Box::pin(root_redirects(w))
+        }),
+        ("language_links_switch_before_sign_in", |w| {
+            Box::pin(language_links(w))
+        }),
+        (
+            "sign_in_form_passes_csrf_and_a_tokenless_one_is_refused",
+            |w| Box::pin(csrf_in_the_browser(w)),
+        ),
+        ("a_csp_violation_would_be_caught", |w| {
+            Box::pin(violations_are_seen(w))
+        }),
+        ("the_accessibility_checks_can_fail", |w| {
+            Box::pin(accessibility_can_fail(w))
+        }),
+    ];
+
+    let driver =
+        std::env::var("HASHAR_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let in_ci = std::env::var_os("CI").is_some();
+    if !Path::new(&driver).exists() {
+        let why = format!("no chromedriver at {driver}: run .ci/install-test-deps");
+        let trials = journeys
+            .into_iter()
+            .map(|(name, _)| {
+                let why = why.clone();
+                Trial::test(name, move || if in_ci { Err(fail(&why)) } else { Ok(()) })
+                    .with_ignored_flag(!in_ci)
+            })
+            .collect();
+        eprintln!("{why}");
+        libtest_mimic::run(&args, trials).exit();
+    }
+
+    let rt = Arc::new(Runtime::new().expect("a tokio runtime"));
+    let mut driver_process = start_driver(&driver);
+    let (world, database) = match rt.block_on(set_up(driver_process.port)) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = driver_process.child.kill();
+            panic!("setting up the browser tests: {e}");
+        }
+    };
+    let world = Arc::new(world);
+    let trials = journeys
+        .into_iter()
+        .map(|(name, journey)| {
+            let (rt, world) = (rt.clone(), world.clone());
+            Trial::test(name, move || rt.block_on(journey(world)))
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+
+    rt.block_on(async {
+        if let Ok(world) = Arc::try_unwrap(world) {
+            let _ = world.client.into_inner().close().await;
+        }
+        drop_database(&database).await;
+    });
+    let _ = driver_process.child.kill();
+    let _ = driver_process.child.wait();
+    conclusion.exit();
+}
+
+type Journey =
+    fn(Arc<World>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>;
+
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+/// Starts chromedriver on a port of its choosing and reads which from its stdout.
+fn start_driver(driver: &str) -> Driver {
+    let mut child = Command::new(driver)
+        .arg("--port=0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let stdout = child.stdout.take().expect("its stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Read every line (so that chromedriver never blocks on a full pipe); report the port.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                let port = rest.trim_end_matches('.').trim().parse::<u16>().ok();
+                let _ = tx.send(port);
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Some(port)) => Driver { child, port },
+        other => {
+            let _ = child.kill();
+            panic!("chromedriver did not say its port: {other:?}");
+        }
+    }
+}
+
+/// The database, the server and the browser.
+async fn set_up(driver_port: u16) -> Result<(World, PgConnectOptions), String> {
+    let base_url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let server_options: PgConnectOptions =
+        base_url.parse().map_err(|e| format!("DATABASE_URL: {e}"))?;
+    let name = format!("hashar_console_browser_{}", std::process::id());
+    let options = server_options.clone().database(&name);
+    drop_database(&options).await;
+    let mut admin = server_options
+        .clone()
+        .database("postgres")
+        .connect()
+        .await
+        .map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
+    sqlx::query(&format!("create database \"{name}\""))
+        .execute(&mut admin)
+        .await
+        .map_err(|e| format!("creating {name}: {e}"))?;
+    let _ = admin.close().await;
+    let pool = PgPool::connect_with(options.clone())
+        .await
+        .map_err(|e| format!("connecting to {name}: {e}"))?;
+    hashar::MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| format!("migrating: {e}"))?;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("binding: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let base = format!("http://{addr}");
+    let mut config = common::test_config();
+    config.public_url = base.clone();
+    config.dispatchers = 0;
+    let app = common::app_with(pool, config).await;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app.router).await {
+            eprintln!("the test server stopped: {e}");
+        }
+    });
+
+    let chromium = std::env::var("HASHAR_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let capabilities = json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=360,800", "--hide-scrollbars"]
+        },
+        "goog:loggingPrefs": { "browser": "ALL" }
+    });
+    let Value::Object(capabilities) = capabilities else {
+        return Err("capabilities are an object".into());
+    };
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{driver_port}/"))
+        .await
+        .map_err(|e| format!("starting the browser: {e}"))?;
+
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+    std::fs::create_dir_all(&shots).map_err(|e| format!("{}: {e}", shots.display()))?;
+    Ok((
+        World {
+            client: Mutex::new(client),
+            base,
+            shots,
+        },
+        options,
+    ))
+}
+
+async fn drop_database(options: &PgConnectOptions) {
+    let Some(name) = options.get_database().map(str::to_owned) else {
+        return;
+    };
+    if let Ok(mut admin) = options.clone().database("postgres").connect().await {
+        let _ = sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
+            .execute(&mut admin)
+            .await;
+        let _ = admin.close().await;
+    }
+}
+
+/// chromedriver's browser log (`goog:loggingPrefs`): the entries since the last call.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _url: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(r#"{"type":"browser"}"#.to_owned()),
+        )
+    }
+}
+
+/// The browser console's warnings and errors since the last call (CSP violations are
+/// reported there as errors).
+async fn console_problems(client: &Client) -> Result<Vec<String>, Failed> {
+    let log = client
+        .issue_cmd(BrowserLog)
+        .await
+        .map_err(|e| fail(format!("reading the browser log: {e}")))?;
+    Ok(log
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|e| matches!(e["level"].as_str(), Some("SEVERE" | "WARNING")))
+                .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// A fresh start: no cookies, the window at `width`, the log emptied.
+async fn fresh(client: &Client, width: u32) -> Outcome {
+    client.delete_all_cookies().await.map_err(fail)?;
+    client.set_window_size(width, 800).await.map_err(fail)?;
+    console_problems(client).await?;
+    Ok(())
+}
+
+async fn open(client: &Client, url: &str) -> Outcome {
+    client.goto(url).await.map_err(fail)?;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("main h1"))
+        .await
+        .map_err(|e| fail(format!("{url}: no h1 in main: {e}")))?;
+    Ok(())
+}
+
+const ACCESSIBILITY: &str = r#"
+const [lang, maxWidth] = arguments;
+const problems = [];
+const shown = el => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== "hidden";
+const named = el => (el.textContent || "").trim() || el.getAttribute("aria-label");
+for (const el of document.querySelectorAll("input, select, textarea")) {
+  if (el.type === "hidden" || !shown(el)) continue;
+  if (!el.labels || el.labels.length === 0) problems.push("no label: " + (el.id || el.name));
+}
+for (const el of document.querySelectorAll("a, button, summary")) {
+  if (!shown(el)) continue;
+  if (!named(el)) problems.push("no text: " + el.outerHTML.slice(0, 80));
+}
+for (const el of document.querySelectorAll(".bar a, .bar summary, nav a, button, .button, input:not([type=hidden]), select")) {
+  if (!shown(el) || el.classList.contains("skip")) continue;
+  const r = el.getBoundingClientRect();
+  if (r.height < 44 || r.width < 44) problems.push("tap target " + Math.round(r.width) + "x" + Math.round(r.height) + ": " + named(el));
+}
+for (const svg of document.querySelectorAll("main svg")) {
+  if (svg.getAttribute("role") !== "img" || !svg.getAttribute("aria-label")) problems.push("svg without role=img and aria-label");
+}
+const h1 = document.querySelectorAll("h1").length;
+if (h1 !== 1) problems.push(h1 + " h1 elements");
+if (!document.querySelector("main")) problems.push("no main");
+if (!document.querySelector("nav")) problems.push("no nav");
+if (document.documentElement.lang !== lang) problems.push("html lang " + document.documentElement.lang);
+if (document.documentElement.scrollWidth > maxWidth) problems.push("scrollWidth " + document.documentElement.scrollWidth + " > " + maxWidth);
+const field = document.querySelector("main input:not([type=hidden]), main a, main button");
+if (field) {
+  field.focus();
+  const style = getComputedStyle(field);
+  if (!field.matches(":focus-visible") || style.outlineStyle === "none" || parseFloat(style.outlineWidth) < 2)
+    problems.push("no focus outline on " + field.outerHTML.slice(0, 60));
+  field.blur();
+}
+return problems;
+"#;
+
+const BYTES: &str = r#"
+const entries = performance.getEntriesByType("navigation").concat(performance.getEntriesByType("resource"));
+return entries.map(e => [e.name, e.encodedBodySize]);
+"#;
+
+/// The checks every page gets, and its screenshot.
+async fn check_page(world: &World, client: &Client, lang: &str, width: u32, page: &str) -> Outcome {
+    let inner: Value = client
+        .execute("return window.innerWidth", vec![])
+        .await
+        .map_err(fail)?;
+    if width == 360 && inner.as_u64() != Some(360) {
+        return Err(fail(format!("the viewport is {inner} px wide, not 360")));
+    }
+    let problems = client
+        .execute(ACCESSIBILITY, vec![json!(lang), json!(width)])
+        .await
+        .map_err(fail)?;
+    let problems: Vec<String> = serde_json::from_value(problems).map_err(fail)?;
+    if !problems.is_empty() {
+        return Err(fail(format!("{lang}-{width}-{page}: {problems:#?}")));
+    }
+    let bytes: Vec<(String, u64)> =
+        serde_json::from_value(client.execute(BYTES, vec![]).await.map_err(fail)?).map_err(fail)?;
+    let total: u64 = bytes.iter().map(|(_, b)| b).sum();
+    if total > BUDGET || bytes.len() < 4 {
+        return Err(fail(format!(
+            "{page}: {total} bytes over {} requests: {bytes:#?}",
+            bytes.len()
+        )));
+    }
+    let problems = console_problems(client).await?;
+    if !problems.is_empty() {
+        return Err(fail(format!(
+            "{lang}-{width}-{page}: the browser console says {problems:#?}"
+        )));
+    }
+    // The whole page: the window as tall as the document.
+    let height: Value = client
+        .execute("return document.documentElement.scrollHeight", vec![])
+        .await
+        .map_err(fail)?;
+    let height = height.as_u64().unwrap_or(800).clamp(400, 4000) as u32;
+    client.set_window_size(width, height).await.map_err(fail)?;
+    let png = client.screenshot().await.map_err(fail)?;
+    let file = world.shots.join(format!("{lang}-{width}-{page}.png"));
+    std::fs::write(&file, png).map_err(|e| fail(format!("{}: {e}", file.display())))?;
+    client.set_window_size(width, 800).await.map_err(fail)?;
+    Ok(())
+}
+
+async fn text(client: &Client, css: &str) -> Result<String, Failed> {
+    client
+        .find(Locator::Css(css))
+        .await
+        .map_err(|e| fail(format!("{css}: {e}")))?
+        .text()
+        .await
+        .map_err(fail)
+}
+
+async fn login_page(world: Arc<World>, lang: &'static str, width: u32) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, width).await?;
+    open(
+        &client,
+        &format!("{}/console/login?lang={lang}", world.base),
+    )
+    .await?;
+    let h1 = text(&client, "main h1").await?;
+    let expected = match lang {
+        "tg" => "Ворид шудан",
+        "ru" => "Вход",
+        _ => "Sign in",
+    };
+    if h1 != expected {
+        return Err(fail(format!("h1 {h1:?}, expected {expected:?}")));
+    }
+    check_page(&world, &client, lang, width, "login").await?;
+    if width < 960 {
+        // the menu opens without JavaScript and fits the screen
+        client
+            .find(Locator::Css("details.menu summary"))
+            .await
+            .map_err(fail)?
+            .click()
+            .await
+            .map_err(fail)?;
+        client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css("details.menu[open] nav a"))
+            .await
+            .map_err(|e| fail(format!("the menu did not open: {e}")))?;
+        check_page(&world, &client, lang, width, "login-menu").await?;
+    }
+    Ok(())
+}
+
+async fn root_redirects(world: Arc<World>) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    open(&client, &format!("{}/console", world.base)).await?;
+    let url = client.current_url().await.map_err(fail)?;
+    if url.path() != "/console/login" {
+        return Err(fail(format!("at {url}")));
+    }
+    Ok(())
+}
+
+async fn language_links(world: Arc<World>) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    open(&client, &format!("{}/console/login?lang=tg", world.base)).await?;
+    for (code, h1) in [("ru", "Вход"), ("en", "Sign in"), ("tg", "Ворид шудан")] {
+        client
+            .find(Locator::Css(&format!(".langs a[hreflang={code}]")))
+            .await
+            .map_err(fail)?
+            .click()
+            .await
+            .map_err(fail)?;
+        client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(&format!("html[lang={code}] main h1")))
+            .await
+            .map_err(|e| fail(format!("after choosing {code}: {e}")))?;
+        let shown = text(&client, "main h1").await?;
+        if shown != h1 {
+            return Err(fail(format!("{code}: h1 {shown:?}")));
+        }
+    }
+    // remembered without ?lang=
+    client
+        .goto(&format!("{}/console/login", world.base))
+        .await
+        .map_err(fail)?;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("html[lang=tg] main h1"))
+        .await
+        .map_err(|e| fail(format!("the chosen language is not remembered: {e}")))?;
+    let problems = console_problems(&client).await?;
+    if !problems.is_empty() {
+        return Err(fail(format!("{problems:#?}")));
+    }
+    Ok(())
+}
+
+async fn submit_login(client: &Client) -> Outcome {
+    client
+        .find(Locator::Css("#phone"))
+        .await
+        .map_err(fail)?
+        .send_keys("+992900000001")
+        .await
+        .map_err(fail)?;
+    client
+        .find(Locator::Css("#password"))
+        .await
+        .map_err(fail)?
+        .send_keys("not a real password")
+        .await
+        .map_err(fail)?;
+    client
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .map_err(fail)?
+        .click()
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
+/// The pre-session token works in a real browser (its `__Host-` cookie is kept on
+/// http://127.0.0.1, the form's field matches it, `Origin` and `Sec-Fetch-Site` pass), and
+/// the same form without its field is refused.
+async fn csrf_in_the_browser(world: Arc<World>) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    open(&client, &format!("{}/console/login?lang=en", world.base)).await?;
+    submit_login(&client).await?;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath("//main/p[contains(., 'not available yet')]"))
+        .await
+        .map_err(|e| {
+            fail(format!(
+                "the form with its token did not reach the handler (501): {e}"
+            ))
+        })?;
+    open(&client, &format!("{}/console/login?lang=en", world.base)).await?;
+    client
+        .execute(
+            "document.querySelector('input[name=csrf]').remove()",
+            vec![],
+        )
+        .await
+        .map_err(fail)?;
+    submit_login(&client).await?;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath("//main/h1[. = 'This form has expired']"))
+        .await
+        .map_err(|e| fail(format!("a form without its token was not refused: {e}")))?;
+    // the browser logs the 501 and the 403 as failed loads; nothing else may be there
+    let problems = console_problems(&client).await?;
+    let expected = |p: &String| {
+        p.contains("/console/login - Failed to load resource")
+            && (p.contains("status of 501") || p.contains("status of 403"))
+    };
+    if problems.len() != 2 || !problems.iter().all(expected) {
+        return Err(fail(format!("{problems:#?}")));
+    }
+    Ok(())
+}
+
+/// The console check is real: an inline style (what htmx would inject without our CSS
+/// rules) is refused by the policy and shows in the log.
+async fn violations_are_seen(world: Arc<World>) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    open(&client, &format!("{}/console/login?lang=en", world.base)).await?;
+    if !console_problems(&client).await?.is_empty() {
+        return Err(fail("the page itself has console problems"));
+    }
+    client
+        .execute(
+            "const s = document.createElement('style'); s.textContent = 'body{color:red}'; document.head.appendChild(s);",
+            vec![],
+        )
+        .await
+        .map_err(fail)?;
+    // The violation is reported asynchronously: wait for it (bounded), never sleep.
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("body"))
+        .await
+        .map_err(fail)?;
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen = console_problems(&client).await?;
+        if !seen.is_empty() {
+            break;
+        }
+        client.execute("return 1", vec![]).await.map_err(fail)?;
+    }
+    if !seen.iter().any(|p| p.contains("Content Security Policy")) {
+        return Err(fail(format!("an inline style was not reported: {seen:?}")));
+    }
+    Ok(())
+}
+
+/// The accessibility checks are real: a page with an unlabelled field, a second `h1`, a
+/// tiny button and something wider than the screen fails each of them.
+async fn accessibility_can_fail(world: Arc<World>) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    open(&client, &format!("{}/console/login?lang=en", world.base)).await?;
+    client
+        .execute(
+            "const main = document.querySelector('main');
+             const input = document.createElement('input'); input.id = 'unlabelled'; main.prepend(input);
+             main.append(document.createElement('h1'));
+             const wide = document.createElement('pre'); wide.textContent = 'x'.repeat(200); main.append(wide);
+             const tiny = document.createElement('button'); tiny.textContent = 'x'; tiny.className = 'tiny'; main.append(tiny);
+             document.documentElement.lang = 'de';",
+            vec![],
+        )
+        .await
+        .map_err(fail)?;
+    // the injected button is styled 44 px by console.css: shrink it (CSSOM, not markup)
+    client
+        .execute("document.querySelector('button.tiny').style.minHeight = '10px'; document.querySelector('button.tiny').style.padding = '0';", vec![])
+        .await
+        .map_err(fail)?;
+    let problems: Vec<String> = serde_json::from_value(
+        client
+            .execute(ACCESSIBILITY, vec![json!("en"), json!(360)])
+            .await
+            .map_err(fail)?,
+    )
+    .map_err(fail)?;
+    for expected in [
+        "no label: unlabelled",
+        "2 h1 elements",
+        "scrollWidth",
+        "tap target",
+        "html lang de",
+    ] {
+        if !problems.iter().any(|p| p.contains(expected)) {
+            return Err(fail(format!("{expected:?} not found in {problems:#?}")));
+        }
+    }
+    Ok(())
+}

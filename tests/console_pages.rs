@@ -346,7 +346,8 @@ async fn forms_without_the_right_token_or_from_another_origin_are_refused() {
     let (cookie, token) = login_form(&router).await;
     let (_, other) = login_form(&router).await;
     let good = format!("csrf={token}&phone=1");
-    let cases: Vec<(&str, Vec<(&str, &str)>, String)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, String);
+    let cases: Vec<Case> = vec![
         ("no token", vec![("cookie", &cookie)], "phone=1".into()),
         ("no cookie", vec![], good.clone()),
         (
