@@ -21,7 +21,10 @@ use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -46,6 +49,8 @@ struct World {
     client: Mutex<Client>,
     /// `http://127.0.0.1:PORT`
     base: String,
+    /// POST requests the server has had.
+    posts: Arc<AtomicUsize>,
     shots: PathBuf,
 }
 
@@ -73,6 +78,9 @@ fn main() {
         }),
         ("the_accessibility_checks_can_fail", |w| {
             Box::pin(accessibility_can_fail(w))
+        }),
+        ("a_double_tap_sends_a_form_once", |w| {
+            Box::pin(double_tap(w))
         }),
     ];
 
@@ -196,8 +204,18 @@ async fn set_up(driver_port: u16) -> Result<(World, PgConnectOptions), String> {
     config.public_url = base.clone();
     config.dispatchers = 0;
     let app = common::app_with(pool, config).await;
+    let posts = Arc::new(AtomicUsize::new(0));
+    let counted = posts.clone();
+    let router = app.router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            if req.method() == axum::http::Method::POST {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+            next.run(req)
+        },
+    ));
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app.router).await {
+        if let Err(e) = axum::serve(listener, router).await {
             eprintln!("the test server stopped: {e}");
         }
     });
@@ -226,6 +244,7 @@ async fn set_up(driver_port: u16) -> Result<(World, PgConnectOptions), String> {
         World {
             client: Mutex::new(client),
             base,
+            posts,
             shots,
         },
         options,
@@ -642,6 +661,80 @@ async fn accessibility_can_fail(world: Arc<World>) -> Outcome {
         if !problems.iter().any(|p| p.contains(expected)) {
             return Err(fail(format!("{expected:?} not found in {problems:#?}")));
         }
+    }
+    Ok(())
+}
+
+/// console.js disables a form's submit button after the first tap: a second tap (or a
+/// second submit) sends nothing. The answer opens in a new window so that the form stays
+/// in view.
+async fn double_tap(world: Arc<World>) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    open(&client, &format!("{}/console/login?lang=en", world.base)).await?;
+    let home = client.window().await.map_err(fail)?;
+    client
+        .execute("document.querySelector('form').target = '_blank'", vec![])
+        .await
+        .map_err(fail)?;
+    let before = world.posts.load(Ordering::SeqCst);
+    submit_login(&client).await?;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(
+            "form button[type=submit][disabled][aria-busy=true]",
+        ))
+        .await
+        .map_err(|e| fail(format!("the button was not disabled after the tap: {e}")))?;
+    // a second tap on the disabled button, and a second submit from script
+    let _ = client
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .map_err(fail)?
+        .click()
+        .await;
+    client
+        .execute("document.querySelector('form').requestSubmit()", vec![])
+        .await
+        .map_err(fail)?;
+    // the one answer, in its window
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("main h1"))
+        .await
+        .map_err(fail)?;
+    let mut others = Vec::new();
+    for _ in 0..100 {
+        others = client.windows().await.map_err(fail)?;
+        others.retain(|w| *w != home);
+        if !others.is_empty() {
+            break;
+        }
+        client.execute("return 1", vec![]).await.map_err(fail)?;
+    }
+    let mut answered = 0;
+    for window in others {
+        client.switch_to_window(window).await.map_err(fail)?;
+        if client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::XPath("//main/p[contains(., 'not available yet')]"))
+            .await
+            .is_ok()
+        {
+            answered += 1;
+        }
+        client.close_window().await.map_err(fail)?;
+    }
+    client.switch_to_window(home).await.map_err(fail)?;
+    console_problems(&client).await?;
+    let sent = world.posts.load(Ordering::SeqCst) - before;
+    if sent != 1 || answered != 1 {
+        return Err(fail(format!(
+            "{sent} POSTs, {answered} answers; expected one of each"
+        )));
     }
     Ok(())
 }

@@ -289,15 +289,21 @@ fn entry_placeholders(entry: &Entry) -> BTreeSet<String> {
     }
 }
 
-/// The keys a template or source file uses: the string literal after `.t("` or `.n("`.
-/// Comment lines (`//`) are skipped.
+/// Names a text key held in a value before it is looked up (`key("login.not_yet")`), so
+/// that the completeness check sees it.
+pub const fn key(k: &'static str) -> &'static str {
+    k
+}
+
+/// The keys a template or source file uses: the string literal after `.t("`, `.n("` or
+/// `key("`. Comment lines (`//`) are skipped.
 pub fn used_keys(source: &str) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
     for line in source.lines() {
         if line.trim_start().starts_with("//") {
             continue;
         }
-        for call in [".t(\"", ".n(\""] {
+        for call in [".t(\"", ".n(\"", "key(\""] {
             let mut rest = line;
             while let Some(at) = rest.find(call) {
                 let after = &rest[at + call.len()..];
@@ -724,7 +730,8 @@ mod tests {
             .expect("parse");
         let key = "a.missing";
         let template = format!("{{{{ t.t(\"{key}\") }}}} {{{{ t.t(\"a.x\") }}}}");
-        let problems = check(&locales, &[("page.html", &template)]);
+        let source = format!("let title = key(\"{key}.too\");");
+        let problems = check(&locales, &[("page.html", &template), ("page.rs", &source)]);
         let expected = [
             "tg: a.extra: not in English",
             "tg: a.x: missing",
@@ -732,6 +739,7 @@ mod tests {
             "ru: a.x: placeholders {\"who\"}, English has {\"name\"}",
             "ru: a.y: still the English text",
             "page.html: uses a.missing, which no locale has",
+            "page.rs: uses a.missing.too, which no locale has",
         ];
         for e in expected {
             assert!(problems.iter().any(|p| p == e), "{e} not in {problems:#?}");

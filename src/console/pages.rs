@@ -15,7 +15,7 @@ use axum::{
 use super::{
     assets::HTMX,
     csrf,
-    i18n::{self, Tr},
+    i18n::{self, key, Tr},
     Console,
 };
 use crate::domain::Language;
@@ -63,7 +63,7 @@ impl Layout {
             // steps add their entries for a signed-in person's role.
             nav: vec![NavItem {
                 href: "/console/login",
-                key: "nav.sign_in",
+                key: key("nav.sign_in"),
                 current: path == "/console/login",
             }],
             langs: Language::ALL
@@ -175,8 +175,8 @@ pub async fn login_post(State(console): State<Console>, headers: HeaderMap) -> R
         &console,
         &headers,
         StatusCode::NOT_IMPLEMENTED,
-        "login.title",
-        "login.not_yet",
+        key("login.title"),
+        key("login.not_yet"),
     )
 }
 
@@ -186,8 +186,8 @@ pub fn csrf_refused(console: &Console, headers: &HeaderMap) -> Response {
         console,
         headers,
         StatusCode::FORBIDDEN,
-        "error.csrf.title",
-        "error.csrf.text",
+        key("error.csrf.title"),
+        key("error.csrf.text"),
     )
 }
 
@@ -206,7 +206,33 @@ fn message(
         title_key,
         text_key,
         back: "/console/login",
-        back_key: "login.back",
+        back_key: key("login.back"),
     };
     with_cookies((status, page).into_response(), [csrf_cookie])
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every value in a console template is escaped: `|safe` (which turns escaping off) is
+    /// refused, and so is turning it off in a `#[template(...)]` attribute.
+    #[test]
+    fn templates_never_turn_escaping_off() {
+        for (file, text) in super::i18n::USERS {
+            if !file.starts_with("templates/") {
+                continue;
+            }
+            let squeezed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+            assert!(!squeezed.contains("|safe"), "{file} uses |safe");
+            assert!(
+                !squeezed.contains("escape=\"none\""),
+                "{file} turns escaping off"
+            );
+        }
+        let this = include_str!("pages.rs");
+        let marker = ["escape", " = \"none\""].concat();
+        assert!(
+            !this.contains(&marker),
+            "a page template turns escaping off"
+        );
+    }
 }

@@ -6,7 +6,8 @@
 // on a slow connection sends one request (the server's form keys catch what gets through).
 document.addEventListener("submit", function (event) {
   var form = event.target;
-  if (!(form instanceof HTMLFormElement)) return;
+  // A form htmx sends (it prevents the default) uses `hx-disabled-elt` instead.
+  if (!(form instanceof HTMLFormElement) || event.defaultPrevented) return;
   if (form.dataset.sent === "1") {
     event.preventDefault();
     return;
