@@ -173,19 +173,11 @@ pub async fn protect(State(console): State<Console>, req: Request, next: Next) -
     match check(&console, req).await {
         Ok(req) => next.run(req).await,
         Err((refusal, headers)) => {
-            let route = headers_route(&headers);
-            tracing::warn!(reason = ?refusal, route = %route, "console: request refused (CSRF)");
+            // The path and body may carry data: the log says why and what kind of body.
+            let body = if is_form(&headers) { "form" } else { "other" };
+            tracing::warn!(reason = ?refusal, body, "console: request refused (CSRF)");
             super::pages::csrf_refused(&console, &headers).into_response()
         }
-    }
-}
-
-fn headers_route(headers: &HeaderMap) -> &'static str {
-    // The path may carry data; the log names the kind of request only.
-    if is_form(headers) {
-        "form"
-    } else {
-        "other"
     }
 }
 
