@@ -538,3 +538,28 @@ async fn counsellors_and_officers_through_the_api(pool: PgPool) {
             .expect("role");
     assert_eq!((role.as_str(), is_admin), ("admin", true));
 }
+
+/// The phone menu's cash and notices find their coordinator through
+/// `staff::coordinator_by_phone`: counsellors and officers are not found there, so they
+/// record no cash by phone either.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn the_phone_menu_handles_money_only_for_admins_and_coordinators(pool: PgPool) {
+    seed(&pool).await;
+    for (phone, role, found) in [
+        ("+992900000601", Role::Admin, true),
+        ("+992900000602", Role::Coordinator, true),
+        ("+992900000603", Role::Counsellor, false),
+        ("+992900000604", Role::Officer, false),
+    ] {
+        hashar::api::auth::add_staff(&pool, "Staff", phone, &["anzob".into()], Some(role))
+            .await
+            .expect("staff");
+        let mut conn = pool.acquire().await.expect("conn");
+        let phone = hashar::domain::Phone::parse(phone).expect("phone");
+        let c = hashar::store::staff::coordinator_by_phone(&mut conn, &phone)
+            .await
+            .expect("read");
+        assert_eq!(c.is_some(), found, "{role}");
+        assert_eq!(c.is_some_and(|c| c.admin), role == Role::Admin, "{role}");
+    }
+}

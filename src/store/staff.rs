@@ -179,14 +179,17 @@ pub struct PhoneCoordinator {
     pub admin: bool,
 }
 
-/// The coordinator whose phone is `phone`, if any.
+/// The coordinator whose phone is `phone`, if any and if their role handles money and
+/// notices from the phone menu (an admin or a coordinator: a counsellor records no money and
+/// a programme officer changes nothing, so the menu's effects find nothing for them).
 pub async fn coordinator_by_phone(
     conn: &mut PgConnection,
     phone: &Phone,
 ) -> Result<Option<PhoneCoordinator>, sqlx::Error> {
     sqlx::query_as!(
         PhoneCoordinator,
-        r#"select id as "id: CoordinatorId", is_admin as admin from coordinators where phone = $1"#,
+        r#"select id as "id: CoordinatorId", is_admin as admin from coordinators
+           where phone = $1 and role in ('admin', 'coordinator')"#,
         phone.as_str()
     )
     .fetch_optional(conn)
