@@ -563,3 +563,63 @@ async fn the_phone_menu_handles_money_only_for_admins_and_coordinators(pool: PgP
         assert_eq!(c.is_some_and(|c| c.admin), role == Role::Admin, "{role}");
     }
 }
+
+/// Cash recorded by phone writes its audit row in the hop's transaction, once; an officer
+/// who dials the coordinator menu records nothing.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn cash_by_phone_is_audited_once_and_refused_to_officers(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let code: String = sqlx::query_scalar(
+        "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
+         values ($1, $2, $3, 1000, 'TJS', 'ussd', 'p1') returning code",
+    )
+    .bind(seed.bridge)
+    .bind(seed.household)
+    .bind(PHONE_TG)
+    .fetch_one(&pool)
+    .await
+    .expect("pledge");
+    for (phone, role) in [
+        ("+992900000701", Role::Officer),
+        ("+992900000702", Role::Coordinator),
+    ] {
+        hashar::api::auth::add_staff(&pool, "Staff", phone, &["anzob".into()], Some(role))
+            .await
+            .expect("staff");
+        hashar::actions::set_pin(
+            &pool,
+            &hashar::domain::Phone::parse(phone).expect("phone"),
+            "246813",
+        )
+        .await
+        .expect("pin");
+    }
+    let refused = app
+        .session("o1", "+992900000701", &["246813", "2", &code])
+        .await;
+    assert!(
+        refused.contains("ваъдаи кушода бо ин рамз нест"),
+        "{refused}"
+    );
+    assert_eq!(count(&pool, "select count(*) from receipts").await, 0);
+    assert_eq!(audit_rows(&pool).await, 0);
+    let inputs = ["246813", "2", code.as_str(), "300", "1"];
+    let done = app.session("c1", "+992900000702", &inputs).await;
+    assert!(done.starts_with("END "), "{done}");
+    let (_, again) = app.hop("c1", "+992900000702", &inputs.join("*")).await;
+    assert_eq!(again, done);
+    let rows: Vec<(String, String, i64, serde_json::Value)> =
+        sqlx::query_as("select action, subject_kind, subject_id, detail from audit_log")
+            .fetch_all(&pool)
+            .await
+            .expect("audit");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (action, kind, _, detail) = &rows[0];
+    assert_eq!(
+        (action.as_str(), kind.as_str()),
+        ("receipt.record", "pledge")
+    );
+    assert_eq!(detail["after"]["outstanding"], "700.00");
+    assert_eq!(detail["after"]["by"], "phone");
+}
