@@ -483,6 +483,7 @@ async fn counsellors_and_officers_through_the_api(pool: PgPool) {
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{who}: {body}");
+        assert_eq!(body["audit"], json!([]), "{who}: nothing was done");
     }
     // a counsellor sees every community; an officer only theirs, and changes nothing
     let water: i64 = sqlx::query_scalar("select id from projects where code = 'WATER'")
@@ -517,6 +518,32 @@ async fn counsellors_and_officers_through_the_api(pool: PgPool) {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(audit_rows(&pool).await, 0);
+    // the API's pledge history carries the audit rows
+    let (_, _, admin) = hashar::api::auth::add_coordinator(&pool, "A", "+992900000505", &[], true)
+        .await
+        .expect("admin");
+    let (status, _, _) = app
+        .api_keyed(
+            "POST",
+            &format!("/api/v1/pledges/{}/receipts", p.0),
+            Some(&receipt),
+            Some(&admin),
+            Some("admin-1"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, body) = call(
+        &app,
+        "GET",
+        &format!("/api/v1/pledges/{}", p.0),
+        json!(null),
+        &counsellor,
+    )
+    .await;
+    let audit = body["audit"].as_array().expect("audit rows");
+    assert_eq!(audit.len(), 1, "{body}");
+    assert_eq!(audit[0]["action"], "receipt.record");
+    assert_eq!(audit[0]["detail"]["after"]["outstanding"], "290.00");
     // re-adding an admin never makes them less
     let (id, _, _) = hashar::api::auth::add_coordinator(&pool, "Admin", "+992900000504", &[], true)
         .await

@@ -116,6 +116,22 @@ pub struct PledgeHistory {
     pub cancellation: Option<CancellationRow>,
     #[serde(serialize_with = "super::two_dp")]
     pub outstanding: Decimal,
+    /// What was done to the pledge (receipts, reversals, a cancellation), with who and when,
+    /// newest first (from the audit log).
+    pub audit: Vec<AuditEntry>,
+}
+
+/// A row of the audit log about an object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntry {
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// `coordinator:<id>`, `system` or `cli`.
+    pub actor: String,
+    /// e.g. `receipt.record`, `receipt.reverse`, `pledge.cancel`.
+    pub action: String,
+    /// `{"before": …, "after": …}`.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
 }
 
 pub use crate::service::money::CancellationRow;
@@ -127,6 +143,16 @@ async fn history(state: &AppState, auth: &Auth, id: i64) -> ApiResult<PledgeHist
         receipts: h.receipts,
         cancellation: h.cancellation,
         outstanding: h.outstanding,
+        audit: h
+            .audit
+            .into_iter()
+            .map(|r| AuditEntry {
+                at: r.at,
+                actor: r.actor,
+                action: r.action,
+                detail: r.detail,
+            })
+            .collect(),
     })
 }
 
