@@ -4,6 +4,11 @@
 //! 409 with the reason. A receipt for a pledge sends the household an SMS receipt with the
 //! project's new matched total, in its language, through the outbox, in the same
 //! transaction.
+//!
+//! The routes only read the request and word the answer: what happens is
+//! `service::money`'s (the actor's role and scope, the rules, the audit row, the
+//! `Idempotency-Key` answer kept in the change's transaction), shared with the console.
+//! Counsellors and programme officers handle no money (403).
 
 use axum::{extract::State, http::StatusCode, Json};
 use chrono::NaiveDate;
