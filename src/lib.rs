@@ -27,6 +27,7 @@ pub mod outbox;
 pub mod provision;
 pub mod receipts;
 pub mod server;
+pub mod service;
 pub mod sms;
 pub mod store;
 pub mod ussd;

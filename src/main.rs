@@ -72,9 +72,14 @@ enum CoordinatorCommand {
         /// A community code this coordinator works for (repeat for several).
         #[arg(long = "community")]
         communities: Vec<String>,
-        /// May see and do everything.
+        /// May see and do everything (the same as `--role admin`).
         #[arg(long)]
         admin: bool,
+        /// admin (everything), coordinator (their communities; the default for someone
+        /// new), counsellor (every community, no money) or officer (reads their
+        /// communities, changes nothing). Left out, an existing person keeps theirs.
+        #[arg(long, value_enum, conflicts_with = "admin")]
+        role: Option<hashar::store::staff::Role>,
     },
     /// Set a coordinator's PIN for the phone menu (6 digits, not all the same and not a run; stored as an argon2 hash).
     SetPin {
@@ -161,15 +166,16 @@ async fn main() -> anyhow::Result<()> {
                     phone,
                     communities,
                     admin,
+                    role,
                 } => {
-                    let (id, token_id, token) = hashar::api::auth::add_coordinator(
-                        &pool,
-                        &name,
-                        &phone,
-                        &communities,
-                        admin,
-                    )
-                    .await?;
+                    let role = if admin {
+                        Some(hashar::store::staff::Role::Admin)
+                    } else {
+                        role
+                    };
+                    let (id, token_id, token) =
+                        hashar::api::auth::add_staff(&pool, &name, &phone, &communities, role)
+                            .await?;
                     println!(
                         "coordinator {id}, token {token_id} (shown once, keep it safe):\n{token}"
                     );

@@ -10,6 +10,7 @@ use hashar::store::{
     outbox::{Kind as OutboxKind, OutboxStatus, ReportState},
     pledges::{PledgeChannel, PledgeStatus},
     projects::{ProjectKind, ProjectStatus},
+    staff::Role,
 };
 use sqlx::{PgPool, Postgres};
 
@@ -90,4 +91,5 @@ async fn text_enums_match_the_schema(pool: PgPool) {
     same_as_schema(&pool, "outbox", "kind", &OutboxKind::ALL).await;
     same_as_schema(&pool, "inbound_messages", "kind", &InboundKind::ALL).await;
     same_as_schema(&pool, "early_delivery_reports", "state", &ReportState::ALL).await;
+    same_as_schema(&pool, "coordinators", "role", &Role::ALL).await;
 }

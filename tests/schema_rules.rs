@@ -391,3 +391,54 @@ async fn codes_are_unique_without_locks(pool: PgPool) {
     assert_eq!(distinct.len(), 50);
     assert!(joins.iter().all(|c| c.len() == 6 && !c.starts_with('0')));
 }
+
+/// The audit log is append-only (`forbid_update`/`forbid_delete`) and checks who and what;
+/// staff roles are one of four and `is_admin` agrees with the role; console form keys are
+/// printable and name who used them.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn audit_log_roles_and_form_keys_hold_their_rules(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let row = |actor: &str, action: &str| {
+        format!(
+            "insert into audit_log (actor, action, subject_kind, subject_id, community_id, detail)
+             values ('{actor}', '{action}', 'pledge', 1, {}, '{{}}')",
+            seed.community
+        )
+    };
+    sqlx::query(&row("coordinator:1", "receipt.record"))
+        .execute(&pool)
+        .await
+        .expect("an audit row");
+    sqlx::query(&row("cli", "pledge.cancel"))
+        .execute(&pool)
+        .await
+        .expect("an audit row by the CLI");
+    fails(&pool, &row("someone", "receipt.record")).await;
+    fails(&pool, &row("coordinator:1", "Record")).await;
+    fails(&pool, "insert into audit_log (actor, action, subject_kind, subject_id, detail) values ('system', 'a.b', 'pledge', 1, '[]')").await;
+    let msg = fails(&pool, "update audit_log set action = 'receipt.reverse'").await;
+    assert!(msg.contains("never changed"), "{msg}");
+    let msg = fails(&pool, "delete from audit_log").await;
+    assert!(msg.contains("never deleted"), "{msg}");
+    // roles
+    fails(
+        &pool,
+        "insert into coordinators (name, phone, role) values ('A', '+992900000901', 'boss')",
+    )
+    .await;
+    fails(&pool, "insert into coordinators (name, phone, role, is_admin) values ('A', '+992900000902', 'counsellor', true)").await;
+    fails(&pool, "insert into coordinators (name, phone, role, is_admin) values ('A', '+992900000903', 'admin', false)").await;
+    sqlx::query(
+        "insert into coordinators (name, phone, role) values ('A', '+992900000904', 'officer')",
+    )
+    .execute(&pool)
+    .await
+    .expect("an officer");
+    // form keys
+    fails(&pool, "insert into console_form_keys (key, actor, action) values ('a b', 'coordinator:1', 'receipt.record')").await;
+    fails(&pool, "insert into console_form_keys (key, actor, action) values ('k1', 'nobody', 'receipt.record')").await;
+    sqlx::query("insert into console_form_keys (key, actor, action) values ('k1', 'coordinator:1', 'receipt.record')")
+        .execute(&pool)
+        .await
+        .expect("a form key");
+}

@@ -311,6 +311,29 @@ pub(super) async fn record_cash(
     )
     .await?;
     crate::receipts::queue_sms(ctx.state, conn, &household_phone, &receipt).await?;
+    // the audit row, as `service::money` writes it for the API, in the hop's transaction
+    crate::store::audit::insert(
+        conn,
+        &crate::store::audit::AuditInsert {
+            at: ctx.now,
+            actor: &format!("coordinator:{coordinator}"),
+            action: "receipt.record",
+            subject_kind: "pledge",
+            subject_id: pledge,
+            community: Some(p.community),
+            detail: serde_json::json!({
+                "before": { "outstanding": format!("{:.2}", p.outstanding), "status": p.status },
+                "after": {
+                    "outstanding": format!("{:.2}", p.outstanding - amount),
+                    "receipt": receipt.id,
+                    "amount": format!("{amount:.2}"),
+                    "by": "phone",
+                },
+            }),
+            request_id: None,
+        },
+    )
+    .await?;
     tracing::info!(phone = %ctx.phone, pledge, amount = %amount, "cash recorded by phone");
     super::project_total(conn, project).await
 }

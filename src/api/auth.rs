@@ -1,52 +1,59 @@
-//! Bearer tokens: created by `hashar coordinator add`, shown once, stored as SHA-256.
+//! Bearer tokens: created by `hashar coordinator add`, shown once, stored as SHA-256; a
+//! token's holder acts as a `service::Actor`.
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::FromRequestParts,
+    http::{request::Parts, Method},
+};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use super::error::ApiError;
-use crate::{app::AppState, domain::Phone, store::staff};
+use crate::{
+    app::AppState,
+    domain::Phone,
+    service::{Actor, Role, ServiceError},
+    store::staff,
+};
 
-/// Who is calling: an admin (everything) or a coordinator (their communities only).
+/// Who is calling: the service layer's [`Actor`] (staff id, role, communities), built from
+/// a bearer token. Handlers call `auth.require(community)`, `auth.may(community)` or filter
+/// lists with `auth.scope()` (the actor's rules, answered as API errors); the money routes
+/// hand the actor itself (`&auth`) to `service::money`.
 #[derive(Debug, Clone)]
-pub struct Auth {
-    pub coordinator_id: i64,
-    pub admin: bool,
-    pub communities: Vec<i64>,
+pub struct Auth(pub Actor);
+
+impl std::ops::Deref for Auth {
+    type Target = Actor;
+
+    fn deref(&self) -> &Actor {
+        &self.0
+    }
 }
 
 impl Auth {
-    pub fn may(&self, community: i64) -> bool {
-        self.admin || self.communities.contains(&community)
-    }
-
-    /// 403 unless this coordinator may act on `community`.
+    /// 403 unless this actor may act on `community`.
     pub fn require(&self, community: i64) -> Result<(), ApiError> {
-        if self.may(community) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden)
-        }
+        Ok(self.0.require(community)?)
     }
 
     /// 403 unless an admin is calling (global data: communities, tips, rates).
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.admin {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden)
+        Ok(self.0.require_admin()?)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
+        match e {
+            ServiceError::Forbidden => ApiError::Forbidden,
+            ServiceError::NotFound(what) => ApiError::NotFound(what),
+            ServiceError::Invalid { field, message, .. } => ApiError::Invalid { field, message },
+            ServiceError::Conflict { message, .. } => ApiError::Conflict(message),
+            ServiceError::Db(e) => ApiError::Internal(e),
+            ServiceError::Encode(e) => ApiError::Encode(e),
         }
-    }
-
-    /// How rows this coordinator writes name who did it (`recorded_by`, `created_by`).
-    pub fn who(&self) -> String {
-        format!("coordinator:{}", self.coordinator_id)
-    }
-
-    /// The communities a list may show: `None` for all (admins).
-    pub fn scope(&self) -> Option<&[i64]> {
-        (!self.admin).then_some(self.communities.as_slice())
     }
 }
 
@@ -68,16 +75,18 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
+    /// The token's holder; a programme officer (read-only) is refused every request but a
+    /// read (403).
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Auth, ApiError> {
         let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let holder = staff::token_holder(&state.pool, &token_hash(token))
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        Ok(Auth {
-            coordinator_id: holder.coordinator.0,
-            admin: holder.admin,
-            communities: holder.communities.into_iter().map(|c| c.0).collect(),
-        })
+        let actor = Actor::new(holder);
+        if actor.read_only() && !matches!(parts.method, Method::GET | Method::HEAD) {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Auth(actor))
     }
 }
 
@@ -89,6 +98,8 @@ pub enum CoordinatorError {
     UnknownCommunity(String),
     #[error("a coordinator needs --admin or at least one --community")]
     NoScope,
+    #[error("a programme officer needs at least one --community")]
+    OfficerScope,
     #[error("no token with id {0}, or it is already revoked")]
     NoToken(i64),
     #[error(transparent)]
@@ -96,7 +107,7 @@ pub enum CoordinatorError {
 }
 
 /// A new coordinator (or a new token for an existing one, by phone) and its token, which
-/// is returned here once and never stored in clear.
+/// is returned here once and never stored in clear; an admin if `admin`.
 pub async fn add_coordinator(
     pool: &PgPool,
     name: &str,
@@ -104,12 +115,38 @@ pub async fn add_coordinator(
     community_codes: &[String],
     admin: bool,
 ) -> Result<(i64, i64, String), CoordinatorError> {
+    add_staff(
+        pool,
+        name,
+        phone,
+        community_codes,
+        admin.then_some(Role::Admin),
+    )
+    .await
+}
+
+/// A new member of staff with `role` (a coordinator when `None`; an existing one, by
+/// phone, keeps theirs) and their new token, returned here once. Coordinators and
+/// programme officers need a community; admins and counsellors see all.
+pub async fn add_staff(
+    pool: &PgPool,
+    name: &str,
+    phone: &str,
+    community_codes: &[String],
+    role: Option<Role>,
+) -> Result<(i64, i64, String), CoordinatorError> {
     let phone = Phone::parse(phone)?;
-    if !admin && community_codes.is_empty() {
-        return Err(CoordinatorError::NoScope);
+    match role {
+        None | Some(Role::Coordinator) if community_codes.is_empty() => {
+            return Err(CoordinatorError::NoScope)
+        }
+        Some(Role::Officer) if community_codes.is_empty() => {
+            return Err(CoordinatorError::OfficerScope)
+        }
+        _ => {}
     }
     let mut tx = pool.begin().await?;
-    let id = staff::upsert_coordinator(&mut tx, name, &phone, admin).await?;
+    let id = staff::upsert_coordinator(&mut tx, name, &phone, role).await?;
     for code in community_codes {
         let community = staff::community_by_code(&mut tx, code)
             .await?

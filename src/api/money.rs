@@ -4,71 +4,52 @@
 //! 409 with the reason. A receipt for a pledge sends the household an SMS receipt with the
 //! project's new matched total, in its language, through the outbox, in the same
 //! transaction.
+//!
+//! The routes only read the request and word the answer: what happens is
+//! `service::money`'s (the actor's role and scope, the rules, the audit row, the
+//! `Idempotency-Key` answer kept in the change's transaction), shared with the console.
+//! Counsellors and programme officers handle no money (403).
 
 use axum::{extract::State, http::StatusCode, Json};
 use chrono::NaiveDate;
+use futures_util::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::{
     auth::Auth,
-    error::{money_date, opt_text, text, ApiError, ApiResult, Body, ErrorBody, Segments},
-    idempotency::Idempotent,
+    error::{ApiError, ApiResult, Body, ErrorBody, Segments},
+    idempotency::{Claim, Idempotent},
 };
 use crate::{
-    actions,
     app::AppState,
-    receipts::{self, ReceiptInsert},
-    store::{
-        self,
-        money::{DisbursementInsert, ReceiptMethod},
-        pledges::Balance,
-        PledgeId, ProjectId,
-    },
+    service::{self, KeepAnswer, Once, ServiceError, ServiceResult},
+    store::{money::ReceiptMethod, HouseholdId, PledgeId, ProjectId},
 };
 
-/// Longest receipt number, partner reference and reason.
-const MAX_RECEIPT_NO: usize = 50;
-const MAX_REFERENCE: usize = 200;
-const MAX_REASON: usize = 500;
+/// The answer of a route that requires an `Idempotency-Key`, kept under the key claimed by
+/// the middleware in the same transaction as the money itself.
+struct Answer<'a>(&'a Claim, StatusCode);
 
-/// A rule the database enforces, as a 409 with its reason; other errors as usual.
-fn rule(e: sqlx::Error) -> ApiError {
-    match &e {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("23514") => {
-            ApiError::Conflict(db.message().to_owned())
-        }
-        sqlx::Error::Database(db) if db.constraint() == Some("receipt_numbers_pkey") => {
-            ApiError::Conflict(
-                "this receipt number is already recorded in the project's community (reverse that receipt first if it was wrong)"
-                    .into(),
-            )
-        }
-        sqlx::Error::Database(db)
-            if matches!(
-                db.constraint(),
-                Some("receipts_reverses_key" | "match_disbursements_reverses_key")
-            ) =>
-        {
-            ApiError::Conflict("this entry is already reversed".into())
-        }
-        _ => ApiError::Internal(e),
+impl KeepAnswer for Answer<'_> {
+    fn keep<'c>(
+        &'c self,
+        conn: &'c mut sqlx::PgConnection,
+        body: &'c RawValue,
+    ) -> BoxFuture<'c, ServiceResult<()>> {
+        Box::pin(async move {
+            self.0.save(conn, self.1, &body).await.map_err(|e| match e {
+                ApiError::Internal(e) => ServiceError::Db(e),
+                ApiError::Encode(e) => ServiceError::Encode(e),
+                other => ServiceError::Db(sqlx::Error::Protocol(other.to_string())),
+            })
+        })
     }
 }
 
-fn check_amount(field: &'static str, v: Decimal) -> ApiResult<()> {
-    if v <= Decimal::ZERO || v.normalize().scale() > 2 || v >= Decimal::from(1_000_000_000_000i64) {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} must be more than 0, with at most two decimals"),
-        ));
-    }
-    Ok(())
-}
-
-pub use crate::receipts::Receipt;
+pub use crate::service::money::Receipt;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -81,26 +62,6 @@ pub struct NewPledgeReceipt {
     pub method: String,
     /// The paper receipt's number, unique in the community (1 to 50 characters).
     pub receipt_no: Option<String>,
-}
-
-/// Pledge `id` with what is outstanding on it, if this coordinator may see it.
-async fn pledge_for(conn: &mut PgConnection, auth: &Auth, id: i64) -> ApiResult<Balance> {
-    let p = store::pledges::balance(conn, PledgeId(id), false)
-        .await?
-        .ok_or(ApiError::NotFound("pledge"))?;
-    if !auth.may(p.community.0) {
-        return Err(ApiError::NotFound("pledge"));
-    }
-    Ok(p)
-}
-
-fn check_method(method: &str) -> ApiResult<ReceiptMethod> {
-    method.parse().map_err(|()| {
-        ApiError::invalid(
-            "method",
-            "method is cash, bank, mobile_money, remittance or other",
-        )
-    })
 }
 
 /// Records money received for a pledge (all of what is outstanding, or part of it).
@@ -116,50 +77,20 @@ pub async fn receive_for_pledge(
     Idempotent(key): Idempotent,
     Body(r): Body<NewPledgeReceipt>,
 ) -> ApiResult<(StatusCode, Json<Receipt>)> {
-    let method = check_method(&r.method)?;
-    let received_on = money_date("received_on", r.received_on, state.clock.now())?;
-    let receipt_no = opt_text("receipt_no", r.receipt_no.as_deref(), MAX_RECEIPT_NO)?;
-    let mut tx = state.pool.begin().await?;
-    let pledge = pledge_for(&mut tx, &auth, id).await?;
-    let amount = r.amount.unwrap_or(pledge.outstanding);
-    check_amount("amount", amount)?;
-    let receipt = receipts::insert(
-        &mut tx,
-        &ReceiptInsert {
-            project_id: pledge.project.0,
-            pledge_id: Some(id),
-            household_id: None,
-            amount,
-            currency: &pledge.currency,
-            received_on,
-            method,
-            receipt_no,
-            recorded_by: &auth.who(),
-            recorded_at: state.clock.now(),
+    let receipt = service::money::receive_for_pledge(
+        &state,
+        &auth,
+        PledgeId(id),
+        service::money::PledgeReceipt {
+            amount: r.amount,
+            received_on: r.received_on,
+            method: &r.method,
+            receipt_no: r.receipt_no.as_deref(),
         },
+        Once::Answer(&Answer(&key, StatusCode::CREATED)),
     )
-    .await
-    .map_err(rule)?;
-    send_receipt(&state, &mut tx, &pledge.phone, &receipt).await?;
-    key.save(&mut tx, StatusCode::CREATED, &receipt).await?;
-    tx.commit().await?;
-    tracing::info!(coordinator = auth.coordinator_id, pledge = id, amount = %amount, "money received for a pledge");
+    .await?;
     Ok((StatusCode::CREATED, Json(receipt)))
-}
-
-/// The household's SMS receipt, queued with the change.
-async fn send_receipt(
-    state: &AppState,
-    tx: &mut PgConnection,
-    phone: &str,
-    receipt: &Receipt,
-) -> ApiResult<()> {
-    receipts::queue_sms(state, tx, phone, receipt)
-        .await
-        .map_err(|e| match e {
-            actions::ActionError::Db(db) => ApiError::Internal(db),
-            _ => ApiError::NotFound("project"),
-        })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -179,29 +110,7 @@ pub async fn cancel(
     Segments(id): Segments<i64>,
     Body(c): Body<Cancellation>,
 ) -> ApiResult<Json<PledgeHistory>> {
-    let reason = text("reason", &c.reason, MAX_REASON)?;
-    let mut tx = state.pool.begin().await?;
-    pledge_for(&mut tx, &auth, id).await?;
-    let done = store::money::cancel_pledge(
-        &mut tx,
-        PledgeId(id),
-        reason,
-        &auth.who(),
-        state.clock.now(),
-    )
-    .await
-    .map_err(rule)?;
-    if !done {
-        return Err(ApiError::Conflict(format!(
-            "pledge {id} is already cancelled"
-        )));
-    }
-    tx.commit().await?;
-    tracing::info!(
-        coordinator = auth.coordinator_id,
-        pledge = id,
-        "pledge cancelled"
-    );
+    service::money::cancel(&state, &auth, PledgeId(id), &c.reason, Once::Always).await?;
     history(&state, &auth, id).await.map(Json)
 }
 
@@ -212,27 +121,43 @@ pub struct PledgeHistory {
     pub cancellation: Option<CancellationRow>,
     #[serde(serialize_with = "super::two_dp")]
     pub outstanding: Decimal,
+    /// What was done to the pledge (receipts, reversals, a cancellation), with who and when,
+    /// newest first (from the audit log).
+    pub audit: Vec<AuditEntry>,
 }
 
-pub use crate::store::money::CancellationRow;
+/// A row of the audit log about an object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntry {
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// `coordinator:<id>`, `system` or `cli`.
+    pub actor: String,
+    /// e.g. `receipt.record`, `receipt.reverse`, `pledge.cancel`.
+    pub action: String,
+    /// `{"before": …, "after": …}`.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+pub use crate::service::money::CancellationRow;
 
 async fn history(state: &AppState, auth: &Auth, id: i64) -> ApiResult<PledgeHistory> {
-    let mut conn = state.pool.acquire().await?;
-    let p = pledge_for(&mut conn, auth, id).await?;
-    let pledge = super::pledges::one(&mut conn, id)
-        .await?
-        .ok_or(ApiError::NotFound("pledge"))?;
-    let receipts = store::money::receipts_of_pledge(&mut conn, PledgeId(id)).await?;
-    let cancellation = store::money::cancellation_of(&mut conn, PledgeId(id)).await?;
+    let h = service::money::history(state, auth, PledgeId(id)).await?;
     Ok(PledgeHistory {
-        pledge,
-        receipts,
-        outstanding: if cancellation.is_some() {
-            Decimal::ZERO
-        } else {
-            p.outstanding
-        },
-        cancellation,
+        pledge: h.pledge.into(),
+        receipts: h.receipts,
+        cancellation: h.cancellation,
+        outstanding: h.outstanding,
+        audit: h
+            .audit
+            .into_iter()
+            .map(|r| AuditEntry {
+                at: r.at,
+                actor: r.actor,
+                action: r.action,
+                detail: r.detail,
+            })
+            .collect(),
     })
 }
 
@@ -261,18 +186,6 @@ pub struct NewReceipt {
     pub receipt_no: Option<String>,
 }
 
-async fn project_scope(
-    conn: &mut PgConnection,
-    auth: &Auth,
-    project: i64,
-) -> ApiResult<(i64, String)> {
-    let p = store::projects::get(conn, ProjectId(project))
-        .await?
-        .ok_or(ApiError::invalid("project_id", "no such project"))?;
-    auth.require(p.community.0)?;
-    Ok((p.community.0, p.currency))
-}
-
 /// Records money received for a project without a pledge.
 /// Requires an `Idempotency-Key`; a retry with the same key returns the first answer.
 #[utoipa::path(post, path = "/api/v1/receipts", tag = "money", request_body = NewReceipt,
@@ -285,44 +198,20 @@ pub async fn receive_without_pledge(
     Idempotent(key): Idempotent,
     Body(r): Body<NewReceipt>,
 ) -> ApiResult<(StatusCode, Json<Receipt>)> {
-    let method = check_method(&r.method)?;
-    check_amount("amount", r.amount)?;
-    let received_on = money_date("received_on", r.received_on, state.clock.now())?;
-    let receipt_no = opt_text("receipt_no", r.receipt_no.as_deref(), MAX_RECEIPT_NO)?;
-    let mut tx = state.pool.begin().await?;
-    let (community, currency) = project_scope(&mut tx, &auth, r.project_id).await?;
-    if let Some(h) = r.household_id {
-        let same: Option<i64> =
-            sqlx::query_scalar("select community_id from households where id = $1")
-                .bind(h)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if same != Some(community) {
-            return Err(ApiError::invalid(
-                "household_id",
-                "no such household in the project's community",
-            ));
-        }
-    }
-    let receipt = receipts::insert(
-        &mut tx,
-        &ReceiptInsert {
-            project_id: r.project_id,
-            pledge_id: None,
-            household_id: r.household_id,
+    let receipt = service::money::receive_without_pledge(
+        &state,
+        &auth,
+        service::money::ProjectReceipt {
+            project: ProjectId(r.project_id),
+            household: r.household_id.map(HouseholdId),
             amount: r.amount,
-            currency: &currency,
-            received_on,
-            method,
-            receipt_no,
-            recorded_by: &auth.who(),
-            recorded_at: state.clock.now(),
+            received_on: r.received_on,
+            method: &r.method,
+            receipt_no: r.receipt_no.as_deref(),
         },
+        Once::Answer(&Answer(&key, StatusCode::CREATED)),
     )
-    .await
-    .map_err(rule)?;
-    key.save(&mut tx, StatusCode::CREATED, &receipt).await?;
-    tx.commit().await?;
+    .await?;
     Ok((StatusCode::CREATED, Json(receipt)))
 }
 
@@ -337,7 +226,7 @@ pub struct NewDisbursement {
     pub reference: Option<String>,
 }
 
-pub use crate::store::money::Disbursement;
+pub use crate::service::money::Disbursement;
 
 /// Records a partner's matching disbursement for a project (never beyond what is due).
 /// Requires an `Idempotency-Key`; a retry with the same key returns the first answer.
@@ -352,35 +241,19 @@ pub async fn disburse(
     Idempotent(key): Idempotent,
     Body(d): Body<NewDisbursement>,
 ) -> ApiResult<(StatusCode, Json<Disbursement>)> {
-    check_amount("amount", d.amount)?;
-    let partner = text("partner", &d.partner, 200)?;
-    let reference = opt_text("reference", d.reference.as_deref(), MAX_REFERENCE)?;
-    let disbursed_on = money_date("disbursed_on", d.disbursed_on, state.clock.now())?;
-    let mut tx = state.pool.begin().await?;
-    let project = store::projects::get(&mut tx, ProjectId(id))
-        .await?
-        .ok_or(ApiError::NotFound("project"))?;
-    if !auth.may(project.community.0) {
-        return Err(ApiError::NotFound("project"));
-    }
-    let disbursement = store::money::insert_disbursement(
-        &mut tx,
-        &DisbursementInsert {
-            project: project.id,
+    let disbursement = service::money::disburse(
+        &state,
+        &auth,
+        ProjectId(id),
+        service::money::NewDisbursement {
             amount: d.amount,
-            currency: &project.currency,
-            disbursed_on,
-            partner,
-            reference,
-            recorded_by: &auth.who(),
-            recorded_at: state.clock.now(),
+            disbursed_on: d.disbursed_on,
+            partner: &d.partner,
+            reference: d.reference.as_deref(),
         },
+        Once::Answer(&Answer(&key, StatusCode::CREATED)),
     )
-    .await
-    .map_err(rule)?;
-    key.save(&mut tx, StatusCode::CREATED, &disbursement)
-        .await?;
-    tx.commit().await?;
+    .await?;
     Ok((StatusCode::CREATED, Json(disbursement)))
 }
 
@@ -422,20 +295,14 @@ pub async fn reverse_receipt(
     Idempotent(key): Idempotent,
     Body(r): Body<Reversal>,
 ) -> ApiResult<(StatusCode, Json<Receipt>)> {
-    auth.require_admin()?;
-    let reason = text("reason", &r.reason, MAX_REASON)?;
-    let mut tx = state.pool.begin().await?;
-    let reversal = receipts::reverse(&mut tx, id, reason, &auth.who(), state.clock.now())
-        .await
-        .map_err(rule)?
-        .ok_or(ApiError::NotFound("receipt"))?;
-    key.save(&mut tx, StatusCode::CREATED, &reversal).await?;
-    tx.commit().await?;
-    tracing::info!(
-        coordinator = auth.coordinator_id,
-        receipt = id,
-        "receipt reversed"
-    );
+    let reversal = service::money::reverse_receipt(
+        &state,
+        &auth,
+        id,
+        &r.reason,
+        Once::Answer(&Answer(&key, StatusCode::CREATED)),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(reversal)))
 }
 
@@ -454,20 +321,13 @@ pub async fn reverse_disbursement(
     Idempotent(key): Idempotent,
     Body(r): Body<Reversal>,
 ) -> ApiResult<(StatusCode, Json<Disbursement>)> {
-    auth.require_admin()?;
-    let reason = text("reason", &r.reason, MAX_REASON)?;
-    let mut tx = state.pool.begin().await?;
-    let reversal =
-        store::money::reverse_disbursement(&mut tx, id, reason, &auth.who(), state.clock.now())
-            .await
-            .map_err(rule)?
-            .ok_or(ApiError::NotFound("disbursement"))?;
-    key.save(&mut tx, StatusCode::CREATED, &reversal).await?;
-    tx.commit().await?;
-    tracing::info!(
-        coordinator = auth.coordinator_id,
-        disbursement = id,
-        "disbursement reversed"
-    );
+    let reversal = service::money::reverse_disbursement(
+        &state,
+        &auth,
+        id,
+        &r.reason,
+        Once::Answer(&Answer(&key, StatusCode::CREATED)),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(reversal)))
 }

@@ -14,13 +14,15 @@
 //! the API's totals), broadcasts (a broadcast, its audience and recipients, their messages'
 //! progress and the RSVPs), USSD sessions (a hop's context, an effect's claim and result),
 //! SMS conversations, the CSV exports' rows (`exports`, streamed), coordinators with their
-//! API tokens and phone-menu PINs (`staff`), the API's idempotency keys (`idempotency`),
-//! tips and the households' views of them (`tips`), the outbox (queuing, the dispatcher's
-//! claims, leases and sends, delivery reports, the sending instances: `outbox`), inbound
-//! messages and the delivery reports that wait for their message (`inbox`), the JOIN
-//! limiter (`join_limits`), the figures the metrics sample (`gauges`), exchange rates
-//! (`rates`), the demo data's inserts (`demo`) and the pools (`pool`).
+//! roles, API tokens and phone-menu PINs (`staff`), the API's idempotency keys
+//! (`idempotency`), the audit log and the console's form keys (`audit`), tips and the
+//! households' views of them (`tips`), the outbox (queuing, the dispatcher's claims, leases
+//! and sends, delivery reports, the sending instances: `outbox`), inbound messages and the
+//! delivery reports that wait for their message (`inbox`), the JOIN limiter
+//! (`join_limits`), the figures the metrics sample (`gauges`), exchange rates (`rates`),
+//! the demo data's inserts (`demo`) and the pools (`pool`).
 
+pub mod audit;
 pub mod broadcasts;
 pub mod communities;
 pub mod conversations;

@@ -6,11 +6,11 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 
-use super::{PledgeId, ProjectId};
+use super::{CommunityId, HouseholdId, PledgeId, ProjectId};
 
 /// How money was received (`receipts.method`).
 #[derive(
@@ -73,7 +73,7 @@ impl std::fmt::Display for ReceiptMethod {
 }
 
 /// A stored receipt, as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Receipt {
     pub id: i64,
     pub project_id: i64,
@@ -180,7 +180,7 @@ pub async fn receipts_of_pledge(
 }
 
 // A pledge's cancellation (no doc comment: it would change the OpenAPI document).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CancellationRow {
     pub reason: String,
     pub cancelled_by: String,
@@ -225,7 +225,7 @@ pub async fn cancellation_of(
 }
 
 // A partner's matching disbursement for a project (no doc comment: as above).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Disbursement {
     pub id: i64,
     pub project_id: i64,
@@ -302,6 +302,19 @@ pub async fn reverse_disbursement(
         recorded_by,
         recorded_at,
         reason
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// The community of household `id`, if there is such a household.
+pub async fn household_community(
+    conn: &mut PgConnection,
+    id: HouseholdId,
+) -> Result<Option<CommunityId>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select community_id as "community: CommunityId" from households where id = $1"#,
+        id as HouseholdId
     )
     .fetch_optional(conn)
     .await

@@ -8,11 +8,67 @@ use sqlx::{PgConnection, PgExecutor};
 use super::{CommunityId, CoordinatorId};
 use crate::domain::Phone;
 
-/// Who holds an API token: the coordinator, whether an admin, and their communities.
+/// What a member of staff may do (`coordinators.role`): an admin everything; a
+/// coordinator their communities; a counsellor every community but no money; a programme
+/// officer read their communities, change nothing.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    sqlx::Type,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Coordinator,
+    Counsellor,
+    Officer,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [
+        Role::Admin,
+        Role::Coordinator,
+        Role::Counsellor,
+        Role::Officer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Coordinator => "coordinator",
+            Role::Counsellor => "counsellor",
+            Role::Officer => "officer",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or(())
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who holds an API token: the coordinator, their role, and their communities.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenHolder {
     pub coordinator: CoordinatorId,
-    pub admin: bool,
+    pub role: Role,
     /// The communities they may act on (none for an admin who was given none).
     pub communities: Vec<CommunityId>,
 }
@@ -23,40 +79,46 @@ pub async fn token_holder<'e>(
     token_sha256: &str,
 ) -> Result<Option<TokenHolder>, sqlx::Error> {
     let row = sqlx::query!(
-        r#"select c.id as "coordinator: CoordinatorId", c.is_admin,
+        r#"select c.id as "coordinator: CoordinatorId", c.role as "role: Role",
                   coalesce(array_agg(cc.community_id) filter (where cc.community_id is not null), '{}')
                       as "communities!: Vec<i64>"
            from api_tokens t
            join coordinators c on c.id = t.coordinator_id
            left join coordinator_communities cc on cc.coordinator_id = c.id
            where t.token_sha256 = $1 and t.revoked_at is null
-           group by c.id, c.is_admin"#,
+           group by c.id, c.role"#,
         token_sha256
     )
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| TokenHolder {
         coordinator: r.coordinator,
-        admin: r.is_admin,
+        role: r.role,
         communities: r.communities.into_iter().map(CommunityId).collect(),
     }))
 }
 
-/// A coordinator by phone: a new one, or the one with this phone renamed (and made an
-/// admin if `admin`; an admin is never made a coordinator again here).
+/// A member of staff by phone: a new one (a coordinator unless `role` says otherwise), or
+/// the one with this phone renamed and given `role` if one is given (an admin is never made
+/// anything else again here). `is_admin` follows the role.
 pub async fn upsert_coordinator(
     conn: &mut PgConnection,
     name: &str,
     phone: &Phone,
-    admin: bool,
+    role: Option<Role>,
 ) -> Result<CoordinatorId, sqlx::Error> {
     sqlx::query_scalar!(
-        r#"insert into coordinators (name, phone, is_admin) values ($1, $2, $3)
-           on conflict (phone) do update set name = excluded.name, is_admin = coordinators.is_admin or excluded.is_admin
+        r#"insert into coordinators (name, phone, role, is_admin)
+           values ($1, $2, coalesce($3::text, 'coordinator'), coalesce($3::text, 'coordinator') = 'admin')
+           on conflict (phone) do update set
+               name = excluded.name,
+               role = case when coordinators.role = 'admin' then 'admin'
+                           else coalesce($3::text, coordinators.role) end,
+               is_admin = coordinators.role = 'admin' or coalesce($3::text, coordinators.role) = 'admin'
            returning id as "id: CoordinatorId""#,
         name,
         phone.as_str(),
-        admin
+        role.map(Role::as_str)
     )
     .fetch_one(conn)
     .await
@@ -125,14 +187,17 @@ pub struct PhoneCoordinator {
     pub admin: bool,
 }
 
-/// The coordinator whose phone is `phone`, if any.
+/// The coordinator whose phone is `phone`, if any and if their role handles money and
+/// notices from the phone menu (an admin or a coordinator: a counsellor records no money and
+/// a programme officer changes nothing, so the menu's effects find nothing for them).
 pub async fn coordinator_by_phone(
     conn: &mut PgConnection,
     phone: &Phone,
 ) -> Result<Option<PhoneCoordinator>, sqlx::Error> {
     sqlx::query_as!(
         PhoneCoordinator,
-        r#"select id as "id: CoordinatorId", is_admin as admin from coordinators where phone = $1"#,
+        r#"select id as "id: CoordinatorId", is_admin as admin from coordinators
+           where phone = $1 and role in ('admin', 'coordinator')"#,
         phone.as_str()
     )
     .fetch_optional(conn)

@@ -1,0 +1,123 @@
+//! The service layer: one rule book for every way staff change things. The admin API
+//! today (and the web console next) call these functions with an [`Actor`]; each checks
+//! the actor's role and scope, keeps the money rules, writes the audit log in the change's
+//! own transaction ([`audit`]) and, for a console form, remembers its one-time key
+//! ([`forms`]). Errors are a [`ServiceError`], which each edge words its own way (JSON for
+//! the API, a page for the console).
+//!
+//! SQL stays in `store`; the service sits beside the conversation layer, to the left of the
+//! actions and the store (`docs/ARCHITECTURE.md`).
+
+pub mod actor;
+pub mod audit;
+pub mod forms;
+pub mod money;
+
+pub use actor::{Actor, Role};
+pub use forms::{KeepAnswer, Once};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+
+/// Why a service function refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The actor's role or scope does not allow this (API: 403).
+    #[error("not allowed for this actor")]
+    Forbidden,
+    /// No such object, or none the actor may see (API: 404).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A field is missing or wrong: its name, a text key for the console and the API's
+    /// English message (API: 422).
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        key: &'static str,
+        message: String,
+    },
+    /// A rule refuses the change: the rule's text key and the API's message (API: 409).
+    #[error("{message}")]
+    Conflict { rule: &'static str, message: String },
+    /// The database failed (API: 500, or 503 when it is only unavailable for now).
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    /// A result could not be encoded or decoded (a stored form result).
+    #[error(transparent)]
+    Encode(#[from] serde_json::Error),
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+impl ServiceError {
+    pub fn invalid(field: &'static str, key: &'static str, message: impl Into<String>) -> Self {
+        ServiceError::Invalid {
+            field,
+            key,
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(rule: &'static str, message: impl Into<String>) -> Self {
+        ServiceError::Conflict {
+            rule,
+            message: message.into(),
+        }
+    }
+}
+
+/// A text field: trimmed, required, at most `max` characters.
+pub fn text<'a>(field: &'static str, value: &'a str, max: usize) -> ServiceResult<&'a str> {
+    let v = value.trim();
+    if v.is_empty() || v.chars().count() > max {
+        return Err(ServiceError::invalid(
+            field,
+            "form.text_length",
+            format!("{field} is 1 to {max} characters"),
+        ));
+    }
+    Ok(v)
+}
+
+/// An optional text field: trimmed, empty as none, at most `max` characters.
+pub fn opt_text<'a>(
+    field: &'static str,
+    value: Option<&'a str>,
+    max: usize,
+) -> ServiceResult<Option<&'a str>> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => text(field, v, max).map(Some),
+    }
+}
+
+/// A date of money changing hands: not before 2020-01-01 (the programme did not exist) and
+/// not after tomorrow by the service's clock (a day of slack for time zones).
+pub fn money_date(
+    field: &'static str,
+    date: NaiveDate,
+    now: DateTime<Utc>,
+) -> ServiceResult<NaiveDate> {
+    let earliest = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or(NaiveDate::MIN);
+    let latest = now.date_naive() + chrono::Duration::days(1);
+    if date < earliest || date > latest {
+        return Err(ServiceError::invalid(
+            field,
+            "money.date_out_of_range",
+            format!("{field} must be between {earliest} and {latest}"),
+        ));
+    }
+    Ok(date)
+}
+
+/// An amount of money: more than 0, at most two decimals, below 10¹².
+pub fn amount(field: &'static str, v: Decimal) -> ServiceResult<Decimal> {
+    if v <= Decimal::ZERO || v.normalize().scale() > 2 || v >= Decimal::from(1_000_000_000_000i64) {
+        return Err(ServiceError::invalid(
+            field,
+            "money.amount_invalid",
+            format!("{field} must be more than 0, with at most two decimals"),
+        ));
+    }
+    Ok(v)
+}

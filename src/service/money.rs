@@ -1,0 +1,585 @@
+//! Recording money, for every edge: receipts for pledges (fully or partly) and without one,
+//! cancellations, partners' matching disbursements and the reversals of receipts and
+//! disbursements, and a pledge's history. Each change checks the actor (admins and
+//! coordinators handle money, in their scope; reversals are for admins), runs in one
+//! transaction with its audit row (and, for a receipt for a pledge, the household's SMS
+//! receipt through the outbox), and is kept from happening twice by [`Once`]. The database
+//! refuses anything inconsistent (see migrations/*_money.sql): that is a
+//! [`ServiceError::Conflict`] with the rule's text key.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde_json::json;
+use sqlx::PgConnection;
+
+use super::{
+    amount, audit, forms, money_date, opt_text, text, Actor, Once, ServiceError, ServiceResult,
+};
+use crate::{
+    actions::ActionError,
+    app::AppState,
+    receipts::{self, ReceiptInsert},
+    store::{
+        self,
+        audit::AuditRow,
+        money::{DisbursementInsert, ReceiptMethod},
+        pledges::Balance,
+        CommunityId, HouseholdId, PledgeId, ProjectId,
+    },
+};
+
+pub use crate::store::money::{CancellationRow, Disbursement, Receipt};
+
+/// Longest receipt number, partner name, partner reference and reason.
+pub const MAX_RECEIPT_NO: usize = 50;
+pub const MAX_PARTNER: usize = 200;
+pub const MAX_REFERENCE: usize = 200;
+pub const MAX_REASON: usize = 500;
+
+/// A rule the database enforces, as a conflict with its text key and message; other
+/// errors as they are.
+fn rule(e: sqlx::Error) -> ServiceError {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23514") => {
+            let message = db.message().to_owned();
+            ServiceError::conflict(rule_key(&message), message)
+        }
+        sqlx::Error::Database(db) if db.constraint() == Some("receipt_numbers_pkey") => {
+            ServiceError::conflict(
+                "money.receipt_no_taken",
+                "this receipt number is already recorded in the project's community (reverse that receipt first if it was wrong)",
+            )
+        }
+        sqlx::Error::Database(db)
+            if matches!(
+                db.constraint(),
+                Some("receipts_reverses_key" | "match_disbursements_reverses_key")
+            ) =>
+        {
+            ServiceError::conflict("money.already_reversed", "this entry is already reversed")
+        }
+        _ => ServiceError::Db(e),
+    }
+}
+
+/// The text key of a money rule, from the database's words (see migrations/*_money.sql).
+fn rule_key(message: &str) -> &'static str {
+    const KEYS: &[(&str, &str)] = &[
+        ("is cancelled", "money.pledge_cancelled"),
+        ("would exceed its amount", "money.more_than_outstanding"),
+        ("it cannot be cancelled", "money.cancel_received"),
+        ("would exceed what is due", "money.beyond_match_due"),
+        ("is already reversed", "money.already_reversed"),
+        ("is itself a reversal", "money.reverse_reversal"),
+        (
+            "reverse the disbursement first",
+            "money.reversal_leaves_match_due",
+        ),
+        ("differs from the project currency", "money.currency"),
+        ("project currency", "money.currency"),
+        ("is not the pledge's project", "money.pledge_project"),
+    ];
+    KEYS.iter()
+        .find(|(words, _)| message.contains(words))
+        .map_or("money.rule", |(_, key)| key)
+}
+
+fn method(method: &str) -> ServiceResult<ReceiptMethod> {
+    method.parse().map_err(|()| {
+        ServiceError::invalid(
+            "method",
+            "money.method_invalid",
+            "method is cash, bank, mobile_money, remittance or other",
+        )
+    })
+}
+
+fn money(v: Decimal) -> String {
+    format!("{v:.2}")
+}
+
+/// Pledge `id` with what is outstanding on it, if this actor may see it.
+async fn pledge_for(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    id: PledgeId,
+) -> ServiceResult<Balance> {
+    let p = store::pledges::balance(conn, id, false)
+        .await?
+        .ok_or(ServiceError::NotFound("pledge"))?;
+    if !actor.may_see(p.community) {
+        return Err(ServiceError::NotFound("pledge"));
+    }
+    Ok(p)
+}
+
+/// Money received for a pledge.
+#[derive(Debug, Clone)]
+pub struct PledgeReceipt<'a> {
+    /// Defaults to what is still outstanding on the pledge.
+    pub amount: Option<Decimal>,
+    pub received_on: NaiveDate,
+    /// cash, bank, mobile_money, remittance or other
+    pub method: &'a str,
+    /// The paper receipt's number, unique in the community (1 to 50 characters).
+    pub receipt_no: Option<&'a str>,
+}
+
+/// Records money received for a pledge (all of what is outstanding, or part of it), queues
+/// the household's SMS receipt and writes the audit row, in one transaction.
+pub async fn receive_for_pledge(
+    state: &AppState,
+    actor: &Actor,
+    id: PledgeId,
+    r: PledgeReceipt<'_>,
+    once: Once<'_>,
+) -> ServiceResult<Receipt> {
+    actor.require_money()?;
+    let method = method(r.method)?;
+    let now = state.clock.now();
+    let received_on = money_date("received_on", r.received_on, now)?;
+    let receipt_no = opt_text("receipt_no", r.receipt_no, MAX_RECEIPT_NO)?;
+    let mut tx = state.pool.begin().await?;
+    if let Some(first) = forms::first(&mut tx, actor, once, "receipt.record", now).await? {
+        return Ok(first);
+    }
+    let pledge = pledge_for(&mut tx, actor, id).await?;
+    let amount = amount("amount", r.amount.unwrap_or(pledge.outstanding))?;
+    let receipt = receipts::insert(
+        &mut tx,
+        &ReceiptInsert {
+            project_id: pledge.project.0,
+            pledge_id: Some(id.0),
+            household_id: None,
+            amount,
+            currency: &pledge.currency,
+            received_on,
+            method,
+            receipt_no,
+            recorded_by: &actor.who(),
+            recorded_at: now,
+        },
+    )
+    .await
+    .map_err(rule)?;
+    send_receipt(state, &mut tx, &pledge.phone, &receipt).await?;
+    audit::write(
+        &mut tx,
+        actor,
+        now,
+        audit::Change {
+            action: "receipt.record",
+            subject_kind: "pledge",
+            subject_id: id.0,
+            community: Some(pledge.community),
+            before: json!({ "outstanding": money(pledge.outstanding), "status": pledge.status }),
+            after: json!({
+                "outstanding": money(pledge.outstanding - amount),
+                "receipt": receipt.id,
+                "amount": money(amount),
+            }),
+        },
+    )
+    .await?;
+    forms::keep(&mut tx, once, &receipt).await?;
+    tx.commit().await?;
+    tracing::info!(coordinator = actor.coordinator_id, pledge = id.0, amount = %amount, "money received for a pledge");
+    Ok(receipt)
+}
+
+/// The household's SMS receipt, queued with the change.
+async fn send_receipt(
+    state: &AppState,
+    tx: &mut PgConnection,
+    phone: &str,
+    receipt: &Receipt,
+) -> ServiceResult<()> {
+    receipts::queue_sms(state, tx, phone, receipt)
+        .await
+        .map_err(|e| match e {
+            ActionError::Db(db) => ServiceError::Db(db),
+            _ => ServiceError::NotFound("project"),
+        })
+}
+
+/// Cancels a pledge nothing was received for, with a reason; returns the cancellation.
+pub async fn cancel(
+    state: &AppState,
+    actor: &Actor,
+    id: PledgeId,
+    reason: &str,
+    once: Once<'_>,
+) -> ServiceResult<CancellationRow> {
+    actor.require_money()?;
+    let reason = text("reason", reason, MAX_REASON)?;
+    let now = state.clock.now();
+    let mut tx = state.pool.begin().await?;
+    if let Some(first) = forms::first(&mut tx, actor, once, "pledge.cancel", now).await? {
+        return Ok(first);
+    }
+    let pledge = pledge_for(&mut tx, actor, id).await?;
+    let done = store::money::cancel_pledge(&mut tx, id, reason, &actor.who(), now)
+        .await
+        .map_err(rule)?;
+    if !done {
+        return Err(ServiceError::conflict(
+            "money.already_cancelled",
+            format!("pledge {id} is already cancelled"),
+        ));
+    }
+    let cancellation = store::money::cancellation_of(&mut tx, id)
+        .await?
+        .ok_or(ServiceError::NotFound("pledge"))?;
+    audit::write(
+        &mut tx,
+        actor,
+        now,
+        audit::Change {
+            action: "pledge.cancel",
+            subject_kind: "pledge",
+            subject_id: id.0,
+            community: Some(pledge.community),
+            before: json!({ "status": pledge.status, "outstanding": money(pledge.outstanding) }),
+            after: json!({ "status": "cancelled", "reason": reason }),
+        },
+    )
+    .await?;
+    forms::keep(&mut tx, once, &cancellation).await?;
+    tx.commit().await?;
+    tracing::info!(
+        coordinator = actor.coordinator_id,
+        pledge = id.0,
+        "pledge cancelled"
+    );
+    Ok(cancellation)
+}
+
+/// A pledge with everything that happened to it.
+#[derive(Debug, Clone)]
+pub struct PledgeHistory {
+    pub pledge: store::pledges::Pledge,
+    pub receipts: Vec<Receipt>,
+    pub cancellation: Option<CancellationRow>,
+    /// Nothing once cancelled.
+    pub outstanding: Decimal,
+    /// The audit log's rows about the pledge, newest first.
+    pub audit: Vec<AuditRow>,
+}
+
+/// The history of pledge `id`, if this actor may see it (every role reads).
+pub async fn history(
+    state: &AppState,
+    actor: &Actor,
+    id: PledgeId,
+) -> ServiceResult<PledgeHistory> {
+    let mut conn = state.pool.acquire().await?;
+    let p = pledge_for(&mut conn, actor, id).await?;
+    let pledge = store::pledges::one(&mut conn, id)
+        .await?
+        .ok_or(ServiceError::NotFound("pledge"))?;
+    let receipts = store::money::receipts_of_pledge(&mut conn, id).await?;
+    let cancellation = store::money::cancellation_of(&mut conn, id).await?;
+    let audit = audit::of(&mut conn, "pledge", id.0).await?;
+    Ok(PledgeHistory {
+        pledge,
+        receipts,
+        outstanding: if cancellation.is_some() {
+            Decimal::ZERO
+        } else {
+            p.outstanding
+        },
+        cancellation,
+        audit,
+    })
+}
+
+/// Money received for a project without a pledge.
+#[derive(Debug, Clone)]
+pub struct ProjectReceipt<'a> {
+    pub project: ProjectId,
+    pub household: Option<HouseholdId>,
+    pub amount: Decimal,
+    pub received_on: NaiveDate,
+    pub method: &'a str,
+    pub receipt_no: Option<&'a str>,
+}
+
+/// Records money received for a project without a pledge (from a household of the
+/// project's community, or from no one in particular).
+pub async fn receive_without_pledge(
+    state: &AppState,
+    actor: &Actor,
+    r: ProjectReceipt<'_>,
+    once: Once<'_>,
+) -> ServiceResult<Receipt> {
+    actor.require_money()?;
+    let method = method(r.method)?;
+    let amount = amount("amount", r.amount)?;
+    let now = state.clock.now();
+    let received_on = money_date("received_on", r.received_on, now)?;
+    let receipt_no = opt_text("receipt_no", r.receipt_no, MAX_RECEIPT_NO)?;
+    let mut tx = state.pool.begin().await?;
+    if let Some(first) =
+        forms::first(&mut tx, actor, once, "receipt.record_without_pledge", now).await?
+    {
+        return Ok(first);
+    }
+    let project = store::projects::get(&mut tx, r.project)
+        .await?
+        .ok_or(ServiceError::invalid(
+            "project_id",
+            "money.no_project",
+            "no such project",
+        ))?;
+    actor.require(project.community.0)?;
+    if let Some(h) = r.household {
+        let community = store::money::household_community(&mut tx, h).await?;
+        if community != Some(project.community) {
+            return Err(ServiceError::invalid(
+                "household_id",
+                "money.household_elsewhere",
+                "no such household in the project's community",
+            ));
+        }
+    }
+    let receipt = receipts::insert(
+        &mut tx,
+        &ReceiptInsert {
+            project_id: r.project.0,
+            pledge_id: None,
+            household_id: r.household.map(|h| h.0),
+            amount,
+            currency: &project.currency,
+            received_on,
+            method,
+            receipt_no,
+            recorded_by: &actor.who(),
+            recorded_at: now,
+        },
+    )
+    .await
+    .map_err(rule)?;
+    audit::write(
+        &mut tx,
+        actor,
+        now,
+        audit::Change {
+            action: "receipt.record_without_pledge",
+            subject_kind: "project",
+            subject_id: r.project.0,
+            community: Some(project.community),
+            before: json!(null),
+            after: json!({
+                "receipt": receipt.id,
+                "amount": money(amount),
+                "household": r.household,
+            }),
+        },
+    )
+    .await?;
+    forms::keep(&mut tx, once, &receipt).await?;
+    tx.commit().await?;
+    Ok(receipt)
+}
+
+/// A partner's matching disbursement for a project.
+#[derive(Debug, Clone)]
+pub struct NewDisbursement<'a> {
+    pub amount: Decimal,
+    pub disbursed_on: NaiveDate,
+    /// 1 to 200 characters.
+    pub partner: &'a str,
+    /// At most 200 characters.
+    pub reference: Option<&'a str>,
+}
+
+/// Records a partner's matching disbursement for project `id` (never beyond what is due).
+pub async fn disburse(
+    state: &AppState,
+    actor: &Actor,
+    id: ProjectId,
+    d: NewDisbursement<'_>,
+    once: Once<'_>,
+) -> ServiceResult<Disbursement> {
+    actor.require_money()?;
+    let amount = amount("amount", d.amount)?;
+    let partner = text("partner", d.partner, MAX_PARTNER)?;
+    let reference = opt_text("reference", d.reference, MAX_REFERENCE)?;
+    let now = state.clock.now();
+    let disbursed_on = money_date("disbursed_on", d.disbursed_on, now)?;
+    let mut tx = state.pool.begin().await?;
+    if let Some(first) = forms::first(&mut tx, actor, once, "disbursement.record", now).await? {
+        return Ok(first);
+    }
+    let project = store::projects::get(&mut tx, id)
+        .await?
+        .ok_or(ServiceError::NotFound("project"))?;
+    if !actor.may_see(project.community) {
+        return Err(ServiceError::NotFound("project"));
+    }
+    let disbursement = store::money::insert_disbursement(
+        &mut tx,
+        &DisbursementInsert {
+            project: project.id,
+            amount,
+            currency: &project.currency,
+            disbursed_on,
+            partner,
+            reference,
+            recorded_by: &actor.who(),
+            recorded_at: now,
+        },
+    )
+    .await
+    .map_err(rule)?;
+    audit::write(
+        &mut tx,
+        actor,
+        now,
+        audit::Change {
+            action: "disbursement.record",
+            subject_kind: "project",
+            subject_id: id.0,
+            community: Some(project.community),
+            before: json!(null),
+            after: json!({
+                "disbursement": disbursement.id,
+                "amount": money(amount),
+                "partner": partner,
+            }),
+        },
+    )
+    .await?;
+    forms::keep(&mut tx, once, &disbursement).await?;
+    tx.commit().await?;
+    Ok(disbursement)
+}
+
+/// The community of project `id`, for the audit row of a reversal.
+async fn community_of(conn: &mut PgConnection, id: i64) -> ServiceResult<Option<CommunityId>> {
+    Ok(store::projects::get(conn, ProjectId(id))
+        .await?
+        .map(|p| p.community))
+}
+
+/// Reverses a receipt recorded by mistake (admins only): appends its reversal; `NotFound`
+/// when there is no such receipt.
+pub async fn reverse_receipt(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    reason: &str,
+    once: Once<'_>,
+) -> ServiceResult<Receipt> {
+    actor.require_admin()?;
+    let reason = text("reason", reason, MAX_REASON)?;
+    let now = state.clock.now();
+    let mut tx = state.pool.begin().await?;
+    if let Some(first) = forms::first(&mut tx, actor, once, "receipt.reverse", now).await? {
+        return Ok(first);
+    }
+    let reversal = receipts::reverse(&mut tx, id, reason, &actor.who(), now)
+        .await
+        .map_err(rule)?
+        .ok_or(ServiceError::NotFound("receipt"))?;
+    let community = community_of(&mut tx, reversal.project_id).await?;
+    let (subject_kind, subject_id) = match reversal.pledge_id {
+        Some(p) => ("pledge", p),
+        None => ("project", reversal.project_id),
+    };
+    audit::write(
+        &mut tx,
+        actor,
+        now,
+        audit::Change {
+            action: "receipt.reverse",
+            subject_kind,
+            subject_id,
+            community,
+            before: json!({ "receipt": id }),
+            after: json!({ "reversal": reversal.id, "amount": money(reversal.amount), "reason": reason }),
+        },
+    )
+    .await?;
+    forms::keep(&mut tx, once, &reversal).await?;
+    tx.commit().await?;
+    tracing::info!(
+        coordinator = actor.coordinator_id,
+        receipt = id,
+        "receipt reversed"
+    );
+    Ok(reversal)
+}
+
+/// Reverses a partner's matching disbursement recorded by mistake (admins only);
+/// `NotFound` when there is no such disbursement.
+pub async fn reverse_disbursement(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    reason: &str,
+    once: Once<'_>,
+) -> ServiceResult<Disbursement> {
+    actor.require_admin()?;
+    let reason = text("reason", reason, MAX_REASON)?;
+    let now = state.clock.now();
+    let mut tx = state.pool.begin().await?;
+    if let Some(first) = forms::first(&mut tx, actor, once, "disbursement.reverse", now).await? {
+        return Ok(first);
+    }
+    let reversal = store::money::reverse_disbursement(&mut tx, id, reason, &actor.who(), now)
+        .await
+        .map_err(rule)?
+        .ok_or(ServiceError::NotFound("disbursement"))?;
+    let community = community_of(&mut tx, reversal.project_id).await?;
+    audit::write(
+        &mut tx,
+        actor,
+        now,
+        audit::Change {
+            action: "disbursement.reverse",
+            subject_kind: "project",
+            subject_id: reversal.project_id,
+            community,
+            before: json!({ "disbursement": id }),
+            after: json!({ "reversal": reversal.id, "amount": money(reversal.amount), "reason": reason }),
+        },
+    )
+    .await?;
+    forms::keep(&mut tx, once, &reversal).await?;
+    tx.commit().await?;
+    tracing::info!(
+        coordinator = actor.coordinator_id,
+        disbursement = id,
+        "disbursement reversed"
+    );
+    Ok(reversal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_words_of_each_rule_have_a_key() {
+        for (message, key) in [
+            ("pledge 4 is cancelled", "money.pledge_cancelled"),
+            (
+                "receipts for pledge 4 would exceed its amount (1 + 2 > 2)",
+                "money.more_than_outstanding",
+            ),
+            (
+                "pledge 4 already has money received; it cannot be cancelled",
+                "money.cancel_received",
+            ),
+            (
+                "matching for project 1 would exceed what is due (1 + 2 > 2)",
+                "money.beyond_match_due",
+            ),
+            ("receipt 3 is already reversed", "money.already_reversed"),
+            ("something new", "money.rule"),
+        ] {
+            assert_eq!(rule_key(message), key, "{message}");
+        }
+    }
+}
