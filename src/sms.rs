@@ -158,6 +158,25 @@ async fn mark(
     store::inbox::mark_handled(tx, id, phone, outcome, now).await
 }
 
+/// What an effect run for a text needs: the text's time and sender, and a key unique to
+/// the text (and the step, in a conversation) so that the effect happens once.
+fn effect_ctx<'a>(
+    state: &'a AppState,
+    now: DateTime<Utc>,
+    phone: &'a Phone,
+    idempotency_key: &'a str,
+    language: Language,
+) -> EffectCtx<'a> {
+    EffectCtx {
+        state,
+        now,
+        phone,
+        channel: "sms",
+        idempotency_key,
+        language,
+    }
+}
+
 /// The caller as the database knows them.
 struct Known {
     household: Option<i64>,
@@ -286,14 +305,7 @@ impl Turn<'_> {
             Command::Join(code) => self.join(tx, &code, &known, lang).await,
             Command::Tip => {
                 let key = format!("sms:{}:{}", self.provider, self.provider_msg);
-                let ctx = EffectCtx {
-                    state: self.state,
-                    now: self.now,
-                    phone: self.phone,
-                    channel: "sms",
-                    idempotency_key: &key,
-                    language: lang,
-                };
+                let ctx = effect_ctx(self.state, self.now, self.phone, &key, lang);
                 let vars = actions::run_effect(tx, &ctx, Action::NextTip, None, &none).await?;
                 let tip = vars
                     .get(&format!("tip.{lang}"))
@@ -695,14 +707,7 @@ impl Transport for TextSteps<'_, '_> {
             self.started_at.timestamp_micros(),
             need.step
         );
-        let ctx = EffectCtx {
-            state: self.state,
-            now: self.now,
-            phone: self.phone,
-            channel: "sms",
-            idempotency_key: &key,
-            language: need.language,
-        };
+        let ctx = effect_ctx(self.state, self.now, self.phone, &key, need.language);
         let mut savepoint = self.tx.begin().await?;
         match actions::run_effect(&mut savepoint, &ctx, need.action, need.arg, need.vars).await {
             Ok(result) => {
