@@ -221,18 +221,12 @@ impl SessionStore for PgStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         // A new id until one is free (a clash of 128 random bits is not expected).
         loop {
-            let done = sqlx::query!(
-                "insert into tower_sessions.session (id, data, expiry_date) values ($1, $2, $3)
-                 on conflict (id) do nothing",
-                record.id.to_string(),
-                encode(record)?,
-                expiry(record)
-            )
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-            if done == 1 {
+            let data = encode(record)?;
+            let id = record.id.to_string();
+            if staff::session_insert(&self.pool, &id, &data, expiry(record))
+                .await
+                .map_err(backend)?
+            {
                 return Ok(());
             }
             record.id = Id::default();
@@ -240,27 +234,16 @@ impl SessionStore for PgStore {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        sqlx::query!(
-            "insert into tower_sessions.session (id, data, expiry_date) values ($1, $2, $3)
-             on conflict (id) do update set data = excluded.data, expiry_date = excluded.expiry_date",
-            record.id.to_string(),
-            encode(record)?,
-            expiry(record)
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(())
+        let data = encode(record)?;
+        staff::session_save(&self.pool, &record.id.to_string(), &data, expiry(record))
+            .await
+            .map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let data = sqlx::query_scalar!(
-            "select data from tower_sessions.session where id = $1 and expiry_date > now()",
-            id.to_string()
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
+        let data = staff::session_load(&self.pool, &id.to_string())
+            .await
+            .map_err(backend)?;
         data.map(|d| {
             serde_json::from_slice(&d).map_err(|e| session_store::Error::Decode(e.to_string()))
         })
@@ -268,14 +251,9 @@ impl SessionStore for PgStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        sqlx::query!(
-            "delete from tower_sessions.session where id = $1",
-            id.to_string()
-        )
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(())
+        staff::session_delete(&self.pool, &id.to_string())
+            .await
+            .map_err(backend)
     }
 }
 
@@ -294,10 +272,7 @@ pub fn session_layer(pool: PgPool) -> SessionManagerLayer<PgStore> {
 
 /// Deletes the expired sessions (the scheduler runs it now and then).
 pub async fn delete_expired_sessions(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query!("delete from tower_sessions.session where expiry_date < now()")
-        .execute(pool)
-        .await?;
-    Ok(())
+    staff::delete_expired_sessions(pool).await
 }
 
 /// The middleware between the session layer and the CSRF check: puts a signed-in session's

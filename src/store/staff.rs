@@ -461,3 +461,72 @@ pub async fn bump_session_epoch<'e>(
     .fetch_optional(db)
     .await
 }
+
+/// A console session row (`tower_sessions.session`): the id is the cookie's value, `data`
+/// the encoded record. Inserts it unless the id is taken; `false` when it is.
+pub async fn session_insert<'e>(
+    db: impl PgExecutor<'e>,
+    id: &str,
+    data: &[u8],
+    expiry: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "insert into tower_sessions.session (id, data, expiry_date) values ($1, $2, $3)
+                 on conflict (id) do nothing",
+        id,
+        data,
+        expiry
+    )
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
+}
+
+/// Writes a console session row, new or not.
+pub async fn session_save<'e>(
+    db: impl PgExecutor<'e>,
+    id: &str,
+    data: &[u8],
+    expiry: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into tower_sessions.session (id, data, expiry_date) values ($1, $2, $3)
+             on conflict (id) do update set data = excluded.data, expiry_date = excluded.expiry_date",
+        id,
+        data,
+        expiry
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A console session's data, unless it is unknown or expired.
+pub async fn session_load<'e>(
+    db: impl PgExecutor<'e>,
+    id: &str,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select data from tower_sessions.session where id = $1 and expiry_date > now()",
+        id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Deletes a console session (sign-out).
+pub async fn session_delete<'e>(db: impl PgExecutor<'e>, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!("delete from tower_sessions.session where id = $1", id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Deletes the expired console sessions (the one table with deletes).
+pub async fn delete_expired_sessions<'e>(db: impl PgExecutor<'e>) -> Result<(), sqlx::Error> {
+    sqlx::query!("delete from tower_sessions.session where expiry_date < now()")
+        .execute(db)
+        .await?;
+    Ok(())
+}
