@@ -89,6 +89,12 @@ enum CoordinatorCommand {
         #[arg(long)]
         pin: Option<String>,
     },
+    /// Set a member of staff's console password (at least 10 characters; read from standard
+    /// input, never from the command line; stored as an argon2id hash).
+    SetPassword {
+        #[arg(long)]
+        phone: String,
+    },
     /// Revoke an API token by its id (printed when it was created).
     Revoke {
         #[arg(long)]
@@ -192,6 +198,14 @@ async fn main() -> anyhow::Result<()> {
                     };
                     hashar::actions::set_pin(&pool, &phone, &pin).await?;
                     println!("PIN set for {phone}");
+                }
+                CoordinatorCommand::SetPassword { phone } => {
+                    let phone = hashar::domain::Phone::parse(&phone)?;
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    let password = line.trim_end_matches(['\r', '\n']);
+                    hashar::console::auth::set_password(&pool, &phone, password).await?;
+                    println!("console password set for {}", phone.masked());
                 }
                 CoordinatorCommand::Revoke { token_id } => {
                     hashar::api::auth::revoke_token(&pool, token_id).await?;

@@ -9,13 +9,14 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use axum::{http::StatusCode, Router};
+use axum::{extract::ConnectInfo, http::StatusCode, Extension, Router};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
 use tokio::{net::TcpListener, sync::Semaphore};
 use tower_http::timeout::TimeoutLayer;
+use tower_layer::Layer;
 
 use crate::config::Config;
 
@@ -66,7 +67,7 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -80,7 +81,8 @@ pub async fn serve(
         };
         // Reap finished connection tasks so the set does not grow.
         while connections.try_join_next().is_some() {}
-        let service = TowerToHyperService::new(router.clone());
+        // The client's address, for the console's per-address sign-in limit.
+        let service = TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(router.clone()));
         let mut stop = stop_rx.clone();
         connections.spawn(async move {
             let _permit = permit;

@@ -48,12 +48,23 @@ pub fn start(
     ]
 }
 
+/// How often the scheduler deletes the console's expired sessions.
+const SESSION_SWEEP: Duration = Duration::from_secs(300);
+
 /// Queues the broadcasts whose time has come, every `HASHAR_BROADCAST_POLL_MS`, until
-/// `stop`. A failed round is logged and the next one tries again.
+/// `stop`, and deletes the console's expired sessions every five minutes. A failed round is
+/// logged and the next one tries again.
 async fn broadcast_scheduler(state: AppState, mut stop: watch::Receiver<bool>) {
     let poll = Duration::from_millis(state.config.broadcast_poll_ms);
     let quiet = state.settings.quiet_hours;
+    let mut swept: Option<tokio::time::Instant> = None;
     loop {
+        if swept.is_none_or(|at| at.elapsed() >= SESSION_SWEEP) {
+            swept = Some(tokio::time::Instant::now());
+            if let Err(e) = crate::console::auth::delete_expired_sessions(&state.pool).await {
+                tracing::error!(error = %e, "deleting expired console sessions failed");
+            }
+        }
         let now = state.clock.now();
         if let Err(e) = crate::broadcasts::run_due(
             &state.pool,

@@ -40,6 +40,10 @@ const WAIT: Duration = Duration::from_secs(5);
 
 type Outcome = Result<(), Failed>;
 
+/// The member of staff the sign-in journeys use.
+const STAFF_PHONE: &str = "+992900000777";
+const STAFF_PASSWORD: &str = "correct horse battery";
+
 fn fail(what: impl std::fmt::Display) -> Failed {
     Failed::from(what.to_string())
 }
@@ -82,6 +86,22 @@ fn main() {
         ("a_double_tap_sends_a_form_once", |w| {
             Box::pin(double_tap(w))
         }),
+        ("signed_in_page_tg_360", |w| {
+            Box::pin(signed_in_page(w, "tg", 360))
+        }),
+        ("signed_in_page_ru_360", |w| {
+            Box::pin(signed_in_page(w, "ru", 360))
+        }),
+        ("signed_in_page_en_360", |w| {
+            Box::pin(signed_in_page(w, "en", 360))
+        }),
+        ("signed_in_page_en_1280", |w| {
+            Box::pin(signed_in_page(w, "en", 1280))
+        }),
+        (
+            "sign_in_see_the_page_sign_out_and_back_shows_nothing",
+            |w| Box::pin(sign_in_and_out(w)),
+        ),
     ];
 
     let driver =
@@ -194,6 +214,21 @@ async fn set_up(driver_port: u16) -> Result<(World, PgConnectOptions), String> {
         .run(&pool)
         .await
         .map_err(|e| format!("migrating: {e}"))?;
+    // the member of staff who signs in
+    let phone = hashar::domain::Phone::parse(STAFF_PHONE).map_err(|e| e.to_string())?;
+    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+    hashar::store::staff::upsert_coordinator(
+        &mut conn,
+        "Nodira Karimova",
+        &phone,
+        Some(hashar::store::staff::Role::Coordinator),
+    )
+    .await
+    .map_err(|e| format!("adding staff: {e}"))?;
+    drop(conn);
+    hashar::console::auth::set_password(&pool, &phone, STAFF_PASSWORD)
+        .await
+        .map_err(|e| format!("setting a password: {e}"))?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -550,11 +585,13 @@ async fn csrf_in_the_browser(world: Arc<World>) -> Outcome {
     client
         .wait()
         .at_most(WAIT)
-        .for_element(Locator::XPath("//main/p[contains(., 'not available yet')]"))
+        .for_element(Locator::XPath(
+            "//main/p[@id = 'login-error'][. = 'Wrong phone number or password.']",
+        ))
         .await
         .map_err(|e| {
             fail(format!(
-                "the form with its token did not reach the handler (501): {e}"
+                "the form with its token did not reach the handler (401): {e}"
             ))
         })?;
     open(&client, &format!("{}/console/login?lang=en", world.base)).await?;
@@ -572,11 +609,11 @@ async fn csrf_in_the_browser(world: Arc<World>) -> Outcome {
         .for_element(Locator::XPath("//main/h1[. = 'This form has expired']"))
         .await
         .map_err(|e| fail(format!("a form without its token was not refused: {e}")))?;
-    // the browser logs the 501 and the 403 as failed loads; nothing else may be there
+    // the browser logs the 401 and the 403 as failed loads; nothing else may be there
     let problems = console_problems(&client).await?;
     let expected = |p: &String| {
         p.contains("/console/login - Failed to load resource")
-            && (p.contains("status of 501") || p.contains("status of 403"))
+            && (p.contains("status of 401") || p.contains("status of 403"))
     };
     if problems.len() != 2 || !problems.iter().all(expected) {
         return Err(fail(format!("{problems:#?}")));
@@ -720,7 +757,7 @@ async fn double_tap(world: Arc<World>) -> Outcome {
         if client
             .wait()
             .at_most(WAIT)
-            .for_element(Locator::XPath("//main/p[contains(., 'not available yet')]"))
+            .for_element(Locator::XPath("//main/p[@id = 'login-error']"))
             .await
             .is_ok()
         {
@@ -735,6 +772,102 @@ async fn double_tap(world: Arc<World>) -> Outcome {
         return Err(fail(format!(
             "{sent} POSTs, {answered} answers; expected one of each"
         )));
+    }
+    Ok(())
+}
+
+/// Signs in as the journeys' member of staff from the sign-in page in `lang`, and waits for
+/// the signed-in page.
+async fn sign_in(world: &World, client: &Client, lang: &str) -> Outcome {
+    open(client, &format!("{}/console/login?lang={lang}", world.base)).await?;
+    for (css, value) in [("#phone", STAFF_PHONE), ("#password", STAFF_PASSWORD)] {
+        client
+            .find(Locator::Css(css))
+            .await
+            .map_err(fail)?
+            .send_keys(value)
+            .await
+            .map_err(fail)?;
+    }
+    client
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .map_err(fail)?
+        .click()
+        .await
+        .map_err(fail)?;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#signed-in-as"))
+        .await
+        .map_err(|e| fail(format!("not signed in: {e}")))?;
+    Ok(())
+}
+
+async fn sign_out(client: &Client) -> Outcome {
+    client
+        .find(Locator::Css("#sign-out"))
+        .await
+        .map_err(fail)?
+        .click()
+        .await
+        .map_err(fail)?;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#login-form, form[action='/console/login']"))
+        .await
+        .map_err(|e| fail(format!("not back at the sign-in page: {e}")))?;
+    Ok(())
+}
+
+/// The signed-in page in `lang` at `width`: its checks and screenshot.
+async fn signed_in_page(world: Arc<World>, lang: &'static str, width: u32) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, width).await?;
+    sign_in(&world, &client, lang).await?;
+    let shown = text(&client, "#signed-in-as").await?;
+    let expected = match lang {
+        "tg" => "Шумо ҳамчун Nodira Karimova (ҳамоҳангсоз) ворид шудед.",
+        "ru" => "Вы вошли как Nodira Karimova (координатор).",
+        _ => "Signed in as Nodira Karimova (coordinator).",
+    };
+    if shown != expected {
+        return Err(fail(format!("{shown:?}, expected {expected:?}")));
+    }
+    check_page(&world, &client, lang, width, "home").await?;
+    sign_out(&client).await
+}
+
+/// Sign in, see the page, sign out; Back then shows the sign-in page, not the data.
+async fn sign_in_and_out(world: Arc<World>) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    sign_in(&world, &client, "en").await?;
+    let url = client.current_url().await.map_err(fail)?;
+    if url.path() != "/console" {
+        return Err(fail(format!("at {url} after signing in")));
+    }
+    sign_out(&client).await?;
+    client.back().await.map_err(fail)?;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("main h1"))
+        .await
+        .map_err(fail)?;
+    let url = client.current_url().await.map_err(fail)?;
+    let page = client.source().await.map_err(fail)?;
+    if page.contains("Nodira") || page.contains("signed-in-as") {
+        return Err(fail(format!("Back after sign-out shows {url}: {page}")));
+    }
+    if url.path() != "/console/login" {
+        return Err(fail(format!("Back after sign-out is at {url}")));
+    }
+    let problems = console_problems(&client).await?;
+    if !problems.is_empty() {
+        return Err(fail(format!("{problems:#?}")));
     }
     Ok(())
 }

@@ -308,11 +308,14 @@ async fn static_files_have_hashed_names_long_caching_and_compression() {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
 
+/// A form with its token reaches the sign-in handler (which answers the wrong phone with
+/// 401; sign-in itself is in `tests/console_signin.rs`). Until sessions landed the handler
+/// answered 501 here.
 #[tokio::test]
-async fn a_post_with_its_token_passes_the_csrf_check_and_sign_in_is_not_yet_there() {
+async fn a_post_with_its_token_passes_the_csrf_check() {
     let router = app().await;
     let (cookie, token) = login_form(&router).await;
-    let form = format!("csrf={token}&phone=%2B992900000001&password=secret");
+    let form = format!("csrf={token}&phone=not-a-phone&password=secret");
     let (resp, body) = post(
         &router,
         "/console/login?lang=en",
@@ -324,9 +327,9 @@ async fn a_post_with_its_token_passes_the_csrf_check_and_sign_in_is_not_yet_ther
         &form,
     )
     .await;
-    assert_eq!(resp.status(), StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{body}");
     assert!(
-        body.contains("not available yet") || body.contains("ҳоло дастрас нест"),
+        body.contains("Рақами телефон ё парол нодуруст аст."),
         "{body}"
     );
     // the header works as well as the field (htmx)
@@ -337,7 +340,7 @@ async fn a_post_with_its_token_passes_the_csrf_check_and_sign_in_is_not_yet_ther
         "phone=1",
     )
     .await;
-    assert_eq!(resp.status(), StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

@@ -442,3 +442,45 @@ async fn audit_log_roles_and_form_keys_hold_their_rules(pool: PgPool) {
         .await
         .expect("a form key");
 }
+
+/// Console sign-in: a password is stored only as an argon2id hash, counts and epochs are
+/// never negative, the language is one of three. `tower_sessions.session` is the one table
+/// with deletes: expired sessions (`console::auth::delete_expired_sessions`, run by the
+/// broadcast scheduler) and sessions ended by signing out.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn staff_passwords_and_console_sessions_hold_their_rules(pool: PgPool) {
+    sqlx::query("insert into coordinators (name, phone) values ('A', '+992900000911')")
+        .execute(&pool)
+        .await
+        .expect("a coordinator");
+    fails(
+        &pool,
+        "update coordinators set password_hash = 'plain text'",
+    )
+    .await;
+    fails(&pool, "update coordinators set password_failures = -1").await;
+    fails(&pool, "update coordinators set session_epoch = -1").await;
+    fails(&pool, "update coordinators set language = 'de'").await;
+    sqlx::query(
+        "update coordinators set password_hash = '$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA', language = 'tg'",
+    )
+    .execute(&pool)
+    .await
+    .expect("an argon2id hash and a language");
+    // sessions: written, read, and deleted when expired
+    sqlx::query(
+        "insert into tower_sessions.session (id, data, expiry_date)
+         values ('old', '\\x7b7d', now() - interval '1 minute'), ('new', '\\x7b7d', now() + interval '30 minutes')",
+    )
+    .execute(&pool)
+    .await
+    .expect("two sessions");
+    hashar::console::auth::delete_expired_sessions(&pool)
+        .await
+        .expect("expired sessions deleted");
+    let left: Vec<String> = sqlx::query_scalar("select id from tower_sessions.session")
+        .fetch_all(&pool)
+        .await
+        .expect("the sessions left");
+    assert_eq!(left, ["new"]);
+}

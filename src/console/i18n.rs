@@ -52,11 +52,16 @@ pub const USERS: &[(&str, &str)] = &[
         include_str!("../../templates/console/login.html"),
     ),
     (
+        "templates/console/home.html",
+        include_str!("../../templates/console/home.html"),
+    ),
+    (
         "templates/console/message.html",
         include_str!("../../templates/console/message.html"),
     ),
     ("src/console/mod.rs", include_str!("mod.rs")),
     ("src/console/assets.rs", include_str!("assets.rs")),
+    ("src/console/auth.rs", include_str!("auth.rs")),
     ("src/console/csrf.rs", include_str!("csrf.rs")),
     ("src/console/headers.rs", include_str!("headers.rs")),
     ("src/console/i18n.rs", include_str!("i18n.rs")),

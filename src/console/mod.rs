@@ -2,18 +2,21 @@
 //! the programme, in Tajik, Russian and English, usable on a 360 px phone
 //! (`/work/shared/docs/console.md` is the design; issue 10).
 //!
-//! What exists (step 2 of the order of work, without sign-in):
+//! What exists (step 2 of the order of work):
+//! - [`auth`]: passwords, sign-in with its throttle and lock, server-side sessions, and
+//!   [`auth::Staff`], the signed-in person re-read for each request as a `service::Actor`;
 //! - [`assets`]: the static files, embedded and served under content-hashed names;
 //! - [`headers`]: the Content-Security-Policy and the other security headers;
 //! - [`csrf`]: the synchronizer token and the cross-origin check on every non-GET request;
 //! - [`i18n`]: texts, plurals, numbers, money and dates, and the completeness check;
-//! - [`pages`]: the layout, the sign-in page (its POST answers 501 until sessions land) and
-//!   `GET /console`, which sends to it.
+//! - [`pages`]: the layout, the sign-in page, sign-out (here or everywhere), and
+//!   `GET /console`: a signed-in person's first page, or 303 to the sign-in page.
 //!
 //! Every response is compressed (gzip or brotli, as the browser accepts) and carries the
 //! security headers. The console reads the database through the admin API's pool.
 
 pub mod assets;
+pub mod auth;
 pub mod csrf;
 pub mod headers;
 pub mod i18n;
@@ -21,7 +24,12 @@ pub mod pages;
 
 use std::sync::Arc;
 
-use axum::{extract::FromRef, middleware, routing::get, Router};
+use axum::{
+    extract::FromRef,
+    middleware,
+    routing::{get, post},
+    Router,
+};
 use tower_http::compression::CompressionLayer;
 
 use crate::app::AppState;
@@ -32,6 +40,7 @@ pub struct Console {
     pub app: AppState,
     pub assets: Arc<assets::Assets>,
     pub origin: Arc<headers::PublicOrigin>,
+    pub auth: Arc<auth::Auth>,
 }
 
 impl FromRef<Console> for Arc<assets::Assets> {
@@ -48,15 +57,22 @@ pub fn router(state: AppState) -> Router {
         app: state,
         assets: Arc::new(assets::Assets::embedded()),
         origin: origin.clone(),
+        auth: Arc::new(auth::Auth::new()),
     };
+    let sessions = auth::session_layer(console.app.pool.clone());
     Router::new()
         .route("/console", get(pages::root))
         .route("/console/login", get(pages::login).post(pages::login_post))
+        .route("/console/logout", post(pages::logout))
+        .route("/console/logout/everywhere", post(pages::logout_everywhere))
         .route("/console/static/{file}", get(assets::serve))
+        // Outermost first: the session is loaded, its CSRF token handed to the check.
         .layer(middleware::from_fn_with_state(
             console.clone(),
             csrf::protect,
         ))
+        .layer(middleware::from_fn(auth::load_session))
+        .layer(sessions)
         .layer(middleware::from_fn_with_state(origin, headers::secure))
         .layer(CompressionLayer::new())
         .with_state(console)

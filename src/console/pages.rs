@@ -10,15 +10,22 @@ use axum::{
     extract::{Query, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Redirect, Response},
+    Extension, Form,
 };
+use tower_sessions::Session;
 
 use super::{
     assets::HTMX,
+    auth::{self, ClientIp, Staff},
     csrf,
     i18n::{self, key, Tr},
     Console,
 };
-use crate::domain::Language;
+use crate::{
+    domain::{Language, Phone},
+    service::actor::Role,
+    store::{staff, CoordinatorId},
+};
 
 /// The cookie that remembers the language chosen before sign-in.
 pub const LANG_COOKIE: &str = "hashar-lang";
@@ -48,10 +55,45 @@ pub struct Layout {
     pub csrf: String,
     pub nav: Vec<NavItem>,
     pub langs: Vec<LangLink>,
+    /// A signed-in person's page (`console.js` keeps it out of the back/forward cache).
+    pub signed_in: bool,
 }
 
 impl Layout {
     fn new(console: &Console, t: &Tr, path: &'static str, csrf: &csrf::Token) -> Layout {
+        // Before sign-in the menu has the sign-in page only.
+        let nav = vec![NavItem {
+            href: "/console/login",
+            key: key("nav.sign_in"),
+            current: path == "/console/login",
+        }];
+        Layout::with_nav(console, t, path, csrf, nav)
+    }
+
+    /// The layout of a signed-in person's page: the navigation for their role.
+    fn signed_in(console: &Console, t: &Tr, path: &'static str, staff: &Staff) -> Layout {
+        let csrf = csrf::Token::parse(&staff.signed.csrf).unwrap_or_else(csrf::Token::generate);
+        let nav = nav_for(staff.actor.role)
+            .into_iter()
+            .map(|(href, key)| NavItem {
+                href,
+                key,
+                current: href == path,
+            })
+            .collect();
+        Layout {
+            signed_in: true,
+            ..Layout::with_nav(console, t, path, &csrf, nav)
+        }
+    }
+
+    fn with_nav(
+        console: &Console,
+        t: &Tr,
+        path: &'static str,
+        csrf: &csrf::Token,
+        nav: Vec<NavItem>,
+    ) -> Layout {
         let assets = &console.assets;
         Layout {
             css: assets.url("console.css"),
@@ -59,13 +101,8 @@ impl Layout {
             htmx: assets.url(HTMX),
             favicon: assets.url("favicon.svg"),
             csrf: csrf.as_str().to_owned(),
-            // Before sign-in the menu has the sign-in page only; the pages of the next
-            // steps add their entries for a signed-in person's role.
-            nav: vec![NavItem {
-                href: "/console/login",
-                key: key("nav.sign_in"),
-                current: path == "/console/login",
-            }],
+            nav,
+            signed_in: false,
             langs: Language::ALL
                 .into_iter()
                 .map(|l| LangLink {
@@ -76,6 +113,38 @@ impl Layout {
                 })
                 .collect(),
         }
+    }
+}
+
+/// The pages a role's navigation offers (the pages of the next steps; a role sees only
+/// what it may use).
+pub fn nav_for(role: Role) -> Vec<(&'static str, &'static str)> {
+    let mut nav = vec![("/console", key("nav.overview"))];
+    if matches!(role, Role::Admin | Role::Coordinator) {
+        nav.push(("/console/money", key("nav.money")));
+    }
+    nav.push(("/console/households", key("nav.households")));
+    if matches!(role, Role::Admin | Role::Coordinator) {
+        nav.push(("/console/broadcasts", key("nav.broadcasts")));
+    }
+    if matches!(role, Role::Admin | Role::Counsellor) {
+        nav.push(("/console/callbacks", key("nav.callbacks")));
+    }
+    nav.push(("/console/exports", key("nav.exports")));
+    if role == Role::Admin {
+        nav.push(("/console/people", key("nav.people")));
+    }
+    nav.push(("/console/phone", key("nav.phone")));
+    nav
+}
+
+/// The text key of a role's name.
+pub fn role_key(role: Role) -> &'static str {
+    match role {
+        Role::Admin => key("role.admin"),
+        Role::Coordinator => key("role.coordinator"),
+        Role::Counsellor => key("role.counsellor"),
+        Role::Officer => key("role.officer"),
     }
 }
 
@@ -93,6 +162,17 @@ pub fn endonym(language: Language) -> &'static str {
 pub struct LoginPage {
     pub t: Tr,
     pub l: Layout,
+    /// Why the last try failed, already in the page's language.
+    pub error: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/home.html")]
+pub struct HomePage {
+    pub t: Tr,
+    pub l: Layout,
+    pub name: String,
+    pub role_key: &'static str,
 }
 
 #[derive(Template, WebTemplate)]
@@ -148,36 +228,224 @@ fn with_cookies(
     response
 }
 
-/// `GET /console`: until sessions land, always the sign-in page (303).
-pub async fn root() -> Response {
-    Redirect::to("/console/login").into_response()
+/// `GET /console`: a signed-in person's first page (their name, role and navigation);
+/// without a session, the sign-in page (303, by [`Staff`]).
+pub async fn root(
+    State(console): State<Console>,
+    Query(q): Query<LangQuery>,
+    staff: Staff,
+) -> Response {
+    let mut language = staff.signed.language;
+    if let Some(chosen) = q.lang.as_deref().and_then(|l| l.parse::<Language>().ok()) {
+        if chosen != language {
+            auth::set_session_language(&staff.session, &staff.signed, chosen).await;
+            language = chosen;
+        }
+    }
+    let t = Tr::new(language);
+    HomePage {
+        l: Layout::signed_in(&console, &t, "/console", &staff),
+        t,
+        name: staff.name.clone(),
+        role_key: role_key(staff.actor.role),
+    }
+    .into_response()
 }
 
-/// `GET /console/login`: the sign-in form, with the pre-session CSRF token.
+/// `GET /console/login`: the sign-in form, with the pre-session CSRF token (or the
+/// session's, for someone signed in already).
 pub async fn login(
     State(console): State<Console>,
     Query(q): Query<LangQuery>,
+    session_token: Option<Extension<csrf::SessionToken>>,
     headers: HeaderMap,
 ) -> Response {
     let (t, lang_cookie) = language(&console, q.lang.as_deref(), &headers);
-    let (token, csrf_cookie) = csrf::pre_session(&headers);
-    let page = LoginPage {
-        l: Layout::new(&console, &t, "/console/login", &token),
+    login_page(
+        &console,
         t,
-    };
-    with_cookies(page.into_response(), [lang_cookie, csrf_cookie])
+        session_token,
+        &headers,
+        StatusCode::OK,
+        None,
+        lang_cookie,
+    )
 }
 
-/// `POST /console/login`: reached only past the CSRF check; signing in comes with the
-/// sessions of the next step, so for now it answers 501 with a page saying so.
-pub async fn login_post(State(console): State<Console>, headers: HeaderMap) -> Response {
-    message(
-        &console,
-        &headers,
-        StatusCode::NOT_IMPLEMENTED,
-        key("login.title"),
-        key("login.not_yet"),
-    )
+fn login_page(
+    console: &Console,
+    t: Tr,
+    session_token: Option<Extension<csrf::SessionToken>>,
+    headers: &HeaderMap,
+    status: StatusCode,
+    error: Option<String>,
+    lang_cookie: Option<HeaderValue>,
+) -> Response {
+    let (token, csrf_cookie) = match session_token {
+        Some(Extension(csrf::SessionToken(token))) => (token, None),
+        None => csrf::pre_session(headers),
+    };
+    let page = LoginPage {
+        l: Layout::new(console, &t, "/console/login", &token),
+        t,
+        error,
+    };
+    with_cookies((status, page).into_response(), [lang_cookie, csrf_cookie])
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    password: String,
+}
+
+impl std::fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoginForm(…)")
+    }
+}
+
+/// What a sign-in try came to.
+enum Outcome {
+    In { id: CoordinatorId, epoch: i32 },
+    Wrong,
+    Locked(chrono::DateTime<chrono::Utc>),
+}
+
+/// `POST /console/login` (past the CSRF check): throttled per client address; an unknown
+/// phone and a wrong password get the same answer; five wrong passwords lock the account
+/// for 15 minutes; success starts a new session (new id) and sends to `/console` (303).
+pub async fn login_post(
+    State(console): State<Console>,
+    ClientIp(ip): ClientIp,
+    session: Session,
+    session_token: Option<Extension<csrf::SessionToken>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let (t, _) = language(&console, None, &headers);
+    let refuse = |t: Tr, status: StatusCode, error: String| {
+        login_page(
+            &console,
+            t,
+            session_token.clone(),
+            &headers,
+            status,
+            Some(error),
+            None,
+        )
+    };
+    if !console.auth.may_try(ip) {
+        tracing::warn!("console: sign-in throttled");
+        let text = t.t("login.throttled");
+        return refuse(t, StatusCode::TOO_MANY_REQUESTS, text);
+    }
+    let now = console.app.clock.now();
+    let outcome = match sign_in(&console, &form, now).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "console: sign-in failed");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
+    match outcome {
+        Outcome::In { id, epoch } => {
+            if let Err(e) = auth::start_session(&session, id, epoch, now, t.language).await {
+                tracing::error!(error = %e, "console: starting a session failed");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+            tracing::info!(staff = id.0, "console: signed in");
+            // The pre-session token is done with.
+            let clear = HeaderValue::from_str(&format!(
+                "{}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Strict",
+                csrf::COOKIE
+            ))
+            .ok();
+            with_cookies(Redirect::to("/console").into_response(), [clear])
+        }
+        Outcome::Wrong => {
+            let text = t.t("login.wrong");
+            refuse(t, StatusCode::UNAUTHORIZED, text)
+        }
+        Outcome::Locked(until) => {
+            let local = until.with_timezone(&console.app.config.timezone).time();
+            let text = t.t_with("login.locked", &[("time", &t.time(local))]);
+            refuse(t, StatusCode::UNAUTHORIZED, text)
+        }
+    }
+}
+
+/// Checks a sign-in try, counting failures and locking in the person's row.
+async fn sign_in(
+    console: &Console,
+    form: &LoginForm,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Outcome, sqlx::Error> {
+    let auth = &console.auth;
+    let Ok(phone) = Phone::parse(form.phone.trim()) else {
+        auth.verify(form.password.clone(), None).await;
+        return Ok(Outcome::Wrong);
+    };
+    let mut tx = console.app.pool.begin().await?;
+    let state = staff::password_state_for_update(&mut tx, &phone).await?;
+    let Some(state) = state.filter(|s| !s.disabled && s.password_hash.is_some()) else {
+        drop(tx);
+        auth.verify(form.password.clone(), None).await;
+        return Ok(Outcome::Wrong);
+    };
+    if let Some(until) = auth::locked(state.locked_until, now) {
+        return Ok(Outcome::Locked(until));
+    }
+    if auth
+        .verify(form.password.clone(), state.password_hash.clone())
+        .await
+    {
+        staff::password_right(&mut tx, state.id).await?;
+        tx.commit().await?;
+        return Ok(Outcome::In {
+            id: state.id,
+            epoch: state.session_epoch,
+        });
+    }
+    let failures = state.failures + 1;
+    let outcome = if failures >= auth::PASSWORD_TRIES {
+        let until = now + chrono::Duration::minutes(auth::PASSWORD_LOCK_MINUTES);
+        staff::password_wrong(&mut tx, state.id, 0, Some(until)).await?;
+        tracing::warn!(
+            staff = state.id.0,
+            "console: account locked after wrong passwords"
+        );
+        Outcome::Locked(until)
+    } else {
+        staff::password_wrong(&mut tx, state.id, failures, None).await?;
+        Outcome::Wrong
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// `POST /console/logout`: the session is deleted; to the sign-in page (303).
+pub async fn logout(session: Session) -> Response {
+    if let Err(e) = session.flush().await {
+        tracing::warn!(error = %e, "console: signing out failed");
+    }
+    Redirect::to("/console/login").into_response()
+}
+
+/// `POST /console/logout/everywhere`: every session of the signed-in person ends (their
+/// epoch goes up by one), this one included.
+pub async fn logout_everywhere(State(console): State<Console>, staff: Staff) -> Response {
+    if let Err(e) = staff::bump_session_epoch(&console.app.pool, staff.actor.id()).await {
+        tracing::error!(error = %e, "console: signing out everywhere failed");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    tracing::info!(
+        staff = staff.actor.coordinator_id,
+        "console: signed out everywhere"
+    );
+    logout(staff.session).await
 }
 
 /// The page for a request the CSRF middleware refused (403).

@@ -328,3 +328,205 @@ pub async fn set_pin_hash<'e>(
     .rows_affected();
     Ok(done == 1)
 }
+
+/// A member of staff's console password and where its failures stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordState {
+    pub id: CoordinatorId,
+    /// The argon2id hash; `None` until a password is set.
+    pub password_hash: Option<String>,
+    /// Wrong passwords since the last right one or lock.
+    pub failures: i32,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub disabled: bool,
+    /// The epoch a new session of theirs holds.
+    pub session_epoch: i32,
+}
+
+/// The password state of the member of staff whose phone is `phone`, locked (`for update`)
+/// until the caller's transaction ends, so that concurrent tries are counted one by one.
+pub async fn password_state_for_update(
+    conn: &mut PgConnection,
+    phone: &Phone,
+) -> Result<Option<PasswordState>, sqlx::Error> {
+    sqlx::query_as!(
+        PasswordState,
+        r#"select id as "id: CoordinatorId", password_hash, password_failures as failures,
+                  password_locked_until as locked_until, disabled_at is not null as "disabled!",
+                  session_epoch
+           from coordinators where phone = $1 for update"#,
+        phone.as_str()
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// A right password: no failures, no lock.
+pub async fn password_right(conn: &mut PgConnection, id: CoordinatorId) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update coordinators set password_failures = 0, password_locked_until = null where id = $1",
+        id as CoordinatorId
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A wrong password: the failures so far, and the lock if this one locks (the count then
+/// starts again at 0).
+pub async fn password_wrong(
+    conn: &mut PgConnection,
+    id: CoordinatorId,
+    failures: i32,
+    locked_until: Option<DateTime<Utc>>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update coordinators set password_failures = $2, password_locked_until = $3 where id = $1",
+        id as CoordinatorId,
+        failures,
+        locked_until
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets (or replaces) the console password hash of the member of staff whose phone is
+/// `phone`, with no failures and no lock; `false` when there is no such person.
+pub async fn set_password_hash<'e>(
+    db: impl PgExecutor<'e>,
+    phone: &Phone,
+    password_hash: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "update coordinators set password_hash = $2, password_failures = 0, password_locked_until = null where phone = $1",
+        phone.as_str(),
+        password_hash
+    )
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
+}
+
+/// A signed-in member of staff as each console request re-reads them (one query by primary
+/// key): a session of another epoch, or of someone disabled, is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPerson {
+    pub id: CoordinatorId,
+    pub name: String,
+    pub role: Role,
+    pub communities: Vec<CommunityId>,
+    pub session_epoch: i32,
+    pub disabled: bool,
+}
+
+/// The member of staff `id` for a console request, if they exist.
+pub async fn session_person<'e>(
+    db: impl PgExecutor<'e>,
+    id: CoordinatorId,
+) -> Result<Option<SessionPerson>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select c.id as "id: CoordinatorId", c.name, c.role as "role: Role", c.session_epoch,
+                  c.disabled_at is not null as "disabled!",
+                  coalesce((select array_agg(cc.community_id order by cc.community_id)
+                            from coordinator_communities cc where cc.coordinator_id = c.id), '{}')
+                      as "communities!: Vec<i64>"
+           from coordinators c where c.id = $1"#,
+        id as CoordinatorId
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| SessionPerson {
+        id: r.id,
+        name: r.name,
+        role: r.role,
+        communities: r.communities.into_iter().map(CommunityId).collect(),
+        session_epoch: r.session_epoch,
+        disabled: r.disabled,
+    }))
+}
+
+/// "Sign out everywhere": the member of staff's session epoch goes up by one, so every
+/// session of theirs (which holds the old epoch) is over at its next request. Returns the
+/// new epoch.
+pub async fn bump_session_epoch<'e>(
+    db: impl PgExecutor<'e>,
+    id: CoordinatorId,
+) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "update coordinators set session_epoch = session_epoch + 1 where id = $1 returning session_epoch",
+        id as CoordinatorId
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// A console session row (`tower_sessions.session`): the id is the cookie's value, `data`
+/// the encoded record. Inserts it unless the id is taken; `false` when it is.
+pub async fn session_insert<'e>(
+    db: impl PgExecutor<'e>,
+    id: &str,
+    data: &[u8],
+    expiry: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        "insert into tower_sessions.session (id, data, expiry_date) values ($1, $2, $3)
+                 on conflict (id) do nothing",
+        id,
+        data,
+        expiry
+    )
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
+}
+
+/// Writes a console session row, new or not.
+pub async fn session_save<'e>(
+    db: impl PgExecutor<'e>,
+    id: &str,
+    data: &[u8],
+    expiry: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "insert into tower_sessions.session (id, data, expiry_date) values ($1, $2, $3)
+             on conflict (id) do update set data = excluded.data, expiry_date = excluded.expiry_date",
+        id,
+        data,
+        expiry
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A console session's data, unless it is unknown or expired.
+pub async fn session_load<'e>(
+    db: impl PgExecutor<'e>,
+    id: &str,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select data from tower_sessions.session where id = $1 and expiry_date > now()",
+        id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Deletes a console session (sign-out).
+pub async fn session_delete<'e>(db: impl PgExecutor<'e>, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!("delete from tower_sessions.session where id = $1", id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Deletes the expired console sessions (the one table with deletes).
+pub async fn delete_expired_sessions<'e>(db: impl PgExecutor<'e>) -> Result<(), sqlx::Error> {
+    sqlx::query!("delete from tower_sessions.session where expiry_date < now()")
+        .execute(db)
+        .await?;
+    Ok(())
+}

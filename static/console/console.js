@@ -34,3 +34,13 @@ window.addEventListener("pageshow", function (event) {
     });
   });
 });
+
+// A signed-in page is never shown again from the back/forward cache (Back after signing
+// out must not show data): hidden as it is left, and asked of the server again when Back
+// brings it back, which answers with the page or the sign-in page.
+window.addEventListener("pagehide", function () {
+  if (document.body && document.body.hasAttribute("data-signed-in")) document.body.hidden = true;
+});
+window.addEventListener("pageshow", function (event) {
+  if (event.persisted && document.body.hasAttribute("data-signed-in")) window.location.reload();
+});
