@@ -14,7 +14,11 @@ use axum::{
     response::Response,
 };
 use common::TestApp;
-use hashar::{domain::Phone, store::staff::Role};
+use hashar::{
+    console::pages::{nav_for, BUILT},
+    domain::Phone,
+    store::staff::Role,
+};
 use http_body_util::BodyExt;
 use sqlx::PgPool;
 use tower::ServiceExt;
@@ -241,9 +245,23 @@ async fn signing_in_sets_the_session_cookie_and_shows_the_first_page(pool: PgPoo
         body.contains("Signed in as Nodira Karimova (coordinator)."),
         "{body}"
     );
-    // a coordinator's navigation: money, no people & access
-    assert!(body.contains("href=\"/console/money\""), "{body}");
-    assert!(!body.contains("href=\"/console/people\""), "{body}");
+    // a coordinator's navigation: the pages built so far that a coordinator may use
+    // (money once it lands; never people & access), and no link to a page not built yet
+    assert!(body.contains("href=\"/console\""), "{body}");
+    for (href, _) in nav_for(Role::Coordinator) {
+        assert_eq!(
+            body.contains(&format!("href=\"{href}\"")),
+            BUILT.contains(&href),
+            "{href}: {body}"
+        );
+    }
+    let plan: Vec<&str> = nav_for(Role::Coordinator).iter().map(|(h, _)| *h).collect();
+    assert!(plan.contains(&"/console/money"), "{plan:?}");
+    assert!(!plan.contains(&"/console/people"), "{plan:?}");
+    assert!(
+        !body.contains("href=\"/console/money\""),
+        "not built yet: {body}"
+    );
     // the session's language follows ?lang=
     let (_, body) = get(&app, "/console?lang=ru", &cookie).await;
     assert!(
@@ -263,7 +281,14 @@ async fn an_admin_sees_people_and_access(pool: PgPool) {
     let cookie = sign_in(&app, [10, 0, 4, 1]).await;
     let (_, body) = get(&app, "/console", &cookie).await;
     assert!(body.contains("(administrator)"), "{body}");
-    assert!(body.contains("href=\"/console/people\""), "{body}");
+    // people & access is in an admin's plan, linked once the page is built
+    let plan: Vec<&str> = nav_for(Role::Admin).iter().map(|(h, _)| *h).collect();
+    assert!(plan.contains(&"/console/people"), "{plan:?}");
+    assert_eq!(
+        body.contains("href=\"/console/people\""),
+        BUILT.contains(&"/console/people"),
+        "{body}"
+    );
 }
 
 #[sqlx::test(migrator = "hashar::MIGRATOR")]

@@ -75,6 +75,7 @@ impl Layout {
         let csrf = csrf::Token::parse(&staff.signed.csrf).unwrap_or_else(csrf::Token::generate);
         let nav = nav_for(staff.actor.role)
             .into_iter()
+            .filter(|(href, _)| BUILT.contains(href))
             .map(|(href, key)| NavItem {
                 href,
                 key,
@@ -116,8 +117,12 @@ impl Layout {
     }
 }
 
-/// The pages a role's navigation offers (the pages of the next steps; a role sees only
-/// what it may use).
+/// The console's pages that exist so far: the navigation offers a page of [`nav_for`] once
+/// it is here (a link that answers 404 is a dead end for the person who follows it).
+pub const BUILT: &[&str] = &["/console"];
+
+/// The pages a role's navigation offers once they are built (see [`BUILT`]): the pages of
+/// the next steps; a role sees only what it may use.
 pub fn nav_for(role: Role) -> Vec<(&'static str, &'static str)> {
     let mut nav = vec![("/console", key("nav.overview"))];
     if matches!(role, Role::Admin | Role::Coordinator) {
