@@ -202,6 +202,26 @@ async fn five_wrong_passwords_lock_the_account_for_fifteen_minutes(pool: PgPool)
     app.clock
         .advance(chrono::Duration::minutes(15) + chrono::Duration::seconds(1));
     sign_in(&app, [10, 0, 1, 2]).await;
+    // the audit log has the lock (by the system) and then the one sign-in, nothing for the
+    // refused tries
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "select actor, action from audit_log where subject_kind = 'staff' order by id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("audit");
+    let staff: i64 = sqlx::query_scalar("select id from coordinators where phone = $1")
+        .bind(PHONE)
+        .fetch_one(&app.pool)
+        .await
+        .expect("staff");
+    assert_eq!(
+        rows,
+        vec![
+            ("system".to_owned(), "staff.lock".to_owned()),
+            (format!("coordinator:{staff}"), "staff.sign_in".to_owned()),
+        ]
+    );
 }
 
 #[sqlx::test(migrator = "hashar::MIGRATOR")]

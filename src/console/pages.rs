@@ -24,7 +24,7 @@ use super::{
 use crate::{
     domain::{Language, Phone},
     service::actor::Role,
-    store::{staff, CoordinatorId},
+    store::{self, staff, CoordinatorId},
 };
 
 /// The cookie that remembers the language chosen before sign-in.
@@ -408,6 +408,15 @@ async fn sign_in(
         .await
     {
         staff::password_right(&mut tx, state.id).await?;
+        audit_sign_in(
+            &mut tx,
+            &format!("coordinator:{}", state.id.0),
+            "staff.sign_in",
+            state.id,
+            now,
+            serde_json::json!({}),
+        )
+        .await?;
         tx.commit().await?;
         return Ok(Outcome::In {
             id: state.id,
@@ -418,6 +427,15 @@ async fn sign_in(
     let outcome = if failures >= auth::PASSWORD_TRIES {
         let until = now + chrono::Duration::minutes(auth::PASSWORD_LOCK_MINUTES);
         staff::password_wrong(&mut tx, state.id, 0, Some(until)).await?;
+        audit_sign_in(
+            &mut tx,
+            "system",
+            "staff.lock",
+            state.id,
+            now,
+            serde_json::json!({ "failures": failures, "until": until }),
+        )
+        .await?;
         tracing::warn!(
             staff = state.id.0,
             "console: account locked after wrong passwords"
@@ -429,6 +447,33 @@ async fn sign_in(
     };
     tx.commit().await?;
     Ok(outcome)
+}
+
+/// A sign-in, or an account locked after wrong passwords, in the audit log (in the
+/// transaction that records it).
+async fn audit_sign_in(
+    tx: &mut sqlx::PgConnection,
+    actor: &str,
+    action: &str,
+    person: CoordinatorId,
+    now: chrono::DateTime<chrono::Utc>,
+    after: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    store::audit::insert(
+        tx,
+        &store::audit::AuditInsert {
+            at: now,
+            actor,
+            action,
+            subject_kind: "staff",
+            subject_id: person.0,
+            community: None,
+            detail: serde_json::json!({ "before": {}, "after": after }),
+            request_id: None,
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// `POST /console/logout`: the session is deleted; to the sign-in page (303).
