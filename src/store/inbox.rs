@@ -21,38 +21,11 @@ pub enum InboundKind {
     UssdEvent,
 }
 
-impl InboundKind {
-    pub const ALL: [InboundKind; 3] = [
-        InboundKind::Sms,
-        InboundKind::Delivery,
-        InboundKind::UssdEvent,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InboundKind::Sms => "sms",
-            InboundKind::Delivery => "delivery",
-            InboundKind::UssdEvent => "ussd_event",
-        }
-    }
-}
-
-impl std::str::FromStr for InboundKind {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        InboundKind::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or(())
-    }
-}
-
-impl std::fmt::Display for InboundKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_values!(InboundKind {
+    Sms => "sms",
+    Delivery => "delivery",
+    UssdEvent => "ussd_event",
+});
 
 /// A text as it came.
 #[derive(Debug)]

@@ -23,6 +23,38 @@
 //! the demo data's inserts (`demo`) and the pools (`pool`).
 
 pub mod audit;
+/// For an enum stored as text (derived `sqlx::Type` with `type_name = "text"`): the
+/// variants with the text each is stored as (the names of the column's CHECK constraint,
+/// checked by `tests/enums.rs`) give `ALL`, `as_str`, `FromStr` (`Err(())` for any other
+/// text) and `Display`, written once here instead of beside every enum.
+macro_rules! text_values {
+    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = ();
+
+            fn from_str(s: &str) -> Result<Self, ()> {
+                $name::ALL.into_iter().find(|v| v.as_str() == s).ok_or(())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 pub mod broadcasts;
 pub mod communities;
 pub mod conversations;

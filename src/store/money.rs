@@ -35,42 +35,13 @@ pub enum ReceiptMethod {
     Other,
 }
 
-impl ReceiptMethod {
-    pub const ALL: [ReceiptMethod; 5] = [
-        ReceiptMethod::Cash,
-        ReceiptMethod::Bank,
-        ReceiptMethod::MobileMoney,
-        ReceiptMethod::Remittance,
-        ReceiptMethod::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReceiptMethod::Cash => "cash",
-            ReceiptMethod::Bank => "bank",
-            ReceiptMethod::MobileMoney => "mobile_money",
-            ReceiptMethod::Remittance => "remittance",
-            ReceiptMethod::Other => "other",
-        }
-    }
-}
-
-impl std::str::FromStr for ReceiptMethod {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        ReceiptMethod::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or(())
-    }
-}
-
-impl std::fmt::Display for ReceiptMethod {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_values!(ReceiptMethod {
+    Cash => "cash",
+    Bank => "bank",
+    MobileMoney => "mobile_money",
+    Remittance => "remittance",
+    Other => "other",
+});
 
 /// A stored receipt, as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -29,39 +29,13 @@ pub enum Kind {
     LinkCode,
 }
 
-impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Reply,
-        Kind::StopConfirmation,
-        Kind::Broadcast,
-        Kind::Receipt,
-        Kind::LinkCode,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Reply => "reply",
-            Kind::StopConfirmation => "stop_confirmation",
-            Kind::Broadcast => "broadcast",
-            Kind::Receipt => "receipt",
-            Kind::LinkCode => "link_code",
-        }
-    }
-}
-
-impl std::str::FromStr for Kind {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Kind::ALL.into_iter().find(|v| v.as_str() == s).ok_or(())
-    }
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_values!(Kind {
+    Reply => "reply",
+    StopConfirmation => "stop_confirmation",
+    Broadcast => "broadcast",
+    Receipt => "receipt",
+    LinkCode => "link_code",
+});
 
 /// Where a message stands (`outbox.status`, with its check constraint's names): `queued`
 /// → `sending` (claimed, under a lease) → `sent` → `delivered` | `failed`; `suppressed` for
@@ -81,46 +55,15 @@ pub enum OutboxStatus {
     Cancelled,
 }
 
-impl OutboxStatus {
-    pub const ALL: [OutboxStatus; 7] = [
-        OutboxStatus::Queued,
-        OutboxStatus::Sending,
-        OutboxStatus::Sent,
-        OutboxStatus::Delivered,
-        OutboxStatus::Failed,
-        OutboxStatus::Suppressed,
-        OutboxStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxStatus::Queued => "queued",
-            OutboxStatus::Sending => "sending",
-            OutboxStatus::Sent => "sent",
-            OutboxStatus::Delivered => "delivered",
-            OutboxStatus::Failed => "failed",
-            OutboxStatus::Suppressed => "suppressed",
-            OutboxStatus::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl std::str::FromStr for OutboxStatus {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        OutboxStatus::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or(())
-    }
-}
-
-impl std::fmt::Display for OutboxStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_values!(OutboxStatus {
+    Queued => "queued",
+    Sending => "sending",
+    Sent => "sent",
+    Delivered => "delivered",
+    Failed => "failed",
+    Suppressed => "suppressed",
+    Cancelled => "cancelled",
+});
 
 /// A message to insert, measured and cut already.
 #[derive(Debug)]
@@ -357,38 +300,11 @@ pub enum ReportState {
     Failed,
 }
 
-impl ReportState {
-    pub const ALL: [ReportState; 3] = [
-        ReportState::Sent,
-        ReportState::Delivered,
-        ReportState::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReportState::Sent => "sent",
-            ReportState::Delivered => "delivered",
-            ReportState::Failed => "failed",
-        }
-    }
-}
-
-impl std::str::FromStr for ReportState {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        ReportState::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or(())
-    }
-}
-
-impl std::fmt::Display for ReportState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_values!(ReportState {
+    Sent => "sent",
+    Delivered => "delivered",
+    Failed => "failed",
+});
 
 /// A delivery report as the store keeps and applies it.
 #[derive(Debug, Clone, Copy)]

@@ -29,38 +29,11 @@ pub enum PledgeStatus {
     Cancelled,
 }
 
-impl PledgeStatus {
-    pub const ALL: [PledgeStatus; 3] = [
-        PledgeStatus::Pledged,
-        PledgeStatus::Received,
-        PledgeStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PledgeStatus::Pledged => "pledged",
-            PledgeStatus::Received => "received",
-            PledgeStatus::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl std::str::FromStr for PledgeStatus {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        PledgeStatus::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or(())
-    }
-}
-
-impl std::fmt::Display for PledgeStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_values!(PledgeStatus {
+    Pledged => "pledged",
+    Received => "received",
+    Cancelled => "cancelled",
+});
 
 /// How a pledge was made (`pledges.channel`).
 #[derive(
@@ -83,35 +56,11 @@ pub enum PledgeChannel {
     Api,
 }
 
-impl PledgeChannel {
-    pub const ALL: [PledgeChannel; 3] =
-        [PledgeChannel::Ussd, PledgeChannel::Sms, PledgeChannel::Api];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PledgeChannel::Ussd => "ussd",
-            PledgeChannel::Sms => "sms",
-            PledgeChannel::Api => "api",
-        }
-    }
-}
-
-impl std::str::FromStr for PledgeChannel {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        PledgeChannel::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or(())
-    }
-}
-
-impl std::fmt::Display for PledgeChannel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_values!(PledgeChannel {
+    Ussd => "ussd",
+    Sms => "sms",
+    Api => "api",
+});
 
 /// A pledge with what is still outstanding on it (its amount less every receipt for it,
 /// reversals included) and its project's community and name.

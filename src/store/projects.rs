@@ -27,33 +27,10 @@ pub enum ProjectStatus {
     Closed,
 }
 
-impl ProjectStatus {
-    pub const ALL: [ProjectStatus; 2] = [ProjectStatus::Open, ProjectStatus::Closed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProjectStatus::Open => "open",
-            ProjectStatus::Closed => "closed",
-        }
-    }
-}
-
-impl std::str::FromStr for ProjectStatus {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        ProjectStatus::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or(())
-    }
-}
-
-impl std::fmt::Display for ProjectStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_values!(ProjectStatus {
+    Open => "open",
+    Closed => "closed",
+});
 
 /// What a project builds (`projects.kind`).
 #[derive(
@@ -75,33 +52,10 @@ pub enum ProjectKind {
     Business,
 }
 
-impl ProjectKind {
-    pub const ALL: [ProjectKind; 2] = [ProjectKind::Infrastructure, ProjectKind::Business];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProjectKind::Infrastructure => "infrastructure",
-            ProjectKind::Business => "business",
-        }
-    }
-}
-
-impl std::str::FromStr for ProjectKind {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        ProjectKind::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or(())
-    }
-}
-
-impl std::fmt::Display for ProjectKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_values!(ProjectKind {
+    Infrastructure => "infrastructure",
+    Business => "business",
+});
 
 /// A project's community, name and currency.
 #[derive(Debug, Clone, PartialEq, Eq)]

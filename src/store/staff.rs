@@ -32,37 +32,12 @@ pub enum Role {
     Officer,
 }
 
-impl Role {
-    pub const ALL: [Role; 4] = [
-        Role::Admin,
-        Role::Coordinator,
-        Role::Counsellor,
-        Role::Officer,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Coordinator => "coordinator",
-            Role::Counsellor => "counsellor",
-            Role::Officer => "officer",
-        }
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or(())
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+text_values!(Role {
+    Admin => "admin",
+    Coordinator => "coordinator",
+    Counsellor => "counsellor",
+    Officer => "officer",
+});
 
 /// Who holds an API token: the coordinator, their role, and their communities.
 #[derive(Debug, Clone, PartialEq, Eq)]
