@@ -60,15 +60,9 @@ pub fn paging(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), Api
 }
 
 /// A text field of a request: trimmed, required, at most `max` characters (422 otherwise).
+/// The rule is the service layer's ([`crate::service::text`]), answered as an API error.
 pub fn text<'a>(field: &'static str, value: &'a str, max: usize) -> Result<&'a str, ApiError> {
-    let v = value.trim();
-    if v.is_empty() || v.chars().count() > max {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} is 1 to {max} characters"),
-        ));
-    }
-    Ok(v)
+    Ok(crate::service::text(field, value, max)?)
 }
 
 /// An optional text field: trimmed, empty as none, at most `max` characters.
@@ -77,28 +71,17 @@ pub fn opt_text<'a>(
     value: Option<&'a str>,
     max: usize,
 ) -> Result<Option<&'a str>, ApiError> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => text(field, v, max).map(Some),
-    }
+    Ok(crate::service::opt_text(field, value, max)?)
 }
 
-/// A date of money changing hands: not before 2020-01-01 (the programme did not exist) and
-/// not after tomorrow by the service's clock (a day of slack for time zones).
+/// A date of money changing hands ([`crate::service::money_date`]: from 2020-01-01 to
+/// tomorrow by the service's clock).
 pub fn money_date(
     field: &'static str,
     date: chrono::NaiveDate,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<chrono::NaiveDate, ApiError> {
-    let earliest = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or(chrono::NaiveDate::MIN);
-    let latest = now.date_naive() + chrono::Duration::days(1);
-    if date < earliest || date > latest {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} must be between {earliest} and {latest}"),
-        ));
-    }
-    Ok(date)
+    Ok(crate::service::money_date(field, date, now)?)
 }
 
 impl ApiError {
