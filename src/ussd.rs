@@ -17,7 +17,7 @@ use std::{
 
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use tokio::time::Instant;
 
 use crate::{
@@ -463,6 +463,16 @@ async fn apply_effect(
 /// SQLSTATE of a statement cut by `statement_timeout`.
 const QUERY_CANCELED: &str = "57014";
 
+/// A unique violation from an effect's statements (its action's or the step's own).
+fn unique_violation(e: &ConversationError) -> bool {
+    match e {
+        ConversationError::Db(db) | ConversationError::Action(ActionError::Db(db)) => {
+            crate::store::Violation::is_unique(db)
+        }
+        _ => false,
+    }
+}
+
 /// A statement cut by its timeout is the hop's deadline passing.
 fn timed_out(e: ConversationError) -> ConversationError {
     let db = match &e {
@@ -486,49 +496,30 @@ fn timed_out(e: ConversationError) -> ConversationError {
 /// after the hop was answered "busy" (a slow disk, a lost answer) is told to the household
 /// by SMS.
 ///
-/// In the transaction: one statement makes sure the session row exists and claims the step
-/// for this history (taking it over from another history); a step already claimed by the
-/// same history gives its recorded result. Otherwise the action runs
-/// ([`actions::run_effect`]) and its result is recorded.
+/// In the transaction, besides BEGIN and COMMIT: the action ([`actions::run_effect`]; a
+/// pledge is one statement), then one statement that records its result and claims the step
+/// for this history (taking it over from another history). When a concurrent hop of the
+/// same history recorded the step first (or, doing so, made the same rows first: a unique
+/// violation), this run is rolled back and that hop's result is the answer.
 async fn effect_tx(
     state: AppState,
     call: EffectCall,
     commit_by: Instant,
     watch: Watch,
 ) -> Result<Vars, ConversationError> {
-    let mut conn = match tokio::time::timeout_at(commit_by, state.pool.acquire()).await {
-        Ok(conn) => conn?,
-        Err(_) => return Err(ConversationError::Timeout),
-    };
     let work = async {
+        // The pool connection is acquired inside the deadline too.
         let left = commit_by
             .saturating_duration_since(Instant::now())
             .as_millis()
             .max(1);
-        let mut tx = conn
+        let mut tx = state
+            .pool
             .begin_with(format!(
                 "begin; set local statement_timeout = {left}; \
                  set local idle_in_transaction_session_timeout = {left}"
             ))
             .await?;
-        let claimed = ussd_sessions::claim_step(
-            &mut tx,
-            &ussd_sessions::StepClaim {
-                session_key: &call.session_key,
-                phone: call.phone.as_str(),
-                start_caller: &call.start_caller,
-                now: call.now,
-                step: call.step,
-                action: call.action.name(),
-                inputs_hash: &call.hash[..],
-            },
-        )
-        .await?;
-        if !claimed {
-            let result =
-                ussd_sessions::recorded_result(&mut tx, &call.session_key, call.step).await?;
-            return Ok((tx, result, false));
-        }
         let ctx = EffectCtx {
             state: &state,
             now: call.now,
@@ -541,21 +532,44 @@ async fn effect_tx(
             actions::run_effect(&mut tx, &ctx, call.action, call.arg.as_deref(), &call.vars)
                 .await?;
         // also lifts the statement timeout for the COMMIT that follows
-        ussd_sessions::record_result(&mut tx, &call.session_key, call.step, &result).await?;
-        Ok::<_, ConversationError>((tx, result, true))
+        let claimed = ussd_sessions::record_step(
+            &mut tx,
+            &ussd_sessions::StepResult {
+                session_key: &call.session_key,
+                phone: call.phone.as_str(),
+                start_caller: &call.start_caller,
+                now: call.now,
+                step: call.step,
+                action: call.action.name(),
+                inputs_hash: &call.hash[..],
+                result: &result,
+            },
+        )
+        .await?;
+        Ok::<_, ConversationError>((tx, result, claimed))
     };
-    let (tx, result, fresh) = match tokio::time::timeout_at(commit_by, work).await {
-        Ok(done) => done.map_err(timed_out)?,
+    let done = match tokio::time::timeout_at(commit_by, work).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(e)) if unique_violation(&e) => Err(e),
+        Ok(Err(e)) => return Err(timed_out(e)),
         Err(_) => return Err(ConversationError::Timeout),
+    };
+    // When a concurrent hop of the same history recorded this step first (or, doing so, made
+    // the same rows first: a unique violation, the same household say), its result stands
+    // and this run is rolled back.
+    let (tx, result) = match done {
+        Ok((tx, result, true)) => (tx, result),
+        Ok((tx, unused, false)) => {
+            drop(unused);
+            tx.rollback().await?;
+            return recorded_instead(&state.pool, &call, None).await;
+        }
+        Err(e) => return recorded_instead(&state.pool, &call, Some(e)).await,
     };
     if Instant::now() >= commit_by {
         return Err(ConversationError::Timeout);
     }
-    let late = if fresh {
-        call.told_if_late(&result)
-    } else {
-        None
-    };
+    let late = call.told_if_late(&result);
     if let Err(e) = tx.commit().await {
         // Whether the COMMIT was made is unknown (the connection broke): look again later,
         // and tell the household if it was.
@@ -574,6 +588,18 @@ async fn effect_tx(
         }
     }
     Ok(result)
+}
+
+/// The result a concurrent hop of the same history recorded at the step; `refused` (or "not
+/// found") when there is none.
+async fn recorded_instead(
+    pool: &PgPool,
+    call: &EffectCall,
+    refused: Option<ConversationError>,
+) -> Result<Vars, ConversationError> {
+    let recorded =
+        ussd_sessions::recorded_result(pool, &call.session_key, call.step, &call.hash[..]).await?;
+    recorded.ok_or_else(|| refused.unwrap_or(ConversationError::Db(sqlx::Error::RowNotFound)))
 }
 
 /// How long a pledge whose COMMIT had an unknown outcome is looked for: the database may be

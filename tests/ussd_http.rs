@@ -195,6 +195,36 @@ async fn an_unknown_caller_registers_first(pool: PgPool) {
     assert!(again.starts_with("CON Хашар"), "{again}");
 }
 
+/// Two copies of the confirming hop at once (an aggregator's retry racing the first): one
+/// household, and both copies get the same screen (the one that lost the race takes the
+/// recorded result of the one that won, instead of an error for the phone it found taken).
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn concurrent_copies_of_the_registering_hop_register_once(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    // Five callers, each with its own race (once the step is recorded, copies only replay).
+    for i in 0..5 {
+        let phone = format!("+99293555668{i}");
+        let session = format!("reg-dup-{i}");
+        app.session(&session, &phone, &["2", "1"]).await;
+        let (a, b) = tokio::join!(
+            app.hop(&session, &phone, "2*1*1"),
+            app.hop(&session, &phone, "2*1*1")
+        );
+        assert_eq!(a, b);
+        assert!(a.1.starts_with("CON Хашар"), "{}", a.1);
+    }
+    assert_eq!(count(&pool, "select count(*) from households").await, 4 + 5);
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from phones where phone like '+99293555668_'"
+        )
+        .await,
+        5
+    );
+}
+
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn a_household_without_a_language_chooses_one_and_it_is_remembered(pool: PgPool) {
     seed(&pool).await;

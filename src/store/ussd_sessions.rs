@@ -191,9 +191,9 @@ pub async fn restart<C: Serialize + Sync>(
     tx.commit().await
 }
 
-/// The step an effect is about to run at, with the history that led there.
+/// The step an effect ran at, with the history that led there and what it gave.
 #[derive(Debug)]
-pub struct StepClaim<'a, C> {
+pub struct StepResult<'a, C> {
     pub session_key: &'a str,
     pub phone: &'a str,
     pub start_caller: &'a C,
@@ -202,77 +202,72 @@ pub struct StepClaim<'a, C> {
     pub action: &'a str,
     /// SHA-256 of the inputs up to the step.
     pub inputs_hash: &'a [u8],
+    pub result: &'a EffectResult,
 }
 
-/// In the effect's transaction, one statement: makes sure the session row exists and claims
-/// the step for this history (taking it over from another history). False when the same
-/// history has claimed it already: its result is recorded (see [`recorded_result`]).
-pub async fn claim_step<C: Serialize + Sync>(
+/// In the effect's transaction, after its action, one statement: makes sure the session
+/// row exists, claims the step for this history with the action's result (taking it over
+/// from another history), and lifts the transaction's statement timeout for the COMMIT that
+/// follows (a statement's own timer is set when it starts, so the setting counts only for
+/// the COMMIT). False when the same history had recorded the step already (a concurrent hop
+/// that committed first; its row lock made this one wait): then this transaction must be
+/// rolled back and the recorded result used (see [`recorded_result`]).
+///
+/// Claiming after the action, not before it, keeps an effect to one round trip of its own
+/// besides BEGIN and COMMIT; a concurrent hop of the same history runs its action too, but
+/// only one of them commits (the actions' own idempotency keys make the other wait).
+pub async fn record_step<C: Serialize + Sync>(
     conn: &mut PgConnection,
-    c: &StepClaim<'_, C>,
+    r: &StepResult<'_, C>,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query!(
-        "with s as (
+    let claimed = sqlx::query_scalar!(
+        r#"with s as (
              insert into ussd_sessions (session_key, phone, start_caller, started_at, updated_at)
              values ($1, $2, $3, $4, $4)
              on conflict (session_key) do update set updated_at = excluded.updated_at
              returning session_key
+         ), claimed as (
+             insert into ussd_effects (session_key, step, action, result, inputs_hash)
+             select session_key, $5, $6, $8, $7 from s
+             on conflict (session_key, step) do update
+                 set action = excluded.action, result = excluded.result,
+                     inputs_hash = excluded.inputs_hash, created_at = now()
+                 where ussd_effects.inputs_hash is distinct from excluded.inputs_hash
+             returning 1
          )
-         insert into ussd_effects (session_key, step, action, result, inputs_hash)
-         select session_key, $5, $6, '{}', $7 from s
-         on conflict (session_key, step) do update
-             set action = excluded.action, result = '{}', inputs_hash = excluded.inputs_hash, created_at = now()
-             where ussd_effects.inputs_hash is distinct from excluded.inputs_hash",
-        c.session_key,
-        c.phone,
-        Json(c.start_caller) as _,
-        c.now,
-        c.step,
-        c.action,
-        c.inputs_hash,
+         select exists (select 1 from claimed) and set_config('statement_timeout', '0', true) = '0'
+             as "claimed!""#,
+        r.session_key,
+        r.phone,
+        Json(r.start_caller) as _,
+        r.now,
+        r.step,
+        r.action,
+        r.inputs_hash,
+        Json(r.result) as _,
     )
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(claimed)
 }
 
-/// The result recorded at a step.
+/// The result recorded at a step for the history with this hash, if it is recorded.
 pub async fn recorded_result(
-    conn: &mut PgConnection,
+    pool: &PgPool,
     session_key: &str,
     step: i32,
-) -> Result<EffectResult, sqlx::Error> {
+    inputs_hash: &[u8],
+) -> Result<Option<EffectResult>, sqlx::Error> {
     let result = sqlx::query_scalar!(
-        r#"select result as "result: Json<EffectResult>" from ussd_effects where session_key = $1 and step = $2"#,
+        r#"select result as "result: Json<EffectResult>" from ussd_effects
+           where session_key = $1 and step = $2 and inputs_hash = $3"#,
         session_key,
         step,
+        inputs_hash,
     )
-    .fetch_one(conn)
+    .fetch_optional(pool)
     .await?;
-    Ok(result.0)
-}
-
-/// Records the result of a step's effect, and in the same statement lifts the transaction's
-/// statement timeout for the COMMIT that follows (the statement's own timer is set when it
-/// starts, so the setting counts only for the COMMIT).
-pub async fn record_result(
-    conn: &mut PgConnection,
-    session_key: &str,
-    step: i32,
-    result: &EffectResult,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "with recorded as (
-             update ussd_effects set result = $3 where session_key = $1 and step = $2
-         )
-         select set_config('statement_timeout', '0', true)",
-        session_key,
-        step,
-        Json(result) as _,
-    )
-    .fetch_one(conn)
-    .await?;
-    Ok(())
+    Ok(result.map(|r| r.0))
 }
 
 /// Whether a pledge with this idempotency key exists (a COMMIT whose outcome was unknown).
