@@ -143,12 +143,12 @@ pub struct Column {
 pub type FormatInt<'a> = &'a dyn Fn(i64) -> String;
 
 /// The chart's size in viewBox units: about a phone's width, so that its 13-unit texts stay
-/// readable when it is drawn 330 px wide (and `console.css` caps it at 28rem).
-const CHART_W: f64 = 400.0;
+/// readable when it is drawn 330 px wide (and `console.css` caps it at 26rem).
+const CHART_W: f64 = 360.0;
 const CHART_H: f64 = 220.0;
 const LEFT: f64 = 40.0;
-const RIGHT: f64 = 6.0;
-const TOP: f64 = 18.0;
+const RIGHT: f64 = 22.0;
+const TOP: f64 = 24.0;
 const BOTTOM: f64 = 28.0;
 
 /// A vertical bar chart (pledges per week): a y axis from 0 with three grid lines labelled
