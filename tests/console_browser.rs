@@ -43,6 +43,8 @@ type Outcome = Result<(), Failed>;
 /// The member of staff the sign-in journeys use.
 const STAFF_PHONE: &str = "+992900000777";
 const STAFF_PASSWORD: &str = "correct horse battery";
+/// An admin (same password), who sees the whole demo programme on the overview.
+const ADMIN_PHONE: &str = "+992900000778";
 
 fn fail(what: impl std::fmt::Display) -> Failed {
     Failed::from(what.to_string())
@@ -102,6 +104,9 @@ fn main() {
             "sign_in_see_the_page_sign_out_and_back_shows_nothing",
             |w| Box::pin(sign_in_and_out(w)),
         ),
+        ("the_overview_shows_the_demo_programmes_totals", |w| {
+            Box::pin(overview_of_the_demo(w))
+        }),
     ];
 
     let driver =
@@ -225,10 +230,26 @@ async fn set_up(driver_port: u16) -> Result<(World, PgConnectOptions), String> {
     )
     .await
     .map_err(|e| format!("adding staff: {e}"))?;
+    // the admin, and the demo programme as `hashar demo-data` loads it (the coordinator
+    // above has no community, so their pages show none of it)
+    let admin = hashar::domain::Phone::parse(ADMIN_PHONE).map_err(|e| e.to_string())?;
+    hashar::store::staff::upsert_coordinator(
+        &mut conn,
+        "Farhod Admin",
+        &admin,
+        Some(hashar::store::staff::Role::Admin),
+    )
+    .await
+    .map_err(|e| format!("adding an admin: {e}"))?;
     drop(conn);
-    hashar::console::auth::set_password(&pool, &phone, STAFF_PASSWORD)
+    for p in [&phone, &admin] {
+        hashar::console::auth::set_password(&pool, p, STAFF_PASSWORD)
+            .await
+            .map_err(|e| format!("setting a password: {e}"))?;
+    }
+    hashar::demo::load(&pool)
         .await
-        .map_err(|e| format!("setting a password: {e}"))?;
+        .map_err(|e| format!("loading the demo data: {e}"))?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -442,6 +463,11 @@ async fn check_page(world: &World, client: &Client, lang: &str, width: u32, page
         .map_err(fail)?;
     let height = height.as_u64().unwrap_or(800).clamp(400, 4000) as u32;
     client.set_window_size(width, height).await.map_err(fail)?;
+    // from the top: the focus check may have scrolled a long page down
+    client
+        .execute("window.scrollTo(0, 0)", vec![])
+        .await
+        .map_err(fail)?;
     let png = client.screenshot().await.map_err(fail)?;
     let file = world.shots.join(format!("{lang}-{width}-{page}.png"));
     std::fs::write(&file, png).map_err(|e| fail(format!("{}: {e}", file.display())))?;
@@ -779,8 +805,12 @@ async fn double_tap(world: Arc<World>) -> Outcome {
 /// Signs in as the journeys' member of staff from the sign-in page in `lang`, and waits for
 /// the signed-in page.
 async fn sign_in(world: &World, client: &Client, lang: &str) -> Outcome {
+    sign_in_as(world, client, lang, STAFF_PHONE).await
+}
+
+async fn sign_in_as(world: &World, client: &Client, lang: &str, phone: &str) -> Outcome {
     open(client, &format!("{}/console/login?lang={lang}", world.base)).await?;
-    for (css, value) in [("#phone", STAFF_PHONE), ("#password", STAFF_PASSWORD)] {
+    for (css, value) in [("#phone", phone), ("#password", STAFF_PASSWORD)] {
         client
             .find(Locator::Css(css))
             .await
@@ -870,4 +900,69 @@ async fn sign_in_and_out(world: Arc<World>) -> Outcome {
         return Err(fail(format!("{problems:#?}")));
     }
     Ok(())
+}
+
+/// The overview of the demo programme (`hashar demo-data`) as an admin, in each language at
+/// 360 and 1280 px: the programme's matched total and % (746,500.00 of 4,555,000.00 TJS),
+/// the cards or the table, the chart; the page checks and a screenshot of each.
+async fn overview_of_the_demo(world: Arc<World>) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    sign_in_as(&world, &client, "en", ADMIN_PHONE).await?;
+    for (lang, width, total, percent) in [
+        ("en", 360, "746,500.00 TJS", "16.4%"),
+        ("en", 1280, "746,500.00 TJS", "16.4%"),
+        ("ru", 360, "746 500,00 TJS", "16,4 %"),
+        ("ru", 1280, "746 500,00 TJS", "16,4 %"),
+        ("tg", 360, "746 500,00 TJS", "16,4%"),
+        ("tg", 1280, "746 500,00 TJS", "16,4%"),
+    ] {
+        client.set_window_size(width, 800).await.map_err(fail)?;
+        open(&client, &format!("{}/console?lang={lang}", world.base)).await?;
+        let plain = |s: String| s.replace('\u{a0}', " ");
+        let shown = plain(text(&client, ".ov-total .ov-amount").await?);
+        let shown_percent = plain(text(&client, ".ov-total .ov-percent").await?);
+        if shown != total || shown_percent != percent {
+            return Err(fail(format!(
+                "{lang}-{width}: {shown:?} {shown_percent:?}, expected {total:?} {percent:?}"
+            )));
+        }
+        // narrow: a card per community; wide: the table, the 15 communities in it
+        let (shown_css, hidden_css) = if width < 960 {
+            (".ov-cards", ".ov-table")
+        } else {
+            (".ov-table", ".ov-cards")
+        };
+        for (css, want) in [(shown_css, true), (hidden_css, false)] {
+            let displayed = client
+                .find(Locator::Css(css))
+                .await
+                .map_err(fail)?
+                .is_displayed()
+                .await
+                .map_err(fail)?;
+            if displayed != want {
+                return Err(fail(format!(
+                    "{lang}-{width}: {css} displayed: {displayed}"
+                )));
+            }
+        }
+        let cards = client
+            .find_all(Locator::Css(".ov-card"))
+            .await
+            .map_err(fail)?;
+        let groups = client
+            .find_all(Locator::Css("#overview-table tr.group"))
+            .await
+            .map_err(fail)?;
+        if cards.len() != 15 || groups.len() != 15 {
+            return Err(fail(format!(
+                "{lang}-{width}: {} cards, {} table groups",
+                cards.len(),
+                groups.len()
+            )));
+        }
+        check_page(&world, &client, lang, width, "overview").await?;
+    }
+    sign_out(&client).await
 }

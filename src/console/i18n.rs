@@ -52,8 +52,8 @@ pub const USERS: &[(&str, &str)] = &[
         include_str!("../../templates/console/login.html"),
     ),
     (
-        "templates/console/home.html",
-        include_str!("../../templates/console/home.html"),
+        "templates/console/overview.html",
+        include_str!("../../templates/console/overview.html"),
     ),
     (
         "templates/console/message.html",
@@ -66,6 +66,8 @@ pub const USERS: &[(&str, &str)] = &[
     ("src/console/headers.rs", include_str!("headers.rs")),
     ("src/console/i18n.rs", include_str!("i18n.rs")),
     ("src/console/pages.rs", include_str!("pages.rs")),
+    ("src/console/overview.rs", include_str!("overview.rs")),
+    ("src/console/svg.rs", include_str!("svg.rs")),
 ];
 
 /// Texts a Tajik or Russian translation may leave as the English ones.

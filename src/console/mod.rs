@@ -9,8 +9,9 @@
 //! - [`headers`]: the Content-Security-Policy and the other security headers;
 //! - [`csrf`]: the synchronizer token and the cross-origin check on every non-GET request;
 //! - [`i18n`]: texts, plurals, numbers, money and dates, and the completeness check;
-//! - [`pages`]: the layout, the sign-in page, sign-out (here or everywhere), and
-//!   `GET /console`: a signed-in person's first page, or 303 to the sign-in page.
+//! - [`pages`]: the layout, the sign-in page, sign-out (here or everywhere);
+//! - [`overview`]: `GET /console`, the programme at a glance for the signed-in person's
+//!   scope (or 303 to the sign-in page), with its charts drawn by [`svg`].
 //!
 //! Every response is compressed (gzip or brotli, as the browser accepts) and carries the
 //! security headers. The console reads the database through the admin API's pool.
@@ -20,7 +21,9 @@ pub mod auth;
 pub mod csrf;
 pub mod headers;
 pub mod i18n;
+pub mod overview;
 pub mod pages;
+pub mod svg;
 
 use std::sync::Arc;
 
@@ -61,7 +64,7 @@ pub fn router(state: AppState) -> Router {
     };
     let sessions = auth::session_layer(console.app.pool.clone());
     Router::new()
-        .route("/console", get(pages::root))
+        .route("/console", get(overview::page))
         .route("/console/login", get(pages::login).post(pages::login_post))
         .route("/console/logout", post(pages::logout))
         .route("/console/logout/everywhere", post(pages::logout_everywhere))

@@ -1,5 +1,6 @@
 //! The console's pages so far: the layout every page shares, the sign-in page and the
-//! answers that are whole pages (a refused form, "not yet").
+//! answers that are whole pages (a refused form, "not yet"); the overview, `GET /console`,
+//! is in [`super::overview`].
 //!
 //! The language of a page before sign-in is `?lang=` (remembered in a cookie), then that
 //! cookie, then `Accept-Language`, then `HASHAR_DEFAULT_LANGUAGE` ([`i18n::choose`]).
@@ -71,7 +72,12 @@ impl Layout {
     }
 
     /// The layout of a signed-in person's page: the navigation for their role.
-    fn signed_in(console: &Console, t: &Tr, path: &'static str, staff: &Staff) -> Layout {
+    pub(super) fn signed_in(
+        console: &Console,
+        t: &Tr,
+        path: &'static str,
+        staff: &Staff,
+    ) -> Layout {
         let csrf = csrf::Token::parse(&staff.signed.csrf).unwrap_or_else(csrf::Token::generate);
         let nav = nav_for(staff.actor.role)
             .into_iter()
@@ -172,15 +178,6 @@ pub struct LoginPage {
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "console/home.html")]
-pub struct HomePage {
-    pub t: Tr,
-    pub l: Layout,
-    pub name: String,
-    pub role_key: &'static str,
-}
-
-#[derive(Template, WebTemplate)]
 #[template(path = "console/message.html")]
 pub struct MessagePage {
     pub t: Tr,
@@ -193,7 +190,7 @@ pub struct MessagePage {
 
 #[derive(Debug, serde::Deserialize)]
 pub struct LangQuery {
-    lang: Option<String>,
+    pub lang: Option<String>,
 }
 
 /// The page's language (see the module), and the `Set-Cookie` remembering a `?lang=` choice.
@@ -231,30 +228,6 @@ fn with_cookies(
         response.headers_mut().append(header::SET_COOKIE, c);
     }
     response
-}
-
-/// `GET /console`: a signed-in person's first page (their name, role and navigation);
-/// without a session, the sign-in page (303, by [`Staff`]).
-pub async fn root(
-    State(console): State<Console>,
-    Query(q): Query<LangQuery>,
-    staff: Staff,
-) -> Response {
-    let mut language = staff.signed.language;
-    if let Some(chosen) = q.lang.as_deref().and_then(|l| l.parse::<Language>().ok()) {
-        if chosen != language {
-            auth::set_session_language(&staff.session, &staff.signed, chosen).await;
-            language = chosen;
-        }
-    }
-    let t = Tr::new(language);
-    HomePage {
-        l: Layout::signed_in(&console, &t, "/console", &staff),
-        t,
-        name: staff.name.clone(),
-        role_key: role_key(staff.actor.role),
-    }
-    .into_response()
 }
 
 /// `GET /console/login`: the sign-in form, with the pre-session CSRF token (or the

@@ -12,6 +12,7 @@ pub mod actor;
 pub mod audit;
 pub mod forms;
 pub mod money;
+pub mod overview;
 
 pub use actor::{Actor, Role};
 pub use forms::{KeepAnswer, Once};

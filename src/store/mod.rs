@@ -20,7 +20,8 @@
 //! and sends, delivery reports, the sending instances: `outbox`), inbound messages and the
 //! delivery reports that wait for their message (`inbox`), the JOIN limiter
 //! (`join_limits`), the figures the metrics sample (`gauges`), exchange rates (`rates`),
-//! the demo data's inserts (`demo`) and the pools (`pool`).
+//! the demo data's inserts (`demo`), the console overview's figures (`overview`) and the
+//! pools (`pool`).
 
 pub mod audit;
 /// For an enum stored as text (derived `sqlx::Type` with `type_name = "text"`): the
@@ -68,6 +69,7 @@ pub mod join_limits;
 pub mod link_codes;
 pub mod money;
 pub mod outbox;
+pub mod overview;
 pub mod pledges;
 pub mod pool;
 pub mod projects;
