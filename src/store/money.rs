@@ -290,3 +290,132 @@ pub async fn household_community(
     .fetch_optional(conn)
     .await
 }
+
+/// The pledge with this 7-digit code (codes are unique across the programme), whatever its
+/// status or community: the caller checks the scope.
+pub async fn pledge_by_code(
+    conn: &mut PgConnection,
+    code: &str,
+) -> Result<Option<PledgeId>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select id as "id: PledgeId" from pledges where code = $1"#,
+        code
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// What the money page shows of a pledge besides its history: its code, its household's
+/// number and the project's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PledgeCard {
+    pub code: String,
+    pub household: HouseholdId,
+    /// The household's name, if it was given one.
+    pub household_name: Option<String>,
+    /// The number that pledged (E.164).
+    pub phone: String,
+    pub project: ProjectId,
+    pub project_name: super::Localized,
+}
+
+/// The card of pledge `id`.
+pub async fn pledge_card(
+    conn: &mut PgConnection,
+    id: PledgeId,
+) -> Result<Option<PledgeCard>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select pl.code, pl.household_id as "household: HouseholdId", h.name as household_name,
+                  pl.phone, pl.project_id as "project: ProjectId", p.name_tg, p.name_ru, p.name_en
+           from pledges pl join projects p on p.id = pl.project_id
+           join households h on h.id = pl.household_id
+           where pl.id = $1"#,
+        id as PledgeId
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| PledgeCard {
+        code: r.code,
+        household: r.household,
+        household_name: r.household_name,
+        phone: r.phone,
+        project: r.project,
+        project_name: super::Localized {
+            tg: r.name_tg,
+            ru: r.name_ru,
+            en: r.name_en,
+        },
+    }))
+}
+
+/// A project's money in one row of the `project_totals` view (trigger-kept sums, so as
+/// cheap at a million pledges as at ten): received, matched, the matched total, what
+/// partners disbursed and what is still due from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectLedger {
+    pub project: ProjectId,
+    pub community: CommunityId,
+    pub name: super::Localized,
+    pub currency: String,
+    pub target: Decimal,
+    pub pledged: Decimal,
+    pub received: Decimal,
+    pub matched: Decimal,
+    pub matched_total: Decimal,
+    pub disbursed: Decimal,
+    pub match_due: Decimal,
+}
+
+/// The ledger figures of project `id`.
+pub async fn project_ledger(
+    conn: &mut PgConnection,
+    id: ProjectId,
+) -> Result<Option<ProjectLedger>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select p.id as "project: ProjectId", p.community_id as "community: CommunityId",
+                  p.name_tg, p.name_ru, p.name_en, p.currency, p.target,
+                  t.pledged as "pledged!", t.received as "received!", t.matched as "matched!",
+                  t.matched_total as "matched_total!", t.disbursed as "disbursed!",
+                  t.match_due as "match_due!"
+           from projects p join project_totals t on t.project_id = p.id
+           where p.id = $1"#,
+        id as ProjectId
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| ProjectLedger {
+        project: r.project,
+        community: r.community,
+        name: super::Localized {
+            tg: r.name_tg,
+            ru: r.name_ru,
+            en: r.name_en,
+        },
+        currency: r.currency,
+        target: r.target,
+        pledged: r.pledged,
+        received: r.received,
+        matched: r.matched,
+        matched_total: r.matched_total,
+        disbursed: r.disbursed,
+        match_due: r.match_due,
+    }))
+}
+
+/// A project's disbursements and their reversals, newest first (at most `limit`).
+pub async fn disbursements_of_project(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    limit: i64,
+) -> Result<Vec<Disbursement>, sqlx::Error> {
+    sqlx::query_as!(
+        Disbursement,
+        "select id, project_id, amount, currency, disbursed_on, partner, reference,
+                recorded_by, recorded_at, reverses, reason
+         from match_disbursements where project_id = $1 order by id desc limit $2",
+        project as ProjectId,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
