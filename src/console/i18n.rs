@@ -66,6 +66,20 @@ pub const USERS: &[(&str, &str)] = &[
     ("src/console/headers.rs", include_str!("headers.rs")),
     ("src/console/i18n.rs", include_str!("i18n.rs")),
     ("src/console/pages.rs", include_str!("pages.rs")),
+    (
+        "templates/console/money.html",
+        include_str!("../../templates/console/money.html"),
+    ),
+    (
+        "templates/console/money_confirm.html",
+        include_str!("../../templates/console/money_confirm.html"),
+    ),
+    (
+        "templates/console/money_project.html",
+        include_str!("../../templates/console/money_project.html"),
+    ),
+    ("src/console/flash.rs", include_str!("flash.rs")),
+    ("src/console/money.rs", include_str!("money.rs")),
 ];
 
 /// Texts a Tajik or Russian translation may leave as the English ones.
