@@ -102,6 +102,22 @@ fn main() {
             "sign_in_see_the_page_sign_out_and_back_shows_nothing",
             |w| Box::pin(sign_in_and_out(w)),
         ),
+        (
+            "find_a_pledge_by_code_record_a_receipt_and_see_the_matched_total_change",
+            |w| Box::pin(money_journey(w)),
+        ),
+        ("money_pages_tg_360", |w| {
+            Box::pin(money_pages(w, "tg", 360))
+        }),
+        ("money_pages_ru_360", |w| {
+            Box::pin(money_pages(w, "ru", 360))
+        }),
+        ("money_pages_en_360", |w| {
+            Box::pin(money_pages(w, "en", 360))
+        }),
+        ("money_pages_en_1280", |w| {
+            Box::pin(money_pages(w, "en", 1280))
+        }),
     ];
 
     let driver =
@@ -229,6 +245,7 @@ async fn set_up(driver_port: u16) -> Result<(World, PgConnectOptions), String> {
     hashar::console::auth::set_password(&pool, &phone, STAFF_PASSWORD)
         .await
         .map_err(|e| format!("setting a password: {e}"))?;
+    seed_money(&pool).await?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -869,5 +886,201 @@ async fn sign_in_and_out(world: Arc<World>) -> Outcome {
     if !problems.is_empty() {
         return Err(fail(format!("{problems:#?}")));
     }
+    Ok(())
+}
+
+/// The money journeys' coordinator (of the seed's community, Anzob) and pledge.
+const MONEY_PHONE: &str = "+992900000778";
+const MONEY_CODE: &str = "4821735";
+
+/// The seed's communities and projects, a pledge of 1 000 TJS to Bridge with the code
+/// [`MONEY_CODE`], and the coordinator who handles it.
+async fn seed_money(pool: &PgPool) -> Result<(), String> {
+    let seed = common::seed(pool).await;
+    sqlx::query(
+        "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key, code)
+         values ($1, $2, $3, 1000, 'TJS', 'ussd', 'browser-money', $4)",
+    )
+    .bind(seed.bridge)
+    .bind(seed.household)
+    .bind(common::PHONE_TG)
+    .bind(MONEY_CODE)
+    .execute(pool)
+    .await
+    .map_err(|e| format!("a pledge: {e}"))?;
+    let phone = hashar::domain::Phone::parse(MONEY_PHONE).map_err(|e| e.to_string())?;
+    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+    let id = hashar::store::staff::upsert_coordinator(
+        &mut conn,
+        "Dilnoza Rahimova",
+        &phone,
+        Some(hashar::store::staff::Role::Coordinator),
+    )
+    .await
+    .map_err(|e| format!("adding staff: {e}"))?;
+    hashar::store::staff::grant_community(
+        &mut conn,
+        id,
+        hashar::store::CommunityId(seed.community),
+    )
+    .await
+    .map_err(|e| format!("a community: {e}"))?;
+    drop(conn);
+    hashar::console::auth::set_password(pool, &phone, STAFF_PASSWORD)
+        .await
+        .map_err(|e| format!("setting a password: {e}"))
+}
+
+/// Signs the money coordinator in, in `lang`.
+async fn sign_in_money(world: &World, client: &Client, lang: &str) -> Outcome {
+    open(client, &format!("{}/console/login?lang={lang}", world.base)).await?;
+    for (css, value) in [("#phone", MONEY_PHONE), ("#password", STAFF_PASSWORD)] {
+        client
+            .find(Locator::Css(css))
+            .await
+            .map_err(fail)?
+            .send_keys(value)
+            .await
+            .map_err(fail)?;
+    }
+    client
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .map_err(fail)?
+        .click()
+        .await
+        .map_err(fail)?;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#signed-in-as"))
+        .await
+        .map_err(|e| fail(format!("not signed in: {e}")))?;
+    Ok(())
+}
+
+async fn click(client: &Client, css: &str) -> Outcome {
+    client
+        .find(Locator::Css(css))
+        .await
+        .map_err(|e| fail(format!("{css}: {e}")))?
+        .click()
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
+async fn wait_for(client: &Client, css: &str) -> Outcome {
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .map_err(|e| fail(format!("waiting for {css}: {e}")))?;
+    Ok(())
+}
+
+/// "1,234.50 TJS" → 1234.50 (English figures).
+fn tjs(text: &str) -> Result<f64, Failed> {
+    text.replace('\u{a0}', " ")
+        .trim_end_matches(" TJS")
+        .replace(',', "")
+        .parse()
+        .map_err(|e| fail(format!("{text:?}: {e}")))
+}
+
+/// Find a pledge by its code (htmx swaps the card in), record part of it through the
+/// confirm page, and see the flash, the outstanding and the project's matched total move
+/// (Bridge matches 1:1, so the total grows by twice the receipt).
+async fn money_journey(world: Arc<World>) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    sign_in_money(&world, &client, "en").await?;
+    click(&client, "details.menu summary").await?;
+    wait_for(&client, "details.menu[open] nav a[href='/console/money']").await?;
+    click(&client, "details.menu nav a[href='/console/money']").await?;
+    wait_for(&client, "#code").await?;
+    check_page(&world, &client, "en", 360, "money").await?;
+    client
+        .find(Locator::Css("#code"))
+        .await
+        .map_err(fail)?
+        .send_keys(MONEY_CODE)
+        .await
+        .map_err(fail)?;
+    click(&client, "form.find button[type=submit]").await?;
+    wait_for(&client, "#result #pledge").await?;
+    // htmx put the code in the address (Back and bookmarks work)
+    let url = client.current_url().await.map_err(fail)?;
+    if url.query() != Some(&format!("code={MONEY_CODE}")) {
+        return Err(fail(format!("after the find the address is {url}")));
+    }
+    let before = tjs(&text(&client, "#matched-total").await?)?;
+    let outstanding = tjs(&text(&client, "#pledge-outstanding").await?)?;
+    let amount = client.find(Locator::Css("#amount")).await.map_err(fail)?;
+    amount.clear().await.map_err(fail)?;
+    amount.send_keys("100").await.map_err(fail)?;
+    click(&client, "#record-receipt").await?;
+    wait_for(&client, "#confirm-what").await?;
+    let what = text(&client, "#confirm-what").await?;
+    if !what.starts_with(&format!(
+        "Record 100.00 TJS for pledge {MONEY_CODE}, Bridge"
+    )) {
+        return Err(fail(format!("the confirm page says {what:?}")));
+    }
+    check_page(&world, &client, "en", 360, "money-confirm").await?;
+    click(&client, "#confirm").await?;
+    wait_for(&client, "#flash").await?;
+    let flash = text(&client, "#flash").await?;
+    if flash != "Recorded 100.00 TJS · SMS receipt queued" {
+        return Err(fail(format!("flash {flash:?}")));
+    }
+    let after = tjs(&text(&client, "#matched-total").await?)?;
+    let left = tjs(&text(&client, "#pledge-outstanding").await?)?;
+    if (after - before - 200.0).abs() > 0.001 || (outstanding - left - 100.0).abs() > 0.001 {
+        return Err(fail(format!(
+            "matched total {before} → {after}, outstanding {outstanding} → {left}"
+        )));
+    }
+    check_page(&world, &client, "en", 360, "money-recorded").await?;
+    // the project's ledger, one tap away
+    click(&client, "#pledge-project").await?;
+    wait_for(&client, "#disburse-form").await?;
+    let total = tjs(&text(&client, "#matched-total").await?)?;
+    if (total - after).abs() > 0.001 {
+        return Err(fail(format!(
+            "the project page says {total}, the card {after}"
+        )));
+    }
+    Ok(())
+}
+
+/// The money pages in `lang` at `width`: find, the pledge, the confirm page and the
+/// project: their checks and screenshots.
+async fn money_pages(world: Arc<World>, lang: &'static str, width: u32) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, width).await?;
+    sign_in_money(&world, &client, lang).await?;
+    open(
+        &client,
+        &format!("{}/console/money?lang={lang}", world.base),
+    )
+    .await?;
+    check_page(&world, &client, lang, width, "money").await?;
+    open(
+        &client,
+        &format!("{}/console/money?code={MONEY_CODE}", world.base),
+    )
+    .await?;
+    wait_for(&client, "#pledge").await?;
+    check_page(&world, &client, lang, width, "money-pledge").await?;
+    click(&client, "#record-receipt").await?;
+    wait_for(&client, "#confirm-what").await?;
+    check_page(&world, &client, lang, width, "money-confirm").await?;
+    click(&client, "a.back").await?;
+    wait_for(&client, "#pledge").await?;
+    click(&client, "#pledge-project").await?;
+    wait_for(&client, "#disburse-form").await?;
+    check_page(&world, &client, lang, width, "money-project").await?;
     Ok(())
 }
