@@ -650,6 +650,23 @@ pub async fn names(
         .collect())
 }
 
+pub use crate::store::money::RecentReceipt;
+
+/// How many receipts [`receipts_since`] lists.
+pub const RECENT_SHOWN: i64 = 20;
+
+/// The receipts recorded since `since` in the communities this actor sees, newest first
+/// (at most [`RECENT_SHOWN`]); only for those who handle money.
+pub async fn receipts_since(
+    state: &AppState,
+    actor: &Actor,
+    since: chrono::DateTime<chrono::Utc>,
+) -> ServiceResult<Vec<RecentReceipt>> {
+    actor.require_money()?;
+    let mut conn = state.pool.acquire().await?;
+    Ok(store::money::receipts_since(&mut conn, since, actor.scope(), RECENT_SHOWN).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

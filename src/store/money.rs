@@ -419,3 +419,59 @@ pub async fn disbursements_of_project(
     .fetch_all(conn)
     .await
 }
+
+/// A receipt as the Money page lists it: with its project's name and its pledge's code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentReceipt {
+    pub id: i64,
+    pub amount: Decimal,
+    pub currency: String,
+    pub recorded_at: DateTime<Utc>,
+    pub recorded_by: String,
+    pub pledge: Option<PledgeId>,
+    pub code: Option<String>,
+    pub project: ProjectId,
+    pub project_name: super::Localized,
+}
+
+/// Receipts (reversals included) recorded since `since` in the communities of `scope`
+/// (`None`: all), newest first, at most `limit` (read along `receipts_recorded_at_idx`).
+pub async fn receipts_since(
+    conn: &mut PgConnection,
+    since: DateTime<Utc>,
+    scope: Option<&[i64]>,
+    limit: i64,
+) -> Result<Vec<RecentReceipt>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select r.id, r.amount, r.currency, r.recorded_at, r.recorded_by,
+                  r.pledge_id as "pledge: PledgeId", pl.code as "code?",
+                  r.project_id as "project: ProjectId", p.name_tg, p.name_ru, p.name_en
+           from receipts r join projects p on p.id = r.project_id
+           left join pledges pl on pl.id = r.pledge_id
+           where r.recorded_at >= $1 and ($2::bigint[] is null or p.community_id = any($2))
+           order by r.recorded_at desc, r.id desc limit $3"#,
+        since,
+        scope,
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| RecentReceipt {
+            id: r.id,
+            amount: r.amount,
+            currency: r.currency,
+            recorded_at: r.recorded_at,
+            recorded_by: r.recorded_by,
+            pledge: r.pledge,
+            code: r.code,
+            project: r.project,
+            project_name: super::Localized {
+                tg: r.name_tg,
+                ru: r.name_ru,
+                en: r.name_en,
+            },
+        })
+        .collect())
+}
