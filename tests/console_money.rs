@@ -118,6 +118,10 @@ async fn a_pledge_is_found_by_its_code(pool: PgPool) {
         page.body
     );
     assert!(page.body.contains("id=\"find-empty\""), "{}", page.body);
+    assert_eq!(
+        text_of(&page.body, "no-receipts-today"),
+        "No receipts today."
+    );
     assert!(
         page.body.contains("aria-current=\"page\">Money<"),
         "{}",
@@ -131,7 +135,7 @@ async fn a_pledge_is_found_by_its_code(pool: PgPool) {
     assert_eq!(text_of(b, "pledge-status"), "Pledged");
     assert_eq!(
         text_of(b, "pledge-household"),
-        format!("household {} · +99290*****33", seed.household)
+        format!("No. {} · +99290*****33", seed.household)
     );
     assert!(!b.contains(PHONE_TG), "the full number is shown: {b}");
     assert_eq!(text_of(b, "pledge-project"), "Bridge");
@@ -249,6 +253,16 @@ async fn a_receipt_is_confirmed_then_recorded_in_part_and_in_full(pool: PgPool) 
     assert!(b.contains("Receipt recorded"), "the audit entry: {b}");
     let page = get(&app, &format!("/console/money/pledges/{id}"), &s.cookie).await;
     assert!(!page.body.contains("id=\"flash\""), "the flash shows once");
+    // today's receipts on the find page link to the pledge
+    let find = get(&app, "/console/money", &s.cookie).await;
+    assert!(find.body.contains("id=\"today-receipts\""), "{}", find.body);
+    assert!(
+        find.body.contains(&format!(
+            "<a href=\"/console/money/pledges/{id}\">{code}</a>, Bridge"
+        )),
+        "{}",
+        find.body
+    );
 
     // the household's SMS receipt is queued, as by the API
     let queued: i64 = sqlx::query_scalar("select count(*) from outbox where phone = $1")
@@ -631,6 +645,15 @@ async fn another_communitys_pledge_is_not_found(pool: PgPool) {
         format!("No pledge {code} in your communities")
     );
     assert!(!page.body.contains("Water"), "{}", page.body);
+
+    // nor among today's receipts
+    let page = get(&app, "/console/money", &s.cookie).await;
+    assert!(!page.body.contains("Water"), "{}", page.body);
+    assert!(
+        page.body.contains("id=\"no-receipts-today\""),
+        "{}",
+        page.body
+    );
 
     // by URL: 404
     for uri in [

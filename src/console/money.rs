@@ -163,6 +163,17 @@ pub struct ReceiptInput {
     pub method: String,
 }
 
+/// A receipt recorded today, as the find page lists it.
+#[derive(Debug, Clone)]
+pub struct TodayRow {
+    pub time: String,
+    pub amount: String,
+    pub project: String,
+    /// The pledge's page and code, for a receipt for a pledge.
+    pub pledge: Option<(i64, String)>,
+    pub who: String,
+}
+
 /// A method of the receipt form's list.
 #[derive(Debug, Clone)]
 pub struct MethodOption {
@@ -186,6 +197,9 @@ pub struct MoneyView {
     pub reason: String,
     /// Today in `HASHAR_TIMEZONE` (the date field's highest value).
     pub today: String,
+    /// The find page without a code lists the receipts recorded today.
+    pub show_today: bool,
+    pub today_receipts: Vec<TodayRow>,
 }
 
 impl MoneyView {
@@ -567,7 +581,13 @@ async fn pledge_card(
     Ok(PledgeCard {
         id: h.pledge.id.0,
         code: c.code.clone(),
-        household: household_label(t, c.household_name.as_deref(), c.household.0),
+        household: match c.household_name.as_deref() {
+            Some(name) => name.to_owned(),
+            None => t.t_with(
+                key("money.household_card"),
+                &[("id", &c.household.0.to_string())],
+            ),
+        },
         phone: masked(&c.phone),
         project_id: c.project.0,
         project: c.project_name.get(t.language).to_owned(),
@@ -715,7 +735,13 @@ pub async fn find(
         ..MoneyView::default()
     };
     let mut id = None;
-    if !code.is_empty() {
+    if code.is_empty() {
+        match today_receipts(&console, &staff, &t).await {
+            Ok(rows) => v.today_receipts = rows,
+            Err(e) => return failed(&console, &staff, e),
+        }
+        v.show_today = true;
+    } else {
         match money_service::find_by_code(&console.app, &staff.actor, &code).await {
             Ok(found) => id = Some(found),
             Err(ServiceError::NotFound(_)) => {
@@ -741,6 +767,35 @@ pub async fn find(
         StatusCode::OK,
     )
     .await
+}
+
+/// The receipts recorded since the start of today in `HASHAR_TIMEZONE`, in the person's
+/// communities.
+async fn today_receipts(
+    console: &Console,
+    staff: &Staff,
+    t: &Tr,
+) -> Result<Vec<TodayRow>, ServiceError> {
+    let tz = console.app.config.timezone;
+    let midnight = today(console).and_time(chrono::NaiveTime::MIN);
+    let since = midnight
+        .and_local_timezone(tz)
+        .earliest()
+        .map(|at| at.with_timezone(&Utc))
+        .unwrap_or_else(|| console.app.clock.now() - chrono::Duration::hours(24));
+    let rows = money_service::receipts_since(&console.app, &staff.actor, since).await?;
+    let whos: Vec<&str> = rows.iter().map(|r| r.recorded_by.as_str()).collect();
+    let names = money_service::names(&console.app, &whos).await?;
+    Ok(rows
+        .iter()
+        .map(|r| TodayRow {
+            time: t.time(r.recorded_at.with_timezone(&tz).time()),
+            amount: t.money(r.amount, &r.currency),
+            project: r.project_name.get(t.language).to_owned(),
+            pledge: r.pledge.zip(r.code.clone()).map(|(p, c)| (p.0, c)),
+            who: who(t, &names, &r.recorded_by),
+        })
+        .collect())
 }
 
 /// `GET /console/money/pledges/{id}`: the pledge's card, history and forms (what was typed
