@@ -931,29 +931,40 @@ async fn seed_money(pool: &PgPool) -> Result<(), String> {
         .map_err(|e| format!("setting a password: {e}"))
 }
 
-/// Signs the money coordinator in, in `lang`.
+/// The money coordinator's session cookie, once signed in: the journeys reuse it (sign-ins
+/// from one address are throttled to 10 a minute, and the suite has more journeys).
+static MONEY_SESSION: std::sync::Mutex<Option<fantoccini::cookies::Cookie<'static>>> =
+    std::sync::Mutex::new(None);
+
+/// Signs the money coordinator in (or brings back their session), in `lang`.
 async fn sign_in_money(world: &World, client: &Client, lang: &str) -> Outcome {
     open(client, &format!("{}/console/login?lang={lang}", world.base)).await?;
-    for (css, value) in [("#phone", MONEY_PHONE), ("#password", STAFF_PASSWORD)] {
-        client
-            .find(Locator::Css(css))
-            .await
-            .map_err(fail)?
-            .send_keys(value)
+    let kept = MONEY_SESSION.lock().map_err(fail)?.clone();
+    if let Some(cookie) = kept {
+        client.add_cookie(cookie).await.map_err(fail)?;
+    } else {
+        for (css, value) in [("#phone", MONEY_PHONE), ("#password", STAFF_PASSWORD)] {
+            client
+                .find(Locator::Css(css))
+                .await
+                .map_err(fail)?
+                .send_keys(value)
+                .await
+                .map_err(fail)?;
+        }
+        click(client, "form button[type=submit]").await?;
+        wait_for(client, "#signed-in-as").await?;
+        let cookie = client
+            .get_named_cookie("__Host-hashar")
             .await
             .map_err(fail)?;
+        *MONEY_SESSION.lock().map_err(fail)? = Some(cookie);
     }
-    client
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .map_err(fail)?
-        .click()
-        .await
-        .map_err(fail)?;
+    open(client, &format!("{}/console?lang={lang}", world.base)).await?;
     client
         .wait()
         .at_most(WAIT)
-        .for_element(Locator::Css("#signed-in-as"))
+        .for_element(Locator::Css(&format!("html[lang={lang}] #signed-in-as")))
         .await
         .map_err(|e| fail(format!("not signed in: {e}")))?;
     Ok(())
