@@ -58,6 +58,8 @@ struct World {
     /// POST requests the server has had.
     posts: Arc<AtomicUsize>,
     shots: PathBuf,
+    /// The database the server uses (what a page should show is read from it).
+    pool: PgPool,
 }
 
 fn main() {
@@ -106,6 +108,22 @@ fn main() {
         ),
         ("the_overview_shows_the_demo_programmes_totals", |w| {
             Box::pin(overview_of_the_demo(w))
+        }),
+        (
+            "find_a_pledge_by_code_record_a_receipt_and_see_the_matched_total_change",
+            |w| Box::pin(money_journey(w)),
+        ),
+        ("money_pages_tg_360", |w| {
+            Box::pin(money_pages(w, "tg", 360))
+        }),
+        ("money_pages_ru_360", |w| {
+            Box::pin(money_pages(w, "ru", 360))
+        }),
+        ("money_pages_en_360", |w| {
+            Box::pin(money_pages(w, "en", 360))
+        }),
+        ("money_pages_en_1280", |w| {
+            Box::pin(money_pages(w, "en", 1280))
         }),
     ];
 
@@ -250,6 +268,7 @@ async fn set_up(driver_port: u16) -> Result<(World, PgConnectOptions), String> {
     hashar::demo::load(&pool)
         .await
         .map_err(|e| format!("loading the demo data: {e}"))?;
+    seed_money(&pool).await?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -259,7 +278,7 @@ async fn set_up(driver_port: u16) -> Result<(World, PgConnectOptions), String> {
     let mut config = common::test_config();
     config.public_url = base.clone();
     config.dispatchers = 0;
-    let app = common::app_with(pool, config).await;
+    let app = common::app_with(pool.clone(), config).await;
     let posts = Arc::new(AtomicUsize::new(0));
     let counted = posts.clone();
     let router = app.router.layer(axum::middleware::from_fn(
@@ -302,6 +321,7 @@ async fn set_up(driver_port: u16) -> Result<(World, PgConnectOptions), String> {
             base,
             posts,
             shots,
+            pool: pool.clone(),
         },
         options,
     ))
@@ -909,14 +929,35 @@ async fn overview_of_the_demo(world: Arc<World>) -> Outcome {
     let client = world.client.lock().await;
     fresh(&client, 360).await?;
     sign_in_as(&world, &client, "en", ADMIN_PHONE).await?;
-    for (lang, width, total, percent) in [
-        ("en", 360, "746,500.00 TJS", "16.4%"),
-        ("en", 1280, "746,500.00 TJS", "16.4%"),
-        ("ru", 360, "746 500,00 TJS", "16,4 %"),
-        ("ru", 1280, "746 500,00 TJS", "16,4 %"),
-        ("tg", 360, "746 500,00 TJS", "16,4%"),
-        ("tg", 1280, "746 500,00 TJS", "16,4%"),
+    // The demo programme's figures (746,500.00 of 4,555,000.00 TJS) plus what the money
+    // journeys recorded on their pledge (in a demo community) if they ran first: read from
+    // `project_totals` now, and shown in each language's own format.
+    let (matched, target): (rust_decimal::Decimal, rust_decimal::Decimal) = sqlx::query_as(
+        "select coalesce(sum(matched_total), 0), coalesce(sum(target), 0)
+         from project_totals where currency = 'TJS'",
+    )
+    .fetch_one(&world.pool)
+    .await
+    .map_err(fail)?;
+    if target != rust_decimal::Decimal::from(4_555_000)
+        || matched < rust_decimal::Decimal::from(746_500)
+    {
+        return Err(fail(format!(
+            "the demo programme changed: {matched} of {target}"
+        )));
+    }
+    let percent_of = hashar::service::overview::percent(matched, target);
+    for (lang, width) in [
+        ("en", 360),
+        ("en", 1280),
+        ("ru", 360),
+        ("ru", 1280),
+        ("tg", 360),
+        ("tg", 1280),
     ] {
+        let tr = hashar::console::i18n::Tr::new(lang.parse().map_err(fail)?);
+        let total = tr.money(matched, "TJS").replace('\u{a0}', " ");
+        let percent = tr.percent(percent_of).replace('\u{a0}', " ");
         client.set_window_size(width, 800).await.map_err(fail)?;
         open(&client, &format!("{}/console?lang={lang}", world.base)).await?;
         let plain = |s: String| s.replace('\u{a0}', " ");
@@ -965,4 +1006,220 @@ async fn overview_of_the_demo(world: Arc<World>) -> Outcome {
         check_page(&world, &client, lang, width, "overview").await?;
     }
     sign_out(&client).await
+}
+
+/// The money journeys' coordinator (of the seed's community, Anzob) and pledge.
+const MONEY_PHONE: &str = "+992900000778";
+const MONEY_CODE: &str = "4821735";
+
+/// A pledge of 1 000 TJS to the demo's Footbridge of Anzob with the code
+/// [`MONEY_CODE`], and the coordinator who handles it.
+async fn seed_money(pool: &PgPool) -> Result<(), String> {
+    // In the demo programme (loaded before): Anzob's Footbridge and a household of Anzob.
+    let (community, project, household, household_phone): (i64, i64, i64, String) = sqlx::query_as(
+        "select c.id, p.id, h.id, ph.phone
+             from communities c
+             join projects p on p.community_id = c.id and p.name_en = 'Footbridge'
+             join households h on h.community_id = c.id
+             join phones ph on ph.household_id = h.id
+             where c.code = 'anzob'
+             order by h.id, ph.phone limit 1",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(|e| format!("the demo's Anzob: {e}"))?;
+    sqlx::query(
+        "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key, code)
+         values ($1, $2, $3, 1000, 'TJS', 'ussd', 'browser-money', $4)",
+    )
+    .bind(project)
+    .bind(household)
+    .bind(household_phone)
+    .bind(MONEY_CODE)
+    .execute(pool)
+    .await
+    .map_err(|e| format!("a pledge: {e}"))?;
+    let phone = hashar::domain::Phone::parse(MONEY_PHONE).map_err(|e| e.to_string())?;
+    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+    let id = hashar::store::staff::upsert_coordinator(
+        &mut conn,
+        "Dilnoza Rahimova",
+        &phone,
+        Some(hashar::store::staff::Role::Coordinator),
+    )
+    .await
+    .map_err(|e| format!("adding staff: {e}"))?;
+    hashar::store::staff::grant_community(&mut conn, id, hashar::store::CommunityId(community))
+        .await
+        .map_err(|e| format!("a community: {e}"))?;
+    drop(conn);
+    hashar::console::auth::set_password(pool, &phone, STAFF_PASSWORD)
+        .await
+        .map_err(|e| format!("setting a password: {e}"))
+}
+
+/// The money coordinator's session cookie, once signed in: the journeys reuse it (sign-ins
+/// from one address are throttled to 10 a minute, and the suite has more journeys).
+static MONEY_SESSION: std::sync::Mutex<Option<fantoccini::cookies::Cookie<'static>>> =
+    std::sync::Mutex::new(None);
+
+/// Signs the money coordinator in (or brings back their session), in `lang`.
+async fn sign_in_money(world: &World, client: &Client, lang: &str) -> Outcome {
+    open(client, &format!("{}/console/login?lang={lang}", world.base)).await?;
+    let kept = MONEY_SESSION.lock().map_err(fail)?.clone();
+    if let Some(cookie) = kept {
+        client.add_cookie(cookie).await.map_err(fail)?;
+    } else {
+        for (css, value) in [("#phone", MONEY_PHONE), ("#password", STAFF_PASSWORD)] {
+            client
+                .find(Locator::Css(css))
+                .await
+                .map_err(fail)?
+                .send_keys(value)
+                .await
+                .map_err(fail)?;
+        }
+        click(client, "form button[type=submit]").await?;
+        wait_for(client, "#signed-in-as").await?;
+        let cookie = client
+            .get_named_cookie("__Host-hashar")
+            .await
+            .map_err(fail)?;
+        *MONEY_SESSION.lock().map_err(fail)? = Some(cookie);
+    }
+    open(client, &format!("{}/console?lang={lang}", world.base)).await?;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(&format!("html[lang={lang}] #signed-in-as")))
+        .await
+        .map_err(|e| fail(format!("not signed in: {e}")))?;
+    Ok(())
+}
+
+async fn click(client: &Client, css: &str) -> Outcome {
+    client
+        .find(Locator::Css(css))
+        .await
+        .map_err(|e| fail(format!("{css}: {e}")))?
+        .click()
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
+async fn wait_for(client: &Client, css: &str) -> Outcome {
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .map_err(|e| fail(format!("waiting for {css}: {e}")))?;
+    Ok(())
+}
+
+/// "1,234.50 TJS" → 1234.50 (English figures).
+fn tjs(text: &str) -> Result<f64, Failed> {
+    text.replace('\u{a0}', " ")
+        .trim_end_matches(" TJS")
+        .replace(',', "")
+        .parse()
+        .map_err(|e| fail(format!("{text:?}: {e}")))
+}
+
+/// Find a pledge by its code (htmx swaps the card in), record part of it through the
+/// confirm page, and see the flash, the outstanding and the project's matched total move
+/// (the demo's Footbridge of Anzob matches 1:1 under its cap, so the total grows by twice
+/// the receipt).
+async fn money_journey(world: Arc<World>) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    sign_in_money(&world, &client, "en").await?;
+    click(&client, "details.menu summary").await?;
+    wait_for(&client, "details.menu[open] nav a[href='/console/money']").await?;
+    click(&client, "details.menu nav a[href='/console/money']").await?;
+    wait_for(&client, "#code").await?;
+    check_page(&world, &client, "en", 360, "money").await?;
+    client
+        .find(Locator::Css("#code"))
+        .await
+        .map_err(fail)?
+        .send_keys(MONEY_CODE)
+        .await
+        .map_err(fail)?;
+    click(&client, "form.find button[type=submit]").await?;
+    wait_for(&client, "#result #pledge").await?;
+    // htmx put the code in the address (Back and bookmarks work)
+    let url = client.current_url().await.map_err(fail)?;
+    if url.query() != Some(&format!("code={MONEY_CODE}")) {
+        return Err(fail(format!("after the find the address is {url}")));
+    }
+    let before = tjs(&text(&client, "#matched-total").await?)?;
+    let outstanding = tjs(&text(&client, "#pledge-outstanding").await?)?;
+    let amount = client.find(Locator::Css("#amount")).await.map_err(fail)?;
+    amount.clear().await.map_err(fail)?;
+    amount.send_keys("100").await.map_err(fail)?;
+    click(&client, "#record-receipt").await?;
+    wait_for(&client, "#confirm-what").await?;
+    let what = text(&client, "#confirm-what").await?;
+    if !what.starts_with(&format!(
+        "Record 100.00 TJS for pledge {MONEY_CODE}, Footbridge"
+    )) {
+        return Err(fail(format!("the confirm page says {what:?}")));
+    }
+    check_page(&world, &client, "en", 360, "money-confirm").await?;
+    click(&client, "#confirm").await?;
+    wait_for(&client, "#flash").await?;
+    let flash = text(&client, "#flash").await?;
+    if flash != "Recorded 100.00 TJS · SMS receipt queued" {
+        return Err(fail(format!("flash {flash:?}")));
+    }
+    let after = tjs(&text(&client, "#matched-total").await?)?;
+    let left = tjs(&text(&client, "#pledge-outstanding").await?)?;
+    if (after - before - 200.0).abs() > 0.001 || (outstanding - left - 100.0).abs() > 0.001 {
+        return Err(fail(format!(
+            "matched total {before} → {after}, outstanding {outstanding} → {left}"
+        )));
+    }
+    check_page(&world, &client, "en", 360, "money-recorded").await?;
+    // the project's ledger, one tap away
+    click(&client, "#pledge-project").await?;
+    wait_for(&client, "#disburse-form").await?;
+    let total = tjs(&text(&client, "#matched-total").await?)?;
+    if (total - after).abs() > 0.001 {
+        return Err(fail(format!(
+            "the project page says {total}, the card {after}"
+        )));
+    }
+    Ok(())
+}
+
+/// The money pages in `lang` at `width`: find, the pledge, the confirm page and the
+/// project: their checks and screenshots.
+async fn money_pages(world: Arc<World>, lang: &'static str, width: u32) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, width).await?;
+    sign_in_money(&world, &client, lang).await?;
+    open(
+        &client,
+        &format!("{}/console/money?lang={lang}", world.base),
+    )
+    .await?;
+    check_page(&world, &client, lang, width, "money").await?;
+    open(
+        &client,
+        &format!("{}/console/money?code={MONEY_CODE}", world.base),
+    )
+    .await?;
+    wait_for(&client, "#pledge").await?;
+    check_page(&world, &client, lang, width, "money-pledge").await?;
+    click(&client, "#record-receipt").await?;
+    wait_for(&client, "#confirm-what").await?;
+    check_page(&world, &client, lang, width, "money-confirm").await?;
+    click(&client, "a.back").await?;
+    wait_for(&client, "#pledge").await?;
+    click(&client, "#pledge-project").await?;
+    wait_for(&client, "#disburse-form").await?;
+    check_page(&world, &client, lang, width, "money-project").await?;
+    Ok(())
 }

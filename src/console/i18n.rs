@@ -68,6 +68,20 @@ pub const USERS: &[(&str, &str)] = &[
     ("src/console/pages.rs", include_str!("pages.rs")),
     ("src/console/overview.rs", include_str!("overview.rs")),
     ("src/console/svg.rs", include_str!("svg.rs")),
+    (
+        "templates/console/money.html",
+        include_str!("../../templates/console/money.html"),
+    ),
+    (
+        "templates/console/money_confirm.html",
+        include_str!("../../templates/console/money_confirm.html"),
+    ),
+    (
+        "templates/console/money_project.html",
+        include_str!("../../templates/console/money_project.html"),
+    ),
+    ("src/console/flash.rs", include_str!("flash.rs")),
+    ("src/console/money.rs", include_str!("money.rs")),
 ];
 
 /// Texts a Tajik or Russian translation may leave as the English ones.

@@ -11,7 +11,10 @@
 //! - [`i18n`]: texts, plurals, numbers, money and dates, and the completeness check;
 //! - [`pages`]: the layout, the sign-in page, sign-out (here or everywhere);
 //! - [`overview`]: `GET /console`, the programme at a glance for the signed-in person's
-//!   scope (or 303 to the sign-in page), with its charts drawn by [`svg`].
+//!   scope (or 303 to the sign-in page), with its charts drawn by [`svg`];
+//! - [`flash`]: one-time messages after a change, kept in the session;
+//! - [`money`]: the Money page (find a pledge by code, receipts, cancellations,
+//!   disbursements), calling `service::money` as the admin API does.
 //!
 //! Every response is compressed (gzip or brotli, as the browser accepts) and carries the
 //! security headers. The console reads the database through the admin API's pool.
@@ -19,8 +22,10 @@
 pub mod assets;
 pub mod auth;
 pub mod csrf;
+pub mod flash;
 pub mod headers;
 pub mod i18n;
+pub mod money;
 pub mod overview;
 pub mod pages;
 pub mod svg;
@@ -69,6 +74,21 @@ pub fn router(state: AppState) -> Router {
         .route("/console/logout", post(pages::logout))
         .route("/console/logout/everywhere", post(pages::logout_everywhere))
         .route("/console/static/{file}", get(assets::serve))
+        .route("/console/money", get(money::find))
+        .route("/console/money/pledges/{id}", get(money::pledge))
+        .route(
+            "/console/money/pledges/{id}/receipt",
+            get(money::receipt_confirm).post(money::receipt_record),
+        )
+        .route(
+            "/console/money/pledges/{id}/cancel",
+            get(money::cancel_confirm).post(money::cancel_record),
+        )
+        .route("/console/money/projects/{id}", get(money::project))
+        .route(
+            "/console/money/projects/{id}/disburse",
+            get(money::disburse_confirm).post(money::disburse_record),
+        )
         // Outermost first: the session is loaded, its CSRF token handed to the check.
         .layer(middleware::from_fn_with_state(
             console.clone(),

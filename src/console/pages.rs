@@ -72,12 +72,7 @@ impl Layout {
     }
 
     /// The layout of a signed-in person's page: the navigation for their role.
-    pub(super) fn signed_in(
-        console: &Console,
-        t: &Tr,
-        path: &'static str,
-        staff: &Staff,
-    ) -> Layout {
+    pub fn signed_in(console: &Console, t: &Tr, path: &'static str, staff: &Staff) -> Layout {
         let csrf = csrf::Token::parse(&staff.signed.csrf).unwrap_or_else(csrf::Token::generate);
         let nav = nav_for(staff.actor.role)
             .into_iter()
@@ -125,7 +120,7 @@ impl Layout {
 
 /// The console's pages that exist so far: the navigation offers a page of [`nav_for`] once
 /// it is here (a link that answers 404 is a dead end for the person who follows it).
-pub const BUILT: &[&str] = &["/console"];
+pub const BUILT: &[&str] = &["/console", "/console/money"];
 
 /// The pages a role's navigation offers once they are built (see [`BUILT`]): the pages of
 /// the next steps; a role sees only what it may use.

@@ -556,6 +556,117 @@ pub async fn reverse_disbursement(
     Ok(reversal)
 }
 
+/// Pledge codes are seven digits (`pledges.code`).
+pub const CODE_DIGITS: usize = 7;
+
+/// The pledge with this 7-digit code, if this actor may see it: a pledge that does not
+/// exist and one in another community are the same `NotFound` (nothing tells them apart).
+pub async fn find_by_code(state: &AppState, actor: &Actor, code: &str) -> ServiceResult<PledgeId> {
+    let code = code.trim();
+    if code.len() != CODE_DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ServiceError::invalid(
+            "code",
+            "money.code_invalid",
+            "a pledge code is 7 digits",
+        ));
+    }
+    let mut conn = state.pool.acquire().await?;
+    let id = store::money::pledge_by_code(&mut conn, code)
+        .await?
+        .ok_or(ServiceError::NotFound("pledge"))?;
+    pledge_for(&mut conn, actor, id).await?;
+    Ok(id)
+}
+
+/// A pledge as the money page shows it: its code, household and project, its history, and
+/// its project's ledger.
+#[derive(Debug, Clone)]
+pub struct PledgeView {
+    pub card: store::money::PledgeCard,
+    pub history: PledgeHistory,
+    pub ledger: ProjectLedger,
+}
+
+/// Pledge `id` with its history and its project's ledger, if this actor may see it.
+pub async fn pledge_view(
+    state: &AppState,
+    actor: &Actor,
+    id: PledgeId,
+) -> ServiceResult<PledgeView> {
+    let history = history(state, actor, id).await?;
+    let mut conn = state.pool.acquire().await?;
+    let card = store::money::pledge_card(&mut conn, id)
+        .await?
+        .ok_or(ServiceError::NotFound("pledge"))?;
+    let ledger = store::money::project_ledger(&mut conn, card.project)
+        .await?
+        .ok_or(ServiceError::NotFound("pledge"))?;
+    Ok(PledgeView {
+        card,
+        history,
+        ledger,
+    })
+}
+
+pub use crate::store::money::ProjectLedger;
+
+/// How many disbursements [`project_view`] lists.
+pub const DISBURSEMENTS_SHOWN: i64 = 50;
+
+/// Project `id`'s ledger and its latest disbursements (newest first), if this actor may
+/// see it.
+pub async fn project_view(
+    state: &AppState,
+    actor: &Actor,
+    id: ProjectId,
+) -> ServiceResult<(ProjectLedger, Vec<Disbursement>)> {
+    let mut conn = state.pool.acquire().await?;
+    let ledger = store::money::project_ledger(&mut conn, id)
+        .await?
+        .filter(|l| actor.may_see(l.community))
+        .ok_or(ServiceError::NotFound("project"))?;
+    let disbursements =
+        store::money::disbursements_of_project(&mut conn, id, DISBURSEMENTS_SHOWN).await?;
+    Ok((ledger, disbursements))
+}
+
+/// The names of the members of staff among `who` (`coordinator:<id>`, as rows record who
+/// acted), keyed by that text; `system`, `cli` and the unknown are left out.
+pub async fn names(
+    state: &AppState,
+    who: &[&str],
+) -> ServiceResult<std::collections::HashMap<String, String>> {
+    let ids: Vec<i64> = who
+        .iter()
+        .filter_map(|w| w.strip_prefix("coordinator:")?.parse().ok())
+        .collect();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = store::staff::names_of(&state.pool, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name)| (format!("coordinator:{id}"), name))
+        .collect())
+}
+
+pub use crate::store::money::RecentReceipt;
+
+/// How many receipts [`receipts_since`] lists.
+pub const RECENT_SHOWN: i64 = 20;
+
+/// The receipts recorded since `since` in the communities this actor sees, newest first
+/// (at most [`RECENT_SHOWN`]); only for those who handle money.
+pub async fn receipts_since(
+    state: &AppState,
+    actor: &Actor,
+    since: chrono::DateTime<chrono::Utc>,
+) -> ServiceResult<Vec<RecentReceipt>> {
+    actor.require_money()?;
+    let mut conn = state.pool.acquire().await?;
+    Ok(store::money::receipts_since(&mut conn, since, actor.scope(), RECENT_SHOWN).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -290,3 +290,188 @@ pub async fn household_community(
     .fetch_optional(conn)
     .await
 }
+
+/// The pledge with this 7-digit code (codes are unique across the programme), whatever its
+/// status or community: the caller checks the scope.
+pub async fn pledge_by_code(
+    conn: &mut PgConnection,
+    code: &str,
+) -> Result<Option<PledgeId>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select id as "id: PledgeId" from pledges where code = $1"#,
+        code
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// What the money page shows of a pledge besides its history: its code, its household's
+/// number and the project's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PledgeCard {
+    pub code: String,
+    pub household: HouseholdId,
+    /// The household's name, if it was given one.
+    pub household_name: Option<String>,
+    /// The number that pledged (E.164).
+    pub phone: String,
+    pub project: ProjectId,
+    pub project_name: super::Localized,
+}
+
+/// The card of pledge `id`.
+pub async fn pledge_card(
+    conn: &mut PgConnection,
+    id: PledgeId,
+) -> Result<Option<PledgeCard>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select pl.code, pl.household_id as "household: HouseholdId", h.name as household_name,
+                  pl.phone, pl.project_id as "project: ProjectId", p.name_tg, p.name_ru, p.name_en
+           from pledges pl join projects p on p.id = pl.project_id
+           join households h on h.id = pl.household_id
+           where pl.id = $1"#,
+        id as PledgeId
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| PledgeCard {
+        code: r.code,
+        household: r.household,
+        household_name: r.household_name,
+        phone: r.phone,
+        project: r.project,
+        project_name: super::Localized {
+            tg: r.name_tg,
+            ru: r.name_ru,
+            en: r.name_en,
+        },
+    }))
+}
+
+/// A project's money in one row of the `project_totals` view (trigger-kept sums, so as
+/// cheap at a million pledges as at ten): received, matched, the matched total, what
+/// partners disbursed and what is still due from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectLedger {
+    pub project: ProjectId,
+    pub community: CommunityId,
+    pub name: super::Localized,
+    pub currency: String,
+    pub target: Decimal,
+    pub pledged: Decimal,
+    pub received: Decimal,
+    pub matched: Decimal,
+    pub matched_total: Decimal,
+    pub disbursed: Decimal,
+    pub match_due: Decimal,
+}
+
+/// The ledger figures of project `id`.
+pub async fn project_ledger(
+    conn: &mut PgConnection,
+    id: ProjectId,
+) -> Result<Option<ProjectLedger>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select p.id as "project: ProjectId", p.community_id as "community: CommunityId",
+                  p.name_tg, p.name_ru, p.name_en, p.currency, p.target,
+                  t.pledged as "pledged!", t.received as "received!", t.matched as "matched!",
+                  t.matched_total as "matched_total!", t.disbursed as "disbursed!",
+                  t.match_due as "match_due!"
+           from projects p join project_totals t on t.project_id = p.id
+           where p.id = $1"#,
+        id as ProjectId
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| ProjectLedger {
+        project: r.project,
+        community: r.community,
+        name: super::Localized {
+            tg: r.name_tg,
+            ru: r.name_ru,
+            en: r.name_en,
+        },
+        currency: r.currency,
+        target: r.target,
+        pledged: r.pledged,
+        received: r.received,
+        matched: r.matched,
+        matched_total: r.matched_total,
+        disbursed: r.disbursed,
+        match_due: r.match_due,
+    }))
+}
+
+/// A project's disbursements and their reversals, newest first (at most `limit`).
+pub async fn disbursements_of_project(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    limit: i64,
+) -> Result<Vec<Disbursement>, sqlx::Error> {
+    sqlx::query_as!(
+        Disbursement,
+        "select id, project_id, amount, currency, disbursed_on, partner, reference,
+                recorded_by, recorded_at, reverses, reason
+         from match_disbursements where project_id = $1 order by id desc limit $2",
+        project as ProjectId,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// A receipt as the Money page lists it: with its project's name and its pledge's code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentReceipt {
+    pub id: i64,
+    pub amount: Decimal,
+    pub currency: String,
+    pub recorded_at: DateTime<Utc>,
+    pub recorded_by: String,
+    pub pledge: Option<PledgeId>,
+    pub code: Option<String>,
+    pub project: ProjectId,
+    pub project_name: super::Localized,
+}
+
+/// Receipts (reversals included) recorded since `since` in the communities of `scope`
+/// (`None`: all), newest first, at most `limit` (read along `receipts_recorded_at_idx`).
+pub async fn receipts_since(
+    conn: &mut PgConnection,
+    since: DateTime<Utc>,
+    scope: Option<&[i64]>,
+    limit: i64,
+) -> Result<Vec<RecentReceipt>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select r.id, r.amount, r.currency, r.recorded_at, r.recorded_by,
+                  r.pledge_id as "pledge: PledgeId", pl.code as "code?",
+                  r.project_id as "project: ProjectId", p.name_tg, p.name_ru, p.name_en
+           from receipts r join projects p on p.id = r.project_id
+           left join pledges pl on pl.id = r.pledge_id
+           where r.recorded_at >= $1 and ($2::bigint[] is null or p.community_id = any($2))
+           order by r.recorded_at desc, r.id desc limit $3"#,
+        since,
+        scope,
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| RecentReceipt {
+            id: r.id,
+            amount: r.amount,
+            currency: r.currency,
+            recorded_at: r.recorded_at,
+            recorded_by: r.recorded_by,
+            pledge: r.pledge,
+            code: r.code,
+            project: r.project,
+            project_name: super::Localized {
+                tg: r.name_tg,
+                ru: r.name_ru,
+                en: r.name_en,
+            },
+        })
+        .collect())
+}

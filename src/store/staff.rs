@@ -505,3 +505,14 @@ pub async fn delete_expired_sessions<'e>(db: impl PgExecutor<'e>) -> Result<(), 
         .await?;
     Ok(())
 }
+
+/// The names of the members of staff `ids` (those that exist), for "who" on a page.
+pub async fn names_of<'e>(
+    db: impl PgExecutor<'e>,
+    ids: &[i64],
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    let rows = sqlx::query!("select id, name from coordinators where id = any($1)", ids)
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.name)).collect())
+}

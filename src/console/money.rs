@@ -1,0 +1,1577 @@
+//! The Money page (`/console/money`, §3 of the console design; issue 10, page 3): find a
+//! pledge by its 7-digit code, see its card and history with its project's matched total,
+//! record a receipt (in full or in part), cancel it, and record a partner's matching
+//! disbursement for its project.
+//!
+//! Every change goes through a server-rendered confirm page that says exactly what will
+//! happen (a GET: nothing changes), whose one POST button carries a one-time form key, and
+//! calls the same `service::money` function as the admin API with the signed-in person's
+//! [`Actor`](crate::service::Actor): scope, audit log, money rules, the household's SMS
+//! receipt and "a double submit records once" are the service's. A POST answers 303 with a
+//! one-time [`flash`](super::flash) message; a refusal goes back to the form with what was
+//! typed, the reason beside the field and in the summary on top (text keys, never the
+//! database's words).
+//!
+//! Only admins and coordinators handle money: for counsellors and programme officers every
+//! route here is 404, as is a pledge or project outside a coordinator's communities. A code
+//! that does not exist and one in another community get the same words.
+//!
+//! Routes:
+//! - `GET  /console/money[?code=]`: the find form, and the pledge when a code is given; with
+//!   `HX-Request` (htmx's find) only the result fragment (askama block `result`);
+//! - `GET  /console/money/pledges/{id}`: the pledge's card, history and forms;
+//! - `GET  /console/money/pledges/{id}/receipt` → confirm; `POST` records;
+//! - `GET  /console/money/pledges/{id}/cancel` → confirm; `POST` cancels;
+//! - `GET  /console/money/projects/{id}`: the project's ledger and disbursements;
+//! - `GET  /console/money/projects/{id}/disburse` → confirm; `POST` records.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::{
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    Form,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+
+use super::{
+    auth::{self, Staff},
+    flash::{self, Flash},
+    i18n::{key, Tr},
+    pages::{Layout, MessagePage},
+    Console,
+};
+use crate::{
+    domain::{money::parse_amount, Language, Phone},
+    service::{
+        self,
+        money::{self as money_service, NewDisbursement, PledgeReceipt, PledgeView},
+        Once, ServiceError,
+    },
+    store::{
+        money::{Disbursement, ReceiptMethod},
+        pledges::PledgeStatus,
+        PledgeId, ProjectId,
+    },
+};
+
+/// The page's place in the navigation.
+const PATH: &str = "/console/money";
+/// Longest amount, date, code or method the forms accept (characters).
+const MAX_SHORT: usize = 40;
+/// Largest amount a form accepts (the service's bound is below 10¹²).
+const MAX_AMOUNT: i64 = 999_999_999_999;
+
+/// Every text key the service's refusals may carry: named here so that the completeness
+/// check makes sure each is in every language.
+pub const SERVICE_KEYS: &[&str] = &[
+    key("money.pledge_cancelled"),
+    key("money.more_than_outstanding"),
+    key("money.cancel_received"),
+    key("money.beyond_match_due"),
+    key("money.already_reversed"),
+    key("money.reverse_reversal"),
+    key("money.reversal_leaves_match_due"),
+    key("money.currency"),
+    key("money.pledge_project"),
+    key("money.rule"),
+    key("money.date_out_of_range"),
+    key("money.amount_invalid"),
+    key("money.method_invalid"),
+    key("money.receipt_no_taken"),
+    key("money.already_cancelled"),
+    key("money.no_project"),
+    key("money.household_elsewhere"),
+    key("money.code_invalid"),
+    key("form.text_length"),
+    key("form.key_invalid"),
+    key("form.key_reused"),
+    key("form.in_progress"),
+];
+
+/// A refusal shown beside a field (`field` is the input's id) and in the summary.
+#[derive(Debug, Clone)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub text: String,
+}
+
+/// The flash shown at the top of a page.
+#[derive(Debug, Clone)]
+pub struct FlashView {
+    pub done: bool,
+    pub text: String,
+}
+
+/// A row of a pledge's receipts.
+#[derive(Debug, Clone)]
+pub struct ReceiptRow {
+    pub day: String,
+    pub amount: String,
+    pub method: String,
+    pub who: String,
+    /// A reversal's reason.
+    pub note: Option<String>,
+}
+
+/// A row of the audit log.
+#[derive(Debug, Clone)]
+pub struct AuditLine {
+    pub at: String,
+    pub what: String,
+    pub who: String,
+}
+
+/// A pledge as the card shows it, every figure already worded.
+#[derive(Debug, Clone)]
+pub struct PledgeCard {
+    pub id: i64,
+    pub code: String,
+    pub household: String,
+    pub phone: String,
+    pub project_id: i64,
+    pub project: String,
+    pub amount: String,
+    pub received: String,
+    pub outstanding: String,
+    pub status: String,
+    /// `pledged`, `received` or `cancelled` (a CSS class).
+    pub status_class: &'static str,
+    pub pledged_on: String,
+    pub cancellation: Option<String>,
+    pub open: bool,
+    pub receipts: Vec<ReceiptRow>,
+    pub audit: Vec<AuditLine>,
+    pub project_received: String,
+    pub matched: String,
+    pub matched_total: String,
+    pub match_due: String,
+}
+
+/// What the receipt form shows: what was typed, or the defaults.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ReceiptInput {
+    #[serde(default)]
+    pub amount: String,
+    #[serde(default)]
+    pub date: String,
+    #[serde(default)]
+    pub method: String,
+}
+
+/// A receipt recorded today, as the find page lists it.
+#[derive(Debug, Clone)]
+pub struct TodayRow {
+    pub time: String,
+    pub amount: String,
+    pub project: String,
+    /// The pledge's page and code, for a receipt for a pledge.
+    pub pledge: Option<(i64, String)>,
+    pub who: String,
+}
+
+/// A method of the receipt form's list.
+#[derive(Debug, Clone)]
+pub struct MethodOption {
+    pub value: &'static str,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// What the find page and the pledge page show (the fragment htmx swaps in is its
+/// `result` block).
+#[derive(Debug, Clone, Default)]
+pub struct MoneyView {
+    pub code: String,
+    pub flash: Option<FlashView>,
+    pub errors: Vec<FieldError>,
+    /// "No pledge 4821735 in your communities".
+    pub not_found: Option<String>,
+    pub pledge: Option<PledgeCard>,
+    pub receipt: ReceiptInput,
+    pub methods: Vec<MethodOption>,
+    pub reason: String,
+    /// Today in `HASHAR_TIMEZONE` (the date field's highest value).
+    pub today: String,
+    /// The find page without a code lists the receipts recorded today.
+    pub show_today: bool,
+    pub today_receipts: Vec<TodayRow>,
+}
+
+impl MoneyView {
+    /// The error beside `field`, if any.
+    pub fn error_of(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.text.as_str())
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/money.html")]
+pub struct MoneyPage {
+    pub t: Tr,
+    pub l: Layout,
+    pub v: MoneyView,
+}
+
+/// The find's result alone, for htmx.
+#[derive(Template, WebTemplate)]
+#[template(path = "console/money.html", block = "result")]
+pub struct MoneyResult {
+    pub t: Tr,
+    pub v: MoneyView,
+}
+
+/// A project's ledger as the project page shows it.
+#[derive(Debug, Clone)]
+pub struct ProjectCard {
+    pub id: i64,
+    pub name: String,
+    pub target: String,
+    pub pledged: String,
+    pub received: String,
+    pub matched: String,
+    pub matched_total: String,
+    pub disbursed: String,
+    pub match_due: String,
+    pub disbursements: Vec<DisbursementRow>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DisbursementRow {
+    pub day: String,
+    pub amount: String,
+    pub partner: String,
+    pub reference: String,
+    pub who: String,
+}
+
+/// What the disbursement form shows.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct DisbursementInput {
+    #[serde(default)]
+    pub amount: String,
+    #[serde(default)]
+    pub date: String,
+    #[serde(default)]
+    pub partner: String,
+    #[serde(default)]
+    pub reference: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "console/money_project.html")]
+pub struct ProjectPage {
+    pub t: Tr,
+    pub l: Layout,
+    pub p: ProjectCard,
+    pub flash: Option<FlashView>,
+    pub errors: Vec<FieldError>,
+    pub form: DisbursementInput,
+    pub today: String,
+}
+
+impl ProjectPage {
+    pub fn error_of(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.text.as_str())
+    }
+}
+
+/// The confirm page of a change: what will happen, and one POST button.
+#[derive(Template, WebTemplate)]
+#[template(path = "console/money_confirm.html")]
+pub struct ConfirmPage {
+    pub t: Tr,
+    pub l: Layout,
+    pub title: String,
+    pub what: String,
+    pub details: Vec<String>,
+    pub action: String,
+    pub key: String,
+    pub fields: Vec<(&'static str, String)>,
+    pub button: String,
+    pub back: String,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct FindQuery {
+    #[serde(default)]
+    code: String,
+    lang: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PageQuery {
+    lang: Option<String>,
+    #[serde(default)]
+    amount: Option<String>,
+    #[serde(default)]
+    date: Option<String>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    partner: Option<String>,
+    #[serde(default)]
+    reference: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ReceiptPost {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    method: String,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CancelInput {
+    #[serde(default)]
+    reason: String,
+    lang: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CancelPost {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct DisbursementPost {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    partner: String,
+    #[serde(default)]
+    reference: String,
+}
+
+/// The page's language: the session's, or a `?lang=` choice (then remembered).
+async fn language(staff: &Staff, lang: Option<&str>) -> Tr {
+    let mut language = staff.signed.language;
+    if let Some(chosen) = lang.and_then(|l| l.parse::<Language>().ok()) {
+        if chosen != language {
+            auth::set_session_language(&staff.session, &staff.signed, chosen).await;
+            language = chosen;
+        }
+    }
+    Tr::new(language)
+}
+
+/// The layout of a money page at `url` (the language links keep the page).
+fn layout(console: &Console, t: &Tr, staff: &Staff, url: &str) -> Layout {
+    let mut l = Layout::signed_in(console, t, PATH, staff);
+    let joiner = if url.contains('?') { '&' } else { '?' };
+    for link in &mut l.langs {
+        link.href = format!("{url}{joiner}lang={}", link.code);
+    }
+    l
+}
+
+/// The 404 page for a person who does not handle money (only admins and coordinators do).
+fn money_staff(console: &Console, staff: &Staff) -> Option<Response> {
+    (!staff.actor.handles_money()).then(|| not_found(console, staff))
+}
+
+fn message(
+    console: &Console,
+    staff: &Staff,
+    status: StatusCode,
+    title_key: &'static str,
+    text_key: &'static str,
+) -> Response {
+    let t = Tr::new(staff.signed.language);
+    let page = MessagePage {
+        l: Layout::signed_in(console, &t, PATH, staff),
+        t,
+        title_key,
+        text_key,
+        back: PATH,
+        back_key: key("money.back_to_find"),
+    };
+    (status, page).into_response()
+}
+
+fn not_found(console: &Console, staff: &Staff) -> Response {
+    message(
+        console,
+        staff,
+        StatusCode::NOT_FOUND,
+        key("money.not_found.title"),
+        key("money.not_found.text"),
+    )
+}
+
+/// The answer to a service error that is not a refusal to show beside a field: 404 for
+/// what the person may not see, 500 (logged) for the database.
+fn failed(console: &Console, staff: &Staff, e: ServiceError) -> Response {
+    match e {
+        ServiceError::NotFound(_) | ServiceError::Forbidden => not_found(console, staff),
+        e => {
+            tracing::error!(error = %e, coordinator = staff.actor.coordinator_id, "console: money page failed");
+            message(
+                console,
+                staff,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                key("money.failed.title"),
+                key("money.failed.text"),
+            )
+        }
+    }
+}
+
+/// A refusal of the service as a field error: the field it is about (as the forms name
+/// their inputs) and its text.
+fn refusal(t: &Tr, e: &ServiceError) -> Option<FieldError> {
+    let field = match e {
+        ServiceError::Invalid { field, .. } => match *field {
+            "received_on" | "disbursed_on" => "date",
+            other => other,
+        },
+        ServiceError::Conflict { rule, .. } => match *rule {
+            "money.more_than_outstanding" | "money.beyond_match_due" => "amount",
+            "money.cancel_received" | "money.already_cancelled" => "reason",
+            _ => "summary",
+        },
+        _ => return None,
+    };
+    Some(FieldError {
+        field: static_field(field),
+        text: t.t(refusal_key(e)?),
+    })
+}
+
+/// The form fields a refusal may name.
+fn static_field(field: &str) -> &'static str {
+    match field {
+        "amount" => "amount",
+        "date" => "date",
+        "method" => "method",
+        "reason" => "reason",
+        "partner" => "partner",
+        "reference" => "reference",
+        "code" => "code",
+        _ => "summary",
+    }
+}
+
+fn flash_view(t: &Tr, f: &Flash) -> FlashView {
+    FlashView {
+        done: f.is_done(),
+        text: f.text(t),
+    }
+}
+
+/// Today in `HASHAR_TIMEZONE`.
+fn today(console: &Console) -> NaiveDate {
+    console
+        .app
+        .clock
+        .now()
+        .with_timezone(&console.app.config.timezone)
+        .date_naive()
+}
+
+fn local(console: &Console, t: &Tr, at: DateTime<Utc>) -> String {
+    let at = at.with_timezone(&console.app.config.timezone);
+    format!("{} {}", t.date(at.date_naive()), t.time(at.time()))
+}
+
+fn methods(t: &Tr, chosen: &str) -> Vec<MethodOption> {
+    ReceiptMethod::ALL
+        .into_iter()
+        .map(|m| MethodOption {
+            value: m.as_str(),
+            label: t.t(method_key(m)),
+            selected: m.as_str() == chosen,
+        })
+        .collect()
+}
+
+fn method_key(m: ReceiptMethod) -> &'static str {
+    match m {
+        ReceiptMethod::Cash => key("money.method.cash"),
+        ReceiptMethod::Bank => key("money.method.bank"),
+        ReceiptMethod::MobileMoney => key("money.method.mobile_money"),
+        ReceiptMethod::Remittance => key("money.method.remittance"),
+        ReceiptMethod::Other => key("money.method.other"),
+    }
+}
+
+fn status_key(s: PledgeStatus) -> (&'static str, &'static str) {
+    match s {
+        PledgeStatus::Pledged => (key("money.status.pledged"), "pledged"),
+        PledgeStatus::Received => (key("money.status.received"), "received"),
+        PledgeStatus::Cancelled => (key("money.status.cancelled"), "cancelled"),
+    }
+}
+
+fn action_key(action: &str) -> &'static str {
+    match action {
+        "receipt.record" => key("money.action.receipt_record"),
+        "pledge.cancel" => key("money.action.pledge_cancel"),
+        "receipt.reverse" => key("money.action.receipt_reverse"),
+        _ => key("money.action.other"),
+    }
+}
+
+fn masked(phone: &str) -> String {
+    Phone::parse(phone)
+        .map(|p| p.masked())
+        .unwrap_or_else(|_| crate::domain::phone::mask(phone))
+}
+
+/// The household as a sentence names it: its name, else "household 12".
+fn household_label(t: &Tr, name: Option<&str>, id: i64) -> String {
+    match name {
+        Some(n) => n.to_owned(),
+        None => t.t_with(key("money.household_no"), &[("id", &id.to_string())]),
+    }
+}
+
+/// Who did something, by name when it is a member of staff.
+fn who(t: &Tr, names: &HashMap<String, String>, recorded_by: &str) -> String {
+    names
+        .get(recorded_by)
+        .cloned()
+        .unwrap_or_else(|| match recorded_by {
+            "system" => t.t("money.who_system"),
+            other => other.to_owned(),
+        })
+}
+
+async fn pledge_card(
+    console: &Console,
+    t: &Tr,
+    view: &PledgeView,
+) -> Result<PledgeCard, ServiceError> {
+    let h = &view.history;
+    let c = &view.card;
+    let cur = &h.pledge.currency;
+    let mut whos: Vec<&str> = h.receipts.iter().map(|r| r.recorded_by.as_str()).collect();
+    whos.extend(h.audit.iter().map(|a| a.actor.as_str()));
+    if let Some(cancel) = &h.cancellation {
+        whos.push(cancel.cancelled_by.as_str());
+    }
+    let names = money_service::names(&console.app, &whos).await?;
+    let received: Decimal = h.receipts.iter().map(|r| r.amount).sum();
+    let (status_key, status_class) = status_key(h.pledge.status);
+    let l = &view.ledger;
+    Ok(PledgeCard {
+        id: h.pledge.id.0,
+        code: c.code.clone(),
+        household: match c.household_name.as_deref() {
+            Some(name) => name.to_owned(),
+            None => t.t_with(
+                key("money.household_card"),
+                &[("id", &c.household.0.to_string())],
+            ),
+        },
+        phone: masked(&c.phone),
+        project_id: c.project.0,
+        project: c.project_name.get(t.language).to_owned(),
+        amount: t.money(h.pledge.amount, cur),
+        received: t.money(received, cur),
+        outstanding: t.money(h.outstanding, cur),
+        status: t.t(status_key),
+        status_class,
+        pledged_on: t.date(
+            h.pledge
+                .created_at
+                .with_timezone(&console.app.config.timezone)
+                .date_naive(),
+        ),
+        cancellation: h.cancellation.as_ref().map(|x| {
+            t.t_with(
+                key("money.cancelled_by"),
+                &[
+                    ("at", &local(console, t, x.cancelled_at)),
+                    ("who", &who(t, &names, &x.cancelled_by)),
+                    ("reason", &x.reason),
+                ],
+            )
+        }),
+        open: h.pledge.status == PledgeStatus::Pledged,
+        receipts: h
+            .receipts
+            .iter()
+            .rev()
+            .map(|r| ReceiptRow {
+                day: t.date(r.received_on),
+                amount: t.money(r.amount, &r.currency),
+                method: t.t(method_key(r.method)),
+                who: who(t, &names, &r.recorded_by),
+                note: r.reason.as_ref().map(|reason| {
+                    t.t_with(key("money.reversal_note"), &[("reason", reason.as_str())])
+                }),
+            })
+            .collect(),
+        audit: h
+            .audit
+            .iter()
+            .map(|a| AuditLine {
+                at: local(console, t, a.at),
+                what: t.t(action_key(&a.action)),
+                who: who(t, &names, &a.actor),
+            })
+            .collect(),
+        project_received: t.money(l.received, &l.currency),
+        matched: t.money(l.matched, &l.currency),
+        matched_total: t.money(l.matched_total, &l.currency),
+        match_due: t.money(l.match_due, &l.currency),
+    })
+}
+
+/// The find page or the pledge page, with `view` filled for pledge `id` (if any).
+#[allow(clippy::too_many_arguments)]
+async fn money_page(
+    console: &Console,
+    staff: &Staff,
+    t: Tr,
+    url: &str,
+    mut v: MoneyView,
+    id: Option<PledgeId>,
+    htmx: bool,
+    status: StatusCode,
+) -> Response {
+    if let Some(id) = id {
+        let view = match money_service::pledge_view(&console.app, &staff.actor, id).await {
+            Ok(view) => view,
+            Err(e) => return failed(console, staff, e),
+        };
+        let card = match pledge_card(console, &t, &view).await {
+            Ok(c) => c,
+            Err(e) => return failed(console, staff, e),
+        };
+        if v.receipt.amount.is_empty() {
+            v.receipt.amount = t.number(view.history.outstanding, 2);
+        }
+        v.code = card.code.clone();
+        v.pledge = Some(card);
+    }
+    let today = today(console);
+    if v.receipt.date.is_empty() {
+        v.receipt.date = today.to_string();
+    }
+    if v.receipt.method.is_empty() {
+        v.receipt.method = ReceiptMethod::Cash.as_str().to_owned();
+    }
+    v.methods = methods(&t, &v.receipt.method);
+    v.today = today.to_string();
+    if v.flash.is_none() {
+        if let Some(f) = flash::take(&staff.session).await {
+            if let Some(field) = f.field.as_deref() {
+                v.errors.push(FieldError {
+                    field: static_field(field),
+                    text: f.text(&t),
+                });
+            } else if !f.is_done() {
+                v.errors.push(FieldError {
+                    field: "summary",
+                    text: f.text(&t),
+                });
+            } else {
+                v.flash = Some(flash_view(&t, &f));
+            }
+        }
+    }
+    if htmx {
+        return (status, MoneyResult { t, v }).into_response();
+    }
+    let page = MoneyPage {
+        l: layout(console, &t, staff, url),
+        t,
+        v,
+    };
+    (status, page).into_response()
+}
+
+/// Whether this is htmx asking for a fragment (not restoring history, which wants the page).
+fn htmx_fragment(headers: &HeaderMap) -> bool {
+    headers.get("hx-request").is_some() && headers.get("hx-history-restore-request").is_none()
+}
+
+/// `GET /console/money[?code=]`: the find form; with a code, the pledge or "No pledge …
+/// in your communities" (the same words for one that does not exist and one elsewhere).
+pub async fn find(
+    State(console): State<Console>,
+    Query(q): Query<FindQuery>,
+    headers: HeaderMap,
+    staff: Staff,
+) -> Response {
+    if let Some(r) = money_staff(&console, &staff) {
+        return r;
+    }
+    let t = language(&staff, q.lang.as_deref()).await;
+    let code: String = q.code.trim().chars().take(MAX_SHORT).collect();
+    let url = if code.is_empty() {
+        PATH.to_owned()
+    } else {
+        format!("{PATH}?code={}", urlencoding(&code))
+    };
+    let mut v = MoneyView {
+        code: code.clone(),
+        ..MoneyView::default()
+    };
+    let mut id = None;
+    if code.is_empty() {
+        match today_receipts(&console, &staff, &t).await {
+            Ok(rows) => v.today_receipts = rows,
+            Err(e) => return failed(&console, &staff, e),
+        }
+        v.show_today = true;
+    } else {
+        match money_service::find_by_code(&console.app, &staff.actor, &code).await {
+            Ok(found) => id = Some(found),
+            Err(ServiceError::NotFound(_)) => {
+                v.not_found = Some(t.t_with(key("money.no_pledge"), &[("code", &code)]));
+            }
+            Err(e) => match refusal(&t, &e) {
+                Some(err) => v.errors.push(FieldError {
+                    field: "code",
+                    text: err.text,
+                }),
+                None => return failed(&console, &staff, e),
+            },
+        }
+    }
+    money_page(
+        &console,
+        &staff,
+        t,
+        &url,
+        v,
+        id,
+        htmx_fragment(&headers),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// The receipts recorded since the start of today in `HASHAR_TIMEZONE`, in the person's
+/// communities.
+async fn today_receipts(
+    console: &Console,
+    staff: &Staff,
+    t: &Tr,
+) -> Result<Vec<TodayRow>, ServiceError> {
+    let tz = console.app.config.timezone;
+    let midnight = today(console).and_time(chrono::NaiveTime::MIN);
+    let since = midnight
+        .and_local_timezone(tz)
+        .earliest()
+        .map(|at| at.with_timezone(&Utc))
+        .unwrap_or_else(|| console.app.clock.now() - chrono::Duration::hours(24));
+    let rows = money_service::receipts_since(&console.app, &staff.actor, since).await?;
+    let whos: Vec<&str> = rows.iter().map(|r| r.recorded_by.as_str()).collect();
+    let names = money_service::names(&console.app, &whos).await?;
+    Ok(rows
+        .iter()
+        .map(|r| TodayRow {
+            time: t.time(r.recorded_at.with_timezone(&tz).time()),
+            amount: t.money(r.amount, &r.currency),
+            project: r.project_name.get(t.language).to_owned(),
+            pledge: r.pledge.zip(r.code.clone()).map(|(p, c)| (p.0, c)),
+            who: who(t, &names, &r.recorded_by),
+        })
+        .collect())
+}
+
+/// `GET /console/money/pledges/{id}`: the pledge's card, history and forms (what was typed
+/// before a refusal comes back in the query).
+pub async fn pledge(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    Query(q): Query<PageQuery>,
+    staff: Staff,
+) -> Response {
+    if let Some(r) = money_staff(&console, &staff) {
+        return r;
+    }
+    let t = language(&staff, q.lang.as_deref()).await;
+    let v = MoneyView {
+        receipt: ReceiptInput {
+            amount: short(q.amount.as_deref()),
+            date: short(q.date.as_deref()),
+            method: short(q.method.as_deref()),
+        },
+        reason: bounded(q.reason.as_deref(), money_service::MAX_REASON),
+        ..MoneyView::default()
+    };
+    money_page(
+        &console,
+        &staff,
+        t,
+        &format!("{PATH}/pledges/{id}"),
+        v,
+        Some(PledgeId(id)),
+        false,
+        StatusCode::OK,
+    )
+    .await
+}
+
+fn short(v: Option<&str>) -> String {
+    v.unwrap_or_default().chars().take(MAX_SHORT).collect()
+}
+
+fn bounded(v: Option<&str>, max: usize) -> String {
+    v.unwrap_or_default().chars().take(max).collect()
+}
+
+fn urlencoding(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+/// A receipt as typed, checked: amount, day and method; or the errors beside the fields.
+fn check_receipt(
+    console: &Console,
+    t: &Tr,
+    input: &ReceiptInput,
+    outstanding: Decimal,
+) -> Result<(Decimal, NaiveDate, ReceiptMethod), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let amount = check_amount(t, &input.amount, &mut errors);
+    if let Some(a) = amount {
+        if a > outstanding {
+            errors.push(FieldError {
+                field: "amount",
+                text: t.t("money.more_than_outstanding"),
+            });
+        }
+    }
+    let day = check_date(console, t, &input.date, &mut errors);
+    let method = input.method.parse::<ReceiptMethod>().ok();
+    if method.is_none() {
+        errors.push(FieldError {
+            field: "method",
+            text: t.t("money.method_invalid"),
+        });
+    }
+    match (amount, day, method) {
+        (Some(a), Some(d), Some(m)) if errors.is_empty() => Ok((a, d, m)),
+        _ => Err(errors),
+    }
+}
+
+fn check_amount(t: &Tr, input: &str, errors: &mut Vec<FieldError>) -> Option<Decimal> {
+    if input.chars().count() > MAX_SHORT {
+        errors.push(FieldError {
+            field: "amount",
+            text: t.t("money.amount_invalid"),
+        });
+        return None;
+    }
+    match parse_amount(input, Decimal::from(MAX_AMOUNT))
+        .map_err(|_| ())
+        .and_then(|a| service::amount("amount", a).map_err(|_| ()))
+    {
+        Ok(a) => Some(a),
+        Err(()) => {
+            errors.push(FieldError {
+                field: "amount",
+                text: t.t("money.amount_invalid"),
+            });
+            None
+        }
+    }
+}
+
+fn check_date(
+    console: &Console,
+    t: &Tr,
+    input: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<NaiveDate> {
+    let day = NaiveDate::parse_from_str(input.trim(), "%Y-%m-%d")
+        .ok()
+        .and_then(|d| service::money_date("date", d, console.app.clock.now()).ok());
+    if day.is_none() {
+        errors.push(FieldError {
+            field: "date",
+            text: t.t("money.date_out_of_range"),
+        });
+    }
+    day
+}
+
+/// A one-time form key for a confirm page's button.
+fn form_key() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `GET /console/money/pledges/{id}/receipt`: the receipt as typed, checked, then the
+/// confirm page ("Record 500,00 TJS for pledge 4821735, Bridge, household …?"); refused,
+/// the pledge page with the reasons beside the fields (422).
+pub async fn receipt_confirm(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    Query(input): Query<ReceiptInput>,
+    Query(q): Query<PageQuery>,
+    staff: Staff,
+) -> Response {
+    if let Some(r) = money_staff(&console, &staff) {
+        return r;
+    }
+    let t = language(&staff, q.lang.as_deref()).await;
+    let id = PledgeId(id);
+    let view = match money_service::pledge_view(&console.app, &staff.actor, id).await {
+        Ok(v) => v,
+        Err(e) => return failed(&console, &staff, e),
+    };
+    let input = ReceiptInput {
+        amount: short(Some(input.amount.as_str())),
+        date: short(Some(input.date.as_str())),
+        method: short(Some(input.method.as_str())),
+    };
+    let checked = if view.history.pledge.status == PledgeStatus::Pledged {
+        check_receipt(&console, &t, &input, view.history.outstanding)
+    } else {
+        Err(vec![FieldError {
+            field: "summary",
+            text: t.t(match view.history.pledge.status {
+                PledgeStatus::Cancelled => key("money.pledge_cancelled"),
+                _ => key("money.fully_received"),
+            }),
+        }])
+    };
+    let url = format!("{PATH}/pledges/{}/receipt", id.0);
+    let (amount, day, method) = match checked {
+        Ok(c) => c,
+        Err(errors) => {
+            let v = MoneyView {
+                errors,
+                receipt: input,
+                ..MoneyView::default()
+            };
+            return money_page(
+                &console,
+                &staff,
+                t,
+                &url,
+                v,
+                Some(id),
+                false,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let c = &view.card;
+    let cur = &view.history.pledge.currency;
+    let household = household_label(&t, c.household_name.as_deref(), c.household.0);
+    let project = c.project_name.get(t.language);
+    let what = t.t_with(
+        key("money.confirm.receipt_what"),
+        &[
+            ("amount", &t.money(amount, cur)),
+            ("code", &c.code),
+            ("project", project),
+            ("household", &household),
+        ],
+    );
+    let left = view.history.outstanding - amount;
+    let details = vec![
+        t.t_with(
+            key("money.confirm.receipt_day"),
+            &[("date", &t.date(day)), ("method", &t.t(method_key(method)))],
+        ),
+        t.t_with(
+            key("money.confirm.receipt_left"),
+            &[("outstanding", &t.money(left, cur))],
+        ),
+        t.t("money.confirm.receipt_sms"),
+    ];
+    let page = ConfirmPage {
+        l: layout(&console, &t, &staff, &url),
+        title: t.t("money.confirm.receipt_title"),
+        what,
+        details,
+        action: format!("{PATH}/pledges/{}/receipt", id.0),
+        key: form_key(),
+        fields: vec![
+            ("amount", amount.to_string()),
+            ("date", day.to_string()),
+            ("method", method.as_str().to_owned()),
+        ],
+        button: t.t("money.confirm.receipt_button"),
+        back: format!("{PATH}/pledges/{}", id.0),
+        t,
+    };
+    page.into_response()
+}
+
+/// Where a refused form goes back to: the page at `path` with what was typed.
+fn back_with(path: &str, typed: &[(&str, &str)]) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(typed.iter().filter(|(_, v)| !v.is_empty()))
+        .finish();
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// Puts a refusal in the flash (`None`), or answers 404/500 for what is not one.
+async fn refused(console: &Console, staff: &Staff, e: ServiceError) -> Option<Response> {
+    let t = Tr::new(staff.signed.language);
+    let Some(err) = refusal(&t, &e) else {
+        return Some(failed(console, staff, e));
+    };
+    let text_key = refusal_key(&e).unwrap_or(key("money.rule"));
+    let field = (err.field != "summary").then_some(err.field);
+    flash::set(&staff.session, Flash::refused(text_key, field)).await;
+    None
+}
+
+/// The text key [`refusal`] words `e` with.
+fn refusal_key(e: &ServiceError) -> Option<&'static str> {
+    match e {
+        ServiceError::Invalid { field, key: k, .. } => Some(match (*field, *k) {
+            ("reason", "form.text_length") => key("money.reason_invalid"),
+            ("partner", "form.text_length") => key("money.partner_invalid"),
+            ("reference", "form.text_length") => key("money.reference_invalid"),
+            (_, k) => k,
+        }),
+        ServiceError::Conflict { rule, .. } => Some(rule),
+        _ => None,
+    }
+}
+
+/// `POST /console/money/pledges/{id}/receipt`: records the receipt (once per form key),
+/// queues the household's SMS receipt, 303 back to the pledge with "Recorded · SMS receipt
+/// queued"; refused, 303 back to the form with what was typed and why.
+pub async fn receipt_record(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    staff: Staff,
+    Form(form): Form<ReceiptPost>,
+) -> Response {
+    if let Some(r) = money_staff(&console, &staff) {
+        return r;
+    }
+    let t = Tr::new(staff.signed.language);
+    let page = format!("{PATH}/pledges/{id}");
+    let mut errors = Vec::new();
+    let amount = check_amount(&t, &form.amount, &mut errors);
+    let day = check_date(&console, &t, &form.date, &mut errors);
+    let back = back_with(
+        &page,
+        &[
+            ("amount", &form.amount),
+            ("date", &form.date),
+            ("method", &form.method),
+        ],
+    );
+    let (Some(amount), Some(day)) = (amount, day) else {
+        let field = errors.first().map(|e| e.field);
+        let text_key = match field {
+            Some("date") => key("money.date_out_of_range"),
+            _ => key("money.amount_invalid"),
+        };
+        flash::set(&staff.session, Flash::refused(text_key, field)).await;
+        return Redirect::to(&back).into_response();
+    };
+    let r = PledgeReceipt {
+        amount: Some(amount),
+        received_on: day,
+        method: form.method.trim(),
+        receipt_no: None,
+    };
+    match money_service::receive_for_pledge(
+        &console.app,
+        &staff.actor,
+        PledgeId(id),
+        r,
+        Once::Form(&form.key),
+    )
+    .await
+    {
+        Ok(receipt) => {
+            flash::set(
+                &staff.session,
+                Flash::done(key("money.flash.recorded"))
+                    .with("amount", t.money(receipt.amount, &receipt.currency)),
+            )
+            .await;
+            Redirect::to(&page).into_response()
+        }
+        Err(e) => match refused(&console, &staff, e).await {
+            None => Redirect::to(&back).into_response(),
+            Some(r) => r,
+        },
+    }
+}
+
+/// `GET /console/money/pledges/{id}/cancel`: the reason checked, then the confirm page.
+pub async fn cancel_confirm(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    Query(q): Query<CancelInput>,
+    staff: Staff,
+) -> Response {
+    if let Some(r) = money_staff(&console, &staff) {
+        return r;
+    }
+    let t = language(&staff, q.lang.as_deref()).await;
+    let id = PledgeId(id);
+    let view = match money_service::pledge_view(&console.app, &staff.actor, id).await {
+        Ok(v) => v,
+        Err(e) => return failed(&console, &staff, e),
+    };
+    let reason: String = q
+        .reason
+        .chars()
+        .take(money_service::MAX_REASON + 1)
+        .collect();
+    let url = format!("{PATH}/pledges/{}/cancel", id.0);
+    let received: Decimal = view.history.receipts.iter().map(|r| r.amount).sum();
+    let mut errors = Vec::new();
+    if view.history.pledge.status == PledgeStatus::Cancelled {
+        errors.push(FieldError {
+            field: "reason",
+            text: t.t("money.already_cancelled"),
+        });
+    } else if received > Decimal::ZERO {
+        errors.push(FieldError {
+            field: "reason",
+            text: t.t("money.cancel_received"),
+        });
+    } else if let Err(e) = service::text("reason", &reason, money_service::MAX_REASON) {
+        errors.extend(refusal(&t, &e));
+    }
+    if !errors.is_empty() {
+        let v = MoneyView {
+            errors,
+            reason,
+            ..MoneyView::default()
+        };
+        return money_page(
+            &console,
+            &staff,
+            t,
+            &url,
+            v,
+            Some(id),
+            false,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let c = &view.card;
+    let household = household_label(&t, c.household_name.as_deref(), c.household.0);
+    let what = t.t_with(
+        key("money.confirm.cancel_what"),
+        &[
+            ("code", &c.code),
+            (
+                "amount",
+                &t.money(view.history.pledge.amount, &view.history.pledge.currency),
+            ),
+            ("project", c.project_name.get(t.language)),
+            ("household", &household),
+        ],
+    );
+    let details = vec![
+        t.t_with(
+            key("money.confirm.cancel_reason"),
+            &[("reason", reason.trim())],
+        ),
+        t.t("money.confirm.cancel_final"),
+    ];
+    let page = ConfirmPage {
+        l: layout(&console, &t, &staff, &url),
+        title: t.t("money.confirm.cancel_title"),
+        what,
+        details,
+        action: url.clone(),
+        key: form_key(),
+        fields: vec![("reason", reason.trim().to_owned())],
+        button: t.t("money.confirm.cancel_button"),
+        back: format!("{PATH}/pledges/{}", id.0),
+        t,
+    };
+    page.into_response()
+}
+
+/// `POST /console/money/pledges/{id}/cancel`: cancels (once per form key), 303 back.
+pub async fn cancel_record(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    staff: Staff,
+    Form(form): Form<CancelPost>,
+) -> Response {
+    if let Some(r) = money_staff(&console, &staff) {
+        return r;
+    }
+    let page = format!("{PATH}/pledges/{id}");
+    let reason: String = form
+        .reason
+        .chars()
+        .take(money_service::MAX_REASON + 1)
+        .collect();
+    match money_service::cancel(
+        &console.app,
+        &staff.actor,
+        PledgeId(id),
+        &reason,
+        Once::Form(&form.key),
+    )
+    .await
+    {
+        Ok(_) => {
+            flash::set(&staff.session, Flash::done(key("money.flash.cancelled"))).await;
+            Redirect::to(&page).into_response()
+        }
+        Err(e) => match refused(&console, &staff, e).await {
+            None => Redirect::to(&back_with(&page, &[("reason", &reason)])).into_response(),
+            Some(r) => r,
+        },
+    }
+}
+
+async fn project_card(
+    console: &Console,
+    t: &Tr,
+    ledger: &money_service::ProjectLedger,
+    disbursements: &[Disbursement],
+) -> Result<ProjectCard, ServiceError> {
+    let whos: Vec<&str> = disbursements
+        .iter()
+        .map(|d| d.recorded_by.as_str())
+        .collect();
+    let names = money_service::names(&console.app, &whos).await?;
+    let cur = &ledger.currency;
+    Ok(ProjectCard {
+        id: ledger.project.0,
+        name: ledger.name.get(t.language).to_owned(),
+        target: t.money(ledger.target, cur),
+        pledged: t.money(ledger.pledged, cur),
+        received: t.money(ledger.received, cur),
+        matched: t.money(ledger.matched, cur),
+        matched_total: t.money(ledger.matched_total, cur),
+        disbursed: t.money(ledger.disbursed, cur),
+        match_due: t.money(ledger.match_due, cur),
+        disbursements: disbursements
+            .iter()
+            .map(|d| DisbursementRow {
+                day: t.date(d.disbursed_on),
+                amount: t.money(d.amount, &d.currency),
+                partner: d.partner.clone(),
+                reference: d
+                    .reason
+                    .as_ref()
+                    .map(|r| t.t_with(key("money.reversal_note"), &[("reason", r.as_str())]))
+                    .or_else(|| d.reference.clone())
+                    .unwrap_or_default(),
+                who: who(t, &names, &d.recorded_by),
+            })
+            .collect(),
+    })
+}
+
+/// The project page with `form` and `errors`.
+#[allow(clippy::too_many_arguments)]
+async fn project_page(
+    console: &Console,
+    staff: &Staff,
+    t: Tr,
+    id: ProjectId,
+    url: &str,
+    mut form: DisbursementInput,
+    mut errors: Vec<FieldError>,
+    status: StatusCode,
+) -> Response {
+    let (ledger, disbursements) =
+        match money_service::project_view(&console.app, &staff.actor, id).await {
+            Ok(v) => v,
+            Err(e) => return failed(console, staff, e),
+        };
+    let p = match project_card(console, &t, &ledger, &disbursements).await {
+        Ok(p) => p,
+        Err(e) => return failed(console, staff, e),
+    };
+    let today = today(console);
+    if form.amount.is_empty() && ledger.match_due > Decimal::ZERO {
+        form.amount = t.number(ledger.match_due, 2);
+    }
+    if form.date.is_empty() {
+        form.date = today.to_string();
+    }
+    let mut shown = None;
+    if let Some(f) = flash::take(&staff.session).await {
+        if f.is_done() {
+            shown = Some(flash_view(&t, &f));
+        } else {
+            errors.push(FieldError {
+                field: static_field(f.field.as_deref().unwrap_or("summary")),
+                text: f.text(&t),
+            });
+        }
+    }
+    let page = ProjectPage {
+        l: layout(console, &t, staff, url),
+        p,
+        flash: shown,
+        errors,
+        form,
+        today: today.to_string(),
+        t,
+    };
+    (status, page).into_response()
+}
+
+/// `GET /console/money/projects/{id}`: the project's ledger (received, matched, matched
+/// total, disbursed, match due), its disbursements and the disbursement form.
+pub async fn project(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    Query(q): Query<PageQuery>,
+    staff: Staff,
+) -> Response {
+    if let Some(r) = money_staff(&console, &staff) {
+        return r;
+    }
+    let t = language(&staff, q.lang.as_deref()).await;
+    let form = DisbursementInput {
+        amount: short(q.amount.as_deref()),
+        date: short(q.date.as_deref()),
+        partner: bounded(q.partner.as_deref(), money_service::MAX_PARTNER),
+        reference: bounded(q.reference.as_deref(), money_service::MAX_REFERENCE),
+    };
+    project_page(
+        &console,
+        &staff,
+        t,
+        ProjectId(id),
+        &format!("{PATH}/projects/{id}"),
+        form,
+        Vec::new(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// `GET /console/money/projects/{id}/disburse`: the disbursement checked, then the confirm
+/// page.
+pub async fn disburse_confirm(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    Query(input): Query<DisbursementInput>,
+    Query(q): Query<PageQuery>,
+    staff: Staff,
+) -> Response {
+    if let Some(r) = money_staff(&console, &staff) {
+        return r;
+    }
+    let t = language(&staff, q.lang.as_deref()).await;
+    let project_id = ProjectId(id);
+    let (ledger, _) =
+        match money_service::project_view(&console.app, &staff.actor, project_id).await {
+            Ok(v) => v,
+            Err(e) => return failed(&console, &staff, e),
+        };
+    let input = DisbursementInput {
+        amount: short(Some(input.amount.as_str())),
+        date: short(Some(input.date.as_str())),
+        partner: bounded(Some(input.partner.as_str()), money_service::MAX_PARTNER + 1),
+        reference: bounded(
+            Some(input.reference.as_str()),
+            money_service::MAX_REFERENCE + 1,
+        ),
+    };
+    let mut errors = Vec::new();
+    let amount = check_amount(&t, &input.amount, &mut errors);
+    if let Some(a) = amount {
+        if a > ledger.match_due {
+            errors.push(FieldError {
+                field: "amount",
+                text: t.t("money.beyond_match_due"),
+            });
+        }
+    }
+    let day = check_date(&console, &t, &input.date, &mut errors);
+    if let Err(e) = service::text("partner", &input.partner, money_service::MAX_PARTNER) {
+        errors.extend(refusal(&t, &e));
+    }
+    if let Err(e) = service::opt_text(
+        "reference",
+        Some(input.reference.as_str()),
+        money_service::MAX_REFERENCE,
+    ) {
+        errors.extend(refusal(&t, &e));
+    }
+    let url = format!("{PATH}/projects/{id}/disburse");
+    let (Some(amount), Some(day), true) = (amount, day, errors.is_empty()) else {
+        return project_page(
+            &console,
+            &staff,
+            t,
+            project_id,
+            &url,
+            input,
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    let cur = &ledger.currency;
+    let what = t.t_with(
+        key("money.confirm.disburse_what"),
+        &[
+            ("amount", &t.money(amount, cur)),
+            ("partner", input.partner.trim()),
+            ("project", ledger.name.get(t.language)),
+        ],
+    );
+    let details = vec![
+        t.t_with(key("money.confirm.disburse_day"), &[("date", &t.date(day))]),
+        t.t_with(
+            key("money.confirm.disburse_left"),
+            &[("due", &t.money(ledger.match_due - amount, cur))],
+        ),
+    ];
+    let page = ConfirmPage {
+        l: layout(&console, &t, &staff, &url),
+        title: t.t("money.confirm.disburse_title"),
+        what,
+        details,
+        action: url.clone(),
+        key: form_key(),
+        fields: vec![
+            ("amount", amount.to_string()),
+            ("date", day.to_string()),
+            ("partner", input.partner.trim().to_owned()),
+            ("reference", input.reference.trim().to_owned()),
+        ],
+        button: t.t("money.confirm.disburse_button"),
+        back: format!("{PATH}/projects/{id}"),
+        t,
+    };
+    page.into_response()
+}
+
+/// `POST /console/money/projects/{id}/disburse`: records the disbursement (once per form
+/// key), 303 back to the project.
+pub async fn disburse_record(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    staff: Staff,
+    Form(form): Form<DisbursementPost>,
+) -> Response {
+    if let Some(r) = money_staff(&console, &staff) {
+        return r;
+    }
+    let t = Tr::new(staff.signed.language);
+    let page = format!("{PATH}/projects/{id}");
+    let partner = bounded(Some(form.partner.as_str()), money_service::MAX_PARTNER + 1);
+    let reference = bounded(
+        Some(form.reference.as_str()),
+        money_service::MAX_REFERENCE + 1,
+    );
+    let back = back_with(
+        &page,
+        &[
+            ("amount", &form.amount),
+            ("date", &form.date),
+            ("partner", &partner),
+            ("reference", &reference),
+        ],
+    );
+    let mut errors = Vec::new();
+    let amount = check_amount(&t, &form.amount, &mut errors);
+    let day = check_date(&console, &t, &form.date, &mut errors);
+    let (Some(amount), Some(day)) = (amount, day) else {
+        let field = errors.first().map(|e| e.field);
+        let text_key = match field {
+            Some("date") => key("money.date_out_of_range"),
+            _ => key("money.amount_invalid"),
+        };
+        flash::set(&staff.session, Flash::refused(text_key, field)).await;
+        return Redirect::to(&back).into_response();
+    };
+    let d = NewDisbursement {
+        amount,
+        disbursed_on: day,
+        partner: &partner,
+        reference: Some(reference.as_str()),
+    };
+    match money_service::disburse(
+        &console.app,
+        &staff.actor,
+        ProjectId(id),
+        d,
+        Once::Form(&form.key),
+    )
+    .await
+    {
+        Ok(d) => {
+            flash::set(
+                &staff.session,
+                Flash::done(key("money.flash.disbursed"))
+                    .with("amount", t.money(d.amount, &d.currency)),
+            )
+            .await;
+            Redirect::to(&page).into_response()
+        }
+        Err(e) => match refused(&console, &staff, e).await {
+            None => Redirect::to(&back).into_response(),
+            Some(r) => r,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_their_field_and_key() {
+        let t = Tr::new(Language::En);
+        let e = ServiceError::conflict("money.more_than_outstanding", "db words");
+        let r = refusal(&t, &e).expect("a refusal");
+        assert_eq!(r.field, "amount");
+        assert!(!r.text.contains("db words"));
+        assert_eq!(r.text, t.t("money.more_than_outstanding"));
+        let e = ServiceError::invalid("received_on", "money.date_out_of_range", "x");
+        assert_eq!(refusal(&t, &e).expect("a refusal").field, "date");
+        let e = ServiceError::invalid("reason", "form.text_length", "x");
+        assert_eq!(refusal_key(&e), Some("money.reason_invalid"));
+        assert!(refusal(&t, &ServiceError::NotFound("pledge")).is_none());
+    }
+
+    #[test]
+    fn a_refused_form_goes_back_with_what_was_typed() {
+        assert_eq!(
+            back_with(
+                "/console/money/pledges/3",
+                &[("amount", "1 500,50"), ("date", "")]
+            ),
+            "/console/money/pledges/3?amount=1+500%2C50"
+        );
+        assert_eq!(back_with("/x", &[("reason", "")]), "/x");
+    }
+}

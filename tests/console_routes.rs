@@ -1,0 +1,233 @@
+//! Every console route, walked for every role: anonymous, admin, a coordinator of community
+//! A, a counsellor and a programme officer of community A, each against community A's
+//! objects and community B's. The table names each route's method and path template; a
+//! route in `src/console/mod.rs` missing from the table fails the test, so no page can be
+//! added without saying who may open it.
+//!
+//! Expectations: no session → the sign-in page (303) for a GET, 403 for a POST (the CSRF
+//! check comes first); out of scope or out of role → 404, never data; in scope → 200 (a
+//! page) or 303 (a change, with its flash).
+
+mod common;
+mod console_kit;
+
+use std::collections::BTreeSet;
+
+use axum::http::StatusCode;
+use console_kit::{get, post, sign_in, staff, Signed};
+use hashar::store::staff::Role;
+use sqlx::PgPool;
+
+const ANON: usize = 0;
+const ROLES: [&str; 5] = ["anonymous", "admin", "coordinator", "counsellor", "officer"];
+
+/// One row: method, route template, the concrete path (placeholders `{pledge}`, `{b_pledge}`,
+/// `{cancel}`, `{b_cancel}`, `{project}`, `{b_project}`, `{code}`, `{css}`), the form of a
+/// POST, the expected status for each of [`ROLES`], and whether it ends the session.
+struct Row {
+    method: &'static str,
+    template: &'static str,
+    path: &'static str,
+    form: &'static [(&'static str, &'static str)],
+    expect: [u16; 5],
+    ends_session: bool,
+}
+
+const fn row(
+    method: &'static str,
+    template: &'static str,
+    path: &'static str,
+    form: &'static [(&'static str, &'static str)],
+    expect: [u16; 5],
+) -> Row {
+    Row {
+        method,
+        template,
+        path,
+        form,
+        expect,
+        ends_session: false,
+    }
+}
+
+const RECEIPT: &[(&str, &str)] = &[("amount", "1"), ("date", "2026-11-28"), ("method", "cash")];
+const CANCEL: &[(&str, &str)] = &[("reason", "Moved away")];
+const DISBURSE: &[(&str, &str)] = &[("amount", "1"), ("date", "2026-11-28"), ("partner", "UNDP")];
+
+// Expected statuses: anonymous, admin, coordinator of A, counsellor, officer of A.
+#[rustfmt::skip]
+const TABLE: &[Row] = &[
+    row("GET", "/console", "/console", &[], [303, 200, 200, 200, 200]),
+    row("GET", "/console/login", "/console/login", &[], [200, 200, 200, 200, 200]),
+    // signed in, the form's session token passes; an empty phone is a wrong sign-in
+    row("POST", "/console/login", "/console/login", &[("phone", ""), ("password", "")], [403, 401, 401, 401, 401]),
+    row("GET", "/console/static/{file}", "{css}", &[], [200, 200, 200, 200, 200]),
+    row("GET", "/console/static/{file}", "/console/static/nothing.css", &[], [404, 404, 404, 404, 404]),
+    row("GET", "/console/money", "/console/money", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/money", "/console/money?code={code}", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/money/pledges/{id}", "/console/money/pledges/{pledge}", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/money/pledges/{id}", "/console/money/pledges/{b_pledge}", &[], [303, 200, 404, 404, 404]),
+    row("GET", "/console/money/pledges/{id}", "/console/money/pledges/999999", &[], [303, 404, 404, 404, 404]),
+    row("GET", "/console/money/pledges/{id}/receipt", "/console/money/pledges/{pledge}/receipt?amount=1&date=2026-11-28&method=cash", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/money/pledges/{id}/receipt", "/console/money/pledges/{b_pledge}/receipt?amount=1&date=2026-11-28&method=cash", &[], [303, 200, 404, 404, 404]),
+    row("POST", "/console/money/pledges/{id}/receipt", "/console/money/pledges/{pledge}/receipt", RECEIPT, [403, 303, 303, 404, 404]),
+    row("POST", "/console/money/pledges/{id}/receipt", "/console/money/pledges/{b_pledge}/receipt", RECEIPT, [403, 303, 404, 404, 404]),
+    row("GET", "/console/money/pledges/{id}/cancel", "/console/money/pledges/{cancel}/cancel?reason=x", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/money/pledges/{id}/cancel", "/console/money/pledges/{b_cancel}/cancel?reason=x", &[], [303, 200, 404, 404, 404]),
+    row("POST", "/console/money/pledges/{id}/cancel", "/console/money/pledges/{cancel}/cancel", CANCEL, [403, 303, 303, 404, 404]),
+    row("POST", "/console/money/pledges/{id}/cancel", "/console/money/pledges/{b_cancel}/cancel", CANCEL, [403, 303, 404, 404, 404]),
+    row("GET", "/console/money/projects/{id}", "/console/money/projects/{project}", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/money/projects/{id}", "/console/money/projects/{b_project}", &[], [303, 200, 404, 404, 404]),
+    row("GET", "/console/money/projects/{id}/disburse", "/console/money/projects/{project}/disburse?amount=1&date=2026-11-28&partner=UNDP", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/money/projects/{id}/disburse", "/console/money/projects/{b_project}/disburse?amount=1&date=2026-11-28&partner=UNDP", &[], [303, 200, 404, 404, 404]),
+    row("POST", "/console/money/projects/{id}/disburse", "/console/money/projects/{project}/disburse", DISBURSE, [403, 303, 303, 404, 404]),
+    row("POST", "/console/money/projects/{id}/disburse", "/console/money/projects/{b_project}/disburse", DISBURSE, [403, 303, 404, 404, 404]),
+    Row { ends_session: true, ..row("POST", "/console/logout", "/console/logout", &[], [403, 303, 303, 303, 303]) },
+    Row { ends_session: true, ..row("POST", "/console/logout/everywhere", "/console/logout/everywhere", &[], [403, 303, 303, 303, 303]) },
+];
+
+/// The (method, path) of every route `src/console/mod.rs` declares.
+fn declared_routes() -> BTreeSet<(String, String)> {
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/console/mod.rs"))
+            .expect("src/console/mod.rs");
+    let mut routes = BTreeSet::new();
+    for chunk in source.split(".route(").skip(1) {
+        let chunk = chunk.split(".layer(").next().unwrap_or(chunk);
+        let path = chunk.split('"').nth(1).expect("a route's path").to_owned();
+        for (call, method) in [("get(", "GET"), ("post(", "POST")] {
+            if chunk.contains(call) {
+                routes.insert((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn the_table_covers_every_console_route() {
+    let declared = declared_routes();
+    assert!(declared.len() >= 10, "{declared:?}");
+    let covered: BTreeSet<(String, String)> = TABLE
+        .iter()
+        .map(|r| (r.method.to_owned(), r.template.to_owned()))
+        .collect();
+    let missing: Vec<_> = declared.difference(&covered).collect();
+    assert!(
+        missing.is_empty(),
+        "console routes not in the table: {missing:?}"
+    );
+    let stale: Vec<_> = covered.difference(&declared).collect();
+    assert!(stale.is_empty(), "table rows for no route: {stale:?}");
+}
+
+async fn pledge(pool: &PgPool, project: i64, household: i64, phone: &str) -> (i64, String) {
+    sqlx::query_as(
+        "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
+         values ($1, $2, $3, 1000, 'TJS', 'ussd', gen_random_uuid()::text) returning id, code",
+    )
+    .bind(project)
+    .bind(household)
+    .bind(phone)
+    .fetch_one(pool)
+    .await
+    .expect("pledge")
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
+    let app = common::app(pool).await;
+    let seed = common::seed(&app.pool).await;
+    let a = seed.community;
+    let b_household =
+        common::add_household(&app.pool, seed.other_community, Some("tg"), "+992931119999").await;
+    let b_project: i64 = sqlx::query_scalar("select id from projects where code = 'WATER'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("water");
+    let (pledge_a, code) = pledge(&app.pool, seed.bridge, seed.household, common::PHONE_TG).await;
+    let (pledge_b, _) = pledge(&app.pool, b_project, b_household, "+992931119999").await;
+    let (cancel_a, _) = pledge(&app.pool, seed.bridge, seed.household, common::PHONE_TG).await;
+    let (cancel_b, _) = pledge(&app.pool, b_project, b_household, "+992931119999").await;
+    // matching to disburse in both projects
+    common::receive(&app.pool, seed.bridge, "500").await;
+    common::receive(&app.pool, b_project, "500").await;
+
+    let people = [
+        ("+992900000901", Role::Admin, vec![]),
+        ("+992900000902", Role::Coordinator, vec![a]),
+        ("+992900000903", Role::Counsellor, vec![]),
+        ("+992900000904", Role::Officer, vec![a]),
+    ];
+    for (phone, role, communities) in &people {
+        staff(&app, &format!("{role} of A"), phone, *role, communities).await;
+    }
+    let login = get(&app, "/console/login", "").await;
+    let css = login
+        .body
+        .split("href=\"")
+        .find(|s| s.starts_with("/console/static/console."))
+        .and_then(|s| s.split('"').next())
+        .expect("the stylesheet's URL")
+        .to_owned();
+
+    let fill = |path: &str| {
+        path.replace("{pledge}", &pledge_a.to_string())
+            .replace("{b_pledge}", &pledge_b.to_string())
+            .replace("{cancel}", &cancel_a.to_string())
+            .replace("{b_cancel}", &cancel_b.to_string())
+            .replace("{project}", &seed.bridge.to_string())
+            .replace("{b_project}", &b_project.to_string())
+            .replace("{code}", &code)
+            .replace("{css}", &css)
+    };
+    // Row by row, each role in turn (a change by one role is seen by the next, as in life).
+    let mut failures = Vec::new();
+    let mut sessions: Vec<Option<Signed>> = vec![None; ROLES.len()];
+    let mut keys = 0;
+    let mut ip = 0u8;
+    for r in TABLE {
+        for (who, role) in ROLES.iter().enumerate() {
+            if who != ANON && sessions[who].is_none() {
+                let (phone, ..) = &people[who - 1];
+                ip += 1;
+                sessions[who] = Some(sign_in(&app, phone, [10, 9, 0, ip]).await);
+            }
+            let (cookie, csrf) = match &sessions[who] {
+                Some(s) => (s.cookie.clone(), Some(s.csrf.clone())),
+                None => (String::new(), None),
+            };
+            let path = fill(r.path);
+            let answer = if r.method == "GET" {
+                get(&app, &path, &cookie).await
+            } else {
+                keys += 1;
+                let key = format!("route-table-{keys}");
+                let mut form: Vec<(&str, &str)> = r.form.to_vec();
+                form.push(("key", &key));
+                if let Some(csrf) = &csrf {
+                    form.push(("csrf", csrf));
+                }
+                post(&app, &path, &cookie, &form).await
+            };
+            let expected = r.expect[who];
+            if answer.status.as_u16() != expected {
+                failures.push(format!(
+                    "{role}: {} {path}: {} (expected {expected})",
+                    r.method, answer.status
+                ));
+            }
+            if answer.status == StatusCode::SEE_OTHER && who == ANON {
+                assert_eq!(answer.location(), "/console/login", "{path}");
+            }
+            if answer.status == StatusCode::NOT_FOUND && r.path.contains("{b_") {
+                // out of scope shows nothing of B
+                assert!(!answer.body.contains("Water"), "{role}: {path}");
+            }
+            if r.ends_session {
+                sessions[who] = None;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
