@@ -9,7 +9,9 @@
 //! 44 px tap targets, a focus outline), the byte budget (≤ 150 KB of `encodedBodySize`)
 //! and no Content-Security-Policy violation or other error in the browser's console. It
 //! writes a screenshot of each page to `target/console-screenshots/{lang}-{width}-{page}.png`
-//! (reviewed by eye, not compared).
+//! (reviewed by eye, not compared). With `HASHAR_CONSOLE_SHOTS=docs/screenshots` it also
+//! writes the documentation's screenshots there: every page at 360×740 and 1280×800
+//! (`HASHAR_CONSOLE_SHOTS=docs/screenshots cargo test --test console_browser`).
 //!
 //! Without chromedriver (`.ci/install-test-deps` installs it) the journeys are ignored;
 //! with `CI` set they fail. `HASHAR_CHROMEDRIVER` and `HASHAR_CHROMIUM` override
@@ -58,6 +60,9 @@ struct World {
     /// POST requests the server has had.
     posts: Arc<AtomicUsize>,
     shots: PathBuf,
+    /// `HASHAR_CONSOLE_SHOTS`: where to write the documentation's screenshots (see
+    /// [`docs_shots`]); none when unset.
+    docs_shots: Option<PathBuf>,
     /// The database the server uses (what a page should show is read from it).
     pool: PgPool,
 }
@@ -315,12 +320,28 @@ async fn set_up(driver_port: u16) -> Result<(World, PgConnectOptions), String> {
 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
     std::fs::create_dir_all(&shots).map_err(|e| format!("{}: {e}", shots.display()))?;
+    let docs_shots = match std::env::var_os("HASHAR_CONSOLE_SHOTS") {
+        Some(dir) => {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            // a page that is gone leaves no old picture behind
+            for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+                let path = entry.map_err(|e| e.to_string())?.path();
+                if path.extension().is_some_and(|e| e == "png") {
+                    std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                }
+            }
+            Some(dir)
+        }
+        None => None,
+    };
     Ok((
         World {
             client: Mutex::new(client),
             base,
             posts,
             shots,
+            docs_shots,
             pool: pool.clone(),
         },
         options,
@@ -491,7 +512,31 @@ async fn check_page(world: &World, client: &Client, lang: &str, width: u32, page
     let png = client.screenshot().await.map_err(fail)?;
     let file = world.shots.join(format!("{lang}-{width}-{page}.png"));
     std::fs::write(&file, png).map_err(|e| fail(format!("{}: {e}", file.display())))?;
+    if let Some(dir) = &world.docs_shots {
+        docs_shots(client, dir, lang, page).await?;
+    }
     client.set_window_size(width, 800).await.map_err(fail)?;
+    Ok(())
+}
+
+/// The screens of `docs/screenshots/` (with `HASHAR_CONSOLE_SHOTS` set to that directory):
+/// every page as a phone (360×740) and a desktop (1280×800) first show it,
+/// `{page}-360.png` and `{page}-1280.png`, in English when a journey visits the page in
+/// English, else in the first language it is visited in.
+async fn docs_shots(client: &Client, dir: &Path, lang: &str, page: &str) -> Outcome {
+    for (width, height) in [(360, 740), (1280, 800)] {
+        let file = dir.join(format!("{page}-{width}.png"));
+        if lang != "en" && file.exists() {
+            continue;
+        }
+        client.set_window_size(width, height).await.map_err(fail)?;
+        client
+            .execute("window.scrollTo(0, 0)", vec![])
+            .await
+            .map_err(fail)?;
+        let png = client.screenshot().await.map_err(fail)?;
+        std::fs::write(&file, png).map_err(|e| fail(format!("{}: {e}", file.display())))?;
+    }
     Ok(())
 }
 
