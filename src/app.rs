@@ -11,6 +11,9 @@ use crate::{
     hints::LanguageHints,
 };
 
+/// The text a screen shows in place of the hotline when `HASHAR_HOTLINE` is not set.
+pub const HOTLINE_UNKNOWN: &str = "migration.hotline_unknown";
+
 #[derive(Clone)]
 pub struct AppState {
     /// The webhooks' pool (USSD hops, SMS and delivery reports, dispatchers). Inside the
@@ -97,7 +100,21 @@ impl AppState {
         // The first text or hop would otherwise pay for loading the numbering plans.
         crate::domain::Phone::warm_up();
         let mut globals = Vars::new();
-        globals.insert("hotline".into(), config.hotline.clone());
+        match config.hotline.as_deref().map(str::trim) {
+            Some(hotline) if !hotline.is_empty() => {
+                globals.insert("hotline".into(), hotline.to_owned());
+            }
+            // No number: each language says where to ask for it (a global `name.lang` is
+            // what a text in that language uses, see `engine::lookup`).
+            _ => {
+                for lang in crate::domain::Language::ALL {
+                    globals.insert(
+                        format!("hotline.{lang}"),
+                        menus.text(lang, HOTLINE_UNKNOWN).to_owned(),
+                    );
+                }
+            }
+        }
         globals.insert("sms_number".into(), config.sms_number.clone());
         globals.insert(
             "max".into(),

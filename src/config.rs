@@ -97,13 +97,11 @@ pub struct Config {
     #[arg(long, env = "HASHAR_EXPORTS_MAX_CONCURRENT", default_value_t = 2)]
     pub exports_max_concurrent: u32,
 
-    /// The Information Centre hotline shown on the safe-migration screens.
-    #[arg(
-        long,
-        env = "HASHAR_HOTLINE",
-        default_value = "ask your resource centre"
-    )]
-    pub hotline: String,
+    /// The Information Centre hotline shown on the safe-migration screens. Unset (or
+    /// blank), the screens say in the caller's language to ask the resource centre for the
+    /// number (`migration.hotline_unknown` in menus/locales).
+    #[arg(long, env = "HASHAR_HOTLINE")]
+    pub hotline: Option<String>,
 
     /// Largest USSD screen in GSM-7 septets (protocol maximum 182).
     #[arg(long, env = "HASHAR_USSD_LIMIT_GSM7", default_value_t = 160)]

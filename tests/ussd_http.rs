@@ -798,3 +798,37 @@ async fn a_repeated_pledge_within_ten_minutes_asks_first(pool: PgPool) {
     assert!(after.starts_with("END Thank you!"), "{after}");
     assert_eq!(count(&pool, "select count(*) from pledges").await, 5);
 }
+
+/// Without `HASHAR_HOTLINE` the hotline screen says where to ask for the number in the
+/// caller's language (it once put the English default inside Tajik and Russian screens).
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn without_a_hotline_number_each_language_says_where_to_ask(pool: PgPool) {
+    seed(&pool).await;
+    let mut config = common::test_config();
+    config.hotline = None;
+    let app = common::app_with(pool.clone(), config).await;
+    for (phone, want) in [
+        (PHONE_TG, "рақамро аз маркази деҳа пурсед"),
+        (PHONE_RU, "спросите номер в ресурсном центре"),
+        (PHONE_EN, "ask your resource centre for it"),
+    ] {
+        // the screen pages: read it whole (its text lines, without the options)
+        let session = format!("hotline-{phone}");
+        let mut pages = Vec::new();
+        for input in ["4*4", "4*4*99"] {
+            let (_, page) = app.hop(&session, phone, input).await;
+            let text: Vec<&str> = page
+                .trim_start_matches("CON ")
+                .trim_start_matches("END ")
+                .lines()
+                .filter(|l| !l.starts_with("0 ") && !l.starts_with("99 ") && !l.starts_with("1 "))
+                .collect();
+            pages.push(text.join(" "));
+        }
+        let screen = pages.join(" ");
+        assert!(screen.contains(want), "{screen}");
+        if phone != PHONE_EN {
+            assert!(!screen.contains("resource centre"), "{screen}");
+        }
+    }
+}

@@ -679,6 +679,7 @@ fn lookup(world: &World<'_>, st: &State, lang: Language, name: &str) -> Option<S
     st.vars
         .get(&format!("{name}.{lang}"))
         .or_else(|| st.vars.get(name))
+        .or_else(|| world.globals.get(&format!("{name}.{lang}")))
         .or_else(|| world.globals.get(name))
         .cloned()
 }

@@ -38,7 +38,7 @@ pub fn test_config() -> Config {
     let mut config = Config::from_env();
     config.menus_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("menus");
     config.default_language = hashar::domain::Language::Tg;
-    config.hotline = "1313".into();
+    config.hotline = Some("1313".into());
     config.max_pledge = 100_000.into();
     config.ussd_session_ttl_secs = 300;
     // Generous, so that no test depends on the machine's speed; a test of the deadline
