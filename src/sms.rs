@@ -288,8 +288,14 @@ impl Turn<'_> {
                 ))
             }
             Command::Start => {
-                households::opt_in(tx, self.phone).await?;
-                Ok(self.reply(lang, "sms.start_ok", &none, "start"))
+                // "Welcome back" only to a number that had stopped; START from one that never
+                // did is told that messages are on.
+                let key = if households::opt_in(tx, self.phone).await? {
+                    "sms.start_ok"
+                } else {
+                    "sms.start_already"
+                };
+                Ok(self.reply(lang, key, &none, "start"))
             }
             Command::Help => Ok(self.reply(lang, "sms.help", &none, "help")),
             Command::Language(None) => {

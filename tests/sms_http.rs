@@ -417,6 +417,11 @@ async fn after_stop_only_the_confirmation_is_sent_until_start(pool: PgPool) {
         ]
     );
     assert!(replies[0].0.contains("START"), "{}", replies[0].0);
+    assert!(replies[3].0.starts_with("Welcome back"), "{}", replies[3].0);
+    // START again, from a number that no longer stops: no "welcome back"
+    app.text("s4b", MIGRANT, "START").await;
+    let again = app.last_reply(MIGRANT).await;
+    assert!(again.contains("already on"), "{again}");
     // the pledge itself still counts: STOP silences messages, not the household
     assert_eq!(count(&pool, "select count(*) from pledges").await, 1);
     // Cyrillic СТОП works the same

@@ -341,12 +341,12 @@ pub async fn opt_out(
     Ok(())
 }
 
-/// Clears `phone`'s opt-out: it gets SMS again.
-pub async fn opt_in(conn: &mut PgConnection, phone: &Phone) -> Result<(), sqlx::Error> {
-    sqlx::query!("delete from sms_optouts where phone = $1", phone.as_str())
+/// Clears `phone`'s opt-out: it gets SMS again. True when it had opted out.
+pub async fn opt_in(conn: &mut PgConnection, phone: &Phone) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!("delete from sms_optouts where phone = $1", phone.as_str())
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(done.rows_affected() > 0)
 }
 
 /// When `phone` opted out of SMS, if it has.
