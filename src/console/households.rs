@@ -16,7 +16,7 @@
 //! - `GET /console/households/{id}/edit`, `POST /console/households/{id}`: name, language
 //!   and community (where the actor may act).
 //!
-//! Programme officers read only (no forms; a POST is 403 by the service); counsellors see
+//! Programme officers read only (no forms; a POST is 404, refused by the service); counsellors see
 //! every community but no money figures. Every POST passed the CSRF middleware.
 
 use askama::Template;
@@ -32,6 +32,7 @@ use serde::Deserialize;
 
 use super::{
     auth::{self, Staff},
+    flash::{self, Flash},
     i18n::{key, Tr},
     pages::{Layout, MessagePage},
     Console,
@@ -50,8 +51,6 @@ pub const PAGE: i64 = 30;
 pub const TIMELINE_PAGE: i64 = 30;
 /// Longest phones field of the register form.
 const MAX_PHONES_FIELD: usize = 400;
-/// The session's key of the one-time message shown after a change.
-const FLASH: &str = "households.flash";
 
 /// `?lang=` on any of these pages changes the person's language first.
 async fn language(staff: &Staff, lang: Option<&str>) -> Tr {
@@ -76,16 +75,9 @@ fn layout(console: &Console, t: &Tr, staff: &Staff, href: Option<&str>) -> Layou
     l
 }
 
-/// Keeps a one-time message for the next page.
-async fn set_flash(staff: &Staff, text: String) {
-    if let Err(e) = staff.session.insert(FLASH, text).await {
-        tracing::warn!(error = %e, "console: keeping a flash message failed");
-    }
-}
-
-/// Takes the one-time message, if any.
-async fn take_flash(staff: &Staff) -> Option<String> {
-    staff.session.remove::<String>(FLASH).await.ok().flatten()
+/// The one-time message of the last change, in `t`'s language ([`flash`]).
+async fn take_flash(staff: &Staff, t: &Tr) -> Option<String> {
+    flash::take(&staff.session).await.map(|f| f.text(t))
 }
 
 fn is_htmx(headers: &HeaderMap) -> bool {
@@ -279,7 +271,7 @@ pub async fn list(
     }));
     let l = layout(&console, &t, &staff, None);
     ListPage {
-        flash: take_flash(&staff).await,
+        flash: take_flash(&staff, &t).await,
         filtered: !q.is_empty() || community.is_some() || query.after.is_some(),
         q,
         chips,
@@ -538,7 +530,7 @@ pub async fn page(
         .collect();
     let l = layout(&console, &t, &staff, Some(&href));
     HouseholdPage {
-        flash: take_flash(&staff).await,
+        flash: take_flash(&staff, &t).await,
         id,
         title: title(&t, h.id, h.name.as_deref()),
         community: communities
@@ -777,11 +769,8 @@ pub async fn create(
     match service::register(&console.app, &staff.actor, &new).await {
         Ok(h) => {
             let name = title(&t, h.id, h.name.as_deref());
-            set_flash(
-                &staff,
-                t.t_with("households.register.done", &[("name", &name)]),
-            )
-            .await;
+            let done = Flash::done(key("households.register.done")).with("name", name);
+            flash::set(&staff.session, done).await;
             Redirect::to(&format!("/console/households/{}", h.id)).into_response()
         }
         Err(e) => form_error(&console, t, &staff, None, &form, e).await,
@@ -880,14 +869,15 @@ pub async fn update(
     match service::update(&console.app, &staff.actor, id, &change).await {
         Ok(h) => {
             let name = title(&t, h.id, h.name.as_deref());
-            set_flash(&staff, t.t_with("households.edit.done", &[("name", &name)])).await;
+            let done = Flash::done(key("households.edit.done")).with("name", name);
+            flash::set(&staff.session, done).await;
             Redirect::to(&format!("/console/households/{id}")).into_response()
         }
         Err(e) => form_error(&console, t, &staff, Some(id), &form, e).await,
     }
 }
 
-/// A refusal that is a whole page: 404 (not found, or out of scope), 403, or a database
+/// A refusal that is a whole page: 404 (not found, out of scope, or out of role), or a database
 /// failure (503, with a retry link; never partial figures).
 fn refused(console: &Console, t: &Tr, staff: &Staff, e: ServiceError) -> Response {
     let (status, title_key, text_key) = match &e {
@@ -896,8 +886,9 @@ fn refused(console: &Console, t: &Tr, staff: &Staff, e: ServiceError) -> Respons
             key("households.not_found.title"),
             key("households.not_found.text"),
         ),
+        // out of role or scope: 404, as for what does not exist (console_routes' rule)
         ServiceError::Forbidden => (
-            StatusCode::FORBIDDEN,
+            StatusCode::NOT_FOUND,
             key("households.forbidden.title"),
             key("households.forbidden.text"),
         ),
