@@ -22,7 +22,8 @@ const ANON: usize = 0;
 const ROLES: [&str; 5] = ["anonymous", "admin", "coordinator", "counsellor", "officer"];
 
 /// One row: method, route template, the concrete path (placeholders `{pledge}`, `{b_pledge}`,
-/// `{cancel}`, `{b_cancel}`, `{project}`, `{b_project}`, `{code}`, `{css}`), the form of a
+/// `{cancel}`, `{b_cancel}`, `{project}`, `{b_project}`, `{code}`, `{css}`, `{household}`,
+/// `{b_household}`, `{a}`, `{b}`; in a form also `{n}`), the form of a
 /// POST, the expected status for each of [`ROLES`], and whether it ends the session.
 struct Row {
     method: &'static str,
@@ -53,6 +54,27 @@ const fn row(
 const RECEIPT: &[(&str, &str)] = &[("amount", "1"), ("date", "2026-11-28"), ("method", "cash")];
 const CANCEL: &[(&str, &str)] = &[("reason", "Moved away")];
 const DISBURSE: &[(&str, &str)] = &[("amount", "1"), ("date", "2026-11-28"), ("partner", "UNDP")];
+// `{a}`, `{b}`: the communities; `{n}`: a number new for each request.
+const REGISTER_A: &[(&str, &str)] = &[
+    ("community", "{a}"),
+    ("name", "New"),
+    ("phones", "+99293777{n}"),
+];
+const REGISTER_B: &[(&str, &str)] = &[
+    ("community", "{b}"),
+    ("name", "New"),
+    ("phones", "+99293778{n}"),
+];
+const EDIT_A: &[(&str, &str)] = &[
+    ("community", "{a}"),
+    ("name", "Renamed"),
+    ("language", "ru"),
+];
+const EDIT_B: &[(&str, &str)] = &[
+    ("community", "{b}"),
+    ("name", "Renamed"),
+    ("language", "ru"),
+];
 
 // Expected statuses: anonymous, admin, coordinator of A, counsellor, officer of A.
 #[rustfmt::skip]
@@ -82,6 +104,18 @@ const TABLE: &[Row] = &[
     row("GET", "/console/money/projects/{id}/disburse", "/console/money/projects/{b_project}/disburse?amount=1&date=2026-11-28&partner=UNDP", &[], [303, 200, 404, 404, 404]),
     row("POST", "/console/money/projects/{id}/disburse", "/console/money/projects/{project}/disburse", DISBURSE, [403, 303, 303, 404, 404]),
     row("POST", "/console/money/projects/{id}/disburse", "/console/money/projects/{b_project}/disburse", DISBURSE, [403, 303, 404, 404, 404]),
+    row("GET", "/console/households", "/console/households", &[], [303, 200, 200, 200, 200]),
+    row("GET", "/console/households", "/console/households?community={b}", &[], [303, 200, 404, 200, 404]),
+    row("POST", "/console/households", "/console/households", REGISTER_A, [403, 303, 303, 303, 404]),
+    row("POST", "/console/households", "/console/households", REGISTER_B, [403, 303, 404, 303, 404]),
+    row("GET", "/console/households/new", "/console/households/new", &[], [303, 200, 200, 200, 404]),
+    row("GET", "/console/households/{id}", "/console/households/{household}", &[], [303, 200, 200, 200, 200]),
+    row("GET", "/console/households/{id}", "/console/households/{b_household}", &[], [303, 200, 404, 200, 404]),
+    row("GET", "/console/households/{id}", "/console/households/999999", &[], [303, 404, 404, 404, 404]),
+    row("POST", "/console/households/{id}", "/console/households/{household}", EDIT_A, [403, 303, 303, 303, 404]),
+    row("POST", "/console/households/{id}", "/console/households/{b_household}", EDIT_B, [403, 303, 404, 303, 404]),
+    row("GET", "/console/households/{id}/edit", "/console/households/{household}/edit", &[], [303, 200, 200, 200, 404]),
+    row("GET", "/console/households/{id}/edit", "/console/households/{b_household}/edit", &[], [303, 200, 404, 200, 404]),
     Row { ends_session: true, ..row("POST", "/console/logout", "/console/logout", &[], [403, 303, 303, 303, 303]) },
     Row { ends_session: true, ..row("POST", "/console/logout/everywhere", "/console/logout/everywhere", &[], [403, 303, 303, 303, 303]) },
 ];
@@ -179,6 +213,10 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
             .replace("{project}", &seed.bridge.to_string())
             .replace("{b_project}", &b_project.to_string())
             .replace("{code}", &code)
+            .replace("{b_household}", &b_household.to_string())
+            .replace("{household}", &seed.household.to_string())
+            .replace("{a}", &a.to_string())
+            .replace("{b}", &seed.other_community.to_string())
             .replace("{css}", &css)
     };
     // Row by row, each role in turn (a change by one role is seen by the next, as in life).
@@ -203,7 +241,13 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
             } else {
                 keys += 1;
                 let key = format!("route-table-{keys}");
-                let mut form: Vec<(&str, &str)> = r.form.to_vec();
+                let filled: Vec<(&str, String)> = r
+                    .form
+                    .iter()
+                    .map(|(k, v)| (*k, fill(v).replace("{n}", &format!("{keys:04}"))))
+                    .collect();
+                let mut form: Vec<(&str, &str)> =
+                    filled.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 form.push(("key", &key));
                 if let Some(csrf) = &csrf {
                     form.push(("csrf", csrf));

@@ -51,6 +51,15 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(what) => ApiError::NotFound(what),
             ServiceError::Invalid { field, message, .. } => ApiError::Invalid { field, message },
             ServiceError::Conflict { message, .. } => ApiError::Conflict(message),
+            ServiceError::Gone { message, .. } => ApiError::Gone(message),
+            ServiceError::TooMany {
+                message,
+                retry_after,
+                ..
+            } => ApiError::TooManyRequests {
+                message,
+                retry_after,
+            },
             ServiceError::Db(e) => ApiError::Internal(e),
             ServiceError::Encode(e) => ApiError::Encode(e),
         }

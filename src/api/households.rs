@@ -1,4 +1,5 @@
-//! Households and their phones: list and search, register (with its numbers), read, rename,
+//! Households and their phones (the rules live in `service::households`, shared with the
+//! console): list and search, register (with its numbers), read, rename,
 //! set the language, move to another community, link and unlink numbers (a migrant member's
 //! foreign number, say), and record or clear a number's STOP state.
 //!
@@ -60,171 +61,24 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
-use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
     auth::Auth,
-    error::{ApiError, ApiResult, Body, ErrorBody, Params, Segments},
+    error::{ApiResult, Body, ErrorBody, Params, Segments},
 };
 use crate::{
     app::AppState,
-    domain::{Language, Phone},
+    service::households::{self as service, PhoneAdded},
 };
 
-/// Most numbers a household may have (the people of one family, at home and abroad).
-pub const MAX_PHONES: usize = 10;
-const MAX_NAME: usize = 120;
-const MAX_QUERY: usize = 100;
-
-/// One of a household's numbers and whether it texted STOP.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HouseholdPhone {
-    /// E.164, e.g. `+992901234567`.
-    pub phone: String,
-    /// True while the number has opted out of SMS (STOP): it gets no SMS but the STOP confirmation.
-    pub opted_out: bool,
-    pub opted_out_at: Option<DateTime<Utc>>,
-    pub linked_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Household {
-    pub id: i64,
-    pub community_id: i64,
-    pub name: Option<String>,
-    /// `tg`, `ru` or `en`; absent: guessed from the number.
-    pub language: Option<String>,
-    /// coordinator, ussd, sms or demo
-    pub registered_via: String,
-    /// The code a member abroad texts (`JOIN 123456`) to link their number.
-    pub join_code: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub phones: Vec<HouseholdPhone>,
-}
-
-/// The households' numbers, in the order they were linked.
-async fn with_phones(
-    conn: &mut PgConnection,
-    rows: Vec<store::households::Household>,
-) -> Result<Vec<Household>, sqlx::Error> {
-    let ids: Vec<i64> = rows.iter().map(|h| h.id.0).collect();
-    let phones = store::households::phones_of(conn, &ids).await?;
-    Ok(rows
-        .into_iter()
-        .map(|h| Household {
-            phones: phones
-                .iter()
-                .filter(|p| p.household == h.id)
-                .map(|p| HouseholdPhone {
-                    phone: p.phone.clone(),
-                    opted_out: p.opted_out_at.is_some(),
-                    opted_out_at: p.opted_out_at,
-                    linked_at: p.linked_at,
-                })
-                .collect(),
-            id: h.id.0,
-            community_id: h.community.0,
-            name: h.name,
-            language: h.language,
-            registered_via: h.registered_via,
-            join_code: h.join_code,
-            created_at: h.created_at,
-        })
-        .collect())
-}
-
-/// The household if this coordinator may see it; 404 otherwise. With `lock`, the row is
-/// locked for the rest of the transaction (changes to its numbers are serialised).
-async fn visible(
-    conn: &mut PgConnection,
-    auth: &Auth,
-    id: i64,
-    lock: bool,
-) -> ApiResult<store::households::Household> {
-    let row = store::households::household(conn, HouseholdId(id), lock)
-        .await?
-        .ok_or(ApiError::NotFound("household"))?;
-    if !auth.may(row.community.0) {
-        return Err(ApiError::NotFound("household"));
-    }
-    Ok(row)
-}
-
-async fn load(conn: &mut PgConnection, auth: &Auth, id: i64) -> ApiResult<Household> {
-    let row = visible(&mut *conn, auth, id, false).await?;
-    with_phones(conn, vec![row])
-        .await?
-        .pop()
-        .ok_or(ApiError::NotFound("household"))
-}
-
-fn parse_phone(field: &'static str, raw: &str) -> ApiResult<Phone> {
-    Phone::parse(raw).map_err(|e| {
-        ApiError::invalid(
-            field,
-            format!("{field}: {e} (an E.164 number such as +992901234567, or a Tajik number)"),
-        )
-    })
-}
-
-fn check_name(name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    let n = name.chars().count();
-    if n == 0 || n > MAX_NAME {
-        return Err(ApiError::invalid(
-            "name",
-            format!("name must be 1 to {MAX_NAME} characters"),
-        ));
-    }
-    Ok(name.to_owned())
-}
-
-fn check_language(raw: &str) -> ApiResult<Language> {
-    raw.parse()
-        .map_err(|_| ApiError::invalid("language", "language is tg, ru or en"))
-}
-
-use crate::store::{
-    self,
-    households::owner_of_phone as owner,
-    link_codes::{self, LinkCodeState},
-    CommunityId, CoordinatorId, HouseholdId, Violation,
+pub use crate::service::households::{
+    Household, HouseholdPhone, PhoneOptOut, LINK_CODES_PER_COORDINATOR_HOUR,
+    LINK_CODES_PER_PHONE_HOUR, LINK_CODE_MINUTES, LINK_CODE_TEXT, LINK_CODE_TRIES, MAX_PHONES,
+    TAKEN_ANSWERS_PER_DAY,
 };
-
-fn taken(auth: &Auth, phone: &Phone, owner: Option<(i64, i64)>) -> ApiError {
-    match owner {
-        Some((id, community)) if auth.may(community) => ApiError::Conflict(format!(
-            "{} is already registered to household {id}",
-            phone.as_str()
-        )),
-        _ => ApiError::Conflict(format!(
-            "{} is already registered to another household",
-            phone.as_str()
-        )),
-    }
-}
-
-/// Inserts a number for a household; a concurrent insert of the same number is a 409 too.
-async fn link(
-    conn: &mut PgConnection,
-    auth: &Auth,
-    phone: &Phone,
-    household: i64,
-) -> ApiResult<()> {
-    match store::households::link_phone(&mut *conn, phone, HouseholdId(household)).await {
-        Ok(()) => {}
-        Err(e) if Violation::is_unique(&e) => return Err(taken(auth, phone, None)),
-        Err(e) => return Err(e.into()),
-    }
-    // An SMS conversation started while the number was a stranger ends (as on `JOIN`).
-    crate::sms::end_conversation(conn, phone).await?;
-    Ok(())
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct HouseholdQuery {
@@ -250,43 +104,14 @@ pub async fn list(
         auth.require(c)?;
     }
     let (limit, offset) = super::error::paging(q.limit, q.offset)?;
-    let text =
-        q.q.as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-    if text.as_ref().is_some_and(|t| t.chars().count() > MAX_QUERY) {
-        return Err(ApiError::invalid(
-            "q",
-            format!("q is at most {MAX_QUERY} characters"),
-        ));
-    }
-    // Searched literally: `%` and `_` typed by the coordinator are not wildcards.
-    let pattern = text.as_ref().map(|t| {
-        format!(
-            "%{}%",
-            t.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        )
-    });
-    let digits = text
-        .as_ref()
-        .map(|t| t.chars().filter(char::is_ascii_digit).collect::<String>())
-        .filter(|d| d.len() >= 3)
-        .map(|d| format!("%{d}%"));
-    let mut conn = state.pool.acquire().await?;
-    let search = store::households::HouseholdSearch {
-        scope: auth.scope(),
-        community: q.community.map(CommunityId),
-        name_pattern: pattern.as_deref(),
-        text: text.as_deref(),
-        digits: digits.as_deref(),
+    let search = service::Search {
+        community: q.community,
+        q: q.q.as_deref(),
+        after: None,
         limit,
         offset,
     };
-    let rows = store::households::search(&mut conn, &search).await?;
-    Ok(Json(with_phones(&mut conn, rows).await?))
+    Ok(Json(service::list(&state, &auth, &search).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -313,78 +138,13 @@ pub async fn create(
     auth: Auth,
     Body(h): Body<NewHousehold>,
 ) -> ApiResult<(StatusCode, Json<Household>)> {
-    auth.require(h.community_id)?;
-    let name = h.name.as_deref().map(check_name).transpose()?;
-    let language = h.language.as_deref().map(check_language).transpose()?;
-    if h.phones.is_empty() || h.phones.len() > MAX_PHONES {
-        return Err(ApiError::invalid(
-            "phones",
-            format!("phones is a list of 1 to {MAX_PHONES} numbers"),
-        ));
-    }
-    let mut phones: Vec<Phone> = Vec::with_capacity(h.phones.len());
-    for raw in &h.phones {
-        let phone = parse_phone("phones", raw)?;
-        if phones.contains(&phone) {
-            return Err(ApiError::invalid(
-                "phones",
-                format!("phones lists {} twice", phone.as_str()),
-            ));
-        }
-        phones.push(phone);
-    }
-    let now = state.clock.now();
-    let mut tx = state.pool.begin().await?;
-    if auth.scope().is_some() {
-        // Paused after too many "registered elsewhere" answers, whatever the numbers are
-        // (a refusal only for a taken number would answer the question all the same).
-        taken_answers_below_cap(&mut tx, &auth, now).await?;
-    }
-    for phone in &phones {
-        match owner(&mut tx, phone).await? {
-            None => {}
-            Some(o) if auth.may(o.community.0) => {
-                return Err(taken(&auth, phone, Some((o.household.0, o.community.0))))
-            }
-            Some(_) => {
-                // A household this coordinator cannot see: the answer is counted (see the
-                // module doc), and nothing else is written.
-                count_taken_answer(&mut tx, &auth, now).await?;
-                tx.commit().await?;
-                tracing::warn!(
-                    coordinator = auth.coordinator_id,
-                    phone = %phone,
-                    "registration refused: the number belongs to a household in a community this coordinator cannot see"
-                );
-                return Err(taken(&auth, phone, None));
-            }
-        }
-    }
-    let id = store::households::create(
-        &mut tx,
-        CommunityId(h.community_id),
-        name.as_deref(),
-        language,
-    )
-    .await;
-    let id = match id {
-        Ok(id) => id.0,
-        Err(e) if crate::store::Violation::is_foreign_key(&e) => {
-            return Err(ApiError::invalid("community_id", "no such community"))
-        }
-        Err(e) => return Err(e.into()),
+    let new = service::NewHousehold {
+        community_id: h.community_id,
+        name: h.name,
+        language: h.language,
+        phones: h.phones,
     };
-    for phone in &phones {
-        link(&mut tx, &auth, phone, id).await?;
-    }
-    let household = load(&mut tx, &auth, id).await?;
-    tx.commit().await?;
-    tracing::info!(
-        coordinator = auth.coordinator_id,
-        household = id,
-        phones = phones.len(),
-        "household registered"
-    );
+    let household = service::register(&state, &auth, &new).await?;
     Ok((StatusCode::CREATED, Json(household)))
 }
 
@@ -397,8 +157,7 @@ pub async fn get_one(
     auth: Auth,
     Segments(id): Segments<i64>,
 ) -> ApiResult<Json<Household>> {
-    let mut conn = state.pool.acquire().await?;
-    Ok(Json(load(&mut conn, &auth, id).await?))
+    Ok(Json(service::get(&state, &auth, id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -431,64 +190,12 @@ pub async fn update(
     Segments(id): Segments<i64>,
     Body(c): Body<HouseholdChange>,
 ) -> ApiResult<Json<Household>> {
-    let name = match &c.name {
-        Some(Some(n)) => Some(Some(check_name(n)?)),
-        Some(None) => Some(None),
-        None => None,
+    let change = service::HouseholdChange {
+        name: c.name,
+        language: c.language,
+        community_id: c.community_id,
     };
-    let language = match &c.language {
-        Some(Some(l)) => Some(Some(check_language(l)?)),
-        Some(None) => Some(None),
-        None => None,
-    };
-    let mut tx = state.pool.begin().await?;
-    let current = visible(&mut tx, &auth, id, true).await?;
-    let moved = c.community_id.filter(|&to| to != current.community.0);
-    if let Some(to) = moved {
-        auth.require(to)?;
-    }
-    let change = store::households::HouseholdChange {
-        name: name.as_ref().map(|n| n.as_deref()),
-        language,
-        community: moved.map(CommunityId),
-    };
-    let done = store::households::update(&mut tx, HouseholdId(id), &change).await;
-    match done {
-        Ok(_) => {}
-        Err(e) if crate::store::Violation::is_foreign_key(&e) => {
-            return Err(ApiError::invalid("community_id", "no such community"))
-        }
-        Err(e) => return Err(e.into()),
-    }
-    if moved.is_some() {
-        // An SMS conversation lists the old community's projects: it starts again.
-        crate::sms::end_household_conversations(&mut tx, id).await?;
-    }
-    let household = load(&mut tx, &auth, id).await?;
-    tx.commit().await?;
-    if let Some(Some(lang)) = language {
-        // The per-process hint (used when the database cannot answer) follows the record.
-        for p in &household.phones {
-            state
-                .hints
-                .remember(&Phone::from_e164_unchecked(p.phone.clone()), lang);
-        }
-    }
-    match moved {
-        Some(to) => tracing::info!(
-            coordinator = auth.coordinator_id,
-            household = id,
-            from = current.community.0,
-            to,
-            "household moved"
-        ),
-        None => tracing::info!(
-            coordinator = auth.coordinator_id,
-            household = id,
-            "household changed"
-        ),
-    }
-    Ok(Json(household))
+    Ok(Json(service::update(&state, &auth, id, &change).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -527,178 +234,22 @@ pub async fn add_phone(
     Segments(id): Segments<i64>,
     Body(p): Body<NewPhone>,
 ) -> ApiResult<Response> {
-    let phone = parse_phone("phone", &p.phone)?;
-    let now = state.clock.now();
-    let mut tx = state.pool.begin().await?;
-    let household = visible(&mut tx, &auth, id, true).await?;
-    let owner = owner(&mut tx, &phone).await?;
-    match &owner {
-        Some(o) if o.household.0 == id => {
-            let household = load(&mut tx, &auth, id).await?;
-            tx.commit().await?;
-            return Ok((StatusCode::OK, Json(household)).into_response());
-        }
-        Some(o) if auth.may(o.community.0) => {
-            return Err(taken(&auth, &phone, Some((o.household.0, o.community.0))))
-        }
-        _ => {}
-    }
-    // The household's own count: telling it says nothing about the number.
-    room_for_a_number(&mut tx, id).await?;
-    if auth.scope().is_none() {
-        // An admin may see every household, so the number is free: linked at once.
-        link(&mut tx, &auth, &phone, id).await?;
-        let household = load(&mut tx, &auth, id).await?;
-        tx.commit().await?;
-        tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, "number linked");
-        return Ok((StatusCode::CREATED, Json(household)).into_response());
-    }
-    // Free, or a household's the caller cannot see: the same work and the same answer.
-    let language = owner
-        .and_then(|o| o.language)
-        .unwrap_or_else(|| state.hints.guess(&phone, state.config.default_language));
-    let expires_at =
-        send_link_code(&state, &mut tx, &auth, &household, &phone, language, now).await?;
-    tx.commit().await?;
-    tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, "link code sent");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(LinkCodeSent {
-            status: "code_sent".into(),
-            phone: phone.as_str().to_owned(),
-            expires_at,
-        }),
-    )
-        .into_response())
-}
-
-/// 409 when the household has [`MAX_PHONES`] numbers already.
-async fn room_for_a_number(conn: &mut PgConnection, household: i64) -> ApiResult<()> {
-    let count = store::households::phone_count(conn, HouseholdId(household)).await?;
-    if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_PHONES {
-        return Err(ApiError::Conflict(format!(
-            "the household already has {MAX_PHONES} numbers"
-        )));
-    }
-    Ok(())
-}
-
-/// How long a link code is good for.
-pub const LINK_CODE_MINUTES: i64 = 15;
-/// Wrong codes that void a link request.
-pub const LINK_CODE_TRIES: i32 = 5;
-/// Link codes one coordinator may have sent in an hour.
-pub const LINK_CODES_PER_COORDINATOR_HOUR: i64 = 10;
-/// Link codes one number may get in an hour, whoever asks.
-pub const LINK_CODES_PER_PHONE_HOUR: i64 = 3;
-/// "Registered to another household" answers about households a coordinator cannot see,
-/// in 24 hours, after which registering is refused (429) until the oldest is a day old.
-pub const TAKEN_ANSWERS_PER_DAY: i64 = 5;
-/// Link requests and counted answers are deleted this long after they expired.
-const KEEP_DAYS: i64 = 7;
-
-fn code_hash(salt: &[u8], code: &str) -> Vec<u8> {
-    Sha256::new()
-        .chain_update(salt)
-        .chain_update(code.as_bytes())
-        .finalize()
-        .to_vec()
-}
-
-/// Seconds from `now` until `until` (at least 1): a `Retry-After`.
-fn seconds_until(until: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
-    u64::try_from((until - now).num_seconds())
-        .unwrap_or(0)
-        .max(1)
-}
-
-/// Stores a new link request (replacing a pending one for the same household and number)
-/// and queues the SMS with its code, both in `tx`; 429 when a limit is reached. Returns when
-/// the code expires.
-async fn send_link_code(
-    state: &AppState,
-    tx: &mut PgConnection,
-    auth: &Auth,
-    household: &store::households::Household,
-    phone: &Phone,
-    language: Language,
-    now: DateTime<Utc>,
-) -> ApiResult<DateTime<Utc>> {
-    store::households::lock_link_codes(tx).await?;
-    link_codes::forget_expired(tx, now - Duration::days(KEEP_DAYS)).await?;
-    // Read after the lock: each request sees the ones committed before it.
-    let recent = link_codes::recent(
-        tx,
-        CoordinatorId(auth.coordinator_id),
-        phone,
-        now - Duration::hours(1),
-    )
-    .await?;
-    let hour_after =
-        |t: Option<DateTime<Utc>>| seconds_until(t.unwrap_or(now) + Duration::hours(1), now);
-    if recent.by_coordinator >= LINK_CODES_PER_COORDINATOR_HOUR {
-        tracing::warn!(
-            coordinator = auth.coordinator_id,
-            "link code refused: the coordinator's hourly limit is reached"
-        );
-        return Err(ApiError::TooManyRequests {
-            message: format!(
-                "at most {LINK_CODES_PER_COORDINATOR_HOUR} codes an hour may be sent for one coordinator; try again later"
-            ),
-            retry_after: hour_after(recent.by_coordinator_oldest),
-        });
-    }
-    if recent.to_phone >= LINK_CODES_PER_PHONE_HOUR {
-        tracing::warn!(coordinator = auth.coordinator_id, phone = %phone, "link code refused: the number's hourly limit is reached");
-        return Err(ApiError::TooManyRequests {
-            message: format!(
-                "at most {LINK_CODES_PER_PHONE_HOUR} codes an hour may be sent to one number; try again later"
-            ),
-            retry_after: hour_after(recent.to_phone_oldest),
-        });
-    }
-    link_codes::replace_pending(tx, household.id, phone, now).await?;
-    let code = format!("{:06}", rand::random_range(0..1_000_000u32));
-    let mut salt = [0u8; 16];
-    rand::fill(&mut salt);
-    let expires_at = now + Duration::minutes(LINK_CODE_MINUTES);
-    link_codes::create(
-        tx,
-        &link_codes::NewLinkCode {
-            household: household.id,
-            phone,
-            code_salt: &salt,
-            code_sha256: &code_hash(&salt, &code),
-            created_by: CoordinatorId(auth.coordinator_id),
-            created_at: now,
-            expires_at,
+    Ok(
+        match service::add_phone(&state, &auth, id, &p.phone).await? {
+            PhoneAdded::Already(h) => (StatusCode::OK, Json(h)).into_response(),
+            PhoneAdded::Linked(h) => (StatusCode::CREATED, Json(h)).into_response(),
+            PhoneAdded::CodeSent { phone, expires_at } => (
+                StatusCode::ACCEPTED,
+                Json(LinkCodeSent {
+                    status: "code_sent".into(),
+                    phone,
+                    expires_at,
+                }),
+            )
+                .into_response(),
         },
     )
-    .await?;
-    let community = store::communities::name(&mut *tx, household.community)
-        .await?
-        .get(language)
-        .to_owned();
-    let vars = crate::engine::Vars::from([
-        ("code".to_owned(), code.clone()),
-        ("community".to_owned(), community),
-    ]);
-    state
-        .queue_text(
-            tx,
-            phone,
-            language,
-            LINK_CODE_TEXT,
-            &vars,
-            crate::outbox::Kind::LinkCode,
-        )
-        .await?;
-    Ok(expires_at)
 }
-
-/// The SMS with a link code: placeholders `{code}` and `{community}` (checked by `menus
-/// check`: `engine::check::SERVICE_TEXTS`).
-pub const LINK_CODE_TEXT: &str = "sms.link_code";
 
 /// The last link request for a household and number.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -727,124 +278,13 @@ pub async fn confirm_phone(
     Segments(id): Segments<i64>,
     Body(c): Body<PhoneConfirmation>,
 ) -> ApiResult<(StatusCode, Json<Household>)> {
-    let phone = parse_phone("phone", &c.phone)?;
-    let code = c.code.trim();
-    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::invalid(
-            "code",
-            "code is the 6 digits the number received by SMS",
-        ));
-    }
-    let now = state.clock.now();
-    let mut tx = state.pool.begin().await?;
-    visible(&mut tx, &auth, id, true).await?;
-    let current = owner(&mut tx, &phone).await?;
-    if current.as_ref().is_some_and(|o| o.household.0 == id) {
-        let household = load(&mut tx, &auth, id).await?;
-        tx.commit().await?;
-        return Ok((StatusCode::OK, Json(household)));
-    }
-    // The household's row is locked (`visible`): requests for it are checked one at a time.
-    let request = link_codes::latest(&mut tx, HouseholdId(id), &phone).await?;
-    let link_codes::LinkCode {
-        id: request,
-        code_salt: salt,
-        code_sha256: hash,
-        expires_at,
-        ..
-    } = match request {
-        Some(r) if r.state == LinkCodeState::Pending => r,
-        Some(r) if r.state == LinkCodeState::Void => {
-            return Err(ApiError::Gone(format!(
-                "{LINK_CODE_TRIES} wrong codes were given for this number: ask for a new code"
-            )))
-        }
-        // none, or the last one was used
-        _ => return Err(ApiError::NotFound("pending code")),
+    let (linked, household) = service::confirm_phone(&state, &auth, id, &c.phone, &c.code).await?;
+    let status = if linked {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
-    if expires_at <= now {
-        return Err(ApiError::Gone(
-            "the code has expired: ask for a new one".into(),
-        ));
-    }
-    // compared in time that does not depend on where the hashes differ
-    if !bool::from(code_hash(&salt, code).as_slice().ct_eq(&hash)) {
-        let tries = link_codes::wrong_try(&mut tx, request, LINK_CODE_TRIES, now).await?;
-        tx.commit().await?;
-        tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, tries, "wrong link code");
-        let left = LINK_CODE_TRIES - tries;
-        let message = if left > 0 {
-            format!("the code is not right ({left} tries left)")
-        } else {
-            "the code is not right, and that was the last try: ask for a new code".into()
-        };
-        return Err(ApiError::invalid("code", message));
-    }
-    if let Some(o) = current {
-        // The caller holds the owner's code, i.e. their consent: saying that the number is
-        // taken is fine; the household is named only if the caller may see it. The request
-        // stays pending: once the number is unlinked there, confirming again links it.
-        let whose = if auth.may(o.community.0) {
-            format!("household {}", o.household)
-        } else {
-            "another household".to_owned()
-        };
-        return Err(ApiError::Conflict(format!(
-            "{} is registered to {whose}; it must be unlinked there first",
-            phone.as_str()
-        )));
-    }
-    room_for_a_number(&mut tx, id).await?;
-    link(&mut tx, &auth, &phone, id).await?;
-    link_codes::confirm(&mut tx, request, now).await?;
-    let household = load(&mut tx, &auth, id).await?;
-    tx.commit().await?;
-    tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, "number linked with a code");
-    Ok((StatusCode::CREATED, Json(household)))
-}
-
-/// 429 when this coordinator got [`TAKEN_ANSWERS_PER_DAY`] "registered elsewhere" answers
-/// in the last 24 hours.
-async fn taken_answers_below_cap(
-    conn: &mut PgConnection,
-    auth: &Auth,
-    now: DateTime<Utc>,
-) -> ApiResult<()> {
-    let (answers, oldest) = link_codes::taken_answers_since(
-        conn,
-        CoordinatorId(auth.coordinator_id),
-        now - Duration::hours(24),
-    )
-    .await?;
-    if answers >= TAKEN_ANSWERS_PER_DAY {
-        tracing::warn!(
-            coordinator = auth.coordinator_id,
-            answers,
-            "registration refused: too many numbers of households in other communities in 24 hours"
-        );
-        return Err(ApiError::TooManyRequests {
-            message: format!(
-                "{answers} numbers you tried to register in the last 24 hours belong to households in other \
-                 communities: registering is paused; try again later or ask an administrator"
-            ),
-            retry_after: seconds_until(oldest.unwrap_or(now) + Duration::hours(24), now),
-        });
-    }
-    Ok(())
-}
-
-/// Counts one "registered elsewhere" answer for this coordinator, checking the cap again
-/// under a per-coordinator lock so that concurrent registrations cannot pass it together.
-async fn count_taken_answer(
-    conn: &mut PgConnection,
-    auth: &Auth,
-    now: DateTime<Utc>,
-) -> ApiResult<()> {
-    store::households::lock_taken_answers(&mut *conn, CoordinatorId(auth.coordinator_id)).await?;
-    taken_answers_below_cap(&mut *conn, auth, now).await?;
-    link_codes::forget_taken_answers(&mut *conn, now - Duration::days(KEEP_DAYS)).await?;
-    link_codes::count_taken_answer(conn, CoordinatorId(auth.coordinator_id), now).await?;
-    Ok(())
+    Ok((status, Json(household)))
 }
 
 /// Unlinks a number (URL-encoded E.164, `%2B992901234567`) from a household. A household
@@ -859,24 +299,7 @@ pub async fn remove_phone(
     auth: Auth,
     Segments((id, raw)): Segments<(i64, String)>,
 ) -> ApiResult<Json<Household>> {
-    let phone = parse_phone("phone", &raw)?;
-    let mut tx = state.pool.begin().await?;
-    visible(&mut tx, &auth, id, true).await?;
-    let numbers = store::households::numbers_of(&mut tx, HouseholdId(id)).await?;
-    if !numbers.iter().any(|n| n == phone.as_str()) {
-        return Err(ApiError::NotFound("phone"));
-    }
-    if numbers.len() == 1 {
-        return Err(ApiError::Conflict(
-            "this is the household's only number: link another one first".into(),
-        ));
-    }
-    store::households::unlink_phone(&mut tx, &phone, HouseholdId(id)).await?;
-    crate::sms::end_conversation(&mut tx, &phone).await?;
-    let household = load(&mut tx, &auth, id).await?;
-    tx.commit().await?;
-    tracing::info!(coordinator = auth.coordinator_id, household = id, phone = %phone, "number unlinked");
-    Ok(Json(household))
+    Ok(Json(service::remove_phone(&state, &auth, id, &raw).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -884,14 +307,6 @@ pub async fn remove_phone(
 pub struct OptOutChange {
     /// true: the number gets no SMS (as if it texted STOP); false: it gets them again (START).
     pub opted_out: bool,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PhoneOptOut {
-    pub phone: String,
-    pub household_id: i64,
-    pub opted_out: bool,
-    pub opted_out_at: Option<DateTime<Utc>>,
 }
 
 /// Records or clears a number's STOP state, as the person asked (a number of a household
@@ -906,30 +321,7 @@ pub async fn set_opt_out(
     Segments(raw): Segments<String>,
     Body(c): Body<OptOutChange>,
 ) -> ApiResult<Json<PhoneOptOut>> {
-    let phone = parse_phone("phone", &raw)?;
-    let mut tx = state.pool.begin().await?;
-    let household = match owner(&mut tx, &phone).await? {
-        Some(o) if auth.may(o.community.0) => o.household.0,
-        _ => return Err(ApiError::NotFound("phone")),
-    };
-    if c.opted_out {
-        store::households::opt_out(&mut tx, &phone, state.clock.now()).await?;
-    } else {
-        store::households::opt_in(&mut tx, &phone).await?;
-    }
-    let opted_out_at = store::households::opted_out_at(&mut tx, &phone).await?;
-    tx.commit().await?;
-    tracing::info!(
-        coordinator = auth.coordinator_id,
-        household,
-        phone = %phone,
-        opted_out = c.opted_out,
-        "opt-out set by a coordinator"
-    );
-    Ok(Json(PhoneOptOut {
-        phone: phone.as_str().to_owned(),
-        household_id: household,
-        opted_out: opted_out_at.is_some(),
-        opted_out_at,
-    }))
+    Ok(Json(
+        service::set_opt_out(&state, &auth, &raw, c.opted_out).await?,
+    ))
 }

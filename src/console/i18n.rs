@@ -59,6 +59,27 @@ pub const USERS: &[(&str, &str)] = &[
         "templates/console/message.html",
         include_str!("../../templates/console/message.html"),
     ),
+    (
+        "templates/console/households.html",
+        include_str!("../../templates/console/households.html"),
+    ),
+    (
+        "templates/console/household.html",
+        include_str!("../../templates/console/household.html"),
+    ),
+    (
+        "templates/console/households_cards.html",
+        include_str!("../../templates/console/households_cards.html"),
+    ),
+    (
+        "templates/console/household_timeline.html",
+        include_str!("../../templates/console/household_timeline.html"),
+    ),
+    (
+        "templates/console/household_form.html",
+        include_str!("../../templates/console/household_form.html"),
+    ),
+    ("src/console/households.rs", include_str!("households.rs")),
     ("src/console/mod.rs", include_str!("mod.rs")),
     ("src/console/assets.rs", include_str!("assets.rs")),
     ("src/console/auth.rs", include_str!("auth.rs")),

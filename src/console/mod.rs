@@ -10,6 +10,7 @@
 //! - [`csrf`]: the synchronizer token and the cross-origin check on every non-GET request;
 //! - [`i18n`]: texts, plurals, numbers, money and dates, and the completeness check;
 //! - [`pages`]: the layout, the sign-in page, sign-out (here or everywhere);
+//! - [`households`]: `/console/households`, search, register, edit, and a household's page;
 //! - [`overview`]: `GET /console`, the programme at a glance for the signed-in person's
 //!   scope (or 303 to the sign-in page), with its charts drawn by [`svg`];
 //! - [`flash`]: one-time messages after a change, kept in the session;
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod csrf;
 pub mod flash;
 pub mod headers;
+pub mod households;
 pub mod i18n;
 pub mod money;
 pub mod overview;
@@ -70,6 +72,16 @@ pub fn router(state: AppState) -> Router {
     let sessions = auth::session_layer(console.app.pool.clone());
     Router::new()
         .route("/console", get(overview::page))
+        .route(
+            "/console/households",
+            get(households::list).post(households::create),
+        )
+        .route("/console/households/new", get(households::new))
+        .route(
+            "/console/households/{id}",
+            get(households::page).post(households::update),
+        )
+        .route("/console/households/{id}/edit", get(households::edit))
         .route("/console/login", get(pages::login).post(pages::login_post))
         .route("/console/logout", post(pages::logout))
         .route("/console/logout/everywhere", post(pages::logout_everywhere))

@@ -11,6 +11,7 @@
 pub mod actor;
 pub mod audit;
 pub mod forms;
+pub mod households;
 pub mod money;
 pub mod overview;
 
@@ -40,6 +41,16 @@ pub enum ServiceError {
     /// A rule refuses the change: the rule's text key and the API's message (API: 409).
     #[error("{message}")]
     Conflict { rule: &'static str, message: String },
+    /// What the request refers to is no more: an expired or voided code (API: 410).
+    #[error("{message}")]
+    Gone { rule: &'static str, message: String },
+    /// A limit on how often this may be done is reached; `retry_after` in seconds (API: 429).
+    #[error("{message}")]
+    TooMany {
+        rule: &'static str,
+        message: String,
+        retry_after: u64,
+    },
     /// The database failed (API: 500, or 503 when it is only unavailable for now).
     #[error(transparent)]
     Db(#[from] sqlx::Error),

@@ -2,9 +2,10 @@
 //! changes to a household (and the limits on linking numbers) happen one at a time.
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
-use super::{CommunityId, CoordinatorId, HouseholdId, Localized};
+use super::{CommunityId, CoordinatorId, HouseholdId, Localized, PledgeId};
 use crate::domain::{Language, Phone};
 
 /// The household a number belongs to.
@@ -182,6 +183,8 @@ pub struct HouseholdSearch<'a> {
     pub text: Option<&'a str>,
     /// `like` pattern of the digits typed, compared with the numbers.
     pub digits: Option<&'a str>,
+    /// Only households with a larger id (keyset paging).
+    pub after: Option<i64>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -203,6 +206,7 @@ pub async fn search(
                   or h.join_code = $4
                   or ($5::text is not null and exists (
                       select 1 from phones p where p.household_id = h.id and p.phone like $5)))
+             and ($8::bigint is null or h.id > $8)
            order by h.id
            limit $6 offset $7"#,
         s.scope,
@@ -211,7 +215,8 @@ pub async fn search(
         s.text,
         s.digits,
         s.limit,
-        s.offset
+        s.offset,
+        s.after
     )
     .fetch_all(conn)
     .await
@@ -479,4 +484,184 @@ pub async fn lock_taken_answers(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// What a household pledged (not cancelled) and what was received from it, in one currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HouseholdSums {
+    pub household: HouseholdId,
+    pub currency: String,
+    pub pledged: Decimal,
+    pub received: Decimal,
+}
+
+/// Pledged and received per household of `households` and currency (a page of a list: each
+/// household's few pledges and receipts, read by index).
+pub async fn sums(
+    conn: &mut PgConnection,
+    households: &[i64],
+) -> Result<Vec<HouseholdSums>, sqlx::Error> {
+    sqlx::query_as!(
+        HouseholdSums,
+        r#"select x.household_id as "household!: HouseholdId", x.currency as "currency!",
+                  sum(x.pledged)::numeric(14, 2) as "pledged!", sum(x.received)::numeric(14, 2) as "received!"
+           from (
+               select pl.household_id, pl.currency, pl.amount as pledged, 0::numeric as received
+               from pledges pl where pl.household_id = any($1) and pl.status <> 'cancelled'
+               union all
+               select pl.household_id, r.currency, 0, r.amount
+               from pledges pl join receipts r on r.pledge_id = pl.id
+               where pl.household_id = any($1)
+               union all
+               select r.household_id, r.currency, 0, r.amount
+               from receipts r where r.household_id = any($1) and r.pledge_id is null
+           ) x
+           group by x.household_id, x.currency
+           order by x.household_id, x.currency"#,
+        households
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// A pledge on a household's page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HouseholdPledge {
+    pub id: PledgeId,
+    /// The 7-digit code read out to a coordinator.
+    pub code: String,
+    pub project_tg: String,
+    pub project_ru: String,
+    pub project_en: String,
+    pub amount: Decimal,
+    pub currency: String,
+    /// What was received for it (reversals subtracted).
+    pub received: Decimal,
+    /// pledged, received or cancelled
+    pub status: String,
+    pub channel: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A household's newest pledges with what was received for each.
+pub async fn pledges_of(
+    conn: &mut PgConnection,
+    household: HouseholdId,
+    limit: i64,
+) -> Result<Vec<HouseholdPledge>, sqlx::Error> {
+    sqlx::query_as!(
+        HouseholdPledge,
+        r#"select pl.id as "id: PledgeId", pl.code, p.name_tg as project_tg, p.name_ru as project_ru,
+                  p.name_en as project_en, pl.amount, pl.currency,
+                  coalesce((select sum(r.amount) from receipts r where r.pledge_id = pl.id), 0)::numeric(14, 2)
+                      as "received!",
+                  pl.status, pl.channel, pl.created_at
+           from pledges pl join projects p on p.id = pl.project_id
+           where pl.household_id = $1
+           order by pl.created_at desc, pl.id desc
+           limit $2"#,
+        household as HouseholdId,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// A message to or from one of a household's numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineItem {
+    /// `out` (the outbox) or `in` (a text received).
+    pub direction: String,
+    pub id: i64,
+    /// The order key within one instant: `2 id` for out, `2 id + 1` for in.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub phone: String,
+    /// The text; `None` for a link code's SMS (the code is the owner's consent, never shown).
+    pub body: Option<String>,
+    /// reply, stop_confirmation, broadcast, receipt, link_code; `sms` for a text received.
+    pub kind: String,
+    /// The outbox state (queued, sending, sent, delivered, failed, suppressed, cancelled);
+    /// for a text received, what was done with it (its outcome), if anything yet.
+    pub status: Option<String>,
+    /// The provider's reason for a failure.
+    pub reason: Option<String>,
+    /// When the state was reached (sent, delivered or failed).
+    pub status_at: Option<DateTime<Utc>>,
+}
+
+/// The messages to and from a household's numbers, newest first, before the cursor `(at,
+/// seq)` if given, at most `limit`.
+pub async fn timeline(
+    conn: &mut PgConnection,
+    household: HouseholdId,
+    before: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> Result<Vec<TimelineItem>, sqlx::Error> {
+    let (before_at, before_seq) = before.unzip();
+    sqlx::query_as!(
+        TimelineItem,
+        r#"with numbers as (select phone from phones where household_id = $1)
+           select t.direction as "direction!", t.id as "id!", t.seq as "seq!", t.at as "at!",
+                  t.phone as "phone!", t.body, t.kind as "kind!", t.status, t.reason, t.status_at
+           from (
+               (select 'out'::text as direction, o.id, o.id * 2 as seq, o.created_at as at, o.phone,
+                       case when o.kind = 'link_code' then null else o.body end as body,
+                       o.kind, o.status, coalesce(o.last_error, o.provider_status) as reason,
+                       coalesce(o.failed_at, o.delivered_at, o.sent_at) as status_at
+                from outbox o
+                where o.phone in (select phone from numbers)
+                  and ($2::timestamptz is null or (o.created_at, o.id * 2) < ($2, $3))
+                order by o.created_at desc, o.id desc
+                limit $4)
+               union all
+               (select 'in'::text, m.id, m.id * 2 + 1, m.received_at, m.sender_e164, m.text,
+                       m.kind, m.outcome, null::text, m.handled_at
+                from inbound_messages m
+                where m.sender_e164 in (select phone from numbers) and m.kind = 'sms'
+                  and ($2::timestamptz is null or (m.received_at, m.id * 2 + 1) < ($2, $3))
+                order by m.received_at desc, m.id desc
+                limit $4)
+           ) t
+           order by t.at desc, t.seq desc
+           limit $4"#,
+        household as HouseholdId,
+        before_at,
+        before_seq,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// A callback request on a household's page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackRow {
+    pub id: i64,
+    pub phone: String,
+    pub language: String,
+    pub topic: String,
+    /// open or done
+    pub status: String,
+    pub channel: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A household's newest callback requests.
+pub async fn callbacks_of(
+    conn: &mut PgConnection,
+    household: HouseholdId,
+    limit: i64,
+) -> Result<Vec<CallbackRow>, sqlx::Error> {
+    sqlx::query_as!(
+        CallbackRow,
+        "select id, phone, language, topic, status, channel, created_at
+         from callback_requests where household_id = $1
+         order by created_at desc, id desc
+         limit $2",
+        household as HouseholdId,
+        limit
+    )
+    .fetch_all(conn)
+    .await
 }
