@@ -51,6 +51,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(what) => ApiError::NotFound(what),
             ServiceError::Invalid { field, message, .. } => ApiError::Invalid { field, message },
             ServiceError::Conflict { message, .. } => ApiError::Conflict(message),
+            ServiceError::Busy(message) => ApiError::Busy(message),
             ServiceError::Db(e) => ApiError::Internal(e),
             ServiceError::Encode(e) => ApiError::Encode(e),
         }

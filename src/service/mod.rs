@@ -10,6 +10,7 @@
 
 pub mod actor;
 pub mod audit;
+pub mod exports;
 pub mod forms;
 pub mod money;
 pub mod overview;
@@ -40,6 +41,10 @@ pub enum ServiceError {
     /// A rule refuses the change: the rule's text key and the API's message (API: 409).
     #[error("{message}")]
     Conflict { rule: &'static str, message: String },
+    /// Too much of this is running now; retry in a while (API: 503 `busy`, with its
+    /// English message).
+    #[error("{0}")]
+    Busy(&'static str),
     /// The database failed (API: 500, or 503 when it is only unavailable for now).
     #[error(transparent)]
     Db(#[from] sqlx::Error),
