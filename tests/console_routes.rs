@@ -22,7 +22,8 @@ const ANON: usize = 0;
 const ROLES: [&str; 5] = ["anonymous", "admin", "coordinator", "counsellor", "officer"];
 
 /// One row: method, route template, the concrete path (placeholders `{pledge}`, `{b_pledge}`,
-/// `{cancel}`, `{b_cancel}`, `{project}`, `{b_project}`, `{code}`, `{css}`), the form of a
+/// `{cancel}`, `{b_cancel}`, `{project}`, `{b_project}`, `{code}`, `{css}`, the communities
+/// `{a}` and `{b}`), the form of a
 /// POST, the expected status for each of [`ROLES`], and whether it ends the session.
 struct Row {
     method: &'static str,
@@ -82,6 +83,12 @@ const TABLE: &[Row] = &[
     row("GET", "/console/money/projects/{id}/disburse", "/console/money/projects/{b_project}/disburse?amount=1&date=2026-11-28&partner=UNDP", &[], [303, 200, 404, 404, 404]),
     row("POST", "/console/money/projects/{id}/disburse", "/console/money/projects/{project}/disburse", DISBURSE, [403, 303, 303, 404, 404]),
     row("POST", "/console/money/projects/{id}/disburse", "/console/money/projects/{b_project}/disburse", DISBURSE, [403, 303, 404, 404, 404]),
+    // exports: every role reads its own scope; a community filter out of scope is 403, as in the API
+    row("GET", "/console/exports", "/console/exports", &[], [303, 200, 200, 200, 200]),
+    row("GET", "/console/exports/{file}", "/console/exports/pledges.csv", &[], [303, 200, 200, 200, 200]),
+    row("GET", "/console/exports/{file}", "/console/exports/households.csv?community={a}&bom=true", &[], [303, 200, 200, 200, 200]),
+    row("GET", "/console/exports/{file}", "/console/exports/households.csv?community={b}", &[], [303, 200, 403, 200, 403]),
+    row("GET", "/console/exports/{file}", "/console/exports/secrets.csv", &[], [303, 404, 404, 404, 404]),
     Row { ends_session: true, ..row("POST", "/console/logout", "/console/logout", &[], [403, 303, 303, 303, 303]) },
     Row { ends_session: true, ..row("POST", "/console/logout/everywhere", "/console/logout/everywhere", &[], [403, 303, 303, 303, 303]) },
 ];
@@ -180,6 +187,8 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
             .replace("{b_project}", &b_project.to_string())
             .replace("{code}", &code)
             .replace("{css}", &css)
+            .replace("{a}", &a.to_string())
+            .replace("{b}", &seed.other_community.to_string())
     };
     // Row by row, each role in turn (a change by one role is seen by the next, as in life).
     let mut failures = Vec::new();

@@ -24,8 +24,8 @@
 pub mod assets;
 pub mod auth;
 pub mod csrf;
-pub mod flash;
 pub mod exports;
+pub mod flash;
 pub mod headers;
 pub mod i18n;
 pub mod money;
