@@ -136,6 +136,9 @@ fn main() {
             "a_coordinator_of_one_community_gets_404_for_anothers_household",
             |w| Box::pin(households_in_scope(w)),
         ),
+        ("the_exports_page_offers_four_files_in_scope", |w| {
+            Box::pin(exports_page(w))
+        }),
     ];
 
     let driver =
@@ -1388,5 +1391,81 @@ async fn households_in_scope(world: Arc<World>) -> Outcome {
         check_page(&world, &client, lang, width, "household").await?;
     }
     open(&client, &format!("{}/console?lang=en", world.base)).await?;
+    sign_out(&client).await
+}
+
+/// The Exports page as a coordinator, in each language at 360 and 1280 px: a card per file
+/// with its Download button, the person's communities as choices; a last day before the
+/// first shows the error beside the field, with what was typed kept.
+async fn exports_page(world: Arc<World>) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    sign_in(&world, &client, "en").await?;
+    for (lang, width, download) in [
+        ("en", 360, "Download"),
+        ("en", 1280, "Download"),
+        ("ru", 360, "Скачать"),
+        ("ru", 1280, "Скачать"),
+        ("tg", 360, "Боргирӣ кардан"),
+        ("tg", 1280, "Боргирӣ кардан"),
+    ] {
+        client.set_window_size(width, 800).await.map_err(fail)?;
+        open(
+            &client,
+            &format!("{}/console/exports?lang={lang}", world.base),
+        )
+        .await?;
+        let cards = client
+            .find_all(Locator::Css(".ex-file"))
+            .await
+            .map_err(fail)?;
+        let shown = text(&client, "#export-pledges button[type=submit]").await?;
+        if cards.len() != 4 || shown != download {
+            return Err(fail(format!(
+                "{lang}-{width}: {} cards, button {shown:?}",
+                cards.len()
+            )));
+        }
+        check_page(&world, &client, lang, width, "exports").await?;
+    }
+    client.set_window_size(360, 800).await.map_err(fail)?;
+    open(&client, &format!("{}/console/exports?lang=en", world.base)).await?;
+    for (css, day) in [
+        ("#pledges-from", "2026-11-30"),
+        ("#pledges-to", "2026-11-01"),
+    ] {
+        client
+            .execute(
+                "document.querySelector(arguments[0]).value = arguments[1]",
+                vec![json!(css), json!(day)],
+            )
+            .await
+            .map_err(fail)?;
+    }
+    client
+        .find(Locator::Css("#export-pledges button[type=submit]"))
+        .await
+        .map_err(fail)?
+        .click()
+        .await
+        .map_err(fail)?;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#pledges-to-error"))
+        .await
+        .map_err(|e| fail(format!("no error beside the last day: {e}")))?;
+    let kept: Value = client
+        .execute(
+            "return document.querySelector('#pledges-from').value",
+            vec![],
+        )
+        .await
+        .map_err(fail)?;
+    if kept.as_str() != Some("2026-11-30") {
+        return Err(fail(format!("the first day was not kept: {kept}")));
+    }
+    // signing out is on the overview
+    open(&client, &format!("{}/console", world.base)).await?;
     sign_out(&client).await
 }

@@ -116,6 +116,12 @@ const TABLE: &[Row] = &[
     row("POST", "/console/households/{id}", "/console/households/{b_household}", EDIT_B, [403, 303, 404, 303, 404]),
     row("GET", "/console/households/{id}/edit", "/console/households/{household}/edit", &[], [303, 200, 200, 200, 404]),
     row("GET", "/console/households/{id}/edit", "/console/households/{b_household}/edit", &[], [303, 200, 404, 200, 404]),
+    // exports: every role reads its own scope; a community filter out of scope is 403, as in the API
+    row("GET", "/console/exports", "/console/exports", &[], [303, 200, 200, 200, 200]),
+    row("GET", "/console/exports/{file}", "/console/exports/pledges.csv", &[], [303, 200, 200, 200, 200]),
+    row("GET", "/console/exports/{file}", "/console/exports/households.csv?community={a}&bom=true", &[], [303, 200, 200, 200, 200]),
+    row("GET", "/console/exports/{file}", "/console/exports/households.csv?community={b}", &[], [303, 200, 403, 200, 403]),
+    row("GET", "/console/exports/{file}", "/console/exports/secrets.csv", &[], [303, 404, 404, 404, 404]),
     Row { ends_session: true, ..row("POST", "/console/logout", "/console/logout", &[], [403, 303, 303, 303, 303]) },
     Row { ends_session: true, ..row("POST", "/console/logout/everywhere", "/console/logout/everywhere", &[], [403, 303, 303, 303, 303]) },
 ];
@@ -218,6 +224,8 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
             .replace("{a}", &a.to_string())
             .replace("{b}", &seed.other_community.to_string())
             .replace("{css}", &css)
+            .replace("{a}", &a.to_string())
+            .replace("{b}", &seed.other_community.to_string())
     };
     // Row by row, each role in turn (a change by one role is seen by the next, as in life).
     let mut failures = Vec::new();

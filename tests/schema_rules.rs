@@ -484,3 +484,137 @@ async fn staff_passwords_and_console_sessions_hold_their_rules(pool: PgPool) {
         .expect("the sessions left");
     assert_eq!(left, ["new"]);
 }
+
+/// `pledge_hour_sums` (the overview's pledges per week) always equals a direct sum over
+/// `pledges` by project, UTC hour and currency, after inserts in several hours, a
+/// cancellation, a receipt in full and its reversal, and a pledge moved to another hour;
+/// its own rows are whole hours, never negative, never deleted.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn pledge_hour_sums_match_a_direct_sum(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let pledge = |project: i64, amount: &str, at: &str, key: &str| {
+        format!(
+            "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key, created_at)
+             values ({project}, {}, '{PHONE_TG}', {amount}, 'TJS', 'api', '{key}', '{at}')",
+            seed.household
+        )
+    };
+    for (project, amount, at, key) in [
+        (seed.bridge, "100.10", "2026-11-23 18:59:59+00", "h1"),
+        (seed.bridge, "0.90", "2026-11-23 18:00:00+00", "h2"),
+        // 19:00 UTC is Tuesday 00:00 in Dushanbe: another hour
+        (seed.bridge, "50", "2026-11-23 19:00:00+00", "h3"),
+        (seed.roof, "5000", "2026-11-23 19:30:00+00", "h4"),
+        (seed.roof, "12.34", "2026-11-30 04:10:00+00", "h5"),
+        (seed.roof, "7", "2026-11-30 04:20:00+00", "h6"),
+    ] {
+        sqlx::query(&pledge(project, amount, at, key))
+            .execute(&pool)
+            .await
+            .expect("pledge");
+    }
+    let by_key = |key: &str| {
+        format!("select project_id, id, amount from pledges where idempotency_key = '{key}'")
+    };
+    // a cancellation
+    sqlx::query(&format!(
+        "insert into pledge_cancellations (pledge_id, reason, cancelled_by) select id, 'moved away', 't' from ({}) p",
+        by_key("h4")
+    ))
+    .execute(&pool)
+    .await
+    .expect("cancel");
+    // received in full (still counted), then reversed (pledged again)
+    let receipt: i64 = sqlx::query_scalar(&format!(
+        "insert into receipts (project_id, pledge_id, amount, currency, received_on, method, recorded_by)
+         select project_id, id, amount, 'TJS', '2026-11-24', 'cash', 't' from ({}) p returning id",
+        by_key("h2")
+    ))
+    .fetch_one(&pool)
+    .await
+    .expect("receive in full");
+    sqlx::query(
+        "insert into receipts (project_id, pledge_id, amount, currency, received_on, method, recorded_by, reverses, reason)
+         select project_id, pledge_id, -amount, currency, received_on, method, 't', id, 'typed twice'
+           from receipts where id = $1",
+    )
+    .bind(receipt)
+    .execute(&pool)
+    .await
+    .expect("reverse");
+    // a pledge moved to another hour by hand
+    sqlx::query(
+        "update pledges set created_at = '2026-11-30 04:59:00+00' where idempotency_key = 'h1'",
+    )
+    .execute(&pool)
+    .await
+    .expect("move a pledge");
+    let statuses: Vec<String> =
+        sqlx::query_scalar("select status from pledges order by idempotency_key")
+            .fetch_all(&pool)
+            .await
+            .expect("statuses");
+    assert_eq!(
+        statuses,
+        [
+            "pledged",
+            "pledged",
+            "pledged",
+            "cancelled",
+            "pledged",
+            "pledged"
+        ]
+    );
+    let sums = |sql: &'static str| async {
+        sqlx::query_as::<_, (i64, String, String, i64, rust_decimal::Decimal)>(sql)
+            .fetch_all(&pool)
+            .await
+            .expect("sums")
+    };
+    let kept = sums(
+        "select project_id, to_char(hour at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), currency, pledges, amount
+           from pledge_hour_sums where pledges > 0 order by 1, 2, 3",
+    )
+    .await;
+    let direct = sums(
+        "select project_id, to_char(date_trunc('hour', created_at, 'UTC') at time zone 'UTC', 'YYYY-MM-DD HH24:MI'),
+                currency, count(*), sum(amount)
+           from pledges where status <> 'cancelled' group by 1, 2, 3 order by 1, 2, 3",
+    )
+    .await;
+    assert_eq!(kept, direct);
+    let hours: Vec<(i64, &str, i64)> = kept
+        .iter()
+        .map(|(project, hour, _, n, _)| (*project, hour.as_str(), *n))
+        .collect();
+    assert_eq!(
+        hours,
+        [
+            (seed.bridge, "2026-11-23 18:00", 1),
+            (seed.bridge, "2026-11-23 19:00", 1),
+            (seed.bridge, "2026-11-30 04:00", 1),
+            (seed.roof, "2026-11-30 04:00", 2),
+        ]
+    );
+    // an emptied hour stays as a zero row: the cancelled pledge's
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from pledge_hour_sums where pledges = 0 and amount = 0"
+        )
+        .await,
+        1
+    );
+    // its own rules
+    let msg = fails(&pool, "delete from pledge_hour_sums").await;
+    assert!(msg.contains("never deleted"), "{msg}");
+    fails(&pool, "update pledge_hour_sums set pledges = -1").await;
+    fails(
+        &pool,
+        &format!(
+            "insert into pledge_hour_sums (project_id, hour, currency) values ({}, '2026-11-30 04:30:00+00', 'TJS')",
+            seed.bridge
+        ),
+    )
+    .await;
+}

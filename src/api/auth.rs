@@ -60,6 +60,7 @@ impl From<ServiceError> for ApiError {
                 message,
                 retry_after,
             },
+            ServiceError::Busy(message) => ApiError::Busy(message),
             ServiceError::Db(e) => ApiError::Internal(e),
             ServiceError::Encode(e) => ApiError::Encode(e),
         }

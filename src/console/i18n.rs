@@ -80,6 +80,10 @@ pub const USERS: &[(&str, &str)] = &[
         include_str!("../../templates/console/household_form.html"),
     ),
     ("src/console/households.rs", include_str!("households.rs")),
+    (
+        "templates/console/exports.html",
+        include_str!("../../templates/console/exports.html"),
+    ),
     ("src/console/mod.rs", include_str!("mod.rs")),
     ("src/console/assets.rs", include_str!("assets.rs")),
     ("src/console/auth.rs", include_str!("auth.rs")),
@@ -88,6 +92,7 @@ pub const USERS: &[(&str, &str)] = &[
     ("src/console/i18n.rs", include_str!("i18n.rs")),
     ("src/console/pages.rs", include_str!("pages.rs")),
     ("src/console/overview.rs", include_str!("overview.rs")),
+    ("src/console/exports.rs", include_str!("exports.rs")),
     ("src/console/svg.rs", include_str!("svg.rs")),
     (
         "templates/console/money.html",

@@ -16,6 +16,8 @@
 //! - [`flash`]: one-time messages after a change, kept in the session;
 //! - [`money`]: the Money page (find a pledge by code, receipts, cancellations,
 //!   disbursements), calling `service::money` as the admin API does.
+//! - [`exports`]: `GET /console/exports`, the CSV files with their filters, and their
+//!   downloads (the admin API's writer, `service::exports`).
 //!
 //! Every response is compressed (gzip or brotli, as the browser accepts) and carries the
 //! security headers. The console reads the database through the admin API's pool.
@@ -23,6 +25,7 @@
 pub mod assets;
 pub mod auth;
 pub mod csrf;
+pub mod exports;
 pub mod flash;
 pub mod headers;
 pub mod households;
@@ -82,6 +85,8 @@ pub fn router(state: AppState) -> Router {
             get(households::page).post(households::update),
         )
         .route("/console/households/{id}/edit", get(households::edit))
+        .route("/console/exports", get(exports::page))
+        .route("/console/exports/{file}", get(exports::download))
         .route("/console/login", get(pages::login).post(pages::login_post))
         .route("/console/logout", post(pages::logout))
         .route("/console/logout/everywhere", post(pages::logout_everywhere))

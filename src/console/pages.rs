@@ -120,7 +120,12 @@ impl Layout {
 
 /// The console's pages that exist so far: the navigation offers a page of [`nav_for`] once
 /// it is here (a link that answers 404 is a dead end for the person who follows it).
-pub const BUILT: &[&str] = &["/console", "/console/money", "/console/households"];
+pub const BUILT: &[&str] = &[
+    "/console",
+    "/console/money",
+    "/console/households",
+    "/console/exports",
+];
 
 /// The pages a role's navigation offers once they are built (see [`BUILT`]): the pages of
 /// the next steps; a role sees only what it may use.

@@ -10,6 +10,7 @@
 
 pub mod actor;
 pub mod audit;
+pub mod exports;
 pub mod forms;
 pub mod households;
 pub mod money;
@@ -51,6 +52,10 @@ pub enum ServiceError {
         message: String,
         retry_after: u64,
     },
+    /// Too much of this is running now; retry in a while (API: 503 `busy`, with its
+    /// English message).
+    #[error("{0}")]
+    Busy(&'static str),
     /// The database failed (API: 500, or 503 when it is only unavailable for now).
     #[error(transparent)]
     Db(#[from] sqlx::Error),

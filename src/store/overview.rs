@@ -1,7 +1,8 @@
 //! The console overview's figures: every project of a scope with its totals (from the one
-//! totals view, `project_totals`), pledges per week, and the health strip (households by how
-//! they registered, messages sent and delivered). Three queries, each scoped by the
-//! communities in `scope` (`None`: all).
+//! totals view, `project_totals`), pledges per week (from the trigger-kept
+//! `pledge_hour_sums`, never a sum over `pledges`), and the health strip (households by
+//! how they registered, messages sent and delivered, over `outbox_sent_at_idx`). Three
+//! queries, each scoped by the communities in `scope` (`None`: all).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -89,6 +90,11 @@ pub struct WeekPledges {
 
 /// Pledges made in `[from, to)` in the communities of `scope`, not cancelled, by week
 /// (Monday to Sunday in the time zone `timezone`, an IANA name) and currency.
+///
+/// Read from `pledge_hour_sums` (kept by a trigger on `pledges`), never from `pledges`
+/// itself: at most one row per project, hour and currency. Each UTC hour falls in the
+/// week its start falls in, so `from` and `to` should be whole hours (a local midnight
+/// is, in any time zone with a whole-hour offset, such as the programme's UTC+5).
 pub async fn pledges_by_week<'e>(
     db: impl PgExecutor<'e>,
     scope: Option<&[i64]>,
@@ -98,10 +104,10 @@ pub async fn pledges_by_week<'e>(
 ) -> Result<Vec<WeekPledges>, sqlx::Error> {
     sqlx::query_as!(
         WeekPledges,
-        r#"select date_trunc('week', p.created_at at time zone $2)::date as "week!",
-                  p.currency, count(*) as "pledges!", sum(p.amount) as "amount!"
-             from pledges p join projects pr on pr.id = p.project_id
-            where p.created_at >= $3 and p.created_at < $4 and p.status <> 'cancelled'
+        r#"select date_trunc('week', s.hour at time zone $2)::date as "week!",
+                  s.currency, sum(s.pledges)::bigint as "pledges!", sum(s.amount) as "amount!"
+             from pledge_hour_sums s join projects pr on pr.id = s.project_id
+            where s.hour >= $3 and s.hour < $4 and s.pledges > 0
               and ($1::bigint[] is null or pr.community_id = any($1))
             group by 1, 2
             order by 1, 2"#,
