@@ -125,6 +125,24 @@ fn main() {
         ("money_pages_en_1280", |w| {
             Box::pin(money_pages(w, "en", 1280))
         }),
+        ("people_pages_tg_360", |w| {
+            Box::pin(people_pages(w, "tg", 360))
+        }),
+        ("people_pages_ru_360", |w| {
+            Box::pin(people_pages(w, "ru", 360))
+        }),
+        ("people_pages_en_360", |w| {
+            Box::pin(people_pages(w, "en", 360))
+        }),
+        ("people_pages_tg_1280", |w| {
+            Box::pin(people_pages(w, "tg", 1280))
+        }),
+        ("people_pages_ru_1280", |w| {
+            Box::pin(people_pages(w, "ru", 1280))
+        }),
+        ("people_pages_en_1280", |w| {
+            Box::pin(people_pages(w, "en", 1280))
+        }),
     ];
 
     let driver =
@@ -1221,5 +1239,24 @@ async fn money_pages(world: Arc<World>, lang: &'static str, width: u32) -> Outco
     click(&client, "#pledge-project").await?;
     wait_for(&client, "#disburse-form").await?;
     check_page(&world, &client, lang, width, "money-project").await?;
+    Ok(())
+}
+
+/// People & access in `lang` at `width` (signed in as the admin): the list, then a
+/// person's page, with their checks and screenshots.
+async fn people_pages(world: Arc<World>, lang: &'static str, width: u32) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, width).await?;
+    sign_in_money(&world, &client, lang).await?;
+    open(
+        &client,
+        &format!("{}/console/people?lang={lang}", world.base),
+    )
+    .await?;
+    wait_for(&client, "#people").await?;
+    check_page(&world, &client, lang, width, "people").await?;
+    click(&client, "#people tbody tr:last-child a").await?;
+    wait_for(&client, "#person-role").await?;
+    check_page(&world, &client, lang, width, "people-person").await?;
     Ok(())
 }
