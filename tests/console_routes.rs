@@ -23,7 +23,7 @@ const ROLES: [&str; 5] = ["anonymous", "admin", "coordinator", "counsellor", "of
 
 /// One row: method, route template, the concrete path (placeholders `{pledge}`, `{b_pledge}`,
 /// `{cancel}`, `{b_cancel}`, `{project}`, `{b_project}`, `{code}`, `{css}`, `{household}`,
-/// `{b_household}`, `{a}`, `{b}`; in a form also `{n}`), the form of a
+/// `{b_household}`, `{person}`, `{token}`, `{a}`, `{b}`; in a form also `{n}`), the form of a
 /// POST, the expected status for each of [`ROLES`], and whether it ends the session.
 struct Row {
     method: &'static str,
@@ -53,6 +53,11 @@ const fn row(
 
 const RECEIPT: &[(&str, &str)] = &[("amount", "1"), ("date", "2026-11-28"), ("method", "cash")];
 const CANCEL: &[(&str, &str)] = &[("reason", "Moved away")];
+const NEW_PERSON: &[(&str, &str)] = &[
+    ("name", "New"),
+    ("phone", "+992900000906"),
+    ("role", "counsellor"),
+];
 const DISBURSE: &[(&str, &str)] = &[("amount", "1"), ("date", "2026-11-28"), ("partner", "UNDP")];
 // `{a}`, `{b}`: the communities; `{n}`: a number new for each request.
 const REGISTER_A: &[(&str, &str)] = &[
@@ -122,6 +127,25 @@ const TABLE: &[Row] = &[
     row("GET", "/console/exports/{file}", "/console/exports/households.csv?community={a}&bom=true", &[], [303, 200, 200, 200, 200]),
     row("GET", "/console/exports/{file}", "/console/exports/households.csv?community={b}", &[], [303, 200, 403, 200, 403]),
     row("GET", "/console/exports/{file}", "/console/exports/secrets.csv", &[], [303, 404, 404, 404, 404]),
+    row("GET", "/console/people", "/console/people", &[], [303, 200, 404, 404, 404]),
+    row("GET", "/console/people/audit", "/console/people/audit?action=staff.", &[], [303, 200, 404, 404, 404]),
+    row("GET", "/console/people/new", "/console/people/new", &[], [303, 200, 404, 404, 404]),
+    row("POST", "/console/people/new", "/console/people/new", NEW_PERSON, [403, 303, 404, 404, 404]),
+    row("GET", "/console/people/{id}", "/console/people/{person}", &[], [303, 200, 404, 404, 404]),
+    row("GET", "/console/people/{id}", "/console/people/999999", &[], [303, 404, 404, 404, 404]),
+    row("GET", "/console/people/{id}/access", "/console/people/{person}/access?role=counsellor", &[], [303, 200, 404, 404, 404]),
+    row("POST", "/console/people/{id}/access", "/console/people/{person}/access", &[("role", "counsellor")], [403, 303, 404, 404, 404]),
+    row("POST", "/console/people/{id}/password", "/console/people/{person}/password", &[], [403, 303, 404, 404, 404]),
+    row("POST", "/console/people/{id}/unlock", "/console/people/{person}/unlock", &[], [403, 303, 404, 404, 404]),
+    row("POST", "/console/people/{id}/sign-out", "/console/people/{person}/sign-out", &[], [403, 303, 404, 404, 404]),
+    row("POST", "/console/people/{id}/tokens", "/console/people/{person}/tokens", &[], [403, 303, 404, 404, 404]),
+    row("POST", "/console/people/{id}/tokens/{token}/revoke", "/console/people/{person}/tokens/{token}/revoke", &[], [403, 303, 404, 404, 404]),
+    row("GET", "/console/people/{id}/disable", "/console/people/{person}/disable", &[], [303, 200, 404, 404, 404]),
+    row("POST", "/console/people/{id}/disable", "/console/people/{person}/disable", &[], [403, 303, 404, 404, 404]),
+    // anonymous, the link is the proof: an unknown one is 404 for everyone (a POST without
+    // a session needs the pre-session token first)
+    row("GET", "/console/welcome/{token}", "/console/welcome/nothing", &[], [404, 404, 404, 404, 404]),
+    row("POST", "/console/welcome/{token}", "/console/welcome/nothing", &[("password", "0123456789"), ("again", "0123456789")], [403, 404, 404, 404, 404]),
     Row { ends_session: true, ..row("POST", "/console/logout", "/console/logout", &[], [403, 303, 303, 303, 303]) },
     Row { ends_session: true, ..row("POST", "/console/logout/everywhere", "/console/logout/everywhere", &[], [403, 303, 303, 303, 303]) },
 ];
@@ -202,6 +226,20 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
     for (phone, role, communities) in &people {
         staff(&app, &format!("{role} of A"), phone, *role, communities).await;
     }
+    // the person People & access works on, with a token to revoke
+    staff(&app, "Target", "+992900000905", Role::Coordinator, &[a]).await;
+    let person: i64 =
+        sqlx::query_scalar("select id from coordinators where phone = '+992900000905'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("the target");
+    let token: i64 = sqlx::query_scalar(
+        "insert into api_tokens (coordinator_id, token_sha256) values ($1, repeat('a', 64)) returning id",
+    )
+    .bind(person)
+    .fetch_one(&app.pool)
+    .await
+    .expect("a token");
     let login = get(&app, "/console/login", "").await;
     let css = login
         .body
@@ -226,6 +264,8 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
             .replace("{css}", &css)
             .replace("{a}", &a.to_string())
             .replace("{b}", &seed.other_community.to_string())
+            .replace("{person}", &person.to_string())
+            .replace("{token}", &token.to_string())
     };
     // Row by row, each role in turn (a change by one role is seen by the next, as in life).
     let mut failures = Vec::new();

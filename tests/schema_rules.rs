@@ -618,3 +618,30 @@ async fn pledge_hour_sums_match_a_direct_sum(pool: PgPool) {
     )
     .await;
 }
+
+/// Set-password links: only a SHA-256 is stored, they work for 24 hours at most, name who
+/// made them, and are never deleted.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn password_links_hold_their_rules(pool: PgPool) {
+    let id: i64 = sqlx::query_scalar(
+        "insert into coordinators (name, phone) values ('A', '+992900000921') returning id",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("a coordinator");
+    let link = |hash: &str, by: &str, hours: i32| {
+        format!(
+            "insert into password_links (coordinator_id, token_sha256, created_by, created_at, expires_at)
+             values ({id}, '{hash}', '{by}', now(), now() + interval '{hours} hours')"
+        )
+    };
+    let hash = "a".repeat(64);
+    fails(&pool, &link("not-a-hash", "coordinator:1", 24)).await;
+    fails(&pool, &link(&hash, "someone", 24)).await;
+    fails(&pool, &link(&hash, "coordinator:1", 25)).await;
+    sqlx::query(&link(&hash, "coordinator:1", 24))
+        .execute(&pool)
+        .await
+        .expect("a link");
+    fails(&pool, "delete from password_links").await;
+}

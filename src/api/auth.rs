@@ -5,15 +5,13 @@ use axum::{
     extract::FromRequestParts,
     http::{request::Parts, Method},
 };
-use base64::Engine as _;
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use super::error::ApiError;
 use crate::{
     app::AppState,
     domain::Phone,
-    service::{Actor, Role, ServiceError},
+    service::{people, Actor, Role, ServiceError},
     store::staff,
 };
 
@@ -68,8 +66,7 @@ impl From<ServiceError> for ApiError {
 }
 
 pub fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    people::sha256_hex(token)
 }
 
 /// The bearer token of a request, if it has one.
@@ -112,6 +109,8 @@ pub enum CoordinatorError {
     OfficerScope,
     #[error("no token with id {0}, or it is already revoked")]
     NoToken(i64),
+    #[error("{0}")]
+    Service(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -163,21 +162,23 @@ pub async fn add_staff(
             .ok_or_else(|| CoordinatorError::UnknownCommunity(code.clone()))?;
         staff::grant_community(&mut tx, id, community).await?;
     }
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes);
-    let token = format!(
-        "hsr_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
-    let token_id = staff::add_token(&mut tx, id, &token_hash(&token)).await?;
+    let issued = people::issue_token_in(&mut tx, "cli", None, id, chrono::Utc::now())
+        .await
+        .map_err(|e| match e {
+            ServiceError::Db(e) => CoordinatorError::Db(e),
+            other => CoordinatorError::Service(other.to_string()),
+        })?;
     tx.commit().await?;
-    Ok((id.0, token_id, token))
+    let token = issued.token.unwrap_or_default();
+    Ok((id.0, issued.token_id, token))
 }
 
+/// Revokes token `token_id` (audited as `cli`).
 pub async fn revoke_token(pool: &PgPool, token_id: i64) -> Result<(), CoordinatorError> {
-    if staff::revoke_token(pool, token_id).await? {
-        Ok(())
-    } else {
-        Err(CoordinatorError::NoToken(token_id))
+    match people::revoke_token_cli(pool, token_id, chrono::Utc::now()).await {
+        Ok(()) => Ok(()),
+        Err(ServiceError::NotFound(_)) => Err(CoordinatorError::NoToken(token_id)),
+        Err(ServiceError::Db(e)) => Err(CoordinatorError::Db(e)),
+        Err(other) => Err(CoordinatorError::Service(other.to_string())),
     }
 }

@@ -84,7 +84,36 @@ pub const USERS: &[(&str, &str)] = &[
         "templates/console/exports.html",
         include_str!("../../templates/console/exports.html"),
     ),
+    (
+        "templates/console/people.html",
+        include_str!("../../templates/console/people.html"),
+    ),
+    (
+        "templates/console/people_tabs.html",
+        include_str!("../../templates/console/people_tabs.html"),
+    ),
+    (
+        "templates/console/people_note.html",
+        include_str!("../../templates/console/people_note.html"),
+    ),
+    (
+        "templates/console/people_new.html",
+        include_str!("../../templates/console/people_new.html"),
+    ),
+    (
+        "templates/console/people_person.html",
+        include_str!("../../templates/console/people_person.html"),
+    ),
+    (
+        "templates/console/people_audit.html",
+        include_str!("../../templates/console/people_audit.html"),
+    ),
+    (
+        "templates/console/people_welcome.html",
+        include_str!("../../templates/console/people_welcome.html"),
+    ),
     ("src/console/mod.rs", include_str!("mod.rs")),
+    ("src/console/people.rs", include_str!("people.rs")),
     ("src/console/assets.rs", include_str!("assets.rs")),
     ("src/console/auth.rs", include_str!("auth.rs")),
     ("src/console/csrf.rs", include_str!("csrf.rs")),

@@ -15,9 +15,11 @@
 //!   scope (or 303 to the sign-in page), with its charts drawn by [`svg`];
 //! - [`flash`]: one-time messages after a change, kept in the session;
 //! - [`money`]: the Money page (find a pledge by code, receipts, cancellations,
-//!   disbursements), calling `service::money` as the admin API does.
+//!   disbursements), calling `service::money` as the admin API does;
 //! - [`exports`]: `GET /console/exports`, the CSV files with their filters, and their
-//!   downloads (the admin API's writer, `service::exports`).
+//!   downloads (the admin API's writer, `service::exports`);
+//! - [`people`]: People & access (admins): staff, roles and communities, passwords and
+//!   one-time set-password links, locks, sessions, API tokens, the audit log.
 //!
 //! Every response is compressed (gzip or brotli, as the browser accepts) and carries the
 //! security headers. The console reads the database through the admin API's pool.
@@ -33,6 +35,7 @@ pub mod i18n;
 pub mod money;
 pub mod overview;
 pub mod pages;
+pub mod people;
 pub mod svg;
 
 use std::sync::Arc;
@@ -105,6 +108,33 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/console/money/projects/{id}/disburse",
             get(money::disburse_confirm).post(money::disburse_record),
+        )
+        .route("/console/people", get(people::list))
+        .route("/console/people/audit", get(people::audit))
+        .route(
+            "/console/people/new",
+            get(people::new_form).post(people::new_post),
+        )
+        .route("/console/people/{id}", get(people::person))
+        .route(
+            "/console/people/{id}/access",
+            get(people::access_confirm).post(people::access_post),
+        )
+        .route("/console/people/{id}/password", post(people::password_post))
+        .route("/console/people/{id}/unlock", post(people::unlock))
+        .route("/console/people/{id}/sign-out", post(people::sign_out))
+        .route(
+            "/console/people/{id}/disable",
+            get(people::disable_confirm).post(people::disable),
+        )
+        .route("/console/people/{id}/tokens", post(people::token_issue))
+        .route(
+            "/console/people/{id}/tokens/{token}/revoke",
+            post(people::token_revoke),
+        )
+        .route(
+            "/console/welcome/{token}",
+            get(people::welcome).post(people::welcome_post),
         )
         // Outermost first: the session is loaded, its CSRF token handed to the check.
         .layer(middleware::from_fn_with_state(

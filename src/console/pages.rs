@@ -61,7 +61,8 @@ pub struct Layout {
 }
 
 impl Layout {
-    fn new(console: &Console, t: &Tr, path: &'static str, csrf: &csrf::Token) -> Layout {
+    /// The layout of a page before sign-in (the navigation has the sign-in page only).
+    pub fn new(console: &Console, t: &Tr, path: &'static str, csrf: &csrf::Token) -> Layout {
         // Before sign-in the menu has the sign-in page only.
         let nav = vec![NavItem {
             href: "/console/login",
@@ -125,6 +126,7 @@ pub const BUILT: &[&str] = &[
     "/console/money",
     "/console/households",
     "/console/exports",
+    "/console/people",
 ];
 
 /// The pages a role's navigation offers once they are built (see [`BUILT`]): the pages of
@@ -194,7 +196,7 @@ pub struct LangQuery {
 }
 
 /// The page's language (see the module), and the `Set-Cookie` remembering a `?lang=` choice.
-fn language(
+pub fn language(
     console: &Console,
     query: Option<&str>,
     headers: &HeaderMap,
@@ -220,7 +222,8 @@ fn language(
     (Tr::new(language), set)
 }
 
-fn with_cookies(
+/// `response` with these `Set-Cookie`s.
+pub fn with_cookies(
     mut response: Response,
     cookies: impl IntoIterator<Item = Option<HeaderValue>>,
 ) -> Response {

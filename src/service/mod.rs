@@ -15,6 +15,7 @@ pub mod forms;
 pub mod households;
 pub mod money;
 pub mod overview;
+pub mod people;
 
 pub use actor::{Actor, Role};
 pub use forms::{KeepAnswer, Once};

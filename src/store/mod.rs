@@ -20,7 +20,8 @@
 //! and sends, delivery reports, the sending instances: `outbox`), inbound messages and the
 //! delivery reports that wait for their message (`inbox`), the JOIN limiter
 //! (`join_limits`), the figures the metrics sample (`gauges`), exchange rates (`rates`),
-//! the demo data's inserts (`demo`), the console overview's figures (`overview`) and the
+//! the demo data's inserts (`demo`), the console overview's figures (`overview`), People & access (`people`: staff as the console lists them,
+//! set-password links, the audit log by person) and the
 //! pools (`pool`).
 
 pub mod audit;
@@ -70,6 +71,7 @@ pub mod link_codes;
 pub mod money;
 pub mod outbox;
 pub mod overview;
+pub mod people;
 pub mod pledges;
 pub mod pool;
 pub mod projects;

@@ -48,7 +48,8 @@ pub struct TokenHolder {
     pub communities: Vec<CommunityId>,
 }
 
-/// The holder of the token whose SHA-256 (hex) is `token_sha256`, unless it is revoked.
+/// The holder of the token whose SHA-256 (hex) is `token_sha256`, unless it is revoked or
+/// its holder is disabled.
 pub async fn token_holder<'e>(
     db: impl PgExecutor<'e>,
     token_sha256: &str,
@@ -60,7 +61,7 @@ pub async fn token_holder<'e>(
            from api_tokens t
            join coordinators c on c.id = t.coordinator_id
            left join coordinator_communities cc on cc.coordinator_id = c.id
-           where t.token_sha256 = $1 and t.revoked_at is null
+           where t.token_sha256 = $1 and t.revoked_at is null and c.disabled_at is null
            group by c.id, c.role"#,
         token_sha256
     )
