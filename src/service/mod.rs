@@ -13,6 +13,7 @@ pub mod audit;
 pub mod forms;
 pub mod money;
 pub mod overview;
+pub mod projects;
 
 pub use actor::{Actor, Role};
 pub use forms::{KeepAnswer, Once};
