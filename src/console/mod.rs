@@ -14,7 +14,9 @@
 //!   scope (or 303 to the sign-in page), with its charts drawn by [`svg`];
 //! - [`flash`]: one-time messages after a change, kept in the session;
 //! - [`money`]: the Money page (find a pledge by code, receipts, cancellations,
-//!   disbursements), calling `service::money` as the admin API does.
+//!   disbursements), calling `service::money` as the admin API does;
+//! - [`projects`]: the Projects pages (list, a project's page, create, edit, open and
+//!   close), calling `service::projects` as the admin API does.
 //!
 //! Every response is compressed (gzip or brotli, as the browser accepts) and carries the
 //! security headers. The console reads the database through the admin API's pool.
@@ -28,6 +30,7 @@ pub mod i18n;
 pub mod money;
 pub mod overview;
 pub mod pages;
+pub mod projects;
 pub mod svg;
 
 use std::sync::Arc;
@@ -88,6 +91,24 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/console/money/projects/{id}/disburse",
             get(money::disburse_confirm).post(money::disburse_record),
+        )
+        .route("/console/projects", get(projects::list))
+        .route(
+            "/console/projects/new",
+            get(projects::new_form).post(projects::new_save),
+        )
+        .route("/console/projects/{id}", get(projects::page))
+        .route(
+            "/console/projects/{id}/edit",
+            get(projects::edit_form).post(projects::edit_save),
+        )
+        .route(
+            "/console/projects/{id}/edit/confirm",
+            get(projects::edit_confirm),
+        )
+        .route(
+            "/console/projects/{id}/status",
+            get(projects::status_confirm).post(projects::status_save),
         )
         // Outermost first: the session is loaded, its CSRF token handed to the check.
         .layer(middleware::from_fn_with_state(

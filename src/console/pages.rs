@@ -120,7 +120,7 @@ impl Layout {
 
 /// The console's pages that exist so far: the navigation offers a page of [`nav_for`] once
 /// it is here (a link that answers 404 is a dead end for the person who follows it).
-pub const BUILT: &[&str] = &["/console", "/console/money"];
+pub const BUILT: &[&str] = &["/console", "/console/money", "/console/projects"];
 
 /// The pages a role's navigation offers once they are built (see [`BUILT`]): the pages of
 /// the next steps; a role sees only what it may use.
@@ -129,6 +129,7 @@ pub fn nav_for(role: Role) -> Vec<(&'static str, &'static str)> {
     if matches!(role, Role::Admin | Role::Coordinator) {
         nav.push(("/console/money", key("nav.money")));
     }
+    nav.push(("/console/projects", key("projects.nav")));
     nav.push(("/console/households", key("nav.households")));
     if matches!(role, Role::Admin | Role::Coordinator) {
         nav.push(("/console/broadcasts", key("nav.broadcasts")));
