@@ -125,6 +125,9 @@ fn main() {
         ("money_pages_en_1280", |w| {
             Box::pin(money_pages(w, "en", 1280))
         }),
+        ("projects_list_and_page_in_each_language", |w| {
+            Box::pin(projects_pages(w))
+        }),
     ];
 
     let driver =
@@ -1221,5 +1224,40 @@ async fn money_pages(world: Arc<World>, lang: &'static str, width: u32) -> Outco
     click(&client, "#pledge-project").await?;
     wait_for(&client, "#disburse-form").await?;
     check_page(&world, &client, lang, width, "money-project").await?;
+    Ok(())
+}
+
+/// The Projects list and the demo's Footbridge of Anzob, as the money coordinator of Anzob
+/// sees them, at 360 and 1280 px in each language: their checks and screenshots.
+async fn projects_pages(world: Arc<World>) -> Outcome {
+    let project: i64 = sqlx::query_scalar(
+        "select p.id from projects p join communities c on c.id = p.community_id
+         where c.code = 'anzob' and p.name_en = 'Footbridge'",
+    )
+    .fetch_one(&world.pool)
+    .await
+    .map_err(fail)?;
+    let client = world.client.lock().await;
+    for (lang, width) in [
+        ("en", 360),
+        ("en", 1280),
+        ("ru", 360),
+        ("ru", 1280),
+        ("tg", 360),
+        ("tg", 1280),
+    ] {
+        fresh(&client, width).await?;
+        sign_in_money(&world, &client, lang).await?;
+        open(
+            &client,
+            &format!("{}/console/projects?lang={lang}", world.base),
+        )
+        .await?;
+        wait_for(&client, &format!("#project-{project}")).await?;
+        check_page(&world, &client, lang, width, "projects").await?;
+        click(&client, &format!("#project-{project} h2 a")).await?;
+        wait_for(&client, "#match-due").await?;
+        check_page(&world, &client, lang, width, "project").await?;
+    }
     Ok(())
 }
