@@ -217,17 +217,20 @@ fn chart_label(body: &str) -> &str {
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn an_admin_sees_every_project_and_the_programme_totals(pool: PgPool) {
     let app = common::app(pool).await;
-    programme(&app).await;
+    let (seed, _) = programme(&app).await;
     let cookie = signed_in(&app, "+992900000701", Role::Admin, &[], 1).await;
     let (resp, body) = get(&app, "/console", &cookie).await;
     assert_eq!(resp.status(), StatusCode::OK, "{body}");
+    // each project's name links to its page
+    let bridge_link = format!("<a href=\"/console/projects/{}\">Bridge</a>", seed.bridge);
+    assert!(body.contains(&bridge_link), "{body}");
     for name in ["Bridge", "School roof", "Old", "Water", "Anzob", "Sarazm"] {
         assert!(body.contains(name), "{name}");
     }
     // Bridge: target, pledged (the cancelled pledge not counted), received, matched,
     // matched total, percent
     let bridge = body
-        .split("<th scope=\"row\">Bridge</th>")
+        .split("\">Bridge</a></th>")
         .nth(1)
         .and_then(|rest| rest.split("</tr>").next())
         .expect("Bridge's row");
@@ -242,7 +245,7 @@ async fn an_admin_sees_every_project_and_the_programme_totals(pool: PgPool) {
     }
     // School roof: matched at the cap
     let roof = body
-        .split("<th scope=\"row\">School roof</th>")
+        .split("\">School roof</a></th>")
         .nth(1)
         .and_then(|rest| rest.split("</tr>").next())
         .expect("the roof's row");

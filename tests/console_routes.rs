@@ -22,9 +22,9 @@ const ANON: usize = 0;
 const ROLES: [&str; 5] = ["anonymous", "admin", "coordinator", "counsellor", "officer"];
 
 /// One row: method, route template, the concrete path (placeholders `{pledge}`, `{b_pledge}`,
-/// `{cancel}`, `{b_cancel}`, `{project}`, `{b_project}`, `{code}`, `{css}`, `{household}`,
-/// `{b_household}`, `{person}`, `{token}`, `{a}`, `{b}`; in a form also `{n}`), the form of a
-/// POST, the expected status for each of [`ROLES`], and whether it ends the session.
+/// `{cancel}`, `{b_cancel}`, `{project}`, `{b_project}`, `{b_community}`, `{code}`, `{css}`,
+/// `{household}`, `{b_household}`, `{person}`, `{token}`, `{a}`, `{b}`; in a form also `{n}`),
+/// the form of a POST, the expected status for each of [`ROLES`], and whether it ends the session.
 struct Row {
     method: &'static str,
     template: &'static str,
@@ -80,6 +80,10 @@ const EDIT_B: &[(&str, &str)] = &[
     ("name", "Renamed"),
     ("language", "ru"),
 ];
+// no community chosen: refused (303 back to the form) for an admin, before anything is written
+const NEW_PROJECT: &[(&str, &str)] = &[("community", ""), ("code", "CANAL"), ("kind", "business")];
+const EDIT: &[(&str, &str)] = &[("target", "10000"), ("ratio", "1"), ("cap", "")];
+const CLOSE: &[(&str, &str)] = &[("to", "closed")];
 
 // Expected statuses: anonymous, admin, coordinator of A, counsellor, officer of A.
 #[rustfmt::skip]
@@ -146,6 +150,23 @@ const TABLE: &[Row] = &[
     // a session needs the pre-session token first)
     row("GET", "/console/welcome/{token}", "/console/welcome/nothing", &[], [404, 404, 404, 404, 404]),
     row("POST", "/console/welcome/{token}", "/console/welcome/nothing", &[("password", "0123456789"), ("again", "0123456789")], [403, 404, 404, 404, 404]),
+    row("GET", "/console/projects", "/console/projects", &[], [303, 200, 200, 200, 200]),
+    row("GET", "/console/projects", "/console/projects?community={b_community}&status=open&kind=infrastructure", &[], [303, 200, 404, 200, 404]),
+    row("GET", "/console/projects/new", "/console/projects/new", &[], [303, 200, 404, 404, 404]),
+    row("POST", "/console/projects/new", "/console/projects/new", NEW_PROJECT, [403, 303, 404, 404, 404]),
+    row("GET", "/console/projects/{id}", "/console/projects/{project}", &[], [303, 200, 200, 200, 200]),
+    row("GET", "/console/projects/{id}", "/console/projects/{b_project}", &[], [303, 200, 404, 200, 404]),
+    row("GET", "/console/projects/{id}", "/console/projects/999999", &[], [303, 404, 404, 404, 404]),
+    row("GET", "/console/projects/{id}/edit", "/console/projects/{project}/edit", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/projects/{id}/edit", "/console/projects/{b_project}/edit", &[], [303, 200, 404, 404, 404]),
+    row("GET", "/console/projects/{id}/edit/confirm", "/console/projects/{project}/edit/confirm?target=10000&ratio=1&cap=", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/projects/{id}/edit/confirm", "/console/projects/{b_project}/edit/confirm?target=8000&ratio=1&cap=", &[], [303, 200, 404, 404, 404]),
+    row("POST", "/console/projects/{id}/edit", "/console/projects/{project}/edit", EDIT, [403, 303, 303, 404, 404]),
+    row("POST", "/console/projects/{id}/edit", "/console/projects/{b_project}/edit", EDIT, [403, 303, 404, 404, 404]),
+    row("GET", "/console/projects/{id}/status", "/console/projects/{project}/status?to=closed", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/projects/{id}/status", "/console/projects/{b_project}/status?to=closed", &[], [303, 200, 404, 404, 404]),
+    row("POST", "/console/projects/{id}/status", "/console/projects/{project}/status", CLOSE, [403, 303, 303, 404, 404]),
+    row("POST", "/console/projects/{id}/status", "/console/projects/{b_project}/status", CLOSE, [403, 303, 404, 404, 404]),
     Row { ends_session: true, ..row("POST", "/console/logout", "/console/logout", &[], [403, 303, 303, 303, 303]) },
     Row { ends_session: true, ..row("POST", "/console/logout/everywhere", "/console/logout/everywhere", &[], [403, 303, 303, 303, 303]) },
 ];
@@ -256,6 +277,7 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
             .replace("{b_cancel}", &cancel_b.to_string())
             .replace("{project}", &seed.bridge.to_string())
             .replace("{b_project}", &b_project.to_string())
+            .replace("{b_community}", &seed.other_community.to_string())
             .replace("{code}", &code)
             .replace("{b_household}", &b_household.to_string())
             .replace("{household}", &seed.household.to_string())

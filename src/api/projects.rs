@@ -11,6 +11,7 @@ use super::{
 };
 use crate::{
     app::AppState,
+    service::{self, Once},
     store::{
         self,
         projects::{ProjectKind, ProjectStatus},
@@ -85,10 +86,7 @@ pub struct ListQuery {
 /// The `status` of a request, checked (422 on field `status` otherwise).
 fn project_status(status: Option<&str>) -> ApiResult<Option<ProjectStatus>> {
     status
-        .map(|s| {
-            s.parse()
-                .map_err(|()| ApiError::invalid("status", "status is open or closed"))
-        })
+        .map(|s| service::projects::status(s).map_err(ApiError::from))
         .transpose()
 }
 
@@ -159,52 +157,6 @@ pub struct NewProject {
     pub match_cap: Option<Decimal>,
 }
 
-fn check_money(field: &'static str, v: Decimal, positive: bool) -> ApiResult<()> {
-    if v.scale() > 2 && v.normalize().scale() > 2 {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} has more than two decimals"),
-        ));
-    }
-    if (positive && v <= Decimal::ZERO) || v < Decimal::ZERO {
-        return Err(ApiError::invalid(
-            field,
-            format!(
-                "{field} must be {}",
-                if positive { "more than 0" } else { "0 or more" }
-            ),
-        ));
-    }
-    if v >= Decimal::from(1_000_000_000_000i64) {
-        return Err(ApiError::invalid(field, format!("{field} is too large")));
-    }
-    Ok(())
-}
-
-fn check_name(field: &'static str, v: &str) -> ApiResult<()> {
-    let n = v.trim().chars().count();
-    if n == 0 || n > crate::engine::check::MAX_PROJECT_NAME {
-        return Err(ApiError::invalid(
-            field,
-            format!(
-                "{field} must be 1 to {} characters (it is shown on a phone screen)",
-                crate::engine::check::MAX_PROJECT_NAME
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn check_ratio(v: Decimal) -> ApiResult<()> {
-    if v < Decimal::ZERO || v > Decimal::from(100) || v.normalize().scale() > 4 {
-        return Err(ApiError::invalid(
-            "match_ratio",
-            "match_ratio must be between 0 and 100, at most 4 decimals",
-        ));
-    }
-    Ok(())
-}
-
 /// Creates a project (open).
 #[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = NewProject,
     responses((status = 201, body = Project), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -214,72 +166,23 @@ pub async fn create(
     auth: Auth,
     Body(p): Body<NewProject>,
 ) -> ApiResult<(StatusCode, Json<Project>)> {
-    auth.require(p.community_id)?;
-    let code = p.code.trim().to_uppercase();
-    if !(2..=12).contains(&code.len())
-        || !code
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-    {
-        return Err(ApiError::invalid(
-            "code",
-            "code is 2 to 12 letters or digits, e.g. BRIDGE",
-        ));
-    }
-    let kind: ProjectKind = p
-        .kind
-        .parse()
-        .map_err(|()| ApiError::invalid("kind", "kind is infrastructure or business"))?;
-    check_name("name_tg", &p.name_tg)?;
-    check_name("name_ru", &p.name_ru)?;
-    check_name("name_en", &p.name_en)?;
-    check_money("target", p.target, true)?;
-    check_ratio(p.match_ratio)?;
-    if let Some(cap) = p.match_cap {
-        check_money("match_cap", cap, false)?;
-    }
-    let currency: crate::domain::Currency = p
-        .currency
-        .as_deref()
-        .unwrap_or("TJS")
-        .parse()
-        .map_err(|_| {
-            ApiError::invalid("currency", "currency is a three-letter code such as TJS")
-        })?;
-    let mut conn = state.pool.acquire().await?;
-    let id = store::projects::create(
-        &mut conn,
-        &store::projects::NewProject {
+    let id = service::projects::create(
+        &state,
+        &auth,
+        service::projects::NewProject {
             community: CommunityId(p.community_id),
-            code: &code,
-            kind,
-            name: [p.name_tg.trim(), p.name_ru.trim(), p.name_en.trim()],
+            code: &p.code,
+            kind: &p.kind,
+            name: [&p.name_tg, &p.name_ru, &p.name_en],
             target: p.target,
-            currency: currency.as_str(),
+            currency: p.currency.as_deref(),
             match_ratio: p.match_ratio,
             match_cap: p.match_cap,
         },
+        Once::Always,
     )
-    .await
-    .map(|id| id.0);
-    drop(conn);
-    let id = match id {
-        Ok(id) => id,
-        Err(e) if crate::store::Violation::is_unique(&e) => {
-            return Err(ApiError::Conflict(format!(
-                "the community already has a project {code}"
-            )))
-        }
-        Err(e) if crate::store::Violation::is_foreign_key(&e) => {
-            return Err(ApiError::invalid("community_id", "no such community"))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    tracing::info!(
-        coordinator = auth.coordinator_id,
-        project = id,
-        "project created"
-    );
+    .await?
+    .0;
     Ok((StatusCode::CREATED, Json(load(&state, &auth, id).await?)))
 }
 
@@ -312,34 +215,19 @@ pub async fn update(
     Segments(id): Segments<i64>,
     Body(c): Body<ProjectChange>,
 ) -> ApiResult<Json<Project>> {
-    load(&state, &auth, id).await?;
-    if let Some(t) = c.target {
-        check_money("target", t, true)?;
-    }
-    if let Some(r) = c.match_ratio {
-        check_ratio(r)?;
-    }
-    if let Some(Some(cap)) = c.match_cap {
-        check_money("match_cap", cap, false)?;
-    }
     let status = project_status(c.status.as_deref())?;
-    let mut conn = state.pool.acquire().await?;
-    store::projects::change(
-        &mut conn,
+    service::projects::change(
+        &state,
+        &auth,
         ProjectId(id),
-        &store::projects::ProjectChange {
+        service::projects::Change {
             target: c.target,
             match_ratio: c.match_ratio,
             match_cap: c.match_cap,
             status,
         },
+        Once::Always,
     )
     .await?;
-    drop(conn);
-    tracing::info!(
-        coordinator = auth.coordinator_id,
-        project = id,
-        "project changed"
-    );
     Ok(Json(load(&state, &auth, id).await?))
 }

@@ -137,6 +137,27 @@ pub const USERS: &[(&str, &str)] = &[
     ),
     ("src/console/flash.rs", include_str!("flash.rs")),
     ("src/console/money.rs", include_str!("money.rs")),
+    (
+        "templates/console/projects.html",
+        include_str!("../../templates/console/projects.html"),
+    ),
+    (
+        "templates/console/projects_page.html",
+        include_str!("../../templates/console/projects_page.html"),
+    ),
+    (
+        "templates/console/projects_edit.html",
+        include_str!("../../templates/console/projects_edit.html"),
+    ),
+    (
+        "templates/console/projects_new.html",
+        include_str!("../../templates/console/projects_new.html"),
+    ),
+    (
+        "templates/console/projects_confirm.html",
+        include_str!("../../templates/console/projects_confirm.html"),
+    ),
+    ("src/console/projects.rs", include_str!("projects.rs")),
 ];
 
 /// Texts a Tajik or Russian translation may leave as the English ones.

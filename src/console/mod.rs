@@ -19,7 +19,9 @@
 //! - [`exports`]: `GET /console/exports`, the CSV files with their filters, and their
 //!   downloads (the admin API's writer, `service::exports`);
 //! - [`people`]: People & access (admins): staff, roles and communities, passwords and
-//!   one-time set-password links, locks, sessions, API tokens, the audit log.
+//!   one-time set-password links, locks, sessions, API tokens, the audit log;
+//! - [`projects`]: the Projects pages (list, a project's page, create, edit, open and
+//!   close), calling `service::projects` as the admin API does.
 //!
 //! Every response is compressed (gzip or brotli, as the browser accepts) and carries the
 //! security headers. The console reads the database through the admin API's pool.
@@ -36,6 +38,7 @@ pub mod money;
 pub mod overview;
 pub mod pages;
 pub mod people;
+pub mod projects;
 pub mod svg;
 
 use std::sync::Arc;
@@ -135,6 +138,24 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/console/welcome/{token}",
             get(people::welcome).post(people::welcome_post),
+        )
+        .route("/console/projects", get(projects::list))
+        .route(
+            "/console/projects/new",
+            get(projects::new_form).post(projects::new_save),
+        )
+        .route("/console/projects/{id}", get(projects::page))
+        .route(
+            "/console/projects/{id}/edit",
+            get(projects::edit_form).post(projects::edit_save),
+        )
+        .route(
+            "/console/projects/{id}/edit/confirm",
+            get(projects::edit_confirm),
+        )
+        .route(
+            "/console/projects/{id}/status",
+            get(projects::status_confirm).post(projects::status_save),
         )
         // Outermost first: the session is loaded, its CSRF token handed to the check.
         .layer(middleware::from_fn_with_state(

@@ -6,7 +6,7 @@
 //! by how they registered, messages sent this week and the share delivered). From 960 px
 //! the cards give way to a community × project table (target, pledged, received, matched,
 //! matched total, %), the chart beside the scope's totals. Counsellors see no money: the
-//! health strip only. Project names are text until the project page exists.
+//! health strip only. Project names link to their pages (`/console/projects/{id}`).
 //!
 //! A database error or timeout gives an error page with a retry link (503), never partial
 //! totals. Every aggregate says when it was read ("as of 09:41").
@@ -54,6 +54,7 @@ pub struct TotalView {
 
 /// A project's row (or a card's line), formatted.
 pub struct ProjectView {
+    pub id: i64,
     pub name: String,
     pub closed: bool,
     pub totals: TotalView,
@@ -209,6 +210,7 @@ fn total_view(t: &Tr, x: &Totals, name: Option<&str>) -> TotalView {
 fn project_view(t: &Tr, p: &ProjectFigures) -> ProjectView {
     let name = p.name.get(t.language).to_owned();
     ProjectView {
+        id: p.id.0,
         closed: p.status == crate::store::projects::ProjectStatus::Closed,
         totals: figures_view(
             t,

@@ -123,6 +123,7 @@ impl Layout {
 /// it is here (a link that answers 404 is a dead end for the person who follows it).
 pub const BUILT: &[&str] = &[
     "/console",
+    "/console/projects",
     "/console/money",
     "/console/households",
     "/console/exports",
@@ -136,6 +137,7 @@ pub fn nav_for(role: Role) -> Vec<(&'static str, &'static str)> {
     if matches!(role, Role::Admin | Role::Coordinator) {
         nav.push(("/console/money", key("nav.money")));
     }
+    nav.push(("/console/projects", key("projects.nav")));
     nav.push(("/console/households", key("nav.households")));
     if matches!(role, Role::Admin | Role::Coordinator) {
         nav.push(("/console/broadcasts", key("nav.broadcasts")));

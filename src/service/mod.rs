@@ -16,6 +16,7 @@ pub mod households;
 pub mod money;
 pub mod overview;
 pub mod people;
+pub mod projects;
 
 pub use actor::{Actor, Role};
 pub use forms::{KeepAnswer, Once};

@@ -350,3 +350,22 @@ pub async fn change(
     .await?;
     Ok(())
 }
+
+/// A project's receipts and their reversals, newest first (at most `limit`).
+pub async fn receipts_of(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    limit: i64,
+) -> Result<Vec<super::money::Receipt>, sqlx::Error> {
+    sqlx::query_as!(
+        super::money::Receipt,
+        r#"select id, project_id, pledge_id, household_id, amount, currency, received_on,
+                method as "method: crate::store::money::ReceiptMethod", receipt_no, recorded_by, recorded_at,
+                reverses, reason
+         from receipts where project_id = $1 order by id desc limit $2"#,
+        project as ProjectId,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
