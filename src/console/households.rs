@@ -31,9 +31,10 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{
-    auth::{self, Staff},
+    auth::Staff,
     flash::{self, Flash},
     i18n::{key, Tr},
+    pages::staff_language as language,
     pages::{Layout, MessagePage},
     Console,
 };
@@ -52,27 +53,12 @@ pub const TIMELINE_PAGE: i64 = 30;
 /// Longest phones field of the register form.
 const MAX_PHONES_FIELD: usize = 400;
 
-/// `?lang=` on any of these pages changes the person's language first.
-async fn language(staff: &Staff, lang: Option<&str>) -> Tr {
-    let mut language = staff.signed.language;
-    if let Some(chosen) = lang.and_then(|l| l.parse::<Language>().ok()) {
-        if chosen != language {
-            auth::set_session_language(&staff.session, &staff.signed, chosen).await;
-            language = chosen;
-        }
-    }
-    Tr::new(language)
-}
-
 /// The layout, with the language links pointing back at `href` (a page with an id).
 fn layout(console: &Console, t: &Tr, staff: &Staff, href: Option<&str>) -> Layout {
-    let mut l = Layout::signed_in(console, t, "/console/households", staff);
-    if let Some(href) = href {
-        for link in &mut l.langs {
-            link.href = format!("{href}?lang={}", link.code);
-        }
+    match href {
+        Some(href) => Layout::signed_in_at(console, t, "/console/households", staff, href),
+        None => Layout::signed_in(console, t, "/console/households", staff),
     }
-    l
 }
 
 /// The one-time message of the last change, in `t`'s language ([`flash`]).

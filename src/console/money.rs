@@ -39,14 +39,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use super::{
-    auth::{self, Staff},
+    auth::Staff,
     flash::{self, Flash},
     i18n::{key, Tr},
+    pages::staff_language as language,
     pages::{Layout, MessagePage},
     Console,
 };
 use crate::{
-    domain::{money::parse_amount, Language, Phone},
+    domain::{money::parse_amount, Phone},
     service::{
         self,
         money::{self as money_service, NewDisbursement, PledgeReceipt, PledgeView},
@@ -367,26 +368,9 @@ pub struct DisbursementPost {
     reference: String,
 }
 
-/// The page's language: the session's, or a `?lang=` choice (then remembered).
-async fn language(staff: &Staff, lang: Option<&str>) -> Tr {
-    let mut language = staff.signed.language;
-    if let Some(chosen) = lang.and_then(|l| l.parse::<Language>().ok()) {
-        if chosen != language {
-            auth::set_session_language(&staff.session, &staff.signed, chosen).await;
-            language = chosen;
-        }
-    }
-    Tr::new(language)
-}
-
 /// The layout of a money page at `url` (the language links keep the page).
 fn layout(console: &Console, t: &Tr, staff: &Staff, url: &str) -> Layout {
-    let mut l = Layout::signed_in(console, t, PATH, staff);
-    let joiner = if url.contains('?') { '&' } else { '?' };
-    for link in &mut l.langs {
-        link.href = format!("{url}{joiner}lang={}", link.code);
-    }
-    l
+    Layout::signed_in_at(console, t, PATH, staff, url)
 }
 
 /// The 404 page for a person who does not handle money (only admins and coordinators do).
@@ -1550,7 +1534,7 @@ mod tests {
 
     #[test]
     fn refusals_name_their_field_and_key() {
-        let t = Tr::new(Language::En);
+        let t = Tr::new(crate::domain::Language::En);
         let e = ServiceError::conflict("money.more_than_outstanding", "db words");
         let r = refusal(&t, &e).expect("a refusal");
         assert_eq!(r.field, "amount");

@@ -90,6 +90,23 @@ impl Layout {
         }
     }
 
+    /// [`Layout::signed_in`] for the page at `url`: its language links keep the page (and
+    /// its query) and add `lang=`.
+    pub fn signed_in_at(
+        console: &Console,
+        t: &Tr,
+        path: &'static str,
+        staff: &Staff,
+        url: &str,
+    ) -> Layout {
+        let mut l = Layout::signed_in(console, t, path, staff);
+        let joiner = if url.contains('?') { '&' } else { '?' };
+        for link in &mut l.langs {
+            link.href = format!("{url}{joiner}lang={}", link.code);
+        }
+        l
+    }
+
     fn with_nav(
         console: &Console,
         t: &Tr,
@@ -117,6 +134,19 @@ impl Layout {
                 .collect(),
         }
     }
+}
+
+/// The language of a signed-in person's page: `?lang=` changes it first (and the session
+/// remembers it), else the session's.
+pub async fn staff_language(staff: &Staff, lang: Option<&str>) -> Tr {
+    let mut language = staff.signed.language;
+    if let Some(chosen) = lang.and_then(|l| l.parse::<Language>().ok()) {
+        if chosen != language {
+            auth::set_session_language(&staff.session, &staff.signed, chosen).await;
+            language = chosen;
+        }
+    }
+    Tr::new(language)
 }
 
 /// The console's pages that exist so far: the navigation offers a page of [`nav_for`] once

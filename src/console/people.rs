@@ -36,11 +36,12 @@ use super::{
     csrf,
     flash::{self, Flash},
     i18n::{key, Tr},
+    pages::staff_language as language,
     pages::{self, role_key, Layout, MessagePage},
     Console,
 };
 use crate::{
-    domain::{Language, Phone},
+    domain::Phone,
     service::{
         people::{self as people_service, Act, LinkState, NewPerson},
         Once, Role, ServiceError,
@@ -261,24 +262,8 @@ impl std::fmt::Debug for PasswordPost {
     }
 }
 
-async fn language(staff: &Staff, lang: Option<&str>) -> Tr {
-    let mut language = staff.signed.language;
-    if let Some(chosen) = lang.and_then(|l| l.parse::<Language>().ok()) {
-        if chosen != language {
-            auth::set_session_language(&staff.session, &staff.signed, chosen).await;
-            language = chosen;
-        }
-    }
-    Tr::new(language)
-}
-
 fn layout(console: &Console, t: &Tr, staff: &Staff, url: &str) -> Layout {
-    let mut l = Layout::signed_in(console, t, PATH, staff);
-    let joiner = if url.contains('?') { '&' } else { '?' };
-    for link in &mut l.langs {
-        link.href = format!("{url}{joiner}lang={}", link.code);
-    }
-    l
+    Layout::signed_in_at(console, t, PATH, staff, url)
 }
 
 fn message(

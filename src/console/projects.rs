@@ -33,15 +33,16 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use super::{
-    auth::{self, Staff},
+    auth::Staff,
     flash::{self, Flash},
     i18n::{key, Tr},
+    pages::staff_language as language,
     pages::{Layout, MessagePage},
     svg::{self, Svg},
     Console,
 };
 use crate::{
-    domain::{money::parse_amount, Language, Phone},
+    domain::{money::parse_amount, Phone},
     service::{
         self,
         projects::{self as projects_service, Change, NewProject},
@@ -338,26 +339,9 @@ pub struct StatusPost {
     to: String,
 }
 
-/// The page's language: the session's, or a `?lang=` choice (then remembered).
-async fn language(staff: &Staff, lang: Option<&str>) -> Tr {
-    let mut language = staff.signed.language;
-    if let Some(chosen) = lang.and_then(|l| l.parse::<Language>().ok()) {
-        if chosen != language {
-            auth::set_session_language(&staff.session, &staff.signed, chosen).await;
-            language = chosen;
-        }
-    }
-    Tr::new(language)
-}
-
 /// The layout of a page at `url` (the language links keep the page).
 fn layout(console: &Console, t: &Tr, staff: &Staff, url: &str) -> Layout {
-    let mut l = Layout::signed_in(console, t, PATH, staff);
-    let joiner = if url.contains('?') { '&' } else { '?' };
-    for link in &mut l.langs {
-        link.href = format!("{url}{joiner}lang={}", link.code);
-    }
-    l
+    Layout::signed_in_at(console, t, PATH, staff, url)
 }
 
 fn message(
