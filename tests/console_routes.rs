@@ -331,6 +331,25 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
                     r.method, answer.status
                 ));
             }
+            // Every answer says where its time went (console design §7); a signed-in one
+            // read the session and the person from the database.
+            let timing = answer
+                .headers
+                .get("server-timing")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !(timing.starts_with("db;dur=") && timing.contains(", total;dur=")) {
+                failures.push(format!(
+                    "{role}: {} {path}: Server-Timing {timing:?}",
+                    r.method
+                ));
+            }
+            if who != ANON && timing.contains("desc=\"0 calls\"") {
+                failures.push(format!(
+                    "{role}: {} {path}: no database time counted",
+                    r.method
+                ));
+            }
             if answer.status == StatusCode::SEE_OTHER && who == ANON {
                 assert_eq!(answer.location(), "/console/login", "{path}");
             }

@@ -38,7 +38,7 @@ use tower_sessions::{
     Expiry, Session, SessionManagerLayer,
 };
 
-use super::{csrf, Console};
+use super::{csrf, timing, Console};
 use crate::{
     domain::{Language, Phone},
     service::actor::Actor,
@@ -223,9 +223,14 @@ impl SessionStore for PgStore {
         loop {
             let data = encode(record)?;
             let id = record.id.to_string();
-            if staff::session_insert(&self.pool, &id, &data, expiry(record))
-                .await
-                .map_err(backend)?
+            if timing::db(staff::session_insert(
+                &self.pool,
+                &id,
+                &data,
+                expiry(record),
+            ))
+            .await
+            .map_err(backend)?
             {
                 return Ok(());
             }
@@ -235,13 +240,18 @@ impl SessionStore for PgStore {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = encode(record)?;
-        staff::session_save(&self.pool, &record.id.to_string(), &data, expiry(record))
-            .await
-            .map_err(backend)
+        timing::db(staff::session_save(
+            &self.pool,
+            &record.id.to_string(),
+            &data,
+            expiry(record),
+        ))
+        .await
+        .map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let data = staff::session_load(&self.pool, &id.to_string())
+        let data = timing::db(staff::session_load(&self.pool, &id.to_string()))
             .await
             .map_err(backend)?;
         data.map(|d| {
@@ -251,7 +261,7 @@ impl SessionStore for PgStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        staff::session_delete(&self.pool, &id.to_string())
+        timing::db(staff::session_delete(&self.pool, &id.to_string()))
             .await
             .map_err(backend)
     }
@@ -370,14 +380,18 @@ impl FromRequestParts<Console> for Staff {
         if now - signed.since > ABSOLUTE_HOURS * 3600 || now < signed.since - 300 {
             return Err(end("twelve hours after sign-in").await);
         }
-        let person =
-            match staff::session_person(&console.app.pool, CoordinatorId(signed.staff)).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(error = %e, "console: reading the signed-in person failed");
-                    return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
-                }
-            };
+        let person = match timing::db(staff::session_person(
+            &console.app.pool,
+            CoordinatorId(signed.staff),
+        ))
+        .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "console: reading the signed-in person failed");
+                return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
+            }
+        };
         let Some(person) = person else {
             return Err(end("person gone").await);
         };

@@ -26,7 +26,7 @@ use super::{
     auth::{self, Staff},
     i18n::{key, Tr},
     pages::{LangQuery, Layout, MessagePage},
-    Console,
+    timing, Console,
 };
 use crate::{
     api::exports::csv_response,
@@ -145,7 +145,8 @@ async fn render(
 ) -> Response {
     let t = Tr::new(staff.signed.language);
     let l = Layout::signed_in(console, &t, "/console/exports", staff);
-    let choices = match service::exports::choices(&console.app.pool, &staff.actor).await {
+    let choices = match timing::db(service::exports::choices(&console.app.pool, &staff.actor)).await
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "console: reading the export filters failed");
@@ -268,7 +269,14 @@ pub async fn download(
     };
     let mut actor = staff.actor.clone();
     actor.request_id = None;
-    match service::exports::export(&console.app, &actor, file, &filters).await {
+    match timing::db(service::exports::export(
+        &console.app,
+        &actor,
+        file,
+        &filters,
+    ))
+    .await
+    {
         Ok(spooled) => csv_response(spooled),
         Err(ServiceError::Invalid { key: text, .. }) => {
             let e = t.t(text);

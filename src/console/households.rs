@@ -36,7 +36,7 @@ use super::{
     i18n::{key, Tr},
     pages::staff_language as language,
     pages::{Layout, MessagePage},
-    Console,
+    timing, Console,
 };
 use crate::{
     domain::{phone::mask, Language, Phone},
@@ -216,7 +216,7 @@ pub async fn list(
         limit: PAGE + 1,
         offset: 0,
     };
-    let found = service::list(state, &staff.actor, &search).await;
+    let found = timing::db(service::list(state, &staff.actor, &search)).await;
     let mut rows = match found {
         Ok(rows) => rows,
         Err(e) => return refused(&console, &t, &staff, e),
@@ -225,13 +225,13 @@ pub async fn list(
         rows.truncate(usize::try_from(PAGE).unwrap_or(0));
         list_href(&q, community, rows.last().map(|h| h.id))
     });
-    let communities = match service::communities(state, &staff.actor).await {
+    let communities = match timing::db(service::communities(state, &staff.actor)).await {
         Ok(c) => c,
         Err(e) => return refused(&console, &t, &staff, e),
     };
     let sums = if shows_money(&staff) {
         let ids: Vec<i64> = rows.iter().map(|h| h.id).collect();
-        match service::sums(state, &ids).await {
+        match timing::db(service::sums(state, &ids)).await {
             Ok(s) => s,
             Err(e) => return refused(&console, &t, &staff, e),
         }
@@ -446,7 +446,15 @@ pub async fn page(
     let t = language(&staff, query.lang.as_deref()).await;
     let before = query.before.as_deref().and_then(parse_cursor);
     let state = &console.app;
-    let data = match service::page(state, &staff.actor, id, before, TIMELINE_PAGE).await {
+    let data = match timing::db(service::page(
+        state,
+        &staff.actor,
+        id,
+        before,
+        TIMELINE_PAGE,
+    ))
+    .await
+    {
         Ok(d) => d,
         Err(e) => return refused(&console, &t, &staff, e),
     };
@@ -466,7 +474,7 @@ pub async fn page(
         return TimelineFragment { t, items, more }.into_response();
     }
     let h = data.household;
-    let communities = match service::communities(state, &staff.actor).await {
+    let communities = match timing::db(service::communities(state, &staff.actor)).await {
         Ok(c) => c,
         Err(e) => return refused(&console, &t, &staff, e),
     };
@@ -630,7 +638,7 @@ async fn form_page(
     owner: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let communities = match service::communities(&console.app, &staff.actor).await {
+    let communities = match timing::db(service::communities(&console.app, &staff.actor)).await {
         Ok(c) => c,
         Err(e) => return refused(console, &t, staff, e),
     };
@@ -752,7 +760,7 @@ pub async fn create(
         language: Some(form.language.trim().to_owned()).filter(|l| !l.is_empty()),
         phones: phone_lines(&form.phones),
     };
-    match service::register(&console.app, &staff.actor, &new).await {
+    match timing::db(service::register(&console.app, &staff.actor, &new)).await {
         Ok(h) => {
             let name = title(&t, h.id, h.name.as_deref());
             let done = Flash::done(key("households.register.done")).with("name", name);
@@ -791,7 +799,7 @@ async fn form_error(
         for raw in phone_lines(&form.phones) {
             if let Ok(phone) = Phone::parse(&raw) {
                 if let Ok(Some(id)) =
-                    service::visible_owner(&console.app, &staff.actor, &phone).await
+                    timing::db(service::visible_owner(&console.app, &staff.actor, &phone)).await
                 {
                     owner = Some(format!("/console/households/{id}"));
                     break;
@@ -811,7 +819,7 @@ pub async fn edit(
     staff: Staff,
 ) -> Response {
     let t = language(&staff, query.lang.as_deref()).await;
-    let h = match service::get(&console.app, &staff.actor, id).await {
+    let h = match timing::db(service::get(&console.app, &staff.actor, id)).await {
         Ok(h) => h,
         Err(e) => return refused(&console, &t, &staff, e),
     };
@@ -852,7 +860,7 @@ pub async fn update(
         language: Some(Some(language.to_owned()).filter(|l| !l.is_empty())),
         community_id: form.community.trim().parse::<i64>().ok(),
     };
-    match service::update(&console.app, &staff.actor, id, &change).await {
+    match timing::db(service::update(&console.app, &staff.actor, id, &change)).await {
         Ok(h) => {
             let name = title(&t, h.id, h.name.as_deref());
             let done = Flash::done(key("households.edit.done")).with("name", name);

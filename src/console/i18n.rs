@@ -123,6 +123,7 @@ pub const USERS: &[(&str, &str)] = &[
     ("src/console/overview.rs", include_str!("overview.rs")),
     ("src/console/exports.rs", include_str!("exports.rs")),
     ("src/console/svg.rs", include_str!("svg.rs")),
+    ("src/console/timing.rs", include_str!("timing.rs")),
     (
         "templates/console/money.html",
         include_str!("../../templates/console/money.html"),

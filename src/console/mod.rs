@@ -23,6 +23,8 @@
 //! - [`projects`]: the Projects pages (list, a project's page, create, edit, open and
 //!   close), calling `service::projects` as the admin API does.
 //!
+//! - [`timing`]: `Server-Timing` (database, the rest, total) on every response.
+//!
 //! Every response is compressed (gzip or brotli, as the browser accepts) and carries the
 //! security headers. The console reads the database through the admin API's pool.
 
@@ -40,6 +42,7 @@ pub mod pages;
 pub mod people;
 pub mod projects;
 pub mod svg;
+pub mod timing;
 
 use std::sync::Arc;
 
@@ -164,6 +167,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(auth::load_session))
         .layer(sessions)
+        .layer(middleware::from_fn(timing::measure))
         .layer(middleware::from_fn_with_state(origin, headers::secure))
         .layer(CompressionLayer::new())
         .with_state(console)

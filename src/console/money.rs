@@ -44,7 +44,7 @@ use super::{
     i18n::{key, Tr},
     pages::staff_language as language,
     pages::{Layout, MessagePage},
-    Console,
+    timing, Console,
 };
 use crate::{
     domain::{money::parse_amount, Phone},
@@ -558,7 +558,7 @@ async fn pledge_card(
     if let Some(cancel) = &h.cancellation {
         whos.push(cancel.cancelled_by.as_str());
     }
-    let names = money_service::names(&console.app, &whos).await?;
+    let names = timing::db(money_service::names(&console.app, &whos)).await?;
     let received: Decimal = h.receipts.iter().map(|r| r.amount).sum();
     let (status_key, status_class) = status_key(h.pledge.status);
     let l = &view.ledger;
@@ -640,10 +640,11 @@ async fn money_page(
     status: StatusCode,
 ) -> Response {
     if let Some(id) = id {
-        let view = match money_service::pledge_view(&console.app, &staff.actor, id).await {
-            Ok(view) => view,
-            Err(e) => return failed(console, staff, e),
-        };
+        let view =
+            match timing::db(money_service::pledge_view(&console.app, &staff.actor, id)).await {
+                Ok(view) => view,
+                Err(e) => return failed(console, staff, e),
+            };
         let card = match pledge_card(console, &t, &view).await {
             Ok(c) => c,
             Err(e) => return failed(console, staff, e),
@@ -726,7 +727,13 @@ pub async fn find(
         }
         v.show_today = true;
     } else {
-        match money_service::find_by_code(&console.app, &staff.actor, &code).await {
+        match timing::db(money_service::find_by_code(
+            &console.app,
+            &staff.actor,
+            &code,
+        ))
+        .await
+        {
             Ok(found) => id = Some(found),
             Err(ServiceError::NotFound(_)) => {
                 v.not_found = Some(t.t_with(key("money.no_pledge"), &[("code", &code)]));
@@ -767,9 +774,14 @@ async fn today_receipts(
         .earliest()
         .map(|at| at.with_timezone(&Utc))
         .unwrap_or_else(|| console.app.clock.now() - chrono::Duration::hours(24));
-    let rows = money_service::receipts_since(&console.app, &staff.actor, since).await?;
+    let rows = timing::db(money_service::receipts_since(
+        &console.app,
+        &staff.actor,
+        since,
+    ))
+    .await?;
     let whos: Vec<&str> = rows.iter().map(|r| r.recorded_by.as_str()).collect();
-    let names = money_service::names(&console.app, &whos).await?;
+    let names = timing::db(money_service::names(&console.app, &whos)).await?;
     Ok(rows
         .iter()
         .map(|r| TodayRow {
@@ -921,7 +933,7 @@ pub async fn receipt_confirm(
     }
     let t = language(&staff, q.lang.as_deref()).await;
     let id = PledgeId(id);
-    let view = match money_service::pledge_view(&console.app, &staff.actor, id).await {
+    let view = match timing::db(money_service::pledge_view(&console.app, &staff.actor, id)).await {
         Ok(v) => v,
         Err(e) => return failed(&console, &staff, e),
     };
@@ -1085,13 +1097,13 @@ pub async fn receipt_record(
         method: form.method.trim(),
         receipt_no: None,
     };
-    match money_service::receive_for_pledge(
+    match timing::db(money_service::receive_for_pledge(
         &console.app,
         &staff.actor,
         PledgeId(id),
         r,
         Once::Form(&form.key),
-    )
+    ))
     .await
     {
         Ok(receipt) => {
@@ -1122,7 +1134,7 @@ pub async fn cancel_confirm(
     }
     let t = language(&staff, q.lang.as_deref()).await;
     let id = PledgeId(id);
-    let view = match money_service::pledge_view(&console.app, &staff.actor, id).await {
+    let view = match timing::db(money_service::pledge_view(&console.app, &staff.actor, id)).await {
         Ok(v) => v,
         Err(e) => return failed(&console, &staff, e),
     };
@@ -1217,13 +1229,13 @@ pub async fn cancel_record(
         .chars()
         .take(money_service::MAX_REASON + 1)
         .collect();
-    match money_service::cancel(
+    match timing::db(money_service::cancel(
         &console.app,
         &staff.actor,
         PledgeId(id),
         &reason,
         Once::Form(&form.key),
-    )
+    ))
     .await
     {
         Ok(_) => {
@@ -1247,7 +1259,7 @@ async fn project_card(
         .iter()
         .map(|d| d.recorded_by.as_str())
         .collect();
-    let names = money_service::names(&console.app, &whos).await?;
+    let names = timing::db(money_service::names(&console.app, &whos)).await?;
     let cur = &ledger.currency;
     Ok(ProjectCard {
         id: ledger.project.0,
@@ -1290,7 +1302,7 @@ async fn project_page(
     status: StatusCode,
 ) -> Response {
     let (ledger, disbursements) =
-        match money_service::project_view(&console.app, &staff.actor, id).await {
+        match timing::db(money_service::project_view(&console.app, &staff.actor, id)).await {
             Ok(v) => v,
             Err(e) => return failed(console, staff, e),
         };
@@ -1373,11 +1385,16 @@ pub async fn disburse_confirm(
     }
     let t = language(&staff, q.lang.as_deref()).await;
     let project_id = ProjectId(id);
-    let (ledger, _) =
-        match money_service::project_view(&console.app, &staff.actor, project_id).await {
-            Ok(v) => v,
-            Err(e) => return failed(&console, &staff, e),
-        };
+    let (ledger, _) = match timing::db(money_service::project_view(
+        &console.app,
+        &staff.actor,
+        project_id,
+    ))
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return failed(&console, &staff, e),
+    };
     let input = DisbursementInput {
         amount: short(Some(input.amount.as_str())),
         date: short(Some(input.date.as_str())),
@@ -1503,13 +1520,13 @@ pub async fn disburse_record(
         partner: &partner,
         reference: Some(reference.as_str()),
     };
-    match money_service::disburse(
+    match timing::db(money_service::disburse(
         &console.app,
         &staff.actor,
         ProjectId(id),
         d,
         Once::Form(&form.key),
-    )
+    ))
     .await
     {
         Ok(d) => {

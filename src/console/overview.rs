@@ -25,7 +25,7 @@ use super::{
     i18n::{key, Tr},
     pages::{role_key, LangQuery, Layout, MessagePage},
     svg::{self, Svg},
-    Console,
+    timing, Console,
 };
 use crate::{
     domain::Language,
@@ -121,7 +121,7 @@ pub async fn page(
     let now = console.app.clock.now();
     let limit = std::time::Duration::from_millis(config.db_timeout_ms.max(100));
     let read = service::overview::overview(&console.app.pool, &staff.actor, now, config.timezone);
-    let overview = match tokio::time::timeout(limit, read).await {
+    let overview = match tokio::time::timeout(limit, timing::db(read)).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "console: reading the overview failed");

@@ -20,7 +20,7 @@ use super::{
     auth::{self, ClientIp, Staff},
     csrf,
     i18n::{self, key, Tr},
-    Console,
+    timing, Console,
 };
 use crate::{
     domain::{Language, Phone},
@@ -402,7 +402,7 @@ async fn sign_in(
         return Ok(Outcome::Wrong);
     };
     let mut tx = console.app.pool.begin().await?;
-    let state = staff::password_state_for_update(&mut tx, &phone).await?;
+    let state = timing::db(staff::password_state_for_update(&mut tx, &phone)).await?;
     let Some(state) = state.filter(|s| !s.disabled && s.password_hash.is_some()) else {
         drop(tx);
         auth.verify(form.password.clone(), None).await;
@@ -415,7 +415,7 @@ async fn sign_in(
         .verify(form.password.clone(), state.password_hash.clone())
         .await
     {
-        staff::password_right(&mut tx, state.id).await?;
+        timing::db(staff::password_right(&mut tx, state.id)).await?;
         audit_sign_in(
             &mut tx,
             &format!("coordinator:{}", state.id.0),
@@ -434,7 +434,7 @@ async fn sign_in(
     let failures = state.failures + 1;
     let outcome = if failures >= auth::PASSWORD_TRIES {
         let until = now + chrono::Duration::minutes(auth::PASSWORD_LOCK_MINUTES);
-        staff::password_wrong(&mut tx, state.id, 0, Some(until)).await?;
+        timing::db(staff::password_wrong(&mut tx, state.id, 0, Some(until))).await?;
         audit_sign_in(
             &mut tx,
             "system",
@@ -450,7 +450,7 @@ async fn sign_in(
         );
         Outcome::Locked(until)
     } else {
-        staff::password_wrong(&mut tx, state.id, failures, None).await?;
+        timing::db(staff::password_wrong(&mut tx, state.id, failures, None)).await?;
         Outcome::Wrong
     };
     tx.commit().await?;
@@ -495,7 +495,12 @@ pub async fn logout(session: Session) -> Response {
 /// `POST /console/logout/everywhere`: every session of the signed-in person ends (their
 /// epoch goes up by one), this one included.
 pub async fn logout_everywhere(State(console): State<Console>, staff: Staff) -> Response {
-    if let Err(e) = staff::bump_session_epoch(&console.app.pool, staff.actor.id()).await {
+    if let Err(e) = timing::db(staff::bump_session_epoch(
+        &console.app.pool,
+        staff.actor.id(),
+    ))
+    .await
+    {
         tracing::error!(error = %e, "console: signing out everywhere failed");
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }

@@ -38,7 +38,7 @@ use super::{
     i18n::{key, Tr},
     pages::staff_language as language,
     pages::{self, role_key, Layout, MessagePage},
-    Console,
+    timing, Console,
 };
 use crate::{
     domain::Phone,
@@ -366,11 +366,13 @@ async fn community_names(
     staff: &Staff,
     t: &Tr,
 ) -> Result<HashMap<i64, String>, ServiceError> {
-    Ok(people_service::communities(&console.app, &staff.actor)
-        .await?
-        .into_iter()
-        .map(|c| (c.id.0, c.name.get(t.language).to_owned()))
-        .collect())
+    Ok(
+        timing::db(people_service::communities(&console.app, &staff.actor))
+            .await?
+            .into_iter()
+            .map(|c| (c.id.0, c.name.get(t.language).to_owned()))
+            .collect(),
+    )
 }
 
 fn row(console: &Console, t: &Tr, p: &Person, names: &HashMap<i64, String>) -> Row {
@@ -476,7 +478,7 @@ pub async fn list(
         return r;
     }
     let t = language(&staff, q.lang.as_deref()).await;
-    let people = match people_service::list(&console.app, &staff.actor).await {
+    let people = match timing::db(people_service::list(&console.app, &staff.actor)).await {
         Ok(p) => p,
         Err(e) => return failed(&console, &staff, e),
     };
@@ -587,12 +589,12 @@ pub async fn new_post(
         communities: &communities,
         password: Some(password).filter(|p| !p.is_empty()),
     };
-    match people_service::add(
+    match timing::db(people_service::add(
         &console.app,
         &staff.actor,
         &new,
         Once::Form(field(&body, "key")),
-    )
+    ))
     .await
     {
         Ok(added) => {
@@ -619,7 +621,7 @@ pub async fn person(
         return r;
     }
     let t = language(&staff, q.lang.as_deref()).await;
-    let view = match people_service::person(&console.app, &staff.actor, id).await {
+    let view = match timing::db(people_service::person(&console.app, &staff.actor, id)).await {
         Ok(v) => v,
         Err(e) => return failed(&console, &staff, e),
     };
@@ -668,7 +670,7 @@ pub async fn access_confirm(
         return r;
     }
     let t = language(&staff, Some(field(&q, "lang")).filter(|l| !l.is_empty())).await;
-    let view = match people_service::person(&console.app, &staff.actor, id).await {
+    let view = match timing::db(people_service::person(&console.app, &staff.actor, id)).await {
         Ok(v) => v,
         Err(e) => return failed(&console, &staff, e),
     };
@@ -743,14 +745,14 @@ pub async fn access_post(
         return Redirect::to(&back).into_response();
     };
     let communities = communities_of(&body);
-    match people_service::set_access(
+    match timing::db(people_service::set_access(
         &console.app,
         &staff.actor,
         id,
         role,
         &communities,
         Once::Form(field(&body, "key")),
-    )
+    ))
     .await
     {
         Ok(()) => {
@@ -774,13 +776,13 @@ pub async fn password_post(
     }
     let back = format!("{PATH}/{id}");
     let password = bounded(&form.password, people_service::MAX_PASSWORD);
-    match people_service::reset_password(
+    match timing::db(people_service::reset_password(
         &console.app,
         &staff.actor,
         id,
         Some(password.as_str()).filter(|p| !p.is_empty()),
         Once::Form(&form.key),
-    )
+    ))
     .await
     {
         Ok(done) => {
@@ -801,7 +803,15 @@ async fn act(console: Console, staff: Staff, id: i64, what: Act, form: KeyPost) 
         return r;
     }
     let back = format!("{PATH}/{id}");
-    match people_service::act(&console.app, &staff.actor, id, what, Once::Form(&form.key)).await {
+    match timing::db(people_service::act(
+        &console.app,
+        &staff.actor,
+        id,
+        what,
+        Once::Form(&form.key),
+    ))
+    .await
+    {
         Ok(()) => {
             let k = match what {
                 Act::Unlock => key("people.flash.unlocked"),
@@ -846,7 +856,7 @@ pub async fn disable_confirm(
         return r;
     }
     let t = language(&staff, q.lang.as_deref()).await;
-    let view = match people_service::person(&console.app, &staff.actor, id).await {
+    let view = match timing::db(people_service::person(&console.app, &staff.actor, id)).await {
         Ok(v) => v,
         Err(e) => return failed(&console, &staff, e),
     };
@@ -890,7 +900,14 @@ pub async fn token_issue(
         return r;
     }
     let back = format!("{PATH}/{id}");
-    match people_service::issue_token(&console.app, &staff.actor, id, Once::Form(&form.key)).await {
+    match timing::db(people_service::issue_token(
+        &console.app,
+        &staff.actor,
+        id,
+        Once::Form(&form.key),
+    ))
+    .await
+    {
         Ok(issued) => {
             let f = match issued.token {
                 Some(token) => Flash::done(key("people.flash.token")).with("secret", token),
@@ -914,8 +931,14 @@ pub async fn token_revoke(
         return r;
     }
     let back = format!("{PATH}/{id}");
-    match people_service::revoke_token(&console.app, &staff.actor, id, token, Once::Form(&form.key))
-        .await
+    match timing::db(people_service::revoke_token(
+        &console.app,
+        &staff.actor,
+        id,
+        token,
+        Once::Form(&form.key),
+    ))
+    .await
     {
         Ok(()) => {
             flash::set(&staff.session, Flash::done(key("people.flash.revoked"))).await;
@@ -987,11 +1010,11 @@ pub async fn audit(
             .and_then(|d| d.succ_opt())
             .and_then(|d| day_start(&console, d)),
     };
-    let rows = match people_service::audit(&console.app, &staff.actor, &filter).await {
+    let rows = match timing::db(people_service::audit(&console.app, &staff.actor, &filter)).await {
         Ok(r) => r,
         Err(e) => return failed(&console, &staff, e),
     };
-    let people = match people_service::list(&console.app, &staff.actor).await {
+    let people = match timing::db(people_service::list(&console.app, &staff.actor)).await {
         Ok(p) => p,
         Err(e) => return failed(&console, &staff, e),
     };
@@ -1087,7 +1110,7 @@ pub async fn welcome(
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let name = match people_service::link_state(&console.app, &token).await {
+    let name = match timing::db(people_service::link_state(&console.app, &token)).await {
         Ok(LinkState::Open { name }) => Some(name),
         Ok(LinkState::Closed) => None,
         Err(e) => {
@@ -1143,7 +1166,7 @@ pub async fn welcome_post(
             Some(text),
         );
     }
-    let state = match people_service::link_state(&console.app, &token).await {
+    let state = match timing::db(people_service::link_state(&console.app, &token)).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "console: reading a set-password link failed");
@@ -1175,7 +1198,13 @@ pub async fn welcome_post(
     if form.password != form.again {
         return refuse(key("people.welcome.mismatch"));
     }
-    match people_service::use_link(&console.app, &token, &form.password).await {
+    match timing::db(people_service::use_link(
+        &console.app,
+        &token,
+        &form.password,
+    ))
+    .await
+    {
         Ok(()) => Redirect::to("/console/login").into_response(),
         Err(ServiceError::NotFound(_)) => welcome_page(
             &console,

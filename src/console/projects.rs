@@ -39,7 +39,7 @@ use super::{
     pages::staff_language as language,
     pages::{Layout, MessagePage},
     svg::{self, Svg},
-    Console,
+    timing, Console,
 };
 use crate::{
     domain::{money::parse_amount, Phone},
@@ -552,7 +552,11 @@ async fn community_names(
     actor: &Actor,
     t: &Tr,
 ) -> Result<Vec<(i64, String)>, ServiceError> {
-    let list = crate::store::communities::list(&console.app.pool, actor.scope()).await?;
+    let list = timing::db(crate::store::communities::list(
+        &console.app.pool,
+        actor.scope(),
+    ))
+    .await?;
     Ok(list
         .into_iter()
         .map(|c| (c.id.0, c.name.get(t.language).to_owned()))
@@ -585,11 +589,18 @@ pub async fn list(
     let community = q.community.trim().parse::<i64>().ok().map(CommunityId);
     let status = q.status.parse::<ProjectStatus>().ok();
     let kind = q.kind.parse::<ProjectKind>().ok();
-    let rows =
-        match projects_service::list(&console.app, &staff.actor, community, status, kind).await {
-            Ok(rows) => rows,
-            Err(e) => return failed(&console, &staff, e),
-        };
+    let rows = match timing::db(projects_service::list(
+        &console.app,
+        &staff.actor,
+        community,
+        status,
+        kind,
+    ))
+    .await
+    {
+        Ok(rows) => rows,
+        Err(e) => return failed(&console, &staff, e),
+    };
     let names = match community_names(&console, &staff.actor, &t).await {
         Ok(n) => n,
         Err(e) => return failed(&console, &staff, e),
@@ -704,7 +715,13 @@ pub async fn page(
     staff: Staff,
 ) -> Response {
     let t = language(&staff, q.lang.as_deref()).await;
-    let view = match projects_service::view(&console.app, &staff.actor, ProjectId(id)).await {
+    let view = match timing::db(projects_service::view(
+        &console.app,
+        &staff.actor,
+        ProjectId(id),
+    ))
+    .await
+    {
         Ok(v) => v,
         Err(e) => return failed(&console, &staff, e),
     };
@@ -714,11 +731,16 @@ pub async fn page(
     let mut whos: Vec<&str> = view.audit.iter().map(|a| a.actor.as_str()).collect();
     whos.extend(view.receipts.iter().map(|r| r.recorded_by.as_str()));
     whos.extend(view.disbursements.iter().map(|d| d.recorded_by.as_str()));
-    let names = match service::money::names(&console.app, &whos).await {
+    let names = match timing::db(service::money::names(&console.app, &whos)).await {
         Ok(n) => n,
         Err(e) => return failed(&console, &staff, e),
     };
-    let community = match crate::store::communities::name(&console.app.pool, p.community).await {
+    let community = match timing::db(crate::store::communities::name(
+        &console.app.pool,
+        p.community,
+    ))
+    .await
+    {
         Ok(n) => n.get(t.language).to_owned(),
         Err(e) => return failed(&console, &staff, e.into()),
     };
@@ -804,9 +826,13 @@ async fn editable(
     if !projects_service::edits(&staff.actor) {
         return Err(Box::new(not_found(console, staff)));
     }
-    projects_service::get(&console.app, &staff.actor, ProjectId(id))
-        .await
-        .map_err(|e| Box::new(failed(console, staff, e)))
+    timing::db(projects_service::get(
+        &console.app,
+        &staff.actor,
+        ProjectId(id),
+    ))
+    .await
+    .map_err(|e| Box::new(failed(console, staff, e)))
 }
 
 fn short(v: &str) -> String {
@@ -1001,7 +1027,13 @@ pub async fn edit_confirm(
         key("projects.confirm.matched_rule"),
         &[("received", &t.money(p.received, cur))],
     )];
-    let disbursed = match service::money::project_view(&console.app, &staff.actor, p.id).await {
+    let disbursed = match timing::db(service::money::project_view(
+        &console.app,
+        &staff.actor,
+        p.id,
+    ))
+    .await
+    {
         Ok((ledger, _)) => ledger.disbursed,
         Err(e) => return failed(&console, &staff, e),
     };
@@ -1095,13 +1127,13 @@ pub async fn edit_save(
             return Redirect::to(&back).into_response();
         }
     };
-    match projects_service::change(
+    match timing::db(projects_service::change(
         &console.app,
         &staff.actor,
         ProjectId(id),
         change,
         Once::Form(&form.key),
-    )
+    ))
     .await
     {
         Ok(_) => {
@@ -1195,13 +1227,13 @@ pub async fn status_save(
         status: Some(to),
         ..Change::default()
     };
-    match projects_service::change(
+    match timing::db(projects_service::change(
         &console.app,
         &staff.actor,
         ProjectId(id),
         change,
         Once::Form(&form.key),
-    )
+    ))
     .await
     {
         Ok(_) => {
@@ -1329,7 +1361,7 @@ pub async fn new_save(
             Err(_) => return refuse("cap", key("projects.cap_invalid")).await,
         }
     };
-    let created = projects_service::create(
+    let created = timing::db(projects_service::create(
         &console.app,
         &staff.actor,
         NewProject {
@@ -1343,7 +1375,7 @@ pub async fn new_save(
             match_cap: cap,
         },
         Once::Form(&form.key),
-    )
+    ))
     .await;
     match created {
         Ok(id) => {
