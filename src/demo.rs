@@ -128,3 +128,76 @@ pub async fn load(pool: &PgPool) -> Result<DemoSummary, DemoError> {
     tx.commit().await?;
     Ok(added)
 }
+
+/// What [`scale`] added.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ScaleSummary {
+    pub households: u64,
+    pub pledges: u64,
+    pub receipts: u64,
+}
+
+/// Rows a batch of [`scale`] inserts in one transaction (a crash keeps the batches done).
+const SCALE_BATCH: i64 = 50_000;
+
+/// The most households and pledges [`scale`] makes (the phone numbers have seven digits).
+pub const SCALE_MAX: u64 = 10_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScaleError {
+    #[error("demo data: at most {SCALE_MAX} generated households and pledges")]
+    TooMany,
+    #[error("demo data: generated pledges need generated households (--households)")]
+    NoHouseholds,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Generated data on top of the demo programme, for benchmarks at scale (issue 10's console
+/// benchmark, issue 12's USSD comparison): `households` registered households with phones
+/// `+99290` and seven digits (`+992900000000` …), and `pledges` pledges by them to their
+/// communities' open projects over the last 12 weeks, one in three received. Idempotent:
+/// what exists already is counted, not made again, so a larger figure adds the difference.
+/// Written in SQL batches (`generate_series`) rather than row by row: a million pledges
+/// take minutes, not hours, and go through the same triggers (codes, sums) as any insert.
+pub async fn scale(
+    pool: &PgPool,
+    households: u64,
+    pledges: u64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<ScaleSummary, ScaleError> {
+    if households > SCALE_MAX || pledges > SCALE_MAX {
+        return Err(ScaleError::TooMany);
+    }
+    let mut added = ScaleSummary::default();
+    let mut from = 0;
+    let households = households as i64;
+    while from < households {
+        let to = (from + SCALE_BATCH).min(households);
+        let mut tx = pool.begin().await?;
+        added.households += demo::scale_households(&mut tx, from, to).await?;
+        tx.commit().await?;
+        from = to;
+    }
+    if pledges == 0 {
+        return Ok(added);
+    }
+    let mut conn = pool.acquire().await?;
+    if demo::scale_households_count(&mut conn).await? == 0 {
+        return Err(ScaleError::NoHouseholds);
+    }
+    drop(conn);
+    let pledges = pledges as i64;
+    let mut from = 0;
+    while from < pledges {
+        let to = (from + SCALE_BATCH).min(pledges);
+        let mut tx = pool.begin().await?;
+        added.pledges += demo::scale_pledges(&mut tx, from, to, now).await?;
+        tx.commit().await?;
+        from = to;
+    }
+    let mut tx = pool.begin().await?;
+    added.receipts = demo::scale_receipts(&mut tx, now).await?;
+    tx.commit().await?;
+    Ok(added)
+}

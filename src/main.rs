@@ -41,7 +41,16 @@ enum Command {
         command: MenusCommand,
     },
     /// Load the demo programme: 15 Zarafshon valley communities, projects, households.
-    DemoData,
+    DemoData {
+        /// Also generate this many registered households (phones +99290 and seven
+        /// digits), for benchmarks at scale.
+        #[arg(long, default_value_t = 0)]
+        households: u64,
+        /// Also generate this many pledges by the generated households (one in three
+        /// received), for benchmarks at scale.
+        #[arg(long, default_value_t = 0)]
+        pledges: u64,
+    },
     /// Coordinators and their API tokens.
     Coordinator {
         #[command(subcommand)]
@@ -150,7 +159,10 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::bail!("{} problem(s) in the menus", errors.len())
             }
         }
-        Command::DemoData => {
+        Command::DemoData {
+            households,
+            pledges,
+        } => {
             let pool = provision::prepare(&config)
                 .await
                 .context("preparing the database")?;
@@ -160,6 +172,13 @@ async fn main() -> anyhow::Result<()> {
                 "demo data: {} communities, {} projects, {} households added",
                 added.communities, added.projects, added.households
             );
+            if households > 0 || pledges > 0 {
+                let scaled = demo::scale(&pool, households, pledges, chrono::Utc::now()).await?;
+                println!(
+                    "generated: {} households, {} pledges, {} receipts added",
+                    scaled.households, scaled.pledges, scaled.receipts
+                );
+            }
             Ok(())
         }
         Command::Coordinator { command } => {

@@ -135,3 +135,129 @@ pub async fn household_if_new(
     .await?;
     Ok(Some(household))
 }
+
+/// Phones of the generated households: `+99290` and seven digits, the household's index.
+pub const SCALE_PREFIX: &str = "+99290";
+
+/// Generated households with indexes `from..to` (phones [`SCALE_PREFIX`] + the index in
+/// seven digits; below 1,000,000 none is a number of the demo programme's), spread over
+/// the communities (tg 60 %, ru 30 %, en 10 %); an index whose
+/// phone is known already is skipped, so re-running adds nothing twice. How many were added.
+pub async fn scale_households(
+    conn: &mut PgConnection,
+    from: i64,
+    to: i64,
+) -> Result<u64, sqlx::Error> {
+    let added = sqlx::query_scalar!(
+        r#"with c as (select array_agg(id order by id) as ids from communities),
+           wanted as (
+               select g, $3 || lpad(g::text, 7, '0') as phone
+               from generate_series($1::bigint, $2::bigint - 1) g
+               where not exists (
+                   select 1 from phones where phone = $3 || lpad(g::text, 7, '0'))
+           ),
+           h as (
+               insert into households (community_id, name, language, registered_via)
+               select c.ids[1 + g % array_length(c.ids, 1)],
+                      'Household ' || lpad(g::text, 7, '0'),
+                      case when g % 10 < 6 then 'tg' when g % 10 < 9 then 'ru' else 'en' end,
+                      'demo'
+               from wanted, c
+               returning id, name
+           ),
+           p as (
+               insert into phones (phone, household_id)
+               select $3 || right(h.name, 7), h.id from h
+               returning 1
+           )
+           select count(*) as "n!" from p"#,
+        from,
+        to,
+        SCALE_PREFIX,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(u64::try_from(added).unwrap_or(0))
+}
+
+/// How many generated households exist (the demo programme's own households have
+/// `+99290…` numbers too, so they are told apart by their generated names).
+pub async fn scale_households_count(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select count(*) as "n!" from phones p join households h on h.id = p.household_id
+           where p.phone like $1 || '%' and h.registered_via = 'demo' and h.name like 'Household %'"#,
+        SCALE_PREFIX
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Generated pledges `from..to` (idempotency keys `scale:<n>`, so re-running adds nothing
+/// twice): each by a generated household, to an open project of its community, 10 to 5,000
+/// in the project's currency, made over the 12 weeks before `now`. How many were added.
+pub async fn scale_pledges(
+    conn: &mut PgConnection,
+    from: i64,
+    to: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"with hh as (
+               select array_agg(h.id order by h.id) as ids,
+                      array_agg(h.community_id order by h.id) as cs,
+                      array_agg(p.phone order by h.id) as phs
+               from households h join phones p on p.household_id = h.id
+               where p.phone like $4 || '%' and h.registered_via = 'demo'
+                 and h.name like 'Household %'
+           ),
+           open as (
+               select community_id, array_agg(id order by id) as ids,
+                      array_agg(currency order by id) as cur
+               from projects where status = 'open' group by community_id
+           )
+           insert into pledges (project_id, household_id, phone, amount, currency,
+                                channel, idempotency_key, created_at)
+           select o.ids[1 + (g / 7) % array_length(o.ids, 1)],
+                  hh.ids[x.i], hh.phs[x.i],
+                  (10 + (g * 2654435761) % 4991)::numeric(14, 2),
+                  o.cur[1 + (g / 7) % array_length(o.ids, 1)],
+                  case when g % 4 = 0 then 'sms' else 'ussd' end,
+                  'scale:' || g,
+                  $3::timestamptz - ((g * 40503) % (84 * 24 * 60)) * interval '1 minute'
+           from generate_series($1::bigint, $2::bigint - 1) g
+           cross join hh
+           cross join lateral (select 1 + (g * 7919) % array_length(hh.ids, 1) as i) x
+           join open o on o.community_id = hh.cs[x.i]
+           where not exists (select 1 from pledges where idempotency_key = 'scale:' || g)"#,
+        from,
+        to,
+        now,
+        SCALE_PREFIX,
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// One in three generated pledges received in full by cash two days after it was made
+/// (those made in the last two days are not); a pledge received already is skipped. How
+/// many receipts were added.
+pub async fn scale_receipts(
+    conn: &mut PgConnection,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"insert into receipts (project_id, pledge_id, household_id, amount, currency,
+                                 received_on, method, recorded_by, recorded_at)
+           select p.project_id, p.id, p.household_id, p.amount, p.currency,
+                  (p.created_at + interval '2 days')::date, 'cash', 'demo-data',
+                  p.created_at + interval '2 days'
+           from pledges p
+           where p.idempotency_key like 'scale:%' and p.status = 'pledged' and p.id % 3 = 0
+             and p.created_at + interval '2 days' < $1"#,
+        now,
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
