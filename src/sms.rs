@@ -302,8 +302,9 @@ impl Turn<'_> {
                 Ok(self.reply(lang, "sms.language_choose", &none, "language: ask"))
             }
             Command::Language(Some(new_lang)) => {
-                if let Some(household) = known.household {
-                    households::set_language(tx, HouseholdId(household), new_lang).await?;
+                // This number's language only: the household's other numbers keep theirs.
+                if known.household.is_some() {
+                    households::set_language_of_phone(tx, self.phone, new_lang).await?;
                 }
                 self.state.hints.remember(self.phone, new_lang);
                 Ok(self.reply(new_lang, "sms.language_ok", &none, "language: set"))

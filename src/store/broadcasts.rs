@@ -191,11 +191,11 @@ pub async fn recipients(
 ) -> Result<Vec<Recipient>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select ph.phone, h.id as "household: HouseholdId", h.community_id as "community: CommunityId",
-                  h.language,
+                  coalesce(ph.language, h.language) as language,
                   exists (select 1 from sms_optouts o where o.phone = ph.phone) as "opted_out!"
            from households h join phones ph on ph.household_id = h.id
            where h.community_id = any($1)
-             and ($2::text is null or coalesce(h.language, $5) = $2)
+             and ($2::text is null or coalesce(ph.language, h.language, $5) = $2)
              and (not $3 or exists (select 1 from phones x where x.household_id = h.id and x.phone not like '+992%'))
              and ($4::bigint is null or exists (select 1 from pledges pl where pl.household_id = h.id
                                                 and pl.project_id = $4 and pl.status <> 'cancelled'))

@@ -13,7 +13,7 @@ use crate::domain::{Language, Phone};
 pub struct PhoneOwner {
     pub household: HouseholdId,
     pub community: CommunityId,
-    /// The household's language, if it chose one.
+    /// The number's language: its own if it chose one, else the household's, if any.
     pub language: Option<Language>,
     /// The code that links another number to the household, if it has one.
     pub join_code: Option<String>,
@@ -26,7 +26,7 @@ pub async fn owner_of_phone(
 ) -> Result<Option<PhoneOwner>, sqlx::Error> {
     let row = sqlx::query!(
         r#"select h.id as "household: HouseholdId", h.community_id as "community: CommunityId",
-                  h.language, h.join_code
+                  coalesce(p.language, h.language) as language, h.join_code
            from phones p join households h on h.id = p.household_id
            where p.phone = $1"#,
         phone.as_str()
@@ -41,15 +41,16 @@ pub async fn owner_of_phone(
     }))
 }
 
-/// Sets the language of the household `phone` belongs to (nothing when it belongs to none).
+/// Sets the language of `phone` itself (nothing when it belongs to no household): the
+/// household's other numbers keep theirs, so a migrant's `LANG RU` does not change the
+/// family's screens at home.
 pub async fn set_language_of_phone(
     conn: &mut PgConnection,
     phone: &Phone,
     language: Language,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "update households set language = $2
-         where id = (select household_id from phones where phone = $1)",
+        "update phones set language = $2 where phone = $1",
         phone.as_str(),
         language.code()
     )

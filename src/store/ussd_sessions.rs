@@ -85,7 +85,7 @@ pub async fn hop_context(
     let row = sqlx::query!(
         r#"
 with hh as (
-    select h.id, h.language, h.community_id
+    select h.id, coalesce(ph.language, h.language) as language, h.community_id
     from phones ph join households h on h.id = ph.household_id
     where ph.phone = $1
 ), ss as (
