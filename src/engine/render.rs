@@ -286,16 +286,17 @@ fn layout(atoms: &[Atom], measure: &Measure<'_>) -> Vec<usize> {
         return vec![0, 0];
     }
     // The fewest pages: greedy (every atom fits a page alone).
-    let mut pages = 0;
+    let mut greedy = vec![0];
     let mut start = 0;
     while start < n {
         let mut end = start + 1;
         while end < n && measure.page(start, end + 1).is_some() {
             end += 1;
         }
-        pages += 1;
+        greedy.push(end);
         start = end;
     }
+    let pages = greedy.len() - 1;
     let page_score = |i: usize, j: usize| -> Option<Score> {
         let (units, limit) = measure.page(i, j)?;
         Some(Score {
@@ -339,7 +340,9 @@ fn layout(atoms: &[Atom], measure: &Measure<'_>) -> Vec<usize> {
     let mut j = n;
     for k in (1..=pages).rev() {
         // a layout on `pages` pages exists (the greedy one), so every step has a choice
-        let i = best[k][j].map(|(_, i)| i).unwrap_or(0);
+        let Some((_, i)) = best[k][j] else {
+            return greedy;
+        };
         breaks.push(i);
         j = i;
     }
