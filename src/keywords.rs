@@ -157,6 +157,52 @@ pub fn parse(text: &str) -> Option<Result<Command, CommandError>> {
     None
 }
 
+/// A project as a keyword names it: its code, or a word of its name in any language.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectWords<'a> {
+    pub code: &'a str,
+    /// The names in tg, ru, en order (see [`Language::ALL`]).
+    pub names: [&'a str; 3],
+}
+
+/// The project `word` names (any case): the one whose code it is, else the first whose name
+/// in any language is that word or has it as a word.
+pub fn find_project(projects: &[ProjectWords<'_>], word: &str) -> Option<usize> {
+    let w = word.to_uppercase();
+    projects.iter().position(|p| p.code == w).or_else(|| {
+        projects.iter().position(|p| {
+            p.names.iter().any(|n| {
+                let n = n.to_uppercase();
+                n == w || n.split_whitespace().any(|part| part == w)
+            })
+        })
+    })
+}
+
+/// The word to suggest for project `i` in a reply in `lang`: the shortest word of its name
+/// in that language that names it and no other project (`ОБЕЩАЮ 500 МОСТ`, not
+/// `PLEDGE 500 BRIDGE`, in Russian), else its code. English replies use the code.
+pub fn project_word(projects: &[ProjectWords<'_>], i: usize, lang: Language) -> String {
+    let Some(project) = projects.get(i) else {
+        return String::new();
+    };
+    let position = Language::ALL.iter().position(|l| *l == lang).unwrap_or(2);
+    if lang == Language::En {
+        return project.code.to_owned();
+    }
+    let name = project.names[position].to_uppercase();
+    let mut words: Vec<&str> = name
+        .split_whitespace()
+        .filter(|w| w.chars().count() >= 3 && w.chars().all(char::is_alphabetic))
+        .collect();
+    words.sort_by_key(|w| w.chars().count());
+    words
+        .into_iter()
+        .find(|w| find_project(projects, w) == Some(i))
+        .map(str::to_owned)
+        .unwrap_or_else(|| project.code.to_owned())
+}
+
 /// `500`, `1 500`, `1500.50`, `1500,50`, then an optional currency, then the project.
 fn parse_pledge(rest: &[&str]) -> Result<Command, CommandError> {
     let numeric = |w: &str| {
@@ -215,6 +261,42 @@ mod tests {
             currency: currency.map(|c| c.parse().expect("currency")),
             project: project.map(str::to_owned),
         }))
+    }
+
+    #[test]
+    fn projects_are_suggested_by_a_word_of_their_name_in_the_replys_language() {
+        let projects = [
+            ProjectWords {
+                code: "BRIDGE",
+                names: ["Пули пиёдагард", "Пешеходный мост", "Footbridge"],
+            },
+            ProjectWords {
+                code: "ROOF",
+                names: ["Боми мактаб", "Крыша школы", "School roof"],
+            },
+            // a word another project's name has too: not suggested for this one
+            ProjectWords {
+                code: "ROOF2",
+                names: ["Боми клуб", "Крыша клуба", "Club roof"],
+            },
+        ];
+        assert_eq!(project_word(&projects, 0, Language::Ru), "МОСТ");
+        assert_eq!(project_word(&projects, 0, Language::Tg), "ПУЛИ");
+        assert_eq!(project_word(&projects, 0, Language::En), "BRIDGE");
+        assert_eq!(project_word(&projects, 1, Language::Ru), "КРЫША");
+        assert_eq!(project_word(&projects, 2, Language::Ru), "КЛУБА");
+        assert_eq!(project_word(&projects, 2, Language::Tg), "КЛУБ");
+        // "БОМИ" names the school roof first: the club's is its other word
+        assert_eq!(project_word(&projects, 1, Language::Tg), "БОМИ");
+        // every suggestion, read back as a keyword, names its project
+        for lang in Language::ALL {
+            for i in 0..projects.len() {
+                let word = project_word(&projects, i, lang);
+                assert_eq!(find_project(&projects, &word), Some(i), "{lang} {word}");
+                let text = format!("ОБЕЩАЮ 500 {word}");
+                assert_eq!(parse(&text), pledge("500", None, Some(&word)), "{text}");
+            }
+        }
     }
 
     #[test]

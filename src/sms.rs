@@ -223,7 +223,7 @@ impl Turn<'_> {
     ) -> Reply {
         let vars = Vars::from([
             ("word".to_owned(), word.to_owned()),
-            ("projects".to_owned(), codes(projects)),
+            ("projects".to_owned(), codes(projects, lang)),
         ]);
         self.reply(lang, "sms.unknown_project", &vars, outcome)
     }
@@ -267,7 +267,7 @@ impl Turn<'_> {
         let command = match command {
             Ok(c) => c,
             Err(CommandError::PledgeAmount(_)) => {
-                let example = self.example_project(tx, &known).await?;
+                let example = self.example_project(tx, &known, lang).await?;
                 let vars = Vars::from([("example".to_owned(), example)]);
                 return Ok(self.reply(lang, "sms.pledge_example", &vars, "pledge: bad amount"));
             }
@@ -377,14 +377,22 @@ impl Turn<'_> {
         &self,
         tx: &mut PgConnection,
         known: &Known,
+        lang: Language,
     ) -> Result<String, sqlx::Error> {
-        Ok(match known.community {
-            Some(c) => open_projects(tx, c)
-                .await?
-                .first()
-                .map(|p| p.code.clone())
-                .unwrap_or_else(|| "BRIDGE".into()),
-            None => "BRIDGE".into(),
+        let projects = match known.community {
+            Some(c) => open_projects(tx, c).await?,
+            None => Vec::new(),
+        };
+        Ok(if projects.is_empty() {
+            // a word of the language the reply is in
+            match lang {
+                Language::Tg => "КӮПРУК",
+                Language::Ru => "МОСТ",
+                Language::En => "BRIDGE",
+            }
+            .to_owned()
+        } else {
+            keywords::project_word(&words_of(&projects), 0, lang)
         })
     }
 
@@ -462,8 +470,11 @@ impl Turn<'_> {
             (None, _) => {
                 let vars = Vars::from([
                     ("amount".to_owned(), format_amount(said)),
-                    ("example".to_owned(), projects[0].code.clone()),
-                    ("projects".to_owned(), codes(&projects)),
+                    (
+                        "example".to_owned(),
+                        keywords::project_word(&words_of(&projects), 0, lang),
+                    ),
+                    ("projects".to_owned(), codes(&projects, lang)),
                 ]);
                 return Ok(self.reply(lang, "sms.which_project", &vars, "pledge: which project"));
             }
@@ -681,7 +692,9 @@ impl Turn<'_> {
             .await?;
         }
         let mut body = reply.text;
-        if !caller.registered && inputs.is_empty() {
+        // The first answer to an unknown number (not the last screen of its conversation,
+        // whose inputs are cleared too): family abroad may join instead of registering.
+        if !caller.registered && inputs.is_empty() && !reply.end {
             body.push('\n');
             body.push_str(&self.text(reply.language, "sms.join_hint", &Vars::new()));
         }
@@ -794,20 +807,24 @@ async fn all_communities(tx: &mut PgConnection) -> Result<Vec<ListItem>, sqlx::E
 
 /// A project by its code (`BRIDGE`) or by a word of its name in any language (`МОСТ`).
 fn find_project<'p>(projects: &'p [ProjectRow], word: &str) -> Option<&'p ProjectRow> {
-    let w = word.to_uppercase();
-    projects.iter().find(|p| p.code == w).or_else(|| {
-        projects.iter().find(|p| {
-            [&p.name.tg, &p.name.ru, &p.name.en].iter().any(|n| {
-                n.to_uppercase() == w || n.to_uppercase().split_whitespace().any(|part| part == w)
-            })
-        })
-    })
+    keywords::find_project(&words_of(projects), word).and_then(|i| projects.get(i))
 }
 
-fn codes(projects: &[ProjectRow]) -> String {
+fn words_of(projects: &[ProjectRow]) -> Vec<keywords::ProjectWords<'_>> {
     projects
         .iter()
-        .map(|p| p.code.as_str())
+        .map(|p| keywords::ProjectWords {
+            code: &p.code,
+            names: [&p.name.tg, &p.name.ru, &p.name.en],
+        })
+        .collect()
+}
+
+/// The projects as a reply in `lang` suggests them (see [`keywords::project_word`]).
+fn codes(projects: &[ProjectRow], lang: Language) -> String {
+    let words = words_of(projects);
+    (0..projects.len())
+        .map(|i| keywords::project_word(&words, i, lang))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -9,13 +9,8 @@
 //! it, as a caller who dialled again expects, and its pledge is a new pledge (the effect's
 //! idempotency key holds the history's hash too).
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::BTreeMap, time::Duration};
 
-use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio::time::Instant;
@@ -116,57 +111,10 @@ fn commit_reserve(timeout: Duration) -> Duration {
     (timeout / 4).min(Duration::from_millis(200))
 }
 
-/// The deadline of one hop and what became of the pledges it made.
+/// The deadline of one hop.
 struct HopRun {
     deadline: Instant,
     reserve: Duration,
-    watch: Watch,
-}
-
-/// A pledge committed for a hop, kept until the hop is answered: if the answer is an error
-/// ("busy"), the household is told by SMS that the pledge was recorded after all.
-#[derive(Debug, Clone)]
-struct LatePledge {
-    phone: Phone,
-    project: i64,
-    amount: Decimal,
-    pledge_code: String,
-}
-
-#[derive(Debug, Default)]
-struct WatchState {
-    /// The hop was answered with an error: a pledge committed from now on was not shown.
-    abandoned: bool,
-    committed: Vec<LatePledge>,
-}
-
-#[derive(Debug, Clone, Default)]
-struct Watch(Arc<Mutex<WatchState>>);
-
-impl Watch {
-    fn lock(&self) -> std::sync::MutexGuard<'_, WatchState> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The hop is answered with an error; returns the pledges already committed for it.
-    fn abandon(&self) -> Vec<LatePledge> {
-        let mut w = self.lock();
-        w.abandoned = true;
-        std::mem::take(&mut w.committed)
-    }
-
-    /// A pledge of this hop committed; true when the hop had already been abandoned (then
-    /// nobody will show it, and the caller must be told otherwise).
-    fn committed(&self, pledge: LatePledge) -> bool {
-        let mut w = self.lock();
-        if w.abandoned {
-            return true;
-        }
-        w.committed.push(pledge);
-        false
-    }
 }
 
 /// Answers one hop. Never fails: a database that is down or slow gets the caller a short
@@ -175,15 +123,14 @@ impl Watch {
 /// An effect (a pledge, a registration, …) either commits inside the deadline and is shown,
 /// or is not done: its transaction gets a statement and idle timeout from the time left and
 /// is committed only while time remains (see [`effect_tx`]). Should a pledge's COMMIT
-/// complete after the hop was answered "busy" anyway, the household gets an SMS with the
-/// pledge and its code.
+/// complete after the hop was answered "busy" anyway, the household still gets the SMS
+/// with the pledge and its code: it is queued by the pledge's own statement.
 pub async fn answer(state: &AppState, hop: &Hop) -> Reply {
     let started = std::time::Instant::now();
     let timeout = Duration::from_millis(state.config.db_timeout_ms);
     let run = HopRun {
         deadline: Instant::now() + timeout,
         reserve: commit_reserve(timeout),
-        watch: Watch::default(),
     };
     let outcome = match tokio::time::timeout_at(run.deadline, answer_inner(state, hop, &run)).await
     {
@@ -202,9 +149,6 @@ pub async fn answer(state: &AppState, hop: &Hop) -> Reply {
             reply
         }
         Err(e) => {
-            for late in run.watch.abandon() {
-                tokio::spawn(notify_late(state.clone(), late));
-            }
             let language = state.hints.guess(&hop.phone, state.config.default_language);
             let key = match &e {
                 ConversationError::Action(a) => a.text_key().unwrap_or("nav.busy"),
@@ -415,30 +359,6 @@ struct EffectCall {
     language: Language,
 }
 
-impl EffectCall {
-    /// What the household is told when this effect, run now, commits after its hop was
-    /// answered "busy": a pledge (not a question whether to pledge again), by SMS.
-    fn told_if_late(&self, result: &Vars) -> Option<LatePledge> {
-        match self.action {
-            Action::CreatePledge | Action::CreatePledgeAgain => Some(LatePledge {
-                phone: self.phone.clone(),
-                project: self.vars.get("project_id")?.parse().ok()?,
-                amount: self.vars.get("amount")?.parse().ok()?,
-                pledge_code: result.get("pledge_code")?.clone(),
-            }),
-            Action::SetLanguage
-            | Action::Register
-            | Action::RequestCallback
-            | Action::NextTip
-            | Action::VerifyPin
-            | Action::FindPledge
-            | Action::RecordCash
-            | Action::PreviewNotice
-            | Action::SendNotice => None,
-        }
-    }
-}
-
 /// Runs an effect once per (session, step, inputs up to the step): the first hop to get
 /// here runs it and records its result; a repeated or concurrent hop with the same inputs
 /// waits for that and reads the same result, and a hop with other inputs runs its own.
@@ -455,7 +375,7 @@ async fn apply_effect(
         .unwrap_or(run.deadline);
     // Its own task: the hop's deadline may drop this hop at any await, but never between
     // the COMMIT and knowing whether it was made.
-    let task = tokio::spawn(effect_tx(state.clone(), call, commit_by, run.watch.clone()));
+    let task = tokio::spawn(effect_tx(state.clone(), call, commit_by));
     task.await
         .map_err(|e| ConversationError::Menu(format!("the effect task ended: {e}")))?
 }
@@ -505,7 +425,6 @@ async fn effect_tx(
     state: AppState,
     call: EffectCall,
     commit_by: Instant,
-    watch: Watch,
 ) -> Result<Vars, ConversationError> {
     let work = async {
         // The pool connection is acquired inside the deadline too.
@@ -569,24 +488,9 @@ async fn effect_tx(
     if Instant::now() >= commit_by {
         return Err(ConversationError::Timeout);
     }
-    let late = call.told_if_late(&result);
-    if let Err(e) = tx.commit().await {
-        // Whether the COMMIT was made is unknown (the connection broke): look again later,
-        // and tell the household if it was.
-        if let Some(late) = late {
-            tokio::spawn(notify_if_recorded(
-                state.clone(),
-                late,
-                call.idempotency_key.clone(),
-            ));
-        }
-        return Err(ConversationError::Db(e));
-    }
-    if let Some(late) = late {
-        if watch.committed(late.clone()) {
-            notify_late(state, late).await;
-        }
-    }
+    // Whether a COMMIT that fails here was made is unknown (the connection broke); a pledge
+    // that was made has its SMS queued with it, so the household hears of it either way.
+    tx.commit().await?;
     Ok(result)
 }
 
@@ -600,81 +504,4 @@ async fn recorded_instead(
     let recorded =
         ussd_sessions::recorded_result(pool, &call.session_key, call.step, &call.hash[..]).await?;
     recorded.ok_or_else(|| refused.unwrap_or(ConversationError::Db(sqlx::Error::RowNotFound)))
-}
-
-/// How long a pledge whose COMMIT had an unknown outcome is looked for: the database may be
-/// unreachable for a while (that is usually why the outcome is unknown).
-const LOOK_AGAIN_FOR: Duration = Duration::from_secs(600);
-
-/// A pledge whose COMMIT failed with an unknown outcome: if it was recorded after all, the
-/// household is told. Looked up again (100 ms, doubling to 10 s) until the database answers,
-/// for up to 10 minutes; a process that stops before then cannot tell (each failed look is
-/// logged with the masked number, so that an operator can find the pledge).
-async fn notify_if_recorded(state: AppState, late: LatePledge, idempotency_key: String) {
-    let give_up = Instant::now() + LOOK_AGAIN_FOR;
-    let mut wait = Duration::from_millis(100);
-    loop {
-        let recorded = ussd_sessions::pledge_recorded(&state.pool, &idempotency_key).await;
-        match recorded {
-            Ok(true) => return notify_late(state, late).await,
-            Ok(false) => return,
-            Err(e) if Instant::now() + wait < give_up => {
-                tracing::warn!(phone = %late.phone, error = %e, retry_in_ms = wait.as_millis() as u64, "a pledge's COMMIT had an unknown outcome; looking again");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(10));
-            }
-            Err(e) => {
-                return tracing::error!(phone = %late.phone, project = late.project, error = %e, "gave up looking for a pledge whose COMMIT had an unknown outcome: if it was recorded, the household was not told")
-            }
-        }
-    }
-}
-
-/// Queues the SMS for a pledge recorded although its hop answered "busy".
-async fn notify_late(state: AppState, late: LatePledge) {
-    match queue_late_sms(&state, &late).await {
-        Ok(()) => {
-            tracing::warn!(phone = %late.phone, project = late.project, "pledge recorded after its hop answered busy: the household is told by SMS")
-        }
-        Err(e) => {
-            tracing::error!(phone = %late.phone, project = late.project, error = %e, "pledge recorded after its hop answered busy, and its SMS could not be queued")
-        }
-    }
-}
-
-async fn queue_late_sms(state: &AppState, late: &LatePledge) -> Result<(), sqlx::Error> {
-    let mut tx = state.pool.begin().await?;
-    let Some(owner) = crate::store::households::owner_of_phone(&mut tx, &late.phone).await? else {
-        return Ok(()); // the number left the household: nobody to tell
-    };
-    let Some(project) =
-        crate::store::projects::get(&mut tx, crate::store::ProjectId(late.project)).await?
-    else {
-        return Ok(());
-    };
-    let lang = owner.language.unwrap_or_else(|| {
-        state
-            .hints
-            .guess(&late.phone, state.config.default_language)
-    });
-    let vars = Vars::from([
-        ("project".to_owned(), project.name.get(lang).to_owned()),
-        (
-            "amount".to_owned(),
-            crate::domain::money::format_amount(late.amount),
-        ),
-        ("currency".to_owned(), project.currency),
-        ("pledge_code".to_owned(), late.pledge_code.clone()),
-    ]);
-    state
-        .queue_text(
-            &mut tx,
-            &late.phone,
-            lang,
-            "sms.pledge_late",
-            &vars,
-            crate::outbox::Kind::Reply,
-        )
-        .await?;
-    tx.commit().await
 }

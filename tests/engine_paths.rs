@@ -267,14 +267,25 @@ fn every_path_in_every_language_renders() {
     }
 }
 
+/// Issue 11, point 1: the pledge's last screen is one screen (it ends the session at once)
+/// and leads with the project, the amount and the code, in every language.
 #[test]
 fn pledge_flow_in_each_language() {
     let want = [
-        (Language::Tg, "Ташаккур"),
-        (Language::Ru, "Спасибо"),
-        (Language::En, "Thank you"),
+        (
+            Language::Tg,
+            "Боми мактаб: ваъда 1500.50 TJS. Рамз 1234567. Пардохт — дар SMS",
+        ),
+        (
+            Language::Ru,
+            "Крыша школы: обещано 1500.50 TJS. Код 1234567. Оплата — в SMS",
+        ),
+        (
+            Language::En,
+            "School roof: pledged 1500.50 TJS. Code 1234567. To pay: see SMS",
+        ),
     ];
-    for (lang, thanks) in want {
+    for (lang, screen) in want {
         let mut sim = Sim::known(lang);
         let confirm = sim.walk(&["1", "2", "1500,50"]);
         assert!(!confirm.end);
@@ -286,23 +297,88 @@ fn pledge_flow_in_each_language() {
             "{lang}: {}",
             confirm.text
         );
-        let mut done = sim.hop(&["1", "2", "1500,50", "1"]);
-        let mut path = vec!["1", "2", "1500,50", "1"];
-        let mut pages = vec![done.text.clone()];
-        while !done.end {
-            path.push("99");
-            done = sim.hop(&path);
-            pages.push(done.text.clone());
-            assert!(pages.len() < 5, "{lang}: END never reached");
-        }
-        let all = pages.join(" ");
-        assert!(all.contains(thanks), "{lang}: {all}");
-        assert!(all.contains("1500"), "{lang}: {all}");
+        let done = sim.hop(&["1", "2", "1500,50", "1"]);
+        assert!(done.end, "{lang}: one screen, not paged: {:?}", done.text);
+        assert_eq!(done.text, screen, "{lang}");
         assert_eq!(
             sim.effects,
             vec![(4, "create_pledge".to_owned(), None)],
             "{lang}: pledged exactly once"
         );
+    }
+}
+
+/// Issue 11, point 1: the totals screen leads with "collected X of Y (Z %)" as its own first
+/// line, whole on the first page, in every language; the details follow.
+#[test]
+fn totals_lead_with_the_collected_figure() {
+    let want = [
+        (Language::Tg, "Ҷамъ шуд 1500 аз 10000 TJS (15%)"),
+        (Language::Ru, "Собрано 1500 из 10000 TJS (15%)"),
+        (Language::En, "Collected 1500 of 10000 TJS (15%)"),
+    ];
+    for (lang, headline) in want {
+        let mut sim = Sim::known(lang);
+        let first = sim.walk(&["2", "2"]);
+        assert_screen_ok(&first, "totals");
+        assert_eq!(
+            first.text.lines().next(),
+            Some(headline),
+            "{lang}: {}",
+            first.text
+        );
+        // the details, on this page or the next ones: every figure is there
+        let mut all = first.text.clone();
+        let mut path = vec!["2", "2"];
+        let mut page = first;
+        while page.text.contains("\n99 ") {
+            path.push("99");
+            page = sim.hop(&path);
+            all.push_str(&page.text);
+            assert!(path.len() < 8, "{lang}: too many pages");
+        }
+        let project = ["Боми мактаб", "Крыша школы", "School roof"][lang as usize];
+        for figure in [project, "1000", "500"] {
+            assert!(all.contains(figure), "{lang}: {figure} in {all}");
+        }
+    }
+}
+
+/// Issue 11, point 1: "Invalid choice" on the last page of a long list never pushes an
+/// option out of view.
+#[test]
+fn a_wrong_key_on_a_lists_last_page_keeps_every_option() {
+    for lang in Language::ALL {
+        let mut sim = Sim::new(Caller {
+            language: Some(lang),
+            registered: false,
+            pin_ok: false,
+        });
+        let mut path: Vec<&str> = Vec::new();
+        let mut page = sim.hop(&path);
+        while page.text.contains("\n99 ") {
+            path.push("99");
+            page = sim.hop(&path);
+            assert!(path.len() < 10, "{lang}: the list never ends");
+        }
+        assert!(!path.is_empty(), "{lang}: the village list pages");
+        let options: Vec<String> = page
+            .text
+            .lines()
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+            .map(str::to_owned)
+            .collect();
+        assert!(options.len() > 1, "{lang}: {}", page.text);
+        path.push("x");
+        let wrong = sim.hop(&path);
+        assert_screen_ok(&wrong, "a wrong key");
+        for option in &options {
+            assert!(
+                wrong.text.lines().any(|l| l == option),
+                "{lang}: {option:?} pushed out of view: {:?}",
+                wrong.text
+            );
+        }
     }
 }
 
@@ -582,12 +658,12 @@ fn the_coordinator_menu_needs_the_pin_first() {
 #[test]
 fn a_repeated_pledge_asks_before_pledging_again() {
     let want = [
-        (Language::Tg, "3 дақиқа пеш 777 TJS", "Ташаккур"),
-        (Language::Ru, "777 TJS 3 мин назад", "Спасибо"),
+        (Language::Tg, "3 дақиқа пеш 777 TJS", "Рамз 1234567"),
+        (Language::Ru, "777 TJS 3 мин назад", "Код 1234567"),
         (
             Language::En,
             "You pledged 777 TJS to Footbridge 3 min ago",
-            "Thank you",
+            "Code 1234567",
         ),
     ];
     for (lang, question, thanks) in want {

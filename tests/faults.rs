@@ -328,7 +328,7 @@ async fn ussd_client(
                 status,
                 body: body.clone(),
             });
-            if body.starts_with("END Thank you") {
+            if body.starts_with("END") && body.contains("Code ") {
                 thanked = body
                     .split("Code ")
                     .nth(1)

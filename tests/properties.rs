@@ -270,3 +270,48 @@ proptest! {
         prop_assert_eq!(ink(&bodies.concat()), all);
     }
 }
+
+/// Words no longer than 12 characters, in every script screens are written in.
+fn short_word() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => "[A-Za-z0-9]{1,12}",
+        3 => "[а-яА-ЯҳҷӣқӯғҲҶӢҚӮҒ]{1,12}",
+        1 => "[€\\[\\]{}^~|\\\\]{1,3}",
+        1 => "[a-z😀]{1,4}",
+    ]
+}
+
+// Issue 11, point 1: long texts page in balanced pieces.
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn no_page_of_a_long_text_holds_a_lone_word(
+        words in prop::collection::vec(short_word(), 2..120),
+        back in prop::sample::select(vec!["0 Back", "0 Назад", "0 Бозгашт"]),
+        more in prop::sample::select(vec!["99 More", "99 Далее", "99 Давом"]),
+        back_on_first in any::<bool>(),
+        limits in prop_oneof![
+            Just(ScreenLimits::default()),
+            (1u32..=3).prop_map(ScreenLimits::sms)
+        ],
+    ) {
+        let text = words.join(" ");
+        let pages = paginate(&[Unit::Text(text)], back, more, back_on_first, &limits)
+            .expect("short words always page");
+        let count = pages.len();
+        if count > 1 {
+            for (i, page) in pages.iter().enumerate() {
+                let mut lines: Vec<&str> = page.split('\n').collect();
+                if i + 1 < count {
+                    lines.pop();
+                }
+                if i > 0 || back_on_first {
+                    lines.pop();
+                }
+                let on_page: usize = lines.iter().map(|l| l.split_whitespace().count()).sum();
+                prop_assert!(on_page >= 2, "page {} of {:?} holds {} word(s)", i, pages, on_page);
+            }
+        }
+    }
+}

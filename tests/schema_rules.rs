@@ -645,3 +645,45 @@ async fn password_links_hold_their_rules(pool: PgPool) {
         .expect("a link");
     fails(&pool, "delete from password_links").await;
 }
+
+/// Issue 11, point 1: a pledge's SMS is queued once: a second outbox row for the same
+/// pledge fails, and `pledge_at` called again with the same key (a retried hop) adds none.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn one_sms_per_pledge(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let sms = serde_json::json!({
+        "before": "Code ", "after": ".", "encoding": "gsm7", "segments": 1, "provider": "console"
+    });
+    let call = || {
+        sqlx::query("select pledge_at(now(), $1, $2, 500, 'ussd', 'k-once', false, $3)")
+            .bind(seed.bridge)
+            .bind(PHONE_EN)
+            .bind(&sms)
+            .execute(&pool)
+    };
+    call().await.expect("a pledge");
+    call().await.expect("the same pledge, retried");
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "select o.body, o.pledge_id from outbox o join pledges p on p.id = o.pledge_id
+         where p.idempotency_key = 'k-once'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("outbox");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let code: String =
+        sqlx::query_scalar("select code from pledges where idempotency_key = 'k-once'")
+            .fetch_one(&pool)
+            .await
+            .expect("code");
+    assert_eq!(rows[0].0, format!("Code {code}."));
+    fails(
+        &pool,
+        &format!(
+            "insert into outbox (phone, body, encoding, segments, provider, next_attempt_at, created_at, updated_at, pledge_id)
+             values ('{PHONE_EN}', 'again', 'gsm7', 1, 'console', now(), now(), now(), {})",
+            rows[0].1
+        ),
+    )
+    .await;
+}

@@ -108,14 +108,17 @@ async fn amounts_projects_and_helpful_errors(pool: PgPool) {
     add_migrant(&pool, PHONE_EN, MIGRANT).await;
     let app = app(pool.clone()).await;
     let cases = [
-        ("PLEDGE 500 BRIDGE", "Thank you! Pledged 500 TJS to Bridge."),
+        (
+            "PLEDGE 500 BRIDGE",
+            "Thank you! Pledged 500 TJS to Bridge, not paid yet. Code ",
+        ),
         (
             "pledge 1500,50 roof",
-            "Thank you! Pledged 1500.50 TJS to School roof.",
+            "Thank you! Pledged 1500.50 TJS to School roof, not paid yet.",
         ),
         (
             "Pledge 250.5 school",
-            "Thank you! Pledged 250.50 TJS to School roof.",
+            "Thank you! Pledged 250.50 TJS to School roof, not paid yet.",
         ),
         (
             "PLEDGE 500",
@@ -181,7 +184,9 @@ async fn pledges_in_another_currency_need_a_rate_and_keep_what_was_said(pool: Pg
     app.text("r1", MIGRANT, "PLEDGE 5000 RUB BRIDGE").await;
     let reply = app.last_reply(MIGRANT).await;
     assert!(
-        reply.starts_with("Thank you! Pledged 5000 RUB = 575 TJS (rate 0.115) to Bridge."),
+        reply.starts_with(
+            "Thank you! Pledged 5000 RUB = 575 TJS (rate 0.115) to Bridge, not paid yet."
+        ),
         "{reply}"
     );
     let row = sqlx::query(
@@ -222,7 +227,9 @@ async fn the_exchange_rate_is_the_one_of_the_local_day(pool: PgPool) {
     app.text("r-local", MIGRANT, "PLEDGE 5000 RUB BRIDGE").await;
     let reply = app.last_reply(MIGRANT).await;
     assert!(
-        reply.starts_with("Thank you! Pledged 5000 RUB = 1000 TJS (rate 0.2) to Bridge."),
+        reply.starts_with(
+            "Thank you! Pledged 5000 RUB = 1000 TJS (rate 0.2) to Bridge, not paid yet."
+        ),
         "{reply}"
     );
 }
@@ -436,6 +443,75 @@ async fn after_stop_only_the_confirmation_is_sent_until_start(pool: PgPool) {
     );
 }
 
+/// Issue 11, point 1: replies in Russian and Tajik suggest the keywords of their own
+/// language, and projects by a word of their name in it (not `PLEDGE 500 BRIDGE`); each
+/// suggestion works when texted back.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn russian_and_tajik_replies_suggest_their_own_keywords(pool: PgPool) {
+    let seed = seed(&pool).await;
+    add_migrant(&pool, PHONE_RU, MIGRANT).await;
+    const TAJIK_MIGRANT: &str = "+79161234568";
+    add_migrant(&pool, PHONE_TG, TAJIK_MIGRANT).await;
+    let app = app(pool.clone()).await;
+    let cases = [
+        (
+            MIGRANT,
+            "обещаю 500",
+            "Какой проект? Напишите, например: ОБЕЩАЮ 500 МОСТ. Проекты: МОСТ, КРЫША.",
+        ),
+        (
+            MIGRANT,
+            "ОБЕЩАЮ 500 ВЕЧЕРИНКА",
+            "Нет открытого проекта «ВЕЧЕРИНКА». Проекты: МОСТ, КРЫША.",
+        ),
+        (
+            MIGRANT,
+            "ОБЕЩАЮ много",
+            "Напишите сумму и проект, например: ОБЕЩАЮ 500 МОСТ.",
+        ),
+        (MIGRANT, "ВСТУПИТЬ", "Отправьте ВСТУПИТЬ и 6-значный код"),
+        (MIGRANT, "ЯЗЫК", "Напишите ЯЗЫК RU, ЯЗЫК TG или ЯЗЫК EN."),
+        (
+            TAJIK_MIGRANT,
+            "ваъда 500",
+            "Кадом лоиҳа? Масалан, нависед: ВАЪДА 500 ПУЛ. Лоиҳаҳо: ПУЛ, БОМИ.",
+        ),
+        (
+            TAJIK_MIGRANT,
+            "ВАЪДА чанд",
+            "Маблағ ва лоиҳаро нависед, масалан: ВАЪДА 500 ПУЛ.",
+        ),
+        (TAJIK_MIGRANT, "ПАЙВАСТ", "ПАЙВАСТ ва рамзи 6-рақамаи"),
+    ];
+    for (i, (phone, text, want)) in cases.iter().enumerate() {
+        app.text(&format!("k{i}"), phone, text).await;
+        let reply = app.last_reply(phone).await;
+        assert!(reply.starts_with(want), "{text:?} → {reply:?}");
+    }
+    for (i, phone) in [MIGRANT, TAJIK_MIGRANT].iter().enumerate() {
+        app.text(&format!("h{i}"), phone, "?").await;
+        let help = app.last_reply(phone).await;
+        for latin in ["PLEDGE", "TOTAL", "JOIN", "LANG", "STOP", "START"] {
+            assert!(!help.contains(latin), "{latin} in {help}");
+        }
+    }
+    // what the replies suggest works
+    app.text("back-1", MIGRANT, "ОБЕЩАЮ 500 КРЫША").await;
+    app.text("back-2", TAJIK_MIGRANT, "ВАЪДА 300 ПУЛ").await;
+    let pledged: Vec<(i64, Decimal)> =
+        sqlx::query_as("select project_id, amount from pledges order by id")
+            .fetch_all(&pool)
+            .await
+            .expect("pledges");
+    assert_eq!(
+        pledged,
+        vec![
+            (seed.roof, Decimal::from(500)),
+            (seed.bridge, Decimal::from(300))
+        ]
+    );
+}
+
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn an_unknown_number_registers_by_sms_conversation_then_pledges(pool: PgPool) {
     let seed = seed(&pool).await;
@@ -443,7 +519,7 @@ async fn an_unknown_number_registers_by_sms_conversation_then_pledges(pool: PgPo
     app.text("c1", MIGRANT, "Салом").await;
     let first = app.last_reply(MIGRANT).await;
     assert!(
-        first.contains("1 Тоҷикӣ") && first.contains("JOIN"),
+        first.contains("1 Тоҷикӣ") && first.contains("ВСТУПИТЬ"),
         "{first}"
     );
     app.text("c2", MIGRANT, "2").await;
@@ -473,8 +549,26 @@ async fn an_unknown_number_registers_by_sms_conversation_then_pledges(pool: PgPo
     for (i, input) in ["1", "1", "300", "1"].iter().enumerate() {
         app.text(&format!("p{i}"), MIGRANT, input).await;
     }
-    let done = app.last_reply(MIGRANT).await;
-    assert!(done.starts_with("Спасибо!"), "{done}");
+    // the END screen, then (queued by the pledge itself, so just before it) the pledge's SMS
+    // with how to pay
+    let replies = app.replies(MIGRANT).await;
+    let code: String = sqlx::query_scalar("select code from pledges where phone = $1")
+        .bind(MIGRANT)
+        .fetch_one(&pool)
+        .await
+        .expect("code");
+    let n = replies.len();
+    assert_eq!(
+        replies[n - 1].0,
+        format!("Мост: обещано 300 TJS. Код {code}. Оплата — в SMS")
+    );
+    assert!(
+        replies[n - 2].0.starts_with(&format!(
+            "Хашар: код обещания {code}. Вы обещали 300 TJS на «Мост»"
+        )),
+        "{:?}",
+        replies[n - 2]
+    );
     let amount: Decimal = sqlx::query_scalar("select amount from pledges where phone = $1")
         .bind(MIGRANT)
         .fetch_one(&pool)

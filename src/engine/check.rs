@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use super::{
     drive::{drive, ready, Answers, DriveError, EffectNeed, ReadNeed, Scene, Transport},
     menu::{placeholders, InputKind, MenuDef, MenuSet, ScreenDef},
-    Action, Caller, Condition, Data, Engine, ListItem, ListSource, Vars, MAX_NEEDS,
+    Action, Caller, Condition, Data, Engine, ListItem, ListSource, Reply, Vars, MAX_NEEDS,
 };
 use crate::domain::{text::ScreenLimits, Language};
 
@@ -41,11 +41,27 @@ const ENGINE_KEYS: &[&str] = &[
 /// be used) and the widest value of each: every language must have them, use no other
 /// placeholder, and fit [`SERVICE_TEXT_SEGMENTS`] SMS with the widest values (a longer
 /// text would be cut at the end).
-pub const SERVICE_TEXTS: &[(&str, &[(&str, &str)])] = &[(
-    // the code that links a number to a household (src/api/households.rs)
-    "sms.link_code",
-    &[("code", "999999"), ("community", WIDEST_COMMUNITY)],
-)];
+pub const SERVICE_TEXTS: &[(&str, &[(&str, &str)])] = &[
+    (
+        // the code that links a number to a household (src/api/households.rs)
+        "sms.link_code",
+        &[("code", "999999"), ("community", WIDEST_COMMUNITY)],
+    ),
+    (
+        // a pledge made on the menus, told by SMS at once (src/actions/pledges.rs)
+        PLEDGE_SMS,
+        &[
+            ("pledge_code", "9999999"),
+            ("amount", "99999999.99"),
+            ("currency", "TJS"),
+            ("project", WIDEST_PROJECT),
+        ],
+    ),
+];
+/// The SMS that tells a household its pledge: code, amount, project, how to pay.
+pub const PLEDGE_SMS: &str = "sms.pledge_code";
+/// A project name of [`MAX_PROJECT_NAME`] Cyrillic letters.
+const WIDEST_PROJECT: &str = "ЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖ";
 /// A community name of [`MAX_COMMUNITY_NAME`] Cyrillic letters.
 const WIDEST_COMMUNITY: &str = "ЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖ";
 /// SMS segments a service text may take (the default `HASHAR_SMS_MAX_SEGMENTS`).
@@ -54,6 +70,7 @@ pub const SERVICE_TEXT_SEGMENTS: usize = 3;
 /// Every placeholder a text may use, with the widest value it can take.
 pub fn worst_case_values() -> Vars {
     debug_assert_eq!(WIDEST_COMMUNITY.chars().count(), MAX_COMMUNITY_NAME);
+    debug_assert_eq!(WIDEST_PROJECT.chars().count(), MAX_PROJECT_NAME);
     let wide = |n: usize| "Ж".repeat(n);
     let mut v = Vars::new();
     for lang in Language::ALL {
@@ -361,7 +378,7 @@ fn render_all(
                 limits,
             };
             let try_inputs =
-                |inputs: &[&str], reads: &mut HashMap<String, Vars>| -> Result<String, String> {
+                |inputs: &[&str], reads: &mut HashMap<String, Vars>| -> Result<Reply, String> {
                     let mut transport = WorstCase(&effect_result);
                     let mut answers = Answers {
                         results: results.clone(),
@@ -377,14 +394,28 @@ fn render_all(
                         &mut transport,
                     ));
                     *reads = answers.reads;
-                    reply.map(|reply| reply.text).map_err(|e| e.to_string())
+                    reply.map_err(|e| e.to_string())
                 };
-            if let Err(message) = try_inputs(&inputs, &mut reads) {
-                errors.push(format!(
-                    "menu {}, screen {name} in {lang}: {message}",
-                    menu.id
-                ));
-                continue;
+            match try_inputs(&inputs, &mut reads) {
+                Err(message) => {
+                    errors.push(format!(
+                        "menu {}, screen {name} in {lang}: {message}",
+                        menu.id
+                    ));
+                    continue;
+                }
+                // The last screen of a session closes it: a page after it could never be
+                // reached, nor a page before it read again.
+                Ok(reply)
+                    if matches!(menu.screens.get(name), Some(ScreenDef::End { .. }))
+                        && !reply.end =>
+                {
+                    errors.push(format!(
+                        "menu {}, screen {name} in {lang}: an end screen must fit one screen, and with the widest values it pages: {:?}",
+                        menu.id, reply.text
+                    ));
+                }
+                Ok(_) => {}
             }
             // The same screen with an error notice above it (a wrong input).
             inputs.push("x");

@@ -582,7 +582,12 @@ impl<'m> Engine<'m> {
             if world.limits.fits(&with) {
                 text = with;
             } else {
-                text = notice_first(notice, &text, &world.limits);
+                let lang = st.language(world);
+                let nav = [
+                    self.set.text(lang, "nav.back"),
+                    self.set.text(lang, "nav.more"),
+                ];
+                text = notice_first(notice, &text, &world.limits, nav);
             }
         }
         Ok(Reply {
@@ -593,16 +598,45 @@ impl<'m> Engine<'m> {
     }
 }
 
-/// When the notice and the whole page do not fit together, keep the notice and the page's
-/// navigation lines (the last lines, which start with a digit) and drop body lines from the top.
-fn notice_first(notice: &str, page: &str, limits: &ScreenLimits) -> String {
-    let mut lines: Vec<&str> = page.lines().collect();
-    while !lines.is_empty() {
-        let candidate = format!("{notice}\n{}", lines.join("\n"));
+/// When the notice and the whole page do not fit together: the notice, and the page without
+/// its lines of text from the top down (a title, a prompt) until they fit; options and the
+/// navigation lines are never dropped for a notice, so a page of options that has no room for
+/// it is shown as it is (the same page again says the choice was not taken). A page that
+/// holds no option keeps the notice and as many of its last lines as fit.
+fn notice_first(notice: &str, page: &str, limits: &ScreenLimits, nav: [&str; 2]) -> String {
+    let lines: Vec<&str> = page.lines().collect();
+    let is_option = |line: &str| {
+        let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && line.as_bytes().get(digits) == Some(&b' ') && !nav.contains(&line)
+    };
+    let kept = |keep: &dyn Fn(usize, &str) -> bool| -> Vec<&str> {
+        lines
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| keep(*i, l))
+            .map(|(_, l)| *l)
+            .collect()
+    };
+    let with = |lines: &[&str]| format!("{notice}\n{}", lines.join("\n"));
+    // drop lines of text from the top, one at a time
+    let text_lines: Vec<usize> = (0..lines.len())
+        .filter(|&i| !is_option(lines[i]) && !nav.contains(&lines[i]))
+        .collect();
+    for dropped in 1..=text_lines.len() {
+        let gone = &text_lines[..dropped];
+        let candidate = with(&kept(&|i, _| !gone.contains(&i)));
         if limits.fits(&candidate) {
             return candidate;
         }
-        lines.remove(0);
+    }
+    if lines.iter().any(|l| is_option(l)) {
+        return page.to_owned();
+    }
+    for first in 0..lines.len() {
+        let candidate = with(&lines[first..]);
+        if limits.fits(&candidate) {
+            return candidate;
+        }
     }
     notice.to_owned()
 }
@@ -697,6 +731,29 @@ mod tests {
         assert_eq!(choose("x", 3), None);
         assert_eq!(choose("", 3), None);
         assert_eq!(choose("01", 3), Some(0));
+    }
+
+    #[test]
+    fn a_notice_never_pushes_an_option_out_of_view() {
+        let limits = ScreenLimits::default();
+        let nav = ["0 Бозгашт", "99 Давом"];
+        let notice = "Интихоби нодуруст.";
+        // the last page of a list: only options, no room for the notice
+        let page = "3 Деҳаи сеюм\n4 Деҳаи чорум\n5 Деҳаи панҷум\n6 Деҳаи шашум\n0 Бозгашт";
+        assert!(!limits.fits(&format!("{notice}\n{page}")));
+        assert_eq!(notice_first(notice, page, &limits, nav), page);
+        // a title gives way to the notice, the options stay
+        let page =
+            "Ҳашар. Деҳаи худро аз рӯйхат интихоб кунед:\n1 Анзоб\n2 Саразм\n0 Бозгашт\n99 Давом";
+        assert!(!limits.fits(&format!("{notice}\n{page}")));
+        assert_eq!(
+            notice_first(notice, page, &limits, nav),
+            format!("{notice}\n1 Анзоб\n2 Саразм\n0 Бозгашт\n99 Давом")
+        );
+        // a page without options (a prompt) keeps the notice and its last lines
+        let long = "Ж".repeat(70);
+        let shown = notice_first(notice, &format!("{long}\n0 Бозгашт"), &limits, nav);
+        assert_eq!(shown, format!("{notice}\n0 Бозгашт"));
     }
 
     #[test]

@@ -241,9 +241,23 @@ pub async fn one(conn: &mut PgConnection, id: PledgeId) -> Result<Option<Pledge>
     .await
 }
 
+/// The SMS that tells a pledge made on the menus, rendered by the application around the
+/// code the pledge gets (7 digits, measured in advance): `before` + code + `after`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PledgeSms<'a> {
+    pub before: &'a str,
+    pub after: &'a str,
+    /// `gsm7` or `ucs2` (`outbox.encoding`).
+    pub encoding: &'a str,
+    pub segments: i32,
+    pub provider: &'a str,
+}
+
 /// A pledge from a menu (SQL function `pledge_at`): the project's new figures as a screen
 /// shows them, or `{ask, minutes}` when the same pledge was made in the last 10 minutes and
 /// `again` is false. A closed project or one not the caller's fails with SQLSTATE `HS001`.
+/// With `sms`, the same statement queues the SMS that tells the pledge to the number, once
+/// per pledge (not when it asks).
 #[allow(clippy::too_many_arguments)]
 pub async fn pledge_at(
     conn: &mut PgConnection,
@@ -254,16 +268,22 @@ pub async fn pledge_at(
     channel: &str,
     key: &str,
     again: bool,
+    sms: Option<&PledgeSms<'_>>,
 ) -> Result<Texts, sqlx::Error> {
+    let sms = sms
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let Json(totals) = sqlx::query_scalar!(
-        r#"select pledge_at($1, $2, $3, $4, $5, $6, $7) as "totals!: Json<Texts>""#,
+        r#"select pledge_at($1, $2, $3, $4, $5, $6, $7, $8) as "totals!: Json<Texts>""#,
         now,
         project as ProjectId,
         phone,
         amount,
         channel,
         key,
-        again
+        again,
+        sms
     )
     .fetch_one(conn)
     .await?;

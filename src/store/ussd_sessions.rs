@@ -269,14 +269,3 @@ pub async fn recorded_result(
     .await?;
     Ok(result.map(|r| r.0))
 }
-
-/// Whether a pledge with this idempotency key exists (a COMMIT whose outcome was unknown).
-pub async fn pledge_recorded(pool: &PgPool, idempotency_key: &str) -> Result<bool, sqlx::Error> {
-    let exists = sqlx::query_scalar!(
-        r#"select exists (select 1 from pledges where idempotency_key = $1) as "exists!""#,
-        idempotency_key
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(exists)
-}
