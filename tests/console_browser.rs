@@ -161,6 +161,13 @@ fn main() {
         ("projects_list_and_page_in_each_language", |w| {
             Box::pin(projects_pages(w))
         }),
+        (
+            "compose_a_broadcast_and_watch_the_segment_count_change_then_send_undo_send_and_an_rsvp",
+            |w| Box::pin(broadcast_journey(w)),
+        ),
+        ("broadcasts_pages_in_each_language", |w| {
+            Box::pin(broadcasts_pages(w))
+        }),
     ];
 
     let driver =
@@ -1556,6 +1563,239 @@ async fn projects_pages(world: Arc<World>) -> Outcome {
         click(&client, &format!("#project-{project} h2 a")).await?;
         wait_for(&client, "#match-due").await?;
         check_page(&world, &client, lang, width, "project").await?;
+    }
+    Ok(())
+}
+
+/// Waits until the element `id` holds `words` (after an htmx swap).
+async fn wait_for_text(client: &Client, id: &str, words: &str) -> Outcome {
+    let xpath = format!("//*[@id='{id}'][contains(., '{words}')]");
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(&xpath))
+        .await
+        .map_err(|e| fail(format!("waiting for {words:?} in #{id}: {e}")))?;
+    Ok(())
+}
+
+async fn type_into(client: &Client, css: &str, text: &str) -> Outcome {
+    client
+        .find(Locator::Css(css))
+        .await
+        .map_err(|e| fail(format!("{css}: {e}")))?
+        .send_keys(text)
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
+/// Issue 10's broadcast journey, as Anzob's coordinator at 360 px: tick Anzob (the
+/// recipients per language appear), type the notice in English (GSM-7), Tajik and Russian
+/// (Cyrillic switches the preview to UCS-2, 70/67), see the Tajik text's SMS parts go from
+/// one to two as it grows past 70 characters, the cost, and a 22:00 send moved out of the
+/// quiet hours to 07:00 tomorrow; then Send → confirm → Undo → the copy → Send, and a `1`
+/// answered by SMS through the real webhook moves the RSVP tally.
+async fn broadcast_journey(world: Arc<World>) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    sign_in_kept(&world, &client, "en", ANZOB_PHONE).await?;
+    open(&client, &format!("{}/console/broadcasts", world.base)).await?;
+    click(&client, "#new-broadcast").await?;
+    wait_for(&client, "#compose").await?;
+    // the audience: the recipients are read when it changes
+    click(&client, "#communities input[name=community]").await?;
+    wait_for(&client, "#reach input[name=n_tg]").await?;
+    wait_for_text(&client, "reach-total", "numbers get it").await?;
+    for (css, value) in [("#var-date", "1.12"), ("#var-time", "10:00")] {
+        type_into(&client, css, value).await?;
+    }
+    type_into(
+        &client,
+        "#text_en",
+        "Village meeting on {date} at {time} at the school. Coming? 1 Yes, 2 No",
+    )
+    .await?;
+    wait_for(
+        &client,
+        "#measure-en[data-encoding=gsm7][data-segments='1']",
+    )
+    .await?;
+    wait_for_text(&client, "line-en", "GSM-7").await?;
+    type_into(
+        &client,
+        "#text_tg",
+        "Ҷаласаи деҳа {date} соати {time}. Меоед? 1 Ҳа, 2 Не",
+    )
+    .await?;
+    wait_for(
+        &client,
+        "#measure-tg[data-encoding=ucs2][data-segments='1']",
+    )
+    .await?;
+    let limits = text(&client, "#measure-tg .hint").await?;
+    if !limits.contains("70") || !limits.contains("67") {
+        return Err(fail(format!("the UCS-2 limits read {limits:?}")));
+    }
+    let cost = text(&client, "#cost-tg").await?;
+    if !cost.contains(" in all · ") {
+        return Err(fail(format!("no cost in {cost:?}")));
+    }
+    // past 70 characters: two parts
+    type_into(
+        &client,
+        "#text_tg",
+        " Ҳамаи аҳли деҳа даъват карда мешаванд.",
+    )
+    .await?;
+    wait_for(
+        &client,
+        "#measure-tg[data-encoding=ucs2][data-segments='2']",
+    )
+    .await?;
+    wait_for_text(&client, "line-tg", "2 SMS parts").await?;
+    type_into(
+        &client,
+        "#text_ru",
+        "Собрание села {date} в {time}. Придёте? 1 Да, 2 Нет",
+    )
+    .await?;
+    wait_for(&client, "#measure-ru[data-encoding=ucs2]").await?;
+    // a 22:00 send falls in the quiet hours: moved to 07:00 tomorrow
+    click(&client, "#when-later").await?;
+    client
+        .execute(
+            "const at = document.getElementById('at'); at.value = '2026-11-28T22:00';
+             at.dispatchEvent(new Event('change', { bubbles: true }));",
+            vec![],
+        )
+        .await
+        .map_err(fail)?;
+    wait_for_text(
+        &client,
+        "when-note",
+        "at 07:00 tomorrow (quiet hours 21:00–07:00)",
+    )
+    .await?;
+    check_page(&world, &client, "en", 360, "broadcasts-new").await?;
+    click(&client, "#when-now").await?;
+    wait_for_text(&client, "when-note", "as soon as you confirm").await?;
+    // Send → confirm → sent, with Undo (to every number of Anzob's households)
+    let n: i64 = sqlx::query_scalar(
+        "select count(*) from phones ph join households h on h.id = ph.household_id
+         join communities c on c.id = h.community_id
+         where c.code = 'anzob' and not exists (select 1 from sms_optouts o where o.phone = ph.phone)",
+    )
+    .fetch_one(&world.pool)
+    .await
+    .map_err(fail)?;
+    click(&client, "#continue").await?;
+    wait_for(&client, "#confirm-what").await?;
+    let what = text(&client, "#confirm-what").await?;
+    if !what.starts_with(&format!("Send to {n} recipients")) {
+        return Err(fail(format!("the confirm page says {what:?}")));
+    }
+    check_page(&world, &client, "en", 360, "broadcasts-confirm").await?;
+    click(&client, "#confirm").await?;
+    wait_for(&client, "#undo").await?;
+    let flash = text(&client, "#flash").await?;
+    if flash != format!("Sent: {n} messages queued") {
+        return Err(fail(format!("flash {flash:?}")));
+    }
+    // Undo, then the copy, sent again
+    click(&client, "#undo").await?;
+    wait_for(&client, "#copy").await?;
+    wait_for_text(
+        &client,
+        "flash",
+        &format!("Cancelled: {n} messages will not be sent"),
+    )
+    .await?;
+    click(&client, "#copy").await?;
+    wait_for(&client, "#reach input[name=n_tg]").await?;
+    click(&client, "#continue").await?;
+    wait_for(&client, "#confirm").await?;
+    click(&client, "#confirm").await?;
+    wait_for(&client, "#undo").await?;
+    let url = client.current_url().await.map_err(fail)?;
+    let id: i64 = url
+        .path()
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| fail(format!("no broadcast in {url}")))?;
+    if text(&client, "#tally-yes").await? != "0" {
+        return Err(fail("answers before anyone answered"));
+    }
+    check_page(&world, &client, "en", 360, "broadcast").await?;
+    // a household answers 1 by SMS, through the provider's webhook
+    let phone: String = sqlx::query_scalar(
+        "select phone from broadcast_recipients where broadcast_id = $1 and skipped is null
+         order by phone limit 1",
+    )
+    .bind(id)
+    .fetch_one(&world.pool)
+    .await
+    .map_err(fail)?;
+    let answer = reqwest::Client::new()
+        .post(format!("{}/webhooks/africastalking/sms", world.base))
+        .form(&[
+            ("id", format!("browser-rsvp-{id}")),
+            ("from", phone),
+            ("to", "4274".to_owned()),
+            ("text", "1".to_owned()),
+            ("date", "2026-11-28T09:00:00Z".to_owned()),
+        ])
+        .send()
+        .await
+        .map_err(fail)?;
+    if !answer.status().is_success() {
+        return Err(fail(format!(
+            "the SMS webhook answered {}",
+            answer.status()
+        )));
+    }
+    open(&client, url.as_str()).await?;
+    wait_for_text(&client, "tally-yes", "1").await?;
+    Ok(())
+}
+
+/// The Broadcasts list, the compose page (a copy of one of Anzob's broadcasts) and a
+/// broadcast's page, as Anzob's coordinator, at 360 px in each language and at 1280 px:
+/// their checks and screenshots.
+async fn broadcasts_pages(world: Arc<World>) -> Outcome {
+    // a draft of Anzob's to show, whatever ran before
+    let id: i64 = sqlx::query_scalar(
+        "insert into broadcasts (created_by, communities, text_tg, text_ru, text_en, vars, created_at)
+         select 'test', array[c.id], 'Ҷаласаи деҳа {date} соати 10:00 дар мактаб.',
+                'Собрание села {date} в 10:00 в школе.', 'Village meeting on {date} at 10:00 at the school.',
+                '{\"date\": \"1.12\"}', timestamptz '2026-11-28 08:00Z'
+         from communities c where c.code = 'anzob' returning id",
+    )
+    .fetch_one(&world.pool)
+    .await
+    .map_err(fail)?;
+    let client = world.client.lock().await;
+    for (lang, width) in [("en", 360), ("en", 1280), ("ru", 360), ("tg", 360)] {
+        fresh(&client, width).await?;
+        sign_in_kept(&world, &client, lang, ANZOB_PHONE).await?;
+        open(
+            &client,
+            &format!("{}/console/broadcasts?lang={lang}", world.base),
+        )
+        .await?;
+        wait_for(&client, &format!("#broadcast-{id}")).await?;
+        check_page(&world, &client, lang, width, "broadcasts").await?;
+        open(
+            &client,
+            &format!("{}/console/broadcasts/new?copy={id}", world.base),
+        )
+        .await?;
+        wait_for(&client, "#reach input[name=n_tg]").await?;
+        check_page(&world, &client, lang, width, "broadcasts-new").await?;
+        open(&client, &format!("{}/console/broadcasts/{id}", world.base)).await?;
+        wait_for(&client, "#send").await?;
+        check_page(&world, &client, lang, width, "broadcast").await?;
     }
     Ok(())
 }

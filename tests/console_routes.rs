@@ -22,7 +22,8 @@ const ANON: usize = 0;
 const ROLES: [&str; 5] = ["anonymous", "admin", "coordinator", "counsellor", "officer"];
 
 /// One row: method, route template, the concrete path (placeholders `{pledge}`, `{b_pledge}`,
-/// `{cancel}`, `{b_cancel}`, `{project}`, `{b_project}`, `{b_community}`, `{code}`, `{css}`,
+/// `{cancel}`, `{b_cancel}`, `{broadcast}`, `{b_broadcast}`, `{cancel_broadcast}`,
+/// `{b_cancel_broadcast}`, `{project}`, `{b_project}`, `{b_community}`, `{code}`, `{css}`,
 /// `{household}`, `{b_household}`, `{person}`, `{token}`, `{a}`, `{b}`; in a form also `{n}`),
 /// the form of a POST, the expected status for each of [`ROLES`], and whether it ends the session.
 struct Row {
@@ -84,6 +85,18 @@ const EDIT_B: &[(&str, &str)] = &[
 const NEW_PROJECT: &[(&str, &str)] = &[("community", ""), ("code", "CANAL"), ("kind", "business")];
 const EDIT: &[(&str, &str)] = &[("target", "10000"), ("ratio", "1"), ("cap", "")];
 const CLOSE: &[(&str, &str)] = &[("to", "closed")];
+const BROADCAST_A: &[(&str, &str)] = &[
+    ("community", "{a}"),
+    ("text_tg", "Ҷаласа"),
+    ("text_ru", "Собрание"),
+    ("text_en", "Meeting"),
+];
+const BROADCAST_B: &[(&str, &str)] = &[
+    ("community", "{b}"),
+    ("text_tg", "Ҷаласа"),
+    ("text_ru", "Собрание"),
+    ("text_en", "Meeting"),
+];
 
 // Expected statuses: anonymous, admin, coordinator of A, counsellor, officer of A.
 #[rustfmt::skip]
@@ -167,6 +180,22 @@ const TABLE: &[Row] = &[
     row("GET", "/console/projects/{id}/status", "/console/projects/{b_project}/status?to=closed", &[], [303, 200, 404, 404, 404]),
     row("POST", "/console/projects/{id}/status", "/console/projects/{project}/status", CLOSE, [403, 303, 303, 404, 404]),
     row("POST", "/console/projects/{id}/status", "/console/projects/{b_project}/status", CLOSE, [403, 303, 404, 404, 404]),
+    // broadcasts: coordinators and admins; counsellors and officers 404 (as Money)
+    row("GET", "/console/broadcasts", "/console/broadcasts", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/broadcasts/new", "/console/broadcasts/new", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/broadcasts/new", "/console/broadcasts/new?part=audience&community={b}", &[], [303, 200, 404, 404, 404]),
+    row("GET", "/console/broadcasts/new", "/console/broadcasts/new?copy={b_broadcast}", &[], [303, 200, 404, 404, 404]),
+    row("POST", "/console/broadcasts/new", "/console/broadcasts/new", BROADCAST_A, [403, 303, 303, 404, 404]),
+    row("POST", "/console/broadcasts/new", "/console/broadcasts/new", BROADCAST_B, [403, 303, 404, 404, 404]),
+    row("GET", "/console/broadcasts/{id}", "/console/broadcasts/{broadcast}", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/broadcasts/{id}", "/console/broadcasts/{b_broadcast}", &[], [303, 200, 404, 404, 404]),
+    row("GET", "/console/broadcasts/{id}", "/console/broadcasts/999999", &[], [303, 404, 404, 404, 404]),
+    row("GET", "/console/broadcasts/{id}/send", "/console/broadcasts/{broadcast}/send", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/broadcasts/{id}/send", "/console/broadcasts/{b_broadcast}/send", &[], [303, 200, 404, 404, 404]),
+    row("POST", "/console/broadcasts/{id}/send", "/console/broadcasts/{broadcast}/send", &[], [403, 303, 303, 404, 404]),
+    row("POST", "/console/broadcasts/{id}/send", "/console/broadcasts/{b_broadcast}/send", &[], [403, 303, 404, 404, 404]),
+    row("POST", "/console/broadcasts/{id}/cancel", "/console/broadcasts/{cancel_broadcast}/cancel", &[], [403, 303, 303, 404, 404]),
+    row("POST", "/console/broadcasts/{id}/cancel", "/console/broadcasts/{b_cancel_broadcast}/cancel", &[], [403, 303, 404, 404, 404]),
     Row { ends_session: true, ..row("POST", "/console/logout", "/console/logout", &[], [403, 303, 303, 303, 303]) },
     Row { ends_session: true, ..row("POST", "/console/logout/everywhere", "/console/logout/everywhere", &[], [403, 303, 303, 303, 303]) },
 ];
@@ -234,6 +263,22 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
     let (pledge_b, _) = pledge(&app.pool, b_project, b_household, "+992931119999").await;
     let (cancel_a, _) = pledge(&app.pool, seed.bridge, seed.household, common::PHONE_TG).await;
     let (cancel_b, _) = pledge(&app.pool, b_project, b_household, "+992931119999").await;
+    let broadcast = |community: i64| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "insert into broadcasts (created_by, communities, text_tg, text_ru, text_en, created_at)
+                 values ('test', array[$1::bigint], 'Ҷаласа', 'Собрание', 'Meeting', now()) returning id",
+            )
+            .bind(community)
+            .fetch_one(&pool)
+            .await
+            .expect("a broadcast")
+        }
+    };
+    let (broadcast_a, broadcast_b) = (broadcast(a).await, broadcast(seed.other_community).await);
+    let (cancel_broadcast_a, cancel_broadcast_b) =
+        (broadcast(a).await, broadcast(seed.other_community).await);
     // matching to disburse in both projects
     common::receive(&app.pool, seed.bridge, "500").await;
     common::receive(&app.pool, b_project, "500").await;
@@ -288,6 +333,10 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
             .replace("{b}", &seed.other_community.to_string())
             .replace("{person}", &person.to_string())
             .replace("{token}", &token.to_string())
+            .replace("{broadcast}", &broadcast_a.to_string())
+            .replace("{b_broadcast}", &broadcast_b.to_string())
+            .replace("{cancel_broadcast}", &cancel_broadcast_a.to_string())
+            .replace("{b_cancel_broadcast}", &cancel_broadcast_b.to_string())
     };
     // Row by row, each role in turn (a change by one role is seen by the next, as in life).
     let mut failures = Vec::new();

@@ -159,6 +159,35 @@ pub const USERS: &[(&str, &str)] = &[
         include_str!("../../templates/console/projects_confirm.html"),
     ),
     ("src/console/projects.rs", include_str!("projects.rs")),
+    (
+        "templates/console/broadcasts.html",
+        include_str!("../../templates/console/broadcasts.html"),
+    ),
+    (
+        "templates/console/broadcasts_new.html",
+        include_str!("../../templates/console/broadcasts_new.html"),
+    ),
+    (
+        "templates/console/broadcasts_measure.html",
+        include_str!("../../templates/console/broadcasts_measure.html"),
+    ),
+    (
+        "templates/console/broadcasts_reach.html",
+        include_str!("../../templates/console/broadcasts_reach.html"),
+    ),
+    (
+        "templates/console/broadcasts_live.html",
+        include_str!("../../templates/console/broadcasts_live.html"),
+    ),
+    (
+        "templates/console/broadcasts_confirm.html",
+        include_str!("../../templates/console/broadcasts_confirm.html"),
+    ),
+    (
+        "templates/console/broadcast.html",
+        include_str!("../../templates/console/broadcast.html"),
+    ),
+    ("src/console/broadcasts.rs", include_str!("broadcasts.rs")),
 ];
 
 /// Texts a Tajik or Russian translation may leave as the English ones.

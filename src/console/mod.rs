@@ -20,6 +20,9 @@
 //!   downloads (the admin API's writer, `service::exports`);
 //! - [`people`]: People & access (admins): staff, roles and communities, passwords and
 //!   one-time set-password links, locks, sessions, API tokens, the audit log;
+//! - [`broadcasts`]: the Broadcasts pages (list, compose with the live preview, confirm,
+//!   a broadcast's progress and RSVPs, undo), calling `service::broadcasts` as the admin
+//!   API does;
 //! - [`projects`]: the Projects pages (list, a project's page, create, edit, open and
 //!   close), calling `service::projects` as the admin API does.
 //!
@@ -30,6 +33,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod broadcasts;
 pub mod csrf;
 pub mod exports;
 pub mod flash;
@@ -159,6 +163,20 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/console/projects/{id}/status",
             get(projects::status_confirm).post(projects::status_save),
+        )
+        .route("/console/broadcasts", get(broadcasts::list))
+        .route(
+            "/console/broadcasts/new",
+            get(broadcasts::new_form).post(broadcasts::new_post),
+        )
+        .route("/console/broadcasts/{id}", get(broadcasts::page))
+        .route(
+            "/console/broadcasts/{id}/send",
+            get(broadcasts::send_confirm).post(broadcasts::send_post),
+        )
+        .route(
+            "/console/broadcasts/{id}/cancel",
+            post(broadcasts::cancel_post),
         )
         // Outermost first: the session is loaded, its CSRF token handed to the check.
         .layer(middleware::from_fn_with_state(

@@ -10,6 +10,7 @@
 
 pub mod actor;
 pub mod audit;
+pub mod broadcasts;
 pub mod exports;
 pub mod forms;
 pub mod households;

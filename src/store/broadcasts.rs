@@ -445,6 +445,74 @@ pub async fn rsvps(conn: &mut PgConnection, id: BroadcastId) -> Result<Vec<Rsvp>
     .await
 }
 
+/// A broadcast as the console's list shows it: what it is, where it stands and its
+/// answers so far.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub id: BroadcastId,
+    pub communities: Vec<CommunityId>,
+    pub status: BroadcastStatus,
+    pub text_tg: String,
+    pub text_ru: String,
+    pub text_en: String,
+    pub send_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub queued_at: Option<DateTime<Utc>>,
+    /// Messages queued for it (recipients who opted out have none).
+    pub messages: i64,
+    /// Of those, still waiting or being sent (`queued`, `sending`).
+    pub pending: i64,
+    pub yes: i64,
+    pub no: i64,
+}
+
+/// The latest `limit` broadcasts whose communities are all in `scope` (`None`: all),
+/// newest first, with their message and answer counts (per broadcast, through the
+/// `(broadcast_id, …)` indexes of the outbox, recipients and answers).
+pub async fn list(
+    conn: &mut PgConnection,
+    scope: Option<&[i64]>,
+    limit: i64,
+) -> Result<Vec<Listed>, sqlx::Error> {
+    sqlx::query_as!(
+        Listed,
+        r#"select b.id as "id: BroadcastId", b.communities as "communities: Vec<CommunityId>",
+                  b.status as "status: BroadcastStatus", b.text_tg, b.text_ru, b.text_en,
+                  b.send_at, b.created_at, b.queued_at,
+                  (select count(*) from outbox o where o.broadcast_id = b.id) as "messages!",
+                  (select count(*) from outbox o where o.broadcast_id = b.id
+                      and o.status in ('queued', 'sending')) as "pending!",
+                  (select count(*) from rsvps v where v.broadcast_id = b.id and v.answer = 'yes') as "yes!",
+                  (select count(*) from rsvps v where v.broadcast_id = b.id and v.answer = 'no') as "no!"
+           from broadcasts b
+           where $1::bigint[] is null or b.communities <@ $1
+           order by b.created_at desc, b.id desc limit $2"#,
+        scope,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Why a broadcast's messages failed: each reason (the provider's last error, else its
+/// status) with how many, the most common first, at most `limit`.
+pub async fn failure_reasons(
+    conn: &mut PgConnection,
+    id: BroadcastId,
+    limit: i64,
+) -> Result<Vec<StatusCount>, sqlx::Error> {
+    sqlx::query_as!(
+        StatusCount,
+        r#"select coalesce(o.last_error, o.provider_status, '') as "status!", count(*) as "count!"
+           from outbox o where o.broadcast_id = $1 and o.status = 'failed'
+           group by 1 order by 2 desc, 1 limit $2"#,
+        id as BroadcastId,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
 /// Whether `coordinator` may send a meeting notice to `community`: an admin anywhere,
 /// anyone else in their own communities.
 pub async fn may_notify(
