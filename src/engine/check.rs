@@ -41,11 +41,18 @@ const ENGINE_KEYS: &[&str] = &[
 /// be used) and the widest value of each: every language must have them, use no other
 /// placeholder, and fit [`SERVICE_TEXT_SEGMENTS`] SMS with the widest values (a longer
 /// text would be cut at the end).
-pub const SERVICE_TEXTS: &[(&str, &[(&str, &str)])] = &[(
-    // the code that links a number to a household (src/api/households.rs)
-    "sms.link_code",
-    &[("code", "999999"), ("community", WIDEST_COMMUNITY)],
-)];
+pub const SERVICE_TEXTS: &[(&str, &[(&str, &str)])] = &[
+    (
+        // the code that links a number to a household (src/api/households.rs)
+        "sms.link_code",
+        &[("code", "999999"), ("community", WIDEST_COMMUNITY)],
+    ),
+    (
+        // a counsellor took the household's callback request (src/service/callbacks.rs)
+        "sms.callback_taken",
+        &[("number", "+992000000000000")],
+    ),
+];
 /// A community name of [`MAX_COMMUNITY_NAME`] Cyrillic letters.
 const WIDEST_COMMUNITY: &str = "ЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖ";
 /// SMS segments a service text may take (the default `HASHAR_SMS_MAX_SEGMENTS`).

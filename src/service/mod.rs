@@ -10,6 +10,7 @@
 
 pub mod actor;
 pub mod audit;
+pub mod callbacks;
 pub mod exports;
 pub mod forms;
 pub mod households;
