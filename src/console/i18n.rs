@@ -158,6 +158,11 @@ pub const USERS: &[(&str, &str)] = &[
         include_str!("../../templates/console/projects_confirm.html"),
     ),
     ("src/console/projects.rs", include_str!("projects.rs")),
+    (
+        "templates/console/callbacks.html",
+        include_str!("../../templates/console/callbacks.html"),
+    ),
+    ("src/console/callbacks.rs", include_str!("callbacks.rs")),
 ];
 
 /// Texts a Tajik or Russian translation may leave as the English ones.

@@ -21,13 +21,16 @@
 //! - [`people`]: People & access (admins): staff, roles and communities, passwords and
 //!   one-time set-password links, locks, sessions, API tokens, the audit log;
 //! - [`projects`]: the Projects pages (list, a project's page, create, edit, open and
-//!   close), calling `service::projects` as the admin API does.
+//!   close), calling `service::projects` as the admin API does;
+//! - [`callbacks`]: the counsellors' callback queue (take, record a call's outcome),
+//!   calling `service::callbacks` as the admin API does.
 //!
 //! Every response is compressed (gzip or brotli, as the browser accepts) and carries the
 //! security headers. The console reads the database through the admin API's pool.
 
 pub mod assets;
 pub mod auth;
+pub mod callbacks;
 pub mod csrf;
 pub mod exports;
 pub mod flash;
@@ -157,6 +160,9 @@ pub fn router(state: AppState) -> Router {
             "/console/projects/{id}/status",
             get(projects::status_confirm).post(projects::status_save),
         )
+        .route("/console/callbacks", get(callbacks::page))
+        .route("/console/callbacks/{id}/take", post(callbacks::take))
+        .route("/console/callbacks/{id}/outcome", post(callbacks::outcome))
         // Outermost first: the session is loaded, its CSRF token handed to the check.
         .layer(middleware::from_fn_with_state(
             console.clone(),

@@ -158,6 +158,7 @@ pub const BUILT: &[&str] = &[
     "/console/households",
     "/console/exports",
     "/console/people",
+    "/console/callbacks",
 ];
 
 /// The pages a role's navigation offers once they are built (see [`BUILT`]): the pages of
