@@ -143,7 +143,8 @@ async fn counsellors_take_call_and_close_requests(pool: PgPool) {
     let items = queue["items"].as_array().expect("items");
     assert_eq!(items[0]["due_by"], "2026-11-26");
     assert_eq!(items[0]["overdue"], true);
-    assert_eq!(items[0]["community"], "Анзоб");
+    assert_eq!(items[0]["community"]["en"], "Anzob");
+    assert_eq!(items[0]["community"]["tg"], "Анзоб");
     assert_eq!(items[0]["phones"], json!([PHONE_TG]));
     assert_eq!(items[1]["due_by"], "2026-12-01");
     assert_eq!(items[1]["overdue"], false);

@@ -282,7 +282,11 @@ fn card(console: &Console, t: &Tr, staff: &Staff, c: Callback, now: DateTime<Utc
         id: c.id,
         household,
         household_href: c.household_id.map(|id| format!("/console/households/{id}")),
-        community: c.community.clone().unwrap_or_default(),
+        community: c
+            .community
+            .as_ref()
+            .map(|n| n.get(t.language).to_owned())
+            .unwrap_or_default(),
         language,
         other_phones: c
             .phones

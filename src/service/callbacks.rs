@@ -147,6 +147,24 @@ pub struct StaffRef {
     pub name: String,
 }
 
+/// A community's name in the programme's three languages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CommunityName {
+    pub tg: String,
+    pub ru: String,
+    pub en: String,
+}
+
+impl CommunityName {
+    pub fn get(&self, language: Language) -> &str {
+        match language {
+            Language::Tg => &self.tg,
+            Language::Ru => &self.ru,
+            Language::En => &self.en,
+        }
+    }
+}
+
 /// A callback request.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Callback {
@@ -158,8 +176,8 @@ pub struct Callback {
     pub household_id: Option<i64>,
     pub household_name: Option<String>,
     pub community_id: Option<i64>,
-    /// The community's name in the household's language, if it has one.
-    pub community: Option<String>,
+    /// The community's name in the three languages (none for a number in no household).
+    pub community: Option<CommunityName>,
     /// tg, ru or en: the language to speak.
     pub language: String,
     /// ussd or sms
@@ -372,7 +390,6 @@ fn local_midnight(tz: chrono_tz::Tz, day: NaiveDate) -> DateTime<Utc> {
 }
 
 fn view(r: CallbackItem, now: DateTime<Utc>, tz: chrono_tz::Tz, holidays: &Holidays) -> Callback {
-    let language = r.language.parse::<Language>().unwrap_or(Language::Tg);
     let due = due_by(r.created_at.with_timezone(&tz).date_naive(), holidays);
     let open = r.status == "open";
     let stage = if !open {
@@ -392,7 +409,11 @@ fn view(r: CallbackItem, now: DateTime<Utc>, tz: chrono_tz::Tz, holidays: &Holid
         household_id: r.household_id,
         household_name: r.household_name,
         community_id: r.community_id,
-        community: r.community.map(|c| c.get(language).to_owned()),
+        community: r.community.map(|c| CommunityName {
+            tg: c.tg,
+            ru: c.ru,
+            en: c.en,
+        }),
         language: r.language,
         channel: r.channel,
         stage,
