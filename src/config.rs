@@ -103,6 +103,11 @@ pub struct Config {
     #[arg(long, env = "HASHAR_HOTLINE")]
     pub hotline: Option<String>,
 
+    /// The number a household is told a counsellor will call from when its callback request
+    /// is taken (e.g. the programme's counsellors' line). Unset, the counsellor's own number.
+    #[arg(long, env = "HASHAR_COUNSELLOR_NUMBER")]
+    pub counsellor_number: Option<String>,
+
     /// Largest USSD screen in GSM-7 septets (protocol maximum 182).
     #[arg(long, env = "HASHAR_USSD_LIMIT_GSM7", default_value_t = 160)]
     pub ussd_limit_gsm7: usize,

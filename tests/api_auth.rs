@@ -424,6 +424,44 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
             )
         }),
     );
+    // The counsellors' callback queue (counsellors and admins only): one request the admin
+    // takes, one the admin already holds to record on.
+    let callback = |key: &'static str, taken_by_admin: bool| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "insert into callback_requests (phone, language, channel, idempotency_key, taken_by, taken_at)
+                 select $1, 'tg', 'ussd', $2, c.id, case when $3 then now() end
+                 from (select case when $3 then id end as id from coordinators where phone = '+992900000301') c
+                 returning id",
+            )
+            .bind(PHONE_TG)
+            .bind(key)
+            .bind(taken_by_admin)
+            .fetch_one(&pool)
+            .await
+            .expect("a callback request")
+        }
+    };
+    let to_take = callback("auth-take", false).await;
+    let to_record = callback("auth-record", true).await;
+    table.insert(
+        "get /api/v1/callbacks".into(),
+        Box::new(move || ("/api/v1/callbacks".into(), None)),
+    );
+    table.insert(
+        "post /api/v1/callbacks/{id}/take".into(),
+        Box::new(move || (format!("/api/v1/callbacks/{to_take}/take"), None)),
+    );
+    table.insert(
+        "post /api/v1/callbacks/{id}/outcome".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/callbacks/{to_record}/outcome"),
+                Some(serde_json::json!({"outcome": "no_answer"})),
+            )
+        }),
+    );
     // Global data (the same for every community): any coordinator reads it.
     let global_reads = ["get /api/v1/tips", "get /api/v1/exchange-rates"];
     // Global data written by admins only: a community's own coordinator gets 403 too.
@@ -435,6 +473,10 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
         "post /api/v1/exchange-rates",
         "post /api/v1/receipts/{id}/reversal",
         "post /api/v1/disbursements/{id}/reversal",
+        // the callback queue is for counsellors and admins: a coordinator gets 403
+        "get /api/v1/callbacks",
+        "post /api/v1/callbacks/{id}/take",
+        "post /api/v1/callbacks/{id}/outcome",
     ];
 
     let paths = spec["paths"].as_object().expect("paths in the spec");

@@ -68,6 +68,8 @@ struct World {
     docs_shots: Option<PathBuf>,
     /// The database the server uses (what a page should show is read from it).
     pool: PgPool,
+    /// The server's clock (2026-11-28 09:00 UTC); a journey that moves it puts it back.
+    clock: hashar::clock::ManualClock,
 }
 
 fn main() {
@@ -168,6 +170,11 @@ fn main() {
         ("broadcasts_pages_in_each_language", |w| {
             Box::pin(broadcasts_pages(w))
         }),
+        (
+            "a_counsellor_takes_a_callback_records_no_answer_and_sees_it_return_2_h_later",
+            |w| Box::pin(callback_journey(w)),
+        ),
+        ("callbacks_pages", |w| Box::pin(callbacks_pages(w))),
     ];
 
     let driver =
@@ -348,6 +355,7 @@ async fn set_up(driver_port: u16) -> Result<(World, PgConnectOptions), String> {
     config.public_url = base.clone();
     config.dispatchers = 0;
     let app = common::app_with(pool.clone(), config).await;
+    let clock = app.clock.clone();
     let posts = Arc::new(AtomicUsize::new(0));
     let counted = posts.clone();
     let router = app.router.layer(axum::middleware::from_fn(
@@ -407,6 +415,7 @@ async fn set_up(driver_port: u16) -> Result<(World, PgConnectOptions), String> {
             shots,
             docs_shots,
             pool: pool.clone(),
+            clock,
         },
         options,
     ))
@@ -1796,6 +1805,158 @@ async fn broadcasts_pages(world: Arc<World>) -> Outcome {
         open(&client, &format!("{}/console/broadcasts/{id}", world.base)).await?;
         wait_for(&client, "#send").await?;
         check_page(&world, &client, lang, width, "broadcast").await?;
+    }
+    Ok(())
+}
+
+/// The counsellor of the callback journeys (same password as the others).
+const COUNSELLOR_PHONE: &str = "+992900000797";
+/// Demo households that ask for a call back: Tuesday's (overdue on Saturday), Friday's,
+/// and today's.
+const CALLERS: [(&str, &str); 3] = [
+    ("+992929961245", "2026-11-24 05:00Z"),
+    ("+992903711647", "2026-11-27 06:30Z"),
+    ("+992555993656", "2026-11-28 07:45Z"),
+];
+
+/// The counsellor and the callback requests (once: the journeys share the database).
+async fn seed_callbacks(world: &World) -> Result<Vec<i64>, Failed> {
+    let phone = hashar::domain::Phone::parse(COUNSELLOR_PHONE).map_err(fail)?;
+    let mut conn = world.pool.acquire().await.map_err(fail)?;
+    hashar::store::staff::upsert_coordinator(
+        &mut conn,
+        "Dilnoza Yusufova",
+        &phone,
+        Some(hashar::store::staff::Role::Counsellor),
+    )
+    .await
+    .map_err(fail)?;
+    drop(conn);
+    hashar::console::auth::set_password(&world.pool, &phone, STAFF_PASSWORD)
+        .await
+        .map_err(fail)?;
+    let mut ids = Vec::new();
+    for (caller, at) in CALLERS {
+        sqlx::query(
+            "insert into callback_requests (phone, household_id, language, channel, idempotency_key, created_at)
+             select p.phone, h.id, coalesce(h.language, 'tg'), 'ussd', 'browser-' || p.phone, $2::timestamptz
+             from phones p join households h on h.id = p.household_id where p.phone = $1
+             on conflict (idempotency_key) do nothing",
+        )
+        .bind(caller)
+        .bind(at)
+        .execute(&world.pool)
+        .await
+        .map_err(fail)?;
+        let id: i64 = sqlx::query_scalar(
+            "select id from callback_requests where idempotency_key = 'browser-' || $1",
+        )
+        .bind(caller)
+        .fetch_one(&world.pool)
+        .await
+        .map_err(|e| fail(format!("no demo household {caller}: {e}")))?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Puts the server's clock back when a journey that moved it ends, failed or not.
+struct ClockBack<'a>(&'a hashar::clock::ManualClock, chrono::Duration);
+
+impl Drop for ClockBack<'_> {
+    fn drop(&mut self) {
+        self.0.advance(-self.1);
+    }
+}
+
+/// Journey 5 of the console design: a counsellor takes a callback (the household's SMS is
+/// queued), records "no answer", sees it wait, and sees it back in the queue with Take 2 h
+/// later (the server's manual clock).
+async fn callback_journey(world: Arc<World>) -> Outcome {
+    let ids = seed_callbacks(&world).await?;
+    let id = ids[1];
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    sign_in_kept(&world, &client, "en", COUNSELLOR_PHONE).await?;
+    click(&client, "details.menu summary").await?;
+    wait_for(
+        &client,
+        "details.menu[open] nav a[href='/console/callbacks']",
+    )
+    .await?;
+    click(
+        &client,
+        "details.menu[open] nav a[href='/console/callbacks']",
+    )
+    .await?;
+    wait_for(&client, &format!("#take-{id}")).await?;
+    let overdue = text(&client, "#overdue-count").await?;
+    if !overdue.contains("overdue") {
+        return Err(fail(format!("the overdue count reads {overdue:?}")));
+    }
+    let sms_before: i64 = sqlx::query_scalar("select count(*) from outbox where kind = 'callback'")
+        .fetch_one(&world.pool)
+        .await
+        .map_err(fail)?;
+    click(&client, &format!("#take-{id}")).await?;
+    wait_for(&client, &format!("#outcome-form-{id}")).await?;
+    let flash = text(&client, "#flash").await?;
+    if !flash.contains("SMS queued") {
+        return Err(fail(format!("after Take the flash reads {flash:?}")));
+    }
+    let sms_after: i64 = sqlx::query_scalar("select count(*) from outbox where kind = 'callback'")
+        .fetch_one(&world.pool)
+        .await
+        .map_err(fail)?;
+    if sms_after != sms_before + 1 {
+        return Err(fail(format!("{sms_before} → {sms_after} callback SMS")));
+    }
+    check_page(&world, &client, "en", 360, "callbacks-taken").await?;
+    click(&client, &format!("#outcome-{id}-no_answer")).await?;
+    click(&client, &format!("#record-{id}")).await?;
+    wait_for(&client, "#flash").await?;
+    let stage = text(&client, &format!("#stage-{id}")).await?;
+    if !stage.contains("back in the queue at 16:00") {
+        return Err(fail(format!("after no answer the card reads {stage:?}")));
+    }
+    if client
+        .find(Locator::Css(&format!("#take-{id}")))
+        .await
+        .is_ok()
+    {
+        return Err(fail("Take is offered before the 2 hours are up"));
+    }
+    let two_hours = chrono::Duration::hours(2);
+    world.clock.advance(two_hours);
+    let _back = ClockBack(&world.clock, two_hours);
+    open(
+        &client,
+        &format!("{}/console/callbacks?lang=en", world.base),
+    )
+    .await?;
+    wait_for(&client, &format!("#take-{id}")).await?;
+    let stage = text(&client, &format!("#stage-{id}")).await?;
+    if !stage.contains("1 of 3 tries") || !stage.contains("call again") {
+        return Err(fail(format!("2 hours later the card reads {stage:?}")));
+    }
+    Ok(())
+}
+
+/// The queue as the counsellor sees it, at 360 px in each language and at 1280 px in
+/// English: its checks and screenshots.
+async fn callbacks_pages(world: Arc<World>) -> Outcome {
+    seed_callbacks(&world).await?;
+    let client = world.client.lock().await;
+    for (lang, width) in [("en", 360), ("en", 1280), ("ru", 360), ("tg", 360)] {
+        fresh(&client, width).await?;
+        sign_in_kept(&world, &client, lang, COUNSELLOR_PHONE).await?;
+        open(
+            &client,
+            &format!("{}/console/callbacks?lang={lang}", world.base),
+        )
+        .await?;
+        wait_for(&client, "#callbacks").await?;
+        check_page(&world, &client, lang, width, "callbacks").await?;
     }
     Ok(())
 }

@@ -687,3 +687,76 @@ async fn one_sms_per_pledge(pool: PgPool) {
     )
     .await;
 }
+
+/// The callback queue's states hold in the database (migrations/*_callback_queue.sql): a
+/// done request has who, when and a final outcome and never changes; "no answer" waits for
+/// its next try with nobody holding it; notes are at most 280 characters; topics come from
+/// the list; nothing is deleted; holidays are real dates.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn callback_requests_hold_their_states(pool: PgPool) {
+    seed(&pool).await;
+    let id: i64 = sqlx::query_scalar(
+        "insert into callback_requests (phone, language, channel, idempotency_key)
+         values ('+992901112233', 'tg', 'ussd', 'rules') returning id",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("a request");
+    let staff: i64 = sqlx::query_scalar(
+        "insert into coordinators (name, phone) values ('Dilnoza', '+992900000999') returning id",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("staff");
+    let set = |what: &str| format!("update callback_requests set {what} where id = {id}");
+    fails(&pool, &set("status = 'done'")).await;
+    fails(
+        &pool,
+        &set("status = 'done', outcome = 'reached', done_at = now()"),
+    )
+    .await;
+    fails(&pool, &set("outcome = 'no_answer', attempts = 1")).await;
+    fails(&pool, &set("outcome = 'no_answer', next_try_at = now()")).await;
+    fails(
+        &pool,
+        &format!(
+            "{} , taken_by = {staff}, taken_at = now()",
+            set("outcome = 'no_answer', attempts = 1, next_try_at = now()")
+        ),
+    )
+    .await;
+    fails(&pool, &set(&format!("taken_by = {staff}"))).await;
+    fails(&pool, &set("attempts = 4")).await;
+    fails(&pool, &set("note = ''")).await;
+    fails(&pool, &set(&format!("note = '{}'", "a".repeat(281)))).await;
+    fails(&pool, &set("topics = array['politics']")).await;
+    fails(
+        &pool,
+        &format!(
+            "{} , attempts = 2",
+            set(&format!(
+                "status = 'done', outcome = 'unreachable', done_at = now(), done_by = {staff}"
+            ))
+        ),
+    )
+    .await;
+    sqlx::query(&set(&format!(
+        "status = 'done', outcome = 'reached', done_at = now(), done_by = {staff}, topics = array['hiv'], note = 'ok'"
+    )))
+    .execute(&pool)
+    .await
+    .expect("a done request");
+    let msg = fails(&pool, &set("note = 'changed'")).await;
+    assert!(msg.contains("is done"), "{msg}");
+    fails(&pool, "delete from callback_requests").await;
+    fails(
+        &pool,
+        "insert into public_holidays (month, day, name) values (2, 30, 'No such day')",
+    )
+    .await;
+    fails(
+        &pool,
+        "insert into public_holidays (month, day, name) values (1, 1, 'New Year again')",
+    )
+    .await;
+}

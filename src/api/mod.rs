@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod broadcasts;
+pub mod callbacks;
 pub mod communities;
 pub mod error;
 pub mod exports;
@@ -80,6 +81,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(exports::broadcasts))
         .routes(routes!(money::reverse_receipt))
         .routes(routes!(money::reverse_disbursement))
+        .routes(routes!(callbacks::list))
+        .routes(routes!(callbacks::take))
+        .routes(routes!(callbacks::outcome))
         .with_state(state.clone())
         .split_for_parts();
     // Every POST may carry an Idempotency-Key (see `idempotency`); no body is larger than

@@ -188,6 +188,11 @@ pub const USERS: &[(&str, &str)] = &[
         include_str!("../../templates/console/broadcast.html"),
     ),
     ("src/console/broadcasts.rs", include_str!("broadcasts.rs")),
+    (
+        "templates/console/callbacks.html",
+        include_str!("../../templates/console/callbacks.html"),
+    ),
+    ("src/console/callbacks.rs", include_str!("callbacks.rs")),
 ];
 
 /// Texts a Tajik or Russian translation may leave as the English ones.

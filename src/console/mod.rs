@@ -24,7 +24,9 @@
 //!   a broadcast's progress and RSVPs, undo), calling `service::broadcasts` as the admin
 //!   API does;
 //! - [`projects`]: the Projects pages (list, a project's page, create, edit, open and
-//!   close), calling `service::projects` as the admin API does.
+//!   close), calling `service::projects` as the admin API does;
+//! - [`callbacks`]: the counsellors' callback queue (take, record a call's outcome),
+//!   calling `service::callbacks` as the admin API does.
 //!
 //! - [`timing`]: `Server-Timing` (database, the rest, total) on every response.
 //!
@@ -34,6 +36,7 @@
 pub mod assets;
 pub mod auth;
 pub mod broadcasts;
+pub mod callbacks;
 pub mod csrf;
 pub mod exports;
 pub mod flash;
@@ -178,6 +181,9 @@ pub fn router(state: AppState) -> Router {
             "/console/broadcasts/{id}/cancel",
             post(broadcasts::cancel_post),
         )
+        .route("/console/callbacks", get(callbacks::page))
+        .route("/console/callbacks/{id}/take", post(callbacks::take))
+        .route("/console/callbacks/{id}/outcome", post(callbacks::outcome))
         // Outermost first: the session is loaded, its CSRF token handed to the check.
         .layer(middleware::from_fn_with_state(
             console.clone(),

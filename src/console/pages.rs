@@ -159,6 +159,7 @@ pub const BUILT: &[&str] = &[
     "/console/exports",
     "/console/people",
     "/console/broadcasts",
+    "/console/callbacks",
 ];
 
 /// The pages a role's navigation offers once they are built (see [`BUILT`]): the pages of

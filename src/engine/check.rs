@@ -57,6 +57,11 @@ pub const SERVICE_TEXTS: &[(&str, &[(&str, &str)])] = &[
             ("project", WIDEST_PROJECT),
         ],
     ),
+    (
+        // a counsellor took the household's callback request (src/service/callbacks.rs)
+        "sms.callback_taken",
+        &[("number", "+992000000000000")],
+    ),
 ];
 /// The SMS that tells a household its pledge: code, amount, project, how to pay.
 pub const PLEDGE_SMS: &str = "sms.pledge_code";

@@ -11,6 +11,7 @@
 pub mod actor;
 pub mod audit;
 pub mod broadcasts;
+pub mod callbacks;
 pub mod exports;
 pub mod forms;
 pub mod households;

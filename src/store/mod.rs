@@ -58,6 +58,7 @@ macro_rules! text_values {
 }
 
 pub mod broadcasts;
+pub mod callbacks;
 pub mod communities;
 pub mod conversations;
 pub mod demo;

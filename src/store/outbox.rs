@@ -27,6 +27,8 @@ pub enum Kind {
     Receipt,
     /// The code that confirms linking a number to a household (admin API).
     LinkCode,
+    /// A counsellor took the household's callback request and will call today.
+    Callback,
 }
 
 text_values!(Kind {
@@ -35,6 +37,7 @@ text_values!(Kind {
     Broadcast => "broadcast",
     Receipt => "receipt",
     LinkCode => "link_code",
+    Callback => "callback",
 });
 
 /// Where a message stands (`outbox.status`, with its check constraint's names): `queued`
