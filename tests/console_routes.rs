@@ -84,6 +84,9 @@ const EDIT_B: &[(&str, &str)] = &[
 const NEW_PROJECT: &[(&str, &str)] = &[("community", ""), ("code", "CANAL"), ("kind", "business")];
 const EDIT: &[(&str, &str)] = &[("target", "10000"), ("ratio", "1"), ("cap", "")];
 const CLOSE: &[(&str, &str)] = &[("to", "closed")];
+const PICK_A: &[(&str, &str)] = &[("pick", "1"), ("household", "{household}.0")];
+const PICK_B: &[(&str, &str)] = &[("pick", "1"), ("household", "{b_household}.0")];
+const PRESS: &[(&str, &str)] = &[("reply", "1"), ("press", "2")];
 
 // Expected statuses: anonymous, admin, coordinator of A, counsellor, officer of A.
 #[rustfmt::skip]
@@ -167,6 +170,14 @@ const TABLE: &[Row] = &[
     row("GET", "/console/projects/{id}/status", "/console/projects/{b_project}/status?to=closed", &[], [303, 200, 404, 404, 404]),
     row("POST", "/console/projects/{id}/status", "/console/projects/{project}/status", CLOSE, [403, 303, 303, 404, 404]),
     row("POST", "/console/projects/{id}/status", "/console/projects/{b_project}/status", CLOSE, [403, 303, 404, 404, 404]),
+    // the phone simulator (the test config's SMS provider is the console): staff who change
+    // data; a household out of scope is 404; a key press changes only the session's state
+    row("GET", "/console/phone", "/console/phone", &[], [303, 200, 200, 200, 404]),
+    row("GET", "/console/phone", "/console/phone?tab=sms", &[], [303, 200, 200, 200, 404]),
+    row("POST", "/console/phone/ussd", "/console/phone/ussd", PICK_A, [403, 303, 303, 303, 404]),
+    row("POST", "/console/phone/ussd", "/console/phone/ussd", PICK_B, [403, 303, 404, 303, 404]),
+    row("POST", "/console/phone/sms", "/console/phone/sms", PICK_A, [403, 303, 303, 303, 404]),
+    row("POST", "/console/phone/sms", "/console/phone/sms", PRESS, [403, 303, 303, 303, 404]),
     Row { ends_session: true, ..row("POST", "/console/logout", "/console/logout", &[], [403, 303, 303, 303, 303]) },
     Row { ends_session: true, ..row("POST", "/console/logout/everywhere", "/console/logout/everywhere", &[], [403, 303, 303, 303, 303]) },
 ];

@@ -158,6 +158,11 @@ pub const USERS: &[(&str, &str)] = &[
         include_str!("../../templates/console/projects_confirm.html"),
     ),
     ("src/console/projects.rs", include_str!("projects.rs")),
+    (
+        "templates/console/phone.html",
+        include_str!("../../templates/console/phone.html"),
+    ),
+    ("src/console/phone.rs", include_str!("phone.rs")),
 ];
 
 /// Texts a Tajik or Russian translation may leave as the English ones.

@@ -21,7 +21,10 @@
 //! - [`people`]: People & access (admins): staff, roles and communities, passwords and
 //!   one-time set-password links, locks, sessions, API tokens, the audit log;
 //! - [`projects`]: the Projects pages (list, a project's page, create, edit, open and
-//!   close), calling `service::projects` as the admin API does.
+//!   close), calling `service::projects` as the admin API does;
+//! - [`phone`]: the phone simulator, `/console/phone`: a feature phone that dials the USSD
+//!   code and texts the service through the real webhook routes, in-process (only with the
+//!   console SMS provider).
 //!
 //! Every response is compressed (gzip or brotli, as the browser accepts) and carries the
 //! security headers. The console reads the database through the admin API's pool.
@@ -38,6 +41,7 @@ pub mod money;
 pub mod overview;
 pub mod pages;
 pub mod people;
+pub mod phone;
 pub mod projects;
 pub mod svg;
 
@@ -60,6 +64,9 @@ pub struct Console {
     pub assets: Arc<assets::Assets>,
     pub origin: Arc<headers::PublicOrigin>,
     pub auth: Arc<auth::Auth>,
+    /// The phone simulator's way to the webhooks; none unless the SMS provider is the
+    /// console (`HASHAR_SMS_PROVIDER=console`).
+    pub simulator: Option<Arc<phone::Simulator>>,
 }
 
 impl FromRef<Console> for Arc<assets::Assets> {
@@ -72,7 +79,9 @@ impl FromRef<Console> for Arc<assets::Assets> {
 /// the server's router. `state` should be the admin API's ([`AppState::for_api`]).
 pub fn router(state: AppState) -> Router {
     let origin = Arc::new(headers::PublicOrigin::from_config(&state.config));
+    let simulator = phone::Simulator::new(&state).map(Arc::new);
     let console = Console {
+        simulator,
         app: state,
         assets: Arc::new(assets::Assets::embedded()),
         origin: origin.clone(),
@@ -139,6 +148,9 @@ pub fn router(state: AppState) -> Router {
             "/console/welcome/{token}",
             get(people::welcome).post(people::welcome_post),
         )
+        .route("/console/phone", get(phone::page))
+        .route("/console/phone/ussd", post(phone::ussd))
+        .route("/console/phone/sms", post(phone::sms))
         .route("/console/projects", get(projects::list))
         .route(
             "/console/projects/new",
