@@ -58,6 +58,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(())
 }
 
+/// Every provider's webhooks alone, over `state`: the routes an aggregator calls, each
+/// behind its provider's check. The console's phone simulator hands its requests to these
+/// in-process (`console::phone`), as an aggregator's requests arrive.
+pub fn webhooks(state: AppState) -> Router {
+    let mut webhooks = Mounted(Router::new());
+    channels::for_each_provider(&mut webhooks);
+    webhooks.0.with_state(state)
+}
+
 /// Every provider's webhooks, mounted as it declares them.
 struct Mounted(Router<AppState>);
 

@@ -175,6 +175,10 @@ fn main() {
             |w| Box::pin(callback_journey(w)),
         ),
         ("callbacks_pages", |w| Box::pin(callbacks_pages(w))),
+        (
+            "the_simulator_takes_a_new_number_through_registration_and_a_pledge_in_tajik",
+            |w| Box::pin(phone_journey(w)),
+        ),
     ];
 
     let driver =
@@ -1958,5 +1962,199 @@ async fn callbacks_pages(world: Arc<World>) -> Outcome {
         wait_for(&client, "#callbacks").await?;
         check_page(&world, &client, lang, width, "callbacks").await?;
     }
+    Ok(())
+}
+
+/// The number the simulator journey registers (no household has it).
+const SIM_PHONE: &str = "+992935550777";
+
+/// The handset's current step (its form's hidden `step` field).
+async fn sim_step(client: &Client) -> Result<String, Failed> {
+    attr_of(client, "#handset input[name=step]", "value").await
+}
+
+/// Types `reply` on the handset and presses Send; waits for htmx to swap the handset in
+/// (its step changes).
+async fn sim_send(client: &Client, reply: &str) -> Outcome {
+    let before = sim_step(client).await?;
+    let field = client.find(Locator::Css("#reply")).await.map_err(fail)?;
+    field.clear().await.map_err(fail)?;
+    if !reply.is_empty() {
+        field.send_keys(reply).await.map_err(fail)?;
+    }
+    click(client, "#send").await?;
+    wait_for(
+        client,
+        &format!("#handset input[name=step]:not([value='{before}'])"),
+    )
+    .await
+}
+
+/// The option of the USSD screen shown whose label contains `label`, pressing 99 for the
+/// next page while it is not on this one; then answers it. The new screen.
+async fn sim_choose(client: &Client, label: &str) -> Result<String, Failed> {
+    for _ in 0..6 {
+        let screen = text(client, "#screen-text").await?;
+        let option = screen.lines().find_map(|line| {
+            let (n, rest) = line.trim().split_once(' ')?;
+            (n.chars().all(|c| c.is_ascii_digit()) && rest.contains(label)).then(|| n.to_owned())
+        });
+        match option {
+            Some(n) => {
+                sim_send(client, &n).await?;
+                return text(client, "#screen-text").await;
+            }
+            None if screen.lines().any(|l| l.starts_with("99 ")) => sim_send(client, "99").await?,
+            None => return Err(fail(format!("no {label:?} on {screen:?}"))),
+        }
+    }
+    Err(fail(format!("{label:?} is on no page")))
+}
+
+/// The simulator in Tajik: a new number dials the USSD code, registers in Anzob and pledges
+/// 300 TJS (typed on the keypad) to the Footbridge; the code it is told is found on the
+/// Money page, where a receipt is recorded; the SMS tab then shows the household's receipt,
+/// and a text sent from the phone gets its reply. Photographed at 360 px in Tajik and at
+/// 1280 px in English.
+async fn phone_journey(world: Arc<World>) -> Outcome {
+    let (village, project): (String, String) = sqlx::query_as(
+        "select c.name_tg, p.name_tg from projects p join communities c on c.id = p.community_id
+         where c.code = 'anzob' and p.name_en = 'Footbridge'",
+    )
+    .fetch_one(&world.pool)
+    .await
+    .map_err(fail)?;
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    sign_in_kept(&world, &client, "tg", ADMIN_PHONE).await?;
+    open(&client, &format!("{}/console/phone?lang=tg", world.base)).await?;
+    wait_for(&client, "#pick-empty").await?;
+    check_page(&world, &client, "tg", 360, "phone-pick").await?;
+    client
+        .find(Locator::Css("#number"))
+        .await
+        .map_err(fail)?
+        .send_keys(SIM_PHONE)
+        .await
+        .map_err(fail)?;
+    click(&client, "#pick").await?;
+    wait_for(&client, "#screen-idle").await?;
+    // dial
+    sim_send(&client, "").await?;
+    let languages = text(&client, "#screen-text").await?;
+    let measure = text(&client, "#screen-measure").await?;
+    if !measure.contains("UCS-2") || !measure.contains(&languages.chars().count().to_string()) {
+        return Err(fail(format!("{languages:?} measured {measure:?}")));
+    }
+    sim_choose(&client, "Тоҷикӣ").await?;
+    let confirm = sim_choose(&client, &village).await?;
+    if !confirm.contains(&village) {
+        return Err(fail(format!("the registration asks {confirm:?}")));
+    }
+    sim_send(&client, "1").await?;
+    sim_choose(&client, "Саҳм ба лоиҳа").await?;
+    sim_choose(&client, &project).await?;
+    // the amount on the keypad: 3, 0, 0
+    for (key, typed) in [("#key-3", "3"), ("#key-11", "30"), ("#key-11", "300")] {
+        click(&client, key).await?;
+        wait_for(&client, &format!("#reply[value='{typed}']")).await?;
+    }
+    click(&client, "#send").await?;
+    wait_for(&client, "#handset input[name=step][value='6']").await?;
+    let confirm = text(&client, "#screen-text").await?;
+    if !confirm.contains("300") {
+        return Err(fail(format!("the pledge asks {confirm:?}")));
+    }
+    check_page(&world, &client, "tg", 360, "phone").await?;
+    sim_send(&client, "1").await?;
+    // the thanks is longer than one screen: 99 shows the rest, which ends the session
+    for _ in 0..3 {
+        if !client
+            .find_all(Locator::Css("#screen-end"))
+            .await
+            .map_err(fail)?
+            .is_empty()
+        {
+            break;
+        }
+        sim_send(&client, "99").await?;
+    }
+    wait_for(&client, "#screen-end").await?;
+    let done = text(&client, "#screen-text").await?;
+    let code: String = done
+        .split("Рамз ")
+        .nth(1)
+        .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+        .unwrap_or_default();
+    if code.len() != 7 {
+        return Err(fail(format!("no pledge code on {done:?}")));
+    }
+    let log = text(&client, "#log").await?;
+    if !log.contains(&format!("Ваъдаи {code}")) || !log.contains(&village) {
+        return Err(fail(format!("the log says {log:?}")));
+    }
+    let (phone, amount): (String, rust_decimal::Decimal) =
+        sqlx::query_as("select phone, amount from pledges where code = $1")
+            .bind(&code)
+            .fetch_one(&world.pool)
+            .await
+            .map_err(fail)?;
+    if phone != SIM_PHONE || amount != rust_decimal::Decimal::from(300) {
+        return Err(fail(format!("pledge {code}: {phone} {amount}")));
+    }
+
+    // the code is found on the Money page, and a receipt recorded there
+    open(
+        &client,
+        &format!("{}/console/money?code={code}", world.base),
+    )
+    .await?;
+    wait_for(&client, "#pledge").await?;
+    click(&client, "#record-receipt").await?;
+    wait_for(&client, "#confirm-what").await?;
+    click(&client, "#confirm").await?;
+    wait_for(&client, "#flash").await?;
+    let receipt: String = sqlx::query_scalar(
+        "select body from outbox where phone = $1 and kind = 'receipt' order by id desc limit 1",
+    )
+    .bind(SIM_PHONE)
+    .fetch_one(&world.pool)
+    .await
+    .map_err(fail)?;
+
+    // the SMS tab shows the receipt; a text from the phone gets its reply
+    open(&client, &format!("{}/console/phone?tab=sms", world.base)).await?;
+    wait_for(&client, "#thread").await?;
+    let thread = text(&client, "#thread").await?;
+    let start: String = receipt.chars().take(30).collect();
+    if !thread.contains(&start) {
+        return Err(fail(format!("no receipt {start:?} in {thread:?}")));
+    }
+    sim_send(&client, "ҲИСОБ").await?;
+    wait_for(&client, "#thread li.in").await?;
+    let replies: i64 =
+        sqlx::query_scalar("select count(*) from outbox where phone = $1 and kind = 'reply'")
+            .bind(SIM_PHONE)
+            .fetch_one(&world.pool)
+            .await
+            .map_err(fail)?;
+    let shown = client
+        .find_all(Locator::Css("#thread li.out"))
+        .await
+        .map_err(fail)?
+        .len();
+    if replies < 1 || shown < 2 {
+        return Err(fail(format!(
+            "{replies} replies queued, {shown} texts shown"
+        )));
+    }
+    check_page(&world, &client, "tg", 360, "phone-sms").await?;
+
+    // the desktop: the handset beside the log, in English
+    fresh(&client, 1280).await?;
+    sign_in_kept(&world, &client, "en", ADMIN_PHONE).await?;
+    open(&client, &format!("{}/console/phone?tab=ussd", world.base)).await?;
+    wait_for(&client, "#screen-end").await?;
+    check_page(&world, &client, "en", 1280, "phone").await?;
     Ok(())
 }

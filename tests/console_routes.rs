@@ -99,6 +99,9 @@ const BROADCAST_B: &[(&str, &str)] = &[
     ("text_en", "Meeting"),
 ];
 const NO_ANSWER: &[(&str, &str)] = &[("outcome", "no_answer")];
+const PICK_A: &[(&str, &str)] = &[("pick", "1"), ("household", "{household}.0")];
+const PICK_B: &[(&str, &str)] = &[("pick", "1"), ("household", "{b_household}.0")];
+const PRESS: &[(&str, &str)] = &[("reply", "1"), ("press", "2")];
 
 // Expected statuses: anonymous, admin, coordinator of A, counsellor, officer of A.
 #[rustfmt::skip]
@@ -204,6 +207,14 @@ const TABLE: &[Row] = &[
     row("GET", "/console/callbacks", "/console/callbacks?language=ru&done=1", &[], [303, 200, 404, 200, 404]),
     row("POST", "/console/callbacks/{id}/take", "/console/callbacks/{callback}/take", &[], [403, 303, 404, 303, 404]),
     row("POST", "/console/callbacks/{id}/outcome", "/console/callbacks/{callback}/outcome", NO_ANSWER, [403, 303, 404, 303, 404]),
+    // the phone simulator (the test config's SMS provider is the console): staff who change
+    // data; a household out of scope is 404; a key press changes only the session's state
+    row("GET", "/console/phone", "/console/phone", &[], [303, 200, 200, 200, 404]),
+    row("GET", "/console/phone", "/console/phone?tab=sms", &[], [303, 200, 200, 200, 404]),
+    row("POST", "/console/phone/ussd", "/console/phone/ussd", PICK_A, [403, 303, 303, 303, 404]),
+    row("POST", "/console/phone/ussd", "/console/phone/ussd", PICK_B, [403, 303, 404, 303, 404]),
+    row("POST", "/console/phone/sms", "/console/phone/sms", PICK_A, [403, 303, 303, 303, 404]),
+    row("POST", "/console/phone/sms", "/console/phone/sms", PRESS, [403, 303, 303, 303, 404]),
     Row { ends_session: true, ..row("POST", "/console/logout", "/console/logout", &[], [403, 303, 303, 303, 303]) },
     Row { ends_session: true, ..row("POST", "/console/logout/everywhere", "/console/logout/everywhere", &[], [403, 303, 303, 303, 303]) },
 ];

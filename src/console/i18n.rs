@@ -193,6 +193,11 @@ pub const USERS: &[(&str, &str)] = &[
         include_str!("../../templates/console/callbacks.html"),
     ),
     ("src/console/callbacks.rs", include_str!("callbacks.rs")),
+    (
+        "templates/console/phone.html",
+        include_str!("../../templates/console/phone.html"),
+    ),
+    ("src/console/phone.rs", include_str!("phone.rs")),
 ];
 
 /// Texts a Tajik or Russian translation may leave as the English ones.

@@ -29,6 +29,9 @@
 //!   calling `service::callbacks` as the admin API does.
 //!
 //! - [`timing`]: `Server-Timing` (database, the rest, total) on every response.
+//! - [`phone`]: the phone simulator, `/console/phone`: a feature phone that dials the USSD
+//!   code and texts the service through the real webhook routes, in-process (only with the
+//!   console SMS provider).
 //!
 //! Every response is compressed (gzip or brotli, as the browser accepts) and carries the
 //! security headers. The console reads the database through the admin API's pool.
@@ -47,6 +50,7 @@ pub mod money;
 pub mod overview;
 pub mod pages;
 pub mod people;
+pub mod phone;
 pub mod projects;
 pub mod svg;
 pub mod timing;
@@ -70,6 +74,9 @@ pub struct Console {
     pub assets: Arc<assets::Assets>,
     pub origin: Arc<headers::PublicOrigin>,
     pub auth: Arc<auth::Auth>,
+    /// The phone simulator's way to the webhooks; none unless the SMS provider is the
+    /// console (`HASHAR_SMS_PROVIDER=console`).
+    pub simulator: Option<Arc<phone::Simulator>>,
 }
 
 impl FromRef<Console> for Arc<assets::Assets> {
@@ -82,7 +89,9 @@ impl FromRef<Console> for Arc<assets::Assets> {
 /// the server's router. `state` should be the admin API's ([`AppState::for_api`]).
 pub fn router(state: AppState) -> Router {
     let origin = Arc::new(headers::PublicOrigin::from_config(&state.config));
+    let simulator = phone::Simulator::new(&state).map(Arc::new);
     let console = Console {
+        simulator,
         app: state,
         assets: Arc::new(assets::Assets::embedded()),
         origin: origin.clone(),
@@ -149,6 +158,9 @@ pub fn router(state: AppState) -> Router {
             "/console/welcome/{token}",
             get(people::welcome).post(people::welcome_post),
         )
+        .route("/console/phone", get(phone::page))
+        .route("/console/phone/ussd", post(phone::ussd))
+        .route("/console/phone/sms", post(phone::sms))
         .route("/console/projects", get(projects::list))
         .route(
             "/console/projects/new",

@@ -19,6 +19,7 @@ pub mod money;
 pub mod overview;
 pub mod people;
 pub mod projects;
+pub mod simulator;
 
 pub use actor::{Actor, Role};
 pub use forms::{KeepAnswer, Once};

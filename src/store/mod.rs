@@ -77,6 +77,7 @@ pub mod pledges;
 pub mod pool;
 pub mod projects;
 pub mod rates;
+pub mod simulator;
 pub mod staff;
 pub mod tips;
 pub mod ussd_sessions;
