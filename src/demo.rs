@@ -140,6 +140,11 @@ pub struct ScaleSummary {
 /// Rows a batch of [`scale`] inserts in one transaction (a crash keeps the batches done).
 const SCALE_BATCH: i64 = 50_000;
 
+/// A batch's statement timeout: well above what a batch takes on a busy 2-core machine
+/// (a few seconds), far below forever (the pool's own is `HASHAR_DB_STATEMENT_TIMEOUT_MS`,
+/// made for hops, not bulk inserts).
+const SCALE_BATCH_TIMEOUT_MS: u64 = 600_000;
+
 /// The most households and pledges [`scale`] makes (the phone numbers have seven digits).
 pub const SCALE_MAX: u64 = 10_000_000;
 
@@ -175,6 +180,7 @@ pub async fn scale(
     while from < households {
         let to = (from + SCALE_BATCH).min(households);
         let mut tx = pool.begin().await?;
+        crate::store::exports::statement_timeout(&mut tx, SCALE_BATCH_TIMEOUT_MS).await?;
         added.households += demo::scale_households(&mut tx, from, to).await?;
         tx.commit().await?;
         from = to;
@@ -192,11 +198,13 @@ pub async fn scale(
     while from < pledges {
         let to = (from + SCALE_BATCH).min(pledges);
         let mut tx = pool.begin().await?;
+        crate::store::exports::statement_timeout(&mut tx, SCALE_BATCH_TIMEOUT_MS).await?;
         added.pledges += demo::scale_pledges(&mut tx, from, to, now).await?;
         tx.commit().await?;
         from = to;
     }
     let mut tx = pool.begin().await?;
+    crate::store::exports::statement_timeout(&mut tx, SCALE_BATCH_TIMEOUT_MS).await?;
     added.receipts = demo::scale_receipts(&mut tx, now).await?;
     tx.commit().await?;
     Ok(added)

@@ -26,9 +26,8 @@
 //! - [`projects`]: the Projects pages (list, a project's page, create, edit, open and
 //!   close), calling `service::projects` as the admin API does;
 //! - [`callbacks`]: the counsellors' callback queue (take, record a call's outcome),
-//!   calling `service::callbacks` as the admin API does.
-//!
-//! - [`timing`]: `Server-Timing` (database, the rest, total) on every response.
+//!   calling `service::callbacks` as the admin API does;
+//! - [`timing`]: `Server-Timing` (database, the rest, total) on every response;
 //! - [`phone`]: the phone simulator, `/console/phone`: a feature phone that dials the USSD
 //!   code and texts the service through the real webhook routes, in-process (only with the
 //!   console SMS provider).
