@@ -173,6 +173,14 @@ async fn main() -> anyhow::Result<()> {
                 added.communities, added.projects, added.households
             );
             if households > 0 || pledges > 0 {
+                // Generated households have real-looking Tajik numbers in every community:
+                // only where nothing is really sent.
+                if config.sms_provider != hashar::channels::SmsProvider::Console {
+                    anyhow::bail!(
+                        "demo-data --households/--pledges only with HASHAR_SMS_PROVIDER=console \
+                         (the generated numbers would be texted by the next broadcast)"
+                    );
+                }
                 let scaled = demo::scale(&pool, households, pledges, chrono::Utc::now()).await?;
                 println!(
                     "generated: {} households, {} pledges, {} receipts added",

@@ -88,14 +88,21 @@ impl ServiceError {
     }
 }
 
-/// A text field: trimmed, required, at most `max` characters.
+/// A control character other than a line break or a tab: PostgreSQL refuses NUL in text,
+/// and no person types the others.
+fn has_control(v: &str) -> bool {
+    v.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+}
+
+/// A text field: trimmed, required, at most `max` characters, no control characters.
 pub fn text<'a>(field: &'static str, value: &'a str, max: usize) -> ServiceResult<&'a str> {
     let v = value.trim();
-    if v.is_empty() || v.chars().count() > max {
+    if v.is_empty() || v.chars().count() > max || has_control(v) {
         return Err(ServiceError::invalid(
             field,
             "form.text_length",
-            format!("{field} is 1 to {max} characters"),
+            format!("{field} is 1 to {max} characters of text"),
         ));
     }
     Ok(v)
@@ -142,4 +149,17 @@ pub fn amount(field: &'static str, v: Decimal) -> ServiceResult<Decimal> {
         ));
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_fields_refuse_control_characters_but_keep_line_breaks() {
+        assert!(text("note", "a\u{0}b", 280).is_err());
+        assert!(text("note", "a\u{7}b", 280).is_err());
+        assert_eq!(text("note", " two\nlines\t ", 280).ok(), Some("two\nlines"));
+        assert!(opt_text("note", Some("x\u{0}"), 280).is_err());
+    }
 }
