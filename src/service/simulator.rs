@@ -86,10 +86,13 @@ pub async fn household_number(
 ) -> ServiceResult<Phone> {
     require_simulator(actor)?;
     let h = super::households::get(state, actor, id).await?;
-    h.phones
+    let phone = h
+        .phones
         .get(index)
         .and_then(|p| Phone::parse(&p.phone).ok())
-        .ok_or(ServiceError::NotFound("phone"))
+        .ok_or(ServiceError::NotFound("phone"))?;
+    check_number(state, actor, &phone).await?;
+    Ok(phone)
 }
 
 /// A typed number the actor may act as: one of a household they may see, or nobody's.
@@ -108,10 +111,21 @@ pub async fn typed_number(state: &AppState, actor: &Actor, raw: &str) -> Service
     let phone = Phone::parse(raw).map_err(|e| {
         ServiceError::invalid("number", "phone.error.number", format!("number: {e}"))
     })?;
+    check_number(state, actor, &phone).await?;
+    Ok(phone)
+}
+
+/// The actor may act as `phone` now: it is a number of a household they may see, or
+/// nobody's, and no member of staff's (whose phone menu has money in it). Checked when a
+/// number is taken up and again before every step and every read of its texts, since a
+/// step may register the number in another community and the actor's own communities may
+/// change meanwhile.
+pub async fn check_number(state: &AppState, actor: &Actor, phone: &Phone) -> ServiceResult<()> {
+    require_simulator(actor)?;
     let mut conn = state.pool.acquire().await?;
-    let owner = store::households::owner_of_phone(&mut conn, &phone).await?;
+    let owner = store::households::owner_of_phone(&mut conn, phone).await?;
     let elsewhere = owner.is_some_and(|o| !actor.may_see(o.community));
-    let staff = store::staff::coordinator_by_phone(&mut conn, &phone)
+    let staff = store::staff::coordinator_by_phone(&mut conn, phone)
         .await?
         .is_some();
     if elsewhere || staff {
@@ -121,7 +135,7 @@ pub async fn typed_number(state: &AppState, actor: &Actor, raw: &str) -> Service
             "number: not one this simulator may act as",
         ));
     }
-    Ok(phone)
+    Ok(())
 }
 
 /// Writes `phone.simulate` to the audit log: who started acting as which number (masked),
@@ -158,8 +172,10 @@ pub async fn audit_start(
     Ok(())
 }
 
-/// The highest ids before a step ([`store::simulator::marks`]).
-pub async fn marks(state: &AppState) -> ServiceResult<Marks> {
+/// The highest ids before a step ([`store::simulator::marks`]), once the actor may still
+/// act as `phone` ([`check_number`]).
+pub async fn marks(state: &AppState, actor: &Actor, phone: &Phone) -> ServiceResult<Marks> {
+    check_number(state, actor, phone).await?;
     let mut conn = state.pool.acquire().await?;
     Ok(store::simulator::marks(&mut conn).await?)
 }
@@ -180,7 +196,7 @@ pub async fn thread(
     actor: &Actor,
     phone: &Phone,
 ) -> ServiceResult<Vec<ThreadItem>> {
-    require_simulator(actor)?;
+    check_number(state, actor, phone).await?;
     let mut conn = state.pool.acquire().await?;
     let mut items = store::simulator::thread(&mut conn, phone, THREAD).await?;
     items.reverse();
