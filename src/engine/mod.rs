@@ -587,7 +587,7 @@ impl<'m> Engine<'m> {
                     self.set.text(lang, "nav.back"),
                     self.set.text(lang, "nav.more"),
                 ];
-                text = notice_first(notice, &text, &world.limits, nav);
+                text = notice_first(notice, &text, &world.limits, nav, shown == 0);
             }
         }
         Ok(Reply {
@@ -603,11 +603,25 @@ impl<'m> Engine<'m> {
 /// navigation lines are never dropped for a notice, so a page of options that has no room for
 /// it is shown as it is (the same page again says the choice was not taken). A page that
 /// holds no option keeps the notice and as many of its last lines as fit.
-fn notice_first(notice: &str, page: &str, limits: &ScreenLimits, nav: [&str; 2]) -> String {
+///
+/// An option is a line numbered 1 to 99 ("3 Bridge"); the first line of a screen's first
+/// page is its title or prompt even when it starts with a number ("1200 TJS for pledge
+/// 4821735?" on the coordinator's cash screen).
+fn notice_first(
+    notice: &str,
+    page: &str,
+    limits: &ScreenLimits,
+    nav: [&str; 2],
+    first_page: bool,
+) -> String {
     let lines: Vec<&str> = page.lines().collect();
+    let first_line = lines.first().copied();
     let is_option = |line: &str| {
         let digits = line.bytes().take_while(u8::is_ascii_digit).count();
-        digits > 0 && line.as_bytes().get(digits) == Some(&b' ') && !nav.contains(&line)
+        (1..=2).contains(&digits)
+            && line.as_bytes().get(digits) == Some(&b' ')
+            && !nav.contains(&line)
+            && !(first_page && Some(line) == first_line)
     };
     let kept = |keep: &dyn Fn(usize, &str) -> bool| -> Vec<&str> {
         lines
@@ -741,19 +755,27 @@ mod tests {
         // the last page of a list: only options, no room for the notice
         let page = "3 Деҳаи сеюм\n4 Деҳаи чорум\n5 Деҳаи панҷум\n6 Деҳаи шашум\n0 Бозгашт";
         assert!(!limits.fits(&format!("{notice}\n{page}")));
-        assert_eq!(notice_first(notice, page, &limits, nav), page);
+        assert_eq!(notice_first(notice, page, &limits, nav, false), page);
         // a title gives way to the notice, the options stay
         let page =
             "Ҳашар. Деҳаи худро аз рӯйхат интихоб кунед:\n1 Анзоб\n2 Саразм\n0 Бозгашт\n99 Давом";
         assert!(!limits.fits(&format!("{notice}\n{page}")));
         assert_eq!(
-            notice_first(notice, page, &limits, nav),
+            notice_first(notice, page, &limits, nav, true),
             format!("{notice}\n1 Анзоб\n2 Саразм\n0 Бозгашт\n99 Давом")
         );
         // a page without options (a prompt) keeps the notice and its last lines
         let long = "Ж".repeat(70);
-        let shown = notice_first(notice, &format!("{long}\n0 Бозгашт"), &limits, nav);
+        let shown = notice_first(notice, &format!("{long}\n0 Бозгашт"), &limits, nav, true);
         assert_eq!(shown, format!("{notice}\n0 Бозгашт"));
+        // a prompt that starts with an amount is a prompt, not an option: it gives way
+        let notice = "Аз бақияи ваъда зиёд аст. Ҳеҷ чиз сабт нашуд.";
+        let page = "1200 TJS барои ваъдаи 9910769 сабт шавад?\n1 Ҳа\n2 Не\n0 Бозгашт";
+        assert!(!limits.fits(&format!("{notice}\n{page}")));
+        assert_eq!(
+            notice_first(notice, page, &limits, nav, true),
+            format!("{notice}\n1 Ҳа\n2 Не\n0 Бозгашт")
+        );
     }
 
     #[test]
