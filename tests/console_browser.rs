@@ -1918,7 +1918,8 @@ async fn callback_journey(world: Arc<World>) -> Outcome {
     check_page(&world, &client, "en", 360, "callbacks-taken").await?;
     click(&client, &format!("#outcome-{id}-no_answer")).await?;
     click(&client, &format!("#record-{id}")).await?;
-    wait_for(&client, "#flash").await?;
+    // the page before holds a #flash too (Take's): wait for the new card, not any flash
+    wait_for_text(&client, &format!("stage-{id}"), "back in the queue").await?;
     let stage = text(&client, &format!("#stage-{id}")).await?;
     if !stage.contains("back in the queue at 16:00") {
         return Err(fail(format!("after no answer the card reads {stage:?}")));
