@@ -375,3 +375,48 @@ async fn cancel_by_sms_only_the_households_own_pledge(pool: PgPool) {
         1
     );
 }
+
+/// The journey of issue 11's "done means", in Tajik: pledge, read the code on one screen,
+/// receive it by SMS, find it under My pledges, cancel it, and the project's total goes back.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_tajik_household_pledges_finds_and_cancels_its_pledge(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let (_, done) = app.hop("tg-1", PHONE_TG, "1*1*500*1").await;
+    let code: String = sqlx::query_scalar("select code from pledges")
+        .fetch_one(&pool)
+        .await
+        .expect("code");
+    assert!(
+        done.starts_with(&format!("END Пул: ваъда 500 TJS. Рамз {code}.")),
+        "{done}"
+    );
+    assert!(last_reply(&pool, PHONE_TG).await.contains(&code));
+    assert_eq!(pledged(&pool, seed.bridge).await, Decimal::from(500));
+    let list = app.session("tg-2", PHONE_TG, &["6"]).await;
+    assert!(list.contains(&format!("1 {code} Пул 500 TJS")), "{list}");
+    let detail = app.session("tg-2", PHONE_TG, &["6", "1"]).await;
+    assert!(
+        detail.starts_with(&format!(
+            "CON {code} Пул: 500 TJS, пардохт 0, ваъда шудааст.\n1 Бекор кардан"
+        )),
+        "{detail}"
+    );
+    // "no" goes back to the pledge, nothing changes
+    let back = app.session("tg-2", PHONE_TG, &["6", "1", "1", "2"]).await;
+    assert_eq!(back, detail);
+    assert_eq!(pledged(&pool, seed.bridge).await, Decimal::from(500));
+    let (_, cancelled) = app.hop("tg-2", PHONE_TG, "6*1*1*2*1*1").await;
+    assert_eq!(
+        cancelled,
+        format!("END Ваъдаи {code} бекор шуд: Пул, 500 TJS.")
+    );
+    assert_eq!(pledged(&pool, seed.bridge).await, Decimal::ZERO);
+    // HELP names the new keywords in each language
+    assert_eq!(app.text("h-1", PHONE_TG, "ёрӣ").await, StatusCode::OK);
+    let help = last_reply(&pool, PHONE_TG).await;
+    assert!(help.contains("ВАЪДАҲО") && help.contains("БЕКОР"), "{help}");
+    assert_eq!(app.text("h-2", PHONE_EN, "help").await, StatusCode::OK);
+    let help = last_reply(&pool, PHONE_EN).await;
+    assert!(help.contains("MY") && help.contains("CANCEL"), "{help}");
+}
