@@ -363,6 +363,7 @@ fn wide_lists(source: ListSource) -> Vec<ListItem> {
     let n = match source {
         ListSource::Communities | ListSource::CoordCommunities => MAX_COMMUNITY_NAME,
         ListSource::OpenProjects | ListSource::CoordProjects => MAX_PROJECT_NAME,
+        ListSource::MyPledges => check::MAX_OWN_PLEDGE,
     };
     (1..=15)
         .map(|i| ListItem {

@@ -1,6 +1,7 @@
 //! Keyword commands by SMS, in English, Russian and Tajik, Latin or Cyrillic spelling:
 //! `PLEDGE 500 BRIDGE`, `ОБЕЩАЮ 1 500 МОСТ`, `ВАЪДА 5000 RUB`, `TOTAL`, `TIP`, `HELP`,
-//! `LANG RU`, `JOIN 482113`, `STOP`, `START`. Pure parsing; what each does is in `crate::sms`.
+//! `LANG RU`, `JOIN 482113`, `MY` / `МОИ` / `ВАЪДАҲОИ МАН`, `CANCEL 1234567` /
+//! `ОТМЕНА 1234567` / `БЕКОР 1234567`, `STOP`, `START`. Pure parsing; what each does is in `crate::sms`.
 
 use rust_decimal::Decimal;
 
@@ -25,6 +26,10 @@ pub enum Command {
     Help,
     Language(Option<Language>),
     Join(String),
+    /// The household's pledges ("My pledges").
+    Mine,
+    /// Cancel the household's pledge with this 7-digit code.
+    Cancel(String),
     Stop,
     Start,
 }
@@ -36,6 +41,8 @@ pub enum CommandError {
     PledgeAmount(Option<AmountError>),
     /// `JOIN` without a code.
     JoinCode,
+    /// `CANCEL` without a 7-digit pledge code.
+    CancelCode,
 }
 
 const PLEDGE: &[&str] = &[
@@ -82,6 +89,41 @@ const HELP: &[&str] = &[
 ];
 const LANGUAGE: &[&str] = &["LANG", "LANGUAGE", "ЗАБОН", "ZABON", "ЯЗЫК", "YAZYK"];
 const JOIN: &[&str] = &["JOIN", "ПАЙВАСТ", "PAYVAST", "ВСТУПИТЬ"];
+/// "My pledges": `MY`, Russian `МОИ` ("mine"), Tajik `ВАЪДАҲО` ("pledges"), each alone or
+/// followed by the word that completes it (`MY PLEDGES`, `МОИ ОБЕЩАНИЯ`, `ВАЪДАҲОИ МАН`).
+const MINE: &[&str] = &[
+    "MY",
+    "MINE",
+    "МОИ",
+    "MOI",
+    "ВАЪДАҲО",
+    "ВАЪДАХО",
+    "ВАДАХО",
+    "VADAHO",
+    "VAADAHO",
+    "ВАЪДАҲОИ",
+    "ВАЪДАХОИ",
+    "ВАДАХОИ",
+    "VADAHOI",
+];
+/// What may follow a [`MINE`] word.
+const MINE_TAIL: &[&str] = &[
+    "PLEDGES",
+    "ОБЕЩАНИЯ",
+    "ВЗНОСЫ",
+    "OBESHCHANIYA",
+    "МАН",
+    "MAN",
+];
+const CANCEL: &[&str] = &[
+    "CANCEL",
+    "ОТМЕНА",
+    "ОТМЕНИТЬ",
+    "OTMENA",
+    "OTMENIT",
+    "БЕКОР",
+    "BEKOR",
+];
 const STOP: &[&str] = &["STOP", "СТОП", "UNSUBSCRIBE", "ОТПИСКА"];
 const START: &[&str] = &["START", "СТАРТ", "UNSTOP"];
 
@@ -149,6 +191,17 @@ pub fn parse(text: &str) -> Option<Result<Command, CommandError>> {
                 Ok(Command::Join((*code).to_owned()))
             }
             _ => Err(CommandError::JoinCode),
+        });
+    }
+    if is(first, MINE) && (rest.is_empty() || rest.len() == 1 && is(rest[0], MINE_TAIL)) {
+        return Some(Ok(Command::Mine));
+    }
+    if is(first, CANCEL) {
+        return Some(match rest {
+            [code] if code.len() == 7 && code.chars().all(|c| c.is_ascii_digit()) => {
+                Ok(Command::Cancel((*code).to_owned()))
+            }
+            _ => Err(CommandError::CancelCode),
         });
     }
     if is(first, PLEDGE) {
@@ -380,6 +433,26 @@ mod tests {
             ("Stop.", Some(Ok(Command::Stop))),
             ("START", Some(Ok(Command::Start))),
             ("старт", Some(Ok(Command::Start))),
+            ("MY", Some(Ok(Command::Mine))),
+            ("my pledges", Some(Ok(Command::Mine))),
+            ("мои", Some(Ok(Command::Mine))),
+            ("Мои обещания", Some(Ok(Command::Mine))),
+            ("ваъдаҳо", Some(Ok(Command::Mine))),
+            ("Ваъдаҳои ман", Some(Ok(Command::Mine))),
+            ("vadahoi man", Some(Ok(Command::Mine))),
+            ("my bridge is broken", None),
+            (
+                "CANCEL 1234567",
+                Some(Ok(Command::Cancel("1234567".into()))),
+            ),
+            (
+                "отмена 1234567",
+                Some(Ok(Command::Cancel("1234567".into()))),
+            ),
+            ("бекор 7654321", Some(Ok(Command::Cancel("7654321".into())))),
+            ("CANCEL", Some(Err(CommandError::CancelCode))),
+            ("ОТМЕНА 12345", Some(Err(CommandError::CancelCode))),
+            ("cancel 1234567 please", Some(Err(CommandError::CancelCode))),
             ("stop sending me the bridge news", None),
             ("hello", None),
             ("1", None),

@@ -274,6 +274,9 @@ impl Turn<'_> {
             Err(CommandError::JoinCode) => {
                 return Ok(self.reply(lang, "sms.join_example", &none, "join: no code"))
             }
+            Err(CommandError::CancelCode) => {
+                return Ok(self.reply(lang, "sms.cancel_example", &none, "cancel: no code"))
+            }
         };
         match command {
             Command::Stop => {
@@ -310,6 +313,8 @@ impl Turn<'_> {
                 Ok(self.reply(new_lang, "sms.language_ok", &none, "language: set"))
             }
             Command::Join(code) => self.join(tx, &code, &known, lang).await,
+            Command::Mine => self.mine(tx, &known, lang).await,
+            Command::Cancel(code) => self.cancel(tx, &known, lang, &code).await,
             Command::Tip => {
                 let key = format!("sms:{}:{}", self.provider, self.provider_msg);
                 let ctx = effect_ctx(self.state, self.now, self.phone, &key, lang);
@@ -371,6 +376,93 @@ impl Turn<'_> {
                     .await
             }
         }
+    }
+
+    /// `MY`: the household's pledges, newest first, as many as fit the SMS segment limit,
+    /// and how many more there are.
+    async fn mine(
+        &self,
+        tx: &mut PgConnection,
+        known: &Known,
+        lang: Language,
+    ) -> Result<Reply, ConversationError> {
+        let none = Vars::new();
+        if known.household.is_none() {
+            return Ok(self.reply(lang, "sms.not_registered", &none, "mine: not registered"));
+        }
+        let (pledges, total) = store::pledges::of_household(
+            tx,
+            self.phone.as_str(),
+            self.now,
+            None,
+            actions::my_pledges::LIST_LIMIT,
+        )
+        .await?;
+        if pledges.is_empty() {
+            return Ok(self.reply(lang, "sms.mine_none", &none, "mine: none"));
+        }
+        let lines: Vec<String> = pledges
+            .iter()
+            .map(|p| {
+                let vars = actions::my_pledges::values_in(&self.state.menus, p, lang);
+                self.text(lang, "sms.mine_line", &vars)
+            })
+            .collect();
+        let max = self.state.config.sms_max_segments as usize;
+        let body = |shown: usize| {
+            let vars = Vars::from([("lines".to_owned(), lines[..shown].join("; "))]);
+            let mut body = self.text(lang, "sms.mine", &vars);
+            let more = total - i64::try_from(shown).unwrap_or(i64::MAX);
+            if more > 0 {
+                let vars = Vars::from([("count".to_owned(), more.to_string())]);
+                body.push(' ');
+                body.push_str(&self.text(lang, "sms.mine_more", &vars));
+            }
+            body
+        };
+        // the most pledges that fit (at least one: the outbox cuts a longer text)
+        let shown = (1..=lines.len())
+            .rev()
+            .find(|&n| crate::domain::TextMeasure::of(&body(n)).sms_segments() <= max)
+            .unwrap_or(1);
+        Ok((Some(body(shown)), Kind::Reply, "mine".into()))
+    }
+
+    /// `CANCEL 1234567`: the household's pledge with that code cancelled, when nothing was
+    /// received for it. A code that is not the household's gets the same answer as a wrong
+    /// one.
+    async fn cancel(
+        &self,
+        tx: &mut PgConnection,
+        known: &Known,
+        lang: Language,
+        code: &str,
+    ) -> Result<Reply, ConversationError> {
+        let none = Vars::new();
+        if known.household.is_none() {
+            return Ok(self.reply(lang, "sms.not_registered", &none, "cancel: not registered"));
+        }
+        let done =
+            actions::my_pledges::cancel(tx, self.phone, None, Some(code), "sms", self.now).await?;
+        Ok(match done {
+            actions::Cancelled::Done(p) => {
+                let vars = actions::my_pledges::values_in(&self.state.menus, &p, lang);
+                self.reply(lang, "sms.cancel_ok", &vars, "cancel: done")
+            }
+            actions::Cancelled::NotCancellable(p) => {
+                let vars = actions::my_pledges::values_in(&self.state.menus, &p, lang);
+                let key = if p.status == store::pledges::PledgeStatus::Cancelled {
+                    "sms.cancel_already"
+                } else {
+                    "sms.cancel_paid"
+                };
+                self.reply(lang, key, &vars, "cancel: not cancellable")
+            }
+            actions::Cancelled::NotFound => {
+                let vars = Vars::from([("pledge_code".to_owned(), code.to_owned())]);
+                self.reply(lang, "sms.cancel_unknown", &vars, "cancel: unknown code")
+            }
+        })
     }
 
     async fn example_project(
@@ -608,12 +700,20 @@ impl Turn<'_> {
         } else {
             all_communities(tx).await?
         };
+        // the household's pledges, those made during the conversation after the others (a
+        // number chosen keeps its meaning)
+        let my_pledges = if known.household.is_some() {
+            actions::my_pledges::list(tx, &self.state.menus, self.phone, started_at, None).await?
+        } else {
+            Vec::new()
+        };
         let engine = Engine::new(&self.state.menus, "household")
             .map_err(|e| ConversationError::Menu(e.to_string()))?;
         let lists = |source: ListSource| -> Vec<ListItem> {
             match source {
                 ListSource::Communities => communities.clone(),
                 ListSource::OpenProjects => projects.clone(),
+                ListSource::MyPledges => my_pledges.clone(),
                 // an SMS conversation walks the household menus only
                 ListSource::CoordProjects | ListSource::CoordCommunities => Vec::new(),
             }
@@ -716,7 +816,14 @@ impl Transport for TextSteps<'_, '_> {
     type Error = ConversationError;
 
     async fn read(&mut self, need: ReadNeed<'_>) -> Result<Vars, ConversationError> {
-        Ok(actions::run_read(self.tx, self.phone, need.action, need.vars).await?)
+        Ok(actions::run_read(
+            self.tx,
+            &self.state.menus,
+            self.phone,
+            need.action,
+            need.vars,
+        )
+        .await?)
     }
 
     /// In a savepoint: a refused effect leaves the text's transaction usable for the reply.

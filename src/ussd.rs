@@ -77,13 +77,17 @@ struct HopContext {
     session: Option<ussd_sessions::StoredSession>,
     projects: Vec<ListItem>,
     communities: Vec<ListItem>,
+    /// The household's pledges ("My pledges").
+    my_pledges: Vec<ListItem>,
 }
 
 async fn load_context(
-    pool: &PgPool,
+    state: &AppState,
     hop: &Hop,
+    now: chrono::DateTime<chrono::Utc>,
     expired_before: chrono::DateTime<chrono::Utc>,
 ) -> Result<HopContext, sqlx::Error> {
+    let pool = &state.pool;
     let ctx =
         ussd_sessions::hop_context(pool, hop.phone.as_str(), &hop.session_key(), expired_before)
             .await?;
@@ -94,7 +98,25 @@ async fn load_context(
         Some(id) => ussd_sessions::coordinator_lists(pool, id, expired_before).await?,
         None => (Vec::new(), Vec::new()),
     };
+    // The household's pledges only for a household's hop past the first screen (which can
+    // never be the list): the dial itself does not pay for them.
+    let my_pledges = if ctx.household.is_some() && ctx.coordinator.is_none() && !hop.text.is_empty()
+    {
+        let session_key = hop.session_key();
+        let mut conn = pool.acquire().await?;
+        actions::my_pledges::list(
+            &mut conn,
+            &state.menus,
+            &hop.phone,
+            now,
+            Some((session_key.as_str(), expired_before)),
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
     Ok(HopContext {
+        my_pledges,
         household: ctx.household,
         coordinator: ctx.coordinator.map(|c| c.0),
         coord_projects: items(coord_projects),
@@ -182,7 +204,7 @@ async fn answer_inner(
     let ttl = chrono::Duration::seconds(
         i64::try_from(state.config.ussd_session_ttl_secs).unwrap_or(i64::MAX / 2_000),
     );
-    let ctx = load_context(&state.pool, hop, now - ttl).await?;
+    let ctx = load_context(state, hop, now, now - ttl).await?;
     let tokens: Vec<&str> = if hop.text.is_empty() {
         Vec::new()
     } else {
@@ -256,6 +278,7 @@ async fn answer_inner(
             ListSource::OpenProjects => ctx.projects.clone(),
             ListSource::CoordProjects => ctx.coord_projects.clone(),
             ListSource::CoordCommunities => ctx.coord_communities.clone(),
+            ListSource::MyPledges => ctx.my_pledges.clone(),
         }
     };
     let scene = Scene {
@@ -301,7 +324,14 @@ impl Transport for HopSteps<'_> {
 
     async fn read(&mut self, need: ReadNeed<'_>) -> Result<Vars, ConversationError> {
         let mut conn = self.state.pool.acquire().await?;
-        Ok(actions::run_read(&mut conn, &self.hop.phone, need.action, need.vars).await?)
+        Ok(actions::run_read(
+            &mut conn,
+            &self.state.menus,
+            &self.hop.phone,
+            need.action,
+            need.vars,
+        )
+        .await?)
     }
 
     async fn effect(&mut self, need: EffectNeed<'_>) -> Result<Vars, ConversationError> {

@@ -175,6 +175,8 @@ impl Sim {
             ListSource::Communities => communities.clone(),
             ListSource::CoordProjects => projects.clone(),
             ListSource::CoordCommunities => communities.clone(),
+            // (the household's own pledges: their screens are tested in tests/my_pledges.rs)
+            ListSource::MyPledges => Vec::new(),
         };
         let scene = Scene {
             caller: self.caller.clone(),

@@ -5,6 +5,7 @@
 
 mod coordinators;
 mod households;
+pub mod my_pledges;
 mod notices;
 mod pledges;
 mod tips;
@@ -15,12 +16,13 @@ use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
 pub use coordinators::{set_pin, strong_pin, PinError, PIN_DIGITS, PIN_LOCK_MINUTES, PIN_TRIES};
+pub use my_pledges::Cancelled;
 pub use pledges::{pledge_error, project_total, PROJECT_NOT_OPEN};
 pub use tips::{sync_tips, TipsError};
 
 use crate::{
     domain::{Language, Phone},
-    engine::{Action, Read, Vars},
+    engine::{menu::MenuSet, Action, Read, Vars},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,8 @@ pub enum ActionError {
     ProjectNotOpen(i64),
     #[error("no such community {0}")]
     NoCommunity(i64),
+    #[error("no such pledge of the caller's household")]
+    NoPledge,
     #[error("hashing a PIN: {0}")]
     Pin(String),
     #[error(transparent)]
@@ -47,6 +51,7 @@ impl ActionError {
     pub fn text_key(&self) -> Option<&'static str> {
         match self {
             ActionError::ProjectNotOpen(_) => Some("pledge.closed"),
+            ActionError::NoPledge => Some("mypledges.unknown"),
             _ => None,
         }
     }
@@ -83,12 +88,14 @@ pub async fn run_effect(
         Action::RecordCash => coordinators::record_cash(conn, ctx, vars).await,
         Action::PreviewNotice => notices::notice(conn, ctx, vars, false).await,
         Action::SendNotice => notices::notice(conn, ctx, vars, true).await,
+        Action::CancelPledge => my_pledges::cancel_chosen(conn, ctx, vars).await,
     }
 }
 
 /// Runs a read.
 pub async fn run_read(
     conn: &mut PgConnection,
+    menus: &MenuSet,
     phone: &Phone,
     action: Read,
     vars: &Vars,
@@ -96,6 +103,7 @@ pub async fn run_read(
     match action {
         Read::ProjectTotal => project_total(conn, id_var(vars, action.name(), "project_id")?).await,
         Read::JoinCode => households::join_code(conn, phone).await,
+        Read::MyPledge => my_pledges::detail(conn, menus, phone, vars).await,
     }
 }
 

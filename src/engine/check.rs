@@ -17,6 +17,9 @@ use crate::domain::{text::ScreenLimits, Language};
 pub const MAX_PROJECT_NAME: usize = 24;
 pub const MAX_COMMUNITY_NAME: usize = 20;
 pub const MAX_TIP: usize = 300;
+/// Longest entry of the household's pledges (`actions::my_pledges::items`): a code, a
+/// project name, an amount (`99999999.99`), a currency and a mark of up to 9 letters.
+pub const MAX_OWN_PLEDGE: usize = 7 + 1 + MAX_PROJECT_NAME + 1 + 11 + 1 + 3 + 1 + 9;
 
 /// Texts the engine itself uses, whatever the menu.
 const ENGINE_KEYS: &[&str] = &[
@@ -81,6 +84,7 @@ pub fn worst_case_values() -> Vars {
     for lang in Language::ALL {
         v.insert(format!("project.{lang}"), wide(MAX_PROJECT_NAME));
         v.insert(format!("community.{lang}"), wide(MAX_COMMUNITY_NAME));
+        v.insert(format!("status.{lang}"), wide(12));
     }
     for money in [
         "amount",
@@ -344,6 +348,7 @@ fn render_all(
     let lists = move |source: ListSource| -> Vec<ListItem> {
         let n = match source {
             ListSource::Communities => MAX_COMMUNITY_NAME,
+            ListSource::MyPledges => MAX_OWN_PLEDGE,
             // (a coordinator's communities are checked as wide as projects: wider than needed)
             ListSource::OpenProjects | ListSource::CoordProjects | ListSource::CoordCommunities => {
                 MAX_PROJECT_NAME

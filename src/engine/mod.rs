@@ -305,7 +305,8 @@ impl<'m> Engine<'m> {
             | Action::FindPledge
             | Action::RecordCash
             | Action::PreviewNotice
-            | Action::SendNotice => {}
+            | Action::SendNotice
+            | Action::CancelPledge => {}
         }
         Ok(())
     }

@@ -74,6 +74,9 @@ named! {
         RecordCash = "record_cash",
         PreviewNotice = "preview_notice",
         SendNotice = "send_notice",
+        /// The household's own pledge chosen from `my_pledges`, when nothing was received
+        /// for it.
+        CancelPledge = "cancel_pledge",
     }
 }
 
@@ -87,6 +90,7 @@ impl Action {
             Action::FindPledge => &["pledge_code"],
             Action::RecordCash => &["pledge_code", "cash_amount"],
             Action::PreviewNotice | Action::SendNotice => &["community", "date", "time", "place"],
+            Action::CancelPledge => &["pledge"],
             Action::SetLanguage | Action::RequestCallback | Action::NextTip => &[],
         }
     }
@@ -103,6 +107,8 @@ named! {
     pub enum Read {
         ProjectTotal = "project_total",
         JoinCode = "join_code",
+        /// One of the household's pledges (chosen from `my_pledges`).
+        MyPledge = "my_pledge",
     }
 }
 
@@ -112,6 +118,7 @@ impl Read {
         match self {
             Read::ProjectTotal => &["project"],
             Read::JoinCode => &[],
+            Read::MyPledge => &["pledge"],
         }
     }
 }
@@ -129,6 +136,7 @@ impl Data {
     pub const NAMES: &'static [&'static str] = &[
         "project_total",
         "join_code",
+        "my_pledge",
         "set_language",
         "register",
         "create_pledge",
@@ -140,6 +148,7 @@ impl Data {
         "record_cash",
         "preview_notice",
         "send_notice",
+        "cancel_pledge",
     ];
 
     pub fn name(self) -> &'static str {
@@ -175,6 +184,8 @@ named! {
         CoordProjects = "coord_projects",
         /// The communities a coordinator may see.
         CoordCommunities = "coord_communities",
+        /// The caller's household's pledges, whichever of its phones made them.
+        MyPledges = "my_pledges",
     }
 }
 

@@ -323,3 +323,143 @@ pub async fn create_by_sms(
     .await?;
     Ok(totals)
 }
+
+/// A pledge as its household sees it ("My pledges"): code, project, amount, what was
+/// received for it so far (net of reversals) and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Own {
+    pub pledge: PledgeId,
+    pub household: HouseholdId,
+    pub community: CommunityId,
+    pub code: String,
+    pub project_name: Localized,
+    pub amount: Decimal,
+    pub currency: String,
+    pub received: Decimal,
+    pub status: PledgeStatus,
+}
+
+/// The pledges of `phone`'s household, whichever of its phones made them, at most `limit`,
+/// with how many it has in all. Those made before `since` come first, newest first, then
+/// those made since, oldest first: a list shown during a session keeps its numbers when a
+/// pledge is made meanwhile. `since` is `now`, or, with `ussd_session` (its key, and the
+/// time before which a session has expired), when that USSD session began.
+pub async fn of_household(
+    conn: &mut PgConnection,
+    phone: &str,
+    now: DateTime<Utc>,
+    ussd_session: Option<(&str, DateTime<Utc>)>,
+    limit: i64,
+) -> Result<(Vec<Own>, i64), sqlx::Error> {
+    let (session_key, expired_before) = ussd_session.unzip();
+    let rows = sqlx::query!(
+        r#"select pl.id as "pledge: PledgeId", pl.household_id as "household: HouseholdId",
+                  p.community_id as "community: CommunityId", pl.code as "code!", p.name_tg, p.name_ru, p.name_en,
+                  pl.amount, pl.currency,
+                  coalesce((select sum(r.amount) from receipts r where r.pledge_id = pl.id), 0) as "received!",
+                  pl.status as "status: PledgeStatus", count(*) over () as "total!"
+           from pledges pl join projects p on p.id = pl.project_id
+           cross join lateral (
+               select coalesce((select s.started_at from ussd_sessions s
+                                where s.session_key = $4 and s.started_at >= $5), $2) as since
+           ) ss
+           where pl.household_id = (select ph.household_id from phones ph where ph.phone = $1)
+           order by pl.created_at >= ss.since,
+                    case when pl.created_at < ss.since then pl.created_at end desc,
+                    case when pl.created_at < ss.since then pl.id end desc,
+                    pl.created_at, pl.id
+           limit $3"#,
+        phone,
+        now,
+        limit,
+        session_key,
+        expired_before
+    )
+    .fetch_all(conn)
+    .await?;
+    let total = rows.first().map_or(0, |r| r.total);
+    let own = rows
+        .into_iter()
+        .map(|r| Own {
+            pledge: r.pledge,
+            household: r.household,
+            community: r.community,
+            code: r.code,
+            project_name: Localized {
+                tg: r.name_tg,
+                ru: r.name_ru,
+                en: r.name_en,
+            },
+            amount: r.amount,
+            currency: r.currency,
+            received: r.received,
+            status: r.status,
+        })
+        .collect();
+    Ok((own, total))
+}
+
+/// One pledge of `phone`'s household, by id or by code (`None` when it is not the
+/// household's: the same answer as for no such pledge). With `lock`, its row stays locked
+/// until the caller's transaction ends.
+pub async fn own(
+    conn: &mut PgConnection,
+    phone: &str,
+    id: Option<PledgeId>,
+    code: Option<&str>,
+    lock: bool,
+) -> Result<Option<Own>, sqlx::Error> {
+    if lock {
+        // taken before the read: the status and the sum read below are the ones a
+        // cancellation in the same transaction sees (its trigger locks the same row)
+        sqlx::query!(
+            r#"select pl.id from pledges pl
+               where pl.household_id = (select ph.household_id from phones ph where ph.phone = $1)
+                 and ($2::bigint is null or pl.id = $2)
+                 and ($3::text is null or pl.code = $3)
+                 and ($2::bigint is not null or $3::text is not null)
+               for update"#,
+            phone,
+            id as Option<PledgeId>,
+            code
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+    }
+    let r = sqlx::query!(
+        r#"select pl.id as "pledge: PledgeId", pl.household_id as "household: HouseholdId",
+                  p.community_id as "community: CommunityId", pl.code as "code!", p.name_tg, p.name_ru, p.name_en,
+                  pl.amount, pl.currency,
+                  coalesce((select sum(r.amount) from receipts r where r.pledge_id = pl.id), 0) as "received!",
+                  pl.status as "status: PledgeStatus"
+           from pledges pl join projects p on p.id = pl.project_id
+           where pl.household_id = (select ph.household_id from phones ph where ph.phone = $1)
+             and ($2::bigint is null or pl.id = $2)
+             and ($3::text is null or pl.code = $3)
+             and ($2::bigint is not null or $3::text is not null)
+           limit 1"#,
+        phone,
+        id as Option<PledgeId>,
+        code
+    )
+    .fetch_optional(conn)
+    .await?;
+    let Some(r) = r else {
+        return Ok(None);
+    };
+    Ok(Some(Own {
+        pledge: r.pledge,
+        household: r.household,
+        community: r.community,
+        code: r.code,
+        project_name: Localized {
+            tg: r.name_tg,
+            ru: r.name_ru,
+            en: r.name_en,
+        },
+        amount: r.amount,
+        currency: r.currency,
+        received: r.received,
+        status: r.status,
+    }))
+}
