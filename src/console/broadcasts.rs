@@ -49,7 +49,7 @@ use super::{
     flash::{self, Flash},
     i18n::{key, Tr},
     pages::staff_language as language,
-    pages::{Layout, MessagePage},
+    pages::{Answers, Layout},
     Console,
 };
 use crate::{
@@ -664,50 +664,27 @@ fn layout(console: &Console, t: &Tr, staff: &Staff, url: &str) -> Layout {
     Layout::signed_in_at(console, t, PATH, staff, url)
 }
 
-fn message(
-    console: &Console,
-    staff: &Staff,
-    status: StatusCode,
-    title_key: &'static str,
-    text_key: &'static str,
-) -> Response {
-    let t = Tr::new(staff.signed.language);
-    let page = MessagePage {
-        l: Layout::signed_in(console, &t, PATH, staff),
-        t,
-        title_key,
-        text_key,
-        back: PATH,
-        back_key: key("broadcasts.back_to_list"),
-    };
-    (status, page).into_response()
-}
-
-fn not_found(console: &Console, staff: &Staff) -> Response {
-    message(
-        console,
-        staff,
-        StatusCode::NOT_FOUND,
+const ANSWERS: Answers = Answers {
+    path: PATH,
+    back: PATH,
+    back_key: key("broadcasts.back_to_list"),
+    not_found: (
         key("broadcasts.not_found.title"),
         key("broadcasts.not_found.text"),
-    )
+    ),
+    failed: (
+        key("broadcasts.failed.title"),
+        key("broadcasts.failed.text"),
+    ),
+    what: "broadcasts",
+};
+
+fn not_found(console: &Console, staff: &Staff) -> Response {
+    ANSWERS.not_found(console, staff)
 }
 
-/// 404 for what the person may not see or do, 500 (logged) for the database.
 fn failed(console: &Console, staff: &Staff, e: ServiceError) -> Response {
-    match e {
-        ServiceError::NotFound(_) | ServiceError::Forbidden => not_found(console, staff),
-        e => {
-            tracing::error!(error = %e, coordinator = staff.actor.coordinator_id, "console: broadcasts page failed");
-            message(
-                console,
-                staff,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                key("broadcasts.failed.title"),
-                key("broadcasts.failed.text"),
-            )
-        }
-    }
+    ANSWERS.failed(console, staff, e)
 }
 
 /// Counsellors and programme officers do not send broadcasts: 404, as the Money pages.

@@ -28,7 +28,7 @@ use super::{
     auth::Staff,
     flash::{self, Flash},
     i18n::{key, Tr},
-    pages::{endonym, staff_language as language, Layout, MessagePage},
+    pages::{endonym, staff_language as language, Answers, Layout},
     Console,
 };
 use crate::{
@@ -133,46 +133,20 @@ pub struct QueueQuery {
     lang: Option<String>,
 }
 
-fn message(
-    console: &Console,
-    staff: &Staff,
-    status: StatusCode,
-    title_key: &'static str,
-    text_key: &'static str,
-) -> Response {
-    let t = Tr::new(staff.signed.language);
-    let page = MessagePage {
-        l: Layout::signed_in(console, &t, PATH, staff),
-        t,
-        title_key,
-        text_key,
-        back: "/console",
-        back_key: key("callbacks.back"),
-    };
-    (status, page).into_response()
-}
+const ANSWERS: Answers = Answers {
+    path: PATH,
+    back: "/console",
+    back_key: key("callbacks.back"),
+    not_found: (
+        key("callbacks.not_found.title"),
+        key("callbacks.not_found.text"),
+    ),
+    failed: (key("callbacks.failed.title"), key("callbacks.failed.text")),
+    what: "callbacks",
+};
 
-/// 404 for what the person may not see or do, 500 (logged) for the database.
 fn failed(console: &Console, staff: &Staff, e: ServiceError) -> Response {
-    match e {
-        ServiceError::NotFound(_) | ServiceError::Forbidden => message(
-            console,
-            staff,
-            StatusCode::NOT_FOUND,
-            key("callbacks.not_found.title"),
-            key("callbacks.not_found.text"),
-        ),
-        e => {
-            tracing::error!(error = %e, coordinator = staff.actor.coordinator_id, "console: callbacks page failed");
-            message(
-                console,
-                staff,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                key("callbacks.failed.title"),
-                key("callbacks.failed.text"),
-            )
-        }
-    }
+    ANSWERS.failed(console, staff, e)
 }
 
 fn local(console: &Console, t: &Tr, at: DateTime<Utc>) -> String {

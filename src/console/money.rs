@@ -43,7 +43,7 @@ use super::{
     flash::{self, Flash},
     i18n::{key, Tr},
     pages::staff_language as language,
-    pages::{Layout, MessagePage},
+    pages::{Answers, Layout},
     timing, Console,
 };
 use crate::{
@@ -378,51 +378,21 @@ fn money_staff(console: &Console, staff: &Staff) -> Option<Response> {
     (!staff.actor.handles_money()).then(|| not_found(console, staff))
 }
 
-fn message(
-    console: &Console,
-    staff: &Staff,
-    status: StatusCode,
-    title_key: &'static str,
-    text_key: &'static str,
-) -> Response {
-    let t = Tr::new(staff.signed.language);
-    let page = MessagePage {
-        l: Layout::signed_in(console, &t, PATH, staff),
-        t,
-        title_key,
-        text_key,
-        back: PATH,
-        back_key: key("money.back_to_find"),
-    };
-    (status, page).into_response()
-}
+const ANSWERS: Answers = Answers {
+    path: PATH,
+    back: PATH,
+    back_key: key("money.back_to_find"),
+    not_found: (key("money.not_found.title"), key("money.not_found.text")),
+    failed: (key("money.failed.title"), key("money.failed.text")),
+    what: "money",
+};
 
 fn not_found(console: &Console, staff: &Staff) -> Response {
-    message(
-        console,
-        staff,
-        StatusCode::NOT_FOUND,
-        key("money.not_found.title"),
-        key("money.not_found.text"),
-    )
+    ANSWERS.not_found(console, staff)
 }
 
-/// The answer to a service error that is not a refusal to show beside a field: 404 for
-/// what the person may not see, 500 (logged) for the database.
 fn failed(console: &Console, staff: &Staff, e: ServiceError) -> Response {
-    match e {
-        ServiceError::NotFound(_) | ServiceError::Forbidden => not_found(console, staff),
-        e => {
-            tracing::error!(error = %e, coordinator = staff.actor.coordinator_id, "console: money page failed");
-            message(
-                console,
-                staff,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                key("money.failed.title"),
-                key("money.failed.text"),
-            )
-        }
-    }
+    ANSWERS.failed(console, staff, e)
 }
 
 /// A refusal of the service as a field error: the field it is about (as the forms name

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     domain::{Language, Phone},
-    service::actor::Role,
+    service::{actor::Role, ServiceError},
     store::{self, staff, CoordinatorId},
 };
 
@@ -517,6 +517,70 @@ pub async fn logout_everywhere(State(console): State<Console>, staff: Staff) -> 
         "console: signed out everywhere"
     );
     logout(staff.session).await
+}
+
+/// How a signed-in page answers what it cannot show: its "not found" and "failed" words,
+/// where the message's link goes back to, and its name in the log. One per page module, so
+/// that every page answers a refusal (404, never a hint of what exists) and a database
+/// failure (500, logged) the same way.
+pub struct Answers {
+    /// The page's path (its navigation entry).
+    pub path: &'static str,
+    /// Where the message's link goes, and its words.
+    pub back: &'static str,
+    pub back_key: &'static str,
+    pub not_found: (&'static str, &'static str),
+    pub failed: (&'static str, &'static str),
+    /// The page's name in the log line of a failure.
+    pub what: &'static str,
+}
+
+impl Answers {
+    /// A message page (`title_key`, `text_key`) with this status.
+    pub fn message(
+        &self,
+        console: &Console,
+        staff: &Staff,
+        status: StatusCode,
+        title_key: &'static str,
+        text_key: &'static str,
+    ) -> Response {
+        let t = Tr::new(staff.signed.language);
+        let page = MessagePage {
+            l: Layout::signed_in(console, &t, self.path, staff),
+            t,
+            title_key,
+            text_key,
+            back: self.back,
+            back_key: self.back_key,
+        };
+        (status, page).into_response()
+    }
+
+    /// 404: what the person may not see or do, in the same words as what does not exist.
+    pub fn not_found(&self, console: &Console, staff: &Staff) -> Response {
+        let (title, text) = self.not_found;
+        self.message(console, staff, StatusCode::NOT_FOUND, title, text)
+    }
+
+    /// A service error that is not a refusal to show beside a field: 404 for what the
+    /// person may not see, 500 (logged) for the database.
+    pub fn failed(&self, console: &Console, staff: &Staff, e: ServiceError) -> Response {
+        match e {
+            ServiceError::NotFound(_) | ServiceError::Forbidden => self.not_found(console, staff),
+            e => {
+                tracing::error!(error = %e, coordinator = staff.actor.coordinator_id, page = self.what, "console: page failed");
+                let (title, text) = self.failed;
+                self.message(
+                    console,
+                    staff,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    title,
+                    text,
+                )
+            }
+        }
+    }
 }
 
 /// The page for a request the CSRF middleware refused (403).

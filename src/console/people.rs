@@ -37,7 +37,7 @@ use super::{
     flash::{self, Flash},
     i18n::{key, Tr},
     pages::staff_language as language,
-    pages::{self, role_key, Layout, MessagePage},
+    pages::{self, role_key, Answers, Layout, MessagePage},
     timing, Console,
 };
 use crate::{
@@ -266,54 +266,26 @@ fn layout(console: &Console, t: &Tr, staff: &Staff, url: &str) -> Layout {
     Layout::signed_in_at(console, t, PATH, staff, url)
 }
 
-fn message(
-    console: &Console,
-    staff: &Staff,
-    status: StatusCode,
-    title_key: &'static str,
-    text_key: &'static str,
-) -> Response {
-    let t = Tr::new(staff.signed.language);
-    let page = MessagePage {
-        l: Layout::signed_in(console, &t, PATH, staff),
-        t,
-        title_key,
-        text_key,
-        back: "/console",
-        back_key: key("people.back_home"),
-    };
-    (status, page).into_response()
-}
+const ANSWERS: Answers = Answers {
+    path: PATH,
+    back: "/console",
+    back_key: key("people.back_home"),
+    not_found: (key("people.not_found.title"), key("people.not_found.text")),
+    failed: (key("people.failed.title"), key("people.failed.text")),
+    what: "people",
+};
 
 fn not_found(console: &Console, staff: &Staff) -> Response {
-    message(
-        console,
-        staff,
-        StatusCode::NOT_FOUND,
-        key("people.not_found.title"),
-        key("people.not_found.text"),
-    )
+    ANSWERS.not_found(console, staff)
+}
+
+fn failed(console: &Console, staff: &Staff, e: ServiceError) -> Response {
+    ANSWERS.failed(console, staff, e)
 }
 
 /// 404 for anyone but an admin.
 fn admins_only(console: &Console, staff: &Staff) -> Option<Response> {
     (staff.actor.role != Role::Admin).then(|| not_found(console, staff))
-}
-
-fn failed(console: &Console, staff: &Staff, e: ServiceError) -> Response {
-    match e {
-        ServiceError::NotFound(_) | ServiceError::Forbidden => not_found(console, staff),
-        e => {
-            tracing::error!(error = %e, coordinator = staff.actor.coordinator_id, "console: people page failed");
-            message(
-                console,
-                staff,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                key("people.failed.title"),
-                key("people.failed.text"),
-            )
-        }
-    }
 }
 
 /// The text key of a refusal, with the field it is about.

@@ -50,7 +50,7 @@ use super::{
     flash::{self, Flash},
     i18n::{key, Tr},
     money::{FieldError, FlashView},
-    pages::{staff_language, Layout, MessagePage},
+    pages::{staff_language, Answers, Layout},
     Console,
 };
 use crate::{
@@ -712,50 +712,21 @@ pub struct PageQuery {
     lang: Option<String>,
 }
 
-/// The 404 page: the simulator is off (another SMS provider) or not for this person.
-fn not_found(console: &Console, staff: &Staff) -> Response {
-    message(
-        console,
-        staff,
-        StatusCode::NOT_FOUND,
-        key("phone.not_found.title"),
-        key("phone.not_found.text"),
-    )
-}
+const ANSWERS: Answers = Answers {
+    path: PATH,
+    back: "/console",
+    back_key: key("nav.overview"),
+    not_found: (key("phone.not_found.title"), key("phone.not_found.text")),
+    failed: (key("phone.failed.title"), key("phone.failed.text")),
+    what: "phone simulator",
+};
 
-fn message(
-    console: &Console,
-    staff: &Staff,
-    status: StatusCode,
-    title_key: &'static str,
-    text_key: &'static str,
-) -> Response {
-    let t = Tr::new(staff.signed.language);
-    let page = MessagePage {
-        l: Layout::signed_in(console, &t, PATH, staff),
-        t,
-        title_key,
-        text_key,
-        back: "/console",
-        back_key: key("nav.overview"),
-    };
-    (status, page).into_response()
+fn not_found(console: &Console, staff: &Staff) -> Response {
+    ANSWERS.not_found(console, staff)
 }
 
 fn failed(console: &Console, staff: &Staff, e: ServiceError) -> Response {
-    match e {
-        ServiceError::NotFound(_) | ServiceError::Forbidden => not_found(console, staff),
-        e => {
-            tracing::error!(error = %e, coordinator = staff.actor.coordinator_id, "console: phone simulator failed");
-            message(
-                console,
-                staff,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                key("phone.failed.title"),
-                key("phone.failed.text"),
-            )
-        }
-    }
+    ANSWERS.failed(console, staff, e)
 }
 
 /// The simulator, if it is on and this person may use it.
