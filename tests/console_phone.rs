@@ -213,7 +213,7 @@ async fn a_new_number_registers_and_pledges_screen_by_screen(pool: PgPool) {
     assert!(confirm.contains("Анзоб"), "{confirm}");
     let page = answer(&app, &s, "1").await;
     assert!(
-        screen(&page).contains("1 Саҳм ба лоиҳа"),
+        screen(&page).contains("1 Саҳм\n"),
         "{}",
         screen(&page)
     );
