@@ -88,14 +88,14 @@ async fn a_meeting_is_listed_and_answered_on_ussd(pool: PgPool) {
     let t = tokens(&pool).await;
     // nothing planned yet
     let screen = app.session("m0", PHONE_TG, &["7"]).await;
-    assert!(
-        screen.contains("ҷаласа пешбинӣ нашудааст"),
-        "{screen}"
-    );
+    assert!(screen.contains("ҷаласа пешбинӣ нашудааст"), "{screen}");
     let id = sent_meeting(&app, &t, seed.community).await;
     let main = app.session("m1", PHONE_TG, &[]).await;
     assert!(main.contains("7 Ҷаласаҳо"), "{main}");
-    assert!(!main.contains("99"), "the main menu fits one screen: {main}");
+    assert!(
+        !main.contains("99"),
+        "the main menu fits one screen: {main}"
+    );
     let list = app.session("m1", PHONE_TG, &["7"]).await;
     assert!(list.contains("1 01.12 10:00 Мактаби 3"), "{list}");
     let shown = app.session("m1", PHONE_TG, &["7", "1"]).await;
@@ -152,7 +152,12 @@ async fn an_sms_reply_is_the_households_one_answer(pool: PgPool) {
     assert_eq!(app.text("s2", "+79161234567", "нет").await, StatusCode::OK);
     assert_eq!(
         answers(&pool, id).await,
-        vec![(seed.household, "+79161234567".into(), "no".into(), "sms".into())]
+        vec![(
+            seed.household,
+            "+79161234567".into(),
+            "no".into(),
+            "sms".into()
+        )]
     );
     let (status, rsvps) = call(
         &app,
@@ -226,7 +231,9 @@ async fn those_who_said_yes_are_reminded_once_the_day_before(pool: PgPool) {
     // 22:00 the evening before in Dushanbe: quiet hours, nothing is sent
     let evening = meeting_at() - Duration::hours(12);
     assert_eq!(
-        hashar::meetings::run_due(&state, evening).await.expect("run"),
+        hashar::meetings::run_due(&state, evening)
+            .await
+            .expect("run"),
         0
     );
     // 10:00 the day before: the Tajik household (yes) is reminded, the Russian (no) not
@@ -260,9 +267,7 @@ async fn attendance_is_recorded_by_household_within_scope(pool: PgPool) {
     let id = sent_meeting(&app, &t, seed.community).await;
     app.session("a1", PHONE_TG, &["7", "1", "1"]).await;
     let uri = format!("/api/v1/broadcasts/{id}/attendance");
-    let marks = |household: i64, attended: bool| {
-        json!({"households": [{"household_id": household, "attended": attended}]})
-    };
+    let marks = |household: i64, attended: bool| json!({"households": [{"household_id": household, "attended": attended}]});
     // too early: two days before the meeting
     let (status, body) = call(&app, "PUT", &uri, marks(seed.household, true), &t.own).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");

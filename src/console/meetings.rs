@@ -134,12 +134,10 @@ pub async fn page(
         let at = at.with_timezone(&tz);
         format!("{} {}", t.date(at.date_naive()), t.time(at.time()))
     };
-    let flash = flash::take(&staff.session)
-        .await
-        .map(|f| Note {
-            done: f.is_done(),
-            text: f.text(&t),
-        });
+    let flash = flash::take(&staff.session).await.map(|f| Note {
+        done: f.is_done(),
+        text: f.text(&t),
+    });
     let topics: Vec<String> = a
         .meeting
         .topics
@@ -157,10 +155,9 @@ pub async fn page(
             };
             Line {
                 id: h.household.0,
-                name: h
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| t.t_with("meetings.household", &[("id", &h.household.0.to_string())])),
+                name: h.name.clone().unwrap_or_else(|| {
+                    t.t_with("meetings.household", &[("id", &h.household.0.to_string())])
+                }),
                 phone: h.phone.as_deref().map(mask).unwrap_or_default(),
                 answer,
                 answer_class,

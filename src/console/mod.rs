@@ -40,7 +40,6 @@
 pub mod assets;
 pub mod auth;
 pub mod broadcasts;
-pub mod meetings;
 pub mod callbacks;
 pub mod csrf;
 pub mod exports;
@@ -48,6 +47,7 @@ pub mod flash;
 pub mod headers;
 pub mod households;
 pub mod i18n;
+pub mod meetings;
 pub mod money;
 pub mod overview;
 pub mod pages;

@@ -285,7 +285,9 @@ fn check_menu(
             }
             if let Some((Action::Rsvp, arg)) = effect {
                 if !matches!(arg, Some("yes" | "no")) {
-                    err(format!("menu {id}, screen {name}: rsvp needs arg yes or no"));
+                    err(format!(
+                        "menu {id}, screen {name}: rsvp needs arg yes or no"
+                    ));
                     structural = true;
                 }
             }

@@ -103,13 +103,8 @@ pub trait Transport {
     fn effect(&mut self, need: EffectNeed<'_>) -> impl Future<Output = Result<Vars, Self::Error>>;
 
     /// A lazy list's entries (a transport that walks no menu with one need not serve it).
-    fn list(
-        &mut self,
-        need: ListNeed,
-    ) -> impl Future<Output = Result<Vec<ListItem>, Self::Error>> {
-        async move {
-            Err(DriveError::Broken(format!("list {} is not served here", need.source)).into())
-        }
+    fn list(&mut self, need: ListNeed) -> impl Future<Output = Result<Vec<ListItem>, Self::Error>> {
+        async move { Err(DriveError::Broken(format!("list {} is not served here", need.source)).into()) }
     }
 }
 

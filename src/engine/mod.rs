@@ -472,7 +472,12 @@ impl<'m> Engine<'m> {
     }
 
     /// A list's entries: from the world's lists, or a lazy list once it was read.
-    fn items(&self, world: &World<'_>, st: &State, source: ListSource) -> Result<Vec<ListItem>, Stop> {
+    fn items(
+        &self,
+        world: &World<'_>,
+        st: &State,
+        source: ListSource,
+    ) -> Result<Vec<ListItem>, Stop> {
         if !source.lazy() {
             return Ok((world.lists)(source));
         }

@@ -503,7 +503,10 @@ pub async fn send(
             format!("broadcast {} is {}", id.0, b.status),
         ));
     }
-    super::meetings::check_send(&b, send_time(&state.settings.quiet_hours, Some(wanted), now))?;
+    super::meetings::check_send(
+        &b,
+        send_time(&state.settings.quiet_hours, Some(wanted), now),
+    )?;
     // Each transition is one conditional update: of two sends at once (a double click, or
     // this and the scheduler), the second waits for the first's transaction and then finds
     // the broadcast queued (a conflict).

@@ -188,7 +188,9 @@ pub async fn record(
     let now = state.clock.now();
     let mut tx = state.pool.begin().await?;
     let (b, m) = load(&mut tx, actor, id).await?;
-    if let Some(first) = forms::first::<Counts>(&mut tx, actor, once, "meeting.attendance", now).await? {
+    if let Some(first) =
+        forms::first::<Counts>(&mut tx, actor, once, "meeting.attendance", now).await?
+    {
         return Ok(first);
     }
     if now < m.at - EARLY_RECORD {
