@@ -359,7 +359,7 @@ async fn a_meeting_is_checked_when_composed(pool: PgPool) {
         body["meeting"] = meeting;
         let (status, e) = call(&app, "POST", "/api/v1/broadcasts", body, &t.own).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
-        assert_eq!(e["field"], field, "{e}");
+        assert_eq!(e["error"]["field"], field, "{e}");
     }
     let mut body = meeting_notice(seed.community);
     body["meeting"]["topics"] = json!(["astrology"]);
