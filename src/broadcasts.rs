@@ -297,10 +297,21 @@ pub async fn record_rsvp(
     let Some(answer) = rsvp_answer(text) else {
         return Ok(None);
     };
-    let Some(broadcast) = store::broadcasts::rsvp_target(conn, phone, now).await? else {
+    let Some((broadcast, household)) = store::broadcasts::rsvp_target(conn, phone, now).await?
+    else {
         return Ok(None);
     };
-    store::broadcasts::record_rsvp(conn, broadcast, phone, answer, now, inbound_id).await?;
+    store::meetings::record_rsvp(
+        conn,
+        broadcast,
+        household,
+        phone.as_str(),
+        answer,
+        now,
+        Some(inbound_id),
+        "sms",
+    )
+    .await?;
     Ok(Some((broadcast.0, answer)))
 }
 

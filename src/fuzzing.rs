@@ -32,7 +32,8 @@ use crate::{
     engine::{
         check::{self, worst_case_values, MAX_COMMUNITY_NAME, MAX_PROJECT_NAME},
         drive::{
-            self as driver, ready, Answers, DriveError, EffectNeed, ReadNeed, Scene, Transport,
+            self as driver, ready, Answers, DriveError, EffectNeed, ListNeed, ReadNeed, Scene,
+            Transport,
         },
         menu::{parse_menu, Locale},
         Action, Caller, Engine, ListItem, ListSource, MenuSet, Reply, Vars, MAX_NEEDS,
@@ -364,6 +365,7 @@ fn wide_lists(source: ListSource) -> Vec<ListItem> {
         ListSource::Communities | ListSource::CoordCommunities => MAX_COMMUNITY_NAME,
         ListSource::OpenProjects | ListSource::CoordProjects => MAX_PROJECT_NAME,
         ListSource::MyPledges => check::MAX_OWN_PLEDGE,
+        ListSource::Meetings => check::MAX_MEETING,
     };
     (1..=15)
         .map(|i| ListItem {
@@ -444,7 +446,11 @@ fn drive(set: &MenuSet, menu: &str, caller: &Caller, inputs: &[&str], lang: Lang
     // The same history gives the same screen.
     assert_eq!(
         engine
-            .replay(&scene.world(&answers.results, &answers.reads), 0, inputs)
+            .replay(
+                &scene.world(&answers.results, &answers.reads, &answers.lists),
+                0,
+                inputs
+            )
             .as_ref(),
         Ok(&reply)
     );
@@ -477,6 +483,10 @@ impl Transport for Fakes {
             need.step
         );
         Ok(fake_effect(Some(need.action), need.vars))
+    }
+
+    async fn list(&mut self, need: ListNeed) -> Result<Vec<ListItem>, DriveError> {
+        Ok(wide_lists(need.source))
     }
 }
 

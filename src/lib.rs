@@ -22,6 +22,7 @@ pub mod hints;
 pub mod http;
 pub mod inbox;
 pub mod keywords;
+pub mod meetings;
 pub mod metrics;
 pub mod outbox;
 pub mod provision;

@@ -15,7 +15,7 @@ use crate::{
     conversation::ConversationError,
     domain::{money::format_amount, Currency, Language, Phone},
     engine::{
-        drive::{drive, Answers, EffectNeed, ReadNeed, Scene, Transport},
+        drive::{drive, Answers, EffectNeed, ListNeed, ReadNeed, Scene, Transport},
         menu::fill,
         Action, Caller, Engine, ListItem, ListSource, Vars,
     },
@@ -700,20 +700,14 @@ impl Turn<'_> {
         } else {
             all_communities(tx).await?
         };
-        // the household's pledges, those made during the conversation after the others (a
-        // number chosen keeps its meaning)
-        let my_pledges = if known.household.is_some() {
-            actions::my_pledges::list(tx, &self.state.menus, self.phone, started_at, None).await?
-        } else {
-            Vec::new()
-        };
         let engine = Engine::new(&self.state.menus, "household")
             .map_err(|e| ConversationError::Menu(e.to_string()))?;
         let lists = |source: ListSource| -> Vec<ListItem> {
             match source {
                 ListSource::Communities => communities.clone(),
                 ListSource::OpenProjects => projects.clone(),
-                ListSource::MyPledges => my_pledges.clone(),
+                // lazy: read by the transport only when their screen is reached
+                ListSource::MyPledges | ListSource::Meetings => Vec::new(),
                 // an SMS conversation walks the household menus only
                 ListSource::CoordProjects | ListSource::CoordCommunities => Vec::new(),
             }
@@ -846,6 +840,38 @@ impl Transport for TextSteps<'_, '_> {
                 Err(refused.into())
             }
         }
+    }
+
+    /// The household's pledges (those made during the conversation after the others, so a
+    /// number chosen keeps its meaning) and its community's upcoming meetings, read when
+    /// their screen is reached.
+    async fn list(&mut self, need: ListNeed) -> Result<Vec<ListItem>, ConversationError> {
+        Ok(match need.source {
+            ListSource::MyPledges => {
+                actions::my_pledges::list(
+                    self.tx,
+                    &self.state.menus,
+                    self.phone,
+                    self.started_at,
+                    None,
+                )
+                .await?
+            }
+            ListSource::Meetings => {
+                actions::meetings::list(
+                    self.tx,
+                    &self.state.menus,
+                    self.state.config.timezone,
+                    self.phone,
+                    self.now,
+                )
+                .await?
+            }
+            ListSource::Communities
+            | ListSource::OpenProjects
+            | ListSource::CoordProjects
+            | ListSource::CoordCommunities => Vec::new(),
+        })
     }
 }
 

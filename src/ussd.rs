@@ -21,7 +21,7 @@ use crate::{
     conversation::ConversationError,
     domain::{Language, Phone},
     engine::{
-        drive::{drive, Answers, EffectNeed, ReadNeed, Scene, Transport},
+        drive::{drive, Answers, EffectNeed, ListNeed, ReadNeed, Scene, Transport},
         Action, Caller, Engine, ListItem, ListSource, Reply, Vars,
     },
     metrics::HopOutcome,
@@ -77,14 +77,11 @@ struct HopContext {
     session: Option<ussd_sessions::StoredSession>,
     projects: Vec<ListItem>,
     communities: Vec<ListItem>,
-    /// The household's pledges ("My pledges").
-    my_pledges: Vec<ListItem>,
 }
 
 async fn load_context(
     state: &AppState,
     hop: &Hop,
-    now: chrono::DateTime<chrono::Utc>,
     expired_before: chrono::DateTime<chrono::Utc>,
 ) -> Result<HopContext, sqlx::Error> {
     let pool = &state.pool;
@@ -98,25 +95,7 @@ async fn load_context(
         Some(id) => ussd_sessions::coordinator_lists(pool, id, expired_before).await?,
         None => (Vec::new(), Vec::new()),
     };
-    // The household's pledges only for a household's hop past the first screen (which can
-    // never be the list): the dial itself does not pay for them.
-    let my_pledges = if ctx.household.is_some() && ctx.coordinator.is_none() && !hop.text.is_empty()
-    {
-        let session_key = hop.session_key();
-        let mut conn = pool.acquire().await?;
-        actions::my_pledges::list(
-            &mut conn,
-            &state.menus,
-            &hop.phone,
-            now,
-            Some((session_key.as_str(), expired_before)),
-        )
-        .await?
-    } else {
-        Vec::new()
-    };
     Ok(HopContext {
-        my_pledges,
         household: ctx.household,
         coordinator: ctx.coordinator.map(|c| c.0),
         coord_projects: items(coord_projects),
@@ -204,7 +183,7 @@ async fn answer_inner(
     let ttl = chrono::Duration::seconds(
         i64::try_from(state.config.ussd_session_ttl_secs).unwrap_or(i64::MAX / 2_000),
     );
-    let ctx = load_context(state, hop, now, now - ttl).await?;
+    let ctx = load_context(state, hop, now - ttl).await?;
     let tokens: Vec<&str> = if hop.text.is_empty() {
         Vec::new()
     } else {
@@ -278,7 +257,8 @@ async fn answer_inner(
             ListSource::OpenProjects => ctx.projects.clone(),
             ListSource::CoordProjects => ctx.coord_projects.clone(),
             ListSource::CoordCommunities => ctx.coord_communities.clone(),
-            ListSource::MyPledges => ctx.my_pledges.clone(),
+            // lazy: read by the transport only when their screen is reached
+            ListSource::MyPledges | ListSource::Meetings => Vec::new(),
         }
     };
     let scene = Scene {
@@ -352,6 +332,45 @@ impl Transport for HopSteps<'_> {
             language: need.language,
         };
         apply_effect(self.state, self.run, call).await
+    }
+
+    /// The lists only some walks need, read when their screen is reached (never with every
+    /// hop's context): the household's pledges (those made during this session after the
+    /// others, so a number chosen keeps its meaning) and its community's upcoming meetings.
+    async fn list(&mut self, need: ListNeed) -> Result<Vec<ListItem>, ConversationError> {
+        let mut conn = self.state.pool.acquire().await?;
+        let phone = &self.hop.phone;
+        Ok(match need.source {
+            ListSource::MyPledges => {
+                let ttl = chrono::Duration::seconds(
+                    i64::try_from(self.state.config.ussd_session_ttl_secs)
+                        .unwrap_or(i64::MAX / 2_000),
+                );
+                let session_key = self.hop.session_key();
+                actions::my_pledges::list(
+                    &mut conn,
+                    &self.state.menus,
+                    phone,
+                    self.now,
+                    Some((session_key.as_str(), self.now - ttl)),
+                )
+                .await?
+            }
+            ListSource::Meetings => {
+                actions::meetings::list(
+                    &mut conn,
+                    &self.state.menus,
+                    self.state.config.timezone,
+                    phone,
+                    self.now,
+                )
+                .await?
+            }
+            ListSource::Communities
+            | ListSource::OpenProjects
+            | ListSource::CoordProjects
+            | ListSource::CoordCommunities => Vec::new(),
+        })
     }
 }
 

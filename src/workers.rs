@@ -1,6 +1,7 @@
 //! The work `serve` does besides answering requests, started by one runner: the outbox
 //! dispatchers (sending at the deployment's rate share) and the broadcast scheduler (queuing
-//! scheduled broadcasts when their time comes, outside quiet hours). Each stops when `stop`
+//! scheduled broadcasts when their time comes, outside quiet hours, and the meetings'
+//! reminders of the day before). Each stops when `stop`
 //! turns true: the dispatchers finish the message they are sending and give the rest of
 //! their claim back; the scheduler finishes its round.
 
@@ -77,6 +78,9 @@ async fn broadcast_scheduler(state: AppState, mut stop: watch::Receiver<bool>) {
         .await
         {
             tracing::error!(error = %e, "broadcast scheduler failed");
+        }
+        if let Err(e) = crate::meetings::run_due(&state, now).await {
+            tracing::error!(error = %e, "meeting reminders failed");
         }
         tokio::select! {
             _ = stop.wait_for(|stop| *stop) => return,

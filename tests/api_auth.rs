@@ -337,6 +337,31 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
         "get /api/v1/broadcasts/{id}/rsvps".into(),
         Box::new(move || (format!("/api/v1/broadcasts/{shown}/rsvps"), None)),
     );
+    // a meeting an hour after the test's clock (attendance is recorded from two hours before)
+    let meeting: i64 = sqlx::query_scalar(
+        "insert into broadcasts (created_by, communities, text_tg, text_ru, text_en, created_at,
+                                 meeting_at, place, topics)
+         values ('test', array[$1::bigint], 'Ҷаласа', 'Собрание', 'Meeting', now(),
+                 timestamptz '2026-11-28 10:00Z', 'School', array['hiv']) returning id",
+    )
+    .bind(a)
+    .fetch_one(&pool)
+    .await
+    .expect("meeting");
+    let household = seed.household;
+    table.insert(
+        "get /api/v1/broadcasts/{id}/attendance".into(),
+        Box::new(move || (format!("/api/v1/broadcasts/{meeting}/attendance"), None)),
+    );
+    table.insert(
+        "put /api/v1/broadcasts/{id}/attendance".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/broadcasts/{meeting}/attendance"),
+                Some(serde_json::json!({"households": [{"household_id": household, "attended": true}]})),
+            )
+        }),
+    );
     let (send_ids, cancel_ids) = (drafts[1..4].to_vec(), drafts[4..7].to_vec());
     let mut s = 0;
     table.insert(

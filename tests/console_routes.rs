@@ -23,7 +23,7 @@ const ROLES: [&str; 5] = ["anonymous", "admin", "coordinator", "counsellor", "of
 
 /// One row: method, route template, the concrete path (placeholders `{pledge}`, `{b_pledge}`,
 /// `{cancel}`, `{b_cancel}`, `{broadcast}`, `{b_broadcast}`, `{cancel_broadcast}`,
-/// `{b_cancel_broadcast}`, `{project}`, `{b_project}`, `{b_community}`, `{code}`, `{css}`,
+/// `{b_cancel_broadcast}`, `{meeting}`, `{b_meeting}`, `{project}`, `{b_project}`, `{b_community}`, `{code}`, `{css}`,
 /// `{household}`, `{b_household}`, `{person}`, `{token}`, `{callback}`, `{a}`, `{b}`; in a
 /// form also `{n}`),
 /// the form of a POST, the expected status for each of [`ROLES`], and whether it ends the session.
@@ -201,6 +201,12 @@ const TABLE: &[Row] = &[
     row("POST", "/console/broadcasts/{id}/send", "/console/broadcasts/{b_broadcast}/send", &[], [403, 303, 404, 404, 404]),
     row("POST", "/console/broadcasts/{id}/cancel", "/console/broadcasts/{cancel_broadcast}/cancel", &[], [403, 303, 303, 404, 404]),
     row("POST", "/console/broadcasts/{id}/cancel", "/console/broadcasts/{b_cancel_broadcast}/cancel", &[], [403, 303, 404, 404, 404]),
+    // a meeting's attendance: as the broadcasts; a broadcast that is no meeting 404
+    row("GET", "/console/broadcasts/{id}/attendance", "/console/broadcasts/{meeting}/attendance", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/broadcasts/{id}/attendance", "/console/broadcasts/{b_meeting}/attendance", &[], [303, 200, 404, 404, 404]),
+    row("GET", "/console/broadcasts/{id}/attendance", "/console/broadcasts/{broadcast}/attendance", &[], [303, 404, 404, 404, 404]),
+    row("POST", "/console/broadcasts/{id}/attendance", "/console/broadcasts/{meeting}/attendance", &[("came", "{household}")], [403, 303, 303, 404, 404]),
+    row("POST", "/console/broadcasts/{id}/attendance", "/console/broadcasts/{b_meeting}/attendance", &[("came", "{b_household}")], [403, 303, 404, 404, 404]),
     // counsellors' queue: coordinators and officers never see it; the admin takes the request
     // first, so the counsellor's Take and outcome are refused with a flash (303)
     row("GET", "/console/callbacks", "/console/callbacks", &[], [303, 200, 404, 200, 404]),
@@ -298,6 +304,23 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
     let (broadcast_a, broadcast_b) = (broadcast(a).await, broadcast(seed.other_community).await);
     let (cancel_broadcast_a, cancel_broadcast_b) =
         (broadcast(a).await, broadcast(seed.other_community).await);
+    // meetings an hour after the test's clock (attendance is recorded from two hours before)
+    let meeting = |community: i64| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "insert into broadcasts (created_by, communities, text_tg, text_ru, text_en, created_at,
+                                         meeting_at, place, topics)
+                 values ('test', array[$1::bigint], 'Ҷаласа', 'Собрание', 'Meeting', now(),
+                         timestamptz '2026-11-28 10:00Z', 'School', array['hiv']) returning id",
+            )
+            .bind(community)
+            .fetch_one(&pool)
+            .await
+            .expect("a meeting")
+        }
+    };
+    let (meeting_a, meeting_b) = (meeting(a).await, meeting(seed.other_community).await);
     let callback: i64 = sqlx::query_scalar(
         "insert into callback_requests (phone, household_id, language, channel, idempotency_key)
          values ($1, $2, 'tg', 'ussd', 'route-table') returning id",
@@ -366,6 +389,8 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
             .replace("{cancel_broadcast}", &cancel_broadcast_a.to_string())
             .replace("{b_cancel_broadcast}", &cancel_broadcast_b.to_string())
             .replace("{callback}", &callback.to_string())
+            .replace("{b_meeting}", &meeting_b.to_string())
+            .replace("{meeting}", &meeting_a.to_string())
     };
     // Row by row, each role in turn (a change by one role is seen by the next, as in life).
     let mut failures = Vec::new();

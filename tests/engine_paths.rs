@@ -9,7 +9,9 @@ use std::{
 use hashar::{
     domain::{text::ScreenLimits, Language},
     engine::{
-        drive::{drive, ready, Answers, DriveError, EffectNeed, ReadNeed, Scene, Transport},
+        drive::{
+            drive, ready, Answers, DriveError, EffectNeed, ListNeed, ReadNeed, Scene, Transport,
+        },
         Caller, Engine, ListItem, ListSource, MenuSet, Read, Reply, Vars,
     },
 };
@@ -130,6 +132,10 @@ impl Transport for SimSteps<'_> {
         ));
         Ok(fake_effect(need.action.name(), need.vars))
     }
+
+    async fn list(&mut self, _: ListNeed) -> Result<Vec<ListItem>, DriveError> {
+        Ok(Vec::new())
+    }
 }
 
 struct Sim {
@@ -177,6 +183,8 @@ impl Sim {
             ListSource::CoordCommunities => communities.clone(),
             // (the household's own pledges: their screens are tested in tests/my_pledges.rs)
             ListSource::MyPledges => Vec::new(),
+            // (lazy: served by the transport; meetings are tested in tests/meetings.rs)
+            ListSource::Meetings => Vec::new(),
         };
         let scene = Scene {
             caller: self.caller.clone(),

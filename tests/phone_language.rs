@@ -85,6 +85,7 @@ async fn broadcast_recipients_get_each_numbers_language(pool: PgPool) {
         rsvp_hours: 0,
         created_by: "test".into(),
         created_at: chrono::Utc::now(),
+        meeting: None,
     };
     let people = hashar::store::broadcasts::recipients(&mut conn, &b, hashar::domain::Language::En)
         .await

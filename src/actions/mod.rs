@@ -5,6 +5,7 @@
 
 mod coordinators;
 mod households;
+pub mod meetings;
 pub mod my_pledges;
 mod notices;
 mod pledges;
@@ -40,6 +41,8 @@ pub enum ActionError {
     NoCommunity(i64),
     #[error("no such pledge of the caller's household")]
     NoPledge,
+    #[error("the meeting is no longer to come for the caller's household")]
+    MeetingGone,
     #[error("hashing a PIN: {0}")]
     Pin(String),
     #[error(transparent)]
@@ -52,6 +55,7 @@ impl ActionError {
         match self {
             ActionError::ProjectNotOpen(_) => Some("pledge.closed"),
             ActionError::NoPledge => Some("mypledges.unknown"),
+            ActionError::MeetingGone => Some("meetings.gone"),
             _ => None,
         }
     }
@@ -89,6 +93,7 @@ pub async fn run_effect(
         Action::PreviewNotice => notices::notice(conn, ctx, vars, false).await,
         Action::SendNotice => notices::notice(conn, ctx, vars, true).await,
         Action::CancelPledge => my_pledges::cancel_chosen(conn, ctx, vars).await,
+        Action::Rsvp => meetings::rsvp(conn, ctx, arg, vars).await,
     }
 }
 

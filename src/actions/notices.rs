@@ -1,6 +1,7 @@
 //! A meeting notice from the coordinator phone menu: previewed, then created and scheduled
 //! as a broadcast like one from the admin API (`crate::broadcasts::create`, `schedule`).
 
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Utc};
 use sqlx::PgConnection;
 
 use super::{coordinators::coordinator_of, id_var, refused, var, ActionError, EffectCtx};
@@ -8,8 +9,39 @@ use crate::{
     broadcasts::{self, Broadcast, BroadcastStatus},
     domain::Language,
     engine::{Action, Vars},
-    store::{self, BroadcastId, CommunityId, CoordinatorId},
+    store::{
+        self,
+        meetings::{Meeting, Topic},
+        BroadcastId, CommunityId, CoordinatorId,
+    },
 };
+
+/// The meeting a notice typed on the phone announces: the day (`31.12`) and time (`14:00`)
+/// in the programme's time zone, this year or, when that has passed, the next; a general
+/// meeting. None when the place is longer than a meeting's (the notice still goes out).
+fn phone_meeting(values: &Vars, tz: chrono_tz::Tz, now: DateTime<Utc>) -> Option<Meeting> {
+    let place = values.get("place")?.trim();
+    if place.is_empty() || place.chars().count() > crate::store::meetings::MAX_PLACE {
+        return None;
+    }
+    let (day, month) = values.get("date")?.split_once('.')?;
+    let (hour, minute) = values.get("time")?.split_once(':')?;
+    let time = NaiveTime::from_hms_opt(hour.parse().ok()?, minute.parse().ok()?, 0)?;
+    let year = now.with_timezone(&tz).year();
+    let at = [year, year + 1].into_iter().find_map(|y| {
+        let date = NaiveDate::from_ymd_opt(y, month.parse().ok()?, day.parse().ok()?)?;
+        let at = tz
+            .from_local_datetime(&date.and_time(time))
+            .earliest()?
+            .with_timezone(&Utc);
+        (at > now).then_some(at)
+    })?;
+    Some(Meeting {
+        at,
+        place: place.to_owned(),
+        topics: vec![Topic::General],
+    })
+}
 
 /// A meeting notice from the coordinator's phone: the template of each language with the
 /// day, time and place typed on the phone, to every household of one community. Without
@@ -47,6 +79,7 @@ pub(super) async fn notice(
             )
         })
         .collect();
+    let meeting = phone_meeting(&values, state.config.timezone, ctx.now);
     let mut b = Broadcast {
         id: BroadcastId(0),
         communities: vec![community],
@@ -60,6 +93,7 @@ pub(super) async fn notice(
         rsvp_hours: 72,
         created_by: format!("coordinator:{coordinator}"),
         created_at: ctx.now,
+        meeting,
     };
     let people = broadcasts::recipients(conn, &b, state.config.default_language).await?;
     let preview = broadcasts::preview(

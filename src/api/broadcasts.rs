@@ -45,6 +45,23 @@ pub struct NewBroadcast {
     pub vars: Vars,
     /// How long answers (1/2, yes/no) count, in hours (default 72).
     pub rsvp_hours: Option<i32>,
+    /// The meeting the notice announces, if it does: households list it on USSD and by SMS,
+    /// answer it, are reminded the day before, and attendance is recorded for it. Its date,
+    /// time and place fill {date}, {time} and {place} unless `vars` gives them.
+    pub meeting: Option<NewMeeting>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMeeting {
+    /// When (RFC 3339 with an offset, e.g. `2026-12-12T14:00:00+05:00`): to come, within a year.
+    pub at: DateTime<chrono::FixedOffset>,
+    /// Where: 1 to 24 characters, one text for every language.
+    pub place: String,
+    /// What about: general, remittances (family budgeting), business, legal_stay,
+    /// trafficking, hiv.
+    #[serde(default)]
+    pub topics: Vec<crate::store::meetings::Topic>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -86,6 +103,11 @@ pub async fn create(
             texts: [&b.texts.tg, &b.texts.ru, &b.texts.en],
             vars: b.vars,
             rsvp_hours: b.rsvp_hours,
+            meeting: b.meeting.map(|m| service::broadcasts::NewMeeting {
+                at: m.at.with_timezone(&Utc),
+                place: m.place,
+                topics: m.topics,
+            }),
         },
         Once::Always,
     )
@@ -178,7 +200,7 @@ pub struct Rsvp {
     pub answered_at: DateTime<Utc>,
 }
 
-/// The answers, latest per number.
+/// The answers, latest per household (by the number that gave it).
 #[utoipa::path(get, path = "/api/v1/broadcasts/{id}/rsvps", tag = "broadcasts",
     params(("id" = i64, Path, description = "broadcast id")),
     responses((status = 200, body = [Rsvp]), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]

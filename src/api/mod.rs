@@ -11,6 +11,7 @@ pub mod error;
 pub mod exports;
 pub mod households;
 pub mod idempotency;
+pub mod meetings;
 pub mod money;
 pub mod pledges;
 pub mod projects;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(broadcasts::send))
         .routes(routes!(broadcasts::cancel))
         .routes(routes!(broadcasts::rsvps))
+        .routes(routes!(meetings::get_attendance, meetings::put_attendance))
         .routes(routes!(households::list, households::create))
         .routes(routes!(households::get_one, households::update))
         .routes(routes!(households::add_phone))

@@ -56,11 +56,12 @@ use crate::{
     domain::{Encoding, Language},
     engine::Vars,
     service::{
-        broadcasts::{self as service, Audience, Measure, NewBroadcast, Reach},
+        broadcasts::{self as service, Audience, Measure, NewBroadcast, NewMeeting, Reach},
         Once, ServiceError,
     },
     store::{
         broadcasts::{BroadcastStatus, Listed},
+        meetings::Topic,
         projects::ProjectStatus,
         BroadcastId,
     },
@@ -93,6 +94,10 @@ pub const SERVICE_KEYS: &[&str] = &[
     key("form.key_invalid"),
     key("form.key_reused"),
     key("form.in_progress"),
+    key("meetings.at_passed"),
+    key("meetings.at_far"),
+    key("meetings.place_length"),
+    key("meetings.passed"),
 ];
 
 /// A choice in a list.
@@ -142,6 +147,11 @@ pub struct Typed {
     /// The recipients per language the audience fragment last showed (`n_tg` …).
     pub counts: Option<[usize; 3]>,
     pub key: String,
+    /// The meeting it announces (`meeting_at` empty: none): when (`datetime-local`), where,
+    /// what about.
+    pub meeting_at: String,
+    pub meeting_place: String,
+    pub topics: Vec<Topic>,
 }
 
 fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
@@ -181,6 +191,14 @@ impl Typed {
                 _ => None,
             },
             key: bounded(field(pairs, "key"), MAX_SHORT * 2),
+            meeting_at: bounded(field(pairs, "meeting_at"), MAX_SHORT),
+            meeting_place: bounded(field(pairs, "meeting_place"), MAX_SHORT),
+            topics: pairs
+                .iter()
+                .filter(|(k, _)| k == "topic")
+                .filter_map(|(_, v)| v.trim().parse().ok())
+                .take(Topic::ALL.len())
+                .collect(),
         }
     }
 
@@ -554,6 +572,9 @@ pub struct ComposePage {
     pub live: Live,
     pub errors: Vec<FieldError>,
     pub key: String,
+    pub meeting_at: String,
+    pub meeting_place: String,
+    pub topics: Vec<Check>,
 }
 
 impl ComposePage {
@@ -623,6 +644,15 @@ pub struct Card {
     pub history: Vec<AuditLine>,
     /// The one-time key of the cancel form.
     pub key: String,
+    /// The meeting it announces, with its figures.
+    pub meeting: Option<MeetingCard>,
+}
+
+/// A broadcast's meeting: when, where, what about; invited, said yes, came.
+#[derive(Debug, Clone)]
+pub struct MeetingCard {
+    pub line: String,
+    pub counts: Vec<Figure>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -714,6 +744,8 @@ fn input_of(field: &str) -> &'static str {
         "texts.en" => "text_en",
         "vars" => "vars",
         "at" => "at",
+        "meeting.at" => "meeting_at",
+        "meeting.place" => "meeting_place",
         _ => "summary",
     }
 }
@@ -936,12 +968,30 @@ async fn compose_page(
         } else {
             typed.key.clone()
         },
+        meeting_at: typed.meeting_at.clone(),
+        meeting_place: typed.meeting_place.clone(),
+        topics: Topic::ALL
+            .iter()
+            .map(|topic| Check {
+                value: topic.as_str().to_owned(),
+                label: t.t(&format!("meetings.topic.{topic}")),
+                checked: typed.topics.contains(topic),
+            })
+            .collect(),
         t,
     };
     (status, page).into_response()
 }
 
 // The keys `compose_page` builds with `format!` (for the completeness check).
+const _TOPIC_KEYS: [&str; 6] = [
+    key("meetings.topic.general"),
+    key("meetings.topic.remittances"),
+    key("meetings.topic.business"),
+    key("meetings.topic.legal_stay"),
+    key("meetings.topic.trafficking"),
+    key("meetings.topic.hiv"),
+];
 const _VAR_KEYS: [&str; 4] = [
     key("broadcasts.var.date"),
     key("broadcasts.var.time"),
@@ -993,6 +1043,10 @@ pub async fn new_form(
                 typed.texts =
                     ["tg", "ru", "en"].map(|l| b.texts.get(l).cloned().unwrap_or_default());
                 typed.vars = VAR_NAMES.map(|n| b.vars.get(n).cloned().unwrap_or_default());
+                if let Some(m) = &b.meeting {
+                    typed.meeting_place = m.place.clone();
+                    typed.topics = m.topics.clone();
+                }
             }
             Err(e) => return failed(&console, &staff, e),
         }
@@ -1068,6 +1122,24 @@ pub async fn new_post(
         }])
         .await;
     }
+    let meeting = if typed.meeting_at.trim().is_empty() {
+        None
+    } else {
+        match parse_local(&console, &typed.meeting_at) {
+            Some(at) => Some(NewMeeting {
+                at,
+                place: typed.meeting_place.clone(),
+                topics: typed.topics.clone(),
+            }),
+            None => {
+                return refuse(vec![FieldError {
+                    field: "meeting_at",
+                    text: t.t("meetings.at_invalid"),
+                }])
+                .await
+            }
+        }
+    };
     let audience = typed.audience();
     // Nobody to send to is refused here, before a draft is stored (the API allows it).
     match service::reach(&console.app, &staff.actor, &audience).await {
@@ -1092,6 +1164,7 @@ pub async fn new_post(
             texts: [&typed.texts[0], &typed.texts[1], &typed.texts[2]],
             vars: typed.vars(),
             rsvp_hours: None,
+            meeting,
         },
         Once::Form(&typed.key),
     )
@@ -1133,6 +1206,7 @@ fn action_key(action: &str) -> &'static str {
         "broadcast.create" => key("broadcasts.action.create"),
         "broadcast.send" => key("broadcasts.action.send"),
         "broadcast.cancel" => key("broadcasts.action.cancel"),
+        "meeting.attendance" => key("meetings.action.attendance"),
         _ => key("broadcasts.action.other"),
     }
 }
@@ -1181,6 +1255,43 @@ async fn card(console: &Console, staff: &Staff, t: &Tr, id: i64) -> Result<Card,
         };
         narrowing.push(t.t_with(key("broadcasts.only_project_is"), &[("project", &name)]));
     }
+    let meeting = match &b.meeting {
+        Some(m) => {
+            let c = crate::service::meetings::counts(&console.app, &staff.actor, b.id).await?;
+            let topics: Vec<String> = m
+                .topics
+                .iter()
+                .map(|x| t.t(&format!("meetings.topic.{x}")))
+                .collect();
+            Some(MeetingCard {
+                line: format!(
+                    "{} · {}{}{}",
+                    local(console, t, m.at),
+                    m.place,
+                    if topics.is_empty() { "" } else { " · " },
+                    topics.join(", ")
+                ),
+                counts: vec![
+                    Figure {
+                        id: "meeting-invited".into(),
+                        label: t.t("meetings.count.invited"),
+                        value: t.int(c.invited),
+                    },
+                    Figure {
+                        id: "meeting-yes".into(),
+                        label: t.t("meetings.count.yes"),
+                        value: t.int(c.yes),
+                    },
+                    Figure {
+                        id: "meeting-came".into(),
+                        label: t.t("meetings.count.came"),
+                        value: t.int(c.came),
+                    },
+                ],
+            })
+        }
+        None => None,
+    };
     let texts = Language::ALL
         .iter()
         .map(|l| (t.t(language_key(*l)), b.text(*l)))
@@ -1363,6 +1474,7 @@ async fn card(console: &Console, staff: &Staff, t: &Tr, id: i64) -> Result<Card,
             })
             .collect(),
         key: form_key(),
+        meeting,
     })
 }
 

@@ -189,6 +189,11 @@ pub const USERS: &[(&str, &str)] = &[
     ),
     ("src/console/broadcasts.rs", include_str!("broadcasts.rs")),
     (
+        "templates/console/meeting_attendance.html",
+        include_str!("../../templates/console/meeting_attendance.html"),
+    ),
+    ("src/console/meetings.rs", include_str!("meetings.rs")),
+    (
         "templates/console/callbacks.html",
         include_str!("../../templates/console/callbacks.html"),
     ),

@@ -23,6 +23,8 @@
 //! - [`broadcasts`]: the Broadcasts pages (list, compose with the live preview, confirm,
 //!   a broadcast's progress and RSVPs, undo), calling `service::broadcasts` as the admin
 //!   API does;
+//! - [`meetings`]: a meeting's attendance sheet (who came, by household), calling
+//!   `service::meetings` as the admin API does;
 //! - [`projects`]: the Projects pages (list, a project's page, create, edit, open and
 //!   close), calling `service::projects` as the admin API does;
 //! - [`callbacks`]: the counsellors' callback queue (take, record a call's outcome),
@@ -45,6 +47,7 @@ pub mod flash;
 pub mod headers;
 pub mod households;
 pub mod i18n;
+pub mod meetings;
 pub mod money;
 pub mod overview;
 pub mod pages;
@@ -191,6 +194,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/console/broadcasts/{id}/cancel",
             post(broadcasts::cancel_post),
+        )
+        .route(
+            "/console/broadcasts/{id}/attendance",
+            get(meetings::page).post(meetings::save),
         )
         .route("/console/callbacks", get(callbacks::page))
         .route("/console/callbacks/{id}/take", post(callbacks::take))

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use rust_decimal::Decimal;
 
 use super::{
-    drive::{drive, ready, Answers, DriveError, EffectNeed, ReadNeed, Scene, Transport},
+    drive::{drive, ready, Answers, DriveError, EffectNeed, ListNeed, ReadNeed, Scene, Transport},
     menu::{placeholders, InputKind, MenuDef, MenuSet, ScreenDef},
     Action, Caller, Condition, Data, Engine, ListItem, ListSource, Reply, Vars, MAX_NEEDS,
 };
@@ -20,6 +20,9 @@ pub const MAX_TIP: usize = 300;
 /// Longest entry of the household's pledges (`actions::my_pledges::items`): a code, a
 /// project name, an amount (`99999999.99`), a currency and a mark of up to 9 letters.
 pub const MAX_OWN_PLEDGE: usize = 7 + 1 + MAX_PROJECT_NAME + 1 + 11 + 1 + 3 + 1 + 9;
+/// Longest entry of the upcoming meetings (`actions::meetings::items`): a date and time
+/// (`12 Dec 14:00`), a place of up to 24 characters and a mark of up to 6 letters.
+pub const MAX_MEETING: usize = 12 + 1 + 24 + 1 + 6;
 
 /// Texts the engine itself uses, whatever the menu.
 const ENGINE_KEYS: &[&str] = &[
@@ -65,7 +68,14 @@ pub const SERVICE_TEXTS: &[(&str, &[(&str, &str)])] = &[
         "sms.callback_taken",
         &[("number", "+992000000000000")],
     ),
+    (
+        // the reminder the day before a meeting, to a household that said yes (src/meetings.rs)
+        "sms.meeting_reminder",
+        &[("when", "31 Dec 23:59"), ("place", WIDEST_PLACE)],
+    ),
 ];
+/// A meeting's place of [`crate::store::meetings::MAX_PLACE`] Cyrillic letters.
+const WIDEST_PLACE: &str = "ЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖ";
 /// The SMS that tells a household its pledge: code, amount, project, how to pay.
 pub const PLEDGE_SMS: &str = "sms.pledge_code";
 /// A project name of [`MAX_PROJECT_NAME`] Cyrillic letters.
@@ -85,6 +95,8 @@ pub fn worst_case_values() -> Vars {
         v.insert(format!("project.{lang}"), wide(MAX_PROJECT_NAME));
         v.insert(format!("community.{lang}"), wide(MAX_COMMUNITY_NAME));
         v.insert(format!("status.{lang}"), wide(12));
+        // a meeting's topics (actions::meetings::items)
+        v.insert(format!("about.{lang}"), wide(110));
     }
     for money in [
         "amount",
@@ -271,6 +283,14 @@ fn check_menu(
                     structural = true;
                 }
             }
+            if let Some((Action::Rsvp, arg)) = effect {
+                if !matches!(arg, Some("yes" | "no")) {
+                    err(format!(
+                        "menu {id}, screen {name}: rsvp needs arg yes or no"
+                    ));
+                    structural = true;
+                }
+            }
             for var in vars {
                 if !stored.contains(var) {
                     err(format!("menu {id}, screen {name}: action {action:?} needs {var:?}, which no screen stores"));
@@ -349,6 +369,7 @@ fn render_all(
         let n = match source {
             ListSource::Communities => MAX_COMMUNITY_NAME,
             ListSource::MyPledges => MAX_OWN_PLEDGE,
+            ListSource::Meetings => MAX_MEETING,
             // (a coordinator's communities are checked as wide as projects: wider than needed)
             ListSource::OpenProjects | ListSource::CoordProjects | ListSource::CoordCommunities => {
                 MAX_PROJECT_NAME
@@ -389,10 +410,11 @@ fn render_all(
             };
             let try_inputs =
                 |inputs: &[&str], reads: &mut HashMap<String, Vars>| -> Result<Reply, String> {
-                    let mut transport = WorstCase(&effect_result);
+                    let mut transport = WorstCase(&effect_result, &lists);
                     let mut answers = Answers {
                         results: results.clone(),
                         reads: std::mem::take(reads),
+                        lists: HashMap::new(),
                     };
                     let reply = ready(drive(
                         &engine,
@@ -441,7 +463,7 @@ fn render_all(
 
 /// The checker's transport: every read answers the widest values; effects are answered in
 /// advance (by step), so one asked for is a path the checker did not foresee.
-struct WorstCase<'a>(&'a Vars);
+struct WorstCase<'a>(&'a Vars, &'a (dyn Fn(ListSource) -> Vec<ListItem> + Sync));
 
 impl Transport for WorstCase<'_> {
     type Error = DriveError;
@@ -455,6 +477,10 @@ impl Transport for WorstCase<'_> {
             "unexpected effect {} at step {}",
             need.action, need.step
         )))
+    }
+
+    async fn list(&mut self, need: ListNeed) -> Result<Vec<ListItem>, DriveError> {
+        Ok((self.1)(need.source))
     }
 }
 

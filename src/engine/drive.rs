@@ -33,10 +33,12 @@ impl Scene<'_> {
         &'w self,
         results: &'w BTreeMap<usize, Vars>,
         reads: &'w HashMap<String, Vars>,
+        listed: &'w HashMap<ListSource, Vec<ListItem>>,
     ) -> World<'w> {
         World {
             caller: self.caller.clone(),
             lists: self.lists,
+            listed,
             results,
             reads,
             globals: self.globals,
@@ -47,11 +49,12 @@ impl Scene<'_> {
     }
 }
 
-/// What the transport answered so far: effects by step, reads by key.
+/// What the transport answered so far: effects by step, reads by key, lazy lists by source.
 #[derive(Debug, Clone, Default)]
 pub struct Answers {
     pub results: BTreeMap<usize, Vars>,
     pub reads: HashMap<String, Vars>,
+    pub lists: HashMap<ListSource, Vec<ListItem>>,
 }
 
 impl Answers {
@@ -59,7 +62,7 @@ impl Answers {
     pub fn with_results(results: BTreeMap<usize, Vars>) -> Answers {
         Answers {
             results,
-            reads: HashMap::new(),
+            ..Answers::default()
         }
     }
 }
@@ -71,6 +74,13 @@ pub struct ReadNeed<'a> {
     pub key: &'a str,
     pub action: Read,
     pub vars: &'a Vars,
+    pub language: Language,
+}
+
+/// A lazy list the replay needs (see [`ListSource::lazy`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ListNeed {
+    pub source: ListSource,
     pub language: Language,
 }
 
@@ -91,6 +101,11 @@ pub trait Transport {
     fn read(&mut self, need: ReadNeed<'_>) -> impl Future<Output = Result<Vars, Self::Error>>;
 
     fn effect(&mut self, need: EffectNeed<'_>) -> impl Future<Output = Result<Vars, Self::Error>>;
+
+    /// A lazy list's entries (a transport that walks no menu with one need not serve it).
+    fn list(&mut self, need: ListNeed) -> impl Future<Output = Result<Vec<ListItem>, Self::Error>> {
+        async move { Err(DriveError::Broken(format!("list {} is not served here", need.source)).into()) }
+    }
 }
 
 /// Why the driver could not produce a screen by itself.
@@ -119,7 +134,7 @@ pub async fn drive<T: Transport>(
 ) -> Result<Reply, T::Error> {
     for _ in 0..max_needs {
         let stop = match engine.replay(
-            &scene.world(&answers.results, &answers.reads),
+            &scene.world(&answers.results, &answers.reads, &answers.lists),
             base,
             &inputs[base..],
         ) {
@@ -143,6 +158,10 @@ pub async fn drive<T: Transport>(
                     })
                     .await?;
                 answers.reads.insert(key, data);
+            }
+            Stop::Need(Need::List { source, language }) => {
+                let items = transport.list(ListNeed { source, language }).await?;
+                answers.lists.insert(source, items);
             }
             Stop::Need(Need::Effect {
                 step,

@@ -88,6 +88,11 @@ pub enum Need {
         vars: Vars,
         language: Language,
     },
+    /// Read a lazy list (see [`ListSource::lazy`]) and replay with it.
+    List {
+        source: ListSource,
+        language: Language,
+    },
 }
 
 /// The screen to show.
@@ -103,6 +108,8 @@ pub struct Reply {
 pub struct World<'a> {
     pub caller: Caller,
     pub lists: &'a (dyn Fn(ListSource) -> Vec<ListItem> + Sync),
+    /// The lazy lists read so far.
+    pub listed: &'a HashMap<ListSource, Vec<ListItem>>,
     /// Results of effects, by step.
     pub results: &'a BTreeMap<usize, Vars>,
     /// Results of reads, by key.
@@ -306,7 +313,8 @@ impl<'m> Engine<'m> {
             | Action::RecordCash
             | Action::PreviewNotice
             | Action::SendNotice
-            | Action::CancelPledge => {}
+            | Action::CancelPledge
+            | Action::Rsvp => {}
         }
         Ok(())
     }
@@ -376,7 +384,7 @@ impl<'m> Engine<'m> {
                 next,
                 ..
             } => {
-                let items = (world.lists)(*source);
+                let items = self.items(world, st, *source)?;
                 match choose(token, items.len()) {
                     Some(i) => {
                         let item = &items[i];
@@ -463,6 +471,26 @@ impl<'m> Engine<'m> {
         }
     }
 
+    /// A list's entries: from the world's lists, or a lazy list once it was read.
+    fn items(
+        &self,
+        world: &World<'_>,
+        st: &State,
+        source: ListSource,
+    ) -> Result<Vec<ListItem>, Stop> {
+        if !source.lazy() {
+            return Ok((world.lists)(source));
+        }
+        match world.listed.get(&source) {
+            Some(items) => Ok(items.clone()),
+            None => Err(Need::List {
+                source,
+                language: st.language(world),
+            }
+            .into()),
+        }
+    }
+
     fn is_last_page(&self, world: &World<'_>, st: &State) -> Result<bool, Stop> {
         let (_, page) = self.top(st)?;
         let pages = self.pages(world, st)?;
@@ -497,7 +525,7 @@ impl<'m> Engine<'m> {
                 empty,
                 ..
             } => {
-                let items = (world.lists)(*source);
+                let items = self.items(world, st, *source)?;
                 if items.is_empty() {
                     units.push(Unit::Text(self.fill(world, st, t(empty))));
                 } else {

@@ -77,6 +77,8 @@ named! {
         /// The household's own pledge chosen from `my_pledges`, when nothing was received
         /// for it.
         CancelPledge = "cancel_pledge",
+        /// The household's answer (`arg`: yes or no) to the meeting chosen from `meetings`.
+        Rsvp = "rsvp",
     }
 }
 
@@ -91,6 +93,7 @@ impl Action {
             Action::RecordCash => &["pledge_code", "cash_amount"],
             Action::PreviewNotice | Action::SendNotice => &["community", "date", "time", "place"],
             Action::CancelPledge => &["pledge"],
+            Action::Rsvp => &["meeting"],
             Action::SetLanguage | Action::RequestCallback | Action::NextTip => &[],
         }
     }
@@ -149,6 +152,7 @@ impl Data {
         "preview_notice",
         "send_notice",
         "cancel_pledge",
+        "rsvp",
     ];
 
     pub fn name(self) -> &'static str {
@@ -186,6 +190,16 @@ named! {
         CoordCommunities = "coord_communities",
         /// The caller's household's pledges, whichever of its phones made them.
         MyPledges = "my_pledges",
+        /// The upcoming meetings of the caller's community.
+        Meetings = "meetings",
+    }
+}
+
+impl ListSource {
+    /// Read only when a screen that shows it is reached (the transport's `list`), not with
+    /// every hop's context: the lists that only some walks need.
+    pub fn lazy(self) -> bool {
+        matches!(self, ListSource::MyPledges | ListSource::Meetings)
     }
 }
 

@@ -79,6 +79,17 @@ pub struct NewBroadcast<'a> {
     pub vars: Vars,
     /// Hours answers count (default [`DEFAULT_RSVP_HOURS`]).
     pub rsvp_hours: Option<i32>,
+    /// The meeting it announces, if any (checked by [`super::meetings::check`]); its date,
+    /// time and place fill `{date}`, `{time}` and `{place}` unless `vars` gives them.
+    pub meeting: Option<NewMeeting>,
+}
+
+/// A meeting as typed: when, where, what about.
+#[derive(Debug, Clone)]
+pub struct NewMeeting {
+    pub at: DateTime<Utc>,
+    pub place: String,
+    pub topics: Vec<store::meetings::Topic>,
 }
 
 /// The audience checked against the scope and the rules: `Forbidden` for a community
@@ -203,8 +214,16 @@ pub async fn create(
             ));
         }
     }
-    check_texts(b.texts, &b.vars)?;
     let now = state.clock.now();
+    let meeting = match &b.meeting {
+        Some(m) => Some(super::meetings::check(m.at, &m.place, &m.topics, now)?),
+        None => None,
+    };
+    let mut vars = b.vars;
+    if let Some(m) = &meeting {
+        super::meetings::fill_vars(&mut vars, m, state.config.timezone);
+    }
+    check_texts(b.texts, &vars)?;
     let mut tx = state.pool.begin().await?;
     check_audience(&mut tx, actor, &b.audience).await?;
     if let Some(first) = forms::first::<i64>(&mut tx, actor, once, "broadcast.create", now).await? {
@@ -227,12 +246,13 @@ pub async fn create(
             ("ru".to_owned(), b.texts[1].trim().to_owned()),
             ("en".to_owned(), b.texts[2].trim().to_owned()),
         ]),
-        vars: b.vars,
+        vars,
         status: BroadcastStatus::Draft,
         send_at: None,
         rsvp_hours,
         created_by: actor.who(),
         created_at: now,
+        meeting,
     };
     let id = sending::create(&mut tx, &draft).await.map_err(|e| {
         if Violation::is_foreign_key(&e) {
@@ -261,6 +281,7 @@ pub async fn create(
                 "only_project": b.audience.only_project,
                 "only_language": draft.only_language,
                 "rsvp_hours": rsvp_hours,
+                "meeting": draft.meeting,
             }),
         },
     )
@@ -375,6 +396,7 @@ pub async fn reach(
         rsvp_hours: DEFAULT_RSVP_HOURS,
         created_by: actor.who(),
         created_at: state.clock.now(),
+        meeting: None,
     };
     let people = sending::recipients(&mut conn, &probe, state.config.default_language).await?;
     let mut by_language: BTreeMap<Language, Reach> = Language::ALL
@@ -481,6 +503,10 @@ pub async fn send(
             format!("broadcast {} is {}", id.0, b.status),
         ));
     }
+    super::meetings::check_send(
+        &b,
+        send_time(&state.settings.quiet_hours, Some(wanted), now),
+    )?;
     // Each transition is one conditional update: of two sends at once (a double click, or
     // this and the scheduler), the second waits for the first's transaction and then finds
     // the broadcast queued (a conflict).

@@ -15,6 +15,7 @@ pub mod callbacks;
 pub mod exports;
 pub mod forms;
 pub mod households;
+pub mod meetings;
 pub mod money;
 pub mod overview;
 pub mod people;

@@ -13,7 +13,10 @@ use sqlx::{
     PgConnection, Postgres,
 };
 
-use super::{BroadcastId, CommunityId, CoordinatorId, HouseholdId, OutboxId, ProjectId, Texts};
+use super::{
+    meetings::Meeting, BroadcastId, CommunityId, CoordinatorId, HouseholdId, OutboxId, ProjectId,
+    Texts,
+};
 use crate::domain::{Encoding, Language, Phone};
 
 /// Where a broadcast stands (`broadcasts.status`): a `draft` is `scheduled` for a time or
@@ -111,6 +114,8 @@ pub struct Broadcast {
     pub rsvp_hours: i32,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+    /// The meeting it announces, if it does.
+    pub meeting: Option<Meeting>,
 }
 
 /// Broadcast `id`, if there is one.
@@ -122,7 +127,8 @@ pub async fn get(
         r#"select id as "id: BroadcastId", communities as "communities: Vec<CommunityId>",
                   only_migrants, only_project as "only_project: ProjectId", only_language,
                   text_tg, text_ru, text_en, vars as "vars: Json<Texts>",
-                  status as "status: BroadcastStatus", send_at, rsvp_hours, created_by, created_at
+                  status as "status: BroadcastStatus", send_at, rsvp_hours, created_by, created_at,
+                  meeting_at, place, topics
            from broadcasts where id = $1"#,
         id as BroadcastId
     )
@@ -145,16 +151,24 @@ pub async fn get(
         rsvp_hours: r.rsvp_hours,
         created_by: r.created_by,
         created_at: r.created_at,
+        meeting: Meeting::from_columns(r.meeting_at, r.place, r.topics),
     }))
 }
 
 /// Stores `b` as a new draft (its `id`, `status` and `send_at` are not read) and returns
 /// its id. An unknown community or project is a foreign-key violation (`super::Violation`).
 pub async fn create(conn: &mut PgConnection, b: &Broadcast) -> Result<BroadcastId, sqlx::Error> {
+    let topics: Vec<String> = b
+        .meeting
+        .iter()
+        .flat_map(|m| m.topics.iter().map(|t| t.as_str().to_owned()))
+        .collect();
     sqlx::query_scalar!(
         r#"insert into broadcasts (created_by, communities, only_migrants, only_project, only_language,
-                                   text_tg, text_ru, text_en, vars, rsvp_hours, created_at)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning id as "id: BroadcastId""#,
+                                   text_tg, text_ru, text_en, vars, rsvp_hours, created_at,
+                                   meeting_at, place, topics)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+           returning id as "id: BroadcastId""#,
         b.created_by,
         &b.communities as &[CommunityId],
         b.only_migrants,
@@ -165,7 +179,10 @@ pub async fn create(conn: &mut PgConnection, b: &Broadcast) -> Result<BroadcastI
         b.texts.get("en"),
         Json(&b.vars) as _,
         b.rsvp_hours,
-        b.created_at
+        b.created_at,
+        b.meeting.as_ref().map(|m| m.at),
+        b.meeting.as_ref().map(|m| m.place.as_str()),
+        &topics
     )
     .fetch_one(conn)
     .await
@@ -366,26 +383,27 @@ pub async fn rsvp_counts(
 ) -> Result<Vec<CommunityRsvps>, sqlx::Error> {
     sqlx::query_as!(
         CommunityRsvps,
-        r#"select r.community_id as "community: CommunityId",
+        r#"select h.community_id as "community: CommunityId",
                   count(*) filter (where v.answer = 'yes') as "yes!",
                   count(*) filter (where v.answer = 'no') as "no!"
-           from rsvps v join broadcast_recipients r on r.broadcast_id = v.broadcast_id and r.phone = v.phone
-           where v.broadcast_id = $1 group by r.community_id"#,
+           from rsvps v join households h on h.id = v.household_id
+           where v.broadcast_id = $1 group by h.community_id"#,
         id as BroadcastId
     )
     .fetch_all(conn)
     .await
 }
 
-/// The broadcast an answer from `phone` at `now` is for: the latest one queued to it whose
-/// answer window is open and that came after the number's last SMS conversation step.
+/// The broadcast an answer from `phone` at `now` is for (with the household it was sent
+/// to): the latest one queued to it whose answer window is open and that came after the
+/// number's last SMS conversation step.
 pub async fn rsvp_target(
     conn: &mut PgConnection,
     phone: &Phone,
     now: DateTime<Utc>,
-) -> Result<Option<BroadcastId>, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"select r.broadcast_id as "broadcast: BroadcastId"
+) -> Result<Option<(BroadcastId, HouseholdId)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select r.broadcast_id as "broadcast: BroadcastId", r.household_id as "household: HouseholdId"
            from broadcast_recipients r join broadcasts b on b.id = r.broadcast_id
            where r.phone = $1 and r.rsvp_until > $2 and r.skipped is null and b.status = 'queued'
              and not exists (select 1 from sms_conversations c where c.phone = r.phone and c.updated_at > b.queued_at)
@@ -394,35 +412,11 @@ pub async fn rsvp_target(
         now
     )
     .fetch_optional(conn)
-    .await
-}
-
-/// Records `phone`'s answer (`yes` or `no`) to a broadcast; a later answer replaces an
-/// earlier one.
-pub async fn record_rsvp(
-    conn: &mut PgConnection,
-    broadcast: BroadcastId,
-    phone: &Phone,
-    answer: &str,
-    now: DateTime<Utc>,
-    inbound_id: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "insert into rsvps (broadcast_id, phone, answer, answered_at, inbound_id) values ($1, $2, $3, $4, $5)
-         on conflict (broadcast_id, phone) do update set answer = excluded.answer, answered_at = excluded.answered_at,
-             inbound_id = excluded.inbound_id",
-        broadcast as BroadcastId,
-        phone.as_str(),
-        answer,
-        now,
-        inbound_id
-    )
-    .execute(conn)
     .await?;
-    Ok(())
+    Ok(row.map(|r| (r.broadcast, r.household)))
 }
 
-/// One number's answer to a broadcast.
+/// One household's answer to a broadcast (by the number that gave it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rsvp {
     pub phone: String,
@@ -432,12 +426,14 @@ pub struct Rsvp {
     pub answered_at: DateTime<Utc>,
 }
 
-/// The answers to a broadcast (the latest per number), in the order they came.
+/// The answers to a broadcast (the latest per household), in the order they came.
 pub async fn rsvps(conn: &mut PgConnection, id: BroadcastId) -> Result<Vec<Rsvp>, sqlx::Error> {
     sqlx::query_as!(
         Rsvp,
-        r#"select v.phone, r.community_id as "community: CommunityId", r.language, v.answer, v.answered_at
-           from rsvps v join broadcast_recipients r on r.broadcast_id = v.broadcast_id and r.phone = v.phone
+        r#"select v.phone, h.community_id as "community: CommunityId",
+                  coalesce(r.language, h.language, '') as "language!", v.answer, v.answered_at
+           from rsvps v join households h on h.id = v.household_id
+           left join broadcast_recipients r on r.broadcast_id = v.broadcast_id and r.phone = v.phone
            where v.broadcast_id = $1 order by v.answered_at, v.phone"#,
         id as BroadcastId
     )

@@ -69,6 +69,7 @@ pub mod idempotency;
 pub mod inbox;
 pub mod join_limits;
 pub mod link_codes;
+pub mod meetings;
 pub mod money;
 pub mod outbox;
 pub mod overview;
