@@ -364,6 +364,7 @@ fn wide_lists(source: ListSource) -> Vec<ListItem> {
         ListSource::Communities | ListSource::CoordCommunities => MAX_COMMUNITY_NAME,
         ListSource::OpenProjects | ListSource::CoordProjects => MAX_PROJECT_NAME,
         ListSource::MyPledges => check::MAX_OWN_PLEDGE,
+        ListSource::TotalProjects => MAX_PROJECT_NAME + check::MAX_STATE_MARK + 3,
     };
     (1..=15)
         .map(|i| ListItem {

@@ -23,6 +23,7 @@ pub mod http;
 pub mod inbox;
 pub mod keywords;
 pub mod metrics;
+pub mod news;
 pub mod outbox;
 pub mod provision;
 pub mod receipts;

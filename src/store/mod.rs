@@ -70,6 +70,7 @@ pub mod inbox;
 pub mod join_limits;
 pub mod link_codes;
 pub mod money;
+pub mod news;
 pub mod outbox;
 pub mod overview;
 pub mod people;
