@@ -153,21 +153,6 @@ impl PhoneState {
             None => name.to_owned(),
         }
     }
-
-    /// The values `{state}` takes on the totals screen: ` (mark)` in each language
-    /// (`state.<lang>`), empty for an open project.
-    pub fn vars(self, menus: &crate::engine::menu::MenuSet) -> Vars {
-        Language::ALL
-            .iter()
-            .map(|&lang| {
-                let v = match self.mark_key() {
-                    Some(k) => format!(" ({})", menus.text(lang, k)),
-                    None => String::new(),
-                };
-                (format!("state.{lang}"), v)
-            })
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -664,11 +664,11 @@ async fn a_project_update_is_composed_from_the_project_page(pool: PgPool) {
     )
     .await;
     let link = format!(
-        "/console/broadcasts/new?community={}&amp;only_project={}&amp;update=1",
+        "/console/broadcasts/new?community={}&#38;only_project={}&#38;update=1",
         seed.community, seed.bridge
     );
     assert!(project.body.contains(&link), "{}", project.body);
-    let page = get(&app, &link.replace("&amp;", "&"), &s.cookie).await;
+    let page = get(&app, &link.replace("&#38;", "&"), &s.cookie).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("id=\"update-title\""), "{}", page.body);
     assert!(page.body.contains("Update to the pledgers of Bridge"));

@@ -119,7 +119,7 @@ async fn an_update_reaches_the_pledgers_in_their_language_and_takes_no_answers(p
     empty["texts"]["ru"] = json!("  ");
     let (status, body) = call(&app, "POST", &path, empty, &tokens.own).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["field"], "texts.ru", "{body}");
+    assert_eq!(body["error"]["field"], "texts.ru", "{body}");
 
     let (status, body) = call(&app, "POST", &path, update(), &tokens.own).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

@@ -101,16 +101,9 @@ pub async fn run_read(
     vars: &Vars,
 ) -> Result<Vars, ActionError> {
     match action {
-        Read::ProjectTotal => {
-            let mut v = project_total(conn, id_var(vars, action.name(), "project_id")?).await?;
-            // a closed project's state, in each language (`{state}`: " (completed)")
-            let shown = v
-                .get("project_status")
-                .and_then(|s| crate::news::PhoneState::from_name(s))
-                .unwrap_or(crate::news::PhoneState::Open);
-            v.extend(shown.vars(menus));
-            Ok(v)
-        }
+        // (a closed project's state shows in its name as the totals list gave it:
+        // "Bridge (completed)", see `crate::news::PhoneState::label`)
+        Read::ProjectTotal => project_total(conn, id_var(vars, action.name(), "project_id")?).await,
         Read::JoinCode => households::join_code(conn, phone).await,
         Read::MyPledge => my_pledges::detail(conn, menus, phone, vars).await,
     }

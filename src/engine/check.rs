@@ -21,7 +21,7 @@ pub const MAX_TIP: usize = 300;
 /// project name, an amount (`99999999.99`), a currency and a mark of up to 9 letters.
 pub const MAX_OWN_PLEDGE: usize = 7 + 1 + MAX_PROJECT_NAME + 1 + 11 + 1 + 3 + 1 + 9;
 /// Longest mark of a closed project's state on the phone (`total.mark.*`, checked here):
-/// the totals list shows `name (mark)`, the totals screen `{state}` = ` (mark)`.
+/// the totals list shows `name (mark)`, and the totals screen the name so chosen.
 pub const MAX_STATE_MARK: usize = 12;
 /// The marks of a project's state (`crate::news::PhoneState::mark_key`).
 const STATE_MARKS: [&str; 2] = ["total.mark.completed", "total.mark.closed"];
@@ -100,7 +100,6 @@ pub fn worst_case_values() -> Vars {
         v.insert(format!("project.{lang}"), wide(MAX_PROJECT_NAME));
         v.insert(format!("community.{lang}"), wide(MAX_COMMUNITY_NAME));
         v.insert(format!("status.{lang}"), wide(12));
-        v.insert(format!("state.{lang}"), wide(MAX_STATE_MARK + 3));
     }
     for money in [
         "amount",
