@@ -366,6 +366,7 @@ fn wide_lists(source: ListSource) -> Vec<ListItem> {
         ListSource::OpenProjects | ListSource::CoordProjects => MAX_PROJECT_NAME,
         ListSource::MyPledges => check::MAX_OWN_PLEDGE,
         ListSource::Meetings => check::MAX_MEETING,
+        ListSource::TotalProjects => MAX_PROJECT_NAME + check::MAX_STATE_MARK + 3,
     };
     (1..=15)
         .map(|i| ListItem {

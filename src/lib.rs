@@ -24,6 +24,7 @@ pub mod inbox;
 pub mod keywords;
 pub mod meetings;
 pub mod metrics;
+pub mod news;
 pub mod outbox;
 pub mod provision;
 pub mod receipts;

@@ -334,7 +334,9 @@ impl Turn<'_> {
                         "total: not registered",
                     ));
                 };
-                let projects = open_projects(tx, community).await?;
+                // open projects and those closed in the last year, with their state
+                let projects =
+                    listed_projects(tx, community, crate::news::shown_since(self.now)).await?;
                 if projects.is_empty() {
                     return Ok(self.reply(lang, "sms.no_projects", &none, "total: no projects"));
                 }
@@ -355,9 +357,10 @@ impl Turn<'_> {
                 let mut lines = Vec::new();
                 for p in chosen {
                     let t = actions::project_total(tx, p.id.0).await?;
+                    let shown = crate::news::PhoneState::of(p.closed_at.is_some(), p.completed);
                     lines.push(format!(
                         "{}: {}/{} {} ({}%)",
-                        p.name.get(lang),
+                        shown.label(&self.state.menus, lang, p.name.get(lang)),
                         t.get("matched_total").map(String::as_str).unwrap_or("?"),
                         t.get("target").map(String::as_str).unwrap_or("?"),
                         t.get("currency").map(String::as_str).unwrap_or(""),
@@ -686,15 +689,28 @@ impl Turn<'_> {
             // conversation that already holds MAX_CONVERSATION_TEXTS answers starts over too.
             _ => (Vec::new(), current.clone(), BTreeMap::new(), self.now),
         };
-        let projects = match known.community {
-            // those closed while a conversation of this length may have run keep their place
-            Some(c) => listed_projects(tx, c, self.now - ttl)
-                .await?
-                .into_iter()
-                .map(project_item)
-                .collect(),
+        // the totals list: open projects and those closed in the last year, marked; the
+        // pledge list: those closed while a conversation of this length may have run keep
+        // their place
+        let listed = match known.community {
+            Some(c) => listed_projects(tx, c, crate::news::shown_since(self.now)).await?,
             None => Vec::new(),
         };
+        let total_projects: Vec<ListItem> = listed
+            .iter()
+            .map(|p| {
+                let shown = crate::news::PhoneState::of(p.closed_at.is_some(), p.completed);
+                let mut item = project_item(p.clone());
+                item.labels =
+                    Language::ALL.map(|l| shown.label(&self.state.menus, l, p.name.get(l)));
+                item
+            })
+            .collect();
+        let projects: Vec<ListItem> = listed
+            .into_iter()
+            .filter(|p| p.closed_at.is_none_or(|at| at > self.now - ttl))
+            .map(project_item)
+            .collect();
         let communities = if caller.registered {
             Vec::new()
         } else {
@@ -706,6 +722,7 @@ impl Turn<'_> {
             match source {
                 ListSource::Communities => communities.clone(),
                 ListSource::OpenProjects => projects.clone(),
+                ListSource::TotalProjects => total_projects.clone(),
                 // lazy: read by the transport only when their screen is reached
                 ListSource::MyPledges | ListSource::Meetings => Vec::new(),
                 // an SMS conversation walks the household menus only
@@ -869,6 +886,7 @@ impl Transport for TextSteps<'_, '_> {
             }
             ListSource::Communities
             | ListSource::OpenProjects
+            | ListSource::TotalProjects
             | ListSource::CoordProjects
             | ListSource::CoordCommunities => Vec::new(),
         })

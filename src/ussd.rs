@@ -75,20 +75,48 @@ struct HopContext {
     coord_projects: Vec<ListItem>,
     coord_communities: Vec<ListItem>,
     session: Option<ussd_sessions::StoredSession>,
+    /// The projects open for pledges (and those closed during the session).
     projects: Vec<ListItem>,
+    /// The projects whose totals are shown: open, or closed in the last year (marked).
+    total_projects: Vec<ListItem>,
     communities: Vec<ListItem>,
 }
 
 async fn load_context(
     state: &AppState,
     hop: &Hop,
+    now: chrono::DateTime<chrono::Utc>,
     expired_before: chrono::DateTime<chrono::Utc>,
 ) -> Result<HopContext, sqlx::Error> {
     let pool = &state.pool;
-    let ctx =
-        ussd_sessions::hop_context(pool, hop.phone.as_str(), &hop.session_key(), expired_before)
-            .await?;
+    let ctx = ussd_sessions::hop_context(
+        pool,
+        hop.phone.as_str(),
+        &hop.session_key(),
+        expired_before,
+        crate::news::shown_since(now),
+    )
+    .await?;
     let items = |v: Vec<ListedItem>| -> Vec<ListItem> { v.into_iter().map(list_item).collect() };
+    // The totals list: every project read, a closed one marked completed or closed; the
+    // pledge list: open ones and those closed after the session began.
+    let total_projects: Vec<ListItem> = ctx
+        .projects
+        .iter()
+        .map(|p| {
+            let shown =
+                crate::news::PhoneState::of(p.closed_at.is_some(), p.completed.unwrap_or(false));
+            let mut item = list_item(p.clone());
+            item.labels =
+                Language::ALL.map(|lang| shown.label(&state.menus, lang, item.label(lang)));
+            item
+        })
+        .collect();
+    let open_projects: Vec<ListedItem> = ctx
+        .projects
+        .into_iter()
+        .filter(|p| p.closed_at.is_none_or(|at| at > expired_before))
+        .collect();
     // The coordinator's lists only for a coordinator: a household's hop (nearly all of
     // them) does not pay for them.
     let (coord_projects, coord_communities) = match ctx.coordinator {
@@ -101,7 +129,8 @@ async fn load_context(
         coord_projects: items(coord_projects),
         coord_communities: items(coord_communities),
         session: ctx.session,
-        projects: items(ctx.projects),
+        projects: items(open_projects),
+        total_projects,
         communities: items(ctx.communities),
     })
 }
@@ -183,7 +212,7 @@ async fn answer_inner(
     let ttl = chrono::Duration::seconds(
         i64::try_from(state.config.ussd_session_ttl_secs).unwrap_or(i64::MAX / 2_000),
     );
-    let ctx = load_context(state, hop, now - ttl).await?;
+    let ctx = load_context(state, hop, now, now - ttl).await?;
     let tokens: Vec<&str> = if hop.text.is_empty() {
         Vec::new()
     } else {
@@ -255,6 +284,7 @@ async fn answer_inner(
         match source {
             ListSource::Communities => ctx.communities.clone(),
             ListSource::OpenProjects => ctx.projects.clone(),
+            ListSource::TotalProjects => ctx.total_projects.clone(),
             ListSource::CoordProjects => ctx.coord_projects.clone(),
             ListSource::CoordCommunities => ctx.coord_communities.clone(),
             // lazy: read by the transport only when their screen is reached
@@ -368,6 +398,7 @@ impl Transport for HopSteps<'_> {
             }
             ListSource::Communities
             | ListSource::OpenProjects
+            | ListSource::TotalProjects
             | ListSource::CoordProjects
             | ListSource::CoordCommunities => Vec::new(),
         })

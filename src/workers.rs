@@ -67,6 +67,11 @@ async fn broadcast_scheduler(state: AppState, mut stop: watch::Receiver<bool>) {
             }
         }
         let now = state.clock.now();
+        // targets reached since the last round: their announcements, sent now or scheduled
+        // past the quiet hours (then queued below like any scheduled broadcast)
+        if let Err(e) = crate::news::announce_reached(&state, now).await {
+            tracing::error!(error = %e, "announcing reached targets failed");
+        }
         if let Err(e) = crate::broadcasts::run_due(
             &state.pool,
             now,

@@ -55,6 +55,18 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
         Box::new(move || (format!("/api/v1/projects/{project}"), None)),
     );
     table.insert(
+        "post /api/v1/projects/{id}/updates".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/projects/{project}/updates"),
+                Some(
+                    serde_json::json!({"texts": {"tg": "Пул тайёр аст", "ru": "Мост готов",
+                    "en": "The bridge is finished"}}),
+                ),
+            )
+        }),
+    );
+    table.insert(
         "patch /api/v1/projects/{id}".into(),
         Box::new(move || {
             (

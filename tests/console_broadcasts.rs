@@ -640,3 +640,79 @@ async fn out_of_scope_and_out_of_role_is_404(pool: PgPool) {
         1
     );
 }
+
+/// Issue 11, point 3: "Post an update" on a project's page opens the compose page with the
+/// project's pledgers as the audience; the draft it stores is an update (no answer window),
+/// only for those who send broadcasts, and a closed project can be chosen too.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_project_update_is_composed_from_the_project_page(pool: PgPool) {
+    let (app, seed, s) = setup(pool).await;
+    sqlx::query(
+        "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
+         values ($1, $2, $3, 500, 'TJS', 'api', 'update-1')",
+    )
+    .bind(seed.bridge)
+    .bind(seed.household)
+    .bind(common::PHONE_TG)
+    .execute(&app.pool)
+    .await
+    .expect("pledge");
+    let project = get(
+        &app,
+        &format!("/console/projects/{}", seed.bridge),
+        &s.cookie,
+    )
+    .await;
+    let link = format!(
+        "/console/broadcasts/new?community={}&#38;only_project={}&#38;update=1",
+        seed.community, seed.bridge
+    );
+    assert!(project.body.contains(&link), "{}", project.body);
+    let page = get(&app, &link.replace("&#38;", "&"), &s.cookie).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("id=\"update-title\""), "{}", page.body);
+    assert!(page.body.contains("Update to the pledgers of Bridge"));
+    assert!(page.body.contains("name=\"update\" value=\"1\""));
+    assert!(page
+        .body
+        .contains(&format!("value=\"{}\" selected", seed.bridge)));
+    // the closed project is offered too, marked
+    assert!(page.body.contains("Old · Anzob (Closed)"), "{}", page.body);
+    // one number pledged: one Tajik recipient
+    assert!(
+        page.body.contains("name=\"n_tg\" value=\"1\""),
+        "{}",
+        page.body
+    );
+
+    let key = field(&page.body, "key");
+    let community = seed.community.to_string();
+    let bridge = seed.bridge.to_string();
+    let mut fields = compose(&community, &s);
+    fields.extend([
+        ("only_project", bridge.as_str()),
+        ("update", "1"),
+        ("key", key.as_str()),
+    ]);
+    let stored = post(&app, "/console/broadcasts/new", &s.cookie, &fields).await;
+    assert_eq!(stored.status, StatusCode::SEE_OTHER, "{}", stored.body);
+    let id = id_in(stored.location());
+    let (only_project, rsvp_hours): (Option<i64>, i32) =
+        sqlx::query_as("select only_project, rsvp_hours from broadcasts where id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("the update");
+    assert_eq!((only_project, rsvp_hours), (Some(seed.bridge), 0));
+
+    // counsellors and programme officers see the project page without the link
+    let officer = as_role(&app, OFFICER, Role::Officer, &[seed.community], 3).await;
+    let page = get(
+        &app,
+        &format!("/console/projects/{}", seed.bridge),
+        &officer.cookie,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("id=\"post-update\""));
+}

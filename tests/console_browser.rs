@@ -175,6 +175,10 @@ fn main() {
             |w| Box::pin(attendance_journey(w)),
         ),
         (
+            "post_an_update_from_the_project_page_and_see_its_recipients_and_segments",
+            |w| Box::pin(project_update_journey(w)),
+        ),
+        (
             "a_counsellor_takes_a_callback_records_no_answer_and_sees_it_return_2_h_later",
             |w| Box::pin(callback_journey(w)),
         ),
@@ -1774,6 +1778,115 @@ async fn broadcast_journey(world: Arc<World>) -> Outcome {
     }
     open(&client, url.as_str()).await?;
     wait_for_text(&client, "tally-yes", "1").await?;
+    Ok(())
+}
+
+/// Issue 11's project news, as Anzob's coordinator at 360 px: the Footbridge's page →
+/// "Post an update" → the compose page with its pledgers as the audience (the recipients
+/// per language read at once), the three texts with their SMS parts → Continue → the
+/// confirm page names as many recipients as the Footbridge has pledgers' numbers → sent,
+/// with no answer window.
+async fn project_update_journey(world: Arc<World>) -> Outcome {
+    let project: i64 = sqlx::query_scalar(
+        "select p.id from projects p join communities c on c.id = p.community_id
+         where c.code = 'anzob' and p.name_en = 'Footbridge'",
+    )
+    .fetch_one(&world.pool)
+    .await
+    .map_err(fail)?;
+    // every number of each household with a pledge to it that stands, not opted out
+    let n: i64 = sqlx::query_scalar(
+        "select count(*) from phones ph
+         where exists (select 1 from pledges pl where pl.household_id = ph.household_id
+                       and pl.project_id = $1 and pl.status <> 'cancelled')
+           and not exists (select 1 from sms_optouts o where o.phone = ph.phone)",
+    )
+    .bind(project)
+    .fetch_one(&world.pool)
+    .await
+    .map_err(fail)?;
+    if n == 0 {
+        return Err(fail("the demo's Footbridge has no pledgers"));
+    }
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    sign_in_kept(&world, &client, "en", ANZOB_PHONE).await?;
+    open(
+        &client,
+        &format!("{}/console/projects/{project}", world.base),
+    )
+    .await?;
+    click(&client, "#post-update").await?;
+    wait_for(&client, "#update-title").await?;
+    wait_for(&client, "#reach input[name=n_tg]").await?;
+    wait_for_text(&client, "reach-total", " get").await?;
+    let reach = text(&client, "#reach-total").await?;
+    if !reach.contains(&n.to_string()) {
+        return Err(fail(format!(
+            "{n} pledgers' numbers, the preview says {reach:?}"
+        )));
+    }
+    type_into(
+        &client,
+        "#text_en",
+        "The footbridge is finished: opening on 12 May at 10:00.",
+    )
+    .await?;
+    wait_for(
+        &client,
+        "#measure-en[data-encoding=gsm7][data-segments='1']",
+    )
+    .await?;
+    type_into(
+        &client,
+        "#text_ru",
+        "Пешеходный мост готов: открытие 12 мая в 10:00. Спасибо всем, кто обещал деньги!",
+    )
+    .await?;
+    wait_for(
+        &client,
+        "#measure-ru[data-encoding=ucs2][data-segments='2']",
+    )
+    .await?;
+    wait_for_text(&client, "line-ru", "2 SMS parts").await?;
+    type_into(
+        &client,
+        "#text_tg",
+        "Пули пиёдагард тайёр аст: 12 май соати 10:00 кушода мешавад.",
+    )
+    .await?;
+    wait_for(
+        &client,
+        "#measure-tg[data-encoding=ucs2][data-segments='1']",
+    )
+    .await?;
+    check_page(&world, &client, "en", 360, "project-update").await?;
+    click(&client, "#continue").await?;
+    wait_for(&client, "#confirm-what").await?;
+    let what = text(&client, "#confirm-what").await?;
+    if !what.starts_with(&format!("Send to {n} recipients")) {
+        return Err(fail(format!("the confirm page says {what:?}")));
+    }
+    click(&client, "#confirm").await?;
+    wait_for(&client, "#undo").await?;
+    let url = client.current_url().await.map_err(fail)?;
+    let id: i64 = url
+        .path()
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| fail(format!("no broadcast in {url}")))?;
+    let (only_project, rsvp_hours): (Option<i64>, i32) =
+        sqlx::query_as("select only_project, rsvp_hours from broadcasts where id = $1")
+            .bind(id)
+            .fetch_one(&world.pool)
+            .await
+            .map_err(fail)?;
+    if only_project != Some(project) || rsvp_hours != 0 {
+        return Err(fail(format!(
+            "the update went to project {only_project:?} with {rsvp_hours} hours of answers"
+        )));
+    }
     Ok(())
 }
 

@@ -177,7 +177,7 @@ impl Sim {
         let projects = projects();
         let communities = communities();
         let lists = move |s: ListSource| match s {
-            ListSource::OpenProjects => projects.clone(),
+            ListSource::OpenProjects | ListSource::TotalProjects => projects.clone(),
             ListSource::Communities => communities.clone(),
             ListSource::CoordProjects => projects.clone(),
             ListSource::CoordCommunities => communities.clone(),

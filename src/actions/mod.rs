@@ -106,6 +106,8 @@ pub async fn run_read(
     vars: &Vars,
 ) -> Result<Vars, ActionError> {
     match action {
+        // (a closed project's state shows in its name as the totals list gave it:
+        // "Bridge (completed)", see `crate::news::PhoneState::label`)
         Read::ProjectTotal => project_total(conn, id_var(vars, action.name(), "project_id")?).await,
         Read::JoinCode => households::join_code(conn, phone).await,
         Read::MyPledge => my_pledges::detail(conn, menus, phone, vars).await,

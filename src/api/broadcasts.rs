@@ -115,6 +115,43 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, &auth, id).await?)))
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUpdate {
+    /// The text per language; placeholders {date}, {time}, {place}, {project}.
+    pub texts: Texts,
+    /// Values of the placeholders.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub vars: Vars,
+}
+
+/// Posts an update to a project's pledgers (every number of each household that pledged to
+/// it and did not cancel, in its language): a draft broadcast with no answer window, returned
+/// with its preview (recipients, segments, cost); send it with
+/// `POST /api/v1/broadcasts/{id}/send`, which holds it past the quiet hours.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/updates", tag = "broadcasts", request_body = NewUpdate,
+    params(("id" = i64, Path, description = "project id")),
+    responses((status = 201, body = BroadcastView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn post_update(
+    State(state): State<AppState>,
+    auth: Auth,
+    Segments(project): Segments<i64>,
+    Body(u): Body<NewUpdate>,
+) -> ApiResult<(StatusCode, Json<BroadcastView>)> {
+    let id = service::news::post_update(
+        &state,
+        &auth,
+        project,
+        [&u.texts.tg, &u.texts.ru, &u.texts.en],
+        u.vars,
+        Once::Always,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &auth, id).await?)))
+}
+
 /// A broadcast, its preview (before it is queued) and its progress and RSVP counts.
 #[utoipa::path(get, path = "/api/v1/broadcasts/{id}", tag = "broadcasts",
     params(("id" = i64, Path, description = "broadcast id")),

@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(broadcasts::cancel))
         .routes(routes!(broadcasts::rsvps))
         .routes(routes!(meetings::get_attendance, meetings::put_attendance))
+        .routes(routes!(broadcasts::post_update))
         .routes(routes!(households::list, households::create))
         .routes(routes!(households::get_one, households::update))
         .routes(routes!(households::add_phone))

@@ -152,6 +152,9 @@ pub struct Typed {
     pub meeting_at: String,
     pub meeting_place: String,
     pub topics: Vec<Topic>,
+    /// An update to the chosen project's pledgers ("Post an update" on a project's page):
+    /// stored by `service::news::post_update` (no answer window).
+    pub update: bool,
 }
 
 fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
@@ -199,6 +202,7 @@ impl Typed {
                 .filter_map(|(_, v)| v.trim().parse().ok())
                 .take(Topic::ALL.len())
                 .collect(),
+            update: !field(pairs, "update").is_empty(),
         }
     }
 
@@ -575,6 +579,8 @@ pub struct ComposePage {
     pub meeting_at: String,
     pub meeting_place: String,
     pub topics: Vec<Check>,
+    /// An update to a project's pledgers: the project's name.
+    pub update: Option<String>,
 }
 
 impl ComposePage {
@@ -889,18 +895,12 @@ async fn compose_page(
         Ok(n) => n,
         Err(e) => return failed(console, staff, e),
     };
-    let projects = match crate::service::projects::list(
-        &console.app,
-        &staff.actor,
-        None,
-        Some(ProjectStatus::Open),
-        None,
-    )
-    .await
-    {
-        Ok(p) => p,
-        Err(e) => return failed(console, staff, e),
-    };
+    // closed projects too: news of a finished project goes to its pledgers
+    let projects =
+        match crate::service::projects::list(&console.app, &staff.actor, None, None, None).await {
+            Ok(p) => p,
+            Err(e) => return failed(console, staff, e),
+        };
     let by_id: HashMap<i64, &str> = names.iter().map(|(id, n)| (*id, n.as_str())).collect();
     let mut errors = errors;
     let reach = if read_reach && !typed.communities.is_empty() {
@@ -917,8 +917,18 @@ async fn compose_page(
     } else {
         None
     };
+    let update = typed
+        .update
+        .then(|| {
+            projects
+                .iter()
+                .find(|p| typed.only_project.trim() == p.id.0.to_string())
+                .map(|p| p.name.get(t.language).to_owned())
+        })
+        .flatten();
     let now = console.app.clock.now();
     let page = ComposePage {
+        update,
         l: layout(console, &t, staff, url),
         communities: names
             .iter()
@@ -934,9 +944,14 @@ async fn compose_page(
             .map(|p| Opt {
                 value: p.id.0.to_string(),
                 label: format!(
-                    "{} · {}",
+                    "{} · {}{}",
                     p.name.get(t.language),
-                    by_id.get(&p.community.0).copied().unwrap_or("")
+                    by_id.get(&p.community.0).copied().unwrap_or(""),
+                    if p.status == ProjectStatus::Closed {
+                        format!(" ({})", t.t("projects.status.closed"))
+                    } else {
+                        String::new()
+                    }
                 ),
                 selected: typed.only_project.trim() == p.id.0.to_string(),
             })
@@ -1156,19 +1171,36 @@ pub async fn new_post(
             None => return failed(&console, &staff, e),
         },
     }
-    let created = service::create(
-        &console.app,
-        &staff.actor,
-        NewBroadcast {
-            audience,
-            texts: [&typed.texts[0], &typed.texts[1], &typed.texts[2]],
-            vars: typed.vars(),
-            rsvp_hours: None,
-            meeting,
-        },
-        Once::Form(&typed.key),
-    )
-    .await;
+    let texts = [&*typed.texts[0], &*typed.texts[1], &*typed.texts[2]];
+    let created = match audience.only_project.filter(|_| typed.update) {
+        // an update to a project's pledgers: the one rule for its audience
+        Some(project) => {
+            crate::service::news::post_update(
+                &console.app,
+                &staff.actor,
+                project,
+                texts,
+                typed.vars(),
+                Once::Form(&typed.key),
+            )
+            .await
+        }
+        None => {
+            service::create(
+                &console.app,
+                &staff.actor,
+                NewBroadcast {
+                    audience,
+                    texts,
+                    vars: typed.vars(),
+                    rsvp_hours: None,
+                    meeting,
+                },
+                Once::Form(&typed.key),
+            )
+            .await
+        }
+    };
     match created {
         Ok(id) => {
             let next = match at {

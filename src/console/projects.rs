@@ -182,6 +182,9 @@ pub struct ProjectPage {
     pub l: Layout,
     pub p: Card,
     pub may_edit: bool,
+    /// "Post an update" (to the project's pledgers): the compose page with the audience
+    /// chosen, for those who send broadcasts.
+    pub post_update: Option<String>,
     pub flash: Option<FlashView>,
 }
 
@@ -701,6 +704,12 @@ pub async fn page(
     };
     let money = sees_money(&staff.actor);
     let p = &view.totals;
+    let post_update = crate::service::broadcasts::sends(&staff.actor).then(|| {
+        format!(
+            "/console/broadcasts/new?community={}&only_project={}&update=1",
+            p.community.0, p.id.0
+        )
+    });
     let cur = &p.currency;
     let mut whos: Vec<&str> = view.audit.iter().map(|a| a.actor.as_str()).collect();
     whos.extend(view.receipts.iter().map(|r| r.recorded_by.as_str()));
@@ -784,6 +793,7 @@ pub async fn page(
     let page = ProjectPage {
         l: layout(&console, &t, &staff, &format!("{PATH}/{id}")),
         may_edit: projects_service::edits(&staff.actor),
+        post_update,
         p: card,
         flash,
         t,

@@ -23,6 +23,11 @@ pub const MAX_OWN_PLEDGE: usize = 7 + 1 + MAX_PROJECT_NAME + 1 + 11 + 1 + 3 + 1 
 /// Longest entry of the upcoming meetings (`actions::meetings::items`): a date and time
 /// (`12 Dec 14:00`), a place of up to 24 characters and a mark of up to 6 letters.
 pub const MAX_MEETING: usize = 12 + 1 + 24 + 1 + 6;
+/// Longest mark of a closed project's state on the phone (`total.mark.*`, checked here):
+/// the totals list shows `name (mark)`, and the totals screen the name so chosen.
+pub const MAX_STATE_MARK: usize = 12;
+/// The marks of a project's state (`crate::news::PhoneState::mark_key`).
+const STATE_MARKS: [&str; 2] = ["total.mark.completed", "total.mark.closed"];
 
 /// Texts the engine itself uses, whatever the menu.
 const ENGINE_KEYS: &[&str] = &[
@@ -48,6 +53,16 @@ const ENGINE_KEYS: &[&str] = &[
 /// placeholder, and fit [`SERVICE_TEXT_SEGMENTS`] SMS with the widest values (a longer
 /// text would be cut at the end).
 pub const SERVICE_TEXTS: &[(&str, &[(&str, &str)])] = &[
+    (
+        // a project's target reached, told to its pledgers once (src/news.rs)
+        "sms.target_reached",
+        &[
+            ("project", WIDEST_PROJECT),
+            ("matched_total", "99999999.99"),
+            ("target", "99999999.99"),
+            ("currency", "TJS"),
+        ],
+    ),
     (
         // the code that links a number to a household (src/api/households.rs)
         "sms.link_code",
@@ -176,6 +191,17 @@ pub fn check(set: &MenuSet, limits: ScreenLimits) -> Vec<String> {
                 errors.push(format!(
                     "locale {lang}: text {key:?} takes {segments} SMS with the widest values, more than {SERVICE_TEXT_SEGMENTS}"
                 ));
+            }
+        }
+    }
+    for lang in Language::ALL {
+        for key in STATE_MARKS {
+            match set.locales.get(&lang).and_then(|l| l.get(key)) {
+                None => errors.push(format!("locale {lang}: text {key:?} is missing")),
+                Some(t) if t.chars().count() > MAX_STATE_MARK => errors.push(format!(
+                    "locale {lang}: text {key:?} is longer than {MAX_STATE_MARK} characters"
+                )),
+                Some(_) => {}
             }
         }
     }
@@ -370,6 +396,7 @@ fn render_all(
             ListSource::Communities => MAX_COMMUNITY_NAME,
             ListSource::MyPledges => MAX_OWN_PLEDGE,
             ListSource::Meetings => MAX_MEETING,
+            ListSource::TotalProjects => MAX_PROJECT_NAME + MAX_STATE_MARK + 3,
             // (a coordinator's communities are checked as wide as projects: wider than needed)
             ListSource::OpenProjects | ListSource::CoordProjects | ListSource::CoordCommunities => {
                 MAX_PROJECT_NAME

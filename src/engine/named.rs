@@ -184,6 +184,9 @@ named! {
         /// The caller's community's projects open for pledges (and those closed during the
         /// conversation, so that numbers keep their meaning).
         OpenProjects = "open_projects",
+        /// The caller's community's projects whose totals the phone shows: open ones and
+        /// those closed in the last year, a closed one marked completed or closed.
+        TotalProjects = "total_projects",
         /// The projects a coordinator may see.
         CoordProjects = "coord_projects",
         /// The communities a coordinator may see.

@@ -17,6 +17,7 @@ pub mod forms;
 pub mod households;
 pub mod meetings;
 pub mod money;
+pub mod news;
 pub mod overview;
 pub mod people;
 pub mod projects;

@@ -71,6 +71,7 @@ pub mod join_limits;
 pub mod link_codes;
 pub mod meetings;
 pub mod money;
+pub mod news;
 pub mod outbox;
 pub mod overview;
 pub mod people;

@@ -96,6 +96,10 @@ pub struct ProjectItem {
     pub code: String,
     pub name: Localized,
     pub currency: String,
+    /// When it closed (open: none).
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Closed after its target was reached (`project_target_reached`).
+    pub completed: bool,
 }
 
 /// The community's open projects, by id.
@@ -121,12 +125,15 @@ pub async fn open_in(
                 en: r.name_en,
             },
             currency: r.currency,
+            closed_at: None,
+            completed: false,
         })
         .collect())
 }
 
 /// The projects a conversation lists: open ones and those closed after `since` (SQL
-/// function `listed_projects`, the rule USSD follows too).
+/// function `listed_projects`, the rule USSD follows too), each with when it closed and
+/// whether it was completed.
 pub async fn listed(
     conn: &mut PgConnection,
     community: CommunityId,
@@ -134,8 +141,10 @@ pub async fn listed(
 ) -> Result<Vec<ProjectItem>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select id as "id!: ProjectId", code as "code!", name_tg as "name_tg!",
-                  name_ru as "name_ru!", name_en as "name_en!", currency as "currency!"
-           from listed_projects($1, $2)"#,
+                  name_ru as "name_ru!", name_en as "name_en!", currency as "currency!", closed_at,
+                  status = 'closed' and exists (select 1 from project_target_reached r where r.project_id = p.id)
+                      as "completed!"
+           from listed_projects($1, $2) p"#,
         community as CommunityId,
         since
     )
@@ -152,6 +161,8 @@ pub async fn listed(
                 en: r.name_en,
             },
             currency: r.currency,
+            closed_at: r.closed_at,
+            completed: r.completed,
         })
         .collect())
 }

@@ -59,6 +59,12 @@ pub struct ListedItem {
     pub en: String,
     #[serde(default)]
     pub currency: Option<String>,
+    /// When a project closed (open: none).
+    #[serde(default)]
+    pub closed_at: Option<DateTime<Utc>>,
+    /// A closed project whose target was reached.
+    #[serde(default)]
+    pub completed: Option<bool>,
 }
 
 /// Everything a hop needs to know, in one round trip.
@@ -75,12 +81,14 @@ pub struct HopContext {
 }
 
 /// The context of a hop by `phone` in the session `session_key`; a session started before
-/// `expired_before` is marked expired.
+/// `expired_before` is marked expired. The projects are those open and those closed after
+/// `shown_since` (which is before `expired_before`), each with when it closed.
 pub async fn hop_context(
     pool: &PgPool,
     phone: &str,
     session_key: &str,
     expired_before: DateTime<Utc>,
+    shown_since: DateTime<Utc>,
 ) -> Result<HopContext, sqlx::Error> {
     let row = sqlx::query!(
         r#"
@@ -102,10 +110,15 @@ select
                              from ussd_effects e where e.session_key = ss.session_key), '{}'::json))
      from ss) as "session: Json<StoredSession>",
     (select json_agg(json_build_object('id', p.id, 'tg', p.name_tg, 'ru', p.name_ru, 'en', p.name_en,
-                                       'currency', p.currency) order by p.id)
+                                       'currency', p.currency, 'closed_at', p.closed_at,
+                                       'completed', p.status = 'closed' and exists (
+                                           select 1 from project_target_reached r where r.project_id = p.id))
+                     order by p.id)
      -- a column argument, not a sub-select: PostgreSQL inlines the function only so (a
      -- sub-select argument turns it into a separate function scan on every hop)
-     from hh cross join lateral listed_projects(hh.community_id, $3) p) as "projects: Json<Vec<ListedItem>>",
+     -- (open, or closed since $4: a year for the totals list; the pledge list keeps those
+     -- closed after $3, see `ussd::load_context`)
+     from hh cross join lateral listed_projects(hh.community_id, $4) p) as "projects: Json<Vec<ListedItem>>",
     (select json_agg(json_build_object('id', c.id, 'tg', c.name_tg, 'ru', c.name_ru, 'en', c.name_en)
                      order by c.id)
      from communities c
@@ -117,6 +130,7 @@ select
         phone,
         session_key,
         expired_before,
+        shown_since,
     )
     .fetch_one(pool)
     .await?;
@@ -141,7 +155,10 @@ pub async fn coordinator_lists(
 with co as (select c.id, c.is_admin from coordinators c where c.id = $1)
 select
     (select json_agg(json_build_object('id', p.id, 'tg', p.name_tg, 'ru', p.name_ru, 'en', p.name_en,
-                                       'currency', p.currency) order by p.id)
+                                       'currency', p.currency, 'closed_at', p.closed_at,
+                                       'completed', p.status = 'closed' and exists (
+                                           select 1 from project_target_reached r where r.project_id = p.id))
+                     order by p.id)
      from projects p, co
      where (p.status = 'open' or p.closed_at > $2)
        and (co.is_admin or p.community_id in (select community_id from coordinator_communities where coordinator_id = co.id))
