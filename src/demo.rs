@@ -140,6 +140,9 @@ pub struct ScaleSummary {
 /// Rows a batch of [`scale`] inserts in one transaction (a crash keeps the batches done).
 const SCALE_BATCH: i64 = 50_000;
 
+/// Pledge ids a batch of receipts covers (about a third of them get a receipt).
+const SCALE_RECEIPT_IDS: i64 = 30_000;
+
 /// A batch's statement timeout: well above what a batch takes on a busy 2-core machine
 /// (a few seconds), far below forever (the pool's own is `HASHAR_DB_STATEMENT_TIMEOUT_MS`,
 /// made for hops, not bulk inserts).
@@ -203,9 +206,24 @@ pub async fn scale(
         tx.commit().await?;
         from = to;
     }
-    let mut tx = pool.begin().await?;
-    crate::store::exports::statement_timeout(&mut tx, SCALE_BATCH_TIMEOUT_MS).await?;
-    added.receipts = demo::scale_receipts(&mut tx, now).await?;
-    tx.commit().await?;
+    // Receipts in batches of pledge ids, one transaction each, like the steps above: one
+    // statement for a third of a million receipts updated each project's `project_sums` row
+    // tens of thousands of times in one transaction and ran past its timeout. A batch of
+    // SCALE_RECEIPT_IDS ids makes about a third as many receipts; an interrupted run keeps
+    // the batches done and the next run skips the pledges received already.
+    let mut conn = pool.acquire().await?;
+    let range = demo::pledge_id_range(&mut conn).await?;
+    drop(conn);
+    if let Some((first, last)) = range {
+        let mut from = first;
+        while from <= last {
+            let to = from.saturating_add(SCALE_RECEIPT_IDS);
+            let mut tx = pool.begin().await?;
+            crate::store::exports::statement_timeout(&mut tx, SCALE_BATCH_TIMEOUT_MS).await?;
+            added.receipts += demo::scale_receipts(&mut tx, from, to, now).await?;
+            tx.commit().await?;
+            from = to;
+        }
+    }
     Ok(added)
 }

@@ -415,3 +415,121 @@ async fn the_overview_needs_a_session(pool: PgPool) {
         Some("/console/login")
     );
 }
+
+/// The chart's weeks, read from the trigger-kept week and hour sums, are exactly a direct
+/// sum over `pledges` (not cancelled) for the programme's weeks in several time zones:
+/// UTC+5 (Dushanbe), UTC, New York with its clock changes, UTC+14 and UTC−11; for the whole
+/// programme and one community's scope; with pledges on and around the weeks' bounds, in
+/// two currencies, some cancelled.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn pledges_per_week_equal_a_direct_sum_in_every_time_zone(pool: PgPool) {
+    use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
+    let seed = common::seed(&pool).await;
+    let usd: i64 = sqlx::query_scalar(
+        "insert into projects (community_id, code, kind, name_tg, name_ru, name_en, target, match_ratio, currency)
+         values ($1, 'USD1', 'business', 'a', 'b', 'c', 1000, 1, 'USD') returning id",
+    )
+    .bind(seed.community)
+    .fetch_one(&pool)
+    .await
+    .expect("a USD project");
+    // 600 pledges from 2026-08-01 over about 16 weeks, every 4 h 37 min (so they meet every
+    // hour of the week), plus one at each whole hour around each Sunday evening and Monday
+    let start = Utc
+        .with_ymd_and_hms(2026, 8, 1, 0, 7, 0)
+        .single()
+        .expect("a time");
+    let mut times: Vec<chrono::DateTime<Utc>> = (0..600)
+        .map(|i| start + Duration::minutes(277 * i))
+        .collect();
+    let mut day = NaiveDate::from_ymd_opt(2026, 8, 2).expect("a Sunday");
+    while day < NaiveDate::from_ymd_opt(2026, 11, 30).expect("a day") {
+        for h in [-12i64, -11, -6, -5, -4, -1, 0, 4, 5, 10, 11] {
+            let midnight = Utc.from_utc_datetime(
+                &(day + Duration::days(1))
+                    .and_hms_opt(0, 0, 0)
+                    .expect("midnight"),
+            );
+            times.push(midnight + Duration::hours(h));
+            times.push(midnight + Duration::hours(h) - Duration::seconds(1));
+        }
+        day += Duration::weeks(1);
+    }
+    for (n, at) in times.iter().enumerate() {
+        let (project, currency) = match n % 3 {
+            0 => (seed.bridge, "TJS"),
+            1 => (seed.roof, "TJS"),
+            _ => (usd, "USD"),
+        };
+        sqlx::query(
+            "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key, created_at)
+             values ($1, $2, $3, $4, $5, 'ussd', $6, $7)",
+        )
+        .bind(project)
+        .bind(seed.household)
+        .bind(common::PHONE_TG)
+        .bind(rust_decimal::Decimal::new(1000 + (n as i64 * 7919) % 50_000, 2))
+        .bind(currency)
+        .bind(format!("w{n}"))
+        .bind(at)
+        .execute(&pool)
+        .await
+        .expect("a pledge");
+    }
+    exec(
+        &pool,
+        "insert into pledge_cancellations (pledge_id, reason, cancelled_by)
+         select id, 'test', 't' from pledges where id % 11 = 0",
+    )
+    .await;
+    for zone in [
+        "Asia/Dushanbe",
+        "UTC",
+        "America/New_York",
+        "Pacific/Kiritimati",
+        "Pacific/Pago_Pago",
+    ] {
+        let tz: chrono_tz::Tz = zone.parse().expect("a zone");
+        // 12 weeks of Mondays, local midnight as instants, ending after 30 Nov 2026
+        let first = NaiveDate::from_ymd_opt(2026, 9, 7).expect("a Monday");
+        assert_eq!(first.weekday(), chrono::Weekday::Mon);
+        let bounds: Vec<chrono::DateTime<Utc>> = (0..=12)
+            .map(|i| {
+                let day = first + Duration::weeks(i);
+                tz.from_local_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"))
+                    .earliest()
+                    .expect("a local midnight")
+                    .with_timezone(&Utc)
+            })
+            .collect();
+        for scope in [
+            None,
+            Some(vec![seed.community]),
+            Some(vec![seed.other_community]),
+        ] {
+            let kept = hashar::store::overview::pledges_by_week(&pool, scope.as_deref(), &bounds)
+                .await
+                .expect("the chart's rows");
+            let kept: Vec<(i64, String, i64, rust_decimal::Decimal)> = kept
+                .into_iter()
+                .map(|w| (w.week as i64, w.currency, w.pledges, w.amount))
+                .collect();
+            let direct: Vec<(i64, String, i64, rust_decimal::Decimal)> = sqlx::query_as(
+                "select (width_bucket(pl.created_at, $1) - 1)::bigint, pl.currency, count(*), sum(pl.amount)
+                   from pledges pl join projects p on p.id = pl.project_id
+                  where pl.status <> 'cancelled' and width_bucket(pl.created_at, $1) between 1 and 12
+                    and ($2::bigint[] is null or p.community_id = any($2))
+                  group by 1, 2 order by 1, 2",
+            )
+            .bind(&bounds)
+            .bind(scope.as_deref())
+            .fetch_all(&pool)
+            .await
+            .expect("a direct sum");
+            assert_eq!(kept, direct, "{zone}, scope {scope:?}");
+            if scope.is_none() {
+                assert!(direct.len() >= 24, "{zone}: {direct:?}");
+            }
+        }
+    }
+}

@@ -143,6 +143,112 @@ async fn the_list_filters_and_a_project_shows_its_figures(pool: PgPool) {
     assert!(page.body.contains("700.00"), "{}", page.body);
 }
 
+/// The amounts of the pledges table of a project page, in the order shown.
+fn pledge_amounts(body: &str) -> Vec<String> {
+    let Some(table) = body
+        .split("id=\"pledges\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+    else {
+        return Vec::new();
+    };
+    table
+        .split("class=\"num\">")
+        .skip(1)
+        .filter_map(|cell| cell.split('<').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `href` of the link with this id, its `&amp;` read back.
+fn href_of(body: &str, id: &str) -> Option<String> {
+    let (tag, _) = body.split_once(&format!("id=\"{id}\""))?;
+    let href = tag.rsplit("href=\"").next()?.split('"').next()?;
+    Some(href.replace("&amp;", "&"))
+}
+
+/// A project's pledges come a page at a time, newest first: the "older" link carries the
+/// last pledge's (time, id), so that paging through pledges made at the same instant (a
+/// bulk import, or the clock's resolution) neither repeats nor skips one, and the last
+/// page has no "older" link.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_project_pages_through_its_pledges_by_keyset(pool: PgPool) {
+    let (app, seed, s) = setup(pool).await;
+    // 45 pledges at 4 instants (11 or 12 share each), amounts 101 to 145 to tell them apart
+    for n in 0..45i64 {
+        sqlx::query(
+            "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key, created_at)
+             values ($1, $2, $3, $4, 'TJS', 'ussd', $5, timestamptz '2026-11-20 10:00:00.123456Z' + ($6 * interval '1 hour'))",
+        )
+        .bind(seed.bridge)
+        .bind(seed.household)
+        .bind(common::PHONE_TG)
+        .bind(rust_decimal::Decimal::from(101 + n))
+        .bind(format!("page-{n}"))
+        .bind(n % 4)
+        .execute(&app.pool)
+        .await
+        .expect("a pledge");
+    }
+    // amounts under 1,000: "101.00" is how English writes them
+    let expected: Vec<String> = sqlx::query_scalar(
+        "select amount::bigint || '.00' from pledges where project_id = $1
+          order by created_at desc, id desc",
+    )
+    .bind(seed.bridge)
+    .fetch_all(&app.pool)
+    .await
+    .expect("the pledges");
+    assert_eq!(expected.len(), 45);
+
+    let mut seen = Vec::new();
+    let mut uri = format!("/console/projects/{}", seed.bridge);
+    let mut pages = 0;
+    loop {
+        let page = get(&app, &uri, &s.cookie).await;
+        assert_eq!(page.status, StatusCode::OK, "{uri}: {}", page.body);
+        let amounts = pledge_amounts(&page.body);
+        assert!(amounts.len() <= 20, "{uri}: {amounts:?}");
+        seen.extend(amounts);
+        pages += 1;
+        if pages > 1 {
+            assert!(
+                page.body.contains("id=\"newest-pledges\""),
+                "a way back: {}",
+                page.body
+            );
+        }
+        match href_of(&page.body, "older-pledges") {
+            Some(next) => {
+                assert!(next.contains("?before="), "{next}");
+                uri = next;
+            }
+            None => break,
+        }
+        assert!(pages < 5, "too many pages");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), expected.len(), "{seen:?}");
+    for (cell, amount) in seen.iter().zip(&expected) {
+        assert!(
+            cell.contains(amount.as_str()),
+            "every pledge once, newest first: {seen:?}"
+        );
+    }
+
+    // a cursor that is not one shows the first page
+    let odd = get(
+        &app,
+        &format!("/console/projects/{}?before=yesterday", seed.bridge),
+        &s.cookie,
+    )
+    .await;
+    assert_eq!(odd.status, StatusCode::OK);
+    let first = pledge_amounts(&odd.body);
+    assert_eq!(first.len(), 20);
+    assert!(first[0].contains(expected[0].as_str()), "{first:?}");
+}
+
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn an_admin_creates_a_project_and_a_too_long_tajik_name_is_refused(pool: PgPool) {
     let (app, seed, _) = setup(pool).await;

@@ -583,6 +583,31 @@ async fn pledge_hour_sums_match_a_direct_sum(pool: PgPool) {
     )
     .await;
     assert_eq!(kept, direct);
+    // the weeks (Monday 00:00 UTC), kept by the same trigger, likewise
+    let weeks = sums(
+        "select project_id, to_char(week at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), currency, pledges, amount
+           from pledge_week_sums where pledges > 0 order by 1, 2, 3",
+    )
+    .await;
+    let direct_weeks = sums(
+        "select project_id, to_char(date_trunc('week', created_at, 'UTC') at time zone 'UTC', 'YYYY-MM-DD HH24:MI'),
+                currency, count(*), sum(amount)
+           from pledges where status <> 'cancelled' group by 1, 2, 3 order by 1, 2, 3",
+    )
+    .await;
+    assert_eq!(weeks, direct_weeks);
+    assert_eq!(weeks.len(), 3, "{weeks:?}");
+    let msg = fails(&pool, "delete from pledge_week_sums").await;
+    assert!(msg.contains("never deleted"), "{msg}");
+    fails(&pool, "update pledge_week_sums set amount = -1").await;
+    fails(
+        &pool,
+        &format!(
+            "insert into pledge_week_sums (project_id, week, currency) values ({}, '2026-11-24 00:00:00+00', 'TJS')",
+            seed.bridge
+        ),
+    )
+    .await;
     let hours: Vec<(i64, &str, i64)> = kept
         .iter()
         .map(|(project, hour, _, n, _)| (*project, hour.as_str(), *n))

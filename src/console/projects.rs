@@ -49,9 +49,9 @@ use crate::{
         Actor, Once, ServiceError,
     },
     store::{
-        pledges::PledgeStatus,
+        pledges::{PledgeCursor, PledgeStatus},
         projects::{ProjectKind, ProjectStatus, ProjectTotals},
-        CommunityId, ProjectId,
+        CommunityId, PledgeId, ProjectId,
     },
 };
 
@@ -169,7 +169,11 @@ pub struct Card {
     pub money: Option<Figures>,
     pub disbursed: String,
     pub match_due: String,
+    /// A page of pledges: the latest, or older ones (`older_page`).
     pub pledges: Vec<Line>,
+    pub older_page: bool,
+    /// The link to the next older page of pledges, when there is one.
+    pub older: Option<String>,
     pub receipts: Vec<Line>,
     pub disbursements: Vec<Line>,
     pub history: Vec<AuditLine>,
@@ -310,9 +314,25 @@ pub struct ListQuery {
     lang: Option<String>,
 }
 
+/// A project page's query: the language, and where its page of pledges starts.
 #[derive(Debug, Default, serde::Deserialize)]
-pub struct LangQuery {
+pub struct PageQuery {
     lang: Option<String>,
+    /// `<created_at in microseconds since 1970>_<id>` of the last pledge of the page
+    /// before, as the "older" link carries it (households' timelines do the same).
+    before: Option<String>,
+}
+
+/// A page cursor from its text; `None` (the first page) for anything else.
+fn parse_cursor(raw: &str) -> Option<PledgeCursor> {
+    let (micros, id) = raw.split_once('_')?;
+    let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    Some((at, PledgeId(id.parse().ok()?)))
+}
+
+/// The text of a page cursor.
+fn cursor_text((at, id): PledgeCursor) -> String {
+    format!("{}_{}", at.timestamp_micros(), id.0)
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -688,14 +708,16 @@ fn audit_detail(t: &Tr, detail: &serde_json::Value, money: bool) -> String {
 pub async fn page(
     State(console): State<Console>,
     Path(id): Path<i64>,
-    Query(q): Query<LangQuery>,
+    Query(q): Query<PageQuery>,
     staff: Staff,
 ) -> Response {
     let t = language(&staff, q.lang.as_deref()).await;
+    let before = q.before.as_deref().and_then(parse_cursor);
     let view = match timing::db(projects_service::view(
         &console.app,
         &staff.actor,
         ProjectId(id),
+        before,
     ))
     .await
     {
@@ -736,6 +758,11 @@ pub async fn page(
         kind: t.t(kind_key(p.kind)),
         closed: p.status == ProjectStatus::Closed,
         money: money.then(|| figures(&t, p)),
+        older_page: before.is_some(),
+        older: view
+            .older
+            .filter(|_| money)
+            .map(|c| format!("{PATH}/{id}?before={}#pledges-title", cursor_text(c))),
         disbursed: t.money(view.ledger.disbursed, cur),
         match_due: t.money(view.ledger.match_due, cur),
         pledges: if money {
@@ -791,7 +818,15 @@ pub async fn page(
     let mut ignored = Vec::new();
     let flash = take_flash(&staff, &t, &mut ignored).await;
     let page = ProjectPage {
-        l: layout(&console, &t, &staff, &format!("{PATH}/{id}")),
+        l: layout(
+            &console,
+            &t,
+            &staff,
+            &match before {
+                Some(c) => format!("{PATH}/{id}?before={}", cursor_text(c)),
+                None => format!("{PATH}/{id}"),
+            },
+        ),
         may_edit: projects_service::edits(&staff.actor),
         post_update,
         p: card,

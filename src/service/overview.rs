@@ -166,20 +166,18 @@ pub async fn overview(
     let money = if sees_money(actor) {
         let projects = figures::projects(&mut *conn, scope).await?;
         let first = week - Duration::weeks(WEEKS as i64 - 1);
-        let rows = figures::pledges_by_week(
-            &mut *conn,
-            scope,
-            tz.name(),
-            start_of(first, tz),
-            start_of(week + Duration::weeks(1), tz),
-        )
-        .await?;
-        let weeks = (0..WEEKS)
-            .map(|i| {
-                let start = first + Duration::weeks(i as i64);
-                let of_week = rows.iter().filter(|r| r.week == start);
+        let starts: Vec<NaiveDate> = (0..=WEEKS)
+            .map(|i| first + Duration::weeks(i as i64))
+            .collect();
+        let bounds: Vec<DateTime<Utc>> = starts.iter().map(|d| start_of(*d, tz)).collect();
+        let rows = figures::pledges_by_week(&mut *conn, scope, &bounds).await?;
+        let weeks = starts[..WEEKS]
+            .iter()
+            .enumerate()
+            .map(|(i, start)| {
+                let of_week = rows.iter().filter(|r| r.week == i);
                 Week {
-                    start,
+                    start: *start,
                     pledges: of_week.clone().map(|r| r.pledges).sum(),
                     amounts: of_week.map(|r| (r.currency.clone(), r.amount)).collect(),
                 }

@@ -18,7 +18,7 @@ use crate::{
         self,
         audit::AuditRow,
         money::{Disbursement, ProjectLedger, Receipt},
-        pledges::{Pledge, PledgeFilter},
+        pledges::{Pledge, PledgeCursor},
         projects::{ProjectKind, ProjectStatus, ProjectTotals},
         CommunityId, ProjectId, Violation,
     },
@@ -199,8 +199,11 @@ pub struct ProjectView {
     pub totals: ProjectTotals,
     /// Disbursed and match due (matched − disbursed).
     pub ledger: ProjectLedger,
-    /// The latest pledges, newest first.
+    /// A page of pledges, newest first: the latest, or those before the cursor [`view`]
+    /// was given ([`RECENT_SHOWN`] at most).
     pub pledges: Vec<Pledge>,
+    /// Where the next (older) page of pledges starts, when there is one.
+    pub older: Option<PledgeCursor>,
     /// The latest receipts (and reversals), newest first.
     pub receipts: Vec<Receipt>,
     /// The latest disbursements (and reversals), newest first.
@@ -209,23 +212,29 @@ pub struct ProjectView {
     pub audit: Vec<AuditRow>,
 }
 
-/// Project `id` with its latest pledges, receipts, disbursements and history, if this
-/// actor may see it (every role reads; the edge leaves money out for counsellors).
-pub async fn view(state: &AppState, actor: &Actor, id: ProjectId) -> ServiceResult<ProjectView> {
+/// Project `id` with a page of its pledges (the latest, or those older than `before`), its
+/// latest receipts, disbursements and history, if this actor may see it (every role reads;
+/// the edge leaves money out for counsellors). Every list is a bounded read of an index,
+/// whatever the project's size (no count, no offset).
+pub async fn view(
+    state: &AppState,
+    actor: &Actor,
+    id: ProjectId,
+    before: Option<PledgeCursor>,
+) -> ServiceResult<ProjectView> {
     let mut conn = state.pool.acquire().await?;
     let totals = totals_for(&mut conn, actor, id).await?;
     let ledger = store::money::project_ledger(&mut conn, id)
         .await?
         .ok_or(ServiceError::NotFound("project"))?;
-    let pledges = store::pledges::list(
-        &mut conn,
-        &PledgeFilter {
-            project: Some(id),
-            limit: RECENT_SHOWN,
-            ..PledgeFilter::default()
-        },
-    )
-    .await?;
+    // One more than shown tells whether there is an older page.
+    let mut pledges = store::pledges::of_project(&mut conn, id, before, RECENT_SHOWN + 1).await?;
+    let older = if pledges.len() > RECENT_SHOWN as usize {
+        pledges.truncate(RECENT_SHOWN as usize);
+        pledges.last().map(|p| (p.created_at, p.id))
+    } else {
+        None
+    };
     let receipts = store::projects::receipts_of(&mut conn, id, RECENT_SHOWN).await?;
     let disbursements = store::money::disbursements_of_project(&mut conn, id, RECENT_SHOWN).await?;
     let audit = audit::of(&mut conn, "project", id.0).await?;
@@ -233,6 +242,7 @@ pub async fn view(state: &AppState, actor: &Actor, id: ProjectId) -> ServiceResu
         totals,
         ledger,
         pledges,
+        older,
         receipts,
         disbursements,
         audit,

@@ -239,11 +239,23 @@ pub async fn scale_pledges(
     Ok(done.rows_affected())
 }
 
-/// One in three generated pledges received in full by cash two days after it was made
-/// (those made in the last two days are not); a pledge received already is skipped. How
-/// many receipts were added.
+/// The range of pledge ids, `[first, last]` (`None` when there are no pledges): what
+/// [`scale_receipts`] walks in batches.
+pub async fn pledge_id_range(conn: &mut PgConnection) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    let row = sqlx::query!(r#"select min(id) as first, max(id) as last from pledges"#)
+        .fetch_one(conn)
+        .await?;
+    Ok(row.first.zip(row.last))
+}
+
+/// One in three generated pledges with ids in `[from, to)` received in full by cash two
+/// days after it was made (those made in the last two days are not); a pledge received
+/// already is skipped, so re-running a batch adds nothing twice. How many receipts were
+/// added.
 pub async fn scale_receipts(
     conn: &mut PgConnection,
+    from: i64,
+    to: i64,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query!(
@@ -253,8 +265,12 @@ pub async fn scale_receipts(
                   (p.created_at + interval '2 days')::date, 'cash', 'demo-data',
                   p.created_at + interval '2 days'
            from pledges p
-           where p.idempotency_key like 'scale:%' and p.status = 'pledged' and p.id % 3 = 0
-             and p.created_at + interval '2 days' < $1"#,
+           where p.id >= $1 and p.id < $2
+             and p.idempotency_key like 'scale:%' and p.status = 'pledged' and p.id % 3 = 0
+             and p.created_at + interval '2 days' < $3
+           order by p.id"#,
+        from,
+        to,
         now,
     )
     .execute(conn)

@@ -226,6 +226,45 @@ pub async fn list(
     .await
 }
 
+/// Where a page of [`of_project`] starts: after the pledge made at `.0` with id `.1`
+/// (the last one of the page before), in the order newest first.
+pub type PledgeCursor = (DateTime<Utc>, PledgeId);
+
+/// A project's pledges, newest first (by `created_at`, then `id`), at most `limit`, from
+/// after `before` (the first page when `None`): a keyset page over
+/// `pledges_project_recent`, so that any page costs `limit` rows of the index however many
+/// pledges the project has (the API's [`list`], with its optional filters and offset, reads
+/// all of a project's pledges to sort them). Equal timestamps are ordered by id, so pages
+/// neither repeat nor skip a pledge.
+pub async fn of_project(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    before: Option<PledgeCursor>,
+    limit: i64,
+) -> Result<Vec<Pledge>, sqlx::Error> {
+    // The first page starts after (infinity, the largest id), so that the statement's one
+    // (generic) plan always has the cursor as an index condition.
+    let (at, id) = before.map_or((None, i64::MAX), |(at, id)| (Some(at), id.0));
+    sqlx::query_as!(
+        Pledge,
+        r#"select pl.id as "id: PledgeId", pl.project_id as "project: ProjectId",
+                  p.community_id as "community: CommunityId", pl.household_id as "household: HouseholdId",
+                  pl.phone, pl.amount, pl.currency, pl.said_amount, pl.said_currency, pl.rate,
+                  pl.channel as "channel: PledgeChannel", pl.status as "status: PledgeStatus", pl.created_at
+           from pledges pl join projects p on p.id = pl.project_id
+           where pl.project_id = $1
+             and (pl.created_at, pl.id) < (coalesce($2::timestamptz, 'infinity'), $3::bigint)
+           order by pl.created_at desc, pl.id desc
+           limit $4"#,
+        project as ProjectId,
+        at,
+        id,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
 /// One pledge.
 pub async fn one(conn: &mut PgConnection, id: PledgeId) -> Result<Option<Pledge>, sqlx::Error> {
     sqlx::query_as!(
