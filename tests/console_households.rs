@@ -937,7 +937,7 @@ async fn unlinking_and_stop_start_go_through_a_confirm_page(pool: PgPool) {
     .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let stopped: bool = sqlx::query_scalar(
-        "select opted_out_at is not null from phones where phone = '+992901112233'",
+        "select exists(select 1 from sms_optouts where phone = '+992901112233' and opted_out_at is not null)",
     )
     .fetch_one(&app.pool)
     .await
@@ -960,7 +960,7 @@ async fn unlinking_and_stop_start_go_through_a_confirm_page(pool: PgPool) {
     .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let stopped: bool = sqlx::query_scalar(
-        "select opted_out_at is not null from phones where phone = '+992901112233'",
+        "select exists(select 1 from sms_optouts where phone = '+992901112233' and opted_out_at is not null)",
     )
     .fetch_one(&app.pool)
     .await

@@ -187,12 +187,13 @@ async fn a_pledge_is_found_by_its_code(pool: PgPool) {
         text_of(&page.body, "not-found"),
         "No pledge 0000000 in your communities"
     );
-    let page = get(&app, "/console/money?code=12ab", &s.cookie).await;
-    assert_eq!(
-        text_of(&page.body, "code-error"),
-        "A pledge code is 7 digits."
+    let page = get(&app, "/console/money?code=1234", &s.cookie).await;
+    assert!(
+        text_of(&page.body, "code-error").starts_with("Part of a phone number is not a search"),
+        "{}",
+        page.body
     );
-    assert!(page.body.contains("value=\"12ab\""), "typed input kept");
+    assert!(page.body.contains("value=\"1234\""), "typed input kept");
 
     // the pledge's own URL shows the same card; other languages word it their way
     let page = get(
@@ -865,7 +866,7 @@ async fn money_without_a_pledge_is_confirmed_and_listed_on_the_project(pool: PgP
     .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        text_of(&refused.body, "r_phone-error"),
+        text_of(&refused.body, "r_phone-error").replace("&#39;", "'"),
         "No such household in the project's community."
     );
 
@@ -1055,6 +1056,7 @@ async fn an_admin_reverses_a_receipt_and_a_disbursement(pool: PgPool) {
     let confirm = get(&app, &reverse, &admin.cookie).await;
     assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
     assert!(text_of(&confirm.body, "confirm-what")
+        .replace("&#39;", "'")
         .starts_with("Reverse UNDP's disbursement of 300.00 TJS"));
     let answer = post(
         &app,
