@@ -723,3 +723,273 @@ async fn the_empty_state_says_how_households_register_by_ussd(pool: PgPool) {
     let (_, body) = get(&app, "/console/households?lang=ru", &admin).await;
     assert!(body.contains("USSD-код"), "{body}");
 }
+
+/// The first run of six digits in `text` (a link code in its SMS).
+fn six_digits(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .windows(6)
+        .enumerate()
+        .find(|(i, w)| {
+            w.iter().all(char::is_ascii_digit)
+                && !chars.get(i + 6).is_some_and(char::is_ascii_digit)
+                && (*i == 0 || !chars[i - 1].is_ascii_digit())
+        })
+        .map(|(_, w)| w.iter().collect())
+        .expect("a 6-digit code")
+}
+
+/// A coordinator links a migrant's +7 number as the API does: the number gets an SMS with a
+/// code, a wrong code is refused in words, the right one links it (listed abroad, audited);
+/// an admin links at once.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_coordinator_links_a_number_abroad_with_the_code_it_got_by_sms(pool: PgPool) {
+    let app = common::app(pool).await;
+    let (seed, _) = programme(&app).await;
+    let anzob = signed_in(
+        &app,
+        "+992900000101",
+        Role::Coordinator,
+        &[seed.community],
+        1,
+    )
+    .await;
+    let token = csrf(&app, &anzob).await;
+    let href = format!("/console/households/{}", seed.household);
+    let (_, page) = get(&app, &href, &anzob).await;
+    assert!(page.contains("id=\"link-phone\""), "{page}");
+
+    // not a number: back to the page with the reason and what was typed
+    let (resp, _) = post(
+        &app,
+        &format!("{href}/phones"),
+        &anzob,
+        &[("csrf", &token), ("phone", "12")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), format!("{href}?phone=12#link-phone"));
+    let (_, page) = get(&app, &format!("{href}?phone=12"), &anzob).await;
+    assert!(page.contains("id=\"phone-error\""), "{page}");
+    assert!(page.contains("value=\"12\""));
+
+    let (resp, _) = post(
+        &app,
+        &format!("{href}/phones"),
+        &anzob,
+        &[("csrf", &token), ("phone", "+7 926 555-12-34")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let confirm = format!("{href}/phones/confirm?phone=%2B79265551234");
+    assert_eq!(location(&resp), confirm);
+    let body: String = sqlx::query_scalar(
+        "select body from outbox where phone = '+79265551234' and kind = 'link_code'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("the link code's SMS");
+    let code = six_digits(&body);
+    let (resp, page) = get(&app, &confirm, &anzob).await;
+    assert_eq!(resp.status(), StatusCode::OK, "{page}");
+    assert!(page.contains("+79265551234"));
+    assert!(page.contains("name=\"code\""));
+    assert!(!page.contains(&code), "the code is not on the page");
+
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (resp, _) = post(
+        &app,
+        &format!("{href}/phones/confirm"),
+        &anzob,
+        &[("csrf", &token), ("phone", "+79265551234"), ("code", wrong)],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), confirm);
+    let (_, page) = get(&app, &confirm, &anzob).await;
+    assert!(page.contains("The code is not right."), "{page}");
+
+    let (resp, _) = post(
+        &app,
+        &format!("{href}/phones/confirm"),
+        &anzob,
+        &[("csrf", &token), ("phone", "+79265551234"), ("code", &code)],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), href);
+    let (_, page) = get(&app, &href, &anzob).await;
+    assert!(page.contains("Linked +79265551234."), "{page}");
+    let abroad = page
+        .split("id=\"abroad\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</ul>").next())
+        .unwrap_or("");
+    assert!(abroad.contains("+79265551234"), "{abroad}");
+    let owner: i64 =
+        sqlx::query_scalar("select household_id from phones where phone = '+79265551234'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("linked");
+    assert_eq!(owner, seed.household);
+    let audit: i64 = sqlx::query_scalar(
+        "select count(*) from audit_log where action = 'household.phone_confirm'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!(audit, 1);
+
+    // an admin links at once, without a code
+    let admin = signed_in(&app, "+992900000102", Role::Admin, &[], 2).await;
+    let admin_token = csrf(&app, &admin).await;
+    let (resp, _) = post(
+        &app,
+        &format!("{href}/phones"),
+        &admin,
+        &[("csrf", &admin_token), ("phone", "+79265551235")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), href);
+    let (_, page) = get(&app, &href, &admin).await;
+    assert!(page.contains("Linked +79265551235."), "{page}");
+}
+
+/// Unlinking a number and recording STOP and START each go through a confirm page; the
+/// household's last number cannot be unlinked; counsellors and officers see no such forms
+/// and get 404 for them, as does another community's coordinator.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn unlinking_and_stop_start_go_through_a_confirm_page(pool: PgPool) {
+    let app = common::app(pool).await;
+    let (seed, sarazm) = programme(&app).await;
+    let anzob = signed_in(
+        &app,
+        "+992900000101",
+        Role::Coordinator,
+        &[seed.community],
+        1,
+    )
+    .await;
+    let token = csrf(&app, &anzob).await;
+    let href = format!("/console/households/{}", seed.household);
+    let (_, page) = get(&app, &href, &anzob).await;
+    let abroad = "%2B79161234567";
+    assert!(
+        page.contains(&format!("{href}/phones/unlink?phone={abroad}")),
+        "{page}"
+    );
+    let (resp, page) = get(
+        &app,
+        &format!("{href}/phones/unlink?phone={abroad}"),
+        &anzob,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK, "{page}");
+    assert!(page.contains("Unlink +79161234567 from Karimov?"), "{page}");
+    let (resp, _) = post(
+        &app,
+        &format!("{href}/phones/unlink"),
+        &anzob,
+        &[("csrf", &token), ("phone", ABROAD)],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), href);
+    let (_, page) = get(&app, &href, &anzob).await;
+    assert!(page.contains("Unlinked +79161234567."), "{page}");
+    let left: i64 = sqlx::query_scalar("select count(*) from phones where household_id = $1")
+        .bind(seed.household)
+        .fetch_one(&app.pool)
+        .await
+        .expect("phones");
+    assert_eq!(left, 1);
+    // the only number: said, and no button
+    assert!(!page.contains("/phones/unlink?"), "{page}");
+    let tg = "%2B992901112233";
+    let (resp, page) = get(&app, &format!("{href}/phones/unlink?phone={tg}"), &anzob).await;
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert!(page.contains("only number"), "{page}");
+    assert!(!page.contains("id=\"confirm\""));
+
+    // STOP, then START
+    let (resp, page) = get(
+        &app,
+        &format!("{href}/phones/opt-out?phone={tg}&stop=true"),
+        &anzob,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Record STOP for +992901112233 (Karimov)?"),
+        "{page}"
+    );
+    let (resp, _) = post(
+        &app,
+        &format!("{href}/phones/opt-out"),
+        &anzob,
+        &[
+            ("csrf", &token),
+            ("phone", common::PHONE_TG),
+            ("stop", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let stopped: bool = sqlx::query_scalar(
+        "select exists(select 1 from sms_optouts where phone = '+992901112233' and opted_out_at is not null)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("the number");
+    assert!(stopped);
+    let (_, page) = get(&app, &href, &anzob).await;
+    assert!(page.contains("STOP recorded for +992901112233."), "{page}");
+    assert!(page.contains("Opted out (STOP)"));
+    assert!(page.contains(&format!("{href}/phones/opt-out?phone={tg}&amp;stop=false")));
+    let (resp, _) = post(
+        &app,
+        &format!("{href}/phones/opt-out"),
+        &anzob,
+        &[
+            ("csrf", &token),
+            ("phone", common::PHONE_TG),
+            ("stop", "false"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let stopped: bool = sqlx::query_scalar(
+        "select exists(select 1 from sms_optouts where phone = '+992901112233' and opted_out_at is not null)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("the number");
+    assert!(!stopped);
+    let audit: i64 =
+        sqlx::query_scalar("select count(*) from audit_log where action = 'household.opt_out'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("audit");
+    assert_eq!(audit, 2);
+
+    // read only for counsellors and officers; another community's household is 404
+    for (phone, role, communities, ip) in [
+        ("+992900000103", Role::Counsellor, vec![], 3),
+        ("+992900000104", Role::Officer, vec![seed.community], 4),
+    ] {
+        let who = signed_in(&app, phone, role, &communities, ip).await;
+        let (_, page) = get(&app, &href, &who).await;
+        assert!(!page.contains("id=\"link-phone\""), "{role}");
+        assert!(!page.contains("/phones/opt-out?"), "{role}");
+        let (resp, _) = get(&app, &format!("{href}/phones/opt-out?phone={tg}"), &who).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{role}");
+    }
+    let (resp, _) = get(
+        &app,
+        &format!("/console/households/{sarazm}/phones/unlink?phone=%2B992935550001"),
+        &anzob,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}

@@ -1,9 +1,11 @@
 //! The console's Money page through the real router and a real database: find a pledge by
-//! its code, confirm and record a receipt (in full, in part, `1 500,50`), refuse more than
+//! its code, a phone, a household's number or name (a partial number refused, another
+//! community's number answered as an unknown one), confirm and record a receipt (in full, in part, `1 500,50`), refuse more than
 //! is outstanding, cancel with a reason, record a partner's disbursement, a double submit
 //! recording once, a POST without its CSRF token refused, and scope: another community's
 //! pledge is "not in your communities" by code and 404 by URL; counsellors and officers
-//! get 404 everywhere here.
+//! get 404 everywhere here. Money without a pledge (from a household named by its number),
+//! and an admin's reversal of a receipt and of a disbursement (with a reason, once).
 
 mod common;
 mod console_kit;
@@ -112,8 +114,7 @@ async fn a_pledge_is_found_by_its_code(pool: PgPool) {
     let page = get(&app, "/console/money", &s.cookie).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(
-        page.body
-            .contains("inputmode=\"numeric\" pattern=\"[0-9]{7}\""),
+        page.body.contains("id=\"code\" name=\"q\" type=\"search\""),
         "{}",
         page.body
     );
@@ -186,12 +187,13 @@ async fn a_pledge_is_found_by_its_code(pool: PgPool) {
         text_of(&page.body, "not-found"),
         "No pledge 0000000 in your communities"
     );
-    let page = get(&app, "/console/money?code=12ab", &s.cookie).await;
-    assert_eq!(
-        text_of(&page.body, "code-error"),
-        "A pledge code is 7 digits."
+    let page = get(&app, "/console/money?code=1234", &s.cookie).await;
+    assert!(
+        text_of(&page.body, "code-error").starts_with("Part of a phone number is not a search"),
+        "{}",
+        page.body
     );
-    assert!(page.body.contains("value=\"12ab\""), "typed input kept");
+    assert!(page.body.contains("value=\"1234\""), "typed input kept");
 
     // the pledge's own URL shows the same card; other languages word it their way
     let page = get(
@@ -755,4 +757,331 @@ async fn counsellors_and_officers_get_404_and_strangers_the_sign_in_page(pool: P
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location(), "/console/login");
     assert_eq!(receipts(&app.pool, id).await, 0);
+}
+
+/// The households' search: a phone in any spelling, a household's number and part of its
+/// name list the household with its pledges; part of a number is refused in words; a number
+/// of another community's household answers as an unknown number does.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_phone_a_household_number_or_a_name_lists_the_households_pledges(pool: PgPool) {
+    let (app, seed, s) = setup(pool).await;
+    let (id, code) = pledge(&app.pool, seed.bridge, seed.household, PHONE_TG, "1000").await;
+    sqlx::query("update households set name = 'Karimov' where id = $1")
+        .bind(seed.household)
+        .execute(&app.pool)
+        .await
+        .expect("a name");
+    let link = format!("href=\"/console/money/pledges/{id}\" class=\"pledge-link\">{code}<");
+    for q in [
+        "%2B992%2090%20111%2022%2033",
+        "901112233",
+        "00992901112233",
+        &format!("No.%20{}", seed.household),
+        "karim",
+    ] {
+        let page = get(&app, &format!("/console/money?q={q}"), &s.cookie).await;
+        assert_eq!(page.status, StatusCode::OK, "{q}: {}", page.body);
+        assert!(page.body.contains(&link), "{q}: {}", page.body);
+        assert!(
+            page.body.contains(&format!("found-{}", seed.household)),
+            "{q}"
+        );
+        assert!(
+            !page.body.contains(PHONE_TG),
+            "{q}: the full number is shown"
+        );
+    }
+    // htmx gets the result alone
+    let part = get_with(
+        &app,
+        "/console/money?q=901112233",
+        &s.cookie,
+        &[("hx-request", "true")],
+    )
+    .await;
+    assert!(part.body.contains(&link));
+    assert!(!part.body.contains("<html"), "{}", part.body);
+
+    let page = get(&app, "/console/money?q=90111", &s.cookie).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        text_of(&page.body, "code-error").starts_with("Part of a phone number is not a search"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("pledge-link"));
+
+    // Sarazm's number and a number nobody has: the same words
+    let b =
+        common::add_household(&app.pool, seed.other_community, Some("tg"), "+992931119999").await;
+    let water: i64 = sqlx::query_scalar("select id from projects where code = 'WATER'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("water");
+    pledge(&app.pool, water, b, "+992931119999", "700").await;
+    let elsewhere = get(&app, "/console/money?q=%2B992931119999", &s.cookie).await;
+    let unknown = get(&app, "/console/money?q=%2B992931119998", &s.cookie).await;
+    assert_eq!(elsewhere.status, unknown.status);
+    assert_eq!(
+        text_of(&elsewhere.body, "not-found"),
+        "No household with the number +992931119999 in your communities"
+    );
+    assert_eq!(
+        text_of(&unknown.body, "not-found").replace("9998", "9999"),
+        text_of(&elsewhere.body, "not-found")
+    );
+    assert!(!elsewhere.body.contains("pledge-link"));
+    let page = get(&app, &format!("/console/money?q=%23{b}"), &s.cookie).await;
+    assert_eq!(
+        text_of(&page.body, "not-found"),
+        format!("No household No. {b} in your communities")
+    );
+    let page = get(&app, "/console/money?q=Nobody", &s.cookie).await;
+    assert_eq!(
+        text_of(&page.body, "not-found"),
+        "No household named “Nobody” in your communities"
+    );
+    // the old address of a code still works
+    let page = get(&app, &format!("/console/money?code={code}"), &s.cookie).await;
+    assert!(page.body.contains("id=\"pledge\""));
+}
+
+/// Money without a pledge from a household named by its number: checked, confirmed,
+/// recorded once, listed on the project's ledger with the household; a number of another
+/// community's household is refused beside the field.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn money_without_a_pledge_is_confirmed_and_listed_on_the_project(pool: PgPool) {
+    let (app, seed, s) = setup(pool).await;
+    let url = format!("/console/money/projects/{}", seed.bridge);
+    let page = get(&app, &url, &s.cookie).await;
+    assert!(page.body.contains("id=\"unpledged-form\""), "{}", page.body);
+    assert!(page.body.contains("id=\"no-unpledged\""));
+
+    common::add_household(&app.pool, seed.other_community, Some("tg"), "+992931119999").await;
+    let refused = get(
+        &app,
+        &format!("{url}/receipt?amount=250&date=2026-11-28&method=cash&phone=%2B992931119999"),
+        &s.cookie,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        text_of(&refused.body, "r_phone-error").replace("&#39;", "'"),
+        "No such household in the project's community."
+    );
+
+    let confirm = get(
+        &app,
+        &format!("{url}/receipt?amount=250&date=2026-11-28&method=cash&phone=901112233"),
+        &s.cookie,
+    )
+    .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert_eq!(
+        text_of(&confirm.body, "confirm-what"),
+        format!(
+            "Record 250.00 TJS for Bridge without a pledge, from No. {}?",
+            seed.household
+        )
+    );
+    let form = [
+        ("csrf", field(&confirm.body, "csrf")),
+        ("key", field(&confirm.body, "key")),
+        ("amount", field(&confirm.body, "amount")),
+        ("date", field(&confirm.body, "date")),
+        ("method", field(&confirm.body, "method")),
+        ("phone", field(&confirm.body, "phone")),
+        ("receipt_no", field(&confirm.body, "receipt_no")),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for _ in 0..2 {
+        let answer = post(&app, &format!("{url}/receipt"), &s.cookie, &form).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER);
+        assert_eq!(answer.location(), url);
+    }
+    let (count, household): (i64, Option<i64>) = sqlx::query_as(
+        "select count(*), max(household_id) from receipts where pledge_id is null and project_id = $1",
+    )
+    .bind(seed.bridge)
+    .fetch_one(&app.pool)
+    .await
+    .expect("receipts");
+    assert_eq!(
+        (count, household),
+        (1, Some(seed.household)),
+        "recorded once"
+    );
+    let page = get(&app, &url, &s.cookie).await;
+    assert_eq!(
+        text_of(&page.body, "flash"),
+        "Recorded 250.00 TJS without a pledge"
+    );
+    assert_eq!(text_of(&page.body, "project-received"), "250.00 TJS");
+    assert!(page.body.contains("id=\"unpledged\""));
+    assert!(page
+        .body
+        .contains(&format!("href=\"/console/households/{}\"", seed.household)));
+    // a coordinator reverses nothing
+    assert!(!page.body.contains("reverse-receipt-"));
+    let audit: i64 = sqlx::query_scalar(
+        "select count(*) from audit_log where action = 'receipt.record_without_pledge'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!(audit, 1);
+}
+
+/// An admin reverses a receipt (the pledge is outstanding again) and a disbursement, each
+/// with a reason on its confirm page, once; a coordinator gets 404 there.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn an_admin_reverses_a_receipt_and_a_disbursement(pool: PgPool) {
+    let (app, seed, s) = setup(pool).await;
+    staff(&app, "Admin", "+992900000809", Role::Admin, &[]).await;
+    let admin = sign_in(&app, "+992900000809", [10, 1, 0, 9]).await;
+    let (id, _) = pledge(&app.pool, seed.bridge, seed.household, PHONE_TG, "1000").await;
+    let (answer, _) = record(&app, &s, id, "400").await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    let receipt: i64 = sqlx::query_scalar("select id from receipts where pledge_id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("the receipt");
+    let pledge_url = format!("/console/money/pledges/{id}");
+    let page = get(&app, &pledge_url, &s.cookie).await;
+    assert!(!page.body.contains("reverse-receipt-"));
+    let reverse = format!("/console/money/receipts/{receipt}/reverse");
+    assert_eq!(
+        get(&app, &reverse, &s.cookie).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let page = get(&app, &pledge_url, &admin.cookie).await;
+    assert!(page
+        .body
+        .contains(&format!("id=\"reverse-receipt-{receipt}\"")));
+    let confirm = get(&app, &reverse, &admin.cookie).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert_eq!(
+        text_of(&confirm.body, "confirm-what"),
+        "Reverse the receipt of 400.00 TJS of 28 Nov 2026 for Bridge?"
+    );
+    assert!(confirm.body.contains("name=\"reason\""));
+    // no reason: back to the page, the reason asked for beside the field
+    let answer = post(
+        &app,
+        &reverse,
+        &admin.cookie,
+        &[("csrf", &admin.csrf), ("key", "rev-0"), ("reason", " ")],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    let again = get(&app, answer.location(), &admin.cookie).await;
+    assert_eq!(
+        text_of(&again.body, "reason-error"),
+        "Give a reason (at most 500 characters)."
+    );
+    let key = field(&confirm.body, "key");
+    for _ in 0..2 {
+        let answer = post(
+            &app,
+            &reverse,
+            &admin.cookie,
+            &[
+                ("csrf", &admin.csrf),
+                ("key", &key),
+                ("reason", "Typed twice"),
+            ],
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER);
+        assert_eq!(answer.location(), pledge_url);
+    }
+    let page = get(&app, &pledge_url, &admin.cookie).await;
+    assert_eq!(
+        text_of(&page.body, "flash"),
+        "Receipt of 400.00 TJS reversed"
+    );
+    assert_eq!(text_of(&page.body, "pledge-outstanding"), "1,000.00 TJS");
+    assert!(
+        !page.body.contains("reverse-receipt-"),
+        "nothing left to reverse"
+    );
+    let reversals: i64 = sqlx::query_scalar("select count(*) from receipts where reverses = $1")
+        .bind(receipt)
+        .fetch_one(&app.pool)
+        .await
+        .expect("reversals");
+    assert_eq!(reversals, 1);
+    let done = get(&app, &reverse, &admin.cookie).await;
+    assert_eq!(done.status, StatusCode::CONFLICT);
+    assert!(!done.body.contains("id=\"confirm\""));
+
+    // a disbursement
+    common::receive(&app.pool, seed.bridge, "500").await;
+    let url = format!("/console/money/projects/{}", seed.bridge);
+    let confirm = get(
+        &app,
+        &format!("{url}/disburse?amount=300&date=2026-11-28&partner=UNDP"),
+        &admin.cookie,
+    )
+    .await;
+    let answer = post(
+        &app,
+        &format!("{url}/disburse"),
+        &admin.cookie,
+        &[
+            ("csrf", &admin.csrf),
+            ("key", &field(&confirm.body, "key")),
+            ("amount", "300"),
+            ("date", "2026-11-28"),
+            ("partner", "UNDP"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    let disbursement: i64 = sqlx::query_scalar("select id from match_disbursements")
+        .fetch_one(&app.pool)
+        .await
+        .expect("the disbursement");
+    let page = get(&app, &url, &admin.cookie).await;
+    assert!(page
+        .body
+        .contains(&format!("id=\"reverse-disbursement-{disbursement}\"")));
+    let reverse = format!("/console/money/disbursements/{disbursement}/reverse");
+    assert_eq!(
+        get(&app, &reverse, &s.cookie).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let confirm = get(&app, &reverse, &admin.cookie).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert!(text_of(&confirm.body, "confirm-what")
+        .replace("&#39;", "'")
+        .starts_with("Reverse UNDP's disbursement of 300.00 TJS"));
+    let answer = post(
+        &app,
+        &reverse,
+        &admin.cookie,
+        &[
+            ("csrf", &admin.csrf),
+            ("key", &field(&confirm.body, "key")),
+            ("reason", "Wrong project"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(answer.location(), url);
+    let page = get(&app, &url, &admin.cookie).await;
+    assert_eq!(
+        text_of(&page.body, "flash"),
+        "Disbursement of 300.00 TJS reversed"
+    );
+    assert_eq!(text_of(&page.body, "disbursed"), "0.00 TJS");
+    let audit: i64 = sqlx::query_scalar(
+        "select count(*) from audit_log where action in ('receipt.reverse', 'disbursement.reverse')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!(audit, 2);
 }

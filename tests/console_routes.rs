@@ -22,8 +22,9 @@ const ANON: usize = 0;
 const ROLES: [&str; 5] = ["anonymous", "admin", "coordinator", "counsellor", "officer"];
 
 /// One row: method, route template, the concrete path (placeholders `{pledge}`, `{b_pledge}`,
-/// `{cancel}`, `{b_cancel}`, `{broadcast}`, `{b_broadcast}`, `{cancel_broadcast}`,
-/// `{b_cancel_broadcast}`, `{meeting}`, `{b_meeting}`, `{project}`, `{b_project}`, `{b_community}`, `{code}`, `{css}`,
+/// `{cancel}`, `{b_cancel}`, `{receipt}`, `{b_receipt}`, `{disbursement}`, `{b_disbursement}`,
+/// `{broadcast}`, `{b_broadcast}`, `{cancel_broadcast}`, `{b_cancel_broadcast}`, `{meeting}`,
+/// `{b_meeting}`, `{project}`, `{b_project}`, `{b_community}`, `{code}`, `{css}`,
 /// `{household}`, `{b_household}`, `{person}`, `{token}`, `{callback}`, `{a}`, `{b}`; in a
 /// form also `{n}`),
 /// the form of a POST, the expected status for each of [`ROLES`], and whether it ends the session.
@@ -99,6 +100,14 @@ const BROADCAST_B: &[(&str, &str)] = &[
     ("text_en", "Meeting"),
 ];
 const NO_ANSWER: &[(&str, &str)] = &[("outcome", "no_answer")];
+const UNPLEDGED: &[(&str, &str)] = &[("amount", "1"), ("date", "2026-11-28"), ("method", "cash")];
+const REVERSE: &[(&str, &str)] = &[("reason", "Recorded by mistake")];
+const LINK: &[(&str, &str)] = &[("phone", "+7926555{n}")];
+const CODE: &[(&str, &str)] = &[("phone", "+79265559999"), ("code", "123456")];
+const UNLINK_A: &[(&str, &str)] = &[("phone", "+79161230000")];
+const UNLINK_B: &[(&str, &str)] = &[("phone", "+79161230001")];
+const STOP_A: &[(&str, &str)] = &[("phone", "+992901112233"), ("stop", "true")];
+const STOP_B: &[(&str, &str)] = &[("phone", "+992931119999"), ("stop", "true")];
 const PICK_A: &[(&str, &str)] = &[("pick", "1"), ("household", "{household}.0")];
 const PICK_B: &[(&str, &str)] = &[("pick", "1"), ("household", "{b_household}.0")];
 const PRESS: &[(&str, &str)] = &[("reply", "1"), ("press", "2")];
@@ -131,6 +140,20 @@ const TABLE: &[Row] = &[
     row("GET", "/console/money/projects/{id}/disburse", "/console/money/projects/{b_project}/disburse?amount=1&date=2026-11-28&partner=UNDP", &[], [303, 200, 404, 404, 404]),
     row("POST", "/console/money/projects/{id}/disburse", "/console/money/projects/{project}/disburse", DISBURSE, [403, 303, 303, 404, 404]),
     row("POST", "/console/money/projects/{id}/disburse", "/console/money/projects/{b_project}/disburse", DISBURSE, [403, 303, 404, 404, 404]),
+    row("GET", "/console/money/projects/{id}/receipt", "/console/money/projects/{project}/receipt?amount=1&date=2026-11-28&method=cash", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/money/projects/{id}/receipt", "/console/money/projects/{b_project}/receipt?amount=1&date=2026-11-28&method=cash", &[], [303, 200, 404, 404, 404]),
+    row("POST", "/console/money/projects/{id}/receipt", "/console/money/projects/{project}/receipt", UNPLEDGED, [403, 303, 303, 404, 404]),
+    row("POST", "/console/money/projects/{id}/receipt", "/console/money/projects/{b_project}/receipt", UNPLEDGED, [403, 303, 404, 404, 404]),
+    // reversals: admins only (as the API); the admin's POST reverses, later ones are refused with a flash
+    row("GET", "/console/money/receipts/{id}/reverse", "/console/money/receipts/{receipt}/reverse", &[], [303, 200, 404, 404, 404]),
+    row("GET", "/console/money/receipts/{id}/reverse", "/console/money/receipts/{b_receipt}/reverse", &[], [303, 200, 404, 404, 404]),
+    row("GET", "/console/money/receipts/{id}/reverse", "/console/money/receipts/999999/reverse", &[], [303, 404, 404, 404, 404]),
+    row("POST", "/console/money/receipts/{id}/reverse", "/console/money/receipts/{receipt}/reverse", REVERSE, [403, 303, 404, 404, 404]),
+    row("POST", "/console/money/receipts/{id}/reverse", "/console/money/receipts/{b_receipt}/reverse", REVERSE, [403, 303, 404, 404, 404]),
+    row("GET", "/console/money/disbursements/{id}/reverse", "/console/money/disbursements/{disbursement}/reverse", &[], [303, 200, 404, 404, 404]),
+    row("GET", "/console/money/disbursements/{id}/reverse", "/console/money/disbursements/{b_disbursement}/reverse", &[], [303, 200, 404, 404, 404]),
+    row("POST", "/console/money/disbursements/{id}/reverse", "/console/money/disbursements/{disbursement}/reverse", REVERSE, [403, 303, 404, 404, 404]),
+    row("POST", "/console/money/disbursements/{id}/reverse", "/console/money/disbursements/{b_disbursement}/reverse", REVERSE, [403, 303, 404, 404, 404]),
     row("GET", "/console/households", "/console/households", &[], [303, 200, 200, 200, 200]),
     row("GET", "/console/households", "/console/households?community={b}", &[], [303, 200, 404, 200, 404]),
     row("POST", "/console/households", "/console/households", REGISTER_A, [403, 303, 303, 303, 404]),
@@ -143,6 +166,24 @@ const TABLE: &[Row] = &[
     row("POST", "/console/households/{id}", "/console/households/{b_household}", EDIT_B, [403, 303, 404, 303, 404]),
     row("GET", "/console/households/{id}/edit", "/console/households/{household}/edit", &[], [303, 200, 200, 200, 404]),
     row("GET", "/console/households/{id}/edit", "/console/households/{b_household}/edit", &[], [303, 200, 404, 200, 404]),
+    // numbers: admins and the community's coordinators; counsellors and officers read (404)
+    row("POST", "/console/households/{id}/phones", "/console/households/{household}/phones", LINK, [403, 303, 303, 404, 404]),
+    row("POST", "/console/households/{id}/phones", "/console/households/{b_household}/phones", LINK, [403, 303, 404, 404, 404]),
+    row("GET", "/console/households/{id}/phones/confirm", "/console/households/{household}/phones/confirm?phone=%2B79265559999", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/households/{id}/phones/confirm", "/console/households/{b_household}/phones/confirm?phone=%2B79265559999", &[], [303, 200, 404, 404, 404]),
+    // no code is pending: refused with a flash (303)
+    row("POST", "/console/households/{id}/phones/confirm", "/console/households/{household}/phones/confirm", CODE, [403, 303, 303, 404, 404]),
+    row("POST", "/console/households/{id}/phones/confirm", "/console/households/{b_household}/phones/confirm", CODE, [403, 303, 404, 404, 404]),
+    row("GET", "/console/households/{id}/phones/unlink", "/console/households/{household}/phones/unlink?phone=%2B79161230000", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/households/{id}/phones/unlink", "/console/households/{b_household}/phones/unlink?phone=%2B79161230001", &[], [303, 200, 404, 404, 404]),
+    row("GET", "/console/households/{id}/phones/unlink", "/console/households/999999/phones/unlink?phone=%2B79161230001", &[], [303, 404, 404, 404, 404]),
+    // the admin unlinks; the coordinator's later POST is refused with a flash (303)
+    row("POST", "/console/households/{id}/phones/unlink", "/console/households/{household}/phones/unlink", UNLINK_A, [403, 303, 303, 404, 404]),
+    row("POST", "/console/households/{id}/phones/unlink", "/console/households/{b_household}/phones/unlink", UNLINK_B, [403, 303, 404, 404, 404]),
+    row("GET", "/console/households/{id}/phones/opt-out", "/console/households/{household}/phones/opt-out?phone=%2B992901112233&stop=true", &[], [303, 200, 200, 404, 404]),
+    row("GET", "/console/households/{id}/phones/opt-out", "/console/households/{b_household}/phones/opt-out?phone=%2B992931119999&stop=true", &[], [303, 200, 404, 404, 404]),
+    row("POST", "/console/households/{id}/phones/opt-out", "/console/households/{household}/phones/opt-out", STOP_A, [403, 303, 303, 404, 404]),
+    row("POST", "/console/households/{id}/phones/opt-out", "/console/households/{b_household}/phones/opt-out", STOP_B, [403, 303, 404, 404, 404]),
     // exports: every role reads its own scope; a community filter out of scope is 403, as in the API
     row("GET", "/console/exports", "/console/exports", &[], [303, 200, 200, 200, 200]),
     row("GET", "/console/exports/{file}", "/console/exports/pledges.csv", &[], [303, 200, 200, 200, 200]),
@@ -333,6 +374,48 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
     // matching to disburse in both projects
     common::receive(&app.pool, seed.bridge, "500").await;
     common::receive(&app.pool, b_project, "500").await;
+    let receipt_of = |project: i64| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "select id from receipts where project_id = $1 and pledge_id is null",
+            )
+            .bind(project)
+            .fetch_one(&pool)
+            .await
+            .expect("a receipt")
+        }
+    };
+    let (receipt_a, receipt_b) = (receipt_of(seed.bridge).await, receipt_of(b_project).await);
+    let disbursement = |project: i64| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "insert into match_disbursements (project_id, amount, currency, disbursed_on, partner, recorded_by)
+                 values ($1, 1, 'TJS', '2026-11-01', 'UNDP', 'test') returning id",
+            )
+            .bind(project)
+            .fetch_one(&pool)
+            .await
+            .expect("a disbursement")
+        }
+    };
+    let (disbursement_a, disbursement_b) = (
+        disbursement(seed.bridge).await,
+        disbursement(b_project).await,
+    );
+    // a second number in each household, to unlink
+    for (phone, household) in [
+        ("+79161230000", seed.household),
+        ("+79161230001", b_household),
+    ] {
+        sqlx::query("insert into phones (phone, household_id) values ($1, $2)")
+            .bind(phone)
+            .bind(household)
+            .execute(&app.pool)
+            .await
+            .expect("a number");
+    }
 
     let people = [
         ("+992900000901", Role::Admin, vec![]),
@@ -391,6 +474,10 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
             .replace("{callback}", &callback.to_string())
             .replace("{b_meeting}", &meeting_b.to_string())
             .replace("{meeting}", &meeting_a.to_string())
+            .replace("{b_receipt}", &receipt_b.to_string())
+            .replace("{receipt}", &receipt_a.to_string())
+            .replace("{b_disbursement}", &disbursement_b.to_string())
+            .replace("{disbursement}", &disbursement_a.to_string())
     };
     // Row by row, each role in turn (a change by one role is seen by the next, as in life).
     let mut failures = Vec::new();

@@ -15,6 +15,14 @@
 //!   callback requests. Another community's household is 404.
 //! - `GET /console/households/{id}/edit`, `POST /console/households/{id}`: name, language
 //!   and community (where the actor may act).
+//! - The household's numbers (admins and the community's coordinators; counsellors and
+//!   officers read): `POST /console/households/{id}/phones` links a number as the API does
+//!   (`service::households::add_phone`): a coordinator's number gets an SMS with a 6-digit
+//!   code, typed at `GET|POST …/phones/confirm`; an admin links at once. `GET|POST
+//!   …/phones/unlink?phone=` unlinks after a confirm page (not the last number), and `GET|POST
+//!   …/phones/opt-out?phone=&stop=` records STOP or START for a number, as the person asked,
+//!   after a confirm page. Each POST answers 303 with a flash; each change is audited by
+//!   the service.
 //!
 //! Programme officers read only (no forms; a POST is 404, refused by the service); counsellors see
 //! every community but no money figures. Every POST passed the CSRF middleware.
@@ -74,6 +82,20 @@ fn is_htmx(headers: &HeaderMap) -> bool {
 fn shows_money(staff: &Staff) -> bool {
     staff.actor.role != Role::Counsellor
 }
+
+/// Whether the actor may link and unlink numbers and record STOP or START: admins and
+/// coordinators (of the household's community: the service's scope); counsellors and
+/// officers read.
+fn manages_phones(staff: &Staff) -> bool {
+    matches!(staff.actor.role, Role::Admin | Role::Coordinator)
+}
+
+fn encode(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+/// Longest number a phone form takes.
+const MAX_PHONE_FIELD: usize = 40;
 
 /// Whether the actor may change households (all but programme officers).
 fn changes(staff: &Staff) -> bool {
@@ -306,10 +328,15 @@ pub struct PageQuery {
     /// The timeline's cursor: `{unix microseconds}_{seq}`.
     pub before: Option<String>,
     pub lang: Option<String>,
+    /// A number typed in "Link a number" that was refused.
+    pub phone: Option<String>,
 }
 
 pub struct PhoneView {
     pub e164: String,
+    /// The number URL-encoded, for the links of its forms.
+    pub param: String,
+    pub stopped: bool,
     pub tel: String,
     /// "Opted out (STOP) 28.11.2026 09:41".
     pub opted_out: Option<String>,
@@ -366,6 +393,13 @@ pub struct HouseholdPage {
     pub more: Option<String>,
     pub callbacks: Vec<CallbackView>,
     pub can_edit: bool,
+    /// Numbers may be linked, unlinked, stopped and started here.
+    pub can_phones: bool,
+    /// The household has one number (it cannot be unlinked).
+    pub one_number: bool,
+    /// Why the number typed in "Link a number" was refused, and what was typed.
+    pub phone_error: Option<String>,
+    pub phone_typed: String,
 }
 
 /// The timeline's next items alone, for htmx.
@@ -484,6 +518,8 @@ pub async fn page(
         .map(|p| {
             let view = PhoneView {
                 e164: p.phone.clone(),
+                param: encode(&p.phone),
+                stopped: p.opted_out,
                 tel: format!("tel:{}", p.phone),
                 opted_out: p.opted_out_at.map(|at| {
                     t.t_with("households.opted_out", &[("when", &when(&console, &t, at))])
@@ -523,8 +559,24 @@ pub async fn page(
         })
         .collect();
     let l = layout(&console, &t, &staff, Some(&href));
+    let (flash, phone_error) = match flash::take(&staff.session).await {
+        Some(f) if f.is_done() => (Some(f.text(&t)), None),
+        Some(f) => (None, Some(f.text(&t))),
+        None => (None, None),
+    };
+    let phone_typed: String = query
+        .phone
+        .as_deref()
+        .unwrap_or("")
+        .chars()
+        .take(MAX_PHONE_FIELD)
+        .collect();
     HouseholdPage {
-        flash: take_flash(&staff, &t).await,
+        flash,
+        phone_error,
+        phone_typed,
+        can_phones: manages_phones(&staff),
+        one_number: h.phones.len() == 1,
         id,
         title: title(&t, h.id, h.name.as_deref()),
         community: communities
@@ -909,4 +961,424 @@ fn refused(console: &Console, t: &Tr, staff: &Staff, e: ServiceError) -> Respons
         back_key: key("households.back"),
     };
     (status, page).into_response()
+}
+
+// ---------------------------------------------------------------------------------------
+// Numbers: link (with a code), unlink, STOP / START
+
+/// A confirm page of a change to a number, or the page where the link code is typed.
+#[derive(Template, WebTemplate)]
+#[template(path = "console/household_phone.html")]
+pub struct PhonePage {
+    pub t: Tr,
+    pub l: Layout,
+    pub id: i64,
+    pub household: String,
+    pub title: String,
+    pub what: String,
+    pub details: Vec<String>,
+    /// Where the button posts; empty: no button (the change is refused).
+    pub action: String,
+    pub fields: Vec<(&'static str, String)>,
+    /// The page asks for the 6-digit code.
+    pub code_entry: bool,
+    pub error: Option<String>,
+    pub button: String,
+    /// The number, for "Send a new code".
+    pub phone: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct PhoneQuery {
+    #[serde(default)]
+    pub phone: String,
+    /// STOP (`true`) or START (`false`), for the opt-out page.
+    pub stop: Option<bool>,
+    pub lang: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct PhoneForm {
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub code: String,
+    pub stop: Option<bool>,
+}
+
+fn bounded(v: &str) -> String {
+    v.trim().chars().take(MAX_PHONE_FIELD).collect()
+}
+
+/// 404 for a person who may not change numbers.
+fn phones_staff(console: &Console, t: &Tr, staff: &Staff) -> Option<Response> {
+    (!manages_phones(staff)).then(|| refused(console, t, staff, ServiceError::Forbidden))
+}
+
+/// The household (in scope) and which of its numbers `raw` is (E.164), or a 404 page.
+async fn household_number(
+    console: &Console,
+    t: &Tr,
+    staff: &Staff,
+    id: i64,
+    raw: &str,
+) -> Result<(Household, Option<String>), Response> {
+    let h = match timing::db(service::get(&console.app, &staff.actor, id)).await {
+        Ok(h) => h,
+        Err(e) => return Err(refused(console, t, staff, e)),
+    };
+    let number = Phone::parse(raw).ok().and_then(|p| {
+        h.phones
+            .iter()
+            .find(|n| n.phone == p.as_str())
+            .map(|n| n.phone.clone())
+    });
+    Ok((h, number))
+}
+
+fn household_href(id: i64) -> String {
+    format!("/console/households/{id}")
+}
+
+/// `POST /console/households/{id}/phones`: asks to link a number: a coordinator is sent on
+/// to type the code the number got by SMS; an admin links at once. Refused: back to the
+/// household with the reason beside the field and what was typed.
+pub async fn phone_add(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    staff: Staff,
+    Form(form): Form<PhoneForm>,
+) -> Response {
+    let t = Tr::new(staff.signed.language);
+    if let Some(r) = phones_staff(&console, &t, &staff) {
+        return r;
+    }
+    let typed = bounded(&form.phone);
+    let back = format!("{}?phone={}#link-phone", household_href(id), encode(&typed));
+    match timing::db(service::add_phone(&console.app, &staff.actor, id, &typed)).await {
+        Ok(service::PhoneAdded::Already(_)) => {
+            let done = Flash::done(key("households.phones.already")).with("phone", mask(&typed));
+            flash::set(&staff.session, done).await;
+            Redirect::to(&household_href(id)).into_response()
+        }
+        Ok(service::PhoneAdded::Linked(_)) => {
+            let phone = Phone::parse(&typed)
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or(typed);
+            let done = Flash::done(key("households.phones.linked")).with("phone", phone);
+            flash::set(&staff.session, done).await;
+            Redirect::to(&household_href(id)).into_response()
+        }
+        Ok(service::PhoneAdded::CodeSent { phone, .. }) => Redirect::to(&format!(
+            "{}/phones/confirm?phone={}",
+            household_href(id),
+            encode(&phone)
+        ))
+        .into_response(),
+        Err(e) => match phone_refusal(&e) {
+            Some(k) => {
+                flash::set(&staff.session, Flash::refused(k, Some("phone"))).await;
+                Redirect::to(&back).into_response()
+            }
+            None => refused(&console, &t, &staff, e),
+        },
+    }
+}
+
+/// The text key of a refusal about a number or a code, or `None` for a page-wide answer.
+fn phone_refusal(e: &ServiceError) -> Option<&'static str> {
+    match e {
+        ServiceError::Invalid { key, .. } => Some(key),
+        ServiceError::Conflict { rule, .. }
+        | ServiceError::Gone { rule, .. }
+        | ServiceError::TooMany { rule, .. } => Some(rule),
+        ServiceError::NotFound("pending code") => Some(key("households.phones.no_code")),
+        ServiceError::NotFound("phone") => Some(key("households.phones.not_linked")),
+        _ => None,
+    }
+}
+
+/// `GET /console/households/{id}/phones/confirm?phone=`: where the code the number got is
+/// typed (and a new one asked for).
+pub async fn phone_code(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    Query(q): Query<PhoneQuery>,
+    staff: Staff,
+) -> Response {
+    let t = language(&staff, q.lang.as_deref()).await;
+    if let Some(r) = phones_staff(&console, &t, &staff) {
+        return r;
+    }
+    let (h, _) = match household_number(&console, &t, &staff, id, &q.phone).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let phone = match Phone::parse(&q.phone) {
+        Ok(p) => p,
+        Err(_) => return refused(&console, &t, &staff, ServiceError::NotFound("phone")),
+    };
+    let error = flash::take(&staff.session).await.map(|f| f.text(&t));
+    let url = format!("{}/phones/confirm", household_href(id));
+    let household = title(&t, h.id, h.name.as_deref());
+    let page = PhonePage {
+        l: layout(&console, &t, &staff, Some(&url)),
+        id,
+        title: t.t("households.phones.code_title"),
+        what: t.t_with(
+            "households.phones.code_what",
+            &[("phone", phone.as_str()), ("household", &household)],
+        ),
+        details: vec![t.t_with(
+            "households.phones.code_minutes",
+            &[("minutes", &service::LINK_CODE_MINUTES.to_string())],
+        )],
+        household,
+        action: url,
+        fields: vec![("phone", phone.as_str().to_owned())],
+        code_entry: true,
+        error,
+        button: t.t("households.phones.code_button"),
+        phone: phone.as_str().to_owned(),
+        t,
+    };
+    page.into_response()
+}
+
+/// `POST /console/households/{id}/phones/confirm`: links the number with its code.
+pub async fn phone_confirm(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    staff: Staff,
+    Form(form): Form<PhoneForm>,
+) -> Response {
+    let t = Tr::new(staff.signed.language);
+    if let Some(r) = phones_staff(&console, &t, &staff) {
+        return r;
+    }
+    let phone = bounded(&form.phone);
+    let code: String = form.code.trim().chars().take(12).collect();
+    let back = format!(
+        "{}/phones/confirm?phone={}",
+        household_href(id),
+        encode(&phone)
+    );
+    match timing::db(service::confirm_phone(
+        &console.app,
+        &staff.actor,
+        id,
+        &phone,
+        &code,
+    ))
+    .await
+    {
+        Ok((linked, _)) => {
+            let k = if linked {
+                key("households.phones.linked")
+            } else {
+                key("households.phones.already")
+            };
+            flash::set(&staff.session, Flash::done(k).with("phone", phone)).await;
+            Redirect::to(&household_href(id)).into_response()
+        }
+        Err(e) => match phone_refusal(&e) {
+            Some(k) => {
+                flash::set(&staff.session, Flash::refused(k, Some("code"))).await;
+                Redirect::to(&back).into_response()
+            }
+            None => refused(&console, &t, &staff, e),
+        },
+    }
+}
+
+/// `GET /console/households/{id}/phones/unlink?phone=`: what unlinking does, one button
+/// (none for the household's only number).
+pub async fn unlink_confirm(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    Query(q): Query<PhoneQuery>,
+    staff: Staff,
+) -> Response {
+    let t = language(&staff, q.lang.as_deref()).await;
+    if let Some(r) = phones_staff(&console, &t, &staff) {
+        return r;
+    }
+    let (h, number) = match household_number(&console, &t, &staff, id, &q.phone).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(number) = number else {
+        return refused(&console, &t, &staff, ServiceError::NotFound("phone"));
+    };
+    let url = format!("{}/phones/unlink", household_href(id));
+    let household = title(&t, h.id, h.name.as_deref());
+    let last = h.phones.len() == 1;
+    let mut details = vec![t.t("households.phones.unlink_keeps")];
+    let error = flash::take(&staff.session).await.map(|f| f.text(&t));
+    if last {
+        details.push(t.t("households.error.last_phone"));
+    }
+    let page = PhonePage {
+        l: layout(&console, &t, &staff, Some(&url)),
+        id,
+        title: t.t("households.phones.unlink_title"),
+        what: t.t_with(
+            "households.phones.unlink_what",
+            &[("phone", &number), ("household", &household)],
+        ),
+        details,
+        household,
+        action: if last { String::new() } else { url },
+        fields: vec![("phone", number.clone())],
+        code_entry: false,
+        error,
+        button: t.t("households.phones.unlink_button"),
+        phone: number,
+        t,
+    };
+    let status = if last {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    (status, page).into_response()
+}
+
+/// `POST /console/households/{id}/phones/unlink`: unlinks, 303 to the household.
+pub async fn unlink(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    staff: Staff,
+    Form(form): Form<PhoneForm>,
+) -> Response {
+    let t = Tr::new(staff.signed.language);
+    if let Some(r) = phones_staff(&console, &t, &staff) {
+        return r;
+    }
+    let phone = bounded(&form.phone);
+    match timing::db(service::remove_phone(
+        &console.app,
+        &staff.actor,
+        id,
+        &phone,
+    ))
+    .await
+    {
+        Ok(_) => {
+            let done = Flash::done(key("households.phones.unlinked")).with("phone", phone);
+            flash::set(&staff.session, done).await;
+            Redirect::to(&household_href(id)).into_response()
+        }
+        Err(ServiceError::NotFound("household")) => {
+            refused(&console, &t, &staff, ServiceError::NotFound("household"))
+        }
+        Err(e) => match phone_refusal(&e) {
+            Some(k) => {
+                flash::set(&staff.session, Flash::refused(k, None)).await;
+                Redirect::to(&household_href(id)).into_response()
+            }
+            None => refused(&console, &t, &staff, e),
+        },
+    }
+}
+
+/// `GET /console/households/{id}/phones/opt-out?phone=&stop=`: what STOP (or START) does,
+/// one button.
+pub async fn opt_out_confirm(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    Query(q): Query<PhoneQuery>,
+    staff: Staff,
+) -> Response {
+    let t = language(&staff, q.lang.as_deref()).await;
+    if let Some(r) = phones_staff(&console, &t, &staff) {
+        return r;
+    }
+    let (h, number) = match household_number(&console, &t, &staff, id, &q.phone).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(number) = number else {
+        return refused(&console, &t, &staff, ServiceError::NotFound("phone"));
+    };
+    let stop = q.stop.unwrap_or(true);
+    let url = format!("{}/phones/opt-out", household_href(id));
+    let household = title(&t, h.id, h.name.as_deref());
+    let (title_key, what_key, detail_key, button_key) = if stop {
+        (
+            key("households.phones.stop_title"),
+            key("households.phones.stop_what"),
+            key("households.phones.stop_detail"),
+            key("households.phones.stop_button"),
+        )
+    } else {
+        (
+            key("households.phones.start_title"),
+            key("households.phones.start_what"),
+            key("households.phones.start_detail"),
+            key("households.phones.start_button"),
+        )
+    };
+    let page = PhonePage {
+        l: layout(&console, &t, &staff, Some(&url)),
+        id,
+        title: t.t(title_key),
+        what: t.t_with(what_key, &[("phone", &number), ("household", &household)]),
+        details: vec![t.t(detail_key)],
+        household,
+        action: url,
+        fields: vec![("phone", number.clone()), ("stop", stop.to_string())],
+        code_entry: false,
+        error: None,
+        button: t.t(button_key),
+        phone: number,
+        t,
+    };
+    page.into_response()
+}
+
+/// `POST /console/households/{id}/phones/opt-out`: records STOP or START for one of the
+/// household's numbers, 303 to the household.
+pub async fn opt_out(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    staff: Staff,
+    Form(form): Form<PhoneForm>,
+) -> Response {
+    let t = Tr::new(staff.signed.language);
+    if let Some(r) = phones_staff(&console, &t, &staff) {
+        return r;
+    }
+    let (_, number) = match household_number(&console, &t, &staff, id, &form.phone).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(number) = number else {
+        flash::set(
+            &staff.session,
+            Flash::refused(key("households.phones.not_linked"), None),
+        )
+        .await;
+        return Redirect::to(&household_href(id)).into_response();
+    };
+    let stop = form.stop.unwrap_or(true);
+    match timing::db(service::set_opt_out(
+        &console.app,
+        &staff.actor,
+        &number,
+        stop,
+    ))
+    .await
+    {
+        Ok(_) => {
+            let k = if stop {
+                key("households.phones.stopped")
+            } else {
+                key("households.phones.started")
+            };
+            flash::set(&staff.session, Flash::done(k).with("phone", number)).await;
+            Redirect::to(&household_href(id)).into_response()
+        }
+        Err(e) => refused(&console, &t, &staff, e),
+    }
 }

@@ -79,6 +79,10 @@ pub const USERS: &[(&str, &str)] = &[
         "templates/console/household_form.html",
         include_str!("../../templates/console/household_form.html"),
     ),
+    (
+        "templates/console/household_phone.html",
+        include_str!("../../templates/console/household_phone.html"),
+    ),
     ("src/console/households.rs", include_str!("households.rs")),
     (
         "templates/console/exports.html",
@@ -131,6 +135,10 @@ pub const USERS: &[(&str, &str)] = &[
     (
         "templates/console/money_confirm.html",
         include_str!("../../templates/console/money_confirm.html"),
+    ),
+    (
+        "templates/console/money_reverse.html",
+        include_str!("../../templates/console/money_reverse.html"),
     ),
     (
         "templates/console/money_project.html",

@@ -10,12 +10,14 @@
 //! - [`csrf`]: the synchronizer token and the cross-origin check on every non-GET request;
 //! - [`i18n`]: texts, plurals, numbers, money and dates, and the completeness check;
 //! - [`pages`]: the layout, the sign-in page, sign-out (here or everywhere);
-//! - [`households`]: `/console/households`, search, register, edit, and a household's page;
+//! - [`households`]: `/console/households`, search, register, edit, and a household's page
+//!   with its numbers: link one (with the code the API sends), unlink, STOP / START;
 //! - [`overview`]: `GET /console`, the programme at a glance for the signed-in person's
 //!   scope (or 303 to the sign-in page), with its charts drawn by [`svg`];
 //! - [`flash`]: one-time messages after a change, kept in the session;
-//! - [`money`]: the Money page (find a pledge by code, receipts, cancellations,
-//!   disbursements), calling `service::money` as the admin API does;
+//! - [`money`]: the Money page (find a pledge by code, phone or household; receipts with
+//!   and without a pledge, cancellations, disbursements, reversals), calling
+//!   `service::money` as the admin API does;
 //! - [`exports`]: `GET /console/exports`, the CSV files with their filters, and their
 //!   downloads (the admin API's writer, `service::exports`);
 //! - [`people`]: People & access (admins): staff, roles and communities, passwords and
@@ -112,6 +114,22 @@ pub fn router(state: AppState) -> Router {
             get(households::page).post(households::update),
         )
         .route("/console/households/{id}/edit", get(households::edit))
+        .route(
+            "/console/households/{id}/phones",
+            post(households::phone_add),
+        )
+        .route(
+            "/console/households/{id}/phones/confirm",
+            get(households::phone_code).post(households::phone_confirm),
+        )
+        .route(
+            "/console/households/{id}/phones/unlink",
+            get(households::unlink_confirm).post(households::unlink),
+        )
+        .route(
+            "/console/households/{id}/phones/opt-out",
+            get(households::opt_out_confirm).post(households::opt_out),
+        )
         .route("/console/exports", get(exports::page))
         .route("/console/exports/{file}", get(exports::download))
         .route("/console/login", get(pages::login).post(pages::login_post))
@@ -132,6 +150,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/console/money/projects/{id}/disburse",
             get(money::disburse_confirm).post(money::disburse_record),
+        )
+        .route(
+            "/console/money/projects/{id}/receipt",
+            get(money::unpledged_confirm).post(money::unpledged_record),
+        )
+        .route(
+            "/console/money/receipts/{id}/reverse",
+            get(money::reverse_receipt_confirm).post(money::reverse_receipt_record),
+        )
+        .route(
+            "/console/money/disbursements/{id}/reverse",
+            get(money::reverse_disbursement_confirm).post(money::reverse_disbursement_record),
         )
         .route("/console/people", get(people::list))
         .route("/console/people/audit", get(people::audit))

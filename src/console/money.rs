@@ -17,13 +17,21 @@
 //! that does not exist and one in another community get the same words.
 //!
 //! Routes:
-//! - `GET  /console/money[?code=]`: the find form, and the pledge when a code is given; with
-//!   `HX-Request` (htmx's find) only the result fragment (askama block `result`);
+//! - `GET  /console/money[?q=]`: the one search box (a pledge code, a whole phone number, a
+//!   household's name or number, read by `service::money::read_search`): a code shows the
+//!   pledge, the rest the households found with their pledges (`?code=` is still read);
+//!   with `HX-Request` (htmx's find) only the result fragment (askama block `result`);
 //! - `GET  /console/money/pledges/{id}`: the pledge's card, history and forms;
 //! - `GET  /console/money/pledges/{id}/receipt` → confirm; `POST` records;
 //! - `GET  /console/money/pledges/{id}/cancel` → confirm; `POST` cancels;
-//! - `GET  /console/money/projects/{id}`: the project's ledger and disbursements;
-//! - `GET  /console/money/projects/{id}/disburse` → confirm; `POST` records.
+//! - `GET  /console/money/projects/{id}`: the project's ledger, disbursements and receipts
+//!   without a pledge;
+//! - `GET  /console/money/projects/{id}/disburse` → confirm; `POST` records;
+//! - `GET  /console/money/projects/{id}/receipt` → confirm; `POST` records money received
+//!   without a pledge (from a household, named by one of its numbers, or from no one);
+//! - `GET  /console/money/receipts/{id}/reverse` → confirm with the reason; `POST` reverses
+//!   (admins only, as the service says; 404 for others);
+//! - `GET  /console/money/disbursements/{id}/reverse` → likewise for a disbursement.
 
 use std::collections::HashMap;
 
@@ -47,16 +55,19 @@ use super::{
     timing, Console,
 };
 use crate::{
-    domain::{money::parse_amount, Phone},
+    domain::{money::parse_amount, Language, Phone},
     service::{
         self,
-        money::{self as money_service, NewDisbursement, PledgeReceipt, PledgeView},
+        money::{
+            self as money_service, HouseholdPledges, MoneyFound, MoneySearch, NewDisbursement,
+            PledgeReceipt, PledgeView, ProjectReceipt,
+        },
         Once, ServiceError,
     },
     store::{
-        money::{Disbursement, ReceiptMethod},
+        money::{Disbursement, Receipt, ReceiptMethod},
         pledges::PledgeStatus,
-        PledgeId, ProjectId,
+        HouseholdId, PledgeId, ProjectId,
     },
 };
 
@@ -88,6 +99,8 @@ pub const SERVICE_KEYS: &[&str] = &[
     key("money.no_project"),
     key("money.household_elsewhere"),
     key("money.code_invalid"),
+    key("money.search_invalid"),
+    key("money.search_partial"),
     key("form.text_length"),
     key("form.key_invalid"),
     key("form.key_reused"),
@@ -111,6 +124,9 @@ pub struct FlashView {
 /// A row of a pledge's receipts.
 #[derive(Debug, Clone)]
 pub struct ReceiptRow {
+    pub id: i64,
+    /// An admin may reverse it (not a reversal, not reversed yet).
+    pub reversible: bool,
     pub day: String,
     pub amount: String,
     pub method: String,
@@ -175,6 +191,29 @@ pub struct TodayRow {
     pub who: String,
 }
 
+/// A pledge of a household found by phone, number or name.
+#[derive(Debug, Clone)]
+pub struct FoundPledge {
+    pub id: i64,
+    pub code: String,
+    pub project: String,
+    pub amount: String,
+    pub received: String,
+    pub status: String,
+    pub status_class: &'static str,
+    pub at: String,
+}
+
+/// A household found by phone, number or name, with its pledges.
+#[derive(Debug, Clone)]
+pub struct FoundHousehold {
+    pub id: i64,
+    pub title: String,
+    /// Its numbers, masked.
+    pub phones: String,
+    pub pledges: Vec<FoundPledge>,
+}
+
 /// A method of the receipt form's list.
 #[derive(Debug, Clone)]
 pub struct MethodOption {
@@ -187,7 +226,14 @@ pub struct MethodOption {
 /// `result` block).
 #[derive(Debug, Clone, Default)]
 pub struct MoneyView {
+    /// What the search box holds.
     pub code: String,
+    /// Households found by phone, number or name.
+    pub households: Vec<FoundHousehold>,
+    /// More households match the name than are listed.
+    pub more_households: bool,
+    /// Reversal links are shown (admins).
+    pub admin: bool,
     pub flash: Option<FlashView>,
     pub errors: Vec<FieldError>,
     /// "No pledge 4821735 in your communities".
@@ -242,10 +288,45 @@ pub struct ProjectCard {
     pub disbursed: String,
     pub match_due: String,
     pub disbursements: Vec<DisbursementRow>,
+    /// Money received for the project without a pledge (and reversals), newest first.
+    pub unpledged: Vec<UnpledgedRow>,
+}
+
+/// A receipt without a pledge, as the project page lists it.
+#[derive(Debug, Clone)]
+pub struct UnpledgedRow {
+    pub id: i64,
+    pub reversible: bool,
+    pub day: String,
+    pub amount: String,
+    pub method: String,
+    /// The household's page and number, if it came from one.
+    pub household: Option<i64>,
+    pub who: String,
+    pub note: Option<String>,
+}
+
+/// What the form for money without a pledge shows.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct UnpledgedInput {
+    #[serde(default)]
+    pub amount: String,
+    #[serde(default)]
+    pub date: String,
+    #[serde(default)]
+    pub method: String,
+    /// One of the household's numbers (empty: from no one in particular).
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub receipt_no: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct DisbursementRow {
+    pub id: i64,
+    /// An admin may reverse it (not a reversal, not reversed yet).
+    pub reversible: bool,
     pub day: String,
     pub amount: String,
     pub partner: String,
@@ -275,6 +356,9 @@ pub struct ProjectPage {
     pub flash: Option<FlashView>,
     pub errors: Vec<FieldError>,
     pub form: DisbursementInput,
+    pub receipt: UnpledgedInput,
+    pub methods: Vec<MethodOption>,
+    pub admin: bool,
     pub today: String,
 }
 
@@ -303,8 +387,38 @@ pub struct ConfirmPage {
     pub back: String,
 }
 
+/// The confirm page of a reversal: what will be reversed, the reason to type and one POST
+/// button (none when it cannot be reversed).
+#[derive(Template, WebTemplate)]
+#[template(path = "console/money_reverse.html")]
+pub struct ReversePage {
+    pub t: Tr,
+    pub l: Layout,
+    pub title: String,
+    pub what: String,
+    pub details: Vec<String>,
+    /// Empty: no button.
+    pub action: String,
+    pub key: String,
+    pub fields: Vec<(&'static str, String)>,
+    pub reason: Option<ReasonField>,
+    pub button: String,
+    pub back: String,
+}
+
+/// The reason field of a confirm page, with what was typed and its error.
+#[derive(Debug, Clone)]
+pub struct ReasonField {
+    pub label: String,
+    pub value: String,
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct FindQuery {
+    /// The search box.
+    q: Option<String>,
+    /// A pledge code (the search box's old name, in bookmarks).
     #[serde(default)]
     code: String,
     lang: Option<String>,
@@ -325,6 +439,16 @@ pub struct PageQuery {
     partner: Option<String>,
     #[serde(default)]
     reference: Option<String>,
+    #[serde(default)]
+    r_amount: Option<String>,
+    #[serde(default)]
+    r_date: Option<String>,
+    #[serde(default)]
+    r_method: Option<String>,
+    #[serde(default)]
+    r_phone: Option<String>,
+    #[serde(default)]
+    r_receipt_no: Option<String>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -426,6 +550,11 @@ fn static_field(field: &str) -> &'static str {
         "partner" => "partner",
         "reference" => "reference",
         "code" => "code",
+        "r_amount" => "r_amount",
+        "r_date" => "r_date",
+        "r_method" => "r_method",
+        "r_phone" => "r_phone",
+        "r_receipt_no" => "r_receipt_no",
         _ => "summary",
     }
 }
@@ -519,8 +648,10 @@ async fn pledge_card(
     console: &Console,
     t: &Tr,
     view: &PledgeView,
+    admin: bool,
 ) -> Result<PledgeCard, ServiceError> {
     let h = &view.history;
+    let reversed: Vec<i64> = h.receipts.iter().filter_map(|r| r.reverses).collect();
     let c = &view.card;
     let cur = &h.pledge.currency;
     let mut whos: Vec<&str> = h.receipts.iter().map(|r| r.recorded_by.as_str()).collect();
@@ -572,6 +703,8 @@ async fn pledge_card(
             .iter()
             .rev()
             .map(|r| ReceiptRow {
+                id: r.id,
+                reversible: admin && r.reverses.is_none() && !reversed.contains(&r.id),
                 day: t.date(r.received_on),
                 amount: t.money(r.amount, &r.currency),
                 method: t.t(method_key(r.method)),
@@ -609,13 +742,14 @@ async fn money_page(
     htmx: bool,
     status: StatusCode,
 ) -> Response {
+    v.admin = staff.actor.require_admin().is_ok();
     if let Some(id) = id {
         let view =
             match timing::db(money_service::pledge_view(&console.app, &staff.actor, id)).await {
                 Ok(view) => view,
                 Err(e) => return failed(console, staff, e),
             };
-        let card = match pledge_card(console, &t, &view).await {
+        let card = match pledge_card(console, &t, &view, v.admin).await {
             Ok(c) => c,
             Err(e) => return failed(console, staff, e),
         };
@@ -667,7 +801,66 @@ fn htmx_fragment(headers: &HeaderMap) -> bool {
     headers.get("hx-request").is_some() && headers.get("hx-history-restore-request").is_none()
 }
 
-/// `GET /console/money[?code=]`: the find form; with a code, the pledge or "No pledge …
+/// "No pledge 4821735 in your communities", "No household with the number … in your
+/// communities": the same words for what does not exist and what is elsewhere.
+fn nothing_found(t: &Tr, what: &MoneySearch) -> String {
+    match what {
+        MoneySearch::Code(code) => t.t_with(key("money.no_pledge"), &[("code", code)]),
+        MoneySearch::Phone(phone) => t.t_with(
+            key("money.no_household_phone"),
+            &[("phone", phone.as_str())],
+        ),
+        MoneySearch::Household(id) => {
+            t.t_with(key("money.no_household_no"), &[("id", &id.to_string())])
+        }
+        MoneySearch::Name(name) => t.t_with(key("money.no_household_name"), &[("name", name)]),
+    }
+}
+
+fn found_household(console: &Console, t: &Tr, h: &HouseholdPledges) -> FoundHousehold {
+    let hh = &h.household;
+    FoundHousehold {
+        id: hh.id,
+        title: match hh.name.as_deref() {
+            Some(name) => name.to_owned(),
+            None => t.t_with(key("money.household_card"), &[("id", &hh.id.to_string())]),
+        },
+        phones: hh
+            .phones
+            .iter()
+            .map(|p| masked(&p.phone))
+            .collect::<Vec<_>>()
+            .join(", "),
+        pledges: h
+            .pledges
+            .iter()
+            .map(|p| {
+                let status = p.status.parse().unwrap_or(PledgeStatus::Pledged);
+                let (status_key, status_class) = status_key(status);
+                FoundPledge {
+                    id: p.id.0,
+                    code: p.code.clone(),
+                    project: match t.language {
+                        Language::Tg => p.project_tg.clone(),
+                        Language::Ru => p.project_ru.clone(),
+                        Language::En => p.project_en.clone(),
+                    },
+                    amount: t.money(p.amount, &p.currency),
+                    received: t.money(p.received, &p.currency),
+                    status: t.t(status_key),
+                    status_class,
+                    at: t.date(
+                        p.created_at
+                            .with_timezone(&console.app.config.timezone)
+                            .date_naive(),
+                    ),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// `GET /console/money[?q=]`: the find form; with a code, the pledge or "No pledge …
 /// in your communities" (the same words for one that does not exist and one elsewhere).
 pub async fn find(
     State(console): State<Console>,
@@ -679,42 +872,53 @@ pub async fn find(
         return r;
     }
     let t = language(&staff, q.lang.as_deref()).await;
-    let code: String = q.code.trim().chars().take(MAX_SHORT).collect();
-    let url = if code.is_empty() {
+    let raw = q.q.unwrap_or(q.code);
+    let text: String = raw
+        .trim()
+        .chars()
+        .take(money_service::MAX_SEARCH + 1)
+        .collect();
+    let url = if text.is_empty() {
         PATH.to_owned()
     } else {
-        format!("{PATH}?code={}", urlencoding(&code))
+        format!("{PATH}?q={}", urlencoding(&text))
     };
     let mut v = MoneyView {
-        code: code.clone(),
+        code: text.clone(),
         ..MoneyView::default()
     };
     let mut id = None;
-    if code.is_empty() {
+    if text.is_empty() {
         match today_receipts(&console, &staff, &t).await {
             Ok(rows) => v.today_receipts = rows,
             Err(e) => return failed(&console, &staff, e),
         }
         v.show_today = true;
     } else {
-        match timing::db(money_service::find_by_code(
-            &console.app,
-            &staff.actor,
-            &code,
-        ))
-        .await
-        {
-            Ok(found) => id = Some(found),
-            Err(ServiceError::NotFound(_)) => {
-                v.not_found = Some(t.t_with(key("money.no_pledge"), &[("code", &code)]));
+        match money_service::read_search(&text) {
+            Err(e) => v.errors.push(FieldError {
+                field: "code",
+                text: t.t(refusal_key(&e).unwrap_or(key("money.search_invalid"))),
+            }),
+            Ok(what) => {
+                match timing::db(money_service::search(&console.app, &staff.actor, &what)).await {
+                    Ok(MoneyFound::Pledge(found)) => id = Some(found),
+                    Ok(MoneyFound::Households { households, more }) => {
+                        if households.is_empty() {
+                            v.not_found = Some(nothing_found(&t, &what));
+                        }
+                        v.households = households
+                            .iter()
+                            .map(|h| found_household(&console, &t, h))
+                            .collect();
+                        v.more_households = more;
+                    }
+                    Err(ServiceError::NotFound(_)) => {
+                        v.not_found = Some(nothing_found(&t, &what));
+                    }
+                    Err(e) => return failed(&console, &staff, e),
+                }
             }
-            Err(e) => match refusal(&t, &e) {
-                Some(err) => v.errors.push(FieldError {
-                    field: "code",
-                    text: err.text,
-                }),
-                None => return failed(&console, &staff, e),
-            },
         }
     }
     money_page(
@@ -1224,11 +1428,16 @@ async fn project_card(
     t: &Tr,
     ledger: &money_service::ProjectLedger,
     disbursements: &[Disbursement],
+    unpledged: &[Receipt],
+    admin: bool,
 ) -> Result<ProjectCard, ServiceError> {
-    let whos: Vec<&str> = disbursements
+    let mut whos: Vec<&str> = disbursements
         .iter()
         .map(|d| d.recorded_by.as_str())
         .collect();
+    whos.extend(unpledged.iter().map(|r| r.recorded_by.as_str()));
+    let reversed_d: Vec<i64> = disbursements.iter().filter_map(|d| d.reverses).collect();
+    let reversed_r: Vec<i64> = unpledged.iter().filter_map(|r| r.reverses).collect();
     let names = timing::db(money_service::names(&console.app, &whos)).await?;
     let cur = &ledger.currency;
     Ok(ProjectCard {
@@ -1244,6 +1453,8 @@ async fn project_card(
         disbursements: disbursements
             .iter()
             .map(|d| DisbursementRow {
+                id: d.id,
+                reversible: admin && d.reverses.is_none() && !reversed_d.contains(&d.id),
                 day: t.date(d.disbursed_on),
                 amount: t.money(d.amount, &d.currency),
                 partner: d.partner.clone(),
@@ -1254,6 +1465,21 @@ async fn project_card(
                     .or_else(|| d.reference.clone())
                     .unwrap_or_default(),
                 who: who(t, &names, &d.recorded_by),
+            })
+            .collect(),
+        unpledged: unpledged
+            .iter()
+            .map(|r| UnpledgedRow {
+                id: r.id,
+                reversible: admin && r.reverses.is_none() && !reversed_r.contains(&r.id),
+                day: t.date(r.received_on),
+                amount: t.money(r.amount, &r.currency),
+                method: t.t(method_key(r.method)),
+                household: r.household_id,
+                who: who(t, &names, &r.recorded_by),
+                note: r.reason.as_ref().map(|reason| {
+                    t.t_with(key("money.reversal_note"), &[("reason", reason.as_str())])
+                }),
             })
             .collect(),
     })
@@ -1267,7 +1493,7 @@ async fn project_page(
     t: Tr,
     id: ProjectId,
     url: &str,
-    mut form: DisbursementInput,
+    (mut form, mut receipt): (DisbursementInput, UnpledgedInput),
     mut errors: Vec<FieldError>,
     status: StatusCode,
 ) -> Response {
@@ -1276,7 +1502,18 @@ async fn project_page(
             Ok(v) => v,
             Err(e) => return failed(console, staff, e),
         };
-    let p = match project_card(console, &t, &ledger, &disbursements).await {
+    let unpledged = match timing::db(money_service::receipts_without_pledge(
+        &console.app,
+        &staff.actor,
+        id,
+    ))
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return failed(console, staff, e),
+    };
+    let admin = staff.actor.require_admin().is_ok();
+    let p = match project_card(console, &t, &ledger, &disbursements, &unpledged, admin).await {
         Ok(p) => p,
         Err(e) => return failed(console, staff, e),
     };
@@ -1287,6 +1524,13 @@ async fn project_page(
     if form.date.is_empty() {
         form.date = today.to_string();
     }
+    if receipt.date.is_empty() {
+        receipt.date = today.to_string();
+    }
+    if receipt.method.is_empty() {
+        receipt.method = ReceiptMethod::Cash.as_str().to_owned();
+    }
+    let methods = methods(&t, &receipt.method);
     let mut shown = None;
     if let Some(f) = flash::take(&staff.session).await {
         if f.is_done() {
@@ -1304,6 +1548,9 @@ async fn project_page(
         flash: shown,
         errors,
         form,
+        receipt,
+        methods,
+        admin,
         today: today.to_string(),
         t,
     };
@@ -1328,13 +1575,20 @@ pub async fn project(
         partner: bounded(q.partner.as_deref(), money_service::MAX_PARTNER),
         reference: bounded(q.reference.as_deref(), money_service::MAX_REFERENCE),
     };
+    let receipt = UnpledgedInput {
+        amount: short(q.r_amount.as_deref()),
+        date: short(q.r_date.as_deref()),
+        method: short(q.r_method.as_deref()),
+        phone: short(q.r_phone.as_deref()),
+        receipt_no: bounded(q.r_receipt_no.as_deref(), money_service::MAX_RECEIPT_NO),
+    };
     project_page(
         &console,
         &staff,
         t,
         ProjectId(id),
         &format!("{PATH}/projects/{id}"),
-        form,
+        (form, receipt),
         Vec::new(),
         StatusCode::OK,
     )
@@ -1403,7 +1657,7 @@ pub async fn disburse_confirm(
             t,
             project_id,
             &url,
-            input,
+            (input, UnpledgedInput::default()),
             errors,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
@@ -1507,6 +1761,594 @@ pub async fn disburse_record(
             )
             .await;
             Redirect::to(&page).into_response()
+        }
+        Err(e) => match refused(&console, &staff, e).await {
+            None => Redirect::to(&back).into_response(),
+            Some(r) => r,
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Money without a pledge
+
+/// A refusal about the form for money without a pledge, with its field renamed to that
+/// form's (`r_…`) so that it shows beside the right input.
+fn unpledged_field(field: &'static str) -> &'static str {
+    match field {
+        "amount" => "r_amount",
+        "date" => "r_date",
+        "method" => "r_method",
+        "household_id" | "phone" => "r_phone",
+        "receipt_no" => "r_receipt_no",
+        _ => "summary",
+    }
+}
+
+/// The household behind `phone` (empty: none), among those this person may see; an
+/// unknown number and one elsewhere get the same words.
+async fn household_of(
+    console: &Console,
+    staff: &Staff,
+    t: &Tr,
+    phone: &str,
+) -> Result<Option<(i64, String)>, FieldError> {
+    let phone = phone.trim();
+    if phone.is_empty() {
+        return Ok(None);
+    }
+    let refused = |k: &'static str| FieldError {
+        field: "r_phone",
+        text: t.t(k),
+    };
+    let parsed = Phone::parse(phone).map_err(|_| refused(key("households.error.phone")))?;
+    match timing::db(service::households::visible_owner(
+        &console.app,
+        &staff.actor,
+        &parsed,
+    ))
+    .await
+    {
+        Ok(Some(id)) => Ok(Some((id, parsed.as_str().to_owned()))),
+        Ok(None) => Err(refused(key("money.household_elsewhere"))),
+        Err(e) => {
+            tracing::error!(error = %e, "console: a household by number could not be read");
+            Err(refused(key("money.failed.text")))
+        }
+    }
+}
+
+/// `GET /console/money/projects/{id}/receipt`: money received for the project without a
+/// pledge, checked, then the confirm page; refused, the project page with the reasons.
+pub async fn unpledged_confirm(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    Query(input): Query<UnpledgedInput>,
+    Query(q): Query<PageQuery>,
+    staff: Staff,
+) -> Response {
+    if let Some(r) = money_staff(&console, &staff) {
+        return r;
+    }
+    let t = language(&staff, q.lang.as_deref()).await;
+    let project_id = ProjectId(id);
+    let (ledger, _) = match timing::db(money_service::project_view(
+        &console.app,
+        &staff.actor,
+        project_id,
+    ))
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return failed(&console, &staff, e),
+    };
+    let input = UnpledgedInput {
+        amount: short(Some(input.amount.as_str())),
+        date: short(Some(input.date.as_str())),
+        method: short(Some(input.method.as_str())),
+        phone: short(Some(input.phone.as_str())),
+        receipt_no: bounded(
+            Some(input.receipt_no.as_str()),
+            money_service::MAX_RECEIPT_NO + 1,
+        ),
+    };
+    let mut errors = Vec::new();
+    let amount = check_amount(&t, &input.amount, &mut errors);
+    let day = check_date(&console, &t, &input.date, &mut errors);
+    for e in &mut errors {
+        e.field = unpledged_field(e.field);
+    }
+    let method = input.method.parse::<ReceiptMethod>().ok();
+    if method.is_none() {
+        errors.push(FieldError {
+            field: "r_method",
+            text: t.t("money.method_invalid"),
+        });
+    }
+    if service::opt_text(
+        "receipt_no",
+        Some(input.receipt_no.as_str()),
+        money_service::MAX_RECEIPT_NO,
+    )
+    .is_err()
+    {
+        errors.push(FieldError {
+            field: "r_receipt_no",
+            text: t.t("money.receipt_no_invalid"),
+        });
+    }
+    let household = match household_of(&console, &staff, &t, &input.phone).await {
+        Ok(h) => h,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let url = format!("{PATH}/projects/{id}/receipt");
+    let (Some(amount), Some(day), Some(method), true) = (amount, day, method, errors.is_empty())
+    else {
+        return project_page(
+            &console,
+            &staff,
+            t,
+            project_id,
+            &url,
+            (DisbursementInput::default(), input),
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    let cur = &ledger.currency;
+    let from = match &household {
+        Some((hid, _)) => t.t_with(key("money.household_card"), &[("id", &hid.to_string())]),
+        None => t.t("money.confirm.unpledged_nobody"),
+    };
+    let what = t.t_with(
+        key("money.confirm.unpledged_what"),
+        &[
+            ("amount", &t.money(amount, cur)),
+            ("project", ledger.name.get(t.language)),
+            ("from", &from),
+        ],
+    );
+    let details = vec![
+        t.t_with(
+            key("money.confirm.receipt_day"),
+            &[("date", &t.date(day)), ("method", &t.t(method_key(method)))],
+        ),
+        t.t("money.confirm.unpledged_no_sms"),
+    ];
+    let page = ConfirmPage {
+        l: layout(&console, &t, &staff, &url),
+        title: t.t("money.confirm.unpledged_title"),
+        what,
+        details,
+        action: url.clone(),
+        key: form_key(),
+        fields: vec![
+            ("amount", amount.to_string()),
+            ("date", day.to_string()),
+            ("method", method.as_str().to_owned()),
+            (
+                "phone",
+                household.map(|(_, phone)| phone).unwrap_or_default(),
+            ),
+            ("receipt_no", input.receipt_no.trim().to_owned()),
+        ],
+        button: t.t("money.confirm.receipt_button"),
+        back: format!("{PATH}/projects/{id}"),
+        t,
+    };
+    page.into_response()
+}
+
+/// `POST /console/money/projects/{id}/receipt`: records money without a pledge (once per
+/// form key), 303 back to the project's ledger.
+pub async fn unpledged_record(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    staff: Staff,
+    Form(form): Form<UnpledgedPost>,
+) -> Response {
+    if let Some(r) = money_staff(&console, &staff) {
+        return r;
+    }
+    let t = Tr::new(staff.signed.language);
+    let page = format!("{PATH}/projects/{id}");
+    let receipt_no = bounded(
+        Some(form.receipt_no.as_str()),
+        money_service::MAX_RECEIPT_NO + 1,
+    );
+    let back = back_with(
+        &page,
+        &[
+            ("r_amount", &form.amount),
+            ("r_date", &form.date),
+            ("r_method", &form.method),
+            ("r_phone", &form.phone),
+            ("r_receipt_no", &receipt_no),
+        ],
+    );
+    let mut errors = Vec::new();
+    let amount = check_amount(&t, &form.amount, &mut errors);
+    let day = check_date(&console, &t, &form.date, &mut errors);
+    let household = match household_of(&console, &staff, &t, &form.phone).await {
+        Ok(h) => h.map(|(hid, _)| HouseholdId(hid)),
+        Err(_) => {
+            flash::set(
+                &staff.session,
+                Flash::refused(key("money.household_elsewhere"), Some("r_phone")),
+            )
+            .await;
+            return Redirect::to(&back).into_response();
+        }
+    };
+    let (Some(amount), Some(day)) = (amount, day) else {
+        let field = errors.first().map(|e| unpledged_field(e.field));
+        let text_key = match field {
+            Some("r_date") => key("money.date_out_of_range"),
+            _ => key("money.amount_invalid"),
+        };
+        flash::set(&staff.session, Flash::refused(text_key, field)).await;
+        return Redirect::to(&back).into_response();
+    };
+    let r = ProjectReceipt {
+        project: ProjectId(id),
+        household,
+        amount,
+        received_on: day,
+        method: form.method.trim(),
+        receipt_no: Some(receipt_no.as_str()),
+    };
+    match timing::db(money_service::receive_without_pledge(
+        &console.app,
+        &staff.actor,
+        r,
+        Once::Form(&form.key),
+    ))
+    .await
+    {
+        Ok(receipt) => {
+            flash::set(
+                &staff.session,
+                Flash::done(key("money.flash.unpledged"))
+                    .with("amount", t.money(receipt.amount, &receipt.currency)),
+            )
+            .await;
+            Redirect::to(&page).into_response()
+        }
+        Err(ServiceError::Invalid {
+            field: "project_id",
+            ..
+        }) => not_found(&console, &staff),
+        Err(e) => {
+            if refusal(&t, &e).is_none() {
+                return failed(&console, &staff, e);
+            }
+            let field = match &e {
+                ServiceError::Invalid { field, .. } => unpledged_field(field),
+                ServiceError::Conflict {
+                    rule: "money.receipt_no_taken",
+                    ..
+                } => "r_receipt_no",
+                _ => "summary",
+            };
+            let text_key = refusal_key(&e).unwrap_or(key("money.rule"));
+            flash::set(
+                &staff.session,
+                Flash::refused(text_key, (field != "summary").then_some(field)),
+            )
+            .await;
+            Redirect::to(&back).into_response()
+        }
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct UnpledgedPost {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    receipt_no: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Reversals (admins)
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ReverseQuery {
+    #[serde(default)]
+    reason: Option<String>,
+    lang: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ReversePost {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// What a reversal's confirm page needs of the entry.
+struct Reversible {
+    title: String,
+    what: String,
+    /// The entry is a reversal, or reversed already: the page says so and has no button.
+    refusal: Option<&'static str>,
+    back: String,
+}
+
+/// The confirm page of a reversal: what will be reversed, the reason to type, one button
+/// (none when it cannot be reversed).
+async fn reverse_page(
+    console: &Console,
+    staff: &Staff,
+    t: Tr,
+    url: String,
+    r: Reversible,
+    reason: String,
+) -> Response {
+    let mut error = r.refusal.map(|k| t.t(k));
+    if error.is_none() {
+        if let Some(f) = flash::take(&staff.session).await {
+            error = Some(f.text(&t));
+        }
+    }
+    let mut details = vec![t.t("money.reverse.kept")];
+    if let Some(k) = r.refusal {
+        details.push(t.t(k));
+    }
+    let page = ReversePage {
+        l: layout(console, &t, staff, &url),
+        title: r.title,
+        what: r.what,
+        details,
+        action: if r.refusal.is_some() {
+            String::new()
+        } else {
+            url.clone()
+        },
+        key: form_key(),
+        fields: Vec::new(),
+        reason: r.refusal.is_none().then(|| ReasonField {
+            label: t.t("money.reverse.reason"),
+            value: reason,
+            error,
+        }),
+        button: t.t("money.reverse.button"),
+        back: r.back,
+        t,
+    };
+    let status = if r.refusal.is_some() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    (status, page).into_response()
+}
+
+/// 404 unless an admin is acting (reversals are for admins, as in the API).
+fn admin_only(console: &Console, staff: &Staff) -> Option<Response> {
+    staff
+        .actor
+        .require_admin()
+        .is_err()
+        .then(|| not_found(console, staff))
+}
+
+/// `GET /console/money/receipts/{id}/reverse`: the receipt and the reason field.
+pub async fn reverse_receipt_confirm(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    Query(q): Query<ReverseQuery>,
+    staff: Staff,
+) -> Response {
+    if let Some(r) = admin_only(&console, &staff) {
+        return r;
+    }
+    let t = language(&staff, q.lang.as_deref()).await;
+    let (receipt, reversed) =
+        match timing::db(money_service::receipt(&console.app, &staff.actor, id)).await {
+            Ok(v) => v,
+            Err(e) => return failed(&console, &staff, e),
+        };
+    let (ledger, _) = match timing::db(money_service::project_view(
+        &console.app,
+        &staff.actor,
+        ProjectId(receipt.project_id),
+    ))
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return failed(&console, &staff, e),
+    };
+    let what = t.t_with(
+        key("money.reverse.receipt_what"),
+        &[
+            ("amount", &t.money(receipt.amount, &receipt.currency)),
+            ("date", &t.date(receipt.received_on)),
+            ("project", ledger.name.get(t.language)),
+        ],
+    );
+    let refusal = if receipt.reverses.is_some() {
+        Some(key("money.reverse_reversal"))
+    } else if reversed {
+        Some(key("money.already_reversed"))
+    } else {
+        None
+    };
+    let back = match receipt.pledge_id {
+        Some(p) => format!("{PATH}/pledges/{p}"),
+        None => format!("{PATH}/projects/{}", receipt.project_id),
+    };
+    let r = Reversible {
+        title: t.t("money.reverse.receipt_title"),
+        what,
+        refusal,
+        back,
+    };
+    let reason = bounded(q.reason.as_deref(), money_service::MAX_REASON);
+    reverse_page(
+        &console,
+        &staff,
+        t,
+        format!("{PATH}/receipts/{id}/reverse"),
+        r,
+        reason,
+    )
+    .await
+}
+
+/// `POST /console/money/receipts/{id}/reverse`: reverses (once per form key), 303 to the
+/// pledge or the project with the ledger after it.
+pub async fn reverse_receipt_record(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    staff: Staff,
+    Form(form): Form<ReversePost>,
+) -> Response {
+    if let Some(r) = admin_only(&console, &staff) {
+        return r;
+    }
+    let t = Tr::new(staff.signed.language);
+    let reason = bounded(Some(form.reason.as_str()), money_service::MAX_REASON + 1);
+    let back = back_with(
+        &format!("{PATH}/receipts/{id}/reverse"),
+        &[("reason", &reason)],
+    );
+    match timing::db(money_service::reverse_receipt(
+        &console.app,
+        &staff.actor,
+        id,
+        &reason,
+        Once::Form(&form.key),
+    ))
+    .await
+    {
+        Ok(reversal) => {
+            flash::set(
+                &staff.session,
+                Flash::done(key("money.flash.receipt_reversed"))
+                    .with("amount", t.money(-reversal.amount, &reversal.currency)),
+            )
+            .await;
+            let page = match reversal.pledge_id {
+                Some(p) => format!("{PATH}/pledges/{p}"),
+                None => format!("{PATH}/projects/{}", reversal.project_id),
+            };
+            Redirect::to(&page).into_response()
+        }
+        Err(e) => match refused(&console, &staff, e).await {
+            None => Redirect::to(&back).into_response(),
+            Some(r) => r,
+        },
+    }
+}
+
+/// `GET /console/money/disbursements/{id}/reverse`: the disbursement and the reason field.
+pub async fn reverse_disbursement_confirm(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    Query(q): Query<ReverseQuery>,
+    staff: Staff,
+) -> Response {
+    if let Some(r) = admin_only(&console, &staff) {
+        return r;
+    }
+    let t = language(&staff, q.lang.as_deref()).await;
+    let (d, reversed) =
+        match timing::db(money_service::disbursement(&console.app, &staff.actor, id)).await {
+            Ok(v) => v,
+            Err(e) => return failed(&console, &staff, e),
+        };
+    let (ledger, _) = match timing::db(money_service::project_view(
+        &console.app,
+        &staff.actor,
+        ProjectId(d.project_id),
+    ))
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return failed(&console, &staff, e),
+    };
+    let what = t.t_with(
+        key("money.reverse.disbursement_what"),
+        &[
+            ("amount", &t.money(d.amount, &d.currency)),
+            ("partner", &d.partner),
+            ("date", &t.date(d.disbursed_on)),
+            ("project", ledger.name.get(t.language)),
+        ],
+    );
+    let refusal = if d.reverses.is_some() {
+        Some(key("money.reverse_reversal"))
+    } else if reversed {
+        Some(key("money.already_reversed"))
+    } else {
+        None
+    };
+    let r = Reversible {
+        title: t.t("money.reverse.disbursement_title"),
+        what,
+        refusal,
+        back: format!("{PATH}/projects/{}", d.project_id),
+    };
+    let reason = bounded(q.reason.as_deref(), money_service::MAX_REASON);
+    reverse_page(
+        &console,
+        &staff,
+        t,
+        format!("{PATH}/disbursements/{id}/reverse"),
+        r,
+        reason,
+    )
+    .await
+}
+
+/// `POST /console/money/disbursements/{id}/reverse`: reverses (once per form key), 303 to
+/// the project's ledger.
+pub async fn reverse_disbursement_record(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    staff: Staff,
+    Form(form): Form<ReversePost>,
+) -> Response {
+    if let Some(r) = admin_only(&console, &staff) {
+        return r;
+    }
+    let t = Tr::new(staff.signed.language);
+    let reason = bounded(Some(form.reason.as_str()), money_service::MAX_REASON + 1);
+    let back = back_with(
+        &format!("{PATH}/disbursements/{id}/reverse"),
+        &[("reason", &reason)],
+    );
+    match timing::db(money_service::reverse_disbursement(
+        &console.app,
+        &staff.actor,
+        id,
+        &reason,
+        Once::Form(&form.key),
+    ))
+    .await
+    {
+        Ok(reversal) => {
+            flash::set(
+                &staff.session,
+                Flash::done(key("money.flash.disbursement_reversed"))
+                    .with("amount", t.money(-reversal.amount, &reversal.currency)),
+            )
+            .await;
+            Redirect::to(&format!("{PATH}/projects/{}", reversal.project_id)).into_response()
         }
         Err(e) => match refused(&console, &staff, e).await {
             None => Redirect::to(&back).into_response(),

@@ -667,6 +667,205 @@ pub async fn receipts_since(
     Ok(store::money::receipts_since(&mut conn, since, actor.scope(), RECENT_SHOWN).await?)
 }
 
+/// Longest text the Money page's search box takes.
+pub const MAX_SEARCH: usize = 100;
+
+/// What the Money page's one search box was given, read by [`read_search`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoneySearch {
+    /// Seven digits: a pledge code.
+    Code(String),
+    /// A whole phone number (any spelling `Phone::parse` reads: `+992 90 123 4567`,
+    /// `901234567`, `+7 916 123-45-67`, `00992…`).
+    Phone(crate::domain::Phone),
+    /// A household's number as the console writes it: `No. 12`, `№ 12`, `#12`.
+    Household(i64),
+    /// Part of a household's name.
+    Name(String),
+}
+
+/// Reads the search box: seven digits are a pledge code; other digits (with `+`, spaces,
+/// dashes, dots or brackets) must be a whole phone number, since part of a number would
+/// list other people's households (`money.search_partial`); `No. 12` / `№ 12` / `#12` is
+/// a household's number; anything else with a letter is part of a name.
+pub fn read_search(raw: &str) -> ServiceResult<MoneySearch> {
+    let text = raw.trim();
+    if text.is_empty() || text.chars().count() > MAX_SEARCH || super::has_control(text) {
+        return Err(ServiceError::invalid(
+            "q",
+            "money.search_invalid",
+            format!("type a pledge code, a phone number or a household's name (at most {MAX_SEARCH} characters)"),
+        ));
+    }
+    let compact: String = text
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '\u{a0}'))
+        .collect();
+    if compact.len() == CODE_DIGITS && compact.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(MoneySearch::Code(compact));
+    }
+    let digits = compact.strip_prefix('+').unwrap_or(&compact);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return crate::domain::Phone::parse(text)
+            .map(MoneySearch::Phone)
+            .map_err(|_| {
+                ServiceError::invalid(
+                    "q",
+                    "money.search_partial",
+                    "a part of a phone number is not a search: type the whole number",
+                )
+            });
+    }
+    let lower = text.to_lowercase();
+    let number = ["no.", "no", "№", "#"]
+        .iter()
+        .find_map(|prefix| lower.strip_prefix(prefix))
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && n.len() <= 12 && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<i64>().ok());
+    if let Some(id) = number {
+        return Ok(MoneySearch::Household(id));
+    }
+    if text.chars().any(char::is_alphabetic) {
+        return Ok(MoneySearch::Name(text.to_owned()));
+    }
+    Err(ServiceError::invalid(
+        "q",
+        "money.search_invalid",
+        "type a pledge code, a phone number or a household's name",
+    ))
+}
+
+/// A household found by the Money page's search, with its newest pledges.
+#[derive(Debug, Clone)]
+pub struct HouseholdPledges {
+    pub household: super::households::Household,
+    pub pledges: Vec<store::households::HouseholdPledge>,
+}
+
+/// What the search found: one pledge (by its code), or households with their pledges
+/// (none: nothing in the actor's communities; a number or household elsewhere answers
+/// exactly as an unknown one).
+#[derive(Debug, Clone)]
+pub enum MoneyFound {
+    Pledge(PledgeId),
+    Households {
+        households: Vec<HouseholdPledges>,
+        /// More households match a name than are listed.
+        more: bool,
+    },
+}
+
+/// Households a name search lists.
+pub const SEARCH_HOUSEHOLDS: i64 = 10;
+/// Pledges listed for each household found.
+pub const SEARCH_PLEDGES: i64 = 20;
+
+/// Finds what the Money page's search box was given, in this actor's communities (only for
+/// those who handle money). A pledge code that does not exist or is elsewhere is `NotFound`
+/// (as [`find_by_code`]).
+pub async fn search(
+    state: &AppState,
+    actor: &Actor,
+    what: &MoneySearch,
+) -> ServiceResult<MoneyFound> {
+    actor.require_money()?;
+    let ids: Vec<i64> = match what {
+        MoneySearch::Code(code) => {
+            return find_by_code(state, actor, code)
+                .await
+                .map(MoneyFound::Pledge)
+        }
+        MoneySearch::Phone(phone) => super::households::visible_owner(state, actor, phone)
+            .await?
+            .into_iter()
+            .collect(),
+        MoneySearch::Household(id) => vec![*id],
+        MoneySearch::Name(name) => {
+            let search = super::households::Search {
+                q: Some(name.as_str()),
+                limit: SEARCH_HOUSEHOLDS + 1,
+                ..Default::default()
+            };
+            super::households::list(state, actor, &search)
+                .await?
+                .into_iter()
+                .map(|h| h.id)
+                .collect()
+        }
+    };
+    let more = ids.len() > usize::try_from(SEARCH_HOUSEHOLDS).unwrap_or(usize::MAX);
+    let mut households = Vec::new();
+    for id in ids
+        .into_iter()
+        .take(usize::try_from(SEARCH_HOUSEHOLDS).unwrap_or(0))
+    {
+        let household = match super::households::get(state, actor, id).await {
+            Ok(h) => h,
+            Err(ServiceError::NotFound(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        let mut conn = state.pool.acquire().await?;
+        let pledges =
+            store::households::pledges_of(&mut conn, HouseholdId(id), SEARCH_PLEDGES).await?;
+        households.push(HouseholdPledges { household, pledges });
+    }
+    Ok(MoneyFound::Households { households, more })
+}
+
+/// A receipt and whether it was reversed, if this actor handles money and may see its
+/// project (the reversal's confirm page).
+pub async fn receipt(state: &AppState, actor: &Actor, id: i64) -> ServiceResult<(Receipt, bool)> {
+    actor.require_money()?;
+    let mut conn = state.pool.acquire().await?;
+    let receipt = store::money::receipt(&mut conn, id)
+        .await?
+        .ok_or(ServiceError::NotFound("receipt"))?;
+    match community_of(&mut conn, receipt.project_id).await? {
+        Some(c) if actor.may_see(c) => {}
+        _ => return Err(ServiceError::NotFound("receipt")),
+    }
+    let reversed = store::money::receipt_reversed(&mut conn, id).await?;
+    Ok((receipt, reversed))
+}
+
+/// A disbursement and whether it was reversed, if this actor handles money and may see
+/// its project.
+pub async fn disbursement(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+) -> ServiceResult<(Disbursement, bool)> {
+    actor.require_money()?;
+    let mut conn = state.pool.acquire().await?;
+    let (d, reversed) = store::money::disbursement(&mut conn, id)
+        .await?
+        .ok_or(ServiceError::NotFound("disbursement"))?;
+    match community_of(&mut conn, d.project_id).await? {
+        Some(c) if actor.may_see(c) => Ok((d, reversed)),
+        _ => Err(ServiceError::NotFound("disbursement")),
+    }
+}
+
+/// How many receipts without a pledge [`receipts_without_pledge`] lists.
+pub const UNPLEDGED_SHOWN: i64 = 50;
+
+/// Project `id`'s latest receipts without a pledge (reversals included), newest first, if
+/// this actor handles money and may see the project.
+pub async fn receipts_without_pledge(
+    state: &AppState,
+    actor: &Actor,
+    id: ProjectId,
+) -> ServiceResult<Vec<Receipt>> {
+    actor.require_money()?;
+    let mut conn = state.pool.acquire().await?;
+    match community_of(&mut conn, id.0).await? {
+        Some(c) if actor.may_see(c) => {}
+        _ => return Err(ServiceError::NotFound("project")),
+    }
+    Ok(store::money::receipts_without_pledge(&mut conn, id, UNPLEDGED_SHOWN).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,5 +891,46 @@ mod tests {
         ] {
             assert_eq!(rule_key(message), key, "{message}");
         }
+    }
+
+    #[test]
+    fn the_search_box_tells_a_code_a_number_a_household_and_a_name_apart() {
+        use crate::domain::Phone;
+        let read = |raw: &str| read_search(raw);
+        assert_eq!(
+            read(" 4821735 ").ok(),
+            Some(MoneySearch::Code("4821735".into()))
+        );
+        assert_eq!(
+            read("482 1735").ok(),
+            Some(MoneySearch::Code("4821735".into()))
+        );
+        let tj = Phone::parse("+992905840898").ok().map(MoneySearch::Phone);
+        assert!(tj.is_some());
+        assert_eq!(read("+992 90 584 0898").ok(), tj);
+        assert_eq!(read("905840898").ok(), tj);
+        assert_eq!(read("00992905840898").ok(), tj);
+        let ru = Phone::parse("+79161234567").ok().map(MoneySearch::Phone);
+        assert!(ru.is_some());
+        assert_eq!(read("+7 (916) 123-45-67").ok(), ru);
+        for partial in ["90584", "+99290", "0898", "12345678"] {
+            match read(partial) {
+                Err(ServiceError::Invalid { key, .. }) => {
+                    assert_eq!(key, "money.search_partial", "{partial}")
+                }
+                other => panic!("{partial}: {other:?}"),
+            }
+        }
+        assert_eq!(read("No. 12").ok(), Some(MoneySearch::Household(12)));
+        assert_eq!(read("№12").ok(), Some(MoneySearch::Household(12)));
+        assert_eq!(read("#7").ok(), Some(MoneySearch::Household(7)));
+        assert_eq!(
+            read("Karimov").ok(),
+            Some(MoneySearch::Name("Karimov".into()))
+        );
+        assert_eq!(read("Нозим").ok(), Some(MoneySearch::Name("Нозим".into())));
+        assert!(read("").is_err());
+        assert!(read("---").is_err());
+        assert!(read(&"a".repeat(MAX_SEARCH + 1)).is_err());
     }
 }

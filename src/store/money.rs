@@ -150,6 +150,47 @@ pub async fn receipts_of_pledge(
     .await
 }
 
+/// Receipt `id` (a reversal too), whatever its project: the caller checks the scope.
+pub async fn receipt(conn: &mut PgConnection, id: i64) -> Result<Option<Receipt>, sqlx::Error> {
+    sqlx::query_as!(
+        Receipt,
+        r#"select id, project_id, pledge_id, household_id, amount, currency, received_on,
+                method as "method: ReceiptMethod", receipt_no, recorded_by, recorded_at, reverses, reason
+         from receipts where id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Whether receipt `id` has been reversed.
+pub async fn receipt_reversed(conn: &mut PgConnection, id: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select exists(select 1 from receipts where reverses = $1) as "reversed!""#,
+        id
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// A project's receipts without a pledge and their reversals, newest first (at most `limit`).
+pub async fn receipts_without_pledge(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    limit: i64,
+) -> Result<Vec<Receipt>, sqlx::Error> {
+    sqlx::query_as!(
+        Receipt,
+        r#"select id, project_id, pledge_id, household_id, amount, currency, received_on,
+                method as "method: ReceiptMethod", receipt_no, recorded_by, recorded_at, reverses, reason
+         from receipts where project_id = $1 and pledge_id is null order by id desc limit $2"#,
+        project as ProjectId,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
 // A pledge's cancellation (no doc comment: it would change the OpenAPI document).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CancellationRow {
@@ -418,6 +459,31 @@ pub async fn disbursements_of_project(
     )
     .fetch_all(conn)
     .await
+}
+
+/// Disbursement `id` (a reversal too), and whether it has been reversed; the caller checks
+/// the scope.
+pub async fn disbursement(
+    conn: &mut PgConnection,
+    id: i64,
+) -> Result<Option<(Disbursement, bool)>, sqlx::Error> {
+    let row = sqlx::query_as!(
+        Disbursement,
+        "select id, project_id, amount, currency, disbursed_on, partner, reference,
+                recorded_by, recorded_at, reverses, reason
+         from match_disbursements where id = $1",
+        id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(d) = row else { return Ok(None) };
+    let reversed = sqlx::query_scalar!(
+        r#"select exists(select 1 from match_disbursements where reverses = $1) as "reversed!""#,
+        id
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Some((d, reversed)))
 }
 
 /// A receipt as the Money page lists it: with its project's name and its pledge's code.
