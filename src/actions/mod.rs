@@ -7,6 +7,7 @@ mod coordinators;
 mod households;
 pub mod my_pledges;
 mod notices;
+mod outreach;
 mod pledges;
 mod tips;
 
@@ -89,6 +90,7 @@ pub async fn run_effect(
         Action::PreviewNotice => notices::notice(conn, ctx, vars, false).await,
         Action::SendNotice => notices::notice(conn, ctx, vars, true).await,
         Action::CancelPledge => my_pledges::cancel_chosen(conn, ctx, vars).await,
+        Action::TopicRead => outreach::topic_read(conn, ctx, arg).await,
     }
 }
 

@@ -25,6 +25,8 @@
 //!   API does;
 //! - [`projects`]: the Projects pages (list, a project's page, create, edit, open and
 //!   close), calling `service::projects` as the admin API does;
+//! - [`outreach`]: households informed towards the programme's goal, per community and
+//!   topic against the targets (admins set them), calling `service::outreach`;
 //! - [`callbacks`]: the counsellors' callback queue (take, record a call's outcome),
 //!   calling `service::callbacks` as the admin API does;
 //! - [`timing`]: `Server-Timing` (database, the rest, total) on every response;
@@ -46,6 +48,7 @@ pub mod headers;
 pub mod households;
 pub mod i18n;
 pub mod money;
+pub mod outreach;
 pub mod overview;
 pub mod pages;
 pub mod people;
@@ -195,6 +198,8 @@ pub fn router(state: AppState) -> Router {
         .route("/console/callbacks", get(callbacks::page))
         .route("/console/callbacks/{id}/take", post(callbacks::take))
         .route("/console/callbacks/{id}/outcome", post(callbacks::outcome))
+        .route("/console/outreach", get(outreach::page))
+        .route("/console/outreach/targets", post(outreach::set_target))
         // Outermost first: the session is loaded, its CSRF token handed to the check.
         .layer(middleware::from_fn_with_state(
             console.clone(),

@@ -77,6 +77,9 @@ named! {
         /// The household's own pledge chosen from `my_pledges`, when nothing was received
         /// for it.
         CancelPledge = "cancel_pledge",
+        /// The caller's household read a safe-migration topic to the end; `arg` is the
+        /// topic (one of [`crate::domain::outreach::TOPICS`]).
+        TopicRead = "topic_read",
     }
 }
 
@@ -91,7 +94,10 @@ impl Action {
             Action::RecordCash => &["pledge_code", "cash_amount"],
             Action::PreviewNotice | Action::SendNotice => &["community", "date", "time", "place"],
             Action::CancelPledge => &["pledge"],
-            Action::SetLanguage | Action::RequestCallback | Action::NextTip => &[],
+            Action::SetLanguage
+            | Action::RequestCallback
+            | Action::NextTip
+            | Action::TopicRead => &[],
         }
     }
 
@@ -149,6 +155,7 @@ impl Data {
         "preview_notice",
         "send_notice",
         "cancel_pledge",
+        "topic_read",
     ];
 
     pub fn name(self) -> &'static str {

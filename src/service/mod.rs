@@ -16,6 +16,7 @@ pub mod exports;
 pub mod forms;
 pub mod households;
 pub mod money;
+pub mod outreach;
 pub mod overview;
 pub mod people;
 pub mod projects;

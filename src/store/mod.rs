@@ -71,6 +71,7 @@ pub mod join_limits;
 pub mod link_codes;
 pub mod money;
 pub mod outbox;
+pub mod outreach;
 pub mod overview;
 pub mod people;
 pub mod pledges;
