@@ -22,7 +22,11 @@ pub(super) async fn topic_read(
     })?;
     let first = record_self_served(conn, ctx.phone, topic, ctx.channel, ctx.now).await?;
     if first {
-        tracing::info!(topic, channel = ctx.channel, "a topic read to the end, the first time");
+        tracing::info!(
+            topic,
+            channel = ctx.channel,
+            "a topic read to the end, the first time"
+        );
     }
     Ok(Vars::new())
 }

@@ -179,12 +179,10 @@ pub async fn page(
         Ok(f) => f,
         Err(e) => return ANSWERS.failed(&console, &staff, e),
     };
-    let flash = flash::take(&staff.session)
-        .await
-        .map(|f| FlashView {
-            done: f.is_done(),
-            text: f.text(&t),
-        });
+    let flash = flash::take(&staff.session).await.map(|f| FlashView {
+        done: f.is_done(),
+        text: f.text(&t),
+    });
     let admin = staff.actor.role == Role::Admin;
     let mut choices = vec![TargetChoice {
         value: String::new(),
@@ -257,11 +255,12 @@ pub async fn set_target(State(console): State<Console>, staff: Staff, body: Byte
         .chars()
         .filter(|c| !matches!(c, ' ' | '.' | ',' | '\u{a0}'))
         .collect();
-    let target = if !digits.is_empty() && digits.len() <= 9 && digits.bytes().all(|b| b.is_ascii_digit()) {
-        digits.parse::<i64>().unwrap_or(0)
-    } else {
-        0
-    };
+    let target =
+        if !digits.is_empty() && digits.len() <= 9 && digits.bytes().all(|b| b.is_ascii_digit()) {
+            digits.parse::<i64>().unwrap_or(0)
+        } else {
+            0
+        };
     let flash = match service::set_target(&console.app, &staff.actor, community, target).await {
         Ok(()) => Flash::done(key("outreach.flash.target_set")),
         Err(ServiceError::Invalid { key: k, field, .. }) => Flash::refused(k, Some(field)),

@@ -306,8 +306,7 @@ fn check_menu(
         } = screen
         {
             // An effect's result is kept by step: two effects of one hop would share it.
-            if matches!(data, Some(Data::Effect(_))) || entered_by_effect.contains(name.as_str())
-            {
+            if matches!(data, Some(Data::Effect(_))) || entered_by_effect.contains(name.as_str()) {
                 err(format!("menu {id}, screen {name}: at_end runs an effect when the screen is entered, so it cannot be entered by another effect (an option's action, a confirm, an input's action or its own data)"));
                 structural = true;
             }

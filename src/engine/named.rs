@@ -94,10 +94,9 @@ impl Action {
             Action::RecordCash => &["pledge_code", "cash_amount"],
             Action::PreviewNotice | Action::SendNotice => &["community", "date", "time", "place"],
             Action::CancelPledge => &["pledge"],
-            Action::SetLanguage
-            | Action::RequestCallback
-            | Action::NextTip
-            | Action::TopicRead => &[],
+            Action::SetLanguage | Action::RequestCallback | Action::NextTip | Action::TopicRead => {
+                &[]
+            }
         }
     }
 

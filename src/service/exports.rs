@@ -168,8 +168,10 @@ impl Export {
             Export::Broadcasts(f) => exports::broadcasts(conn, f)
                 .map(|r| r.map(broadcast_record))
                 .boxed(),
-            Export::Outreach(rows) => futures_util::stream::iter(rows.clone().into_iter().map(Ok::<Record, sqlx::Error>))
-                .boxed(),
+            Export::Outreach(rows) => {
+                futures_util::stream::iter(rows.clone().into_iter().map(Ok::<Record, sqlx::Error>))
+                    .boxed()
+            }
         }
     }
 }
@@ -622,7 +624,13 @@ fn outreach_records(f: &super::outreach::Figures, community: Option<CommunityId>
         if community.is_some_and(|want| want.0 != c.id) {
             continue;
         }
-        block(c.id.to_string(), &c.code, &c.topics, &c.all, c.target.map(i64::from));
+        block(
+            c.id.to_string(),
+            &c.code,
+            &c.topics,
+            &c.all,
+            c.target.map(i64::from),
+        );
     }
     if community.is_none() {
         block(String::new(), "", &f.topics, &f.all, f.target);

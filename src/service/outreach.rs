@@ -123,7 +123,9 @@ pub async fn figures(state: &AppState, actor: &Actor) -> ServiceResult<Figures> 
     let targets = store::outreach::targets(&mut *conn, scope).await?;
     let programme = scope.is_none();
     let target = if programme {
-        Some(i64::from(store::outreach::programme_target(&mut *conn).await?))
+        Some(i64::from(
+            store::outreach::programme_target(&mut *conn).await?,
+        ))
     } else if targets.is_empty() {
         None
     } else {
@@ -189,8 +191,7 @@ pub async fn set_target(
         ),
     };
     let now = state.clock.now();
-    let before =
-        store::outreach::set_target(&mut tx, community, target, actor.id(), now).await?;
+    let before = store::outreach::set_target(&mut tx, community, target, actor.id(), now).await?;
     audit::write(
         &mut tx,
         actor,

@@ -115,11 +115,10 @@ pub async fn set_target(
 ) -> Result<Option<i32>, sqlx::Error> {
     match community {
         None => {
-            let before = sqlx::query_scalar!(
-                "select target from outreach_programme_target for update"
-            )
-            .fetch_one(&mut *conn)
-            .await?;
+            let before =
+                sqlx::query_scalar!("select target from outreach_programme_target for update")
+                    .fetch_one(&mut *conn)
+                    .await?;
             sqlx::query!(
                 "update outreach_programme_target set target = $1, set_by = $2, set_at = $3",
                 target,
