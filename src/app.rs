@@ -13,6 +13,7 @@ use crate::{
 
 /// The text a screen shows in place of the hotline when `HASHAR_HOTLINE` is not set.
 pub const HOTLINE_UNKNOWN: &str = "migration.hotline_unknown";
+pub use crate::engine::check::HOTLINE_LINE;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -103,15 +104,23 @@ impl AppState {
         match config.hotline.as_deref().map(str::trim) {
             Some(hotline) if !hotline.is_empty() => {
                 globals.insert("hotline".into(), hotline.to_owned());
+                for lang in crate::domain::Language::ALL {
+                    let line = crate::engine::menu::fill(menus.text(lang, HOTLINE_LINE), |n| {
+                        (n == "hotline").then(|| hotline.to_owned())
+                    });
+                    globals.insert(format!("hotline_line.{lang}"), format!("\n{line}"));
+                }
             }
-            // No number: each language says where to ask for it (a global `name.lang` is
-            // what a text in that language uses, see `engine::lookup`).
+            // No number: the hotline screen says in each language where to ask for it (a
+            // global `name.lang` is what a text in that language uses, see
+            // `engine::lookup`), and the topics leave their hotline line out.
             _ => {
                 for lang in crate::domain::Language::ALL {
                     globals.insert(
                         format!("hotline.{lang}"),
                         menus.text(lang, HOTLINE_UNKNOWN).to_owned(),
                     );
+                    globals.insert(format!("hotline_line.{lang}"), String::new());
                 }
             }
         }

@@ -562,6 +562,12 @@ impl Config {
         }
     }
 
+    /// `HASHAR_HOTLINE` is unset or blank: `serve` warns at start, and the safe-migration
+    /// screens leave the hotline out (see `app::AppState::with_clock`).
+    pub fn hotline_unset(&self) -> bool {
+        self.hotline.as_deref().is_none_or(|h| h.trim().is_empty())
+    }
+
     /// The USSD screen limits, as set: [`Config::validate`] refuses them above the protocol
     /// maxima (182 GSM-7 septets, 80 UCS-2 characters).
     pub fn screen_limits(&self) -> ScreenLimits {

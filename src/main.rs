@@ -265,6 +265,11 @@ fn check_settings(config: &Config) -> anyhow::Result<()> {
             "HASHAR_INSECURE_WEBHOOKS=true and no HASHAR_WEBHOOK_SECRET: the Africa's Talking, Infobip and Kannel webhooks accept requests from anyone who can reach this address (forged pledges, STOPs, delivery reports, SMS pumping)"
         ),
     }
+    if config.hotline_unset() {
+        tracing::warn!(
+            "HASHAR_HOTLINE is not set: the safe-migration screens leave the hotline out and tell callers to ask their resource centre for the number"
+        );
+    }
     Ok(())
 }
 

@@ -499,6 +499,25 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
             )
         }),
     );
+    // Outreach (issue 11 point 6): counts every role reads in its own scope; targets are
+    // set by admins only.
+    table.insert(
+        "get /api/v1/outreach".into(),
+        Box::new(move || ("/api/v1/outreach".into(), None)),
+    );
+    table.insert(
+        "post /api/v1/outreach/targets".into(),
+        Box::new(move || {
+            (
+                "/api/v1/outreach/targets".into(),
+                Some(serde_json::json!({"community": a, "target": 300})),
+            )
+        }),
+    );
+    table.insert(
+        "get /api/v1/exports/outreach.csv".into(),
+        Box::new(move || (format!("/api/v1/exports/outreach.csv?community={a}"), None)),
+    );
     // Global data (the same for every community): any coordinator reads it.
     let global_reads = ["get /api/v1/tips", "get /api/v1/exchange-rates"];
     // Global data written by admins only: a community's own coordinator gets 403 too.
@@ -514,6 +533,7 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
         "get /api/v1/callbacks",
         "post /api/v1/callbacks/{id}/take",
         "post /api/v1/callbacks/{id}/outcome",
+        "post /api/v1/outreach/targets",
     ];
 
     let paths = spec["paths"].as_object().expect("paths in the spec");
@@ -545,6 +565,17 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
                     .map(|c| c["id"].as_i64().unwrap_or(0))
                     .collect();
                 assert_eq!(ids, vec![seed.other_community], "{key}");
+            } else if key == "get /api/v1/outreach" {
+                // counts of the caller's own community only, never A's
+                assert_eq!(status, StatusCode::OK, "{key}: {json}");
+                let ids: Vec<i64> = json["communities"]
+                    .as_array()
+                    .expect("communities")
+                    .iter()
+                    .map(|c| c["id"].as_i64().unwrap_or(0))
+                    .collect();
+                assert_eq!(ids, vec![seed.other_community], "{key}");
+                assert_eq!(json["programme"], false, "{key}");
             } else if global_reads.contains(&key.as_str()) {
                 assert_eq!(
                     status,

@@ -147,7 +147,7 @@ fn main() {
             "a_coordinator_of_one_community_gets_404_for_anothers_household",
             |w| Box::pin(households_in_scope(w)),
         ),
-        ("the_exports_page_offers_four_files_in_scope", |w| {
+        ("the_exports_page_offers_five_files_in_scope", |w| {
             Box::pin(exports_page(w))
         }),
         ("people_pages_tg_360", |w| {
@@ -194,6 +194,10 @@ fn main() {
         (
             "the_simulator_takes_a_new_number_through_registration_and_a_pledge_in_tajik",
             |w| Box::pin(phone_journey(w)),
+        ),
+        (
+            "outreach_an_admin_sets_the_programmes_target_and_sees_the_bar_against_it",
+            |w| Box::pin(outreach_journey(w)),
         ),
     ];
 
@@ -1604,7 +1608,7 @@ async fn exports_page(world: Arc<World>) -> Outcome {
             .await
             .map_err(fail)?;
         let shown = text(&client, "#export-pledges button[type=submit]").await?;
-        if cards.len() != 4 || shown != download {
+        if cards.len() != 5 || shown != download {
             return Err(fail(format!(
                 "{lang}-{width}: {} cards, button {shown:?}",
                 cards.len()
@@ -2451,4 +2455,92 @@ async fn phone_journey(world: Arc<World>) -> Outcome {
     wait_for(&client, "#screen-end").await?;
     check_page(&world, &client, "en", 1280, "phone").await?;
     Ok(())
+}
+
+/// Issue 11 point 6: an admin opens Outreach from the menu at 360 px, sets the programme's
+/// target to 2,500 and sees the headline (and its bar) measured against it, then the page
+/// in each language at 360 px and in English at 1280 px: checks and screenshots. A
+/// household informed by a counsellor and one self-served are seeded first; the target is
+/// put back to 2,000 at the end.
+async fn outreach_journey(world: Arc<World>) -> Outcome {
+    let households: Vec<i64> =
+        sqlx::query_scalar("select household_id from phones order by household_id limit 2")
+            .fetch_all(&world.pool)
+            .await
+            .map_err(fail)?;
+    let (Some(&called), Some(&read)) = (households.first(), households.get(1)) else {
+        return Err(fail("the demo has fewer than two households"));
+    };
+    sqlx::query(
+        "insert into outreach_self_served (household_id, topic, channel, first_at)
+         values ($1, 'hiv', 'ussd', now()) on conflict do nothing",
+    )
+    .bind(read)
+    .execute(&world.pool)
+    .await
+    .map_err(fail)?;
+    sqlx::query(
+        "insert into callback_requests (phone, household_id, language, channel, idempotency_key,
+                created_at, status, outcome, topics, done_at, done_by)
+         select p.phone, p.household_id, 'tg', 'ussd', 'browser-outreach', now(), 'done', 'reached',
+                array['legal_stay', 'trafficking'], now(), (select min(id) from coordinators)
+         from phones p where p.household_id = $1 limit 1
+         on conflict (idempotency_key) do nothing",
+    )
+    .bind(called)
+    .execute(&world.pool)
+    .await
+    .map_err(fail)?;
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    sign_in_kept(&world, &client, "en", ADMIN_PHONE).await?;
+    click(&client, "details.menu summary").await?;
+    let link = "details.menu[open] nav a[href='/console/outreach']";
+    wait_for(&client, link).await?;
+    click(&client, link).await?;
+    wait_for(&client, "#target-form").await?;
+    let before = text(&client, "#total-headline").await?;
+    if !before.contains("of 2,000 households informed") {
+        return Err(fail(format!("the headline reads {before:?}")));
+    }
+    type_into(&client, "#target-households", "2 500").await?;
+    click(&client, "#target-save").await?;
+    let result = async {
+        wait_for_text(&client, "total-headline", "of 2,500").await?;
+        let flash = text(&client, "#flash").await?;
+        if !flash.contains("Target saved") {
+            return Err(fail(format!("after saving the flash reads {flash:?}")));
+        }
+        let headline = text(&client, "#total-headline").await?;
+        if !headline.starts_with("1 of 2,500 households informed") {
+            return Err(fail(format!("the headline reads {headline:?}")));
+        }
+        let self_served = text(&client, "#total-self").await?;
+        if !self_served.ends_with("on the phone): 1") {
+            return Err(fail(format!("self-served reads {self_served:?}")));
+        }
+        client
+            .find(Locator::Css("#outreach-total svg.progress rect.received"))
+            .await
+            .map_err(|e| fail(format!("no bar against the target: {e}")))?;
+        check_page(&world, &client, "en", 360, "outreach").await?;
+        for (lang, width) in [("en", 1280), ("ru", 360), ("tg", 360)] {
+            fresh(&client, width).await?;
+            sign_in_kept(&world, &client, lang, ADMIN_PHONE).await?;
+            open(
+                &client,
+                &format!("{}/console/outreach?lang={lang}", world.base),
+            )
+            .await?;
+            wait_for(&client, "#outreach-topics").await?;
+            check_page(&world, &client, lang, width, "outreach").await?;
+        }
+        Ok(())
+    }
+    .await;
+    sqlx::query("update outreach_programme_target set target = 2000")
+        .execute(&world.pool)
+        .await
+        .map_err(fail)?;
+    result
 }

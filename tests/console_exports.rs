@@ -178,10 +178,16 @@ async fn a_coordinator_downloads_the_apis_file_for_their_communities(pool: PgPoo
     )
     .await;
 
-    // the page: four files, filters of the person's scope only
+    // the page: five files, filters of the person's scope only
     let (status, html) = page(&app, "/console/exports", &cookie).await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    for file in ["pledges", "project-totals", "households", "broadcasts"] {
+    for file in [
+        "pledges",
+        "project-totals",
+        "households",
+        "broadcasts",
+        "outreach",
+    ] {
         assert!(
             html.contains(&format!("action=\"/console/exports/{file}.csv\"")),
             "{file}: {html}"

@@ -111,6 +111,7 @@ const STOP_B: &[(&str, &str)] = &[("phone", "+992931119999"), ("stop", "true")];
 const PICK_A: &[(&str, &str)] = &[("pick", "1"), ("household", "{household}.0")];
 const PICK_B: &[(&str, &str)] = &[("pick", "1"), ("household", "{b_household}.0")];
 const PRESS: &[(&str, &str)] = &[("reply", "1"), ("press", "2")];
+const TARGET: &[(&str, &str)] = &[("community", ""), ("target", "2 500")];
 
 // Expected statuses: anonymous, admin, coordinator of A, counsellor, officer of A.
 #[rustfmt::skip]
@@ -254,6 +255,10 @@ const TABLE: &[Row] = &[
     row("GET", "/console/callbacks", "/console/callbacks?language=ru&done=1", &[], [303, 200, 404, 200, 404]),
     row("POST", "/console/callbacks/{id}/take", "/console/callbacks/{callback}/take", &[], [403, 303, 404, 303, 404]),
     row("POST", "/console/callbacks/{id}/outcome", "/console/callbacks/{callback}/outcome", NO_ANSWER, [403, 303, 404, 303, 404]),
+    // outreach: aggregates every role reads (each its own scope); only admins set targets
+    row("GET", "/console/outreach", "/console/outreach", &[], [303, 200, 200, 200, 200]),
+    row("POST", "/console/outreach/targets", "/console/outreach/targets", TARGET, [403, 303, 404, 404, 404]),
+    row("GET", "/console/exports/{file}", "/console/exports/outreach.csv", &[], [303, 200, 200, 200, 200]),
     // the phone simulator (the test config's SMS provider is the console): staff who change
     // data; a household out of scope is 404; a key press changes only the session's state
     row("GET", "/console/phone", "/console/phone", &[], [303, 200, 200, 200, 404]),

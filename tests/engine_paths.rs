@@ -157,6 +157,7 @@ impl Sim {
             effects: Vec::new(),
             globals: Vars::from([
                 ("hotline".to_owned(), "1313".to_owned()),
+                ("hotline_line".to_owned(), "\nHotline: 1313".to_owned()),
                 ("max".to_owned(), "100000".to_owned()),
                 ("sms_number".to_owned(), "4274".to_owned()),
             ]),
@@ -698,5 +699,48 @@ fn a_repeated_pledge_asks_before_pledging_again() {
         let no = sim.hop(&["1", "1", "777", "1", "2"]);
         assert!(!no.end && no.text.contains("1 "), "{lang}: {}", no.text);
         assert_eq!(sim.effects.len(), 2, "{lang}: no only navigates");
+    }
+}
+
+/// Issue 11 point 6: a safe-migration topic records that it was read to the end
+/// (`topic_read` with the topic) once, at the step of the hop that shows its last page;
+/// the pages before it, and the first screen of a two-screen topic, record nothing.
+#[test]
+fn a_topic_records_topic_read_on_the_hop_of_its_last_page() {
+    for lang in Language::ALL {
+        for (start, topic) in [
+            (vec!["4", "3"], "hiv"),
+            (vec!["4", "2"], "trafficking"),
+            (vec!["4", "1", "1"], "legal_stay"),
+        ] {
+            let mut sim = Sim::known(lang);
+            let mut path = start.clone();
+            let mut reply = sim.walk(&path);
+            let pages = |r: &Reply| r.text.lines().any(|l| l.starts_with("99 "));
+            while pages(&reply) {
+                assert!(
+                    sim.effects.iter().all(|(_, name, _)| name != "topic_read"),
+                    "{lang} {path:?}: recorded before the last page"
+                );
+                path.push("99");
+                reply = sim.hop(&path);
+            }
+            let reads: Vec<_> = sim
+                .effects
+                .iter()
+                .filter(|(_, name, _)| name == "topic_read")
+                .cloned()
+                .collect();
+            assert_eq!(
+                reads,
+                vec![(path.len(), "topic_read".to_owned(), Some(topic.to_owned()))],
+                "{lang} {path:?}"
+            );
+            assert!(
+                reply.text.contains("1313"),
+                "{lang}: the hotline's line ends the topic: {:?}",
+                reply.text
+            );
+        }
     }
 }

@@ -273,3 +273,85 @@ async fn sigterm_answers_the_hop_in_flight_and_exits_within_ten_seconds(pool: Pg
     };
     assert!(status.success(), "{status}");
 }
+
+/// The lines `hashar serve` logs (on stdout) until it says it is listening, with
+/// `HASHAR_HOTLINE` as given (`None`: unset); the process is killed afterwards.
+fn start_log(pool: &PgPool, hotline: Option<&str>) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    let db = pool
+        .connect_options()
+        .get_database()
+        .expect("the test database has a name")
+        .to_owned();
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hashar"));
+    cmd.arg("serve")
+        .env(
+            "DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:5432/{db}"),
+        )
+        .env("HASHAR_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "HASHAR_MENUS_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("menus"),
+        )
+        .env(
+            "HASHAR_DATA_DIR",
+            std::env::temp_dir().join(format!("hashar-serve-test-{port}")),
+        )
+        .env("HASHAR_METRICS_LISTEN", "off")
+        .env("HASHAR_PRIVATE_CLUSTER", "false")
+        .env("RUST_LOG", "info,sqlx=warn")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    match hotline {
+        Some(h) => cmd.env("HASHAR_HOTLINE", h),
+        None => cmd.env_remove("HASHAR_HOTLINE"),
+    };
+    let mut child = cmd.spawn().expect("start hashar serve");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let listening = line.contains("hashar listening");
+        lines.push(line);
+        if listening {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines.iter().any(|l| l.contains("hashar listening")),
+        "hashar serve did not start in 30 s: {lines:#?}"
+    );
+    lines
+}
+
+/// Issue 11 point 7: without `HASHAR_HOTLINE` the safe-migration screens leave the hotline
+/// out, and `serve` says so at start, as a warning; with it, no such warning.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn serve_warns_at_start_when_the_hotline_is_not_set(pool: PgPool) {
+    let unset = start_log(&pool, None);
+    let warning: Vec<&String> = unset
+        .iter()
+        .filter(|l| l.contains("HASHAR_HOTLINE is not set"))
+        .collect();
+    assert_eq!(warning.len(), 1, "{unset:#?}");
+    assert!(warning[0].contains("WARN"), "{}", warning[0]);
+    let set = start_log(&pool, Some("+992 44 600 00 00"));
+    assert!(
+        !set.iter().any(|l| l.contains("HASHAR_HOTLINE")),
+        "{set:#?}"
+    );
+}

@@ -8,6 +8,7 @@ mod households;
 pub mod meetings;
 pub mod my_pledges;
 mod notices;
+mod outreach;
 mod pledges;
 mod tips;
 
@@ -94,6 +95,7 @@ pub async fn run_effect(
         Action::SendNotice => notices::notice(conn, ctx, vars, true).await,
         Action::CancelPledge => my_pledges::cancel_chosen(conn, ctx, vars).await,
         Action::Rsvp => meetings::rsvp(conn, ctx, arg, vars).await,
+        Action::TopicRead => outreach::topic_read(conn, ctx, arg).await,
     }
 }
 

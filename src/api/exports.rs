@@ -168,3 +168,19 @@ pub async fn broadcasts(
 ) -> ApiResult<Response> {
     community_export(&state, &auth, &q, File::Broadcasts).await
 }
+
+/// Households informed per community and topic (counsellor, session, self-served apart)
+/// against the targets: counts only (`service::outreach`). One row per community and
+/// topic, a community's `all` row with its target, and without `community` the rows over
+/// every community the caller sees (empty `community`).
+#[utoipa::path(get, path = "/api/v1/exports/outreach.csv", tag = "exports", params(CommunityExportQuery),
+    responses((status = 200, description = "CSV file: community_id, community, topic (legal_stay, trafficking, hiv, \
+remittances, all), informed, by_counsellor, by_session, self_served, target", content_type = "text/csv", body = String),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn outreach(
+    State(state): State<AppState>,
+    auth: Auth,
+    Params(q): Params<CommunityExportQuery>,
+) -> ApiResult<Response> {
+    community_export(&state, &auth, &q, File::Outreach).await
+}

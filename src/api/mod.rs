@@ -13,6 +13,7 @@ pub mod households;
 pub mod idempotency;
 pub mod meetings;
 pub mod money;
+pub mod outreach;
 pub mod pledges;
 pub mod projects;
 pub mod rates;
@@ -82,6 +83,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(exports::project_totals))
         .routes(routes!(exports::households))
         .routes(routes!(exports::broadcasts))
+        .routes(routes!(exports::outreach))
+        .routes(routes!(outreach::figures))
+        .routes(routes!(outreach::set_target))
         .routes(routes!(money::reverse_receipt))
         .routes(routes!(money::reverse_disbursement))
         .routes(routes!(callbacks::list))

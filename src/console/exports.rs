@@ -224,6 +224,7 @@ fn title_key(file: File) -> &'static str {
         File::ProjectTotals => key("exports.project_totals.title"),
         File::Households => key("exports.households.title"),
         File::Broadcasts => key("exports.broadcasts.title"),
+        File::Outreach => key("exports.outreach.title"),
     }
 }
 
@@ -233,6 +234,7 @@ fn text_key(file: File) -> &'static str {
         File::ProjectTotals => key("exports.project_totals.text"),
         File::Households => key("exports.households.text"),
         File::Broadcasts => key("exports.broadcasts.text"),
+        File::Outreach => key("exports.outreach.text"),
     }
 }
 

@@ -29,6 +29,8 @@
 //!   `service::meetings` as the admin API does;
 //! - [`projects`]: the Projects pages (list, a project's page, create, edit, open and
 //!   close), calling `service::projects` as the admin API does;
+//! - [`outreach`]: households informed towards the programme's goal, per community and
+//!   topic against the targets (admins set them), calling `service::outreach`;
 //! - [`callbacks`]: the counsellors' callback queue (take, record a call's outcome),
 //!   calling `service::callbacks` as the admin API does;
 //! - [`timing`]: `Server-Timing` (database, the rest, total) on every response;
@@ -51,6 +53,7 @@ pub mod households;
 pub mod i18n;
 pub mod meetings;
 pub mod money;
+pub mod outreach;
 pub mod overview;
 pub mod pages;
 pub mod people;
@@ -232,6 +235,8 @@ pub fn router(state: AppState) -> Router {
         .route("/console/callbacks", get(callbacks::page))
         .route("/console/callbacks/{id}/take", post(callbacks::take))
         .route("/console/callbacks/{id}/outcome", post(callbacks::outcome))
+        .route("/console/outreach", get(outreach::page))
+        .route("/console/outreach/targets", post(outreach::set_target))
         // Outermost first: the session is loaded, its CSRF token handed to the check.
         .layer(middleware::from_fn_with_state(
             console.clone(),

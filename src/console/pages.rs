@@ -162,6 +162,7 @@ pub const BUILT: &[&str] = &[
     "/console/people",
     "/console/broadcasts",
     "/console/callbacks",
+    "/console/outreach",
     "/console/phone",
 ];
 
@@ -180,6 +181,7 @@ pub fn nav_for(role: Role) -> Vec<(&'static str, &'static str)> {
     if matches!(role, Role::Admin | Role::Counsellor) {
         nav.push(("/console/callbacks", key("nav.callbacks")));
     }
+    nav.push(("/console/outreach", key("nav.outreach")));
     nav.push(("/console/exports", key("nav.exports")));
     if role == Role::Admin {
         nav.push(("/console/people", key("nav.people")));

@@ -2,6 +2,7 @@
 
 pub mod language;
 pub mod money;
+pub mod outreach;
 pub mod phone;
 pub mod quiet_hours;
 pub mod text;

@@ -88,9 +88,18 @@ pub const SERVICE_TEXTS: &[(&str, &[(&str, &str)])] = &[
         "sms.meeting_reminder",
         &[("when", "31 Dec 23:59"), ("place", WIDEST_PLACE)],
     ),
+    (
+        // the hotline's line under a safe-migration topic, when HASHAR_HOTLINE is set
+        // (src/app.rs; fits a USSD page: checked with the topics)
+        HOTLINE_LINE,
+        &[("hotline", "+992 00 000 00 00, +7 000 000 00 00")],
+    ),
 ];
 /// A meeting's place of [`crate::store::meetings::MAX_PLACE`] Cyrillic letters.
 const WIDEST_PLACE: &str = "ЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖЖ";
+/// The line that ends each safe-migration topic with the hotline (`{hotline_line}`, filled
+/// in `app::AppState`), left out when `HASHAR_HOTLINE` is not set.
+pub const HOTLINE_LINE: &str = "migration.hotline_line";
 /// The SMS that tells a household its pledge: code, amount, project, how to pay.
 pub const PLEDGE_SMS: &str = "sms.pledge_code";
 /// A project name of [`MAX_PROJECT_NAME`] Cyrillic letters.
@@ -130,6 +139,12 @@ pub fn worst_case_values() -> Vars {
     v.insert(
         "hotline".into(),
         "+992 00 000 00 00, +7 000 000 00 00".into(),
+    );
+    // the hotline's line at the end of a safe-migration topic (src/app.rs): empty without
+    // HASHAR_HOTLINE
+    v.insert(
+        "hotline_line".into(),
+        format!("\n{}: +992 00 000 00 00, +7 000 000 00 00", wide(16)),
     );
     v.insert("join_code".into(), "999999".into());
     v.insert("sms_number".into(), "+992 00 000 00 00".into());
@@ -245,6 +260,32 @@ fn check_menu(
             _ => None,
         })
         .collect();
+    // Screens entered at the step of an effect (see `at_end`).
+    let entered_by_effect: BTreeSet<&str> = menu
+        .screens
+        .values()
+        .flat_map(|s| {
+            let mut out: Vec<&str> = s
+                .options()
+                .iter()
+                .filter(|o| o.action.is_some())
+                .filter_map(|o| o.next.as_deref())
+                .collect();
+            match s {
+                ScreenDef::Confirm { next, ask, .. } => {
+                    out.push(next);
+                    out.extend(ask.as_deref());
+                }
+                ScreenDef::Input {
+                    next,
+                    action: Some(_),
+                    ..
+                } => out.push(next),
+                _ => {}
+            }
+            out
+        })
+        .collect();
     for (name, screen) in &menu.screens {
         for target in screen.targets() {
             if !menu.screens.contains_key(target) {
@@ -296,11 +337,37 @@ fn check_menu(
             } => read = Some(*r),
             _ => {}
         }
+        if let ScreenDef::Info {
+            at_end: Some(end),
+            data,
+            ..
+        } = screen
+        {
+            // An effect's result is kept by step: two effects of one hop would share it.
+            if matches!(data, Some(Data::Effect(_))) || entered_by_effect.contains(name.as_str()) {
+                err(format!("menu {id}, screen {name}: at_end runs an effect when the screen is entered, so it cannot be entered by another effect (an option's action, a confirm, an input's action or its own data)"));
+                structural = true;
+            }
+            if end.action.may_ask() {
+                err(format!("menu {id}, screen {name}: {} may ask first, so only a confirm screen with `ask` can run it", end.action.name()));
+                structural = true;
+            }
+            effects.push((end.action, end.arg.as_deref()));
+        }
         let used = effects
             .into_iter()
             .map(|(action, arg)| (action.name(), action.needs(), Some((action, arg))))
             .chain(read.map(|r| (r.name(), r.needs(), None)));
         for (action, vars, effect) in used {
+            if let Some((Action::TopicRead, arg)) = effect {
+                if !arg.is_some_and(crate::domain::outreach::is_topic) {
+                    err(format!(
+                        "menu {id}, screen {name}: topic_read needs arg {}",
+                        crate::domain::outreach::TOPICS.join(", ")
+                    ));
+                    structural = true;
+                }
+            }
             if let Some((Action::SetLanguage, arg)) = effect {
                 if arg.and_then(|a| a.parse::<Language>().ok()).is_none() {
                     err(format!(

@@ -77,6 +77,11 @@ pub enum ScreenDef {
         data: Option<Data>,
         #[serde(default)]
         options: Vec<OptionDef>,
+        /// An effect run when the caller reaches the text's last page (on entering the
+        /// screen when it has one page, or on the "99" that shows the last one): a safe-
+        /// migration topic read to the end. Each time, at that hop's step.
+        #[serde(default)]
+        at_end: Option<EffectDef>,
     },
     /// The last screen of a session.
     End { text: String },
@@ -90,6 +95,15 @@ pub struct OptionDef {
     pub next: Option<String>,
     #[serde(default)]
     pub action: Option<Action>,
+    #[serde(default)]
+    pub arg: Option<String>,
+}
+
+/// An effect named with its argument (`{ action = "topic_read", arg = "hiv" }`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EffectDef {
+    pub action: Action,
     #[serde(default)]
     pub arg: Option<String>,
 }

@@ -272,6 +272,21 @@ impl<'m> Engine<'m> {
         {
             self.effect(world, st, step, *action, None)?;
         }
+        self.at_end(world, st, step)
+    }
+
+    /// Runs the screen's `at_end` effect when its page on view is the last one (`menus
+    /// check` makes sure no other effect runs at the same step).
+    fn at_end(&self, world: &World<'_>, st: &mut State, step: usize) -> Result<(), Stop> {
+        let (screen, _) = self.top(st)?;
+        if let ScreenDef::Info {
+            at_end: Some(end), ..
+        } = screen
+        {
+            if self.is_last_page(world, st)? {
+                self.effect(world, st, step, end.action, end.arg.as_deref())?;
+            }
+        }
         Ok(())
     }
 
@@ -314,7 +329,8 @@ impl<'m> Engine<'m> {
             | Action::PreviewNotice
             | Action::SendNotice
             | Action::CancelPledge
-            | Action::Rsvp => {}
+            | Action::Rsvp
+            | Action::TopicRead => {}
         }
         Ok(())
     }
@@ -363,7 +379,7 @@ impl<'m> Engine<'m> {
             // (someone may well pledge 99).
             KEY_MORE if !self.is_last_page(world, st)? => {
                 set_page(st, page + 1);
-                return Ok(());
+                return self.at_end(world, st, step);
             }
             KEY_MORE if !matches!(screen, ScreenDef::Input { .. }) => {
                 self.invalid(world, st);
@@ -547,6 +563,7 @@ impl<'m> Engine<'m> {
                 text,
                 data,
                 options,
+                ..
             } => {
                 if let Some(Data::Read(action)) = data {
                     let key = read_key(*action, &st.vars);

@@ -79,6 +79,9 @@ named! {
         CancelPledge = "cancel_pledge",
         /// The household's answer (`arg`: yes or no) to the meeting chosen from `meetings`.
         Rsvp = "rsvp",
+        /// The caller's household read a safe-migration topic to the end; `arg` is the
+        /// topic (one of [`crate::domain::outreach::TOPICS`]).
+        TopicRead = "topic_read",
     }
 }
 
@@ -94,7 +97,9 @@ impl Action {
             Action::PreviewNotice | Action::SendNotice => &["community", "date", "time", "place"],
             Action::CancelPledge => &["pledge"],
             Action::Rsvp => &["meeting"],
-            Action::SetLanguage | Action::RequestCallback | Action::NextTip => &[],
+            Action::SetLanguage | Action::RequestCallback | Action::NextTip | Action::TopicRead => {
+                &[]
+            }
         }
     }
 
@@ -153,6 +158,7 @@ impl Data {
         "send_notice",
         "cancel_pledge",
         "rsvp",
+        "topic_read",
     ];
 
     pub fn name(self) -> &'static str {

@@ -71,14 +71,18 @@ pub enum File {
     ProjectTotals,
     Households,
     Broadcasts,
+    /// Households informed per community and topic against the targets (counts only;
+    /// `service::outreach`).
+    Outreach,
 }
 
 impl File {
-    pub const ALL: [File; 4] = [
+    pub const ALL: [File; 5] = [
         File::Pledges,
         File::ProjectTotals,
         File::Households,
         File::Broadcasts,
+        File::Outreach,
     ];
 
     /// Its name in URLs, file names and the audit log: `pledges`, `project-totals`, …
@@ -88,6 +92,7 @@ impl File {
             File::ProjectTotals => "project-totals",
             File::Households => "households",
             File::Broadcasts => "broadcasts",
+            File::Outreach => "outreach",
         }
     }
 
@@ -103,6 +108,7 @@ impl File {
             File::ProjectTotals => TOTALS_HEADER,
             File::Households => HOUSEHOLD_HEADER,
             File::Broadcasts => BROADCAST_HEADER,
+            File::Outreach => OUTREACH_HEADER,
         }
     }
 
@@ -142,6 +148,8 @@ enum Export {
     ProjectTotals(CommunityFilter),
     Households(CommunityFilter),
     Broadcasts(CommunityFilter),
+    /// Counted before the export reads (a few rows per community).
+    Outreach(Vec<Record>),
 }
 
 impl Export {
@@ -160,6 +168,10 @@ impl Export {
             Export::Broadcasts(f) => exports::broadcasts(conn, f)
                 .map(|r| r.map(broadcast_record))
                 .boxed(),
+            Export::Outreach(rows) => {
+                futures_util::stream::iter(rows.clone().into_iter().map(Ok::<Record, sqlx::Error>))
+                    .boxed()
+            }
         }
     }
 }
@@ -243,6 +255,10 @@ pub async fn export(
         File::ProjectTotals => Export::ProjectTotals(by_community),
         File::Households => Export::Households(by_community),
         File::Broadcasts => Export::Broadcasts(by_community),
+        File::Outreach => Export::Outreach(outreach_records(
+            &super::outreach::figures(state, actor).await?,
+            community,
+        )),
     };
     let what = file.name();
     // Bounded, and never queued: someone told "busy, retry" is better than exports piling
@@ -567,6 +583,59 @@ fn household_record(r: HouseholdRow, masked: bool) -> Record {
         phones(&r.phones, masked),
         phones(&r.opted_out_phones, masked),
     ]
+}
+
+const OUTREACH_HEADER: &[&str] = &[
+    "community_id",
+    "community",
+    "topic",
+    "informed",
+    "by_counsellor",
+    "by_session",
+    "self_served",
+    "target",
+];
+
+/// One row per community and topic, then the community over all topics (`all`, with its
+/// target); without a `community` filter, the rows over every community shown last
+/// (empty community; the target is the programme's, or the sum of the communities' set).
+fn outreach_records(f: &super::outreach::Figures, community: Option<CommunityId>) -> Vec<Record> {
+    use super::outreach::{Counts, TopicCounts};
+    let row = |id: String, code: &str, topic: &str, c: &Counts, target: Option<i64>| -> Record {
+        vec![
+            id,
+            text(code),
+            topic.to_owned(),
+            c.informed.to_string(),
+            c.by_counsellor.to_string(),
+            c.by_session.to_string(),
+            c.self_served.to_string(),
+            target.map(|t| t.to_string()).unwrap_or_default(),
+        ]
+    };
+    let mut out = Vec::new();
+    let mut block = |id: String, code: &str, topics: &[TopicCounts], all: &Counts, target| {
+        for t in topics {
+            out.push(row(id.clone(), code, t.topic, &t.counts, None));
+        }
+        out.push(row(id, code, "all", all, target));
+    };
+    for c in &f.communities {
+        if community.is_some_and(|want| want.0 != c.id) {
+            continue;
+        }
+        block(
+            c.id.to_string(),
+            &c.code,
+            &c.topics,
+            &c.all,
+            c.target.map(i64::from),
+        );
+    }
+    if community.is_none() {
+        block(String::new(), "", &f.topics, &f.all, f.target);
+    }
+    out
 }
 
 const BROADCAST_HEADER: &[&str] = &[

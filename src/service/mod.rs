@@ -18,6 +18,7 @@ pub mod households;
 pub mod meetings;
 pub mod money;
 pub mod news;
+pub mod outreach;
 pub mod overview;
 pub mod people;
 pub mod projects;

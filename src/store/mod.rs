@@ -73,6 +73,7 @@ pub mod meetings;
 pub mod money;
 pub mod news;
 pub mod outbox;
+pub mod outreach;
 pub mod overview;
 pub mod people;
 pub mod pledges;
