@@ -5,6 +5,7 @@ pub mod money;
 pub mod phone;
 pub mod quiet_hours;
 pub mod text;
+pub mod timezones;
 
 pub use language::Language;
 pub use money::{AmountError, Currency, Money};
