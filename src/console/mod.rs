@@ -109,6 +109,10 @@ pub fn router(state: AppState) -> Router {
             get(households::page).post(households::update),
         )
         .route("/console/households/{id}/edit", get(households::edit))
+        .route(
+            "/console/households/{id}/timezone",
+            post(households::timezone_post),
+        )
         .route("/console/exports", get(exports::page))
         .route("/console/exports/{file}", get(exports::download))
         .route("/console/login", get(pages::login).post(pages::login_post))
