@@ -783,13 +783,13 @@ async fn quiet_hours_are_read_in_each_recipients_zone(pool: PgPool) {
         due,
         vec![
             (
-                ISTANBUL.to_owned(),
-                "Europe/Istanbul".to_owned(),
+                MOSCOW.to_owned(),
+                "Europe/Moscow".to_owned(),
                 at("2026-11-28T17:30:00Z")
             ),
             (
-                MOSCOW.to_owned(),
-                "Europe/Moscow".to_owned(),
+                ISTANBUL.to_owned(),
+                "Europe/Istanbul".to_owned(),
                 at("2026-11-28T17:30:00Z")
             ),
             (
@@ -868,10 +868,10 @@ async fn quiet_hours_are_read_in_each_recipients_zone(pool: PgPool) {
     assert_eq!(
         due,
         vec![
-            (MOSCOW.to_owned(), at("2026-11-30T04:00:00Z")), // 07:00 Moscow
             (NOVOSIBIRSK.to_owned(), at("2026-11-30T00:00:00Z")), // 07:00 Novosibirsk
-            (ISTANBUL.to_owned(), at("2026-11-30T04:00:00Z")), // 07:00 Istanbul
-            (PHONE_RU.to_owned(), at("2026-11-30T02:00:00Z")), // 07:00 Dushanbe
+            (MOSCOW.to_owned(), at("2026-11-30T04:00:00Z")),      // 07:00 Moscow
+            (ISTANBUL.to_owned(), at("2026-11-30T04:00:00Z")),    // 07:00 Istanbul
+            (PHONE_RU.to_owned(), at("2026-11-30T02:00:00Z")),    // 07:00 Dushanbe
         ]
     );
     // a retry that comes due inside its recipient's quiet hours is put back until they end
