@@ -1,12 +1,16 @@
 //! Meeting notices: a broadcast to one or more communities, narrowed to households with a
 //! number abroad, households that pledged to a project, or one language; each recipient
 //! gets their language's text. Previewed (recipients, encodings, segments, cost), sent now
-//! or scheduled (time-zone aware, never in the quiet hours), cancelled while messages still
-//! wait, and answered with RSVPs.
+//! or scheduled (time-zone aware), cancelled while messages still wait, and answered with
+//! RSVPs. Each recipient's message is held past the quiet hours of the recipient's own zone
+//! (the number's country's, or the one the household's record names: a migrant in Moscow
+//! gets it at 07:00 Moscow time, the family at home at 07:00 in Dushanbe), and the preview
+//! says when each zone's group receives it.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -16,7 +20,7 @@ use crate::{
     domain::QuietHours,
     domain::{Currency, Encoding, Language, Phone, TextMeasure},
     engine::menu::fill,
-    outbox::{self, Kind, NewMessage},
+    outbox::{self, Held, Kind, NewMessage},
     store::{self, BroadcastId, OutboxId},
 };
 
@@ -47,9 +51,91 @@ pub struct LanguagePreview {
     pub text: String,
 }
 
+/// The recipients of one time zone, and when they receive the broadcast there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ZoneGroup {
+    /// IANA name (`Europe/Moscow`).
+    pub zone: String,
+    /// Numbers in the zone that get the message (opted-out ones are not counted).
+    pub recipients: usize,
+    /// When they receive it: the broadcast's time, or the end of the quiet hours there.
+    pub receive_at: DateTime<Utc>,
+    /// The same instant in the zone's local time (RFC 3339 with its offset).
+    pub receive_at_local: String,
+    /// The same instant in the programme's zone (RFC 3339 with its offset).
+    pub receive_at_home: String,
+    /// Whether the quiet hours there hold it past the broadcast's time.
+    pub held: bool,
+}
+
+/// How many of `recipients` get a message (opted-out numbers do not) in each zone, in no
+/// particular order.
+pub fn zone_counts(recipients: &[Recipient], home: Tz) -> Vec<(Tz, usize)> {
+    let mut counts: std::collections::HashMap<Tz, usize> = std::collections::HashMap::new();
+    for r in recipients.iter().filter(|r| !r.opted_out) {
+        *counts.entry(r.zone(home)).or_default() += 1;
+    }
+    counts.into_iter().collect()
+}
+
+/// Zones with their recipient counts, and when each group receives a broadcast going out at
+/// `at` (the end of the quiet hours there when `at` falls in them): earliest first, then by
+/// zone name. Pure.
+pub fn timed(
+    counts: impl IntoIterator<Item = (Tz, usize)>,
+    quiet: &QuietHours,
+    at: DateTime<Utc>,
+) -> Vec<ZoneGroup> {
+    let mut groups: Vec<ZoneGroup> = counts
+        .into_iter()
+        .map(|(zone, recipients)| {
+            let receive_at = quiet.next_allowed_in(zone, at);
+            ZoneGroup {
+                zone: zone.name().to_owned(),
+                recipients,
+                receive_at,
+                receive_at_local: receive_at.with_timezone(&zone).to_rfc3339(),
+                receive_at_home: receive_at.with_timezone(&quiet.tz).to_rfc3339(),
+                held: receive_at > at,
+            }
+        })
+        .collect();
+    groups.sort_by(|a, b| {
+        a.receive_at
+            .cmp(&b.receive_at)
+            .then_with(|| a.zone.cmp(&b.zone))
+    });
+    groups
+}
+
+/// The recipients that get a message grouped by zone, with when each group receives a
+/// broadcast going out at `at`.
+pub fn zone_groups(
+    recipients: &[Recipient],
+    quiet: &QuietHours,
+    at: DateTime<Utc>,
+) -> Vec<ZoneGroup> {
+    timed(zone_counts(recipients, quiet.tz), quiet, at)
+}
+
+/// The same groups for a broadcast going out at `at` instead (a time chosen on the
+/// confirmation page). Pure.
+pub fn retime(groups: &[ZoneGroup], quiet: &QuietHours, at: DateTime<Utc>) -> Vec<ZoneGroup> {
+    timed(
+        groups
+            .iter()
+            .filter_map(|g| Some((g.zone.parse::<Tz>().ok()?, g.recipients))),
+        quiet,
+        at,
+    )
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Preview {
     pub languages: BTreeMap<String, LanguagePreview>,
+    /// The recipients per time zone, with when each group receives it (each recipient's
+    /// message waits past the quiet hours of their own zone).
+    pub zones: Vec<ZoneGroup>,
     pub recipients: usize,
     pub skipped_opted_out: usize,
     pub segments_total: usize,
@@ -58,12 +144,15 @@ pub struct Preview {
     pub cost_currency: String,
 }
 
-/// Who would get what, and what it would cost (opted-out numbers are counted apart).
+/// Who would get what, what it would cost (opted-out numbers are counted apart), and when
+/// each zone's recipients receive it if it goes out at `at`.
 pub fn preview(
     b: &Broadcast,
     recipients: &[Recipient],
     price_per_segment: Decimal,
     currency: Currency,
+    quiet: &QuietHours,
+    at: DateTime<Utc>,
 ) -> Preview {
     let mut languages = BTreeMap::new();
     for lang in Language::ALL {
@@ -98,6 +187,7 @@ pub fn preview(
         estimated_cost: price_per_segment * Decimal::from(segments_total as u64),
         cost_currency: currency.to_string(),
         languages,
+        zones: zone_groups(recipients, quiet, at),
     }
 }
 
@@ -114,9 +204,12 @@ pub struct Sending {
     pub queued: usize,
 }
 
-/// Sends a draft (or moves a scheduled broadcast) for `wanted`, moved out of the quiet
-/// hours, in the caller's transaction: queued at once when that time has come (see
-/// [`queue`]), else marked `scheduled` for the scheduler ([`run_due`]). The one place a
+/// Sends a draft (or moves a scheduled broadcast) for `wanted`, in the caller's
+/// transaction: its time is when its first recipient may receive it (`wanted`, or the end
+/// of the quiet hours in the zone whose hours end first; with no recipient, the
+/// programme's); queued at once when that time has come (see [`queue`]: each message then
+/// waits for the end of its own recipient's quiet hours), else marked `scheduled` for the
+/// scheduler ([`run_due`]). The one place a
 /// broadcast is sent or scheduled, by the admin API and by the coordinator phone menu.
 /// `None` when the broadcast is no longer a draft or scheduled (of two callers at once, the
 /// second waits for the first's transaction and finds it queued or cancelled).
@@ -127,12 +220,18 @@ pub async fn schedule(
     wanted: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Option<Sending>, sqlx::Error> {
-    let send_at = state.settings.quiet_hours.next_allowed(wanted.max(now));
+    let quiet = &state.settings.quiet_hours;
+    let at = wanted.max(now);
+    let people = recipients(conn, b, state.config.default_language).await?;
+    let send_at = zone_groups(&people, quiet, at)
+        .first()
+        .map_or_else(|| quiet.next_allowed(at), |g| g.receive_at);
     if send_at <= now {
         let queued = queue(
             conn,
             b,
             Some(send_at),
+            quiet,
             state.config.default_language,
             state.config.sms_provider.name(),
             state.config.sms_max_segments,
@@ -149,13 +248,16 @@ pub async fn schedule(
 /// from draft or scheduled to queued in one conditional update (so of two callers at once
 /// — a double click, the API and the scheduler — exactly one gets it; the other waits for
 /// the first's transaction and finds it queued), then records the recipients and one outbox
-/// row each (numbers that opted out are recorded as skipped, sent nothing). `send_at`, when
+/// row each (numbers that opted out are recorded as skipped, sent nothing), due at the end
+/// of the quiet hours in the recipient's zone when it is quiet there now. `send_at`, when
 /// given, is recorded as the time it was sent for. Returns how many messages were queued,
 /// or `None` if the broadcast was no longer a draft or scheduled.
+#[allow(clippy::too_many_arguments)]
 pub async fn queue(
     conn: &mut PgConnection,
     b: &Broadcast,
     send_at: Option<DateTime<Utc>>,
+    quiet: &QuietHours,
     default: Language,
     provider: &str,
     max_segments: u32,
@@ -183,6 +285,7 @@ pub async fn queue(
                         inbound_id: None,
                     },
                     b.id.0,
+                    Held::past_quiet_hours(quiet, r.zone(quiet.tz), now),
                     provider,
                     max_segments,
                     now,
@@ -195,8 +298,9 @@ pub async fn queue(
     Ok(Some(queued))
 }
 
-/// Queues the broadcasts whose time has come, unless it is quiet hours now. Several server
-/// instances can run this: each broadcast is taken by one (row locks, SKIP LOCKED).
+/// Queues the broadcasts whose time has come (their messages then wait out the quiet hours
+/// of each recipient's zone). Several server instances can run this: each broadcast is
+/// taken by one (row locks, SKIP LOCKED).
 pub async fn run_due(
     pool: &PgPool,
     now: DateTime<Utc>,
@@ -205,9 +309,6 @@ pub async fn run_due(
     provider: &str,
     max_segments: u32,
 ) -> Result<usize, sqlx::Error> {
-    if quiet.contains(now) {
-        return Ok(0);
-    }
     let mut done = 0;
     loop {
         let mut tx = pool.begin().await?;
@@ -216,7 +317,17 @@ pub async fn run_due(
             return Ok(done);
         };
         if let Some(b) = store::broadcasts::get(&mut tx, id).await? {
-            if let Some(n) = queue(&mut tx, &b, None, default, provider, max_segments, now).await? {
+            let queued = queue(
+                &mut tx,
+                &b,
+                None,
+                quiet,
+                default,
+                provider,
+                max_segments,
+                now,
+            );
+            if let Some(n) = queued.await? {
                 tracing::info!(broadcast = id.0, messages = n, "broadcast queued");
             }
         }

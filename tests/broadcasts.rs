@@ -310,12 +310,14 @@ async fn schedules_respect_quiet_hours_and_a_queued_broadcast_can_be_cancelled(p
         "only Russian-speaking households"
     );
     let id = created["broadcast"]["id"].as_i64().expect("id");
-    // asked for 22:30 local: moved to 07:00 the next morning
+    // asked for 23:30 local, quiet in Dushanbe and in Moscow (21:30): moved to 07:00 the
+    // next morning in Dushanbe, when its first recipients may get it (the +7 numbers get
+    // it at 07:00 Moscow time, two hours later: `quiet_hours_are_read_in_each_recipients_zone`)
     let (status, s) = call(
         &app,
         "POST",
         &format!("/api/v1/broadcasts/{id}/send"),
-        json!({"at": "2026-11-28T22:30:00+05:00"}),
+        json!({"at": "2026-11-28T23:30:00+05:00"}),
         &token,
     )
     .await;
@@ -390,7 +392,13 @@ async fn schedules_respect_quiet_hours_and_a_queued_broadcast_can_be_cancelled(p
     )
     .await;
     let round = d.drain().await.expect("drain");
-    assert_eq!(round.sent, 1, "only the HELP reply: {round:?}");
+    // the first notice's messages to Tajik numbers are held (22:00 in Dushanbe); those to
+    // +7 numbers go (20:00 in Moscow), and so does the HELP reply
+    let abroad = count(&pool, &format!("select count(*) from broadcast_recipients where broadcast_id = {id} and skipped is null and phone like '+7%'")).await;
+    assert!(abroad > 0);
+    assert_eq!(round.sent as i64, 1 + abroad, "{round:?}");
+    assert_eq!(round.held as i64, 110 - abroad, "{round:?}");
+    assert_eq!(count(&pool, &format!("select count(*) from outbox where broadcast_id = {id} and status = 'queued' and next_attempt_at = '2026-11-30T02:00:00Z' and phone like '+992%'")).await, 110 - abroad, "held until 07:00 in Dushanbe");
     // bad requests name their field
     let (status, e) = call(
         &app,
@@ -490,6 +498,11 @@ async fn two_sends_at_once_queue_each_message_once(pool: PgPool) {
             inbound_id: None,
         },
         id,
+        hashar::outbox::Held::past_quiet_hours(
+            &app_quiet(),
+            chrono_tz::Asia::Dushanbe,
+            app.clock.now(),
+        ),
         "console",
         3,
         app.clock.now(),
@@ -571,4 +584,320 @@ async fn the_scheduler_racing_the_api_queues_each_message_once(pool: PgPool) {
         .expect("run"),
         0
     );
+}
+
+/// Issue 11, point 9: quiet hours in the recipient's time. One household at home (+992) and
+/// one member in Moscow (+7), one in Novosibirsk whose record names Asia/Novosibirsk, one in
+/// Istanbul (+90); the clock starts at 09:00 UTC (14:00 in Dushanbe).
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn quiet_hours_are_read_in_each_recipients_zone(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let app = app(pool.clone()).await;
+    let (_, _, token) =
+        hashar::api::auth::add_coordinator(&pool, "C", "+992900000405", &["anzob".into()], false)
+            .await
+            .expect("coordinator");
+    // the seed's households are all at home; the Russian-speaking one has three members abroad
+    let ru: i64 = sqlx::query_scalar("select household_id from phones where phone = $1")
+        .bind(PHONE_RU)
+        .fetch_one(&pool)
+        .await
+        .expect("household");
+    const MOSCOW: &str = "+79161234567";
+    const NOVOSIBIRSK: &str = "+79131234567";
+    const ISTANBUL: &str = "+905321234567";
+    for phone in [MOSCOW, NOVOSIBIRSK, ISTANBUL] {
+        sqlx::query("insert into phones (phone, household_id) values ($1, $2)")
+            .bind(phone)
+            .bind(ru)
+            .execute(&pool)
+            .await
+            .expect("phone");
+    }
+    // the zone of the Novosibirsk number, from the API (audited); a name that is no zone is refused
+    let path = format!("/api/v1/phones/{}/timezone", urlencode(NOVOSIBIRSK));
+    let (status, z) = call(
+        &app,
+        "PUT",
+        &path,
+        json!({"timezone": "Asia/Novosibirsk"}),
+        &token,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{z}");
+    assert_eq!(
+        (
+            z["timezone"].as_str(),
+            z["zone"].as_str(),
+            z["household_id"].as_i64()
+        ),
+        (Some("Asia/Novosibirsk"), Some("Asia/Novosibirsk"), Some(ru))
+    );
+    let (status, e) = call(
+        &app,
+        "PUT",
+        &path,
+        json!({"timezone": "Novosibirsk"}),
+        &token,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("timezone")),
+        "{e}"
+    );
+    let moscow = format!("/api/v1/phones/{}/timezone", urlencode(MOSCOW));
+    let (_, z) = call(&app, "PUT", &moscow, json!({"timezone": null}), &token).await;
+    assert_eq!(
+        (z["timezone"].as_str(), z["zone"].as_str()),
+        (None, Some("Europe/Moscow")),
+        "{z}"
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from audit_log where action = 'household.timezone'"
+        )
+        .await,
+        2
+    );
+    // another community's number: not found
+    let (_, _, other) =
+        hashar::api::auth::add_coordinator(&pool, "D", "+992900000406", &["sarazm".into()], false)
+            .await
+            .expect("coordinator");
+    assert_eq!(
+        call(&app, "PUT", &path, json!({"timezone": null}), &other)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    let mut body = notice();
+    body["communities"] = json!([seed.community]);
+    body["only_language"] = json!("ru");
+    let (_, created) = call(&app, "POST", "/api/v1/broadcasts", body.clone(), &token).await;
+    // the preview of a draft: if sent now (14:00 in Dushanbe), everyone gets it at once
+    let zones = &created["preview"]["zones"];
+    assert_eq!(zones.as_array().map(Vec::len), Some(4), "{zones}");
+    assert!(
+        zones
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|z| z["held"] == false),
+        "{zones}"
+    );
+    let id = created["broadcast"]["id"].as_i64().expect("id");
+
+    // asked for 22:30 in Dushanbe (17:30 UTC): the night has begun at home, not in Moscow
+    // (20:30) or Istanbul (20:30); in Novosibirsk it is 00:30
+    let (status, s) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/broadcasts/{id}/send"),
+        json!({"at": "2026-11-28T22:30:00+05:00"}),
+        &token,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{s}");
+    assert_eq!(
+        s["send_at_local"], "2026-11-28T22:30:00+05:00",
+        "its first recipients' time"
+    );
+    let (_, view) = call(
+        &app,
+        "GET",
+        &format!("/api/v1/broadcasts/{id}"),
+        Value::Null,
+        &token,
+    )
+    .await;
+    let groups: Vec<(String, i64, String, String)> = view["preview"]["zones"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|z| {
+            (
+                z["zone"].as_str().unwrap_or("").to_owned(),
+                z["recipients"].as_i64().unwrap_or(0),
+                z["receive_at_local"].as_str().unwrap_or("").to_owned(),
+                z["receive_at_home"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            (
+                "Europe/Istanbul".to_owned(),
+                1,
+                "2026-11-28T20:30:00+03:00".to_owned(),
+                "2026-11-28T22:30:00+05:00".to_owned()
+            ),
+            (
+                "Europe/Moscow".to_owned(),
+                1,
+                "2026-11-28T20:30:00+03:00".to_owned(),
+                "2026-11-28T22:30:00+05:00".to_owned()
+            ),
+            (
+                "Asia/Novosibirsk".to_owned(),
+                1,
+                "2026-11-29T07:00:00+07:00".to_owned(),
+                "2026-11-29T05:00:00+05:00".to_owned()
+            ),
+            (
+                "Asia/Dushanbe".to_owned(),
+                1,
+                "2026-11-29T07:00:00+05:00".to_owned(),
+                "2026-11-29T07:00:00+05:00".to_owned()
+            ),
+        ],
+        "{}",
+        view["preview"]["zones"]
+    );
+    // 22:30 comes: the scheduler queues it; each message is due when its recipient may get it
+    let quiet = app_quiet();
+    app.clock.advance(chrono::Duration::minutes(8 * 60 + 30)); // 17:30 UTC
+    let queued = hashar::broadcasts::run_due(
+        &pool,
+        app.clock.now(),
+        &quiet,
+        hashar::domain::Language::Tg,
+        "console",
+        3,
+    )
+    .await
+    .expect("run");
+    assert_eq!(queued, 1);
+    let due: Vec<(String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "select phone, timezone, next_attempt_at from outbox where broadcast_id = $1 order by next_attempt_at, phone",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .expect("rows");
+    let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().expect("time");
+    assert_eq!(
+        due,
+        vec![
+            (
+                MOSCOW.to_owned(),
+                "Europe/Moscow".to_owned(),
+                at("2026-11-28T17:30:00Z")
+            ),
+            (
+                ISTANBUL.to_owned(),
+                "Europe/Istanbul".to_owned(),
+                at("2026-11-28T17:30:00Z")
+            ),
+            (
+                NOVOSIBIRSK.to_owned(),
+                "Asia/Novosibirsk".to_owned(),
+                at("2026-11-29T00:00:00Z")
+            ),
+            (
+                PHONE_RU.to_owned(),
+                "Asia/Dushanbe".to_owned(),
+                at("2026-11-29T02:00:00Z")
+            ),
+        ]
+    );
+    let sender = Arc::new(Sender::Console(hashar::channels::console::Client::new()));
+    let cfg = DispatchConfig {
+        quiet: Some(quiet),
+        idle_poll: Duration::from_millis(10),
+        ..DispatchConfig::default()
+    };
+    let d = Dispatcher::new(pool.clone(), sender, Arc::new(app.clock.clone()), cfg);
+    let sent = |pool: PgPool| async move {
+        let phones: Vec<String> = sqlx::query_scalar(
+            "select phone from outbox where broadcast_id = $1 and status = 'sent' order by phone",
+        )
+        .bind(id)
+        .fetch_all(&pool)
+        .await
+        .expect("sent");
+        phones
+    };
+    assert_eq!(d.drain().await.expect("drain").sent, 2);
+    assert_eq!(
+        sent(pool.clone()).await,
+        vec![MOSCOW.to_owned(), ISTANBUL.to_owned()]
+    );
+    app.clock.advance(chrono::Duration::minutes(6 * 60 + 30)); // 00:00 UTC: 07:00 in Novosibirsk
+    assert_eq!(d.drain().await.expect("drain").sent, 1);
+    app.clock.advance(chrono::Duration::hours(2)); // 02:00 UTC: 07:00 in Dushanbe
+    assert_eq!(d.drain().await.expect("drain").sent, 1);
+    assert_eq!(sent(pool.clone()).await.len(), 4);
+
+    // a second notice asked for 23:30 in Dushanbe the next evening (18:30 UTC): quiet in
+    // Moscow too (21:30), so the +7 number gets it at 07:00 Moscow time, two hours after the
+    // family at home gets it at 07:00 in Dushanbe
+    let (_, created) = call(&app, "POST", "/api/v1/broadcasts", body, &token).await;
+    let second = created["broadcast"]["id"].as_i64().expect("id");
+    let (_, s) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/broadcasts/{second}/send"),
+        json!({"at": "2026-11-29T23:30:00+05:00"}),
+        &token,
+    )
+    .await;
+    // Novosibirsk's 07:00 (00:00 UTC) comes first
+    assert_eq!(s["send_at_local"], "2026-11-30T05:00:00+05:00", "{s}");
+    app.clock.advance(chrono::Duration::hours(22)); // 00:00 UTC on the 30th
+    hashar::broadcasts::run_due(
+        &pool,
+        app.clock.now(),
+        &quiet,
+        hashar::domain::Language::Tg,
+        "console",
+        3,
+    )
+    .await
+    .expect("run");
+    let due: Vec<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "select phone, next_attempt_at from outbox where broadcast_id = $1 order by phone",
+    )
+    .bind(second)
+    .fetch_all(&pool)
+    .await
+    .expect("rows");
+    assert_eq!(
+        due,
+        vec![
+            (NOVOSIBIRSK.to_owned(), at("2026-11-30T00:00:00Z")), // 07:00 Novosibirsk
+            (MOSCOW.to_owned(), at("2026-11-30T04:00:00Z")),      // 07:00 Moscow
+            (ISTANBUL.to_owned(), at("2026-11-30T04:00:00Z")),    // 07:00 Istanbul
+            (PHONE_RU.to_owned(), at("2026-11-30T02:00:00Z")),    // 07:00 Dushanbe
+        ]
+    );
+    // a retry that comes due inside its recipient's quiet hours is put back until they end
+    sqlx::query("update outbox set next_attempt_at = $2 where broadcast_id = $1 and phone = $3")
+        .bind(second)
+        .bind(app.clock.now())
+        .bind(MOSCOW)
+        .execute(&pool)
+        .await
+        .expect("retry now");
+    let round = d.drain().await.expect("drain");
+    assert_eq!(
+        (round.sent, round.held),
+        (1, 1),
+        "Novosibirsk sent, Moscow held: {round:?}"
+    );
+    assert_eq!(
+        count(&pool, &format!("select count(*) from outbox where broadcast_id = {second} and phone = '{MOSCOW}' and status = 'queued' and next_attempt_at = '2026-11-30T04:00:00Z' and attempts = 0")).await,
+        1
+    );
+    // replies are never held: a HELP from Moscow at 03:00 there is answered at once
+    app.post_form(
+        "/webhooks/africastalking/sms",
+        format!("id=q9&from={}&to=4274&text=HELP", urlencode(MOSCOW)),
+    )
+    .await;
+    let round = d.drain().await.expect("drain");
+    assert_eq!((round.sent, round.held), (1, 0), "{round:?}");
 }

@@ -585,6 +585,136 @@ async fn a_later_time_is_scheduled_out_of_the_quiet_hours(pool: PgPool) {
     );
 }
 
+/// Issue 11, point 9: a member of the Russian-speaking household works in Moscow (+7). A
+/// notice asked for 23:30 in Dushanbe (quiet there and in Moscow, 21:30): the compose page,
+/// the confirmation and the broadcast's page say when each zone's group receives it, in
+/// English and in Russian.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn the_preview_says_when_each_zone_receives_it(pool: PgPool) {
+    let (app, seed, s) = setup(pool).await;
+    sqlx::query(
+        "insert into phones (phone, household_id) select '+79161234567', household_id from phones where phone = $1",
+    )
+    .bind(common::PHONE_RU)
+    .execute(&app.pool)
+    .await
+    .expect("a number in Moscow");
+    let htmx = [("hx-request", "true")];
+    let a = seed.community.to_string();
+    // a later time chosen with the audience ticked: the zones are read again
+    let part = get_with(
+        &app,
+        &format!(
+            "/console/broadcasts/new?part=when&community={a}&when=later&at=2026-11-28T23%3A30"
+        ),
+        &s.cookie,
+        &htmx,
+    )
+    .await;
+    assert_eq!(part.status, StatusCode::OK);
+    assert!(part.body.contains("id=\"reach-zones\""), "{}", part.body);
+    assert!(
+        part.body
+            .contains("Dushanbe — 4 recipients: will be received tomorrow at 07:00"),
+        "{}",
+        part.body
+    );
+    assert!(
+        part.body.contains(
+            "Moscow — 1 recipient: will be received tomorrow at 07:00 Moscow time (09:00 Dushanbe)"
+        ),
+        "{}",
+        part.body
+    );
+    // the first group's time: 07:00 in Dushanbe
+    assert!(
+        part.body.contains("Will be sent at 07:00 tomorrow"),
+        "{}",
+        part.body
+    );
+    // at 22:30 in Dushanbe it is 20:30 in Moscow: the number there gets it at once
+    let early = get_with(
+        &app,
+        &format!(
+            "/console/broadcasts/new?part=when&community={a}&when=later&at=2026-11-28T22%3A30"
+        ),
+        &s.cookie,
+        &htmx,
+    )
+    .await;
+    assert!(
+        early.body.contains(
+            "Moscow — 1 recipient: will be received today at 20:30 Moscow time (22:30 Dushanbe)"
+        ),
+        "{}",
+        early.body
+    );
+    assert!(
+        early.body.contains("Will be sent at 22:30 today"),
+        "{}",
+        early.body
+    );
+    // no audience yet: a time change is a text change, and says nothing of zones
+    let none = get_with(
+        &app,
+        "/console/broadcasts/new?part=when&when=later&at=2026-11-28T23%3A30",
+        &s.cookie,
+        &htmx,
+    )
+    .await;
+    assert_eq!(none.status, StatusCode::OK);
+    assert!(!none.body.contains("reach-zones"), "{}", none.body);
+
+    // the draft, its confirmation for 23:30 and its page once scheduled
+    let mut form = compose(&a, &s);
+    form.retain(|(k, _)| *k != "when");
+    form.push(("when", "later"));
+    form.push(("at", "2026-11-28T23:30"));
+    form.push(("key", "compose-zones"));
+    let created = post(&app, "/console/broadcasts/new", &s.cookie, &form).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let id = id_in(created.location());
+    let confirm = get(&app, created.location(), &s.cookie).await;
+    assert!(
+        confirm.body.contains("id=\"confirm-zone-Europe-Moscow\">1 recipient: will be received tomorrow at 07:00 Moscow time (09:00 Dushanbe)"),
+        "{}",
+        confirm.body
+    );
+    assert!(
+        confirm.body.contains(
+            "id=\"confirm-zone-Asia-Dushanbe\">4 recipients: will be received tomorrow at 07:00<"
+        ),
+        "{}",
+        confirm.body
+    );
+    assert!(
+        confirm.body.contains("Will be sent at 07:00 tomorrow"),
+        "{}",
+        confirm.body
+    );
+    let key = field(&confirm.body, "key");
+    let at = field(&confirm.body, "at");
+    let sent = post(
+        &app,
+        &format!("/console/broadcasts/{id}/send"),
+        &s.cookie,
+        &[("csrf", &s.csrf), ("key", &key), ("at", &at)],
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER);
+    let page = get(
+        &app,
+        &format!("/console/broadcasts/{id}?lang=ru"),
+        &s.cookie,
+    )
+    .await;
+    assert!(
+        page.body.contains("id=\"preview-zone-Europe-Moscow\">1 получатель: получат завтра в 07:00 по местному времени (Москва; Душанбе — 09:00)"),
+        "{}",
+        page.body
+    );
+}
+
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn out_of_scope_and_out_of_role_is_404(pool: PgPool) {
     let (app, seed, s) = setup(pool).await;

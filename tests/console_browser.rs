@@ -1820,6 +1820,8 @@ async fn broadcast_journey(world: Arc<World>) -> Outcome {
         "at 07:00 tomorrow (quiet hours 21:00–07:00)",
     )
     .await?;
+    // and when each time zone's recipients get it (Anzob's numbers are all at home)
+    wait_for_text(&client, "reach-zones", "will be received tomorrow at 07:00").await?;
     check_page(&world, &client, "en", 360, "broadcasts-new").await?;
     click(&client, "#when-now").await?;
     wait_for_text(&client, "when-note", "as soon as you confirm").await?;

@@ -993,3 +993,134 @@ async fn unlinking_and_stop_start_go_through_a_confirm_page(pool: PgPool) {
     .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
+
+/// Issue 11, point 9: the number abroad is timed in Moscow (its country's zone) until a
+/// coordinator names another one on the household's page; a name that is no zone is refused
+/// in words; the change is audited; a programme officer sees the zone but no form.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_number_abroad_has_a_time_zone_to_set(pool: PgPool) {
+    let app = common::app(pool).await;
+    let (seed, _) = programme(&app).await;
+    let anzob = signed_in(
+        &app,
+        "+992900000120",
+        Role::Coordinator,
+        &[seed.community],
+        20,
+    )
+    .await;
+    let page = format!("/console/households/{}", seed.household);
+    let (_, body) = get(&app, &page, &anzob).await;
+    assert!(
+        body.contains("Moscow time (Europe/Moscow, the number&#x27;s country)")
+            || body.contains("Moscow time (Europe/Moscow, the number&#39;s country)"),
+        "{body}"
+    );
+    assert!(body.contains("id=\"zone-names\""), "{body}");
+    let token = csrf(&app, &anzob).await;
+    let action = format!("{page}/timezone");
+    // not a zone: refused, nothing recorded
+    let (resp, _) = post(
+        &app,
+        &action,
+        &anzob,
+        &[
+            ("csrf", &token),
+            ("phone", ABROAD),
+            ("timezone", "Novosibirsk"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let (_, body) = get(&app, &page, &anzob).await;
+    assert!(body.contains("Not a time zone"), "{body}");
+    // a zone: recorded, shown, audited
+    let (resp, _) = post(
+        &app,
+        &action,
+        &anzob,
+        &[
+            ("csrf", &token),
+            ("phone", ABROAD),
+            ("timezone", " Asia/Novosibirsk "),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), page);
+    let (_, body) = get(&app, &page, &anzob).await;
+    assert!(
+        body.contains(&format!("{ABROAD} is now timed in Novosibirsk.")),
+        "{body}"
+    );
+    assert!(
+        body.contains("Novosibirsk time (Asia/Novosibirsk, set for this number)"),
+        "{body}"
+    );
+    assert!(body.contains("value=\"Asia/Novosibirsk\""), "{body}");
+    let stored: Option<String> = sqlx::query_scalar("select timezone from phones where phone = $1")
+        .bind(ABROAD)
+        .fetch_one(&app.pool)
+        .await
+        .expect("phone");
+    assert_eq!(stored.as_deref(), Some("Asia/Novosibirsk"));
+    let audited: i64 = sqlx::query_scalar(
+        "select count(*) from audit_log where action = 'household.timezone' and subject_id = $1",
+    )
+    .bind(seed.household)
+    .fetch_one(&app.pool)
+    .await
+    .expect("audit");
+    assert_eq!(audited, 1);
+    // empty: the country's again
+    let (resp, _) = post(
+        &app,
+        &action,
+        &anzob,
+        &[("csrf", &token), ("phone", ABROAD), ("timezone", "")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let stored: Option<String> = sqlx::query_scalar("select timezone from phones where phone = $1")
+        .bind(ABROAD)
+        .fetch_one(&app.pool)
+        .await
+        .expect("phone");
+    assert_eq!(stored, None);
+    // without the CSRF token: refused
+    let (resp, _) = post(
+        &app,
+        &action,
+        &anzob,
+        &[("phone", ABROAD), ("timezone", "Asia/Omsk")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // a coordinator of Sarazm only: not found
+    let sarazm = signed_in(
+        &app,
+        "+992900000121",
+        Role::Coordinator,
+        &[seed.other_community],
+        21,
+    )
+    .await;
+    let token = csrf(&app, &sarazm).await;
+    let (resp, _) = post(
+        &app,
+        &action,
+        &sarazm,
+        &[
+            ("csrf", &token),
+            ("phone", ABROAD),
+            ("timezone", "Asia/Omsk"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // a programme officer reads the zone, with no form
+    let officer = signed_in(&app, "+992900000122", Role::Officer, &[seed.community], 22).await;
+    let (_, body) = get(&app, &page, &officer).await;
+    assert!(body.contains("Moscow time"), "{body}");
+    assert!(!body.contains("zone-names"), "{body}");
+}

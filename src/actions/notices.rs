@@ -101,6 +101,8 @@ pub(super) async fn notice(
         &people,
         state.config.sms_price_per_segment,
         state.settings.sms_price_currency,
+        &state.settings.quiet_hours,
+        ctx.now,
     );
     let mut out = Vars::from([
         ("recipients".to_owned(), preview.recipients.to_string()),

@@ -168,16 +168,20 @@ pub async fn get_one(
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     /// When to send (RFC 3339 with an offset, e.g. `2026-12-01T09:00:00+05:00`); now when
-    /// left out. A time in the quiet hours moves to their end.
+    /// left out. Each recipient's message waits for the end of the quiet hours in their own
+    /// zone (`preview.zones` says when each zone's group receives it).
     pub at: Option<DateTime<chrono::FixedOffset>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Scheduled {
+    /// When its first recipients may receive it: the asked time, or the earliest end of the
+    /// quiet hours among its recipients' zones.
     pub send_at: DateTime<Utc>,
     /// The same time in the programme's time zone.
     pub send_at_local: String,
-    /// How many messages were queued now (0 when scheduled for later or held by quiet hours).
+    /// How many messages were queued now (0 when scheduled for later); queued messages
+    /// still wait for the end of the quiet hours in their recipient's zone.
     pub queued: usize,
 }
 

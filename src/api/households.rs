@@ -75,7 +75,7 @@ use crate::{
 };
 
 pub use crate::service::households::{
-    Household, HouseholdPhone, PhoneOptOut, LINK_CODES_PER_COORDINATOR_HOUR,
+    Household, HouseholdPhone, PhoneOptOut, PhoneZone, LINK_CODES_PER_COORDINATOR_HOUR,
     LINK_CODES_PER_PHONE_HOUR, LINK_CODE_MINUTES, LINK_CODE_TEXT, LINK_CODE_TRIES, MAX_PHONES,
     TAKEN_ANSWERS_PER_DAY,
 };
@@ -323,5 +323,31 @@ pub async fn set_opt_out(
 ) -> ApiResult<Json<PhoneOptOut>> {
     Ok(Json(
         service::set_opt_out(&state, &auth, &raw, c.opted_out).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimezoneChange {
+    /// An IANA zone name (`Asia/Novosibirsk`) the number's messages are timed in (quiet
+    /// hours), or null for the zone of its country (the capital's for Russia, Kazakhstan,
+    /// the USA, …; the programme's for +992).
+    pub timezone: Option<String>,
+}
+
+/// Records or clears the zone a number's broadcasts are timed in (a number of a household
+/// this coordinator may see; others answer 404; a name that is not an IANA zone, 422).
+#[utoipa::path(put, path = "/api/v1/phones/{phone}/timezone", tag = "households", request_body = TimezoneChange,
+    params(("phone" = String, Path, description = "the number, URL-encoded E.164")),
+    responses((status = 200, body = PhoneZone), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn set_timezone(
+    State(state): State<AppState>,
+    auth: Auth,
+    Segments(raw): Segments<String>,
+    Body(c): Body<TimezoneChange>,
+) -> ApiResult<Json<PhoneZone>> {
+    Ok(Json(
+        service::set_timezone(&state, &auth, &raw, c.timezone.as_deref()).await?,
     ))
 }

@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(households::confirm_phone))
         .routes(routes!(households::remove_phone))
         .routes(routes!(households::set_opt_out))
+        .routes(routes!(households::set_timezone))
         .routes(routes!(tips::list, tips::create))
         .routes(routes!(tips::update))
         .routes(routes!(rates::list, rates::create))

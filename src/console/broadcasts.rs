@@ -42,6 +42,7 @@ use axum::{
     Form,
 };
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
 use super::{
@@ -53,6 +54,7 @@ use super::{
     Console,
 };
 use crate::{
+    broadcasts::{timed, ZoneGroup},
     domain::{Encoding, Language},
     engine::Vars,
     service::{
@@ -285,6 +287,8 @@ pub struct ReachView {
     /// Hidden fields carrying the counts to the text measures.
     pub hidden: Vec<(&'static str, usize)>,
     pub none: bool,
+    /// When each time zone's recipients receive it.
+    pub zones: Vec<String>,
 }
 
 /// What updates as one types.
@@ -432,7 +436,94 @@ fn when_text(console: &Console, t: &Tr, send_at: DateTime<Utc>, now: DateTime<Ut
     }
 }
 
-fn reach_view(t: &Tr, reach: &BTreeMap<Language, Reach>) -> ReachView {
+/// A zone's name in the console's language: its city (`zones.Europe_Moscow`), or, for a
+/// zone the locale files do not name, the city part of the IANA name.
+pub(super) fn place(t: &Tr, zone: &str) -> String {
+    let k = format!("zones.{}", zone.replace('/', "_"));
+    let named = t.t(&k);
+    if named != k {
+        return named;
+    }
+    zone.rsplit('/').next().unwrap_or(zone).replace('_', " ")
+}
+
+/// When one zone's recipients receive a broadcast, in words: "12 recipients: will be
+/// received tomorrow at 07:00 Moscow time (09:00 Dushanbe)"; the day is the zone's own.
+fn zone_text(console: &Console, t: &Tr, g: &ZoneGroup, now: DateTime<Utc>) -> String {
+    let recipients = t.n(key("broadcasts.recipients"), g.recipients as i64);
+    if g.receive_at <= now {
+        return t.t_with(key("broadcasts.zones.now"), &[("recipients", &recipients)]);
+    }
+    let home_tz = console.app.settings.quiet_hours.tz;
+    let tz: Tz = g.zone.parse().unwrap_or(home_tz);
+    let local = g.receive_at.with_timezone(&tz);
+    let day = local.date_naive();
+    let today = now.with_timezone(&tz).date_naive();
+    let day = if day == today {
+        t.t("broadcasts.zones.today")
+    } else if Some(day) == today.succ_opt() {
+        t.t("broadcasts.zones.tomorrow")
+    } else {
+        t.t_with(key("broadcasts.zones.on"), &[("date", &t.date(day))])
+    };
+    let time = t.time(local.time());
+    if tz == home_tz {
+        return t.t_with(
+            key("broadcasts.zones.home"),
+            &[("recipients", &recipients), ("day", &day), ("time", &time)],
+        );
+    }
+    let home_time = t.time(g.receive_at.with_timezone(&home_tz).time());
+    t.t_with(
+        key("broadcasts.zones.abroad"),
+        &[
+            ("recipients", &recipients),
+            ("day", &day),
+            ("time", &time),
+            ("place", &place(t, &g.zone)),
+            ("home_time", &home_time),
+            ("home", &place(t, home_tz.name())),
+        ],
+    )
+}
+
+/// One figure per zone: its place, and when its recipients receive the broadcast.
+fn zone_figures(
+    console: &Console,
+    t: &Tr,
+    groups: &[ZoneGroup],
+    now: DateTime<Utc>,
+    prefix: &str,
+) -> Vec<Figure> {
+    groups
+        .iter()
+        .map(|g| Figure {
+            id: format!("{prefix}-zone-{}", g.zone.replace('/', "-")),
+            label: place(t, &g.zone),
+            value: zone_text(console, t, g, now),
+        })
+        .collect()
+}
+
+/// How many numbers of the typed audience are in each zone (`None`, logged, when that
+/// cannot be read: the page then says nothing about zones).
+async fn zones_of(console: &Console, staff: &Staff, typed: &Typed) -> Option<Vec<(Tz, usize)>> {
+    match service::reach_zones(&console.app, &staff.actor, &typed.audience()).await {
+        Ok(z) => Some(z),
+        Err(e) => {
+            tracing::debug!(error = %e, "console: the audience's zones not read");
+            None
+        }
+    }
+}
+
+fn reach_view(
+    console: &Console,
+    t: &Tr,
+    reach: &BTreeMap<Language, Reach>,
+    zones: &[ZoneGroup],
+    now: DateTime<Utc>,
+) -> ReachView {
     let total: usize = reach.values().map(|r| r.recipients).sum();
     let opted_out: usize = reach.values().map(|r| r.opted_out).sum();
     let mut lines: Vec<String> = Language::ALL
@@ -464,16 +555,21 @@ fn reach_view(t: &Tr, reach: &BTreeMap<Language, Reach>) -> ReachView {
             ("n_en", n(Language::En)),
         ],
         none: total == 0,
+        zones: zones
+            .iter()
+            .map(|g| format!("{} — {}", place(t, &g.zone), zone_text(console, t, g, now)))
+            .collect(),
     }
 }
 
 /// The measures of `typed` (pure), with the recipients from `reach` or, failing that, the
-/// counts the form carried.
+/// counts the form carried, and when each zone's recipients (`zones`) receive it.
 fn live(
     console: &Console,
     t: &Tr,
     typed: &Typed,
     reach: Option<&BTreeMap<Language, Reach>>,
+    zones: Option<&[(Tz, usize)]>,
     oob: bool,
 ) -> Live {
     let vars = typed.vars();
@@ -493,12 +589,20 @@ fn live(
         .collect();
     let now = console.app.clock.now();
     let asked = wanted(console, typed).ok().flatten();
-    let send_at = service::send_time(&console.app.settings.quiet_hours, asked, now);
+    let quiet = &console.app.settings.quiet_hours;
+    let groups = zones.map_or_else(Vec::new, |z| {
+        timed(z.iter().copied(), quiet, asked.unwrap_or(now).max(now))
+    });
+    // the first group's time, when the audience is known (abroad it may be before the end
+    // of the quiet hours at home)
+    let send_at = groups
+        .first()
+        .map_or_else(|| service::send_time(quiet, asked, now), |g| g.receive_at);
     let (per, currency) = price(console);
     let recipients: usize = counts.iter().sum();
     Live {
         measures,
-        reach: reach.map(|r| reach_view(t, r)),
+        reach: reach.map(|r| reach_view(console, t, r, &groups, now)),
         when: when_text(console, t, send_at, now),
         total: t.t_with(
             key("broadcasts.total"),
@@ -926,6 +1030,10 @@ async fn compose_page(
                 .map(|p| p.name.get(t.language).to_owned())
         })
         .flatten();
+    let zones = match &reach {
+        Some(_) => zones_of(console, staff, typed).await,
+        None => None,
+    };
     let now = console.app.clock.now();
     let page = ComposePage {
         update,
@@ -976,7 +1084,7 @@ async fn compose_page(
         later: typed.later,
         at: typed.at.clone(),
         at_min: local_input(console, now),
-        live: live(console, &t, typed, reach.as_ref(), false),
+        live: live(console, &t, typed, reach.as_ref(), zones.as_deref(), false),
         errors,
         key: if typed.key.is_empty() {
             form_key()
@@ -1029,6 +1137,13 @@ pub async fn new_form(
     let t = language(&staff, lang).await;
     let part = field(&q, "part");
     let mut typed = Typed::parse(&q);
+    // a new time changes when each zone's recipients get it: with an audience chosen, read
+    // as an audience change (the zones are read again), else as a text change
+    let part = match part {
+        "when" if typed.communities.is_empty() => "text",
+        "when" => "audience",
+        other => other,
+    };
     if htmx_fragment(&headers) && (part == "text" || part == "audience") {
         let reach = if part == "audience" && !typed.communities.is_empty() {
             match service::reach(&console.app, &staff.actor, &typed.audience()).await {
@@ -1044,7 +1159,11 @@ pub async fn new_form(
         } else {
             None
         };
-        let live = live(&console, &t, &typed, reach.as_ref(), true);
+        let zones = match &reach {
+            Some(r) if !r.is_empty() => zones_of(&console, &staff, &typed).await,
+            _ => None,
+        };
+        let live = live(&console, &t, &typed, reach.as_ref(), zones.as_deref(), true);
         return LivePart { t, live }.into_response();
     }
     if let Ok(copy) = field(&q, "copy").trim().parse::<i64>() {
@@ -1374,6 +1493,7 @@ async fn card(console: &Console, staff: &Staff, t: &Tr, id: i64) -> Result<Card,
                     ],
                 ),
             });
+            figures.extend(zone_figures(console, t, &p.zones, now, "preview"));
             figures
         }
         None => Vec::new(),
@@ -1584,7 +1704,12 @@ pub async fn send_confirm(
     } else {
         parse_local(&console, &q.at)
     };
-    let send_at = service::send_time(&console.app.settings.quiet_hours, at, now);
+    let quiet = &console.app.settings.quiet_hours;
+    let zones = crate::broadcasts::retime(&preview.zones, quiet, at.unwrap_or(now).max(now));
+    // the first zone's time (abroad it may be before the end of the quiet hours at home)
+    let send_at = zones
+        .first()
+        .map_or_else(|| service::send_time(quiet, at, now), |g| g.receive_at);
     let (per, currency) = price(&console);
     let mut figures: Vec<Figure> = Language::ALL
         .iter()
@@ -1618,6 +1743,7 @@ pub async fn send_confirm(
             value: t.int(preview.skipped_opted_out as i64),
         });
     }
+    figures.extend(zone_figures(&console, &t, &zones, now, "confirm"));
     let what = t.t_with(
         key("broadcasts.confirm.what"),
         &[

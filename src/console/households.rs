@@ -341,6 +341,10 @@ pub struct PhoneView {
     /// "Opted out (STOP) 28.11.2026 09:41".
     pub opted_out: Option<String>,
     pub linked: String,
+    /// "Moscow time (the number's country)", "Novosibirsk time (set for this number)".
+    pub zone: String,
+    /// The zone recorded for the number, as the form shows it ("" for none).
+    pub timezone: String,
 }
 
 pub struct PledgeView {
@@ -400,7 +404,32 @@ pub struct HouseholdPage {
     /// Why the number typed in "Link a number" was refused, and what was typed.
     pub phone_error: Option<String>,
     pub phone_typed: String,
+    /// Suggestions for a number's zone (the form takes any IANA name).
+    pub zone_names: &'static [&'static str],
 }
+
+/// The zones a number abroad is most likely in, suggested by the household page's form:
+/// Russia's from west to east, then the other countries migrants from the valley work in.
+const ZONE_NAMES: &[&str] = &[
+    "Europe/Moscow",
+    "Europe/Samara",
+    "Asia/Yekaterinburg",
+    "Asia/Omsk",
+    "Asia/Novosibirsk",
+    "Asia/Krasnoyarsk",
+    "Asia/Irkutsk",
+    "Asia/Yakutsk",
+    "Asia/Vladivostok",
+    "Asia/Almaty",
+    "Asia/Tashkent",
+    "Asia/Bishkek",
+    "Europe/Istanbul",
+    "Asia/Dubai",
+    "Asia/Seoul",
+    "Europe/Berlin",
+    "Europe/London",
+    "America/New_York",
+];
 
 /// The timeline's next items alone, for htmx.
 #[derive(Template, WebTemplate)]
@@ -528,6 +557,8 @@ pub async fn page(
                     "households.linked",
                     &[("when", &when(&console, &t, p.linked_at))],
                 ),
+                zone: zone_view(&console, &t, &p.phone, p.timezone.as_deref()),
+                timezone: p.timezone.clone().unwrap_or_default(),
             };
             (p.phone.starts_with("+992"), view)
         })
@@ -595,6 +626,7 @@ pub async fn page(
         more,
         callbacks,
         can_edit: changes(&staff),
+        zone_names: ZONE_NAMES,
         t,
         l,
     }
@@ -920,6 +952,68 @@ pub async fn update(
             Redirect::to(&format!("/console/households/{id}")).into_response()
         }
         Err(e) => form_error(&console, t, &staff, Some(id), &form, e).await,
+    }
+}
+
+/// The zone a number's messages are timed in, in words.
+fn zone_view(console: &Console, t: &Tr, phone: &str, chosen: Option<&str>) -> String {
+    let home = console.app.settings.quiet_hours.tz;
+    let zone = crate::domain::timezones::zone_of(phone, chosen, home);
+    let place = super::broadcasts::place(t, zone.name());
+    let k = if chosen.is_some_and(|c| c == zone.name()) {
+        key("households.zone.chosen")
+    } else {
+        key("households.zone.country")
+    };
+    t.t_with(k, &[("place", &place), ("zone", zone.name())])
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ZoneForm {
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    timezone: String,
+}
+
+/// `POST /console/households/{id}/timezone`: records the zone one of the household's numbers
+/// is timed in (empty: its country's again); 303 back to the household with what was done,
+/// or refused with the reason (a name that is not a zone).
+pub async fn timezone_post(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    staff: Staff,
+    Form(form): Form<ZoneForm>,
+) -> Response {
+    let t = Tr::new(staff.signed.language);
+    let back = format!("/console/households/{id}");
+    // bounded before anything reads it (the service checks the name against the IANA list)
+    let phone: String = form.phone.chars().take(32).collect();
+    let zone: String = form.timezone.chars().take(80).collect();
+    let zone = Some(zone.trim()).filter(|z| !z.is_empty());
+    match timing::db(service::set_timezone(
+        &console.app,
+        &staff.actor,
+        &phone,
+        zone,
+    ))
+    .await
+    {
+        Ok(z) if z.household_id == id => {
+            let place = super::broadcasts::place(&t, &z.zone);
+            let done = Flash::done(key("households.zone.done"))
+                .with("phone", z.phone)
+                .with("zone", place);
+            flash::set(&staff.session, done).await;
+            Redirect::to(&back).into_response()
+        }
+        // a number of another household (in scope): its page shows the change
+        Ok(z) => Redirect::to(&format!("/console/households/{}", z.household_id)).into_response(),
+        Err(ServiceError::Invalid { key: k, .. }) => {
+            flash::set(&staff.session, Flash::refused(k, None)).await;
+            Redirect::to(&back).into_response()
+        }
+        Err(e) => refused(&console, &t, &staff, e),
     }
 }
 

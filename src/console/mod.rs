@@ -133,6 +133,10 @@ pub fn router(state: AppState) -> Router {
             "/console/households/{id}/phones/opt-out",
             get(households::opt_out_confirm).post(households::opt_out),
         )
+        .route(
+            "/console/households/{id}/timezone",
+            post(households::timezone_post),
+        )
         .route("/console/exports", get(exports::page))
         .route("/console/exports/{file}", get(exports::download))
         .route("/console/login", get(pages::login).post(pages::login_post))

@@ -6,6 +6,7 @@ pub mod outreach;
 pub mod phone;
 pub mod quiet_hours;
 pub mod text;
+pub mod timezones;
 
 pub use language::Language;
 pub use money::{AmountError, Currency, Money};

@@ -25,6 +25,7 @@
 use std::{future::Future, num::NonZeroU32, pin::Pin, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use futures_util::StreamExt;
 use sqlx::{PgConnection, PgPool};
 
@@ -35,7 +36,7 @@ pub use rate::{RateShare, HEARTBEAT, STALE_AFTER};
 use self::message::{Accepted, DeliveryReport, DeliveryState, MessageRef, OutboundSms, SendError};
 use crate::{
     clock::Clock,
-    domain::{Encoding, Phone, TextMeasure},
+    domain::{Encoding, Phone, QuietHours, TextMeasure},
     store::{
         self,
         outbox::{Claimed, OutboxStatus, ReportRef, ReportState, Token},
@@ -95,21 +96,59 @@ pub async fn enqueue(
     max_segments: u32,
     now: DateTime<Utc>,
 ) -> Result<i64, sqlx::Error> {
-    insert(conn, msg, None, provider, max_segments, now).await
+    insert(conn, msg, None, None, provider, max_segments, now).await
 }
 
-/// Queues one message of broadcast `broadcast`, as [`enqueue`]. The database holds at most
-/// one message per broadcast and number (a unique index): a second one fails with a unique
-/// violation, and the caller's transaction with it.
-pub async fn enqueue_broadcast(
+/// Queues a message that can wait (a notice, a reminder: not an answer to the person), as
+/// [`enqueue`], held past the quiet hours of the recipient's zone: `held.due` is when it
+/// goes ([`Held::past_quiet_hours`]), and the dispatcher puts it back if it comes due
+/// inside them again (a retry). Replies, receipts and codes use [`enqueue`] and go at once.
+pub async fn enqueue_held(
     conn: &mut PgConnection,
     msg: &NewMessage<'_>,
-    broadcast: i64,
+    held: Held<'_>,
     provider: &str,
     max_segments: u32,
     now: DateTime<Utc>,
 ) -> Result<i64, sqlx::Error> {
-    insert(conn, msg, Some(broadcast), provider, max_segments, now).await
+    insert(conn, msg, None, Some(held), provider, max_segments, now).await
+}
+
+/// Queues one message of broadcast `broadcast`, held as [`enqueue_held`]. The database
+/// holds at most one message per broadcast and number (a unique index): a second one fails
+/// with a unique violation, and the caller's transaction with it.
+pub async fn enqueue_broadcast(
+    conn: &mut PgConnection,
+    msg: &NewMessage<'_>,
+    broadcast: i64,
+    held: Held<'_>,
+    provider: &str,
+    max_segments: u32,
+    now: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    insert(
+        conn,
+        msg,
+        Some(broadcast),
+        Some(held),
+        provider,
+        max_segments,
+        now,
+    )
+    .await
+}
+
+/// When a message that can wait goes, and the zone whose quiet hours it waits out.
+pub use crate::store::outbox::Held;
+
+impl Held<'static> {
+    /// Due at `at`, or at the end of the quiet hours it falls in, read in `zone`.
+    pub fn past_quiet_hours(quiet: &QuietHours, zone: Tz, at: DateTime<Utc>) -> Held<'static> {
+        Held {
+            zone: zone.name(),
+            due: quiet.next_allowed_in(zone, at),
+        }
+    }
 }
 
 /// How an encoding is stored in `outbox.encoding`.
@@ -144,6 +183,7 @@ async fn insert(
     conn: &mut PgConnection,
     msg: &NewMessage<'_>,
     broadcast: Option<i64>,
+    held: Option<Held<'_>>,
     provider: &str,
     max_segments: u32,
     now: DateTime<Utc>,
@@ -164,6 +204,7 @@ async fn insert(
             inbound_id: msg.inbound_id,
             broadcast: broadcast.map(BroadcastId),
             now,
+            held,
         },
     )
     .await?;
@@ -186,7 +227,8 @@ pub struct DispatchConfig {
     pub rate_per_sec: NonZeroU32,
     /// How long an idle dispatcher waits before looking again.
     pub idle_poll: Duration,
-    /// Broadcast messages wait while it is quiet hours (replies and receipts do not).
+    /// Messages that can wait (broadcasts) wait while it is quiet hours in their
+    /// recipient's zone (replies and receipts do not).
     pub quiet: Option<crate::domain::QuietHours>,
     /// Sends in flight at once per dispatcher.
     pub concurrency: usize,
@@ -244,6 +286,10 @@ pub struct Round {
     /// Claimed messages given back unsent because the process is stopping: queued again
     /// at once, for any dispatcher, with the attempt not counted.
     pub released: usize,
+    /// Claimed messages that can wait, given back unsent because it is quiet hours in their
+    /// recipient's zone (a retry or a backlog that came due inside them): queued again for
+    /// the end of the window.
+    pub held: usize,
     /// Delivery reports that had arrived before their message's provider id was recorded,
     /// applied in this round.
     pub early_reports: i32,
@@ -257,6 +303,7 @@ impl Round {
         self.failed += r.failed;
         self.lost += r.lost;
         self.released += r.released;
+        self.held += r.held;
         self.early_reports += r.early_reports;
     }
 }
@@ -404,6 +451,7 @@ impl Dispatcher {
                 Ok(Outcome::Failed) => round.failed += 1,
                 Ok(Outcome::Lost) => round.lost += 1,
                 Ok(Outcome::Released) => round.released += 1,
+                Ok(Outcome::Held) => round.held += 1,
                 Err(e) => first_error = first_error.or(Some(e)),
             }
         }
@@ -491,6 +539,17 @@ impl Dispatcher {
         Ok(Outcome::Released)
     }
 
+    /// For a message that can wait and whose recipient's zone is in the quiet hours now:
+    /// when they end.
+    fn quiet_until(&self, msg: &Claimed) -> Option<DateTime<Utc>> {
+        let quiet = self.cfg.quiet?;
+        let zone: Tz = msg.timezone.as_deref()?.parse().ok()?;
+        let now = self.clock.now();
+        quiet
+            .contains_in(zone, now)
+            .then(|| quiet.next_allowed_in(zone, now))
+    }
+
     async fn deliver(&self, msg: &Claimed) -> Result<Outcome, sqlx::Error> {
         let phone = Phone::from_e164_unchecked(msg.phone.clone());
         if msg.opted_out && msg.kind != Kind::StopConfirmation {
@@ -503,6 +562,11 @@ impl Dispatcher {
             )
             .await?;
             return Ok(Outcome::Failed);
+        }
+        if let Some(until) = self.quiet_until(msg) {
+            let now = self.clock.now();
+            store::outbox::hold(&self.pool, self.token(msg), until, now).await?;
+            return Ok(Outcome::Held);
         }
         if self.stopping() {
             return self.release(msg).await;
@@ -612,6 +676,8 @@ enum Outcome {
     Lost,
     /// Given back unsent: the process is stopping.
     Released,
+    /// Given back unsent until the quiet hours of its recipient's zone end.
+    Held,
 }
 
 /// Runs `count` dispatchers, all waiting on `rate`, until `stop` turns true: first joins

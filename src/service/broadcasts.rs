@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde_json::json;
 use sqlx::PgConnection;
@@ -323,6 +324,7 @@ pub const FAILURE_REASONS: i64 = 5;
 pub async fn view(state: &AppState, actor: &Actor, id: BroadcastId) -> ServiceResult<View> {
     let mut conn = state.pool.acquire().await?;
     let b = load(&mut conn, actor, id).await?;
+    let now = state.clock.now();
     let preview = if b.status.is_pending() {
         let people = sending::recipients(&mut conn, &b, state.config.default_language).await?;
         Some(sending::preview(
@@ -330,6 +332,8 @@ pub async fn view(state: &AppState, actor: &Actor, id: BroadcastId) -> ServiceRe
             &people,
             state.config.sms_price_per_segment,
             state.settings.sms_price_currency,
+            &state.settings.quiet_hours,
+            b.send_at.unwrap_or(now).max(now),
         ))
     } else {
         None
@@ -369,16 +373,9 @@ pub struct Reach {
     pub opted_out: usize,
 }
 
-/// The numbers `audience` reaches, per language (the audience checked as [`create`] does).
-pub async fn reach(
-    state: &AppState,
-    actor: &Actor,
-    audience: &Audience,
-) -> ServiceResult<BTreeMap<Language, Reach>> {
-    require_sender(actor)?;
-    let mut conn = state.pool.acquire().await?;
-    check_audience(&mut conn, actor, audience).await?;
-    let probe = Broadcast {
+/// A draft that is not stored, to read who `audience` reaches.
+fn probe(state: &AppState, actor: &Actor, audience: &Audience) -> Broadcast {
+    Broadcast {
         id: BroadcastId(0),
         communities: audience
             .communities
@@ -397,7 +394,19 @@ pub async fn reach(
         created_by: actor.who(),
         created_at: state.clock.now(),
         meeting: None,
-    };
+    }
+}
+
+/// The numbers `audience` reaches, per language (the audience checked as [`create`] does).
+pub async fn reach(
+    state: &AppState,
+    actor: &Actor,
+    audience: &Audience,
+) -> ServiceResult<BTreeMap<Language, Reach>> {
+    require_sender(actor)?;
+    let mut conn = state.pool.acquire().await?;
+    check_audience(&mut conn, actor, audience).await?;
+    let probe = probe(state, actor, audience);
     let people = sending::recipients(&mut conn, &probe, state.config.default_language).await?;
     let mut by_language: BTreeMap<Language, Reach> = Language::ALL
         .into_iter()
@@ -412,6 +421,22 @@ pub async fn reach(
         }
     }
     Ok(by_language)
+}
+
+/// How many numbers `audience` reaches in each time zone (the numbers that opted out not
+/// counted), for the compose page to say when each group receives it (the audience checked
+/// as [`reach`] does).
+pub async fn reach_zones(
+    state: &AppState,
+    actor: &Actor,
+    audience: &Audience,
+) -> ServiceResult<Vec<(Tz, usize)>> {
+    require_sender(actor)?;
+    let mut conn = state.pool.acquire().await?;
+    check_audience(&mut conn, actor, audience).await?;
+    let probe = probe(state, actor, audience);
+    let people = sending::recipients(&mut conn, &probe, state.config.default_language).await?;
+    Ok(sending::zone_counts(&people, state.settings.quiet_hours.tz))
 }
 
 /// One language's text as phones will count it.
@@ -454,8 +479,9 @@ pub fn cost(price: Decimal, segments: usize) -> Decimal {
     price * Decimal::from(segments as u64)
 }
 
-/// When a broadcast asked for `wanted` (now when `None`) goes out: moved out of the quiet
-/// hours, never before `now`. Pure.
+/// When a broadcast asked for `wanted` (now when `None`) goes out to numbers timed in the
+/// programme's zone: moved out of its quiet hours, never before `now`. Pure. (Numbers
+/// abroad are timed in their own zone: see `broadcasts::timed`.)
 pub fn send_time(
     quiet: &QuietHours,
     wanted: Option<DateTime<Utc>>,

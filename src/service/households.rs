@@ -105,6 +105,9 @@ pub struct HouseholdPhone {
     pub opted_out: bool,
     pub opted_out_at: Option<DateTime<Utc>>,
     pub linked_at: DateTime<Utc>,
+    /// The IANA zone recorded for the number (quiet hours are read in it); absent: the zone
+    /// of the number's country (Russia: Europe/Moscow), or the programme's for +992.
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -140,6 +143,7 @@ async fn with_phones(
                     opted_out: p.opted_out_at.is_some(),
                     opted_out_at: p.opted_out_at,
                     linked_at: p.linked_at,
+                    timezone: p.timezone.clone(),
                 })
                 .collect(),
             id: h.id.0,
@@ -1000,6 +1004,83 @@ pub async fn set_opt_out(
         household_id: household,
         opted_out: opted_out_at.is_some(),
         opted_out_at,
+    })
+}
+
+/// The zone a number's messages are timed in, after a change.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PhoneZone {
+    pub phone: String,
+    pub household_id: i64,
+    /// The zone recorded for the number; absent: none (its country's applies).
+    pub timezone: Option<String>,
+    /// The zone its quiet hours are read in: the recorded one, else its country's (the
+    /// capital's for a country of several zones), else the programme's.
+    pub zone: String,
+}
+
+/// Records the IANA zone a number's messages are timed in (a migrant in Novosibirsk with a
+/// +7 number, which would otherwise follow Moscow), or clears it with `None` (a number of
+/// a household this actor may change; others are not found). Audited.
+pub async fn set_timezone(
+    state: &AppState,
+    actor: &Actor,
+    raw: &str,
+    zone: Option<&str>,
+) -> ServiceResult<PhoneZone> {
+    writes(actor)?;
+    let phone = parse_phone("phone", raw)?;
+    let zone = match zone.map(str::trim).filter(|z| !z.is_empty()) {
+        None => None,
+        Some(z) => Some(crate::domain::timezones::parse_zone(z).map_err(|_| {
+            ServiceError::invalid(
+                "timezone",
+                "households.error.timezone",
+                "timezone is an IANA time zone name, such as Europe/Moscow",
+            )
+        })?),
+    };
+    let name = zone.map(|z| z.name());
+    let now = state.clock.now();
+    let mut tx = state.pool.begin().await?;
+    let (household, community) = match owner(&mut tx, &phone).await? {
+        Some(o) if actor.may(o.community.0) => (o.household.0, o.community),
+        _ => return Err(ServiceError::NotFound("phone")),
+    };
+    let before = store::households::timezone_of(&mut tx, &phone)
+        .await?
+        .flatten();
+    store::households::set_timezone(&mut tx, &phone, name).await?;
+    audit::write(
+        &mut tx,
+        actor,
+        now,
+        audit::Change {
+            action: "household.timezone",
+            subject_kind: "household",
+            subject_id: household,
+            community: Some(community),
+            before: json!({ "phone": phone.masked(), "timezone": before }),
+            after: json!({ "phone": phone.masked(), "timezone": name }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(
+        coordinator = actor.coordinator_id,
+        household,
+        phone = %phone,
+        timezone = name,
+        "a number's time zone set"
+    );
+    let home = state.settings.quiet_hours.tz;
+    Ok(PhoneZone {
+        phone: phone.as_str().to_owned(),
+        household_id: household,
+        timezone: name.map(str::to_owned),
+        zone: crate::domain::timezones::zone_of(phone.as_str(), name, home)
+            .name()
+            .to_owned(),
     })
 }
 

@@ -196,6 +196,16 @@ pub struct Recipient {
     pub community: CommunityId,
     pub language: Language,
     pub opted_out: bool,
+    /// The zone the household's record names for this number (`phones.timezone`), if any.
+    pub timezone: Option<String>,
+}
+
+impl Recipient {
+    /// The zone this number's messages are timed in: the one recorded for it, else its
+    /// country's, else `home` (the programme's; see `domain::timezones`).
+    pub fn zone(&self, home: chrono_tz::Tz) -> chrono_tz::Tz {
+        crate::domain::timezones::zone_of(&self.phone, self.timezone.as_deref(), home)
+    }
 }
 
 /// Every number of every household the broadcast targets, households without a language
@@ -208,7 +218,7 @@ pub async fn recipients(
 ) -> Result<Vec<Recipient>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select ph.phone, h.id as "household: HouseholdId", h.community_id as "community: CommunityId",
-                  coalesce(ph.language, h.language) as language,
+                  coalesce(ph.language, h.language) as language, ph.timezone,
                   exists (select 1 from sms_optouts o where o.phone = ph.phone) as "opted_out!"
            from households h join phones ph on ph.household_id = h.id
            where h.community_id = any($1)
@@ -233,6 +243,7 @@ pub async fn recipients(
             community: r.community,
             language: r.language.and_then(|l| l.parse().ok()).unwrap_or(default),
             opted_out: r.opted_out,
+            timezone: r.timezone,
         })
         .collect())
 }

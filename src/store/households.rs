@@ -230,6 +230,8 @@ pub struct HouseholdPhone {
     pub phone: String,
     pub opted_out_at: Option<DateTime<Utc>>,
     pub linked_at: DateTime<Utc>,
+    /// The zone recorded for the number (`phones.timezone`), if any.
+    pub timezone: Option<String>,
 }
 
 /// The numbers of `households`, by household, in the order they were linked.
@@ -240,7 +242,7 @@ pub async fn phones_of(
     sqlx::query_as!(
         HouseholdPhone,
         r#"select p.household_id as "household: HouseholdId", p.phone,
-                  o.opted_out_at as "opted_out_at?", p.created_at as linked_at
+                  o.opted_out_at as "opted_out_at?", p.created_at as linked_at, p.timezone
            from phones p left join sms_optouts o on o.phone = p.phone
            where p.household_id = any($1)
            order by p.household_id, p.created_at, p.phone"#,
@@ -248,6 +250,35 @@ pub async fn phones_of(
     )
     .fetch_all(conn)
     .await
+}
+
+/// The zone recorded for `phone` (`Some(None)`: none; `None`: no such number).
+pub async fn timezone_of(
+    conn: &mut PgConnection,
+    phone: &Phone,
+) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select timezone from phones where phone = $1",
+        phone.as_str()
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records the zone `phone`'s messages are timed in (`None`: its country's again).
+pub async fn set_timezone(
+    conn: &mut PgConnection,
+    phone: &Phone,
+    zone: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update phones set timezone = $2 where phone = $1",
+        phone.as_str(),
+        zone
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// The numbers of one household (in no particular order).

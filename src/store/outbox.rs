@@ -81,19 +81,31 @@ pub struct NewRow<'a> {
     pub inbound_id: Option<i64>,
     pub broadcast: Option<BroadcastId>,
     pub now: DateTime<Utc>,
+    /// A message that can wait: the recipient's zone, whose quiet hours it waits out, and
+    /// when it is due (past them); `None`: due at `now`, never held.
+    pub held: Option<Held<'a>>,
 }
 
-/// Inserts a message, due at once. A number that texted STOP gets nothing but the STOP
+/// When a message that can wait goes, and in whose zone its quiet hours are read.
+#[derive(Debug, Clone, Copy)]
+pub struct Held<'a> {
+    /// An IANA zone name (`outbox.timezone`).
+    pub zone: &'a str,
+    /// `next_attempt_at`: not before the end of the quiet hours in `zone`.
+    pub due: DateTime<Utc>,
+}
+
+/// Inserts a message, due at once (or, held, when its recipient's quiet hours end). A number that texted STOP gets nothing but the STOP
 /// confirmation: anything else is stored as `suppressed`. At most one message per
 /// broadcast and number (a unique index: a second one is a unique violation).
 pub async fn insert(conn: &mut PgConnection, row: &NewRow<'_>) -> Result<OutboxId, sqlx::Error> {
     sqlx::query_scalar!(
         r#"insert into outbox (phone, body, encoding, segments, provider, kind, status, next_attempt_at,
-                             inbound_id, created_at, updated_at, broadcast_id)
+                             inbound_id, created_at, updated_at, broadcast_id, timezone)
          values ($1, $2, $3, $4, $5, $6,
                  case when $6 <> 'stop_confirmation' and exists (select 1 from sms_optouts where phone = $1)
                       then 'suppressed' else 'queued' end,
-                 $7, $8, $7, $7, $9)
+                 coalesce($11::timestamptz, $7), $8, $7, $7, $9, $10)
          returning id as "id: OutboxId""#,
         row.phone.as_str(),
         row.body,
@@ -104,6 +116,8 @@ pub async fn insert(conn: &mut PgConnection, row: &NewRow<'_>) -> Result<OutboxI
         row.now,
         row.inbound_id,
         row.broadcast as Option<BroadcastId>,
+        row.held.map(|h| h.zone),
+        row.held.map(|h| h.due),
     )
     .fetch_one(conn)
     .await
@@ -124,6 +138,8 @@ pub struct Claimed {
     /// The number texted STOP after the message was queued.
     pub opted_out: bool,
     pub kind: Kind,
+    /// The zone whose quiet hours the message waits out (`None`: it goes at once).
+    pub timezone: Option<String>,
 }
 
 /// What a dispatcher claims with.
@@ -133,7 +149,9 @@ pub struct ClaimRequest<'a> {
     pub provider: &'a str,
     /// Rows at most.
     pub limit: i64,
-    /// Whether broadcast messages wait (quiet hours).
+    /// Whether broadcast messages queued without a zone wait (quiet hours in the programme's
+    /// zone; rows queued before zones were recorded). Those with a zone are claimed and
+    /// checked against their own zone by the dispatcher.
     pub hold_broadcasts: bool,
     /// The dispatcher, written to `lease_owner`.
     pub owner: &'a str,
@@ -151,7 +169,7 @@ pub async fn claim(pool: &PgPool, c: &ClaimRequest<'_>) -> Result<Vec<Claimed>, 
                  select id from outbox
                  where provider = $4
                    and ((status = 'queued' and next_attempt_at <= $1) or (status = 'sending' and lease_until < $1))
-                   and (kind <> 'broadcast' or not $5)
+                   and (kind <> 'broadcast' or not $5 or timezone is not null)
                  order by next_attempt_at, id
                  limit $2
                  for update skip locked
@@ -162,7 +180,7 @@ pub async fn claim(pool: &PgPool, c: &ClaimRequest<'_>) -> Result<Vec<Claimed>, 
                from due
               where o.id = due.id
              returning o.id as "id: OutboxId", o.phone, o.body, o.encoding, o.segments, o.attempts,
-                       o.kind as "kind: Kind",
+                       o.kind as "kind: Kind", o.timezone,
                        exists (select 1 from sms_optouts s where s.phone = o.phone) as "opted_out!""#,
         c.now,
         c.limit,
@@ -220,6 +238,29 @@ pub async fn release(
         token.id as OutboxId,
         token.attempts,
         token.owner,
+        now,
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Gives a claimed, unsent row that still carries `token` back until `at` (the end of its
+/// recipient's quiet hours): queued again, its lease and attempt released.
+pub async fn hold(
+    pool: &PgPool,
+    token: Token<'_>,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update outbox set status = 'queued', next_attempt_at = $4, lease_until = null, lease_owner = null,
+                    attempts = attempts - 1, updated_at = $5
+              where id = $1 and attempts = $2 and lease_owner = $3 and status = 'sending'",
+        token.id as OutboxId,
+        token.attempts,
+        token.owner,
+        at,
         now,
     )
     .execute(pool)
