@@ -266,6 +266,16 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
             )
         }),
     );
+    // a number's time zone for quiet hours (issue 11 point 9): scoped like its household
+    table.insert(
+        "put /api/v1/phones/{phone}/timezone".into(),
+        Box::new(move || {
+            (
+                format!("/api/v1/phones/{}/timezone", PHONE_TG.replace('+', "%2B")),
+                Some(serde_json::json!({"timezone": "Europe/Moscow"})),
+            )
+        }),
+    );
     // tips and exchange rates: global data, read by all, written by admins only
     let tip: i64 = sqlx::query_scalar(
         "insert into tips (code, position, text_tg, text_ru, text_en)

@@ -146,6 +146,11 @@ pub const USERS: &[(&str, &str)] = &[
     ),
     ("src/console/flash.rs", include_str!("flash.rs")),
     ("src/console/money.rs", include_str!("money.rs")),
+    ("src/console/outreach.rs", include_str!("outreach.rs")),
+    (
+        "templates/console/outreach.html",
+        include_str!("../../templates/console/outreach.html"),
+    ),
     (
         "templates/console/projects.html",
         include_str!("../../templates/console/projects.html"),
