@@ -108,6 +108,8 @@ const UNLINK_A: &[(&str, &str)] = &[("phone", "+79161230000")];
 const UNLINK_B: &[(&str, &str)] = &[("phone", "+79161230001")];
 const STOP_A: &[(&str, &str)] = &[("phone", "+992901112233"), ("stop", "true")];
 const STOP_B: &[(&str, &str)] = &[("phone", "+992931119999"), ("stop", "true")];
+const ZONE_A: &[(&str, &str)] = &[("phone", "+992901112233"), ("timezone", "Asia/Dushanbe")];
+const ZONE_B: &[(&str, &str)] = &[("phone", "+992931119999"), ("timezone", "Asia/Dushanbe")];
 const PICK_A: &[(&str, &str)] = &[("pick", "1"), ("household", "{household}.0")];
 const PICK_B: &[(&str, &str)] = &[("pick", "1"), ("household", "{b_household}.0")];
 const PRESS: &[(&str, &str)] = &[("reply", "1"), ("press", "2")];
@@ -185,6 +187,9 @@ const TABLE: &[Row] = &[
     row("GET", "/console/households/{id}/phones/opt-out", "/console/households/{b_household}/phones/opt-out?phone=%2B992931119999&stop=true", &[], [303, 200, 404, 404, 404]),
     row("POST", "/console/households/{id}/phones/opt-out", "/console/households/{household}/phones/opt-out", STOP_A, [403, 303, 303, 404, 404]),
     row("POST", "/console/households/{id}/phones/opt-out", "/console/households/{b_household}/phones/opt-out", STOP_B, [403, 303, 404, 404, 404]),
+    // a number's time zone (issue 11 point 9): whoever edits the household; an officer reads only
+    row("POST", "/console/households/{id}/timezone", "/console/households/{household}/timezone", ZONE_A, [403, 303, 303, 303, 404]),
+    row("POST", "/console/households/{id}/timezone", "/console/households/{b_household}/timezone", ZONE_B, [403, 303, 404, 303, 404]),
     // exports: every role reads its own scope; a community filter out of scope is 403, as in the API
     row("GET", "/console/exports", "/console/exports", &[], [303, 200, 200, 200, 200]),
     row("GET", "/console/exports/{file}", "/console/exports/pledges.csv", &[], [303, 200, 200, 200, 200]),
