@@ -1,6 +1,7 @@
 //! Shared state of a running server.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::PgPool;
 
@@ -33,6 +34,8 @@ pub struct AppState {
     pub hints: Arc<LanguageHints>,
     /// Values every text may use.
     pub globals: Arc<Vars>,
+    /// What USSD hops read, in memory while [`AppState::follow_database`] runs.
+    pub cache: crate::cache::Cache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +144,23 @@ impl AppState {
             clock,
             hints: Arc::new(LanguageHints::default()),
             globals: Arc::new(globals),
+            cache: crate::cache::Cache::default(),
+        })
+    }
+
+    /// Keeps the hop cache right until `until` completes (see [`crate::cache`]); nothing
+    /// when the cache is off (`HASHAR_USSD_CACHE=false`): every hop reads the database.
+    pub fn follow_database(
+        &self,
+        until: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        self.config.ussd_cache.then(|| {
+            self.cache.follow(
+                self.pool.clone(),
+                self.clock.clone(),
+                Duration::from_secs(self.config.ussd_session_ttl_secs),
+                until,
+            )
         })
     }
 

@@ -56,6 +56,13 @@ pub struct Config {
     #[arg(long, env = "HASHAR_USSD_SESSION_TTL_SECS", default_value_t = 300)]
     pub ussd_session_ttl_secs: u64,
 
+    /// Keep what USSD hops read (communities, projects, callers, which sessions have
+    /// effects) in memory, kept right by the database's notifications (`src/cache.rs`).
+    /// `false` reads the database on every hop, as before issue 12 (for before/after
+    /// benchmarks and as a way out).
+    #[arg(long, env = "HASHAR_USSD_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ussd_cache: bool,
+
     /// How long a USSD hop or an SMS/delivery webhook may wait for the database before the
     /// caller or provider is told to try again.
     #[arg(long, env = "HASHAR_DB_TIMEOUT_MS", default_value_t = 800)]

@@ -8,6 +8,7 @@ pub mod actions;
 pub mod api;
 pub mod app;
 pub mod broadcasts;
+pub mod cache;
 pub mod channels;
 pub mod clock;
 pub mod config;

@@ -325,6 +325,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         MetricsListen::Off => tracing::info!("metrics listener off"),
     }
+    // What USSD hops read, in memory and kept right by the database's notifications.
+    let mut rx = stop_rx.clone();
+    workers.extend(state.follow_database(async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }));
     // The dispatchers and the broadcast scheduler.
     workers.extend(hashar::workers::start(&state, sender, stop_rx.clone()));
     // On SIGTERM or Ctrl-C everything stops at once: the listener takes no new connection,

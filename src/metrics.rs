@@ -137,6 +137,14 @@ fn describe() {
         "This process's database pool size limit"
     );
     describe_counter!(
+        "hashar_ussd_cache_starts_total",
+        "Times this process's hop cache started over (start, a lost connection or heartbeat)"
+    );
+    describe_counter!(
+        "hashar_ussd_cache_reads_total",
+        "Hop-context reads by where they were answered: memory, database (a miss) or uncached (the cache not following)"
+    );
+    describe_counter!(
         "hashar_db_pool_acquire_timeouts_total",
         "Requests that waited for a database connection longer than the pool allows"
     );
@@ -185,6 +193,17 @@ pub fn provider_send(provider: &'static str, outcome: &'static str, took: Durati
         .increment(1);
     metrics::histogram!("hashar_provider_send_seconds", "provider" => provider)
         .record(took.as_secs_f64());
+}
+
+/// The hop cache started over (`reason`: `start`, `lost`, `heartbeat`).
+pub fn cache_start(reason: &'static str) {
+    metrics::counter!("hashar_ussd_cache_starts_total", "reason" => reason).increment(1);
+}
+
+/// A hop's caller came from memory (`memory`), was read and kept (`database`), or the
+/// cache was not following (`uncached`).
+pub fn cache_read(source: &'static str) {
+    metrics::counter!("hashar_ussd_cache_reads_total", "source" => source).increment(1);
 }
 
 /// Counts a request that could not get a database connection in time.

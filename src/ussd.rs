@@ -89,14 +89,20 @@ async fn load_context(
     expired_before: chrono::DateTime<chrono::Utc>,
 ) -> Result<HopContext, sqlx::Error> {
     let pool = &state.pool;
-    let ctx = ussd_sessions::hop_context(
-        pool,
-        hop.phone.as_str(),
-        &hop.session_key(),
-        expired_before,
-        crate::news::shown_since(now),
-    )
-    .await?;
+    let shown_since = crate::news::shown_since(now);
+    let ctx = match from_memory(state, hop, expired_before, shown_since).await? {
+        Some(ctx) => ctx,
+        None => {
+            ussd_sessions::hop_context(
+                pool,
+                hop.phone.as_str(),
+                &hop.session_key(),
+                expired_before,
+                shown_since,
+            )
+            .await?
+        }
+    };
     let items = |v: Vec<ListedItem>| -> Vec<ListItem> { v.into_iter().map(list_item).collect() };
     // The totals list: every project read, a closed one marked completed or closed; the
     // pledge list: open ones and those closed after the session began.
@@ -133,6 +139,54 @@ async fn load_context(
         total_projects,
         communities: items(ctx.communities),
     })
+}
+
+/// The context of [`ussd_sessions::hop_context`] from the process's cache: no database
+/// round trip for a known caller in a session without a recorded effect, one indexed read
+/// for an unknown caller or a session with one. `None` when the cache does not serve.
+async fn from_memory(
+    state: &AppState,
+    hop: &Hop,
+    expired_before: chrono::DateTime<chrono::Utc>,
+    shown_since: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<ussd_sessions::HopContext>, sqlx::Error> {
+    let pool = &state.pool;
+    let Some(caller) = state.cache.caller(pool, hop.phone.as_str()).await? else {
+        return Ok(None);
+    };
+    let Some(reference) = state.cache.reference() else {
+        return Ok(None);
+    };
+    let key = hop.session_key();
+    let session = if state.cache.session_recorded(&key) {
+        ussd_sessions::stored_session(pool, &key, expired_before).await?
+    } else {
+        None
+    };
+    let projects = match caller.household {
+        Some(h) => reference
+            .listed(h.community_id, shown_since)
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
+    // The communities only while registering: the caller is unknown, or this session began
+    // before they were.
+    let registering =
+        caller.household.is_none() || session.as_ref().is_some_and(|s| !s.started_registered());
+    Ok(Some(ussd_sessions::HopContext {
+        coordinator: caller.coordinator,
+        household: caller.household.map(|h| ussd_sessions::HopHousehold {
+            language: h.language,
+        }),
+        session,
+        projects,
+        communities: if registering {
+            reference.communities.clone()
+        } else {
+            Vec::new()
+        },
+    }))
 }
 
 /// The time a hop keeps between the last moment an effect may be committed and its
@@ -239,7 +293,7 @@ async fn answer_inner(
     let (caller, mut base, mut results) = match ctx.session {
         Some(s) if s.expired => {
             // The session outlived its time: start over, ignoring the inputs so far.
-            restart_session(&state.pool, hop, &current, tokens.len(), now).await?;
+            restart_session(state, hop, &current, tokens.len(), now).await?;
             (current.clone(), tokens.len(), BTreeMap::new())
         }
         Some(s) => {
@@ -254,7 +308,7 @@ async fn answer_inner(
             });
             if other_dialogue {
                 tracing::info!(phone = %hop.phone, session = %hop.session_id, "USSD session id reused with other inputs: a new session");
-                restart_session(&state.pool, hop, &current, 0, now).await?;
+                restart_session(state, hop, &current, 0, now).await?;
                 (current.clone(), 0, BTreeMap::new())
             } else {
                 let start: Caller = s
@@ -361,7 +415,15 @@ impl Transport for HopSteps<'_> {
             vars: need.vars.clone(),
             language: need.language,
         };
-        apply_effect(self.state, self.run, call).await
+        // Marked before the effect may record anything: this process's next hop reads the
+        // session, whatever the timing of the notification.
+        self.state.cache.mark_session(&call.session_key);
+        let changes_caller = matches!(need.action, Action::Register | Action::SetLanguage);
+        let result = apply_effect(self.state, self.run, call).await;
+        if changes_caller {
+            self.state.cache.forget_caller(self.hop.phone.as_str());
+        }
+        result
     }
 
     /// The lists only some walks need, read when their screen is reached (never with every
@@ -406,14 +468,16 @@ impl Transport for HopSteps<'_> {
 }
 
 async fn restart_session(
-    pool: &PgPool,
+    state: &AppState,
     hop: &Hop,
     current: &Caller,
     base: usize,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), sqlx::Error> {
     let base = i32::try_from(base).unwrap_or(i32::MAX);
-    ussd_sessions::restart(pool, &hop.session_key(), current, base, now).await
+    let key = hop.session_key();
+    state.cache.mark_session(&key);
+    ussd_sessions::restart(&state.pool, &key, current, base, now).await
 }
 
 /// Unique per (session, step, inputs up to the step): the effect happens once for one

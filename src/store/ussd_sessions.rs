@@ -41,6 +41,15 @@ impl StoredSession {
     pub fn start_caller<C: DeserializeOwned>(&self) -> Result<C, serde_json::Error> {
         C::deserialize(&self.start_caller)
     }
+
+    /// Whether the caller was registered when the session started (as the context query
+    /// reads `start_caller->>'registered'`).
+    pub fn started_registered(&self) -> bool {
+        self.start_caller
+            .get("registered")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -285,4 +294,148 @@ pub async fn recorded_result(
     .fetch_optional(pool)
     .await?;
     Ok(result.map(|r| r.0))
+}
+
+/// Who calls from a number, as a hop needs it: a coordinator, and the household the number
+/// belongs to (read alone when the process's cache does not know the number yet).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KnownCaller {
+    pub coordinator: Option<CoordinatorId>,
+    pub household: Option<CallerHousehold>,
+}
+
+/// A calling number's household: the language (the number's own, else the household's) and
+/// the community whose projects it is shown.
+#[derive(Debug, Clone, Copy)]
+pub struct CallerHousehold {
+    pub language: Option<Language>,
+    pub community_id: i64,
+}
+
+fn language_of(text: Option<String>) -> Result<Option<Language>, sqlx::Error> {
+    text.map(|t| {
+        t.parse::<Language>()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    })
+    .transpose()
+}
+
+/// [`KnownCaller`] of `phone`, in one indexed read.
+pub async fn known_caller(pool: &PgPool, phone: &str) -> Result<KnownCaller, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select (select c.id from coordinators c where c.phone = $1) as "coordinator: CoordinatorId",
+                  hh.language, hh.community_id
+           from (select 1) one
+           left join (select coalesce(ph.language, h.language) as language, h.community_id
+                      from phones ph join households h on h.id = ph.household_id
+                      where ph.phone = $1) hh on true"#,
+        phone,
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(KnownCaller {
+        coordinator: row.coordinator,
+        household: match row.community_id {
+            Some(community_id) => Some(CallerHousehold {
+                language: language_of(row.language)?,
+                community_id,
+            }),
+            None => None,
+        },
+    })
+}
+
+/// The session `session_key` as recorded, with its effects (one indexed read); a session
+/// started before `expired_before` is marked expired.
+pub async fn stored_session(
+    pool: &PgPool,
+    session_key: &str,
+    expired_before: DateTime<Utc>,
+) -> Result<Option<StoredSession>, sqlx::Error> {
+    let session = sqlx::query_scalar!(
+        r#"select json_build_object(
+               'start_caller', s.start_caller, 'base_step', s.base_step,
+               'expired', s.started_at < $2,
+               'effects', coalesce((select json_object_agg(e.step, json_build_object(
+                                        'result', e.result, 'hash', encode(e.inputs_hash, 'hex')))
+                                    from ussd_effects e where e.session_key = s.session_key), '{}'::json))
+               as "session!: Json<StoredSession>"
+           from ussd_sessions s where s.session_key = $1"#,
+        session_key,
+        expired_before,
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(session.map(|j| j.0))
+}
+
+/// A project as every process keeps it (`cache::Reference`): its community, names,
+/// currency, and whether and when it closed.
+#[derive(Debug, Clone)]
+pub struct ReferenceProject {
+    pub item: ListedItem,
+    pub community_id: i64,
+    pub open: bool,
+}
+
+/// Every community and every project, in id order: what the lists of a household's hop are
+/// made from (the programme has a few dozen projects).
+pub async fn reference(
+    pool: &PgPool,
+) -> Result<(Vec<ListedItem>, Vec<ReferenceProject>), sqlx::Error> {
+    let communities =
+        sqlx::query!("select id, name_tg, name_ru, name_en from communities order by id")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|c| ListedItem {
+                id: c.id,
+                tg: c.name_tg,
+                ru: c.name_ru,
+                en: c.name_en,
+                currency: None,
+                closed_at: None,
+                completed: None,
+            })
+            .collect();
+    let projects = sqlx::query!(
+        r#"select p.id, p.community_id, p.name_tg, p.name_ru, p.name_en, p.currency,
+                  p.status = 'open' as "open!", p.closed_at,
+                  p.status = 'closed' and exists (
+                      select 1 from project_target_reached r where r.project_id = p.id) as "completed!"
+           from projects p
+           order by p.id"#
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|p| ReferenceProject {
+        community_id: p.community_id,
+        open: p.open,
+        item: ListedItem {
+            id: p.id,
+            tg: p.name_tg,
+            ru: p.name_ru,
+            en: p.name_en,
+            currency: Some(p.currency),
+            closed_at: p.closed_at,
+            completed: Some(p.completed),
+        },
+    })
+    .collect();
+    Ok((communities, projects))
+}
+
+/// The keys of the sessions with a row that started (or restarted) after `since`: those
+/// whose hops must read their session (by `ussd_sessions_started_idx`).
+pub async fn recent_sessions(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select session_key from ussd_sessions where started_at > $1",
+        since
+    )
+    .fetch_all(pool)
+    .await
 }

@@ -25,6 +25,8 @@ pub struct TestApp {
     pub router: Router,
     pub pool: PgPool,
     pub clock: ManualClock,
+    /// The server's hop cache, following the test's database until its pool closes.
+    pub cache: hashar::cache::Cache,
 }
 
 /// A form body with these fields, as an aggregator encodes it.
@@ -63,13 +65,21 @@ pub async fn app_with(pool: PgPool, config: Config) -> TestApp {
 /// over the test's database, instead of the test's own pool.
 pub async fn app_as_served(pool: PgPool, config: Config) -> TestApp {
     let pools = hashar::store::pool::pools(&pool.connect_options(), &config);
-    let mut app = app_with_pools(pools.webhooks, pools.api, config).await;
+    let mut app = app_following(pools.webhooks, pools.api, config, &pool).await;
     // fixtures and checks go through the test's pool, apart from the server's
     app.pool = pool;
     app
 }
 
 pub async fn app_with_pools(pool: PgPool, api: PgPool, config: Config) -> TestApp {
+    let test_pool = pool.clone();
+    app_following(pool, api, config, &test_pool).await
+}
+
+/// The server's state; its hop cache follows the database until `test_pool` (the one
+/// `#[sqlx::test]` closes before dropping the database) closes, and serves before the
+/// first request.
+async fn app_following(pool: PgPool, api: PgPool, config: Config, test_pool: &PgPool) -> TestApp {
     let menus = load_checked_menus(&config).expect("menus pass the check");
     let clock = ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 28, 9, 0, 0)
@@ -79,7 +89,15 @@ pub async fn app_with_pools(pool: PgPool, api: PgPool, config: Config) -> TestAp
     let state = AppState::with_clock(pool.clone(), menus, config, Arc::new(clock.clone()))
         .expect("valid settings")
         .with_api_pool(api);
+    let closed = test_pool.close_event();
+    if state.follow_database(closed).is_some() {
+        assert!(
+            state.cache.ready(std::time::Duration::from_secs(30)).await,
+            "the hop cache serves"
+        );
+    }
     TestApp {
+        cache: state.cache.clone(),
         router: router(state),
         pool,
         clock,
@@ -125,6 +143,12 @@ impl TestApp {
     }
 
     async fn send(&self, req: Request<Body>) -> (StatusCode, String) {
+        // What the test changed in the database before this request is in the hop cache (as
+        // it is within milliseconds in a server); a failure to sync leaves it as it is.
+        let _ = self
+            .cache
+            .sync(&self.pool, std::time::Duration::from_secs(30))
+            .await;
         let resp = self
             .router
             .clone()
@@ -439,6 +463,8 @@ pub async fn apps_on_dead_databases(
     for (port, what) in ports {
         let mut config = test_config();
         config.db_timeout_ms = db_timeout_ms;
+        // nothing to follow: every hop goes to the (dead) database
+        config.ussd_cache = false;
         let dead = sqlx::postgres::PgPoolOptions::new()
             .acquire_timeout(std::time::Duration::from_millis(300))
             .connect_lazy(&format!("postgres://postgres@127.0.0.1:{port}/nothing"))

@@ -1,0 +1,519 @@
+//! What a USSD hop reads, kept in each process's memory (issue 12): the communities and
+//! projects (the reference), who calls from each number (callers), and which sessions have
+//! a row in the database (recorded effects or a restart). A navigating hop of a known
+//! caller in a session without a recorded effect then needs no database round trip at all;
+//! a session with effects needs one indexed read.
+//!
+//! **Coherence.** Every change to what is kept is announced by a trigger in the changing
+//! transaction (`NOTIFY hashar_cache`, migration `20261130197000_cache_notify`), delivered
+//! when it commits, in commit order, to every process on the database. [`Cache::follow`]
+//! listens on its own connection and drops (callers, sessions) or reloads (the reference)
+//! what a notification names. The cache serves only while it follows: at start, and whenever
+//! the listening connection is lost or a heartbeat it sends itself does not come back in
+//! time, it stops serving (hops read the database, as without a cache), forgets everything,
+//! listens again and reloads, so a notification lost with a connection can never leave a
+//! stale entry behind.
+//!
+//! A caller read from the database is kept only if no caller notification was handled
+//! while it was being read (an epoch), so a change committed during the read cannot be
+//! overwritten by the older value. A process marks a session itself before it runs an
+//! effect or restarts it, so its own next hop never depends on the notification's timing.
+//!
+//! **What a stale read could cost**, in the window between a commit and its notification
+//! being handled (milliseconds; bounded by the heartbeat when a connection hangs):
+//! another process may list a project that has just closed (the pledge is then refused by
+//! the pledge's own statement, as for a project that closed during a session), show a
+//! caller's old language or treat a just-registered number as unknown for one hop, or not
+//! know that a session got its first effect on another process (the effect is then run
+//! again with the same idempotency key and gives the recorded result). Nothing is written
+//! from the cache: every effect still runs in its own transaction on the database.
+//!
+//! Written by hand: the crates for caches (moka, quick_cache) bound and expire entries but
+//! know nothing of PostgreSQL's notifications or of starting over when they may have been
+//! lost, which is the part that matters here; the maps themselves are std's.
+
+use std::{
+    collections::{HashMap, HashSet},
+    hash::{BuildHasher, BuildHasherDefault, DefaultHasher},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, RwLock, RwLockReadGuard, RwLockWriteGuard,
+    },
+    time::Duration,
+};
+
+use sqlx::{
+    postgres::{PgListener, PgPoolOptions},
+    PgPool,
+};
+use tokio::{sync::mpsc, time::Instant};
+
+use crate::clock::Clock;
+use crate::store::ussd_sessions::{self, KnownCaller, ListedItem, ReferenceProject};
+
+/// The channel of the triggers' notifications.
+pub const CHANNEL: &str = "hashar_cache";
+
+/// The listening connection's `application_name` (seen in `pg_stat_activity`).
+pub const APPLICATION_NAME: &str = "hashar-cache";
+
+/// How often the follower sends itself a heartbeat; one that has not come back by the next
+/// makes it start over.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Most callers kept; past it the map starts empty again (the programme has some 2,000
+/// households, the benchmarks 10,000).
+const MAX_CALLERS: usize = 200_000;
+
+/// How long to wait before connecting again after a failed start.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The communities and projects, as loaded.
+#[derive(Debug, Default)]
+pub struct Reference {
+    pub communities: Vec<ListedItem>,
+    /// Every project, in id order.
+    pub projects: Vec<ReferenceProject>,
+}
+
+impl Reference {
+    /// A community's projects that are open or closed after `since`, in id order (the rule of
+    /// the SQL function `listed_projects`).
+    pub fn listed(
+        &self,
+        community: i64,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> impl Iterator<Item = &ListedItem> {
+        self.projects
+            .iter()
+            .filter(move |p| {
+                p.community_id == community
+                    && (p.open || p.item.closed_at.is_some_and(|at| at > since))
+            })
+            .map(|p| &p.item)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Serving: following notifications since the last load.
+    live: bool,
+    /// Moves on at every start and every caller notification (see [`Cache::caller`]).
+    epoch: u64,
+    reference: Arc<Reference>,
+    callers: HashMap<String, KnownCaller>,
+    /// Sessions with a row, by a hash of their key, with when they were last heard of. A
+    /// collision only costs a read.
+    sessions: HashMap<u64, Instant, BuildHasherDefault<DefaultHasher>>,
+    /// This process's barriers ([`Cache::sync`]) that have come back.
+    synced: HashSet<u64>,
+    /// How many times the cache has started serving.
+    starts: u64,
+}
+
+struct Inner {
+    state: RwLock<State>,
+    /// Tells the waiters of [`Cache::ready`] and [`Cache::sync`] that something moved.
+    moved: tokio::sync::watch::Sender<()>,
+    /// This process among the listeners of the channel.
+    instance: u64,
+    barriers: AtomicU64,
+}
+
+/// The hop cache of one process (cheap to clone: one shared state). It serves nothing
+/// until [`Cache::follow`] has loaded it.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache {
+            inner: Arc::new(Inner {
+                state: RwLock::default(),
+                moved: tokio::sync::watch::Sender::new(()),
+                instance: rand::random(),
+                barriers: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("live", &self.live())
+            .finish_non_exhaustive()
+    }
+}
+
+fn session_hash(key: &str) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+}
+
+/// Why the follower started (over).
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    First,
+    Lost,
+    Heartbeat,
+}
+
+impl Start {
+    fn name(self) -> &'static str {
+        match self {
+            Start::First => "start",
+            Start::Lost => "lost",
+            Start::Heartbeat => "heartbeat",
+        }
+    }
+}
+
+/// What the listening task hands to the follower.
+enum Heard {
+    Payload(String),
+    /// The listening connection is gone: notifications may have been lost.
+    Lost,
+}
+
+impl Cache {
+    // A poisoned lock only means a panic elsewhere while holding it; the maps are still
+    // whole (every update is a single insert or removal), so go on with them.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.inner
+            .state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.inner
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Serving from memory (following the database's notifications).
+    pub fn live(&self) -> bool {
+        self.read().live
+    }
+
+    /// The reference, when serving.
+    pub fn reference(&self) -> Option<Arc<Reference>> {
+        let s = self.read();
+        s.live.then(|| s.reference.clone())
+    }
+
+    /// Who calls from `phone`: from memory, or read once and kept. `None` when not serving.
+    pub async fn caller(
+        &self,
+        pool: &PgPool,
+        phone: &str,
+    ) -> Result<Option<KnownCaller>, sqlx::Error> {
+        let epoch = {
+            let s = self.read();
+            if !s.live {
+                crate::metrics::cache_read("uncached");
+                return Ok(None);
+            }
+            if let Some(c) = s.callers.get(phone) {
+                crate::metrics::cache_read("memory");
+                return Ok(Some(*c));
+            }
+            s.epoch
+        };
+        crate::metrics::cache_read("database");
+        let caller = ussd_sessions::known_caller(pool, phone).await?;
+        let mut s = self.write();
+        // Kept only if no caller changed meanwhile: what was read may be older than a change
+        // already handled.
+        if s.live && s.epoch == epoch {
+            if s.callers.len() >= MAX_CALLERS {
+                s.callers.clear();
+            }
+            s.callers.insert(phone.to_owned(), caller);
+        }
+        Ok(Some(caller))
+    }
+
+    /// Forgets who calls from `phone` (this process changed it: a registration, a language).
+    pub fn forget_caller(&self, phone: &str) {
+        let mut s = self.write();
+        s.epoch += 1;
+        s.callers.remove(phone);
+    }
+
+    /// Whether the session may have a row (then its hop reads it). Only meaningful while
+    /// serving.
+    pub fn session_recorded(&self, session_key: &str) -> bool {
+        self.read()
+            .sessions
+            .contains_key(&session_hash(session_key))
+    }
+
+    /// This process is about to record something for the session (an effect, a restart).
+    pub fn mark_session(&self, session_key: &str) {
+        self.write()
+            .sessions
+            .insert(session_hash(session_key), Instant::now());
+    }
+
+    /// How many times the cache has started serving (once, unless it had to start over).
+    pub fn starts(&self) -> u64 {
+        self.read().starts
+    }
+
+    /// Waits until the cache has started serving more than `starts` times, at most `wait`;
+    /// whether it has.
+    pub async fn started_after(&self, starts: u64, wait: Duration) -> bool {
+        let mut rx = self.inner.moved.subscribe();
+        let _ = tokio::time::timeout(
+            wait,
+            rx.wait_for(|_| {
+                let s = self.read();
+                s.live && s.starts > starts
+            }),
+        )
+        .await;
+        let s = self.read();
+        s.live && s.starts > starts
+    }
+
+    /// Waits until the cache serves, at most `wait`; whether it does.
+    pub async fn ready(&self, wait: Duration) -> bool {
+        let mut rx = self.inner.moved.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(|_| self.live())).await;
+        self.live()
+    }
+
+    /// A barrier: returns once every change committed before the call has been handled (or
+    /// the cache does not serve, or `wait` passed). Tests use it to make a change and then see
+    /// it; it sends one notification of its own.
+    pub async fn sync(&self, pool: &PgPool, wait: Duration) -> Result<(), sqlx::Error> {
+        if !self.live() {
+            return Ok(());
+        }
+        let n = self.inner.barriers.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut rx = self.inner.moved.subscribe();
+        sqlx::query("select pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(format!("sync:{}:{n}", self.inner.instance))
+            .execute(pool)
+            .await?;
+        let _ = tokio::time::timeout(
+            wait,
+            rx.wait_for(|_| {
+                let mut s = self.write();
+                !s.live || s.synced.remove(&n)
+            }),
+        )
+        .await;
+        Ok(())
+    }
+
+    fn moved(&self) {
+        self.inner.moved.send_replace(());
+    }
+
+    /// Stops serving and forgets everything.
+    fn stop_serving(&self) {
+        {
+            let mut s = self.write();
+            s.live = false;
+            s.epoch += 1;
+            s.reference = Arc::default();
+            s.callers = HashMap::new();
+            s.sessions = HashMap::default();
+            s.synced.clear();
+        }
+        self.moved();
+    }
+
+    /// Follows the database's notifications on a connection of its own (not one of
+    /// `pool`'s; `pool` is used for the loads and the heartbeats) until `until` completes:
+    /// loads, serves, and starts over whenever notifications may have been lost. Sessions are
+    /// remembered for twice `session_ttl` after they were last heard of.
+    pub fn follow(
+        &self,
+        pool: PgPool,
+        clock: Arc<dyn Clock>,
+        session_ttl: Duration,
+        until: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = until => {}
+                () = cache.follow_forever(&pool, &*clock, session_ttl * 2) => {}
+            }
+            cache.stop_serving();
+        })
+    }
+
+    async fn follow_forever(&self, pool: &PgPool, clock: &dyn Clock, keep_sessions: Duration) {
+        // One connection, apart from the pool's, so that listening never takes a hop's.
+        let listen_pool = PgPoolOptions::new().max_connections(1).connect_lazy_with(
+            (*pool.connect_options())
+                .clone()
+                .application_name(APPLICATION_NAME),
+        );
+        let mut why = Start::First;
+        loop {
+            self.stop_serving();
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let since = clock.now() - chrono::Duration::from_std(keep_sessions).unwrap_or_default();
+            let listening = match self.start(pool, &listen_pool, tx, since).await {
+                Ok(task) => task,
+                Err(e) => {
+                    tracing::warn!(error = %e, "USSD cache: cannot follow the database; hops read it meanwhile");
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            };
+            crate::metrics::cache_start(why.name());
+            tracing::info!(reason = why.name(), "USSD cache serving");
+            why = self.serve(pool, &mut rx, keep_sessions).await;
+            listening.abort();
+            tracing::warn!(
+                reason = why.name(),
+                "USSD cache: notifications may have been lost; starting over"
+            );
+        }
+    }
+
+    /// Listens, then loads (a change committed in between is both loaded and heard: no
+    /// loss), then serves.
+    async fn start(
+        &self,
+        pool: &PgPool,
+        listen_pool: &PgPool,
+        tx: mpsc::UnboundedSender<Heard>,
+        sessions_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<tokio::task::JoinHandle<()>, sqlx::Error> {
+        let mut listener = PgListener::connect_with(listen_pool).await?;
+        listener.eager_reconnect(false);
+        listener.listen(CHANNEL).await?;
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(n)) => {
+                        if tx.send(Heard::Payload(n.payload().to_owned())).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) | Err(_) => {
+                        let _ = tx.send(Heard::Lost);
+                        return;
+                    }
+                }
+            }
+        });
+        let loaded = async {
+            let (communities, projects) = ussd_sessions::reference(pool).await?;
+            let sessions = ussd_sessions::recent_sessions(pool, sessions_since).await?;
+            Ok::<_, sqlx::Error>((communities, projects, sessions))
+        };
+        let (communities, projects, sessions) = match loaded.await {
+            Ok(l) => l,
+            Err(e) => {
+                task.abort();
+                return Err(e);
+            }
+        };
+        {
+            let mut s = self.write();
+            s.reference = Arc::new(Reference {
+                communities,
+                projects,
+            });
+            let now = Instant::now();
+            s.sessions = sessions.iter().map(|k| (session_hash(k), now)).collect();
+            s.live = true;
+            s.starts += 1;
+        }
+        self.moved();
+        Ok(task)
+    }
+
+    /// Handles notifications until they may have been lost; says why it stopped.
+    async fn serve(
+        &self,
+        pool: &PgPool,
+        rx: &mut mpsc::UnboundedReceiver<Heard>,
+        keep_sessions: Duration,
+    ) -> Start {
+        let mut beat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+        let mut pings = 0u64;
+        let mut awaited: Option<u64> = None;
+        let mine = format!("{}:", self.inner.instance);
+        loop {
+            tokio::select! {
+                heard = rx.recv() => {
+                    let Some(Heard::Payload(first)) = heard else { return Start::Lost };
+                    // Everything already delivered, in one batch: the reference is loaded
+                    // once for a burst, and a barrier passes only after that load.
+                    let mut batch = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        match more {
+                            Heard::Payload(p) => batch.push(p),
+                            Heard::Lost => return Start::Lost,
+                        }
+                    }
+                    let mut reference = false;
+                    let mut barriers = Vec::new();
+                    for payload in &batch {
+                        if payload == "reference" {
+                            reference = true;
+                        } else if let Some(phone) = payload.strip_prefix("phone:") {
+                            self.forget_caller(phone);
+                        } else if let Some(key) = payload.strip_prefix("session:") {
+                            self.mark_session(key);
+                        } else if let Some(n) = payload.strip_prefix("sync:").and_then(|r| r.strip_prefix(&mine)) {
+                            barriers.extend(n.parse::<u64>().ok());
+                        } else if let Some(n) = payload.strip_prefix("ping:").and_then(|r| r.strip_prefix(&mine)) {
+                            if n.parse::<u64>().ok() == awaited {
+                                awaited = None;
+                            }
+                        }
+                    }
+                    if reference {
+                        match ussd_sessions::reference(pool).await {
+                            Ok((communities, projects)) => {
+                                self.write().reference = Arc::new(Reference { communities, projects });
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "USSD cache: reloading communities and projects failed");
+                                return Start::Lost;
+                            }
+                        }
+                    }
+                    if !barriers.is_empty() {
+                        self.write().synced.extend(barriers);
+                        self.moved();
+                    }
+                }
+                _ = beat.tick() => {
+                    if awaited.is_some() {
+                        return Start::Heartbeat;
+                    }
+                    pings += 1;
+                    let sent = sqlx::query("select pg_notify($1, $2)")
+                        .bind(CHANNEL)
+                        .bind(format!("ping:{mine}{pings}"))
+                        .execute(pool)
+                        .await;
+                    if let Err(e) = sent {
+                        tracing::warn!(error = %e, "USSD cache: heartbeat not sent");
+                        return Start::Lost;
+                    }
+                    awaited = Some(pings);
+                    let old = Instant::now().checked_sub(keep_sessions);
+                    if let Some(old) = old {
+                        self.write().sessions.retain(|_, at| *at > old);
+                    }
+                }
+            }
+        }
+    }
+}
