@@ -109,6 +109,8 @@ struct State {
     synced: HashSet<u64>,
     /// How many times the cache has started serving.
     starts: u64,
+    /// How many starts have failed (the database cannot be reached, say).
+    failed_starts: u64,
 }
 
 struct Inner {
@@ -280,10 +282,18 @@ impl Cache {
         s.live && s.starts > starts
     }
 
-    /// Waits until the cache serves, at most `wait`; whether it does.
+    /// Waits until the cache serves or a start has failed, at most `wait`; whether it
+    /// serves.
     pub async fn ready(&self, wait: Duration) -> bool {
         let mut rx = self.inner.moved.subscribe();
-        let _ = tokio::time::timeout(wait, rx.wait_for(|_| self.live())).await;
+        let _ = tokio::time::timeout(
+            wait,
+            rx.wait_for(|_| {
+                let s = self.read();
+                s.live || s.failed_starts > 0
+            }),
+        )
+        .await;
         self.live()
     }
 
@@ -366,6 +376,8 @@ impl Cache {
             let listening = match self.start(pool, &listen_pool, tx, since).await {
                 Ok(task) => task,
                 Err(e) => {
+                    self.write().failed_starts += 1;
+                    self.moved();
                     tracing::warn!(error = %e, "USSD cache: cannot follow the database; hops read it meanwhile");
                     tokio::time::sleep(RETRY).await;
                     continue;

@@ -104,6 +104,11 @@ pub struct Config {
     #[arg(long, env = "HASHAR_EXPORTS_MAX_CONCURRENT", default_value_t = 2)]
     pub exports_max_concurrent: u32,
 
+    /// Console sign-in (and set-password) tries a minute from one client address, counted
+    /// by the server's clock. Staff of one resource centre behind one address share it.
+    #[arg(long, env = "HASHAR_CONSOLE_TRIES_PER_MINUTE", default_value_t = 10)]
+    pub console_tries_per_minute: u32,
+
     /// The Information Centre hotline shown on the safe-migration screens. Unset (or
     /// blank), the screens say in the caller's language to ask the resource centre for the
     /// number (`migration.hotline_unknown` in menus/locales).
@@ -439,6 +444,12 @@ impl Config {
             self.exports_max_concurrent.into(),
             1,
             100,
+        );
+        range(
+            "HASHAR_CONSOLE_TRIES_PER_MINUTE",
+            self.console_tries_per_minute.into(),
+            1,
+            10_000,
         );
         // Protocol maxima: 182 GSM-7 septets, 80 UCS-2 characters per USSD screen.
         range(

@@ -240,6 +240,15 @@ async fn one_address_gets_ten_tries_a_minute(pool: PgPool) {
     assert_eq!(set_cookie(&resp, "__Host-hashar"), None);
     // another address is not held back
     sign_in(&app, [10, 0, 2, 2]).await;
+    // the server's clock counts the minute (not the machine's speed): 6 s later, one more try
+    app.clock.advance(chrono::Duration::seconds(5));
+    let (resp, _) = try_sign_in(&app, [10, 0, 2, 1], PHONE, PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    app.clock.advance(chrono::Duration::seconds(1));
+    let (resp, body) = try_sign_in(&app, [10, 0, 2, 1], PHONE, PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{body}");
+    let (resp, _) = try_sign_in(&app, [10, 0, 2, 1], PHONE, PASSWORD).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[sqlx::test(migrator = "hashar::MIGRATOR")]

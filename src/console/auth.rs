@@ -18,7 +18,7 @@
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     num::NonZeroU32,
-    sync::OnceLock,
+    sync::{Arc, OnceLock},
 };
 
 use axum::{
@@ -28,7 +28,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use chrono::{DateTime, Utc};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{Quota, RateLimiter};
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tower_sessions::{
@@ -55,8 +55,6 @@ pub const ABSOLUTE_HOURS: i64 = 12;
 pub const PASSWORD_TRIES: i32 = 5;
 /// …for this many minutes.
 pub const PASSWORD_LOCK_MINUTES: i64 = 15;
-/// Sign-in tries a minute from one client address.
-pub const TRIES_PER_MINUTE: u32 = 10;
 /// The shortest password `set-password` accepts (characters).
 pub const MIN_PASSWORD: usize = 10;
 /// Password checks running at once.
@@ -133,24 +131,50 @@ pub async fn set_password(
     }
 }
 
-/// The sign-in machinery shared by the console's handlers.
-pub struct Auth {
-    verifying: Semaphore,
-    throttle: DefaultKeyedRateLimiter<IpAddr>,
-}
+/// The application's clock as `governor` reads time: the throttle counts the minutes the
+/// server's clock counts (the tests' clock only moves when a test moves it, so "ten tries a
+/// minute" does not depend on how fast the machine checks ten passwords).
+#[derive(Clone)]
+pub struct AppClock(pub Arc<dyn crate::clock::Clock>);
 
-impl Default for Auth {
-    fn default() -> Self {
-        Auth::new()
+impl governor::clock::Clock for AppClock {
+    /// Time since the Unix epoch (`Duration` is one of governor's references).
+    type Instant = std::time::Duration;
+
+    fn now(&self) -> std::time::Duration {
+        self.0
+            .now()
+            .signed_duration_since(DateTime::<Utc>::UNIX_EPOCH)
+            .to_std()
+            .unwrap_or_default()
     }
 }
 
+type Throttle = RateLimiter<
+    IpAddr,
+    governor::state::keyed::DefaultKeyedStateStore<IpAddr>,
+    AppClock,
+    governor::middleware::NoOpMiddleware<std::time::Duration>,
+>;
+
+/// The sign-in machinery shared by the console's handlers.
+pub struct Auth {
+    verifying: Semaphore,
+    throttle: Throttle,
+}
+
 impl Auth {
-    pub fn new() -> Auth {
-        let per_minute = NonZeroU32::new(TRIES_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
+    /// Sign-in checks allowing `tries_per_minute` from one address (a burst of that many,
+    /// then one every minute / `tries_per_minute`), counted by `clock` (the application's).
+    pub fn new(clock: Arc<dyn crate::clock::Clock>, tries_per_minute: u32) -> Auth {
+        let per_minute = NonZeroU32::new(tries_per_minute).unwrap_or(NonZeroU32::MIN);
         Auth {
             verifying: Semaphore::new(VERIFYING_AT_ONCE),
-            throttle: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            throttle: RateLimiter::new(
+                Quota::per_minute(per_minute),
+                governor::state::keyed::DefaultKeyedStateStore::default(),
+                AppClock(clock),
+            ),
         }
     }
 

@@ -99,10 +99,13 @@ pub fn router(state: AppState) -> Router {
     let simulator = phone::Simulator::new(&state).map(Arc::new);
     let console = Console {
         simulator,
+        auth: Arc::new(auth::Auth::new(
+            state.clock.clone(),
+            state.config.console_tries_per_minute,
+        )),
         app: state,
         assets: Arc::new(assets::Assets::embedded()),
         origin: origin.clone(),
-        auth: Arc::new(auth::Auth::new()),
     };
     let sessions = auth::session_layer(console.app.pool.clone());
     Router::new()
