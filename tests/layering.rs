@@ -4,7 +4,7 @@
 //! ```text
 //! edge (http, api, console, workers, server, provision, demo, fuzzing, cli)
 //!   ─▶ conversation (ussd, sms, conversation, keywords, inbox) / channels / service
-//!   ─▶ engine / actions (and receipts, broadcasts, meetings, news, outbox, hints)
+//!   ─▶ engine / actions (and receipts, broadcasts, meetings, news, outbox, hints, cache)
 //!   ─▶ store ─▶ domain
 //! ```
 //!
@@ -27,7 +27,7 @@ fn rank(module: &str) -> Option<u8> {
         "domain" => 1,
         "store" => 2,
         "engine" | "actions" | "receipts" | "broadcasts" | "meetings" | "news" | "outbox"
-        | "hints" => 3,
+        | "hints" | "cache" => 3,
         "ussd" | "sms" | "conversation" | "keywords" | "inbox" | "channels" | "service" => 4,
         "http" | "api" | "console" | "workers" | "server" | "provision" | "demo" | "fuzzing"
         | "cli" => 5,
