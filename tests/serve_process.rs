@@ -209,9 +209,10 @@ async fn sigterm_answers_the_hop_in_flight_and_exits_within_ten_seconds(pool: Pg
     let mut server = Server::start(&pool).await;
     let http = reqwest::Client::new();
 
-    // Hold a hop in flight: its first read waits on a lock the test holds.
+    // Hold a hop in flight: its first read (who calls: the number is not in the hop cache
+    // yet) waits on a lock the test holds.
     let mut locker = pool.begin().await.expect("begin");
-    sqlx::query("lock table ussd_sessions in access exclusive mode")
+    sqlx::query("lock table phones in access exclusive mode")
         .execute(&mut *locker)
         .await
         .expect("lock");
