@@ -7,7 +7,7 @@
 //! sessions back to back:
 //!
 //! * 80 % pledge sessions: `""` (main menu) → `1` (projects) → `1*P` (amount prompt) →
-//!   `1*P*AMOUNT` (confirm) → `1*P*AMOUNT*1` (`END` "Thank you! Pledged …"), where P is
+//!   `1*P*AMOUNT` (confirm) → `1*P*AMOUNT*1` (`END` "Bridge: pledged 250 TJS. Code …"), where P is
 //!   project 1 or 2 and AMOUNT is 10..5000, sometimes with cents (e.g. `250.50`; never a
 //!   bare `99`, which the menus take as the "more" key). When the same household pledged
 //!   the same amount to the same project in the last 10 minutes, the confirm hop answers
@@ -17,7 +17,7 @@
 //!
 //! Every hop's latency (request sent → whole body read) goes into an HDR histogram in
 //! microseconds. Every answer is checked: HTTP 200, body `CON …` on every hop but the last
-//! of a pledge session, which must be `END …` (for English callers `END Thank you! …`, so
+//! of a pledge session, which must be `END …` (for English callers `END …: pledged …`, so
 //! a "service busy" `END` counts as an error). Anything else is an error; the first few
 //! error bodies are printed to stderr, the session is abandoned and the phone starts a new
 //! one.
@@ -236,7 +236,7 @@ impl Phone {
     }
 
     /// Makes sure the server knows this phone: walks the language screen (English) and the
-    /// village list (village `index % 7 + 1`) when it shows them. Returns whether the main
+    /// village list (one of the first page's, by `index`) when it shows them. Returns whether the main
     /// menu is the English one.
     async fn register(&mut self) -> anyhow::Result<bool> {
         let session_id = self.new_session_id();
@@ -247,17 +247,17 @@ impl Phone {
             screen = self.setup_hop(&session_id, &inputs.join("*")).await?;
         }
         if VILLAGE_TITLES.iter().any(|t| screen.starts_with(t)) {
-            let village = self.index % 7 + 1;
-            // The village must be on the first page of the list.
-            if !screen
+            // One of the villages on the first page of the list (its numbered lines, not
+            // "99 More" or "0 Back"), spread over them by the phone's index.
+            let on_page = screen
                 .lines()
-                .any(|l| l.starts_with(&format!("{village} ")))
-            {
-                bail!(
-                    "phone {}: village {village} is not on the first page: {screen:?}",
-                    self.number
-                );
+                .filter_map(|l| l.split_once(' ')?.0.parse::<usize>().ok())
+                .filter(|n| (1..99).contains(n))
+                .count();
+            if on_page == 0 {
+                bail!("phone {}: no village on the list: {screen:?}", self.number);
             }
+            let village = self.index % on_page as u64 + 1;
             inputs.push(village.to_string());
             let confirm = self.setup_hop(&session_id, &inputs.join("*")).await?;
             if !confirm.lines().any(|l| l.starts_with("1 ")) {
@@ -327,7 +327,8 @@ impl Phone {
             let problem = match (&answer, last && pledge) {
                 (Err(e), _) => Some(e.clone()),
                 (Ok(Answer::Con(_)), false) => None,
-                (Ok(Answer::End(s)), true) if !english || s.starts_with("Thank you!") => None,
+                // the pledge's screen since issue 11: "Bridge: pledged 250 TJS. Code …"
+                (Ok(Answer::End(s)), true) if !english || s.contains(": pledged ") => None,
                 (Ok(Answer::End(s)), _) => Some(format!("unexpected END: {s:?}")),
                 // "You pledged this already; pledge again?": yes, once
                 (Ok(Answer::Con(_)), true) if !asked_again => {
