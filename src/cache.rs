@@ -172,6 +172,15 @@ impl Start {
     }
 }
 
+/// A task stopped when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What the listening task hands to the follower.
 enum Heard {
     Payload(String),
@@ -383,10 +392,13 @@ impl Cache {
                     continue;
                 }
             };
+            // Stopped with this future too (when the follower is told to stop), so that the
+            // listening connection never outlives it.
+            let listening = AbortOnDrop(listening);
             crate::metrics::cache_start(why.name());
             tracing::info!(reason = why.name(), "USSD cache serving");
             why = self.serve(pool, &mut rx, keep_sessions).await;
-            listening.abort();
+            drop(listening);
             tracing::warn!(
                 reason = why.name(),
                 "USSD cache: notifications may have been lost; starting over"
