@@ -52,8 +52,30 @@ pub fn start(
 /// How often the scheduler deletes the console's expired sessions.
 const SESSION_SWEEP: Duration = Duration::from_secs(300);
 
+/// USSD sessions are kept this long after they start (their recorded effects answer an
+/// aggregator's late retries) on top of `HASHAR_USSD_SESSION_TTL_SECS`, then deleted.
+pub const USSD_SESSIONS_KEPT: chrono::Duration = chrono::Duration::days(2);
+
+/// Most USSD sessions deleted in one sweep (one statement, a few milliseconds): a backlog
+/// goes in steps instead of one long delete.
+const USSD_PRUNE_BATCH: i64 = 20_000;
+
+/// Deletes the USSD sessions that can no longer be read (see [`USSD_SESSIONS_KEPT`]).
+pub async fn prune_ussd_sessions(state: &AppState) {
+    let ttl = chrono::Duration::seconds(
+        i64::try_from(state.config.ussd_session_ttl_secs).unwrap_or(i64::MAX / 2_000),
+    );
+    let before = state.clock.now() - ttl - USSD_SESSIONS_KEPT;
+    match crate::store::ussd_sessions::prune(&state.pool, before, USSD_PRUNE_BATCH).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(sessions = n, "old USSD sessions deleted"),
+        Err(e) => tracing::error!(error = %e, "deleting old USSD sessions failed"),
+    }
+}
+
 /// Queues the broadcasts whose time has come, every `HASHAR_BROADCAST_POLL_MS`, until
-/// `stop`, and deletes the console's expired sessions every five minutes. A failed round is
+/// `stop`, and deletes the console's expired sessions and old USSD sessions every five
+/// minutes. A failed round is
 /// logged and the next one tries again.
 async fn broadcast_scheduler(state: AppState, mut stop: watch::Receiver<bool>) {
     let poll = Duration::from_millis(state.config.broadcast_poll_ms);
@@ -65,6 +87,7 @@ async fn broadcast_scheduler(state: AppState, mut stop: watch::Receiver<bool>) {
             if let Err(e) = crate::console::auth::delete_expired_sessions(&state.pool).await {
                 tracing::error!(error = %e, "deleting expired console sessions failed");
             }
+            prune_ussd_sessions(&state).await;
         }
         let now = state.clock.now();
         // targets reached since the last round: their announcements, sent now or scheduled

@@ -934,3 +934,64 @@ async fn without_a_hotline_number_each_language_says_where_to_ask(pool: PgPool) 
         }
     }
 }
+
+/// Every pledge leaves a session row: those that can no longer be read (started more than
+/// the session's time plus two days ago) are deleted with their recorded effects, in
+/// batches; newer ones and the pledges themselves stay.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn old_ussd_sessions_are_deleted_with_their_effects(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone()).await;
+    app.session("old-1", PHONE_EN, &["1", "1", "500", "1"])
+        .await;
+    app.session("old-2", PHONE_RU, &["1", "1", "500", "1"])
+        .await;
+    app.clock.advance(chrono::Duration::days(3));
+    app.session("new", PHONE_EN, &["1", "2", "300", "1"]).await;
+    assert_eq!(count(&pool, "select count(*) from ussd_sessions").await, 3);
+    let before = app.clock.now()
+        - chrono::Duration::seconds(
+            i64::try_from(test_config().ussd_session_ttl_secs).expect("ttl"),
+        )
+        - hashar::workers::USSD_SESSIONS_KEPT;
+    // one at a time: the oldest first
+    assert_eq!(
+        hashar::store::ussd_sessions::prune(&pool, before, 1)
+            .await
+            .expect("prune"),
+        1
+    );
+    assert_eq!(
+        hashar::store::ussd_sessions::prune(&pool, before, 10)
+            .await
+            .expect("prune"),
+        1
+    );
+    assert_eq!(
+        hashar::store::ussd_sessions::prune(&pool, before, 10)
+            .await
+            .expect("prune"),
+        0
+    );
+    let left: Vec<String> = sqlx::query_scalar("select session_key from ussd_sessions")
+        .fetch_all(&pool)
+        .await
+        .expect("sessions");
+    assert_eq!(left, vec![format!("africastalking:{PHONE_EN}:new")]);
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from ussd_effects where session_key not like '%:new'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 3);
+    // the kept session still answers its retry with the same screen
+    let (_, retry) = app.hop("new", PHONE_EN, "1*2*300*1").await;
+    assert!(
+        retry.starts_with("END School roof: pledged 300 TJS."),
+        "{retry}"
+    );
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 3);
+}

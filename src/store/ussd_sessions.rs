@@ -439,3 +439,20 @@ pub async fn recent_sessions(
     .fetch_all(pool)
     .await
 }
+
+/// Deletes up to `limit` sessions (with their recorded effects) that started before
+/// `before`, oldest first, by `ussd_sessions_started_idx`; how many. Every session restarts
+/// after `HASHAR_USSD_SESSION_TTL_SECS` (at most a day), so one that started earlier than
+/// that is never read again.
+pub async fn prune(pool: &PgPool, before: DateTime<Utc>, limit: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "delete from ussd_sessions where session_key in (
+             select session_key from ussd_sessions where started_at < $1
+             order by started_at limit $2)",
+        before,
+        limit,
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
