@@ -468,6 +468,9 @@ impl Cache {
         keep_sessions: Duration,
     ) -> Start {
         let mut beat = tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT);
+        // A round that took long (a reload) is not followed by a burst of ticks: the second
+        // would find the first's ping not back yet and start over for nothing.
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pings = 0u64;
         let mut awaited: Option<u64> = None;
         let mine = format!("{}:", self.inner.instance);
