@@ -2217,39 +2217,64 @@ pub async fn reverse_receipt_record(
     staff: Staff,
     Form(form): Form<ReversePost>,
 ) -> Response {
-    if let Some(r) = admin_only(&console, &staff) {
-        return r;
-    }
-    let t = Tr::new(staff.signed.language);
-    let reason = bounded(Some(form.reason.as_str()), money_service::MAX_REASON + 1);
-    let back = back_with(
-        &format!("{PATH}/receipts/{id}/reverse"),
-        &[("reason", &reason)],
-    );
-    match timing::db(money_service::reverse_receipt(
+    let posted = ReversalPost::new(&form, format!("{PATH}/receipts/{id}/reverse"));
+    let reverse = money_service::reverse_receipt(
         &console.app,
         &staff.actor,
         id,
-        &reason,
+        &posted.reason,
         Once::Form(&form.key),
-    ))
+    );
+    reversal_done(&console, &staff, &posted.back, reverse, |reversal, t| {
+        let page = match reversal.pledge_id {
+            Some(p) => format!("{PATH}/pledges/{p}"),
+            None => format!("{PATH}/projects/{}", reversal.project_id),
+        };
+        (
+            Flash::done(key("money.flash.receipt_reversed"))
+                .with("amount", t.money(-reversal.amount, &reversal.currency)),
+            page,
+        )
+    })
     .await
-    {
+}
+
+/// What a reversal's POST carries: the reason as typed (bounded) and the form to go back to
+/// with it when the reversal is refused.
+struct ReversalPost {
+    reason: String,
+    back: String,
+}
+
+impl ReversalPost {
+    fn new(form: &ReversePost, form_path: String) -> ReversalPost {
+        let reason = bounded(Some(form.reason.as_str()), money_service::MAX_REASON + 1);
+        let back = back_with(&form_path, &[("reason", &reason)]);
+        ReversalPost { reason, back }
+    }
+}
+
+/// A reversal's POST, admins only: awaits `reverse`; done, a flash and 303 to the page
+/// `done` names; refused, back to the form (`back`) with the reason typed.
+async fn reversal_done<T>(
+    console: &Console,
+    staff: &Staff,
+    back: &str,
+    reverse: impl std::future::Future<Output = Result<T, ServiceError>>,
+    done: impl FnOnce(T, &Tr) -> (Flash, String),
+) -> Response {
+    if let Some(r) = admin_only(console, staff) {
+        return r;
+    }
+    let t = Tr::new(staff.signed.language);
+    match timing::db(reverse).await {
         Ok(reversal) => {
-            flash::set(
-                &staff.session,
-                Flash::done(key("money.flash.receipt_reversed"))
-                    .with("amount", t.money(-reversal.amount, &reversal.currency)),
-            )
-            .await;
-            let page = match reversal.pledge_id {
-                Some(p) => format!("{PATH}/pledges/{p}"),
-                None => format!("{PATH}/projects/{}", reversal.project_id),
-            };
+            let (message, page) = done(reversal, &t);
+            flash::set(&staff.session, message).await;
             Redirect::to(&page).into_response()
         }
-        Err(e) => match refused(&console, &staff, e).await {
-            None => Redirect::to(&back).into_response(),
+        Err(e) => match refused(console, staff, e).await {
+            None => Redirect::to(back).into_response(),
             Some(r) => r,
         },
     }
@@ -2323,38 +2348,22 @@ pub async fn reverse_disbursement_record(
     staff: Staff,
     Form(form): Form<ReversePost>,
 ) -> Response {
-    if let Some(r) = admin_only(&console, &staff) {
-        return r;
-    }
-    let t = Tr::new(staff.signed.language);
-    let reason = bounded(Some(form.reason.as_str()), money_service::MAX_REASON + 1);
-    let back = back_with(
-        &format!("{PATH}/disbursements/{id}/reverse"),
-        &[("reason", &reason)],
-    );
-    match timing::db(money_service::reverse_disbursement(
+    let posted = ReversalPost::new(&form, format!("{PATH}/disbursements/{id}/reverse"));
+    let reverse = money_service::reverse_disbursement(
         &console.app,
         &staff.actor,
         id,
-        &reason,
+        &posted.reason,
         Once::Form(&form.key),
-    ))
+    );
+    reversal_done(&console, &staff, &posted.back, reverse, |reversal, t| {
+        (
+            Flash::done(key("money.flash.disbursement_reversed"))
+                .with("amount", t.money(-reversal.amount, &reversal.currency)),
+            format!("{PATH}/projects/{}", reversal.project_id),
+        )
+    })
     .await
-    {
-        Ok(reversal) => {
-            flash::set(
-                &staff.session,
-                Flash::done(key("money.flash.disbursement_reversed"))
-                    .with("amount", t.money(-reversal.amount, &reversal.currency)),
-            )
-            .await;
-            Redirect::to(&format!("{PATH}/projects/{}", reversal.project_id)).into_response()
-        }
-        Err(e) => match refused(&console, &staff, e).await {
-            None => Redirect::to(&back).into_response(),
-            Some(r) => r,
-        },
-    }
 }
 
 #[cfg(test)]
