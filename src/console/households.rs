@@ -1130,6 +1130,26 @@ async fn household_number(
     Ok((h, number))
 }
 
+/// What a number's confirm page starts with: the page's language, the check that this
+/// member of staff may change numbers, the household, and the number of the query as the
+/// household lists it (404 for a number it does not have).
+async fn confirming_number(
+    console: &Console,
+    staff: &Staff,
+    id: i64,
+    q: &PhoneQuery,
+) -> Result<(Tr, Household, String), Response> {
+    let t = language(staff, q.lang.as_deref()).await;
+    if let Some(r) = phones_staff(console, &t, staff) {
+        return Err(r);
+    }
+    let (h, number) = household_number(console, &t, staff, id, &q.phone).await?;
+    match number {
+        Some(number) => Ok((t, h, number)),
+        None => Err(refused(console, &t, staff, ServiceError::NotFound("phone"))),
+    }
+}
+
 fn household_href(id: i64) -> String {
     format!("/console/households/{id}")
 }
@@ -1293,16 +1313,9 @@ pub async fn unlink_confirm(
     Query(q): Query<PhoneQuery>,
     staff: Staff,
 ) -> Response {
-    let t = language(&staff, q.lang.as_deref()).await;
-    if let Some(r) = phones_staff(&console, &t, &staff) {
-        return r;
-    }
-    let (h, number) = match household_number(&console, &t, &staff, id, &q.phone).await {
+    let (t, h, number) = match confirming_number(&console, &staff, id, &q).await {
         Ok(v) => v,
         Err(r) => return r,
-    };
-    let Some(number) = number else {
-        return refused(&console, &t, &staff, ServiceError::NotFound("phone"));
     };
     let url = format!("{}/phones/unlink", household_href(id));
     let household = title(&t, h.id, h.name.as_deref());
@@ -1384,16 +1397,9 @@ pub async fn opt_out_confirm(
     Query(q): Query<PhoneQuery>,
     staff: Staff,
 ) -> Response {
-    let t = language(&staff, q.lang.as_deref()).await;
-    if let Some(r) = phones_staff(&console, &t, &staff) {
-        return r;
-    }
-    let (h, number) = match household_number(&console, &t, &staff, id, &q.phone).await {
+    let (t, h, number) = match confirming_number(&console, &staff, id, &q).await {
         Ok(v) => v,
         Err(r) => return r,
-    };
-    let Some(number) = number else {
-        return refused(&console, &t, &staff, ServiceError::NotFound("phone"));
     };
     let stop = q.stop.unwrap_or(true);
     let url = format!("{}/phones/opt-out", household_href(id));
