@@ -492,6 +492,7 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
     };
     let to_take = callback("auth-take", false).await;
     let to_record = callback("auth-record", true).await;
+    let to_release = callback("auth-release", true).await;
     table.insert(
         "get /api/v1/callbacks".into(),
         Box::new(move || ("/api/v1/callbacks".into(), None)),
@@ -501,6 +502,10 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
         Box::new(move || (format!("/api/v1/callbacks/{to_take}/take"), None)),
     );
     table.insert(
+        "post /api/v1/callbacks/{id}/release".into(),
+        Box::new(move || (format!("/api/v1/callbacks/{to_release}/release"), None)),
+    );
+    table.insert(
         "post /api/v1/callbacks/{id}/outcome".into(),
         Box::new(move || {
             (
@@ -508,6 +513,31 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
                 Some(serde_json::json!({"outcome": "no_answer"})),
             )
         }),
+    );
+    // The public holidays of the queue's working days: counsellors and admins read them,
+    // admins change them.
+    let holiday: i64 = sqlx::query_scalar(
+        "insert into public_holidays (year, month, day, name) values (2027, 3, 10, 'Idi Ramazon') returning id",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("a holiday");
+    table.insert(
+        "get /api/v1/holidays".into(),
+        Box::new(move || ("/api/v1/holidays".into(), None)),
+    );
+    table.insert(
+        "post /api/v1/holidays".into(),
+        Box::new(move || {
+            (
+                "/api/v1/holidays".into(),
+                Some(serde_json::json!({"date": "2027-05-17", "name": "Idi Qurbon"})),
+            )
+        }),
+    );
+    table.insert(
+        "delete /api/v1/holidays/{id}".into(),
+        Box::new(move || (format!("/api/v1/holidays/{holiday}"), None)),
     );
     // Outreach (issue 11 point 6): counts every role reads in its own scope; targets are
     // set by admins only.
@@ -543,6 +573,10 @@ async fn every_route_checks_who_is_calling(pool: PgPool) {
         "get /api/v1/callbacks",
         "post /api/v1/callbacks/{id}/take",
         "post /api/v1/callbacks/{id}/outcome",
+        "post /api/v1/callbacks/{id}/release",
+        "get /api/v1/holidays",
+        "post /api/v1/holidays",
+        "delete /api/v1/holidays/{id}",
         "post /api/v1/outreach/targets",
     ];
 

@@ -408,10 +408,62 @@ async fn the_programme_number_and_holidays_are_configurable(pool: PgPool) {
     .await;
     let (_, queue) = call(&app, "GET", "/api/v1/callbacks", Value::Null, &dilnoza).await;
     assert_eq!(queue["items"][0]["due_by"], "2026-11-30");
-    sqlx::query("insert into public_holidays (year, month, day, name) values (2026, 11, 30, 'Moved day off')")
-        .execute(&pool)
-        .await
-        .expect("a holiday");
+    // admins add holidays; counsellors read them
+    let t = tokens(&pool).await;
+    let moved = json!({"date": "2026-11-30", "name": "Moved day off"});
+    let (status, _) = call(&app, "POST", "/api/v1/holidays", moved.clone(), &dilnoza).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, added) = call(&app, "POST", "/api/v1/holidays", moved.clone(), &t.admin).await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(added["every_year"], false);
+    assert_eq!(added["year"], 2026);
+    let (status, again) = call(&app, "POST", "/api/v1/holidays", moved, &t.admin).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    for bad in [
+        json!({"date": "2026-11-31", "name": "No such day"}),
+        json!({"date": "2019-12-31", "name": "Too early"}),
+        json!({"date": "2027-01-02", "name": " "}),
+        json!({"date": "2027-01-02", "name": "x".repeat(81)}),
+        json!({"date": "2027-01-02", "name": "Tab\tin it"}),
+        json!({"date": "2027-01-02"}),
+    ] {
+        let (status, json) = call(&app, "POST", "/api/v1/holidays", bad.clone(), &t.admin).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {json}");
+    }
+    let (status, list) = call(&app, "GET", "/api/v1/holidays", Value::Null, &dilnoza).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let list = list.as_array().expect("a list");
+    // the Labour Code's every-year days first, then the added one
+    assert_eq!(list[0]["every_year"], true);
+    assert_eq!(list[0]["month"], 1);
+    assert_eq!(
+        list.last().map(|h| h["name"].clone()),
+        Some(json!("Moved day off"))
+    );
+    let (_, queue) = call(&app, "GET", "/api/v1/callbacks", Value::Null, &dilnoza).await;
+    assert_eq!(queue["items"][0]["due_by"], "2026-12-01");
+    // removed, the day works again; added back for the rest of the test
+    let path = format!("/api/v1/holidays/{}", added["id"]);
+    let (status, _) = call(&app, "DELETE", &path, Value::Null, &dilnoza).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, removed) = call(&app, "DELETE", &path, Value::Null, &t.admin).await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(removed["name"], "Moved day off");
+    let (status, _) = call(&app, "DELETE", &path, Value::Null, &t.admin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, queue) = call(&app, "GET", "/api/v1/callbacks", Value::Null, &dilnoza).await;
+    assert_eq!(queue["items"][0]["due_by"], "2026-11-30");
+    assert_eq!(audit(&pool, "holiday.add").await, 1);
+    assert_eq!(audit(&pool, "holiday.remove").await, 1);
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/api/v1/holidays",
+        json!({"date": "2026-11-30", "name": "Moved day off"}),
+        &t.admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
     let (_, queue) = call(&app, "GET", "/api/v1/callbacks", Value::Null, &dilnoza).await;
     assert_eq!(queue["items"][0]["due_by"], "2026-12-01");
     // three working days later (Wednesday 2 Dec) it is overdue
@@ -430,4 +482,74 @@ async fn the_programme_number_and_holidays_are_configurable(pool: PgPool) {
     assert_eq!(status, StatusCode::OK);
     let sms = callback_sms(&pool, PHONE_EN).await;
     assert_eq!(sms, vec!["Hashar: a counsellor will call you today from +992372210000. Please keep your phone on.".to_owned()]);
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_taken_request_goes_back_to_the_queue(pool: PgPool) {
+    let app = app(pool.clone()).await;
+    seed(&pool).await;
+    let t = tokens(&pool).await;
+    let dilnoza = staff_token(&pool, "Dilnoza", DILNOZA, Role::Counsellor, &[]).await;
+    let farrukh = staff_token(&pool, "Farrukh", FARRUKH, Role::Counsellor, &[]).await;
+    let tg = household_of(&pool, PHONE_TG).await;
+    let id = request(
+        &pool,
+        PHONE_TG,
+        Some(tg),
+        "tg",
+        Utc.with_ymd_and_hms(2026, 11, 27, 5, 0, 0).unwrap(),
+    )
+    .await;
+    let take = format!("/api/v1/callbacks/{id}/take");
+    let release = format!("/api/v1/callbacks/{id}/release");
+    // nobody holds it: a release changes nothing and writes nothing
+    let (status, same) = call(&app, "POST", &release, Value::Null, &dilnoza).await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    assert_eq!(same["stage"], "new");
+    assert_eq!(audit(&pool, "callback.release").await, 0);
+    let (status, _) = call(&app, "POST", &take, Value::Null, &dilnoza).await;
+    assert_eq!(status, StatusCode::OK);
+    // another counsellor may not put Dilnoza's request back
+    let (status, json) = call(&app, "POST", &release, Value::Null, &farrukh).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{json}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Dilnoza"),
+        "{json}"
+    );
+    // she may: back in the queue, nobody holds it, Farrukh takes it
+    let (status, back) = call(&app, "POST", &release, Value::Null, &dilnoza).await;
+    assert_eq!(status, StatusCode::OK, "{back}");
+    assert_eq!(back["stage"], "new");
+    assert_eq!(back["taken_by"], Value::Null);
+    assert_eq!(back["takeable"], true);
+    let (status, taken) = call(&app, "POST", &take, Value::Null, &farrukh).await;
+    assert_eq!(status, StatusCode::OK, "{taken}");
+    assert_eq!(taken["taken_by"]["name"], "Farrukh");
+    // an admin releases Farrukh's (he is away)
+    let (status, back) = call(&app, "POST", &release, Value::Null, &t.admin).await;
+    assert_eq!(status, StatusCode::OK, "{back}");
+    assert_eq!(back["stage"], "new");
+    assert_eq!(audit(&pool, "callback.release").await, 2);
+    // the household heard once per Take, nothing for a release
+    assert_eq!(callback_sms(&pool, PHONE_TG).await.len(), 2);
+    // a coordinator never sees the queue
+    let (status, _) = call(&app, "POST", &release, Value::Null, &t.own).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // done requests do not change
+    let (status, _) = call(&app, "POST", &take, Value::Null, &dilnoza).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/callbacks/{id}/outcome"),
+        json!({"outcome": "reached", "topics": ["hiv"]}),
+        &dilnoza,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, json) = call(&app, "POST", &release, Value::Null, &t.admin).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{json}");
 }

@@ -192,6 +192,10 @@ fn main() {
         ),
         ("callbacks_pages", |w| Box::pin(callbacks_pages(w))),
         (
+            "an_admin_adds_idi_ramazon_to_the_public_holidays_and_removes_it",
+            |w| Box::pin(holidays_journey(w)),
+        ),
+        (
             "the_simulator_takes_a_new_number_through_registration_and_a_pledge_in_tajik",
             |w| Box::pin(phone_journey(w)),
         ),
@@ -650,14 +654,29 @@ async fn docs_shots(client: &Client, dir: &Path, lang: &str, page: &str) -> Outc
     Ok(())
 }
 
+/// Whether a command failed because the element found was swapped out of the page before
+/// the command reached it (htmx replacing a fragment): the page is the same, only its node
+/// is new, so the command is tried again on the element found again.
+fn stale(e: &fantoccini::error::CmdError) -> bool {
+    e.to_string().contains("stale element")
+}
+
+/// How often a command on a swapped-out element is tried again.
+const STALE_TRIES: usize = 3;
+
 async fn text(client: &Client, css: &str) -> Result<String, Failed> {
-    client
-        .find(Locator::Css(css))
-        .await
-        .map_err(|e| fail(format!("{css}: {e}")))?
-        .text()
-        .await
-        .map_err(fail)
+    for _ in 0..STALE_TRIES {
+        let element = client
+            .find(Locator::Css(css))
+            .await
+            .map_err(|e| fail(format!("{css}: {e}")))?;
+        match element.text().await {
+            Ok(t) => return Ok(t),
+            Err(e) if stale(&e) => continue,
+            Err(e) => return Err(fail(format!("{css}: {e}"))),
+        }
+    }
+    Err(fail(format!("{css}: swapped out {STALE_TRIES} times")))
 }
 
 async fn login_page(world: Arc<World>, lang: &'static str, width: u32) -> Outcome {
@@ -1261,14 +1280,18 @@ async fn sign_in_kept(world: &World, client: &Client, lang: &str, phone: &str) -
 }
 
 async fn click(client: &Client, css: &str) -> Outcome {
-    client
-        .find(Locator::Css(css))
-        .await
-        .map_err(|e| fail(format!("{css}: {e}")))?
-        .click()
-        .await
-        .map_err(fail)?;
-    Ok(())
+    for _ in 0..STALE_TRIES {
+        let element = client
+            .find(Locator::Css(css))
+            .await
+            .map_err(|e| fail(format!("{css}: {e}")))?;
+        match element.click().await {
+            Ok(_) => return Ok(()),
+            Err(e) if stale(&e) => continue,
+            Err(e) => return Err(fail(format!("{css}: {e}"))),
+        }
+    }
+    Err(fail(format!("{css}: swapped out {STALE_TRIES} times")))
 }
 
 async fn wait_for(client: &Client, css: &str) -> Outcome {
@@ -1498,14 +1521,19 @@ async fn link_number_journey(world: Arc<World>) -> Outcome {
 }
 
 async fn attr_of(client: &Client, css: &str, name: &str) -> Result<String, Failed> {
-    client
-        .find(Locator::Css(css))
-        .await
-        .map_err(|e| fail(format!("{css}: {e}")))?
-        .attr(name)
-        .await
-        .map_err(fail)?
-        .ok_or_else(|| fail(format!("{css} has no {name}")))
+    for _ in 0..STALE_TRIES {
+        let element = client
+            .find(Locator::Css(css))
+            .await
+            .map_err(|e| fail(format!("{css}: {e}")))?;
+        match element.attr(name).await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => return Err(fail(format!("{css} has no {name}"))),
+            Err(e) if stale(&e) => continue,
+            Err(e) => return Err(fail(format!("{css}: {e}"))),
+        }
+    }
+    Err(fail(format!("{css}: swapped out {STALE_TRIES} times")))
 }
 
 /// Households and scope: an admin finds a Fondaryo household's address; Anzob's coordinator
@@ -2229,6 +2257,17 @@ async fn callback_journey(world: Arc<World>) -> Outcome {
         return Err(fail(format!("{sms_before} → {sms_after} callback SMS")));
     }
     check_page(&world, &client, "en", 360, "callbacks-taken").await?;
+    // she cannot call after all: back in the queue, then taken again (a second SMS)
+    click(&client, &format!("#release-{id}")).await?;
+    wait_for(&client, &format!("#take-{id}")).await?;
+    let flash = text(&client, "#flash").await?;
+    if !flash.contains("Back in the queue") {
+        return Err(fail(format!(
+            "after putting it back the flash reads {flash:?}"
+        )));
+    }
+    click(&client, &format!("#take-{id}")).await?;
+    wait_for(&client, &format!("#outcome-form-{id}")).await?;
     click(&client, &format!("#outcome-{id}-no_answer")).await?;
     click(&client, &format!("#record-{id}")).await?;
     // the page before holds a #flash too (Take's): wait for the new card, not any flash
@@ -2275,6 +2314,57 @@ async fn callbacks_pages(world: Arc<World>) -> Outcome {
         .await?;
         wait_for(&client, "#callbacks").await?;
         check_page(&world, &client, lang, width, "callbacks").await?;
+        // the queue's calendar, as a counsellor reads it (no forms)
+        click(&client, "#holidays-link").await?;
+        wait_for(&client, "#year-every").await?;
+        if client.find(Locator::Css("#holiday-form")).await.is_ok() {
+            return Err(fail("a counsellor is offered the admins' holiday form"));
+        }
+        check_page(&world, &client, lang, width, "holidays").await?;
+    }
+    Ok(())
+}
+
+/// An admin adds next year's Idi Ramazon (a date of one year) in Russian at 360 px, sees it
+/// listed under its year with the flash, and removes it again.
+async fn holidays_journey(world: Arc<World>) -> Outcome {
+    let client = world.client.lock().await;
+    fresh(&client, 360).await?;
+    sign_in_kept(&world, &client, "ru", ADMIN_PHONE).await?;
+    open(&client, &format!("{}/console/holidays?lang=ru", world.base)).await?;
+    wait_for(&client, "#holiday-form").await?;
+    // a date field's typing follows the browser's locale: set its value as the picker would
+    client
+        .execute(
+            "document.getElementById('holiday-date').value = '2027-03-10'",
+            vec![],
+        )
+        .await
+        .map_err(fail)?;
+    type_into(&client, "#holiday-name", "Иди Рамазон").await?;
+    click(&client, "#holiday-add").await?;
+    wait_for(&client, "#year-2027").await?;
+    let flash = text(&client, "#flash").await?;
+    if flash != "Добавлено: Иди Рамазон" {
+        return Err(fail(format!("after adding the flash reads {flash:?}")));
+    }
+    let year = text(&client, "#year-2027").await?;
+    if !year.contains("10.03.2027") || !year.contains("Иди Рамазон") {
+        return Err(fail(format!("the 2027 list reads {year:?}")));
+    }
+    check_page(&world, &client, "ru", 360, "holidays-admin").await?;
+    let id: i64 = sqlx::query_scalar(
+        "select id from public_holidays where year = 2027 and month = 3 and day = 10",
+    )
+    .fetch_one(&world.pool)
+    .await
+    .map_err(fail)?;
+    click(&client, &format!("#remove-{id}")).await?;
+    wait_for_text(&client, "flash", "Удалено").await?;
+    if client.find(Locator::Css("#year-2027")).await.is_ok() {
+        return Err(fail(
+            "2027 is still listed after its only holiday was removed",
+        ));
     }
     Ok(())
 }
@@ -2291,10 +2381,25 @@ async fn sim_step(client: &Client) -> Result<String, Failed> {
 /// (its step changes).
 async fn sim_send(client: &Client, reply: &str) -> Outcome {
     let before = sim_step(client).await?;
-    let field = client.find(Locator::Css("#reply")).await.map_err(fail)?;
-    field.clear().await.map_err(fail)?;
-    if !reply.is_empty() {
-        field.send_keys(reply).await.map_err(fail)?;
+    let mut typed = false;
+    for _ in 0..STALE_TRIES {
+        let field = client.find(Locator::Css("#reply")).await.map_err(fail)?;
+        let done = match field.clear().await {
+            Ok(()) if reply.is_empty() => Ok(()),
+            Ok(()) => field.send_keys(reply).await,
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(()) => {
+                typed = true;
+                break;
+            }
+            Err(e) if stale(&e) => continue,
+            Err(e) => return Err(fail(format!("#reply: {e}"))),
+        }
+    }
+    if !typed {
+        return Err(fail(format!("#reply: swapped out {STALE_TRIES} times")));
     }
     click(client, "#send").await?;
     wait_for(

@@ -12,7 +12,7 @@ mod console_kit;
 use axum::http::StatusCode;
 use common::{Seed, TestApp};
 use console_kit::{field, get, post, sign_in, staff, Signed};
-use hashar::store::staff::Role;
+use hashar::{clock::Clock, store::staff::Role};
 use sqlx::PgPool;
 
 const COORDINATOR: &str = "+992900000811";
@@ -534,5 +534,63 @@ async fn each_role_sees_what_it_may(pool: PgPool) {
         )
         .await,
         0
+    );
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_project_page_says_when_its_target_was_reached_and_whether_pledgers_were_told(
+    pool: PgPool,
+) {
+    let (app, seed, s) = setup(pool).await;
+    let uri = format!("/console/projects/{}", seed.bridge);
+    // the text of the element with id `reached`, up to its first tag
+    let reached = |body: &str| -> Option<String> {
+        body.split("id=\"reached\">")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .map(str::to_owned)
+    };
+    let before = get(&app, &uri, &s.cookie).await;
+    assert_eq!(before.status, StatusCode::OK);
+    assert_eq!(reached(&before.body), None, "{}", before.body);
+    // the bridge (10 000, matched 1:1) reached with 5 000 received
+    common::receive(&app.pool, seed.bridge, "5000").await;
+    let due = get(&app, &uri, &s.cookie).await;
+    let line = reached(&due.body).unwrap_or_default();
+    assert!(
+        line.starts_with("Target reached on ") && line.contains("within minutes"),
+        "{line}"
+    );
+    let state = common::state_of(&app);
+    let told = hashar::news::announce_reached(&state, app.clock.now())
+        .await
+        .expect("a round");
+    assert_eq!(told, 1);
+    let announced = get(&app, &uri, &s.cookie).await;
+    let line = reached(&announced.body).unwrap_or_default();
+    assert!(line.contains("were told by SMS"), "{line}");
+    let broadcast: i64 =
+        sqlx::query_scalar("select broadcast_id from project_target_reached where project_id = $1")
+            .bind(seed.bridge)
+            .fetch_one(&app.pool)
+            .await
+            .expect("announced");
+    assert!(
+        announced
+            .body
+            .contains(&format!("href=\"/console/broadcasts/{broadcast}\"")),
+        "the coordinator sees the message: {}",
+        announced.body
+    );
+    // a counsellor reads the line but gets no link to a page they may not open
+    let c = as_role(&app, COUNSELLOR, Role::Counsellor, &[], 9).await;
+    let theirs = get(&app, &uri, &c.cookie).await;
+    assert_eq!(theirs.status, StatusCode::OK);
+    let line = reached(&theirs.body).unwrap_or_default();
+    assert!(line.contains("were told by SMS"), "{line}");
+    assert!(
+        !theirs.body.contains("id=\"reached-message\""),
+        "{}",
+        theirs.body
     );
 }

@@ -25,7 +25,7 @@ const ROLES: [&str; 5] = ["anonymous", "admin", "coordinator", "counsellor", "of
 /// `{cancel}`, `{b_cancel}`, `{receipt}`, `{b_receipt}`, `{disbursement}`, `{b_disbursement}`,
 /// `{broadcast}`, `{b_broadcast}`, `{cancel_broadcast}`, `{b_cancel_broadcast}`, `{meeting}`,
 /// `{b_meeting}`, `{project}`, `{b_project}`, `{b_community}`, `{code}`, `{css}`,
-/// `{household}`, `{b_household}`, `{person}`, `{token}`, `{callback}`, `{a}`, `{b}`; in a
+/// `{household}`, `{b_household}`, `{person}`, `{token}`, `{callback}`, `{holiday}`, `{a}`, `{b}`; in a
 /// form also `{n}`),
 /// the form of a POST, the expected status for each of [`ROLES`], and whether it ends the session.
 struct Row {
@@ -260,6 +260,13 @@ const TABLE: &[Row] = &[
     row("GET", "/console/callbacks", "/console/callbacks?language=ru&done=1", &[], [303, 200, 404, 200, 404]),
     row("POST", "/console/callbacks/{id}/take", "/console/callbacks/{callback}/take", &[], [403, 303, 404, 303, 404]),
     row("POST", "/console/callbacks/{id}/outcome", "/console/callbacks/{callback}/outcome", NO_ANSWER, [403, 303, 404, 303, 404]),
+    // after the no answer nobody holds it: a release changes nothing (303 back)
+    row("POST", "/console/callbacks/{id}/release", "/console/callbacks/{callback}/release", &[], [403, 303, 404, 303, 404]),
+    // the public holidays of the queue's working days: counsellors and admins read them,
+    // admins add (a day in 2027) and remove (the Idi Ramazon the setup added) them
+    row("GET", "/console/holidays", "/console/holidays", &[], [303, 200, 404, 200, 404]),
+    row("POST", "/console/holidays", "/console/holidays", &[("date", "2027-05-17"), ("name", "Idi Qurbon")], [403, 303, 404, 404, 404]),
+    row("POST", "/console/holidays/{id}/remove", "/console/holidays/{holiday}/remove", &[], [403, 303, 404, 404, 404]),
     // outreach: aggregates every role reads (each its own scope); only admins set targets
     row("GET", "/console/outreach", "/console/outreach", &[], [303, 200, 200, 200, 200]),
     row("POST", "/console/outreach/targets", "/console/outreach/targets", TARGET, [403, 303, 404, 404, 404]),
@@ -381,6 +388,12 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
     .fetch_one(&app.pool)
     .await
     .expect("a callback request");
+    let holiday: i64 = sqlx::query_scalar(
+        "insert into public_holidays (year, month, day, name) values (2027, 3, 10, 'Idi Ramazon') returning id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("a public holiday");
     // matching to disburse in both projects
     common::receive(&app.pool, seed.bridge, "500").await;
     common::receive(&app.pool, b_project, "500").await;
@@ -482,6 +495,7 @@ async fn every_console_route_answers_each_role_as_the_table_says(pool: PgPool) {
             .replace("{cancel_broadcast}", &cancel_broadcast_a.to_string())
             .replace("{b_cancel_broadcast}", &cancel_broadcast_b.to_string())
             .replace("{callback}", &callback.to_string())
+            .replace("{holiday}", &holiday.to_string())
             .replace("{b_meeting}", &meeting_b.to_string())
             .replace("{meeting}", &meeting_a.to_string())
             .replace("{b_receipt}", &receipt_b.to_string())

@@ -6,15 +6,10 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use axum::http::StatusCode;
 use chrono::{Duration, TimeZone, Utc};
 use common::*;
-use hashar::{
-    app::{load_checked_menus, AppState},
-    clock::Clock,
-};
+use hashar::clock::Clock;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -47,14 +42,6 @@ async fn pledge(pool: &PgPool, project: i64, phone: &str, amount: &str) -> i64 {
     .fetch_one(pool)
     .await
     .expect("pledge")
-}
-
-/// The same state the test app runs with (its clock), to call the scheduler's work.
-fn state_of(app: &TestApp) -> AppState {
-    let config = test_config();
-    let menus = load_checked_menus(&config).expect("menus pass the check");
-    AppState::with_clock(app.pool.clone(), menus, config, Arc::new(app.clock.clone()))
-        .expect("valid settings")
 }
 
 /// Pledgers of the bridge: the Tajik household (its home number, and a number abroad that

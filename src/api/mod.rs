@@ -91,6 +91,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(money::reverse_disbursement))
         .routes(routes!(callbacks::list))
         .routes(routes!(callbacks::take))
+        .routes(routes!(callbacks::release))
+        .routes(routes!(callbacks::holidays, callbacks::add_holiday))
+        .routes(routes!(callbacks::remove_holiday))
         .routes(routes!(callbacks::outcome))
         .with_state(state.clone())
         .split_for_parts();

@@ -12,7 +12,9 @@
 //! Routes:
 //! - `GET  /console/callbacks[?language=tg|ru|en][&done=1]`: the queue (or the done ones);
 //! - `POST /console/callbacks/{id}/take`: take it, 303 back with "Taken · SMS queued";
-//! - `POST /console/callbacks/{id}/outcome`: record the call, 303 back.
+//! - `POST /console/callbacks/{id}/outcome`: record the call, 303 back;
+//! - `POST /console/callbacks/{id}/release`: its holder (or an admin) puts it back in the
+//!   queue, 303 back.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -35,7 +37,7 @@ use crate::{
     domain::Language,
     service::{
         callbacks::{self as service, Callback, ListQuery, Outcome, Record, Stage, Topic},
-        Once, ServiceError,
+        Once, Role, ServiceError,
     },
 };
 
@@ -96,6 +98,8 @@ pub struct Card {
     pub stage: String,
     pub mine: bool,
     pub takeable: bool,
+    /// Taken, and this member of staff may put it back (its holder, or an admin).
+    pub releasable: bool,
     pub note: Option<String>,
     pub topics: String,
 }
@@ -276,6 +280,9 @@ fn card(console: &Console, t: &Tr, staff: &Staff, c: Callback, now: DateTime<Utc
         mine: c.stage == Stage::Taken
             && c.taken_by.as_ref().map(|s| s.id) == Some(staff.actor.coordinator_id),
         takeable: c.takeable,
+        releasable: c.stage == Stage::Taken
+            && (staff.actor.role == Role::Admin
+                || c.taken_by.as_ref().map(|s| s.id) == Some(staff.actor.coordinator_id)),
         note: c.note.clone(),
         topics: c
             .topics
@@ -556,6 +563,37 @@ pub async fn outcome(
                 _ => Flash::done(key("callbacks.flash.done")),
             };
             flash::set(&staff.session, flash).await;
+            Redirect::to(&back(id)).into_response()
+        }
+        Err(e) => refused(&console, &staff, id, e).await,
+    }
+}
+
+/// `POST /console/callbacks/{id}/release`: its holder, or an admin, puts a taken request back
+/// in the queue (once per form key); 303 back to the queue.
+pub async fn release(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    staff: Staff,
+    body: Bytes,
+) -> Response {
+    if !service::sees_queue(&staff.actor) {
+        return failed(&console, &staff, ServiceError::Forbidden);
+    }
+    if body.len() > MAX_FORM {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    let form = fields(&body);
+    match service::release(
+        &console.app,
+        &staff.actor,
+        id,
+        Once::Form(field(&form, "key")),
+    )
+    .await
+    {
+        Ok(_) => {
+            flash::set(&staff.session, Flash::done(key("callbacks.flash.released"))).await;
             Redirect::to(&back(id)).into_response()
         }
         Err(e) => refused(&console, &staff, id, e).await,

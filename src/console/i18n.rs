@@ -212,6 +212,11 @@ pub const USERS: &[(&str, &str)] = &[
     ),
     ("src/console/callbacks.rs", include_str!("callbacks.rs")),
     (
+        "templates/console/holidays.html",
+        include_str!("../../templates/console/holidays.html"),
+    ),
+    ("src/console/holidays.rs", include_str!("holidays.rs")),
+    (
         "templates/console/phone.html",
         include_str!("../../templates/console/phone.html"),
     ),
@@ -696,6 +701,19 @@ impl Tr {
                 day.year()
             ),
             Language::En => format!("{} {} {}", day.day(), EN_MONTHS[month], day.year()),
+        }
+    }
+
+    /// A day of every year, without the year: `21 Март`, `21 марта`, `21 March`. `month`
+    /// is 1 to 12 (anything else is shown as a number).
+    pub fn day_month(&self, month: u32, day: u32) -> String {
+        let Some(i) = month.checked_sub(1).map(|m| m as usize).filter(|m| *m < 12) else {
+            return format!("{day:02}.{month:02}");
+        };
+        match self.language {
+            Language::Tg => format!("{day} {}", TG_MONTHS[i]),
+            Language::Ru => format!("{day} {}", RU_MONTHS_GENITIVE[i]),
+            Language::En => format!("{day} {}", EN_MONTHS[i]),
         }
     }
 

@@ -49,6 +49,7 @@ pub mod csrf;
 pub mod exports;
 pub mod flash;
 pub mod headers;
+pub mod holidays;
 pub mod households;
 pub mod i18n;
 pub mod meetings;
@@ -242,6 +243,9 @@ pub fn router(state: AppState) -> Router {
         .route("/console/callbacks", get(callbacks::page))
         .route("/console/callbacks/{id}/take", post(callbacks::take))
         .route("/console/callbacks/{id}/outcome", post(callbacks::outcome))
+        .route("/console/callbacks/{id}/release", post(callbacks::release))
+        .route("/console/holidays", get(holidays::page).post(holidays::add))
+        .route("/console/holidays/{id}/remove", post(holidays::remove))
         .route("/console/outreach", get(outreach::page))
         .route("/console/outreach/targets", post(outreach::set_target))
         // Outermost first: the session is loaded, its CSRF token handed to the check.

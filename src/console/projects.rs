@@ -177,6 +177,16 @@ pub struct Card {
     pub receipts: Vec<Line>,
     pub disbursements: Vec<Line>,
     pub history: Vec<AuditLine>,
+    /// Whether the target was reached and the pledgers told (project news, issue 11).
+    pub reached: Option<ReachedLine>,
+}
+
+/// "Target reached on 12 May 2027. Its pledgers were told by SMS.", with the message's page
+/// for those who see broadcasts.
+#[derive(Debug, Clone)]
+pub struct ReachedLine {
+    pub text: String,
+    pub broadcast: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -750,7 +760,32 @@ pub async fn page(
         Err(e) => return failed(&console, &staff, e.into()),
     };
     let tz = console.app.config.timezone;
+    let reached = match timing::db(crate::service::news::target_reached(
+        &console.app,
+        &staff.actor,
+        id,
+    ))
+    .await
+    {
+        Ok(r) => r.map(|r| {
+            let date = t.date_long(r.reached_at.with_timezone(&tz).date_naive());
+            let k = match r.state.as_str() {
+                "announced" => key("projects.reached.announced"),
+                "due" => key("projects.reached.due"),
+                _ => key("projects.reached.before"),
+            };
+            ReachedLine {
+                text: t.t_with(k, &[("date", &date)]),
+                broadcast: r
+                    .broadcast
+                    .filter(|_| crate::service::broadcasts::sends(&staff.actor))
+                    .map(|b| format!("/console/broadcasts/{}", b.0)),
+            }
+        }),
+        Err(e) => return failed(&console, &staff, e),
+    };
     let card = Card {
+        reached,
         id: p.id.0,
         name: p.name.get(t.language).to_owned(),
         code: p.code.clone(),

@@ -7,6 +7,10 @@
 //! - [`take`]: a counsellor holds a request (another's Take is refused, "Taken by Dilnoza at
 //!   10:02"); the household gets an SMS in its language that a counsellor will call today
 //!   from their number (or `HASHAR_COUNSELLOR_NUMBER`);
+//! - [`release`]: the holder (or an admin, when the holder is away) puts a taken request
+//!   back in the queue;
+//! - [`holidays`], [`add_holiday`], [`remove_holiday`]: the public holidays that the
+//!   working days skip (admins change them; Idi Ramazon and Idi Qurbon move every year);
 //! - [`record`]: the call's outcome (reached, no answer, wrong number, declined), an
 //!   optional note (at most 280 characters) and the topics it covered. "No answer" puts
 //!   the request back in the queue [`RETRY_HOURS`] later; the [`MAX_TRIES`]th closes it as
@@ -554,6 +558,72 @@ pub async fn take(
     Ok(taken)
 }
 
+/// Puts request `id` back in the queue, held by nobody: the counsellor who holds it (they
+/// cannot call today after all) or an admin (the holder is away). The household was told a
+/// counsellor would call today; it is not told again (the next Take tells it). Releasing a
+/// request nobody holds changes nothing; another counsellor's is refused ("Taken by …").
+pub async fn release(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    once: Once<'_>,
+) -> ServiceResult<Callback> {
+    require_counsellor(actor)?;
+    let now = state.clock.now();
+    let tz = state.config.timezone;
+    let mut tx = state.pool.begin().await?;
+    if let Some(first) = forms::first(&mut tx, actor, once, "callback.release", now).await? {
+        return Ok(first);
+    }
+    let c = store::callbacks::lock(&mut tx, id)
+        .await?
+        .ok_or(ServiceError::NotFound("callback request"))?;
+    if c.status != "open" {
+        return Err(ServiceError::conflict(
+            "callbacks.done",
+            "this request is done already",
+        ));
+    }
+    let Some(holder) = c.taken_by else {
+        let current = one(state, &mut tx, id).await?;
+        forms::keep(&mut tx, once, &current).await?;
+        tx.commit().await?;
+        return Ok(current);
+    };
+    if holder != actor.coordinator_id && actor.role != Role::Admin {
+        return Err(taken_by_other(
+            c.taken_by_name.as_deref().unwrap_or(""),
+            c.taken_at,
+            tz,
+        ));
+    }
+    store::callbacks::release(&mut tx, id).await?;
+    audit::write(
+        &mut tx,
+        actor,
+        now,
+        audit::Change {
+            action: "callback.release",
+            subject_kind: "callback_request",
+            subject_id: id,
+            community: c.community_id.map(CommunityId),
+            before: json!({ "taken_by": holder, "taken_at": c.taken_at }),
+            after: json!({ "taken_by": null }),
+        },
+    )
+    .await?;
+    let released = one(state, &mut tx, id).await?;
+    forms::keep(&mut tx, once, &released).await?;
+    tx.commit().await?;
+    tracing::info!(
+        coordinator = actor.coordinator_id,
+        callback = id,
+        holder,
+        "callback request released"
+    );
+    Ok(released)
+}
+
 /// A call's outcome as a counsellor records it.
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
@@ -690,6 +760,163 @@ pub async fn record(
         "callback outcome recorded"
     );
     Ok(recorded)
+}
+
+/// Longest name of a public holiday (`public_holidays.name`).
+pub const HOLIDAY_NAME_MAX: usize = 80;
+
+/// A public holiday: no working day when a request's "due by" is counted.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PublicHoliday {
+    pub id: i64,
+    /// Every year on `month`/`day` (the fixed holidays of the Labour Code), or only in
+    /// `year` (Idi Ramazon, Idi Qurbon, a day off moved from a weekend).
+    pub every_year: bool,
+    pub year: Option<i16>,
+    pub month: i16,
+    pub day: i16,
+    pub name: String,
+}
+
+impl From<store::callbacks::HolidayRow> for PublicHoliday {
+    fn from(r: store::callbacks::HolidayRow) -> Self {
+        PublicHoliday {
+            id: r.id,
+            every_year: r.year.is_none(),
+            year: r.year,
+            month: r.month,
+            day: r.day,
+            name: r.name,
+        }
+    }
+}
+
+/// A public holiday to add: on `date`, or every year on its month and day.
+#[derive(Debug, Clone, Copy)]
+pub struct NewHoliday<'a> {
+    pub date: NaiveDate,
+    pub every_year: bool,
+    pub name: &'a str,
+}
+
+/// Every public holiday, the every-year ones first (counsellors and admins: the queue's
+/// calendar).
+pub async fn holidays(state: &AppState, actor: &Actor) -> ServiceResult<Vec<PublicHoliday>> {
+    require_counsellor(actor)?;
+    let mut conn = state.api_pool.acquire().await?;
+    let rows = store::callbacks::holiday_rows(&mut conn).await?;
+    Ok(rows.into_iter().map(PublicHoliday::from).collect())
+}
+
+/// Adds a public holiday (admins): a name of 1 to 80 characters, a date from 2020 to 2100
+/// (its year ignored when `every_year`). A date that is a holiday already is refused.
+/// Audited.
+pub async fn add_holiday(
+    state: &AppState,
+    actor: &Actor,
+    h: NewHoliday<'_>,
+    once: Once<'_>,
+) -> ServiceResult<PublicHoliday> {
+    actor.require_admin()?;
+    let name = h.name.trim();
+    if name.is_empty()
+        || name.chars().count() > HOLIDAY_NAME_MAX
+        || name.chars().any(char::is_control)
+    {
+        return Err(ServiceError::invalid(
+            "name",
+            "holidays.name_invalid",
+            format!("name is 1 to {HOLIDAY_NAME_MAX} characters"),
+        ));
+    }
+    let year = i16::try_from(h.date.year())
+        .ok()
+        .filter(|y| (2020..=2100).contains(y))
+        .ok_or_else(|| {
+            ServiceError::invalid(
+                "date",
+                "holidays.date_invalid",
+                "date is a day from 2020 to 2100",
+            )
+        })?;
+    // month 1..=12 and day 1..=31 always fit
+    let (month, day) = (h.date.month() as i16, h.date.day() as i16);
+    let now = state.clock.now();
+    let mut tx = state.api_pool.begin().await?;
+    if let Some(first) = forms::first(&mut tx, actor, once, "holiday.add", now).await? {
+        return Ok(first);
+    }
+    let year = (!h.every_year).then_some(year);
+    let added = store::callbacks::add_holiday(&mut tx, year, month, day, name)
+        .await?
+        .ok_or_else(|| {
+            ServiceError::conflict("holidays.exists", "that date is a public holiday already")
+        })?;
+    let added = PublicHoliday::from(added);
+    audit::write(
+        &mut tx,
+        actor,
+        now,
+        audit::Change {
+            action: "holiday.add",
+            subject_kind: "public_holiday",
+            subject_id: added.id,
+            community: None,
+            before: serde_json::Value::Null,
+            after: json!(added),
+        },
+    )
+    .await?;
+    forms::keep(&mut tx, once, &added).await?;
+    tx.commit().await?;
+    tracing::info!(
+        coordinator = actor.coordinator_id,
+        holiday = added.id,
+        "public holiday added"
+    );
+    Ok(added)
+}
+
+/// Removes public holiday `id` (admins): the days it made no working day count again.
+/// Audited, with the row as it was.
+pub async fn remove_holiday(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    once: Once<'_>,
+) -> ServiceResult<PublicHoliday> {
+    actor.require_admin()?;
+    let now = state.clock.now();
+    let mut tx = state.api_pool.begin().await?;
+    if let Some(first) = forms::first(&mut tx, actor, once, "holiday.remove", now).await? {
+        return Ok(first);
+    }
+    let removed = store::callbacks::remove_holiday(&mut tx, id)
+        .await?
+        .map(PublicHoliday::from)
+        .ok_or(ServiceError::NotFound("public holiday"))?;
+    audit::write(
+        &mut tx,
+        actor,
+        now,
+        audit::Change {
+            action: "holiday.remove",
+            subject_kind: "public_holiday",
+            subject_id: removed.id,
+            community: None,
+            before: json!(removed),
+            after: serde_json::Value::Null,
+        },
+    )
+    .await?;
+    forms::keep(&mut tx, once, &removed).await?;
+    tx.commit().await?;
+    tracing::info!(
+        coordinator = actor.coordinator_id,
+        holiday = id,
+        "public holiday removed"
+    );
+    Ok(removed)
 }
 
 #[cfg(test)]

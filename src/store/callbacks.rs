@@ -196,6 +196,18 @@ pub async fn take(
     Ok(())
 }
 
+/// Request `id` is held by nobody again (back in the queue at once); its tries so far stay
+/// counted.
+pub async fn release(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update callback_requests set taken_by = null, taken_at = null where id = $1",
+        id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// What a call came to, as written on the request.
 #[derive(Debug, Clone)]
 pub struct OutcomeWrite<'a> {
@@ -263,5 +275,64 @@ pub async fn holidays(conn: &mut PgConnection) -> Result<Vec<Holiday>, sqlx::Err
         "select year, month, day from public_holidays order by year nulls first, month, day"
     )
     .fetch_all(conn)
+    .await
+}
+
+/// A public holiday as the holidays page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolidayRow {
+    pub id: i64,
+    /// None: every year on that date.
+    pub year: Option<i16>,
+    pub month: i16,
+    pub day: i16,
+    pub name: String,
+}
+
+/// Every public holiday with its id and name: the every-year ones first, then by date.
+pub async fn holiday_rows(conn: &mut PgConnection) -> Result<Vec<HolidayRow>, sqlx::Error> {
+    sqlx::query_as!(
+        HolidayRow,
+        "select id, year, month, day, name from public_holidays
+         order by year nulls first, month, day"
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Adds a public holiday; `None` when that date is one already (every year on that date,
+/// or that year only: `public_holidays_once`).
+pub async fn add_holiday(
+    conn: &mut PgConnection,
+    year: Option<i16>,
+    month: i16,
+    day: i16,
+    name: &str,
+) -> Result<Option<HolidayRow>, sqlx::Error> {
+    sqlx::query_as!(
+        HolidayRow,
+        "insert into public_holidays (year, month, day, name) values ($1, $2, $3, $4)
+         on conflict do nothing
+         returning id, year, month, day, name",
+        year,
+        month,
+        day,
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Removes public holiday `id`: the row removed, if there was one.
+pub async fn remove_holiday(
+    conn: &mut PgConnection,
+    id: i64,
+) -> Result<Option<HolidayRow>, sqlx::Error> {
+    sqlx::query_as!(
+        HolidayRow,
+        "delete from public_holidays where id = $1 returning id, year, month, day, name",
+        id
+    )
+    .fetch_optional(conn)
     .await
 }

@@ -29,6 +29,15 @@ pub struct TestApp {
     pub cache: hashar::cache::Cache,
 }
 
+/// The same state the test app runs with (its clock, the test config), to call a worker's
+/// or the scheduler's work directly.
+pub fn state_of(app: &TestApp) -> AppState {
+    let config = test_config();
+    let menus = load_checked_menus(&config).expect("menus pass the check");
+    AppState::with_clock(app.pool.clone(), menus, config, Arc::new(app.clock.clone()))
+        .expect("valid settings")
+}
+
 /// A form body with these fields, as an aggregator encodes it.
 pub fn form(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
