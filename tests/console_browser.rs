@@ -2243,7 +2243,23 @@ async fn callback_journey(world: Arc<World>) -> Outcome {
         .fetch_one(&world.pool)
         .await
         .map_err(fail)?;
+    // Take asks first, showing the SMS the household gets (nothing sent yet)
     click(&client, &format!("#take-{id}")).await?;
+    wait_for(&client, "#take-confirm").await?;
+    let sms = text(&client, "#take-sms").await?;
+    // in the household's language (this request is Russian), with the number to expect
+    if !sms.contains("консультант") || !sms.contains(COUNSELLOR_PHONE) {
+        return Err(fail(format!("the confirm page shows the SMS {sms:?}")));
+    }
+    let sms_asked: i64 = sqlx::query_scalar("select count(*) from outbox where kind = 'callback'")
+        .fetch_one(&world.pool)
+        .await
+        .map_err(fail)?;
+    if sms_asked != sms_before {
+        return Err(fail("an SMS was queued before Take was confirmed"));
+    }
+    check_page(&world, &client, "en", 360, "callbacks-confirm").await?;
+    click(&client, "#take-confirm").await?;
     wait_for(&client, &format!("#outcome-form-{id}")).await?;
     let flash = text(&client, "#flash").await?;
     if !flash.contains("SMS queued") {
@@ -2267,6 +2283,8 @@ async fn callback_journey(world: Arc<World>) -> Outcome {
         )));
     }
     click(&client, &format!("#take-{id}")).await?;
+    wait_for(&client, "#take-confirm").await?;
+    click(&client, "#take-confirm").await?;
     wait_for(&client, &format!("#outcome-form-{id}")).await?;
     click(&client, &format!("#outcome-{id}-no_answer")).await?;
     click(&client, &format!("#record-{id}")).await?;

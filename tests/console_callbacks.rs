@@ -134,6 +134,32 @@ async fn a_counsellor_takes_and_records_a_call(pool: PgPool) {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(sms_count(&pool).await, 0);
 
+    // Take asks first, on a page of its own: the SMS the household gets, in its language
+    // (the old request is Tajik), and nothing sent yet
+    let confirm = get(
+        &app,
+        &format!("/console/callbacks/{old}/take"),
+        &dilnoza.cookie,
+    )
+    .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+    assert!(
+        confirm.body.contains("id=\"take-confirm\""),
+        "{}",
+        confirm.body
+    );
+    let sms = confirm
+        .body
+        .split("id=\"take-sms\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_default();
+    assert!(
+        !sms.is_empty() && !sms.contains("counsellor"),
+        "Tajik: {sms}"
+    );
+    assert_eq!(sms_count(&pool).await, 0);
+
     // Take, twice with the same key (a double tap): one SMS, one audit row
     for _ in 0..2 {
         let answer = take(&app, &dilnoza, old, "take-1").await;
@@ -153,6 +179,14 @@ async fn a_counsellor_takes_and_records_a_call(pool: PgPool) {
     assert!(page.body.contains(&format!("id=\"outcome-form-{old}\"")));
     assert!(page.body.contains("Taken by Dilnoza at 14:00"));
 
+    // another counsellor's confirm page: back to the queue with who holds it
+    let theirs = get(
+        &app,
+        &format!("/console/callbacks/{old}/take"),
+        &farrukh.cookie,
+    )
+    .await;
+    assert_eq!(theirs.status, StatusCode::SEE_OTHER);
     // another counsellor: refused, with who and when; no outcome form for them
     let answer = take(&app, &farrukh, old, "take-2").await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);

@@ -11,6 +11,7 @@
 //!
 //! Routes:
 //! - `GET  /console/callbacks[?language=tg|ru|en][&done=1]`: the queue (or the done ones);
+//! - `GET  /console/callbacks/{id}/take`: the confirm page (the household's SMS shown);
 //! - `POST /console/callbacks/{id}/take`: take it, 303 back with "Taken · SMS queued";
 //! - `POST /console/callbacks/{id}/outcome`: record the call, 303 back;
 //! - `POST /console/callbacks/{id}/release`: its holder (or an admin) puts it back in the
@@ -102,6 +103,19 @@ pub struct Card {
     pub releasable: bool,
     pub note: Option<String>,
     pub topics: String,
+}
+
+/// The page before Take (console design: confirm before sending): the request and the SMS
+/// its household gets when it is taken, with one POST button.
+#[derive(Template, WebTemplate)]
+#[template(path = "console/callbacks_confirm.html")]
+pub struct ConfirmTakePage {
+    pub t: Tr,
+    pub l: Layout,
+    pub c: Card,
+    /// The household's SMS, in its language.
+    pub sms: String,
+    pub key: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -488,6 +502,59 @@ async fn refused(console: &Console, staff: &Staff, id: i64, e: ServiceError) -> 
     };
     flash::set(&staff.session, flash).await;
     Redirect::to(&back(id)).into_response()
+}
+
+/// `GET /console/callbacks/{id}/take`: the confirm page before Take (the request and the
+/// SMS its household will get); a request that cannot be taken now goes back to the queue
+/// with the reason.
+pub async fn take_confirm(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    Query(q): Query<QueueQuery>,
+    staff: Staff,
+) -> Response {
+    if !service::sees_queue(&staff.actor) {
+        return failed(&console, &staff, ServiceError::Forbidden);
+    }
+    let t = language(&staff, q.lang.as_deref()).await;
+    let c = match service::get(&console.app, &staff.actor, id).await {
+        Ok(c) => c,
+        Err(e) => return failed(&console, &staff, e),
+    };
+    if !c.takeable {
+        let flash = match c.stage {
+            Stage::Taken => Flash::refused(key("callbacks.taken"), None)
+                .with(
+                    "name",
+                    c.taken_by
+                        .as_ref()
+                        .map(|s| s.name.clone())
+                        .unwrap_or_default(),
+                )
+                .with(
+                    "time",
+                    c.taken_at
+                        .map(|at| local_time(&console, &t, at))
+                        .unwrap_or_default(),
+                ),
+            _ => Flash::refused(key("callbacks.done"), None),
+        };
+        flash::set(&staff.session, flash).await;
+        return Redirect::to(&back(id)).into_response();
+    }
+    let sms = match service::taken_sms(&console.app, &staff.actor, &c).await {
+        Ok(s) => s,
+        Err(e) => return failed(&console, &staff, e),
+    };
+    let now = console.app.clock.now();
+    let page = ConfirmTakePage {
+        l: Layout::signed_in_at(&console, &t, PATH, &staff, &format!("{PATH}/{id}/take")),
+        c: card(&console, &t, &staff, c, now),
+        sms,
+        key: form_key(),
+        t,
+    };
+    page.into_response()
 }
 
 /// `POST /console/callbacks/{id}/take`: takes the request (once per form key); 303 back to

@@ -241,7 +241,10 @@ pub fn router(state: AppState) -> Router {
             get(meetings::page).post(meetings::save),
         )
         .route("/console/callbacks", get(callbacks::page))
-        .route("/console/callbacks/{id}/take", post(callbacks::take))
+        .route(
+            "/console/callbacks/{id}/take",
+            get(callbacks::take_confirm).post(callbacks::take),
+        )
         .route("/console/callbacks/{id}/outcome", post(callbacks::outcome))
         .route("/console/callbacks/{id}/release", post(callbacks::release))
         .route("/console/holidays", get(holidays::page).post(holidays::add))

@@ -464,6 +464,22 @@ fn caller_number(state: &AppState, own: &str) -> String {
         .to_owned()
 }
 
+/// The SMS the household of request `c` would get if the acting counsellor took it now, in
+/// the request's language (what the console's confirm page shows before Take).
+pub async fn taken_sms(state: &AppState, actor: &Actor, c: &Callback) -> ServiceResult<String> {
+    require_counsellor(actor)?;
+    let mut conn = state.api_pool.acquire().await?;
+    let (_, own) = store::callbacks::staff_contact(&mut conn, actor.id())
+        .await?
+        .ok_or(ServiceError::Forbidden)?;
+    let lang = c.language.parse::<Language>().unwrap_or(Language::Tg);
+    let number = caller_number(state, &own);
+    Ok(crate::engine::menu::fill(
+        state.menus.text(lang, TAKEN_TEXT),
+        |n| (n == "number").then(|| number.clone()),
+    ))
+}
+
 /// Takes request `id` for the acting counsellor and queues the household's SMS ("a
 /// counsellor will call you today from …"). Taking one's own request again changes
 /// nothing (and sends nothing).
