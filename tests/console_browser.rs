@@ -2339,6 +2339,14 @@ async fn callbacks_pages(world: Arc<World>) -> Outcome {
             return Err(fail("a counsellor is offered the admins' holiday form"));
         }
         check_page(&world, &client, lang, width, "holidays").await?;
+        // the coverage tab, per community
+        open(
+            &client,
+            &format!("{}/console/callbacks/coverage?lang={lang}", world.base),
+        )
+        .await?;
+        wait_for(&client, "#coverage").await?;
+        check_page(&world, &client, lang, width, "callbacks-coverage").await?;
     }
     Ok(())
 }

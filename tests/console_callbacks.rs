@@ -365,3 +365,58 @@ async fn only_counsellors_and_admins_see_the_queue(pool: PgPool) {
     let unsigned = get(&app, "/console/callbacks", "").await;
     assert_eq!(unsigned.status, StatusCode::SEE_OTHER);
 }
+
+/// The coverage tab: per community, households, those with a number abroad, the requests of
+/// the last 30 days, done, and the median wait of the done ones; counsellors only.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn the_coverage_tab_counts_each_communitys_requests_and_median_wait(pool: PgPool) {
+    let app = common::app(pool.clone()).await;
+    let seed = common::seed(&pool).await;
+    let dilnoza = as_role(&app, "Dilnoza", DILNOZA, Role::Counsellor, &[], 11).await;
+    let coordinator = as_role(
+        &app,
+        "Coordinator",
+        COORDINATOR,
+        Role::Coordinator,
+        &[seed.community],
+        12,
+    )
+    .await;
+    let now = Utc.with_ymd_and_hms(2026, 11, 28, 9, 0, 0).unwrap();
+    // two done in the seed's community (waits of 2 and 4 hours: median 3 hours), one open,
+    // and one 40 days old (outside the 30 days)
+    for (asked_hours_ago, waited) in [(30, Some(2)), (20, Some(4)), (5, None), (40 * 24, Some(1))] {
+        let at = now - Duration::hours(asked_hours_ago);
+        let id = request(&pool, common::PHONE_TG, "tg", at).await;
+        if let Some(h) = waited {
+            sqlx::query(
+                "update callback_requests set status = 'done', outcome = 'reached', done_at = $2,
+                        done_by = (select id from coordinators where phone = $3)
+                  where id = $1",
+            )
+            .bind(id)
+            .bind(at + Duration::hours(h))
+            .bind(DILNOZA)
+            .execute(&pool)
+            .await
+            .expect("done");
+        }
+    }
+    let page = get(&app, "/console/callbacks/coverage", &dilnoza.cookie).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let anzob = page
+        .body
+        .split("<th scope=\"row\">Anzob</th>")
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .unwrap_or_default();
+    let cells: Vec<&str> = anzob
+        .split("\">")
+        .skip(1)
+        .filter_map(|c| c.split('<').next())
+        .collect();
+    // households, abroad, requests (30 days), done, median wait
+    assert_eq!(cells.get(2..), Some(&["3", "2", "3 hours"][..]), "{anzob}");
+    let theirs = get(&app, "/console/callbacks/coverage", &coordinator.cookie).await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+}

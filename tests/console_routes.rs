@@ -258,6 +258,7 @@ const TABLE: &[Row] = &[
     // first, so the counsellor's Take and outcome are refused with a flash (303)
     row("GET", "/console/callbacks", "/console/callbacks", &[], [303, 200, 404, 200, 404]),
     row("GET", "/console/callbacks", "/console/callbacks?language=ru&done=1", &[], [303, 200, 404, 200, 404]),
+    row("GET", "/console/callbacks/coverage", "/console/callbacks/coverage", &[], [303, 200, 404, 200, 404]),
     row("GET", "/console/callbacks/{id}/take", "/console/callbacks/{callback}/take", &[], [303, 200, 404, 200, 404]),
     row("POST", "/console/callbacks/{id}/take", "/console/callbacks/{callback}/take", &[], [403, 303, 404, 303, 404]),
     row("POST", "/console/callbacks/{id}/outcome", "/console/callbacks/{callback}/outcome", NO_ANSWER, [403, 303, 404, 303, 404]),

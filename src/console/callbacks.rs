@@ -11,6 +11,7 @@
 //!
 //! Routes:
 //! - `GET  /console/callbacks[?language=tg|ru|en][&done=1]`: the queue (or the done ones);
+//! - `GET  /console/callbacks/coverage`: the queue's reach per community (30 days);
 //! - `GET  /console/callbacks/{id}/take`: the confirm page (the household's SMS shown);
 //! - `POST /console/callbacks/{id}/take`: take it, 303 back with "Taken · SMS queued";
 //! - `POST /console/callbacks/{id}/outcome`: record the call, 303 back;
@@ -103,6 +104,29 @@ pub struct Card {
     pub releasable: bool,
     pub note: Option<String>,
     pub topics: String,
+}
+
+/// A community's line on the coverage tab, worded.
+pub struct CoverageLine {
+    pub community: String,
+    pub households: String,
+    pub abroad: String,
+    pub requests: String,
+    pub done: String,
+    /// "3 hours", or "–" with nothing done.
+    pub wait: String,
+}
+
+/// The coverage tab: how far the queue reaches, per community (console design, Callbacks).
+#[derive(Template, WebTemplate)]
+#[template(path = "console/callbacks_coverage.html")]
+pub struct CoveragePage {
+    pub t: Tr,
+    pub l: Layout,
+    pub lines: Vec<CoverageLine>,
+    pub open_href: String,
+    pub done_href: String,
+    pub days: i64,
 }
 
 /// The page before Take (console design: confirm before sending): the request and the SMS
@@ -504,6 +528,58 @@ async fn refused(console: &Console, staff: &Staff, id: i64, e: ServiceError) -> 
     Redirect::to(&back(id)).into_response()
 }
 
+/// A median wait, in the units a waiting household's card uses.
+fn duration(t: &Tr, secs: f64) -> String {
+    // whole minutes of a median of at most weeks: far inside i64
+    let minutes = (secs / 60.0).round().max(0.0) as i64;
+    if minutes < 60 {
+        t.n("callbacks.waiting_minutes", minutes)
+    } else if minutes < 48 * 60 {
+        t.n("callbacks.waiting_hours", minutes / 60)
+    } else {
+        t.n("callbacks.waiting_days", minutes / (24 * 60))
+    }
+}
+
+/// `GET /console/callbacks/coverage`: per community, households, those with a number
+/// abroad, requests of the last 30 days, done, and the median wait of the done ones.
+pub async fn coverage(
+    State(console): State<Console>,
+    Query(q): Query<QueueQuery>,
+    staff: Staff,
+) -> Response {
+    if !service::sees_queue(&staff.actor) {
+        return failed(&console, &staff, ServiceError::Forbidden);
+    }
+    let t = language(&staff, q.lang.as_deref()).await;
+    let rows = match service::coverage(&console.app, &staff.actor).await {
+        Ok(r) => r,
+        Err(e) => return failed(&console, &staff, e),
+    };
+    let lines = rows
+        .into_iter()
+        .map(|r| CoverageLine {
+            community: r.name.get(t.language).to_owned(),
+            households: t.int(r.households),
+            abroad: t.int(r.abroad),
+            requests: t.int(r.requests),
+            done: t.int(r.done),
+            wait: r
+                .median_wait_secs
+                .map_or_else(|| "–".to_owned(), |s| duration(&t, s)),
+        })
+        .collect();
+    let page = CoveragePage {
+        l: Layout::signed_in_at(&console, &t, PATH, &staff, &format!("{PATH}/coverage")),
+        lines,
+        open_href: url(None, false, 0),
+        done_href: url(None, true, 0),
+        days: service::COVERAGE_DAYS,
+        t,
+    };
+    page.into_response()
+}
+
 /// `GET /console/callbacks/{id}/take`: the confirm page before Take (the request and the
 /// SMS its household will get); a request that cannot be taken now goes back to the queue
 /// with the reason.
@@ -537,7 +613,13 @@ pub async fn take_confirm(
                         .map(|at| local_time(&console, &t, at))
                         .unwrap_or_default(),
                 ),
-            _ => Flash::refused(key("callbacks.done"), None),
+            Stage::NoAnswer | Stage::New => Flash::refused(key("callbacks.not_yet"), None).with(
+                "time",
+                c.next_try_at
+                    .map(|at| local_time(&console, &t, at))
+                    .unwrap_or_default(),
+            ),
+            Stage::Done => Flash::refused(key("callbacks.done"), None),
         };
         flash::set(&staff.session, flash).await;
         return Redirect::to(&back(id)).into_response();

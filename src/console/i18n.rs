@@ -212,6 +212,10 @@ pub const USERS: &[(&str, &str)] = &[
     ),
     ("src/console/callbacks.rs", include_str!("callbacks.rs")),
     (
+        "templates/console/callbacks_coverage.html",
+        include_str!("../../templates/console/callbacks_coverage.html"),
+    ),
+    (
         "templates/console/callbacks_confirm.html",
         include_str!("../../templates/console/callbacks_confirm.html"),
     ),

@@ -241,6 +241,7 @@ pub fn router(state: AppState) -> Router {
             get(meetings::page).post(meetings::save),
         )
         .route("/console/callbacks", get(callbacks::page))
+        .route("/console/callbacks/coverage", get(callbacks::coverage))
         .route(
             "/console/callbacks/{id}/take",
             get(callbacks::take_confirm).post(callbacks::take),

@@ -778,6 +778,21 @@ pub async fn record(
     Ok(recorded)
 }
 
+/// Days the coverage counts requests over.
+pub const COVERAGE_DAYS: i64 = 30;
+
+/// The queue's reach per community over the last [`COVERAGE_DAYS`] days (counsellors and
+/// admins): households, those with a number abroad, requests, done, median wait.
+pub async fn coverage(
+    state: &AppState,
+    actor: &Actor,
+) -> ServiceResult<Vec<store::callbacks::CoverageRow>> {
+    require_counsellor(actor)?;
+    let since = state.clock.now() - Duration::days(COVERAGE_DAYS);
+    let mut conn = state.api_pool.acquire().await?;
+    Ok(store::callbacks::coverage(&mut conn, since).await?)
+}
+
 /// Longest name of a public holiday (`public_holidays.name`).
 pub const HOLIDAY_NAME_MAX: usize = 80;
 

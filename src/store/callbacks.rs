@@ -336,3 +336,65 @@ pub async fn remove_holiday(
     .fetch_optional(conn)
     .await
 }
+
+/// A community's line of the queue's coverage: its households, those with a number abroad,
+/// and the requests of its households since a time, done, and the median wait of the done
+/// ones (asked → done).
+#[derive(Debug, Clone)]
+pub struct CoverageRow {
+    pub community_id: i64,
+    pub name: Localized,
+    pub households: i64,
+    pub abroad: i64,
+    pub requests: i64,
+    pub done: i64,
+    pub median_wait_secs: Option<f64>,
+}
+
+/// Every community's coverage line, requests asked at or after `since` (a request from a
+/// number in no household belongs to no community and is not counted here).
+pub async fn coverage(
+    conn: &mut PgConnection,
+    since: DateTime<Utc>,
+) -> Result<Vec<CoverageRow>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select c.id, c.name_tg, c.name_ru, c.name_en,
+                  (select count(*) from households h where h.community_id = c.id) as "households!",
+                  (select count(distinct p.household_id) from phones p
+                     join households h on h.id = p.household_id
+                    where h.community_id = c.id and p.phone not like '+992%') as "abroad!",
+                  coalesce(r.requests, 0) as "requests!",
+                  coalesce(r.done, 0) as "done!",
+                  r.median_wait as "median_wait_secs"
+           from communities c
+           left join lateral (
+               select count(*) as requests,
+                      count(*) filter (where q.status = 'done') as done,
+                      percentile_cont(0.5) within group (
+                          order by extract(epoch from q.done_at - q.created_at)::float8)
+                          filter (where q.status = 'done') as median_wait
+               from callback_requests q join households h on h.id = q.household_id
+               where h.community_id = c.id and q.created_at >= $1
+           ) r on true
+           order by c.id"#,
+        since
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| CoverageRow {
+            community_id: r.id,
+            name: Localized {
+                tg: r.name_tg,
+                ru: r.name_ru,
+                en: r.name_en,
+            },
+            households: r.households,
+            abroad: r.abroad,
+            requests: r.requests,
+            done: r.done,
+            median_wait_secs: r.median_wait_secs,
+        })
+        .collect())
+}
