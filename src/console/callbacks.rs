@@ -202,7 +202,12 @@ fn local_time(console: &Console, t: &Tr, at: DateTime<Utc>) -> String {
 
 /// How long a household has waited: minutes, hours, then days.
 fn waiting(t: &Tr, since: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let minutes = (now - since).num_minutes().max(0);
+    minutes_text(t, (now - since).num_minutes())
+}
+
+/// A wait of `minutes`: minutes below an hour, hours below two days, then days.
+fn minutes_text(t: &Tr, minutes: i64) -> String {
+    let minutes = minutes.max(0);
     if minutes < 60 {
         t.n("callbacks.waiting_minutes", minutes)
     } else if minutes < 48 * 60 {
@@ -531,14 +536,7 @@ async fn refused(console: &Console, staff: &Staff, id: i64, e: ServiceError) -> 
 /// A median wait, in the units a waiting household's card uses.
 fn duration(t: &Tr, secs: f64) -> String {
     // whole minutes of a median of at most weeks: far inside i64
-    let minutes = (secs / 60.0).round().max(0.0) as i64;
-    if minutes < 60 {
-        t.n("callbacks.waiting_minutes", minutes)
-    } else if minutes < 48 * 60 {
-        t.n("callbacks.waiting_hours", minutes / 60)
-    } else {
-        t.n("callbacks.waiting_days", minutes / (24 * 60))
-    }
+    minutes_text(t, (secs / 60.0).round() as i64)
 }
 
 /// `GET /console/callbacks/coverage`: per community, households, those with a number
