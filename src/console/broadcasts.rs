@@ -45,6 +45,8 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
+use super::flash::FlashView;
+use super::pages::form_key;
 use super::{
     auth::Staff,
     flash::{self, Flash},
@@ -114,12 +116,6 @@ pub struct Opt {
 #[derive(Debug, Clone)]
 pub struct FieldError {
     pub field: &'static str,
-    pub text: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct FlashView {
-    pub done: bool,
     pub text: String,
 }
 
@@ -837,12 +833,6 @@ fn htmx_fragment(headers: &HeaderMap) -> bool {
     headers.get("hx-request").is_some() && headers.get("hx-history-restore-request").is_none()
 }
 
-/// A one-time form key for a form's button.
-fn form_key() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The form input a service field is typed in.
 fn input_of(field: &str) -> &'static str {
     match field {
@@ -873,13 +863,6 @@ fn refusal(t: &Tr, e: &ServiceError) -> Option<FieldError> {
         }),
         _ => None,
     }
-}
-
-async fn take_flash(staff: &Staff, t: &Tr) -> Option<FlashView> {
-    flash::take(&staff.session).await.map(|f| FlashView {
-        done: f.is_done(),
-        text: f.text(t),
-    })
 }
 
 fn local(console: &Console, t: &Tr, at: DateTime<Utc>) -> String {
@@ -973,7 +956,7 @@ pub async fn list(
             }
         })
         .collect();
-    let flash = take_flash(&staff, &t).await;
+    let flash = flash::shown(&staff.session, &t).await;
     ListPage {
         l: layout(&console, &t, &staff, PATH),
         rows,
@@ -1657,7 +1640,7 @@ pub async fn page(
     if htmx_fragment(&headers) && q.part == "progress" {
         return ProgressPart { t, p }.into_response();
     }
-    let flash = take_flash(&staff, &t).await;
+    let flash = flash::shown(&staff.session, &t).await;
     BroadcastPage {
         l: layout(&console, &t, &staff, &format!("{PATH}/{id}")),
         p,

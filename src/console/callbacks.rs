@@ -28,6 +28,8 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 
+use super::flash::FlashView;
+use super::pages::form_key;
 use super::{
     auth::Staff,
     flash::{self, Flash},
@@ -73,12 +75,6 @@ pub struct Opt {
     pub label: String,
     pub selected: bool,
     pub href: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct FlashView {
-    pub done: bool,
-    pub text: String,
 }
 
 /// A request, worded.
@@ -337,12 +333,6 @@ fn card(console: &Console, t: &Tr, staff: &Staff, c: Callback, now: DateTime<Utc
     }
 }
 
-/// A one-time form key for the page's buttons.
-fn form_key() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn url(language: Option<&str>, done: bool, offset: i64) -> String {
     let mut q = Vec::new();
     if let Some(l) = language {
@@ -402,10 +392,7 @@ pub async fn page(
         .take(PAGE as usize)
         .map(|c| card(&console, &t, &staff, c, now))
         .collect();
-    let flash = flash::take(&staff.session).await.map(|f| FlashView {
-        done: f.is_done(),
-        text: f.text(&t),
-    });
+    let flash = flash::shown(&staff.session, &t).await;
     let mut languages = vec![Opt {
         value: String::new(),
         label: t.t("callbacks.all_languages"),

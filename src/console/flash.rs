@@ -101,6 +101,27 @@ pub async fn take(session: &Session) -> Option<Flash> {
     }
 }
 
+/// A flash as a page shows it: worded in the page's language, done or refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlashView {
+    pub done: bool,
+    pub text: String,
+}
+
+impl FlashView {
+    pub fn of(flash: &Flash, t: &Tr) -> FlashView {
+        FlashView {
+            done: flash.is_done(),
+            text: flash.text(t),
+        }
+    }
+}
+
+/// Takes the waiting flash out of the session, worded for the page (see [`take`]).
+pub async fn shown(session: &Session, t: &Tr) -> Option<FlashView> {
+    take(session).await.map(|f| FlashView::of(&f, t))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,8 @@ use axum::{
 };
 use chrono::{Datelike, NaiveDate};
 
+use super::flash::FlashView;
+use super::pages::form_key;
 use super::{
     auth::Staff,
     flash::{self, Flash},
@@ -72,12 +74,6 @@ pub struct Group {
     pub anchor: String,
     pub title: String,
     pub rows: Vec<Row>,
-}
-
-/// A one-time message, worded.
-pub struct FlashView {
-    pub done: bool,
-    pub text: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -141,12 +137,6 @@ fn groups(t: &Tr, holidays: Vec<PublicHoliday>) -> Vec<Group> {
     out
 }
 
-/// A one-time form key for the page's forms.
-fn form_key() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `GET /console/holidays`: the list (see the module).
 pub async fn page(
     State(console): State<Console>,
@@ -158,10 +148,7 @@ pub async fn page(
         Ok(h) => h,
         Err(e) => return ANSWERS.failed(&console, &staff, e),
     };
-    let flash = flash::take(&staff.session).await.map(|f| FlashView {
-        done: f.is_done(),
-        text: f.text(&t),
-    });
+    let flash = flash::shown(&staff.session, &t).await;
     let page = HolidaysPage {
         l: Layout::signed_in_at(&console, &t, NAV, &staff, PATH),
         flash,

@@ -16,6 +16,7 @@ use axum::{
     Form,
 };
 
+use super::pages::form_key;
 use super::{
     auth::Staff,
     flash::{self, Flash},
@@ -98,11 +99,6 @@ const ANSWERS: Answers = Answers {
     ),
     what: "attendance",
 };
-
-fn form_key() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn senders_only(console: &Console, staff: &Staff) -> Option<Response> {
     (!service::records(&staff.actor)).then(|| ANSWERS.not_found(console, staff))

@@ -46,6 +46,8 @@ use axum::{
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
+use super::flash::FlashView;
+use super::pages::form_key;
 use super::{
     auth::Staff,
     flash::{self, Flash},
@@ -111,13 +113,6 @@ pub const SERVICE_KEYS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct FieldError {
     pub field: &'static str,
-    pub text: String,
-}
-
-/// The flash shown at the top of a page.
-#[derive(Debug, Clone)]
-pub struct FlashView {
-    pub done: bool,
     pub text: String,
 }
 
@@ -559,13 +554,6 @@ fn static_field(field: &str) -> &'static str {
     }
 }
 
-fn flash_view(t: &Tr, f: &Flash) -> FlashView {
-    FlashView {
-        done: f.is_done(),
-        text: f.text(t),
-    }
-}
-
 /// Today in `HASHAR_TIMEZONE`.
 fn today(console: &Console) -> NaiveDate {
     console
@@ -781,7 +769,7 @@ async fn money_page(
                     text: f.text(&t),
                 });
             } else {
-                v.flash = Some(flash_view(&t, &f));
+                v.flash = Some(FlashView::of(&f, &t));
             }
         }
     }
@@ -1084,12 +1072,6 @@ fn check_date(
         });
     }
     day
-}
-
-/// A one-time form key for a confirm page's button.
-fn form_key() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `GET /console/money/pledges/{id}/receipt`: the receipt as typed, checked, then the
@@ -1534,7 +1516,7 @@ async fn project_page(
     let mut shown = None;
     if let Some(f) = flash::take(&staff.session).await {
         if f.is_done() {
-            shown = Some(flash_view(&t, &f));
+            shown = Some(FlashView::of(&f, &t));
         } else {
             errors.push(FieldError {
                 field: static_field(f.field.as_deref().unwrap_or("summary")),

@@ -23,6 +23,7 @@ use axum::{
 };
 use rust_decimal::Decimal;
 
+use super::flash::FlashView;
 use super::{
     auth::Staff,
     flash::{self, Flash},
@@ -179,10 +180,7 @@ pub async fn page(
         Ok(f) => f,
         Err(e) => return ANSWERS.failed(&console, &staff, e),
     };
-    let flash = flash::take(&staff.session).await.map(|f| FlashView {
-        done: f.is_done(),
-        text: f.text(&t),
-    });
+    let flash = flash::shown(&staff.session, &t).await;
     let admin = staff.actor.role == Role::Admin;
     let mut choices = vec![TargetChoice {
         value: String::new(),
@@ -225,12 +223,6 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
     form.iter()
         .find(|(k, _)| k == name)
         .map_or("", |(_, v)| v.trim())
-}
-
-/// A one-time message, worded.
-pub struct FlashView {
-    pub done: bool,
-    pub text: String,
 }
 
 /// `POST /console/outreach/targets`: an admin sets the programme's target (`community`

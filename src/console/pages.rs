@@ -46,6 +46,13 @@ pub struct LangLink {
     pub current: bool,
 }
 
+/// A one-time key for a form (32 hex digits): the service does the form's change once per
+/// key, so a double tap or a resent form is not a second change (`service::forms`).
+pub fn form_key() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// What the layout (`templates/console/base.html`) needs besides the texts.
 pub struct Layout {
     pub css: String,

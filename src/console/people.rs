@@ -31,6 +31,7 @@ use axum::{
 };
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
+use super::pages::form_key;
 use super::{
     auth::{self, ClientIp, Staff},
     csrf,
@@ -316,10 +317,6 @@ async fn refused_to(console: &Console, staff: &Staff, e: ServiceError, back: &st
         }
         None => failed(console, staff, e),
     }
-}
-
-fn form_key() -> String {
-    csrf::Token::generate().as_str().to_owned()
 }
 
 fn local(console: &Console, t: &Tr, at: DateTime<Utc>) -> String {

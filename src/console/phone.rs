@@ -45,11 +45,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 
+use super::flash::FlashView;
+use super::pages::form_key;
 use super::{
     auth::Staff,
     flash::{self, Flash},
     i18n::{key, Tr},
-    money::{FieldError, FlashView},
+    money::FieldError,
     pages::{staff_language, Answers, Layout},
     Console,
 };
@@ -596,13 +598,6 @@ fn bubble(console: &Console, t: &Tr, i: &ThreadItem) -> Bubble {
         body: i.body.clone(),
         meta: meta.join(" · "),
     }
-}
-
-/// A one-time key for the SMS form (the inbound message's id is made from it).
-fn form_key() -> String {
-    use rand::Rng as _;
-    let bytes: [u8; 16] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn well_formed(k: &str) -> bool {

@@ -32,6 +32,8 @@ use axum::{
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
+use super::flash::FlashView;
+use super::pages::form_key;
 use super::{
     auth::Staff,
     flash::{self, Flash},
@@ -92,12 +94,6 @@ pub struct Opt {
 #[derive(Debug, Clone)]
 pub struct FieldError {
     pub field: &'static str,
-    pub text: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct FlashView {
-    pub done: bool,
     pub text: String,
 }
 
@@ -1004,12 +1000,6 @@ fn edit_page(
         t,
     };
     (status, page).into_response()
-}
-
-/// A one-time form key for a confirm page's button.
-fn form_key() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `GET /console/projects/{id}/edit/confirm`: the edit checked, then old → new and the
