@@ -624,6 +624,31 @@ pub async fn take_confirm(
     page.into_response()
 }
 
+/// What a POST on a request answers before its form is read: 404 for those who do not work
+/// the queue, 413 for a body over [`MAX_FORM`].
+fn refused_post(console: &Console, staff: &Staff, body: &Bytes) -> Option<Response> {
+    if !service::sees_queue(&staff.actor) {
+        return Some(failed(console, staff, ServiceError::Forbidden));
+    }
+    (body.len() > MAX_FORM).then(|| StatusCode::PAYLOAD_TOO_LARGE.into_response())
+}
+
+/// The end of a change to request `id`: its flash and 303 back to the queue, or the refusal.
+async fn changed(
+    console: &Console,
+    staff: &Staff,
+    id: i64,
+    result: Result<Flash, ServiceError>,
+) -> Response {
+    match result {
+        Ok(flash) => {
+            flash::set(&staff.session, flash).await;
+            Redirect::to(&back(id)).into_response()
+        }
+        Err(e) => refused(console, staff, id, e).await,
+    }
+}
+
 /// `POST /console/callbacks/{id}/take`: takes the request (once per form key); 303 back to
 /// the queue with "Taken · SMS queued", or with who holds it.
 pub async fn take(
@@ -632,27 +657,19 @@ pub async fn take(
     staff: Staff,
     body: Bytes,
 ) -> Response {
-    if !service::sees_queue(&staff.actor) {
-        return failed(&console, &staff, ServiceError::Forbidden);
-    }
-    if body.len() > MAX_FORM {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    if let Some(answer) = refused_post(&console, &staff, &body) {
+        return answer;
     }
     let form = fields(&body);
-    match service::take(
+    let result = service::take(
         &console.app,
         &staff.actor,
         id,
         Once::Form(field(&form, "key")),
     )
     .await
-    {
-        Ok(_) => {
-            flash::set(&staff.session, Flash::done(key("callbacks.flash.taken"))).await;
-            Redirect::to(&back(id)).into_response()
-        }
-        Err(e) => refused(&console, &staff, id, e).await,
-    }
+    .map(|_| Flash::done(key("callbacks.flash.taken")));
+    changed(&console, &staff, id, result).await
 }
 
 /// `POST /console/callbacks/{id}/outcome`: records the call (once per form key); 303 back
@@ -663,11 +680,8 @@ pub async fn outcome(
     staff: Staff,
     body: Bytes,
 ) -> Response {
-    if !service::sees_queue(&staff.actor) {
-        return failed(&console, &staff, ServiceError::Forbidden);
-    }
-    if body.len() > MAX_FORM {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    if let Some(answer) = refused_post(&console, &staff, &body) {
+        return answer;
     }
     let form = fields(&body);
     let topics: Vec<String> = form
@@ -676,7 +690,7 @@ pub async fn outcome(
         .map(|(_, v)| v.clone())
         .collect();
     let note = field(&form, "note");
-    match service::record(
+    let result = service::record(
         &console.app,
         &staff.actor,
         id,
@@ -688,19 +702,14 @@ pub async fn outcome(
         Once::Form(field(&form, "key")),
     )
     .await
-    {
-        Ok(c) => {
-            let t = Tr::new(staff.signed.language);
-            let flash = match (c.stage, c.next_try_at) {
-                (Stage::NoAnswer, Some(at)) => Flash::done(key("callbacks.flash.no_answer"))
-                    .with("time", local_time(&console, &t, at)),
-                _ => Flash::done(key("callbacks.flash.done")),
-            };
-            flash::set(&staff.session, flash).await;
-            Redirect::to(&back(id)).into_response()
-        }
-        Err(e) => refused(&console, &staff, id, e).await,
-    }
+    .map(|c| match (c.stage, c.next_try_at) {
+        (Stage::NoAnswer, Some(at)) => Flash::done(key("callbacks.flash.no_answer")).with(
+            "time",
+            local_time(&console, &Tr::new(staff.signed.language), at),
+        ),
+        _ => Flash::done(key("callbacks.flash.done")),
+    });
+    changed(&console, &staff, id, result).await
 }
 
 /// `POST /console/callbacks/{id}/release`: its holder, or an admin, puts a taken request back
@@ -711,25 +720,17 @@ pub async fn release(
     staff: Staff,
     body: Bytes,
 ) -> Response {
-    if !service::sees_queue(&staff.actor) {
-        return failed(&console, &staff, ServiceError::Forbidden);
-    }
-    if body.len() > MAX_FORM {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    if let Some(answer) = refused_post(&console, &staff, &body) {
+        return answer;
     }
     let form = fields(&body);
-    match service::release(
+    let result = service::release(
         &console.app,
         &staff.actor,
         id,
         Once::Form(field(&form, "key")),
     )
     .await
-    {
-        Ok(_) => {
-            flash::set(&staff.session, Flash::done(key("callbacks.flash.released"))).await;
-            Redirect::to(&back(id)).into_response()
-        }
-        Err(e) => refused(&console, &staff, id, e).await,
-    }
+    .map(|_| Flash::done(key("callbacks.flash.released")));
+    changed(&console, &staff, id, result).await
 }

@@ -480,6 +480,38 @@ pub async fn taken_sms(state: &AppState, actor: &Actor, c: &Callback) -> Service
     ))
 }
 
+/// Request `id`, locked for a change until the transaction ends; a done one is refused (a
+/// done request never changes).
+async fn lock_open(
+    conn: &mut sqlx::PgConnection,
+    id: i64,
+) -> ServiceResult<store::callbacks::Locked> {
+    let c = store::callbacks::lock(conn, id)
+        .await?
+        .ok_or(ServiceError::NotFound("callback request"))?;
+    if c.status != "open" {
+        return Err(ServiceError::conflict(
+            "callbacks.done",
+            "this request is done already",
+        ));
+    }
+    Ok(c)
+}
+
+/// A change that changes nothing (taking one's own request again, releasing one nobody
+/// holds): the request as it is, kept for the form key, and the transaction ended.
+async fn unchanged(
+    state: &AppState,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    id: i64,
+    once: Once<'_>,
+) -> ServiceResult<Callback> {
+    let current = one(state, &mut tx, id).await?;
+    forms::keep(&mut tx, once, &current).await?;
+    tx.commit().await?;
+    Ok(current)
+}
+
 /// Takes request `id` for the acting counsellor and queues the household's SMS ("a
 /// counsellor will call you today from …"). Taking one's own request again changes
 /// nothing (and sends nothing).
@@ -496,22 +528,9 @@ pub async fn take(
     if let Some(first) = forms::first(&mut tx, actor, once, "callback.take", now).await? {
         return Ok(first);
     }
-    let c = store::callbacks::lock(&mut tx, id)
-        .await?
-        .ok_or(ServiceError::NotFound("callback request"))?;
-    if c.status != "open" {
-        return Err(ServiceError::conflict(
-            "callbacks.done",
-            "this request is done already",
-        ));
-    }
+    let c = lock_open(&mut tx, id).await?;
     match c.taken_by {
-        Some(by) if by == actor.coordinator_id => {
-            let current = one(state, &mut tx, id).await?;
-            forms::keep(&mut tx, once, &current).await?;
-            tx.commit().await?;
-            return Ok(current);
-        }
+        Some(by) if by == actor.coordinator_id => return unchanged(state, tx, id, once).await,
         Some(_) => {
             return Err(taken_by_other(
                 c.taken_by_name.as_deref().unwrap_or(""),
@@ -591,20 +610,9 @@ pub async fn release(
     if let Some(first) = forms::first(&mut tx, actor, once, "callback.release", now).await? {
         return Ok(first);
     }
-    let c = store::callbacks::lock(&mut tx, id)
-        .await?
-        .ok_or(ServiceError::NotFound("callback request"))?;
-    if c.status != "open" {
-        return Err(ServiceError::conflict(
-            "callbacks.done",
-            "this request is done already",
-        ));
-    }
+    let c = lock_open(&mut tx, id).await?;
     let Some(holder) = c.taken_by else {
-        let current = one(state, &mut tx, id).await?;
-        forms::keep(&mut tx, once, &current).await?;
-        tx.commit().await?;
-        return Ok(current);
+        return unchanged(state, tx, id, once).await;
     };
     if holder != actor.coordinator_id && actor.role != Role::Admin {
         return Err(taken_by_other(
@@ -692,15 +700,7 @@ pub async fn record(
     if let Some(first) = forms::first(&mut tx, actor, once, "callback.outcome", now).await? {
         return Ok(first);
     }
-    let c = store::callbacks::lock(&mut tx, id)
-        .await?
-        .ok_or(ServiceError::NotFound("callback request"))?;
-    if c.status != "open" {
-        return Err(ServiceError::conflict(
-            "callbacks.done",
-            "this request is done already",
-        ));
-    }
+    let c = lock_open(&mut tx, id).await?;
     match c.taken_by {
         Some(by) if by == actor.coordinator_id => {}
         Some(_) => {
