@@ -333,6 +333,13 @@ struct DefaultsOnly {
 }
 
 impl Config {
+    /// `HASHAR_USSD_SESSION_TTL_SECS` as a span of time (at most a day: `check` bounds it).
+    pub fn ussd_session_ttl(&self) -> chrono::Duration {
+        chrono::Duration::seconds(
+            i64::try_from(self.ussd_session_ttl_secs).unwrap_or(i64::MAX / 2_000),
+        )
+    }
+
     /// The defaults (and any environment overrides), as `hashar serve` would see them.
     pub fn from_env() -> Config {
         use clap::Parser;

@@ -263,10 +263,7 @@ async fn answer_inner(
     run: &HopRun,
 ) -> Result<Reply, ConversationError> {
     let now = state.clock.now();
-    let ttl = chrono::Duration::seconds(
-        i64::try_from(state.config.ussd_session_ttl_secs).unwrap_or(i64::MAX / 2_000),
-    );
-    let ctx = load_context(state, hop, now, now - ttl).await?;
+    let ctx = load_context(state, hop, now, now - state.config.ussd_session_ttl()).await?;
     let tokens: Vec<&str> = if hop.text.is_empty() {
         Vec::new()
     } else {
@@ -434,10 +431,7 @@ impl Transport for HopSteps<'_> {
         let phone = &self.hop.phone;
         Ok(match need.source {
             ListSource::MyPledges => {
-                let ttl = chrono::Duration::seconds(
-                    i64::try_from(self.state.config.ussd_session_ttl_secs)
-                        .unwrap_or(i64::MAX / 2_000),
-                );
+                let ttl = self.state.config.ussd_session_ttl();
                 let session_key = self.hop.session_key();
                 actions::my_pledges::list(
                     &mut conn,

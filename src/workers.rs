@@ -62,10 +62,7 @@ const USSD_PRUNE_BATCH: i64 = 20_000;
 
 /// Deletes the USSD sessions that can no longer be read (see [`USSD_SESSIONS_KEPT`]).
 pub async fn prune_ussd_sessions(state: &AppState) {
-    let ttl = chrono::Duration::seconds(
-        i64::try_from(state.config.ussd_session_ttl_secs).unwrap_or(i64::MAX / 2_000),
-    );
-    let before = state.clock.now() - ttl - USSD_SESSIONS_KEPT;
+    let before = state.clock.now() - state.config.ussd_session_ttl() - USSD_SESSIONS_KEPT;
     match crate::store::ussd_sessions::prune(&state.pool, before, USSD_PRUNE_BATCH).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(sessions = n, "old USSD sessions deleted"),
