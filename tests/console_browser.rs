@@ -2669,6 +2669,16 @@ async fn outreach_journey(world: Arc<World>) -> Outcome {
             )
             .await?;
             wait_for(&client, "#outreach-topics").await?;
+            // every community's card is shown, at a desktop's width too
+            let card = client
+                .find(Locator::Css("article[id^='community-']"))
+                .await
+                .map_err(|e| fail(format!("no community card: {e}")))?;
+            if !card.is_displayed().await.map_err(fail)? {
+                return Err(fail(format!(
+                    "{lang}-{width}: the community cards are hidden"
+                )));
+            }
             check_page(&world, &client, lang, width, "outreach").await?;
         }
         Ok(())
