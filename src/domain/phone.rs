@@ -3,6 +3,52 @@ use std::fmt;
 use phonenumber::{country, Mode};
 use serde::{Serialize, Serializer};
 
+/// The numbers parsed lately, spelling as received → E.164. Parsing matches the spelling
+/// against the country's metadata patterns (regular expressions): about a tenth of a USSD
+/// hop's CPU when profiled, for the same few thousand numbers over and over. Parsing is a
+/// pure function of the spelling, so a remembered answer is always the right one. Only
+/// numbers that parsed are kept (junk cannot push them out one by one), at most
+/// [`memo::MAX`] of them; when full the memo starts over (a flood of new numbers costs the
+/// parse, nothing else). Written by hand: a map under a mutex is all it takes, and the
+/// caches on crates.io would be a dependency for eight lines.
+mod memo {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    use super::Phone;
+
+    /// At most this many spellings (a few MiB at the most).
+    pub const MAX: usize = 32_768;
+    /// Longer spellings are parsed every time (a number is at most 15 digits and a few
+    /// separators).
+    const MAX_LEN: usize = 32;
+
+    fn map() -> &'static Mutex<HashMap<Box<str>, Phone>> {
+        static MAP: OnceLock<Mutex<HashMap<Box<str>, Phone>>> = OnceLock::new();
+        MAP.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    pub fn get(spelling: &str) -> Option<Phone> {
+        if spelling.len() > MAX_LEN {
+            return None;
+        }
+        // A poisoned lock only means a panic elsewhere while holding it: the map is whole.
+        let map = map().lock().unwrap_or_else(|e| e.into_inner());
+        map.get(spelling).cloned()
+    }
+
+    pub fn put(spelling: &str, phone: &Phone) {
+        if spelling.len() > MAX_LEN {
+            return;
+        }
+        let mut map = map().lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX {
+            map.clear();
+        }
+        map.insert(spelling.into(), phone.clone());
+    }
+}
+
 /// A phone number in E.164 form (`+992901234567`), parsed once at the edge.
 ///
 /// A number without a country code is read as Tajik. `Display` and `Debug` mask the middle
@@ -27,6 +73,16 @@ impl Phone {
         if trimmed.is_empty() {
             return Err(PhoneError::Empty);
         }
+        if let Some(known) = memo::get(trimmed) {
+            return Ok(known);
+        }
+        let phone = Phone::parse_uncached(trimmed)?;
+        memo::put(trimmed, &phone);
+        Ok(phone)
+    }
+
+    /// [`Phone::parse`] without the memo: the numbering-plan metadata's patterns, every time.
+    fn parse_uncached(trimmed: &str) -> Result<Phone, PhoneError> {
         // Aggregators such as Infobip send international numbers without the `+`.
         let digits_only = trimmed.chars().all(|c| c.is_ascii_digit());
         let candidate = if digits_only && trimmed.len() > 9 && !trimmed.starts_with('0') {
@@ -134,6 +190,26 @@ impl Serialize for Phone {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remembered_number_is_the_parsed_one() {
+        for spelling in [
+            "+992 90 123 4567",
+            "992901234567",
+            "00992901234567",
+            "901234567",
+        ] {
+            let first = Phone::parse(spelling).expect("valid");
+            let again = Phone::parse(spelling).expect("remembered");
+            assert_eq!(first, again);
+            assert_eq!(Some(first), memo::get(spelling));
+            assert_eq!(again, Phone::parse_uncached(spelling).expect("valid"));
+        }
+        // what did not parse is not remembered, and is refused every time
+        assert_eq!(Phone::parse("+99290"), Phone::parse("+99290"));
+        assert!(Phone::parse("+99290").is_err());
+        assert_eq!(memo::get("+99290"), None);
+    }
 
     #[test]
     fn parses_tajik_and_foreign_numbers() {
