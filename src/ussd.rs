@@ -531,14 +531,35 @@ fn unique_violation(e: &ConversationError) -> bool {
     }
 }
 
-/// A statement cut by its timeout is the hop's deadline passing.
+/// A one-statement effect whose step was recorded for the same inputs first (by a repeated
+/// or concurrent hop): its statement was rolled back.
+fn step_recorded(e: &ConversationError) -> bool {
+    match e {
+        ConversationError::Db(sqlx::Error::Database(d))
+        | ConversationError::Action(ActionError::Db(sqlx::Error::Database(d))) => {
+            d.code().as_deref() == Some(ussd_sessions::STEP_RECORDED)
+        }
+        _ => false,
+    }
+}
+
+/// SQLSTATE of a lock not had within `lock_timeout`.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// A statement cut by its timeout (or a lock wait by its own) is the hop's deadline
+/// passing.
 fn timed_out(e: ConversationError) -> ConversationError {
     let db = match &e {
         ConversationError::Db(db) | ConversationError::Action(ActionError::Db(db)) => db,
         _ => return e,
     };
     match db {
-        sqlx::Error::Database(d) if d.code().as_deref() == Some(QUERY_CANCELED) => {
+        sqlx::Error::Database(d)
+            if matches!(
+                d.code().as_deref(),
+                Some(QUERY_CANCELED | LOCK_NOT_AVAILABLE)
+            ) =>
+        {
             ConversationError::Timeout
         }
         _ => e,
@@ -554,9 +575,11 @@ fn timed_out(e: ConversationError) -> ConversationError {
 /// after the hop was answered "busy" (a slow disk, a lost answer) is told to the household
 /// by SMS.
 ///
-/// In the transaction, besides BEGIN and COMMIT: the action ([`actions::run_effect`]; a
-/// pledge is one statement), then one statement that records its result and claims the step
-/// for this history (taking it over from another history). When a concurrent hop of the
+/// In the transaction, besides BEGIN and COMMIT: the action ([`actions::run_effect`]), then
+/// one statement that records its result and claims the step for this history (taking it
+/// over from another history). An action that is one statement (the pledge:
+/// [`actions::one_statement`]) runs with that record in its one statement instead, which
+/// commits on its own: one round trip, no transaction held open between round trips. When a concurrent hop of the
 /// same history recorded the step first (or, doing so, made the same rows first: a unique
 /// violation), this run is rolled back and that hop's result is the answer.
 async fn effect_tx(
@@ -564,12 +587,49 @@ async fn effect_tx(
     call: EffectCall,
     commit_by: Instant,
 ) -> Result<Vars, ConversationError> {
+    let ms_left =
+        |now: Instant| -> u128 { commit_by.saturating_duration_since(now).as_millis().max(1) };
+    let ctx = EffectCtx {
+        state: &state,
+        now: call.now,
+        phone: &call.phone,
+        channel: "ussd",
+        idempotency_key: &call.idempotency_key,
+        language: call.language,
+    };
+    // An action that is one statement records its step in it and commits with it: one
+    // round trip. Not under a timeout here (it may not be cut between its commit and
+    // knowing of it): the server bounds its lock waits by the time left and refuses to end
+    // it past that (`ussd_step_done`).
+    if actions::one_statement(call.action) {
+        // The pool connection is acquired inside the deadline too.
+        let mut conn = match tokio::time::timeout_at(commit_by, state.pool.acquire()).await {
+            Ok(conn) => conn?,
+            Err(_) => return Err(ConversationError::Timeout),
+        };
+        let step = ussd_sessions::Step {
+            session_key: &call.session_key,
+            phone: call.phone.as_str(),
+            start_caller: &call.start_caller,
+            now: call.now,
+            step: call.step,
+            action: call.action.name(),
+            inputs_hash: &call.hash[..],
+            ms_left: i32::try_from(ms_left(Instant::now())).unwrap_or(i32::MAX),
+        };
+        let done =
+            actions::run_effect_recorded(&mut conn, &ctx, call.action, &call.vars, &step).await;
+        drop(conn);
+        return match done.map_err(ConversationError::Action) {
+            Ok(result) => Ok(result),
+            Err(e) if step_recorded(&e) => recorded_instead(&state.pool, &call, None).await,
+            Err(e) if unique_violation(&e) => recorded_instead(&state.pool, &call, Some(e)).await,
+            Err(e) => Err(timed_out(e)),
+        };
+    }
     let work = async {
         // The pool connection is acquired inside the deadline too.
-        let left = commit_by
-            .saturating_duration_since(Instant::now())
-            .as_millis()
-            .max(1);
+        let left = ms_left(Instant::now());
         let mut tx = state
             .pool
             .begin_with(format!(
@@ -577,14 +637,6 @@ async fn effect_tx(
                  set local idle_in_transaction_session_timeout = {left}"
             ))
             .await?;
-        let ctx = EffectCtx {
-            state: &state,
-            now: call.now,
-            phone: &call.phone,
-            channel: "ussd",
-            idempotency_key: &call.idempotency_key,
-            language: call.language,
-        };
         let result =
             actions::run_effect(&mut tx, &ctx, call.action, call.arg.as_deref(), &call.vars)
                 .await?;

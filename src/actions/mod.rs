@@ -25,6 +25,7 @@ pub use tips::{sync_tips, TipsError};
 use crate::{
     domain::{Language, Phone},
     engine::{menu::MenuSet, Action, Read, Vars},
+    store::ussd_sessions::Step,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,8 @@ pub enum ActionError {
     },
     #[error("the caller has no household")]
     NotRegistered,
+    #[error("action {0} is more than one statement: it runs in a transaction")]
+    NotOneStatement(&'static str),
     #[error("project {0} is not open for pledges from this caller")]
     ProjectNotOpen(i64),
     #[error("no such community {0}")]
@@ -85,8 +88,8 @@ pub async fn run_effect(
         Action::SetLanguage => households::set_language(conn, ctx, arg).await,
         Action::Register => households::register(conn, ctx, vars).await,
         Action::RequestCallback => households::request_callback(conn, ctx).await,
-        Action::CreatePledge => pledges::create(conn, ctx, vars, false).await,
-        Action::CreatePledgeAgain => pledges::create(conn, ctx, vars, true).await,
+        Action::CreatePledge => pledges::create(conn, ctx, vars, false, None).await,
+        Action::CreatePledgeAgain => pledges::create(conn, ctx, vars, true, None).await,
         Action::NextTip => tips::next_tip(conn, ctx).await,
         Action::VerifyPin => coordinators::verify_pin(conn, ctx, vars).await,
         Action::FindPledge => coordinators::find_pledge(conn, ctx, vars).await,
@@ -96,6 +99,31 @@ pub async fn run_effect(
         Action::CancelPledge => my_pledges::cancel_chosen(conn, ctx, vars).await,
         Action::Rsvp => meetings::rsvp(conn, ctx, arg, vars).await,
         Action::TopicRead => outreach::topic_read(conn, ctx, arg).await,
+    }
+}
+
+/// Whether the action is one statement, which [`run_effect_recorded`] runs with the record
+/// of its USSD step in one round trip.
+pub fn one_statement(action: Action) -> bool {
+    matches!(action, Action::CreatePledge | Action::CreatePledgeAgain)
+}
+
+/// Runs an effect whose action is [`one_statement`] together with the record of its USSD
+/// step, in that one statement, which commits on its own: it must not run inside a
+/// transaction (see `store::pledges::pledge_at`). Any other action is refused
+/// ([`ActionError::NotOneStatement`]): the caller runs [`run_effect`] in a transaction and
+/// records the step itself.
+pub async fn run_effect_recorded(
+    conn: &mut PgConnection,
+    ctx: &EffectCtx<'_>,
+    action: Action,
+    vars: &Vars,
+    step: &Step<'_, crate::engine::Caller>,
+) -> Result<Vars, ActionError> {
+    match action {
+        Action::CreatePledge => pledges::create(conn, ctx, vars, false, Some(step)).await,
+        Action::CreatePledgeAgain => pledges::create(conn, ctx, vars, true, Some(step)).await,
+        _ => Err(ActionError::NotOneStatement(action.name())),
     }
 }
 

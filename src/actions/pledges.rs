@@ -5,8 +5,8 @@ use sqlx::PgConnection;
 use super::{decimal_var, id_var, ActionError, EffectCtx};
 use crate::{
     domain::{Encoding, TextMeasure},
-    engine::{check::PLEDGE_SMS, menu::fill, Action, Vars},
-    store::{pledges, projects, ProjectId},
+    engine::{check::PLEDGE_SMS, menu::fill, Action, Caller, Vars},
+    store::{pledges, projects, ussd_sessions::Step, ProjectId},
 };
 
 /// As wide as every pledge code (7 digits, `new_pledge_code`): the SMS is measured with it.
@@ -26,6 +26,7 @@ pub fn pledge_error(e: sqlx::Error, project: i64) -> ActionError {
 }
 
 /// `create_pledge` and, with `again`, `create_pledge_again`: the chosen project and amount.
+/// With `step`, in one statement that also records the USSD step and commits on its own.
 /// `create_pledge` asks first ({ask, minutes}) when the same pledge was made in the last 10
 /// minutes; `create_pledge_again` is the caller's "yes".
 pub(super) async fn create(
@@ -33,6 +34,7 @@ pub(super) async fn create(
     ctx: &EffectCtx<'_>,
     vars: &Vars,
     again: bool,
+    step: Option<&Step<'_, Caller>>,
 ) -> Result<Vars, ActionError> {
     let action = if again {
         Action::CreatePledgeAgain
@@ -56,6 +58,7 @@ pub(super) async fn create(
         sms.as_ref()
             .map(|t| t.for_store(ctx.state.config.sms_provider.name()))
             .as_ref(),
+        step,
     )
     .await
     .map_err(|e| pledge_error(e, project))?;

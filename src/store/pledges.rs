@@ -4,6 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::{types::Json, PgConnection};
 
+use super::ussd_sessions::Step;
 use super::{CommunityId, CoordinatorId, HouseholdId, Localized, PledgeId, ProjectId, Texts};
 
 /// Where a pledge stands (`pledges.status`). The database moves it (see
@@ -297,8 +298,15 @@ pub struct PledgeSms<'a> {
 /// `again` is false. A closed project or one not the caller's fails with SQLSTATE `HS001`.
 /// With `sms`, the same statement queues the SMS that tells the pledge to the number, once
 /// per pledge (not when it asks).
+///
+/// With `step` (a USSD effect), the statement also records the step with the answer
+/// (`ussd_step_done`) and must run on its own, outside a transaction: it commits by itself,
+/// one round trip in all. It fails with [`super::ussd_sessions::STEP_RECORDED`] when the
+/// step was recorded for the same inputs first, with 57014 when it ended after
+/// `step.ms_left`, and 55P03 when a lock was not had within that time; the pledge is then
+/// not made.
 #[allow(clippy::too_many_arguments)]
-pub async fn pledge_at(
+pub async fn pledge_at<C: serde::Serialize + Sync>(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     project: ProjectId,
@@ -308,13 +316,37 @@ pub async fn pledge_at(
     key: &str,
     again: bool,
     sms: Option<&PledgeSms<'_>>,
+    step: Option<&Step<'_, C>>,
 ) -> Result<Texts, sqlx::Error> {
     let sms = sms
         .map(serde_json::to_value)
         .transpose()
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let Some(step) = step else {
+        let Json(totals) = sqlx::query_scalar!(
+            r#"select pledge_at($1, $2, $3, $4, $5, $6, $7, $8) as "totals!: Json<Texts>""#,
+            now,
+            project as ProjectId,
+            phone,
+            amount,
+            channel,
+            key,
+            again,
+            sms
+        )
+        .fetch_one(conn)
+        .await?;
+        return Ok(totals);
+    };
+    // One statement, committed on its own: the lock timeout first (the materialized CTE's
+    // row is made before the pledge is computed for it), then the pledge, then the record
+    // of its step with the pledge's answer (`ussd_step_done`).
     let Json(totals) = sqlx::query_scalar!(
-        r#"select pledge_at($1, $2, $3, $4, $5, $6, $7, $8) as "totals!: Json<Texts>""#,
+        r#"with t as materialized (select set_config('lock_timeout', $9::int || 'ms', true))
+           select ussd_step_done($10, $11, $12, $13, $14, $15, $16, $9,
+                                 pledge_at($1, $2, $3, $4, $5, $6, $7, $8))
+               as "totals!: Json<Texts>"
+           from t"#,
         now,
         project as ProjectId,
         phone,
@@ -322,7 +354,15 @@ pub async fn pledge_at(
         channel,
         key,
         again,
-        sms
+        sms,
+        step.ms_left,
+        step.session_key,
+        step.phone,
+        Json(step.start_caller) as _,
+        step.now,
+        step.step,
+        step.action,
+        step.inputs_hash,
     )
     .fetch_one(conn)
     .await?;

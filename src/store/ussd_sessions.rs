@@ -231,6 +231,27 @@ pub struct StepResult<'a, C> {
     pub result: &'a EffectResult,
 }
 
+/// An effect's step, for an action that records it in its own statement (SQL function
+/// `ussd_step_done`, see `store::pledges::pledge_at`): the statement makes the effect,
+/// records its result as [`record_step`] would, and commits on its own.
+#[derive(Debug)]
+pub struct Step<'a, C> {
+    pub session_key: &'a str,
+    pub phone: &'a str,
+    pub start_caller: &'a C,
+    pub now: DateTime<Utc>,
+    pub step: i32,
+    pub action: &'a str,
+    /// SHA-256 of the inputs up to the step.
+    pub inputs_hash: &'a [u8],
+    /// The time left for the statement (its lock waits and its end), in milliseconds.
+    pub ms_left: i32,
+}
+
+/// SQLSTATE of a one-statement effect whose step was recorded for the same inputs first
+/// (`ussd_step_done`): the statement was rolled back, the recorded result is the answer.
+pub const STEP_RECORDED: &str = "HS002";
+
 /// In the effect's transaction, after its action, one statement: makes sure the session
 /// row exists, claims the step for this history with the action's result (taking it over
 /// from another history), and lifts the transaction's statement timeout for the COMMIT that
@@ -247,22 +268,8 @@ pub async fn record_step<C: Serialize + Sync>(
     r: &StepResult<'_, C>,
 ) -> Result<bool, sqlx::Error> {
     let claimed = sqlx::query_scalar!(
-        r#"with s as (
-             insert into ussd_sessions (session_key, phone, start_caller, started_at, updated_at)
-             values ($1, $2, $3, $4, $4)
-             on conflict (session_key) do update set updated_at = excluded.updated_at
-             returning session_key
-         ), claimed as (
-             insert into ussd_effects (session_key, step, action, result, inputs_hash)
-             select session_key, $5, $6, $8, $7 from s
-             on conflict (session_key, step) do update
-                 set action = excluded.action, result = excluded.result,
-                     inputs_hash = excluded.inputs_hash, created_at = now()
-                 where ussd_effects.inputs_hash is distinct from excluded.inputs_hash
-             returning 1
-         )
-         select exists (select 1 from claimed) and set_config('statement_timeout', '0', true) = '0'
-             as "claimed!""#,
+        r#"select ussd_record_step($1, $2, $3, $4, $5, $6, $7, $8)
+               and set_config('statement_timeout', '0', true) = '0' as "claimed!""#,
         r.session_key,
         r.phone,
         Json(r.start_caller) as _,
