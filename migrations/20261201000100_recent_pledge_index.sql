@@ -13,14 +13,22 @@ drop index pledges_household_idx;
 create or replace function recent_pledge(p_phone text, p_project bigint, p_amount numeric, p_now timestamptz, p_key text)
 returns jsonb
 language plpgsql stable as $$
+declare
+    v_household bigint;
 begin
+    -- The household first, then its pledges: with both the household and the project given,
+    -- the plan reads the household's index whatever the statistics say (a plan made before
+    -- any ANALYZE chose the project's recent pledges, all of them, and kept that plan).
+    select household_id into v_household from phones where phone = p_phone;
+    if v_household is null then
+        return null;
+    end if;
     return (
         select jsonb_build_object(
             'ask', '1',
             'minutes', least(10, greatest(1, ceil(extract(epoch from (p_now - pl.created_at)) / 60)))::int::text)
-        from phones ph
-        join pledges pl on pl.household_id = ph.household_id
-        where ph.phone = p_phone and pl.project_id = p_project and pl.amount = p_amount
+        from pledges pl
+        where pl.household_id = v_household and pl.project_id = p_project and pl.amount = p_amount
           and pl.status <> 'cancelled' and pl.idempotency_key <> p_key
           and pl.created_at > p_now - interval '10 minutes'
         order by pl.created_at desc

@@ -187,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
                     scaled.households, scaled.pledges, scaled.receipts
                 );
             }
+            hashar::store::demo::analyze(&pool, pledges > 0).await?;
             Ok(())
         }
         Command::Coordinator { command } => {

@@ -785,3 +785,47 @@ async fn callback_requests_hold_their_states(pool: PgPool) {
     )
     .await;
 }
+
+/// Issue 12: a pledge from a USSD menu is one statement that records its step and commits on
+/// its own (`ussd_step_done`). Ended past its time it is refused (SQLSTATE 57014) and nothing
+/// stays: no pledge, no SMS, no step; in time it is made and recorded, and the same step with
+/// the same inputs again is refused (HS002) without a second pledge.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_pledge_step_in_one_statement_is_all_or_nothing(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let statement = |ms_left: i32, key: &str| {
+        format!(
+            "select ussd_step_done('at:{PHONE_EN}:s1', '{PHONE_EN}', '{{}}', now(), 4, 'create_pledge',
+                                   '\\x01', {ms_left},
+                                   pledge_at(now(), {}, '{PHONE_EN}', 40, 'ussd', '{key}', false,
+                                             '{{\"before\": \"Code \", \"after\": \".\", \"encoding\": \"gsm7\",
+                                               \"segments\": 1, \"provider\": \"log\"}}'))",
+            seed.bridge
+        )
+    };
+    let late = fails(&pool, &statement(0, "k1")).await;
+    assert!(late.contains("after the hop's deadline"), "{late}");
+    for table in ["pledges", "outbox", "ussd_effects"] {
+        assert_eq!(
+            count(&pool, &format!("select count(*) from {table}")).await,
+            0,
+            "{table}"
+        );
+    }
+    sqlx::query(&statement(10_000, "k1"))
+        .execute(&pool)
+        .await
+        .expect("in time");
+    let again = fails(&pool, &statement(10_000, "k1")).await;
+    assert!(
+        again.contains("recorded for these inputs already"),
+        "{again}"
+    );
+    for table in ["pledges", "outbox", "ussd_effects"] {
+        assert_eq!(
+            count(&pool, &format!("select count(*) from {table}")).await,
+            1,
+            "{table}"
+        );
+    }
+}

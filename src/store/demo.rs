@@ -3,7 +3,7 @@
 //! nothing.
 
 use rust_decimal::Decimal;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use super::{CommunityId, HouseholdId, ProjectId};
 use crate::domain::{Language, Phone};
@@ -276,4 +276,23 @@ pub async fn scale_receipts(
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Refreshes the planner's statistics of the tables a demo load fills (`with_pledges`: the
+/// money tables too), as a bulk load should be followed. Only those: an ANALYZE of a table
+/// that is still empty (the pledges, the USSD sessions before the first caller) records it
+/// as empty, and on a server without autovacuum (this benchmark machine's) every connection
+/// then plans its statements on it, and keeps those generic plans, as for an empty table
+/// (sequential scans that grow with the table); a table never analyzed is planned as one of
+/// some size (indexes).
+pub async fn analyze(pool: &PgPool, with_pledges: bool) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql("analyze communities, projects, project_sums, households, phones")
+        .execute(pool)
+        .await?;
+    if with_pledges {
+        sqlx::raw_sql("analyze pledges, receipts, pledge_hour_sums, pledge_week_sums")
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
 }
