@@ -577,11 +577,11 @@ fn timed_out(e: ConversationError) -> ConversationError {
 ///
 /// In the transaction, besides BEGIN and COMMIT: the action ([`actions::run_effect`]), then
 /// one statement that records its result and claims the step for this history (taking it
-/// over from another history). An action that is one statement (the pledge:
+/// over from another history). When a concurrent hop of the same history recorded the step
+/// first (or, doing so, made the same rows first: a unique violation), this run is rolled
+/// back and that hop's result is the answer. An action that is one statement (the pledge:
 /// [`actions::one_statement`]) runs with that record in its one statement instead, which
-/// commits on its own: one round trip, no transaction held open between round trips. When a concurrent hop of the
-/// same history recorded the step first (or, doing so, made the same rows first: a unique
-/// violation), this run is rolled back and that hop's result is the answer.
+/// commits on its own: one round trip, no transaction held open between round trips.
 async fn effect_tx(
     state: AppState,
     call: EffectCall,
