@@ -597,6 +597,15 @@ async fn effect_tx(
         idempotency_key: &call.idempotency_key,
         language: call.language,
     };
+    let step = ussd_sessions::Step {
+        session_key: &call.session_key,
+        phone: call.phone.as_str(),
+        start_caller: &call.start_caller,
+        now: call.now,
+        step: call.step,
+        action: call.action.name(),
+        inputs_hash: &call.hash[..],
+    };
     // An action that is one statement records its step in it and commits with it: one
     // round trip. Not under a timeout here (it may not be cut between its commit and
     // knowing of it): the server bounds its lock waits by the time left and refuses to end
@@ -607,18 +616,10 @@ async fn effect_tx(
             Ok(conn) => conn?,
             Err(_) => return Err(ConversationError::Timeout),
         };
-        let step = ussd_sessions::Step {
-            session_key: &call.session_key,
-            phone: call.phone.as_str(),
-            start_caller: &call.start_caller,
-            now: call.now,
-            step: call.step,
-            action: call.action.name(),
-            inputs_hash: &call.hash[..],
-            ms_left: i32::try_from(ms_left(Instant::now())).unwrap_or(i32::MAX),
-        };
+        let left = i32::try_from(ms_left(Instant::now())).unwrap_or(i32::MAX);
         let done =
-            actions::run_effect_recorded(&mut conn, &ctx, call.action, &call.vars, &step).await;
+            actions::run_effect_recorded(&mut conn, &ctx, call.action, &call.vars, &step, left)
+                .await;
         drop(conn);
         return match done.map_err(ConversationError::Action) {
             Ok(result) => Ok(result),
@@ -641,20 +642,7 @@ async fn effect_tx(
             actions::run_effect(&mut tx, &ctx, call.action, call.arg.as_deref(), &call.vars)
                 .await?;
         // also lifts the statement timeout for the COMMIT that follows
-        let claimed = ussd_sessions::record_step(
-            &mut tx,
-            &ussd_sessions::StepResult {
-                session_key: &call.session_key,
-                phone: call.phone.as_str(),
-                start_caller: &call.start_caller,
-                now: call.now,
-                step: call.step,
-                action: call.action.name(),
-                inputs_hash: &call.hash[..],
-                result: &result,
-            },
-        )
-        .await?;
+        let claimed = ussd_sessions::record_step(&mut tx, &step, &result).await?;
         Ok::<_, ConversationError>((tx, result, claimed))
     };
     let done = match tokio::time::timeout_at(commit_by, work).await {

@@ -109,7 +109,7 @@ pub fn one_statement(action: Action) -> bool {
 }
 
 /// Runs an effect whose action is [`one_statement`] together with the record of its USSD
-/// step, in that one statement, which commits on its own: it must not run inside a
+/// step, in that one statement, within `ms_left` milliseconds, which commits on its own: it must not run inside a
 /// transaction (see `store::pledges::pledge_at`). Any other action is refused
 /// ([`ActionError::NotOneStatement`]): the caller runs [`run_effect`] in a transaction and
 /// records the step itself.
@@ -119,10 +119,12 @@ pub async fn run_effect_recorded(
     action: Action,
     vars: &Vars,
     step: &Step<'_, crate::engine::Caller>,
+    ms_left: i32,
 ) -> Result<Vars, ActionError> {
+    let step = Some((step, ms_left));
     match action {
-        Action::CreatePledge => pledges::create(conn, ctx, vars, false, Some(step)).await,
-        Action::CreatePledgeAgain => pledges::create(conn, ctx, vars, true, Some(step)).await,
+        Action::CreatePledge => pledges::create(conn, ctx, vars, false, step).await,
+        Action::CreatePledgeAgain => pledges::create(conn, ctx, vars, true, step).await,
         _ => Err(ActionError::NotOneStatement(action.name())),
     }
 }

@@ -26,7 +26,8 @@ pub fn pledge_error(e: sqlx::Error, project: i64) -> ActionError {
 }
 
 /// `create_pledge` and, with `again`, `create_pledge_again`: the chosen project and amount.
-/// With `step`, in one statement that also records the USSD step and commits on its own.
+/// With `step` (the USSD step and the milliseconds left), in one statement that also
+/// records the step and commits on its own.
 /// `create_pledge` asks first ({ask, minutes}) when the same pledge was made in the last 10
 /// minutes; `create_pledge_again` is the caller's "yes".
 pub(super) async fn create(
@@ -34,7 +35,7 @@ pub(super) async fn create(
     ctx: &EffectCtx<'_>,
     vars: &Vars,
     again: bool,
-    step: Option<&Step<'_, Caller>>,
+    step: Option<(&Step<'_, Caller>, i32)>,
 ) -> Result<Vars, ActionError> {
     let action = if again {
         Action::CreatePledgeAgain

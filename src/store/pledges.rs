@@ -299,12 +299,12 @@ pub struct PledgeSms<'a> {
 /// With `sms`, the same statement queues the SMS that tells the pledge to the number, once
 /// per pledge (not when it asks).
 ///
-/// With `step` (a USSD effect), the statement also records the step with the answer
-/// (`ussd_step_done`) and must run on its own, outside a transaction: it commits by itself,
-/// one round trip in all. It fails with [`super::ussd_sessions::STEP_RECORDED`] when the
-/// step was recorded for the same inputs first, with 57014 when it ended after
-/// `step.ms_left`, and 55P03 when a lock was not had within that time; the pledge is then
-/// not made.
+/// With `step` (a USSD effect's step and the milliseconds it has left), the statement also
+/// records the step with the answer (`ussd_step_done`) and must run on its own, outside a
+/// transaction: it commits by itself, one round trip in all. It fails with
+/// [`super::ussd_sessions::STEP_RECORDED`] when the step was recorded for the same inputs
+/// first, with 57014 when it ended after the time left, and 55P03 when a lock was not had
+/// within that time; the pledge is then not made.
 #[allow(clippy::too_many_arguments)]
 pub async fn pledge_at<C: serde::Serialize + Sync>(
     conn: &mut PgConnection,
@@ -316,13 +316,13 @@ pub async fn pledge_at<C: serde::Serialize + Sync>(
     key: &str,
     again: bool,
     sms: Option<&PledgeSms<'_>>,
-    step: Option<&Step<'_, C>>,
+    step: Option<(&Step<'_, C>, i32)>,
 ) -> Result<Texts, sqlx::Error> {
     let sms = sms
         .map(serde_json::to_value)
         .transpose()
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let Some(step) = step else {
+    let Some((step, ms_left)) = step else {
         let Json(totals) = sqlx::query_scalar!(
             r#"select pledge_at($1, $2, $3, $4, $5, $6, $7, $8) as "totals!: Json<Texts>""#,
             now,
@@ -355,7 +355,7 @@ pub async fn pledge_at<C: serde::Serialize + Sync>(
         key,
         again,
         sms,
-        step.ms_left,
+        ms_left,
         step.session_key,
         step.phone,
         Json(step.start_caller) as _,

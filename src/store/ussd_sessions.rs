@@ -217,23 +217,9 @@ pub async fn restart<C: Serialize + Sync>(
     tx.commit().await
 }
 
-/// The step an effect ran at, with the history that led there and what it gave.
-#[derive(Debug)]
-pub struct StepResult<'a, C> {
-    pub session_key: &'a str,
-    pub phone: &'a str,
-    pub start_caller: &'a C,
-    pub now: DateTime<Utc>,
-    pub step: i32,
-    pub action: &'a str,
-    /// SHA-256 of the inputs up to the step.
-    pub inputs_hash: &'a [u8],
-    pub result: &'a EffectResult,
-}
-
-/// An effect's step, for an action that records it in its own statement (SQL function
-/// `ussd_step_done`, see `store::pledges::pledge_at`): the statement makes the effect,
-/// records its result as [`record_step`] would, and commits on its own.
+/// The step an effect runs at, with the history that led there: what [`record_step`] (in
+/// the effect's transaction) and `ussd_step_done` (in a one-statement effect, see
+/// `store::pledges::pledge_at`) record with the effect's result.
 #[derive(Debug)]
 pub struct Step<'a, C> {
     pub session_key: &'a str,
@@ -244,8 +230,6 @@ pub struct Step<'a, C> {
     pub action: &'a str,
     /// SHA-256 of the inputs up to the step.
     pub inputs_hash: &'a [u8],
-    /// The time left for the statement (its lock waits and its end), in milliseconds.
-    pub ms_left: i32,
 }
 
 /// SQLSTATE of a one-statement effect whose step was recorded for the same inputs first
@@ -265,7 +249,8 @@ pub const STEP_RECORDED: &str = "HS002";
 /// only one of them commits (the actions' own idempotency keys make the other wait).
 pub async fn record_step<C: Serialize + Sync>(
     conn: &mut PgConnection,
-    r: &StepResult<'_, C>,
+    r: &Step<'_, C>,
+    result: &EffectResult,
 ) -> Result<bool, sqlx::Error> {
     let claimed = sqlx::query_scalar!(
         r#"select ussd_record_step($1, $2, $3, $4, $5, $6, $7, $8)
@@ -277,7 +262,7 @@ pub async fn record_step<C: Serialize + Sync>(
         r.step,
         r.action,
         r.inputs_hash,
-        Json(r.result) as _,
+        Json(result) as _,
     )
     .fetch_one(conn)
     .await?;
