@@ -598,12 +598,7 @@ impl Dispatcher {
                 // provider's acceptance and this record resends after the lease: delivery is
                 // at least once.)
                 let recorded = self
-                    .finish(
-                        msg,
-                        OutboxStatus::Sent,
-                        accepted.provider_msg_id.as_deref(),
-                        None,
-                    )
+                    .record_sent(msg, accepted.provider_msg_id.as_deref())
                     .await?;
                 if recorded {
                     tracing::debug!(outbox_id = msg.id.0, phone = %phone, "sms sent");
@@ -642,6 +637,34 @@ impl Dispatcher {
                     .await?;
                 tracing::warn!(outbox_id = msg.id.0, attempts = msg.attempts, error = %reason, "sms failed");
                 Ok(Outcome::Failed)
+            }
+        }
+    }
+
+    /// Records an accepted send, trying again for up to half a lease when the database
+    /// cannot be had (the pool exhausted, a connection lost): the message is out, and a
+    /// record given up leaves the row to be taken over and sent a second time once its lease
+    /// runs out. Past that, the error is returned (delivery stays at least once).
+    async fn record_sent(
+        &self,
+        msg: &Claimed,
+        provider_msg_id: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
+        let started = std::time::Instant::now();
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match self
+                .finish(msg, OutboxStatus::Sent, provider_msg_id, None)
+                .await
+            {
+                Err(e @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)))
+                    if started.elapsed() + wait < self.cfg.lease / 2 =>
+                {
+                    tracing::warn!(outbox_id = msg.id.0, error = %e, "sms sent, its record failed; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+                done => return done,
             }
         }
     }
