@@ -29,24 +29,25 @@ select o.ids[1 + (g / 7) % array_length(o.ids, 1)], hh.id, hh.phone,
 -- -- put the triggers back. One transaction.
 -- begin;
 -- create temp table filled as
---   select project_id, currency, amount, created_at from pledges
+--   select project_id, pledge_stripe(id) stripe, currency, amount, created_at from pledges
 --    where idempotency_key like 'scale:%' and substr(idempotency_key, 7)::bigint >= 10000;
--- update project_sums s set pledged = s.pledged + f.a, outstanding = s.outstanding + f.a
---   from (select project_id, sum(amount) a from filled group by 1) f where f.project_id = s.project_id;
--- insert into pledge_hour_sums as s (project_id, hour, currency, pledges, amount)
--- select project_id, date_trunc('hour', created_at, 'UTC'), currency, count(*), sum(amount) from filled group by 1, 2, 3
--- on conflict (project_id, hour, currency) do update set pledges = s.pledges + excluded.pledges, amount = s.amount + excluded.amount;
--- insert into pledge_week_sums as s (project_id, week, currency, pledges, amount)
--- select project_id, date_trunc('week', created_at, 'UTC'), currency, count(*), sum(amount) from filled group by 1, 2, 3
--- on conflict (project_id, week, currency) do update set pledges = s.pledges + excluded.pledges, amount = s.amount + excluded.amount;
+-- update project_pledge_sums s set pledged = s.pledged + f.a, outstanding = s.outstanding + f.a
+--   from (select project_id, stripe, sum(amount) a from filled group by 1, 2) f
+--  where f.project_id = s.project_id and f.stripe = s.stripe;
+-- insert into pledge_hour_sums as s (project_id, hour, currency, stripe, pledges, amount)
+-- select project_id, date_trunc('hour', created_at, 'UTC'), currency, stripe, count(*), sum(amount) from filled group by 1, 2, 3, 4
+-- on conflict (project_id, hour, currency, stripe) do update set pledges = s.pledges + excluded.pledges, amount = s.amount + excluded.amount;
+-- insert into pledge_week_sums as s (project_id, week, currency, stripe, pledges, amount)
+-- select project_id, date_trunc('week', created_at, 'UTC'), currency, stripe, count(*), sum(amount) from filled group by 1, 2, 3, 4
+-- on conflict (project_id, week, currency, stripe) do update set pledges = s.pledges + excluded.pledges, amount = s.amount + excluded.amount;
 -- alter table pledges enable trigger pledges_sums;
 -- alter table pledges enable trigger pledges_hour_sums;
 -- alter table pledges enable trigger pledges_code;
 -- commit;
 -- -- the checks: every sum equals a direct sum
--- select 'project_sums off', count(*) from project_sums s where s.pledged <> (select coalesce(sum(amount), 0) from pledges where project_id = s.project_id and status <> 'cancelled');
+-- select 'project_pledge_sums off', count(*) from project_pledge_sums s where s.pledged <> (select coalesce(sum(amount), 0) from pledges where project_id = s.project_id and pledge_stripe(id) = s.stripe and status <> 'cancelled');
 -- select 'hour rows off', count(*) from (select project_id, date_trunc('hour', created_at, 'UTC') h, currency, count(*) n, sum(amount) a from pledges where status <> 'cancelled' group by 1,2,3) d
---   full join (select * from pledge_hour_sums where pledges > 0) s on s.project_id = d.project_id and s.hour = d.h and s.currency = d.currency
+--   full join (select project_id, hour, currency, sum(pledges) pledges, sum(amount) amount from pledge_hour_sums group by 1, 2, 3 having sum(pledges) > 0) s on s.project_id = d.project_id and s.hour = d.h and s.currency = d.currency
 --  where s.pledges is distinct from d.n or s.amount is distinct from d.a;
 -- select 'week rows off', count(*) from (select project_id, date_trunc('week', created_at, 'UTC') w, currency, count(*) n, sum(amount) a from pledges where status <> 'cancelled' group by 1,2,3) d
 --   full join (select * from pledge_week_sums where pledges > 0) s on s.project_id = d.project_id and s.week = d.w and s.currency = d.currency

@@ -6,7 +6,10 @@
 //!
 //! **Coherence.** Every change to what is kept is announced by a trigger in the changing
 //! transaction (`NOTIFY hashar_cache`, migration `20261130197000_cache_notify`), delivered
-//! when it commits, in commit order, to every process on the database. [`Cache::follow`]
+//! when it commits, in commit order, to every process on the database. One exception: a
+//! pledge made in one statement leaves its session's notification to its process, which
+//! sends it right after the commit ([`Cache::announce_session`]), so that pledges' commits
+//! do not queue for PostgreSQL's notification lock. [`Cache::follow`]
 //! listens on its own connection and drops (callers, sessions) or reloads (the reference)
 //! what a notification names. The cache serves only while it follows: at start, and whenever
 //! the listening connection is lost or a heartbeat it sends itself does not come back in
@@ -25,7 +28,8 @@
 //! the pledge's own statement, as for a project that closed during a session), show a
 //! caller's old language or treat a just-registered number as unknown for one hop, or not
 //! know that a session got its first effect on another process (the effect is then run
-//! again with the same idempotency key and gives the recorded result). Nothing is written
+//! again with the same idempotency key and gives the recorded result; for a pledge's session
+//! the same if its process died before announcing it). Nothing is written
 //! from the cache: every effect still runs in its own transaction on the database.
 //!
 //! Written by hand: the crates for caches (moka, quick_cache) bound and expire entries but
@@ -36,8 +40,8 @@ use std::{
     collections::{HashMap, HashSet},
     hash::{BuildHasher, BuildHasherDefault, DefaultHasher},
     sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, RwLock, RwLockReadGuard, RwLockWriteGuard,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
     },
     time::Duration,
 };
@@ -65,8 +69,14 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 /// households, the benchmarks 10,000).
 const MAX_CALLERS: usize = 200_000;
 
-/// How long to wait before connecting again after a failed start.
+/// How long to wait before connecting again after a failed start, or sending the session
+/// announcements again after a failure.
 const RETRY: Duration = Duration::from_secs(1);
+
+/// Most session announcements waiting to be sent (the database unreachable meanwhile); past
+/// it the oldest are given up (logged): another process then reads such a session as new,
+/// which costs a repeated effect with the same idempotency key and the same result.
+const MAX_ANNOUNCEMENTS: usize = 65_536;
 
 /// The communities and projects, as loaded.
 #[derive(Debug, Default)]
@@ -113,8 +123,23 @@ struct State {
     failed_starts: u64,
 }
 
+/// Sessions whose new row this process announces itself, after the commit that made it
+/// ([`Cache::announce_session`]).
+#[derive(Default)]
+struct Announcements {
+    pending: Vec<String>,
+    /// How many were queued and how many handled (sent, or given up), ever.
+    queued: u64,
+    handled: u64,
+}
+
 struct Inner {
     state: RwLock<State>,
+    announcements: Mutex<Announcements>,
+    /// Wakes the announcer ([`Cache::follow`]) when something is queued.
+    announce: tokio::sync::Notify,
+    /// An announcer runs: effects may leave their session's notification to this process.
+    announcing: AtomicBool,
     /// Tells the waiters of [`Cache::ready`] and [`Cache::sync`] that something moved.
     moved: tokio::sync::watch::Sender<()>,
     /// This process among the listeners of the channel.
@@ -134,6 +159,9 @@ impl Default for Cache {
         Cache {
             inner: Arc::new(Inner {
                 state: RwLock::default(),
+                announcements: Mutex::default(),
+                announce: tokio::sync::Notify::new(),
+                announcing: AtomicBool::new(false),
                 moved: tokio::sync::watch::Sender::new(()),
                 instance: rand::random(),
                 barriers: AtomicU64::new(0),
@@ -205,6 +233,13 @@ impl Cache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    fn announcements(&self) -> MutexGuard<'_, Announcements> {
+        self.inner
+            .announcements
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Serving from memory (following the database's notifications).
     pub fn live(&self) -> bool {
         self.read().live
@@ -268,6 +303,93 @@ impl Cache {
         self.write()
             .sessions
             .insert(session_hash(session_key), Instant::now());
+    }
+
+    /// Whether this process announces the sessions its one-statement effects make
+    /// ([`Cache::announce_session`]): while [`Cache::follow`] runs. Otherwise the session's
+    /// trigger notifies in the effect's commit.
+    pub fn announces(&self) -> bool {
+        self.inner.announcing.load(Ordering::Acquire)
+    }
+
+    /// Tells the other processes, soon after the commit that made it, that the session has
+    /// a row: for an effect whose statement left the notification to this process (its
+    /// commit then does not wait for PostgreSQL's notification lock, which every notifying
+    /// commit holds through its WAL flush). Queued; [`Cache::follow`] sends what is queued
+    /// in one statement at a time.
+    pub fn announce_session(&self, session_key: &str) {
+        {
+            let mut a = self.announcements();
+            a.queued += 1;
+            if a.pending.len() >= MAX_ANNOUNCEMENTS {
+                a.handled += 1;
+                tracing::warn!("USSD cache: too many session announcements waiting; one given up");
+            } else {
+                a.pending.push(session_key.to_owned());
+            }
+        }
+        self.inner.announce.notify_one();
+    }
+
+    /// Waits until every session announcement queued before the call has been sent (or
+    /// given up), at most `wait`; whether it has. Tests use it before another process's
+    /// [`Cache::sync`].
+    pub async fn announced(&self, wait: Duration) -> bool {
+        let target = self.announcements().queued;
+        let mut rx = self.inner.moved.subscribe();
+        let _ = tokio::time::timeout(
+            wait,
+            rx.wait_for(|_| self.announcements().handled >= target),
+        )
+        .await;
+        self.announcements().handled >= target
+    }
+
+    /// Sends what is queued, in one statement whose commit does not wait for its WAL flush
+    /// (a notification lost with a crashed server is lost with every listener's connection
+    /// too, and they start over); false when it failed (kept for the next try).
+    async fn send_announcements(&self, pool: &PgPool) -> bool {
+        let keys = std::mem::take(&mut self.announcements().pending);
+        if keys.is_empty() {
+            return true;
+        }
+        let sent = sqlx::query(
+            "with c as materialized (select set_config('synchronous_commit', 'off', true))
+             select pg_notify($1, 'session:' || k) from c, unnest($2::text[]) as k",
+        )
+        .bind(CHANNEL)
+        .bind(&keys)
+        .execute(pool)
+        .await;
+        let n = keys.len() as u64;
+        match sent {
+            Ok(_) => {
+                self.announcements().handled += n;
+                self.moved();
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, sessions = n, "USSD cache: sessions not announced yet; trying again");
+                let mut a = self.announcements();
+                let mut keys = keys;
+                keys.append(&mut a.pending);
+                let excess = keys.len().saturating_sub(MAX_ANNOUNCEMENTS);
+                keys.drain(..excess);
+                a.handled += excess as u64;
+                a.pending = keys;
+                false
+            }
+        }
+    }
+
+    /// Sends the session announcements as they are queued, until dropped.
+    async fn announce_forever(&self, pool: &PgPool) {
+        loop {
+            self.inner.announce.notified().await;
+            while !self.send_announcements(pool).await {
+                tokio::time::sleep(RETRY).await;
+            }
+        }
     }
 
     /// How many times the cache has started serving (once, unless it had to start over).
@@ -361,12 +483,17 @@ impl Cache {
         until: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
         let cache = self.clone();
+        cache.inner.announcing.store(true, Ordering::Release);
         tokio::spawn(async move {
             tokio::select! {
                 () = until => {}
                 () = cache.follow_forever(&pool, &*clock, session_ttl * 2) => {}
+                () = cache.announce_forever(&pool) => {}
             }
             cache.stop_serving();
+            cache.inner.announcing.store(false, Ordering::Release);
+            // what the last effects queued, once, as the process stops
+            let _ = cache.send_announcements(&pool).await;
         })
     }
 

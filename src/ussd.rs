@@ -25,7 +25,7 @@ use crate::{
         Action, Caller, Engine, ListItem, ListSource, Reply, Vars,
     },
     metrics::HopOutcome,
-    store::ussd_sessions::{self, ListedItem},
+    store::ussd_sessions::{self, ListedItem, SessionNotify, StepDone},
 };
 
 /// A hop as every provider module hands it over (the type is the channels').
@@ -616,11 +616,26 @@ async fn effect_tx(
             Ok(conn) => conn?,
             Err(_) => return Err(ConversationError::Timeout),
         };
-        let left = i32::try_from(ms_left(Instant::now())).unwrap_or(i32::MAX);
+        // While this process announces sessions, the statement's commit leaves the session's
+        // notification to it (the notification lock would order every pledge's commit).
+        let notify = if state.cache.announces() {
+            SessionNotify::AfterCommit
+        } else {
+            SessionNotify::Trigger
+        };
+        let recorded = StepDone {
+            step: &step,
+            ms_left: i32::try_from(ms_left(Instant::now())).unwrap_or(i32::MAX),
+            notify,
+        };
         let done =
-            actions::run_effect_recorded(&mut conn, &ctx, call.action, &call.vars, &step, left)
-                .await;
+            actions::run_effect_recorded(&mut conn, &ctx, call.action, &call.vars, &recorded).await;
         drop(conn);
+        // Whatever the outcome (a failed statement may have committed as its connection
+        // broke): a needless announcement costs another process one read.
+        if notify == SessionNotify::AfterCommit {
+            state.cache.announce_session(&call.session_key);
+        }
         return match done.map_err(ConversationError::Action) {
             Ok(result) => Ok(result),
             Err(e) if step_recorded(&e) => recorded_instead(&state.pool, &call, None).await,

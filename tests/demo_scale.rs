@@ -54,7 +54,7 @@ async fn generated_households_and_pledges_are_made_once_through_the_usual_trigge
     assert_eq!(
         count(
             &pool,
-            "select count(*) from project_sums s where s.pledged <>
+            "select count(*) from project_totals s where s.pledged <>
                (select coalesce(sum(amount), 0) from pledges where project_id = s.project_id and status <> 'cancelled')
              or s.received <> (select coalesce(sum(amount), 0) from receipts where project_id = s.project_id)"
         )

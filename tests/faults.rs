@@ -630,7 +630,7 @@ async fn postgres_unreachable_for_five_seconds_under_ussd_and_sms_load(pool: PgP
     // Nothing half-written: the running sums are the pledges'.
     let (sums, pledged): (rust_decimal::Decimal, rust_decimal::Decimal) = sqlx::query_as(
         "select s.pledged, (select coalesce(sum(amount), 0) from pledges where project_id = $1 and status <> 'cancelled')
-         from project_sums s where s.project_id = $1",
+         from project_totals s where s.project_id = $1",
     )
     .bind(project)
     .fetch_one(&pool)

@@ -154,6 +154,24 @@ async fn running_totals_match_the_rows(pool: PgPool) {
         count(&pool, "select count(*) from project_sums").await,
         count(&pool, "select count(*) from projects").await
     );
+    // pledged and outstanding in 8 stripes a project, each the sum of its own pledges
+    assert_eq!(
+        count(&pool, "select count(*) from project_pledge_sums").await,
+        8 * count(&pool, "select count(*) from projects").await
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from project_pledge_sums s
+              where s.pledged <> coalesce((select sum(amount) from pledges p where p.project_id = s.project_id
+                                              and pledge_stripe(p.id) = s.stripe and status <> 'cancelled'), 0)
+                 or s.outstanding <> s.pledged
+                      - coalesce((select sum(r.amount) from receipts r where r.project_id = s.project_id
+                                     and pledge_stripe(r.pledge_id) = s.stripe), 0)"
+        )
+        .await,
+        0
+    );
     let (pledged, outstanding, received): (
         rust_decimal::Decimal,
         rust_decimal::Decimal,
@@ -572,8 +590,9 @@ async fn pledge_hour_sums_match_a_direct_sum(pool: PgPool) {
             .expect("sums")
     };
     let kept = sums(
-        "select project_id, to_char(hour at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), currency, pledges, amount
-           from pledge_hour_sums where pledges > 0 order by 1, 2, 3",
+        "select project_id, to_char(hour at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), currency,
+                sum(pledges)::bigint, sum(amount)
+           from pledge_hour_sums group by 1, 2, 3 having sum(pledges) > 0 order by 1, 2, 3",
     )
     .await;
     let direct = sums(
@@ -585,8 +604,9 @@ async fn pledge_hour_sums_match_a_direct_sum(pool: PgPool) {
     assert_eq!(kept, direct);
     // the weeks (Monday 00:00 UTC), kept by the same trigger, likewise
     let weeks = sums(
-        "select project_id, to_char(week at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), currency, pledges, amount
-           from pledge_week_sums where pledges > 0 order by 1, 2, 3",
+        "select project_id, to_char(week at time zone 'UTC', 'YYYY-MM-DD HH24:MI'), currency,
+                sum(pledges)::bigint, sum(amount)
+           from pledge_week_sums group by 1, 2, 3 having sum(pledges) > 0 order by 1, 2, 3",
     )
     .await;
     let direct_weeks = sums(
@@ -603,7 +623,7 @@ async fn pledge_hour_sums_match_a_direct_sum(pool: PgPool) {
     fails(
         &pool,
         &format!(
-            "insert into pledge_week_sums (project_id, week, currency) values ({}, '2026-11-24 00:00:00+00', 'TJS')",
+            "insert into pledge_week_sums (project_id, week, currency, stripe) values ({}, '2026-11-24 00:00:00+00', 'TJS', 0)",
             seed.bridge
         ),
     )
@@ -621,14 +641,15 @@ async fn pledge_hour_sums_match_a_direct_sum(pool: PgPool) {
             (seed.roof, "2026-11-30 04:00", 2),
         ]
     );
-    // an emptied hour stays as a zero row: the cancelled pledge's
+    // an emptied row stays as a zero row: the cancelled pledge's, and the moved pledge's
+    // old one (its stripe of 18:00; the other pledge of that hour is in another stripe)
     assert_eq!(
         count(
             &pool,
             "select count(*) from pledge_hour_sums where pledges = 0 and amount = 0"
         )
         .await,
-        1
+        2
     );
     // its own rules
     let msg = fails(&pool, "delete from pledge_hour_sums").await;
@@ -637,7 +658,7 @@ async fn pledge_hour_sums_match_a_direct_sum(pool: PgPool) {
     fails(
         &pool,
         &format!(
-            "insert into pledge_hour_sums (project_id, hour, currency) values ({}, '2026-11-30 04:30:00+00', 'TJS')",
+            "insert into pledge_hour_sums (project_id, hour, currency, stripe) values ({}, '2026-11-30 04:30:00+00', 'TJS', 0)",
             seed.bridge
         ),
     )
@@ -828,4 +849,95 @@ async fn a_pledge_step_in_one_statement_is_all_or_nothing(pool: PgPool) {
             "{table}"
         );
     }
+}
+
+/// Two pledges to one project at once: the second is made while the first is still open in
+/// its transaction, as their sums are in different stripes (it used to wait for the first's
+/// commit on the project's one sums row, and on its hour's and week's). A lock wait would
+/// fail the second at its lock timeout instead.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_second_pledge_to_a_project_does_not_wait_for_the_first(pool: PgPool) {
+    let seed = seed(&pool).await;
+    let pledge = |amount: &str, key: &str| {
+        format!(
+            "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
+             values ({}, {}, '{PHONE_TG}', {amount}, 'TJS', 'api', '{key}')",
+            seed.bridge, seed.household
+        )
+    };
+    let mut first = pool.begin().await.expect("first");
+    sqlx::query(&pledge("100", "s1"))
+        .execute(&mut *first)
+        .await
+        .expect("first pledge");
+    let mut second = pool.begin().await.expect("second");
+    sqlx::query("set local lock_timeout = '200ms'")
+        .execute(&mut *second)
+        .await
+        .expect("lock timeout");
+    sqlx::query(&pledge("50", "s2"))
+        .execute(&mut *second)
+        .await
+        .expect("the second pledge waits for nothing");
+    second.commit().await.expect("second commits");
+    first.commit().await.expect("first commits");
+    let pledged: rust_decimal::Decimal =
+        sqlx::query_scalar("select pledged from project_totals where project_id = $1")
+            .bind(seed.bridge)
+            .fetch_one(&pool)
+            .await
+            .expect("totals");
+    assert_eq!(pledged, rust_decimal::Decimal::new(150, 0));
+}
+
+/// A statement that sets `hashar.session_notify` to 'after_commit' makes a session's row
+/// without notifying in its commit (the recording process announces it after, see
+/// `Cache::announce_session`); any other writer notifies in its commit. Checked by the
+/// order of delivery (notifications arrive in commit order): a marker sent after the
+/// commit comes first, or second.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_session_row_notifies_in_its_commit_unless_left_to_the_process(pool: PgPool) {
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .expect("listener");
+    listener.listen("hashar_cache").await.expect("listen");
+    let record = |key: &str| {
+        format!(
+            "select ussd_record_step('{key}', '{PHONE_EN}', '{{}}'::jsonb, now(), 1, 'create_pledge',
+                                     '\\x00'::bytea, '{{}}'::jsonb)"
+        )
+    };
+    let mut next = async || {
+        listener
+            .recv()
+            .await
+            .expect("notification")
+            .payload()
+            .to_owned()
+    };
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query("select set_config('hashar.session_notify', 'after_commit', true)")
+        .execute(&mut *tx)
+        .await
+        .expect("left to the process");
+    sqlx::query(&record("t:left"))
+        .execute(&mut *tx)
+        .await
+        .expect("recorded");
+    tx.commit().await.expect("commit");
+    sqlx::query("select pg_notify('hashar_cache', 'marker:1')")
+        .execute(&pool)
+        .await
+        .expect("marker");
+    assert_eq!(next().await, "marker:1");
+    sqlx::query(&record("t:trigger"))
+        .execute(&pool)
+        .await
+        .expect("recorded");
+    sqlx::query("select pg_notify('hashar_cache', 'marker:2')")
+        .execute(&pool)
+        .await
+        .expect("marker");
+    assert_eq!(next().await, "session:t:trigger");
+    assert_eq!(next().await, "marker:2");
 }

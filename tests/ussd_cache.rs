@@ -163,6 +163,16 @@ async fn a_session_with_an_effect_on_one_is_read_by_the_other(pool: PgPool) {
     let (a, b) = two_apps(&pool).await;
     let done = a.session("s1", PHONE_EN, &["1", "1", "500", "1"]).await;
     assert!(done.starts_with("END Bridge: pledged 500 TJS."), "{done}");
+    // The pledge's statement left the session's notification to its process (its commit
+    // takes no notification lock), which sent it after the commit: the other knows the
+    // session has a row and reads it.
+    let key: String = sqlx::query_scalar("select session_key from ussd_sessions")
+        .fetch_one(&pool)
+        .await
+        .expect("the session's row");
+    assert!(a.cache.announces(), "the process announces its sessions");
+    b.cache.sync(&pool, WAIT).await.expect("barrier");
+    assert!(b.cache.session_recorded(&key), "announced to the other");
     let (_, retry) = b.hop("s1", PHONE_EN, "1*1*500*1").await;
     assert_eq!(retry, done);
     assert_eq!(count(&pool, "select count(*) from pledges").await, 1);

@@ -708,14 +708,14 @@ async fn a_stalled_pledge_answers_busy_and_records_nothing(pool: PgPool) {
     assert_eq!(status, StatusCode::OK);
     assert!(busy.starts_with("END Service busy"), "{busy}");
     assert_eq!(count(&pool, "select count(*) from pledges").await, 0);
-    // the same for the project's totals row (the pledge's other write)
+    // the same for the project's pledge sums rows (the pledge's other write)
     let seed_bridge: i64 = sqlx::query_scalar("select id from projects where code = 'BRIDGE'")
         .fetch_one(&pool)
         .await
         .expect("bridge");
     let (_, busy) = while_locked_then_settled(
         &pool,
-        &format!("select 1 from project_sums where project_id = {seed_bridge} for update"),
+        &format!("select 1 from project_pledge_sums where project_id = {seed_bridge} for update"),
         impatient.hop("stall-2", PHONE_EN, "1*1*500*1"),
     )
     .await;

@@ -25,7 +25,7 @@ pub use tips::{sync_tips, TipsError};
 use crate::{
     domain::{Language, Phone},
     engine::{menu::MenuSet, Action, Read, Vars},
-    store::ussd_sessions::Step,
+    store::ussd_sessions::StepDone,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -109,8 +109,8 @@ pub fn one_statement(action: Action) -> bool {
 }
 
 /// Runs an effect whose action is [`one_statement`] together with the record of its USSD
-/// step, in that one statement, within `ms_left` milliseconds, which commits on its own: it must not run inside a
-/// transaction (see `store::pledges::pledge_at`). Any other action is refused
+/// step, in that one statement, within `done.ms_left` milliseconds, which commits on its
+/// own: it must not run inside a transaction (see `store::pledges::pledge_at`). Any other action is refused
 /// ([`ActionError::NotOneStatement`]): the caller runs [`run_effect`] in a transaction and
 /// records the step itself.
 pub async fn run_effect_recorded(
@@ -118,13 +118,12 @@ pub async fn run_effect_recorded(
     ctx: &EffectCtx<'_>,
     action: Action,
     vars: &Vars,
-    step: &Step<'_, crate::engine::Caller>,
-    ms_left: i32,
+    done: &StepDone<'_, crate::engine::Caller>,
 ) -> Result<Vars, ActionError> {
-    let step = Some((step, ms_left));
+    let done = Some(done);
     match action {
-        Action::CreatePledge => pledges::create(conn, ctx, vars, false, step).await,
-        Action::CreatePledgeAgain => pledges::create(conn, ctx, vars, true, step).await,
+        Action::CreatePledge => pledges::create(conn, ctx, vars, false, done).await,
+        Action::CreatePledgeAgain => pledges::create(conn, ctx, vars, true, done).await,
         _ => Err(ActionError::NotOneStatement(action.name())),
     }
 }

@@ -6,7 +6,7 @@ use super::{decimal_var, id_var, ActionError, EffectCtx};
 use crate::{
     domain::{Encoding, TextMeasure},
     engine::{check::PLEDGE_SMS, menu::fill, Action, Caller, Vars},
-    store::{pledges, projects, ussd_sessions::Step, ProjectId},
+    store::{pledges, projects, ussd_sessions::StepDone, ProjectId},
 };
 
 /// As wide as every pledge code (7 digits, `new_pledge_code`): the SMS is measured with it.
@@ -26,8 +26,8 @@ pub fn pledge_error(e: sqlx::Error, project: i64) -> ActionError {
 }
 
 /// `create_pledge` and, with `again`, `create_pledge_again`: the chosen project and amount.
-/// With `step` (the USSD step and the milliseconds left), in one statement that also
-/// records the step and commits on its own.
+/// With `done` (the USSD step, the milliseconds left, who announces the session), in one
+/// statement that also records the step and commits on its own.
 /// `create_pledge` asks first ({ask, minutes}) when the same pledge was made in the last 10
 /// minutes; `create_pledge_again` is the caller's "yes".
 pub(super) async fn create(
@@ -35,7 +35,7 @@ pub(super) async fn create(
     ctx: &EffectCtx<'_>,
     vars: &Vars,
     again: bool,
-    step: Option<(&Step<'_, Caller>, i32)>,
+    done: Option<&StepDone<'_, Caller>>,
 ) -> Result<Vars, ActionError> {
     let action = if again {
         Action::CreatePledgeAgain
@@ -59,7 +59,7 @@ pub(super) async fn create(
         sms.as_ref()
             .map(|t| t.for_store(ctx.state.config.sms_provider.name()))
             .as_ref(),
-        step,
+        done,
     )
     .await
     .map_err(|e| pledge_error(e, project))?;

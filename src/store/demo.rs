@@ -286,9 +286,11 @@ pub async fn scale_receipts(
 /// (sequential scans that grow with the table); a table never analyzed is planned as one of
 /// some size (indexes).
 pub async fn analyze(pool: &PgPool, with_pledges: bool) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql("analyze communities, projects, project_sums, households, phones")
-        .execute(pool)
-        .await?;
+    sqlx::raw_sql(
+        "analyze communities, projects, project_sums, project_pledge_sums, households, phones",
+    )
+    .execute(pool)
+    .await?;
     if with_pledges {
         sqlx::raw_sql("analyze pledges, receipts, pledge_hour_sums, pledge_week_sums")
             .execute(pool)

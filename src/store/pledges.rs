@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use sqlx::{types::Json, PgConnection};
 
-use super::ussd_sessions::Step;
+use super::ussd_sessions::StepDone;
 use super::{CommunityId, CoordinatorId, HouseholdId, Localized, PledgeId, ProjectId, Texts};
 
 /// Where a pledge stands (`pledges.status`). The database moves it (see
@@ -299,9 +299,9 @@ pub struct PledgeSms<'a> {
 /// With `sms`, the same statement queues the SMS that tells the pledge to the number, once
 /// per pledge (not when it asks).
 ///
-/// With `step` (a USSD effect's step and the milliseconds it has left), the statement also
-/// records the step with the answer (`ussd_step_done`) and must run on its own, outside a
-/// transaction: it commits by itself, one round trip in all. It fails with
+/// With `done` (a USSD effect's step, the milliseconds it has left and who announces the
+/// session), the statement also records the step with the answer (`ussd_step_done`) and
+/// must run on its own, outside a transaction: it commits by itself, one round trip in all. It fails with
 /// [`super::ussd_sessions::STEP_RECORDED`] when the step was recorded for the same inputs
 /// first, with 57014 when it ended after the time left, and 55P03 when a lock was not had
 /// within that time; the pledge is then not made.
@@ -316,13 +316,18 @@ pub async fn pledge_at<C: serde::Serialize + Sync>(
     key: &str,
     again: bool,
     sms: Option<&PledgeSms<'_>>,
-    step: Option<(&Step<'_, C>, i32)>,
+    done: Option<&StepDone<'_, C>>,
 ) -> Result<Texts, sqlx::Error> {
     let sms = sms
         .map(serde_json::to_value)
         .transpose()
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let Some((step, ms_left)) = step else {
+    let Some(&StepDone {
+        step,
+        ms_left,
+        notify,
+    }) = done
+    else {
         let Json(totals) = sqlx::query_scalar!(
             r#"select pledge_at($1, $2, $3, $4, $5, $6, $7, $8) as "totals!: Json<Texts>""#,
             now,
@@ -338,11 +343,12 @@ pub async fn pledge_at<C: serde::Serialize + Sync>(
         .await?;
         return Ok(totals);
     };
-    // One statement, committed on its own: the lock timeout first (the materialized CTE's
-    // row is made before the pledge is computed for it), then the pledge, then the record
-    // of its step with the pledge's answer (`ussd_step_done`).
+    // One statement, committed on its own: the lock timeout and who notifies first (the
+    // materialized CTE's row is made before the pledge is computed for it), then the
+    // pledge, then the record of its step with the pledge's answer (`ussd_step_done`).
     let Json(totals) = sqlx::query_scalar!(
-        r#"with t as materialized (select set_config('lock_timeout', $9::int || 'ms', true))
+        r#"with t as materialized (select set_config('lock_timeout', $9::int || 'ms', true),
+                                          set_config('hashar.session_notify', $17, true))
            select ussd_step_done($10, $11, $12, $13, $14, $15, $16, $9,
                                  pledge_at($1, $2, $3, $4, $5, $6, $7, $8))
                as "totals!: Json<Texts>"
@@ -363,6 +369,7 @@ pub async fn pledge_at<C: serde::Serialize + Sync>(
         step.step,
         step.action,
         step.inputs_hash,
+        notify.setting(),
     )
     .fetch_one(conn)
     .await?;

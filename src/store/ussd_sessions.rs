@@ -232,6 +232,35 @@ pub struct Step<'a, C> {
     pub inputs_hash: &'a [u8],
 }
 
+/// The end of an effect run in one statement (`ussd_step_done`): its step, the milliseconds
+/// it has left, and who tells the other processes' hop caches that the session has a row.
+pub struct StepDone<'a, C> {
+    pub step: &'a Step<'a, C>,
+    pub ms_left: i32,
+    pub notify: SessionNotify,
+}
+
+/// Who announces a session's new row to the other processes (`NOTIFY hashar_cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionNotify {
+    /// The row's trigger, in the effect's own commit.
+    Trigger,
+    /// This process, after the commit ([`crate::cache::Cache::announce_session`]): the
+    /// commit then does not take PostgreSQL's notification lock, which every notifying
+    /// commit holds through its WAL flush, one after another.
+    AfterCommit,
+}
+
+impl SessionNotify {
+    /// The value of the transaction's `hashar.session_notify` that the trigger reads.
+    pub fn setting(self) -> &'static str {
+        match self {
+            SessionNotify::Trigger => "trigger",
+            SessionNotify::AfterCommit => "after_commit",
+        }
+    }
+}
+
 /// SQLSTATE of a one-statement effect whose step was recorded for the same inputs first
 /// (`ussd_step_done`): the statement was rolled back, the recorded result is the answer.
 pub const STEP_RECORDED: &str = "HS002";

@@ -166,6 +166,12 @@ impl TestApp {
             .expect("router answers");
         let status = resp.status();
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        // The sessions this request's effects left to this process to announce are
+        // announced (as they are within milliseconds in a server) before the test goes on.
+        let _ = self
+            .cache
+            .announced(std::time::Duration::from_secs(30))
+            .await;
         (
             status,
             String::from_utf8(bytes.to_vec()).expect("utf-8 body"),
