@@ -74,7 +74,7 @@ const MAX_CALLERS: usize = 200_000;
 const RETRY: Duration = Duration::from_secs(1);
 
 /// Most session announcements waiting to be sent (the database unreachable meanwhile); past
-/// it the oldest are given up (logged): another process then reads such a session as new,
+/// it new ones are given up (logged): another process then reads such a session as new,
 /// which costs a repeated effect with the same idempotency key and the same result.
 const MAX_ANNOUNCEMENTS: usize = 65_536;
 
@@ -140,6 +140,9 @@ struct Inner {
     announce: tokio::sync::Notify,
     /// An announcer runs: effects may leave their session's notification to this process.
     announcing: AtomicBool,
+    /// Held through a send of the announcements: one at a time, so that each takes from the
+    /// queue only what it sent.
+    sending: tokio::sync::Mutex<()>,
     /// Tells the waiters of [`Cache::ready`] and [`Cache::sync`] that something moved.
     moved: tokio::sync::watch::Sender<()>,
     /// This process among the listeners of the channel.
@@ -162,6 +165,7 @@ impl Default for Cache {
                 announcements: Mutex::default(),
                 announce: tokio::sync::Notify::new(),
                 announcing: AtomicBool::new(false),
+                sending: tokio::sync::Mutex::new(()),
                 moved: tokio::sync::watch::Sender::new(()),
                 instance: rand::random(),
                 barriers: AtomicU64::new(0),
@@ -309,14 +313,14 @@ impl Cache {
     /// ([`Cache::announce_session`]): while [`Cache::follow`] runs. Otherwise the session's
     /// trigger notifies in the effect's commit.
     pub fn announces(&self) -> bool {
-        self.inner.announcing.load(Ordering::Acquire)
+        self.inner.announcing.load(Ordering::SeqCst)
     }
 
     /// Tells the other processes, soon after the commit that made it, that the session has
     /// a row: for an effect whose statement left the notification to this process (its
     /// commit then does not wait for PostgreSQL's notification lock, which every notifying
     /// commit holds through its WAL flush). Queued; [`Cache::follow`] sends what is queued
-    /// in one statement at a time.
+    /// in one statement at a time. Then [`Cache::announce_late`].
     pub fn announce_session(&self, session_key: &str) {
         {
             let mut a = self.announcements();
@@ -329,6 +333,16 @@ impl Cache {
             }
         }
         self.inner.announce.notify_one();
+    }
+
+    /// After [`Cache::announce_session`]: sends the queue itself if the announcer has
+    /// stopped meanwhile (the process stopping while a pledge was under way), so that no
+    /// key is left behind. Either the announcer's last send, which follows its stop, takes
+    /// the key, or this call sees it stopped (both orders are sequentially consistent).
+    pub async fn announce_late(&self, pool: &PgPool) {
+        if !self.announces() {
+            let _ = self.send_announcements(pool).await;
+        }
     }
 
     /// Waits until every session announcement queued before the call has been sent (or
@@ -347,9 +361,12 @@ impl Cache {
 
     /// Sends what is queued, in one statement whose commit does not wait for its WAL flush
     /// (a notification lost with a crashed server is lost with every listener's connection
-    /// too, and they start over); false when it failed (kept for the next try).
+    /// too, and they start over); false when it failed (kept for the next try). The keys
+    /// leave the queue only once sent, so a send cut short (the task dropped as the process
+    /// stops) leaves them for the last one; one sent twice costs a listener one more read.
     async fn send_announcements(&self, pool: &PgPool) -> bool {
-        let keys = std::mem::take(&mut self.announcements().pending);
+        let _one = self.inner.sending.lock().await;
+        let keys = self.announcements().pending.clone();
         if keys.is_empty() {
             return true;
         }
@@ -361,22 +378,20 @@ impl Cache {
         .bind(&keys)
         .execute(pool)
         .await;
-        let n = keys.len() as u64;
         match sent {
             Ok(_) => {
-                self.announcements().handled += n;
+                {
+                    // only appended to meanwhile: the first ones are those sent
+                    let mut a = self.announcements();
+                    let n = keys.len().min(a.pending.len());
+                    a.pending.drain(..n);
+                    a.handled += n as u64;
+                }
                 self.moved();
                 true
             }
             Err(e) => {
-                tracing::warn!(error = %e, sessions = n, "USSD cache: sessions not announced yet; trying again");
-                let mut a = self.announcements();
-                let mut keys = keys;
-                keys.append(&mut a.pending);
-                let excess = keys.len().saturating_sub(MAX_ANNOUNCEMENTS);
-                keys.drain(..excess);
-                a.handled += excess as u64;
-                a.pending = keys;
+                tracing::warn!(error = %e, sessions = keys.len(), "USSD cache: sessions not announced yet; trying again");
                 false
             }
         }
@@ -483,7 +498,7 @@ impl Cache {
         until: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
         let cache = self.clone();
-        cache.inner.announcing.store(true, Ordering::Release);
+        cache.inner.announcing.store(true, Ordering::SeqCst);
         tokio::spawn(async move {
             tokio::select! {
                 () = until => {}
@@ -491,7 +506,7 @@ impl Cache {
                 () = cache.announce_forever(&pool) => {}
             }
             cache.stop_serving();
-            cache.inner.announcing.store(false, Ordering::Release);
+            cache.inner.announcing.store(false, Ordering::SeqCst);
             // what the last effects queued, once, as the process stops
             let _ = cache.send_announcements(&pool).await;
         })

@@ -635,6 +635,7 @@ async fn effect_tx(
         // broke): a needless announcement costs another process one read.
         if notify == SessionNotify::AfterCommit {
             state.cache.announce_session(&call.session_key);
+            state.cache.announce_late(&state.pool).await;
         }
         return match done.map_err(ConversationError::Action) {
             Ok(result) => Ok(result),

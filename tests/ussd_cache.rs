@@ -252,3 +252,43 @@ async fn the_screens_are_the_same_with_and_without_the_cache(pool: PgPool) {
     let b = uncached.session("lb", PHONE_RU, &["5", "2"]).await;
     assert_eq!(a, b);
 }
+
+/// A process stopping while a pledge is under way: its cache's task has stopped and sent
+/// what was queued, then the pledge's session is queued. The pledge sends it itself
+/// (`announce_late`), so the other processes still learn of the session.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_session_queued_after_the_announcer_stopped_is_still_announced(pool: PgPool) {
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .expect("listener");
+    listener
+        .listen(hashar::cache::CHANNEL)
+        .await
+        .expect("listen");
+    let cache = hashar::cache::Cache::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = cache.follow(
+        pool.clone(),
+        std::sync::Arc::new(hashar::clock::SystemClock),
+        Duration::from_secs(300),
+        async move {
+            let _ = stopped.await;
+        },
+    );
+    assert!(cache.announces(), "announcing while it follows");
+    cache.announce_session("before-stop");
+    let _ = stop.send(());
+    task.await.expect("the cache's task ends");
+    assert!(!cache.announces(), "stopped");
+    cache.announce_session("after-stop");
+    cache.announce_late(&pool).await;
+    assert!(cache.announced(WAIT).await, "everything queued was sent");
+    let mut seen = std::collections::HashSet::new();
+    while !(seen.contains("session:before-stop") && seen.contains("session:after-stop")) {
+        let n = tokio::time::timeout(WAIT, listener.recv())
+            .await
+            .expect("a notification within the wait")
+            .expect("listener");
+        seen.insert(n.payload().to_owned());
+    }
+}
