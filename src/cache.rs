@@ -320,8 +320,11 @@ impl Cache {
     /// a row: for an effect whose statement left the notification to this process (its
     /// commit then does not wait for PostgreSQL's notification lock, which every notifying
     /// commit holds through its WAL flush). Queued; [`Cache::follow`] sends what is queued
-    /// in one statement at a time. Then [`Cache::announce_late`].
-    pub fn announce_session(&self, session_key: &str) {
+    /// in one statement at a time. If the announcer has stopped meanwhile (the process
+    /// stopping while a pledge was under way), this call sends the queue itself, so that no
+    /// key is left behind: either the announcer's last send, which follows its stop, takes
+    /// the key, or this call sees it stopped (both orders are sequentially consistent).
+    pub async fn announce_session(&self, session_key: &str, pool: &PgPool) {
         {
             let mut a = self.announcements();
             a.queued += 1;
@@ -333,13 +336,6 @@ impl Cache {
             }
         }
         self.inner.announce.notify_one();
-    }
-
-    /// After [`Cache::announce_session`]: sends the queue itself if the announcer has
-    /// stopped meanwhile (the process stopping while a pledge was under way), so that no
-    /// key is left behind. Either the announcer's last send, which follows its stop, takes
-    /// the key, or this call sees it stopped (both orders are sequentially consistent).
-    pub async fn announce_late(&self, pool: &PgPool) {
         if !self.announces() {
             let _ = self.send_announcements(pool).await;
         }

@@ -634,8 +634,10 @@ async fn effect_tx(
         // Whatever the outcome (a failed statement may have committed as its connection
         // broke): a needless announcement costs another process one read.
         if notify == SessionNotify::AfterCommit {
-            state.cache.announce_session(&call.session_key);
-            state.cache.announce_late(&state.pool).await;
+            state
+                .cache
+                .announce_session(&call.session_key, &state.pool)
+                .await;
         }
         return match done.map_err(ConversationError::Action) {
             Ok(result) => Ok(result),

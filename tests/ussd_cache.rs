@@ -255,7 +255,7 @@ async fn the_screens_are_the_same_with_and_without_the_cache(pool: PgPool) {
 
 /// A process stopping while a pledge is under way: its cache's task has stopped and sent
 /// what was queued, then the pledge's session is queued. The pledge sends it itself
-/// (`announce_late`), so the other processes still learn of the session.
+/// (`announce_session` sends the queue itself), so the other processes still learn of the session.
 #[sqlx::test(migrator = "hashar::MIGRATOR")]
 async fn a_session_queued_after_the_announcer_stopped_is_still_announced(pool: PgPool) {
     let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
@@ -276,12 +276,11 @@ async fn a_session_queued_after_the_announcer_stopped_is_still_announced(pool: P
         },
     );
     assert!(cache.announces(), "announcing while it follows");
-    cache.announce_session("before-stop");
+    cache.announce_session("before-stop", &pool).await;
     let _ = stop.send(());
     task.await.expect("the cache's task ends");
     assert!(!cache.announces(), "stopped");
-    cache.announce_session("after-stop");
-    cache.announce_late(&pool).await;
+    cache.announce_session("after-stop", &pool).await;
     assert!(cache.announced(WAIT).await, "everything queued was sent");
     let mut seen = std::collections::HashSet::new();
     while !(seen.contains("session:before-stop") && seen.contains("session:after-stop")) {
