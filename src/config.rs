@@ -52,6 +52,13 @@ pub struct Config {
     #[arg(long, env = "HASHAR_MAX_PLEDGE", default_value = "100000")]
     pub max_pledge: Decimal,
 
+    /// A pledge from a menu that repeats one the household made to the same project with the
+    /// same amount less than this many minutes before is asked about first ("Pledge
+    /// again?"); 0 never asks (a load test whose phones pledge the same amount every few
+    /// seconds must make every pledge, as a real caller's would be).
+    #[arg(long, env = "HASHAR_PLEDGE_REPEAT_MINUTES", default_value_t = 10)]
+    pub pledge_repeat_minutes: u32,
+
     /// A USSD session older than this starts over at the first screen.
     #[arg(long, env = "HASHAR_USSD_SESSION_TTL_SECS", default_value_t = 300)]
     pub ussd_session_ttl_secs: u64,
@@ -399,6 +406,12 @@ impl Config {
             DAY,
         );
         range("HASHAR_DB_TIMEOUT_MS", self.db_timeout_ms, 10, 60_000);
+        range(
+            "HASHAR_PLEDGE_REPEAT_MINUTES",
+            self.pledge_repeat_minutes.into(),
+            0,
+            24 * 60,
+        );
         range("HASHAR_DB_POOL_SIZE", self.db_pool_size.into(), 1, 1_000);
         range(
             "HASHAR_DB_API_POOL_SIZE",
@@ -667,6 +680,11 @@ mod tests {
             ),
             ("--dispatchers", "1000", "HASHAR_DISPATCHERS"),
             ("--max-pledge", "0", "HASHAR_MAX_PLEDGE"),
+            (
+                "--pledge-repeat-minutes",
+                "1441",
+                "HASHAR_PLEDGE_REPEAT_MINUTES",
+            ),
             (
                 "--sms-price-per-segment",
                 "-1",

@@ -907,6 +907,39 @@ async fn a_repeated_pledge_within_ten_minutes_asks_first(pool: PgPool) {
     assert_eq!(count(&pool, "select count(*) from pledges").await, 5);
 }
 
+/// `HASHAR_PLEDGE_REPEAT_MINUTES` sets how far back the same pledge is asked about, through
+/// the session setting every connection of the server's pools gets; 0 never asks.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn the_repeated_pledge_window_is_a_setting_and_0_never_asks(pool: PgPool) {
+    seed(&pool).await;
+    let mut config = test_config();
+    config.pledge_repeat_minutes = 2;
+    let app = app_as_served(pool.clone(), config).await;
+    let done = until_end(&app, "w1", PHONE_EN, &["1", "1", "500", "1"]).await;
+    assert!(done.starts_with("END Bridge: pledged 500 TJS."), "{done}");
+    app.clock.advance(chrono::Duration::seconds(90));
+    let question = app.session("w2", PHONE_EN, &["1", "1", "500", "1"]).await;
+    assert_eq!(
+        question,
+        "CON You pledged 500 TJS to Bridge 2 min ago. Pledge again?\n1 Yes\n2 No\n0 Back"
+    );
+    // 2 minutes after it, not asked (with the default it would be, for 8 more minutes)
+    app.clock.advance(chrono::Duration::seconds(30));
+    let made = until_end(&app, "w3", PHONE_EN, &["1", "1", "500", "1"]).await;
+    assert!(made.starts_with("END Bridge: pledged 500 TJS."), "{made}");
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 2);
+
+    let mut config = test_config();
+    config.pledge_repeat_minutes = 0;
+    let never = app_as_served(pool.clone(), config).await;
+    never.clock.advance(chrono::Duration::minutes(3));
+    for session in ["w4", "w5"] {
+        let made = until_end(&never, session, PHONE_EN, &["1", "1", "500", "1"]).await;
+        assert!(made.starts_with("END Bridge: pledged 500 TJS."), "{made}");
+    }
+    assert_eq!(count(&pool, "select count(*) from pledges").await, 4);
+}
+
 /// Without `HASHAR_HOTLINE` the hotline screen says where to ask for the number in the
 /// caller's language (it once put the English default inside Tajik and Russian screens).
 #[sqlx::test(migrator = "hashar::MIGRATOR")]

@@ -110,6 +110,12 @@ pub fn pools(base: &PgConnectOptions, config: &Config) -> Pools {
             "idle_in_transaction_session_timeout",
             format!("{}ms", config.db_idle_in_transaction_timeout_ms),
         ),
+        // How far back a menu pledge looks for the same pledge to ask about
+        // (`recent_pledge`; 10 minutes where this is not set, as from psql).
+        (
+            "hashar.pledge_repeat_minutes",
+            config.pledge_repeat_minutes.to_string(),
+        ),
     ]);
     let pool = |size: u32, acquire: Duration| {
         PgPoolOptions::new()
