@@ -36,6 +36,8 @@ pub struct AppState {
     pub globals: Arc<Vars>,
     /// What USSD hops read, in memory while [`AppState::follow_database`] runs.
     pub cache: crate::cache::Cache,
+    /// Pledge codes made ahead by this process for its USSD pledges (`store::pledge_codes`).
+    pub pledge_codes: crate::store::pledge_codes::PledgeCodes,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +147,7 @@ impl AppState {
             hints: Arc::new(LanguageHints::default()),
             globals: Arc::new(globals),
             cache: crate::cache::Cache::default(),
+            pledge_codes: crate::store::pledge_codes::PledgeCodes::default(),
         })
     }
 

@@ -181,3 +181,95 @@ async fn bulk_inserts_get_unique_codes_and_skip_old_ones(pool: PgPool) {
     assert_eq!(n, count(&pool, "select count(*) from pledges").await);
     assert!(n >= 20000);
 }
+
+/// Issue 12: the server makes pledge codes ahead (`store::pledge_codes`): the same FF1 of
+/// the same sequence numbers as `new_pledge_code`; a USSD pledge takes the first one ready;
+/// the trigger takes a given code once, and never one a pledge already has.
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn codes_made_by_the_server_are_the_sql_codes_and_each_is_taken_once(pool: PgPool) {
+    use hashar::store::pledge_codes::pledge_code;
+    let seed = seed(&pool).await;
+    let key = secret(&pool).await;
+    for n in [0i64, 1, 2, 17, 123_456, 8_999_999] {
+        let sql: i64 = sqlx::query_scalar(
+            "select ff1_code(1000000 + $1, 7, 1000000, (select key from code_secret))",
+        )
+        .bind(n)
+        .fetch_one(&pool)
+        .await
+        .expect("sql code");
+        let ours = pledge_code(&key, n).expect("code");
+        assert_eq!(ours, sql.to_string());
+        assert_eq!(
+            ours,
+            reference_code(&key, 1_000_000 + n as u64, 7, 1_000_000).to_string()
+        );
+    }
+    // past the 7-digit codes, as the SQL function refuses it
+    assert!(pledge_code(&key, 9_000_000).is_err());
+
+    // A USSD pledge takes the first code made ahead: FF1 of the next sequence number.
+    let app = app(pool.clone()).await;
+    let next: i64 = sqlx::query_scalar(
+        "select case when is_called then last_value + 1 else last_value end from pledge_code_seq",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("seq");
+    app.pledge_codes
+        .refill(&pool)
+        .await
+        .expect("codes made ahead");
+    let done = app
+        .session("ahead", PHONE_EN, &["1", "1", "500", "1"])
+        .await;
+    let expected = pledge_code(&key, next).expect("code");
+    assert!(done.starts_with("END Bridge: pledged 500 TJS."), "{done}");
+    assert!(done.contains(&expected), "{done} has {expected}");
+    let stored: String = sqlx::query_scalar("select code from pledges where channel = 'ussd'")
+        .fetch_one(&pool)
+        .await
+        .expect("the pledge");
+    assert_eq!(stored, expected);
+
+    // In SQL: a given code is taken once per setting, and not when a pledge has it already.
+    async fn pledge(
+        tx: &mut sqlx::PgConnection,
+        seed: &Seed,
+        key: &str,
+        given: Option<&str>,
+    ) -> String {
+        if let Some(code) = given {
+            sqlx::query("select set_config('hashar.pledge_code', $1, true)")
+                .bind(code)
+                .execute(&mut *tx)
+                .await
+                .expect("set");
+        }
+        sqlx::query_scalar(
+            "insert into pledges (project_id, household_id, phone, amount, currency, channel, idempotency_key)
+             values ($1, $2, $3, 10, 'TJS', 'api', $4) returning code",
+        )
+        .bind(seed.bridge)
+        .bind(seed.household)
+        .bind(PHONE_TG)
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await
+        .expect("pledge")
+    }
+    let mut tx = pool.begin().await.expect("tx");
+    assert_eq!(
+        pledge(&mut tx, &seed, "given-1", Some("1234567")).await,
+        "1234567"
+    );
+    // the setting served one pledge: the next gets its own code
+    assert_ne!(pledge(&mut tx, &seed, "given-2", None).await, "1234567");
+    // the same code given again: a pledge has it, so the trigger makes another
+    let third = pledge(&mut tx, &seed, "given-3", Some("1234567")).await;
+    assert!(
+        third != "1234567" && third.len() == 7 && !third.starts_with('0'),
+        "another 7-digit code: {third}"
+    );
+    tx.commit().await.expect("commit");
+}

@@ -47,6 +47,8 @@ pub(super) async fn create(
     // The household hears of the pledge by SMS at once (code, amount, project, how to pay),
     // queued by the pledge's own statement.
     let sms = PledgeText::render(ctx, vars);
+    // The one-statement pledge takes a code made ahead by this process, if one is ready.
+    let code = done.and_then(|_| ctx.state.pledge_codes.take(&ctx.state.pool));
     let totals = pledges::pledge_at(
         conn,
         ctx.now,
@@ -60,6 +62,7 @@ pub(super) async fn create(
             .map(|t| t.for_store(ctx.state.config.sms_provider.name()))
             .as_ref(),
         done,
+        code.as_deref(),
     )
     .await
     .map_err(|e| pledge_error(e, project))?;

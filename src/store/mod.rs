@@ -76,6 +76,7 @@ pub mod outbox;
 pub mod outreach;
 pub mod overview;
 pub mod people;
+pub mod pledge_codes;
 pub mod pledges;
 pub mod pool;
 pub mod projects;

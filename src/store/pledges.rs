@@ -301,7 +301,9 @@ pub struct PledgeSms<'a> {
 ///
 /// With `done` (a USSD effect's step, the milliseconds it has left and who announces the
 /// session), the statement also records the step with the answer (`ussd_step_done`) and
-/// must run on its own, outside a transaction: it commits by itself, one round trip in all. It fails with
+/// must run on its own, outside a transaction: it commits by itself, one round trip in all;
+/// `code` is then the code made ahead for it (`store::pledge_codes`; `None` leaves it to the
+/// trigger, as every other path does). It fails with
 /// [`super::ussd_sessions::STEP_RECORDED`] when the step was recorded for the same inputs
 /// first, with 57014 when it ended after the time left, and 55P03 when a lock was not had
 /// within that time; the pledge is then not made.
@@ -317,6 +319,7 @@ pub async fn pledge_at<C: serde::Serialize + Sync>(
     again: bool,
     sms: Option<&PledgeSms<'_>>,
     done: Option<&StepDone<'_, C>>,
+    code: Option<&str>,
 ) -> Result<Texts, sqlx::Error> {
     let sms = sms
         .map(serde_json::to_value)
@@ -343,12 +346,14 @@ pub async fn pledge_at<C: serde::Serialize + Sync>(
         .await?;
         return Ok(totals);
     };
-    // One statement, committed on its own: the lock timeout and who notifies first (the
-    // materialized CTE's row is made before the pledge is computed for it), then the
-    // pledge, then the record of its step with the pledge's answer (`ussd_step_done`).
+    // One statement, committed on its own: the lock timeout, who notifies and the code made
+    // ahead first (the materialized CTE's row is made before the pledge is computed for
+    // it), then the pledge, then the record of its step with the pledge's answer
+    // (`ussd_step_done`).
     let Json(totals) = sqlx::query_scalar!(
         r#"with t as materialized (select set_config('lock_timeout', $9::int || 'ms', true),
-                                          set_config('hashar.session_notify', $17, true))
+                                          set_config('hashar.session_notify', $17, true),
+                                          set_config('hashar.pledge_code', $18, true))
            select ussd_step_done($10, $11, $12, $13, $14, $15, $16, $9,
                                  pledge_at($1, $2, $3, $4, $5, $6, $7, $8))
                as "totals!: Json<Texts>"
@@ -370,6 +375,7 @@ pub async fn pledge_at<C: serde::Serialize + Sync>(
         step.action,
         step.inputs_hash,
         notify.setting(),
+        code.unwrap_or(""),
     )
     .fetch_one(conn)
     .await?;

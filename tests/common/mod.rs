@@ -27,6 +27,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     /// The server's hop cache, following the test's database until its pool closes.
     pub cache: hashar::cache::Cache,
+    /// The codes the server makes ahead for its USSD pledges.
+    pub pledge_codes: hashar::store::pledge_codes::PledgeCodes,
 }
 
 /// The same state the test app runs with (its clock, the test config), to call a worker's
@@ -107,6 +109,7 @@ async fn app_following(pool: PgPool, api: PgPool, config: Config, test_pool: &Pg
     }
     TestApp {
         cache: state.cache.clone(),
+        pledge_codes: state.pledge_codes.clone(),
         router: router(state),
         pool,
         clock,
