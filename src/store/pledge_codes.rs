@@ -23,6 +23,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex, MutexGuard,
     },
+    time::{Duration, Instant},
 };
 
 use aes::Aes256;
@@ -34,6 +35,10 @@ const BATCH: i64 = 64;
 
 /// A new batch is reserved when fewer than this are left.
 const LOW: usize = 16;
+
+/// After a failed batch, how long pledges leave their codes to the trigger before another
+/// batch is tried (one warning per try, not one per pledge).
+const RETRY: Duration = Duration::from_secs(10);
 
 /// The codes' domain: 7 digits, never a leading zero.
 const LOW_CODE: u64 = 1_000_000;
@@ -62,6 +67,8 @@ pub struct PledgeCodes {
 struct Inner {
     ready: Mutex<VecDeque<String>>,
     refilling: AtomicBool,
+    /// No batch is tried before this (set after a failed one).
+    not_before: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for PledgeCodes {
@@ -87,17 +94,30 @@ impl PledgeCodes {
             let code = ready.pop_front();
             (code, ready.len())
         };
-        if left < LOW && !self.inner.refilling.swap(true, Ordering::SeqCst) {
+        if left < LOW && !self.resting() && !self.inner.refilling.swap(true, Ordering::SeqCst) {
             let codes = self.clone();
             let pool = pool.clone();
             tokio::spawn(async move {
                 if let Err(e) = codes.refill(&pool).await {
-                    tracing::warn!(error = %e, "could not make pledge codes ahead; the database makes them");
+                    tracing::warn!(error = %e, retry_secs = RETRY.as_secs(), "could not make pledge codes ahead; the database makes them");
+                    *codes.not_before() = Some(Instant::now() + RETRY);
                 }
                 codes.inner.refilling.store(false, Ordering::SeqCst);
             });
         }
         code
+    }
+
+    fn not_before(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.inner
+            .not_before
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A batch failed less than [`RETRY`] ago.
+    fn resting(&self) -> bool {
+        self.not_before().is_some_and(|t| Instant::now() < t)
     }
 
     /// Reserves a batch of sequence numbers and encrypts them (what [`PledgeCodes::take`]
