@@ -2400,7 +2400,18 @@ const SIM_PHONE: &str = "+992935550777";
 
 /// The handset's current step (its form's hidden `step` field).
 async fn sim_step(client: &Client) -> Result<String, Failed> {
-    attr_of(client, "#handset input[name=step]", "value").await
+    // htmx may be swapping the handset in (the old one gone, the new one not yet there):
+    // wait until its step is in the page again, and read it then
+    let css = "#handset input[name=step]";
+    let mut last = fail(format!("{css}: not found"));
+    for _ in 0..STALE_TRIES {
+        wait_for(client, css).await?;
+        match attr_of(client, css, "value").await {
+            Ok(step) => return Ok(step),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Types `reply` on the handset and presses Send; waits for htmx to swap the handset in
