@@ -19,10 +19,7 @@
 
 use std::{
     collections::VecDeque,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex, MutexGuard,
-    },
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -60,86 +57,80 @@ pub enum CodesError {
 /// The codes ready for this process's pledges; cheap to clone (shared).
 #[derive(Clone, Default)]
 pub struct PledgeCodes {
-    inner: Arc<Inner>,
+    state: Arc<Mutex<State>>,
 }
 
 #[derive(Default)]
-struct Inner {
-    ready: Mutex<VecDeque<String>>,
-    refilling: AtomicBool,
+struct State {
+    ready: VecDeque<String>,
+    /// A batch is being reserved.
+    refilling: bool,
     /// No batch is tried before this (set after a failed one).
-    not_before: Mutex<Option<Instant>>,
+    not_before: Option<Instant>,
 }
 
 impl std::fmt::Debug for PledgeCodes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // never the codes themselves
         f.debug_struct("PledgeCodes")
-            .field("ready", &self.ready().len())
+            .field("ready", &self.state().ready.len())
             .finish()
     }
 }
 
 impl PledgeCodes {
-    fn ready(&self) -> MutexGuard<'_, VecDeque<String>> {
+    fn state(&self) -> MutexGuard<'_, State> {
         // a panic elsewhere while holding it leaves a queue of valid codes: keep using it
-        self.inner.ready.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A code for the next pledge, if one is ready; starts reserving the next batch from
     /// `pool` in the background when few are left. `None` leaves the code to the trigger.
     pub fn take(&self, pool: &PgPool) -> Option<String> {
-        let (code, left) = {
-            let mut ready = self.ready();
-            let code = ready.pop_front();
-            (code, ready.len())
+        let (code, start) = {
+            let mut state = self.state();
+            let code = state.ready.pop_front();
+            let start = state.ready.len() < LOW
+                && !state.refilling
+                && state.not_before.is_none_or(|t| Instant::now() >= t);
+            state.refilling |= start;
+            (code, start)
         };
-        if left < LOW && !self.resting() && !self.inner.refilling.swap(true, Ordering::SeqCst) {
+        if start {
             let codes = self.clone();
             let pool = pool.clone();
             tokio::spawn(async move {
-                if let Err(e) = codes.refill(&pool).await {
+                let failed = codes.refill(&pool).await.err();
+                if let Some(e) = &failed {
                     tracing::warn!(error = %e, retry_secs = RETRY.as_secs(), "could not make pledge codes ahead; the database makes them");
-                    *codes.not_before() = Some(Instant::now() + RETRY);
                 }
-                codes.inner.refilling.store(false, Ordering::SeqCst);
+                let mut state = codes.state();
+                state.refilling = false;
+                state.not_before = failed.map(|_| Instant::now() + RETRY);
             });
         }
         code
     }
 
-    fn not_before(&self) -> MutexGuard<'_, Option<Instant>> {
-        self.inner
-            .not_before
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A batch failed less than [`RETRY`] ago.
-    fn resting(&self) -> bool {
-        self.not_before().is_some_and(|t| Instant::now() < t)
-    }
-
     /// Reserves a batch of sequence numbers and encrypts them (what [`PledgeCodes::take`]
-    /// starts in the background; public for tests).
+    /// starts in the background; public for tests). One round trip: the secret and the
+    /// numbers together.
     pub async fn refill(&self, pool: &PgPool) -> Result<(), CodesError> {
-        let mut conn = pool.acquire().await?;
-        let key: Vec<u8> = sqlx::query_scalar!("select key from code_secret")
-            .fetch_one(&mut *conn)
-            .await?;
-        let numbers: Vec<i64> = sqlx::query_scalar!(
-            r#"select nextval('pledge_code_seq') as "n!" from generate_series(1, $1::bigint)"#,
+        let batch = sqlx::query!(
+            r#"select key, array(select nextval('pledge_code_seq') from generate_series(1, $1::bigint))
+                   as "numbers!: Vec<i64>"
+               from code_secret"#,
             BATCH
         )
-        .fetch_all(&mut *conn)
+        .fetch_one(pool)
         .await?;
-        drop(conn);
-        let ff1 = cipher(&key)?;
-        let codes = numbers
+        let ff1 = cipher(&batch.key)?;
+        let codes = batch
+            .numbers
             .into_iter()
             .map(|n| code_of(&ff1, n))
             .collect::<Result<Vec<_>, _>>()?;
-        self.ready().extend(codes);
+        self.state().ready.extend(codes);
         Ok(())
     }
 }
