@@ -53,7 +53,11 @@ use sqlx::{
 use tokio::{sync::mpsc, time::Instant};
 
 use crate::clock::Clock;
-use crate::store::ussd_sessions::{self, KnownCaller, ListedItem, ReferenceProject};
+use crate::store::{
+    projects::ProjectItem,
+    ussd_sessions::{self, KnownCaller, ListedItem, ReferenceProject},
+    Localized, ProjectId,
+};
 
 /// The channel of the triggers' notifications.
 pub const CHANNEL: &str = "hashar_cache";
@@ -101,6 +105,36 @@ impl Reference {
                     && (p.open || p.item.closed_at.is_some_and(|at| at > since))
             })
             .map(|p| &p.item)
+    }
+
+    /// A community's projects as an SMS names and lists them, in id order: the open ones,
+    /// and with `closed_since` also those closed after it (as [`Reference::listed`]).
+    pub fn projects_of(
+        &self,
+        community: i64,
+        closed_since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Vec<ProjectItem> {
+        self.projects
+            .iter()
+            .filter(|p| {
+                p.community_id == community
+                    && (p.open
+                        || closed_since
+                            .is_some_and(|since| p.item.closed_at.is_some_and(|at| at > since)))
+            })
+            .map(|p| ProjectItem {
+                id: ProjectId(p.item.id),
+                code: p.code.clone(),
+                name: Localized {
+                    tg: p.item.tg.clone(),
+                    ru: p.item.ru.clone(),
+                    en: p.item.en.clone(),
+                },
+                currency: p.item.currency.clone().unwrap_or_default(),
+                closed_at: p.item.closed_at,
+                completed: p.item.completed.unwrap_or(false),
+            })
+            .collect()
     }
 }
 

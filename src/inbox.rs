@@ -12,14 +12,27 @@ use crate::{
     outbox, store,
 };
 
-/// Stores a text with its raw form; `None` when it is a retry of one already stored.
+/// What [`store_sms`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored now, with this id.
+    New(i64),
+    /// Stored before and never handled (a quick path's process died between its two
+    /// statements, `crate::sms`): to be handled now, under the caller's lock of the row.
+    Unhandled(i64),
+    /// A retry of a text handled already.
+    Handled,
+}
+
+/// Stores a text with its raw form, inside the caller's transaction; a text with the same
+/// provider and id stored before is locked and reported as it stands.
 pub async fn store_sms(
     conn: &mut PgConnection,
     msg: &InboundSms,
     raw: &serde_json::Value,
     now: DateTime<Utc>,
-) -> Result<Option<i64>, sqlx::Error> {
-    store::inbox::insert_sms(
+) -> Result<Stored, sqlx::Error> {
+    let stored = store::inbox::insert_sms(
         conn,
         &store::inbox::NewSms {
             provider: msg.provider,
@@ -30,7 +43,17 @@ pub async fn store_sms(
             now,
         },
     )
-    .await
+    .await?;
+    if let Some(id) = stored {
+        return Ok(Stored::New(id));
+    }
+    Ok(
+        match store::inbox::lock_sms(conn, msg.provider, &msg.provider_msg_id).await? {
+            Some((id, false)) => Stored::Unhandled(id),
+            // handled, or (a row deleted meanwhile, which nothing does) gone: nothing to do
+            Some((_, true)) | None => Stored::Handled,
+        },
+    )
 }
 
 /// What became of a delivery report.

@@ -55,12 +55,25 @@ pub async fn receive(
     raw: serde_json::Value,
 ) -> Result<Received, ConversationError> {
     let now = state.clock.now();
+    if let Some(done) = quick(state, msg, &raw, now).await? {
+        return Ok(done);
+    }
     let mut tx = state.pool.begin().await?;
-    let inbound_id = crate::inbox::store_sms(&mut tx, msg, &raw, now).await?;
-    let Some(inbound_id) = inbound_id else {
-        tx.commit().await?;
-        tracing::info!(provider = msg.provider, "duplicate inbound sms ignored");
-        return Ok(Received::Duplicate);
+    let inbound_id = match crate::inbox::store_sms(&mut tx, msg, &raw, now).await? {
+        crate::inbox::Stored::New(id) => id,
+        crate::inbox::Stored::Unhandled(id) => {
+            tracing::info!(
+                provider = msg.provider,
+                inbound_id = id,
+                "inbound sms stored earlier but never answered: handled now"
+            );
+            id
+        }
+        crate::inbox::Stored::Handled => {
+            tx.commit().await?;
+            tracing::info!(provider = msg.provider, "duplicate inbound sms ignored");
+            return Ok(Received::Duplicate);
+        }
     };
     let phone = match msg.sender() {
         Ok(p) => p,
@@ -82,11 +95,10 @@ pub async fn receive(
         state,
         phone: &phone,
         now,
-        inbound_id,
         provider_msg: &msg.provider_msg_id,
         provider: msg.provider,
     };
-    let (body, kind, mut outcome) = turn.handle(&mut tx, msg.text.trim()).await?;
+    let (body, kind, mut outcome) = turn.handle(&mut tx, msg.text.trim(), inbound_id).await?;
     // A number nobody registered gets a few replies an hour at most (checked after the
     // turn, so a JOIN or registration that just made it known is answered).
     let body = match body {
@@ -128,6 +140,270 @@ pub async fn receive(
     mark(&mut tx, inbound_id, Some(&phone), &outcome, now).await?;
     tx.commit().await?;
     Ok(Received::Handled { inbound_id, reply })
+}
+
+/// The quick path (issue 12) of the two texts migrants send most, a keyword pledge and
+/// `TOTAL`, from a number of a registered household: who is texting and the community's
+/// projects come from the hop cache ([`crate::cache`]), so a text takes two statements and
+/// no transaction around them. `TOTAL`, and an answer that changes nothing (which project?,
+/// too large, no open project), read what they show and then store the text as handled
+/// together with its reply in one statement. A pledge is made in one statement that also
+/// stores the text (not yet handled) and returns the project's new figures; a second one
+/// marks the text handled and queues the reply that shows them. Between the two the text is
+/// stored with its pledge and without its reply: a retry of the text, or the scheduler
+/// ([`answer_unhandled`]), then handles it on the transaction's path, where the pledge's
+/// key gives the pledge made, and the second statement queues nothing for a text already
+/// handled, so the reply goes once.
+///
+/// `None` (the transaction's path handles the text, reading everything from the database)
+/// whenever the quick path does not apply or cannot tell: the cache not serving, another
+/// command, a number that is not a household's, a pledge said in another currency (its rate
+/// is read), a text stored already (a retry), or a pledge refused by its statement (the
+/// project closed, or the number moved, since the cache last heard).
+async fn quick(
+    state: &AppState,
+    msg: &InboundSms,
+    raw: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Option<Received>, ConversationError> {
+    let text = msg.text.trim();
+    let Some(reference) = state.cache.reference() else {
+        return Ok(None);
+    };
+    if crate::broadcasts::rsvp_answer(text).is_some() {
+        return Ok(None);
+    }
+    let command = match keywords::parse(text) {
+        Some(Ok(c @ (Command::Pledge { .. } | Command::Total { .. }))) => c,
+        _ => return Ok(None),
+    };
+    let Ok(phone) = msg.sender() else {
+        return Ok(None);
+    };
+    let Some(store::ussd_sessions::KnownCaller {
+        household: Some(household),
+        ..
+    }) = state.cache.caller(&state.pool, phone.as_str()).await?
+    else {
+        return Ok(None);
+    };
+    let lang = household
+        .language
+        .unwrap_or_else(|| state.hints.guess(&phone, state.config.default_language));
+    let turn = Turn {
+        state,
+        phone: &phone,
+        now,
+        provider_msg: &msg.provider_msg_id,
+        provider: msg.provider,
+    };
+    let sms = store::inbox::NewSms {
+        provider: msg.provider,
+        provider_msg_id: &msg.provider_msg_id,
+        sender: &msg.from,
+        raw,
+        text: &msg.text,
+        now,
+    };
+    // open projects for a pledge; for TOTAL also those closed in the last year
+    let closed_since = match &command {
+        Command::Total { .. } => Some(crate::news::shown_since(now)),
+        _ => None,
+    };
+    let projects = reference.projects_of(household.community_id, closed_since);
+    let mut conn = state.pool.acquire().await?;
+    let plan = match command {
+        Command::Total { project } => {
+            match turn.total_projects(lang, project.as_deref(), &projects) {
+                Err(reply) => Quick::Answer(reply),
+                Ok(chosen) => {
+                    let ids: Vec<_> = chosen.iter().map(|p| p.id).collect();
+                    let figures = store::projects::total_texts_of(&mut conn, &ids).await?;
+                    // `None`: a project gone since the cache last heard
+                    match figures.into_iter().collect::<Option<Vec<_>>>() {
+                        Some(figures) => Quick::Answer(turn.totals(lang, &chosen, &figures)),
+                        None => Quick::Transaction,
+                    }
+                }
+            }
+        }
+        Command::Pledge {
+            amount,
+            currency,
+            project,
+        } => match turn.pledge_project(lang, amount, project.as_deref(), &projects) {
+            Err(reply) => Quick::Answer(reply),
+            Ok(chosen) => {
+                let project_currency =
+                    Currency::from_str(&chosen.currency).unwrap_or(Currency::TJS);
+                if currency.is_some_and(|c| c != project_currency) {
+                    Quick::Transaction
+                } else if let Some(reply) = turn.out_of_bounds(lang, amount, project_currency) {
+                    Quick::Answer(reply)
+                } else {
+                    Quick::Pledge {
+                        project: chosen,
+                        amount,
+                    }
+                }
+            }
+        },
+        _ => Quick::Transaction,
+    };
+    let (inbound_id, (body, kind, outcome)) = match plan {
+        Quick::Transaction => return Ok(None),
+        Quick::Answer((body, kind, outcome)) => {
+            let Some(body) = body else {
+                return Ok(None);
+            };
+            let reply = answer(state, &sms, &phone, &body, kind, &outcome);
+            return Ok(store::inbox::insert_answered(&mut conn, &reply.answer())
+                .await?
+                .map(|(inbound_id, queued)| Received::Handled {
+                    inbound_id,
+                    reply: Some(queued.0),
+                }));
+        }
+        Quick::Pledge { project, amount } => {
+            let made = store::inbox::insert_pledging(
+                &mut conn,
+                &sms,
+                &phone,
+                project.id,
+                amount,
+                &turn.effect_key(),
+            )
+            .await;
+            match made {
+                Ok(Some((inbound_id, totals))) => (
+                    inbound_id,
+                    turn.pledged(lang, totals, amount, project, None),
+                ),
+                // stored already (a retry), or refused: the transaction's path
+                Ok(None) => return Ok(None),
+                Err(e) => match actions::pledge_error(e, project.id.0) {
+                    actions::ActionError::ProjectNotOpen(_) => return Ok(None),
+                    e => return Err(ConversationError::Action(e)),
+                },
+            }
+        }
+    };
+    // The pledge is made and its text stored: from here on a failure leaves the text to a
+    // retry or to the scheduler (`answer_unhandled`), never to be made again.
+    let body = body.unwrap_or_default();
+    let reply = answer(state, &sms, &phone, &body, kind, &outcome);
+    let queued = store::inbox::answer_stored(&mut conn, inbound_id, &reply.answer()).await?;
+    Ok(Some(Received::Handled {
+        inbound_id,
+        reply: queued.map(|id| id.0),
+    }))
+}
+
+/// What the quick path does with a text.
+enum Quick<'p> {
+    /// Leaves it to the transaction's path.
+    Transaction,
+    /// Answers it without changing anything.
+    Answer(Reply),
+    /// Makes this pledge (in the project's currency) and answers with its figures.
+    Pledge {
+        project: &'p ProjectRow,
+        amount: Decimal,
+    },
+}
+
+/// A quick path's reply, measured for the outbox.
+struct QuickAnswer<'a> {
+    sms: &'a store::inbox::NewSms<'a>,
+    phone: &'a Phone,
+    outcome: &'a str,
+    provider: &'static str,
+    measured: outbox::Measured,
+    kind: Kind,
+}
+
+impl QuickAnswer<'_> {
+    fn answer(&self) -> store::inbox::Answer<'_> {
+        store::inbox::Answer {
+            sms: self.sms,
+            sender: self.phone,
+            outcome: self.outcome,
+            reply_provider: self.provider,
+            body: &self.measured.body,
+            encoding: self.measured.encoding,
+            segments: self.measured.segments,
+            kind: self.kind,
+        }
+    }
+}
+
+/// `body` measured as the outbox stores it.
+fn answer<'a>(
+    state: &AppState,
+    sms: &'a store::inbox::NewSms<'a>,
+    phone: &'a Phone,
+    body: &str,
+    kind: Kind,
+    outcome: &'a str,
+) -> QuickAnswer<'a> {
+    QuickAnswer {
+        sms,
+        phone,
+        outcome,
+        provider: state.config.sms_provider.name(),
+        measured: outbox::Measured::of(body, state.config.sms_max_segments),
+        kind,
+    }
+}
+
+/// How long a text may wait for its reply before the scheduler answers it
+/// ([`answer_unhandled`]): well past any request still under way (`HASHAR_DB_TIMEOUT_MS`).
+pub const UNHANDLED_AFTER: chrono::Duration = chrono::Duration::minutes(1);
+
+/// Texts older than this are not answered late any more (a day-old reply helps nobody;
+/// their pledges stand).
+pub const UNHANDLED_GIVEN_UP: chrono::Duration = chrono::Duration::days(1);
+
+/// Most texts answered late in one round.
+const UNHANDLED_BATCH: i64 = 100;
+
+/// Handles the texts stored but never handled (a quick path's process died between its two
+/// statements and the aggregator did not retry), received between a day and a minute ago,
+/// as a retry of each would: on the transaction's path, where a pledge made already is
+/// found by its key. Returns how many it handled.
+pub async fn answer_unhandled(state: &AppState) -> Result<usize, ConversationError> {
+    let now = state.clock.now();
+    let texts = store::inbox::unhandled_sms(
+        &state.pool,
+        now - UNHANDLED_GIVEN_UP,
+        now - UNHANDLED_AFTER,
+        UNHANDLED_BATCH,
+    )
+    .await?;
+    let mut handled = 0;
+    for t in texts {
+        let Some(provider) = crate::channels::SmsProvider::named(&t.provider) else {
+            tracing::warn!(
+                provider = t.provider,
+                "unhandled sms of an unknown provider left alone"
+            );
+            continue;
+        };
+        let msg = InboundSms {
+            provider: provider.name(),
+            provider_msg_id: t.provider_msg_id,
+            from: t.sender.unwrap_or_default(),
+            to: String::new(),
+            text: t.text.unwrap_or_default(),
+            received_at: Some(t.received_at),
+        };
+        if let Received::Handled { .. } | Received::UnparseableSender { .. } =
+            receive(state, &msg, t.raw).await?
+        {
+            handled += 1;
+        }
+    }
+    Ok(handled)
 }
 
 /// Counts a reply to the unregistered `phone` and says whether it is within `cap` for the
@@ -188,7 +464,6 @@ struct Turn<'a> {
     state: &'a AppState,
     phone: &'a Phone,
     now: DateTime<Utc>,
-    inbound_id: i64,
     provider_msg: &'a str,
     provider: &'static str,
 }
@@ -237,10 +512,16 @@ impl Turn<'_> {
         })
     }
 
+    /// The key of the text's effect (a pledge, a tip): the same for every retry of the text.
+    fn effect_key(&self) -> String {
+        format!("sms:{}:{}", self.provider, self.provider_msg)
+    }
+
     async fn handle(
         &mut self,
         tx: &mut Transaction<'_, Postgres>,
         text: &str,
+        inbound_id: i64,
     ) -> Result<Reply, ConversationError> {
         let known = self.known(tx).await?;
         let lang = known.language.unwrap_or_else(|| {
@@ -251,7 +532,7 @@ impl Turn<'_> {
         let none = Vars::new();
         // An answer to a meeting notice (1/2, yes/no in any language) while its window is open.
         if let Some((broadcast, answer)) =
-            crate::broadcasts::record_rsvp(tx, self.phone, text, self.now, self.inbound_id).await?
+            crate::broadcasts::record_rsvp(tx, self.phone, text, self.now, inbound_id).await?
         {
             tracing::info!(phone = %self.phone, broadcast, answer, "rsvp");
             let key = if answer == "yes" {
@@ -316,7 +597,7 @@ impl Turn<'_> {
             Command::Mine => self.mine(tx, &known, lang).await,
             Command::Cancel(code) => self.cancel(tx, &known, lang, &code).await,
             Command::Tip => {
-                let key = format!("sms:{}:{}", self.provider, self.provider_msg);
+                let key = self.effect_key();
                 let ctx = effect_ctx(self.state, self.now, self.phone, &key, lang);
                 let vars = actions::run_effect(tx, &ctx, Action::NextTip, None, &none).await?;
                 let tip = vars
@@ -337,38 +618,20 @@ impl Turn<'_> {
                 // open projects and those closed in the last year, with their state
                 let projects =
                     listed_projects(tx, community, crate::news::shown_since(self.now)).await?;
-                if projects.is_empty() {
-                    return Ok(self.reply(lang, "sms.no_projects", &none, "total: no projects"));
-                }
-                let chosen: Vec<&ProjectRow> = match &project {
-                    Some(word) => match find_project(&projects, word) {
-                        Some(p) => vec![p],
-                        None => {
-                            return Ok(self.unknown_project(
-                                lang,
-                                word,
-                                &projects,
-                                "total: unknown project",
-                            ))
-                        }
-                    },
-                    None => projects.iter().collect(),
+                let chosen = match self.total_projects(lang, project.as_deref(), &projects) {
+                    Ok(chosen) => chosen,
+                    Err(reply) => return Ok(reply),
                 };
-                let mut lines = Vec::new();
-                for p in chosen {
-                    let t = actions::project_total(tx, p.id.0).await?;
-                    let shown = crate::news::PhoneState::of(p.closed_at.is_some(), p.completed);
-                    lines.push(format!(
-                        "{}: {}/{} {} ({}%)",
-                        shown.label(&self.state.menus, lang, p.name.get(lang)),
-                        t.get("matched_total").map(String::as_str).unwrap_or("?"),
-                        t.get("target").map(String::as_str).unwrap_or("?"),
-                        t.get("currency").map(String::as_str).unwrap_or(""),
-                        t.get("percent").map(String::as_str).unwrap_or("?"),
-                    ));
+                let ids: Vec<_> = chosen.iter().map(|p| p.id).collect();
+                let mut figures = Vec::with_capacity(ids.len());
+                for (texts, id) in store::projects::total_texts_of(tx, &ids)
+                    .await?
+                    .into_iter()
+                    .zip(&ids)
+                {
+                    figures.push(texts.ok_or(actions::ActionError::ProjectNotOpen(id.0))?);
                 }
-                let vars = Vars::from([("lines".to_owned(), lines.join("; "))]);
-                Ok(self.reply(lang, "sms.totals", &vars, "total"))
+                Ok(self.totals(lang, &chosen, &figures))
             }
             Command::Pledge {
                 amount,
@@ -377,6 +640,110 @@ impl Turn<'_> {
             } => {
                 self.pledge(tx, &known, lang, amount, currency, project)
                     .await
+            }
+        }
+    }
+
+    /// The projects `TOTAL [word]` asks about among `projects` (the listed ones: open, or
+    /// closed in the last year), or the answer when there are none or `word` names none.
+    fn total_projects<'p>(
+        &self,
+        lang: Language,
+        word: Option<&str>,
+        projects: &'p [ProjectRow],
+    ) -> Result<Vec<&'p ProjectRow>, Reply> {
+        if projects.is_empty() {
+            return Err(self.reply(lang, "sms.no_projects", &Vars::new(), "total: no projects"));
+        }
+        match word {
+            Some(word) => match find_project(projects, word) {
+                Some(p) => Ok(vec![p]),
+                None => Err(self.unknown_project(lang, word, projects, "total: unknown project")),
+            },
+            None => Ok(projects.iter().collect()),
+        }
+    }
+
+    /// The answer to `TOTAL`: a line for each of `chosen` with its `figures`
+    /// (`project_total_texts`, in the same order).
+    fn totals(&self, lang: Language, chosen: &[&ProjectRow], figures: &[store::Texts]) -> Reply {
+        let lines: Vec<String> = chosen
+            .iter()
+            .zip(figures)
+            .map(|(p, t)| {
+                let shown = crate::news::PhoneState::of(p.closed_at.is_some(), p.completed);
+                format!(
+                    "{}: {}/{} {} ({}%)",
+                    shown.label(&self.state.menus, lang, p.name.get(lang)),
+                    t.get("matched_total").map(String::as_str).unwrap_or("?"),
+                    t.get("target").map(String::as_str).unwrap_or("?"),
+                    t.get("currency").map(String::as_str).unwrap_or(""),
+                    t.get("percent").map(String::as_str).unwrap_or("?"),
+                )
+            })
+            .collect();
+        let vars = Vars::from([("lines".to_owned(), lines.join("; "))]);
+        self.reply(lang, "sms.totals", &vars, "total")
+    }
+
+    /// The project a pledge of `said` names among `projects` (the community's open ones),
+    /// or the answer when it names none.
+    fn pledge_project<'p>(
+        &self,
+        lang: Language,
+        said: Decimal,
+        word: Option<&str>,
+        projects: &'p [ProjectRow],
+    ) -> Result<&'p ProjectRow, Reply> {
+        match (word, projects.len()) {
+            (_, 0) => Err(self.reply(lang, "sms.no_projects", &Vars::new(), "pledge: no projects")),
+            (None, 1) => Ok(&projects[0]),
+            (None, _) => {
+                let vars = Vars::from([
+                    ("amount".to_owned(), format_amount(said)),
+                    (
+                        "example".to_owned(),
+                        keywords::project_word(&words_of(projects), 0, lang),
+                    ),
+                    ("projects".to_owned(), codes(projects, lang)),
+                ]);
+                Err(self.reply(lang, "sms.which_project", &vars, "pledge: which project"))
+            }
+            (Some(w), _) => find_project(projects, w)
+                .ok_or_else(|| self.unknown_project(lang, w, projects, "pledge: unknown project")),
+        }
+    }
+
+    /// The answer to a pledge of `amount` (in the project's currency) that is above
+    /// `HASHAR_MAX_PLEDGE` or not above zero; `None` when it may be made.
+    fn out_of_bounds(&self, lang: Language, amount: Decimal, currency: Currency) -> Option<Reply> {
+        (amount > self.state.config.max_pledge || amount <= Decimal::ZERO).then(|| {
+            let vars = Vars::from([("currency".to_owned(), currency.to_string())]);
+            self.reply(lang, "sms.too_large", &vars, "pledge: too large")
+        })
+    }
+
+    /// The answer to a pledge made: `totals` (what `create_pledge` returned: the project's
+    /// new figures and the pledge's code), the amount and project, and, for a pledge said in
+    /// another currency, what was said and the rate.
+    fn pledged(
+        &self,
+        lang: Language,
+        mut vars: Vars,
+        amount: Decimal,
+        project: &ProjectRow,
+        said: Option<(Decimal, Currency, Decimal)>,
+    ) -> Reply {
+        vars.insert("amount".into(), format_amount(amount));
+        vars.insert("project".into(), project.name.get(lang).to_owned());
+        tracing::info!(phone = %self.phone, project = project.id.0, amount = %amount, "pledge recorded by sms");
+        match said {
+            None => self.reply(lang, "sms.pledge_ok", &vars, "pledge"),
+            Some((said, said_currency, rate)) => {
+                vars.insert("said_amount".into(), format_amount(said));
+                vars.insert("said_currency".into(), said_currency.to_string());
+                vars.insert("rate".into(), rate.normalize().to_string());
+                self.reply(lang, "sms.pledge_converted", &vars, "pledge: converted")
             }
         }
     }
@@ -559,26 +926,9 @@ impl Turn<'_> {
             return Ok(self.reply(lang, "sms.not_registered", &none, "pledge: not registered"));
         };
         let projects = open_projects(tx, community).await?;
-        let project = match (&word, projects.len()) {
-            (_, 0) => return Ok(self.reply(lang, "sms.no_projects", &none, "pledge: no projects")),
-            (None, 1) => &projects[0],
-            (None, _) => {
-                let vars = Vars::from([
-                    ("amount".to_owned(), format_amount(said)),
-                    (
-                        "example".to_owned(),
-                        keywords::project_word(&words_of(&projects), 0, lang),
-                    ),
-                    ("projects".to_owned(), codes(&projects, lang)),
-                ]);
-                return Ok(self.reply(lang, "sms.which_project", &vars, "pledge: which project"));
-            }
-            (Some(w), _) => match find_project(&projects, w) {
-                Some(p) => p,
-                None => {
-                    return Ok(self.unknown_project(lang, w, &projects, "pledge: unknown project"))
-                }
-            },
+        let project = match self.pledge_project(lang, said, word.as_deref(), &projects) {
+            Ok(p) => p,
+            Err(reply) => return Ok(reply),
         };
         let project_currency = Currency::from_str(&project.currency).unwrap_or(Currency::TJS);
         let said_currency = said_currency.unwrap_or(project_currency);
@@ -608,11 +958,10 @@ impl Turn<'_> {
                 .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
             (converted, Some(rate))
         };
-        if amount > self.state.config.max_pledge || amount <= Decimal::ZERO {
-            let vars = Vars::from([("currency".to_owned(), project_currency.to_string())]);
-            return Ok(self.reply(lang, "sms.too_large", &vars, "pledge: too large"));
+        if let Some(reply) = self.out_of_bounds(lang, amount, project_currency) {
+            return Ok(reply);
         }
-        let key = format!("sms:{}:{}", self.provider, self.provider_msg);
+        let key = self.effect_key();
         let said_currency_text = said_currency.to_string();
         let totals = store::pledges::create_by_sms(
             tx,
@@ -627,20 +976,15 @@ impl Turn<'_> {
             }),
         )
         .await;
-        let mut vars = totals
+        let vars = totals
             .map_err(|e| ConversationError::Action(actions::pledge_error(e, project.id.0)))?;
-        vars.insert("amount".into(), format_amount(amount));
-        vars.insert("project".into(), project.name.get(lang).to_owned());
-        tracing::info!(phone = %self.phone, project = project.id.0, amount = %amount, "pledge recorded by sms");
-        match rate {
-            None => Ok(self.reply(lang, "sms.pledge_ok", &vars, "pledge")),
-            Some(rate) => {
-                vars.insert("said_amount".into(), format_amount(said));
-                vars.insert("said_currency".into(), said_currency.to_string());
-                vars.insert("rate".into(), rate.normalize().to_string());
-                Ok(self.reply(lang, "sms.pledge_converted", &vars, "pledge: converted"))
-            }
-        }
+        Ok(self.pledged(
+            lang,
+            vars,
+            amount,
+            project,
+            rate.map(|rate| (said, said_currency, rate)),
+        ))
     }
 
     /// Any other text: a step of the household menus, kept as an SMS conversation.

@@ -49,6 +49,10 @@ pub fn start(
     ]
 }
 
+/// How often the scheduler looks for texts stored without their reply
+/// ([`crate::sms::answer_unhandled`]).
+const UNHANDLED_SWEEP: Duration = Duration::from_secs(30);
+
 /// How often the scheduler deletes the console's expired sessions.
 const SESSION_SWEEP: Duration = Duration::from_secs(300);
 
@@ -78,6 +82,7 @@ async fn broadcast_scheduler(state: AppState, mut stop: watch::Receiver<bool>) {
     let poll = Duration::from_millis(state.config.broadcast_poll_ms);
     let quiet = state.settings.quiet_hours;
     let mut swept: Option<tokio::time::Instant> = None;
+    let mut answered: Option<tokio::time::Instant> = None;
     loop {
         if swept.is_none_or(|at| at.elapsed() >= SESSION_SWEEP) {
             swept = Some(tokio::time::Instant::now());
@@ -85,6 +90,18 @@ async fn broadcast_scheduler(state: AppState, mut stop: watch::Receiver<bool>) {
                 tracing::error!(error = %e, "deleting expired console sessions failed");
             }
             prune_ussd_sessions(&state).await;
+        }
+        if answered.is_none_or(|at| at.elapsed() >= UNHANDLED_SWEEP) {
+            answered = Some(tokio::time::Instant::now());
+            match crate::sms::answer_unhandled(&state).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(texts = n, "texts stored without their reply answered late")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "answering texts stored without their reply failed")
+                }
+            }
         }
         let now = state.clock.now();
         // targets reached since the last round: their announcements, sent now or scheduled

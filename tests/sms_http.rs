@@ -987,7 +987,35 @@ async fn a_stalled_database_gets_a_quick_retry_answer_and_keeps_nothing_half_don
         1
     );
 
-    // 2. A delivery report while `outbox` is locked: the raw report must not stay stored
+    // 2. A pledge while `outbox` is locked: the pledge is made with its text, the reply
+    //    waits for the lock and the request is answered 503. The retry answers it: one
+    //    pledge, one reply (whichever of the retry and the waiting statement comes first).
+    let status = while_locked(
+        &pool,
+        "lock table outbox in access exclusive mode",
+        impatient.text("s2", MIGRANT, "PLEDGE 400 BRIDGE"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        app.text("s2", MIGRANT, "PLEDGE 400 BRIDGE").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        count(&pool, "select count(*) from pledges where amount = 400").await,
+        1
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from outbox o join inbound_messages i on i.id = o.inbound_id
+             where i.provider_msg_id = 's2' and i.outcome = 'pledge' and i.handled_at is not null"
+        )
+        .await,
+        1
+    );
+
+    // 3. A delivery report while `outbox` is locked: the raw report must not stay stored
     //    without its update, or the retry would be taken for a duplicate and never applied.
     let dlr = form(&[
         ("id", "ATXid_s0"),
@@ -1290,5 +1318,86 @@ async fn a_project_closed_during_an_sms_conversation_keeps_its_number(pool: PgPo
     assert!(
         fresh.contains("1 School roof") && !fresh.contains("Bridge"),
         "{fresh}"
+    );
+}
+
+#[sqlx::test(migrator = "hashar::MIGRATOR")]
+async fn a_pledge_whose_reply_was_never_queued_is_answered_once_by_a_retry_or_the_scheduler(
+    pool: PgPool,
+) {
+    let seed = seed(&pool).await;
+    add_migrant(&pool, PHONE_EN, MIGRANT).await;
+    let app = app(pool.clone()).await;
+    let state = state_of(&app);
+    let phone = hashar::domain::Phone::parse(MIGRANT).expect("phone");
+    let raw = serde_json::json!({"from": MIGRANT, "text": "PLEDGE 300 BRIDGE"});
+    // What a text's quick path leaves when its process dies between its two statements:
+    // the text stored, not handled, with its pledge made.
+    for id in ["c1", "c2"] {
+        let sms = hashar::store::inbox::NewSms {
+            provider: "africastalking",
+            provider_msg_id: id,
+            sender: MIGRANT,
+            raw: &raw,
+            text: "PLEDGE 300 BRIDGE",
+            now: app.clock.now(),
+        };
+        let mut conn = pool.acquire().await.expect("connection");
+        let made = hashar::store::inbox::insert_pledging(
+            &mut conn,
+            &sms,
+            &phone,
+            hashar::store::ProjectId(seed.bridge),
+            Decimal::from(300),
+            &format!("sms:africastalking:{id}"),
+        )
+        .await
+        .expect("the first statement");
+        assert!(made.is_some());
+    }
+    assert_eq!(count(&pool, "select count(*) from outbox").await, 0);
+
+    // 1. The aggregator retries c1 (twice): answered now, once.
+    for _ in 0..2 {
+        assert_eq!(
+            app.text("c1", MIGRANT, "PLEDGE 300 BRIDGE").await,
+            StatusCode::OK
+        );
+    }
+    // 2. Nobody retries c2: the scheduler answers it once it has waited a minute.
+    assert_eq!(
+        hashar::sms::answer_unhandled(&state).await.expect("round"),
+        0,
+        "a text may still be under way"
+    );
+    app.clock.advance(chrono::Duration::minutes(2));
+    assert_eq!(
+        hashar::sms::answer_unhandled(&state).await.expect("round"),
+        1
+    );
+    assert_eq!(
+        hashar::sms::answer_unhandled(&state).await.expect("round"),
+        0
+    );
+
+    // Each text: handled as a pledge, one pledge, one reply that gives its pledge's code.
+    let rows: Vec<(String, Option<String>, i64, i64, bool)> = sqlx::query_as(
+        "select i.provider_msg_id, i.outcome,
+                (select count(*) from outbox o where o.inbound_id = i.id),
+                (select count(*) from pledges p where p.idempotency_key = 'sms:africastalking:' || i.provider_msg_id),
+                (select bool_and(o.body like '%' || p.code || '%') from outbox o
+                   join pledges p on p.idempotency_key = 'sms:africastalking:' || i.provider_msg_id
+                  where o.inbound_id = i.id)
+         from inbound_messages i order by i.id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("texts");
+    assert_eq!(
+        rows,
+        vec![
+            ("c1".to_owned(), Some("pledge".to_owned()), 1, 1, true),
+            ("c2".to_owned(), Some("pledge".to_owned()), 1, 1, true),
+        ]
     );
 }

@@ -179,6 +179,30 @@ fn stored_encoding(id: i64, stored: &str, body: &str) -> Encoding {
     }
 }
 
+/// A body as the outbox stores it: cut to `HASHAR_SMS_MAX_SEGMENTS` ([`fit_segments`]),
+/// with its encoding's name and its number of segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measured {
+    pub body: String,
+    /// `gsm7` or `ucs2` (`outbox.encoding`).
+    pub encoding: &'static str,
+    pub segments: i32,
+}
+
+impl Measured {
+    /// `body` cut to `max_segments` and measured: what [`enqueue`] stores, for statements
+    /// that queue a reply together with something else (an inbound text's quick path).
+    pub fn of(body: &str, max_segments: u32) -> Measured {
+        let body = fit_segments(body, max_segments);
+        let measure = TextMeasure::of(&body);
+        Measured {
+            encoding: encoding_name(measure.encoding),
+            segments: i32::try_from(measure.sms_segments()).unwrap_or(i32::MAX),
+            body,
+        }
+    }
+}
+
 async fn insert(
     conn: &mut PgConnection,
     msg: &NewMessage<'_>,
@@ -188,10 +212,11 @@ async fn insert(
     max_segments: u32,
     now: DateTime<Utc>,
 ) -> Result<i64, sqlx::Error> {
-    let body = fit_segments(msg.body, max_segments);
-    let measure = TextMeasure::of(&body);
-    let encoding = encoding_name(measure.encoding);
-    let segments = i32::try_from(measure.sms_segments()).unwrap_or(i32::MAX);
+    let Measured {
+        body,
+        encoding,
+        segments,
+    } = Measured::of(msg.body, max_segments);
     let id = store::outbox::insert(
         conn,
         &store::outbox::NewRow {

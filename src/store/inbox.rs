@@ -5,8 +5,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::{types::Json, PgConnection, PgPool};
 
-use super::outbox::{Report, ReportState};
-use super::OutboxId;
+use rust_decimal::Decimal;
+
+use super::outbox::{Kind, Report, ReportState};
+use super::{OutboxId, ProjectId, Texts};
 use crate::domain::Phone;
 
 /// What an inbound message is (`inbound_messages.kind`, with its check constraint's names).
@@ -57,6 +59,194 @@ pub async fn insert_sms(
         sms.now,
     )
     .fetch_optional(conn)
+    .await
+}
+
+/// A stored text, locked for the caller's transaction: its id and whether it has been
+/// handled. A retry of a text stored but never handled (its process died after a quick
+/// path's first statement) is handled then, not taken for a duplicate.
+pub async fn lock_sms(
+    conn: &mut PgConnection,
+    provider: &str,
+    provider_msg_id: &str,
+) -> Result<Option<(i64, bool)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select id, handled_at is not null as "handled!" from inbound_messages
+           where provider = $1 and kind = 'sms' and provider_msg_id = $2
+           for update"#,
+        provider,
+        provider_msg_id,
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.id, r.handled)))
+}
+
+/// A text to answer on the quick path (`crate::sms`): stored, from a known number, with its
+/// reply measured for the outbox.
+#[derive(Debug)]
+pub struct Answer<'a> {
+    pub sms: &'a NewSms<'a>,
+    pub sender: &'a Phone,
+    /// `inbound_messages.outcome`.
+    pub outcome: &'a str,
+    /// `outbox.provider`: the provider replies go through.
+    pub reply_provider: &'a str,
+    /// The reply, cut to the segments allowed, with its encoding's name (`gsm7`, `ucs2`)
+    /// and its number of segments (`crate::outbox::Measured`).
+    pub body: &'a str,
+    pub encoding: &'a str,
+    pub segments: i32,
+    pub kind: Kind,
+}
+
+/// Stores a text as handled together with its reply, in one statement (a text whose answer
+/// changes nothing: totals, a question back). The reply is queued like
+/// [`super::outbox::insert`]'s (`suppressed` to a number that texted STOP, unless a STOP
+/// confirmation). `None` when a text with the same provider and id is stored already (a
+/// retry): nothing is stored then.
+pub async fn insert_answered(
+    conn: &mut PgConnection,
+    a: &Answer<'_>,
+) -> Result<Option<(i64, OutboxId)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"with text as (
+               insert into inbound_messages (provider, kind, provider_msg_id, sender, raw, text, received_at,
+                                             sender_e164, outcome, handled_at)
+               values ($1, 'sms', $2, $3, $4, $5, $6, $7, $8, $6)
+               on conflict (provider, kind, provider_msg_id) do nothing
+               returning id)
+           insert into outbox (phone, body, encoding, segments, provider, kind, status, next_attempt_at,
+                               inbound_id, created_at, updated_at)
+           select $7, $9, $10, $11, $12, $13,
+                  case when $13 <> 'stop_confirmation' and exists (select 1 from sms_optouts where phone = $7)
+                       then 'suppressed' else 'queued' end,
+                  $6, text.id, $6, $6
+           from text
+           returning inbound_id as "inbound!", id as "reply: OutboxId""#,
+        a.sms.provider,
+        a.sms.provider_msg_id,
+        a.sms.sender,
+        Json(a.sms.raw) as _,
+        a.sms.text,
+        a.sms.now,
+        a.sender.as_str(),
+        a.outcome,
+        a.body,
+        a.encoding,
+        a.segments,
+        a.reply_provider,
+        a.kind as Kind,
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.inbound, r.reply)))
+}
+
+/// A pledge by text on the quick path: the text stored (not yet handled) and the pledge
+/// made (SQL function `create_pledge`, channel `sms`, idempotent on `key`) in one
+/// statement, which returns the text's id and the project's new figures. `None` when the
+/// text is stored already (a retry: nothing is done). A closed project or one not the
+/// caller's fails the whole statement with SQLSTATE `HS001`, and nothing is stored.
+pub async fn insert_pledging(
+    conn: &mut PgConnection,
+    sms: &NewSms<'_>,
+    sender: &Phone,
+    project: ProjectId,
+    amount: Decimal,
+    key: &str,
+) -> Result<Option<(i64, Texts)>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"with text as (
+               insert into inbound_messages (provider, kind, provider_msg_id, sender, raw, text, received_at,
+                                             sender_e164)
+               values ($1, 'sms', $2, $3, $4, $5, $6, $7)
+               on conflict (provider, kind, provider_msg_id) do nothing
+               returning id)
+           select text.id as "inbound!",
+                  create_pledge($8, $7, $9, 'sms', $10, null, null, null) as "totals!: Json<Texts>"
+           from text"#,
+        sms.provider,
+        sms.provider_msg_id,
+        sms.sender,
+        Json(sms.raw) as _,
+        sms.text,
+        sms.now,
+        sender.as_str(),
+        project as ProjectId,
+        amount,
+        key,
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.inbound, r.totals.0)))
+}
+
+/// Marks stored text `inbound_id` handled and queues its reply, in one statement, unless it
+/// has been handled already (by a retry of the text, or by [`unhandled_sms`]'s caller):
+/// then nothing is written and `None` comes back, so a text is answered once.
+pub async fn answer_stored(
+    conn: &mut PgConnection,
+    inbound_id: i64,
+    a: &Answer<'_>,
+) -> Result<Option<OutboxId>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"with handled as (
+               update inbound_messages set sender_e164 = $1, outcome = $2, handled_at = $3
+               where id = $4 and handled_at is null
+               returning id)
+           insert into outbox (phone, body, encoding, segments, provider, kind, status, next_attempt_at,
+                               inbound_id, created_at, updated_at)
+           select $1, $5, $6, $7, $8, $9,
+                  case when $9 <> 'stop_confirmation' and exists (select 1 from sms_optouts where phone = $1)
+                       then 'suppressed' else 'queued' end,
+                  $3, handled.id, $3, $3
+           from handled
+           returning id as "id: OutboxId""#,
+        a.sender.as_str(),
+        a.outcome,
+        a.sms.now,
+        inbound_id,
+        a.body,
+        a.encoding,
+        a.segments,
+        a.reply_provider,
+        a.kind as Kind,
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// A text stored but not handled.
+#[derive(Debug)]
+pub struct Unhandled {
+    pub provider: String,
+    pub provider_msg_id: String,
+    pub sender: Option<String>,
+    pub raw: serde_json::Value,
+    pub text: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Texts received between `from` and `before` and never handled, oldest first, at most
+/// `limit` (by `inbound_messages_unhandled_sms_idx`).
+pub async fn unhandled_sms(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Unhandled>, sqlx::Error> {
+    sqlx::query_as!(
+        Unhandled,
+        r#"select provider, provider_msg_id, sender, raw, text, received_at from inbound_messages
+           where kind = 'sms' and handled_at is null and received_at >= $1 and received_at < $2
+           order by received_at
+           limit $3"#,
+        from,
+        before,
+        limit,
+    )
+    .fetch_all(pool)
     .await
 }
 

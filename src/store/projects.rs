@@ -182,6 +182,22 @@ pub async fn total_texts(
     Ok(totals.map(|Json(v)| v))
 }
 
+/// [`total_texts`] of each of `projects`, in their order, in one statement.
+pub async fn total_texts_of(
+    conn: &mut PgConnection,
+    projects: &[ProjectId],
+) -> Result<Vec<Option<Texts>>, sqlx::Error> {
+    let ids: Vec<i64> = projects.iter().map(|p| p.0).collect();
+    let rows = sqlx::query_scalar!(
+        r#"select project_total_texts(t.id) as "totals: Json<Texts>"
+           from unnest($1::bigint[]) with ordinality t(id, n) order by t.n"#,
+        &ids
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|t| t.map(|Json(v)| v)).collect())
+}
+
 /// The rate from `base` to `quote` on `day`'s date (the latest valid then), if one is known.
 pub async fn exchange_rate(
     conn: &mut PgConnection,

@@ -395,6 +395,8 @@ pub async fn stored_session(
 #[derive(Debug, Clone)]
 pub struct ReferenceProject {
     pub item: ListedItem,
+    /// What a keyword names it by (`BRIDGE`): an SMS's quick path finds projects here.
+    pub code: String,
     pub community_id: i64,
     pub open: bool,
 }
@@ -420,7 +422,7 @@ pub async fn reference(
             })
             .collect();
     let projects = sqlx::query!(
-        r#"select p.id, p.community_id, p.name_tg, p.name_ru, p.name_en, p.currency,
+        r#"select p.id, p.community_id, p.code, p.name_tg, p.name_ru, p.name_en, p.currency,
                   p.status = 'open' as "open!", p.closed_at,
                   p.status = 'closed' and exists (
                       select 1 from project_target_reached r where r.project_id = p.id) as "completed!"
@@ -432,6 +434,7 @@ pub async fn reference(
     .into_iter()
     .map(|p| ReferenceProject {
         community_id: p.community_id,
+        code: p.code,
         open: p.open,
         item: ListedItem {
             id: p.id,

@@ -75,7 +75,18 @@ pub async fn app_with(pool: PgPool, config: Config) -> TestApp {
 /// The pools a server builds (`hashar::store::pool::pools`: its sizes, timeouts and session settings)
 /// over the test's database, instead of the test's own pool.
 pub async fn app_as_served(pool: PgPool, config: Config) -> TestApp {
-    let pools = hashar::store::pool::pools(&pool.connect_options(), &config);
+    let options = (*pool.connect_options()).clone();
+    app_served_over(&options, pool, config).await
+}
+
+/// [`app_as_served`] with the server's pools connecting with `options` (through a proxy,
+/// say) to the test's database; fixtures and checks go through `pool` directly.
+pub async fn app_served_over(
+    options: &sqlx::postgres::PgConnectOptions,
+    pool: PgPool,
+    config: Config,
+) -> TestApp {
+    let pools = hashar::store::pool::pools(options, &config);
     let mut app = app_following(pools.webhooks, pools.api, config, &pool).await;
     // fixtures and checks go through the test's pool, apart from the server's
     app.pool = pool;
