@@ -272,6 +272,7 @@ async fn quick(
                 project.id,
                 amount,
                 &turn.effect_key(),
+                state.pledge_codes.take(&state.pool).as_deref(),
             )
             .await;
             match made {

@@ -231,6 +231,28 @@ async fn codes_made_by_the_server_are_the_sql_codes_and_each_is_taken_once(pool:
         .await
         .expect("the pledge");
     assert_eq!(stored, expected);
+    // A keyword pledge by SMS takes the next one.
+    sqlx::query("insert into phones (phone, household_id) select '+79161234567', household_id from phones where phone = $1")
+        .bind(PHONE_EN)
+        .execute(&pool)
+        .await
+        .expect("migrant phone");
+    assert_eq!(
+        app.text("ahead-sms", "+79161234567", "PLEDGE 300 BRIDGE")
+            .await,
+        axum::http::StatusCode::OK
+    );
+    let expected = pledge_code(&key, next + 1).expect("code");
+    let stored: String = sqlx::query_scalar("select code from pledges where channel = 'sms'")
+        .fetch_one(&pool)
+        .await
+        .expect("the pledge");
+    assert_eq!(stored, expected);
+    let reply: String = sqlx::query_scalar("select body from outbox where phone = '+79161234567'")
+        .fetch_one(&pool)
+        .await
+        .expect("the reply");
+    assert!(reply.contains(&expected), "{reply} has {expected}");
 
     // In SQL: a given code is taken once per setting, and not when a pledge has it already.
     async fn pledge(

@@ -1350,6 +1350,7 @@ async fn a_pledge_whose_reply_was_never_queued_is_answered_once_by_a_retry_or_th
             hashar::store::ProjectId(seed.bridge),
             Decimal::from(300),
             &format!("sms:africastalking:{id}"),
+            None,
         )
         .await
         .expect("the first statement");

@@ -145,9 +145,11 @@ pub async fn insert_answered(
 
 /// A pledge by text on the quick path: the text stored (not yet handled) and the pledge
 /// made (SQL function `create_pledge`, channel `sms`, idempotent on `key`) in one
-/// statement, which returns the text's id and the project's new figures. `None` when the
-/// text is stored already (a retry: nothing is done). A closed project or one not the
-/// caller's fails the whole statement with SQLSTATE `HS001`, and nothing is stored.
+/// statement, which returns the text's id and the project's new figures. `code`: a pledge
+/// code made ahead by this process (`super::pledge_codes`), which the pledge takes if it is
+/// unused (`None`, or a used one: the trigger makes one). `None` when the text is stored
+/// already (a retry: nothing is done). A closed project or one not the caller's fails the
+/// whole statement with SQLSTATE `HS001`, and nothing is stored.
 pub async fn insert_pledging(
     conn: &mut PgConnection,
     sms: &NewSms<'_>,
@@ -155,12 +157,16 @@ pub async fn insert_pledging(
     project: ProjectId,
     amount: Decimal,
     key: &str,
+    code: Option<&str>,
 ) -> Result<Option<(i64, Texts)>, sqlx::Error> {
+    // The code is set first: the text's insert reads the materialized row that sets it, and
+    // the pledge is made for the inserted text.
     let row = sqlx::query!(
-        r#"with text as (
+        r#"with code as materialized (select set_config('hashar.pledge_code', $11, true)),
+           text as (
                insert into inbound_messages (provider, kind, provider_msg_id, sender, raw, text, received_at,
                                              sender_e164)
-               values ($1, 'sms', $2, $3, $4, $5, $6, $7)
+               select $1, 'sms', $2, $3, $4, $5, $6, $7 from code
                on conflict (provider, kind, provider_msg_id) do nothing
                returning id)
            select text.id as "inbound!",
@@ -176,6 +182,7 @@ pub async fn insert_pledging(
         project as ProjectId,
         amount,
         key,
+        code.unwrap_or(""),
     )
     .fetch_optional(conn)
     .await?;
