@@ -12,6 +12,22 @@ use crate::{
     outbox, store,
 };
 
+/// `msg` as `inbound_messages` stores it, received `now`.
+pub fn new_sms<'a>(
+    msg: &'a InboundSms,
+    raw: &'a serde_json::Value,
+    now: DateTime<Utc>,
+) -> store::inbox::NewSms<'a> {
+    store::inbox::NewSms {
+        provider: msg.provider,
+        provider_msg_id: &msg.provider_msg_id,
+        sender: &msg.from,
+        raw,
+        text: &msg.text,
+        now,
+    }
+}
+
 /// What [`store_sms`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -32,18 +48,7 @@ pub async fn store_sms(
     raw: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<Stored, sqlx::Error> {
-    let stored = store::inbox::insert_sms(
-        conn,
-        &store::inbox::NewSms {
-            provider: msg.provider,
-            provider_msg_id: &msg.provider_msg_id,
-            sender: &msg.from,
-            raw,
-            text: &msg.text,
-            now,
-        },
-    )
-    .await?;
+    let stored = store::inbox::insert_sms(conn, &new_sms(msg, raw, now)).await?;
     if let Some(id) = stored {
         return Ok(Stored::New(id));
     }

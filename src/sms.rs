@@ -197,14 +197,7 @@ async fn quick(
         provider_msg: &msg.provider_msg_id,
         provider: msg.provider,
     };
-    let sms = store::inbox::NewSms {
-        provider: msg.provider,
-        provider_msg_id: &msg.provider_msg_id,
-        sender: &msg.from,
-        raw,
-        text: &msg.text,
-        now,
-    };
+    let sms = crate::inbox::new_sms(msg, raw, now);
     // open projects for a pledge; for TOTAL also those closed in the last year
     let closed_since = match &command {
         Command::Total { .. } => Some(crate::news::shown_since(now)),
@@ -257,7 +250,7 @@ async fn quick(
                 return Ok(None);
             };
             let reply = answer(state, &sms, &phone, &body, kind, &outcome);
-            return Ok(store::inbox::insert_answered(&mut conn, &reply.answer())
+            return Ok(store::inbox::answer(&mut conn, None, &reply.answer())
                 .await?
                 .map(|(inbound_id, queued)| Received::Handled {
                     inbound_id,
@@ -293,10 +286,10 @@ async fn quick(
     // retry or to the scheduler (`answer_unhandled`), never to be made again.
     let body = body.unwrap_or_default();
     let reply = answer(state, &sms, &phone, &body, kind, &outcome);
-    let queued = store::inbox::answer_stored(&mut conn, inbound_id, &reply.answer()).await?;
+    let queued = store::inbox::answer(&mut conn, Some(inbound_id), &reply.answer()).await?;
     Ok(Some(Received::Handled {
         inbound_id,
-        reply: queued.map(|id| id.0),
+        reply: queued.map(|(_, id)| id.0),
     }))
 }
 

@@ -100,29 +100,42 @@ pub struct Answer<'a> {
     pub kind: Kind,
 }
 
-/// Stores a text as handled together with its reply, in one statement (a text whose answer
-/// changes nothing: totals, a question back). The reply is queued like
+/// Records a text handled and queues its reply, in one statement. The reply is queued like
 /// [`super::outbox::insert`]'s (`suppressed` to a number that texted STOP, unless a STOP
-/// confirmation). `None` when a text with the same provider and id is stored already (a
-/// retry): nothing is stored then.
-pub async fn insert_answered(
+/// confirmation). Either
+/// - `stored` is `None`: the text is stored now, handled (a text whose answer changes
+///   nothing: totals, a question back); `None` comes back when a text with the same provider
+///   and id is stored already (a retry), and nothing is written; or
+/// - `stored` is the text stored earlier (with its pledge): it is marked handled, unless it
+///   has been handled already (by a retry of the text, or by [`unhandled_sms`]'s caller),
+///   when nothing is written and `None` comes back, so a text is answered once.
+///
+/// Returns the text's id and its reply's.
+pub async fn answer(
     conn: &mut PgConnection,
+    stored: Option<i64>,
     a: &Answer<'_>,
 ) -> Result<Option<(i64, OutboxId)>, sqlx::Error> {
     let row = sqlx::query!(
         r#"with text as (
                insert into inbound_messages (provider, kind, provider_msg_id, sender, raw, text, received_at,
                                              sender_e164, outcome, handled_at)
-               values ($1, 'sms', $2, $3, $4, $5, $6, $7, $8, $6)
+               select $1, 'sms', $2, $3, $4, $5, $6, $7, $8, $6
+               where $14::bigint is null
                on conflict (provider, kind, provider_msg_id) do nothing
-               returning id)
+               returning id),
+           handled as (
+               update inbound_messages set sender_e164 = $7, outcome = $8, handled_at = $6
+               where id = $14 and handled_at is null
+               returning id),
+           answered as (select id from text union all select id from handled)
            insert into outbox (phone, body, encoding, segments, provider, kind, status, next_attempt_at,
                                inbound_id, created_at, updated_at)
            select $7, $9, $10, $11, $12, $13,
                   case when $13 <> 'stop_confirmation' and exists (select 1 from sms_optouts where phone = $7)
                        then 'suppressed' else 'queued' end,
-                  $6, text.id, $6, $6
-           from text
+                  $6, answered.id, $6, $6
+           from answered
            returning inbound_id as "inbound!", id as "reply: OutboxId""#,
         a.sms.provider,
         a.sms.provider_msg_id,
@@ -137,6 +150,7 @@ pub async fn insert_answered(
         a.segments,
         a.reply_provider,
         a.kind as Kind,
+        stored,
     )
     .fetch_optional(conn)
     .await?;
@@ -187,41 +201,6 @@ pub async fn insert_pledging(
     .fetch_optional(conn)
     .await?;
     Ok(row.map(|r| (r.inbound, r.totals.0)))
-}
-
-/// Marks stored text `inbound_id` handled and queues its reply, in one statement, unless it
-/// has been handled already (by a retry of the text, or by [`unhandled_sms`]'s caller):
-/// then nothing is written and `None` comes back, so a text is answered once.
-pub async fn answer_stored(
-    conn: &mut PgConnection,
-    inbound_id: i64,
-    a: &Answer<'_>,
-) -> Result<Option<OutboxId>, sqlx::Error> {
-    sqlx::query_scalar!(
-        r#"with handled as (
-               update inbound_messages set sender_e164 = $1, outcome = $2, handled_at = $3
-               where id = $4 and handled_at is null
-               returning id)
-           insert into outbox (phone, body, encoding, segments, provider, kind, status, next_attempt_at,
-                               inbound_id, created_at, updated_at)
-           select $1, $5, $6, $7, $8, $9,
-                  case when $9 <> 'stop_confirmation' and exists (select 1 from sms_optouts where phone = $1)
-                       then 'suppressed' else 'queued' end,
-                  $3, handled.id, $3, $3
-           from handled
-           returning id as "id: OutboxId""#,
-        a.sender.as_str(),
-        a.outcome,
-        a.sms.now,
-        inbound_id,
-        a.body,
-        a.encoding,
-        a.segments,
-        a.reply_provider,
-        a.kind as Kind,
-    )
-    .fetch_optional(conn)
-    .await
 }
 
 /// A text stored but not handled.
