@@ -364,7 +364,8 @@ const UNHANDLED_BATCH: i64 = 100;
 /// Handles the texts stored but never handled (a quick path's process died between its two
 /// statements and the aggregator did not retry), received between a day and a minute ago,
 /// as a retry of each would: on the transaction's path, where a pledge made already is
-/// found by its key. Returns how many it handled.
+/// found by its key. A text that fails is logged and left for the next round; the others
+/// go on. Returns how many it handled.
 pub async fn answer_unhandled(state: &AppState) -> Result<usize, ConversationError> {
     let now = state.clock.now();
     let texts = store::inbox::unhandled_sms(
@@ -391,10 +392,14 @@ pub async fn answer_unhandled(state: &AppState) -> Result<usize, ConversationErr
             text: t.text.unwrap_or_default(),
             received_at: Some(t.received_at),
         };
-        if let Received::Handled { .. } | Received::UnparseableSender { .. } =
-            receive(state, &msg, t.raw).await?
-        {
-            handled += 1;
+        match receive(state, &msg, t.raw).await {
+            Ok(Received::Handled { .. } | Received::UnparseableSender { .. }) => handled += 1,
+            Ok(Received::Duplicate) => {}
+            Err(e) => tracing::warn!(
+                provider = msg.provider,
+                error = %e,
+                "a text stored without its reply could not be answered; tried again next round"
+            ),
         }
     }
     Ok(handled)
